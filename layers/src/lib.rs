@@ -1,0 +1,21 @@
+//! `cairn-layers`: the filesystem-to-layer machinery of cairn.
+//!
+//! Pure and synchronous: no network, no async, no CLI. Data flows
+//! context (walk + `.dockerignore`) → [`entry::Entry`] list → deterministic
+//! tar → gzip → [`blob_store`], and back through safe [`unpack`]ing and
+//! [`tree`] diffs.
+#![deny(missing_docs)]
+
+pub mod blob_store;
+pub mod compress;
+pub mod context;
+pub mod digest;
+pub mod dockerignore;
+pub mod entry;
+pub mod tar;
+pub mod tree;
+pub mod unpack;
+pub mod whiteout;
+
+pub use digest::{DiffId, Digest};
+pub use entry::{Entry, EntryKind, Source};

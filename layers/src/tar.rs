@@ -1,0 +1,1 @@
+//! The deterministic layer tar writer: the only way bytes become a layer.

@@ -1,0 +1,1 @@
+//! Directory snapshots and tree diffs (changed entries plus whiteouts for deletions).

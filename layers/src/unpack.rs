@@ -1,0 +1,1 @@
+//! Safe extraction of layer tars into a directory (no escapes; whiteouts applied).

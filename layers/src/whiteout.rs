@@ -1,0 +1,1 @@
+//! OCI whiteouts: `.wh.<name>` and `.wh..wh..opq` encoding and decoding.

@@ -1,0 +1,96 @@
+//! Command-line interface: clap definitions and dispatch only; the work lives
+//! in the library modules. Each subcommand has its own file with its `…Args`
+//! and a `run` that returns the process exit code.
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod build;
+pub mod cache;
+pub mod context;
+pub mod diff;
+pub mod doctor;
+pub mod inspect;
+pub mod login;
+pub mod parse;
+pub mod pull;
+pub mod push;
+pub mod run;
+
+/// cairn: build reproducible OCI images from Dockerfiles, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options for every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Progress output: auto (bars on a TTY, plain otherwise), tty, plain or json.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "tty", "plain", "json"])]
+    pub progress: String,
+    /// Registries reached over plain HTTP or unverified TLS (HOST[:PORT]); repeatable.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
+    /// Parse a Dockerfile and print it (text or JSON).
+    Parse(parse::ParseArgs),
+    /// Inspect the build context.
+    #[command(subcommand)]
+    Context(context::ContextCommand),
+    /// Pull an image into an OCI layout.
+    Pull(pull::PullArgs),
+    /// Push an image from an OCI layout to a registry.
+    Push(push::PushArgs),
+    /// Show an image's manifest, config, layers and history.
+    Inspect(inspect::InspectArgs),
+    /// Store credentials for a registry in the docker config.
+    Login(login::LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(login::LogoutArgs),
+    /// Explain why two images differ (exit 0 same, 1 different, 2 error).
+    Diff(diff::DiffArgs),
+    /// Inspect or prune the build cache.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
+    /// Report which RUN isolation this machine allows, and why.
+    Doctor(doctor::DoctorArgs),
+    /// Run an image's entrypoint in cairn's sandbox.
+    Run(run::RunArgs),
+}
+
+/// Dispatch to the subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Build(a) => build::run(a, g),
+        Command::Parse(a) => parse::run(a, g),
+        Command::Context(c) => context::run(c, g),
+        Command::Pull(a) => pull::run(a, g),
+        Command::Push(a) => push::run(a, g),
+        Command::Inspect(a) => inspect::run(a, g),
+        Command::Login(a) => login::run_login(a, g),
+        Command::Logout(a) => login::run_logout(a, g),
+        Command::Diff(a) => diff::run(a, g),
+        Command::Cache(c) => cache::run(c, g),
+        Command::Doctor(a) => doctor::run(a, g),
+        Command::Run(a) => run::run(a, g),
+    }
+}
+
+/// The error for a command whose issue has not landed yet.
+pub(crate) fn not_yet(cmd: &str, issue: u32) -> anyhow::Error {
+    anyhow::anyhow!("`cairn {cmd}` is not implemented yet (issue #{issue})")
+}

@@ -1,0 +1,1 @@
+//! `cairn diff`: explains why two images differ, down to the file and the Dockerfile step.

@@ -1,0 +1,1 @@
+//! Build engine: runs the stage graph, one instruction at a time, with a content-addressed cache.

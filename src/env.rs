@@ -1,0 +1,18 @@
+//! Every environment variable cairn reads, in one place.
+
+/// Build epoch in seconds (reproducible-builds.org); sets `created` times and new file mtimes.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// Where cairn keeps its cache (default `$XDG_CACHE_HOME/cairn`, then `~/.cache/cairn`).
+pub const CAIRN_CACHE_DIR: &str = "CAIRN_CACHE_DIR";
+/// XDG base directory for caches.
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+/// Docker CLI config directory holding `config.json` (credentials).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Set by CI systems; forces plain progress output.
+pub const CI: &str = "CI";
+/// Disables colour (no-color.org).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Re-bless golden test files on purpose.
+pub const CAIRN_BLESS: &str = "CAIRN_BLESS";
+/// Home directory (for `~/.docker` and `~/.cache`).
+pub const HOME: &str = "HOME";

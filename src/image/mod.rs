@@ -1,0 +1,1 @@
+//! Images: config and history, canonical JSON, manifests, OCI layout and docker-archive outputs.

@@ -1,0 +1,19 @@
+//! cairn: a daemonless, reproducible OCI image builder.
+//!
+//! Data flow, one folder per step:
+//! Dockerfile → [`frontend`] (parse, expand, stage graph) → [`engine`] (stages,
+//! instructions, cache; RUN through [`sandbox`]) → layers (crate `cairn-layers`)
+//! → [`image`] (config, manifest, OCI layout, docker-archive) → [`registry`]
+//! (pull, push, auth). [`diff`] explains why two images differ.
+
+pub mod cli;
+pub mod diff;
+pub mod engine;
+pub mod env;
+pub mod error;
+pub mod frontend;
+pub mod image;
+pub mod progress;
+pub mod registry;
+pub mod report;
+pub mod sandbox;

@@ -1,0 +1,15 @@
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cairn::cli::Cli::parse();
+    let is_diff = matches!(cli.command, cairn::cli::Command::Diff(_));
+    match cairn::cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            cairn::error::render(&err, &mut std::io::stderr());
+            // diff(1) convention: 0 same, 1 different, 2 trouble.
+            ExitCode::from(if is_diff { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Registry client: references, auth, pull and push over the distribution HTTP API.

@@ -1,0 +1,1 @@
+//! Rootless RUN sandbox: user/mount/pid namespaces, overlay rootfs, capture of the upper directory.
