@@ -239,7 +239,10 @@ mod tests {
             "sha512:abcd".parse::<Digest>(),
             Err(DigestError::Algorithm(_))
         ));
-        assert!(matches!("abcd".parse::<Digest>(), Err(DigestError::Format(_))));
+        assert!(matches!(
+            "abcd".parse::<Digest>(),
+            Err(DigestError::Format(_))
+        ));
         assert!(matches!(
             "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
                 .parse::<Digest>(),
@@ -253,7 +256,10 @@ mod tests {
         let mut w = HashingWriter::new(Vec::new());
         w.write_all(data).unwrap();
         let (d, n, inner) = w.finish();
-        assert_eq!((d.clone(), n, inner.as_slice()), (Digest::of(data), 12, &data[..]));
+        assert_eq!(
+            (d.clone(), n, inner.as_slice()),
+            (Digest::of(data), 12, &data[..])
+        );
         let mut r = HashingReader::new(&data[..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert_eq!(r.finish().0, d);

@@ -160,7 +160,9 @@ mod tests {
     fn check_path_accepts_normal_and_rejects_the_rest() {
         assert!(check_path("a/b.txt").is_ok());
         assert!(check_path(".wh..wh..opq").is_ok());
-        for bad in ["", "/a", "a//b", "./a", "a/./b", "a/../b", "..", "a/", "a\0b"] {
+        for bad in [
+            "", "/a", "a//b", "./a", "a/./b", "a/../b", "..", "a/", "a\0b",
+        ] {
             assert!(check_path(bad).is_err(), "{bad:?} should be rejected");
         }
     }
