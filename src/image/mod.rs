@@ -1,1 +1,3 @@
 //! Images: config and history, canonical JSON, manifests, OCI layout and docker-archive outputs.
+
+pub mod config;
