@@ -1,1 +1,4 @@
 //! Build engine: runs the stage graph, one instruction at a time, with a content-addressed cache.
+pub mod fs;
+pub mod pattern;
+pub mod users;

@@ -1,0 +1,228 @@
+//! Users and groups of an image's own `/etc/passwd` and `/etc/group`, for
+//! `COPY --chown=nextjs:nodejs` and `USER`: names always resolve against the
+//! stage's rootfs, never the host's.
+
+use std::fmt;
+
+/// One `/etc/passwd` line (only the fields cairn needs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswdEntry {
+    /// Login name.
+    pub name: String,
+    /// Numeric user id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory.
+    pub home: String,
+}
+
+/// One `/etc/group` line (name and id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupEntry {
+    /// Group name.
+    pub name: String,
+    /// Numeric group id.
+    pub gid: u32,
+}
+
+/// The user database of one rootfs.
+#[derive(Clone, Debug, Default)]
+pub struct UserDb {
+    /// Parsed `/etc/passwd`.
+    pub users: Vec<PasswdEntry>,
+    /// Parsed `/etc/group`.
+    pub groups: Vec<GroupEntry>,
+}
+
+/// A `user[:group]` that does not resolve.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// The user name is not in the image's /etc/passwd.
+    #[error("unknown user `{0}`: not in the image's /etc/passwd")]
+    UnknownUser(String),
+    /// The group name is not in the image's /etc/group.
+    #[error("unknown group `{0}`: not in the image's /etc/group")]
+    UnknownGroup(String),
+    /// Empty user part.
+    #[error("invalid user spec `{0}`")]
+    Invalid(String),
+}
+
+/// Numeric owner ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+impl UserDb {
+    /// Parse the two files' contents (either may be absent/empty).
+    pub fn parse(passwd: &str, group: &str) -> Self {
+        let users = passwd
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some(PasswdEntry {
+                    name: f.first()?.to_string(),
+                    uid: f.get(2)?.parse().ok()?,
+                    gid: f.get(3)?.parse().ok()?,
+                    home: f.get(5).unwrap_or(&"/").to_string(),
+                })
+            })
+            .collect();
+        let groups = group
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some(GroupEntry {
+                    name: f.first()?.to_string(),
+                    gid: f.get(2)?.parse().ok()?,
+                })
+            })
+            .collect();
+        UserDb { users, groups }
+    }
+
+    /// The passwd entry of a user given by name or number.
+    pub fn user(&self, spec: &str) -> Option<&PasswdEntry> {
+        match spec.parse::<u32>() {
+            Ok(uid) => self.users.iter().find(|u| u.uid == uid),
+            Err(_) => self.users.iter().find(|u| u.name == spec),
+        }
+    }
+
+    fn group_id(&self, spec: &str) -> Result<u32, UserError> {
+        if let Ok(gid) = spec.parse::<u32>() {
+            return Ok(gid);
+        }
+        self.groups
+            .iter()
+            .find(|g| g.name == spec)
+            .map(|g| g.gid)
+            .ok_or_else(|| UserError::UnknownGroup(spec.to_owned()))
+    }
+
+    /// Resolve `COPY --chown` syntax: `user[:group]`, names or ids. As BuildKit:
+    /// with only a user, the group id is the *same number* as the uid when the
+    /// user is numeric, else the user's primary group.
+    pub fn resolve_chown(&self, spec: &str) -> Result<Owner, UserError> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        if user.is_empty() {
+            return Err(UserError::Invalid(spec.to_owned()));
+        }
+        let (uid, primary) = match user.parse::<u32>() {
+            Ok(uid) => (uid, uid),
+            Err(_) => {
+                let u = self
+                    .user(user)
+                    .ok_or_else(|| UserError::UnknownUser(user.to_owned()))?;
+                (u.uid, u.gid)
+            }
+        };
+        let gid = match group {
+            Some(g) if !g.is_empty() => self.group_id(g)?,
+            _ => primary,
+        };
+        Ok(Owner { uid, gid })
+    }
+
+    /// Resolve `USER` syntax for running a process: `user[:group]`; a numeric
+    /// user missing from passwd is allowed (gid 0 unless given), a named one must exist.
+    pub fn resolve_user(&self, spec: &str) -> Result<Owner, UserError> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let (uid, primary) = match user.parse::<u32>() {
+            Ok(uid) => (uid, self.user(user).map_or(0, |u| u.gid)),
+            Err(_) if user.is_empty() => (0, 0),
+            Err(_) => {
+                let u = self
+                    .user(user)
+                    .ok_or_else(|| UserError::UnknownUser(user.to_owned()))?;
+                (u.uid, u.gid)
+            }
+        };
+        let gid = match group {
+            Some(g) if !g.is_empty() => self.group_id(g)?,
+            _ => primary,
+        };
+        Ok(Owner { uid, gid })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000:Linux User,,,:/home/node:/bin/sh\nnextjs:x:1001:65533::/home/nextjs:/sbin/nologin\n";
+    const GROUP: &str = "root:x:0:root\nnode:x:1000:node\nnodejs:x:1001:\nnogroup:x:65533:\n";
+
+    #[test]
+    fn chown_by_names_uses_the_image_db() {
+        let db = UserDb::parse(PASSWD, GROUP);
+        assert_eq!(
+            db.resolve_chown("nextjs:nodejs").unwrap(),
+            Owner {
+                uid: 1001,
+                gid: 1001
+            }
+        );
+        // user only: primary group of the named user
+        assert_eq!(db.resolve_chown("nextjs").unwrap().gid, 65533);
+        // numeric user only: gid = same number
+        assert_eq!(
+            db.resolve_chown("1234").unwrap(),
+            Owner {
+                uid: 1234,
+                gid: 1234
+            }
+        );
+        assert_eq!(
+            db.resolve_chown("1001:1001").unwrap(),
+            Owner {
+                uid: 1001,
+                gid: 1001
+            }
+        );
+        assert_eq!(
+            db.resolve_chown("ghost:nodejs"),
+            Err(UserError::UnknownUser("ghost".into()))
+        );
+        assert_eq!(
+            db.resolve_chown("node:ghosts"),
+            Err(UserError::UnknownGroup("ghosts".into()))
+        );
+    }
+
+    #[test]
+    fn user_resolution_for_processes() {
+        let db = UserDb::parse(PASSWD, GROUP);
+        assert_eq!(
+            db.resolve_user("node").unwrap(),
+            Owner {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(
+            db.resolve_user("4242").unwrap(),
+            Owner { uid: 4242, gid: 0 }
+        );
+        assert!(db.resolve_user("ghost").is_err());
+    }
+}
