@@ -332,7 +332,7 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let c = CString::new(p.as_os_str().as_bytes()).unwrap();
         // SAFETY: valid path; mknod of a 0/0 char device (needs CAP_MKNOD).
-        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, 0) == 0 }
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) == 0 }
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn class_matches(p: &[char], start: usize, c: char) -> (bool, usize) {
     }
     let mut hit = false;
     let mut first = true;
-    while !(p[i] == ']' && !first) {
+    while p[i] != ']' || first {
         let (lo, l) = item_char(p, i);
         i += l;
         let mut hi = lo;
