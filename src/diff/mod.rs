@@ -1,1 +1,3 @@
 //! `cairn diff`: explains why two images differ, down to the file and the Dockerfile step.
+pub mod compare;
+pub mod tar_index;

@@ -1,0 +1,268 @@
+//! An index of one layer tar: every entry's attributes and content digest,
+//! read in one streaming pass (memory bounded: only small files' bytes are
+//! kept, for text diffs and nested archives).
+
+use cairn_layers::digest::HashingWriter;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+/// Files up to this size keep their bytes (text diffs, nested archives).
+pub const KEEP_BYTES_MAX: u64 = 1 << 20;
+
+/// Attributes of one tar entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Normalized path (no leading `./` or `/`, no trailing `/`).
+    pub path: String,
+    /// Entry type: `file`, `dir`, `symlink`, `hardlink`, `char`, `block`, `fifo`, `other`.
+    pub kind: &'static str,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u64,
+    /// Owner gid.
+    pub gid: u64,
+    /// Owner name recorded in the header.
+    pub uname: String,
+    /// Group name recorded in the header.
+    pub gname: String,
+    /// Content size.
+    pub size: u64,
+    /// Modification time (seconds).
+    pub mtime: u64,
+    /// Symlink target.
+    pub link_target: Option<String>,
+    /// Hardlink target.
+    pub hardlink: Option<String>,
+    /// Device numbers.
+    pub device: Option<(u32, u32)>,
+    /// Extended attributes (PAX `SCHILY.xattr.*`).
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// sha256 of the content (files only).
+    pub content: Option<String>,
+    /// Position in the archive.
+    pub index: usize,
+    /// Header format: `ustar`, `gnu`, `pax` (ustar with PAX records) or `v7`.
+    pub format: &'static str,
+    /// The bytes, for small files only.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// All entries of one layer, by path.
+#[derive(Clone, Debug, Default)]
+pub struct LayerIndex {
+    /// Entries by normalized path (the last one wins when a path repeats).
+    pub files: BTreeMap<String, FileMeta>,
+    /// Paths in archive order.
+    pub order: Vec<String>,
+    /// Bytes of uncompressed tar read.
+    pub bytes_read: u64,
+}
+
+/// Normalize a tar path: strip `./` and `/` prefixes and trailing `/`.
+pub fn normalize(path: &str) -> String {
+    let mut p = path;
+    loop {
+        if let Some(r) = p.strip_prefix("./") {
+            p = r;
+        } else if let Some(r) = p.strip_prefix('/') {
+            p = r;
+        } else {
+            break;
+        }
+    }
+    p.trim_end_matches('/').to_owned()
+}
+
+/// Read an uncompressed or gzip-compressed layer tar into an index.
+pub fn index_layer(reader: impl Read) -> io::Result<LayerIndex> {
+    let mut buf = io::BufReader::with_capacity(256 * 1024, reader);
+    let gz = {
+        use io::BufRead;
+        let head = buf.fill_buf()?;
+        head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
+    };
+    let counted: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(buf))
+    } else {
+        Box::new(buf)
+    };
+    index_tar(counted)
+}
+
+fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
+    let mut counter = CountingReader {
+        inner: reader,
+        n: 0,
+    };
+    let mut out = LayerIndex::default();
+    {
+        let mut ar = tar::Archive::new(&mut counter);
+        for (index, entry) in ar.entries()?.enumerate() {
+            let mut entry = entry?;
+            let header = entry.header().clone();
+            let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+            let et = header.entry_type();
+            let kind = match et {
+                tar::EntryType::Regular | tar::EntryType::Continuous => "file",
+                tar::EntryType::Directory => "dir",
+                tar::EntryType::Symlink => "symlink",
+                tar::EntryType::Link => "hardlink",
+                tar::EntryType::Char => "char",
+                tar::EntryType::Block => "block",
+                tar::EntryType::Fifo => "fifo",
+                _ => "other",
+            };
+            let mut has_pax = false;
+            let mut xattrs = BTreeMap::new();
+            if let Some(exts) = entry.pax_extensions()? {
+                has_pax = true;
+                for ext in exts {
+                    let ext = ext?;
+                    if let Ok(k) = ext.key() {
+                        if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+                            xattrs.insert(name.to_owned(), ext.value_bytes().to_vec());
+                        }
+                    }
+                }
+            }
+            let format = if header.as_gnu().is_some() {
+                "gnu"
+            } else if has_pax {
+                "pax"
+            } else if header.as_ustar().is_some() {
+                "ustar"
+            } else {
+                "v7"
+            };
+            let link = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let size = header.size().unwrap_or(0);
+            let (content, bytes) = if kind == "file" {
+                let keep = size <= KEEP_BYTES_MAX;
+                let mut h = HashingWriter::new(if keep {
+                    Vec::with_capacity(size as usize)
+                } else {
+                    Vec::new()
+                });
+                if keep {
+                    io::copy(&mut entry, &mut h)?;
+                    let (d, _, v) = h.finish();
+                    (Some(d.to_string()), Some(v))
+                } else {
+                    let mut hs = HashingWriter::new(io::sink());
+                    io::copy(&mut entry, &mut hs)?;
+                    (Some(hs.finish().0.to_string()), None)
+                }
+            } else {
+                (None, None)
+            };
+            let meta = FileMeta {
+                path: path.clone(),
+                kind,
+                mode: header.mode().unwrap_or(0) & 0o7777,
+                uid: header.uid().unwrap_or(0),
+                gid: header.gid().unwrap_or(0),
+                uname: header
+                    .username()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_owned(),
+                gname: header
+                    .groupname()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_owned(),
+                size,
+                mtime: header.mtime().unwrap_or(0),
+                link_target: if kind == "symlink" {
+                    link.clone()
+                } else {
+                    None
+                },
+                hardlink: if kind == "hardlink" {
+                    link.map(|l| normalize(&l))
+                } else {
+                    None
+                },
+                device: if kind == "char" || kind == "block" {
+                    Some((
+                        header.device_major().ok().flatten().unwrap_or(0),
+                        header.device_minor().ok().flatten().unwrap_or(0),
+                    ))
+                } else {
+                    None
+                },
+                xattrs,
+                content,
+                index,
+                format,
+                bytes,
+            };
+            out.order.push(path.clone());
+            out.files.insert(path, meta);
+        }
+    }
+    // Drain the end-of-archive padding so the byte count covers the stream.
+    io::copy(&mut counter, &mut io::sink())?;
+    out.bytes_read = counter.n;
+    Ok(out)
+}
+
+struct CountingReader<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small tar made with the tar crate: (path, content, mode, uid, mtime).
+    pub fn make_tar(files: &[(&str, &[u8], u32, u64, u64)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, c, mode, uid, mtime) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(c.len() as u64);
+            h.set_mode(*mode);
+            h.set_uid(*uid);
+            h.set_gid(*uid);
+            h.set_mtime(*mtime);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, p, *c).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn indexes_plain_and_gzip_alike() {
+        let t = make_tar(&[
+            ("./a.txt", b"hello", 0o644, 0, 5),
+            ("b/c", b"x", 0o755, 1000, 6),
+        ]);
+        let plain = index_layer(&t[..]).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        io::Write::write_all(&mut gz, &t).unwrap();
+        let zipped = index_layer(&gz.finish().unwrap()[..]).unwrap();
+        assert_eq!(plain.order, vec!["a.txt", "b/c"]);
+        assert_eq!(plain.files, zipped.files);
+        let a = &plain.files["a.txt"];
+        assert_eq!(
+            (a.kind, a.mode, a.size, a.mtime, a.format),
+            ("file", 0o644, 5, 5, "ustar")
+        );
+        assert_eq!(a.bytes.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(plain.bytes_read, t.len() as u64);
+    }
+}
