@@ -1,0 +1,547 @@
+//! Image-level comparison: config field by field, layers aligned by diff_id
+//! and history, the first divergent layer and the step that made it, and —
+//! only for layers that really differ — a file-level comparison. Layers
+//! with equal digests are never read.
+
+use super::compare::{compare_layers, Cause, CompareOptions, LayerComparison};
+use super::tar_index::index_layer;
+use crate::image::config::{History, ImageConfig};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+/// One layer of an image, as the manifest and config describe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LayerInfo {
+    /// Compressed blob digest.
+    pub digest: String,
+    /// Uncompressed diff_id.
+    pub diff_id: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Media type.
+    pub media_type: String,
+}
+
+/// Opens a layer's (compressed or plain) tar stream.
+pub type LayerOpener<'a> = dyn Fn(&LayerInfo) -> anyhow::Result<Box<dyn Read + Send>> + Sync + 'a;
+
+/// One side of a comparison.
+pub struct ImageSide<'a> {
+    /// How the user named it.
+    pub name: String,
+    /// Manifest digest.
+    pub manifest_digest: String,
+    /// Config digest.
+    pub config_digest: String,
+    /// The parsed config.
+    pub config: ImageConfig,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerInfo>,
+    /// Opens a layer lazily.
+    pub open: &'a LayerOpener<'a>,
+}
+
+/// A config field that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigDiff {
+    /// Field (`Env PATH`, `Cmd`, `Labels version`, `history[3].created_by`…).
+    pub field: String,
+    /// Value in A (`-` when absent).
+    pub a: String,
+    /// Value in B.
+    pub b: String,
+}
+
+/// How one pair of layers relates.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerPair {
+    /// Index in A (None: only in B).
+    pub a: Option<usize>,
+    /// Index in B (None: only in A).
+    pub b: Option<usize>,
+    /// The instruction that made the layer (history `created_by`).
+    pub created_by: Option<String>,
+    /// `identical`, `compression-only`, `different`, `only-in-a`, `only-in-b`.
+    pub status: &'static str,
+    /// The file-level comparison, for different layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<LayerComparison>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Names and digests of both sides.
+    pub a: String,
+    /// Name of B.
+    pub b: String,
+    /// Manifest digests.
+    pub manifest_digests: [String; 2],
+    /// Whether the images are identical (same manifest digest).
+    pub identical: bool,
+    /// Config fields that differ.
+    pub config: Vec<ConfigDiff>,
+    /// Layers, aligned.
+    pub layers: Vec<LayerPair>,
+    /// Position in the aligned list of the first layer that differs.
+    pub first_divergent: Option<usize>,
+    /// Counts per cause over all layers.
+    pub causes: BTreeMap<Cause, usize>,
+    /// Uncompressed tar bytes read to produce the report.
+    pub bytes_read: u64,
+    /// One line a person can act on.
+    pub verdict: String,
+}
+
+/// Which differences to ignore.
+#[derive(Clone, Debug, Default)]
+pub struct IgnoreOptions {
+    /// File mtimes and config/history `created`.
+    pub timestamps: bool,
+    /// Entry order inside layers.
+    pub order: bool,
+    /// History entries.
+    pub history: bool,
+}
+
+fn show<T: Serialize>(v: &Option<T>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) => serde_json::to_string(v).unwrap_or_default(),
+    }
+}
+
+fn kv_map(list: &Option<Vec<String>>) -> BTreeMap<String, String> {
+    list.iter()
+        .flatten()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect()
+}
+
+fn map_diff(
+    out: &mut Vec<ConfigDiff>,
+    field: &str,
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+) {
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x != y {
+            out.push(ConfigDiff {
+                field: format!("{field} {k}"),
+                a: x.cloned().unwrap_or_else(|| "-".into()),
+                b: y.cloned().unwrap_or_else(|| "-".into()),
+            });
+        }
+    }
+}
+
+/// Field-by-field differences of two configs.
+pub fn compare_configs(
+    a: &ImageConfig,
+    b: &ImageConfig,
+    ignore: &IgnoreOptions,
+) -> Vec<ConfigDiff> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, x: String, y: String| {
+        if x != y {
+            out.push(ConfigDiff {
+                field: name.into(),
+                a: x,
+                b: y,
+            });
+        }
+    };
+    field(
+        "architecture",
+        a.architecture.clone(),
+        b.architecture.clone(),
+    );
+    field("os", a.os.clone(), b.os.clone());
+    field("variant", show(&a.variant), show(&b.variant));
+    if !ignore.timestamps {
+        field("created", show(&a.created), show(&b.created));
+    }
+    field("author", show(&a.author), show(&b.author));
+    let (ca, cb) = (
+        a.config.clone().unwrap_or_default(),
+        b.config.clone().unwrap_or_default(),
+    );
+    field("User", show(&ca.user), show(&cb.user));
+    field("WorkingDir", show(&ca.working_dir), show(&cb.working_dir));
+    field("Entrypoint", show(&ca.entrypoint), show(&cb.entrypoint));
+    field("Cmd", show(&ca.cmd), show(&cb.cmd));
+    field(
+        "ExposedPorts",
+        show(&ca.exposed_ports),
+        show(&cb.exposed_ports),
+    );
+    field("Volumes", show(&ca.volumes), show(&cb.volumes));
+    field("StopSignal", show(&ca.stop_signal), show(&cb.stop_signal));
+    field("Healthcheck", show(&ca.healthcheck), show(&cb.healthcheck));
+    field("Shell", show(&ca.shell), show(&cb.shell));
+    field("OnBuild", show(&ca.on_build), show(&cb.on_build));
+    map_diff(&mut out, "Env", &kv_map(&ca.env), &kv_map(&cb.env));
+    map_diff(
+        &mut out,
+        "Labels",
+        &ca.labels.clone().unwrap_or_default(),
+        &cb.labels.clone().unwrap_or_default(),
+    );
+    if !ignore.history {
+        let n = a.history.len().max(b.history.len());
+        for i in 0..n {
+            let (x, y) = (a.history.get(i), b.history.get(i));
+            let get = |h: Option<&History>, f: fn(&History) -> Option<String>| {
+                h.and_then(f).unwrap_or_else(|| "-".into())
+            };
+            let mut hf = |name: &str, f: fn(&History) -> Option<String>| {
+                let (vx, vy) = (get(x, f), get(y, f));
+                if vx != vy {
+                    out.push(ConfigDiff {
+                        field: format!("history[{i}].{name}"),
+                        a: vx,
+                        b: vy,
+                    });
+                }
+            };
+            hf("created_by", |h| h.created_by.clone());
+            if !ignore.timestamps {
+                hf("created", |h| h.created.clone());
+            }
+            hf("empty_layer", |h| Some(h.empty_layer.to_string()));
+        }
+    }
+    out
+}
+
+/// The `created_by` of each layer (history entries that made a layer, in order).
+pub fn layer_history(config: &ImageConfig, layers: usize) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| h.created_by.clone())
+        .collect();
+    out.resize(layers, None);
+    out
+}
+
+/// Align layers: equal digests (or diff_ids) pair up in order (an LCS), the
+/// rest pair by position between matches.
+fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)> {
+    let same = |i: usize, j: usize| a[i].diff_id == b[j].diff_id;
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if same(i, j) {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    let mut pend_a = Vec::new();
+    let mut pend_b = Vec::new();
+    let flush = |out: &mut Vec<_>, pa: &mut Vec<usize>, pb: &mut Vec<usize>| {
+        let k = pa.len().max(pb.len());
+        for x in 0..k {
+            out.push((pa.get(x).copied(), pb.get(x).copied()));
+        }
+        pa.clear();
+        pb.clear();
+    };
+    while i < n || j < m {
+        if i < n && j < m && same(i, j) {
+            flush(&mut out, &mut pend_a, &mut pend_b);
+            out.push((Some(i), Some(j)));
+            i += 1;
+            j += 1;
+        } else if j >= m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1]) {
+            pend_a.push(i);
+            i += 1;
+        } else {
+            pend_b.push(j);
+            j += 1;
+        }
+    }
+    flush(&mut out, &mut pend_a, &mut pend_b);
+    out
+}
+
+/// Compare two images. Only layers whose diff_ids differ are read, in parallel.
+pub fn compare_images(
+    a: &ImageSide,
+    b: &ImageSide,
+    ignore: &IgnoreOptions,
+    text: bool,
+) -> anyhow::Result<Report> {
+    let hist_a = layer_history(&a.config, a.layers.len());
+    let hist_b = layer_history(&b.config, b.layers.len());
+    let pairs = align(&a.layers, &b.layers);
+    let opts = CompareOptions {
+        text,
+        ignore_timestamps: ignore.timestamps,
+        ignore_order: ignore.order,
+    };
+    // Read differing pairs in parallel (bounded to 4 at a time).
+    let work: Vec<(usize, usize, usize)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, p)| match *p {
+            (Some(i), Some(j)) if a.layers[i].diff_id != b.layers[j].diff_id => Some((k, i, j)),
+            _ => None,
+        })
+        .collect();
+    let mut results: BTreeMap<usize, (LayerComparison, u64)> = BTreeMap::new();
+    for chunk in work.chunks(4) {
+        let done: Vec<anyhow::Result<(usize, LayerComparison, u64)>> = std::thread::scope(|s| {
+            let hs: Vec<_> = chunk
+                .iter()
+                .map(|&(k, i, j)| {
+                    let opts = &opts;
+                    s.spawn(move || -> anyhow::Result<(usize, LayerComparison, u64)> {
+                        let (ra, rb) = std::thread::scope(|s2| {
+                            let ha = s2.spawn(|| -> anyhow::Result<_> {
+                                Ok(index_layer((a.open)(&a.layers[i])?)?)
+                            });
+                            let rb = (|| -> anyhow::Result<_> {
+                                Ok(index_layer((b.open)(&b.layers[j])?)?)
+                            })();
+                            (ha.join(), rb)
+                        });
+                        let ia = ra.map_err(|_| anyhow::anyhow!("layer reader panicked"))??;
+                        let ib = rb?;
+                        let bytes = ia.bytes_read + ib.bytes_read;
+                        Ok((k, compare_layers(&ia, &ib, opts), bytes))
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("layer comparison panicked")))
+                })
+                .collect()
+        });
+        for r in done {
+            let (k, c, bytes) = r?;
+            results.insert(k, (c, bytes));
+        }
+    }
+    let mut layers = Vec::new();
+    let mut causes: BTreeMap<Cause, usize> = BTreeMap::new();
+    let mut bytes_read = 0;
+    let mut first_divergent = None;
+    for (k, (ia, ib)) in pairs.iter().enumerate() {
+        let created_by = ib
+            .and_then(|j| hist_b[j].clone())
+            .or_else(|| ia.and_then(|i| hist_a[i].clone()));
+        let (status, files) = match (ia, ib) {
+            (Some(i), Some(j)) if a.layers[*i].digest == b.layers[*j].digest => ("identical", None),
+            (Some(i), Some(j)) if a.layers[*i].diff_id == b.layers[*j].diff_id => {
+                *causes.entry(Cause::Compression).or_default() += 1;
+                ("compression-only", None)
+            }
+            (Some(_), Some(_)) => {
+                let (c, bytes) = results.remove(&k).unwrap_or_default();
+                bytes_read += bytes;
+                for (cause, n) in &c.causes {
+                    *causes.entry(*cause).or_default() += n;
+                }
+                ("different", Some(c))
+            }
+            (Some(_), None) => ("only-in-a", None),
+            (None, _) => ("only-in-b", None),
+        };
+        if status != "identical" && first_divergent.is_none() {
+            first_divergent = Some(k);
+        }
+        layers.push(LayerPair {
+            a: *ia,
+            b: *ib,
+            created_by,
+            status,
+            files,
+        });
+    }
+    let config = compare_configs(&a.config, &b.config, ignore);
+    let identical = a.manifest_digest == b.manifest_digest;
+    let verdict = verdict(identical, &layers, &config, &causes);
+    Ok(Report {
+        a: a.name.clone(),
+        b: b.name.clone(),
+        manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
+        identical,
+        config,
+        layers,
+        first_divergent,
+        causes,
+        bytes_read,
+        verdict,
+    })
+}
+
+fn step_name(created_by: &Option<String>) -> String {
+    created_by
+        .as_deref()
+        .map(|s| {
+            s.trim_end_matches(" # buildkit")
+                .trim_end_matches(" # cairn")
+        })
+        .map(|s| {
+            s.strip_prefix("RUN /bin/sh -c ")
+                .map(|r| format!("RUN {r}"))
+                .unwrap_or_else(|| s.to_owned())
+        })
+        .map(|s| {
+            format!(
+                "`{}`",
+                if s.chars().count() > 60 {
+                    s.chars().take(57).collect::<String>() + "…"
+                } else {
+                    s
+                }
+            )
+        })
+        .unwrap_or_else(|| "an unknown step".into())
+}
+
+fn verdict(
+    identical: bool,
+    layers: &[LayerPair],
+    config: &[ConfigDiff],
+    causes: &BTreeMap<Cause, usize>,
+) -> String {
+    if identical {
+        return "identical: same manifest digest".into();
+    }
+    let differing: Vec<(usize, &LayerPair)> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.status != "identical")
+        .collect();
+    if differing.is_empty() {
+        let fields: Vec<&str> = config.iter().map(|c| c.field.as_str()).take(4).collect();
+        return if fields.is_empty() {
+            "layers and config match; only the manifest differs (annotations or media types)".into()
+        } else {
+            format!(
+                "all layers are identical; only the config differs: {}",
+                fields.join(", ")
+            )
+        };
+    }
+    let range = {
+        let (lo, hi) = (differing[0].0 + 1, differing[differing.len() - 1].0 + 1);
+        if lo == hi {
+            format!("layer {lo}")
+        } else {
+            format!("layers {lo}–{hi}")
+        }
+    };
+    let first = step_name(&differing[0].1.created_by);
+    let only = |c: Cause| causes.keys().all(|k| *k == c);
+    if only(Cause::Timestamps) {
+        format!("{range} differ only in file mtimes, first written by {first}: set SOURCE_DATE_EPOCH (cairn clamps to it) or build with cairn")
+    } else if only(Cause::Compression) {
+        format!("{range} have identical contents but different compression: the same tar was gzipped differently (compressor or level)")
+    } else if only(Cause::Order) {
+        format!(
+            "{range} hold the same files in a different order: the archiver did not sort entries"
+        )
+    } else {
+        let known: BTreeSet<String> = differing
+            .iter()
+            .filter_map(|(_, l)| l.files.as_ref())
+            .flat_map(|f| f.changes.iter().filter_map(|c| c.known.clone()))
+            .collect();
+        let top: Vec<String> = causes
+            .iter()
+            .map(|(c, n)| format!("{} ({n})", c.label()))
+            .collect();
+        let mut v = format!(
+            "first difference in {range}, made by {first}; causes: {}",
+            top.join(", ")
+        );
+        if let Some(k) = known.iter().next() {
+            v.push_str(&format!("; known offender: {k}"));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(d: &str, diff: &str) -> LayerInfo {
+        LayerInfo {
+            digest: d.into(),
+            diff_id: diff.into(),
+            size: 1,
+            media_type: "x".into(),
+        }
+    }
+
+    #[test]
+    fn alignment_pairs_equal_layers_and_positions_between() {
+        let a = vec![layer("1", "1"), layer("2", "2"), layer("3", "3")];
+        let b = vec![
+            layer("1", "1"),
+            layer("9", "9"),
+            layer("3", "3"),
+            layer("4", "4"),
+        ];
+        assert_eq!(
+            align(&a, &b),
+            vec![
+                (Some(0), Some(0)),
+                (Some(1), Some(1)),
+                (Some(2), Some(2)),
+                (None, Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn equal_layers_are_never_opened_and_compression_only_is_named() {
+        let never: &LayerOpener = &|_l| anyhow::bail!("must not be read");
+        let cfg = ImageConfig::default();
+        let side = |layers, m: &str| ImageSide {
+            name: m.into(),
+            manifest_digest: m.into(),
+            config_digest: "c".into(),
+            config: cfg.clone(),
+            layers,
+            open: never,
+        };
+        let a = side(vec![layer("d1", "x1"), layer("d2", "x2")], "A");
+        let b = side(vec![layer("d1", "x1"), layer("d3", "x2")], "B");
+        let r = compare_images(&a, &b, &IgnoreOptions::default(), false).unwrap();
+        assert_eq!(r.layers[1].status, "compression-only");
+        assert_eq!(r.first_divergent, Some(1));
+        assert_eq!(r.bytes_read, 0);
+        assert!(r.verdict.contains("different compression"), "{}", r.verdict);
+    }
+
+    #[test]
+    fn config_fields_are_compared_one_by_one() {
+        let mut a = ImageConfig::default();
+        let mut b = ImageConfig::default();
+        a.run_config_mut().set_env("NODE_ENV", "production");
+        b.run_config_mut().set_env("NODE_ENV", "development");
+        b.run_config_mut().user = Some("nextjs".into());
+        let d = compare_configs(&a, &b, &IgnoreOptions::default());
+        let fields: Vec<&str> = d.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["User", "Env NODE_ENV"]);
+    }
+}
