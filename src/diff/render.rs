@@ -1,0 +1,121 @@
+//! The human report of `cairn diff`: grouped by config and layers, with
+//! counts per cause and a verdict line; colour only on a TTY without NO_COLOR.
+
+use super::compare::{ChangeKind, FileChange};
+use super::image::Report;
+use std::fmt::Write;
+
+/// Rendering options.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    /// Use ANSI colour.
+    pub color: bool,
+    /// List every file, not just the first few per layer.
+    pub all_files: bool,
+}
+
+const FILES_PER_LAYER: usize = 10;
+
+fn paint(on: bool, code: &str, s: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
+}
+
+fn file_line(out: &mut String, f: &FileChange, indent: &str, color: bool) {
+    let sign = match f.change {
+        ChangeKind::Added => paint(color, "32", "+"),
+        ChangeKind::Removed => paint(color, "31", "-"),
+        ChangeKind::Changed => paint(color, "33", "~"),
+    };
+    let _ = write!(out, "{indent}{sign} {}  [{}]", f.path, f.cause.label());
+    for a in &f.attrs {
+        let _ = write!(out, "  {}: {} → {}", a.attr, short(&a.a), short(&a.b));
+    }
+    out.push('\n');
+    if let Some(k) = &f.known {
+        let _ = writeln!(out, "{indent}    known: {k}");
+    }
+    for n in &f.nested {
+        file_line(out, n, &format!("{indent}    "), color);
+    }
+    if let Some(t) = &f.text_diff {
+        for l in t.lines() {
+            let _ = writeln!(out, "{indent}    {l}");
+        }
+    }
+}
+
+fn short(v: &str) -> String {
+    if v.starts_with("sha256:") && v.len() > 19 {
+        format!("{}…", &v[..19])
+    } else {
+        v.to_owned()
+    }
+}
+
+/// Render the report as text.
+pub fn render(r: &Report, opts: &RenderOptions) -> String {
+    let c = opts.color;
+    let mut out = String::new();
+    let _ = writeln!(out, "A: {}  {}", r.a, r.manifest_digests[0]);
+    let _ = writeln!(out, "B: {}  {}", r.b, r.manifest_digests[1]);
+    if r.identical {
+        let _ = writeln!(out, "\n{}", paint(c, "32", "identical"));
+        return out;
+    }
+    if !r.config.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} ({} fields)",
+            paint(c, "1", "config"),
+            r.config.len()
+        );
+        for d in &r.config {
+            let _ = writeln!(out, "  {}: {} → {}", d.field, d.a, d.b);
+        }
+    }
+    let _ = writeln!(out, "\n{}", paint(c, "1", "layers"));
+    for (k, l) in r.layers.iter().enumerate() {
+        let mark = if Some(k) == r.first_divergent {
+            paint(c, "31", " ← first divergent layer")
+        } else {
+            String::new()
+        };
+        let by = l.created_by.as_deref().unwrap_or("?");
+        let _ = writeln!(out, "  {:>2}. {:<16} {}{}", k + 1, l.status, by, mark);
+        if let Some(files) = &l.files {
+            if files.order_differs {
+                let _ = writeln!(out, "      entry order differs");
+            }
+            let n = files.changes.len();
+            let shown = if opts.all_files {
+                n
+            } else {
+                n.min(FILES_PER_LAYER)
+            };
+            for f in &files.changes[..shown] {
+                file_line(&mut out, f, "      ", c);
+            }
+            if shown < n {
+                let _ = writeln!(
+                    out,
+                    "      … and {} more files (--files lists all)",
+                    n - shown
+                );
+            }
+        }
+    }
+    if !r.causes.is_empty() {
+        let parts: Vec<String> = r
+            .causes
+            .iter()
+            .map(|(k, n)| format!("{}: {n}", k.label()))
+            .collect();
+        let _ = writeln!(out, "\n{} {}", paint(c, "1", "causes"), parts.join(", "));
+    }
+    let _ = writeln!(out, "\n{} {}", paint(c, "1", "verdict:"), r.verdict);
+    out
+}
