@@ -46,6 +46,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// One layer of the image, as its manifest descriptor plus its diff_id.
@@ -474,6 +475,9 @@ pub fn write_docker_archive(
     }
     let bytes = ar.finish()?;
 
+    // The temporary file is created 0600; an exported image is meant to be shared.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(io_err("set permissions of", tmp.path()))?;
     tmp.as_file()
         .sync_all()
         .map_err(io_err("fsync", tmp.path()))?;

@@ -202,6 +202,12 @@ fn archive_has_docker_save_layout_with_uncompressed_layers() {
         serde_json::json!({"app": {"1": ids[1]}, "localhost:5000/app": {"latest": ids[1]}})
     );
     assert_eq!(fx.outputs(), ["img.tar"], "no temporary file left");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(fx.dir.path().join("img.tar"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o644);
 }
 
 #[test]
