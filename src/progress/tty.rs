@@ -56,7 +56,7 @@ impl Tty {
     }
 
     /// Draw on `target` (tests use a recording terminal or a hidden target).
-    pub fn with_target(target: ProgressDrawTarget, color: bool) -> Self {
+    fn with_target(target: ProgressDrawTarget, color: bool) -> Self {
         Tty {
             multi: MultiProgress::with_draw_target(target),
             color,
