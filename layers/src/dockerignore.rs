@@ -32,6 +32,7 @@
 //! orders such as `a/b`, `!a` → `a/b` stays excluded).
 
 mod compile;
+mod go_scripts;
 mod goregex;
 mod read;
 mod syntax;
@@ -60,6 +61,12 @@ pub fn ignore_file_for(context: &Path, dockerfile: Option<&Path>) -> Option<Path
     // symlink_metadata: a root `.dockerignore` that is a symlink is resolved
     // by the context (inside the root), not here.
     root.symlink_metadata().is_ok().then_some(root)
+}
+
+/// Go's `filepath.Clean` (Unix): collapse `//`, drop `.`, resolve `..`
+/// lexically (kept when it climbs above a relative start), drop a trailing `/`.
+pub fn clean(path: &str) -> String {
+    read::go_clean(path)
 }
 
 /// Where a pattern came from: a file and line, or a position in a list.
@@ -379,9 +386,8 @@ impl Matcher {
         let mut info = MatchInfo::default();
         // For each pattern, the first ancestor at which it matched.
         let mut first_match: Vec<Option<String>> = vec![None; self.patterns.len()];
-        let mut verdict = None;
         let mut end = 0;
-        loop {
+        let verdict = loop {
             let next = path[end..].find('/').map(|i| end + i);
             let prefix = &path[..next.unwrap_or(path.len())];
             let v = self.matches(prefix, &info);
@@ -390,23 +396,19 @@ impl Matcher {
                     first_match[i] = Some(prefix.to_owned());
                 }
             }
-            info = v.info.clone();
-            verdict = Some(v);
             match next {
-                Some(n) => end = n + 1,
-                None => break,
+                Some(n) => {
+                    end = n + 1;
+                    info = v.info;
+                }
+                None => break v,
             }
-        }
-        let v = verdict.unwrap_or(Verdict {
-            excluded: false,
-            decided_by: None,
-            info: MatchInfo::default(),
-        });
+        };
         Explanation {
-            matched: v.decided_by.and_then(|i| first_match[i].clone()),
+            matched: verdict.decided_by.and_then(|i| first_match[i].clone()),
             path,
-            excluded: v.excluded,
-            decided_by: v.decided_by,
+            excluded: verdict.excluded,
+            decided_by: verdict.decided_by,
         }
     }
 
@@ -457,13 +459,27 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
+        assert_eq!(error("ok\n!\n"), ".dockerignore:2: invalid pattern `!`");
         assert_eq!(
-            error("ok\n!\n"),
-            ".dockerignore:2: invalid pattern `!`"
+            error("# c\n\n  [\n"),
+            ".dockerignore:3: invalid pattern `[`"
         );
-        assert_eq!(error("# c\n\n  [\n"), ".dockerignore:3: invalid pattern `[`");
         assert!(error("a\n!/").starts_with(".dockerignore:2:"));
-        for bad in ["[", "a[", "[^", "\\", "[]a]", "[-]", "[x-]", "[-x]", "[a-b-c]", "foo\\ ", "[z-a]", "[Local-Only]/", "\\é"] {
+        for bad in [
+            "[",
+            "a[",
+            "[^",
+            "\\",
+            "[]a]",
+            "[-]",
+            "[x-]",
+            "[-x]",
+            "[a-b-c]",
+            "foo\\ ",
+            "[z-a]",
+            "[Local-Only]/",
+            "\\é",
+        ] {
             assert!(
                 Matcher::parse(bad.as_bytes(), None).is_err(),
                 "{bad:?} should be rejected"

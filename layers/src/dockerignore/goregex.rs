@@ -10,6 +10,7 @@
 //! spelled out as ranges, so nothing is left to differences between the two
 //! dialects (Rust's nested classes, `&&`/`--`/`~~`, `\<`, Unicode `\d`…).
 
+use super::go_scripts::GO_SCRIPTS;
 use std::fmt::Write as _;
 
 /// A Go regexp syntax error, worded like Go's `regexp/syntax` errors.
@@ -64,7 +65,11 @@ impl Class {
         }
         if !any {
             // An empty class: matches nothing (or everything when negated).
-            return if negated { "(?s:.)".into() } else { "[^\\x{0}-\\x{10FFFF}]".into() };
+            return if negated {
+                "(?s:.)".into()
+            } else {
+                "[^\\x{0}-\\x{10FFFF}]".into()
+            };
         }
         out.push(']');
         out
@@ -126,7 +131,7 @@ fn posix_group(name: &str) -> Option<&'static [(u32, u32)]> {
     })
 }
 
-/// Go's Unicode general categories, as Rust property fragments. Go's `C` is
+/// Go's Unicode general categories and scripts, as Rust property fragments. Go's `C` is
 /// `Cc|Cf|Co|Cs` (no unassigned code points), unlike Unicode's `Other`.
 fn category(name: &str) -> Option<Vec<String>> {
     const CATS: &[&str] = &[
@@ -139,6 +144,8 @@ fn category(name: &str) -> Option<Vec<String>> {
         "Cs" => Some(Vec::new()),
         "Any" => Some(vec!["\\x{0}-\\x{D7FF}\\x{E000}-\\x{10FFFF}".into()]),
         n if CATS.contains(&n) => Some(vec![format!("\\p{{{n}}}")]),
+        // `sc=`: Go means Script, while Rust's bare `\p{Greek}` is Script_Extensions.
+        n if GO_SCRIPTS.binary_search(&n).is_ok() => Some(vec![format!("\\p{{sc={n}}}")]),
         _ => None,
     }
 }
@@ -349,6 +356,8 @@ pub(crate) fn translate(go: &str) -> Result<String> {
     // Start of the last atom in `out`, if a repetition operator may follow it.
     let mut last: Option<usize> = None;
     let mut after_repeat = false;
+    // Whether the atom at `last` already carries a repetition operator.
+    let mut quantified = false;
     while let Some(c) = t.chars().next() {
         let start = out.len();
         let mut atom = true;
@@ -373,6 +382,7 @@ pub(crate) fn translate(go: &str) -> Result<String> {
                 let open = find_group_start(&out);
                 last = Some(open);
                 after_repeat = false;
+                quantified = false;
                 continue;
             }
             '|' => {
@@ -380,27 +390,59 @@ pub(crate) fn translate(go: &str) -> Result<String> {
                 atom = false;
                 t = &t[1..];
             }
-            '*' | '+' | '?' => {
-                let op_len = if t[1..].starts_with('?') { 2 } else { 1 };
-                let op = &t[..op_len];
+            '*' | '+' | '?' | '{' => {
+                let (op, rest) = if c == '{' {
+                    match parse_repeat(t) {
+                        None => {
+                            // Not a valid repeat: `{` is a literal.
+                            literal(&mut out, '{');
+                            t = &t[1..];
+                            last = Some(start);
+                            after_repeat = false;
+                            quantified = false;
+                            continue;
+                        }
+                        Some((min, max, rest)) => {
+                            let text = &t[..t.len() - rest.len()];
+                            if !(0..=1000).contains(&min) || max > 1000 || (max >= 0 && min > max) {
+                                return err("invalid repeat count", text);
+                            }
+                            let op = match max {
+                                -1 => format!("{{{min},}}"),
+                                m if m == min => format!("{{{min}}}"),
+                                m => format!("{{{min},{m}}}"),
+                            };
+                            (op, rest)
+                        }
+                    }
+                } else {
+                    (c.to_string(), &t[1..])
+                };
+                let (op, rest) = match rest.strip_prefix('?') {
+                    Some(r) => (format!("{op}?"), r),
+                    None => (op, rest),
+                };
                 let Some(at) = last else {
-                    return err("missing argument to repetition operator", op);
+                    return err("missing argument to repetition operator", &op);
                 };
                 if after_repeat {
-                    return err("invalid nested repetition operator", op);
+                    return err("invalid nested repetition operator", &op);
                 }
-                // Rust refuses to repeat a bare anchor; Go allows it.
+                // Rust refuses to repeat a bare anchor or an already repeated
+                // atom (reachable in Go through an empty `\Q\E`); Go allows both.
                 let atom_text = out[at..].to_owned();
-                if matches!(atom_text.as_str(), "^" | "$" | "\\A" | "\\z")
+                if quantified
+                    || matches!(atom_text.as_str(), "^" | "$" | "\\A" | "\\z")
                     || atom_text.starts_with("(?-u:\\b")
                     || atom_text.starts_with("(?-u:\\B")
                 {
                     out.truncate(at);
                     let _ = write!(out, "(?:{atom_text})");
                 }
-                out.push_str(op);
-                t = &t[op_len..];
+                out.push_str(&op);
+                t = rest;
                 after_repeat = true;
+                quantified = true;
                 continue;
             }
             '^' => {
@@ -448,6 +490,8 @@ pub(crate) fn translate(go: &str) -> Result<String> {
                         };
                         t = rest;
                         if lit.is_empty() {
+                            // Go forgets the last repetition but keeps the atom.
+                            after_repeat = false;
                             continue;
                         }
                         let mut lit_start = out.len();
@@ -457,12 +501,15 @@ pub(crate) fn translate(go: &str) -> Result<String> {
                         }
                         last = Some(lit_start);
                         after_repeat = false;
+                        quantified = false;
                         continue;
                     }
                     _ => {
                         if let Some((frags, neg, rest)) = unicode_class(t)? {
-                            let mut class = Class::default();
-                            class.fragments = frags;
+                            let class = Class {
+                                fragments: frags,
+                                ..Class::default()
+                            };
                             out.push_str(&class.emit(neg));
                             t = rest;
                         } else if let Some((group, neg)) = second.and_then(perl_group) {
@@ -485,11 +532,48 @@ pub(crate) fn translate(go: &str) -> Result<String> {
         }
         last = if atom { Some(start) } else { None };
         after_repeat = false;
+        quantified = false;
     }
     if depth > 0 {
         return err("missing closing )", go);
     }
     Ok(out)
+}
+
+/// Go's `parseRepeat`: `{n}`, `{n,}` or `{n,m}` at the start of `t`
+/// (min, max with -1 for "no max", rest); `None` when `{` is a literal.
+fn parse_repeat(t: &str) -> Option<(i64, i64, &str)> {
+    let s = t.strip_prefix('{')?;
+    let (min, s) = parse_int(s)?;
+    let (max, s) = match s.strip_prefix(',') {
+        None => (min, s),
+        Some(s) if s.starts_with('}') => (-1, s),
+        Some(s) => {
+            let (max, s) = parse_int(s)?;
+            // An overflowing max makes the whole repeat invalid, as in Go.
+            (max, s)
+        }
+    };
+    let rest = s.strip_prefix('}')?;
+    let min = if max < -1 { -1 } else { min };
+    Some((min, max.max(-1), rest))
+}
+
+/// Go's `parseInt`: decimal digits without leading zeros; -2 when too large.
+fn parse_int(s: &str) -> Option<(i64, &str)> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || (digits >= 2 && s.starts_with('0')) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for b in s[..digits].bytes() {
+        if n >= 100_000_000 {
+            n = -2;
+            break;
+        }
+        n = n * 10 + i64::from(b - b'0');
+    }
+    Some((n, &s[digits..]))
 }
 
 /// Index of the `(?:` that opens the group closed by the last char of `out`.
@@ -595,6 +679,39 @@ mod tests {
             }
             assert!(translate(bad).is_err(), "{bad:?} should be an error");
         }
+    }
+
+    #[test]
+    fn alternation_and_repeats_are_go_syntax() {
+        let r = rx("^a|b$");
+        assert!(r.is_match("ax") && r.is_match("xb") && !r.is_match("x"));
+        assert!(rx("^a{2}$").is_match("aa"));
+        assert!(rx("^a{2,}$").is_match("aaa"));
+        assert!(rx("^a{1,2}$").is_match("aa"));
+        assert!(rx("^{a,b}$").is_match("{a,b}"));
+        assert!(rx("^a{,2}$").is_match("a{,2}"));
+        assert!(rx("^a{01}$").is_match("a{01}"));
+        assert!(rx("^{2}a$").is_match("a"));
+        assert!(rx("^a{1,}\\Q\\E{2}$").is_match("aa"));
+        for bad in [
+            "^a{1001}$",
+            "^a{2,1}$",
+            "^[^/]*{2}$",
+            "^a|*$",
+            "^a{1000000000}$",
+        ] {
+            assert!(translate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_go_script_name_compiles_and_case_matters() {
+        for name in GO_SCRIPTS {
+            rx(&format!("^\\p{{{name}}}$"));
+        }
+        assert!(rx("^\\p{Greek}$").is_match("α"));
+        assert!(translate("^\\p{greek}$").is_err());
+        assert!(translate("^\\p{Latn}$").is_err());
     }
 
     #[test]

@@ -48,8 +48,7 @@ pub(crate) fn read_all(bytes: &[u8]) -> Result<Vec<ReadLine>, ReadError> {
         if number == 1 {
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         }
-        let text =
-            std::str::from_utf8(line).map_err(|_| ReadError::NotUtf8 { line: number })?;
+        let text = std::str::from_utf8(line).map_err(|_| ReadError::NotUtf8 { line: number })?;
         // Comments only in column 1: the test runs before trimming.
         if text.starts_with('#') {
             continue;
