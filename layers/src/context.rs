@@ -355,7 +355,7 @@ impl<'a> Walker<'a> {
                     self.pending.pop();
                     res?;
                 } else {
-                    let Some(meta) = self.stat(&child_abs)? else {
+                    let Some(meta) = stat_entry(&child)? else {
                         continue;
                     };
                     if !meta.is_dir() {
@@ -367,7 +367,7 @@ impl<'a> Walker<'a> {
                     self.dir(&child_abs, &child_rel, &verdict.info, false)?;
                 }
             } else if !verdict.excluded && !file_type.is_socket() {
-                if let Some(meta) = self.stat(&child_abs)? {
+                if let Some(meta) = stat_entry(&child)? {
                     self.emit(&child_rel, &child_abs, &meta)?;
                 }
             }
@@ -474,6 +474,19 @@ impl<'a> Walker<'a> {
                 e
             })
             .collect()
+    }
+}
+
+/// lstat through the directory handle (cheaper than resolving the full path);
+/// `None` if the entry vanished meanwhile.
+fn stat_entry(entry: &fs::DirEntry) -> Result<Option<Metadata>, ContextError> {
+    match entry.metadata() {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ContextError::Unreadable {
+            path: entry.path(),
+            source,
+        }),
     }
 }
 

@@ -30,6 +30,19 @@
 //! a path are computed from its parent directory's [`MatchInfo`], exactly
 //! like BuildKit's walker (which differs from `MatchesOrParentMatches` in rare
 //! orders such as `a/b`, `!a` → `a/b` stays excluded).
+//!
+//! # Fidelity
+//!
+//! The reference is moby/patternmatcher v0.6.1 built with Go 1.19, the setup
+//! the shared test vectors were verified with; `layers/tests/dockerignore_vectors.rs`
+//! can also compare against such a Go build directly. Quirks kept on purpose:
+//! patternmatcher's escape table only covers bytes below 64, so `|`, `{` and
+//! `}` reach Go's regexp unescaped (`a*|b` is an alternation, `a{2}*` a
+//! repeat, `{a,b}` a literal); `\Q…` quotes the rest of the generated
+//! expression; `^` outside a class is an anchor once a pattern has a wildcard;
+//! `[*]` becomes the class `[[^/]` followed by `*]`. Go 1.19's
+//! `filepath.Match` only checks the first chunk that fails to match, so
+//! `a*[` is accepted (and then matches like the regexp it produces).
 
 mod compile;
 mod go_scripts;
