@@ -110,7 +110,7 @@ pub enum PatternProblem {
     #[error("syntax error in pattern: check `[...]` classes (`]` first or a reversed or dangling `-`) and trailing `\\`")]
     Syntax,
     /// The regular expression patternmatcher derives from it does not compile.
-    #[error("the pattern's regular expression is invalid ({0}); escape `\\` and `[` with `\\`")]
+    #[error("its regular expression is invalid: {0} (Docker rejects it too; put `\\` before a `[`, `{{` or `\\` meant literally)")]
     Regex(String),
 }
 

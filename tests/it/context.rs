@@ -236,6 +236,25 @@ fn unreadable_file_is_an_error_naming_it() {
     .unwrap();
     let out = run(&["context", "ls", "ctx"]).unwrap();
     assert_eq!(stdout(&out), ".dockerignore\nok\n");
+
+    // An unreadable directory fails the walk, naming it...
+    fs::create_dir(t.path().join("ctx/private")).unwrap();
+    fs::set_permissions(
+        t.path().join("ctx/private"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let err = stderr(&run(&["context", "ls", "ctx"]).unwrap());
+    assert!(err.contains("ctx/private"), "{err}");
+    // ...unless it is excluded: then it is only entered for exceptions, and
+    // like BuildKit a permission error there is not fatal.
+    fs::write(
+        t.path().join("ctx/.dockerignore"),
+        "secret\nprivate\n!private/x\n",
+    )
+    .unwrap();
+    let out = run(&["context", "ls", "ctx"]).unwrap();
+    assert_eq!(stdout(&out), ".dockerignore\nok\n");
 }
 
 /// setpriv fails with EPERM when the tests do not run as root.
