@@ -26,6 +26,11 @@
 //!   first in sort order holds the data and later ones become
 //!   [`EntryKind::Hardlink`] to it.
 //! * Names that are not UTF-8 are an error (image paths are UTF-8 strings).
+//! * Confinement is by construction: only real directories found by the walk
+//!   are entered, by path under the resolved root. A directory swapped for a
+//!   symlink *while* the walk runs is not guarded against (that would need
+//!   `openat(O_NOFOLLOW)` all the way down, and the layer writer opening
+//!   `Source::Path` files with `O_NOFOLLOW` too).
 //!
 //! # Metadata normalization
 //!

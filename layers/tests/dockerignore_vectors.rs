@@ -289,3 +289,22 @@ fn differential_against_go_oracle() {
         failures[..failures.len().min(40)].join("\n")
     );
 }
+
+/// Arbitrary bytes never panic the reader, the compiler or the matcher.
+#[test]
+fn arbitrary_input_never_panics() {
+    const BYTES: &[u8] = b"ab/*?[]^!\\-{}|$.()+:#, \t\r\n\xc3\xa9\xef\xbb\xbfpPQExdw0179";
+    let mut rng = Rng(0x2545f4914f6cdd1d);
+    for _ in 0..20000 {
+        let len = (rng.next() % 24) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| BYTES[(rng.next() % BYTES.len() as u64) as usize])
+            .collect();
+        if let Ok(m) = Matcher::parse(&bytes, None) {
+            for path in ["a", "a/b", "é/x", "[/]", "ab/c/d", "\u{feff}a"] {
+                let _ = m.explain(path);
+                let _ = m.must_walk_excluded_dir(path);
+            }
+        }
+    }
+}
