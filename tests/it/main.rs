@@ -1,3 +1,4 @@
-//! One integration test binary (cargo and uv style): a module per area.
+//! cairn's integration tests: one binary, one module per command or feature.
 
+mod context;
 mod docker_archive;

@@ -1,0 +1,16 @@
+.dockerignore
+Dockerfile
+README.md
+logs/
+logs/keep.log
+main.js
+package-lock.json
+package.json
+public/
+public/assets/
+public/assets/logo.svg
+src/
+src/NOTES.md
+src/index.js
+src/lib/
+src/lib/util.js
