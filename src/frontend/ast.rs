@@ -183,7 +183,10 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
         },
         heredocs: Vec::new(),
         original: line.trim_start().to_owned(),
-        span: Span::default(),
+        span: Span {
+            start: ll.pos(base + lead),
+            end_line: ll.end_line,
+        },
         sub: None,
     };
     let word = |text: &str, off: usize| Word {

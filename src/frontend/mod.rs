@@ -5,3 +5,6 @@ pub mod diagnostic;
 pub mod directives;
 pub mod expand;
 pub(crate) mod lexer;
+pub mod duration;
+pub mod instructions;
+pub mod mount;
