@@ -989,3 +989,89 @@ mod tests {
         assert!(stage_name("a/b").is_err());
     }
 }
+
+impl Instruction {
+    /// A copy with every word BuildKit expands expanded against `scope` (the environment
+    /// *before* this instruction): COPY/ADD sources, dest, `--chown`, `--chmod`,
+    /// `--checksum` and expandable heredoc bodies; ENV/LABEL keys and values; ARG defaults;
+    /// EXPOSE (may split into several ports); VOLUME, USER, WORKDIR, STOPSIGNAL; RUN
+    /// `--mount` options. RUN/CMD/ENTRYPOINT text, SHELL, HEALTHCHECK, MAINTAINER,
+    /// ONBUILD, `--from` and `--exclude` stay as written.
+    pub fn expand(&self, scope: &super::args::Scope) -> Result<Instruction, super::expand::ExpandError> {
+        let w = |s: &String| scope.expand_word(s);
+        let opt = |s: &Option<String>| s.as_ref().map(|v| scope.expand_word(v)).transpose();
+        let kvs = |pairs: &[KeyValue]| {
+            pairs
+                .iter()
+                .map(|p| Ok(KeyValue { key: w(&p.key)?, value: w(&p.value)? }))
+                .collect::<Result<Vec<_>, super::expand::ExpandError>>()
+        };
+        Ok(match self {
+            Instruction::Run(r) => {
+                let exp = |v: &str| scope.expand_word(v).map_err(|e| e.to_string());
+                let mounts = r
+                    .mount_specs
+                    .iter()
+                    .map(|spec| {
+                        Mount::parse(spec, Some(&exp)).map_err(|reason| super::expand::ExpandError {
+                            word: spec.clone(),
+                            reason,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Instruction::Run(Run { mounts, ..r.clone() })
+            }
+            Instruction::Copy(c) | Instruction::Add(c) => {
+                let sources = c
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        Ok(match s {
+                            CopySource::Path(p) => CopySource::Path(w(p)?),
+                            CopySource::Heredoc(h) if h.expand => CopySource::Heredoc(Heredoc {
+                                content: scope.expand_heredoc(&h.content)?,
+                                ..h.clone()
+                            }),
+                            other => other.clone(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, super::expand::ExpandError>>()?;
+                let e = Copy {
+                    chown: opt(&c.chown)?,
+                    chmod: opt(&c.chmod)?,
+                    checksum: opt(&c.checksum)?,
+                    dest: w(&c.dest)?,
+                    sources,
+                    ..c.clone()
+                };
+                if matches!(self, Instruction::Copy(_)) {
+                    Instruction::Copy(e)
+                } else {
+                    Instruction::Add(e)
+                }
+            }
+            Instruction::Env { pairs } => Instruction::Env { pairs: kvs(pairs)? },
+            Instruction::Label { pairs } => Instruction::Label { pairs: kvs(pairs)? },
+            Instruction::Arg { args } => Instruction::Arg {
+                args: args
+                    .iter()
+                    .map(|a| Ok(ArgDecl { name: a.name.clone(), default: opt(&a.default)? }))
+                    .collect::<Result<Vec<_>, super::expand::ExpandError>>()?,
+            },
+            Instruction::Expose { ports } => {
+                let mut out = Vec::new();
+                for p in ports {
+                    out.extend(scope.expand_words(p)?);
+                }
+                Instruction::Expose { ports: out }
+            }
+            Instruction::Volume { paths } => Instruction::Volume {
+                paths: paths.iter().map(w).collect::<Result<_, _>>()?,
+            },
+            Instruction::User { user } => Instruction::User { user: w(user)? },
+            Instruction::Workdir { path } => Instruction::Workdir { path: w(path)? },
+            Instruction::StopSignal { signal } => Instruction::StopSignal { signal: w(signal)? },
+            other => other.clone(),
+        })
+    }
+}
