@@ -458,6 +458,7 @@ pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     let raw = Lexer {
         raw_quotes: true,
         raw_escapes: true,
+        skip_unset: true,
         ..Lexer::new('\\')
     };
     let words = raw.process_words(line, &NoEnv).unwrap_or_default();
@@ -531,6 +532,9 @@ mod tests {
             let h = parse_heredoc(w).unwrap().unwrap();
             assert_eq!((h.name.as_str(), h.expand), (name, expand), "{w}");
         }
+        let h = heredocs_from_line("RUN cat > next.config.js << 'NEXTCONFIG'").unwrap();
+        assert_eq!((h[0].name.as_str(), h[0].expand), ("NEXTCONFIG", false));
+        assert!(heredocs_from_line("RUN cat<<EOF").unwrap().is_empty());
         let h = heredocs_from_line("RUN cat <<'one two' x").unwrap();
         assert_eq!(h[0].name, "one two");
         assert!(!h[0].expand);

@@ -181,6 +181,19 @@ impl ShellWord<'_> {
                 }
                 continue;
             }
+            if ch == '<' && self.chars.get(self.pos + 1) == Some(&'<') {
+                // A possible heredoc: `<<` and any blanks after it stay in the word, so
+                // `<< EOF` is one word (BuildKit `processPossibleHeredoc`).
+                self.pos += 2;
+                let mut tmp = String::from("<<");
+                while let Some(c) = self.peek().filter(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
+                    tmp.push(c);
+                    self.pos += 1;
+                }
+                result.push_str(&tmp);
+                words.add_raw_string(&tmp);
+                continue;
+            }
             self.pos += 1;
             let mut ch = ch;
             if ch == self.lx.escape {
@@ -649,6 +662,7 @@ mod tests {
         let lx = Lexer::new('\\');
         assert_eq!(lx.process_words("$P 8080", &e).unwrap(), ["80", "443", "8080"]);
         assert_eq!(lx.process_words("\"$P\" 'a b'", &e).unwrap(), ["80 443", "a b"]);
+        assert_eq!(lx.process_words("cat > f << 'X' <y", &e).unwrap(), ["cat", ">", "f", "<< X", "<y"]);
     }
 
     #[test]
