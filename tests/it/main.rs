@@ -1,0 +1,3 @@
+//! One integration test binary for cairn (modules per feature).
+
+mod parse;
