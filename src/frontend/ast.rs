@@ -116,7 +116,10 @@ pub fn parse_ast(source: &str, file: &Path) -> Result<Ast, Diagnostic> {
             for mut h in heredocs_from_line(&ll.text).map_err(|m| ctx.err(start, m))? {
                 let body = reader.heredoc_body(&h.name, h.chomp).ok_or_else(|| {
                     ctx.err(start, format!("unterminated heredoc {:?}", h.name))
-                        .with_hint(format!("end the heredoc with a line containing only `{}`", h.name))
+                        .with_hint(format!(
+                            "end the heredoc with a line containing only `{}` (no trailing spaces)",
+                            h.name
+                        ))
                 })?;
                 h.content = if h.chomp { chomp(&body) } else { body };
                 node.heredocs.push(h);

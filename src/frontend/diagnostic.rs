@@ -135,9 +135,18 @@ impl fmt::Display for Diagnostic {
             let num = p.line.to_string();
             let pad = " ".repeat(num.len());
             // Tabs would shift the caret; show them as single spaces.
-            let shown: String = ex.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+            let mut shown: String = ex.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+            let mut col = p.col.max(1);
+            // Very long lines are shown as a window around the column.
+            const WINDOW: usize = 120;
+            if shown.chars().count() > WINDOW {
+                let start = col.saturating_sub(WINDOW / 2).min(shown.chars().count().saturating_sub(WINDOW));
+                let body: String = shown.chars().skip(start).take(WINDOW).collect();
+                let lead = if start > 0 { "…" } else { "" };
+                col = col - start + lead.chars().count();
+                shown = format!("{lead}{body}…");
+            }
             let width = shown.chars().count();
-            let col = p.col.max(1);
             let len = if col > width {
                 1
             } else {
@@ -179,6 +188,11 @@ mod tests {
     fn caret_past_end_of_line_is_clamped() {
         let d = Diagnostic::error(Path::new("D"), "ab", Pos { line: 1, col: 9 }, "x").with_len(5);
         assert!(d.to_string().ends_with("|         ^"));
+        let long = format!("RUN {}", "x".repeat(1000));
+        let d = Diagnostic::error(Path::new("D"), &long, Pos { line: 1, col: 900 }, "x");
+        let shown = d.to_string();
+        assert!(shown.lines().all(|l| l.chars().count() < 140), "{shown}");
+        assert!(shown.lines().nth(3).unwrap().ends_with('^'));
         let none = Diagnostic::unlocated(Severity::Error, Path::new("D"), "no target");
         assert_eq!(none.to_string(), "D: no target");
     }

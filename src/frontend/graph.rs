@@ -146,7 +146,7 @@ pub fn global_args(df: &Dockerfile, opts: &BuildOptions, target_stage: &str) -> 
 /// Expand a stage's `FROM` image and `--platform` with the global args.
 pub fn resolve_base(df: &Dockerfile, stage: &Stage, g: &GlobalArgs) -> Result<(Base, String, Option<Platform>), Diagnostic> {
     let lx = Lexer::new(df.directives.escape);
-    let err = |m: String| Diagnostic::error(&df.file, &df.source, stage.pos, m);
+    let err = |m: String| Diagnostic::error(&df.file, &df.source, stage.image_pos, m).with_len(stage.from.image.chars().count());
     let name = lx.process_word(&stage.from.image, g).map_err(|e| err(e.to_string()))?;
     if name.is_empty() {
         return Err(err(format!("base name ({}) should not be blank", stage.from.image))
@@ -155,8 +155,12 @@ pub fn resolve_base(df: &Dockerfile, stage: &Stage, g: &GlobalArgs) -> Result<(B
     let platform = match &stage.from.platform {
         None => None,
         Some(p) => {
-            let v = lx.process_word(p, g).map_err(|e| err(e.to_string()))?;
-            Some(Platform::parse(&v).map_err(err)?)
+            let perr = |m: String| {
+                Diagnostic::error(&df.file, &df.source, stage.platform_pos.unwrap_or(stage.pos), m)
+                    .with_len(p.chars().count() + "--platform=".len())
+            };
+            let v = lx.process_word(p, g).map_err(|e| perr(e.to_string()))?;
+            Some(Platform::parse(&v).map_err(perr)?)
         }
     };
     let base = if name == "scratch" {
@@ -171,12 +175,15 @@ pub fn resolve_base(df: &Dockerfile, stage: &Stage, g: &GlobalArgs) -> Result<(B
 }
 
 /// Resolve a `--from` / `from=` value seen in stage `current`.
-fn resolve_source(df: &Dockerfile, current: usize, from: &str, step: &Step) -> Result<Source, Diagnostic> {
+/// `flag` is `from` (COPY) or `mount` (RUN), for the error position and wording.
+fn resolve_source(df: &Dockerfile, current: usize, from: &str, step: &Step, flag: &str) -> Result<Source, Diagnostic> {
     let cur_name = df.stages[current].display_name();
+    let verb = if flag == "mount" { "mount" } else { "copy" };
     let forward = |_: usize| {
-        step.error(
+        step.flag_error(
             df,
-            format!("cannot copy from stage {from:?}, it needs to be defined before current stage {cur_name:?}"),
+            flag,
+            format!("cannot {verb} from stage {from:?}, it needs to be defined before current stage {cur_name:?}"),
         )
         .with_hint("move the stage it reads from above this one")
     };
@@ -186,7 +193,7 @@ fn resolve_source(df: &Dockerfile, current: usize, from: &str, step: &Step) -> R
     if let Ok(i) = from.parse::<usize>() {
         if i >= df.stages.len() {
             return Err(step
-                .error(df, format!("invalid stage index {i}"))
+                .flag_error(df, flag, format!("invalid stage index {i}"))
                 .with_hint(format!("this Dockerfile has {} stages, numbered from 0", df.stages.len())));
         }
         return if i < current { Ok(Source::Stage(i)) } else { Err(forward(i)) };
@@ -235,13 +242,13 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
             deps.push(i);
         }
         for (si, step) in stage.steps.iter().enumerate() {
-            let froms: Vec<&str> = match &step.instruction {
-                Instruction::Copy(c) => c.from.as_deref().into_iter().collect(),
-                Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
-                _ => Vec::new(),
+            let (froms, flag): (Vec<&str>, &str) = match &step.instruction {
+                Instruction::Copy(c) => (c.from.as_deref().into_iter().collect(), "from"),
+                Instruction::Run(r) => (r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(), "mount"),
+                _ => (Vec::new(), ""),
             };
             for f in froms {
-                let src = resolve_source(df, stage.index, f, step)?;
+                let src = resolve_source(df, stage.index, f, step, flag)?;
                 match &src {
                     Source::Stage(i) => deps.push(*i),
                     Source::Image(img) => images.push(img.clone()),

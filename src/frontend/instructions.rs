@@ -415,7 +415,14 @@ fn parse_flags(ctx: &Ctx, node: &Node, specs: &[(&'static str, Kind)]) -> Result
         let len = w.text.chars().count();
         let Some(&(key, kind)) = specs.iter().find(|(k, _)| *k == name) else {
             let mut d = ctx.err(w.pos, format!("unknown flag: --{name}")).with_len(len);
-            if let Some(s) = suggest(name, specs.iter().map(|s| s.0)) {
+            let sibling = match (node.keyword.as_str(), name) {
+                ("copy", "checksum" | "keep-git-dir" | "unpack") => Some("ADD"),
+                ("add", "from" | "parents") => Some("COPY"),
+                _ => None,
+            };
+            if let Some(other) = sibling {
+                d = d.with_hint(format!("--{name} is accepted by {other}, not {}", node.keyword.to_uppercase()));
+            } else if let Some(s) = suggest(name, specs.iter().map(|s| s.0)) {
                 d = d.with_hint(format!("did you mean --{s}?"));
             } else if specs.is_empty() {
                 d = d.with_hint(format!("{} takes no flags", node.keyword.to_uppercase()));

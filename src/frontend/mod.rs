@@ -68,12 +68,23 @@ pub struct Step {
     pub original: String,
     /// The first source line, for diagnostics raised while building.
     pub excerpt: String,
+    /// Each `--flag` as written with its position (for precise diagnostics).
+    pub flags: Vec<(String, Pos)>,
 }
 
 impl Step {
     /// An error about this step (e.g. an expansion failure while building).
     pub fn error(&self, df: &Dockerfile, message: impl Into<String>) -> Diagnostic {
         Diagnostic::error(&df.file, &df.source, self.span.start, message)
+    }
+
+    /// An error pointing at the first `--name` flag (falls back to the keyword).
+    pub fn flag_error(&self, df: &Dockerfile, name: &str, message: impl Into<String>) -> Diagnostic {
+        let prefix = format!("--{name}");
+        match self.flags.iter().find(|(t, _)| t == &prefix || t.starts_with(&format!("{prefix}="))) {
+            Some((t, pos)) => Diagnostic::error(&df.file, &df.source, *pos, message).with_len(t.chars().count()),
+            None => self.error(df, message),
+        }
     }
 }
 
@@ -88,6 +99,10 @@ pub struct Stage {
     pub from: From,
     /// Position of `FROM`.
     pub pos: Pos,
+    /// Position of the image word.
+    pub image_pos: Pos,
+    /// Position of `--platform`, if given.
+    pub platform_pos: Option<Pos>,
     /// The instructions after `FROM`.
     pub steps: Vec<Step>,
 }
@@ -148,6 +163,8 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
                 name: from.name.clone(),
                 from,
                 pos: node.span.start,
+                image_pos: node.args.first().map_or(node.span.start, |w| w.pos),
+                platform_pos: node.flags.iter().find(|f| f.text.starts_with("--platform")).map(|f| f.pos),
                 steps: Vec::new(),
             });
             continue;
@@ -158,6 +175,7 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
             span: node.span,
             original: node.original.clone(),
             excerpt,
+            flags: node.flags.iter().map(|f| (f.text.clone(), f.pos)).collect(),
         };
         match stages.last_mut() {
             Some(stage) => stage.steps.push(step),
@@ -217,17 +235,17 @@ mod tests {
         assert_eq!(e.headline(), "Dockerfile: target stage \"nope\" could not be found");
         assert_eq!(e.hint.as_deref(), Some("available stages: deps, builder, runner, test"));
         let e = plan_for("FROM a\nCOPY --from=1 / /\nFROM b\n", None).unwrap_err();
-        assert_eq!(e.headline(), "Dockerfile:2:1: cannot copy from stage \"1\", it needs to be defined before current stage \"0\"");
+        assert_eq!(e.headline(), "Dockerfile:2:6: cannot copy from stage \"1\", it needs to be defined before current stage \"0\"");
         let e = plan_for("FROM a\nCOPY --from=later / /\nFROM b AS later\n", None).unwrap_err();
-        assert!(e.headline().starts_with("Dockerfile:2:1: cannot copy from stage \"later\""));
+        assert!(e.headline().starts_with("Dockerfile:2:6: cannot copy from stage \"later\""));
         let e = plan_for("FROM a\nCOPY --from=5 / /\n", None).unwrap_err();
-        assert_eq!(e.headline(), "Dockerfile:2:1: invalid stage index 5");
+        assert_eq!(e.headline(), "Dockerfile:2:6: invalid stage index 5");
         let e = parse("FROM a AS x\nFROM b AS X\n", Path::new("Dockerfile")).unwrap_err();
         assert_eq!(e.headline(), "Dockerfile:2:11: duplicate stage name \"x\"");
         let e = parse("RUN x\nFROM a\n", Path::new("Dockerfile")).unwrap_err();
         assert_eq!(e.headline(), "Dockerfile:1:1: no build stage in current context");
         let e = plan_for("ARG X\nFROM ${X}\n", None).unwrap_err();
-        assert_eq!(e.headline(), "Dockerfile:2:1: base name (${X}) should not be blank");
+        assert_eq!(e.headline(), "Dockerfile:2:6: base name (${X}) should not be blank");
     }
 
     #[test]
