@@ -37,7 +37,12 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 pub struct ParseArgs {
     /// The Dockerfile (`-` reads standard input).
-    #[arg(short = 'f', long = "file", default_value = "Dockerfile", value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "Dockerfile",
+        value_name = "FILE"
+    )]
     pub file: PathBuf,
     /// Print JSON instead of the readable listing.
     #[arg(long)]
@@ -74,7 +79,11 @@ pub fn build_args(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// Parse and plan `source`.
-pub fn load(source: &str, file: &Path, opts: &BuildOptions) -> Result<(Dockerfile, BuildPlan), Diagnostic> {
+pub fn load(
+    source: &str,
+    file: &Path,
+    opts: &BuildOptions,
+) -> Result<(Dockerfile, BuildPlan), Diagnostic> {
     let df = frontend::parse(source, file)?;
     let plan = frontend::plan(&df, opts)?;
     Ok((df, plan))
@@ -82,7 +91,15 @@ pub fn load(source: &str, file: &Path, opts: &BuildOptions) -> Result<(Dockerfil
 
 fn node_args(n: &Node) -> Vec<String> {
     if n.keyword == "env" || n.keyword == "label" {
-        n.args.chunks(2).map(|p| p.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join("=")).collect()
+        n.args
+            .chunks(2)
+            .map(|p| {
+                p.iter()
+                    .map(|w| w.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("=")
+            })
+            .collect()
     } else {
         n.args.iter().map(|w| w.text.clone()).collect()
     }
@@ -105,7 +122,11 @@ fn node_json(n: &Node) -> Value {
 }
 
 fn stage_of(df: &Dockerfile, line: usize) -> Option<usize> {
-    df.stages.iter().rev().find(|s| s.pos.line <= line).map(|s| s.index)
+    df.stages
+        .iter()
+        .rev()
+        .find(|s| s.pos.line <= line)
+        .map(|s| s.index)
 }
 
 /// The JSON document of `cairn parse --json`.
@@ -117,7 +138,8 @@ pub fn to_json(df: &Dockerfile, plan: &BuildPlan) -> Value {
             let planned = plan.stage(s.index);
             let base = match planned {
                 Some(p) => p.base_name.clone(),
-                None => frontend::graph::resolve_base(df, s, &plan.globals).map_or_else(|_| s.from.image.clone(), |b| b.1),
+                None => frontend::graph::resolve_base(df, s, &plan.globals)
+                    .map_or_else(|_| s.from.image.clone(), |b| b.1),
             };
             json!({
                 "index": s.index,
@@ -138,7 +160,12 @@ pub fn to_json(df: &Dockerfile, plan: &BuildPlan) -> Value {
             v
         })
         .collect();
-    let warnings: Vec<String> = df.warnings.iter().chain(&plan.warnings).map(Diagnostic::headline).collect();
+    let warnings: Vec<String> = df
+        .warnings
+        .iter()
+        .chain(&plan.warnings)
+        .map(Diagnostic::headline)
+        .collect();
     json!({
         "directives": df.directives,
         "stages": stages,
@@ -211,12 +238,18 @@ pub fn to_text(df: &Dockerfile, plan: &BuildPlan) -> String {
             match st.and_then(|i| df.stages.get(i)) {
                 None => out.push_str("global args:\n"),
                 Some(s) => {
-                    let name = s.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
-                    let base = plan.stage(s.index).map_or("(not needed)".to_owned(), |p| match &p.base {
-                        frontend::Base::Scratch => "scratch".to_owned(),
-                        frontend::Base::Stage(i) => format!("stage {i}"),
-                        frontend::Base::Image(r) => format!("image {r}"),
-                    });
+                    let name = s
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" {n}"))
+                        .unwrap_or_default();
+                    let base = plan
+                        .stage(s.index)
+                        .map_or("(not needed)".to_owned(), |p| match &p.base {
+                            frontend::Base::Scratch => "scratch".to_owned(),
+                            frontend::Base::Stage(i) => format!("stage {i}"),
+                            frontend::Base::Image(r) => format!("image {r}"),
+                        });
                     out.push_str(&format!("stage {}{name}: {base}\n", s.index));
                 }
             }
@@ -226,9 +259,18 @@ pub fn to_text(df: &Dockerfile, plan: &BuildPlan) -> String {
     let groups: Vec<String> = plan
         .parallel
         .iter()
-        .map(|g| g.iter().map(|i| df.stages[*i].display_name()).collect::<Vec<_>>().join(" + "))
+        .map(|g| {
+            g.iter()
+                .map(|i| df.stages[*i].display_name())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
         .collect();
-    out.push_str(&format!("target: {} (build order: {})\n", df.stages[plan.target].display_name(), groups.join(" -> ")));
+    out.push_str(&format!(
+        "target: {} (build order: {})\n",
+        df.stages[plan.target].display_name(),
+        groups.join(" -> ")
+    ));
     out
 }
 
@@ -236,12 +278,16 @@ pub fn to_text(df: &Dockerfile, plan: &BuildPlan) -> String {
 pub fn run(args: ParseArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (source, label) = if args.file.as_os_str() == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the Dockerfile from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the Dockerfile from stdin")?;
         (s, PathBuf::from("<stdin>"))
     } else {
         let s = std::fs::read_to_string(&args.file)
             .with_context(|| format!("reading `{}`", args.file.display()))
-            .map_err(|e| crate::error::hint(e, "pass the Dockerfile with -f FILE (or -f - for stdin)"))?;
+            .map_err(|e| {
+                crate::error::hint(e, "pass the Dockerfile with -f FILE (or -f - for stdin)")
+            })?;
         (s, args.file.clone())
     };
     let mut opts = BuildOptions {
@@ -255,7 +301,11 @@ pub fn run(args: ParseArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (df, plan) = load(&source, &label, &opts)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&to_json(&df, &plan))?)?;
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&to_json(&df, &plan))?
+        )?;
     } else {
         for w in df.warnings.iter().chain(&plan.warnings) {
             eprintln!("warning: {w}");

@@ -16,15 +16,30 @@ use std::sync::Arc;
 
 /// Proxy args BuildKit passes to `RUN` without an `ARG`.
 pub const PROXY_ARGS: [&str; 10] = [
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// Args BuildKit itself interprets; passing them is never "unused".
 pub const BUILTIN_ARGS: [&str; 10] = [
-    "BUILDKIT_BUILD_NAME", "BUILDKIT_CACHE_MOUNT_NS", "BUILDKIT_CONTEXT_KEEP_GIT_DIR", "BUILDKIT_INLINE_CACHE",
-    "BUILDKIT_MULTI_PLATFORM", "BUILDKIT_SANDBOX_HOSTNAME", "BUILDKIT_SYNTAX", "SOURCE_DATE_EPOCH",
-    "BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE",
+    "BUILDKIT_BUILD_NAME",
+    "BUILDKIT_CACHE_MOUNT_NS",
+    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_MULTI_PLATFORM",
+    "BUILDKIT_SANDBOX_HOSTNAME",
+    "BUILDKIT_SYNTAX",
+    "SOURCE_DATE_EPOCH",
+    "BUILDKIT_SBOM_SCAN_CONTEXT",
+    "BUILDKIT_SBOM_SCAN_STAGE",
 ];
 
 /// An OCI platform: `os/arch[/variant]`.
@@ -47,10 +62,21 @@ impl Platform {
             [a] if !a.is_empty() => ("linux", *a, ""),
             [o, a] => (*o, *a, ""),
             [o, a, v] => (*o, *a, *v),
-            _ => return Err(format!("invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64")),
+            _ => {
+                return Err(format!(
+                    "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
+                ))
+            }
         };
-        if os.is_empty() || arch.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c)) {
-            return Err(format!("invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"));
+        if os.is_empty()
+            || arch.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c))
+        {
+            return Err(format!(
+                "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
+            ));
         }
         let arch = arch.to_ascii_lowercase();
         let (arch, variant) = match (arch.as_str(), variant) {
@@ -143,7 +169,12 @@ impl GlobalArgs {
     }
 
     /// Apply a global `ARG` (its default already expanded against `self`).
-    pub fn declare(&mut self, name: &str, default: Option<String>, build_args: &BTreeMap<String, String>) {
+    pub fn declare(
+        &mut self,
+        name: &str,
+        default: Option<String>,
+        build_args: &BTreeMap<String, String>,
+    ) {
         self.declared.push(name.to_owned());
         if let Some(v) = build_args.get(name) {
             self.values.insert(name.to_owned(), v.clone());
@@ -179,7 +210,10 @@ impl Lookup for Scope {
         if let Some((_, v)) = self.env.iter().find(|(k, _)| k == name) {
             return Some(v.clone());
         }
-        self.args.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone())
+        self.args
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
     }
 }
 
@@ -251,7 +285,9 @@ impl Scope {
     pub fn apply(&mut self, expanded: &Instruction) {
         match expanded {
             Instruction::Env { pairs } => pairs.iter().for_each(|p| self.set_env(&p.key, &p.value)),
-            Instruction::Arg { args } => args.iter().for_each(|a| self.declare_arg(&a.name, a.default.clone())),
+            Instruction::Arg { args } => args
+                .iter()
+                .for_each(|a| self.declare_arg(&a.name, a.default.clone())),
             _ => {}
         }
     }
@@ -303,7 +339,10 @@ mod tests {
     use crate::frontend::instructions::{ArgDecl, KeyValue};
 
     fn scope(build_args: &[(&str, &str)]) -> Scope {
-        let ba: BTreeMap<String, String> = build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let ba: BTreeMap<String, String> = build_args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let p = Platform::parse("linux/arm/v7").unwrap();
         let mut g = GlobalArgs::automatic(&Platform::host(), &p, "runner", &ba);
         g.declare("NODE", Some("22".into()), &ba);
@@ -313,33 +352,72 @@ mod tests {
     #[test]
     fn precedence_build_arg_default_global() {
         let mut s = scope(&[("B", "from-cli"), ("HTTP_PROXY", "http://p")]);
-        assert_eq!(s.expand_word("${NODE:-none}").unwrap(), "none", "globals need redeclaring");
+        assert_eq!(
+            s.expand_word("${NODE:-none}").unwrap(),
+            "none",
+            "globals need redeclaring"
+        );
         s.declare_arg("NODE", None);
         s.declare_arg("B", Some("default".into()));
         s.declare_arg("TARGETPLATFORM", None);
         s.declare_arg("EMPTY", None);
-        assert_eq!(s.expand_word("$NODE $B $TARGETPLATFORM ${EMPTY-unset}").unwrap(), "22 from-cli linux/arm/v7 unset");
+        assert_eq!(
+            s.expand_word("$NODE $B $TARGETPLATFORM ${EMPTY-unset}")
+                .unwrap(),
+            "22 from-cli linux/arm/v7 unset"
+        );
         assert_eq!(s.expand_word("${HTTP_PROXY:-none}").unwrap(), "none");
-        s.apply(&Instruction::Env { pairs: vec![KeyValue { key: "B".into(), value: "env".into() }] });
-        s.apply(&Instruction::Arg { args: vec![ArgDecl { name: "B".into(), default: Some("later".into()) }] });
+        s.apply(&Instruction::Env {
+            pairs: vec![KeyValue {
+                key: "B".into(),
+                value: "env".into(),
+            }],
+        });
+        s.apply(&Instruction::Arg {
+            args: vec![ArgDecl {
+                name: "B".into(),
+                default: Some("later".into()),
+            }],
+        });
         assert_eq!(s.expand_word("$B").unwrap(), "env", "ENV overrides ARG");
         assert_eq!(s.image_env(), ["PATH=/bin", "B=env"]);
-        let run: Vec<String> = s.run_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        assert_eq!(run, ["PATH=/bin", "B=env", "NODE=22", "TARGETPLATFORM=linux/arm/v7", "HTTP_PROXY=http://p"]);
+        let run: Vec<String> = s
+            .run_env()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            run,
+            [
+                "PATH=/bin",
+                "B=env",
+                "NODE=22",
+                "TARGETPLATFORM=linux/arm/v7",
+                "HTTP_PROXY=http://p"
+            ]
+        );
         assert_eq!(s.history_args().len(), 3);
     }
 
     #[test]
     fn platforms() {
-        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64/v8");
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert!(Platform::parse("linux/").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());
         let g = GlobalArgs::automatic(
             &Platform::parse("linux/amd64").unwrap(),
             &Platform::parse("linux/arm/v7").unwrap(),
             "default",
-            &[("BUILDARCH".to_string(), "x".to_string())].into_iter().collect(),
+            &[("BUILDARCH".to_string(), "x".to_string())]
+                .into_iter()
+                .collect(),
         );
         assert_eq!(g.get("TARGETVARIANT"), Some("v7"));
         assert_eq!(g.get("BUILDARCH"), Some("x"));

@@ -133,8 +133,12 @@ pub fn parse_ast(source: &str, file: &Path) -> Result<Ast, Diagnostic> {
     }
     let directives = reader.directives.directives.clone();
     if nodes.is_empty() {
-        return Err(Diagnostic::unlocated(super::diagnostic::Severity::Error, file, "file with no instructions")
-            .with_hint("a Dockerfile needs at least a FROM instruction"));
+        return Err(Diagnostic::unlocated(
+            super::diagnostic::Severity::Error,
+            file,
+            "file with no instructions",
+        )
+        .with_hint("a Dockerfile needs at least a FROM instruction"));
     }
     Ok(Ast {
         directives,
@@ -145,7 +149,9 @@ pub fn parse_ast(source: &str, file: &Path) -> Result<Ast, Diagnostic> {
 
 /// `<<-`: remove leading tabs from every line.
 fn chomp(body: &str) -> String {
-    body.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
+    body.split_inclusive('\n')
+        .map(|l| l.trim_start_matches('\t'))
+        .collect()
 }
 
 fn is_space(c: char) -> bool {
@@ -159,7 +165,8 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
     let kw_len = trimmed.find(is_space).unwrap_or(trimmed.len());
     let keyword_raw = &trimmed[..kw_len];
     let after_kw = &trimmed[kw_len..];
-    let args_off = base + lead + kw_len + (after_kw.len() - after_kw.trim_start_matches(is_space).len());
+    let args_off =
+        base + lead + kw_len + (after_kw.len() - after_kw.trim_start_matches(is_space).len());
     let args = after_kw.trim_start_matches(is_space);
     let (flags, rest_rel) = extract_flags(args, ctx.escape);
     let flags = flags
@@ -197,8 +204,11 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
         pos: ll.pos(rest_off + off),
     };
     let not_strings = |pos| {
-        ctx.err(pos, "when using JSON array syntax, arrays must be comprised of strings only")
-            .with_hint("quote every item, e.g. [\"node\", \"server.js\"]")
+        ctx.err(
+            pos,
+            "when using JSON array syntax, arrays must be comprised of strings only",
+        )
+        .with_hint("quote every item, e.g. [\"node\", \"server.js\"]")
     };
     match keyword.as_str() {
         "run" | "cmd" | "entrypoint" | "shell" => match parse_json(rest) {
@@ -219,10 +229,8 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
             Json::Invalid => node.args = split_ws(rest).map(|(o, s)| word(s, o)).collect(),
         },
         "from" | "expose" => node.args = split_ws(rest).map(|(o, s)| word(s, o)).collect(),
-        "maintainer" | "user" | "workdir" | "stopsignal" => {
-            if !rest.is_empty() {
-                node.args = vec![word(rest, 0)];
-            }
+        "maintainer" | "user" | "workdir" | "stopsignal" if !rest.is_empty() => {
+            node.args = vec![word(rest, 0)]
         }
         "env" | "label" => {
             let words = parse_words(rest, ctx.escape);
@@ -232,11 +240,21 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
                     let value = rest[k_end..].trim_start_matches(is_space);
                     if value.is_empty() && k_end == rest.len() {
                         return Err(ctx
-                            .err(node.rest.pos, format!("{} must have two arguments", keyword.to_uppercase()))
-                            .with_hint(format!("use {} {}=<value>", keyword.to_uppercase(), &rest[..k_end])));
+                            .err(
+                                node.rest.pos,
+                                format!("{} must have two arguments", keyword.to_uppercase()),
+                            )
+                            .with_hint(format!(
+                                "use {} {}=<value>",
+                                keyword.to_uppercase(),
+                                &rest[..k_end]
+                            )));
                     }
                     node.legacy_kv = true;
-                    node.args = vec![word(&rest[..k_end], 0), word(value, rest.len() - value.len())];
+                    node.args = vec![
+                        word(&rest[..k_end], 0),
+                        word(value, rest.len() - value.len()),
+                    ];
                 } else {
                     for (off, w) in words {
                         let Some((k, v)) = w.split_once('=') else {
@@ -251,7 +269,12 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
                 }
             }
         }
-        "arg" => node.args = parse_words(rest, ctx.escape).into_iter().map(|(o, s)| word(&s, o)).collect(),
+        "arg" => {
+            node.args = parse_words(rest, ctx.escape)
+                .into_iter()
+                .map(|(o, s)| word(&s, o))
+                .collect()
+        }
         "healthcheck" => {
             let t_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
             if t_end > 0 {
@@ -269,11 +292,8 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
                 }
             }
         }
-        "onbuild" => {
-            if !rest.is_empty() {
-                let sub = parse_line(ctx, ll, rest_off, rest)?;
-                node.sub = Some(Box::new(sub));
-            }
+        "onbuild" if !rest.is_empty() => {
+            node.sub = Some(Box::new(parse_line(ctx, ll, rest_off, rest)?))
         }
         _ => {}
     }
@@ -496,11 +516,16 @@ fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     if words.len() != 1 {
         return Ok(None);
     }
-    let raw_words = Lexer { raw_quotes: true, ..lx }
-        .process_words(rest, &NoEnv)
-        .map_err(|e| e.to_string())?;
+    let raw_words = Lexer {
+        raw_quotes: true,
+        ..lx
+    }
+    .process_words(rest, &NoEnv)
+    .map_err(|e| e.to_string())?;
     if raw_words.len() != 1 {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        ));
     }
     let quotes = |s: &str| s.matches(['\'', '"']).count();
     Ok(Some(Heredoc {
@@ -508,7 +533,11 @@ fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
         name: words[0].clone(),
         content: String::new(),
         chomp,
-        fd: if digits > 0 { word[..digits].parse().ok() } else { None },
+        fd: if digits > 0 {
+            word[..digits].parse().ok()
+        } else {
+            None
+        },
     }))
 }
 
@@ -567,7 +596,9 @@ mod tests {
         assert_eq!(r.flags[1].pos, Pos { line: 2, col: 34 });
         let e = parse_ast("FROM a\nRUN [\"a\", 1]\n", Path::new("D")).unwrap_err();
         assert!(e.message.contains("strings only"));
-        let ast = parse("FROM a\nCMD [\"c:\\windows\"]\nCMD [\"a\",\"b\"]\nCOPY --from=\"x y\" -- --a b\n");
+        let ast = parse(
+            "FROM a\nCMD [\"c:\\windows\"]\nCMD [\"a\",\"b\"]\nCOPY --from=\"x y\" -- --a b\n",
+        );
         assert_eq!(ast.nodes[1].args[0].text, "[\"c:\\windows\"]");
         assert_eq!(ast.nodes[2].args.len(), 2);
         assert_eq!(ast.nodes[3].flags[0].text, "--from=x y");
@@ -587,7 +618,10 @@ mod tests {
 
     #[test]
     fn parse_words_keeps_quotes() {
-        let w: Vec<String> = parse_words(r#"a="b c" d\ e 'f\'"#, '\\').into_iter().map(|x| x.1).collect();
+        let w: Vec<String> = parse_words(r#"a="b c" d\ e 'f\'"#, '\\')
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
         assert_eq!(w, [r#"a="b c""#, r"d\ e", r"'f\'"]);
     }
 }

@@ -42,9 +42,14 @@ pub enum Severity {
     Warning,
 }
 
-/// An error or warning about a Dockerfile with its location.
+/// An error or warning about a Dockerfile with its location. Boxed so that
+/// `Result<_, Diagnostic>` stays one pointer wide; the fields are reached through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+pub struct Diagnostic(Box<DiagnosticData>);
+
+/// The content of a [`Diagnostic`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosticData {
     /// Error or warning.
     pub severity: Severity,
     /// The Dockerfile's path as given by the user.
@@ -85,7 +90,7 @@ impl Diagnostic {
         message: impl Into<String>,
     ) -> Self {
         let excerpt = pos.and_then(|p| source_line(source, p.line).map(str::to_owned));
-        Diagnostic {
+        Diagnostic(Box::new(DiagnosticData {
             severity,
             file: file.to_path_buf(),
             pos,
@@ -93,7 +98,7 @@ impl Diagnostic {
             excerpt,
             message: message.into(),
             hint: None,
-        }
+        }))
     }
 
     /// Add a hint.
@@ -122,6 +127,19 @@ impl Diagnostic {
     }
 }
 
+impl std::ops::Deref for Diagnostic {
+    type Target = DiagnosticData;
+    fn deref(&self) -> &DiagnosticData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Diagnostic {
+    fn deref_mut(&mut self) -> &mut DiagnosticData {
+        &mut self.0
+    }
+}
+
 /// Line `line` (1-based) of `source`, without its line terminator.
 pub fn source_line(source: &str, line: usize) -> Option<&str> {
     let l = source.split('\n').nth(line.checked_sub(1)?)?;
@@ -135,12 +153,17 @@ impl fmt::Display for Diagnostic {
             let num = p.line.to_string();
             let pad = " ".repeat(num.len());
             // Tabs would shift the caret; show them as single spaces.
-            let mut shown: String = ex.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+            let mut shown: String = ex
+                .chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .collect();
             let mut col = p.col.max(1);
             // Very long lines are shown as a window around the column.
             const WINDOW: usize = 120;
             if shown.chars().count() > WINDOW {
-                let start = col.saturating_sub(WINDOW / 2).min(shown.chars().count().saturating_sub(WINDOW));
+                let start = col
+                    .saturating_sub(WINDOW / 2)
+                    .min(shown.chars().count().saturating_sub(WINDOW));
                 let body: String = shown.chars().skip(start).take(WINDOW).collect();
                 let lead = if start > 0 { "…" } else { "" };
                 col = col - start + lead.chars().count();

@@ -42,11 +42,6 @@ pub(crate) struct DirectiveError {
 }
 
 impl DirectiveReader {
-    /// Whether directive processing is over.
-    pub(crate) fn done(&self) -> bool {
-        self.done
-    }
-
     /// Look at one physical line (newline and leading whitespace removed).
     pub(crate) fn feed(&mut self, line: &str) -> Result<(), DirectiveError> {
         if self.done {
@@ -69,7 +64,9 @@ impl DirectiveReader {
         if seen {
             return Err(DirectiveError {
                 message: format!("only one {key} parser directive can be used"),
-                hint: Some("parser directives must appear once, at the very top of the file".into()),
+                hint: Some(
+                    "parser directives must appear once, at the very top of the file".into(),
+                ),
             });
         }
         match key.as_str() {
@@ -80,7 +77,9 @@ impl DirectiveReader {
                     "`" => '`',
                     other => {
                         return Err(DirectiveError {
-                            message: format!("invalid escape token '{other}' does not match ` or \\"),
+                            message: format!(
+                                "invalid escape token '{other}' does not match ` or \\"
+                            ),
                             hint: Some("use `# escape=\\` or `# escape=``".into()),
                         })
                     }
@@ -117,13 +116,19 @@ fn check_check(value: &str) -> Result<(), DirectiveError> {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
         let ok = match k.trim().to_ascii_lowercase().as_str() {
             "skip" => true,
-            "error" => matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0"),
+            "error" => matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "false" | "1" | "0"
+            ),
             _ => false,
         };
         if !ok {
             return Err(DirectiveError {
                 message: format!("invalid check directive: {part:?}"),
-                hint: Some("use `# check=skip=<Rule1,Rule2|all>` and/or `error=true`, joined by `;`".into()),
+                hint: Some(
+                    "use `# check=skip=<Rule1,Rule2|all>` and/or `error=true`, joined by `;`"
+                        .into(),
+                ),
             });
         }
     }
@@ -136,7 +141,13 @@ mod tests {
 
     #[test]
     fn accepts_the_reference_whitespace_forms() {
-        for l in ["#directive=value", "# directive =value", "#\tdirective= value", "# directive = value", "#\t  dIrEcTiVe=value"] {
+        for l in [
+            "#directive=value",
+            "# directive =value",
+            "#\tdirective= value",
+            "# directive = value",
+            "#\t  dIrEcTiVe=value",
+        ] {
             assert_eq!(split_directive(l).map(|(_, v)| v), Some("value"), "{l}");
         }
         assert_eq!(split_directive("# 1x=y"), None);
@@ -149,9 +160,9 @@ mod tests {
         let mut r = DirectiveReader::default();
         r.feed("# syntax=docker/dockerfile:1").unwrap();
         r.feed("# ESCAPE=`").unwrap();
-        assert!(!r.done());
+        assert!(!r.done);
         r.feed("# unknown=x").unwrap();
-        assert!(r.done());
+        assert!(r.done);
         r.feed("# escape=\\").unwrap();
         assert_eq!(r.directives.escape, '`');
         assert_eq!(r.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
@@ -161,12 +172,22 @@ mod tests {
     fn rejects_duplicates_and_bad_values() {
         let mut r = DirectiveReader::default();
         r.feed("# escape=\\").unwrap();
-        assert_eq!(r.feed("# escape=`").unwrap_err().message, "only one escape parser directive can be used");
+        assert_eq!(
+            r.feed("# escape=`").unwrap_err().message,
+            "only one escape parser directive can be used"
+        );
         let mut r = DirectiveReader::default();
-        assert!(r.feed("# escape=x").unwrap_err().message.starts_with("invalid escape token 'x'"));
+        assert!(r
+            .feed("# escape=x")
+            .unwrap_err()
+            .message
+            .starts_with("invalid escape token 'x'"));
         let mut r = DirectiveReader::default();
-        r.feed("# check=skip=JSONArgsRecommended;error=true").unwrap();
+        r.feed("# check=skip=JSONArgsRecommended;error=true")
+            .unwrap();
         assert!(r.feed("# check=x").is_err());
-        assert!(DirectiveReader::default().feed("# check=error=maybe").is_err());
+        assert!(DirectiveReader::default()
+            .feed("# check=error=maybe")
+            .is_err());
     }
 }

@@ -40,7 +40,9 @@ pub fn parse_go_duration(input: &str) -> Result<(bool, Duration), String> {
         } else if int_part.is_empty() {
             return Err(invalid());
         }
-        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         let unit = &s[..unit_len];
         s = &s[unit_len..];
         let scale: u128 = match unit {
@@ -51,7 +53,11 @@ pub fn parse_go_duration(input: &str) -> Result<(bool, Duration), String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            other => return Err(format!("time: unknown unit {other:?} in duration {input:?}")),
+            other => {
+                return Err(format!(
+                    "time: unknown unit {other:?} in duration {input:?}"
+                ))
+            }
         };
         let int: u128 = if int_part.is_empty() {
             0
@@ -128,8 +134,14 @@ mod tests {
         assert_eq!(ms("-1s"), Ok((true, 1000)));
         assert_eq!(parse_go_duration("1500us").unwrap().1.as_micros(), 1500);
         assert_eq!(parse_go_duration("1µs").unwrap().1.as_nanos(), 1000);
-        assert_eq!(parse_go_duration("1").unwrap_err(), "time: missing unit in duration \"1\"");
-        assert_eq!(parse_go_duration("1x").unwrap_err(), "time: unknown unit \"x\" in duration \"1x\"");
+        assert_eq!(
+            parse_go_duration("1").unwrap_err(),
+            "time: missing unit in duration \"1\""
+        );
+        assert_eq!(
+            parse_go_duration("1x").unwrap_err(),
+            "time: unknown unit \"x\" in duration \"1x\""
+        );
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration(".s").is_err());
         assert!(parse_go_duration("s").is_err());

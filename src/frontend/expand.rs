@@ -158,7 +158,11 @@ impl ShellWord<'_> {
         c
     }
 
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Res<(String, Vec<String>)> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Res<(String, Vec<String>)> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
@@ -186,7 +190,10 @@ impl ShellWord<'_> {
                 // `<< EOF` is one word (BuildKit `processPossibleHeredoc`).
                 self.pos += 2;
                 let mut tmp = String::from("<<");
-                while let Some(c) = self.peek().filter(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
+                while let Some(c) = self
+                    .peek()
+                    .filter(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+                {
                     tmp.push(c);
                     self.pos += 1;
                 }
@@ -212,7 +219,9 @@ impl ShellWord<'_> {
             result.push(ch);
         }
         if let Some(s) = stop {
-            return Err(format!("unexpected end of statement while looking for matching {s}"));
+            return Err(format!(
+                "unexpected end of statement while looking for matching {s}"
+            ));
         }
         Ok((result, words.finish()))
     }
@@ -225,7 +234,12 @@ impl ShellWord<'_> {
         }
         loop {
             match self.next() {
-                None => return Err("unexpected end of statement while looking for matching single-quote".into()),
+                None => {
+                    return Err(
+                        "unexpected end of statement while looking for matching single-quote"
+                            .into(),
+                    )
+                }
                 Some('\'') => {
                     if self.lx.raw_quotes {
                         out.push('\'');
@@ -245,7 +259,12 @@ impl ShellWord<'_> {
         }
         loop {
             match self.peek() {
-                None => return Err("unexpected end of statement while looking for matching double-quote".into()),
+                None => {
+                    return Err(
+                        "unexpected end of statement while looking for matching double-quote"
+                            .into(),
+                    )
+                }
                 Some('"') => {
                     self.pos += 1;
                     if self.lx.raw_quotes {
@@ -371,15 +390,27 @@ impl ShellWord<'_> {
                         Some(v) if !(null_is_unset && empty) => v,
                         _ => word,
                     }),
-                    '+' => Ok(if value.is_none() || (null_is_unset && empty) { String::new() } else { word }),
+                    '+' => Ok(if value.is_none() || (null_is_unset && empty) {
+                        String::new()
+                    } else {
+                        word
+                    }),
                     '?' => match value {
                         None => Err(format!(
                             "{name}: {}",
-                            if word.is_empty() { "is not allowed to be unset" } else { &word }
+                            if word.is_empty() {
+                                "is not allowed to be unset"
+                            } else {
+                                &word
+                            }
                         )),
                         Some(_) if null_is_unset && empty => Err(format!(
                             "{name}: {}",
-                            if word.is_empty() { "is not allowed to be empty" } else { &word }
+                            if word.is_empty() {
+                                "is not allowed to be empty"
+                            } else {
+                                &word
+                            }
                         )),
                         Some(v) => Ok(v),
                     },
@@ -390,7 +421,11 @@ impl ShellWord<'_> {
                         }
                         let pat = Glob::parse(&word, self.lx.escape);
                         let v = value.unwrap_or_default();
-                        Ok(if ch == '#' { pat.trim_prefix(&v, greedy) } else { pat.trim_suffix(&v, greedy) })
+                        Ok(if ch == '#' {
+                            pat.trim_prefix(&v, greedy)
+                        } else {
+                            pat.trim_suffix(&v, greedy)
+                        })
                     }
                     _ => Err(format!("unsupported modifier ({chs}) in substitution")),
                 }
@@ -402,12 +437,16 @@ impl ShellWord<'_> {
                 }
                 let pattern = match self.process_stop_on(Some('/'), true) {
                     Ok((p, _)) => p,
-                    Err(_) if self.peek().is_none() => return Err("syntax error: missing '/' in ${}".into()),
+                    Err(_) if self.peek().is_none() => {
+                        return Err("syntax error: missing '/' in ${}".into())
+                    }
                     Err(e) => return Err(e),
                 };
                 let replacement = match self.process_stop_on(Some('}'), true) {
                     Ok((r, _)) => r,
-                    Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+                    Err(_) if self.peek().is_none() => {
+                        return Err("syntax error: missing '}'".into())
+                    }
                     Err(e) => return Err(e),
                 };
                 let value = self.get(&name);
@@ -433,7 +472,10 @@ enum Tok {
     Lit(char),
     Any,
     Star,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 impl Glob {
@@ -589,14 +631,21 @@ mod tests {
     use super::*;
 
     fn env() -> BTreeMap<String, String> {
-        [("PWD", "/home"), ("SHELL", "bash"), ("NULL", ""), ("F", "foo.tar.gz")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+        [
+            ("PWD", "/home"),
+            ("SHELL", "bash"),
+            ("NULL", ""),
+            ("F", "foo.tar.gz"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
     fn w(s: &str) -> Result<String, String> {
-        Lexer::new('\\').process_word(s, &env()).map_err(|e| e.reason)
+        Lexer::new('\\')
+            .process_word(s, &env())
+            .map_err(|e| e.reason)
     }
 
     #[test]
@@ -637,7 +686,10 @@ mod tests {
     #[test]
     fn errors_match_buildkit() {
         let bad = [
-            ("he'llo", "unexpected end of statement while looking for matching single-quote"),
+            (
+                "he'llo",
+                "unexpected end of statement while looking for matching single-quote",
+            ),
             ("${aaa:-bbb", "syntax error: missing '}'"),
             ("${}", "syntax error: bad substitution"),
             ("${:x}", "syntax error: bad substitution"),
@@ -652,7 +704,10 @@ mod tests {
             assert_eq!(w(input), Err(want.to_owned()), "input {input}");
         }
         let e = Lexer::new('\\').process_word("${", &NoEnv).unwrap_err();
-        assert_eq!(e.to_string(), "failed to process \"${\": syntax error: missing '}'");
+        assert_eq!(
+            e.to_string(),
+            "failed to process \"${\": syntax error: missing '}'"
+        );
     }
 
     #[test]
@@ -660,18 +715,40 @@ mod tests {
         let mut e = env();
         e.insert("P".into(), "80 443".into());
         let lx = Lexer::new('\\');
-        assert_eq!(lx.process_words("$P 8080", &e).unwrap(), ["80", "443", "8080"]);
-        assert_eq!(lx.process_words("\"$P\" 'a b'", &e).unwrap(), ["80 443", "a b"]);
-        assert_eq!(lx.process_words("cat > f << 'X' <y", &e).unwrap(), ["cat", ">", "f", "<< X", "<y"]);
+        assert_eq!(
+            lx.process_words("$P 8080", &e).unwrap(),
+            ["80", "443", "8080"]
+        );
+        assert_eq!(
+            lx.process_words("\"$P\" 'a b'", &e).unwrap(),
+            ["80 443", "a b"]
+        );
+        assert_eq!(
+            lx.process_words("cat > f << 'X' <y", &e).unwrap(),
+            ["cat", ">", "f", "<< X", "<y"]
+        );
     }
 
     #[test]
     fn backtick_escape_and_raw_modes() {
         let lx = Lexer::new('`');
         assert_eq!(lx.process_word("a`$PWD\\x", &env()).unwrap(), "a$PWD\\x");
-        let raw = Lexer { raw_quotes: true, skip_unset: true, ..Lexer::new('\\') };
-        assert_eq!(raw.process_word("'a'$NOPE${NOPE:-x}", &NoEnv).unwrap(), "'a'$NOPE${NOPE:-x}");
-        let heredoc = Lexer { skip_process_quotes: true, ..Lexer::new('\\') };
-        assert_eq!(heredoc.process_word("'$PWD' \"x\"", &env()).unwrap(), "'/home' \"x\"");
+        let raw = Lexer {
+            raw_quotes: true,
+            skip_unset: true,
+            ..Lexer::new('\\')
+        };
+        assert_eq!(
+            raw.process_word("'a'$NOPE${NOPE:-x}", &NoEnv).unwrap(),
+            "'a'$NOPE${NOPE:-x}"
+        );
+        let heredoc = Lexer {
+            skip_process_quotes: true,
+            ..Lexer::new('\\')
+        };
+        assert_eq!(
+            heredoc.process_word("'$PWD' \"x\"", &env()).unwrap(),
+            "'/home' \"x\""
+        );
     }
 }

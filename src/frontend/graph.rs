@@ -110,27 +110,49 @@ impl BuildPlan {
     /// A fresh [`super::Scope`] for a stage whose base image config has `base_env`.
     /// (For `Base::Stage`, clone the parent stage's final scope instead.)
     pub fn scope(&self, base_env: &[String]) -> super::Scope {
-        super::Scope::new(self.escape, base_env, self.globals.clone(), self.build_args.clone())
+        super::Scope::new(
+            self.escape,
+            base_env,
+            self.globals.clone(),
+            self.build_args.clone(),
+        )
     }
 }
 
 /// Find a stage by name (case-insensitive, as `findStateByName`).
 fn by_name(df: &Dockerfile, name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    df.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
+    df.stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
 }
 
 /// The global args for these options (platform args, TARGETSTAGE, global ARG lines).
-pub fn global_args(df: &Dockerfile, opts: &BuildOptions, target_stage: &str) -> Result<GlobalArgs, Diagnostic> {
-    let target = opts.target_platform.clone().unwrap_or_else(|| opts.build_platform.clone());
-    let mut g = GlobalArgs::automatic(&opts.build_platform, &target, target_stage, &opts.build_args);
+pub fn global_args(
+    df: &Dockerfile,
+    opts: &BuildOptions,
+    target_stage: &str,
+) -> Result<GlobalArgs, Diagnostic> {
+    let target = opts
+        .target_platform
+        .clone()
+        .unwrap_or_else(|| opts.build_platform.clone());
+    let mut g = GlobalArgs::automatic(
+        &opts.build_platform,
+        &target,
+        target_stage,
+        &opts.build_args,
+    );
     let lx = Lexer::new(df.directives.escape);
     for step in &df.global_args {
         if let Instruction::Arg { args } = &step.instruction {
             let mut values = Vec::new();
             for a in args {
                 let d = match &a.default {
-                    Some(d) => Some(lx.process_word(d, &g).map_err(|e| step.error(df, e.to_string()))?),
+                    Some(d) => Some(
+                        lx.process_word(d, &g)
+                            .map_err(|e| step.error(df, e.to_string()))?,
+                    ),
                     None => None,
                 };
                 values.push((a.name.clone(), d));
@@ -144,20 +166,37 @@ pub fn global_args(df: &Dockerfile, opts: &BuildOptions, target_stage: &str) -> 
 }
 
 /// Expand a stage's `FROM` image and `--platform` with the global args.
-pub fn resolve_base(df: &Dockerfile, stage: &Stage, g: &GlobalArgs) -> Result<(Base, String, Option<Platform>), Diagnostic> {
+pub fn resolve_base(
+    df: &Dockerfile,
+    stage: &Stage,
+    g: &GlobalArgs,
+) -> Result<(Base, String, Option<Platform>), Diagnostic> {
     let lx = Lexer::new(df.directives.escape);
-    let err = |m: String| Diagnostic::error(&df.file, &df.source, stage.image_pos, m).with_len(stage.from.image.chars().count());
-    let name = lx.process_word(&stage.from.image, g).map_err(|e| err(e.to_string()))?;
+    let err = |m: String| {
+        Diagnostic::error(&df.file, &df.source, stage.image_pos, m)
+            .with_len(stage.from.image.chars().count())
+    };
+    let name = lx
+        .process_word(&stage.from.image, g)
+        .map_err(|e| err(e.to_string()))?;
     if name.is_empty() {
-        return Err(err(format!("base name ({}) should not be blank", stage.from.image))
-            .with_hint("declare the ARG before the first FROM with a default, or pass --build-arg"));
+        return Err(err(format!(
+            "base name ({}) should not be blank",
+            stage.from.image
+        ))
+        .with_hint("declare the ARG before the first FROM with a default, or pass --build-arg"));
     }
     let platform = match &stage.from.platform {
         None => None,
         Some(p) => {
             let perr = |m: String| {
-                Diagnostic::error(&df.file, &df.source, stage.platform_pos.unwrap_or(stage.pos), m)
-                    .with_len(p.chars().count() + "--platform=".len())
+                Diagnostic::error(
+                    &df.file,
+                    &df.source,
+                    stage.platform_pos.unwrap_or(stage.pos),
+                    m,
+                )
+                .with_len(p.chars().count() + "--platform=".len())
             };
             let v = lx.process_word(p, g).map_err(|e| perr(e.to_string()))?;
             Some(Platform::parse(&v).map_err(perr)?)
@@ -166,7 +205,10 @@ pub fn resolve_base(df: &Dockerfile, stage: &Stage, g: &GlobalArgs) -> Result<(B
     let base = if name == "scratch" {
         Base::Scratch
     } else {
-        match df.stages[..stage.index].iter().position(|s| s.name.as_deref() == Some(name.as_str())) {
+        match df.stages[..stage.index]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(name.as_str()))
+        {
             Some(i) => Base::Stage(i),
             None => Base::Image(name.clone()),
         }
@@ -176,7 +218,13 @@ pub fn resolve_base(df: &Dockerfile, stage: &Stage, g: &GlobalArgs) -> Result<(B
 
 /// Resolve a `--from` / `from=` value seen in stage `current`.
 /// `flag` is `from` (COPY) or `mount` (RUN), for the error position and wording.
-fn resolve_source(df: &Dockerfile, current: usize, from: &str, step: &Step, flag: &str) -> Result<Source, Diagnostic> {
+fn resolve_source(
+    df: &Dockerfile,
+    current: usize,
+    from: &str,
+    step: &Step,
+    flag: &str,
+) -> Result<Source, Diagnostic> {
     let cur_name = df.stages[current].display_name();
     let verb = if flag == "mount" { "mount" } else { "copy" };
     let forward = |_: usize| {
@@ -188,15 +236,26 @@ fn resolve_source(df: &Dockerfile, current: usize, from: &str, step: &Step, flag
         .with_hint("move the stage it reads from above this one")
     };
     if let Some(i) = by_name(df, from) {
-        return if i < current { Ok(Source::Stage(i)) } else { Err(forward(i)) };
+        return if i < current {
+            Ok(Source::Stage(i))
+        } else {
+            Err(forward(i))
+        };
     }
     if let Ok(i) = from.parse::<usize>() {
         if i >= df.stages.len() {
             return Err(step
                 .flag_error(df, flag, format!("invalid stage index {i}"))
-                .with_hint(format!("this Dockerfile has {} stages, numbered from 0", df.stages.len())));
+                .with_hint(format!(
+                    "this Dockerfile has {} stages, numbered from 0",
+                    df.stages.len()
+                )));
         }
-        return if i < current { Ok(Source::Stage(i)) } else { Err(forward(i)) };
+        return if i < current {
+            Ok(Source::Stage(i))
+        } else {
+            Err(forward(i))
+        };
     }
     Ok(Source::Image(from.to_owned()))
 }
@@ -205,21 +264,37 @@ fn resolve_source(df: &Dockerfile, current: usize, from: &str, step: &Step, flag
 pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnostic> {
     let target = match &opts.target {
         None => df.stages.len().checked_sub(1).ok_or_else(|| {
-            Diagnostic::unlocated(Severity::Error, &df.file, "no build stage: the Dockerfile has no FROM")
+            Diagnostic::unlocated(
+                Severity::Error,
+                &df.file,
+                "no build stage: the Dockerfile has no FROM",
+            )
         })?,
         Some(t) => by_name(df, t).ok_or_else(|| {
             let names: Vec<&str> = df.stages.iter().filter_map(|s| s.name.as_deref()).collect();
-            let d = Diagnostic::unlocated(Severity::Error, &df.file, format!("target stage {t:?} could not be found"));
+            let d = Diagnostic::unlocated(
+                Severity::Error,
+                &df.file,
+                format!("target stage {t:?} could not be found"),
+            );
             if names.is_empty() {
-                d.with_hint("this Dockerfile has no named stages; name one with FROM <image> AS <name>")
+                d.with_hint(
+                    "this Dockerfile has no named stages; name one with FROM <image> AS <name>",
+                )
             } else {
                 d.with_hint(format!("available stages: {}", names.join(", ")))
             }
         })?,
     };
-    let target_stage = df.stages[target].name.clone().unwrap_or_else(|| "default".into());
+    let target_stage = df.stages[target]
+        .name
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let globals = global_args(df, opts, &target_stage)?;
-    let target_platform = opts.target_platform.clone().unwrap_or_else(|| opts.build_platform.clone());
+    let target_platform = opts
+        .target_platform
+        .clone()
+        .unwrap_or_else(|| opts.build_platform.clone());
     let mut warnings = Vec::new();
 
     // Resolve every stage (errors anywhere in the file are reported, as BuildKit does
@@ -228,10 +303,21 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
     for stage in &df.stages {
         let (base, base_name, platform) = resolve_base(df, stage, &globals)?;
         if let Base::Image(img) = &base {
-            if let Some(later) = df.stages[stage.index..].iter().find(|s| s.name.as_deref() == Some(img.as_str())) {
+            if let Some(later) = df.stages[stage.index..]
+                .iter()
+                .find(|s| s.name.as_deref() == Some(img.as_str()))
+            {
                 warnings.push(
-                    Diagnostic::warning(&df.file, &df.source, stage.pos, format!("FROM {img:?} uses the image, not the stage defined at line {}", later.pos.line))
-                        .with_hint("FROM can only refer to stages defined above it"),
+                    Diagnostic::warning(
+                        &df.file,
+                        &df.source,
+                        stage.pos,
+                        format!(
+                            "FROM {img:?} uses the image, not the stage defined at line {}",
+                            later.pos.line
+                        ),
+                    )
+                    .with_hint("FROM can only refer to stages defined above it"),
                 );
             }
         }
@@ -244,7 +330,10 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
         for (si, step) in stage.steps.iter().enumerate() {
             let (froms, flag): (Vec<&str>, &str) = match &step.instruction {
                 Instruction::Copy(c) => (c.from.as_deref().into_iter().collect(), "from"),
-                Instruction::Run(r) => (r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(), "mount"),
+                Instruction::Run(r) => (
+                    r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+                    "mount",
+                ),
                 _ => (Vec::new(), ""),
             };
             for f in froms {
@@ -298,17 +387,27 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
     // A --build-arg nobody declares is probably a typo.
     for name in opts.build_args.keys() {
         let declared_global = globals.declared().iter().any(|d| d == name);
-        let declared_stage = stages.iter().flat_map(|s| &s.steps).any(|step| match &step.instruction {
-            Instruction::Arg { args } => args.iter().any(|a| &a.name == name),
-            _ => false,
-        });
+        let declared_stage =
+            stages
+                .iter()
+                .flat_map(|s| &s.steps)
+                .any(|step| match &step.instruction {
+                    Instruction::Arg { args } => args.iter().any(|a| &a.name == name),
+                    _ => false,
+                });
         let predefined = PROXY_ARGS.contains(&name.as_str())
             || BUILTIN_ARGS.contains(&name.as_str())
             || (globals.get(name).is_some() && !declared_global);
         if !(declared_global || declared_stage || predefined) {
             warnings.push(
-                Diagnostic::unlocated(Severity::Warning, &df.file, format!("build argument {name:?} is not consumed by any ARG"))
-                    .with_hint(format!("declare `ARG {name}` in the stage that uses it, or drop --build-arg {name}")),
+                Diagnostic::unlocated(
+                    Severity::Warning,
+                    &df.file,
+                    format!("build argument {name:?} is not consumed by any ARG"),
+                )
+                .with_hint(format!(
+                    "declare `ARG {name}` in the stage that uses it, or drop --build-arg {name}"
+                )),
             );
         }
     }

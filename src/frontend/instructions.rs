@@ -82,7 +82,9 @@ impl Run {
             return Some(line.clone());
         }
         if super::ast::heredocs_from_line(line.trim()).map(|h| h.len()) == Ok(1)
-            && line.trim().starts_with(|c: char| c == '<' || c.is_ascii_digit())
+            && line
+                .trim()
+                .starts_with(|c: char| c == '<' || c.is_ascii_digit())
             && !line.trim().contains(char::is_whitespace)
         {
             return Some(self.heredocs[0].content.clone());
@@ -100,7 +102,8 @@ impl Run {
     /// executes it directly instead of passing it to the shell.
     pub fn shebang_heredoc(&self) -> Option<&Heredoc> {
         let h = self.heredocs.first()?;
-        let single = self.heredocs.len() == 1 && self.script().as_deref() == Some(h.content.as_str());
+        let single =
+            self.heredocs.len() == 1 && self.script().as_deref() == Some(h.content.as_str());
         (single && h.content.starts_with("#!")).then_some(h)
     }
 }
@@ -203,7 +206,13 @@ impl Healthcheck {
                 start_interval,
                 retries,
                 ..
-            } => (*interval, *timeout, *start_period, *start_interval, *retries),
+            } => (
+                *interval,
+                *timeout,
+                *start_period,
+                *start_interval,
+                *retries,
+            ),
         };
         let d = |v: Option<Duration>| format_go_duration(v.unwrap_or_default());
         format!(
@@ -318,14 +327,33 @@ impl Instruction {
     /// Whether BuildKit runs it as a filesystem step (RUN, COPY, ADD), as opposed to a
     /// config-only change.
     pub fn changes_filesystem(&self) -> bool {
-        matches!(self, Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_))
+        matches!(
+            self,
+            Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_)
+        )
     }
 }
 
 /// Every instruction keyword BuildKit knows.
 pub const KEYWORDS: [&str; 18] = [
-    "add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label", "maintainer",
-    "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir",
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
 ];
 
 pub(crate) struct Ctx<'a> {
@@ -338,7 +366,8 @@ impl Ctx<'_> {
         Diagnostic::error(self.file, self.source, pos, msg)
     }
     fn at_node(&self, n: &Node, msg: impl Into<String>) -> Diagnostic {
-        self.err(n.span.start, msg).with_len(n.keyword_raw.chars().count())
+        self.err(n.span.start, msg)
+            .with_len(n.keyword_raw.chars().count())
     }
 }
 
@@ -378,13 +407,15 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -404,7 +435,11 @@ fn suggest<'a>(word: &str, options: impl IntoIterator<Item = &'a str>) -> Option
 }
 
 /// `BFlags.Parse`.
-fn parse_flags(ctx: &Ctx, node: &Node, specs: &[(&'static str, Kind)]) -> Result<Flags, Diagnostic> {
+fn parse_flags(
+    ctx: &Ctx,
+    node: &Node,
+    specs: &[(&'static str, Kind)],
+) -> Result<Flags, Diagnostic> {
     let mut out = Flags::default();
     for w in &node.flags {
         let body = w.text.strip_prefix("--").unwrap_or(&w.text);
@@ -414,26 +449,37 @@ fn parse_flags(ctx: &Ctx, node: &Node, specs: &[(&'static str, Kind)]) -> Result
         };
         let len = w.text.chars().count();
         let Some(&(key, kind)) = specs.iter().find(|(k, _)| *k == name) else {
-            let mut d = ctx.err(w.pos, format!("unknown flag: --{name}")).with_len(len);
+            let mut d = ctx
+                .err(w.pos, format!("unknown flag: --{name}"))
+                .with_len(len);
             let sibling = match (node.keyword.as_str(), name) {
                 ("copy", "checksum" | "keep-git-dir" | "unpack") => Some("ADD"),
                 ("add", "from" | "parents") => Some("COPY"),
                 _ => None,
             };
             if let Some(other) = sibling {
-                d = d.with_hint(format!("--{name} is accepted by {other}, not {}", node.keyword.to_uppercase()));
+                d = d.with_hint(format!(
+                    "--{name} is accepted by {other}, not {}",
+                    node.keyword.to_uppercase()
+                ));
             } else if let Some(s) = suggest(name, specs.iter().map(|s| s.0)) {
                 d = d.with_hint(format!("did you mean --{s}?"));
             } else if specs.is_empty() {
                 d = d.with_hint(format!("{} takes no flags", node.keyword.to_uppercase()));
             } else {
                 let all: Vec<String> = specs.iter().map(|s| format!("--{}", s.0)).collect();
-                d = d.with_hint(format!("{} accepts {}", node.keyword.to_uppercase(), all.join(", ")));
+                d = d.with_hint(format!(
+                    "{} accepts {}",
+                    node.keyword.to_uppercase(),
+                    all.join(", ")
+                ));
             }
             return Err(d);
         };
         if kind != Kind::List && out.pos.contains_key(key) {
-            return Err(ctx.err(w.pos, format!("duplicate flag specified: --{name}")).with_len(len));
+            return Err(ctx
+                .err(w.pos, format!("duplicate flag specified: --{name}"))
+                .with_len(len));
         }
         out.pos.insert(key, w.pos);
         match kind {
@@ -443,7 +489,10 @@ fn parse_flags(ctx: &Ctx, node: &Node, specs: &[(&'static str, Kind)]) -> Result
                     Some("false") => false,
                     Some(other) => {
                         return Err(ctx
-                            .err(w.pos, format!("expecting boolean value for flag {name}, not: {other}"))
+                            .err(
+                                w.pos,
+                                format!("expecting boolean value for flag {name}, not: {other}"),
+                            )
                             .with_len(len)
                             .with_hint(format!("use --{name}, --{name}=true or --{name}=false")))
                     }
@@ -477,7 +526,12 @@ fn command(node: &Node) -> CommandLine {
     if node.json {
         CommandLine::Exec(texts(&node.args))
     } else {
-        CommandLine::Shell(node.args.first().map(|w| w.text.clone()).unwrap_or_default())
+        CommandLine::Shell(
+            node.args
+                .first()
+                .map(|w| w.text.clone())
+                .unwrap_or_default(),
+        )
     }
 }
 
@@ -492,7 +546,13 @@ fn at_least_one(ctx: &Ctx, node: &Node) -> Result<(), Diagnostic> {
 fn exactly_one(ctx: &Ctx, node: &Node) -> Result<String, Diagnostic> {
     match node.args.as_slice() {
         [w] => Ok(w.text.clone()),
-        _ => Err(ctx.at_node(node, format!("{} requires exactly one argument", node.keyword.to_uppercase()))),
+        _ => Err(ctx.at_node(
+            node,
+            format!(
+                "{} requires exactly one argument",
+                node.keyword.to_uppercase()
+            ),
+        )),
     }
 }
 
@@ -520,7 +580,9 @@ pub(crate) fn parse_from(ctx: &Ctx, node: &Node) -> Result<From, Diagnostic> {
             let n = stage_name(&name.text).map_err(|m| {
                 ctx.err(name.pos, m)
                     .with_len(name.text.chars().count())
-                    .with_hint("stage names start with a letter and use only a-z, 0-9, '-', '_' and '.'")
+                    .with_hint(
+                        "stage names start with a letter and use only a-z, 0-9, '-', '_' and '.'",
+                    )
             })?;
             (img, Some(n))
         }
@@ -538,7 +600,11 @@ pub(crate) fn parse_from(ctx: &Ctx, node: &Node) -> Result<From, Diagnostic> {
 }
 
 fn is_heredoc_word(w: &str) -> Option<Heredoc> {
-    super::ast::heredocs_from_line(w).ok()?.into_iter().next().filter(|_| w.contains("<<"))
+    super::ast::heredocs_from_line(w)
+        .ok()?
+        .into_iter()
+        .next()
+        .filter(|_| w.contains("<<"))
 }
 
 fn parse_copy(ctx: &Ctx, node: &Node, add: bool) -> Result<Copy, Diagnostic> {
@@ -577,9 +643,15 @@ fn parse_copy(ctx: &Ctx, node: &Node, add: bool) -> Result<Copy, Diagnostic> {
             )
             .with_hint(format!("write {kw} <src>... <dest>")));
     }
-    let (dest, srcs) = node.args.split_last().ok_or_else(|| ctx.at_node(node, "missing destination"))?;
+    let (dest, srcs) = node
+        .args
+        .split_last()
+        .ok_or_else(|| ctx.at_node(node, "missing destination"))?;
     if !node.json && is_heredoc_word(&dest.text).is_some() {
-        return Err(ctx.err(dest.pos, format!("{kw} cannot accept a heredoc as a destination")));
+        return Err(ctx.err(
+            dest.pos,
+            format!("{kw} cannot accept a heredoc as a destination"),
+        ));
     }
     let mut heredocs = node.heredocs.iter();
     let mut sources = Vec::new();
@@ -594,10 +666,19 @@ fn parse_copy(ctx: &Ctx, node: &Node, add: bool) -> Result<Copy, Diagnostic> {
             }
             None => {
                 if !add && (s.text.starts_with("http://") || s.text.starts_with("https://")) {
-                    return Err(ctx.err(s.pos, "source can't be a URL for COPY").with_hint("use ADD for URLs"));
+                    return Err(ctx
+                        .err(s.pos, "source can't be a URL for COPY")
+                        .with_hint("use ADD for URLs"));
                 }
-                if !add && (s.text.starts_with("git@") || s.text.ends_with(".git") || s.text.contains(".git#")) && s.text.contains("://") | s.text.starts_with("git@") {
-                    return Err(ctx.err(s.pos, "source can't be a git ref for COPY").with_hint("use ADD for git sources"));
+                if !add
+                    && (s.text.starts_with("git@")
+                        || s.text.ends_with(".git")
+                        || s.text.contains(".git#"))
+                    && s.text.contains("://") | s.text.starts_with("git@")
+                {
+                    return Err(ctx
+                        .err(s.pos, "source can't be a git ref for COPY")
+                        .with_hint("use ADD for git sources"));
                 }
                 sources.push(CopySource::Path(s.text.clone()));
             }
@@ -609,7 +690,9 @@ fn parse_copy(ctx: &Ctx, node: &Node, add: bool) -> Result<Copy, Diagnostic> {
             let pos = flags.pos.get("from").copied().unwrap_or(node.span.start);
             return Err(ctx
                 .err(pos, "variable expansion is not supported for --from")
-                .with_hint("define a new stage with FROM using ARG from global scope as a workaround"));
+                .with_hint(
+                    "define a new stage with FROM using ARG from global scope as a workaround",
+                ));
         }
     }
     Ok(Copy {
@@ -627,8 +710,14 @@ fn parse_copy(ctx: &Ctx, node: &Node, add: bool) -> Result<Copy, Diagnostic> {
     })
 }
 
-fn duration_flag(ctx: &Ctx, flags: &mut Flags, name: &'static str) -> Result<Option<Duration>, Diagnostic> {
-    let Some(v) = flags.str(name) else { return Ok(None) };
+fn duration_flag(
+    ctx: &Ctx,
+    flags: &mut Flags,
+    name: &'static str,
+) -> Result<Option<Duration>, Diagnostic> {
+    let Some(v) = flags.str(name) else {
+        return Ok(None);
+    };
     let pos = flags.pos.get(name).copied().unwrap_or_default();
     if v.is_empty() {
         return Ok(None);
@@ -659,7 +748,9 @@ fn parse_healthcheck(ctx: &Ctx, node: &Node) -> Result<Healthcheck, Diagnostic> 
         ],
     )?;
     let Some(typ) = node.args.first() else {
-        return Err(ctx.at_node(node, "HEALTHCHECK requires at least one argument").with_hint("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE"));
+        return Err(ctx
+            .at_node(node, "HEALTHCHECK requires at least one argument")
+            .with_hint("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE"));
     };
     match typ.text.to_ascii_uppercase().as_str() {
         "NONE" => {
@@ -683,7 +774,9 @@ fn parse_healthcheck(ctx: &Ctx, node: &Node) -> Result<Healthcheck, Diagnostic> 
                         .parse()
                         .ok()
                         .filter(|n| i32::try_from(*n).is_ok())
-                        .ok_or_else(|| ctx.err(pos, format!("invalid --retries {v:?}: not a number")))?;
+                        .ok_or_else(|| {
+                            ctx.err(pos, format!("invalid --retries {v:?}: not a number"))
+                        })?;
                     if n < 0 {
                         return Err(ctx.err(pos, format!("--retries cannot be negative ({n})")));
                     }
@@ -710,10 +803,16 @@ fn key_values(ctx: &Ctx, node: &Node) -> Result<Vec<KeyValue>, Diagnostic> {
     let mut out = Vec::new();
     for pair in node.args.chunks(2) {
         let [k, v] = pair else {
-            return Err(ctx.at_node(node, format!("{} must have two arguments", node.keyword.to_uppercase())));
+            return Err(ctx.at_node(
+                node,
+                format!("{} must have two arguments", node.keyword.to_uppercase()),
+            ));
         };
         if k.text.is_empty() {
-            return Err(ctx.err(k.pos, format!("{} names can not be blank", node.keyword.to_uppercase())));
+            return Err(ctx.err(
+                k.pos,
+                format!("{} names can not be blank", node.keyword.to_uppercase()),
+            ));
         }
         out.push(KeyValue {
             key: k.text.clone(),
@@ -723,8 +822,11 @@ fn key_values(ctx: &Ctx, node: &Node) -> Result<Vec<KeyValue>, Diagnostic> {
     Ok(out)
 }
 
-const NETWORK: [(&str, NetworkMode); 3] =
-    [("default", NetworkMode::Default), ("none", NetworkMode::None), ("host", NetworkMode::Host)];
+const NETWORK: [(&str, NetworkMode); 3] = [
+    ("default", NetworkMode::Default),
+    ("none", NetworkMode::None),
+    ("host", NetworkMode::Host),
+];
 
 /// Parse a non-FROM instruction.
 pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, Diagnostic> {
@@ -734,7 +836,11 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
             let mut flags = parse_flags(
                 ctx,
                 node,
-                &[("mount", Kind::List), ("network", Kind::Str), ("security", Kind::Str)],
+                &[
+                    ("mount", Kind::List),
+                    ("network", Kind::Str),
+                    ("security", Kind::Str),
+                ],
             )?;
             if node.args.is_empty() && node.heredocs.is_empty() {
                 return Err(ctx.at_node(node, "RUN requires at least one argument"));
@@ -742,10 +848,19 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
             let flag_pos = |flags: &Flags, k| flags.pos.get(k).copied().unwrap_or(node.span.start);
             let network = match flags.str("network") {
                 None => None,
-                Some(v) => Some(NETWORK.iter().find(|(n, _)| *n == v).map(|(_, m)| *m).ok_or_else(|| {
-                    ctx.err(flag_pos(&flags, "network"), format!("network mode {v:?} not supported"))
-                        .with_hint("use --network=default, none or host")
-                })?),
+                Some(v) => Some(
+                    NETWORK
+                        .iter()
+                        .find(|(n, _)| *n == v)
+                        .map(|(_, m)| *m)
+                        .ok_or_else(|| {
+                            ctx.err(
+                                flag_pos(&flags, "network"),
+                                format!("network mode {v:?} not supported"),
+                            )
+                            .with_hint("use --network=default, none or host")
+                        })?,
+                ),
             };
             let security = match flags.str("security").as_deref() {
                 None => None,
@@ -753,15 +868,22 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
                 Some("insecure") => Some(SecurityMode::Insecure),
                 Some(v) => {
                     return Err(ctx
-                        .err(flag_pos(&flags, "security"), format!("security mode {v:?} not supported"))
+                        .err(
+                            flag_pos(&flags, "security"),
+                            format!("security mode {v:?} not supported"),
+                        )
                         .with_hint("use --security=sandbox or insecure"))
                 }
             };
             let mount_specs = flags.list("mount");
             let mut mounts = Vec::new();
-            for (spec, w) in mount_specs.iter().zip(node.flags.iter().filter(|w| w.text.starts_with("--mount="))) {
+            for (spec, w) in mount_specs
+                .iter()
+                .zip(node.flags.iter().filter(|w| w.text.starts_with("--mount=")))
+            {
                 mounts.push(Mount::parse(spec, None).map_err(|m| {
-                    ctx.err(w.pos, format!("invalid --mount: {m}")).with_len(w.text.chars().count())
+                    ctx.err(w.pos, format!("invalid --mount: {m}"))
+                        .with_len(w.text.chars().count())
                 })?);
             }
             Instruction::Run(Run {
@@ -790,17 +912,23 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
                     .with_hint("write SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]"));
             }
             at_least_one(ctx, node)?;
-            Instruction::Shell { shell: texts(&node.args) }
+            Instruction::Shell {
+                shell: texts(&node.args),
+            }
         }
         "copy" => Instruction::Copy(parse_copy(ctx, node, false)?),
         "add" => Instruction::Add(parse_copy(ctx, node, true)?),
         "env" => {
             no_flags(ctx, node)?;
-            Instruction::Env { pairs: key_values(ctx, node)? }
+            Instruction::Env {
+                pairs: key_values(ctx, node)?,
+            }
         }
         "label" => {
             no_flags(ctx, node)?;
-            Instruction::Label { pairs: key_values(ctx, node)? }
+            Instruction::Label {
+                pairs: key_values(ctx, node)?,
+            }
         }
         "arg" => {
             no_flags(ctx, node)?;
@@ -821,7 +949,9 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
         "expose" => {
             no_flags(ctx, node)?;
             at_least_one(ctx, node)?;
-            Instruction::Expose { ports: texts(&node.args) }
+            Instruction::Expose {
+                ports: texts(&node.args),
+            }
         }
         "volume" => {
             no_flags(ctx, node)?;
@@ -829,15 +959,21 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
             if let Some(w) = node.args.iter().find(|w| w.text.trim().is_empty()) {
                 return Err(ctx.err(w.pos, "VOLUME specified can not be an empty string"));
             }
-            Instruction::Volume { paths: node.args.iter().map(|w| w.text.trim().to_owned()).collect() }
+            Instruction::Volume {
+                paths: node.args.iter().map(|w| w.text.trim().to_owned()).collect(),
+            }
         }
         "user" => {
             no_flags(ctx, node)?;
-            Instruction::User { user: exactly_one(ctx, node)? }
+            Instruction::User {
+                user: exactly_one(ctx, node)?,
+            }
         }
         "workdir" => {
             no_flags(ctx, node)?;
-            Instruction::Workdir { path: exactly_one(ctx, node)? }
+            Instruction::Workdir {
+                path: exactly_one(ctx, node)?,
+            }
         }
         "stopsignal" => {
             no_flags(ctx, node)?;
@@ -849,7 +985,9 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
         }
         "maintainer" => {
             no_flags(ctx, node)?;
-            Instruction::Maintainer { name: exactly_one(ctx, node)? }
+            Instruction::Maintainer {
+                name: exactly_one(ctx, node)?,
+            }
         }
         "healthcheck" => Instruction::Healthcheck(parse_healthcheck(ctx, node)?),
         "onbuild" => {
@@ -859,10 +997,18 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
             };
             match sub.keyword.as_str() {
                 "onbuild" => {
-                    return Err(ctx.at_node(sub, "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"))
+                    return Err(
+                        ctx.at_node(sub, "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+                    )
                 }
                 "from" | "maintainer" => {
-                    return Err(ctx.at_node(sub, format!("{} isn't allowed as an ONBUILD trigger", sub.keyword.to_uppercase())))
+                    return Err(ctx.at_node(
+                        sub,
+                        format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            sub.keyword.to_uppercase()
+                        ),
+                    ))
                 }
                 _ => {}
             }
@@ -876,7 +1022,10 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
                 trigger.push_str(&h.content);
                 trigger.push_str(&h.name);
             }
-            Instruction::Onbuild(OnBuild { trigger, instruction: Box::new(inner) })
+            Instruction::Onbuild(OnBuild {
+                trigger,
+                instruction: Box::new(inner),
+            })
         }
         other => {
             let mut d = ctx.at_node(node, format!("unknown instruction: {}", node.keyword_raw));
@@ -890,16 +1039,20 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
 
 /// Signal names and numbers accepted by `STOPSIGNAL` (Linux).
 const SIGNALS: [&str; 31] = [
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
-    "WINCH", "IO", "PWR",
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR",
 ];
 
 /// `signal.ParseSignal`: `SIGTERM`, `TERM`, `15`, `SIGRTMIN+3`.
 pub fn check_signal(s: &str) -> Result<(), String> {
     let bad = || format!("invalid signal: {s}");
     if let Ok(n) = s.parse::<u32>() {
-        return if (1..=64).contains(&n) { Ok(()) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(())
+        } else {
+            Err(bad())
+        };
     }
     let name = s.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
@@ -908,104 +1061,16 @@ pub fn check_signal(s: &str) -> Result<(), String> {
     }
     let rt = |base: &str, sign: char| {
         name.strip_prefix(base).is_some_and(|r| {
-            r.is_empty() || r.strip_prefix(sign).and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= 15)
+            r.is_empty()
+                || r.strip_prefix(sign)
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n <= 15)
         })
     };
     if rt("RTMIN", '+') || rt("RTMAX", '-') {
         return Ok(());
     }
     Err(bad())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frontend::ast::parse_ast;
-
-    fn one(src: &str) -> Result<Instruction, Diagnostic> {
-        let full = format!("FROM a\n{src}\n");
-        let ast = parse_ast(&full, Path::new("Dockerfile")).unwrap();
-        let ctx = Ctx { file: Path::new("Dockerfile"), source: &full };
-        parse_instruction(&ctx, &ast.nodes[1])
-    }
-
-    fn msg(src: &str) -> String {
-        one(src).unwrap_err().headline()
-    }
-
-    #[test]
-    fn copy_flags() {
-        let Instruction::Copy(c) = one("COPY --from=builder --chown=nextjs:nodejs --chmod=755 --link --parents --exclude=*.md --exclude=x a b /app/").unwrap() else { panic!() };
-        assert_eq!(c.from.as_deref(), Some("builder"));
-        assert_eq!((c.link, c.parents), (true, true));
-        assert_eq!(c.exclude, ["*.md", "x"]);
-        assert_eq!(c.sources.len(), 2);
-        assert_eq!(msg("COPY --checksum=sha256:x a b"), "Dockerfile:2:6: unknown flag: --checksum");
-        assert_eq!(msg("COPY --chown a b"), "Dockerfile:2:6: missing a value on flag: --chown");
-        assert_eq!(msg("COPY --link=yes a b"), "Dockerfile:2:6: expecting boolean value for flag link, not: yes");
-        assert_eq!(msg("COPY --from=a --from=b a b"), "Dockerfile:2:15: duplicate flag specified: --from");
-        assert_eq!(msg("COPY a"), "Dockerfile:2:1: COPY requires at least two arguments, but only one was provided. destination could not be determined");
-        assert_eq!(msg("COPY --from=$X a b"), "Dockerfile:2:6: variable expansion is not supported for --from");
-        assert_eq!(msg("COPY http://x/y /z"), "Dockerfile:2:6: source can't be a URL for COPY");
-        let e = one("COPY --chwn=1 a b").unwrap_err();
-        assert_eq!(e.hint.as_deref(), Some("did you mean --chown?"));
-    }
-
-    #[test]
-    fn add_flags() {
-        let Instruction::Add(c) = one("ADD --checksum=sha256:abc --keep-git-dir=true --unpack=false https://x/y.tgz /z").unwrap() else { panic!() };
-        assert_eq!((c.checksum.as_deref(), c.keep_git_dir, c.unpack), (Some("sha256:abc"), Some(true), Some(false)));
-        assert_eq!(msg("ADD --from=x a b"), "Dockerfile:2:5: unknown flag: --from");
-    }
-
-    #[test]
-    fn healthcheck() {
-        let Instruction::Healthcheck(h) = one("HEALTHCHECK --interval=5m --timeout=3s CMD curl -f http://localhost/ || exit 1").unwrap() else { panic!() };
-        assert_eq!(h.history(), "HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/ || exit 1] Interval:5m0s Timeout:3s StartPeriod:0s StartInterval:0s Retries:0}");
-        assert_eq!(one("HEALTHCHECK NONE").unwrap(), Instruction::Healthcheck(Healthcheck::None));
-        assert_eq!(msg("HEALTHCHECK --interval=10 CMD x"), "Dockerfile:2:13: invalid --interval: time: missing unit in duration \"10\"");
-        assert_eq!(msg("HEALTHCHECK --timeout=10us CMD x"), "Dockerfile:2:13: --timeout \"10us\" cannot be less than 1ms");
-        assert_eq!(msg("HEALTHCHECK --retries=-1 CMD x"), "Dockerfile:2:13: --retries cannot be negative (-1)");
-        assert_eq!(msg("HEALTHCHECK NONE x"), "Dockerfile:2:1: HEALTHCHECK NONE takes no arguments");
-        assert_eq!(msg("HEALTHCHECK RUN x"), "Dockerfile:2:13: unknown type \"RUN\" in HEALTHCHECK");
-        let Instruction::Healthcheck(h) = one("HEALTHCHECK CMD [\"wget\", \"-q\"]").unwrap() else { panic!() };
-        assert_eq!(h.test(), ["CMD", "wget", "-q"]);
-    }
-
-    #[test]
-    fn run_flags_and_heredoc_script() {
-        let Instruction::Run(r) = one("RUN --mount=type=cache,target=/root/.npm --network=none npm ci").unwrap() else { panic!() };
-        assert_eq!(r.mounts.len(), 1);
-        assert_eq!(r.network, Some(NetworkMode::None));
-        assert_eq!(msg("RUN --network=bridge x"), "Dockerfile:2:5: network mode \"bridge\" not supported");
-        assert_eq!(msg("RUN --mount=type=foo x"), "Dockerfile:2:5: invalid --mount: unsupported mount type \"foo\"");
-        let full = "FROM a\nRUN <<EOF\necho hi\nEOF\nRUN cat <<A > /x\nbody\nA\n";
-        let ast = parse_ast(full, Path::new("D")).unwrap();
-        let ctx = Ctx { file: Path::new("D"), source: full };
-        let Instruction::Run(r) = parse_instruction(&ctx, &ast.nodes[1]).unwrap() else { panic!() };
-        assert_eq!(r.script().as_deref(), Some("echo hi\n"));
-        let Instruction::Run(r) = parse_instruction(&ctx, &ast.nodes[2]).unwrap() else { panic!() };
-        assert_eq!(r.script().as_deref(), Some("cat <<A > /x\nbody\nA"));
-    }
-
-    #[test]
-    fn misc_instructions() {
-        assert_eq!(msg("RUNN x"), "Dockerfile:2:1: unknown instruction: RUNN");
-        assert_eq!(one("RUNN x").unwrap_err().hint.as_deref(), Some("did you mean RUN?"));
-        assert_eq!(msg("SHELL /bin/bash -c"), "Dockerfile:2:1: SHELL requires the arguments to be in JSON form");
-        assert_eq!(msg("ONBUILD ONBUILD RUN x"), "Dockerfile:2:9: chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
-        assert_eq!(msg("ONBUILD FROM x"), "Dockerfile:2:9: FROM isn't allowed as an ONBUILD trigger");
-        assert_eq!(msg("STOPSIGNAL SIGFOO"), "Dockerfile:2:12: invalid signal: SIGFOO");
-        assert!(one("STOPSIGNAL SIGRTMIN+3").is_ok());
-        assert_eq!(msg("ARG =x"), "Dockerfile:2:5: ARG names can not be blank");
-        assert_eq!(msg("USER"), "Dockerfile:2:1: USER requires exactly one argument");
-        assert_eq!(msg("VOLUME [\"\"]"), "Dockerfile:2:8: VOLUME specified can not be an empty string");
-        let Instruction::Onbuild(o) = one("onbuild   run --mount=type=cache,target=/x echo hi").unwrap() else { panic!() };
-        assert_eq!(o.trigger, "run --mount=type=cache,target=/x echo hi");
-        assert_eq!(stage_name("Builder").unwrap(), "builder");
-        assert!(stage_name("1st").is_err());
-        assert!(stage_name("a/b").is_err());
-    }
 }
 
 impl Instruction {
@@ -1015,13 +1080,21 @@ impl Instruction {
     /// EXPOSE (may split into several ports); VOLUME, USER, WORKDIR, STOPSIGNAL; RUN
     /// `--mount` options. RUN/CMD/ENTRYPOINT text, SHELL, HEALTHCHECK, MAINTAINER,
     /// ONBUILD, `--from` and `--exclude` stay as written.
-    pub fn expand(&self, scope: &super::args::Scope) -> Result<Instruction, super::expand::ExpandError> {
+    pub fn expand(
+        &self,
+        scope: &super::args::Scope,
+    ) -> Result<Instruction, super::expand::ExpandError> {
         let w = |s: &String| scope.expand_word(s);
         let opt = |s: &Option<String>| s.as_ref().map(|v| scope.expand_word(v)).transpose();
         let kvs = |pairs: &[KeyValue]| {
             pairs
                 .iter()
-                .map(|p| Ok(KeyValue { key: w(&p.key)?, value: w(&p.value)? }))
+                .map(|p| {
+                    Ok(KeyValue {
+                        key: w(&p.key)?,
+                        value: w(&p.value)?,
+                    })
+                })
                 .collect::<Result<Vec<_>, super::expand::ExpandError>>()
         };
         Ok(match self {
@@ -1031,13 +1104,18 @@ impl Instruction {
                     .mount_specs
                     .iter()
                     .map(|spec| {
-                        Mount::parse(spec, Some(&exp)).map_err(|reason| super::expand::ExpandError {
-                            word: spec.clone(),
-                            reason,
+                        Mount::parse(spec, Some(&exp)).map_err(|reason| {
+                            super::expand::ExpandError {
+                                word: spec.clone(),
+                                reason,
+                            }
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Instruction::Run(Run { mounts, ..r.clone() })
+                Instruction::Run(Run {
+                    mounts,
+                    ..r.clone()
+                })
             }
             Instruction::Copy(c) | Instruction::Add(c) => {
                 let sources = c
@@ -1073,7 +1151,12 @@ impl Instruction {
             Instruction::Arg { args } => Instruction::Arg {
                 args: args
                     .iter()
-                    .map(|a| Ok(ArgDecl { name: a.name.clone(), default: opt(&a.default)? }))
+                    .map(|a| {
+                        Ok(ArgDecl {
+                            name: a.name.clone(),
+                            default: opt(&a.default)?,
+                        })
+                    })
                     .collect::<Result<Vec<_>, super::expand::ExpandError>>()?,
             },
             Instruction::Expose { ports } => {
@@ -1091,5 +1174,195 @@ impl Instruction {
             Instruction::StopSignal { signal } => Instruction::StopSignal { signal: w(signal)? },
             other => other.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontend::ast::parse_ast;
+
+    fn one(src: &str) -> Result<Instruction, Diagnostic> {
+        let full = format!("FROM a\n{src}\n");
+        let ast = parse_ast(&full, Path::new("Dockerfile")).unwrap();
+        let ctx = Ctx {
+            file: Path::new("Dockerfile"),
+            source: &full,
+        };
+        parse_instruction(&ctx, &ast.nodes[1])
+    }
+
+    fn msg(src: &str) -> String {
+        one(src).unwrap_err().headline()
+    }
+
+    #[test]
+    fn copy_flags() {
+        let Instruction::Copy(c) = one("COPY --from=builder --chown=nextjs:nodejs --chmod=755 --link --parents --exclude=*.md --exclude=x a b /app/").unwrap() else { panic!() };
+        assert_eq!(c.from.as_deref(), Some("builder"));
+        assert_eq!((c.link, c.parents), (true, true));
+        assert_eq!(c.exclude, ["*.md", "x"]);
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(
+            msg("COPY --checksum=sha256:x a b"),
+            "Dockerfile:2:6: unknown flag: --checksum"
+        );
+        assert_eq!(
+            msg("COPY --chown a b"),
+            "Dockerfile:2:6: missing a value on flag: --chown"
+        );
+        assert_eq!(
+            msg("COPY --link=yes a b"),
+            "Dockerfile:2:6: expecting boolean value for flag link, not: yes"
+        );
+        assert_eq!(
+            msg("COPY --from=a --from=b a b"),
+            "Dockerfile:2:15: duplicate flag specified: --from"
+        );
+        assert_eq!(msg("COPY a"), "Dockerfile:2:1: COPY requires at least two arguments, but only one was provided. destination could not be determined");
+        assert_eq!(
+            msg("COPY --from=$X a b"),
+            "Dockerfile:2:6: variable expansion is not supported for --from"
+        );
+        assert_eq!(
+            msg("COPY http://x/y /z"),
+            "Dockerfile:2:6: source can't be a URL for COPY"
+        );
+        let e = one("COPY --chwn=1 a b").unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean --chown?"));
+    }
+
+    #[test]
+    fn add_flags() {
+        let Instruction::Add(c) =
+            one("ADD --checksum=sha256:abc --keep-git-dir=true --unpack=false https://x/y.tgz /z")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.checksum.as_deref(), c.keep_git_dir, c.unpack),
+            (Some("sha256:abc"), Some(true), Some(false))
+        );
+        assert_eq!(
+            msg("ADD --from=x a b"),
+            "Dockerfile:2:5: unknown flag: --from"
+        );
+    }
+
+    #[test]
+    fn healthcheck() {
+        let Instruction::Healthcheck(h) =
+            one("HEALTHCHECK --interval=5m --timeout=3s CMD curl -f http://localhost/ || exit 1")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(h.history(), "HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/ || exit 1] Interval:5m0s Timeout:3s StartPeriod:0s StartInterval:0s Retries:0}");
+        assert_eq!(
+            one("HEALTHCHECK NONE").unwrap(),
+            Instruction::Healthcheck(Healthcheck::None)
+        );
+        assert_eq!(
+            msg("HEALTHCHECK --interval=10 CMD x"),
+            "Dockerfile:2:13: invalid --interval: time: missing unit in duration \"10\""
+        );
+        assert_eq!(
+            msg("HEALTHCHECK --timeout=10us CMD x"),
+            "Dockerfile:2:13: --timeout \"10us\" cannot be less than 1ms"
+        );
+        assert_eq!(
+            msg("HEALTHCHECK --retries=-1 CMD x"),
+            "Dockerfile:2:13: --retries cannot be negative (-1)"
+        );
+        assert_eq!(
+            msg("HEALTHCHECK NONE x"),
+            "Dockerfile:2:1: HEALTHCHECK NONE takes no arguments"
+        );
+        assert_eq!(
+            msg("HEALTHCHECK RUN x"),
+            "Dockerfile:2:13: unknown type \"RUN\" in HEALTHCHECK"
+        );
+        let Instruction::Healthcheck(h) = one("HEALTHCHECK CMD [\"wget\", \"-q\"]").unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.test(), ["CMD", "wget", "-q"]);
+    }
+
+    #[test]
+    fn run_flags_and_heredoc_script() {
+        let Instruction::Run(r) =
+            one("RUN --mount=type=cache,target=/root/.npm --network=none npm ci").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.mounts.len(), 1);
+        assert_eq!(r.network, Some(NetworkMode::None));
+        assert_eq!(
+            msg("RUN --network=bridge x"),
+            "Dockerfile:2:5: network mode \"bridge\" not supported"
+        );
+        assert_eq!(
+            msg("RUN --mount=type=foo x"),
+            "Dockerfile:2:5: invalid --mount: unsupported mount type \"foo\""
+        );
+        let full = "FROM a\nRUN <<EOF\necho hi\nEOF\nRUN cat <<A > /x\nbody\nA\n";
+        let ast = parse_ast(full, Path::new("D")).unwrap();
+        let ctx = Ctx {
+            file: Path::new("D"),
+            source: full,
+        };
+        let Instruction::Run(r) = parse_instruction(&ctx, &ast.nodes[1]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.script().as_deref(), Some("echo hi\n"));
+        let Instruction::Run(r) = parse_instruction(&ctx, &ast.nodes[2]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.script().as_deref(), Some("cat <<A > /x\nbody\nA"));
+    }
+
+    #[test]
+    fn misc_instructions() {
+        assert_eq!(msg("RUNN x"), "Dockerfile:2:1: unknown instruction: RUNN");
+        assert_eq!(
+            one("RUNN x").unwrap_err().hint.as_deref(),
+            Some("did you mean RUN?")
+        );
+        assert_eq!(
+            msg("SHELL /bin/bash -c"),
+            "Dockerfile:2:1: SHELL requires the arguments to be in JSON form"
+        );
+        assert_eq!(
+            msg("ONBUILD ONBUILD RUN x"),
+            "Dockerfile:2:9: chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        );
+        assert_eq!(
+            msg("ONBUILD FROM x"),
+            "Dockerfile:2:9: FROM isn't allowed as an ONBUILD trigger"
+        );
+        assert_eq!(
+            msg("STOPSIGNAL SIGFOO"),
+            "Dockerfile:2:12: invalid signal: SIGFOO"
+        );
+        assert!(one("STOPSIGNAL SIGRTMIN+3").is_ok());
+        assert_eq!(msg("ARG =x"), "Dockerfile:2:5: ARG names can not be blank");
+        assert_eq!(
+            msg("USER"),
+            "Dockerfile:2:1: USER requires exactly one argument"
+        );
+        assert_eq!(
+            msg("VOLUME [\"\"]"),
+            "Dockerfile:2:8: VOLUME specified can not be an empty string"
+        );
+        let Instruction::Onbuild(o) =
+            one("onbuild   run --mount=type=cache,target=/x echo hi").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.trigger, "run --mount=type=cache,target=/x echo hi");
+        assert_eq!(stage_name("Builder").unwrap(), "builder");
+        assert!(stage_name("1st").is_err());
+        assert!(stage_name("a/b").is_err());
     }
 }

@@ -35,7 +35,10 @@ impl LogicalLine {
             .find(|s| s.0 <= offset)
             .copied()
             .unwrap_or((0, self.start_line, 1));
-        let chars = self.text.get(seg.0..offset).map_or(0, |s| s.chars().count());
+        let chars = self
+            .text
+            .get(seg.0..offset)
+            .map_or(0, |s| s.chars().count());
         Pos {
             line: seg.1,
             col: seg.2 + chars,
@@ -83,7 +86,10 @@ impl<'a> Reader<'a> {
         let lines: Vec<&str> = source.split_inclusive('\n').collect();
         if let Some(i) = lines.iter().position(|l| trim_newline(l).len() > MAX_LINE) {
             return Err(LexError {
-                pos: Pos { line: i + 1, col: 1 },
+                pos: Pos {
+                    line: i + 1,
+                    col: 1,
+                },
                 message: format!("dockerfile line greater than max allowed size of {MAX_LINE}"),
                 hint: None,
             });
@@ -188,7 +194,10 @@ mod tests {
 
     #[test]
     fn continuation_rules_follow_buildkit() {
-        assert_eq!(logical("RUN echo hello \\\nworld\n"), ["RUN echo hello world"]);
+        assert_eq!(
+            logical("RUN echo hello \\\nworld\n"),
+            ["RUN echo hello world"]
+        );
         assert_eq!(logical("RUN a\\\nb"), ["RUN ab"]);
         assert_eq!(logical("RUN a \\  \t\n  b\n"), ["RUN a   b"]);
         assert_eq!(logical("RUN foo \\\\\nRUN b"), ["RUN foo \\\\", "RUN b"]);
@@ -216,7 +225,10 @@ mod tests {
     fn heredoc_bodies_are_raw() {
         let mut r = Reader::new("RUN <<E\n# keep \\\n\tE\nE\n").unwrap();
         r.next_logical().unwrap();
-        assert_eq!(r.heredoc_body("E", false).as_deref(), Some("# keep \\\n\tE\n"));
+        assert_eq!(
+            r.heredoc_body("E", false).as_deref(),
+            Some("# keep \\\n\tE\n")
+        );
         let mut r = Reader::new("x\n\tE\n").unwrap();
         r.next_logical().unwrap();
         assert_eq!(r.heredoc_body("E", true).as_deref(), Some(""));

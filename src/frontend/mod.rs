@@ -79,10 +79,21 @@ impl Step {
     }
 
     /// An error pointing at the first `--name` flag (falls back to the keyword).
-    pub fn flag_error(&self, df: &Dockerfile, name: &str, message: impl Into<String>) -> Diagnostic {
+    pub fn flag_error(
+        &self,
+        df: &Dockerfile,
+        name: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let prefix = format!("--{name}");
-        match self.flags.iter().find(|(t, _)| t == &prefix || t.starts_with(&format!("{prefix}="))) {
-            Some((t, pos)) => Diagnostic::error(&df.file, &df.source, *pos, message).with_len(t.chars().count()),
+        match self
+            .flags
+            .iter()
+            .find(|(t, _)| t == &prefix || t.starts_with(&format!("{prefix}=")))
+        {
+            Some((t, pos)) => {
+                Diagnostic::error(&df.file, &df.source, *pos, message).with_len(t.chars().count())
+            }
             None => self.error(df, message),
         }
     }
@@ -141,7 +152,9 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.nodes {
-        let excerpt = diagnostic::source_line(source, node.span.start.line).unwrap_or("").to_owned();
+        let excerpt = diagnostic::source_line(source, node.span.start.line)
+            .unwrap_or("")
+            .to_owned();
         if node.keyword == "from" {
             let from = instructions::parse_from(&ctx, node)?;
             if let Some(name) = &from.name {
@@ -149,12 +162,20 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
                     let as_word = node.args.get(2).map_or(node.span.start, |w| w.pos);
                     return Err(ctx
                         .err(as_word, format!("duplicate stage name {name:?}"))
-                        .with_hint(format!("stage {name:?} is already defined at line {}", prev.pos.line)));
+                        .with_hint(format!(
+                            "stage {name:?} is already defined at line {}",
+                            prev.pos.line
+                        )));
                 }
                 if let Some(w) = node.args.get(2).filter(|w| w.text != *name) {
                     warnings.push(
-                        Diagnostic::warning(file, source, w.pos, format!("stage name {:?} should be lowercase", w.text))
-                            .with_hint(format!("stage names are lower-cased; write `AS {name}`")),
+                        Diagnostic::warning(
+                            file,
+                            source,
+                            w.pos,
+                            format!("stage name {:?} should be lowercase", w.text),
+                        )
+                        .with_hint(format!("stage names are lower-cased; write `AS {name}`")),
                     );
                 }
             }
@@ -164,7 +185,11 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
                 from,
                 pos: node.span.start,
                 image_pos: node.args.first().map_or(node.span.start, |w| w.pos),
-                platform_pos: node.flags.iter().find(|f| f.text.starts_with("--platform")).map(|f| f.pos),
+                platform_pos: node
+                    .flags
+                    .iter()
+                    .find(|f| f.text.starts_with("--platform"))
+                    .map(|f| f.pos),
                 steps: Vec::new(),
             });
             continue;
@@ -184,13 +209,19 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
                 return Err(ctx
                     .err(node.span.start, "no build stage in current context")
                     .with_len(node.keyword_raw.len())
-                    .with_hint("start the Dockerfile with FROM; only ARG may come before the first FROM"))
+                    .with_hint(
+                        "start the Dockerfile with FROM; only ARG may come before the first FROM",
+                    ))
             }
         }
     }
     if stages.is_empty() {
-        return Err(Diagnostic::unlocated(Severity::Error, file, "no build stage: the Dockerfile has no FROM")
-            .with_hint("add FROM <image> (or FROM scratch)"));
+        return Err(Diagnostic::unlocated(
+            Severity::Error,
+            file,
+            "no build stage: the Dockerfile has no FROM",
+        )
+        .with_hint("add FROM <image> (or FROM scratch)"));
     }
     Ok(Dockerfile {
         file: file.to_path_buf(),
@@ -211,55 +242,99 @@ mod tests {
 
     fn plan_for(src: &str, target: Option<&str>) -> Result<BuildPlan, Diagnostic> {
         let df = parse(src, Path::new("Dockerfile"))?;
-        plan(&df, &BuildOptions { target: target.map(Into::into), ..BuildOptions::default() })
+        plan(
+            &df,
+            &BuildOptions {
+                target: target.map(Into::into),
+                ..BuildOptions::default()
+            },
+        )
     }
 
     #[test]
     fn target_prunes_and_orders() {
         let p = plan_for(NEXT, Some("RUNNER")).unwrap();
-        assert_eq!(p.stages.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            p.stages.iter().map(|s| s.index).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!(p.parallel, [vec![0], vec![1], vec![2]]);
         assert_eq!(p.stages[0].base, Base::Image("node:22-alpine".into()));
         let p = plan_for(NEXT, None).unwrap();
         assert_eq!(p.target, 3);
-        assert_eq!(p.stages.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1, 3]);
+        assert_eq!(
+            p.stages.iter().map(|s| s.index).collect::<Vec<_>>(),
+            [0, 1, 3]
+        );
         assert_eq!(p.stage(3).unwrap().base, Base::Stage(0));
         assert_eq!(p.stage(3).unwrap().deps, [0, 1]);
-        let p = plan_for("FROM a AS x\nFROM b AS y\nFROM c\nCOPY --from=x / /\nCOPY --from=1 / /\n", None).unwrap();
+        let p = plan_for(
+            "FROM a AS x\nFROM b AS y\nFROM c\nCOPY --from=x / /\nCOPY --from=1 / /\n",
+            None,
+        )
+        .unwrap();
         assert_eq!(p.parallel, [vec![0, 1], vec![2]]);
     }
 
     #[test]
     fn graph_errors() {
         let e = plan_for(NEXT, Some("nope")).unwrap_err();
-        assert_eq!(e.headline(), "Dockerfile: target stage \"nope\" could not be found");
-        assert_eq!(e.hint.as_deref(), Some("available stages: deps, builder, runner, test"));
+        assert_eq!(
+            e.headline(),
+            "Dockerfile: target stage \"nope\" could not be found"
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("available stages: deps, builder, runner, test")
+        );
         let e = plan_for("FROM a\nCOPY --from=1 / /\nFROM b\n", None).unwrap_err();
         assert_eq!(e.headline(), "Dockerfile:2:6: cannot copy from stage \"1\", it needs to be defined before current stage \"0\"");
         let e = plan_for("FROM a\nCOPY --from=later / /\nFROM b AS later\n", None).unwrap_err();
-        assert!(e.headline().starts_with("Dockerfile:2:6: cannot copy from stage \"later\""));
+        assert!(e
+            .headline()
+            .starts_with("Dockerfile:2:6: cannot copy from stage \"later\""));
         let e = plan_for("FROM a\nCOPY --from=5 / /\n", None).unwrap_err();
         assert_eq!(e.headline(), "Dockerfile:2:6: invalid stage index 5");
         let e = parse("FROM a AS x\nFROM b AS X\n", Path::new("Dockerfile")).unwrap_err();
         assert_eq!(e.headline(), "Dockerfile:2:11: duplicate stage name \"x\"");
         let e = parse("RUN x\nFROM a\n", Path::new("Dockerfile")).unwrap_err();
-        assert_eq!(e.headline(), "Dockerfile:1:1: no build stage in current context");
+        assert_eq!(
+            e.headline(),
+            "Dockerfile:1:1: no build stage in current context"
+        );
         let e = plan_for("ARG X\nFROM ${X}\n", None).unwrap_err();
-        assert_eq!(e.headline(), "Dockerfile:2:6: base name (${X}) should not be blank");
+        assert_eq!(
+            e.headline(),
+            "Dockerfile:2:6: base name (${X}) should not be blank"
+        );
     }
 
     #[test]
     fn external_images_and_unused_build_args() {
-        let df = parse("FROM a\nARG USED\nCOPY --from=nginx:latest /etc/nginx /n\n", Path::new("D")).unwrap();
+        let df = parse(
+            "FROM a\nARG USED\nCOPY --from=nginx:latest /etc/nginx /n\n",
+            Path::new("D"),
+        )
+        .unwrap();
         let mut ba = std::collections::BTreeMap::new();
         ba.insert("USED".to_string(), "1".to_string());
         ba.insert("UNUSED".to_string(), "1".to_string());
         ba.insert("HTTP_PROXY".to_string(), "1".to_string());
         ba.insert("TARGETARCH".to_string(), "1".to_string());
-        let p = plan(&df, &BuildOptions { build_args: ba, ..BuildOptions::default() }).unwrap();
+        let p = plan(
+            &df,
+            &BuildOptions {
+                build_args: ba,
+                ..BuildOptions::default()
+            },
+        )
+        .unwrap();
         assert_eq!(p.stages[0].images, ["nginx:latest"]);
         let w: Vec<String> = p.warnings.iter().map(|w| w.headline()).collect();
-        assert_eq!(w, ["D: build argument \"UNUSED\" is not consumed by any ARG"]);
+        assert_eq!(
+            w,
+            ["D: build argument \"UNUSED\" is not consumed by any ARG"]
+        );
     }
 
     #[test]
@@ -275,10 +350,19 @@ mod tests {
             out.push(i);
         }
         assert_eq!(scope.image_env(), ["A=2", "B=x", "C=1"]);
-        let Instruction::Copy(c) = &out[3] else { panic!() };
+        let Instruction::Copy(c) = &out[3] else {
+            panic!()
+        };
         assert_eq!(c.dest, "2/");
-        let CopySource::Heredoc(h) = &c.sources[0] else { panic!() };
+        let CopySource::Heredoc(h) = &c.sources[0] else {
+            panic!()
+        };
         assert_eq!(h.content, "1 x\n");
-        assert_eq!(out[4], Instruction::Expose { ports: vec!["80".into()] });
+        assert_eq!(
+            out[4],
+            Instruction::Expose {
+                ports: vec!["80".into()]
+            }
+        );
     }
 }

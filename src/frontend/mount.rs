@@ -62,6 +62,9 @@ pub struct Mount {
     pub env: Option<String>,
 }
 
+/// Expands one option value (the RUN's environment at that step).
+pub type Expander<'a> = dyn Fn(&str) -> Result<String, String> + 'a;
+
 /// Split a CSV record the way Go's `encoding/csv` does for one line.
 fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -72,7 +75,9 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err(format!("extraneous or missing \" in quoted-field in {s:?}")),
+                    None => {
+                        return Err(format!("extraneous or missing \" in quoted-field in {s:?}"))
+                    }
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
                         field.push('"');
@@ -87,7 +92,9 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     return Ok(out);
                 }
                 Some(',') => out.push(field),
-                Some(_) => return Err(format!("extraneous or missing \" in quoted-field in {s:?}")),
+                Some(_) => {
+                    return Err(format!("extraneous or missing \" in quoted-field in {s:?}"))
+                }
             }
         } else {
             loop {
@@ -117,7 +124,9 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 /// docker/go-units `RAMInBytes`: `64m`, `1.5g`, `512` (binary multiples).
 fn ram_in_bytes(v: &str) -> Result<u64, String> {
     let t = v.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("invalid size: {v:?}"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -143,10 +152,7 @@ fn num(v: &str, radix: u32, key: &str) -> Result<u32, String> {
 impl Mount {
     /// Parse a `--mount` value; `expand` (if given) expands each option value, as BuildKit
     /// does when the RUN runs. Errors are lowercase messages without location.
-    pub fn parse(
-        spec: &str,
-        expand: Option<&dyn Fn(&str) -> Result<String, String>>,
-    ) -> Result<Mount, String> {
+    pub fn parse(spec: &str, expand: Option<&Expander>) -> Result<Mount, String> {
         let fields = csv_fields(spec)?;
         let mut kind = MountType::Bind;
         for f in &fields {
@@ -185,7 +191,9 @@ impl Mount {
                 match field.to_ascii_lowercase().as_str() {
                     "readonly" | "ro" => m.readonly = true,
                     "readwrite" | "rw" => m.readonly = false,
-                    "required" if matches!(kind, MountType::Secret | MountType::Ssh) => m.required = true,
+                    "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
+                        m.required = true
+                    }
                     "required" => return wrong("required"),
                     _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
                 }
@@ -208,7 +216,9 @@ impl Mount {
                 "target" | "dst" | "destination" => m.target = Some(value),
                 "readonly" | "ro" => m.readonly = parse_bool(&value)?,
                 "readwrite" | "rw" => m.readonly = !parse_bool(&value)?,
-                "required" if matches!(kind, MountType::Secret | MountType::Ssh) => m.required = parse_bool(&value)?,
+                "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
+                    m.required = parse_bool(&value)?
+                }
                 "size" if kind == MountType::Tmpfs => m.size = Some(ram_in_bytes(&value)?),
                 "id" => m.id = Some(value),
                 "sharing" if kind == MountType::Cache => {
@@ -233,7 +243,9 @@ impl Mount {
                     return Err("both source and id can't be set".into());
                 }
                 if m.source.is_none() && m.target.is_none() && m.id.is_none() && m.env.is_none() {
-                    return Err("invalid secret mount. one of source, target, id or env required".into());
+                    return Err(
+                        "invalid secret mount. one of source, target, id or env required".into(),
+                    );
                 }
                 if m.id.is_none() {
                     m.id = m.source.take().or_else(|| {
@@ -269,9 +281,20 @@ mod tests {
     #[test]
     fn parses_the_common_shapes() {
         let m = Mount::parse("type=cache,target=/root/.npm,sharing=locked,id=npm", None).unwrap();
-        assert_eq!((m.kind, m.target.as_deref(), m.sharing, m.readonly), (MountType::Cache, Some("/root/.npm"), Some(Sharing::Locked), false));
+        assert_eq!(
+            (m.kind, m.target.as_deref(), m.sharing, m.readonly),
+            (
+                MountType::Cache,
+                Some("/root/.npm"),
+                Some(Sharing::Locked),
+                false
+            )
+        );
         let m = Mount::parse("target=/src,from=builder,source=/app,rw", None).unwrap();
-        assert_eq!((m.kind, m.from.as_deref(), m.readonly), (MountType::Bind, Some("builder"), false));
+        assert_eq!(
+            (m.kind, m.from.as_deref(), m.readonly),
+            (MountType::Bind, Some("builder"), false)
+        );
         let m = Mount::parse("type=secret,id=npmrc,required", None).unwrap();
         assert_eq!(m.target.as_deref(), Some("/run/secrets/npmrc"));
         assert!(m.required);
@@ -290,14 +313,38 @@ mod tests {
         for (spec, msg) in [
             ("type=nfs,target=/x", "unsupported mount type \"nfs\""),
             ("type=bind", "mount type bind requires a target"),
-            ("type=cache,target=/x,foo=1", "unexpected key 'foo' in 'foo=1'"),
-            ("type=cache,target=/x,shared", "invalid field 'shared' must be a key=value pair"),
-            ("type=bind,target=/x,sharing=locked", "unexpected key 'sharing' for mount type 'bind'"),
-            ("type=cache,target=/x,sharing=maybe", "unsupported sharing value \"maybe\""),
-            ("type=cache,target=/x,mode=9", "invalid value \"9\" for mode"),
-            ("type=secret", "invalid secret mount. one of source, target, id or env required"),
-            ("type=tmpfs,target=/x,from=a", "unexpected key 'from' for mount type 'tmpfs'"),
-            ("target=/x\"", "bare \" in non-quoted-field in \"target=/x\\\"\""),
+            (
+                "type=cache,target=/x,foo=1",
+                "unexpected key 'foo' in 'foo=1'",
+            ),
+            (
+                "type=cache,target=/x,shared",
+                "invalid field 'shared' must be a key=value pair",
+            ),
+            (
+                "type=bind,target=/x,sharing=locked",
+                "unexpected key 'sharing' for mount type 'bind'",
+            ),
+            (
+                "type=cache,target=/x,sharing=maybe",
+                "unsupported sharing value \"maybe\"",
+            ),
+            (
+                "type=cache,target=/x,mode=9",
+                "invalid value \"9\" for mode",
+            ),
+            (
+                "type=secret",
+                "invalid secret mount. one of source, target, id or env required",
+            ),
+            (
+                "type=tmpfs,target=/x,from=a",
+                "unexpected key 'from' for mount type 'tmpfs'",
+            ),
+            (
+                "target=/x\"",
+                "bare \" in non-quoted-field in \"target=/x\\\"\"",
+            ),
         ] {
             assert_eq!(Mount::parse(spec, None).unwrap_err(), msg, "{spec}");
         }

@@ -74,7 +74,10 @@ fn check(dir: &Path, golden: &str, got: &str, failures: &mut Vec<String>) {
     if bless() {
         fs::write(&path, got).unwrap();
     } else {
-        failures.push(format!("{}:\n--- want\n{want}\n--- got\n{got}", path.display()));
+        failures.push(format!(
+            "{}:\n--- want\n{want}\n--- got\n{got}",
+            path.display()
+        ));
     }
 }
 
@@ -95,9 +98,18 @@ fn corpus_parses_to_goldens() {
             Ok(_) => failures.push(format!("{}: parsed but should fail", dir.display())),
         }
     }
-    assert!(ok.len() + bad.len() >= 150, "corpus has {} cases", ok.len() + bad.len());
+    assert!(
+        ok.len() + bad.len() >= 150,
+        "corpus has {} cases",
+        ok.len() + bad.len()
+    );
     assert!(bad.len() >= 40, "only {} negative cases", bad.len());
-    assert!(failures.is_empty(), "{} golden mismatches (CAIRN_BLESS=1 to rewrite after review):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatches (CAIRN_BLESS=1 to rewrite after review):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -105,9 +117,19 @@ fn every_error_names_file_line_and_column() {
     for dir in cases("errors") {
         let e = outcome(&dir).unwrap_err();
         let first = e.lines().next().unwrap();
-        let located = first.starts_with("Dockerfile:") && first.split(':').nth(1).is_some_and(|l| l.parse::<usize>().is_ok());
+        let located = first.starts_with("Dockerfile:")
+            && first
+                .split(':')
+                .nth(1)
+                .is_some_and(|l| l.parse::<usize>().is_ok());
         // Only whole-file and option problems may lack a line.
-        let unlocated_ok = ["file with no instructions", "could not be found", "has no FROM"].iter().any(|m| first.contains(m));
+        let unlocated_ok = [
+            "file with no instructions",
+            "could not be found",
+            "has no FROM",
+        ]
+        .iter()
+        .any(|m| first.contains(m));
         assert!(located || unlocated_ok, "{}: {first}", dir.display());
     }
 }
@@ -120,16 +142,35 @@ fn cairn() -> Command {
 fn cli_json_matches_the_library_and_reads_stdin() {
     let dir = root().join("parse/node-nextjs-standalone");
     let df = dir.join("Dockerfile");
-    let out = cairn().args(["parse", "--json", "--platform", "linux/amd64", "-f"]).arg(&df).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cairn()
+        .args(["parse", "--json", "--platform", "linux/amd64", "-f"])
+        .arg(&df)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let golden: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join("parse.json")).unwrap()).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("parse.json")).unwrap()).unwrap();
     assert_eq!(v["stages"], golden["stages"]);
     assert_eq!(v["instructions"], golden["instructions"]);
 
-    let mut child = cairn().args(["parse", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = cairn()
+        .args(["parse", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"FROM alpine AS base\nRUN echo hi\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM alpine AS base\nRUN echo hi\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success());
@@ -142,16 +183,33 @@ fn cli_errors_exit_nonzero_with_location() {
     let tmp = tempfile::tempdir().unwrap();
     let df = tmp.path().join("Dockerfile");
     fs::write(&df, "FROM alpine\nCOPY --chwon=1 a b\n").unwrap();
-    let out = cairn().current_dir(tmp.path()).args(["parse"]).output().unwrap();
+    let out = cairn()
+        .current_dir(tmp.path())
+        .args(["parse"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("error: Dockerfile:2:6: unknown flag: --chwon"), "{err}");
+    assert!(
+        err.starts_with("error: Dockerfile:2:6: unknown flag: --chwon"),
+        "{err}"
+    );
     assert!(err.contains("hint: did you mean --chown?"), "{err}");
 
-    let out = cairn().current_dir(tmp.path()).args(["parse", "--target", "nope"]).output().unwrap();
+    let out = cairn()
+        .current_dir(tmp.path())
+        .args(["parse", "--target", "nope"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    let out = cairn().current_dir(tmp.path()).args(["parse", "-f", "missing"]).output().unwrap();
-    assert!(String::from_utf8(out.stderr).unwrap().contains("reading `missing`"));
+    let out = cairn()
+        .current_dir(tmp.path())
+        .args(["parse", "-f", "missing"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("reading `missing`"));
 }
 
 #[test]
@@ -165,6 +223,9 @@ fn cli_warns_about_unused_build_args_on_stderr() {
         .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("warning: Dockerfile: build argument \"TYPO\" is not consumed by any ARG"), "{err}");
+    assert!(
+        err.contains("warning: Dockerfile: build argument \"TYPO\" is not consumed by any ARG"),
+        "{err}"
+    );
     assert!(!err.contains("USED"), "{err}");
 }
