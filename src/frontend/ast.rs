@@ -418,47 +418,34 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, String)> {
             start = off;
         }
         match quote {
-            None => {
-                if ch.is_whitespace() {
-                    if blank_ok || !word.is_empty() {
-                        words.push((start, std::mem::take(&mut word)));
-                    }
-                    in_word = false;
-                    blank_ok = false;
-                    continue;
+            None if ch.is_whitespace() => {
+                if blank_ok || !word.is_empty() {
+                    words.push((start, std::mem::take(&mut word)));
                 }
-                if ch == '\'' || ch == '"' {
-                    quote = Some(ch);
-                    blank_ok = true;
-                }
-                if ch == escape {
-                    if i == cs.len() {
-                        continue;
-                    }
-                    word.push(ch);
-                    word.push(cs[i].1);
-                    i += 1;
-                    continue;
-                }
-                word.push(ch);
+                in_word = false;
+                blank_ok = false;
+                continue;
             }
-            Some(q) => {
-                if ch == q {
-                    quote = None;
-                }
-                if ch == escape && q != '\'' {
-                    if i == cs.len() {
-                        quote = None;
-                        continue;
-                    }
-                    word.push(ch);
-                    word.push(cs[i].1);
-                    i += 1;
-                    continue;
-                }
-                word.push(ch);
+            None if ch == '\'' || ch == '"' => {
+                quote = Some(ch);
+                blank_ok = true;
             }
+            Some(q) if ch == q => quote = None,
+            _ => {}
         }
+        // The escape character keeps itself and the next character (quotes are removed
+        // later by the shell lexer); inside '…' it is literal.
+        if ch == escape && quote != Some('\'') {
+            if i == cs.len() {
+                quote = None;
+                continue;
+            }
+            word.push(ch);
+            word.push(cs[i].1);
+            i += 1;
+            continue;
+        }
+        word.push(ch);
     }
     if in_word && (blank_ok || !word.is_empty()) {
         words.push((start, word));
