@@ -292,7 +292,9 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
                 }
             }
         }
-        "onbuild" if !rest.is_empty() => {
+        // One level is enough: `ONBUILD ONBUILD …` is rejected by the instruction parser,
+        // and not recursing keeps hostile input from nesting deeply.
+        "onbuild" if !rest.is_empty() && base == 0 => {
             node.sub = Some(Box::new(parse_line(ctx, ll, rest_off, rest)?))
         }
         _ => {}

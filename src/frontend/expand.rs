@@ -467,7 +467,7 @@ impl ShellWord<'_> {
 #[derive(Debug)]
 struct Glob(Vec<Tok>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Tok {
     Lit(char),
     Any,
@@ -536,91 +536,159 @@ impl Glob {
         None
     }
 
-    fn matches(&self, s: &[char]) -> bool {
-        // dp[j]: pattern prefix of length j matches the input prefix seen so far.
-        let n = self.0.len();
+    /// Whether `tok` accepts `c` (`*` is handled by the callers).
+    fn accepts(tok: &Tok, c: char) -> bool {
+        match tok {
+            Tok::Star => true,
+            Tok::Any => true,
+            Tok::Lit(l) => *l == c,
+            Tok::Class { negated, ranges } => {
+                ranges.iter().any(|&(a, b)| a <= c && c <= b) != *negated
+            }
+        }
+    }
+
+    /// `out[k]`: the pattern matches `s[..k]` (one pass, O(len(s) × len(pattern))).
+    fn prefix_matches(toks: &[Tok], s: &[char]) -> Vec<bool> {
+        let n = toks.len();
+        let close = |dp: &mut Vec<bool>| {
+            for j in 0..n {
+                if dp[j] && matches!(toks[j], Tok::Star) {
+                    dp[j + 1] = true;
+                }
+            }
+        };
         let mut dp = vec![false; n + 1];
         dp[0] = true;
-        for j in 0..n {
-            dp[j + 1] = dp[j] && matches!(self.0[j], Tok::Star);
-        }
+        close(&mut dp);
+        let mut out = Vec::with_capacity(s.len() + 1);
+        out.push(dp[n]);
         for &c in s {
             let mut next = vec![false; n + 1];
             for j in 0..n {
-                next[j + 1] = match &self.0[j] {
-                    Tok::Star => next[j] || dp[j + 1],
-                    Tok::Any => dp[j],
-                    Tok::Lit(l) => dp[j] && *l == c,
-                    Tok::Class { negated, ranges } => {
-                        dp[j] && (ranges.iter().any(|&(a, b)| a <= c && c <= b) != *negated)
-                    }
-                };
+                if !dp[j] {
+                    continue;
+                }
+                match &toks[j] {
+                    Tok::Star => next[j] = true,
+                    t if Self::accepts(t, c) => next[j + 1] = true,
+                    _ => {}
+                }
             }
+            close(&mut next);
             dp = next;
+            out.push(dp[n]);
         }
-        dp[n]
+        out
     }
 
     fn trim_prefix(&self, value: &str, longest: bool) -> String {
         let cs: Vec<char> = value.chars().collect();
-        let mut cuts: Vec<usize> = (0..=cs.len()).collect();
-        if longest {
-            cuts.reverse();
-        }
-        for i in cuts {
-            if self.matches(&cs[..i]) {
-                return cs[i..].iter().collect();
-            }
-        }
-        value.to_owned()
+        let m = Self::prefix_matches(&self.0, &cs);
+        let cut = if longest {
+            m.iter().rposition(|&b| b)
+        } else {
+            m.iter().position(|&b| b)
+        };
+        cut.map_or_else(|| value.to_owned(), |k| cs[k..].iter().collect())
     }
 
     fn trim_suffix(&self, value: &str, longest: bool) -> String {
-        let cs: Vec<char> = value.chars().collect();
-        let mut cuts: Vec<usize> = (0..=cs.len()).rev().collect();
-        if longest {
-            cuts.reverse();
-        }
-        for i in cuts {
-            if self.matches(&cs[i..]) {
-                return cs[..i].iter().collect();
+        // A suffix matches the pattern iff its reverse matches the reversed pattern.
+        let rev: Vec<char> = value.chars().rev().collect();
+        let toks: Vec<Tok> = self.0.iter().rev().cloned().collect();
+        let m = Self::prefix_matches(&toks, &rev);
+        let len = if longest {
+            m.iter().rposition(|&b| b)
+        } else {
+            m.iter().position(|&b| b)
+        };
+        len.map_or_else(|| value.to_owned(), |k| rev[k..].iter().rev().collect())
+    }
+
+    /// The leftmost-longest match at or after `from`, simulating the pattern as an NFA whose
+    /// threads remember their start (earliest start wins a state): O(len × pattern).
+    fn find(&self, cs: &[char], from: usize) -> Option<(usize, usize)> {
+        let toks = &self.0;
+        let n = toks.len();
+        let merge = |slot: &mut Option<usize>, start: usize| {
+            if slot.is_none_or(|s| start < s) {
+                *slot = Some(start);
             }
+        };
+        let close = |cur: &mut Vec<Option<usize>>| {
+            for j in 0..n {
+                if let (Some(s), Tok::Star) = (cur[j], &toks[j]) {
+                    merge(&mut cur[j + 1], s);
+                }
+            }
+        };
+        let mut cur: Vec<Option<usize>> = vec![None; n + 1];
+        let mut best: Option<(usize, usize)> = None;
+        for i in from..=cs.len() {
+            if best.is_none() {
+                merge(&mut cur[0], i);
+            }
+            close(&mut cur);
+            if let Some(s) = cur[n] {
+                if best.is_none_or(|(bs, be)| s < bs || (s == bs && i > be)) {
+                    best = Some((s, i));
+                }
+            }
+            if let Some((bs, _)) = best {
+                cur.iter_mut()
+                    .filter(|t| t.is_some_and(|s| s > bs))
+                    .for_each(|t| *t = None);
+                if cur.iter().all(Option::is_none) {
+                    break;
+                }
+            }
+            let Some(&c) = cs.get(i) else { break };
+            let mut next: Vec<Option<usize>> = vec![None; n + 1];
+            for j in 0..n {
+                let Some(s) = cur[j] else { continue };
+                match &toks[j] {
+                    Tok::Star => merge(&mut next[j], s),
+                    t if Self::accepts(t, c) => merge(&mut next[j + 1], s),
+                    _ => {}
+                }
+            }
+            cur = next;
         }
-        value.to_owned()
+        best
     }
 
     /// Replace the first (or every) leftmost-longest match.
     fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
         let cs: Vec<char> = value.chars().collect();
         let mut out = String::new();
-        let mut i = 0;
-        let mut replaced = false;
-        while i <= cs.len() {
-            let hit = if replaced && !all {
-                None
-            } else {
-                (i..=cs.len()).rev().find(|&e| self.matches(&cs[i..e]))
+        let mut pos = 0;
+        let mut prev_end = None;
+        while pos <= cs.len() {
+            let Some((s, e)) = self.find(&cs, pos) else {
+                break;
             };
-            match hit {
-                Some(e) => {
-                    out.push_str(replacement);
-                    replaced = true;
-                    if e > i {
-                        i = e;
-                        continue;
-                    }
-                    if let Some(&c) = cs.get(i) {
-                        out.push(c);
-                    }
-                    i += 1;
-                }
-                None => {
-                    if let Some(&c) = cs.get(i) {
-                        out.push(c);
-                    }
-                    i += 1;
-                }
+            if e == s && prev_end == Some(s) {
+                // Go ignores an empty match right after the previous match.
+                out.extend(cs.get(s));
+                pos = s + 1;
+                continue;
             }
+            prev_end = Some(e);
+            out.extend(&cs[pos..s]);
+            out.push_str(replacement);
+            if e > s {
+                pos = e;
+            } else {
+                out.extend(cs.get(s));
+                pos = s + 1;
+            }
+            if !all {
+                break;
+            }
+        }
+        if pos < cs.len() {
+            out.extend(&cs[pos..]);
         }
         out
     }
@@ -675,6 +743,15 @@ mod tests {
             ("${F/o/0}", "f0o.tar.gz"),
             ("${F//o/0}", "f00.tar.gz"),
             ("${F/[a-f]*./X}", "Xgz"),
+            ("${F//?/_}", "__________"),
+            ("${F/#/x}", "foo.tar.gz"),
+            ("${F//*/x}", "x"),
+            ("${F%o*}", "fo"),
+            ("${F%%o*}", "f"),
+            ("${F#*o}", "o.tar.gz"),
+            ("${F/q/y}", "foo.tar.gz"),
+            ("${F/z/y}", "foo.tar.gy"),
+            ("${F//a/\\\\}", "foo.t\\\\r.gz"),
             ("\"a\\b\\\"c\"", "a\\b\"c"),
             ("trail\\", "trail"),
         ];
