@@ -2,6 +2,8 @@
 //! optional `args` (one `cairn parse` option per line: `--target X`, `--build-arg K=V`,
 //! `--platform P`) and the golden `parse.json`; `testdata/dockerfile/errors/<case>/` holds
 //! a `Dockerfile`, optional `args` and the golden `error.txt` (the rendered diagnostic).
+//! An `args` line `--file PATH` reads the Dockerfile from `PATH` inside the case (as with
+//! `cairn parse -f apps/backend/Dockerfile`); messages then name that path.
 //! Goldens are rewritten only with `CAIRN_BLESS=1`.
 
 use cairn::cli::parse::{load, to_json};
@@ -40,16 +42,28 @@ fn options(dir: &Path) -> BuildOptions {
                 opts.build_args.insert(k.to_owned(), v.to_owned());
             }
             "--platform" => opts.target_platform = Some(Platform::parse(value).unwrap()),
+            "--file" => {}
             other => panic!("unknown option {other} in {}", dir.display()),
         }
     }
     opts
 }
 
+/// The Dockerfile's path relative to the case (`--file` in `args`, else `Dockerfile`).
+fn dockerfile(dir: &Path) -> PathBuf {
+    let args = fs::read_to_string(dir.join("args")).unwrap_or_default();
+    let file = args
+        .lines()
+        .find_map(|l| l.strip_prefix("--file "))
+        .unwrap_or("Dockerfile");
+    PathBuf::from(file)
+}
+
 fn outcome(dir: &Path) -> Result<String, String> {
-    let src = fs::read(dir.join("Dockerfile")).unwrap();
+    let label = dockerfile(dir);
+    let src = fs::read(dir.join(&label)).unwrap();
     let src = String::from_utf8(src).expect("corpus Dockerfiles are UTF-8");
-    match load(&src, Path::new("Dockerfile"), &options(dir)) {
+    match load(&src, &label, &options(dir)) {
         Ok((df, plan)) => Ok(serde_json::to_string_pretty(&to_json(&df, &plan)).unwrap() + "\n"),
         Err(d) => Err(d.to_string() + "\n"),
     }
@@ -59,7 +73,7 @@ fn cases(kind: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(root().join(kind))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("Dockerfile").is_file())
+        .filter(|p| p.join(dockerfile(p)).is_file())
         .collect();
     v.sort();
     v
@@ -117,11 +131,11 @@ fn every_error_names_file_line_and_column() {
     for dir in cases("errors") {
         let e = outcome(&dir).unwrap_err();
         let first = e.lines().next().unwrap();
-        let located = first.starts_with("Dockerfile:")
-            && first
-                .split(':')
-                .nth(1)
-                .is_some_and(|l| l.parse::<usize>().is_ok());
+        let prefix = format!("{}:", dockerfile(&dir).display());
+        let located = first
+            .strip_prefix(&prefix)
+            .and_then(|r| r.split(':').next())
+            .is_some_and(|l| l.parse::<usize>().is_ok());
         // Only whole-file and option problems may lack a line.
         let unlocated_ok = [
             "file with no instructions",
