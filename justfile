@@ -28,6 +28,11 @@ bench: bench-layers
 bench-layers:
     @echo "just bench-layers: not implemented yet (issue #2)" >&2; exit 1
 
-# fuzz the parsers (issue #3)
-fuzz:
-    @echo "just fuzz: not implemented yet (issue #3)" >&2; exit 1
+# fuzz one target for SECONDS (targets: parse, expand); needs `cargo install cargo-fuzz` and nightly
+fuzz TARGET="parse" SECONDS="600":
+    cd fuzz && cargo +nightly fuzz run -O {{TARGET}} -- -max_total_time={{SECONDS}} -max_len=4096
+
+# build every fuzz target and run each for ~20 s
+fuzz-smoke:
+    cd fuzz && cargo +nightly fuzz build -O
+    cd fuzz && for t in $(cargo +nightly fuzz list); do cargo +nightly fuzz run -O "$t" -- -max_total_time=20 -max_len=4096; done

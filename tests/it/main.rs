@@ -2,3 +2,4 @@
 
 mod context;
 mod docker_archive;
+mod parse;

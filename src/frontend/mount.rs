@@ -1,0 +1,359 @@
+//! `RUN --mount=<csv>` specs (BuildKit `instructions/runmount.go`).
+
+use serde::Serialize;
+
+/// What a mount provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    /// A directory of the context or of another stage/image (read-only by default).
+    Bind,
+    /// A persistent cache directory shared between builds.
+    Cache,
+    /// An empty tmpfs.
+    Tmpfs,
+    /// A secret file (never stored in a layer).
+    Secret,
+    /// An SSH agent socket.
+    Ssh,
+}
+
+/// How a cache mount is shared between concurrent builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sharing {
+    /// Used concurrently (default).
+    Shared,
+    /// Each writer gets its own copy.
+    Private,
+    /// Writers wait for each other.
+    Locked,
+}
+
+/// A parsed `--mount` spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// `type=` (default `bind`).
+    #[serde(rename = "type")]
+    pub kind: MountType,
+    /// `target=`/`dst=`/`destination=`; defaulted for secret (`/run/secrets/<id>`) and ssh.
+    pub target: Option<String>,
+    /// `source=`/`src=`: a path in `from` (bind, cache) or the secret/ssh id.
+    pub source: Option<String>,
+    /// `from=`: a stage name or index, or an image reference (bind, cache).
+    pub from: Option<String>,
+    /// `ro`/`readonly`, `rw`/`readwrite`; bind mounts default to read-only.
+    pub readonly: bool,
+    /// `id=`: cache id or secret/ssh id.
+    pub id: Option<String>,
+    /// `sharing=` for cache mounts.
+    pub sharing: Option<Sharing>,
+    /// `mode=` (octal).
+    pub mode: Option<u32>,
+    /// `uid=`.
+    pub uid: Option<u32>,
+    /// `gid=`.
+    pub gid: Option<u32>,
+    /// `required` (secret, ssh): fail when not provided.
+    pub required: bool,
+    /// `size=` for tmpfs, in bytes.
+    pub size: Option<u64>,
+    /// `env=` for secrets: expose as this environment variable.
+    pub env: Option<String>,
+}
+
+/// Expands one option value (the RUN's environment at that step).
+pub type Expander<'a> = dyn Fn(&str) -> Result<String, String> + 'a;
+
+/// Split a CSV record the way Go's `encoding/csv` does for one line.
+fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => {
+                        return Err(format!("extraneous or missing \" in quoted-field in {s:?}"))
+                    }
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            match chars.next() {
+                None => {
+                    out.push(field);
+                    return Ok(out);
+                }
+                Some(',') => out.push(field),
+                Some(_) => {
+                    return Err(format!("extraneous or missing \" in quoted-field in {s:?}"))
+                }
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        out.push(field);
+                        return Ok(out);
+                    }
+                    Some(',') => break,
+                    Some('"') => return Err(format!("bare \" in non-quoted-field in {s:?}")),
+                    Some(c) => field.push(c),
+                }
+            }
+            out.push(field);
+        }
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {v:?}")),
+    }
+}
+
+/// docker/go-units `RAMInBytes`: `64m`, `1.5g`, `512` (binary multiples).
+fn ram_in_bytes(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid size: {v:?}"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024f64.powi(3),
+        "t" | "tb" | "tib" => 1024f64.powi(4),
+        "p" | "pb" | "pib" => 1024f64.powi(5),
+        _ => return Err(format!("invalid size: {v:?}")),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("invalid size: {v:?}"));
+    }
+    Ok(bytes as u64)
+}
+
+fn num(v: &str, radix: u32, key: &str) -> Result<u32, String> {
+    u32::from_str_radix(v, radix).map_err(|_| format!("invalid value {v:?} for {key}"))
+}
+
+impl Mount {
+    /// Parse a `--mount` value; `expand` (if given) expands each option value, as BuildKit
+    /// does when the RUN runs. Errors are lowercase messages without location.
+    pub fn parse(spec: &str, expand: Option<&Expander>) -> Result<Mount, String> {
+        let fields = csv_fields(spec)?;
+        let mut kind = MountType::Bind;
+        for f in &fields {
+            if let Some((k, v)) = f.split_once('=') {
+                if k.eq_ignore_ascii_case("type") {
+                    kind = match v.to_ascii_lowercase().as_str() {
+                        "bind" => MountType::Bind,
+                        "cache" => MountType::Cache,
+                        "tmpfs" => MountType::Tmpfs,
+                        "secret" => MountType::Secret,
+                        "ssh" => MountType::Ssh,
+                        _ => return Err(format!("unsupported mount type {v:?}")),
+                    };
+                }
+            }
+        }
+        let tname = format!("{kind:?}").to_ascii_lowercase();
+        let mut m = Mount {
+            kind,
+            target: None,
+            source: None,
+            from: None,
+            readonly: matches!(kind, MountType::Bind | MountType::Secret | MountType::Ssh),
+            id: None,
+            sharing: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            required: false,
+            size: None,
+            env: None,
+        };
+        let wrong = |key: &str| Err(format!("unexpected key '{key}' for mount type '{tname}'"));
+        for field in fields.iter().filter(|f| !f.is_empty()) {
+            let Some((key, value)) = field.split_once('=') else {
+                match field.to_ascii_lowercase().as_str() {
+                    "readonly" | "ro" => m.readonly = true,
+                    "readwrite" | "rw" => m.readonly = false,
+                    "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
+                        m.required = true
+                    }
+                    "required" => return wrong("required"),
+                    _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+                }
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let value = match expand {
+                Some(f) => f(value)?,
+                None => value.to_owned(),
+            };
+            match key.as_str() {
+                "type" => {}
+                "from" => {
+                    if !matches!(kind, MountType::Bind | MountType::Cache) {
+                        return wrong("from");
+                    }
+                    m.from = Some(value)
+                }
+                "source" | "src" => m.source = Some(value),
+                "target" | "dst" | "destination" => m.target = Some(value),
+                "readonly" | "ro" => m.readonly = parse_bool(&value)?,
+                "readwrite" | "rw" => m.readonly = !parse_bool(&value)?,
+                "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
+                    m.required = parse_bool(&value)?
+                }
+                "size" if kind == MountType::Tmpfs => m.size = Some(ram_in_bytes(&value)?),
+                "id" => m.id = Some(value),
+                "sharing" if kind == MountType::Cache => {
+                    m.sharing = Some(match value.to_ascii_lowercase().as_str() {
+                        "shared" => Sharing::Shared,
+                        "private" => Sharing::Private,
+                        "locked" => Sharing::Locked,
+                        _ => return Err(format!("unsupported sharing value {value:?}")),
+                    })
+                }
+                "mode" => m.mode = Some(num(&value, 8, "mode")?),
+                "uid" => m.uid = Some(num(&value, 10, "uid")?),
+                "gid" => m.gid = Some(num(&value, 10, "gid")?),
+                "env" if kind == MountType::Secret => m.env = Some(value),
+                "required" | "size" | "sharing" | "env" => return wrong(&key),
+                _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+            }
+        }
+        match kind {
+            MountType::Secret => {
+                if m.source.is_some() && m.id.is_some() {
+                    return Err("both source and id can't be set".into());
+                }
+                if m.source.is_none() && m.target.is_none() && m.id.is_none() && m.env.is_none() {
+                    return Err(
+                        "invalid secret mount. one of source, target, id or env required".into(),
+                    );
+                }
+                if m.id.is_none() {
+                    m.id = m.source.take().or_else(|| {
+                        m.target
+                            .as_deref()
+                            .and_then(|t| t.rsplit('/').next())
+                            .map(str::to_owned)
+                    });
+                }
+                if m.target.is_none() && m.env.is_none() {
+                    m.target = m.id.as_ref().map(|id| format!("/run/secrets/{id}"));
+                }
+            }
+            MountType::Ssh => {
+                if m.id.is_none() {
+                    m.id = Some(m.source.take().unwrap_or_else(|| "default".into()));
+                }
+            }
+            _ => {
+                if m.target.is_none() {
+                    return Err(format!("mount type {tname} requires a target"));
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_common_shapes() {
+        let m = Mount::parse("type=cache,target=/root/.npm,sharing=locked,id=npm", None).unwrap();
+        assert_eq!(
+            (m.kind, m.target.as_deref(), m.sharing, m.readonly),
+            (
+                MountType::Cache,
+                Some("/root/.npm"),
+                Some(Sharing::Locked),
+                false
+            )
+        );
+        let m = Mount::parse("target=/src,from=builder,source=/app,rw", None).unwrap();
+        assert_eq!(
+            (m.kind, m.from.as_deref(), m.readonly),
+            (MountType::Bind, Some("builder"), false)
+        );
+        let m = Mount::parse("type=secret,id=npmrc,required", None).unwrap();
+        assert_eq!(m.target.as_deref(), Some("/run/secrets/npmrc"));
+        assert!(m.required);
+        let m = Mount::parse("type=tmpfs,target=/t,size=64m", None).unwrap();
+        assert_eq!(m.size, Some(64 << 20));
+        let m = Mount::parse("type=cache,target=/c,mode=0755,uid=1000", None).unwrap();
+        assert_eq!((m.mode, m.uid), (Some(0o755), Some(1000)));
+        let m = Mount::parse("type=ssh", None).unwrap();
+        assert_eq!(m.id.as_deref(), Some("default"));
+        let m = Mount::parse("\"type=bind\",\"target=/a,b\"", None).unwrap();
+        assert_eq!(m.target.as_deref(), Some("/a,b"));
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        for (spec, msg) in [
+            ("type=nfs,target=/x", "unsupported mount type \"nfs\""),
+            ("type=bind", "mount type bind requires a target"),
+            (
+                "type=cache,target=/x,foo=1",
+                "unexpected key 'foo' in 'foo=1'",
+            ),
+            (
+                "type=cache,target=/x,shared",
+                "invalid field 'shared' must be a key=value pair",
+            ),
+            (
+                "type=bind,target=/x,sharing=locked",
+                "unexpected key 'sharing' for mount type 'bind'",
+            ),
+            (
+                "type=cache,target=/x,sharing=maybe",
+                "unsupported sharing value \"maybe\"",
+            ),
+            (
+                "type=cache,target=/x,mode=9",
+                "invalid value \"9\" for mode",
+            ),
+            (
+                "type=secret",
+                "invalid secret mount. one of source, target, id or env required",
+            ),
+            (
+                "type=tmpfs,target=/x,from=a",
+                "unexpected key 'from' for mount type 'tmpfs'",
+            ),
+            (
+                "target=/x\"",
+                "bare \" in non-quoted-field in \"target=/x\\\"\"",
+            ),
+        ] {
+            assert_eq!(Mount::parse(spec, None).unwrap_err(), msg, "{spec}");
+        }
+    }
+
+    #[test]
+    fn expands_values_only_when_asked() {
+        let exp = |v: &str| Ok(v.replace("$D", "/deps"));
+        let m = Mount::parse("type=cache,target=$D", Some(&exp)).unwrap();
+        assert_eq!(m.target.as_deref(), Some("/deps"));
+    }
+}
