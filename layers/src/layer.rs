@@ -172,3 +172,55 @@ pub fn write_layer(
         entries: count,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryKind, Source};
+
+    #[test]
+    fn a_failed_layer_leaves_nothing_in_the_store() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path().join("store")).unwrap();
+        let big = Entry::file_bytes("a/big", vec![7u8; 3 << 20]);
+        let missing = Entry {
+            kind: EntryKind::File {
+                size: 1,
+                source: Source::Path(t.path().join("gone")),
+            },
+            ..Entry::dir("a/gone")
+        };
+        let err = write_layer(
+            [Entry::dir("a"), big, missing],
+            &LayerOptions::new(MtimePolicy::Set(0)),
+            &store,
+        )
+        .unwrap_err();
+        assert!(matches!(err, LayerError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("a/gone"), "{err}");
+        let left = std::fs::read_dir(t.path().join("store/blobs/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "no blob and no temporary file");
+    }
+
+    #[test]
+    fn layer_reports_sizes_and_counts() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path()).unwrap();
+        let layer = write_layer(
+            [Entry::dir("a"), Entry::file_bytes("a/f", &b"x"[..])],
+            &LayerOptions::new(MtimePolicy::Set(0)),
+            &store,
+        )
+        .unwrap();
+        assert_eq!(layer.entries, 2);
+        assert_eq!(
+            layer.uncompressed_size,
+            5 * 512,
+            "2 headers, 1 data block, 2 end blocks"
+        );
+        assert_eq!(store.size(&layer.digest).unwrap(), layer.size);
+        assert_eq!(layer.media_type, crate::compress::MEDIA_TYPE_TAR_GZIP);
+    }
+}
