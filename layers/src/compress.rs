@@ -7,6 +7,10 @@
 //! Go's `compress/gzip` and flate2 write them. Upgrading either crate, the
 //! level or the block size changes layer digests (not diff_ids): the golden
 //! test in `layers/tests/writer_golden.rs` fails and must be re-blessed.
+//! zlib-rs picks SIMD variants at run time only for functions with identical
+//! results (`compare256`, `slide_hash`, CRC-32), so the bytes do not depend on
+//! the CPU. Go's deflate makes different bytes, so gzip digests never match
+//! Docker's; diff_ids can (see the Go vector test).
 
 use crate::digest::{DiffId, HashingWriter};
 use crate::pgzip::ParallelGzip;

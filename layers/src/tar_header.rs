@@ -362,6 +362,18 @@ mod tests {
             out.windows(12).any(|w| w == b"uid=3000000\n"),
             "pax uid record"
         );
+        let mut h = hdr("huge", "");
+        h.size = 10 << 30;
+        h.mtime = 1 << 40;
+        let mut out = Vec::new();
+        encode(&h, &mut out).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("size=10737418240\n"), "pax size record");
+        assert!(text.contains("mtime=1099511627776\n"), "pax mtime record");
+        assert_eq!(
+            &out[2 * BLOCK + SIZE.start..2 * BLOCK + SIZE.end],
+            b"00000000000\0"
+        );
         let mut h = hdr("dev", "");
         h.devmajor = 3_000_000;
         assert_eq!(
