@@ -26,7 +26,7 @@ bench: bench-layers
 
 # layer writer throughput against tar | gzip | sha256sum (issue #2)
 bench-layers:
-    @echo "just bench-layers: not implemented yet (issue #2)" >&2; exit 1
+    bench/layers.sh
 
 # fuzz one target for SECONDS (targets: parse, expand); needs `cargo install cargo-fuzz` and nightly
 fuzz TARGET="parse" SECONDS="600":

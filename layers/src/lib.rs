@@ -12,10 +12,16 @@ pub mod context;
 pub mod digest;
 pub mod dockerignore;
 pub mod entry;
+pub mod layer;
+pub mod pgzip;
 pub mod tar;
+mod tar_header;
 pub mod tree;
 pub mod unpack;
 pub mod whiteout;
 
+pub use compress::Compression;
 pub use digest::{DiffId, Digest};
 pub use entry::{Entry, EntryKind, Source};
+pub use layer::{write_layer, Layer, LayerError, LayerOptions};
+pub use tar::{sort_entries, LayerWriter, MtimePolicy};
