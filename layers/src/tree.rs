@@ -251,7 +251,8 @@ impl Walk<'_> {
                 format!("{rel}/{name}")
             };
             let node = self.node(fd.as_fd(), name, &path)?;
-            if node.kind == NodeKind::Dir && (!self.opts.one_file_system || node.dev == self.root_dev)
+            if node.kind == NodeKind::Dir
+                && (!self.opts.one_file_system || node.dev == self.root_dev)
             {
                 subdirs.push((name.to_owned(), path.clone()));
             }

@@ -414,9 +414,9 @@ impl Unpacker<'_> {
         if etype.is_hard_link() {
             return self.hardlink(&entry, &path, &comps);
         }
-        let parent = self
-            .dirs
-            .resolve(parents, Some(&mut self.deferred), &mut self.written, &path)?;
+        let parent =
+            self.dirs
+                .resolve(parents, Some(&mut self.deferred), &mut self.written, &path)?;
         let parent = parent.as_fd();
         let io_err = |action: &'static str| {
             let path = path.clone();
@@ -519,14 +519,24 @@ impl Unpacker<'_> {
             }
             // The node was just created by this call, so naming it again
             // cannot reach anything else; fchmodat has no NOFOLLOW on Linux.
-            rfs::chmodat(parent, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-                .map_err(io_err("set mode"))?;
+            rfs::chmodat(
+                parent,
+                name,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .map_err(io_err("set mode"))?;
         } else {
             let c = char::from(etype.as_byte());
             return Err(refused(Refusal::UnsupportedType(c)));
         }
         for (k, _) in &meta.xattrs {
-            skip_xattr(&mut self.stats, &path, k, "not supported on this file type".into());
+            skip_xattr(
+                &mut self.stats,
+                &path,
+                k,
+                "not supported on this file type".into(),
+            );
         }
         if let Some((uid, gid)) = meta.owner {
             rfs::chownat(
@@ -638,13 +648,11 @@ impl Unpacker<'_> {
                 }
                 other => other,
             })?;
-        let tparent = tparent
-            .try_clone()
-            .map_err(|source| UnpackError::Io {
-                path: path.to_owned(),
-                action: "duplicate a directory handle",
-                source,
-            })?;
+        let tparent = tparent.try_clone().map_err(|source| UnpackError::Io {
+            path: path.to_owned(),
+            action: "duplicate a directory handle",
+            source,
+        })?;
         match stat_nofollow(tparent.as_fd(), tname).map_err(io_err("inspect hard link target"))? {
             None => return Err(refused(Refusal::HardlinkMissing(shown))),
             Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
@@ -655,18 +663,29 @@ impl Unpacker<'_> {
         let (&name, parents) = comps
             .split_last()
             .ok_or_else(|| refused(Refusal::RootNotDir))?;
-        let parent = self
-            .dirs
-            .resolve(parents, Some(&mut self.deferred), &mut self.written, path)?;
+        let parent =
+            self.dirs
+                .resolve(parents, Some(&mut self.deferred), &mut self.written, path)?;
         clear_slot(parent.as_fd(), name).map_err(io_err("remove existing path"))?;
         // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
-        rfs::linkat(tparent.as_fd(), tname, parent.as_fd(), name, AtFlags::empty())
-            .map_err(io_err("create hard link"))?;
+        rfs::linkat(
+            tparent.as_fd(),
+            tname,
+            parent.as_fd(),
+            name,
+            AtFlags::empty(),
+        )
+        .map_err(io_err("create hard link"))?;
         self.stats.hardlinks += 1;
         Ok(())
     }
 
-    fn whiteout(&mut self, path: &str, parents: &[&[u8]], wh: Whiteout<'_>) -> Result<(), UnpackError> {
+    fn whiteout(
+        &mut self,
+        path: &str,
+        parents: &[&[u8]],
+        wh: Whiteout<'_>,
+    ) -> Result<(), UnpackError> {
         let io_err = |action: &'static str| {
             move |e: Errno| UnpackError::Io {
                 path: path.to_owned(),
@@ -704,9 +723,12 @@ impl Unpacker<'_> {
                 }
             }
             WhiteoutMode::Overlay => {
-                let dir = self
-                    .dirs
-                    .resolve(parents, Some(&mut self.deferred), &mut self.written, path)?;
+                let dir = self.dirs.resolve(
+                    parents,
+                    Some(&mut self.deferred),
+                    &mut self.written,
+                    path,
+                )?;
                 let dir = dir.as_fd();
                 match wh {
                     Whiteout::Remove(name) => {

@@ -185,7 +185,12 @@ mod tests {
             parse_name(b".wh..."),
             Err(WhiteoutError::DotTarget(_))
         ));
-        for reserved in [&b".wh..wh."[..], b".wh..wh.foo", b".wh..wh..opqx", b".wh..wh..op"] {
+        for reserved in [
+            &b".wh..wh."[..],
+            b".wh..wh.foo",
+            b".wh..wh..opqx",
+            b".wh..wh..op",
+        ] {
             assert!(
                 matches!(parse_name(reserved), Err(WhiteoutError::Reserved(_))),
                 "{:?}",

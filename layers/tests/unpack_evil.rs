@@ -98,7 +98,11 @@ impl Sandbox {
 
 /// Extract `file` in every whiteout mode; each run must leave the outside alone.
 fn each_mode(file: &str, check: impl Fn(&Sandbox, Result<UnpackStats, UnpackError>)) {
-    for mode in [WhiteoutMode::Apply, WhiteoutMode::Keep, WhiteoutMode::Overlay] {
+    for mode in [
+        WhiteoutMode::Apply,
+        WhiteoutMode::Keep,
+        WhiteoutMode::Overlay,
+    ] {
         let sb = Sandbox::new();
         let res = sb.run(file, mode);
         sb.assert_contained();
@@ -116,7 +120,10 @@ fn refusal(res: Result<UnpackStats, UnpackError>) -> (String, Refusal) {
 fn assert_message_names(res: &Result<UnpackStats, UnpackError>, needle: &str) {
     let err = res.as_ref().expect_err("expected an error");
     let msg = err.to_string();
-    assert!(msg.contains(needle), "message {msg:?} should name {needle:?}");
+    assert!(
+        msg.contains(needle),
+        "message {msg:?} should name {needle:?}"
+    );
 }
 
 #[test]
@@ -437,10 +444,7 @@ fn device_node() {
 #[test]
 fn truncated_header() {
     each_mode("truncated-header.tar", |_, res| {
-        assert!(
-            matches!(res, Err(UnpackError::Read { .. })),
-            "got {res:?}"
-        );
+        assert!(matches!(res, Err(UnpackError::Read { .. })), "got {res:?}");
     });
 }
 

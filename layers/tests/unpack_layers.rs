@@ -37,7 +37,14 @@ impl Layer {
         self.file_meta(path, data, 0o644, 1_000, (0, 0))
     }
 
-    fn file_meta(mut self, path: &str, data: &[u8], mode: u32, mtime: u64, ids: (u64, u64)) -> Layer {
+    fn file_meta(
+        mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        mtime: u64,
+        ids: (u64, u64),
+    ) -> Layer {
         let mut h = Self::header(tar::EntryType::Regular, mode, mtime);
         h.set_uid(ids.0);
         h.set_gid(ids.1);
@@ -204,14 +211,21 @@ fn pax_mtime_nanoseconds_and_xattr_allowlist() {
     let mut buf = [0u8; 16];
     let n = rustix_getxattr(&tmp.path().join("f"), "user.keep", &mut buf);
     assert_eq!(&buf[..n], b"yes");
-    assert!(getxattr_missing(&tmp.path().join("f"), "user.overlay.opaque"));
+    assert!(getxattr_missing(
+        &tmp.path().join("f"),
+        "user.overlay.opaque"
+    ));
 }
 
 fn rustix_getxattr(p: &Path, name: &str, buf: &mut [u8]) -> usize {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
     let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(r >= 0, "getxattr {name}: {}", std::io::Error::last_os_error());
+    assert!(
+        r >= 0,
+        "getxattr {name}: {}",
+        std::io::Error::last_os_error()
+    );
     r as usize
 }
 
@@ -365,7 +379,10 @@ fn replaces_existing_objects() {
     unpack(&second[..], tmp.path(), &UnpackOptions::default()).unwrap();
     assert_eq!(fs::read(tmp.path().join("d")).unwrap(), b"now a file");
     assert!(tmp.path().join("f").is_dir());
-    assert_eq!(fs::read_link(tmp.path().join("s")).unwrap(), Path::new("f/x"));
+    assert_eq!(
+        fs::read_link(tmp.path().join("s")).unwrap(),
+        Path::new("f/x")
+    );
 }
 
 #[test]
@@ -409,6 +426,11 @@ fn gzip_is_sniffed_and_zstd_refused() {
 fn missing_dest_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let tar = Layer::new().file("x", b"").bytes();
-    let err = unpack(&tar[..], &tmp.path().join("nope"), &UnpackOptions::default()).unwrap_err();
+    let err = unpack(
+        &tar[..],
+        &tmp.path().join("nope"),
+        &UnpackOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().starts_with("cannot open extraction root"));
 }
