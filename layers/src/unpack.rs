@@ -337,19 +337,12 @@ impl<R: Read> Read for EofProbe<R> {
     }
 }
 
-/// Metadata applied to a directory at the end.
-struct DirMeta {
-    mode: u32,
-    owner: Option<(u32, u32)>,
-    mtime: Option<Timespec>,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-/// Common metadata of one tar entry.
+/// Metadata of one tar entry (for directories: applied at the end).
 struct Meta {
     mode: u32,
     owner: Option<(u32, u32)>,
-    mtime: Timespec,
+    /// `None` for implicitly created parents: their mtime is left alone.
+    mtime: Option<Timespec>,
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
@@ -360,7 +353,7 @@ struct Unpacker<'o> {
     /// Paths written by this tar (only tracked for `WhiteoutMode::Apply`).
     written: HashSet<Vec<u8>>,
     /// Directory metadata, applied deepest-first by `finish`.
-    deferred: BTreeMap<Vec<u8>, DirMeta>,
+    deferred: BTreeMap<Vec<u8>, Meta>,
 }
 
 const DIR_FLAGS: OFlags = OFlags::PATH
@@ -418,40 +411,24 @@ impl Unpacker<'_> {
             self.dirs
                 .resolve(parents, Some(&mut self.deferred), &mut self.written, &path)?;
         let parent = parent.as_fd();
-        let io_err = |action: &'static str| {
-            let path = path.clone();
-            move |e: Errno| UnpackError::Io {
-                path,
-                action,
-                source: e.into(),
-            }
-        };
 
         if is_dir {
-            match stat_nofollow(parent, name).map_err(io_err("inspect existing path"))? {
+            match stat_nofollow(parent, name).map_err(io_err(&path, "inspect existing path"))? {
                 Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
                 existing => {
                     if existing.is_some() {
-                        remove_all(parent, name).map_err(io_err("remove existing path"))?;
+                        remove_all(parent, name).map_err(io_err(&path, "remove existing path"))?;
                     }
                     rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
-                        .map_err(io_err("create directory"))?;
+                        .map_err(io_err(&path, "create directory"))?;
                 }
             }
             self.stats.dirs += 1;
-            self.deferred.insert(
-                rel,
-                DirMeta {
-                    mode: meta.mode,
-                    owner: meta.owner,
-                    mtime: Some(meta.mtime),
-                    xattrs: meta.xattrs,
-                },
-            );
+            self.deferred.insert(rel, meta);
             return Ok(());
         }
 
-        clear_slot(parent, name).map_err(io_err("remove existing path"))?;
+        clear_slot(parent, name).map_err(io_err(&path, "remove existing path"))?;
         if etype.is_file() || etype.is_contiguous() || etype.is_gnu_sparse() {
             let fd = rfs::openat(
                 parent,
@@ -459,7 +436,7 @@ impl Unpacker<'_> {
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
             )
-            .map_err(io_err("create file"))?;
+            .map_err(io_err(&path, "create file"))?;
             let mut file = File::from(fd);
             let expected = entry.size();
             let got = io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Io {
@@ -472,17 +449,7 @@ impl Unpacker<'_> {
             }
             self.stats.files += 1;
             self.stats.bytes += got;
-            let fd = file.as_fd();
-            if let Some((uid, gid)) = meta.owner {
-                rfs::fchown(fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(io_err(CHOWN))?;
-            }
-            rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(io_err("set mode"))?;
-            for (k, v) in &meta.xattrs {
-                if let Err(e) = rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty()) {
-                    skip_xattr(&mut self.stats, &path, k, e.to_string());
-                }
-            }
-            rfs::futimens(fd, &times(meta.mtime)).map_err(io_err("set mtime"))?;
+            set_fd_meta(file.as_fd(), &path, &meta, &mut self.stats)?;
             return Ok(());
         }
         if etype.is_symlink() {
@@ -493,7 +460,8 @@ impl Unpacker<'_> {
             if target.is_empty() {
                 return Err(refused(Refusal::SymlinkEmpty));
             }
-            rfs::symlinkat(target.as_slice(), parent, name).map_err(io_err("create symlink"))?;
+            rfs::symlinkat(target.as_slice(), parent, name)
+                .map_err(io_err(&path, "create symlink"))?;
             self.stats.symlinks += 1;
         } else if etype.is_character_special() || etype.is_block_special() || etype.is_fifo() {
             let (ftype, dev) = if etype.is_fifo() {
@@ -515,7 +483,7 @@ impl Unpacker<'_> {
                     self.stats.skipped_devices.push(path.clone());
                     return Ok(());
                 }
-                Err(e) => return Err(io_err("create device node")(e)),
+                Err(e) => return Err(io_err(&path, "create device node")(e)),
             }
             // The node was just created by this call, so naming it again
             // cannot reach anything else; fchmodat has no NOFOLLOW on Linux.
@@ -525,7 +493,7 @@ impl Unpacker<'_> {
                 Mode::from_raw_mode(meta.mode),
                 AtFlags::empty(),
             )
-            .map_err(io_err("set mode"))?;
+            .map_err(io_err(&path, "set mode"))?;
         } else {
             let c = char::from(etype.as_byte());
             return Err(refused(Refusal::UnsupportedType(c)));
@@ -546,10 +514,12 @@ impl Unpacker<'_> {
                 Some(gid_of(gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .map_err(io_err(CHOWN))?;
+            .map_err(io_err(&path, CHOWN))?;
         }
-        rfs::utimensat(parent, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(io_err("set mtime"))?;
+        if let Some(mtime) = meta.mtime {
+            rfs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err(&path, "set mtime"))?;
+        }
         Ok(())
     }
 
@@ -600,7 +570,7 @@ impl Unpacker<'_> {
         Ok(Meta {
             mode,
             owner,
-            mtime,
+            mtime: Some(mtime),
             xattrs,
         })
     }
@@ -632,13 +602,6 @@ impl Unpacker<'_> {
         if tcomps == comps {
             return Err(refused(Refusal::HardlinkSelf));
         }
-        let io_err = |action: &'static str| {
-            move |e: Errno| UnpackError::Io {
-                path: path.to_owned(),
-                action,
-                source: e.into(),
-            }
-        };
         let tparent = self
             .dirs
             .resolve(tparents, None, &mut self.written, path)
@@ -653,7 +616,9 @@ impl Unpacker<'_> {
             action: "duplicate a directory handle",
             source,
         })?;
-        match stat_nofollow(tparent.as_fd(), tname).map_err(io_err("inspect hard link target"))? {
+        match stat_nofollow(tparent.as_fd(), tname)
+            .map_err(io_err(path, "inspect hard link target"))?
+        {
             None => return Err(refused(Refusal::HardlinkMissing(shown))),
             Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 return Err(refused(Refusal::HardlinkToDir(shown)))
@@ -666,7 +631,7 @@ impl Unpacker<'_> {
         let parent =
             self.dirs
                 .resolve(parents, Some(&mut self.deferred), &mut self.written, path)?;
-        clear_slot(parent.as_fd(), name).map_err(io_err("remove existing path"))?;
+        clear_slot(parent.as_fd(), name).map_err(io_err(path, "remove existing path"))?;
         // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
         rfs::linkat(
             tparent.as_fd(),
@@ -675,7 +640,7 @@ impl Unpacker<'_> {
             name,
             AtFlags::empty(),
         )
-        .map_err(io_err("create hard link"))?;
+        .map_err(io_err(path, "create hard link"))?;
         self.stats.hardlinks += 1;
         Ok(())
     }
@@ -686,13 +651,6 @@ impl Unpacker<'_> {
         parents: &[&[u8]],
         wh: Whiteout<'_>,
     ) -> Result<(), UnpackError> {
-        let io_err = |action: &'static str| {
-            move |e: Errno| UnpackError::Io {
-                path: path.to_owned(),
-                action,
-                source: e.into(),
-            }
-        };
         match self.opts.whiteouts {
             WhiteoutMode::Keep => Ok(()),
             WhiteoutMode::Apply => {
@@ -712,13 +670,13 @@ impl Unpacker<'_> {
                     Whiteout::Remove(name) => {
                         let rel = join(&dir_rel, name);
                         remove_lower(dir, name, &rel, &self.written)
-                            .map_err(io_err("apply whiteout"))
+                            .map_err(io_err(path, "apply whiteout"))
                     }
                     Whiteout::Opaque => {
                         let fd = rfs::openat(dir, c".", READ_DIR_FLAGS, Mode::empty())
-                            .map_err(io_err("open opaque directory"))?;
+                            .map_err(io_err(path, "open opaque directory"))?;
                         clear_lower(fd, &dir_rel, &self.written)
-                            .map_err(io_err("apply opaque whiteout"))
+                            .map_err(io_err(path, "apply opaque whiteout"))
                     }
                 }
             }
@@ -732,7 +690,7 @@ impl Unpacker<'_> {
                 let dir = dir.as_fd();
                 match wh {
                     Whiteout::Remove(name) => {
-                        clear_slot(dir, name).map_err(io_err("remove existing path"))?;
+                        clear_slot(dir, name).map_err(io_err(path, "remove existing path"))?;
                         rfs::mknodat(
                             dir,
                             name,
@@ -747,15 +705,15 @@ impl Unpacker<'_> {
                                     source: e.into(),
                                 }
                             } else {
-                                io_err("create overlay whiteout")(e)
+                                io_err(path, "create overlay whiteout")(e)
                             }
                         })
                     }
                     Whiteout::Opaque => {
                         let fd = rfs::openat(dir, c".", READ_DIR_FLAGS, Mode::empty())
-                            .map_err(io_err("open opaque directory"))?;
+                            .map_err(io_err(path, "open opaque directory"))?;
                         rfs::fsetxattr(&fd, "user.overlay.opaque", b"y", XattrFlags::empty())
-                            .map_err(io_err("set `user.overlay.opaque`"))
+                            .map_err(io_err(path, "set `user.overlay.opaque`"))
                     }
                 }
             }
@@ -786,29 +744,33 @@ impl Unpacker<'_> {
                     })
                 }
             };
-            let io_err = |action: &'static str| {
-                let path = path.clone();
-                move |e: Errno| UnpackError::Io {
-                    path,
-                    action,
-                    source: e.into(),
-                }
-            };
-            if let Some((uid, gid)) = meta.owner {
-                rfs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(io_err(CHOWN))?;
-            }
-            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode)).map_err(io_err("set mode"))?;
-            for (k, v) in &meta.xattrs {
-                if let Err(e) = rfs::fsetxattr(&fd, k.as_str(), v, XattrFlags::empty()) {
-                    skip_xattr(&mut self.stats, &path, k, e.to_string());
-                }
-            }
-            if let Some(mtime) = meta.mtime {
-                rfs::futimens(&fd, &times(mtime)).map_err(io_err("set mtime"))?;
-            }
+            set_fd_meta(fd.as_fd(), &path, &meta, &mut self.stats)?;
         }
         Ok(())
     }
+}
+
+/// Apply owner, then mode (so `chown` cannot clear setuid bits), xattrs and
+/// times through an open handle.
+fn set_fd_meta(
+    fd: BorrowedFd<'_>,
+    path: &str,
+    meta: &Meta,
+    stats: &mut UnpackStats,
+) -> Result<(), UnpackError> {
+    if let Some((uid, gid)) = meta.owner {
+        rfs::fchown(fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(io_err(path, CHOWN))?;
+    }
+    rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(io_err(path, "set mode"))?;
+    for (k, v) in &meta.xattrs {
+        if let Err(e) = rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty()) {
+            skip_xattr(stats, path, k, e.to_string());
+        }
+    }
+    if let Some(mtime) = meta.mtime {
+        rfs::futimens(fd, &times(mtime)).map_err(io_err(path, "set mtime"))?;
+    }
+    Ok(())
 }
 
 fn skip_xattr(stats: &mut UnpackStats, path: &str, name: &str, reason: String) {
@@ -836,7 +798,7 @@ impl Resolver {
     fn resolve(
         &mut self,
         comps: &[&[u8]],
-        mut create: Option<&mut BTreeMap<Vec<u8>, DirMeta>>,
+        mut create: Option<&mut BTreeMap<Vec<u8>, Meta>>,
         written: &mut HashSet<Vec<u8>>,
         entry: &str,
     ) -> Result<&OwnedFd, UnpackError> {
@@ -859,12 +821,12 @@ impl Resolver {
                 Err(Errno::NOENT) if create.is_some() => {
                     match rfs::mkdirat(at, comp, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(io(entry, "create parent directory", e)),
+                        Err(e) => return Err(io_err(entry, "create parent directory")(e)),
                     }
                     let rel = comps[..=i].join(&b'/');
                     written.insert(rel.clone());
                     if let Some(deferred) = create.as_deref_mut() {
-                        deferred.entry(rel).or_insert(DirMeta {
+                        deferred.entry(rel).or_insert(Meta {
                             mode: 0o755,
                             owner: None,
                             mtime: None,
@@ -872,10 +834,11 @@ impl Resolver {
                         });
                     }
                     rfs::openat(at, comp, DIR_FLAGS, Mode::empty())
-                        .map_err(|e| io(entry, "open parent directory", e))?
+                        .map_err(|e| io_err(entry, "open parent directory")(e))?
                 }
                 Err(Errno::LOOP | Errno::NOTDIR) => {
-                    let st = stat_nofollow(at, comp).map_err(|e| io(entry, "inspect parent", e))?;
+                    let st =
+                        stat_nofollow(at, comp).map_err(|e| io_err(entry, "inspect parent")(e))?;
                     let reason = match st {
                         Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
                             Refusal::ThroughSymlink(prefix())
@@ -887,7 +850,7 @@ impl Resolver {
                         reason,
                     });
                 }
-                Err(e) => return Err(io(entry, "open parent directory", e)),
+                Err(e) => return Err(io_err(entry, "open parent directory")(e)),
             };
             self.stack.push((comp.to_vec(), fd));
         }
@@ -898,9 +861,10 @@ impl Resolver {
     }
 }
 
-fn io(entry: &str, action: &'static str, e: Errno) -> UnpackError {
-    UnpackError::Io {
-        path: entry.to_owned(),
+/// Error constructor for a failed `*at` call; allocates only on error.
+fn io_err<'a>(path: &'a str, action: &'static str) -> impl FnOnce(Errno) -> UnpackError + 'a {
+    move |e| UnpackError::Io {
+        path: path.to_owned(),
         action,
         source: e.into(),
     }
