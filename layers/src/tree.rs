@@ -559,3 +559,68 @@ fn link_hardlinks(out: &mut BTreeMap<String, Entry>, after: &Tree) {
 fn parent_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: NodeKind) -> Node {
+        Node {
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 1,
+            mtime: Time { sec: 1, nsec: 0 },
+            ctime: Time { sec: 1, nsec: 0 },
+            dev: 1,
+            ino: 1,
+            nlink: 1,
+            hash: None,
+            xattrs: None,
+        }
+    }
+
+    #[test]
+    fn change_rule() {
+        let p = Path::new("/nonexistent");
+        let b = node(NodeKind::File);
+        assert!(!differs(&b, &b.clone(), p).unwrap());
+        // ctime alone (an in-place edit restoring mtime) is a change.
+        let mut a = b.clone();
+        a.ctime.nsec = 1;
+        assert!(differs(&b, &a, p).unwrap());
+        // Other inode, no hashes: changed.
+        let mut a = b.clone();
+        a.ino = 2;
+        assert!(differs(&b, &a, p).unwrap());
+        // Other inode, equal hashes and xattrs: unchanged.
+        let mut hb = b.clone();
+        hb.hash = Some([7; 32]);
+        hb.xattrs = Some(BTreeMap::new());
+        let mut ha = hb.clone();
+        ha.ino = 2;
+        assert!(!differs(&hb, &ha, p).unwrap());
+        ha.hash = Some([8; 32]);
+        assert!(differs(&hb, &ha, p).unwrap());
+        // Any metadata difference wins before the inode check.
+        for f in [
+            |n: &mut Node| n.mode = 0o600,
+            |n: &mut Node| n.uid = 5,
+            |n: &mut Node| n.gid = 5,
+            |n: &mut Node| n.size = 2,
+            |n: &mut Node| n.mtime.nsec = 3,
+            |n: &mut Node| n.kind = NodeKind::Fifo,
+        ] {
+            let mut a = hb.clone();
+            f(&mut a);
+            assert!(differs(&hb, &a, p).unwrap());
+        }
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent_of("a/b/c"), "a/b");
+        assert_eq!(parent_of("a"), "");
+    }
+}

@@ -1040,3 +1040,47 @@ fn gid_of(id: u32) -> rustix::fs::Gid {
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_normalise_and_refuse() {
+        let c = |s: &str| {
+            components(s.as_bytes()).map(|v| {
+                v.iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(c("./a//b/./c/").unwrap(), ["a", "b", "c"]);
+        assert_eq!(c("./").unwrap(), Vec::<String>::new());
+        assert_eq!(c("..a/b..").unwrap(), ["..a", "b.."]);
+        assert_eq!(c("/etc/passwd"), Err(Refusal::Absolute));
+        assert_eq!(c("a/../b"), Err(Refusal::ParentComponent));
+        assert_eq!(c(".."), Err(Refusal::ParentComponent));
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
+        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(t("1.1234567891"), Some((1, 123_456_789)));
+        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(t("-3"), Some((-3, 0)));
+        assert_eq!(t("x"), None);
+        assert_eq!(t("1.2e3"), None);
+    }
+
+    #[test]
+    fn xattr_allowlist() {
+        assert!(xattr_allowed("security.capability"));
+        assert!(xattr_allowed("user.mime_type"));
+        assert!(!xattr_allowed("user.overlay.opaque"));
+        assert!(!xattr_allowed("trusted.overlay.opaque"));
+        assert!(!xattr_allowed("security.selinux"));
+        assert!(!xattr_allowed("system.posix_acl_access"));
+    }
+}
