@@ -37,6 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -193,7 +194,7 @@ impl Tree {
             root_dev,
             out: Vec::new(),
         };
-        walk.dir(fd, "")?;
+        walk.run(fd)?;
         Ok(Tree {
             root: root.to_owned(),
             nodes: walk.out.into_iter().collect(),
@@ -234,10 +235,31 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn dir(&mut self, fd: OwnedFd, rel: &str) -> Result<(), TreeError> {
+    /// Depth-first without recursion, so a hostile RUN step that nests
+    /// directories thousands deep cannot overflow the stack. A pending
+    /// directory keeps only its parent's handle alive, so open handles grow
+    /// with depth, not with breadth.
+    fn run(&mut self, root_fd: OwnedFd) -> Result<(), TreeError> {
+        let mut pending: Vec<(Rc<OwnedFd>, String, String)> = Vec::new();
+        self.read_dir(root_fd, "", &mut pending)?;
+        while let Some((parent, name, rel)) = pending.pop() {
+            let fd = rfs::openat(&*parent, name.as_str(), READ_DIR_FLAGS, Mode::empty())
+                .map_err(|e| io_err(&self.root.join(&rel), "open directory")(e))?;
+            drop(parent);
+            self.read_dir(fd, &rel, &mut pending)?;
+        }
+        Ok(())
+    }
+
+    fn read_dir(
+        &mut self,
+        fd: OwnedFd,
+        rel: &str,
+        pending: &mut Vec<(Rc<OwnedFd>, String, String)>,
+    ) -> Result<(), TreeError> {
         let host = self.root.join(rel);
-        let mut subdirs = Vec::new();
-        for item in rfs::Dir::read_from(&fd).map_err(io_err(&host, "read directory"))? {
+        let fd = Rc::new(fd);
+        for item in rfs::Dir::read_from(&*fd).map_err(io_err(&host, "read directory"))? {
             let item = item.map_err(io_err(&host, "read directory"))?;
             let raw = item.file_name().to_bytes();
             if raw == b"." || raw == b".." {
@@ -254,14 +276,9 @@ impl Walk<'_> {
             if node.kind == NodeKind::Dir
                 && (!self.opts.one_file_system || node.dev == self.root_dev)
             {
-                subdirs.push((name.to_owned(), path.clone()));
+                pending.push((Rc::clone(&fd), name.to_owned(), path.clone()));
             }
             self.out.push((path, node));
-        }
-        for (name, path) in subdirs {
-            let sub = rfs::openat(&fd, name.as_str(), READ_DIR_FLAGS, Mode::empty())
-                .map_err(|e| io_err(&self.root.join(&path), "open directory")(e))?;
-            self.dir(sub, &path)?;
         }
         Ok(())
     }

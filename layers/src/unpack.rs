@@ -164,6 +164,9 @@ pub enum Refusal {
         /// Bytes actually read.
         got: u64,
     },
+    /// More components than [`MAX_DEPTH`].
+    #[error("path is deeper than {0} components")]
+    TooDeep(usize),
     /// Entry type we do not extract.
     #[error("unsupported tar entry type {0:?}")]
     UnsupportedType(char),
@@ -593,7 +596,8 @@ impl Unpacker<'_> {
         let tcomps = components(&raw_target).map_err(|r| {
             refused(match r {
                 Refusal::Absolute => Refusal::HardlinkAbsolute(shown.clone()),
-                _ => Refusal::HardlinkEscape(shown.clone()),
+                Refusal::ParentComponent => Refusal::HardlinkEscape(shown.clone()),
+                other => other,
             })
         })?;
         let Some((&tname, tparents)) = tcomps.split_last() else {
@@ -781,6 +785,11 @@ fn skip_xattr(stats: &mut UnpackStats, path: &str, name: &str, reason: String) {
     });
 }
 
+/// Deepest path accepted (components). Linux sets no limit for `*at`
+/// calls, but no image needs more, and it bounds open handles and the
+/// recursion of directory removal.
+pub const MAX_DEPTH: usize = 1024;
+
 const CHOWN: &str = "change owner (is the id mapped in this user namespace?)";
 
 /// Walks parent chains one component at a time, keeping the handles of the
@@ -884,6 +893,9 @@ fn components(raw: &[u8]) -> Result<Vec<&[u8]>, Refusal> {
             c => out.push(c),
         }
     }
+    if out.len() > MAX_DEPTH {
+        return Err(Refusal::TooDeep(MAX_DEPTH));
+    }
     Ok(out)
 }
 
@@ -914,6 +926,13 @@ fn clear_slot(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
 
 /// Remove `name` under `dir` recursively without following symlinks.
 fn remove_all(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+    remove_all_at(dir, name, 0)
+}
+
+fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8], depth: usize) -> Result<(), Errno> {
+    if depth > MAX_DEPTH {
+        return Err(Errno::NAMETOOLONG);
+    }
     let Some(st) = stat_nofollow(dir, name)? else {
         return Ok(());
     };
@@ -925,7 +944,7 @@ fn remove_all(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
     }
     let fd = open_dir_for_listing(dir, name)?;
     for child in list_names(&fd)? {
-        remove_all(fd.as_fd(), child.as_slice())?;
+        remove_all_at(fd.as_fd(), child.as_slice(), depth + 1)?;
     }
     match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),

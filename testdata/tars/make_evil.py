@@ -129,6 +129,8 @@ CORPUS = {
         [f("g/" + "n" * 200 + "/" + "m" * 200, b"gnu\n")], fmt=tarfile.GNU_FORMAT
     ),
     "component-too-long.tar": build([f("y" * 300, b"too long\n")]),
+    # Deeper than cairn's 1024-component limit (bounds handles and recursion).
+    "too-deep.tar": build([f("/".join(["a"] * 1100) + "/f", b"deep\n")]),
     # Special files.
     "device-node.tar": build(
         [
