@@ -164,6 +164,9 @@ pub enum Refusal {
         /// Bytes actually read.
         got: u64,
     },
+    /// A numeric header field is not valid octal/base-256.
+    #[error("header field `{0}` is malformed")]
+    BadHeader(&'static str),
     /// More components than [`MAX_DEPTH`].
     #[error("path is deeper than {0} components")]
     TooDeep(usize),
@@ -471,8 +474,14 @@ impl Unpacker<'_> {
                 (FileType::Fifo, 0)
             } else {
                 let h = entry.header();
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                let major = h
+                    .device_major()
+                    .map_err(|_| refused(Refusal::BadHeader("devmajor")))?;
+                let minor = h
+                    .device_minor()
+                    .map_err(|_| refused(Refusal::BadHeader("devminor")))?;
+                // Old V7 headers have no device fields: 0/0.
+                let (major, minor) = (major.unwrap_or(0), minor.unwrap_or(0));
                 let ftype = if etype.is_character_special() {
                     FileType::CharacterDevice
                 } else {
@@ -532,16 +541,20 @@ impl Unpacker<'_> {
         path: &str,
     ) -> Result<Meta, UnpackError> {
         let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let bad = |field| UnpackError::Refused {
+            path: path.to_owned(),
+            reason: Refusal::BadHeader(field),
+        };
+        let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
         let owner = if self.opts.preserve_ownership {
-            let uid = header.uid().unwrap_or(0);
-            let gid = header.gid().unwrap_or(0);
+            let uid = header.uid().map_err(|_| bad("uid"))?;
+            let gid = header.gid().map_err(|_| bad("gid"))?;
             Some((clamp_id(uid), clamp_id(gid)))
         } else {
             None
         };
         let mut mtime = Timespec {
-            tv_sec: i64::try_from(header.mtime().unwrap_or(0)).unwrap_or(i64::MAX),
+            tv_sec: i64::try_from(header.mtime().map_err(|_| bad("mtime"))?).unwrap_or(i64::MAX),
             tv_nsec: 0,
         };
         let mut xattrs = Vec::new();

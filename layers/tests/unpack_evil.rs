@@ -493,6 +493,15 @@ fn bad_checksum() {
 }
 
 #[test]
+fn bad_mode() {
+    each_mode("bad-mode.tar", |sb, res| {
+        let (path, reason) = refusal(res);
+        assert_eq!((path.as_str(), reason), ("m", Refusal::BadHeader("mode")));
+        assert!(!sb.dest.join("m").exists());
+    });
+}
+
+#[test]
 fn file_then_dir() {
     each_mode("file-then-dir.tar", |sb, res| {
         res.unwrap();
@@ -545,6 +554,7 @@ fn every_corpus_file_has_a_test() {
     let covered = [
         "absolute",
         "bad-checksum",
+        "bad-mode",
         "component-too-long",
         "device-node",
         "dir-then-file",

@@ -160,6 +160,19 @@ _bad[0] ^= 0x01
 CORPUS["bad-checksum.tar"] = bytes(_bad)
 
 
+def patch_header(data, offset, value):
+    """Overwrite a header field and recompute the checksum, as a forger would."""
+    b = bytearray(data)
+    b[offset : offset + len(value)] = value
+    b[148:156] = b" " * 8
+    b[148:156] = b"%06o\0 " % sum(b[:512])
+    return bytes(b)
+
+
+# A mode field that is not octal (checksum valid).
+CORPUS["bad-mode.tar"] = patch_header(build([f("m", b"m\n")], fmt=tarfile.GNU_FORMAT), 100, b"zzzzzzz\0")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for name in os.listdir(OUT):
