@@ -541,20 +541,24 @@ impl Unpacker<'_> {
         path: &str,
     ) -> Result<Meta, UnpackError> {
         let header = entry.header();
-        let bad = |field| UnpackError::Refused {
-            path: path.to_owned(),
-            reason: Refusal::BadHeader(field),
+        let old = header.as_old();
+        let num = |parsed: io::Result<u64>, raw: &[u8], field| {
+            numeric(parsed, raw).ok_or_else(|| UnpackError::Refused {
+                path: path.to_owned(),
+                reason: Refusal::BadHeader(field),
+            })
         };
-        let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
+        let mode = num(header.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
         let owner = if self.opts.preserve_ownership {
-            let uid = header.uid().map_err(|_| bad("uid"))?;
-            let gid = header.gid().map_err(|_| bad("gid"))?;
+            let uid = num(header.uid(), &old.uid, "uid")?;
+            let gid = num(header.gid(), &old.gid, "gid")?;
             Some((clamp_id(uid), clamp_id(gid)))
         } else {
             None
         };
+        let secs = num(header.mtime(), &old.mtime, "mtime")?;
         let mut mtime = Timespec {
-            tv_sec: i64::try_from(header.mtime().map_err(|_| bad("mtime"))?).unwrap_or(i64::MAX),
+            tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
             tv_nsec: 0,
         };
         let mut xattrs = Vec::new();
@@ -1023,6 +1027,16 @@ pub fn xattr_allowed(name: &str) -> bool {
         || (name.starts_with("user.") && !name.starts_with("user.overlay."))
 }
 
+/// A numeric header field: the parsed value, 0 for a blank field (all NUL
+/// or spaces, which old writers leave), `None` for garbage.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
+        Err(_) => None,
+    }
+}
+
 /// Parse a PAX time (`"1700000000.5"`, possibly negative) into a timespec.
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     let s = std::str::from_utf8(v).ok()?;
@@ -1104,6 +1118,15 @@ mod tests {
         assert_eq!(t("-3"), Some((-3, 0)));
         assert_eq!(t("x"), None);
         assert_eq!(t("1.2e3"), None);
+    }
+
+    #[test]
+    fn blank_numeric_fields_are_zero_garbage_is_refused() {
+        let err = || Err(io::Error::other("bad"));
+        assert_eq!(numeric(Ok(7), b"0000007\0"), Some(7));
+        assert_eq!(numeric(err(), b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(numeric(err(), b"        "), Some(0));
+        assert_eq!(numeric(err(), b"zzzzzzz\0"), None);
     }
 
     #[test]

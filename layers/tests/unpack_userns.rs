@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cairn_layers::tree::{SnapshotOptions, Tree};
 use cairn_layers::unpack::{unpack, UnpackError, UnpackOptions, WhiteoutMode};
 
 const INNER: &str = "CAIRN_TEST_INSIDE_USERNS";
@@ -105,7 +106,7 @@ fn inner() {
         ..Default::default()
     };
     let err = unpack(&owned[..], &own, &opts).unwrap_err();
-    assert!(matches!(err, UnpackError::Io { .. }));
+    assert!(matches!(err, UnpackError::Io { .. }), "{err:?}");
     assert!(
         err.to_string().contains("mapped in this user namespace"),
         "{err}"
@@ -164,4 +165,27 @@ fn inner() {
     assert_eq!(etc, ["apk", "hosts"]);
     assert_eq!(apk, ["world"]);
     assert_eq!(world, b"new");
+
+    // Tree snapshots with one_file_system record a mount point but do not
+    // descend into it (the RUN capture must skip /proc, /dev, ... mounts).
+    let rootfs = dir("rootfs");
+    fs::create_dir(rootfs.join("proc")).unwrap();
+    fs::write(rootfs.join("file"), "x").unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "cairn-test-tmpfs"])
+        .arg(rootfs.join("proc"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "tmpfs mount failed");
+    fs::write(rootfs.join("proc/inside"), "y").unwrap();
+    let one = SnapshotOptions {
+        one_file_system: true,
+        ..Default::default()
+    };
+    let crossing = Tree::snapshot(&rootfs).unwrap();
+    let confined = Tree::snapshot_with(&rootfs, &one).unwrap();
+    let _ = Command::new("umount").arg(rootfs.join("proc")).status();
+    let paths = |t: &Tree| t.iter().map(|(p, _)| p.to_owned()).collect::<Vec<_>>();
+    assert_eq!(paths(&crossing), ["file", "proc", "proc/inside"]);
+    assert_eq!(paths(&confined), ["file", "proc"]);
 }
