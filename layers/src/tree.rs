@@ -436,8 +436,15 @@ pub fn diff(before: &Tree, after: &Tree, after_root: &Path) -> Result<Vec<Entry>
             out.insert(path.clone(), entry_for(path, a, after_root)?);
         }
     }
-    for path in before.nodes.keys() {
-        if after.nodes.contains_key(path) {
+    for (path, b) in &before.nodes {
+        // Sockets are never in layers: a socket that goes needs no whiteout,
+        // and one that replaced a path is recorded as that path's deletion.
+        if b.kind == NodeKind::Socket
+            || after
+                .nodes
+                .get(path)
+                .is_some_and(|n| n.kind != NodeKind::Socket)
+        {
             continue;
         }
         let parent = parent_of(path);

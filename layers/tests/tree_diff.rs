@@ -301,4 +301,81 @@ fn sockets_are_left_out() {
     let after = Tree::snapshot(tmp.path()).unwrap();
     assert_eq!(after.len(), 1);
     assert!(diff(&before, &after, tmp.path()).unwrap().is_empty());
+
+    // A socket replacing a file: the file's deletion is what can be recorded.
+    write(tmp.path(), "f", "x");
+    let before = Tree::snapshot(tmp.path()).unwrap();
+    fs::remove_file(tmp.path().join("f")).unwrap();
+    let _f = std::os::unix::net::UnixListener::bind(tmp.path().join("f")).unwrap();
+    let after = Tree::snapshot(tmp.path()).unwrap();
+    let paths: Vec<String> = diff(&before, &after, tmp.path())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(paths, [".wh.f"]);
+}
+
+/// The RUN fallback in miniature: unpack a base, snapshot, apply a change
+/// (here: unpacking an upper layer with whiteouts), snapshot, diff. The diff
+/// must describe the upper layer's effect.
+#[test]
+fn diff_of_an_applied_layer_reproduces_its_effect() {
+    use cairn_layers::unpack::{unpack, UnpackOptions};
+    let layer = |entries: &[(&str, &str)]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mtime(100);
+            if path.ends_with('/') {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+            } else {
+                h.set_mode(0o644);
+            }
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, data.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let lower = layer(&[
+        ("etc/", ""),
+        ("etc/motd", "hi"),
+        ("etc/hosts", "h"),
+        ("usr/", ""),
+        ("usr/include/", ""),
+        ("usr/include/a.h", "a"),
+        ("usr/lib/", ""),
+        ("usr/lib/libc.so", "c"),
+    ]);
+    let upper = layer(&[
+        ("etc/", ""),
+        ("etc/.wh.motd", ""),
+        ("etc/hosts", "changed"),
+        ("usr/", ""),
+        ("usr/.wh.include", ""),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    unpack(&lower[..], root, &UnpackOptions::default()).unwrap();
+    let before = Tree::snapshot(root).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    unpack(&upper[..], root, &UnpackOptions::default()).unwrap();
+    let after = Tree::snapshot(root).unwrap();
+    let got: Vec<(String, u64)> = diff(&before, &after, root)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.path, e.mtime))
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("etc", 100),
+        ("etc/.wh.motd", 0),
+        ("etc/hosts", 100),
+        ("usr", 100),
+        ("usr/.wh.include", 0),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t))
+    .collect();
+    assert_eq!(got, want);
 }
