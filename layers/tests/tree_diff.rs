@@ -6,6 +6,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+mod support;
+
 use cairn_layers::tree::{diff, SnapshotOptions, Tree};
 use cairn_layers::{Entry, EntryKind, Source};
 
@@ -322,38 +324,22 @@ fn sockets_are_left_out() {
 #[test]
 fn diff_of_an_applied_layer_reproduces_its_effect() {
     use cairn_layers::unpack::{unpack, UnpackOptions};
-    let layer = |entries: &[(&str, &str)]| {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_mtime(100);
-            if path.ends_with('/') {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-            } else {
-                h.set_mode(0o644);
-            }
-            h.set_size(data.len() as u64);
-            b.append_data(&mut h, path, data.as_bytes()).unwrap();
-        }
-        b.into_inner().unwrap()
-    };
-    let lower = layer(&[
-        ("etc/", ""),
-        ("etc/motd", "hi"),
-        ("etc/hosts", "h"),
-        ("usr/", ""),
-        ("usr/include/", ""),
-        ("usr/include/a.h", "a"),
-        ("usr/lib/", ""),
-        ("usr/lib/libc.so", "c"),
+    let lower = support::tar(&[
+        ("etc/", b""),
+        ("etc/motd", b"hi"),
+        ("etc/hosts", b"h"),
+        ("usr/", b""),
+        ("usr/include/", b""),
+        ("usr/include/a.h", b"a"),
+        ("usr/lib/", b""),
+        ("usr/lib/libc.so", b"c"),
     ]);
-    let upper = layer(&[
-        ("etc/", ""),
-        ("etc/.wh.motd", ""),
-        ("etc/hosts", "changed"),
-        ("usr/", ""),
-        ("usr/.wh.include", ""),
+    let upper = support::tar(&[
+        ("etc/", b""),
+        ("etc/.wh.motd", b""),
+        ("etc/hosts", b"changed"),
+        ("usr/", b""),
+        ("usr/.wh.include", b""),
     ]);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();

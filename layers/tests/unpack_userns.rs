@@ -11,6 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+
 use cairn_layers::tree::{SnapshotOptions, Tree};
 use cairn_layers::unpack::{unpack, UnpackError, UnpackOptions, WhiteoutMode};
 
@@ -23,22 +25,6 @@ fn corpus(name: &str) -> Vec<u8> {
             .join(name),
     )
     .unwrap()
-}
-
-fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        if path.ends_with('/') {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-        } else {
-            h.set_mode(0o644);
-        }
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, path, *data).unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 #[test]
@@ -113,7 +99,7 @@ fn inner() {
     );
 
     // Overlay form, then a real userxattr overlay mount over it.
-    let lower = tar(&[
+    let lower = support::tar(&[
         ("etc/", b""),
         ("etc/motd", b"hi"),
         ("etc/hosts", b"h"),
@@ -122,7 +108,7 @@ fn inner() {
         ("etc/apk/keys/", b""),
         ("etc/apk/keys/k1", b"k"),
     ]);
-    let upper = tar(&[
+    let upper = support::tar(&[
         ("etc/", b""),
         ("etc/.wh.motd", b""),
         ("etc/apk/", b""),
