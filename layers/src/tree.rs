@@ -152,6 +152,9 @@ pub enum TreeError {
     /// A file name that is not UTF-8 cannot become a layer entry.
     #[error("file name `{0}` is not valid UTF-8; layer entries need UTF-8 paths")]
     NonUtf8(String),
+    /// A new or changed file whose name starts with `.wh.`.
+    #[error("`{0}` uses the reserved whiteout prefix `.wh.`; such names cannot be stored in an image layer")]
+    ReservedName(String),
     /// A deleted path could not be expressed as a whiteout.
     #[error("cannot record the deletion of `{path}`")]
     Whiteout {
@@ -430,9 +433,17 @@ pub fn diff(before: &Tree, after: &Tree, after_root: &Path) -> Result<Vec<Entry>
         }
         let changed = match before.nodes.get(path) {
             None => true,
-            Some(b) => differs(b, a, &after_root.join(path))?,
+            Some(b) => differs(b, a, after_root, path)?,
         };
         if changed {
+            // In a layer this name would delete something instead of existing.
+            if path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(whiteout::PREFIX))
+            {
+                return Err(TreeError::ReservedName(path.clone()));
+            }
             out.insert(path.clone(), entry_for(path, a, after_root)?);
         }
     }
@@ -480,7 +491,7 @@ pub fn diff(before: &Tree, after: &Tree, after_root: &Path) -> Result<Vec<Entry>
     Ok(out.into_values().collect())
 }
 
-fn differs(b: &Node, a: &Node, host: &Path) -> Result<bool, TreeError> {
+fn differs(b: &Node, a: &Node, after_root: &Path, path: &str) -> Result<bool, TreeError> {
     if b.kind != a.kind
         || b.mode != a.mode
         || b.uid != a.uid
@@ -496,6 +507,7 @@ fn differs(b: &Node, a: &Node, host: &Path) -> Result<bool, TreeError> {
     let Some(bx) = &b.xattrs else {
         return Ok(true);
     };
+    let host = &after_root.join(path);
     let ax = match &a.xattrs {
         Some(x) => x.clone(),
         None => read_xattrs(host)?,
@@ -608,6 +620,7 @@ mod tests {
     #[test]
     fn change_rule() {
         let p = Path::new("/nonexistent");
+        let differs = |b: &Node, a: &Node, p: &Path| differs(b, a, p, "x");
         let b = node(NodeKind::File);
         assert!(!differs(&b, &b.clone(), p).unwrap());
         // ctime alone (an in-place edit restoring mtime) is a change.

@@ -365,3 +365,16 @@ fn diff_of_an_applied_layer_reproduces_its_effect() {
     .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn whiteout_named_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let before = Tree::snapshot(tmp.path()).unwrap();
+    write(tmp.path(), ".wh.etc", "");
+    let after = Tree::snapshot(tmp.path()).unwrap();
+    let err = diff(&before, &after, tmp.path()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`.wh.etc` uses the reserved whiteout prefix `.wh.`; such names cannot be stored in an image layer"
+    );
+}
