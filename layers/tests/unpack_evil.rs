@@ -549,6 +549,50 @@ fn every_prefix_of_every_tar_is_handled() {
     assert!(n > 500, "{n}");
 }
 
+/// Deterministic byte flips over every corpus tar (a poor man's fuzzer):
+/// errors are fine, panics and escapes are not.
+#[test]
+fn random_mutations_never_panic_or_escape() {
+    let sb = Sandbox::new();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut files: Vec<PathBuf> = fs::read_dir(corpus_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut runs = 0;
+    for (i, file) in files.iter().enumerate() {
+        let original = fs::read(file).unwrap();
+        let dest = sb.dest.join(format!("m{i}"));
+        fs::create_dir(&dest).unwrap();
+        for _ in 0..15 {
+            let mut bytes = original.clone();
+            for _ in 0..1 + next() % 4 {
+                // Bias towards headers, where the interesting fields are.
+                let limit = if next() % 4 == 0 {
+                    bytes.len()
+                } else {
+                    bytes.len().min(2048)
+                };
+                let at = (next() as usize) % limit.max(1);
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = next() as u8;
+                }
+            }
+            runs += 1;
+            let _ = unpack(&bytes[..], &dest, &UnpackOptions::default());
+        }
+    }
+    sb.assert_contained();
+    assert!(runs >= 500, "{runs}");
+}
+
 #[test]
 fn every_corpus_file_has_a_test() {
     let covered = [
