@@ -1,1 +1,1141 @@
-//! Safe extraction of layer tars into a directory (no escapes; whiteouts applied).
+//! Safe extraction of layer tars into a directory: nothing is ever written,
+//! linked, chmod'ed or deleted outside `dest`.
+//!
+//! # How confinement works
+//! Every path is split into components and walked from an `O_PATH` handle
+//! on `dest` with `openat(…, O_DIRECTORY | O_NOFOLLOW)` per component, so a
+//! symlink anywhere in the parent chain — one from earlier in the same tar or
+//! one already in `dest` — stops the walk with an error instead of being
+//! followed. The final component is always created with a `*at` call on that
+//! parent handle: files with `O_CREAT | O_EXCL | O_NOFOLLOW` after whatever was
+//! there has been removed, so writing to a name that is a symlink or a hard
+//! link to something else never touches the old target. Symlinks are created
+//! verbatim and never followed while writing. A small stack of open parent
+//! handles makes consecutive entries in the same directory cheap.
+//!
+//! # Policy
+//! * Names: leading `./`, `.` components, doubled and trailing `/` are
+//!   tolerated; absolute names and `..` components are refused (GNU tar
+//!   strips a leading `/`; a layer never needs one, so we reject it). The
+//!   root entry (`./`) is skipped: `dest` keeps its own metadata.
+//! * Hard links must name an earlier path inside the layer root (same rules,
+//!   no symlinks on the way, not a directory, not the link itself).
+//! * Replacing: a directory entry merges into an existing directory; any other
+//!   combination removes what is there first (recursively for directories),
+//!   as `tar` and container runtimes do for layers. A parent that exists as a
+//!   non-directory is an error, as in GNU tar.
+//! * Metadata: mode bits including setuid/setgid/sticky are applied with
+//!   `fchmod` after `fchown`, so ownership changes cannot clear them;
+//!   ownership only with [`UnpackOptions::preserve_ownership`] (`lchown` for
+//!   symlinks); mtimes (nanoseconds from PAX `mtime` when present) are applied
+//!   to atime and mtime; directories get their metadata after everything else,
+//!   deepest first, so children do not disturb their parents' mtimes and a
+//!   read-only directory can still be filled.
+//! * xattrs (PAX `SCHILY.xattr.*`): only `security.capability` and `user.*`
+//!   are restored; `user.overlay.*` is dropped because on a `userxattr`
+//!   overlay mount a layer could otherwise fake opaque directories (see
+//!   sandbox notes §3), and `trusted.*`, `security.selinux`, ACLs and the rest
+//!   are dropped as host policy. Dropped and failed ones are listed in
+//!   [`UnpackStats::skipped_xattrs`].
+//! * Devices: created with `mknod`; when that fails with `EPERM` (rootless, or
+//!   root inside a user namespace) they are skipped and listed in
+//!   [`UnpackStats::skipped_devices`].
+//! * The stream must end with tar's end-of-archive block: a stream that stops
+//!   at an entry boundary is reported as truncated.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
+
+use crate::whiteout::{self, Whiteout, WhiteoutError};
+
+/// What to do with whiteout entries (`.wh.<name>`, `.wh..wh..opq`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhiteoutMode {
+    /// Delete the named path / the directory's lower content in `dest`:
+    /// used to flatten layers one after another into a single rootfs.
+    /// Whiteouts only hide what lower layers put there: content this same
+    /// tar wrote earlier is kept (image-spec rule).
+    #[default]
+    Apply,
+    /// Write whiteouts as the plain (empty) files they are in the tar.
+    Keep,
+    /// Convert into overlayfs form for a lower directory mounted with
+    /// `userxattr`: whiteout = character device 0/0, opaque directory =
+    /// xattr `user.overlay.opaque=y`.
+    Overlay,
+}
+
+/// Options for [`unpack`].
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    /// How whiteouts are materialised.
+    pub whiteouts: WhiteoutMode,
+    /// `chown` every entry to the tar's uid/gid (`lchown` for symlinks).
+    /// Without it, everything is owned by the current user.
+    pub preserve_ownership: bool,
+}
+
+/// An extended attribute that was not restored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedXattr {
+    /// Entry path.
+    pub path: String,
+    /// Attribute name.
+    pub name: String,
+    /// Why: `"not allowlisted"`, `"not supported on this file type"` or the OS error.
+    pub reason: String,
+}
+
+/// What [`unpack`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Tar entries processed (extension headers not counted).
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directory entries (created or merged).
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Device nodes and FIFOs created.
+    pub special: u64,
+    /// Whiteouts and opaque markers handled (applied, kept or converted).
+    pub whiteouts: u64,
+    /// Bytes of regular-file content written.
+    pub bytes: u64,
+    /// Device nodes not created because `mknod` was not permitted.
+    pub skipped_devices: Vec<String>,
+    /// Extended attributes not restored.
+    pub skipped_xattrs: Vec<SkippedXattr>,
+}
+
+/// Why an entry was refused as unsafe or invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Absolute member name.
+    #[error("absolute paths are not allowed in layers")]
+    Absolute,
+    /// A `..` component.
+    #[error("`..` components are not allowed in layers")]
+    ParentComponent,
+    /// A parent component is a symlink.
+    #[error("parent `{0}` is a symlink; writing through symlinks is not allowed")]
+    ThroughSymlink(String),
+    /// A parent component exists but is not a directory.
+    #[error("parent `{0}` is not a directory")]
+    NotADirectory(String),
+    /// A non-directory entry names the extraction root.
+    #[error("only a directory may name the extraction root")]
+    RootNotDir,
+    /// Hard link with an absolute target.
+    #[error("hard link target `{0}` is absolute")]
+    HardlinkAbsolute(String),
+    /// Hard link with a `..` target.
+    #[error("hard link target `{0}` leaves the layer root")]
+    HardlinkEscape(String),
+    /// Hard link without a target.
+    #[error("hard link has no target")]
+    HardlinkEmpty,
+    /// Hard link to itself.
+    #[error("hard link points to itself")]
+    HardlinkSelf,
+    /// Hard link target missing.
+    #[error("hard link target `{0}` does not exist (hard links must point to an earlier entry)")]
+    HardlinkMissing(String),
+    /// Hard link to a directory.
+    #[error("hard link target `{0}` is a directory")]
+    HardlinkToDir(String),
+    /// Symlink with an empty target.
+    #[error("symlink has an empty target")]
+    SymlinkEmpty,
+    /// Regular file shorter than its header says.
+    #[error("file data is truncated: header says {expected} bytes, stream had {got}")]
+    TruncatedData {
+        /// Size from the header.
+        expected: u64,
+        /// Bytes actually read.
+        got: u64,
+    },
+    /// A numeric header field is not valid octal/base-256.
+    #[error("header field `{0}` is malformed")]
+    BadHeader(&'static str),
+    /// More components than [`MAX_DEPTH`].
+    #[error("path is deeper than {0} components")]
+    TooDeep(usize),
+    /// Entry type we do not extract.
+    #[error("unsupported tar entry type {0:?}")]
+    UnsupportedType(char),
+}
+
+/// Errors from [`unpack`].
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// `dest` could not be opened as a directory.
+    #[error("cannot open extraction root `{path}`")]
+    Root {
+        /// The extraction root.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The tar stream itself is unreadable (corrupt header, I/O error).
+    #[error("cannot read layer tar after entry `{after}`")]
+    Read {
+        /// Last entry read successfully (`<start>` before the first).
+        after: String,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The stream ended at an entry boundary without the end-of-archive block.
+    #[error("layer tar is truncated: stream ended after entry `{after}` without an end-of-archive block")]
+    Truncated {
+        /// Last entry read.
+        after: String,
+    },
+    /// An entry was refused.
+    #[error("tar entry `{path}`: {reason}")]
+    Refused {
+        /// Entry path as stored (lossy UTF-8).
+        path: String,
+        /// Why.
+        reason: Refusal,
+    },
+    /// A malformed whiteout name.
+    #[error("tar entry `{path}`: invalid whiteout")]
+    Whiteout {
+        /// Entry path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: WhiteoutError,
+    },
+    /// Overlay whiteouts need `mknod` of a 0/0 character device.
+    #[error("tar entry `{path}`: cannot create an overlay whiteout (0/0 character device): mknod is not permitted here; run as root or on Linux >= 5.8 inside a user namespace, or use whiteout mode `apply`")]
+    OverlayWhiteoutDenied {
+        /// Entry path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A filesystem operation failed.
+    #[error("tar entry `{path}`: cannot {action}")]
+    Io {
+        /// Entry path.
+        path: String,
+        /// What was attempted.
+        action: &'static str,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The stream is compressed with something other than gzip.
+    #[error("layer is {0}-compressed; only gzip and uncompressed tars are supported")]
+    UnsupportedCompression(&'static str),
+}
+
+/// Extract an **uncompressed** tar stream into `dest` (which must exist).
+pub fn unpack(
+    tar_reader: impl Read,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let root = rfs::open(
+        dest,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UnpackError::Root {
+        path: dest.to_owned(),
+        source: e.into(),
+    })?;
+    let mut un = Unpacker {
+        opts,
+        dirs: Resolver {
+            root,
+            stack: Vec::new(),
+        },
+        stats: UnpackStats::default(),
+        written: HashSet::new(),
+        deferred: BTreeMap::new(),
+    };
+    let mut archive = tar::Archive::new(EofProbe {
+        inner: tar_reader,
+        eof: false,
+    });
+    let mut after = String::from("<start>");
+    for entry in archive.entries().map_err(|source| UnpackError::Read {
+        after: after.clone(),
+        source,
+    })? {
+        let entry = entry.map_err(|source| UnpackError::Read {
+            after: after.clone(),
+            source,
+        })?;
+        after = lossy(&entry.path_bytes());
+        un.entry(entry)?;
+    }
+    if archive.into_inner().eof {
+        return Err(UnpackError::Truncated { after });
+    }
+    un.finish()?;
+    Ok(un.stats)
+}
+
+/// Like [`unpack`], but sniffs the first bytes: gzip is decompressed, plain
+/// tar passed through, zstd reported as unsupported.
+pub fn unpack_auto(
+    mut reader: impl Read,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let mut magic = [0u8; 4];
+    let mut have = 0;
+    while have < magic.len() {
+        match reader.read(&mut magic[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(UnpackError::Read {
+                    after: "<start>".into(),
+                    source,
+                })
+            }
+        }
+    }
+    let stream = io::Cursor::new(magic[..have].to_vec()).chain(reader);
+    match &magic[..have] {
+        [0x1f, 0x8b, ..] => unpack(
+            flate2::read::MultiGzDecoder::new(BufReader::new(stream)),
+            dest,
+            opts,
+        ),
+        [0x28, 0xb5, 0x2f, 0xfd] => Err(UnpackError::UnsupportedCompression("zstd")),
+        _ => unpack(stream, dest, opts),
+    }
+}
+
+/// Records whether the underlying stream reached EOF, to tell a clean
+/// end-of-archive block from a stream cut at an entry boundary.
+struct EofProbe<R> {
+    inner: R,
+    eof: bool,
+}
+
+impl<R: Read> Read for EofProbe<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// Metadata of one tar entry (for directories: applied at the end).
+struct Meta {
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    /// `None` for implicitly created parents: their mtime is left alone.
+    mtime: Option<Timespec>,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+struct Unpacker<'o> {
+    opts: &'o UnpackOptions,
+    dirs: Resolver,
+    stats: UnpackStats,
+    /// Paths written by this tar (only tracked for `WhiteoutMode::Apply`).
+    written: HashSet<Vec<u8>>,
+    /// Directory metadata, applied deepest-first by `finish`.
+    deferred: BTreeMap<Vec<u8>, Meta>,
+}
+
+const DIR_FLAGS: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+const READ_DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let raw = entry.path_bytes().into_owned();
+        let path = lossy(&raw);
+        let refused = |reason| UnpackError::Refused {
+            path: path.clone(),
+            reason,
+        };
+        let etype = entry.header().entry_type();
+        if etype.is_pax_global_extensions() {
+            return Ok(());
+        }
+        self.stats.entries += 1;
+        let comps = components(&raw).map_err(&refused)?;
+        let meta = self.meta(&mut entry, &path)?;
+        let is_dir = etype.is_dir() || (etype.is_file() && raw.ends_with(b"/"));
+        let Some((&name, parents)) = comps.split_last() else {
+            return if is_dir {
+                Ok(())
+            } else {
+                Err(refused(Refusal::RootNotDir))
+            };
+        };
+        let rel = comps.join(&b'/');
+
+        let wh = whiteout::parse_name(name).map_err(|source| UnpackError::Whiteout {
+            path: path.clone(),
+            source,
+        })?;
+        if let Some(wh) = wh {
+            self.stats.whiteouts += 1;
+            if self.opts.whiteouts != WhiteoutMode::Keep {
+                return self.whiteout(&path, parents, wh);
+            }
+        }
+        if self.opts.whiteouts == WhiteoutMode::Apply {
+            self.written.insert(rel.clone());
+        }
+
+        if etype.is_hard_link() {
+            return self.hardlink(&entry, &path, &comps);
+        }
+        let parent =
+            self.dirs
+                .resolve(parents, Some(&mut self.deferred), &mut self.written, &path)?;
+        let parent = parent.as_fd();
+
+        if is_dir {
+            match stat_nofollow(parent, name).map_err(io_err(&path, "inspect existing path"))? {
+                Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+                existing => {
+                    if existing.is_some() {
+                        remove_all(parent, name).map_err(io_err(&path, "remove existing path"))?;
+                    }
+                    rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+                        .map_err(io_err(&path, "create directory"))?;
+                }
+            }
+            self.stats.dirs += 1;
+            self.deferred.insert(rel, meta);
+            return Ok(());
+        }
+
+        clear_slot(parent, name).map_err(io_err(&path, "remove existing path"))?;
+        if etype.is_file() || etype.is_contiguous() || etype.is_gnu_sparse() {
+            let fd = rfs::openat(
+                parent,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(io_err(&path, "create file"))?;
+            let mut file = File::from(fd);
+            let expected = entry.size();
+            let got = io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Io {
+                path: path.clone(),
+                action: "write file data",
+                source,
+            })?;
+            if got != expected && !etype.is_gnu_sparse() {
+                return Err(refused(Refusal::TruncatedData { expected, got }));
+            }
+            self.stats.files += 1;
+            self.stats.bytes += got;
+            set_fd_meta(file.as_fd(), &path, &meta, &mut self.stats)?;
+            return Ok(());
+        }
+        if etype.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .map(|t| t.into_owned())
+                .unwrap_or_default();
+            if target.is_empty() {
+                return Err(refused(Refusal::SymlinkEmpty));
+            }
+            rfs::symlinkat(target.as_slice(), parent, name)
+                .map_err(io_err(&path, "create symlink"))?;
+            self.stats.symlinks += 1;
+        } else if etype.is_character_special() || etype.is_block_special() || etype.is_fifo() {
+            let (ftype, dev) = if etype.is_fifo() {
+                (FileType::Fifo, 0)
+            } else {
+                let h = entry.header();
+                let major = h
+                    .device_major()
+                    .map_err(|_| refused(Refusal::BadHeader("devmajor")))?;
+                let minor = h
+                    .device_minor()
+                    .map_err(|_| refused(Refusal::BadHeader("devminor")))?;
+                // Old V7 headers have no device fields: 0/0.
+                let (major, minor) = (major.unwrap_or(0), minor.unwrap_or(0));
+                let ftype = if etype.is_character_special() {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                (ftype, rfs::makedev(major, minor))
+            };
+            match rfs::mknodat(parent, name, ftype, Mode::from_raw_mode(0o600), dev) {
+                Ok(()) => self.stats.special += 1,
+                Err(Errno::PERM) if ftype != FileType::Fifo => {
+                    self.stats.skipped_devices.push(path.clone());
+                    return Ok(());
+                }
+                Err(e) => return Err(io_err(&path, "create device node")(e)),
+            }
+            // The node was just created by this call, so naming it again
+            // cannot reach anything else; fchmodat has no NOFOLLOW on Linux.
+            rfs::chmodat(
+                parent,
+                name,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .map_err(io_err(&path, "set mode"))?;
+        } else {
+            let c = char::from(etype.as_byte());
+            return Err(refused(Refusal::UnsupportedType(c)));
+        }
+        for (k, _) in &meta.xattrs {
+            skip_xattr(
+                &mut self.stats,
+                &path,
+                k,
+                "not supported on this file type".into(),
+            );
+        }
+        if let Some((uid, gid)) = meta.owner {
+            rfs::chownat(
+                parent,
+                name,
+                Some(uid_of(uid)),
+                Some(gid_of(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(io_err(&path, CHOWN))?;
+        }
+        if let Some(mtime) = meta.mtime {
+            rfs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err(&path, "set mtime"))?;
+        }
+        Ok(())
+    }
+
+    fn meta<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &str,
+    ) -> Result<Meta, UnpackError> {
+        let header = entry.header();
+        let old = header.as_old();
+        let num = |parsed: io::Result<u64>, raw: &[u8], field| {
+            numeric(parsed, raw).ok_or_else(|| UnpackError::Refused {
+                path: path.to_owned(),
+                reason: Refusal::BadHeader(field),
+            })
+        };
+        let mode = num(header.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+        let owner = if self.opts.preserve_ownership {
+            let uid = num(header.uid(), &old.uid, "uid")?;
+            let gid = num(header.gid(), &old.gid, "gid")?;
+            Some((clamp_id(uid), clamp_id(gid)))
+        } else {
+            None
+        };
+        let secs = num(header.mtime(), &old.mtime, "mtime")?;
+        let mut mtime = Timespec {
+            tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        };
+        let mut xattrs = Vec::new();
+        let pax = entry.pax_extensions().map_err(|source| UnpackError::Read {
+            after: path.to_owned(),
+            source,
+        })?;
+        let mut skipped = Vec::new();
+        if let Some(pax) = pax {
+            for ext in pax.flatten() {
+                let key = ext.key_bytes();
+                if key == b"mtime" {
+                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
+                        mtime = t;
+                    }
+                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    let name = lossy(name);
+                    if xattr_allowed(&name) {
+                        xattrs.push((name, ext.value_bytes().to_vec()));
+                    } else {
+                        skipped.push(name);
+                    }
+                }
+            }
+        }
+        for name in skipped {
+            skip_xattr(&mut self.stats, path, &name, "not allowlisted".into());
+        }
+        Ok(Meta {
+            mode,
+            owner,
+            mtime: Some(mtime),
+            xattrs,
+        })
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        path: &str,
+        comps: &[&[u8]],
+    ) -> Result<(), UnpackError> {
+        let refused = |reason| UnpackError::Refused {
+            path: path.to_owned(),
+            reason,
+        };
+        let raw_target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        let shown = lossy(&raw_target);
+        let tcomps = components(&raw_target).map_err(|r| {
+            refused(match r {
+                Refusal::Absolute => Refusal::HardlinkAbsolute(shown.clone()),
+                Refusal::ParentComponent => Refusal::HardlinkEscape(shown.clone()),
+                other => other,
+            })
+        })?;
+        let Some((&tname, tparents)) = tcomps.split_last() else {
+            return Err(refused(Refusal::HardlinkEmpty));
+        };
+        if tcomps == comps {
+            return Err(refused(Refusal::HardlinkSelf));
+        }
+        let tparent = self
+            .dirs
+            .resolve(tparents, None, &mut self.written, path)
+            .map_err(|e| match e {
+                UnpackError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                    refused(Refusal::HardlinkMissing(shown.clone()))
+                }
+                other => other,
+            })?;
+        let tparent = tparent.try_clone().map_err(|source| UnpackError::Io {
+            path: path.to_owned(),
+            action: "duplicate a directory handle",
+            source,
+        })?;
+        match stat_nofollow(tparent.as_fd(), tname)
+            .map_err(io_err(path, "inspect hard link target"))?
+        {
+            None => return Err(refused(Refusal::HardlinkMissing(shown))),
+            Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                return Err(refused(Refusal::HardlinkToDir(shown)))
+            }
+            Some(_) => {}
+        }
+        let (&name, parents) = comps
+            .split_last()
+            .ok_or_else(|| refused(Refusal::RootNotDir))?;
+        let parent =
+            self.dirs
+                .resolve(parents, Some(&mut self.deferred), &mut self.written, path)?;
+        clear_slot(parent.as_fd(), name).map_err(io_err(path, "remove existing path"))?;
+        // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+        rfs::linkat(
+            tparent.as_fd(),
+            tname,
+            parent.as_fd(),
+            name,
+            AtFlags::empty(),
+        )
+        .map_err(io_err(path, "create hard link"))?;
+        self.stats.hardlinks += 1;
+        Ok(())
+    }
+
+    fn whiteout(
+        &mut self,
+        path: &str,
+        parents: &[&[u8]],
+        wh: Whiteout<'_>,
+    ) -> Result<(), UnpackError> {
+        match self.opts.whiteouts {
+            WhiteoutMode::Keep => Ok(()),
+            WhiteoutMode::Apply => {
+                let dir = match self.dirs.resolve(parents, None, &mut self.written, path) {
+                    Ok(fd) => fd,
+                    // Nothing below to hide.
+                    Err(UnpackError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound =>
+                    {
+                        return Ok(())
+                    }
+                    Err(e) => return Err(e),
+                };
+                let dir = dir.as_fd();
+                let dir_rel = parents.join(&b'/');
+                match wh {
+                    Whiteout::Remove(name) => {
+                        let rel = join(&dir_rel, name);
+                        remove_lower(dir, name, &rel, &self.written)
+                            .map_err(io_err(path, "apply whiteout"))
+                    }
+                    Whiteout::Opaque => {
+                        let fd = rfs::openat(dir, c".", READ_DIR_FLAGS, Mode::empty())
+                            .map_err(io_err(path, "open opaque directory"))?;
+                        clear_lower(fd, &dir_rel, &self.written)
+                            .map_err(io_err(path, "apply opaque whiteout"))
+                    }
+                }
+            }
+            WhiteoutMode::Overlay => {
+                let dir = self.dirs.resolve(
+                    parents,
+                    Some(&mut self.deferred),
+                    &mut self.written,
+                    path,
+                )?;
+                let dir = dir.as_fd();
+                match wh {
+                    Whiteout::Remove(name) => {
+                        clear_slot(dir, name).map_err(io_err(path, "remove existing path"))?;
+                        rfs::mknodat(
+                            dir,
+                            name,
+                            FileType::CharacterDevice,
+                            Mode::empty(),
+                            rfs::makedev(0, 0),
+                        )
+                        .map_err(|e| {
+                            if e == Errno::PERM {
+                                UnpackError::OverlayWhiteoutDenied {
+                                    path: path.to_owned(),
+                                    source: e.into(),
+                                }
+                            } else {
+                                io_err(path, "create overlay whiteout")(e)
+                            }
+                        })
+                    }
+                    Whiteout::Opaque => {
+                        let fd = rfs::openat(dir, c".", READ_DIR_FLAGS, Mode::empty())
+                            .map_err(io_err(path, "open opaque directory"))?;
+                        rfs::fsetxattr(&fd, "user.overlay.opaque", b"y", XattrFlags::empty())
+                            .map_err(io_err(path, "set `user.overlay.opaque`"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Apply deferred directory metadata, deepest paths first.
+    fn finish(&mut self) -> Result<(), UnpackError> {
+        let deferred = std::mem::take(&mut self.deferred);
+        for (rel, meta) in deferred.into_iter().rev() {
+            let path = lossy(&rel);
+            let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+            let Some((&name, parents)) = comps.split_last() else {
+                continue;
+            };
+            // A later entry may have replaced or removed the directory.
+            let Ok(parent) = self.dirs.resolve(parents, None, &mut self.written, &path) else {
+                continue;
+            };
+            let fd = match rfs::openat(parent.as_fd(), name, READ_DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => {
+                    return Err(UnpackError::Io {
+                        path,
+                        action: "open directory",
+                        source: e.into(),
+                    })
+                }
+            };
+            set_fd_meta(fd.as_fd(), &path, &meta, &mut self.stats)?;
+        }
+        Ok(())
+    }
+}
+
+/// Apply owner, then mode (so `chown` cannot clear setuid bits), xattrs and
+/// times through an open handle.
+fn set_fd_meta(
+    fd: BorrowedFd<'_>,
+    path: &str,
+    meta: &Meta,
+    stats: &mut UnpackStats,
+) -> Result<(), UnpackError> {
+    if let Some((uid, gid)) = meta.owner {
+        rfs::fchown(fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(io_err(path, CHOWN))?;
+    }
+    rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(io_err(path, "set mode"))?;
+    for (k, v) in &meta.xattrs {
+        if let Err(e) = rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty()) {
+            skip_xattr(stats, path, k, e.to_string());
+        }
+    }
+    if let Some(mtime) = meta.mtime {
+        rfs::futimens(fd, &times(mtime)).map_err(io_err(path, "set mtime"))?;
+    }
+    Ok(())
+}
+
+fn skip_xattr(stats: &mut UnpackStats, path: &str, name: &str, reason: String) {
+    stats.skipped_xattrs.push(SkippedXattr {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        reason,
+    });
+}
+
+/// Deepest path accepted (components). Linux sets no limit for `*at`
+/// calls, but no image needs more, and it bounds open handles and the
+/// recursion of directory removal.
+pub const MAX_DEPTH: usize = 1024;
+
+const CHOWN: &str = "change owner (is the id mapped in this user namespace?)";
+
+/// Walks parent chains one component at a time, keeping the handles of the
+/// last chain open.
+struct Resolver {
+    root: OwnedFd,
+    /// `stack[i]` is the directory named by the first `i + 1` components.
+    stack: Vec<(Vec<u8>, OwnedFd)>,
+}
+
+impl Resolver {
+    /// Open the directory named by `comps` (the root for `[]`). With
+    /// `create`, missing directories are made (mode 0755, recorded in
+    /// `create` so `finish` gives them a umask-independent mode).
+    fn resolve(
+        &mut self,
+        comps: &[&[u8]],
+        mut create: Option<&mut BTreeMap<Vec<u8>, Meta>>,
+        written: &mut HashSet<Vec<u8>>,
+        entry: &str,
+    ) -> Result<&OwnedFd, UnpackError> {
+        let keep = self
+            .stack
+            .iter()
+            .zip(comps)
+            .take_while(|((name, _), comp)| name.as_slice() == **comp)
+            .count();
+        self.stack.truncate(keep);
+        for i in keep..comps.len() {
+            let comp = comps[i];
+            let at = match self.stack.last() {
+                Some((_, fd)) => fd.as_fd(),
+                None => self.root.as_fd(),
+            };
+            let prefix = || lossy(&comps[..=i].join(&b'/'));
+            let fd = match rfs::openat(at, comp, DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) if create.is_some() => {
+                    match rfs::mkdirat(at, comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(io_err(entry, "create parent directory")(e)),
+                    }
+                    let rel = comps[..=i].join(&b'/');
+                    written.insert(rel.clone());
+                    if let Some(deferred) = create.as_deref_mut() {
+                        deferred.entry(rel).or_insert(Meta {
+                            mode: 0o755,
+                            owner: None,
+                            mtime: None,
+                            xattrs: Vec::new(),
+                        });
+                    }
+                    rfs::openat(at, comp, DIR_FLAGS, Mode::empty())
+                        .map_err(|e| io_err(entry, "open parent directory")(e))?
+                }
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let st =
+                        stat_nofollow(at, comp).map_err(|e| io_err(entry, "inspect parent")(e))?;
+                    let reason = match st {
+                        Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                            Refusal::ThroughSymlink(prefix())
+                        }
+                        _ => Refusal::NotADirectory(prefix()),
+                    };
+                    return Err(UnpackError::Refused {
+                        path: entry.to_owned(),
+                        reason,
+                    });
+                }
+                Err(e) => return Err(io_err(entry, "open parent directory")(e)),
+            };
+            self.stack.push((comp.to_vec(), fd));
+        }
+        Ok(match self.stack.last() {
+            Some((_, fd)) => fd,
+            None => &self.root,
+        })
+    }
+}
+
+/// Error constructor for a failed `*at` call; allocates only on error.
+fn io_err<'a>(path: &'a str, action: &'static str) -> impl FnOnce(Errno) -> UnpackError + 'a {
+    move |e| UnpackError::Io {
+        path: path.to_owned(),
+        action,
+        source: e.into(),
+    }
+}
+
+/// Split a member name into components, tolerating `./`, `//` and a trailing
+/// `/`, refusing absolute names and `..`.
+fn components(raw: &[u8]) -> Result<Vec<&[u8]>, Refusal> {
+    if raw.first() == Some(&b'/') {
+        return Err(Refusal::Absolute);
+    }
+    let mut out = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err(Refusal::ParentComponent),
+            c => out.push(c),
+        }
+    }
+    if out.len() > MAX_DEPTH {
+        return Err(Refusal::TooDeep(MAX_DEPTH));
+    }
+    Ok(out)
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
+    }
+}
+
+fn stat_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Option<rfs::Stat>, Errno> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Make `name` absent, whatever it is.
+fn clear_slot(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+    match rfs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::ISDIR | Errno::PERM) => remove_all(dir, name),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remove `name` under `dir` recursively without following symlinks.
+fn remove_all(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+    remove_all_at(dir, name, 0)
+}
+
+fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8], depth: usize) -> Result<(), Errno> {
+    if depth > MAX_DEPTH {
+        return Err(Errno::NAMETOOLONG);
+    }
+    let Some(st) = stat_nofollow(dir, name)? else {
+        return Ok(());
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return match rfs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e),
+        };
+    }
+    let fd = open_dir_for_listing(dir, name)?;
+    for child in list_names(&fd)? {
+        remove_all_at(fd.as_fd(), child.as_slice(), depth + 1)?;
+    }
+    match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Open a directory for `getdents`; an unreadable one (mode 0 when not
+/// root) is made readable first since it is about to be removed anyway.
+fn open_dir_for_listing(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    match rfs::openat(dir, name, READ_DIR_FLAGS, Mode::empty()) {
+        Err(Errno::ACCESS) => {
+            rfs::chmodat(dir, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
+            rfs::openat(dir, name, READ_DIR_FLAGS, Mode::empty())
+        }
+        other => other,
+    }
+}
+
+fn list_names(fd: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut names = Vec::new();
+    for item in rfs::Dir::read_from(fd)? {
+        let item = item?;
+        let n = item.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(n.to_vec());
+        }
+    }
+    Ok(names)
+}
+
+/// Whiteout `name` under `dir` (layer path `rel`): remove it unless this tar
+/// wrote it; if this tar wrote into it, remove only the lower content below.
+fn remove_lower(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    rel: &[u8],
+    written: &HashSet<Vec<u8>>,
+) -> Result<(), Errno> {
+    if !written.contains(rel) {
+        return remove_all(dir, name);
+    }
+    match stat_nofollow(dir, name)? {
+        Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            let fd = open_dir_for_listing(dir, name)?;
+            clear_lower(fd, rel, written)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Remove everything in directory `fd` (layer path `rel`) not written by this tar.
+fn clear_lower(fd: OwnedFd, rel: &[u8], written: &HashSet<Vec<u8>>) -> Result<(), Errno> {
+    for child in list_names(&fd)? {
+        remove_lower(fd.as_fd(), child.as_slice(), &join(rel, &child), written)?;
+    }
+    Ok(())
+}
+
+/// Extended attributes restored from layers (see the module docs).
+pub fn xattr_allowed(name: &str) -> bool {
+    name == "security.capability"
+        || (name.starts_with("user.") && !name.starts_with("user.overlay."))
+}
+
+/// A numeric header field: the parsed value, 0 for a blank field (all NUL
+/// or spaces, which old writers leave), `None` for garbage.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
+        Err(_) => None,
+    }
+}
+
+/// Parse a PAX time (`"1700000000.5"`, possibly negative) into a timespec.
+fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nsec: i64 = digits.parse().ok()?;
+    Some(if neg && nsec > 0 {
+        Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: 1_000_000_000 - nsec,
+        }
+    } else {
+        Timespec {
+            tv_sec: if neg { -secs } else { secs },
+            tv_nsec: nsec,
+        }
+    })
+}
+
+fn times(t: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn clamp_id(id: u64) -> u32 {
+    u32::try_from(id).unwrap_or(u32::MAX)
+}
+
+fn uid_of(id: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(id)
+}
+
+fn gid_of(id: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(id)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_normalise_and_refuse() {
+        let c = |s: &str| {
+            components(s.as_bytes()).map(|v| {
+                v.iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(c("./a//b/./c/").unwrap(), ["a", "b", "c"]);
+        assert_eq!(c("./").unwrap(), Vec::<String>::new());
+        assert_eq!(c("..a/b..").unwrap(), ["..a", "b.."]);
+        assert_eq!(c("/etc/passwd"), Err(Refusal::Absolute));
+        assert_eq!(c("a/../b"), Err(Refusal::ParentComponent));
+        assert_eq!(c(".."), Err(Refusal::ParentComponent));
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
+        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(t("1.1234567891"), Some((1, 123_456_789)));
+        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(t("-3"), Some((-3, 0)));
+        assert_eq!(t("x"), None);
+        assert_eq!(t("1.2e3"), None);
+    }
+
+    #[test]
+    fn blank_numeric_fields_are_zero_garbage_is_refused() {
+        let err = || Err(io::Error::other("bad"));
+        assert_eq!(numeric(Ok(7), b"0000007\0"), Some(7));
+        assert_eq!(numeric(err(), b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(numeric(err(), b"        "), Some(0));
+        assert_eq!(numeric(err(), b"zzzzzzz\0"), None);
+    }
+
+    #[test]
+    fn xattr_allowlist() {
+        assert!(xattr_allowed("security.capability"));
+        assert!(xattr_allowed("user.mime_type"));
+        assert!(!xattr_allowed("user.overlay.opaque"));
+        assert!(!xattr_allowed("trusted.overlay.opaque"));
+        assert!(!xattr_allowed("security.selinux"));
+        assert!(!xattr_allowed("system.posix_acl_access"));
+    }
+}

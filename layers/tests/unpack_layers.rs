@@ -1,0 +1,436 @@
+//! Functional tests of `unpack`: metadata, ownership, xattrs, whiteout modes
+//! (flattening lower + upper layers, overlay form, kept), compression sniffing.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use cairn_layers::unpack::{unpack, unpack_auto, UnpackError, UnpackOptions, WhiteoutMode};
+
+/// A tiny layer builder producing real tar bytes.
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Layer {
+        Layer(tar::Builder::new(Vec::new()))
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, mtime: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(0);
+        h
+    }
+
+    fn dir(mut self, path: &str, mode: u32, mtime: u64) -> Layer {
+        let mut h = Self::header(tar::EntryType::Directory, mode, mtime);
+        self.0.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    fn file(self, path: &str, data: &[u8]) -> Layer {
+        self.file_meta(path, data, 0o644, 1_000, (0, 0))
+    }
+
+    fn file_meta(
+        mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        mtime: u64,
+        ids: (u64, u64),
+    ) -> Layer {
+        let mut h = Self::header(tar::EntryType::Regular, mode, mtime);
+        h.set_uid(ids.0);
+        h.set_gid(ids.1);
+        h.set_size(data.len() as u64);
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    fn symlink(mut self, path: &str, target: &str) -> Layer {
+        let mut h = Self::header(tar::EntryType::Symlink, 0o777, 1_000);
+        self.0.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    fn hardlink(mut self, path: &str, target: &str) -> Layer {
+        let mut h = Self::header(tar::EntryType::Link, 0o644, 1_000);
+        self.0.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    fn pax(mut self, records: &[(&str, &[u8])]) -> Layer {
+        self.0
+            .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+            .unwrap();
+        self
+    }
+
+    fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+fn opts(mode: WhiteoutMode) -> UnpackOptions {
+    UnpackOptions {
+        whiteouts: mode,
+        preserve_ownership: false,
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn mode_of(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn applies_modes_setuid_and_mtimes_including_dirs_after_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new()
+        .dir("./usr/", 0o755, 111)
+        .dir("./usr/bin/", 0o555, 222)
+        .file_meta("./usr/bin/su", b"#!", 0o4755, 333, (0, 0))
+        .file_meta("./usr/bin/wall", b"w", 0o2711, 444, (0, 0))
+        .dir("tmp", 0o1777, 555)
+        .symlink("usr/bin/link", "su")
+        .bytes();
+    let stats = unpack(&tar[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    assert_eq!((stats.dirs, stats.files, stats.symlinks), (3, 2, 1));
+    assert_eq!(stats.bytes, 3);
+    let root = tmp.path();
+    assert_eq!(mode_of(&root.join("usr/bin/su")), 0o4755);
+    assert_eq!(mode_of(&root.join("usr/bin/wall")), 0o2711);
+    assert_eq!(mode_of(&root.join("usr/bin")), 0o555);
+    assert_eq!(mode_of(&root.join("tmp")), 0o1777);
+    let mtime = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().mtime();
+    assert_eq!(mtime("usr"), 111);
+    assert_eq!(mtime("usr/bin"), 222, "dir mtime must survive its children");
+    assert_eq!(mtime("usr/bin/su"), 333);
+    assert_eq!(mtime("tmp"), 555);
+    assert_eq!(mtime("usr/bin/link"), 1_000);
+    assert_eq!(
+        fs::read_link(root.join("usr/bin/link")).unwrap(),
+        Path::new("su")
+    );
+}
+
+#[test]
+fn modes_do_not_depend_on_umask_for_implicit_parents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new().file("a/b/c", b"x").bytes();
+    let old = unsafe { libc::umask(0o077) };
+    let res = unpack(&tar[..], tmp.path(), &UnpackOptions::default());
+    unsafe { libc::umask(old) };
+    res.unwrap();
+    assert_eq!(mode_of(&tmp.path().join("a")), 0o755);
+    assert_eq!(mode_of(&tmp.path().join("a/b")), 0o755);
+    assert_eq!(mode_of(&tmp.path().join("a/b/c")), 0o644);
+}
+
+#[test]
+fn ownership_only_when_asked() {
+    let tar = Layer::new()
+        .dir("home", 0o755, 1)
+        .file_meta("home/f", b"x", 0o4750, 1, (1000, 1001))
+        .symlink("home/l", "f")
+        .bytes();
+    let me = unsafe { libc::geteuid() };
+
+    let tmp = tempfile::tempdir().unwrap();
+    unpack(&tar[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::metadata(tmp.path().join("home/f")).unwrap().uid(), me);
+
+    if me != 0 {
+        return; // chown to other ids needs privilege
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let o = UnpackOptions {
+        preserve_ownership: true,
+        ..Default::default()
+    };
+    unpack(&tar[..], tmp.path(), &o).unwrap();
+    let m = fs::metadata(tmp.path().join("home/f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1000, 1001));
+    // chown before chmod: setuid survives.
+    assert_eq!(m.permissions().mode() & 0o7777, 0o4750);
+    // lchown: the link is owned by the tar's ids (0), its target untouched.
+    let l = fs::symlink_metadata(tmp.path().join("home/l")).unwrap();
+    assert_eq!((l.uid(), l.gid()), (0, 0));
+}
+
+#[test]
+fn pax_mtime_nanoseconds_and_xattr_allowlist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new()
+        .pax(&[
+            ("mtime", b"1700000000.123456789"),
+            ("SCHILY.xattr.user.keep", b"yes"),
+            ("SCHILY.xattr.user.overlay.opaque", b"y"),
+            ("SCHILY.xattr.trusted.evil", b"1"),
+        ])
+        .file("f", b"data")
+        .bytes();
+    let stats = unpack(&tar[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    let m = fs::metadata(tmp.path().join("f")).unwrap();
+    assert_eq!((m.mtime(), m.mtime_nsec()), (1_700_000_000, 123_456_789));
+    let skipped: Vec<(&str, &str)> = stats
+        .skipped_xattrs
+        .iter()
+        .map(|s| (s.name.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("user.overlay.opaque", "not allowlisted"),
+            ("trusted.evil", "not allowlisted")
+        ]
+    );
+    let mut buf = [0u8; 16];
+    let n = rustix_getxattr(&tmp.path().join("f"), "user.keep", &mut buf);
+    assert_eq!(&buf[..n], b"yes");
+    assert!(getxattr_missing(
+        &tmp.path().join("f"),
+        "user.overlay.opaque"
+    ));
+}
+
+fn rustix_getxattr(p: &Path, name: &str, buf: &mut [u8]) -> usize {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(
+        r >= 0,
+        "getxattr {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    r as usize
+}
+
+fn getxattr_missing(p: &Path, name: &str) -> bool {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    r < 0
+}
+
+fn lower() -> Vec<u8> {
+    Layer::new()
+        .dir("etc", 0o755, 1)
+        .file("etc/motd", b"hi")
+        .file("etc/hosts", b"h")
+        .dir("etc/apk", 0o755, 1)
+        .file("etc/apk/world", b"old")
+        .dir("etc/apk/keys", 0o755, 1)
+        .file("etc/apk/keys/k1", b"k")
+        .dir("usr", 0o755, 1)
+        .dir("usr/include", 0o755, 1)
+        .file("usr/include/a.h", b"a")
+        .bytes()
+}
+
+fn upper() -> Vec<u8> {
+    // What containerd would write for: rm etc/motd; rm -rf usr/include;
+    // rm -rf etc/apk; mkdir etc/apk; echo new > etc/apk/world.
+    Layer::new()
+        .dir("etc", 0o755, 2)
+        .file(".wh.never-existed", b"")
+        .file("etc/.wh.motd", b"")
+        .dir("etc/apk", 0o700, 2)
+        .file("etc/apk/.wh..wh..opq", b"")
+        .file("etc/apk/world", b"new")
+        .dir("usr", 0o755, 2)
+        .file("usr/.wh.include", b"")
+        .bytes()
+}
+
+#[test]
+fn apply_mode_flattens_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(WhiteoutMode::Apply);
+    unpack(&lower()[..], tmp.path(), &o).unwrap();
+    let stats = unpack(&upper()[..], tmp.path(), &o).unwrap();
+    assert_eq!(stats.whiteouts, 4);
+    assert_eq!(
+        names(tmp.path()),
+        ["etc", "etc/apk", "etc/apk/world", "etc/hosts", "usr"]
+    );
+    assert_eq!(fs::read(tmp.path().join("etc/apk/world")).unwrap(), b"new");
+    assert_eq!(mode_of(&tmp.path().join("etc/apk")), 0o700);
+}
+
+#[test]
+fn apply_mode_opaque_marker_position_does_not_matter() {
+    // Marker after the new content: the new content stays, lower content goes.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(WhiteoutMode::Apply);
+    unpack(&lower()[..], tmp.path(), &o).unwrap();
+    let late = Layer::new()
+        .dir("etc/apk", 0o755, 2)
+        .dir("etc/apk/keys", 0o755, 2)
+        .file("etc/apk/keys/k2", b"k2")
+        .file("etc/apk/.wh..wh..opq", b"")
+        .bytes();
+    unpack(&late[..], tmp.path(), &o).unwrap();
+    let apk: Vec<String> = names(&tmp.path().join("etc/apk"));
+    assert_eq!(apk, ["keys", "keys/k2"]);
+}
+
+#[test]
+fn apply_mode_whiteout_only_hides_lower_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(WhiteoutMode::Apply);
+    let same = Layer::new()
+        .file("new", b"mine")
+        .file(".wh.new", b"")
+        .file(".wh.missing-parent-is-fine", b"")
+        .file("nodir/.wh.x", b"")
+        .bytes();
+    unpack(&same[..], tmp.path(), &o).unwrap();
+    assert_eq!(names(tmp.path()), ["new"]);
+}
+
+#[test]
+fn keep_mode_writes_whiteouts_as_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stats = unpack(&upper()[..], tmp.path(), &opts(WhiteoutMode::Keep)).unwrap();
+    assert_eq!(stats.whiteouts, 4);
+    let wh = fs::symlink_metadata(tmp.path().join("etc/.wh.motd")).unwrap();
+    assert!(wh.is_file());
+    assert!(tmp.path().join("etc/apk/.wh..wh..opq").is_file());
+    assert!(tmp.path().join("usr/.wh.include").is_file());
+}
+
+#[test]
+fn overlay_mode_writes_char_devices_and_opaque_xattrs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = unpack(&upper()[..], tmp.path(), &opts(WhiteoutMode::Overlay));
+    if let Err(UnpackError::OverlayWhiteoutDenied { .. }) = res {
+        let msg = res.unwrap_err().to_string();
+        assert!(msg.contains("mknod"), "{msg}");
+        return; // unprivileged host: the error says so
+    }
+    res.unwrap();
+    for p in ["etc/motd", "usr/include", "never-existed"] {
+        let m = fs::symlink_metadata(tmp.path().join(p)).unwrap();
+        assert!(m.file_type().is_char_device(), "{p}");
+        assert_eq!(m.rdev(), 0, "{p}");
+    }
+    assert!(!tmp.path().join("etc/apk/.wh..wh..opq").exists());
+    let mut buf = [0u8; 4];
+    let n = rustix_getxattr(&tmp.path().join("etc/apk"), "user.overlay.opaque", &mut buf);
+    assert_eq!(&buf[..n], b"y");
+    assert_eq!(fs::read(tmp.path().join("etc/apk/world")).unwrap(), b"new");
+}
+
+#[test]
+fn hardlinks_share_the_inode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new()
+        .file("bin/busybox", b"bb")
+        .hardlink("bin/sh", "bin/busybox")
+        .hardlink("./bin/ls", "./bin/busybox")
+        .bytes();
+    let stats = unpack(&tar[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    assert_eq!(stats.hardlinks, 2);
+    let a = fs::metadata(tmp.path().join("bin/busybox")).unwrap();
+    let b = fs::metadata(tmp.path().join("bin/ls")).unwrap();
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 3));
+}
+
+#[test]
+fn replaces_existing_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Layer::new()
+        .dir("d", 0o755, 1)
+        .file("d/child", b"c")
+        .file("f", b"f")
+        .file("s", b"plain")
+        .bytes();
+    unpack(&first[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    let second = Layer::new()
+        .file("d", b"now a file")
+        .dir("f", 0o755, 1)
+        .file("f/x", b"x")
+        .symlink("s", "f/x")
+        .bytes();
+    unpack(&second[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(tmp.path().join("d")).unwrap(), b"now a file");
+    assert!(tmp.path().join("f").is_dir());
+    assert_eq!(
+        fs::read_link(tmp.path().join("s")).unwrap(),
+        Path::new("f/x")
+    );
+}
+
+#[test]
+fn parent_that_is_a_file_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new().file("a", b"x").file("a/b", b"y").bytes();
+    let err = unpack(&tar[..], tmp.path(), &UnpackOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tar entry `a/b`: parent `a` is not a directory"
+    );
+}
+
+#[test]
+fn gzip_is_sniffed_and_zstd_refused() {
+    let tar = Layer::new().file("hello", b"world").bytes();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    unpack_auto(&gz[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(tmp.path().join("hello")).unwrap(), b"world");
+
+    let tmp = tempfile::tempdir().unwrap();
+    unpack_auto(&tar[..], tmp.path(), &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(tmp.path().join("hello")).unwrap(), b"world");
+
+    let zstd = [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
+    let err = unpack_auto(&zstd[..], tmp.path(), &UnpackOptions::default()).unwrap_err();
+    assert!(matches!(err, UnpackError::UnsupportedCompression("zstd")));
+
+    // A corrupt gzip stream is an error, not a panic.
+    let mut bad = gz.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    assert!(unpack_auto(&bad[..], tmp.path(), &UnpackOptions::default()).is_err());
+}
+
+#[test]
+fn missing_dest_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new().file("x", b"").bytes();
+    let err = unpack(
+        &tar[..],
+        &tmp.path().join("nope"),
+        &UnpackOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("cannot open extraction root"));
+}
