@@ -1,1 +1,5 @@
 //! Images: config and history, canonical JSON, manifests, OCI layout and docker-archive outputs.
+
+pub mod canonical;
+pub mod manifest;
+pub mod oci_layout;
