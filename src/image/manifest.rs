@@ -61,10 +61,18 @@ pub struct PlatformSpec {
     /// Operating system (`linux`, …).
     pub os: String,
     /// OS version (Windows).
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// OS features (Windows).
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     /// CPU variant (`v8`, `v7`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +212,11 @@ impl<T: serde::de::DeserializeOwned> Raw<T> {
 
     /// A descriptor for these bytes.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(self.media_type.clone(), self.digest.clone(), self.bytes.len() as u64)
+        Descriptor::new(
+            self.media_type.clone(),
+            self.digest.clone(),
+            self.bytes.len() as u64,
+        )
     }
 }
 
@@ -250,7 +262,10 @@ mod tests {
         assert_eq!(raw.digest, Digest::of(bytes));
         assert_eq!(raw.value.config.size, 2);
         assert_eq!(ManifestKind::of(DOCKER_MANIFEST), Some(ManifestKind::Image));
-        assert_eq!(ManifestKind::of(DOCKER_MANIFEST_LIST), Some(ManifestKind::Index));
+        assert_eq!(
+            ManifestKind::of(DOCKER_MANIFEST_LIST),
+            Some(ManifestKind::Index)
+        );
         assert_eq!(ManifestKind::of(DOCKER_SCHEMA1), None);
     }
 
@@ -271,14 +286,19 @@ mod tests {
 
     #[test]
     fn bad_digest_in_descriptor_is_rejected() {
-        let e = serde_json::from_str::<Descriptor>(r#"{"mediaType":"x","digest":"sha256:XYZ","size":1}"#)
-            .unwrap_err();
+        let e = serde_json::from_str::<Descriptor>(
+            r#"{"mediaType":"x","digest":"sha256:XYZ","size":1}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("sha256"), "{e}");
     }
 
     #[test]
     fn declared_media_type_probe() {
-        assert_eq!(declared_media_type(br#"{"manifests":[]}"#).as_deref(), Some(OCI_INDEX));
+        assert_eq!(
+            declared_media_type(br#"{"manifests":[]}"#).as_deref(),
+            Some(OCI_INDEX)
+        );
         assert_eq!(declared_media_type(br#"{"schemaVersion":2}"#), None);
     }
 }

@@ -80,11 +80,15 @@ impl OciLayout {
         let dir = dir.into();
         let f = dir.join(LAYOUT_FILE);
         let bytes = std::fs::read(&f).map_err(io("read", &f))?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
-            path: f.clone(),
-            reason: e.to_string(),
-        })?;
-        if v.get("imageLayoutVersion").and_then(|x| x.as_str()).is_none() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
+                path: f.clone(),
+                reason: e.to_string(),
+            })?;
+        if v.get("imageLayoutVersion")
+            .and_then(|x| x.as_str())
+            .is_none()
+        {
             return Err(LayoutError::Invalid {
                 path: f,
                 reason: "no imageLayoutVersion".into(),
@@ -184,12 +188,18 @@ impl OciLayout {
         d.annotations = None;
         match tag {
             Some(t) => {
-                index.manifests.retain(|e| e.annotation(REF_NAME) != Some(t));
+                index
+                    .manifests
+                    .retain(|e| e.annotation(REF_NAME) != Some(t));
                 d.annotations = Some(BTreeMap::from([(REF_NAME.to_owned(), t.to_owned())]));
                 index.manifests.push(d);
             }
             None => {
-                if !index.manifests.iter().any(|e| e.digest == d.digest && e.annotations.is_none()) {
+                if !index
+                    .manifests
+                    .iter()
+                    .any(|e| e.digest == d.digest && e.annotations.is_none())
+                {
                     index.manifests.push(d);
                 }
             }
@@ -215,7 +225,10 @@ impl OciLayout {
 pub fn split_dir_tag(s: &str) -> (&str, Option<&str>) {
     let last_slash = s.rfind('/').map_or(0, |i| i + 1);
     match s[last_slash..].rfind(':') {
-        Some(i) if last_slash + i > 0 => (&s[..last_slash + i], Some(&s[last_slash + i + 1..]).filter(|t| !t.is_empty())),
+        Some(i) if last_slash + i > 0 => (
+            &s[..last_slash + i],
+            Some(&s[last_slash + i + 1..]).filter(|t| !t.is_empty()),
+        ),
         _ => (s, None),
     }
 }
@@ -238,7 +251,11 @@ mod tests {
         let desc1 = Descriptor::new(OCI_MANIFEST, d1.clone(), 7);
         let desc2 = Descriptor::new(OCI_MANIFEST, d2.clone(), 7);
         l.tag(&desc1, Some("one")).unwrap();
-        assert_eq!(l.resolve(None).unwrap().digest, d1, "single entry needs no tag");
+        assert_eq!(
+            l.resolve(None).unwrap().digest,
+            d1,
+            "single entry needs no tag"
+        );
         l.tag(&desc2, Some("two")).unwrap();
         l.tag(&desc2, Some("one")).unwrap();
         let l = OciLayout::open(t.path().join("l")).unwrap();
@@ -246,13 +263,19 @@ mod tests {
         assert_eq!(l.resolve(Some("one")).unwrap().digest, d2);
         let e = l.resolve(Some("three")).unwrap_err().to_string();
         assert!(e.contains("no image tagged `three`; tags: two, one"), "{e}");
-        assert!(matches!(l.resolve(None), Err(LayoutError::Ambiguous { count: 2, .. })));
+        assert!(matches!(
+            l.resolve(None),
+            Err(LayoutError::Ambiguous { count: 2, .. })
+        ));
     }
 
     #[test]
     fn open_rejects_a_directory_without_oci_layout() {
         let t = tempfile::tempdir().unwrap();
-        assert!(matches!(OciLayout::open(t.path()), Err(LayoutError::Io { .. })));
+        assert!(matches!(
+            OciLayout::open(t.path()),
+            Err(LayoutError::Io { .. })
+        ));
     }
 
     #[test]

@@ -31,9 +31,16 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
     let mut out = Vec::new();
     let mut scheme: Option<String> = None;
     let mut params: Vec<(String, String)> = Vec::new();
-    let flush = |scheme: &mut Option<String>, params: &mut Vec<(String, String)>, out: &mut Vec<Challenge>| {
+    let flush = |scheme: &mut Option<String>,
+                 params: &mut Vec<(String, String)>,
+                 out: &mut Vec<Challenge>| {
         if let Some(s) = scheme.take() {
-            let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+            let get = |k: &str| {
+                params
+                    .iter()
+                    .find(|(pk, _)| pk == k)
+                    .map(|(_, v)| v.clone())
+            };
             match s.to_ascii_lowercase().as_str() {
                 "basic" => out.push(Challenge::Basic),
                 "bearer" => {
@@ -42,7 +49,12 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
                             realm,
                             service: get("service"),
                             scopes: get("scope")
-                                .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+                                .map(|s| {
+                                    s.split(' ')
+                                        .filter(|x| !x.is_empty())
+                                        .map(str::to_owned)
+                                        .collect()
+                                })
                                 .unwrap_or_default(),
                         })
                     }
@@ -101,7 +113,10 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
 
 /// `repository:<path>:<actions>`.
 pub fn repository_scope(path: &str, push: bool) -> String {
-    format!("repository:{path}:{}", if push { "pull,push" } else { "pull" })
+    format!(
+        "repository:{path}:{}",
+        if push { "pull,push" } else { "pull" }
+    )
 }
 
 #[derive(Clone)]
@@ -129,11 +144,20 @@ impl std::fmt::Debug for Authenticator {
 }
 
 fn scope_key(scopes: &[String]) -> String {
-    scopes.iter().collect::<BTreeSet<_>>().into_iter().cloned().collect::<Vec<_>>().join(" ")
+    scopes
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn basic_value(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }
 
 impl Authenticator {
@@ -156,7 +180,9 @@ impl Authenticator {
         let ch = self.challenge.lock().ok()?.clone()?;
         match ch {
             Challenge::Basic => match &self.credential {
-                Some(Credential::UserPassword { username, password }) => Some(basic_value(username, password.expose())),
+                Some(Credential::UserPassword { username, password }) => {
+                    Some(basic_value(username, password.expose()))
+                }
                 _ => None,
             },
             Challenge::Bearer { .. } => {
@@ -180,17 +206,22 @@ impl Authenticator {
     ) -> Result<bool, RegistryError> {
         let challenges = www_authenticate.map(parse_challenges).unwrap_or_default();
         let Some(ch) = challenges.into_iter().next() else {
-            return Err(self.fail("the registry answered 401 without a usable WWW-Authenticate challenge"));
+            return Err(
+                self.fail("the registry answered 401 without a usable WWW-Authenticate challenge")
+            );
         };
         let had = self.challenge.lock().map(|c| c.clone()).unwrap_or(None);
         if let Ok(mut c) = self.challenge.lock() {
             *c = Some(ch.clone());
         }
         match ch {
-            Challenge::Basic => match &self.credential {
-                Some(Credential::UserPassword { .. }) => Ok(had != Some(Challenge::Basic)),
-                _ => Err(self.fail("the registry requires a username and password (run `cairn login`)")),
-            },
+            Challenge::Basic => {
+                match &self.credential {
+                    Some(Credential::UserPassword { .. }) => Ok(had != Some(Challenge::Basic)),
+                    _ => Err(self
+                        .fail("the registry requires a username and password (run `cairn login`)")),
+                }
+            }
             Challenge::Bearer {
                 realm,
                 service,
@@ -205,7 +236,9 @@ impl Authenticator {
                         all.push(s);
                     }
                 }
-                let token = self.fetch_token(client, &realm, service.as_deref(), &all).await?;
+                let token = self
+                    .fetch_token(client, &realm, service.as_deref(), &all)
+                    .await?;
                 if let Ok(mut t) = self.tokens.lock() {
                     t.insert(scope_key(scopes), token);
                 }
@@ -260,7 +293,9 @@ impl Authenticator {
                 }
                 let r = client.get(url.clone());
                 match cred {
-                    Some(Credential::UserPassword { username, password }) => r.basic_auth(username, Some(password.expose())),
+                    Some(Credential::UserPassword { username, password }) => {
+                        r.basic_auth(username, Some(password.expose()))
+                    }
                     _ => r,
                 }
             }
@@ -277,10 +312,17 @@ impl Authenticator {
                 "the token service {} answered HTTP {}{}",
                 redact_url(&url),
                 status.as_u16(),
-                if status.as_u16() == 401 { " (wrong username or password?)" } else { "" }
+                if status.as_u16() == 401 {
+                    " (wrong username or password?)"
+                } else {
+                    ""
+                }
             )));
         }
-        let body = resp.bytes().await.map_err(|e| transport(&method, &url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport(&method, &url, e))?;
         #[derive(serde::Deserialize)]
         struct Reply {
             token: Option<String>,
@@ -288,8 +330,12 @@ impl Authenticator {
             expires_in: Option<u64>,
         }
         url.set_query(None);
-        let r: Reply = serde_json::from_slice(&body)
-            .map_err(|_| self.fail(&format!("the token service {} sent an unreadable reply", redact_url(&url))))?;
+        let r: Reply = serde_json::from_slice(&body).map_err(|_| {
+            self.fail(&format!(
+                "the token service {} sent an unreadable reply",
+                redact_url(&url)
+            ))
+        })?;
         let value = r
             .access_token
             .or(r.token)
@@ -319,16 +365,24 @@ mod tests {
             vec![Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
-                scopes: vec!["repository:samalba/my-app:pull,push".into(), "repository:x:pull".into()],
+                scopes: vec![
+                    "repository:samalba/my-app:pull,push".into(),
+                    "repository:x:pull".into()
+                ],
             }]
         );
     }
 
     #[test]
     fn parses_basic_and_prefers_bearer() {
-        assert_eq!(parse_challenges(r#"Basic realm="Registry Realm""#), vec![Challenge::Basic]);
+        assert_eq!(
+            parse_challenges(r#"Basic realm="Registry Realm""#),
+            vec![Challenge::Basic]
+        );
         let both = parse_challenges(r#"Basic realm="r", Bearer realm="https://t/x",service=s"#);
-        assert!(matches!(both[0], Challenge::Bearer { ref service, .. } if service.as_deref() == Some("s")));
+        assert!(
+            matches!(both[0], Challenge::Bearer { ref service, .. } if service.as_deref() == Some("s"))
+        );
         assert_eq!(both[1], Challenge::Basic);
         assert!(parse_challenges("").is_empty());
         assert!(parse_challenges("Bearer service=\"no realm\"").is_empty());
@@ -336,8 +390,14 @@ mod tests {
 
     #[test]
     fn scope_keys_ignore_order() {
-        assert_eq!(scope_key(&["b".into(), "a".into()]), scope_key(&["a".into(), "b".into()]));
-        assert_eq!(repository_scope("library/node", true), "repository:library/node:pull,push");
+        assert_eq!(
+            scope_key(&["b".into(), "a".into()]),
+            scope_key(&["a".into(), "b".into()])
+        );
+        assert_eq!(
+            repository_scope("library/node", true),
+            "repository:library/node:pull,push"
+        );
     }
 
     #[test]

@@ -129,7 +129,9 @@ impl DockerConfig {
         if let Some(d) = std::env::var_os(env::DOCKER_CONFIG).filter(|d| !d.is_empty()) {
             return Ok(PathBuf::from(d).join("config.json"));
         }
-        let home = std::env::var_os(env::HOME).filter(|h| !h.is_empty()).ok_or(CredentialError::NoHome)?;
+        let home = std::env::var_os(env::HOME)
+            .filter(|h| !h.is_empty())
+            .ok_or(CredentialError::NoHome)?;
         Ok(PathBuf::from(home).join(".docker").join("config.json"))
     }
 
@@ -169,7 +171,12 @@ impl DockerConfig {
     }
 
     fn str_field(&self, obj: &str, key: &str) -> Option<String> {
-        self.doc.get(obj)?.as_object()?.get(key)?.as_str().map(str::to_owned)
+        self.doc
+            .get(obj)?
+            .as_object()?
+            .get(key)?
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// The helper to use for `registry`: `credHelpers[key]`, else `credsStore`.
@@ -201,7 +208,11 @@ impl DockerConfig {
         }
     }
 
-    fn decode_entry(&self, key: &str, e: &Map<String, Value>) -> Result<Option<Credential>, CredentialError> {
+    fn decode_entry(
+        &self,
+        key: &str,
+        e: &Map<String, Value>,
+    ) -> Result<Option<Credential>, CredentialError> {
         let get = |k: &str| e.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         let (mut username, mut password) = (String::new(), None);
         if let Some(auth) = get("auth") {
@@ -210,11 +221,17 @@ impl DockerConfig {
                 .map_err(|_| invalid(&self.path, format!("`auths.{key}.auth` is not base64")))?;
             let s = String::from_utf8(raw)
                 .map_err(|_| invalid(&self.path, format!("`auths.{key}.auth` is not UTF-8")))?;
-            let (u, p) = s
-                .split_once(':')
-                .ok_or_else(|| invalid(&self.path, format!("`auths.{key}.auth` is not `user:password`")))?;
+            let (u, p) = s.split_once(':').ok_or_else(|| {
+                invalid(
+                    &self.path,
+                    format!("`auths.{key}.auth` is not `user:password`"),
+                )
+            })?;
             if u.is_empty() {
-                return Err(invalid(&self.path, format!("`auths.{key}.auth` has an empty username")));
+                return Err(invalid(
+                    &self.path,
+                    format!("`auths.{key}.auth` has an empty username"),
+                ));
             }
             username = u.to_owned();
             password = Some(Secret::new(p.trim_end_matches('\0')));
@@ -233,7 +250,12 @@ impl DockerConfig {
 
     /// Store credentials for `registry` as `docker login` does: through the
     /// configured helper, else base64 in `auths`. Writes the file (0600).
-    pub fn store(&mut self, registry: &str, username: &str, password: &Secret) -> Result<(), CredentialError> {
+    pub fn store(
+        &mut self,
+        registry: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), CredentialError> {
         let key = config_key(registry);
         let helper = self.helper_for(registry);
         let entry = match &helper {
@@ -309,7 +331,12 @@ fn invalid(path: &Path, reason: String) -> CredentialError {
 }
 
 /// Run `docker-credential-<helper> <verb>` with `input` on stdin.
-fn run_helper(helper: &str, verb: &'static str, server: &str, input: &[u8]) -> Result<(bool, Vec<u8>), CredentialError> {
+fn run_helper(
+    helper: &str,
+    verb: &'static str,
+    server: &str,
+    input: &[u8],
+) -> Result<(bool, Vec<u8>), CredentialError> {
     let program = format!("{HELPER_PREFIX}{helper}");
     let fail = |reason: String| CredentialError::Helper {
         helper: program.clone(),
@@ -325,14 +352,24 @@ fn run_helper(helper: &str, verb: &'static str, server: &str, input: &[u8]) -> R
         .spawn()
         .map_err(|e| fail(format!("cannot run it: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(|e| fail(format!("cannot write to it: {e}")))?;
+        stdin
+            .write_all(input)
+            .map_err(|e| fail(format!("cannot write to it: {e}")))?;
     }
-    let out = child.wait_with_output().map_err(|e| fail(format!("cannot wait for it: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("cannot wait for it: {e}")))?;
     Ok((out.status.success(), out.stdout))
 }
 
 fn helper_message(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).lines().next().unwrap_or("").chars().take(200).collect()
+    String::from_utf8_lossy(out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 fn helper_get(helper: &str, key: &str) -> Result<Option<Credential>, CredentialError> {
@@ -378,8 +415,14 @@ fn helper_get(helper: &str, key: &str) -> Result<Option<Credential>, CredentialE
     }))
 }
 
-fn helper_store(helper: &str, key: &str, username: &str, secret: &Secret) -> Result<(), CredentialError> {
-    let body = serde_json::json!({"ServerURL": key, "Username": username, "Secret": secret.expose()});
+fn helper_store(
+    helper: &str,
+    key: &str,
+    username: &str,
+    secret: &Secret,
+) -> Result<(), CredentialError> {
+    let body =
+        serde_json::json!({"ServerURL": key, "Username": username, "Secret": secret.expose()});
     let (ok, out) = run_helper(helper, "store", key, body.to_string().as_bytes())?;
     if ok {
         Ok(())
@@ -433,8 +476,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(c.credential("legacy.example:5000").unwrap(), Some(Credential::UserPassword { .. })));
-        assert!(matches!(c.credential("tok.example").unwrap(), Some(Credential::IdentityToken { .. })));
+        assert!(matches!(
+            c.credential("legacy.example:5000").unwrap(),
+            Some(Credential::UserPassword { .. })
+        ));
+        assert!(matches!(
+            c.credential("tok.example").unwrap(),
+            Some(Credential::IdentityToken { .. })
+        ));
         assert_eq!(c.credential("other.example").unwrap(), None);
     }
 
@@ -461,14 +510,23 @@ mod tests {
         let (d, mut c) = cfg(r#"{"psFormat":"keep me"}"#);
         c.store("docker.io", "me", &Secret::new("pw")).unwrap();
         let p = d.path().join("config.json");
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["auths"][DOCKER_HUB_KEY]["auth"], "bWU6cHc=");
         assert_eq!(v["psFormat"], "keep me");
         let mut c = DockerConfig::load(&p).unwrap();
         assert!(c.erase("docker.io").unwrap());
         assert!(!c.erase("docker.io").unwrap());
-        assert_eq!(DockerConfig::load(&p).unwrap().credential("docker.io").unwrap(), None);
+        assert_eq!(
+            DockerConfig::load(&p)
+                .unwrap()
+                .credential("docker.io")
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -497,9 +555,13 @@ esac
         std::fs::write(&p, r#"{"credHelpers":{"reg.example":"cairntest"}}"#).unwrap();
         let mut c = DockerConfig::load(&p).unwrap();
         assert_eq!(c.credential("reg.example").unwrap(), None);
-        c.store("reg.example", "bob", &Secret::new("s3cret")).unwrap();
+        c.store("reg.example", "bob", &Secret::new("s3cret"))
+            .unwrap();
         let raw = std::fs::read_to_string(&p).unwrap();
-        assert!(!raw.contains("s3cret"), "a helper-managed secret must not land in config.json");
+        assert!(
+            !raw.contains("s3cret"),
+            "a helper-managed secret must not land in config.json"
+        );
         match c.credential("reg.example").unwrap() {
             Some(Credential::UserPassword { username, password }) => {
                 assert_eq!((username.as_str(), password.expose()), ("bob", "s3cret"));

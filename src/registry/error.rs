@@ -30,7 +30,11 @@ impl OciErrors {
             #[serde(default)]
             errors: Vec<OciError>,
         }
-        OciErrors(serde_json::from_slice::<Body>(body).map(|b| b.errors).unwrap_or_default())
+        OciErrors(
+            serde_json::from_slice::<Body>(body)
+                .map(|b| b.errors)
+                .unwrap_or_default(),
+        )
     }
 
     /// Whether any entry has `code`.
@@ -46,7 +50,12 @@ impl fmt::Display for OciErrors {
                 f.write_str("; ")?;
             }
             // Messages come from the server: keep them short and on one line.
-            let msg: String = e.message.chars().take(300).filter(|c| !c.is_control()).collect();
+            let msg: String = e
+                .message
+                .chars()
+                .take(300)
+                .filter(|c| !c.is_control())
+                .collect();
             write!(f, "{}: {}", e.code, msg)?;
         }
         Ok(())
@@ -220,7 +229,9 @@ mod tests {
 
     #[test]
     fn status_error_shows_codes_and_no_query() {
-        let u: url::Url = "http://user:pw@h:5000/v2/x/blobs/uploads/abc?_state=SECRET&digest=y".parse().unwrap();
+        let u: url::Url = "http://user:pw@h:5000/v2/x/blobs/uploads/abc?_state=SECRET&digest=y"
+            .parse()
+            .unwrap();
         let e = RegistryError::Status {
             method: "PUT".into(),
             url: redact_url(&u),

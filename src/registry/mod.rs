@@ -97,7 +97,10 @@ impl Registry {
         }
         let url = join(&base, "v2/")?;
         let m = reqwest::Method::GET;
-        let resp = self.t.send(&host, &[], m.clone(), &url, true, &|r| r).await?;
+        let resp = self
+            .t
+            .send(&host, &[], m.clone(), &url, true, &|r| r)
+            .await?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             401 | 403 => Err(RegistryError::Auth {

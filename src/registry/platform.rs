@@ -27,7 +27,9 @@ pub struct PlatformError {
 
 fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
     let arch = arch.to_ascii_lowercase();
-    let variant = variant.map(str::to_ascii_lowercase).filter(|v| !v.is_empty());
+    let variant = variant
+        .map(str::to_ascii_lowercase)
+        .filter(|v| !v.is_empty());
     match arch.as_str() {
         "i386" => ("386".into(), None),
         "x86_64" | "x86-64" | "amd64" => {
@@ -90,19 +92,30 @@ impl Platform {
             variant: v,
         };
         let level = |v: &Option<String>, prefix: char| -> Option<u32> {
-            v.as_deref()?.strip_prefix(prefix)?.split('.').next()?.parse().ok()
+            v.as_deref()?
+                .strip_prefix(prefix)?
+                .split('.')
+                .next()?
+                .parse()
+                .ok()
         };
         match self.architecture.as_str() {
             "amd64" => {
                 let n = level(&self.variant, 'v').unwrap_or(1);
-                let mut out: Vec<_> = (2..=n).rev().map(|i| mk("amd64", Some(format!("v{i}")))).collect();
+                let mut out: Vec<_> = (2..=n)
+                    .rev()
+                    .map(|i| mk("amd64", Some(format!("v{i}"))))
+                    .collect();
                 out.push(mk("amd64", None));
                 out.push(mk("386", None));
                 out
             }
             "arm" => {
                 let n = level(&self.variant, 'v').unwrap_or(7);
-                (5..=n).rev().map(|i| mk("arm", Some(format!("v{i}")))).collect()
+                (5..=n)
+                    .rev()
+                    .map(|i| mk("arm", Some(format!("v{i}"))))
+                    .collect()
             }
             "arm64" => {
                 let mut out = vec![self.clone()];
@@ -130,18 +143,22 @@ impl FromStr for Platform {
         };
         let parts: Vec<&str> = s.split('/').collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err(e("empty component; expected os/arch[/variant], e.g. linux/amd64"));
+            return Err(e(
+                "empty component; expected os/arch[/variant], e.g. linux/amd64",
+            ));
         }
-        if parts
-            .iter()
-            .any(|p| !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
-        {
+        if parts.iter().any(|p| {
+            !p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        }) {
             return Err(e("only letters, digits, `_`, `-` and `.` are allowed"));
         }
         match parts.as_slice() {
             [os, arch] => Ok(Platform::new(os, arch, None)),
             [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
-            _ => Err(e("expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")),
+            _ => Err(e(
+                "expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8",
+            )),
         }
     }
 }
@@ -182,9 +199,17 @@ mod tests {
         let names = |v: Vec<Platform>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(
             names(p("linux/amd64/v3").preference()),
-            ["linux/amd64/v3", "linux/amd64/v2", "linux/amd64", "linux/386"]
+            [
+                "linux/amd64/v3",
+                "linux/amd64/v2",
+                "linux/amd64",
+                "linux/386"
+            ]
         );
-        assert_eq!(names(p("linux/arm/v7").preference()), ["linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]);
+        assert_eq!(
+            names(p("linux/arm/v7").preference()),
+            ["linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
+        );
         assert_eq!(names(p("linux/arm64").preference()), ["linux/arm64"]);
     }
 

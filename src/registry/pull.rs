@@ -63,15 +63,17 @@ fn manifest_error(reference: impl ToString, reason: impl Into<String>) -> Regist
     }
 }
 
-fn header_str(resp: &reqwest::Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+fn header_str(
+    resp: &reqwest::Response,
+    name: impl reqwest::header::AsHeaderName,
+) -> Option<String> {
     resp.headers().get(name)?.to_str().ok().map(str::to_owned)
 }
 
 /// Whether an index entry is an attestation or otherwise not a runnable image.
 fn is_attestation(d: &Descriptor) -> bool {
     d.annotation(REFERENCE_TYPE) == Some("attestation-manifest")
-        || d
-            .platform
+        || d.platform
             .as_ref()
             .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
 }
@@ -111,15 +113,24 @@ pub fn select_platform<'a>(
 
 impl Registry {
     /// GET a manifest by tag or digest, verifying its digest.
-    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<RawManifest, RegistryError> {
+    pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<RawManifest, RegistryError> {
         let repo = reference.repository();
         let (host, base) = self.endpoint(repo).await?;
         let scopes = [repository_scope(repo.path(), false)];
-        let url = repo_url(&base, repo, &format!("manifests/{}", reference.manifest_reference()))?;
+        let url = repo_url(
+            &base,
+            repo,
+            &format!("manifests/{}", reference.manifest_reference()),
+        )?;
         let m = Method::GET;
         let resp = self
             .t
-            .send(&host, &scopes, m.clone(), &url, true, &|r| r.header(ACCEPT, MANIFEST_ACCEPT))
+            .send(&host, &scopes, m.clone(), &url, true, &|r| {
+                r.header(ACCEPT, MANIFEST_ACCEPT)
+            })
             .await?;
         if !resp.status().is_success() {
             return Err(status_error(&m, &url, resp).await);
@@ -128,15 +139,24 @@ impl Registry {
             .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
             .filter(|c| !c.is_empty());
         let header_digest = header_str(&resp, DIGEST_HEADER);
-        if resp.content_length().is_some_and(|n| n > MANIFEST_MAX as u64) {
-            return Err(manifest_error(reference, format!("larger than {MANIFEST_MAX} bytes")));
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MANIFEST_MAX as u64)
+        {
+            return Err(manifest_error(
+                reference,
+                format!("larger than {MANIFEST_MAX} bytes"),
+            ));
         }
         let mut bytes = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             bytes.extend_from_slice(&chunk.map_err(|e| transport(&m, &url, e))?);
             if bytes.len() > MANIFEST_MAX {
-                return Err(manifest_error(reference, format!("larger than {MANIFEST_MAX} bytes")));
+                return Err(manifest_error(
+                    reference,
+                    format!("larger than {MANIFEST_MAX} bytes"),
+                ));
             }
         }
         let digest = Digest::of(&bytes);
@@ -176,7 +196,10 @@ impl Registry {
             ));
         }
         if ManifestKind::of(&media_type).is_none() {
-            return Err(manifest_error(reference, format!("unsupported media type `{media_type}`")));
+            return Err(manifest_error(
+                reference,
+                format!("unsupported media type `{media_type}`"),
+            ));
         }
         Ok(RawManifest {
             bytes,
@@ -188,14 +211,24 @@ impl Registry {
     /// The digest of the image manifest `reference` names for `platform`
     /// (the index is resolved to the platform's entry). Cheap: HEAD when the
     /// registry says it is a single manifest.
-    pub async fn resolve(&self, reference: &Reference, platform: &Platform) -> Result<Digest, RegistryError> {
+    pub async fn resolve(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Digest, RegistryError> {
         let repo = reference.repository();
         let (host, base) = self.endpoint(repo).await?;
         let scopes = [repository_scope(repo.path(), false)];
-        let url = repo_url(&base, repo, &format!("manifests/{}", reference.manifest_reference()))?;
+        let url = repo_url(
+            &base,
+            repo,
+            &format!("manifests/{}", reference.manifest_reference()),
+        )?;
         let resp = self
             .t
-            .send(&host, &scopes, Method::HEAD, &url, true, &|r| r.header(ACCEPT, MANIFEST_ACCEPT))
+            .send(&host, &scopes, Method::HEAD, &url, true, &|r| {
+                r.header(ACCEPT, MANIFEST_ACCEPT)
+            })
             .await?;
         if resp.status().is_success() {
             let ct = header_str(&resp, CONTENT_TYPE).unwrap_or_default();
@@ -263,8 +296,12 @@ impl Registry {
         let cfg_desc = manifest.value.config.clone();
         self.fetch_blob(reference, &cfg_desc, store).await?;
         let bytes = store.read_bytes(&cfg_desc.digest)?;
-        let config = Raw::parse(bytes, cfg_desc.media_type.clone())
-            .map_err(|e| manifest_error(reference, format!("invalid image config {}: {e}", cfg_desc.digest)))?;
+        let config = Raw::parse(bytes, cfg_desc.media_type.clone()).map_err(|e| {
+            manifest_error(
+                reference,
+                format!("invalid image config {}: {e}", cfg_desc.digest),
+            )
+        })?;
         Ok(PulledImage {
             reference: reference.clone(),
             layers: manifest.value.layers.clone(),
@@ -284,16 +321,26 @@ impl Registry {
         store: &BlobStore,
     ) -> Result<PulledImage, RegistryError> {
         let image = self.pull_manifest(reference, platform, store).await?;
-        futures_util::stream::iter(image.layers.iter().map(|d| self.fetch_blob(reference, d, store)))
-            .buffer_unordered(self.parallel)
-            .try_collect::<Vec<()>>()
-            .await?;
+        futures_util::stream::iter(
+            image
+                .layers
+                .iter()
+                .map(|d| self.fetch_blob(reference, d, store)),
+        )
+        .buffer_unordered(self.parallel)
+        .try_collect::<Vec<()>>()
+        .await?;
         Ok(image)
     }
 
     /// Download one blob of `reference`'s repository into `store`, verified
     /// against `desc`. No-op when the store already has it.
-    pub async fn fetch_blob(&self, reference: &Reference, desc: &Descriptor, store: &BlobStore) -> Result<(), RegistryError> {
+    pub async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        desc: &Descriptor,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
         let reporter = self.reporter();
         let digest = desc.digest.to_string();
         if store.contains(&desc.digest) {
@@ -316,13 +363,18 @@ impl Registry {
         let mut w = store.writer()?;
         let mut attempt = 0;
         loop {
-            match self.download(&host, repo.path(), &url, desc, store, &mut w).await {
+            match self
+                .download(&host, repo.path(), &url, desc, store, &mut w)
+                .await
+            {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && attempt < self.t.options().max_retries => {
                     if matches!(e, RegistryError::DigestMismatch { .. }) {
                         w = store.writer()?;
                     }
-                    self.t.wait(&Method::GET, &url, &e.to_string(), None, attempt).await;
+                    self.t
+                        .wait(&Method::GET, &url, &e.to_string(), None, attempt)
+                        .await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -331,11 +383,18 @@ impl Registry {
         if w.len() != desc.size {
             return Err(RegistryError::Protocol {
                 url: redact_url(&url),
-                reason: format!("blob {} is {} bytes, the manifest says {}", desc.digest, w.len(), desc.size),
+                reason: format!(
+                    "blob {} is {} bytes, the manifest says {}",
+                    desc.digest,
+                    w.len(),
+                    desc.size
+                ),
             });
         }
         w.commit(Some(&desc.digest)).map_err(|e| match e {
-            cairn_layers::blob_store::BlobError::Mismatch { expected, actual, .. } => RegistryError::DigestMismatch {
+            cairn_layers::blob_store::BlobError::Mismatch {
+                expected, actual, ..
+            } => RegistryError::DigestMismatch {
                 what: "blob",
                 url: redact_url(&url),
                 expected,
@@ -391,7 +450,10 @@ impl Registry {
                 // More than announced: the registry is wrong; do not keep writing.
                 return Err(RegistryError::Protocol {
                     url: redact_url(url),
-                    reason: format!("blob {} is longer than the {} bytes announced", desc.digest, desc.size),
+                    reason: format!(
+                        "blob {} is longer than the {} bytes announced",
+                        desc.digest, desc.size
+                    ),
                 });
             }
             w.write_all(&chunk).map_err(|source| RegistryError::Io {
@@ -447,7 +509,10 @@ mod tests {
     fn selects_first_matching_and_skips_attestations() {
         let r: Reference = "x".parse().unwrap();
         let mut att = entry("unknown", "unknown", None, 9);
-        att.annotations = Some(BTreeMap::from([(REFERENCE_TYPE.to_owned(), "attestation-manifest".to_owned())]));
+        att.annotations = Some(BTreeMap::from([(
+            REFERENCE_TYPE.to_owned(),
+            "attestation-manifest".to_owned(),
+        )]));
         let idx = index(vec![
             att,
             entry("linux", "arm64", Some("v8"), 1),
@@ -463,14 +528,21 @@ mod tests {
     #[test]
     fn prefers_higher_variants_then_falls_back() {
         let r: Reference = "x".parse().unwrap();
-        let idx = index(vec![entry("linux", "arm", Some("v6"), 1), entry("linux", "arm", Some("v7"), 2)]);
+        let idx = index(vec![
+            entry("linux", "arm", Some("v6"), 1),
+            entry("linux", "arm", Some("v7"), 2),
+        ]);
         assert_eq!(
-            select_platform(&r, &idx, &"linux/arm/v7".parse().unwrap()).unwrap().digest,
+            select_platform(&r, &idx, &"linux/arm/v7".parse().unwrap())
+                .unwrap()
+                .digest,
             Digest::of(&[2])
         );
         let idx = index(vec![entry("linux", "arm", Some("v6"), 1)]);
         assert_eq!(
-            select_platform(&r, &idx, &"linux/arm/v7".parse().unwrap()).unwrap().digest,
+            select_platform(&r, &idx, &"linux/arm/v7".parse().unwrap())
+                .unwrap()
+                .digest,
             Digest::of(&[1])
         );
     }
@@ -478,8 +550,13 @@ mod tests {
     #[test]
     fn absent_platform_lists_the_available_ones() {
         let r: Reference = "node:22".parse().unwrap();
-        let idx = index(vec![entry("linux", "amd64", None, 1), entry("linux", "arm64", Some("v8"), 2)]);
-        let e = select_platform(&r, &idx, &"linux/s390x".parse().unwrap()).unwrap_err().to_string();
+        let idx = index(vec![
+            entry("linux", "amd64", None, 1),
+            entry("linux", "arm64", Some("v8"), 2),
+        ]);
+        let e = select_platform(&r, &idx, &"linux/s390x".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "docker.io/library/node:22 has no image for platform linux/s390x; available: linux/amd64, linux/arm64"

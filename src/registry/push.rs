@@ -36,7 +36,10 @@ fn file_body(path: PathBuf, offset: u64, len: u64) -> reqwest::Body {
     let open = async move {
         let mut f = tokio::fs::File::open(&path).await?;
         f.seek(std::io::SeekFrom::Start(offset)).await?;
-        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024))
+        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
+            f.take(len),
+            256 * 1024,
+        ))
     };
     reqwest::Body::wrap_stream(futures_util::stream::once(open).try_flatten())
 }
@@ -65,7 +68,13 @@ fn with_digest(loc: &Url, d: &Digest) -> Url {
 /// The end offset (exclusive) from a `Range: 0-<last>` header.
 fn range_end(resp: &Response) -> Option<u64> {
     let v = resp.headers().get(RANGE)?.to_str().ok()?;
-    let last: u64 = v.trim().trim_start_matches("bytes=").split_once('-')?.1.parse().ok()?;
+    let last: u64 = v
+        .trim()
+        .trim_start_matches("bytes=")
+        .split_once('-')?
+        .1
+        .parse()
+        .ok()?;
     // distribution reports an empty upload as `0-0`; chunks are never 1 byte, so read it as 0.
     Some(if last == 0 { 0 } else { last + 1 })
 }
@@ -111,7 +120,10 @@ impl Registry {
             }
         }
         self.push_tree(&t, manifest, media_type, store, 0).await?;
-        let tag = target.tag().map(str::to_owned).unwrap_or_else(|| digest.to_string());
+        let tag = target
+            .tag()
+            .map(str::to_owned)
+            .unwrap_or_else(|| digest.to_string());
         self.put_manifest(&t, &tag, manifest, media_type).await
     }
 
@@ -131,11 +143,14 @@ impl Registry {
             };
             match ManifestKind::of(media_type) {
                 Some(ManifestKind::Image) => {
-                    let m: ImageManifest =
-                        serde_json::from_slice(manifest).map_err(|e| bad(format!("invalid image manifest: {e}")))?;
+                    let m: ImageManifest = serde_json::from_slice(manifest)
+                        .map_err(|e| bad(format!("invalid image manifest: {e}")))?;
                     let mut blobs: Vec<&Descriptor> = m.layers.iter().collect();
                     blobs.push(&m.config);
-                    let uploads: Vec<_> = blobs.into_iter().map(|d| self.push_blob(t, d, store)).collect();
+                    let uploads: Vec<_> = blobs
+                        .into_iter()
+                        .map(|d| self.push_blob(t, d, store))
+                        .collect();
                     futures_util::stream::iter(uploads)
                         .buffer_unordered(self.parallel)
                         .try_collect::<Vec<()>>()
@@ -143,8 +158,8 @@ impl Registry {
                     Ok(())
                 }
                 Some(ManifestKind::Index) if depth < 4 => {
-                    let idx: ImageIndex =
-                        serde_json::from_slice(manifest).map_err(|e| bad(format!("invalid index: {e}")))?;
+                    let idx: ImageIndex = serde_json::from_slice(manifest)
+                        .map_err(|e| bad(format!("invalid index: {e}")))?;
                     for child in &idx.manifests {
                         if ManifestKind::of(&child.media_type).is_none() {
                             // Not a manifest (e.g. an artifact blob): push it as a blob.
@@ -152,7 +167,8 @@ impl Registry {
                             continue;
                         }
                         let bytes = store.read_bytes(&child.digest)?;
-                        self.push_tree(t, &bytes, &child.media_type, store, depth + 1).await?;
+                        self.push_tree(t, &bytes, &child.media_type, store, depth + 1)
+                            .await?;
                         self.put_manifest(t, &child.digest.to_string(), &bytes, &child.media_type)
                             .await?;
                     }
@@ -165,7 +181,13 @@ impl Registry {
     }
 
     /// PUT a manifest under `reference` (tag or digest) and check the digest the registry reports.
-    async fn put_manifest(&self, t: &Target, reference: &str, bytes: &[u8], media_type: &str) -> Result<Digest, RegistryError> {
+    async fn put_manifest(
+        &self,
+        t: &Target,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
         let digest = Digest::of(bytes);
         let url = repo_url(&t.base, &t.repo, &format!("manifests/{reference}"))?;
         let body = bytes::Bytes::copy_from_slice(bytes);
@@ -197,7 +219,12 @@ impl Registry {
         Ok(digest)
     }
 
-    async fn push_blob(&self, t: &Target, desc: &Descriptor, store: &BlobStore) -> Result<(), RegistryError> {
+    async fn push_blob(
+        &self,
+        t: &Target,
+        desc: &Descriptor,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
         let reporter = self.reporter();
         let digest = desc.digest.to_string();
         let start = |action| {
@@ -207,7 +234,11 @@ impl Registry {
                 action,
             })
         };
-        let done = || reporter.event(Event::BlobDone { digest: digest.clone() });
+        let done = || {
+            reporter.event(Event::BlobDone {
+                digest: digest.clone(),
+            })
+        };
         let blob_url = repo_url(&t.base, &t.repo, &format!("blobs/{}", desc.digest))?;
         let resp = self
             .t
@@ -227,7 +258,10 @@ impl Registry {
         if size != desc.size {
             return Err(RegistryError::Manifest {
                 reference: digest.clone(),
-                reason: format!("the store holds {size} bytes, the descriptor says {}", desc.size),
+                reason: format!(
+                    "the store holds {size} bytes, the descriptor says {}",
+                    desc.size
+                ),
             });
         }
         let mut session = None;
@@ -238,7 +272,9 @@ impl Registry {
                 .append_pair("from", from.path());
             let resp = self
                 .t
-                .send(&t.host, &t.scopes, Method::POST, &url, true, &|r| r.header(CONTENT_LENGTH, 0))
+                .send(&t.host, &t.scopes, Method::POST, &url, true, &|r| {
+                    r.header(CONTENT_LENGTH, 0)
+                })
                 .await?;
             match resp.status() {
                 StatusCode::CREATED => {
@@ -269,7 +305,9 @@ impl Registry {
             match r {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && restarts < self.t.options().max_retries => {
-                    self.t.wait(&Method::PUT, &blob_url, &e.to_string(), None, restarts).await;
+                    self.t
+                        .wait(&Method::PUT, &blob_url, &e.to_string(), None, restarts)
+                        .await;
                     restarts += 1;
                 }
                 Err(e) => return Err(e),
@@ -284,7 +322,9 @@ impl Registry {
         let url = repo_url(&t.base, &t.repo, "blobs/uploads/")?;
         let resp = self
             .t
-            .send(&t.host, &t.scopes, Method::POST, &url, true, &|r| r.header(CONTENT_LENGTH, 0))
+            .send(&t.host, &t.scopes, Method::POST, &url, true, &|r| {
+                r.header(CONTENT_LENGTH, 0)
+            })
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error(&Method::POST, &url, resp).await);
@@ -293,7 +333,14 @@ impl Registry {
     }
 
     /// Monolithic upload: `PUT <session>?digest=` with the whole blob.
-    async fn put_whole(&self, t: &Target, loc: Url, d: &Digest, path: &std::path::Path, size: u64) -> Result<(), RegistryError> {
+    async fn put_whole(
+        &self,
+        t: &Target,
+        loc: Url,
+        d: &Digest,
+        path: &std::path::Path,
+        size: u64,
+    ) -> Result<(), RegistryError> {
         let url = with_digest(&loc, d);
         let m = Method::PUT;
         let resp = self
@@ -307,7 +354,13 @@ impl Registry {
         self.check_committed(&m, &url, resp, d).await
     }
 
-    async fn check_committed(&self, m: &Method, url: &Url, resp: Response, d: &Digest) -> Result<(), RegistryError> {
+    async fn check_committed(
+        &self,
+        m: &Method,
+        url: &Url,
+        resp: Response,
+        d: &Digest,
+    ) -> Result<(), RegistryError> {
         if resp.status() != StatusCode::CREATED {
             return Err(status_error(m, url, resp).await);
         }
@@ -331,7 +384,14 @@ impl Registry {
 
     /// Chunked upload with `PATCH` + `Content-Range`; after a failure, ask the
     /// session where it stands (`GET <session>` → `Range`) and resume from there.
-    async fn put_chunked(&self, t: &Target, mut loc: Url, d: &Digest, path: &std::path::Path, size: u64) -> Result<(), RegistryError> {
+    async fn put_chunked(
+        &self,
+        t: &Target,
+        mut loc: Url,
+        d: &Digest,
+        path: &std::path::Path,
+        size: u64,
+    ) -> Result<(), RegistryError> {
         let mut offset = 0u64;
         let mut failures = 0u32;
         let digest = d.to_string();
@@ -359,7 +419,9 @@ impl Registry {
                     });
                     continue;
                 }
-                Ok(resp) if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE => status_error(&m, &loc, resp).await,
+                Ok(resp) if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
+                    status_error(&m, &loc, resp).await
+                }
                 Ok(resp) => {
                     let e = status_error(&m, &loc, resp).await;
                     if !e.is_retryable() {
@@ -372,7 +434,9 @@ impl Registry {
             if failures >= self.t.options().max_retries {
                 return Err(err);
             }
-            self.t.wait(&m, &loc, &err.to_string(), None, failures).await;
+            self.t
+                .wait(&m, &loc, &err.to_string(), None, failures)
+                .await;
             failures += 1;
             // Where does the session stand? A lost session is retryable from scratch.
             let resp = self

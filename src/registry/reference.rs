@@ -187,11 +187,16 @@ fn check_path_component(c: &str) -> Result<(), String> {
 /// or a bracketed IPv6 address.
 fn check_domain(d: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = d.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unterminated `[` in registry address")?;
+        let end = rest
+            .find(']')
+            .ok_or("unterminated `[` in registry address")?;
         let after = &rest[end + 1..];
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or("junk after `]` in registry address")?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or("junk after `]` in registry address")?,
+            ),
         };
         if rest[..end].parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("`{}` is not an IPv6 address", &rest[..end]));
@@ -231,12 +236,18 @@ fn check_tag(t: &str) -> Result<(), String> {
         return Err("empty tag".into());
     }
     if b.len() > TAG_MAX {
-        return Err(format!("tag is {} characters long, at most {TAG_MAX} are allowed", b.len()));
+        return Err(format!(
+            "tag is {} characters long, at most {TAG_MAX} are allowed",
+            b.len()
+        ));
     }
     if !word(b[0]) {
         return Err(format!("tag `{t}` must start with a letter, digit or `_`"));
     }
-    if let Some(bad) = b.iter().find(|x| !(word(**x) || **x == b'.' || **x == b'-')) {
+    if let Some(bad) = b
+        .iter()
+        .find(|x| !(word(**x) || **x == b'.' || **x == b'-'))
+    {
         return Err(format!(
             "tag `{t}` contains `{}` (allowed: letters, digits, `_`, `.`, `-`)",
             *bad as char
@@ -269,7 +280,10 @@ fn parse_raw(s: &str) -> Result<Parts, ReferenceError> {
             return Err(err(s, "empty reference"));
         }
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(err(s, "a 64-character hexadecimal string is an image id, not a reference"));
+            return Err(err(
+                s,
+                "a 64-character hexadecimal string is an image id, not a reference",
+            ));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
@@ -347,7 +361,10 @@ mod tests {
             ("node:22-alpine", "docker.io/library/node:22-alpine"),
             ("ubuntu", "docker.io/library/ubuntu:latest"),
             ("docker.io/ubuntu", "docker.io/library/ubuntu:latest"),
-            ("index.docker.io/library/ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
+            (
+                "index.docker.io/library/ubuntu:22.04",
+                "docker.io/library/ubuntu:22.04",
+            ),
             ("me/app", "docker.io/me/app:latest"),
             ("localhost/app", "localhost/app:latest"),
             ("localhost:5000/x", "localhost:5000/x:latest"),
@@ -409,7 +426,10 @@ mod tests {
 
     #[test]
     fn repository_parse_refuses_tags() {
-        assert_eq!(Repository::parse("library/node").unwrap().to_string(), "docker.io/library/node");
+        assert_eq!(
+            Repository::parse("library/node").unwrap().to_string(),
+            "docker.io/library/node"
+        );
         // A bare name normalizes to `:latest`, which is not a user-given tag.
         assert!(Repository::parse("x:1").is_err());
     }

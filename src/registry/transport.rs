@@ -140,20 +140,30 @@ impl Transport {
             CredentialSource::DockerConfig => DockerConfig::load_default(),
             CredentialSource::ConfigFile(p) => DockerConfig::load(p),
         };
-        cfg.and_then(|c| c.credential(registry)).map_err(|e| RegistryError::Auth {
-            registry: registry.to_owned(),
-            reason: format!("cannot read credentials: {e}"),
-        })
+        cfg.and_then(|c| c.credential(registry))
+            .map_err(|e| RegistryError::Auth {
+                registry: registry.to_owned(),
+                reason: format!("cannot read credentials: {e}"),
+            })
     }
 
     /// The state of registry `registry` (as named in references, e.g. `docker.io`),
     /// reached at `api_host`.
     pub fn host(&self, registry: &str, api_host: &str) -> Result<Arc<Host>, RegistryError> {
-        if let Some(h) = self.hosts.lock().ok().and_then(|m| m.get(api_host).cloned()) {
+        if let Some(h) = self
+            .hosts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(api_host).cloned())
+        {
             return Ok(h);
         }
         let cred = self.credential_for(registry)?;
-        let insecure = self.opts.insecure.iter().any(|i| i == api_host || i == registry);
+        let insecure = self
+            .opts
+            .insecure
+            .iter()
+            .any(|i| i == api_host || i == registry);
         let h = Arc::new(Host {
             name: api_host.to_owned(),
             insecure,
@@ -223,8 +233,14 @@ impl Transport {
             match build(rb).send().await {
                 Err(e) => {
                     if retry && attempt < self.opts.max_retries {
-                        self.wait(&method, url, &format!("{}", transport(&method, url, e)), None, attempt)
-                            .await;
+                        self.wait(
+                            &method,
+                            url,
+                            &format!("{}", transport(&method, url, e)),
+                            None,
+                            attempt,
+                        )
+                        .await;
                         attempt += 1;
                         continue;
                     }
@@ -241,7 +257,11 @@ impl Transport {
                             .collect::<Vec<_>>()
                             .join(", ");
                         let www = (!www.is_empty()).then_some(www);
-                        if host.auth.on_unauthorized(client, www.as_deref(), scopes).await? {
+                        if host
+                            .auth
+                            .on_unauthorized(client, www.as_deref(), scopes)
+                            .await?
+                        {
                             auth_rounds += 1;
                             continue;
                         }
@@ -252,8 +272,14 @@ impl Transport {
                         && attempt < self.opts.max_retries
                     {
                         let after = retry_after(resp.headers());
-                        self.wait(&method, url, &format!("HTTP {}", status.as_u16()), after, attempt)
-                            .await;
+                        self.wait(
+                            &method,
+                            url,
+                            &format!("HTTP {}", status.as_u16()),
+                            after,
+                            attempt,
+                        )
+                        .await;
                         attempt += 1;
                         continue;
                     }
@@ -269,8 +295,17 @@ impl Transport {
     }
 
     /// Sleep before a retry, telling the user why.
-    pub async fn wait(&self, method: &Method, url: &Url, why: &str, after: Option<Duration>, attempt: u32) {
-        let d = after.unwrap_or_else(|| self.backoff(attempt)).min(Duration::from_secs(60));
+    pub async fn wait(
+        &self,
+        method: &Method,
+        url: &Url,
+        why: &str,
+        after: Option<Duration>,
+        attempt: u32,
+    ) {
+        let d = after
+            .unwrap_or_else(|| self.backoff(attempt))
+            .min(Duration::from_secs(60));
         self.opts.reporter.event(Event::Warning(format!(
             "{method} {}: {why}; retrying in {:.1}s (retry {}/{})",
             redact_url(url),
@@ -288,7 +323,9 @@ impl Transport {
 }
 
 fn parse_base(scheme: &str, host: &str) -> Result<Url, RegistryError> {
-    format!("{scheme}://{host}/").parse().map_err(|e| bad_url(host, e))
+    format!("{scheme}://{host}/")
+        .parse()
+        .map_err(|e| bad_url(host, e))
 }
 
 fn bad_url(host: &str, e: url::ParseError) -> RegistryError {
@@ -322,7 +359,14 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.9.9.9", "[::1]:5000", "::1"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["example.com", "10.0.0.1:5000", "localhost.example.com"] {
@@ -335,7 +379,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), None);
     }
 
