@@ -108,8 +108,20 @@ fn layers_json(m: &ImageManifest) -> Vec<Value> {
         .collect()
 }
 
-/// Run `cairn inspect`.
+/// Run `cairn inspect`. A closed stdout (`| head`) ends it quietly.
 pub fn run(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match inspect(args, global) {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn inspect(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let platform = platform(args.platform.as_deref())?;
     let img = match args.target.strip_prefix("oci:") {
         Some(spec) => from_layout(spec, &platform)?,

@@ -47,7 +47,6 @@ impl Reporter for StderrReporter {
                 };
                 format!("{verb} {} {size}", short(&digest))
             }
-            Event::BlobDone { digest } => format!("done    {}", short(&digest)),
             _ => return,
         };
         let _ = writeln!(std::io::stderr().lock(), "{line}");

@@ -247,6 +247,7 @@ impl Transport {
                     return Err(transport(&method, url, e));
                 }
                 Ok(resp) => {
+                    self.show_warnings(resp.headers());
                     let status = resp.status();
                     if status == StatusCode::UNAUTHORIZED && auth_rounds < 2 {
                         let www = resp
@@ -285,6 +286,27 @@ impl Transport {
                     }
                     return Ok(resp);
                 }
+            }
+        }
+    }
+
+    /// Show registry `Warning: 299 - "text"` headers to the user (distribution-spec "Warnings").
+    fn show_warnings(&self, h: &HeaderMap) {
+        for v in h
+            .get_all(reqwest::header::WARNING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            if let Some(text) = v.strip_prefix("299 - ") {
+                let text: String = text
+                    .trim_matches('"')
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(500)
+                    .collect();
+                self.opts
+                    .reporter
+                    .event(Event::Warning(format!("registry {text}")));
             }
         }
     }

@@ -2,7 +2,7 @@
 //! distribution's token mode with a test issuer; login/logout; redirects
 //! without credentials; and no secret in anything cairn prints.
 
-use crate::support::http::{respond, Server, TokenIssuer, ISSUER, SERVICE};
+use crate::support::http::{respond, Server, TokenIssuer, ISSUER, REFRESH_TOKEN, SERVICE};
 use crate::support::image::two_platform_layout;
 use crate::support::registry::{Auth, TestRegistry};
 use crate::support::{cairn, ok, run};
@@ -208,5 +208,47 @@ fn redirects_do_not_carry_credentials_to_another_host() {
         *seen.lock().unwrap(),
         vec![None],
         "Authorization forwarded across hosts"
+    );
+}
+
+#[test]
+fn identity_token_from_config_json_uses_the_refresh_token_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TokenIssuer::start(dir.path(), "alice", PASSWORD);
+    let reg = TestRegistry::start(Auth::Token {
+        realm: issuer.realm(),
+        service: SERVICE.into(),
+        issuer: ISSUER.into(),
+        cert: issuer.cert.clone(),
+    });
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".docker")).unwrap();
+    std::fs::write(
+        home.path().join(".docker/config.json"),
+        serde_json::json!({"auths": {reg.addr(): {"auth": "", "identitytoken": REFRESH_TOKEN}}})
+            .to_string(),
+    )
+    .unwrap();
+    let src = home.path().join("src");
+    let (_l, _idx, amd, _arm) = two_platform_layout(&src, 12, &[5_000]);
+    let mut t = Transcript(Vec::new());
+    let o = run(
+        cmd(
+            home.path(),
+            &[
+                "push",
+                &format!("oci:{}:amd64", src.display()),
+                &format!("{}/id/app:1", reg.addr()),
+            ],
+        ),
+        "",
+    );
+    t.add(&o);
+    assert_eq!(ok(&o), amd.digest.to_string());
+    t.assert_clean(&[REFRESH_TOKEN]);
+    let reqs = issuer.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().all(|(authed, _)| *authed),
+        "every token request used the refresh token: {reqs:?}"
     );
 }

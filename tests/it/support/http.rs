@@ -250,6 +250,9 @@ pub struct TokenIssuer {
 /// (Authorization header present, scopes) per token request.
 pub type TokenLog = Arc<Mutex<Vec<(bool, Vec<String>)>>>;
 
+/// The refresh token (docker's `identitytoken`) the issuer accepts.
+pub const REFRESH_TOKEN: &str = "refresh-Hq7-secret-token";
+
 pub const ISSUER: &str = "cairn-test-issuer";
 pub const SERVICE: &str = "cairn-test-registry";
 
@@ -293,18 +296,34 @@ impl TokenIssuer {
         let log = requests.clone();
         let server = Server::start(move |req, conn| {
             let url = url::Url::parse(&format!("http://x{}", req.target)).unwrap();
-            let scopes: Vec<String> = url
-                .query_pairs()
-                .filter(|(k, _)| k == "scope")
-                .map(|(_, v)| v.into_owned())
-                .collect();
-            let auth = req.header("authorization");
-            log.lock().unwrap().push((auth.is_some(), scopes.clone()));
-            if auth.is_some() && auth != Some(want.as_str()) {
+            // GET with Basic credentials, or the OAuth2 refresh-token POST form.
+            let (granted, scopes): (Option<bool>, Vec<String>) = if req.method == "POST" {
+                let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
+                    .into_owned()
+                    .collect();
+                let get = |k: &str| form.iter().find(|(fk, _)| fk == k).map(|(_, v)| v.clone());
+                let ok = get("grant_type").as_deref() == Some("refresh_token")
+                    && get("refresh_token").as_deref() == Some(REFRESH_TOKEN);
+                let scopes = get("scope")
+                    .map(|s| s.split(' ').map(str::to_owned).collect())
+                    .unwrap_or_default();
+                (Some(ok), scopes)
+            } else {
+                let scopes = url
+                    .query_pairs()
+                    .filter(|(k, _)| k == "scope")
+                    .map(|(_, v)| v.into_owned())
+                    .collect();
+                (req.header("authorization").map(|a| a == want), scopes)
+            };
+            log.lock()
+                .unwrap()
+                .push((granted.is_some(), scopes.clone()));
+            if granted == Some(false) {
                 respond(conn, 401, &[], b"{\"details\":\"bad credentials\"}");
                 return;
             }
-            let access: Vec<serde_json::Value> = if auth.is_some() {
+            let access: Vec<serde_json::Value> = if granted == Some(true) {
                 scopes
                     .iter()
                     .filter_map(|s| {
@@ -345,7 +364,12 @@ impl TokenIssuer {
                 .unwrap();
             let sig = child.wait_with_output().unwrap().stdout;
             let token = format!("{signing_input}.{}", b64url(&sig));
-            let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+            let body = if req.method == "POST" {
+                serde_json::json!({"access_token": token, "expires_in": 300})
+            } else {
+                serde_json::json!({"token": token, "expires_in": 300})
+            }
+            .to_string();
             respond(
                 conn,
                 200,
