@@ -21,8 +21,7 @@ cargo build -q --release --bin cairn
 CAIRN=$TGT/release/cairn
 
 WORK=$(mktemp -d)
-REG_PID=
-cleanup() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { stop_regs; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # A generated 300 MB image: 3 x 100 MB incompressible layers, OCI layout.
@@ -58,12 +57,20 @@ with open(os.path.join(root, "index.json"), "w") as f:
                               "annotations": {"org.opencontainers.image.ref.name": "big"}}]}, f)
 PY
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/reg" "$PORT" > "$WORK/reg.yml"
-docker-registry serve "$WORK/reg.yml" > "$WORK/reg.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-R=127.0.0.1:$PORT
+# One fresh registry per tool and run: skopeo remembers where it saw blobs
+# (its blob-info cache) and would mount them instead of uploading on a reused
+# registry, which is not the transfer being measured.
+REG_PIDS=()
+start_reg() { # NAME -> prints host:port
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/$1" "$port" > "$WORK/$1.yml"
+    docker-registry serve "$WORK/$1.yml" > "$WORK/$1.log" 2>&1 &
+    REG_PIDS+=($!)
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    echo "127.0.0.1:$port"
+}
+stop_regs() { for p in "${REG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; REG_PIDS=(); }
 
 now() { date +%s.%N; }
 TIMES=$WORK/times.tsv
@@ -75,14 +82,16 @@ timed() { # CASE TOOL CMD...
     echo -e "$case\t$tool\t$(echo "$(now) - $t0" | bc)" >> "$TIMES"
 }
 
-for img in "node-alpine:$FIX:22-alpine" "generated-300MB:$WORK/big:big"; do
+for img in "node-alpine:$FIX:22-alpine" "generated-300mb:$WORK/big:big"; do
     IFS=: read -r name dir tag <<< "$img"
     for run in $(seq "$RUNS"); do
-        timed "push $name" cairn "$CAIRN" push "oci:$dir:$tag" "$R/c$run/$name:$tag"
-        timed "push $name" skopeo skopeo copy -q --dest-tls-verify=false "oci:$dir:$tag" "docker://$R/s$run/$name:$tag"
-        timed "pull $name" cairn "$CAIRN" pull "$R/c$run/$name:$tag" --output "oci:$WORK/pc$run-$name"
-        timed "pull $name" skopeo skopeo copy -q --src-tls-verify=false "docker://$R/s$run/$name:$tag" "oci:$WORK/ps$run-$name:$tag"
-        rm -rf "$WORK/pc$run-$name" "$WORK/ps$run-$name"
+        RC=$(start_reg "rc$run-$name"); RS=$(start_reg "rs$run-$name")
+        timed "push $name" cairn "$CAIRN" push "oci:$dir:$tag" "$RC/bench/$name:$tag"
+        timed "push $name" skopeo skopeo copy -q --dest-tls-verify=false "oci:$dir:$tag" "docker://$RS/bench/$name:$tag"
+        timed "pull $name" cairn "$CAIRN" pull "$RC/bench/$name:$tag" --output "oci:$WORK/pc"
+        timed "pull $name" skopeo skopeo copy -q --src-tls-verify=false "docker://$RS/bench/$name:$tag" "oci:$WORK/ps:$tag"
+        stop_regs
+        rm -rf "$WORK/pc" "$WORK/ps" "$WORK/rc$run-$name" "$WORK/rs$run-$name"
     done
 done
 
@@ -96,7 +105,7 @@ for line in open(sys.argv[1]):
         order.append(case)
     rows[case][tool].append(float(t))
 print("# Registry benchmark: cairn vs skopeo copy\n")
-print(f"Loopback docker-registry (distribution 2.8), {sys.argv[2]} runs per cell, alternating tools, {sys.argv[3]} CPUs (shared).")
+print(f"Loopback docker-registry (distribution 2.8), a fresh registry per tool and run, {sys.argv[2]} runs per cell, tools alternating, {sys.argv[3]} CPUs (shared).")
 print("Median wall time in seconds; ratio = cairn / skopeo (goal <= 0.80).\n")
 print("| case | cairn (s) | skopeo (s) | ratio |")
 print("|---|---:|---:|---:|")

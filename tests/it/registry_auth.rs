@@ -125,16 +125,22 @@ fn htpasswd_basic_auth_login_push_pull_logout() {
     t.assert_clean(&[PASSWORD, "cHctWnE4WGsz"]);
 }
 
-#[test]
-fn token_auth_login_push_pull_and_mount_scopes() {
-    let dir = tempfile::tempdir().unwrap();
-    let issuer = TokenIssuer::start(dir.path(), "alice", PASSWORD);
+/// A test token issuer (alice / [`PASSWORD`], or [`REFRESH_TOKEN`]) and a registry trusting it.
+fn token_registry(dir: &std::path::Path) -> (TokenIssuer, TestRegistry) {
+    let issuer = TokenIssuer::start(dir, "alice", PASSWORD);
     let reg = TestRegistry::start(Auth::Token {
         realm: issuer.realm(),
         service: SERVICE.into(),
         issuer: ISSUER.into(),
         cert: issuer.cert.clone(),
     });
+    (issuer, reg)
+}
+
+#[test]
+fn token_auth_login_push_pull_and_mount_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, reg) = token_registry(dir.path());
     let home = tempfile::tempdir().unwrap();
     let mut t = Transcript(Vec::new());
     auth_round_trip(&reg.addr(), home.path(), &mut t);
@@ -214,13 +220,7 @@ fn redirects_do_not_carry_credentials_to_another_host() {
 #[test]
 fn identity_token_from_config_json_uses_the_refresh_token_grant() {
     let dir = tempfile::tempdir().unwrap();
-    let issuer = TokenIssuer::start(dir.path(), "alice", PASSWORD);
-    let reg = TestRegistry::start(Auth::Token {
-        realm: issuer.realm(),
-        service: SERVICE.into(),
-        issuer: ISSUER.into(),
-        cert: issuer.cert.clone(),
-    });
+    let (issuer, reg) = token_registry(dir.path());
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".docker")).unwrap();
     std::fs::write(
