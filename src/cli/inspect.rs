@@ -1,7 +1,7 @@
 //! `cairn inspect`: an image's manifest, config, layers and history, from a
 //! registry or an OCI layout. Data on stdout.
 
-use super::pull::{human_size, platform, registry, runtime};
+use super::pull::{hinted, human_size, platform, registry, runtime};
 use super::GlobalArgs;
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, Raw};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
@@ -88,9 +88,12 @@ fn from_registry(
     let tmp = tempfile::tempdir().context("creating a temporary blob store")?;
     let store = cairn_layers::blob_store::BlobStore::open(tmp.path())?;
     let rt = runtime()?;
-    let top = rt.block_on(reg.fetch_manifest(&reference))?;
+    let top = rt
+        .block_on(reg.fetch_manifest(&reference))
+        .map_err(|e| hinted(e, &reference))?;
     let image = rt
         .block_on(reg.pull_manifest(&reference, platform, &store))
+        .map_err(|e| hinted(e, &reference))
         .with_context(|| format!("inspecting {reference}"))?;
     Ok(Inspected {
         name: reference.to_string(),

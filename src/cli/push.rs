@@ -1,6 +1,6 @@
 //! `cairn push`.
 
-use super::pull::{oci_dir, registry, runtime, StderrReporter};
+use super::pull::{hinted, oci_dir, registry, runtime, StderrReporter};
 use super::GlobalArgs;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Reference, Repository};
@@ -41,6 +41,7 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let reg = registry(global)?;
     let digest = runtime()?
         .block_on(reg.push_image(&target, &bytes, &desc.media_type, layout.store(), &mounts))
+        .map_err(|e| hinted(e, &target))
         .with_context(|| format!("pushing {} to {target}", args.source))?;
     StderrReporter.event(Event::Info(format!("pushed {target}@{digest}")));
     println!("{digest}");

@@ -93,6 +93,15 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry speaks TLS but its certificate could not be verified.
+    #[error("cannot verify the TLS certificate of {registry}; trust its CA with SSL_CERT_FILE, or pass `--insecure-registry {registry}` to skip verification")]
+    Tls {
+        /// Registry host[:port].
+        registry: String,
+        /// The TLS failure.
+        #[source]
+        source: reqwest::Error,
+    },
     /// A response body ended before its announced length.
     #[error("{url}: the body ended after {got} of {want} bytes")]
     Incomplete {

@@ -196,15 +196,32 @@ impl Transport {
                     return Ok(https);
                 }
                 let probe = https.join("v2/").map_err(|e| bad_url(&host.name, e))?;
-                match self
+                let tls_err = match self
                     .client(host)
                     .get(probe)
                     .timeout(Duration::from_secs(10))
                     .send()
                     .await
                 {
-                    Ok(_) => Ok(https),
-                    Err(_) => parse_base("http", &host.name),
+                    Ok(_) => return Ok(https),
+                    Err(e) => e,
+                };
+                let http = parse_base("http", &host.name)?;
+                let plain = http.join("v2/").map_err(|e| bad_url(&host.name, e))?;
+                // A TLS server answers plain HTTP with 400: then HTTPS it is, and its
+                // certificate is what failed. Report that rather than a confusing 400 later.
+                match self
+                    .client(host)
+                    .get(plain)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::BAD_REQUEST => Err(RegistryError::Tls {
+                        registry: host.name.clone(),
+                        source: tls_err.without_url(),
+                    }),
+                    _ => Ok(http),
                 }
             })
             .await?;

@@ -349,3 +349,77 @@ fn node_alpine_fixture_round_trip() {
     );
     verify_layout(&OciLayout::open(&out).unwrap());
 }
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key).
+fn test_certs(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    for args in [
+        format!(
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cairn-test-ca -keyout {} -out {}",
+            p("ca.key"),
+            p("ca.crt")
+        ),
+        format!(
+            "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {} -out {}",
+            p("tls.key"),
+            p("tls.csr")
+        ),
+        format!(
+            "x509 -req -days 2 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
+            p("tls.csr"),
+            p("ca.crt"),
+            p("ca.key"),
+            p("ext.cnf"),
+            p("tls.crt")
+        ),
+    ] {
+        let st = std::process::Command::new("openssl")
+            .args(args.split(' '))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args}");
+    }
+    (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"))
+}
+
+#[test]
+fn tls_is_verified_unless_trusted_or_insecure() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certs(certs.path());
+    let reg = TestRegistry::start_with(Auth::None, Some((cert, key)));
+    let home = tempfile::tempdir().unwrap();
+    let (_l, _idx, amd, _arm) = two_platform_layout(&home.path().join("src"), 5, &[4_000]);
+    let src = format!("oci:{}:amd64", home.path().join("src").display());
+    let dest = format!("{}/tls/app:1", reg.addr());
+    let refused = cli(home.path(), &["push".into(), src.clone(), dest.clone()]);
+    assert!(
+        !refused.status.success(),
+        "an untrusted certificate was accepted"
+    );
+    // Trusted through SSL_CERT_FILE.
+    let mut c = crate::support::cairn(home.path());
+    c.env("SSL_CERT_FILE", &ca).args(["push", &src, &dest]);
+    assert_eq!(ok(&crate::support::run(c, "")), amd.digest.to_string());
+    // Or not verified, on request.
+    let out = format!("oci:{}", home.path().join("out").display());
+    let pulled = ok(&cli(
+        home.path(),
+        &[
+            "--insecure-registry".into(),
+            reg.addr(),
+            "pull".into(),
+            dest,
+            "--output".into(),
+            out,
+        ],
+    ));
+    assert_eq!(pulled, amd.digest.to_string());
+}

@@ -60,7 +60,10 @@ fn auth_round_trip(reg_addr: &str, home: &std::path::Path, t: &mut Transcript) {
     t.add(&o);
     assert!(!o.status.success(), "anonymous push must fail");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(reg_addr), "{err}");
+    assert!(
+        err.contains(reg_addr) && err.contains("hint: log in first: `cairn login"),
+        "{err}"
+    );
 
     let o = run(
         cmd(

@@ -38,6 +38,11 @@ pub fn free_port() -> u16 {
 
 impl TestRegistry {
     pub fn start(auth: Auth) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// Serve over TLS with `(cert, key)` when given.
+    pub fn start_with(auth: Auth, tls: Option<(PathBuf, PathBuf)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let auth_yaml = match auth {
@@ -58,11 +63,19 @@ impl TestRegistry {
                 cert.display()
             ),
         };
+        let tls_yaml = match tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}{auth_yaml}",
                 dir.path().join("data").display()
             ),
         )
