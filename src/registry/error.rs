@@ -189,7 +189,6 @@ impl RegistryError {
                 *status == 429 || *status >= 500 || errors.has("TOOMANYREQUESTS")
             }
             RegistryError::Transport { .. } | RegistryError::Incomplete { .. } => true,
-            RegistryError::DigestMismatch { .. } => true,
             _ => false,
         }
     }

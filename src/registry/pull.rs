@@ -369,9 +369,6 @@ impl Registry {
             {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && attempt < self.t.options().max_retries => {
-                    if matches!(e, RegistryError::DigestMismatch { .. }) {
-                        w = store.writer()?;
-                    }
                     self.t
                         .wait(&Method::GET, &url, &e.to_string(), None, attempt)
                         .await;
@@ -417,11 +414,6 @@ impl Registry {
         w: &mut BlobWriter,
     ) -> Result<(), RegistryError> {
         let scopes = [repository_scope(path, false)];
-        let from = w.len();
-        if from >= desc.size {
-            // Everything arrived but did not verify: start over.
-            *w = store.writer()?;
-        }
         let from = w.len();
         let range = (from > 0).then(|| format!("bytes={from}-"));
         let m = Method::GET;

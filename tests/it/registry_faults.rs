@@ -116,3 +116,71 @@ fn a_failed_push_leaves_no_tag() {
         .unwrap_err();
     assert_eq!(e.status(), Some(404), "{e}");
 }
+
+/// A registry that serves a manifest whose layer bytes do not match their digest.
+#[test]
+fn a_lying_registry_gets_nothing_into_the_store() {
+    use crate::support::http::{respond, Server};
+    use cairn::image::manifest::{Descriptor, OCI_CONFIG, OCI_MANIFEST};
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer = b"the real layer".to_vec();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": Descriptor::new(OCI_CONFIG, cairn_layers::Digest::of(&config), config.len() as u64),
+        "layers": [Descriptor::new("application/vnd.oci.image.layer.v1.tar", cairn_layers::Digest::of(&layer), layer.len() as u64)],
+    }))
+    .unwrap();
+    let cfg_path = format!("/v2/lie/app/blobs/{}", cairn_layers::Digest::of(&config));
+    let m = manifest.clone();
+    let server = Server::start(move |req, conn| {
+        if req.target.contains("/manifests/") {
+            respond(conn, 200, &[("Content-Type", OCI_MANIFEST.into())], &m);
+        } else if req.target == cfg_path {
+            respond(conn, 200, &[], &config);
+        } else if req.target.contains("/blobs/") {
+            respond(conn, 200, &[], b"the fake layer");
+        } else {
+            respond(conn, 200, &[], b"{}");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = cairn_layers::blob_store::BlobStore::open(dir.path()).unwrap();
+    let r: Reference = format!("{}/lie/app:1", server.addr()).parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(client(1 << 20).pull_image(&r, &Platform::host(), &store))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cairn::registry::RegistryError::DigestMismatch { what: "blob", .. }
+        ),
+        "{err}"
+    );
+    assert!(!store.contains(&cairn_layers::Digest::of(&layer)));
+    assert!(!store.contains(&cairn_layers::Digest::of(b"the fake layer")));
+    let temps: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+
+    // A manifest fetched by digest must hash to that digest.
+    let wrong = r.with_digest(cairn_layers::Digest::of(b"another manifest"));
+    let err = rt
+        .block_on(client(1 << 20).fetch_manifest(&wrong))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cairn::registry::RegistryError::DigestMismatch {
+                what: "manifest",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
