@@ -1,0 +1,236 @@
+# Shared parts of the end-to-end build benchmark, sourced by bench/<tool>.sh.
+#
+# A tool script defines five functions and then calls `bench_main TOOL`:
+#   TOOL_reset             empty the tool's storage and caches (layer cache, npm cache mount, pulled base)
+#   TOOL_build_cmd ARGS..  set the array BENCH_CMD to the command building the context in $BENCH_CTX
+#                          (extra ARGS are tool flags, e.g. a fixed timestamp)
+#   TOOL_push_cmd REF      set BENCH_CMD to the command pushing the last built image to HOST:PORT/REPO:TAG
+#   TOOL_image_digest      print the built image's manifest digest (sha256:…)
+#   TOOL_diff_ids          print the built image's layer diff_ids, one a line
+# Commands, not functions, are timed so that /usr/bin/time sees the tool's own process tree.
+# bench_main measures each scenario with /usr/bin/time and writes machine-readable results:
+#   $BENCH_OUT/TOOL.tsv          one row per run: tool scenario run wall_s max_rss_kb
+#   $BENCH_OUT/TOOL-summary.tsv  one row per scenario: tool scenario runs median_s min_s max_s max_rss_kb
+#   $BENCH_OUT/TOOL-repro.tsv    two clean builds: tool same_digest identical_layers total_layers digest_a digest_b
+# bench/table.py joins the summaries of several tools into a markdown table.
+#
+# Environment: N (runs per scenario, default 3), BENCH_OUT (default target/bench), BENCH_APP (default
+# testdata/apps/nextjs-3stage), BENCH_EDIT_FILE (file edited by the one-file scenario, default app/page.tsx),
+# BENCH_REGISTRY (HOST:PORT of a registry that already holds library/node:22-alpine; default: start one and
+# push the stand-in from BENCH_BASE_OCI), BENCH_SCENARIOS (default "cold warm edit push repro").
+
+set -euo pipefail
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=${N:-3}
+BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/target/bench}
+BENCH_APP=${BENCH_APP:-$BENCH_ROOT/testdata/apps/nextjs-3stage}
+BENCH_EDIT_FILE=${BENCH_EDIT_FILE:-app/page.tsx}
+BENCH_BASE_OCI=${BENCH_BASE_OCI:-/work/fixtures/node-alpine/oci:22-alpine}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-cold warm edit push repro}
+BENCH_CA=${BENCH_CA:-/etc/ssl/certs/ca-certificates.crt}
+BENCH_CTX=$BENCH_OUT/ctx/$(basename "$BENCH_APP")
+REGISTRY_PID=
+# Set once an image of the unmodified context is built and cached, so later scenarios need no untimed build.
+BENCH_PRIMED=
+BENCH_CMD=()
+# Extra build flags of the reproducibility scenario, set by the tool script (e.g. a fixed timestamp).
+REPRO_FLAGS=()
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Start a throwaway registry (state under $BENCH_OUT/registry) unless BENCH_REGISTRY names one, and make
+# sure it holds library/node:22-alpine.
+registry_up() {
+    if [[ -n ${BENCH_REGISTRY:-} ]]; then
+        log "using registry $BENCH_REGISTRY"
+        return
+    fi
+    local dir=$BENCH_OUT/registry port
+    rm -rf "$dir" && mkdir -p "$dir/data"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log: {level: warn}
+http: {addr: "127.0.0.1:$port"}
+storage: {filesystem: {rootdirectory: "$dir/data"}, delete: {enabled: true}}
+EOF
+    # A plain command, so $! is the registry itself and the trap stops exactly it.
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    REGISTRY_PID=$!
+    trap registry_down EXIT
+    BENCH_REGISTRY=127.0.0.1:$port
+    local i
+    for i in $(seq 50); do
+        curl -fsS "http://$BENCH_REGISTRY/v2/" >/dev/null 2>&1 && break
+        kill -0 "$REGISTRY_PID" 2>/dev/null || die "registry exited, see $dir/registry.log"
+        sleep 0.1
+    done
+    log "registry $BENCH_REGISTRY (pid $REGISTRY_PID), pushing the base image"
+    skopeo copy --quiet --dest-tls-verify=false "oci:$BENCH_BASE_OCI" \
+        "docker://$BENCH_REGISTRY/library/node:22-alpine" >&2
+}
+
+registry_down() {
+    if [[ -n $REGISTRY_PID ]]; then
+        kill "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+        REGISTRY_PID=
+    fi
+}
+
+# A private copy of the app, so the one-file edit never touches the repository.
+context_prepare() {
+    rm -rf "$BENCH_CTX" && mkdir -p "$BENCH_CTX"
+    tar -C "$BENCH_APP" --exclude=./node_modules --exclude=./.next --exclude=./dist -cf - . | tar -C "$BENCH_CTX" -xf -
+}
+
+# measure TOOL SCENARIO RUN: run BENCH_CMD under /usr/bin/time, append a row to TOOL.tsv.
+# max_rss_kb is the largest resident set of any single process of the tree (for a builder that runs
+# RUN steps as its children, usually `next build`), not the sum.
+measure() {
+    local tool=$1 scenario=$2 run=$3 stats
+    stats=$(mktemp)
+    log "$tool $scenario #$run"
+    printf '$ %s\n' "${BENCH_CMD[*]}" >>"$BENCH_OUT/$tool.log"
+    if ! /usr/bin/time -f '%e\t%M' -o "$stats" "${BENCH_CMD[@]}" >>"$BENCH_OUT/$tool.log" 2>&1; then
+        rm -f "$stats"
+        die "$tool $scenario #$run failed, see $BENCH_OUT/$tool.log"
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$tool" "$scenario" "$run" "$(tail -n 1 "$stats")" >>"$BENCH_OUT/$tool.tsv"
+    log "$tool $scenario #$run: $(tail -n 1 "$stats" | cut -f1) s"
+    rm -f "$stats"
+}
+
+# Edit one line of the app (a different text each run, so no run is a cache hit of another), then restore.
+edit_apply() {
+    local file=$BENCH_CTX/$BENCH_EDIT_FILE
+    cp -p "$file" "$file.orig"
+    python3 - "$file" "$1" <<'EOF'
+import sys
+path, tag = sys.argv[1], sys.argv[2]
+text = open(path, encoding="utf-8").read()
+marker = "<h1>"
+if marker not in text:
+    sys.exit(f"{path}: no {marker} to edit")
+open(path, "w", encoding="utf-8").write(text.replace(marker, f"<h1>[{tag}] ", 1))
+EOF
+}
+edit_restore() { mv "$BENCH_CTX/$BENCH_EDIT_FILE.orig" "$BENCH_CTX/$BENCH_EDIT_FILE"; }
+
+summarize() {
+    local tool=$1
+    printf 'tool\tscenario\truns\tmedian_s\tmin_s\tmax_s\tmax_rss_kb\n' >"$BENCH_OUT/$tool-summary.tsv"
+    awk -F'\t' -v OFS='\t' '
+        NR > 1 { key = $1 OFS $2; n[key]++; v[key, n[key]] = $4; if ($5 > rss[key]) rss[key] = $5
+                 if (!(key in order)) { order[key] = ++count; keys[count] = key } }
+        END {
+            for (c = 1; c <= count; c++) {
+                key = keys[c]; m = n[key]
+                for (i = 1; i <= m; i++) s[i] = v[key, i]
+                for (i = 2; i <= m; i++) { x = s[i]; j = i - 1; while (j > 0 && s[j] > x) { s[j + 1] = s[j]; j-- } s[j + 1] = x }
+                med = (m % 2) ? s[(m + 1) / 2] : (s[m / 2] + s[m / 2 + 1]) / 2
+                print key, m, med, s[1], s[m], rss[key]
+            }
+        }' "$BENCH_OUT/$tool.tsv" >>"$BENCH_OUT/$tool-summary.tsv"
+}
+
+scenario_cold() {
+    local tool=$1 i
+    for i in $(seq "$N"); do
+        "${tool}_reset"
+        "${tool}_build_cmd"
+        measure "$tool" cold "$i"
+    done
+    BENCH_PRIMED=1
+}
+
+untimed_build() {
+    local tool=$1
+    shift
+    "${tool}_build_cmd" "$@"
+    printf '$ %s\n' "${BENCH_CMD[*]}" >>"$BENCH_OUT/$tool.log"
+    "${BENCH_CMD[@]}" >>"$BENCH_OUT/$tool.log" 2>&1 || die "$tool build failed, see $BENCH_OUT/$tool.log"
+}
+
+prime() {
+    local tool=$1
+    if [[ -z $BENCH_PRIMED ]]; then
+        log "$tool: untimed build to fill the cache"
+        untimed_build "$tool"
+        BENCH_PRIMED=1
+    fi
+}
+
+# Assumes a built image and a filled cache (cold ran before, or builds once untimed).
+scenario_warm() {
+    local tool=$1 i
+    prime "$tool"
+    for i in $(seq "$N"); do
+        "${tool}_build_cmd"
+        measure "$tool" warm "$i"
+    done
+}
+
+scenario_edit() {
+    local tool=$1 i
+    prime "$tool"
+    for i in $(seq "$N"); do
+        edit_apply "edit $i $$"
+        "${tool}_build_cmd"
+        measure "$tool" edit "$i"
+        edit_restore
+    done
+}
+
+# push: a fresh repository each run (every layer uploaded, unless the tool mounts blobs across
+# repositories); repush: the same repository again (every blob already there).
+scenario_push() {
+    local tool=$1 i repo
+    prime "$tool"
+    for i in $(seq "$N"); do
+        repo=$BENCH_REGISTRY/bench/$tool-$$-$i:latest
+        "${tool}_push_cmd" "$repo"
+        measure "$tool" push "$i"
+        measure "$tool" repush "$i"
+    done
+}
+
+scenario_repro() {
+    local tool=$1 a b same identical total
+    BENCH_PRIMED=
+    "${tool}_reset"
+    untimed_build "$tool" "${REPRO_FLAGS[@]}"
+    a=$("${tool}_image_digest")
+    "${tool}_diff_ids" >"$BENCH_OUT/$tool-repro-a.txt"
+    "${tool}_reset"
+    untimed_build "$tool" "${REPRO_FLAGS[@]}"
+    b=$("${tool}_image_digest")
+    "${tool}_diff_ids" >"$BENCH_OUT/$tool-repro-b.txt"
+    same=no && [[ $a == "$b" ]] && same=yes
+    total=$(wc -l <"$BENCH_OUT/$tool-repro-a.txt")
+    identical=$(paste "$BENCH_OUT/$tool-repro-a.txt" "$BENCH_OUT/$tool-repro-b.txt" | awk -F'\t' '$1 == $2' | wc -l)
+    printf 'tool\tsame_digest\tidentical_layers\ttotal_layers\tdigest_a\tdigest_b\tflags\n' >"$BENCH_OUT/$tool-repro.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$same" "$identical" "$total" "$a" "$b" "${REPRO_FLAGS[*]}" \
+        >>"$BENCH_OUT/$tool-repro.tsv"
+    log "$tool repro: same digest: $same, identical layers $identical/$total"
+}
+
+bench_main() {
+    local tool=$1 scenario
+    command -v /usr/bin/time >/dev/null || die "/usr/bin/time missing: apt-get install -y time"
+    mkdir -p "$BENCH_OUT"
+    : >"$BENCH_OUT/$tool.log"
+    printf 'tool\tscenario\trun\twall_s\tmax_rss_kb\n' >"$BENCH_OUT/$tool.tsv"
+    rm -f "$BENCH_OUT/$tool-repro.tsv"
+    registry_up
+    context_prepare
+    for scenario in $BENCH_SCENARIOS; do
+        "scenario_$scenario" "$tool"
+    done
+    summarize "$tool"
+    column -t -s $'\t' "$BENCH_OUT/$tool-summary.tsv" >&2
+    [[ -f $BENCH_OUT/$tool-repro.tsv ]] && column -t -s $'\t' "$BENCH_OUT/$tool-repro.tsv" >&2
+    return 0
+}

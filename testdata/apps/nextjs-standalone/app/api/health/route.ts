@@ -1,0 +1,6 @@
+// Liveness probe for the orchestrator; evaluated per request, never prerendered.
+export const dynamic = "force-dynamic";
+
+export function GET() {
+  return Response.json({ status: "healthy" });
+}
