@@ -16,13 +16,57 @@ bless:
 demo:
     @echo "just demo: not implemented yet (issue #8)" >&2; exit 1
 
-# the node:22-alpine stand-in as an OCI layout under target/fixtures (issue #4)
+# the node:22-alpine stand-in as an OCI layout under target/fixtures (built once; downloads cached in $CAIRN_FIXTURE_CACHE)
 fixtures:
-    @echo "just fixtures: not implemented yet (issue #4)" >&2; exit 1
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out=target/fixtures/node-alpine
+    if [ -f "$out/oci/index.json" ]; then echo "fixtures: $out/oci is built" >&2; exit 0; fi
+    script=../shared/tools/make-node-alpine.sh
+    [ -x "$script" ] || { echo "fixtures: $script not found: shared/ must sit beside this repository" >&2; exit 1; }
+    mkdir -p "$out"
+    "$script" "$out"
+
+# a local registry on 127.0.0.1:${CAIRN_REGISTRY_PORT:-5000} (state in target/registry) holding library/node:22-alpine[-multi], pushed by cairn
+registry-up: fixtures
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=$PWD/target/registry
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+        echo "registry-up: already running on 127.0.0.1:$(cat "$dir/port") (pid $(cat "$dir/pid"))" >&2; exit 0
+    fi
+    port=${CAIRN_REGISTRY_PORT:-5000}
+    mkdir -p "$dir/data"
+    printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$dir/data" "$port" > "$dir/config.yml"
+    docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
+    echo $! > "$dir/pid"; echo "$port" > "$dir/port"
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "registry-up: registry did not start:" >&2; cat "$dir/registry.log" >&2; exit 1; }
+    cargo build -q --bin cairn
+    cairn=${CARGO_TARGET_DIR:-target}/debug/cairn
+    for tag in 22-alpine 22-alpine-multi; do
+        "$cairn" push "oci:target/fixtures/node-alpine/oci:$tag" "127.0.0.1:$port/library/node:$tag"
+    done
+    echo "registry-up: 127.0.0.1:$port/library/node:{22-alpine,22-alpine-multi} (pid $(cat "$dir/pid"))" >&2
+
+# stop the registry started by registry-up (its state stays in target/registry/data)
+registry-down:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    pidf=target/registry/pid
+    [ -f "$pidf" ] || { echo "registry-down: not running" >&2; exit 0; }
+    pid=$(cat "$pidf")
+    kill "$pid" 2>/dev/null && while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f "$pidf"
+    echo "registry-down: stopped pid $pid" >&2
 
 # every benchmark
-bench: bench-layers
-    @echo "bench-registry, bench-build, the e2e table: not implemented yet (issues #4, #5, #8)" >&2
+bench: bench-layers bench-registry
+    @echo "bench-build, the e2e table: not implemented yet (issues #5, #8)" >&2
+
+# push and pull of the fixture (54 MB) and a generated 300 MB image, cairn vs skopeo, into target/bench/registry.md
+bench-registry: fixtures
+    bench/registry.sh
 
 # layer writer throughput against tar | gzip | sha256sum (issue #2)
 bench-layers:

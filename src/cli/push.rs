@@ -1,14 +1,49 @@
 //! `cairn push`.
 
+use super::pull::{hinted, oci_dir, registry, runtime, StderrReporter};
 use super::GlobalArgs;
+use crate::image::oci_layout::{split_dir_tag, OciLayout};
+use crate::registry::{Reference, Repository};
+use crate::report::{Event, Reporter};
+use anyhow::Context as _;
 use clap::Args;
 use std::process::ExitCode;
 
 /// Arguments of `cairn push`.
 #[derive(Debug, Args)]
-pub struct PushArgs {}
+pub struct PushArgs {
+    /// The image to push: `oci:DIR[:TAG]` (the tag may be left out when the layout holds one image).
+    #[arg(value_name = "oci:DIR[:TAG]")]
+    pub source: String,
+    /// Where to push it (`localhost:5000/app:1`).
+    #[arg(value_name = "REF")]
+    pub destination: String,
+    /// Repositories of the same registry that may already hold the blobs (mounted instead of uploaded).
+    #[arg(long = "mount-from", value_name = "REPO")]
+    pub mount_from: Vec<String>,
+}
 
 /// Run `cairn push`.
-pub fn run(_args: PushArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    Err(super::not_yet("push", 4))
+pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let (dir, tag) = split_dir_tag(oci_dir(&args.source)?);
+    let target: Reference = args.destination.parse()?;
+    let mounts = args
+        .mount_from
+        .iter()
+        .map(|m| Repository::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let layout = OciLayout::open(dir)?;
+    let desc = layout.resolve(tag)?;
+    let bytes = layout
+        .store()
+        .read_bytes(&desc.digest)
+        .with_context(|| format!("reading manifest {} of {dir}", desc.digest))?;
+    let reg = registry(global)?;
+    let digest = runtime()?
+        .block_on(reg.push_image(&target, &bytes, &desc.media_type, layout.store(), &mounts))
+        .map_err(|e| hinted(e, &target))
+        .with_context(|| format!("pushing {} to {target}", args.source))?;
+    StderrReporter.event(Event::Info(format!("pushed {target}@{digest}")));
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
 }

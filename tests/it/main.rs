@@ -1,5 +1,10 @@
 //! cairn's integration tests: one binary, one module per command or feature.
+//! Each module runs cairn or its library against real parts (registries, skopeo, podman).
 
 mod context;
 mod docker_archive;
 mod parse;
+mod registry;
+mod registry_auth;
+mod registry_faults;
+mod support;

@@ -1,0 +1,186 @@
+//! A fault-injecting proxy between cairn and a real registry: dropped
+//! connections mid-blob, 500s, 429 with Retry-After, a PATCH whose response is
+//! lost. Pull and push still succeed, the registry holds only complete
+//! blobs, and a failed push leaves no tag behind.
+
+use crate::support::http::{Fault, FaultProxy};
+use crate::support::image::image;
+use crate::support::registry::{Auth, TestRegistry};
+use cairn::image::oci_layout::OciLayout;
+use cairn::registry::{Platform, Reference, Registry, RegistryOptions};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client(chunk: u64) -> Registry {
+    let mut o = RegistryOptions::new(Vec::new(), Arc::new(()));
+    o.chunk_size = chunk;
+    o.transport.backoff = Duration::from_millis(20);
+    Registry::new(o).unwrap()
+}
+
+#[test]
+fn push_and_pull_survive_injected_faults() {
+    let reg = TestRegistry::start(Auth::None);
+    let (patches, gets) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let proxy = FaultProxy::start(reg.addr(), move |n, req| {
+        let big_blob_get = req.method == "GET" && req.target.contains("/blobs/sha256:");
+        if n == 1 {
+            return Fault::Status(429, Some(1));
+        }
+        if req.method == "PATCH" && patches.fetch_add(1, Ordering::SeqCst) == 1 {
+            return Fault::DropResponse;
+        }
+        if big_blob_get && gets.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Fault::Truncate;
+        }
+        if n % 5 == 3 {
+            return Fault::Status(500, None);
+        }
+        Fault::Pass
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let l = OciLayout::create(dir.path().join("l")).unwrap();
+    let d = image(&l, 7, &[(7 << 20) / 2, 300_000], "amd64");
+    let bytes = l.store().read_bytes(&d.digest).unwrap();
+    let c = client(1 << 20);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let via_proxy: Reference = format!("{}/f/app:1", proxy.server.addr()).parse().unwrap();
+    let got = rt
+        .block_on(c.push_image(&via_proxy, &bytes, &d.media_type, l.store(), &[]))
+        .unwrap();
+    assert_eq!(got, d.digest);
+    let out = OciLayout::create(dir.path().join("out")).unwrap();
+    let img = rt
+        .block_on(c.pull_image(&via_proxy, &Platform::host(), out.store()))
+        .unwrap();
+    assert_eq!(img.digest, d.digest);
+    for layer in &img.layers {
+        out.store().verify(&layer.digest).unwrap();
+    }
+    let faults = proxy.faults.lock().unwrap().clone();
+    for kind in [
+        Fault::Status(429, Some(1)),
+        Fault::Status(500, None),
+        Fault::Truncate,
+        Fault::DropResponse,
+    ] {
+        assert!(
+            faults.iter().any(|(_, _, f)| *f == kind),
+            "{kind:?} never injected: {faults:?}"
+        );
+    }
+    // Straight from the registry: every blob complete, the tag resolvable and pullable.
+    assert_eq!(reg.verify_blobs(), 4);
+    let direct: Reference = format!("{}/f/app:1", reg.addr()).parse().unwrap();
+    let fresh = OciLayout::create(dir.path().join("fresh")).unwrap();
+    rt.block_on(client(1 << 20).pull_image(&direct, &Platform::host(), fresh.store()))
+        .unwrap();
+}
+
+#[test]
+fn a_failed_push_leaves_no_tag() {
+    let reg = TestRegistry::start(Auth::None);
+    // Every blob upload fails for good.
+    let proxy = FaultProxy::start(reg.addr(), |_, req| {
+        if req.method == "PUT" && req.target.contains("/blobs/uploads/") {
+            Fault::Status(500, None)
+        } else {
+            Fault::Pass
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let l = OciLayout::create(dir.path().join("l")).unwrap();
+    let d = image(&l, 8, &[10_000], "amd64");
+    let bytes = l.store().read_bytes(&d.digest).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target: Reference = format!("{}/f/app:broken", proxy.server.addr())
+        .parse()
+        .unwrap();
+    let err = rt
+        .block_on(client(1 << 20).push_image(&target, &bytes, &d.media_type, l.store(), &[]))
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    assert!(
+        proxy
+            .faults
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(m, t, _)| m == "PUT" && t.contains("/blobs/uploads/")),
+        "the manifest was never PUT"
+    );
+    let direct: Reference = format!("{}/f/app:broken", reg.addr()).parse().unwrap();
+    let e = rt
+        .block_on(client(1 << 20).fetch_manifest(&direct))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+}
+
+/// A registry that serves a manifest whose layer bytes do not match their digest.
+#[test]
+fn a_lying_registry_gets_nothing_into_the_store() {
+    use crate::support::http::{respond, Server};
+    use cairn::image::manifest::{Descriptor, OCI_CONFIG, OCI_MANIFEST};
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer = b"the real layer".to_vec();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": Descriptor::new(OCI_CONFIG, cairn_layers::Digest::of(&config), config.len() as u64),
+        "layers": [Descriptor::new("application/vnd.oci.image.layer.v1.tar", cairn_layers::Digest::of(&layer), layer.len() as u64)],
+    }))
+    .unwrap();
+    let cfg_path = format!("/v2/lie/app/blobs/{}", cairn_layers::Digest::of(&config));
+    let m = manifest.clone();
+    let server = Server::start(move |req, conn| {
+        if req.target.contains("/manifests/") {
+            respond(conn, 200, &[("Content-Type", OCI_MANIFEST.into())], &m);
+        } else if req.target == cfg_path {
+            respond(conn, 200, &[], &config);
+        } else if req.target.contains("/blobs/") {
+            respond(conn, 200, &[], b"the fake layer");
+        } else {
+            respond(conn, 200, &[], b"{}");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = cairn_layers::blob_store::BlobStore::open(dir.path()).unwrap();
+    let r: Reference = format!("{}/lie/app:1", server.addr()).parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(client(1 << 20).pull_image(&r, &Platform::host(), &store))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cairn::registry::RegistryError::DigestMismatch { what: "blob", .. }
+        ),
+        "{err}"
+    );
+    assert!(!store.contains(&cairn_layers::Digest::of(&layer)));
+    assert!(!store.contains(&cairn_layers::Digest::of(b"the fake layer")));
+    let temps: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+
+    // A manifest fetched by digest must hash to that digest.
+    let wrong = r.with_digest(cairn_layers::Digest::of(b"another manifest"));
+    let err = rt
+        .block_on(client(1 << 20).fetch_manifest(&wrong))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cairn::registry::RegistryError::DigestMismatch {
+                what: "manifest",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -1,0 +1,75 @@
+//! Shared test kit: real registries, a fault-injecting proxy, a token issuer,
+//! synthetic images and a `cairn` command runner.
+
+#![allow(dead_code)]
+
+pub mod http;
+pub mod image;
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The built `cairn` binary with an isolated docker config and home.
+pub fn cairn(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("NO_COLOR", "1")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY");
+    c
+}
+
+/// Run, feeding `stdin`, and return the output.
+pub fn run(mut c: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Run `cairn ARGS` with an isolated home and no stdin.
+pub fn cli(home: &Path, args: &[String]) -> Output {
+    let mut c = cairn(home);
+    c.args(args);
+    run(c, "")
+}
+
+/// stdout as a trimmed string, panicking with stderr when the command failed.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The node:22-alpine stand-in layout, if built (`just fixtures`).
+pub fn fixture_layout() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("CAIRN_FIXTURE_OCI").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/node-alpine/oci")),
+        Some(PathBuf::from("/work/fixtures/node-alpine/oci")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("index.json").is_file())
+}
