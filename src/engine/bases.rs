@@ -37,7 +37,13 @@ pub trait ImageSource: Send + Sync {
 pub struct NoImages;
 
 impl ImageSource for NoImages {
-    fn fetch(&self, reference: &str, _: &Platform, _: &BlobStore, _: &dyn Reporter) -> anyhow::Result<BaseImage> {
+    fn fetch(
+        &self,
+        reference: &str,
+        _: &Platform,
+        _: &BlobStore,
+        _: &dyn Reporter,
+    ) -> anyhow::Result<BaseImage> {
         anyhow::bail!("cannot fetch base image `{reference}`: no image source is configured")
     }
 }

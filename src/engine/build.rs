@@ -83,7 +83,11 @@ impl BuildCtx<'_> {
 }
 
 /// Run a build to the end; the image's blobs are in `BlobStore::open(cache_dir)`.
-pub fn build(req: &BuildRequest, images: &dyn ImageSource, reporter: &dyn Reporter) -> anyhow::Result<BuildResult> {
+pub fn build(
+    req: &BuildRequest,
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<BuildResult> {
     let df = frontend::parse(&req.dockerfile_source, &req.dockerfile)?;
     for w in &df.warnings {
         reporter.event(Event::Warning(w.to_string()));
@@ -131,7 +135,13 @@ pub fn build(req: &BuildRequest, images: &dyn ImageSource, reporter: &dyn Report
                 .collect();
             handles
                 .into_iter()
-                .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("stage {i} panicked")))))
+                .map(|(i, h)| {
+                    (
+                        i,
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("stage {i} panicked"))),
+                    )
+                })
                 .collect()
         });
         for (i, r) in results {
@@ -149,7 +159,12 @@ pub fn build(req: &BuildRequest, images: &dyn ImageSource, reporter: &dyn Report
     finalize(&ctx, target.image, platform, record)
 }
 
-fn finalize(ctx: &BuildCtx, mut image: ImageState, platform: Platform, record: BuildRecord) -> anyhow::Result<BuildResult> {
+fn finalize(
+    ctx: &BuildCtx,
+    mut image: ImageState,
+    platform: Platform,
+    record: BuildRecord,
+) -> anyhow::Result<BuildResult> {
     if !ctx.req.labels.is_empty() {
         let rc = image.config.run_config_mut();
         let labels = rc.labels.get_or_insert_with(Default::default);
@@ -191,7 +206,9 @@ fn finalize(ctx: &BuildCtx, mut image: ImageState, platform: Platform, record: B
 /// the same bytes under another name).
 pub fn oci_layer_media_type(mt: &str) -> &str {
     match mt {
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        }
         "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
         other => other,
     }

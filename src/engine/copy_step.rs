@@ -18,7 +18,7 @@ enum From<'a> {
     Context,
     Heredocs(EntryFs),
     Stage(&'a super::stage::StageResult, String),
-    Image(super::bases::BaseImage),
+    Image(Box<super::bases::BaseImage>),
 }
 
 /// Destination with WORKDIR applied; `.`/trailing `/` keep "directory" meaning.
@@ -115,7 +115,12 @@ pub fn copy(
                     .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} is not built yet"))?;
                 From::Stage(r, i.to_string())
             }
-            Some(Source::Image(r)) => From::Image(ctx.images.fetch(r, &run.stage.platform, &ctx.store, ctx.reporter)?),
+            Some(Source::Image(r)) => From::Image(Box::new(ctx.images.fetch(
+                r,
+                &run.stage.platform,
+                &ctx.store,
+                ctx.reporter,
+            )?)),
             None => anyhow::bail!("internal error: no source recorded for --from"),
         }
     };
@@ -145,8 +150,13 @@ pub fn copy(
             let entries = ctx.context_entries()?;
             let fs = EntryFs::new(entries.iter().cloned());
             let planned = plan(&spec, &fs, &empty, &is_excluded)?;
-            let hashes = super::hash_cache::HashCache::load(ctx.cache.root().join("context-hashes.json"));
-            let root = ctx.req.context.canonicalize().unwrap_or_else(|_| ctx.req.context.clone());
+            let hashes =
+                super::hash_cache::HashCache::load(ctx.cache.root().join("context-hashes.json"));
+            let root = ctx
+                .req
+                .context
+                .canonicalize()
+                .unwrap_or_else(|_| ctx.req.context.clone());
             for e in &planned {
                 let (name, digest) = match &e.kind {
                     EntryKind::File {
@@ -154,11 +164,16 @@ pub fn copy(
                         ..
                     } => (
                         p.strip_prefix(&root).unwrap_or(p).display().to_string(),
-                        hashes.digest(p).with_context(|| format!("reading context file {}", p.display()))?,
+                        hashes
+                            .digest(p)
+                            .with_context(|| format!("reading context file {}", p.display()))?,
                     ),
                     _ => (e.path.clone(), String::new()),
                 };
-                inputs.push(format!("context file {name}"), format!("{} {}", e.path, describe(e, &digest)));
+                inputs.push(
+                    format!("context file {name}"),
+                    format!("{} {}", e.path, describe(e, &digest)),
+                );
             }
             hashes.save();
         }
@@ -182,7 +197,11 @@ pub fn copy(
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let dest_view = run.merged_view()?;
         let owner = match &c.chown {
-            Some(spec) => Some(run.user_db()?.resolve_chown(spec).with_context(|| format!("--chown={spec}"))?),
+            Some(spec) => Some(
+                run.user_db()?
+                    .resolve_chown(spec)
+                    .with_context(|| format!("--chown={spec}"))?,
+            ),
             None => None,
         };
         let spec = CopySpec { owner, ..spec };
@@ -192,7 +211,12 @@ pub fn copy(
                 plan(&spec, &fs, &dest_view, &is_excluded)?
             }
             From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
-            From::Stage(r, _) => plan(&spec, &view_of(ctx, &r.image.layers)?, &dest_view, &is_excluded)?,
+            From::Stage(r, _) => plan(
+                &spec,
+                &view_of(ctx, &r.image.layers)?,
+                &dest_view,
+                &is_excluded,
+            )?,
             From::Image(b) => plan(&spec, &view_of(ctx, &b.layers)?, &dest_view, &is_excluded)?,
         };
         check_inside(&entries)?;
@@ -204,7 +228,8 @@ pub fn copy(
 /// Every planned path is relative and normalized (defence in depth for the writer).
 fn check_inside(entries: &[Entry]) -> anyhow::Result<()> {
     for e in entries {
-        cairn_layers::entry::check_path(&e.path).with_context(|| format!("planned entry {}", Path::new(&e.path).display()))?;
+        cairn_layers::entry::check_path(&e.path)
+            .with_context(|| format!("planned entry {}", Path::new(&e.path).display()))?;
     }
     Ok(())
 }

@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn cmd_text_matches_go_q() {
         assert_eq!(
-            command("CMD", &["/bin/sh".into(), "-c".into(), "node server.js".into()]),
+            command(
+                "CMD",
+                &["/bin/sh".into(), "-c".into(), "node server.js".into()]
+            ),
             r#"CMD ["/bin/sh" "-c" "node server.js"]"#
         );
     }

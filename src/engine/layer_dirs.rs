@@ -47,8 +47,12 @@ impl LayerDirs {
             whiteouts: WhiteoutMode::Overlay,
             preserve_ownership: rustix::process::geteuid().is_root(),
         };
-        unpack_auto(std::io::BufReader::with_capacity(1 << 20, blob), tmp.path(), &opts)
-            .with_context(|| format!("unpacking layer {}", l.digest))?;
+        unpack_auto(
+            std::io::BufReader::with_capacity(1 << 20, blob),
+            tmp.path(),
+            &opts,
+        )
+        .with_context(|| format!("unpacking layer {}", l.digest))?;
         let staged = tmp.keep();
         match fs::rename(&staged, &dest) {
             Ok(()) => Ok(dest),

@@ -2,17 +2,17 @@
 
 use super::build::BuildCtx;
 use super::state::LayerDesc;
-use crate::report::Event;
 use cairn_layers::{sort_entries, write_layer, Entry, LayerOptions, MtimePolicy};
 
 /// Sort `entries` and write them as a gzip layer with the given mtime policy.
-pub fn write(ctx: &BuildCtx, mut entries: Vec<Entry>, mtime: MtimePolicy) -> anyhow::Result<LayerDesc> {
+pub fn write(
+    ctx: &BuildCtx,
+    mut entries: Vec<Entry>,
+    mtime: MtimePolicy,
+) -> anyhow::Result<LayerDesc> {
     sort_entries(&mut entries);
     entries.dedup_by(|b, a| a.path == b.path);
     let layer = write_layer(entries, &LayerOptions::new(mtime), &ctx.store)?;
-    ctx.reporter.event(Event::BlobDone {
-        digest: layer.digest.to_string(),
-    });
     Ok(LayerDesc {
         digest: layer.digest,
         diff_id: layer.diff_id,

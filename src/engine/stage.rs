@@ -101,7 +101,12 @@ impl StageRun<'_, '_> {
     ) -> anyhow::Result<()> {
         let ctx = self.ctx;
         let key = inputs.key();
-        let slot = format!("{}|{}|{}", self.ctx.req.dockerfile.display(), self.name, index);
+        let slot = format!(
+            "{}|{}|{}",
+            self.ctx.req.dockerfile.display(),
+            self.name,
+            index
+        );
         let lookup = if ctx.req.no_cache {
             Lookup::Miss(Some("--no-cache".into()))
         } else {
@@ -145,9 +150,9 @@ impl StageRun<'_, '_> {
                     inputs: inputs.clone(),
                     layer,
                 };
-                ctx.cache
-                    .store(&rec, &slot)
-                    .with_context(|| format!("writing the cache at {}", ctx.cache.root().display()))?;
+                ctx.cache.store(&rec, &slot).with_context(|| {
+                    format!("writing the cache at {}", ctx.cache.root().display())
+                })?;
                 out
             }
         };
@@ -195,8 +200,15 @@ fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
 }
 
 /// Build one stage.
-pub fn run_stage(ctx: &BuildCtx, stage: &PlannedStage, done: &BTreeMap<usize, StageResult>) -> anyhow::Result<StageResult> {
-    let name = stage.name.clone().unwrap_or_else(|| stage.index.to_string());
+pub fn run_stage(
+    ctx: &BuildCtx,
+    stage: &PlannedStage,
+    done: &BTreeMap<usize, StageResult>,
+) -> anyhow::Result<StageResult> {
+    let name = stage
+        .name
+        .clone()
+        .unwrap_or_else(|| stage.index.to_string());
     let (image, mut scope) = match &stage.base {
         Base::Scratch => {
             let mut config = ImageConfig {
@@ -219,9 +231,9 @@ pub fn run_stage(ctx: &BuildCtx, stage: &PlannedStage, done: &BTreeMap<usize, St
             (image, scope)
         }
         Base::Stage(i) => {
-            let parent = done
-                .get(i)
-                .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} not built before {name}"))?;
+            let parent = done.get(i).ok_or_else(|| {
+                anyhow::anyhow!("internal error: stage {i} not built before {name}")
+            })?;
             (parent.image.clone(), parent.scope.clone())
         }
         Base::Image(r) => {
@@ -239,14 +251,22 @@ pub fn run_stage(ctx: &BuildCtx, stage: &PlannedStage, done: &BTreeMap<usize, St
                 .fetch(r, &stage.platform, &ctx.store, ctx.reporter)
                 .map_err(|e| {
                     let d = ctx.df.stages.get(stage.index).map(|s| {
-                        crate::frontend::Diagnostic::error(&ctx.df.file, &ctx.df.source, s.image_pos, format!("cannot use base image `{r}`"))
+                        crate::frontend::Diagnostic::error(
+                            &ctx.df.file,
+                            &ctx.df.source,
+                            s.image_pos,
+                            format!("cannot use base image `{r}`"),
+                        )
                     });
                     match d {
                         Some(d) => e.context(d.to_string()),
                         None => e,
                     }
                 })?;
-            ctx.reporter.event(Event::StepDone { id, elapsed: t.elapsed() });
+            ctx.reporter.event(Event::StepDone {
+                id,
+                elapsed: t.elapsed(),
+            });
             let env = base
                 .config
                 .config
@@ -297,7 +317,10 @@ pub fn run_stage(ctx: &BuildCtx, stage: &PlannedStage, done: &BTreeMap<usize, St
             e.context(here.to_string())
         });
         r?;
-        ctx.reporter.event(Event::StepDone { id, elapsed: t.elapsed() });
+        ctx.reporter.event(Event::StepDone {
+            id,
+            elapsed: t.elapsed(),
+        });
     }
     Ok(StageResult {
         image: run.image,
@@ -376,16 +399,21 @@ fn run_step(
             for p in &ps {
                 map.insert(p.clone(), Empty {});
             }
-            run.image.push_empty(format!("EXPOSE {}", history::go_list(&ps)));
+            run.image
+                .push_empty(format!("EXPOSE {}", history::go_list(&ps)));
         }
         Instruction::Volume { paths } => {
             let rc = run.image.config.run_config_mut();
             let map = rc.volumes.get_or_insert_with(BTreeMap::new);
             for p in paths {
-                anyhow::ensure!(!p.trim().is_empty(), "VOLUME specified can not be an empty string");
+                anyhow::ensure!(
+                    !p.trim().is_empty(),
+                    "VOLUME specified can not be an empty string"
+                );
                 map.insert(p.trim().to_owned(), Empty {});
             }
-            run.image.push_empty(format!("VOLUME {}", history::go_list(paths)));
+            run.image
+                .push_empty(format!("VOLUME {}", history::go_list(paths)));
         }
         Instruction::User { user } => {
             run.image.config.run_config_mut().user = Some(user.clone());
@@ -440,7 +468,8 @@ fn run_step(
         }
         Instruction::Shell { shell } => {
             run.image.config.run_config_mut().shell = Some(shell.clone());
-            run.image.push_empty(format!("SHELL {}", history::go_list(shell)));
+            run.image
+                .push_empty(format!("SHELL {}", history::go_list(shell)));
         }
         Instruction::Onbuild(ob) => {
             run.image

@@ -17,7 +17,13 @@ pub fn normalize(prev: &str, path: &str) -> String {
 }
 
 /// Run a WORKDIR step.
-pub fn workdir(run: &mut StageRun, index: usize, id: usize, path: &str, text: &str) -> anyhow::Result<()> {
+pub fn workdir(
+    run: &mut StageRun,
+    index: usize,
+    id: usize,
+    path: &str,
+    text: &str,
+) -> anyhow::Result<()> {
     let wd = normalize(&run.workdir(), path);
     run.image.config.run_config_mut().working_dir = Some(wd.clone());
     let created_by = format!("WORKDIR {wd}");
@@ -52,9 +58,16 @@ pub fn workdir(run: &mut StageRun, index: usize, id: usize, path: &str, text: &s
         let mut entries = Vec::new();
         let mut acc = String::new();
         for c in components(&resolved) {
-            acc = if acc.is_empty() { c } else { format!("{acc}/{c}") };
+            acc = if acc.is_empty() {
+                c
+            } else {
+                format!("{acc}/{c}")
+            };
             match view.lstat(&acc)? {
-                Some(e) if e.is_dir() => entries.push(Entry { path: acc.clone(), ..e }),
+                Some(e) if e.is_dir() => entries.push(Entry {
+                    path: acc.clone(),
+                    ..e
+                }),
                 _ => {
                     let mut d = Entry::dir(acc.clone());
                     if let Some(o) = owner {
