@@ -44,7 +44,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Parse a Dockerfile and print it (text or JSON).
     Parse(parse::ParseArgs),
     /// Inspect the build context.
@@ -75,7 +75,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
-        Command::Build(a) => build::run(a, g),
+        Command::Build(a) => build::run(*a, g),
         Command::Parse(a) => parse::run(a, g),
         Command::Context(c) => context::run(c, g),
         Command::Pull(a) => pull::run(a, g),

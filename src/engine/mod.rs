@@ -1,6 +1,31 @@
-//! Build engine: runs the stage graph, one instruction at a time, with a content-addressed cache.
+//! Build engine: runs the stage graph, one instruction at a time, with a
+//! content-addressed cache whose misses are explained.
+//!
+//! [`build::build`] parses and plans the Dockerfile, runs independent stages
+//! in parallel ([`stage`]), turns COPY/ADD ([`copy_step`], planned by
+//! [`copy`]), WORKDIR ([`workdir`]) and RUN ([`run_step`]) into layers through
+//! the [`cache`], and writes the target image's config and manifest.
+
+pub mod bases;
+pub mod build;
 pub mod cache;
 pub mod copy;
+pub mod copy_step;
 pub mod fs;
+pub mod hash_cache;
+pub mod history;
+pub mod layer_dirs;
+pub mod layer_write;
+pub mod output;
 pub mod pattern;
+pub mod record;
+pub mod request;
+pub mod run_step;
+pub mod sources;
+pub mod stage;
+pub mod state;
 pub mod users;
+pub mod workdir;
+
+pub use build::{build, BuildResult};
+pub use request::BuildRequest;

@@ -120,7 +120,6 @@ pub fn multiblock() -> Vec<Entry> {
     ]
 }
 
-
 /// A tar of `(path, data)` members: paths ending in `/` are directories
 /// (0755), the rest regular files (0644); uid/gid 0, mtime 100.
 pub fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {

@@ -1,0 +1,49 @@
+//! Where base images (`FROM image`, `COPY --from=image`) come from: a
+//! registry, or a local OCI layout (`oci:DIR[:tag]`).
+
+use super::state::LayerDesc;
+use crate::frontend::Platform;
+use crate::image::config::ImageConfig;
+use crate::report::Reporter;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::Digest;
+
+/// A base image fetched into the blob store (config and layers present).
+#[derive(Clone, Debug)]
+pub struct BaseImage {
+    /// The reference as resolved (for messages and cache explanations).
+    pub reference: String,
+    /// The platform manifest's digest.
+    pub digest: Digest,
+    /// Its config.
+    pub config: ImageConfig,
+    /// Its layers, bottom first (blobs in the store).
+    pub layers: Vec<LayerDesc>,
+}
+
+/// Resolves and fetches base images.
+pub trait ImageSource: Send + Sync {
+    /// Fetch `reference` for `platform` into `store`.
+    fn fetch(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        store: &BlobStore,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<BaseImage>;
+}
+
+/// An image source that knows no images (builds from `scratch` only).
+pub struct NoImages;
+
+impl ImageSource for NoImages {
+    fn fetch(
+        &self,
+        reference: &str,
+        _: &Platform,
+        _: &BlobStore,
+        _: &dyn Reporter,
+    ) -> anyhow::Result<BaseImage> {
+        anyhow::bail!("cannot fetch base image `{reference}`: no image source is configured")
+    }
+}

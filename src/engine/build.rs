@@ -1,0 +1,215 @@
+//! The build: parse → plan → stages (independent ones in parallel) → the
+//! target image's config and manifest in the blob store.
+
+use super::bases::ImageSource;
+use super::cache::Cache;
+use super::layer_dirs::LayerDirs;
+use super::record::BuildRecord;
+use super::request::BuildRequest;
+use super::stage::{run_stage, StageResult};
+use super::state::{ImageState, LayerDesc};
+use crate::frontend::{self, BuildOptions, BuildPlan, Dockerfile, Platform};
+use crate::report::{Event, Reporter};
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::context::BuildContext;
+use cairn_layers::{Digest, Entry};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The built image: its blobs are in the cache's blob store.
+#[derive(Clone, Debug)]
+pub struct BuildResult {
+    /// Canonical config bytes.
+    pub config_raw: Vec<u8>,
+    /// Digest of the config.
+    pub config_digest: Digest,
+    /// Canonical OCI manifest bytes.
+    pub manifest_raw: Vec<u8>,
+    /// Digest of the manifest: the image digest.
+    pub manifest_digest: Digest,
+    /// The layers.
+    pub layers: Vec<LayerDesc>,
+    /// The platform built for.
+    pub platform: Platform,
+    /// Per-step cache inputs (for `cairn diff`).
+    pub record: BuildRecord,
+}
+
+/// Everything a stage needs while it runs.
+pub struct BuildCtx<'a> {
+    /// The request.
+    pub req: &'a BuildRequest,
+    /// The parsed Dockerfile.
+    pub df: &'a Dockerfile,
+    /// The plan.
+    pub plan: &'a BuildPlan,
+    /// The blob store of the cache.
+    pub store: BlobStore,
+    /// The step cache.
+    pub cache: Cache,
+    /// Unpacked layers.
+    pub layer_dirs: LayerDirs,
+    /// Base images.
+    pub images: &'a dyn ImageSource,
+    /// Progress.
+    pub reporter: &'a dyn Reporter,
+    /// The build context, walked on first use.
+    pub context: OnceLock<Result<Vec<Entry>, String>>,
+    /// Step ids for progress.
+    pub next_step: AtomicUsize,
+    /// Per-step records collected for the build record.
+    pub record: Mutex<BuildRecord>,
+    /// `created` of new history entries.
+    pub created: String,
+}
+
+impl BuildCtx<'_> {
+    /// The filtered context entries (walked once per build).
+    pub fn context_entries(&self) -> anyhow::Result<&Vec<Entry>> {
+        let r = self.context.get_or_init(|| {
+            BuildContext::open(&self.req.context, Some(&self.req.dockerfile))
+                .and_then(|c| c.walk())
+                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+        });
+        r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// A fresh step id.
+    pub fn step_id(&self) -> usize {
+        self.next_step.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Run a build to the end; the image's blobs are in `BlobStore::open(cache_dir)`.
+pub fn build(
+    req: &BuildRequest,
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<BuildResult> {
+    let df = frontend::parse(&req.dockerfile_source, &req.dockerfile)?;
+    for w in &df.warnings {
+        reporter.event(Event::Warning(w.to_string()));
+    }
+    let opts = BuildOptions {
+        target: req.target.clone(),
+        build_args: req.build_args.clone(),
+        target_platform: req.platform.clone(),
+        ..BuildOptions::default()
+    };
+    let plan = frontend::plan(&df, &opts)?;
+    for w in &plan.warnings {
+        reporter.event(Event::Warning(w.to_string()));
+    }
+    let cache = Cache::open(&req.cache_dir)
+        .with_context(|| format!("opening the cache at {}", req.cache_dir.display()))?;
+    let store = BlobStore::open(&req.cache_dir)?;
+    let _ = store.sweep_temporaries(std::time::Duration::from_secs(3600));
+    let layer_dirs = LayerDirs::new(req.cache_dir.join("layers"))?;
+    layer_dirs.sweep();
+    let ctx = BuildCtx {
+        req,
+        df: &df,
+        plan: &plan,
+        store,
+        cache,
+        layer_dirs,
+        images,
+        reporter,
+        context: OnceLock::new(),
+        next_step: AtomicUsize::new(0),
+        record: Mutex::new(BuildRecord::default()),
+        created: super::state::rfc3339(req.epoch),
+    };
+    let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
+    for group in &plan.parallel {
+        let results: Vec<(usize, anyhow::Result<StageResult>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = group
+                .iter()
+                .filter_map(|i| plan.stage(*i))
+                .map(|st| {
+                    let (ctx, done) = (&ctx, &done);
+                    (st.index, s.spawn(move || run_stage(ctx, st, done)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(i, h)| {
+                    (
+                        i,
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("stage {i} panicked"))),
+                    )
+                })
+                .collect()
+        });
+        for (i, r) in results {
+            done.insert(i, r?);
+        }
+    }
+    let target = done
+        .remove(&plan.target)
+        .ok_or_else(|| anyhow::anyhow!("internal error: the target stage was not built"))?;
+    let platform = plan
+        .stage(plan.target)
+        .map(|s| s.platform.clone())
+        .unwrap_or_else(Platform::host);
+    let record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
+    finalize(&ctx, target.image, platform, record)
+}
+
+fn finalize(
+    ctx: &BuildCtx,
+    mut image: ImageState,
+    platform: Platform,
+    record: BuildRecord,
+) -> anyhow::Result<BuildResult> {
+    if !ctx.req.labels.is_empty() {
+        let rc = image.config.run_config_mut();
+        let labels = rc.labels.get_or_insert_with(Default::default);
+        for (k, v) in &ctx.req.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    image.config.created = Some(ctx.created.clone());
+    let config_raw = image.config.to_canonical_json()?;
+    let config_digest = ctx.store.put_bytes(&config_raw)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config_raw.len(),
+        },
+        "layers": image.layers.iter().map(|l| serde_json::json!({
+            "mediaType": oci_layer_media_type(&l.media_type),
+            "digest": l.digest.to_string(),
+            "size": l.size,
+        })).collect::<Vec<_>>(),
+    });
+    let manifest_raw = serde_json::to_vec(&manifest)?;
+    let manifest_digest = ctx.store.put_bytes(&manifest_raw)?;
+    Ok(BuildResult {
+        config_raw,
+        config_digest,
+        manifest_raw,
+        manifest_digest,
+        layers: image.layers,
+        platform,
+        record,
+    })
+}
+
+/// The OCI media type for a layer of a pulled image (Docker's gzip type is
+/// the same bytes under another name).
+pub fn oci_layer_media_type(mt: &str) -> &str {
+    match mt {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        other => other,
+    }
+}

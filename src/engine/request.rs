@@ -1,0 +1,83 @@
+//! What a build is asked to do (the CLI fills it from `cairn build` flags).
+
+use crate::frontend::Platform;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where a `--secret` comes from. Its value never reaches a layer, the
+/// history, a cache key or a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `src=PATH`.
+    File(PathBuf),
+    /// `env=VAR`.
+    Env(String),
+}
+
+/// A build request.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's path (for messages and `<name>.dockerignore`).
+    pub dockerfile: PathBuf,
+    /// The Dockerfile's text (`-f -` reads it from stdin).
+    pub dockerfile_source: String,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--build-arg K=V`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--platform`.
+    pub platform: Option<Platform>,
+    /// `--label K=V` on the final image.
+    pub labels: BTreeMap<String, String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// The cache directory.
+    pub cache_dir: PathBuf,
+    /// The build epoch (seconds).
+    pub epoch: u64,
+    /// `--secret id=…`.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--isolation` for RUN (`auto`, `overlay`, `fuse-overlayfs`, `copy`, `none`).
+    pub isolation: String,
+    /// Registries reached over plain HTTP or unverified TLS.
+    pub insecure_registries: Vec<String>,
+}
+
+/// The default cache directory: `$CAIRN_CACHE_DIR`, `$XDG_CACHE_HOME/cairn`, `~/.cache/cairn`.
+pub fn default_cache_dir() -> PathBuf {
+    use crate::env;
+    if let Some(d) = std::env::var_os(env::CAIRN_CACHE_DIR).filter(|v| !v.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os(env::XDG_CACHE_HOME).filter(|v| !v.is_empty()) {
+        return PathBuf::from(d).join("cairn");
+    }
+    match std::env::var_os(env::HOME).filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".cache").join("cairn"),
+        None => std::env::temp_dir().join("cairn-cache"),
+    }
+}
+
+/// The build epoch: `--source-date-epoch`, else `SOURCE_DATE_EPOCH` (a build
+/// arg, then the environment), else 0. Parsed strictly: a malformed value is
+/// an error, never a silent fallback to the clock.
+pub fn resolve_epoch(
+    flag: Option<&str>,
+    build_args: &BTreeMap<String, String>,
+) -> anyhow::Result<u64> {
+    let env = std::env::var(crate::env::SOURCE_DATE_EPOCH).ok();
+    let (value, from) = match (flag, build_args.get("SOURCE_DATE_EPOCH"), env) {
+        (Some(v), _, _) => (v.to_owned(), "--source-date-epoch"),
+        (None, Some(v), _) => (v.clone(), "--build-arg SOURCE_DATE_EPOCH"),
+        (None, None, Some(v)) if !v.trim().is_empty() => (v, "SOURCE_DATE_EPOCH"),
+        _ => return Ok(0),
+    };
+    value.trim().parse::<u64>().map_err(|_| {
+        crate::error::hint(
+            anyhow::anyhow!("{from}={value:?} is not a number of seconds"),
+            "SOURCE_DATE_EPOCH must be the number of seconds since 1970-01-01 00:00 UTC, like `date +%s` prints",
+        )
+    })
+}

@@ -1,0 +1,143 @@
+//! The real [`ImageSource`]: registries (through [`crate::registry`]) and
+//! local OCI layouts (`oci:DIR[:tag]`). Blobs land in the build cache's
+//! store, verified; a blob already there is never fetched again.
+
+use super::bases::{BaseImage, ImageSource};
+use super::state::LayerDesc;
+use crate::frontend::Platform as FrontendPlatform;
+use crate::image::config::ImageConfig;
+use crate::image::manifest::{ImageIndex, ImageManifest, ManifestKind};
+use crate::image::oci_layout::{split_dir_tag, OciLayout};
+use crate::registry::{Platform, Reference, Registry};
+use crate::report::Reporter;
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::{DiffId, Digest};
+
+/// Fetches base images from registries and OCI layouts.
+pub struct Sources {
+    registry: Registry,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sources {
+    /// A source using `registry` (its reporter shows pull progress).
+    pub fn new(registry: Registry) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok(Sources { registry, runtime })
+    }
+}
+
+fn platform(p: &FrontendPlatform) -> Platform {
+    Platform::new(
+        &p.os,
+        &p.architecture,
+        Some(p.variant.as_str()).filter(|v| !v.is_empty()),
+    )
+}
+
+/// Join manifest layers with config diff_ids into [`LayerDesc`]s.
+fn layers(
+    reference: &str,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
+) -> anyhow::Result<Vec<LayerDesc>> {
+    anyhow::ensure!(
+        manifest.layers.len() == config.rootfs.diff_ids.len(),
+        "image {reference} is inconsistent: {} layers in the manifest, {} diff_ids in the config",
+        manifest.layers.len(),
+        config.rootfs.diff_ids.len()
+    );
+    manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(d, id)| {
+            Ok(LayerDesc {
+                digest: d.digest.clone(),
+                diff_id: DiffId(
+                    id.parse::<Digest>()
+                        .with_context(|| format!("image {reference}: bad diff_id {id}"))?,
+                ),
+                size: d.size,
+                media_type: d.media_type.clone(),
+            })
+        })
+        .collect()
+}
+
+fn copy_blob(from: &BlobStore, to: &BlobStore, d: &Digest) -> anyhow::Result<()> {
+    if to.contains(d) {
+        return Ok(());
+    }
+    let mut src = from.open_blob(d)?;
+    let mut w = to.writer()?;
+    std::io::copy(&mut src, &mut w).with_context(|| format!("copying blob {d}"))?;
+    w.commit(Some(d))?;
+    Ok(())
+}
+
+fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {
+    let (dir, tag) = split_dir_tag(spec);
+    let layout = OciLayout::open(dir).with_context(|| format!("opening OCI layout {dir}"))?;
+    let mut desc = layout.resolve(tag)?;
+    if ManifestKind::of(&desc.media_type) == Some(ManifestKind::Index) {
+        let index: ImageIndex = serde_json::from_slice(&layout.store().read_bytes(&desc.digest)?)?;
+        let r: Reference = "localhost/oci-layout:latest".parse()?;
+        desc = crate::registry::pull::select_platform(&r, &index, p)
+            .map_err(|e| anyhow::anyhow!("{spec}: {e}"))?
+            .clone();
+    }
+    let manifest_raw = layout.store().read_bytes(&desc.digest)?;
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_raw)
+        .with_context(|| format!("{spec}: invalid manifest"))?;
+    let config_raw = layout.store().read_bytes(&manifest.config.digest)?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_raw).with_context(|| format!("{spec}: invalid config"))?;
+    copy_blob(layout.store(), store, &desc.digest)?;
+    copy_blob(layout.store(), store, &manifest.config.digest)?;
+    for l in &manifest.layers {
+        copy_blob(layout.store(), store, &l.digest)?;
+    }
+    Ok(BaseImage {
+        reference: format!("oci:{spec}"),
+        layers: layers(spec, &manifest, &config)?,
+        digest: desc.digest,
+        config,
+    })
+}
+
+impl ImageSource for Sources {
+    fn fetch(
+        &self,
+        reference: &str,
+        p: &FrontendPlatform,
+        store: &BlobStore,
+        _reporter: &dyn Reporter,
+    ) -> anyhow::Result<BaseImage> {
+        let p = platform(p);
+        if let Some(spec) = reference.strip_prefix("oci:") {
+            return from_layout(spec, &p, store);
+        }
+        let r: Reference = reference
+            .parse()
+            .with_context(|| format!("invalid image reference `{reference}`"))?;
+        let pulled = self
+            .runtime
+            .block_on(self.registry.pull_image(&r, &p, store))
+            .map_err(|e| crate::cli::pull::hinted(e, &r))
+            .with_context(|| format!("pulling {r}"))?;
+        let config: ImageConfig = serde_json::from_slice(&pulled.config.bytes)
+            .with_context(|| format!("{r}: invalid image config"))?;
+        Ok(BaseImage {
+            reference: r.to_string(),
+            layers: layers(reference, &pulled.manifest.value, &config)?,
+            digest: pulled.digest,
+            config,
+        })
+    }
+}

@@ -1,0 +1,492 @@
+//! One stage: its base, then each instruction in order — config-only ones
+//! change the config and history, filesystem ones go through the cache.
+
+use super::build::BuildCtx;
+use super::cache::{CachedLayer, Inputs, Lookup, StepRecord};
+use super::fs::{MergedView, SourceFs};
+use super::history;
+use super::record::StepEntry;
+use super::state::{ImageState, LayerDesc};
+use super::users::UserDb;
+use crate::frontend::graph::{Base, PlannedStage};
+use crate::frontend::instructions::{Healthcheck, Instruction};
+use crate::frontend::Scope;
+use crate::image::config::{Empty, Healthcheck as ConfigHealthcheck, ImageConfig};
+use crate::report::Event;
+use anyhow::Context as _;
+use cairn_layers::{DiffId, Digest, Entry};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A finished stage.
+#[derive(Clone, Debug)]
+pub struct StageResult {
+    /// Its image.
+    pub image: ImageState,
+    /// Its final expansion scope (inherited by `FROM <stage>`).
+    pub scope: Scope,
+}
+
+/// What a filesystem step produced.
+pub enum StepOutcome {
+    /// A layer.
+    Layer(LayerDesc),
+    /// Nothing changed.
+    Empty,
+}
+
+/// The running state of one stage.
+pub struct StageRun<'c, 'a> {
+    /// The build.
+    pub ctx: &'c BuildCtx<'a>,
+    /// The stage.
+    pub stage: &'c PlannedStage,
+    /// Its name for messages (`builder`, `0`).
+    pub name: String,
+    /// The image so far.
+    pub image: ImageState,
+    /// Finished stages this one may read.
+    pub done: &'c BTreeMap<usize, StageResult>,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+}
+
+impl StageRun<'_, '_> {
+    /// The stage's merged filesystem (unpacking its layers on first use).
+    pub fn merged_view(&self) -> anyhow::Result<MergedView> {
+        view_of(self.ctx, &self.image.layers)
+    }
+
+    /// The image's own user database.
+    pub fn user_db(&self) -> anyhow::Result<UserDb> {
+        let view = self.merged_view()?;
+        Ok(UserDb::parse(
+            &read_text(&view, "etc/passwd")?,
+            &read_text(&view, "etc/group")?,
+        ))
+    }
+
+    /// The current WORKDIR (default `/`).
+    pub fn workdir(&self) -> String {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+
+    /// The current SHELL (default `/bin/sh -c`).
+    pub fn shell(&self) -> Vec<String> {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
+    /// and store what it made.
+    pub fn cached_step(
+        &mut self,
+        id: usize,
+        index: usize,
+        instruction: &str,
+        inputs: Inputs,
+        created_by: String,
+        work: impl FnOnce(&mut Self) -> anyhow::Result<StepOutcome>,
+    ) -> anyhow::Result<()> {
+        let ctx = self.ctx;
+        let key = inputs.key();
+        let slot = format!(
+            "{}|{}|{}",
+            self.ctx.req.dockerfile.display(),
+            self.name,
+            index
+        );
+        let lookup = if ctx.req.no_cache {
+            Lookup::Miss(Some("--no-cache".into()))
+        } else {
+            ctx.cache.lookup(&inputs, &slot, |l| {
+                l.digest
+                    .parse::<Digest>()
+                    .is_ok_and(|d| ctx.store.contains(&d))
+            })
+        };
+        let cached = matches!(lookup, Lookup::Hit(_));
+        let outcome = match lookup {
+            Lookup::Hit(rec) => {
+                ctx.reporter.event(Event::StepCached { id });
+                let _ = ctx.cache.touch_slot(&slot, &key);
+                match rec.layer {
+                    Some(l) => StepOutcome::Layer(LayerDesc {
+                        digest: l.digest.parse()?,
+                        diff_id: l.diff_id.parse::<Digest>().map(DiffId)?,
+                        size: l.size,
+                        media_type: l.media_type,
+                    }),
+                    None => StepOutcome::Empty,
+                }
+            }
+            Lookup::Miss(reason) => {
+                if let Some(r) = reason {
+                    ctx.reporter.event(Event::StepMiss { id, reason: r });
+                }
+                let out = work(self)?;
+                let layer = match &out {
+                    StepOutcome::Layer(l) => Some(CachedLayer {
+                        digest: l.digest.to_string(),
+                        diff_id: l.diff_id.to_string(),
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                    }),
+                    StepOutcome::Empty => None,
+                };
+                let rec = StepRecord {
+                    key: key.to_string(),
+                    inputs: inputs.clone(),
+                    layer,
+                };
+                ctx.cache.store(&rec, &slot).with_context(|| {
+                    format!("writing the cache at {}", ctx.cache.root().display())
+                })?;
+                out
+            }
+        };
+        if let Ok(mut r) = ctx.record.lock() {
+            r.steps.push(StepEntry {
+                stage: self.name.clone(),
+                index,
+                instruction: instruction.to_owned(),
+                key: Some(key.to_string()),
+                inputs,
+                cached,
+            });
+        }
+        self.image.fs_key = key;
+        match outcome {
+            StepOutcome::Layer(l) => self.image.push_layer(l, created_by),
+            StepOutcome::Empty => self.image.push_empty(created_by),
+        }
+        Ok(())
+    }
+}
+
+/// A merged view over `layers`, unpacking each on first use.
+pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedView> {
+    let dirs: Vec<PathBuf> = layers
+        .iter()
+        .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(MergedView::new(dirs))
+}
+
+fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
+    let p = super::fs::resolve(view, path, true)?;
+    match view.lstat(&p)? {
+        Some(Entry {
+            kind:
+                cairn_layers::EntryKind::File {
+                    source: cairn_layers::Source::Path(host),
+                    ..
+                },
+            ..
+        }) => Ok(String::from_utf8_lossy(&std::fs::read(host)?).into_owned()),
+        _ => Ok(String::new()),
+    }
+}
+
+/// Build one stage.
+pub fn run_stage(
+    ctx: &BuildCtx,
+    stage: &PlannedStage,
+    done: &BTreeMap<usize, StageResult>,
+) -> anyhow::Result<StageResult> {
+    let name = stage
+        .name
+        .clone()
+        .unwrap_or_else(|| stage.index.to_string());
+    let (image, mut scope) = match &stage.base {
+        Base::Scratch => {
+            let mut config = ImageConfig {
+                architecture: stage.platform.architecture.clone(),
+                os: stage.platform.os.clone(),
+                variant: Some(stage.platform.variant.clone()).filter(|v| !v.is_empty()),
+                ..Default::default()
+            };
+            config.run_config_mut().set_env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+            let scope = ctx.plan.scope(&[]);
+            let image = ImageState {
+                config,
+                layers: Vec::new(),
+                fs_key: Digest::of(b"scratch"),
+                created: ctx.created.clone(),
+            };
+            (image, scope)
+        }
+        Base::Stage(i) => {
+            let parent = done.get(i).ok_or_else(|| {
+                anyhow::anyhow!("internal error: stage {i} not built before {name}")
+            })?;
+            (parent.image.clone(), parent.scope.clone())
+        }
+        Base::Image(r) => {
+            let id = ctx.step_id();
+            ctx.reporter.event(Event::StepStart {
+                id,
+                stage: name.clone(),
+                index: 0,
+                total: stage.steps.len(),
+                text: format!("FROM {r}"),
+            });
+            let t = Instant::now();
+            let base = ctx
+                .images
+                .fetch(r, &stage.platform, &ctx.store, ctx.reporter)
+                .map_err(|e| {
+                    let d = ctx.df.stages.get(stage.index).map(|s| {
+                        crate::frontend::Diagnostic::error(
+                            &ctx.df.file,
+                            &ctx.df.source,
+                            s.image_pos,
+                            format!("cannot use base image `{r}`"),
+                        )
+                    });
+                    match d {
+                        Some(d) => e.context(d.to_string()),
+                        None => e,
+                    }
+                })?;
+            ctx.reporter.event(Event::StepDone {
+                id,
+                elapsed: t.elapsed(),
+            });
+            let env = base
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.env.clone())
+                .unwrap_or_default();
+            let scope = ctx.plan.scope(&env);
+            let mut config = base.config.clone();
+            config.rootfs.diff_ids = base.layers.iter().map(|l| l.diff_id.to_string()).collect();
+            let image = ImageState {
+                config,
+                layers: base.layers.clone(),
+                fs_key: base.digest.clone(),
+                created: ctx.created.clone(),
+            };
+            (image, scope)
+        }
+    };
+    let mut run = StageRun {
+        ctx,
+        stage,
+        name: name.clone(),
+        image,
+        done,
+        cmd_set: false,
+    };
+    let total = stage.steps.len();
+    for (k, step) in stage.steps.iter().enumerate() {
+        let index = k + 1;
+        let inst = step
+            .instruction
+            .expand(&scope)
+            .map_err(|e| step.error(ctx.df, e.to_string()))?;
+        scope.apply(&inst);
+        let id = ctx.step_id();
+        let text = step.original.clone();
+        ctx.reporter.event(Event::StepStart {
+            id,
+            stage: name.clone(),
+            index,
+            total,
+            text: text.clone(),
+        });
+        let t = Instant::now();
+        let r = run_step(&mut run, &scope, k, index, id, &inst, &text);
+        let r = r.map_err(|e| {
+            let here = step.error(ctx.df, format!("[{name} {index}/{total}] {text}"));
+            e.context(here.to_string())
+        });
+        r?;
+        ctx.reporter.event(Event::StepDone {
+            id,
+            elapsed: t.elapsed(),
+        });
+    }
+    Ok(StageResult {
+        image: run.image,
+        scope,
+    })
+}
+
+fn ports(words: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for w in words {
+        let (port, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+        let port = port.rsplit(':').next().unwrap_or(port);
+        let proto = proto.to_ascii_lowercase();
+        let (lo, hi) = match port.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (port, port),
+        };
+        let (lo, hi): (u32, u32) = (
+            lo.parse().with_context(|| format!("invalid port `{w}`"))?,
+            hi.parse().with_context(|| format!("invalid port `{w}`"))?,
+        );
+        anyhow::ensure!(lo <= hi && hi <= 65535, "invalid port range `{w}`");
+        for p in lo..=hi {
+            out.push(format!("{p}/{proto}"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn run_step(
+    run: &mut StageRun,
+    scope: &Scope,
+    k: usize,
+    index: usize,
+    id: usize,
+    inst: &Instruction,
+    text: &str,
+) -> anyhow::Result<()> {
+    let shell = run.shell();
+    match inst {
+        Instruction::Env { pairs } => {
+            let rc = run.image.config.run_config_mut();
+            let mut h = String::from("ENV");
+            for p in pairs {
+                rc.set_env(&p.key, &p.value);
+                h.push_str(&format!(" {}={}", p.key, p.value));
+            }
+            run.image.push_empty(h);
+        }
+        Instruction::Label { pairs } => {
+            let rc = run.image.config.run_config_mut();
+            let labels = rc.labels.get_or_insert_with(BTreeMap::new);
+            let mut h = String::from("LABEL");
+            for p in pairs {
+                labels.insert(p.key.clone(), p.value.clone());
+                h.push_str(&format!(" {}={}", p.key, p.value));
+            }
+            run.image.push_empty(h);
+        }
+        Instruction::Arg { args } => {
+            let items: Vec<String> = args
+                .iter()
+                .map(|a| match &a.default {
+                    Some(d) => format!("{}={}", a.name, d),
+                    None => a.name.clone(),
+                })
+                .collect();
+            run.image.push_empty(format!("ARG {}", items.join(" ")));
+        }
+        Instruction::Expose { ports: words } => {
+            let ps = ports(words)?;
+            let rc = run.image.config.run_config_mut();
+            let map = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &ps {
+                map.insert(p.clone(), Empty {});
+            }
+            run.image
+                .push_empty(format!("EXPOSE {}", history::go_list(&ps)));
+        }
+        Instruction::Volume { paths } => {
+            let rc = run.image.config.run_config_mut();
+            let map = rc.volumes.get_or_insert_with(BTreeMap::new);
+            for p in paths {
+                anyhow::ensure!(
+                    !p.trim().is_empty(),
+                    "VOLUME specified can not be an empty string"
+                );
+                map.insert(p.trim().to_owned(), Empty {});
+            }
+            run.image
+                .push_empty(format!("VOLUME {}", history::go_list(paths)));
+        }
+        Instruction::User { user } => {
+            run.image.config.run_config_mut().user = Some(user.clone());
+            run.image.push_empty(format!("USER {user}"));
+        }
+        Instruction::StopSignal { signal } => {
+            run.image.config.run_config_mut().stop_signal = Some(signal.clone());
+            run.image.push_empty(format!("STOPSIGNAL {signal}"));
+        }
+        Instruction::Healthcheck(hc) => {
+            let nanos = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+            let cfg = match hc {
+                Healthcheck::None => ConfigHealthcheck {
+                    test: vec!["NONE".into()],
+                    ..Default::default()
+                },
+                Healthcheck::Cmd {
+                    test,
+                    interval,
+                    timeout,
+                    start_period,
+                    start_interval,
+                    retries,
+                } => ConfigHealthcheck {
+                    test: test.clone(),
+                    interval: nanos(*interval),
+                    timeout: nanos(*timeout),
+                    start_period: nanos(*start_period),
+                    start_interval: nanos(*start_interval),
+                    retries: retries.map_or(0, i64::from),
+                },
+            };
+            run.image.config.run_config_mut().healthcheck = Some(cfg);
+            run.image.push_empty(hc.history());
+        }
+        Instruction::Cmd { command } => {
+            let argv = command.argv(&shell);
+            run.image.config.run_config_mut().cmd = Some(argv.clone());
+            run.cmd_set = true;
+            run.image.push_empty(history::command("CMD", &argv));
+        }
+        Instruction::Entrypoint { command } => {
+            let argv = command.argv(&shell);
+            let cmd_set = run.cmd_set;
+            let rc = run.image.config.run_config_mut();
+            rc.entrypoint = Some(argv.clone());
+            if !cmd_set {
+                // BuildKit: an ENTRYPOINT resets a CMD inherited from the base.
+                rc.cmd = None;
+            }
+            run.image.push_empty(history::command("ENTRYPOINT", &argv));
+        }
+        Instruction::Shell { shell } => {
+            run.image.config.run_config_mut().shell = Some(shell.clone());
+            run.image
+                .push_empty(format!("SHELL {}", history::go_list(shell)));
+        }
+        Instruction::Onbuild(ob) => {
+            run.image
+                .config
+                .run_config_mut()
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(ob.trigger.clone());
+        }
+        Instruction::Maintainer { name } => {
+            run.image.config.author = Some(name.clone());
+            run.image.push_empty(format!("MAINTAINER {name}"));
+        }
+        Instruction::Workdir { path } => super::workdir::workdir(run, index, id, path, text)?,
+        Instruction::Copy(c) => super::copy_step::copy(run, scope, k, index, id, c, "COPY", text)?,
+        Instruction::Add(c) => super::copy_step::copy(run, scope, k, index, id, c, "ADD", text)?,
+        Instruction::Run(r) => super::run_step::run(run, scope, k, index, id, r, text)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! WORKDIR: sets the config's working directory and creates it in the
+//! rootfs (owned by the current USER, as BuildKit does) when missing.
+
+use super::cache::Inputs;
+use super::fs::{components, resolve, SourceFs};
+use super::stage::{StageRun, StepOutcome};
+use cairn_layers::{Entry, MtimePolicy};
+
+/// Join a WORKDIR with the previous one (`system.NormalizeWorkdir`).
+pub fn normalize(prev: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{}/{}", prev.trim_end_matches('/'), path)
+    };
+    format!("/{}", super::fs::clean(&joined))
+}
+
+/// Run a WORKDIR step.
+pub fn workdir(
+    run: &mut StageRun,
+    index: usize,
+    id: usize,
+    path: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    let wd = normalize(&run.workdir(), path);
+    run.image.config.run_config_mut().working_dir = Some(wd.clone());
+    let created_by = format!("WORKDIR {wd}");
+    if wd == "/" {
+        run.image.push_empty(created_by);
+        return Ok(());
+    }
+    let user = run
+        .image
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
+    let mut inputs = Inputs::default();
+    inputs.push("parent", run.image.fs_key.to_string());
+    inputs.push("instruction", created_by.clone());
+    inputs.push("user", user.clone());
+    let epoch = run.ctx.req.epoch;
+    run.cached_step(id, index, text, inputs, created_by, |run| {
+        let view = run.merged_view()?;
+        let rel = super::fs::clean(&wd);
+        let resolved = resolve(&view, &rel, true)?;
+        if matches!(view.lstat(&resolved)?, Some(e) if e.is_dir()) {
+            return Ok(StepOutcome::Empty);
+        }
+        let owner = if user.is_empty() {
+            None
+        } else {
+            Some(run.user_db()?.resolve_user(&user)?)
+        };
+        let mut entries = Vec::new();
+        let mut acc = String::new();
+        for c in components(&resolved) {
+            acc = if acc.is_empty() {
+                c
+            } else {
+                format!("{acc}/{c}")
+            };
+            match view.lstat(&acc)? {
+                Some(e) if e.is_dir() => entries.push(Entry {
+                    path: acc.clone(),
+                    ..e
+                }),
+                _ => {
+                    let mut d = Entry::dir(acc.clone());
+                    if let Some(o) = owner {
+                        d.uid = o.uid;
+                        d.gid = o.gid;
+                    }
+                    entries.push(d);
+                }
+            }
+        }
+        let layer = super::layer_write::write(run.ctx, entries, MtimePolicy::Set(epoch))?;
+        Ok(StepOutcome::Layer(layer))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn workdir_joins_and_cleans() {
+        assert_eq!(normalize("/", "app"), "/app");
+        assert_eq!(normalize("/srv", "app/../web/"), "/srv/web");
+        assert_eq!(normalize("/srv", "/build"), "/build");
+        assert_eq!(normalize("/", "/"), "/");
+    }
+}
