@@ -1,0 +1,523 @@
+//! RUN sandbox against the real node:22-alpine stand-in (three layers
+//! unpacked as overlay lowers), as root and, where the unprivileged test
+//! user exists (tests/support/unpriv-user.sh), as that user via `runuser`.
+
+use cairn::report::{Event, Recorder};
+use cairn::sandbox::{Mount, Network, RunSpec, Sandbox, SandboxError};
+use cairn_layers::entry::{EntryKind, Source};
+use cairn_layers::Entry;
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const HELPER: &str = env!("CARGO_BIN_EXE_cairn");
+const DEFAULT_OCI: &str = "/work/fixtures/node-alpine/oci";
+const UNPRIV_USER: &str = "cairn-unpriv";
+/// Set when this test binary re-runs itself as the unprivileged user.
+const AS_USER_ENV: &str = "CAIRN_IT_SANDBOX_AS_USER";
+
+struct Fixture {
+    sandbox: Sandbox,
+    lowers: Vec<PathBuf>,
+    base: PathBuf,
+}
+
+fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// Per-uid scratch space (the unprivileged user cannot share root's).
+fn base_dir() -> PathBuf {
+    PathBuf::from(format!("/tmp/cairn-it-sandbox-{}", uid()))
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The fixture's layer blobs, bottom first.
+fn layer_blobs(oci: &Path) -> Vec<PathBuf> {
+    let index = json(&oci.join("index.json"));
+    let manifests = index["manifests"].as_array().unwrap();
+    let m = manifests
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "22-alpine")
+        .expect("tag 22-alpine in the fixture");
+    let blob = |d: &serde_json::Value| {
+        let d = d.as_str().unwrap();
+        oci.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest = json(&blob(&m["digest"]));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| blob(&l["digest"]))
+        .collect()
+}
+
+/// None (and a loud message) when the fixture is absent.
+fn fixture() -> Option<&'static Fixture> {
+    static F: OnceLock<Option<Fixture>> = OnceLock::new();
+    F.get_or_init(|| {
+        let oci = PathBuf::from(
+            std::env::var(cairn::env::CAIRN_NODE_ALPINE_OCI).unwrap_or_else(|_| DEFAULT_OCI.into()),
+        );
+        if !oci.join("index.json").exists() {
+            eprintln!(
+                "\n\n!!! SKIPPING sandbox tests: no node:22-alpine stand-in at {} (set {} or run make-node-alpine.sh) !!!\n",
+                oci.display(),
+                cairn::env::CAIRN_NODE_ALPINE_OCI
+            );
+            return None;
+        }
+        let base = base_dir();
+        let sandbox = Sandbox::with_helper(base.join("state"), HELPER).unwrap();
+        let mut lowers = Vec::new();
+        for blob in layer_blobs(&oci) {
+            let name = blob.file_name().unwrap().to_str().unwrap().to_owned();
+            let dir = base.join("layers").join(&name);
+            let done = base.join("layers").join(format!("{name}.done"));
+            if !done.exists() {
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                let argv: Vec<String> = ["tar", "--numeric-owner", "-xpzf"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain([blob.display().to_string()])
+                    .collect();
+                let code = sandbox.exec_in_userns(&argv, &dir, |l| eprintln!("tar: {l}")).unwrap();
+                assert_eq!(code, 0, "unpacking {}", blob.display());
+                // The stand-in's layers carry no whiteouts; a future one must
+                // be converted to overlay form first, so fail loudly.
+                let wh = walkdir::WalkDir::new(&dir)
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e.file_name().to_string_lossy().starts_with(".wh."));
+                assert!(wh.is_none(), "layer {name} has whiteouts: convert them");
+                std::fs::write(&done, b"").unwrap();
+            }
+            lowers.push(dir);
+        }
+        Some(Fixture {
+            sandbox,
+            lowers,
+            base,
+        })
+    })
+    .as_ref()
+}
+
+fn sh(f: &Fixture, script: &str) -> RunSpec {
+    let mut spec = RunSpec::new(
+        f.lowers.clone(),
+        vec!["/bin/sh".into(), "-c".into(), script.into()],
+    );
+    spec.epoch = 1_700_000_000;
+    spec
+}
+
+fn run_ok(f: &Fixture, spec: &RunSpec) -> (cairn::sandbox::RunOutcome, Vec<String>) {
+    let rec = Recorder::default();
+    let out = f.sandbox.run(spec, &rec).unwrap_or_else(|e| panic!("{e}"));
+    let lines = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepOutput { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    (out, lines)
+}
+
+/// One comparable line per entry: path, kind, mode, uid, gid, mtime, content hash.
+fn summary(entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            let kind = match &e.kind {
+                EntryKind::Dir => "dir".to_string(),
+                EntryKind::File { size, source } => {
+                    let bytes = match source {
+                        Source::Path(p) => std::fs::read(p).unwrap(),
+                        Source::Bytes(b) => b.to_vec(),
+                    };
+                    assert_eq!(bytes.len() as u64, *size, "{}", e.path);
+                    format!("file {}", hex::encode(sha2::Sha256::digest(&bytes)))
+                }
+                other => format!("{other:?}"),
+            };
+            format!(
+                "{} {} {:o} {}:{} {} {:?}",
+                e.path, kind, e.mode, e.uid, e.gid, e.mtime, e.xattrs
+            )
+        })
+        .collect()
+}
+
+fn find<'a>(entries: &'a [Entry], path: &str) -> Option<&'a Entry> {
+    entries.iter().find(|e| e.path == path)
+}
+
+macro_rules! fixture_or_skip {
+    () => {
+        match fixture() {
+            Some(f) => f,
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn echo_streams_output_and_changes_nothing() {
+    let f = fixture_or_skip!();
+    let (out, lines) = run_ok(f, &sh(f, "echo hi; echo err >&2"));
+    assert_eq!(lines, ["hi", "err"]);
+    assert_eq!(summary(out.captured.entries()), Vec::<String>::new());
+    assert!(out.duration_in_command < out.duration_total);
+}
+
+#[test]
+fn nonzero_exit_carries_code_and_tail() {
+    let f = fixture_or_skip!();
+    let script = "for i in $(seq 1 25); do echo line$i; done; exit 3";
+    let err = f.sandbox.run(&sh(f, script), &()).unwrap_err();
+    let SandboxError::Failed { code, tail, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*code, 3);
+    assert_eq!(tail.len(), 20);
+    assert_eq!((tail[0].as_str(), tail[19].as_str()), ("line6", "line25"));
+    assert!(err.to_string().contains("exited with code 3"), "{err}");
+    // Killed by a signal: 128 + N.
+    let err = f.sandbox.run(&sh(f, "kill -9 $$"), &()).unwrap_err();
+    assert!(
+        matches!(err, SandboxError::Failed { code: 137, .. }),
+        "{err}"
+    );
+}
+
+const ADDUSER: &str = "addgroup --system --gid 1001 nodejs && adduser --system --uid 1001 nextjs && mkdir -p /srv/app && chown -R nextjs:nodejs /srv/app";
+
+#[test]
+fn adduser_and_chown_are_captured_with_container_ids() {
+    let f = fixture_or_skip!();
+    let (out, _) = run_ok(f, &sh(f, ADDUSER));
+    let es = out.captured.entries();
+    let app = find(es, "srv/app").expect("srv/app captured");
+    assert_eq!((app.uid, app.gid), (1001, 1001));
+    let home = find(es, "home/nextjs").expect("home/nextjs captured");
+    assert_eq!(home.uid, 1001);
+    assert!(find(es, "etc/passwd").is_some() && find(es, "etc/group").is_some());
+    // Parents are present with real metadata.
+    assert!(find(es, "srv").unwrap().is_dir());
+    // Nothing cairn placed leaks.
+    for e in es {
+        for bad in [
+            "etc/resolv.conf",
+            "etc/hosts",
+            "etc/hostname",
+            "dev",
+            "proc",
+            "sys",
+        ] {
+            assert!(!e.path.ends_with(bad), "leaked {}", e.path);
+        }
+    }
+    let mut sorted: Vec<&str> = es.iter().map(|e| e.path.as_str()).collect();
+    sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(
+        sorted,
+        es.iter().map(|e| e.path.as_str()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn quoted_heredoc_body_is_written_verbatim() {
+    let f = fixture_or_skip!();
+    let script = "cat > /f << 'EOF'\nhello $HOME `x`\nEOF\n";
+    let (out, _) = run_ok(f, &sh(f, script));
+    let e = find(out.captured.entries(), "f").expect("f captured");
+    let EntryKind::File {
+        source: Source::Path(p),
+        ..
+    } = &e.kind
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(std::fs::read_to_string(p).unwrap(), "hello $HOME `x`\n");
+    assert_eq!(e.mtime, 1_700_000_000, "mtime clamped to the epoch");
+}
+
+#[test]
+fn apk_and_node_work() {
+    let f = fixture_or_skip!();
+    let (_, lines) = run_ok(
+        f,
+        &sh(f, "apk --no-network info 2>/dev/null | grep -x musl"),
+    );
+    assert_eq!(lines, ["musl"]);
+    let (_, lines) = run_ok(f, &sh(f, "node -e 'console.log(6*7, process.version)'"));
+    assert_eq!(lines, ["42 v22.20.0"]);
+}
+
+#[test]
+fn rm_of_lower_file_is_a_whiteout_and_rm_rf_recreate_is_opaque() {
+    let f = fixture_or_skip!();
+    let (out, _) = run_ok(
+        f,
+        &sh(
+            f,
+            "rm /etc/issue && rm -rf /etc/apk && mkdir /etc/apk && echo x > /etc/apk/world",
+        ),
+    );
+    let paths: Vec<&str> = out
+        .captured
+        .entries()
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "etc",
+            "etc/.wh.issue",
+            "etc/apk",
+            "etc/apk/.wh..wh..opq",
+            "etc/apk/world"
+        ]
+    );
+    let wh = find(out.captured.entries(), "etc/.wh.issue").unwrap();
+    assert!(matches!(wh.kind, EntryKind::File { size: 0, .. }));
+    assert!(out.captured.entries().iter().all(|e| e.xattrs.is_empty()));
+}
+
+#[test]
+fn network_none_has_no_route_but_loopback() {
+    let f = fixture_or_skip!();
+    let mut spec = sh(
+        f,
+        "wc -l < /proc/net/route; ip -o link show lo | grep -c UP",
+    );
+    spec.network = Network::None;
+    let (_, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["1", "1"], "only the header line of the route table");
+    spec.network = Network::Default;
+    let (_, lines) = run_ok(f, &spec);
+    assert_ne!(lines[0], "1", "the host network has routes");
+}
+
+#[test]
+fn cache_mount_persists_and_secret_never_leaks() {
+    let f = fixture_or_skip!();
+    let cache = f.base.join("cache-test");
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::create_dir_all(&cache).unwrap();
+    let secret = f.base.join("secret-test");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let mounts = vec![
+        Mount::Cache {
+            host: cache.clone(),
+            target: "/root/.npm".into(),
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        },
+        Mount::Secret {
+            host: secret,
+            target: "/run/secrets/npmrc".into(),
+            uid: 1000,
+            gid: 1000,
+            mode: 0o400,
+        },
+        Mount::Tmpfs {
+            target: "/mnt/new/deep".into(),
+        },
+    ];
+    let mut spec = sh(f, "echo one > /root/.npm/x; cat /run/secrets/npmrc; stat -c '%u %a' /run/secrets/npmrc; touch /mnt/new/deep/t");
+    spec.mounts = mounts.clone();
+    let (out, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["s3cret", "1000 400"]);
+    assert_eq!(summary(out.captured.entries()), Vec::<String>::new());
+    let mut spec = sh(f, "cat /root/.npm/x; echo two > /new");
+    spec.mounts = mounts;
+    let (out, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["one"]);
+    let paths: Vec<&str> = out
+        .captured
+        .entries()
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(paths, ["new"]);
+}
+
+#[test]
+fn bind_mount_from_layer_dirs_is_read_only_unless_rw() {
+    let f = fixture_or_skip!();
+    let mut spec = sh(
+        f,
+        "ls /from/yarn-v1.22.22/bin/yarn && ! touch /from/x 2>/dev/null",
+    );
+    spec.mounts = vec![Mount::Bind {
+        from: f.lowers.clone(),
+        source: "/opt".into(),
+        target: "/from".into(),
+        rw: false,
+    }];
+    let (out, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["/from/yarn-v1.22.22/bin/yarn"]);
+    assert!(out.captured.entries().is_empty());
+    spec.argv[2] = "touch /from/x && ls /from/x".into();
+    if let Mount::Bind { rw, .. } = &mut spec.mounts[0] {
+        *rw = true;
+    }
+    let (out, _) = run_ok(f, &spec);
+    assert!(
+        out.captured.entries().is_empty(),
+        "rw bind writes are discarded"
+    );
+    assert!(!f.lowers.iter().any(|l| l.join("opt/x").exists()));
+}
+
+#[test]
+fn user_is_resolved_in_the_rootfs() {
+    let f = fixture_or_skip!();
+    let mut spec = sh(f, "id -u; id -g; echo $HOME; pwd");
+    spec.user = "node".into();
+    spec.cwd = "/home/node".into();
+    let (_, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["1000", "1000", "/home/node", "/home/node"]);
+    spec.user = "ghost".into();
+    let err = f.sandbox.run(&spec, &()).unwrap_err().to_string();
+    assert!(err.contains("unable to find user `ghost`"), "{err}");
+}
+
+#[test]
+fn identical_runs_capture_identical_entries() {
+    let f = fixture_or_skip!();
+    let spec = sh(f, "mkdir -p /a/b && echo x > /a/b/f && ln /a/b/f /a/h && ln -s b/f /a/s && chmod 4711 /a/b/f && touch /etc/x");
+    let a = summary(run_ok(f, &spec).0.captured.entries());
+    let b = summary(run_ok(f, &spec).0.captured.entries());
+    assert_eq!(a, b);
+    assert!(a.iter().any(|l| l.starts_with("a/h Hardlink")), "{a:#?}");
+}
+
+#[test]
+fn run_dirs_are_removed_on_drop_and_stale_ones_swept() {
+    let f = fixture_or_skip!();
+    let runs = f.base.join("state/runs");
+    // A stale run dir of a killed cairn: no lock holder, files of other ids.
+    let stale = runs.join("run-stale-test");
+    std::fs::create_dir_all(stale.join("upper/d")).unwrap();
+    std::fs::write(stale.join("lock"), b"").unwrap();
+    let (out, _) = run_ok(f, &sh(f, "true"));
+    assert!(!stale.exists(), "stale run dir swept");
+    let upper = out.captured.upper();
+    assert!(upper.exists());
+    drop(out);
+    assert!(!upper.exists(), "run dir removed when Captured drops");
+}
+
+/// As the unprivileged user (subordinate ids), the same command captures
+/// the same entries as root. Runs this binary again under `runuser`.
+#[test]
+fn unprivileged_user_captures_what_root_captures() {
+    let f = fixture_or_skip!();
+    if std::env::var_os(AS_USER_ENV).is_some() {
+        // Inner run: print the summary for the outer test.
+        let (out, _) = run_ok(f, &sh(f, ADDUSER));
+        let json = serde_json::to_string(&summary(out.captured.entries())).unwrap();
+        println!("SUMMARY {json}");
+        return;
+    }
+    if uid() != 0
+        || std::process::Command::new("id")
+            .arg(UNPRIV_USER)
+            .output()
+            .map_or(true, |o| !o.status.success())
+    {
+        eprintln!("\n!!! SKIPPING unprivileged sandbox test: run as root after tests/support/unpriv-user.sh !!!\n");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", UNPRIV_USER, "--", "env", &format!("{AS_USER_ENV}=1")])
+        .arg(format!("HOME=/tmp/cairn-it-home-{UNPRIV_USER}"))
+        .arg(&exe)
+        .args([
+            "--exact",
+            "sandbox::unprivileged_user_captures_what_root_captures",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("SUMMARY ").map(|(_, j)| j))
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary in {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let theirs: Vec<String> = serde_json::from_str(line).unwrap();
+    let ours = summary(run_ok(f, &sh(f, ADDUSER)).0.captured.entries());
+    assert_eq!(theirs, ours);
+}
+
+/// `RUN touch /x` over a lower of ≥ 200k files: overhead beyond the command.
+/// `cargo test --release -- --ignored bench_ --nocapture`.
+#[test]
+#[ignore]
+fn bench_touch_on_200k_files() {
+    let f = fixture_or_skip!();
+    let big = f.base.join("big");
+    if !big.join(".done").exists() {
+        for d in 0..2000 {
+            let dir = big.join(format!("d{d:04}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..100 {
+                std::fs::write(dir.join(format!("f{i:03}")), b"0123456789abcdef").unwrap();
+            }
+        }
+        std::fs::write(big.join(".done"), b"").unwrap();
+    }
+    let mut lowers = f.lowers.clone();
+    lowers.push(big);
+    let mut samples = Vec::new();
+    for _ in 0..15 {
+        let mut spec = RunSpec::new(lowers.clone(), vec!["/bin/touch".into(), "/x".into()]);
+        spec.epoch = 1;
+        let t = std::time::Instant::now();
+        let out = f.sandbox.run(&spec, &()).unwrap();
+        let total = t.elapsed();
+        assert_eq!(out.captured.entries().len(), 1);
+        let t2 = std::time::Instant::now();
+        drop(out.captured);
+        samples.push((total, out.duration_in_command, t2.elapsed()));
+    }
+    samples.sort();
+    for (total, cmd, cleanup) in &samples {
+        eprintln!(
+            "total {total:?}  in command {cmd:?}  overhead {:?}  cleanup {cleanup:?}",
+            *total - *cmd
+        );
+    }
+    let (total, cmd, _) = samples[samples.len() / 2];
+    eprintln!(
+        "MEDIAN total {total:?}, overhead beyond the command {:?}",
+        total - cmd
+    );
+}
