@@ -227,8 +227,8 @@ fn init_main(
     devpts_gid5: bool,
     set_groups: bool,
 ) -> String {
-    if let Err(e) = sys::unshare(libc::CLONE_NEWNS)
-        .and_then(|()| rootfs::enter(spec, paths, top_first, devpts_gid5))
+    if let Err(e) =
+        sys::private_mount_ns().and_then(|()| rootfs::enter(spec, paths, top_first, devpts_gid5))
     {
         return format!("E{e}");
     }
@@ -297,14 +297,7 @@ fn child_probe(request: &Request) -> i32 {
             std::fs::create_dir_all(d).map_err(|e| ctx(format!("create {}", d.display()), e))?;
         }
         std::fs::write(lower.join("d/f"), b"x").map_err(|e| ctx("write probe file", e))?;
-        sys::unshare(libc::CLONE_NEWNS)?;
-        sys::mount(
-            None,
-            Path::new("/"),
-            None,
-            libc::MS_REC | libc::MS_PRIVATE,
-            None,
-        )?;
+        sys::private_mount_ns()?;
         rootfs::mount_overlay(&[&lower], Some((&upper, &work)), &merged)?;
         std::fs::remove_dir_all(merged.join("d"))
             .map_err(|e| ctx("remove a lower dir through the overlay", e))?;

@@ -146,7 +146,7 @@ pub(crate) fn remount_ro(dst: &Path) -> Result<(), String> {
     )
 }
 
-/// Everything between `unshare(CLONE_NEWNS)` and exec: builds the rootfs at
+/// Everything between entering a private mount namespace and exec: builds the rootfs at
 /// `paths.merged()` and pivots into it.
 pub(crate) fn enter(
     spec: &RunSpec,
@@ -155,13 +155,6 @@ pub(crate) fn enter(
     devpts_gid5: bool,
 ) -> Result<(), String> {
     let merged = paths.merged();
-    sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
     if spec.network == Network::None {
         loopback_up()?;
     }

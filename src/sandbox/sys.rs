@@ -124,6 +124,18 @@ pub(crate) fn unshare(flags: libc::c_int) -> Result<(), String> {
         .map_err(|e| ctx("unshare", e))
 }
 
+/// Enter a new mount namespace whose mounts never propagate to the host.
+pub(crate) fn private_mount_ns() -> Result<(), String> {
+    unshare(libc::CLONE_NEWNS)?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+}
+
 /// Become root of the current user namespace: gid, groups, then uid.
 pub(crate) fn become_root(set_groups: bool) -> Result<(), String> {
     // SAFETY: plain id syscalls.

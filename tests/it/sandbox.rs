@@ -521,3 +521,81 @@ fn bench_touch_on_200k_files() {
         total - cmd
     );
 }
+
+/// SIGKILL of the process that called `Sandbox::run` ends the whole
+/// sandbox (no process survives) and the next run sweeps its directory.
+#[test]
+fn killing_the_caller_kills_the_step_and_the_next_run_sweeps() {
+    const MARK: &str = "sleep 987654";
+    let f = fixture_or_skip!();
+    if std::env::var_os("CAIRN_IT_SANDBOX_VICTIM").is_some() {
+        let _ = f.sandbox.run(&sh(f, &format!("{MARK} & {MARK}")), &());
+        return;
+    }
+    let sleepers = || -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == MARK)
+            })
+            .count()
+    };
+    let mut victim = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sandbox::killing_the_caller_kills_the_step_and_the_next_run_sweeps",
+        ])
+        .env("CAIRN_IT_SANDBOX_VICTIM", "1")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |want: &dyn Fn(usize) -> bool| {
+        for _ in 0..200 {
+            if want(sleepers()) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(wait_for(&|n| n == 2), "the step did not start");
+    // The victim's run dir (other tests run in parallel with their own).
+    let before: Vec<_> = std::fs::read_dir(f.base.join("state/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::read_to_string(p.join("request.json")).is_ok_and(|r| r.contains(MARK)))
+        .collect();
+    assert_eq!(before.len(), 1);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(
+        wait_for(&|n| n == 0),
+        "processes of the killed step survived"
+    );
+    let (_out, _) = run_ok(f, &sh(f, "true"));
+    for p in before {
+        assert!(!p.exists(), "{} not swept", p.display());
+    }
+}
+
+/// `--isolation=none` (root only, no user namespace) captures the same
+/// entries as the user-namespace mode; as non-root it is refused.
+#[test]
+fn isolation_none_matches_overlay_as_root_and_is_refused_otherwise() {
+    let f = fixture_or_skip!();
+    let mut spec = sh(f, ADDUSER);
+    spec.isolation = cairn::sandbox::Isolation::None;
+    if uid() != 0 {
+        let err = f.sandbox.run(&spec, &()).unwrap_err();
+        assert!(matches!(err, SandboxError::Unavailable { .. }), "{err}");
+        return;
+    }
+    let (out, _) = run_ok(f, &spec);
+    assert_eq!(out.chosen.isolation, cairn::sandbox::Isolation::None);
+    let none = summary(out.captured.entries());
+    spec.isolation = cairn::sandbox::Isolation::Overlay;
+    assert_eq!(none, summary(run_ok(f, &spec).0.captured.entries()));
+}
