@@ -11,8 +11,11 @@
 //! - paths cairn placed ([`Placed`]) are dropped, as are directories that
 //!   only exist for a mount point unless a real change lies below them
 //!
+//! - `user.cairn.owner` (single-id mode) overrides the owner, never kept
+//!
 //! Runs inside the user namespace, so `stat` already yields container ids.
 
+use super::ownership::{parse_owner, OWNER_XATTR};
 use super::protocol::{WireEntry, WireKind};
 use super::scaffold::Placed;
 use std::collections::{BTreeMap, HashMap};
@@ -27,22 +30,36 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// Walk `upper` and return its entries sorted byte-wise by path.
-pub(crate) fn capture(upper: &Path, epoch: u64, placed: &Placed) -> Result<Vec<WireEntry>, String> {
+///
+/// With `recorded_owners` (single-id mapping), an [`OWNER_XATTR`] record
+/// overrides the inode's owner (see [`super::ownership`]).
+pub(crate) fn capture(
+    upper: &Path,
+    epoch: u64,
+    placed: &Placed,
+    recorded_owners: bool,
+) -> Result<Vec<WireEntry>, String> {
     let mut out = Vec::new();
-    walk(upper, "", epoch, placed, &mut out)?;
+    let ctx = Walk {
+        epoch,
+        placed,
+        recorded_owners,
+    };
+    walk(upper, "", &ctx, &mut out)?;
     out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     drop_scaffold_dirs(&mut out, placed);
     link_hardlinks(upper, &mut out)?;
     Ok(out)
 }
 
-fn walk(
-    dir: &Path,
-    prefix: &str,
+struct Walk<'a> {
     epoch: u64,
-    placed: &Placed,
-    out: &mut Vec<WireEntry>,
-) -> Result<(), String> {
+    placed: &'a Placed,
+    recorded_owners: bool,
+}
+
+fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Result<(), String> {
+    let (epoch, placed) = (w.epoch, w.placed);
     let rd = std::fs::read_dir(dir).map_err(|e| format!("capture: read {}: {e}", dir.display()))?;
     for item in rd {
         let item = item.map_err(|e| format!("capture: read {}: {e}", dir.display()))?;
@@ -123,8 +140,12 @@ fn walk(
             continue; // socket
         };
         let mut entry = base(rel.clone(), kind, mode);
-        let (xattrs, opaque) = read_xattrs(&path)?;
-        entry.xattrs = xattrs;
+        let x = read_xattrs(&path)?;
+        entry.xattrs = x.keep;
+        if let Some((uid, gid)) = x.owner.filter(|_| w.recorded_owners) {
+            (entry.uid, entry.gid) = (uid, gid);
+        }
+        let opaque = x.opaque;
         out.push(entry.clone());
         if ft.is_dir() {
             if opaque {
@@ -137,7 +158,7 @@ fn walk(
                 marker.xattrs.clear();
                 out.push(marker);
             }
-            walk(&path, &rel, epoch, placed, out)?;
+            walk(&path, &rel, w, out)?;
         }
     }
     Ok(())
@@ -147,16 +168,25 @@ fn clamp(mtime: i64, epoch: u64) -> u64 {
     u64::try_from(mtime).unwrap_or(0).min(epoch)
 }
 
-/// The xattrs worth keeping, and whether the dir is overlay-opaque.
-fn read_xattrs(path: &Path) -> Result<(BTreeMap<String, Vec<u8>>, bool), String> {
+/// What an inode's xattrs say.
+#[derive(Default)]
+struct Xattrs {
+    /// Worth keeping in the layer.
+    keep: BTreeMap<String, Vec<u8>>,
+    /// `user.overlay.opaque=y`.
+    opaque: bool,
+    /// A recorded owner ([`OWNER_XATTR`]).
+    owner: Option<(u32, u32)>,
+}
+
+fn read_xattrs(path: &Path) -> Result<Xattrs, String> {
     let mut names = vec![0u8; 4096];
     let n = match rustix::fs::llistxattr(path, &mut names[..]) {
         Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok((BTreeMap::new(), false)),
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
         Err(e) => return Err(format!("capture: list xattrs of {}: {e}", path.display())),
     };
-    let mut out = BTreeMap::new();
-    let mut opaque = false;
+    let mut x = Xattrs::default();
     for raw in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
         let Ok(name) = std::str::from_utf8(raw) else {
             continue;
@@ -174,15 +204,17 @@ fn read_xattrs(path: &Path) -> Result<(BTreeMap<String, Vec<u8>>, bool), String>
         };
         value.truncate(len);
         if name == OPAQUE_XATTR {
-            opaque = value == b"y";
+            x.opaque = value == b"y";
+        } else if name == OWNER_XATTR {
+            x.owner = parse_owner(&value);
         } else if !name.starts_with("user.overlay.")
             && !name.starts_with("trusted.overlay.")
             && name != "security.selinux"
         {
-            out.insert(name.to_owned(), value);
+            x.keep.insert(name.to_owned(), value);
         }
     }
-    Ok((out, opaque))
+    Ok(x)
 }
 
 /// Remove scaffold-only directories that have nothing captured below them,
@@ -347,7 +379,7 @@ mod tests {
         std::fs::hard_link(up.join("a/b/f"), up.join("a/g")).unwrap();
         std::os::unix::fs::symlink("b/f", up.join("a/l")).unwrap();
         std::fs::create_dir(up.join("a-b")).unwrap();
-        let es = capture(up, 100, &Placed::default()).unwrap();
+        let es = capture(up, 100, &Placed::default(), false).unwrap();
         let summary: Vec<(String, String)> = es
             .iter()
             .map(|e| {

@@ -48,6 +48,15 @@ fn cstring(s: &str, what: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("{what} contains a NUL byte: {s:?}"))
 }
 
+/// Pipes to hand the chown-interception listener to the init
+/// ([`super::ownership`]): the fd number goes out on `send`, then the
+/// command waits for a byte on `ack` before closing its copy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Intercept {
+    pub send: libc::c_int,
+    pub ack: libc::c_int,
+}
+
 /// Become the step's user and exec the command. Only returns on failure.
 pub(crate) fn exec_command(
     argv: &[String],
@@ -55,8 +64,9 @@ pub(crate) fn exec_command(
     cwd: &str,
     user_spec: &str,
     set_groups: bool,
+    intercept: Option<Intercept>,
 ) -> String {
-    match try_exec(argv, env, cwd, user_spec, set_groups) {
+    match try_exec(argv, env, cwd, user_spec, set_groups, intercept) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -68,6 +78,7 @@ fn try_exec(
     cwd: &str,
     user_spec: &str,
     set_groups: bool,
+    intercept: Option<Intercept>,
 ) -> Result<std::convert::Infallible, String> {
     let prog = argv.first().ok_or("empty command")?;
     let read = |p| std::fs::read_to_string(p).unwrap_or_default();
@@ -110,6 +121,18 @@ fn try_exec(
     pargs.push(std::ptr::null());
     let mut penv: Vec<*const libc::c_char> = cenv.iter().map(|c| c.as_ptr()).collect();
     penv.push(std::ptr::null());
+    if let Some(i) = intercept {
+        let fd = super::ownership::install_filter()?;
+        sys::write_all_fd(i.send, fd.to_string().as_bytes());
+        sys::close(i.send);
+        let mut ack = [0u8; 1];
+        // SAFETY: valid one-byte buffer.
+        let n = unsafe { libc::read(i.ack, ack.as_mut_ptr().cast(), 1) };
+        sys::close(fd);
+        if n != 1 {
+            return Err("the sandbox init did not take the chown listener".into());
+        }
+    }
     // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
     unsafe { libc::execve(cfile.as_ptr(), pargs.as_ptr(), penv.as_ptr()) };
     Err(sys::ctx(

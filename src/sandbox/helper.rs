@@ -4,14 +4,17 @@
 //! single-threaded and may `fork` and `unshare` freely.
 
 use super::capture;
+use super::exec::{exec_command, Intercept};
 use super::idmap::IdentityKind;
 use super::namespaces::{self, STEP_FLAGS};
+use super::ownership;
 use super::protocol::{Request, RequestKind, Response, REQUEST_FILE, RESULT_FILE};
 use super::rootfs::{self, Paths};
 use super::scaffold;
 use super::state;
 use super::sys::{self, ctx};
 use super::{Network, RunSpec};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -178,7 +181,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
         })?,
     };
     let entries = if code == 0 {
-        capture::capture(&paths.upper(), spec.epoch, &placed)?
+        capture::capture(&paths.upper(), spec.epoch, &placed, !set_groups)?
     } else {
         Vec::new()
     };
@@ -236,13 +239,28 @@ fn init_main(
         Ok(p) => p,
         Err(e) => return format!("E{e}"),
     };
+    // Single-id mapping: the command's chown calls come to us (ownership.rs).
+    let pipes = if set_groups {
+        None
+    } else {
+        match sys::pipe().and_then(|a| sys::pipe().map(|b| (a, b))) {
+            Ok(p) => Some(p),
+            Err(e) => return format!("E{e}"),
+        }
+    };
     let started = Instant::now();
     let cmd = match sys::fork() {
         Ok(0) => {
             sys::close(err_r);
             null_stdin();
-            let msg =
-                super::exec::exec_command(&spec.argv, &spec.env, &spec.cwd, &spec.user, set_groups);
+            let intercept = pipes.map(|((fd_r, send), (ack, ack_w))| {
+                sys::close(fd_r);
+                sys::close(ack_w);
+                Intercept { send, ack }
+            });
+            let msg = exec_command(
+                &spec.argv, &spec.env, &spec.cwd, &spec.user, set_groups, intercept,
+            );
             sys::write_all_fd(err_w, msg.as_bytes());
             // SAFETY: plain exit.
             unsafe { libc::_exit(127) }
@@ -251,7 +269,24 @@ fn init_main(
         Err(e) => return format!("E{e}"),
     };
     sys::close(err_w);
-    let status = reap_until(cmd);
+    let status = match pipes {
+        None => reap_until(cmd),
+        Some(((fd_r, fd_w), (ack_r, ack_w))) => {
+            sys::close(fd_w);
+            sys::close(ack_r);
+            let listener = take_listener(cmd, fd_r);
+            sys::close(fd_r);
+            if listener.is_ok() {
+                sys::write_all_fd(ack_w, b"A");
+            }
+            sys::close(ack_w);
+            match listener {
+                Ok(Some((pidfd, l))) => supervise(cmd, &pidfd, &l),
+                // The command failed before exec and reports why itself.
+                Ok(None) | Err(_) => reap_until(cmd),
+            }
+        }
+    };
     let nanos = started.elapsed().as_nanos() as u64;
     // RUN semantics: when the command exits, whatever it left running dies.
     // SAFETY: kill(-1) from pid 1 reaches every other process in the pid ns.
@@ -262,6 +297,66 @@ fn init_main(
         return format!("E{}", String::from_utf8_lossy(&err));
     }
     format!("T{nanos} {}", sys::exit_code(status))
+}
+
+/// The command's seccomp listener (fd number read from `fd_r`), or `None`
+/// when the command died before sending it.
+fn take_listener(
+    cmd: libc::pid_t,
+    fd_r: libc::c_int,
+) -> Result<Option<(OwnedFd, OwnedFd)>, String> {
+    let text = String::from_utf8_lossy(&sys::read_to_end_fd(fd_r)).into_owned();
+    let Ok(fd) = text.parse::<libc::c_int>() else {
+        return Ok(None);
+    };
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, cmd, 0) };
+    if pidfd < 0 {
+        return Err(ctx("pidfd_open", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as libc::c_int) };
+    let listener = ownership::take_fd(pidfd.as_raw_fd(), fd)?;
+    Ok(Some((pidfd, listener)))
+}
+
+/// Serve chown notifications until `cmd` exits; reap orphans meanwhile.
+fn supervise(cmd: libc::pid_t, pidfd: &OwnedFd, listener: &OwnedFd) -> libc::c_int {
+    let mut watch = true;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if watch { listener.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: valid pollfd array; the timeout bounds zombie lifetime.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+        if fds[1].revents & libc::POLLIN != 0 {
+            if ownership::handle_one(listener.as_raw_fd()).is_err() {
+                watch = false;
+            }
+        } else if fds[1].revents != 0 {
+            watch = false;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: valid out pointer.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if r == cmd {
+                return status;
+            }
+            if r <= 0 {
+                break;
+            }
+        }
+    }
 }
 
 /// Reap children until `pid` exits (its status) or none are left (`-1`).

@@ -108,11 +108,21 @@ impl Identity {
                     gids: vec![single(gid), sub(g)],
                 }
             }
-            _ => Identity {
-                kind: IdentityKind::Single,
-                uids: vec![single(uid)],
-                gids: vec![single(gid)],
-            },
+            _ => Identity::plan_single(uid, gid),
+        }
+    }
+
+    /// Only `0 UID 1` / `0 GID 1`, whatever else could be mapped.
+    pub fn plan_single(uid: u32, gid: u32) -> Identity {
+        let single = |id| IdRange {
+            inner: 0,
+            outer: id,
+            count: 1,
+        };
+        Identity {
+            kind: IdentityKind::Single,
+            uids: vec![single(uid)],
+            gids: vec![single(gid)],
         }
     }
 

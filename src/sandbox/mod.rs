@@ -53,6 +53,7 @@ pub mod helper;
 pub mod idmap;
 pub mod mounts;
 pub mod namespaces;
+pub mod ownership;
 pub mod probe;
 mod protocol;
 pub mod rootfs;
@@ -379,6 +380,18 @@ impl Sandbox {
             helper,
             probe,
         })
+    }
+
+    /// Use the single-id mapping (`0 UID 1`, chown recorded by
+    /// [`ownership`]) even where more ids could be mapped, and re-probe.
+    /// For testing that mode and for machines whose subordinate ids must
+    /// not be used. Layer directories must be unpacked in this mapping.
+    pub fn with_single_id_map(mut self) -> Self {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        let identity = idmap::Identity::plan_single(uid, gid);
+        self.probe = probe::run_with(&self.state_dir, &self.helper, identity);
+        self
     }
 
     /// What the probe found.

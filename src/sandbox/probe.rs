@@ -80,8 +80,12 @@ fn sysctl(name: &'static str) -> Sysctl {
 
 /// Probe the machine, spawning `helper` once for the live check.
 pub fn run(state_dir: &Path, helper: &Path) -> Probe {
+    run_with(state_dir, helper, Identity::detect())
+}
+
+/// [`run`] with a given identity plan.
+pub fn run_with(state_dir: &Path, helper: &Path, identity: Identity) -> Probe {
     let uid = rustix::process::getuid().as_raw();
-    let identity = Identity::detect();
     let name = idmap::host_user_name(uid).unwrap_or_default();
     let read = |p| std::fs::read_to_string(p).unwrap_or_default();
     let pair = |r: Option<SubRange>| r.map(|r| (r.start, r.count));
@@ -148,9 +152,11 @@ fn identity_text(p: &Probe) -> String {
             )
         }
         IdentityKind::Single => format!(
-            "only uid {} is mapped ({}): chown to other ids fails inside steps",
+            "only uid {} is mapped ({}): chown to other ids is recorded, not applied; setuid to other ids fails",
             p.uid,
-            if p.subuid.is_none() {
+            if p.uid == 0 {
+                "single mapping requested"
+            } else if p.subuid.is_none() {
                 "no /etc/subuid range"
             } else {
                 "newuidmap/newgidmap missing"
@@ -282,7 +288,11 @@ mod tests {
         let c = probe(1000, None, None).choose(Isolation::Auto).unwrap();
         assert_eq!(c.isolation, Isolation::Overlay);
         assert_eq!(c.identity, IdentityKind::Single);
-        assert!(c.why.contains("chown to other ids fails"), "{}", c.why);
+        assert!(
+            c.why.contains("chown to other ids is recorded"),
+            "{}",
+            c.why
+        );
     }
 
     #[test]

@@ -61,9 +61,7 @@ fn layer_blobs(oci: &Path) -> Vec<PathBuf> {
 fn fixture() -> Option<&'static Fixture> {
     static F: OnceLock<Option<Fixture>> = OnceLock::new();
     F.get_or_init(|| {
-        let oci = PathBuf::from(
-            std::env::var(cairn::env::CAIRN_NODE_ALPINE_OCI).unwrap_or_else(|_| DEFAULT_OCI.into()),
-        );
+        let oci = oci_dir();
         if !oci.join("index.json").exists() {
             eprintln!(
                 "\n\n!!! SKIPPING sandbox tests: no node:22-alpine stand-in at {} (set {} or run make-node-alpine.sh) !!!\n",
@@ -74,32 +72,7 @@ fn fixture() -> Option<&'static Fixture> {
         }
         let base = base_dir();
         let sandbox = Sandbox::with_helper(base.join("state"), HELPER).unwrap();
-        let mut lowers = Vec::new();
-        for blob in layer_blobs(&oci) {
-            let name = blob.file_name().unwrap().to_str().unwrap().to_owned();
-            let dir = base.join("layers").join(&name);
-            let done = base.join("layers").join(format!("{name}.done"));
-            if !done.exists() {
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir).unwrap();
-                let argv: Vec<String> = ["tar", "--numeric-owner", "-xpzf"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .chain([blob.display().to_string()])
-                    .collect();
-                let code = sandbox.exec_in_userns(&argv, &dir, |l| eprintln!("tar: {l}")).unwrap();
-                assert_eq!(code, 0, "unpacking {}", blob.display());
-                // The stand-in's layers carry no whiteouts; a future one must
-                // be converted to overlay form first, so fail loudly.
-                let wh = walkdir::WalkDir::new(&dir)
-                    .into_iter()
-                    .flatten()
-                    .find(|e| e.file_name().to_string_lossy().starts_with(".wh."));
-                assert!(wh.is_none(), "layer {name} has whiteouts: convert them");
-                std::fs::write(&done, b"").unwrap();
-            }
-            lowers.push(dir);
-        }
+        let lowers = unpack_layers(&sandbox, &oci, &base.join("layers"), &["tar", "--numeric-owner", "-xpzf"]);
         Some(Fixture {
             sandbox,
             lowers,
@@ -107,6 +80,46 @@ fn fixture() -> Option<&'static Fixture> {
         })
     })
     .as_ref()
+}
+
+/// Unpack the fixture layers under `base/<subdir>` with `tar_args`, as
+/// `sandbox`'s namespace root (so owners are in its mapping).
+fn unpack_layers(sandbox: &Sandbox, oci: &Path, dir: &Path, tar_args: &[&str]) -> Vec<PathBuf> {
+    let mut lowers = Vec::new();
+    for blob in layer_blobs(oci) {
+        let name = blob.file_name().unwrap().to_str().unwrap().to_owned();
+        let layer = dir.join(&name);
+        let done = dir.join(format!("{name}.done"));
+        if !done.exists() {
+            let _ = std::fs::remove_dir_all(&layer);
+            std::fs::create_dir_all(&layer).unwrap();
+            let argv: Vec<String> = tar_args
+                .iter()
+                .map(|s| s.to_string())
+                .chain([blob.display().to_string()])
+                .collect();
+            let code = sandbox
+                .exec_in_userns(&argv, &layer, |l| eprintln!("tar: {l}"))
+                .unwrap();
+            assert_eq!(code, 0, "unpacking {}", blob.display());
+            // The stand-in's layers carry no whiteouts; a future one must
+            // be converted to overlay form first, so fail loudly.
+            let wh = walkdir::WalkDir::new(&layer)
+                .into_iter()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with(".wh."));
+            assert!(wh.is_none(), "layer {name} has whiteouts: convert them");
+            std::fs::write(&done, b"").unwrap();
+        }
+        lowers.push(layer);
+    }
+    lowers
+}
+
+fn oci_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var(cairn::env::CAIRN_NODE_ALPINE_OCI).unwrap_or_else(|_| DEFAULT_OCI.into()),
+    )
 }
 
 fn sh(f: &Fixture, script: &str) -> RunSpec {
@@ -598,4 +611,45 @@ fn isolation_none_matches_overlay_as_root_and_is_refused_otherwise() {
     let none = summary(out.captured.entries());
     spec.isolation = cairn::sandbox::Isolation::Overlay;
     assert_eq!(none, summary(run_ok(f, &spec).0.captured.entries()));
+}
+
+/// Single-id mapping (no subordinate ids): chown to unmapped ids is
+/// recorded by the seccomp supervisor and captured as the container ids.
+#[test]
+fn single_id_map_records_chown_to_other_ids() {
+    let f = fixture_or_skip!();
+    let sandbox = Sandbox::with_helper(f.base.join("state"), HELPER)
+        .unwrap()
+        .with_single_id_map();
+    // Only id 0 exists in this mapping: owners cannot be kept by tar.
+    let lowers = unpack_layers(
+        &sandbox,
+        &oci_dir(),
+        &f.base.join("layers-single"),
+        &["tar", "--no-same-owner", "-xpzf"],
+    );
+    let mut spec = sh(
+        f,
+        &format!("{ADDUSER} && chown 7:8 /etc/motd && chown 0:0 /srv && stat -c '%u' /srv/app"),
+    );
+    spec.lowers = lowers;
+    let rec = Recorder::default();
+    let out = sandbox.run(&spec, &rec).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.chosen.identity,
+        cairn::sandbox::idmap::IdentityKind::Single
+    );
+    let es = out.captured.entries();
+    let owner = |p: &str| {
+        let e = find(es, p).unwrap_or_else(|| panic!("{p} not captured"));
+        (e.uid, e.gid)
+    };
+    assert_eq!(owner("srv/app"), (1001, 1001));
+    assert_eq!(owner("home/nextjs").0, 1001);
+    assert_eq!(owner("etc/motd"), (7, 8));
+    assert_eq!(owner("srv"), (0, 0));
+    assert!(
+        es.iter().all(|e| e.xattrs.is_empty()),
+        "the record is not a layer xattr"
+    );
 }
