@@ -509,6 +509,19 @@ fn bench_touch_on_200k_files() {
     }
     let mut lowers = f.lowers.clone();
     lowers.push(big);
+    // Baseline: starting a process at all, under the same machine load.
+    let mut base: Vec<_> = (0..15)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::process::Command::new("/bin/true").status().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    base.sort();
+    eprintln!(
+        "baseline spawn+wait of /bin/true: median {:?}",
+        base[base.len() / 2]
+    );
     let mut samples = Vec::new();
     for _ in 0..15 {
         let mut spec = RunSpec::new(lowers.clone(), vec!["/bin/touch".into(), "/x".into()]);
@@ -652,4 +665,37 @@ fn single_id_map_records_chown_to_other_ids() {
         es.iter().all(|e| e.xattrs.is_empty()),
         "the record is not a layer xattr"
     );
+}
+
+/// `cairn doctor` reports the probe and the chosen mode, as text and JSON.
+#[test]
+fn doctor_reports_the_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(HELPER);
+        cmd.arg("doctor").arg("--state-dir").arg(dir.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = run(false);
+    assert!(
+        text.contains("isolation modes (strongest first):"),
+        "{text}"
+    );
+    assert!(text.contains("user.max_user_namespaces"), "{text}");
+    let (jcode, json) = run(true);
+    assert_eq!(code, jcode);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ladder = v["ladder"].as_array().unwrap();
+    assert_eq!(ladder[0]["isolation"], "Overlay");
+    if code == Some(0) {
+        assert!(text.contains("chosen (auto): overlay"), "{text}");
+        assert_eq!(ladder[0]["strength"], "Preferred");
+    }
 }
