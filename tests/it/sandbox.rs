@@ -436,6 +436,35 @@ fn run_dirs_are_removed_on_drop_and_stale_ones_swept() {
     assert!(!upper.exists(), "run dir removed when Captured drops");
 }
 
+fn unpriv_user_ready() -> bool {
+    if uid() != 0
+        || !std::process::Command::new("id")
+            .arg(UNPRIV_USER)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("\n!!! SKIPPING unprivileged sandbox test: run as root after tests/support/unpriv-user.sh !!!\n");
+        return false;
+    }
+    true
+}
+
+/// Run this test binary as the unprivileged user with `args`.
+fn as_unpriv_user(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", UNPRIV_USER, "--", "env", &format!("{AS_USER_ENV}=1")])
+        .arg(format!("HOME=/tmp/cairn-it-home-{UNPRIV_USER}"))
+        .arg(std::env::current_exe().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// As the unprivileged user (subordinate ids), the same command captures
 /// the same entries as root. Runs this binary again under `runuser`.
 #[test]
@@ -448,46 +477,39 @@ fn unprivileged_user_captures_what_root_captures() {
         println!("SUMMARY {json}");
         return;
     }
-    if uid() != 0
-        || std::process::Command::new("id")
-            .arg(UNPRIV_USER)
-            .output()
-            .map_or(true, |o| !o.status.success())
-    {
-        eprintln!("\n!!! SKIPPING unprivileged sandbox test: run as root after tests/support/unpriv-user.sh !!!\n");
+    if !unpriv_user_ready() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("runuser")
-        .args(["-u", UNPRIV_USER, "--", "env", &format!("{AS_USER_ENV}=1")])
-        .arg(format!("HOME=/tmp/cairn-it-home-{UNPRIV_USER}"))
-        .arg(&exe)
-        .args([
-            "--exact",
-            "sandbox::unprivileged_user_captures_what_root_captures",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let name = "sandbox::unprivileged_user_captures_what_root_captures";
+    let (ok, stdout, stderr) =
+        as_unpriv_user(&["--exact", name, "--nocapture", "--test-threads=1"]);
+    assert!(ok, "{stdout}\n{stderr}");
     let line = stdout
         .lines()
         .find_map(|l| l.split_once("SUMMARY ").map(|(_, j)| j))
-        .unwrap_or_else(|| {
-            panic!(
-                "no summary in {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        .unwrap_or_else(|| panic!("no summary in {stdout}\n{stderr}"));
     let theirs: Vec<String> = serde_json::from_str(line).unwrap();
     let ours = summary(run_ok(f, &sh(f, ADDUSER)).0.captured.entries());
     assert_eq!(theirs, ours);
+}
+
+/// Every other sandbox test also passes rootless (subordinate ids).
+#[test]
+fn every_sandbox_test_passes_as_the_unprivileged_user() {
+    fixture_or_skip!();
+    if std::env::var_os(AS_USER_ENV).is_some() || !unpriv_user_ready() {
+        return;
+    }
+    let (ok, stdout, stderr) = as_unpriv_user(&[
+        "sandbox::",
+        "--skip",
+        "every_sandbox_test_passes_as_the_unprivileged_user",
+        "--skip",
+        "unprivileged_user_captures_what_root_captures",
+        "--test-threads=2",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("test result: ok"), "{stdout}");
 }
 
 /// `RUN touch /x` over a lower of ≥ 200k files: overhead beyond the command.
