@@ -3,7 +3,9 @@
 //!
 //! - whiteout (char device 0/0) → empty file `.wh.NAME` (mode 0600, its owner)
 //! - dir with `user.overlay.opaque=y` → the dir + empty `DIR/.wh..wh..opq`
-//! - `user.overlay.*` / `trusted.overlay.*` xattrs are never captured
+//! - fuse-overlayfs forms: `.wh.NAME` empty files are whiteouts already;
+//!   a `.wh..opq` device or `.wh..wh..opq` file marks its dir opaque
+//! - `user.overlay.*`, `user.fuseoverlayfs.*`, `trusted.overlay.*` xattrs are never captured
 //! - mtimes are clamped: `min(mtime, epoch)`
 //! - regular files with several links in the upper dir: the first path in
 //!   byte order holds the data, later ones are hard links to it
@@ -17,7 +19,7 @@
 
 use super::ownership::{parse_owner, OWNER_XATTR};
 use super::protocol::{WireEntry, WireKind};
-use super::scaffold::Placed;
+use super::scaffold::{lookup, Placed};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -28,13 +30,23 @@ pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// Name of the opaque-directory marker entry.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const OPAQUE_XATTR: &str = "user.overlay.opaque";
+/// fuse-overlayfs's opaque xattr.
+const FUSE_OPAQUE_XATTR: &str = "user.fuseoverlayfs.opaque";
+/// fuse-overlayfs's opaque marker device (whiteout of `.wh..opq`).
+const FUSE_OPAQUE_DEV: &str = ".wh..opq";
 
 /// Walk `upper` and return its entries sorted byte-wise by path.
 ///
 /// With `recorded_owners` (single-id mapping), an [`OWNER_XATTR`] record
 /// overrides the inode's owner (see [`super::ownership`]).
+///
+/// `lowers_top_first` (the image layers, not the scaffold) decide whether
+/// an opaque mark matters: on a directory no lower has, it hides nothing
+/// and is dropped (fuse-overlayfs marks every new directory opaque, the
+/// kernel marks renamed ones), so all modes capture the same entries.
 pub(crate) fn capture(
     upper: &Path,
+    lowers_top_first: &[&Path],
     epoch: u64,
     placed: &Placed,
     recorded_owners: bool,
@@ -44,9 +56,12 @@ pub(crate) fn capture(
         epoch,
         placed,
         recorded_owners,
+        lowers_top_first,
     };
     walk(upper, "", &ctx, &mut out)?;
     out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    // fuse-overlayfs may mark a dir opaque twice (device and file).
+    out.dedup_by(|a, b| a.path == b.path);
     drop_scaffold_dirs(&mut out, placed);
     link_hardlinks(upper, &mut out)?;
     Ok(out)
@@ -56,6 +71,14 @@ struct Walk<'a> {
     epoch: u64,
     placed: &'a Placed,
     recorded_owners: bool,
+    lowers_top_first: &'a [&'a Path],
+}
+
+impl Walk<'_> {
+    /// Whether an opaque mark on `rel` hides anything.
+    fn opaque_matters(&self, rel: &str) -> bool {
+        lookup(self.lowers_top_first, rel).is_some_and(|(_, m)| m.is_dir())
+    }
 }
 
 fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Result<(), String> {
@@ -94,20 +117,43 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
             mtime: clamp(m.mtime(), epoch),
             xattrs: BTreeMap::new(),
         };
-        if ft.is_char_device() && m.rdev() == 0 {
+        let is_whiteout_dev = ft.is_char_device() && m.rdev() == 0;
+        // fuse-overlayfs marks an opaque dir with a `.wh..opq` whiteout
+        // device and/or a `.wh..wh..opq` file instead of the xattr.
+        if (is_whiteout_dev && name == FUSE_OPAQUE_DEV) || (ft.is_file() && name == OPAQUE_MARKER) {
+            if !prefix.is_empty() && w.opaque_matters(prefix) {
+                let dm = std::fs::symlink_metadata(dir)
+                    .map_err(|e| format!("capture: stat {}: {e}", dir.display()))?;
+                out.push(opaque_marker(prefix, &dm, epoch));
+            }
+            continue;
+        }
+        // A whiteout: the kernel's 0/0 device, or fuse-overlayfs's empty
+        // `.wh.NAME` file when it may not mknod. Always 0:0 mode 0600, so
+        // every mode captures the same entry.
+        let whiteout = if is_whiteout_dev {
+            Some(format!("{WHITEOUT_PREFIX}{name}"))
+        } else if ft.is_file() && m.len() == 0 && name.starts_with(WHITEOUT_PREFIX) {
+            Some(name.clone())
+        } else {
+            None
+        };
+        if let Some(wh) = whiteout {
             let wh = if prefix.is_empty() {
-                format!("{WHITEOUT_PREFIX}{name}")
+                wh
             } else {
-                format!("{prefix}/{WHITEOUT_PREFIX}{name}")
+                format!("{prefix}/{wh}")
             };
-            out.push(base(
+            let mut e = base(
                 wh,
                 WireKind::File {
                     size: 0,
                     upper_path: None,
                 },
                 0o600,
-            ));
+            );
+            (e.uid, e.gid) = (0, 0);
+            out.push(e);
             continue;
         }
         let mode = m.mode() & 0o7777;
@@ -148,20 +194,29 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
         let opaque = x.opaque;
         out.push(entry.clone());
         if ft.is_dir() {
-            if opaque {
-                let mut marker = entry;
-                marker.path = format!("{rel}/{OPAQUE_MARKER}");
-                marker.kind = WireKind::File {
-                    size: 0,
-                    upper_path: None,
-                };
-                marker.xattrs.clear();
-                out.push(marker);
+            if opaque && w.opaque_matters(&rel) {
+                out.push(opaque_marker(&rel, &m, epoch));
             }
             walk(&path, &rel, w, out)?;
         }
     }
     Ok(())
+}
+
+/// The `DIR/.wh..wh..opq` entry, with the directory's owner, mode and mtime.
+fn opaque_marker(dir_rel: &str, dir: &std::fs::Metadata, epoch: u64) -> WireEntry {
+    WireEntry {
+        path: format!("{dir_rel}/{OPAQUE_MARKER}"),
+        kind: WireKind::File {
+            size: 0,
+            upper_path: None,
+        },
+        mode: dir.mode() & 0o7777,
+        uid: dir.uid(),
+        gid: dir.gid(),
+        mtime: clamp(dir.mtime(), epoch),
+        xattrs: BTreeMap::new(),
+    }
 }
 
 fn clamp(mtime: i64, epoch: u64) -> u64 {
@@ -203,11 +258,12 @@ fn read_xattrs(path: &Path) -> Result<Xattrs, String> {
             }
         };
         value.truncate(len);
-        if name == OPAQUE_XATTR {
-            x.opaque = value == b"y";
+        if name == OPAQUE_XATTR || name == FUSE_OPAQUE_XATTR {
+            x.opaque |= value == b"y";
         } else if name == OWNER_XATTR {
             x.owner = parse_owner(&value);
         } else if !name.starts_with("user.overlay.")
+            && !name.starts_with("user.fuseoverlayfs.")
             && !name.starts_with("trusted.overlay.")
             && name != "security.selinux"
         {
@@ -379,7 +435,7 @@ mod tests {
         std::fs::hard_link(up.join("a/b/f"), up.join("a/g")).unwrap();
         std::os::unix::fs::symlink("b/f", up.join("a/l")).unwrap();
         std::fs::create_dir(up.join("a-b")).unwrap();
-        let es = capture(up, 100, &Placed::default(), false).unwrap();
+        let es = capture(up, &[], 100, &Placed::default(), false).unwrap();
         let summary: Vec<(String, String)> = es
             .iter()
             .map(|e| {

@@ -152,15 +152,18 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
     let scaffold_dir = paths.scaffold();
     let mut top_first: Vec<&Path> = vec![&scaffold_dir];
     top_first.extend(spec.lowers.iter().rev().map(PathBuf::as_path));
-    let devpts_gid5 = !request.use_userns || request.identity.maps_gid(5);
-    let set_groups = !request.use_userns || request.identity.kind != IdentityKind::Single;
+    let opts = InitOptions {
+        devpts_gid5: !request.use_userns || request.identity.maps_gid(5),
+        set_groups: !request.use_userns || request.identity.kind != IdentityKind::Single,
+        fuse: request.fuse,
+    };
 
     let (report_r, report_w) = sys::pipe()?;
     let init = sys::fork()?;
     if init == 0 {
         sys::close(report_r);
         let report = match sys::die_with_parent(None) {
-            Ok(()) => init_main(spec, paths, &top_first, devpts_gid5, set_groups),
+            Ok(()) => init_main(spec, paths, &top_first, &opts),
             Err(e) => format!("E{e}"),
         };
         sys::write_all_fd(report_w, report.as_bytes());
@@ -181,7 +184,13 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
         })?,
     };
     let entries = if code == 0 {
-        capture::capture(&paths.upper(), spec.epoch, &placed, !set_groups)?
+        capture::capture(
+            &paths.upper(),
+            &top_first[1..],
+            spec.epoch,
+            &placed,
+            !opts.set_groups,
+        )?
     } else {
         Vec::new()
     };
@@ -221,17 +230,22 @@ fn write_generated(dir: &Path, spec: &RunSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// How the init sets up the step.
+struct InitOptions {
+    /// gid 5 (tty) is mapped, so devpts may use it.
+    devpts_gid5: bool,
+    /// setgroups is allowed (false under a single-id mapping).
+    set_groups: bool,
+    /// fuse-overlayfs instead of kernel overlayfs.
+    fuse: bool,
+}
+
 /// I: pid 1 of the step. Returns the report for C: `E<message>` or
 /// `T<nanos> <exit code>`.
-fn init_main(
-    spec: &RunSpec,
-    paths: &Paths,
-    top_first: &[&Path],
-    devpts_gid5: bool,
-    set_groups: bool,
-) -> String {
-    if let Err(e) =
-        sys::private_mount_ns().and_then(|()| rootfs::enter(spec, paths, top_first, devpts_gid5))
+fn init_main(spec: &RunSpec, paths: &Paths, top_first: &[&Path], opts: &InitOptions) -> String {
+    let set_groups = opts.set_groups;
+    if let Err(e) = sys::private_mount_ns()
+        .and_then(|()| rootfs::enter(spec, paths, top_first, opts.devpts_gid5, opts.fuse))
     {
         return format!("E{e}");
     }

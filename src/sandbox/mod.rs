@@ -97,7 +97,8 @@ pub enum Isolation {
     Auto,
     /// User namespace + kernel overlayfs (`userxattr`).
     Overlay,
-    /// User namespace + fuse-overlayfs (not implemented yet: always refused).
+    /// User namespace + fuse-overlayfs (when the kernel's overlayfs cannot
+    /// be mounted in a user namespace; needs the binary and /dev/fuse).
     FuseOverlay,
     /// User namespace + a copied rootfs and a tree diff (not implemented yet: always refused).
     Copy,
@@ -410,6 +411,7 @@ impl Sandbox {
             state_dir: self.state_dir.clone(),
             run_dir: run.path().to_path_buf(),
             use_userns: chosen.isolation != Isolation::None,
+            fuse: chosen.isolation == Isolation::FuseOverlay,
         };
         let mut tail = VecDeque::with_capacity(TAIL_LINES);
         let response = self.call(&request, &run, |line| {
@@ -470,6 +472,7 @@ impl Sandbox {
             state_dir: self.state_dir.clone(),
             run_dir: run.path().to_path_buf(),
             use_userns: true,
+            fuse: false,
         };
         let response = self.call(&request, &run, &mut on_line)?;
         if let Some(message) = response.error {

@@ -132,6 +132,7 @@ fn live_check(
         state_dir: state_dir.to_path_buf(),
         run_dir: run.path().to_path_buf(),
         use_userns: true,
+        fuse: false,
     };
     let mut output = Vec::new();
     match super::call_helper(helper, &request, run.path(), &mut |l| output.push(l)) {
@@ -204,12 +205,46 @@ fn ladder(p: &Probe) -> Vec<Rung> {
             "needs root".into()
         },
     };
+    let fuse = fuse_rung(p, overlay.strength == Strength::Preferred);
     vec![
         overlay,
-        not_yet(Isolation::FuseOverlay, "the fuse-overlayfs mode"),
+        fuse,
         not_yet(Isolation::Copy, "the copied-rootfs mode"),
         none,
     ]
+}
+
+/// fuse-overlayfs: preferred only when kernel overlayfs fails. Checked
+/// statically (binary, /dev/fuse openable, user namespace works); the
+/// mount itself is first tried by the step.
+fn fuse_rung(p: &Probe, kernel_overlay_works: bool) -> Rung {
+    let dev_fuse = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map(drop);
+    let why_not = match (&p.userns_error, &p.fuse_overlayfs, dev_fuse) {
+        (Some(e), _, _) => Some(format!("user namespaces are blocked: {e}")),
+        (None, None, _) => Some("fuse-overlayfs is not installed".to_owned()),
+        (None, Some(_), Err(e)) => Some(format!("/dev/fuse cannot be opened: {e}")),
+        (None, Some(_), Ok(())) => None,
+    };
+    let (strength, why) = match (why_not, kernel_overlay_works) {
+        (Some(w), _) => (Strength::Unavailable, w),
+        (None, true) => (
+            Strength::OnRequest,
+            "fuse-overlayfs and /dev/fuse present; slower than kernel overlayfs, which works".into(),
+        ),
+        (None, false) => (
+            Strength::Preferred,
+            format!("kernel overlayfs fails in a user namespace; fuse-overlayfs and /dev/fuse present ({})", identity_text(p)),
+        ),
+    };
+    Rung {
+        isolation: Isolation::FuseOverlay,
+        strength,
+        why,
+    }
 }
 
 impl Probe {

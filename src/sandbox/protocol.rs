@@ -24,6 +24,9 @@ pub(crate) struct Request {
     pub run_dir: PathBuf,
     /// False only for `Isolation::None` (real root, no user namespace).
     pub use_userns: bool,
+    /// Mount the rootfs with fuse-overlayfs instead of kernel overlayfs.
+    #[serde(default)]
+    pub fuse: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

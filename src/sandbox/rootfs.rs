@@ -93,12 +93,45 @@ fn mount_overlay_fsconfig(
     .map_err(e(format!("move overlay to {}", target.display())))
 }
 
-fn mount_overlay_legacy(
+/// Mount with the fuse-overlayfs daemon (it forks into the background once
+/// mounted, lives in the step's pid namespace and dies with it). Its
+/// messages go to a file, not the step output. It works on layer fds, so
+/// the pivot_root that follows does not disturb it.
+fn mount_fuse_overlay(
     lowers: &[&Path],
-    upper_work: Option<(&Path, &Path)>,
+    (upper, work): (&Path, &Path),
     target: &Path,
+    scratch: &Path,
 ) -> Result<(), String> {
-    let mut opts = String::from("userxattr,lowerdir=");
+    let opts = format!(
+        "{},upperdir={},workdir={}",
+        overlay_lowerdir_option(lowers)?,
+        upper.display(),
+        work.display()
+    );
+    let log = scratch.join("fuse-overlayfs.log");
+    let err_file =
+        std::fs::File::create(&log).map_err(|e| ctx(format!("create {}", log.display()), e))?;
+    let status = std::process::Command::new("fuse-overlayfs")
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file)
+        .status()
+        .map_err(|e| ctx("run fuse-overlayfs", e))?;
+    if status.success() {
+        return Ok(());
+    }
+    let msg = std::fs::read_to_string(&log).unwrap_or_default();
+    Err(format!("fuse-overlayfs failed ({status}): {}", msg.trim()))
+}
+
+/// `lowerdir=A:B:C` for option strings (paths with `,` or `:` cannot be
+/// expressed there).
+fn overlay_lowerdir_option(lowers: &[&Path]) -> Result<String, String> {
+    let mut opts = String::from("lowerdir=");
     for (i, l) in lowers.iter().enumerate() {
         let s = l.to_str().ok_or("non-UTF-8 layer path")?;
         if s.contains([',', ':']) {
@@ -109,6 +142,15 @@ fn mount_overlay_legacy(
         }
         opts.push_str(s);
     }
+    Ok(opts)
+}
+
+fn mount_overlay_legacy(
+    lowers: &[&Path],
+    upper_work: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), String> {
+    let mut opts = format!("userxattr,{}", overlay_lowerdir_option(lowers)?);
     if let Some((u, w)) = upper_work {
         opts.push_str(&format!(
             ",upperdir={},workdir={}",
@@ -157,16 +199,27 @@ pub(crate) fn enter(
     paths: &Paths,
     lowers_top_first: &[&Path],
     devpts_gid5: bool,
+    fuse: bool,
 ) -> Result<(), String> {
     let merged = paths.merged();
     if spec.network == Network::None {
         loopback_up()?;
     }
-    mount_overlay(
-        lowers_top_first,
-        Some((&paths.upper(), &paths.work())),
-        &merged,
-    )?;
+    let upper_work = (paths.upper(), paths.work());
+    if fuse {
+        mount_fuse_overlay(
+            lowers_top_first,
+            (&upper_work.0, &upper_work.1),
+            &merged,
+            &paths.scratch(),
+        )?;
+    } else {
+        mount_overlay(
+            lowers_top_first,
+            Some((&upper_work.0, &upper_work.1)),
+            &merged,
+        )?;
+    }
     setup_dev(&merged.join("dev"), devpts_gid5)?;
     let nsx = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     sys::mount(

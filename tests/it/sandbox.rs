@@ -721,3 +721,25 @@ fn doctor_reports_the_ladder() {
         assert_eq!(ladder[0]["strength"], "Preferred");
     }
 }
+
+/// fuse-overlayfs mode (asked for explicitly): the same entries as kernel
+/// overlayfs for whiteouts, opaque dirs and chown.
+#[test]
+fn fuse_overlay_captures_what_kernel_overlay_captures() {
+    let f = fixture_or_skip!();
+    let script = format!(
+        "{ADDUSER} && rm /etc/issue && rm -rf /etc/apk && mkdir /etc/apk && echo x > /etc/apk/world"
+    );
+    let mut spec = sh(f, &script);
+    spec.isolation = cairn::sandbox::Isolation::FuseOverlay;
+    if let Err(e) = f.sandbox.probe().choose(spec.isolation) {
+        eprintln!("\n!!! SKIPPING fuse-overlayfs test: {e} !!!\n");
+        return;
+    }
+    let (out, _) = run_ok(f, &spec);
+    assert_eq!(out.chosen.isolation, cairn::sandbox::Isolation::FuseOverlay);
+    let fuse = summary(out.captured.entries());
+    spec.isolation = cairn::sandbox::Isolation::Overlay;
+    let kernel = summary(run_ok(f, &spec).0.captured.entries());
+    assert_eq!(fuse, kernel);
+}
