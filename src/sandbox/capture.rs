@@ -156,36 +156,9 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
             out.push(e);
             continue;
         }
-        let mode = m.mode() & 0o7777;
-        let kind = if ft.is_dir() {
-            WireKind::Dir
-        } else if ft.is_file() {
-            WireKind::File {
-                size: m.len(),
-                upper_path: Some(rel.clone()),
-            }
-        } else if ft.is_symlink() {
-            let t = std::fs::read_link(&path)
-                .map_err(|e| format!("capture: readlink {}: {e}", path.display()))?;
-            let target = String::from_utf8(t.as_os_str().as_bytes().to_vec())
-                .map_err(|_| format!("capture: link target of {} is not UTF-8", path.display()))?;
-            WireKind::Symlink { target }
-        } else if ft.is_char_device() {
-            WireKind::CharDevice {
-                major: libc::major(m.rdev()),
-                minor: libc::minor(m.rdev()),
-            }
-        } else if ft.is_block_device() {
-            WireKind::BlockDevice {
-                major: libc::major(m.rdev()),
-                minor: libc::minor(m.rdev()),
-            }
-        } else if ft.is_fifo() {
-            WireKind::Fifo
-        } else {
+        let Some(mut entry) = plain_entry(&rel, &m, &path, epoch)? else {
             continue; // socket
         };
-        let mut entry = base(rel.clone(), kind, mode);
         let x = read_xattrs(&path)?;
         entry.xattrs = x.keep;
         if let Some((uid, gid)) = x.owner.filter(|_| w.recorded_owners) {
@@ -201,6 +174,52 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
         }
     }
     Ok(())
+}
+
+/// The entry for the inode `m` at `rel` (file content = `rel` under the
+/// content dir), without xattrs; `None` for sockets.
+pub(crate) fn plain_entry(
+    rel: &str,
+    m: &std::fs::Metadata,
+    full: &Path,
+    epoch: u64,
+) -> Result<Option<WireEntry>, String> {
+    let ft = m.file_type();
+    let dev = || (libc::major(m.rdev()), libc::minor(m.rdev()));
+    let kind = if ft.is_dir() {
+        WireKind::Dir
+    } else if ft.is_file() {
+        WireKind::File {
+            size: m.len(),
+            upper_path: Some(rel.to_owned()),
+        }
+    } else if ft.is_symlink() {
+        let t = std::fs::read_link(full)
+            .map_err(|e| format!("capture: readlink {}: {e}", full.display()))?;
+        WireKind::Symlink {
+            target: String::from_utf8(t.as_os_str().as_bytes().to_vec())
+                .map_err(|_| format!("capture: link target of {} is not UTF-8", full.display()))?,
+        }
+    } else if ft.is_char_device() {
+        let (major, minor) = dev();
+        WireKind::CharDevice { major, minor }
+    } else if ft.is_block_device() {
+        let (major, minor) = dev();
+        WireKind::BlockDevice { major, minor }
+    } else if ft.is_fifo() {
+        WireKind::Fifo
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(WireEntry {
+        path: rel.to_owned(),
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime: clamp(m.mtime(), epoch),
+        xattrs: BTreeMap::new(),
+    }))
 }
 
 /// The `DIR/.wh..wh..opq` entry, with the directory's owner, mode and mtime.
@@ -314,7 +333,7 @@ fn whiteout_target(path: &str) -> Option<String> {
 }
 
 /// Turn later paths of a multiply-linked upper file into hard links.
-fn link_hardlinks(upper: &Path, entries: &mut [WireEntry]) -> Result<(), String> {
+pub(crate) fn link_hardlinks(upper: &Path, entries: &mut [WireEntry]) -> Result<(), String> {
     let mut first: HashMap<(u64, u64), String> = HashMap::new();
     for e in entries.iter_mut() {
         let WireKind::File {

@@ -4,10 +4,12 @@
 //! single-threaded and may `fork` and `unshare` freely.
 
 use super::capture;
+use super::copy;
 use super::exec::{exec_command, Intercept};
 use super::idmap::IdentityKind;
 use super::namespaces::{self, STEP_FLAGS};
 use super::ownership;
+use super::protocol::RootfsKind;
 use super::protocol::{Request, RequestKind, Response, REQUEST_FILE, RESULT_FILE};
 use super::rootfs::{self, Paths};
 use super::scaffold;
@@ -147,7 +149,19 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
     ] {
         std::fs::create_dir_all(&d).map_err(|e| ctx(format!("create {}", d.display()), e))?;
     }
-    let placed = scaffold::build(&paths.scaffold(), &spec.lowers, spec)?;
+    let copy = request.rootfs == RootfsKind::Copy;
+    let (placed, snapshot) = if copy {
+        let root = paths.rootfs();
+        std::fs::create_dir_all(&root).map_err(|e| ctx(format!("create {}", root.display()), e))?;
+        copy::assemble(&spec.lowers, &root)?;
+        let placed = scaffold::build_in_place(&root, spec)?;
+        (placed, Some(copy::Snapshot::take(&root)?))
+    } else {
+        (
+            scaffold::build(&paths.scaffold(), &spec.lowers, spec)?,
+            None,
+        )
+    };
     write_generated(&paths.generated(), spec)?;
     let scaffold_dir = paths.scaffold();
     let mut top_first: Vec<&Path> = vec![&scaffold_dir];
@@ -155,7 +169,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
     let opts = InitOptions {
         devpts_gid5: !request.use_userns || request.identity.maps_gid(5),
         set_groups: !request.use_userns || request.identity.kind != IdentityKind::Single,
-        fuse: request.fuse,
+        rootfs: request.rootfs,
     };
 
     let (report_r, report_w) = sys::pipe()?;
@@ -183,21 +197,22 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
             )
         })?,
     };
-    let entries = if code == 0 {
-        capture::capture(
+    let entries = match (code, &snapshot) {
+        (0, Some(before)) => copy::diff(&paths.rootfs(), before, spec.epoch, &placed)?,
+        (0, None) => capture::capture(
             &paths.upper(),
             &top_first[1..],
             spec.epoch,
             &placed,
             !opts.set_groups,
-        )?
-    } else {
-        Vec::new()
+        )?,
+        _ => Vec::new(),
     };
     Ok(Response {
         exit_code: Some(code),
         command_nanos: nanos,
         entries,
+        content_dir: if copy { "rootfs" } else { "upper" }.into(),
         ..Default::default()
     })
 }
@@ -236,8 +251,8 @@ struct InitOptions {
     devpts_gid5: bool,
     /// setgroups is allowed (false under a single-id mapping).
     set_groups: bool,
-    /// fuse-overlayfs instead of kernel overlayfs.
-    fuse: bool,
+    /// How the rootfs is built.
+    rootfs: RootfsKind,
 }
 
 /// I: pid 1 of the step. Returns the report for C: `E<message>` or
@@ -245,7 +260,7 @@ struct InitOptions {
 fn init_main(spec: &RunSpec, paths: &Paths, top_first: &[&Path], opts: &InitOptions) -> String {
     let set_groups = opts.set_groups;
     if let Err(e) = sys::private_mount_ns()
-        .and_then(|()| rootfs::enter(spec, paths, top_first, opts.devpts_gid5, opts.fuse))
+        .and_then(|()| rootfs::enter(spec, paths, top_first, opts.devpts_gid5, opts.rootfs))
     {
         return format!("E{e}");
     }

@@ -48,6 +48,7 @@
 //! [`Sandbox::exec_in_userns`].
 
 pub mod capture;
+pub mod copy;
 pub mod exec;
 pub mod helper;
 pub mod idmap;
@@ -100,7 +101,8 @@ pub enum Isolation {
     /// User namespace + fuse-overlayfs (when the kernel's overlayfs cannot
     /// be mounted in a user namespace; needs the binary and /dev/fuse).
     FuseOverlay,
-    /// User namespace + a copied rootfs and a tree diff (not implemented yet: always refused).
+    /// User namespace + a copied rootfs and a tree comparison (slow: cost
+    /// grows with the rootfs; the last rung when no overlay mounts).
     Copy,
     /// No user namespace: real root in mount/pid namespaces. Root only, for
     /// throwaway build containers; never chosen by `Auto`.
@@ -411,7 +413,11 @@ impl Sandbox {
             state_dir: self.state_dir.clone(),
             run_dir: run.path().to_path_buf(),
             use_userns: chosen.isolation != Isolation::None,
-            fuse: chosen.isolation == Isolation::FuseOverlay,
+            rootfs: match chosen.isolation {
+                Isolation::FuseOverlay => protocol::RootfsKind::Fuse,
+                Isolation::Copy => protocol::RootfsKind::Copy,
+                _ => protocol::RootfsKind::Overlay,
+            },
         };
         let mut tail = VecDeque::with_capacity(TAIL_LINES);
         let response = self.call(&request, &run, |line| {
@@ -438,13 +444,17 @@ impl Sandbox {
                 tail: tail.into(),
             });
         }
+        let content = run.path().join(match response.content_dir.as_str() {
+            "" => "upper",
+            d => d,
+        });
         let entries = response
             .entries
             .into_iter()
-            .map(|e| e.into_entry(&run.upper()))
+            .map(|e| e.into_entry(&content))
             .collect::<Vec<Entry>>();
         Ok(RunOutcome {
-            captured: Captured::new(run, entries),
+            captured: Captured::new(run, content, entries),
             duration_in_command: Duration::from_nanos(response.command_nanos),
             duration_total: started.elapsed(),
             chosen,
@@ -472,7 +482,7 @@ impl Sandbox {
             state_dir: self.state_dir.clone(),
             run_dir: run.path().to_path_buf(),
             use_userns: true,
-            fuse: false,
+            rootfs: protocol::RootfsKind::Overlay,
         };
         let response = self.call(&request, &run, &mut on_line)?;
         if let Some(message) = response.error {

@@ -132,7 +132,7 @@ fn live_check(
         state_dir: state_dir.to_path_buf(),
         run_dir: run.path().to_path_buf(),
         use_userns: true,
-        fuse: false,
+        rootfs: super::protocol::RootfsKind::Overlay,
     };
     let mut output = Vec::new();
     match super::call_helper(helper, &request, run.path(), &mut |l| output.push(l)) {
@@ -187,11 +187,6 @@ fn ladder(p: &Probe) -> Vec<Rung> {
             ),
         },
     };
-    let not_yet = |i, what: &str| Rung {
-        isolation: i,
-        strength: Strength::Unavailable,
-        why: format!("{what} is not implemented yet (issue #6)"),
-    };
     let none = Rung {
         isolation: Isolation::None,
         strength: if p.uid == 0 {
@@ -206,12 +201,33 @@ fn ladder(p: &Probe) -> Vec<Rung> {
         },
     };
     let fuse = fuse_rung(p, overlay.strength == Strength::Preferred);
-    vec![
-        overlay,
-        fuse,
-        not_yet(Isolation::Copy, "the copied-rootfs mode"),
-        none,
-    ]
+    let fuse_or_overlay =
+        overlay.strength == Strength::Preferred || fuse.strength == Strength::Preferred;
+    vec![overlay, fuse, copy_rung(p, fuse_or_overlay), none]
+}
+
+/// Copy: works wherever the user namespace does; chosen by `auto` only
+/// when neither overlay works.
+fn copy_rung(p: &Probe, an_overlay_works: bool) -> Rung {
+    let (strength, why) = match (&p.userns_error, an_overlay_works) {
+        (Some(e), _) => (Strength::Unavailable, format!("user namespaces are blocked: {e}")),
+        (None, true) => (
+            Strength::OnRequest,
+            "copies the rootfs and compares it per step (slow); an overlay works".into(),
+        ),
+        (None, false) => (
+            Strength::Preferred,
+            format!(
+                "no overlay can be mounted in a user namespace: copies the rootfs and compares it per step, slow ({})",
+                identity_text(p)
+            ),
+        ),
+    };
+    Rung {
+        isolation: Isolation::Copy,
+        strength,
+        why,
+    }
 }
 
 /// fuse-overlayfs: preferred only when kernel overlayfs fails. Checked
@@ -331,6 +347,17 @@ mod tests {
     }
 
     #[test]
+    fn auto_falls_back_to_copy_without_any_overlay() {
+        let mut p = probe(1000, None, Some("EINVAL"));
+        p.fuse_overlayfs = None;
+        p.ladder = ladder(&p);
+        assert_eq!(
+            p.choose(Isolation::Auto).unwrap().isolation,
+            Isolation::Copy
+        );
+    }
+
+    #[test]
     fn never_weaker_than_asked() {
         let p = probe(0, Some("unshare: Operation not permitted"), None);
         let e = p.choose(Isolation::Auto).unwrap_err().to_string();
@@ -344,6 +371,15 @@ mod tests {
         assert!(probe(0, None, Some("EINVAL"))
             .choose(Isolation::Overlay)
             .is_err());
-        assert!(probe(0, None, None).choose(Isolation::Copy).is_err());
+        assert_eq!(
+            probe(0, None, None)
+                .choose(Isolation::Copy)
+                .unwrap()
+                .isolation,
+            Isolation::Copy
+        );
+        assert!(probe(0, Some("EPERM"), None)
+            .choose(Isolation::Copy)
+            .is_err());
     }
 }

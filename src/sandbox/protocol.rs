@@ -24,9 +24,19 @@ pub(crate) struct Request {
     pub run_dir: PathBuf,
     /// False only for `Isolation::None` (real root, no user namespace).
     pub use_userns: bool,
-    /// Mount the rootfs with fuse-overlayfs instead of kernel overlayfs.
-    #[serde(default)]
-    pub fuse: bool,
+    /// How the rootfs is built.
+    pub rootfs: RootfsKind,
+}
+
+/// How a step's root filesystem is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RootfsKind {
+    /// Kernel overlayfs (also for `Isolation::None`).
+    Overlay,
+    /// fuse-overlayfs.
+    Fuse,
+    /// Copied layers + snapshot comparison.
+    Copy,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,8 +61,11 @@ pub(crate) struct Response {
     pub exit_code: Option<i32>,
     /// Nanoseconds from fork of the command to its exit.
     pub command_nanos: u64,
-    /// Captured entries, paths of file content relative to the upper dir.
+    /// Captured entries, paths of file content relative to `content_dir`.
     pub entries: Vec<WireEntry>,
+    /// Run-dir subdirectory holding file content (`upper` when empty).
+    #[serde(default)]
+    pub content_dir: String,
 }
 
 impl Response {

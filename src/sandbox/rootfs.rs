@@ -4,6 +4,7 @@
 //! minimal /dev, /proc, a read-only /sys, generated resolv.conf / hosts /
 //! hostname, the RUN mounts, then pivot_root.
 
+use super::protocol::RootfsKind;
 use super::sys::{self, ctx};
 use super::{mounts, Network, RunSpec};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
@@ -35,6 +36,10 @@ impl Paths {
     /// the init's mount namespace.
     pub fn scratch(&self) -> PathBuf {
         self.run.join("scratch")
+    }
+    /// Copy mode's rootfs.
+    pub fn rootfs(&self) -> PathBuf {
+        self.run.join("rootfs")
     }
 }
 
@@ -199,26 +204,19 @@ pub(crate) fn enter(
     paths: &Paths,
     lowers_top_first: &[&Path],
     devpts_gid5: bool,
-    fuse: bool,
+    kind: RootfsKind,
 ) -> Result<(), String> {
     let merged = paths.merged();
     if spec.network == Network::None {
         loopback_up()?;
     }
-    let upper_work = (paths.upper(), paths.work());
-    if fuse {
-        mount_fuse_overlay(
-            lowers_top_first,
-            (&upper_work.0, &upper_work.1),
-            &merged,
-            &paths.scratch(),
-        )?;
-    } else {
-        mount_overlay(
-            lowers_top_first,
-            Some((&upper_work.0, &upper_work.1)),
-            &merged,
-        )?;
+    let (upper, work) = (paths.upper(), paths.work());
+    match kind {
+        RootfsKind::Overlay => mount_overlay(lowers_top_first, Some((&upper, &work)), &merged)?,
+        RootfsKind::Fuse => {
+            mount_fuse_overlay(lowers_top_first, (&upper, &work), &merged, &paths.scratch())?
+        }
+        RootfsKind::Copy => bind(&paths.rootfs(), &merged, false)?,
     }
     setup_dev(&merged.join("dev"), devpts_gid5)?;
     let nsx = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;

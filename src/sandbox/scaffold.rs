@@ -131,6 +131,46 @@ pub(crate) fn build(dir: &Path, lowers: &[PathBuf], spec: &RunSpec) -> Result<Pl
     Ok(placed)
 }
 
+/// Copy mode: create the missing stubs directly in the rootfs `root`
+/// (existing files are left alone; the bind mounts cover them) and put back
+/// the mtimes of the directories that gained an entry, so the snapshot
+/// taken next sees the image's metadata.
+pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, String> {
+    let mut placed = Placed::default();
+    let mut touched: Vec<(PathBuf, Metadata)> = Vec::new();
+    let mut create = |rel: &str, dir: bool, placed: &mut Placed| -> Result<(), String> {
+        let p = root.join(rel);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            return Ok(());
+        }
+        if let Some(parent) = p.parent() {
+            if let Ok(m) = std::fs::symlink_metadata(parent) {
+                touched.push((parent.to_path_buf(), m));
+            }
+        }
+        if dir {
+            std::fs::create_dir(&p)
+                .map_err(|e| super::sys::ctx(format!("create {}", p.display()), e))?;
+            placed.created_dirs.insert(rel.to_owned());
+        } else {
+            std::fs::write(&p, b"").map_err(|e| super::sys::ctx(p.display(), e))?;
+        }
+        Ok(())
+    };
+    for (target, kind) in stubs(spec)? {
+        let comps: Vec<&str> = target.split('/').collect();
+        for i in 1..comps.len() {
+            create(&comps[..i].join("/"), true, &mut placed)?;
+        }
+        create(&target, kind == Stub::Dir, &mut placed)?;
+        placed.targets.insert(target);
+    }
+    for (p, m) in touched.iter().rev() {
+        set_times(p, m)?;
+    }
+    Ok(placed)
+}
+
 fn ensure_dir(
     dir: &Path,
     top_first: &[&Path],
@@ -164,7 +204,7 @@ fn ensure_dir(
     Ok(())
 }
 
-fn set_times(p: &Path, m: &Metadata) -> Result<(), String> {
+pub(crate) fn set_times(p: &Path, m: &Metadata) -> Result<(), String> {
     let ts = rustix::fs::Timestamps {
         last_access: rustix::fs::Timespec {
             tv_sec: m.atime(),

@@ -59,11 +59,6 @@ impl RunDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// The overlay upper directory.
-    pub fn upper(&self) -> PathBuf {
-        self.path.join("upper")
-    }
 }
 
 impl Drop for RunDir {
@@ -79,12 +74,17 @@ impl Drop for RunDir {
 #[derive(Debug)]
 pub struct Captured {
     run: RunDir,
+    content: PathBuf,
     entries: Vec<Entry>,
 }
 
 impl Captured {
-    pub(crate) fn new(run: RunDir, entries: Vec<Entry>) -> Self {
-        Captured { run, entries }
+    pub(crate) fn new(run: RunDir, content: PathBuf, entries: Vec<Entry>) -> Self {
+        Captured {
+            run,
+            content,
+            entries,
+        }
     }
 
     /// Layer-relative entries sorted byte-wise by path, parents first,
@@ -93,9 +93,15 @@ impl Captured {
         &self.entries
     }
 
-    /// The overlay upper directory (readable until this value is dropped).
+    /// The directory file sources point into: the overlay upper dir, or
+    /// the copied rootfs in copy mode (readable until this value is dropped).
     pub fn upper(&self) -> PathBuf {
-        self.run.upper()
+        self.content.clone()
+    }
+
+    /// The run directory (removed on drop).
+    pub fn run_dir(&self) -> &Path {
+        self.run.path()
     }
 }
 

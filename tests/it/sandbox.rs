@@ -743,3 +743,24 @@ fn fuse_overlay_captures_what_kernel_overlay_captures() {
     let kernel = summary(run_ok(f, &spec).0.captured.entries());
     assert_eq!(fuse, kernel);
 }
+
+/// Copy mode (asked for explicitly): the same entries as kernel overlayfs.
+#[test]
+fn copy_mode_captures_what_overlay_captures() {
+    let f = fixture_or_skip!();
+    let script = format!(
+        "{ADDUSER} && rm /etc/issue && rm -rf /etc/apk && mkdir /etc/apk && echo x > /etc/apk/world && rm -rf /opt && ln /etc/passwd /etc/pw2 && touch /etc/motd"
+    );
+    let mut spec = sh(f, &script);
+    spec.isolation = cairn::sandbox::Isolation::Copy;
+    let (out, _) = run_ok(f, &spec);
+    assert_eq!(out.chosen.isolation, cairn::sandbox::Isolation::Copy);
+    let copied = summary(out.captured.entries());
+    spec.isolation = cairn::sandbox::Isolation::Overlay;
+    let kernel = summary(run_ok(f, &spec).0.captured.entries());
+    assert_eq!(copied, kernel);
+    assert!(
+        copied.iter().any(|l| l.starts_with(".wh.opt ")),
+        "{copied:#?}"
+    );
+}
