@@ -34,18 +34,39 @@
 //!   when P exits. Every mount dies with I's mount namespace.
 //!
 //! # Identity
-//! See [`idmap`]: as root `0 0 4294967295`; as a user with subordinate ids
-//! `0 UID 1` + `1 SUBUID COUNT` (rootless podman's layout, so ns root owns
-//! the caller's state directory); otherwise a single `0 UID 1` mapping in
-//! which `chown` to other ids fails (reported by the probe and `cairn
-//! doctor`, never silent). Entries always carry container ids because
-//! capture runs inside the user namespace.
+//! See [`idmap`]: as root `0 0 4294967295` written directly; as a user with
+//! subordinate ids `0 UID 1` + `1 SUBID COUNT` through newuidmap/newgidmap
+//! (rootless podman's layout, so namespace root owns the caller's state
+//! directory; container id N ≥ 1 is host SUBID+N-1); otherwise a single
+//! `0 UID 1` mapping under which [`ownership`] records chown to other ids
+//! in an xattr (seccomp user notification) instead of failing. Entries
+//! always carry container ids because capture runs inside the namespace,
+//! so root and rootless runs capture identical entries (tested).
+//!
+//! # Isolation ladder ([`probe`], `cairn doctor`)
+//! 1. `overlay`: kernel overlayfs with `userxattr` (and `volatile`: the
+//!    upper dir is throwaway, so no syncfs of the whole disk per step);
+//! 2. `fuse-overlay`: fuse-overlayfs, when the kernel's cannot be mounted;
+//! 3. `copy`: copied layers + snapshot comparison ([`copy`]), slow;
+//! 4. `none`: real root without a user namespace, on request only.
+//!
+//! `auto` takes the first that works; an explicit mode that cannot work is
+//! an error ([`SandboxError::Unavailable`]), never a silent downgrade. All
+//! modes capture the same entries for the same command (tested).
 //!
 //! # Layer directories
 //! `lowers` are unpacked layer directories in overlay form (whiteout = char
-//! device 0/0, opaque dir = xattr `user.overlay.opaque=y`). For a non-root
-//! caller they must be unpacked inside the same id mapping, see
-//! [`Sandbox::exec_in_userns`].
+//! device 0/0, opaque dir = xattr `user.overlay.opaque=y`; strip any
+//! `user.overlay.*` a layer itself carries). For a non-root caller they
+//! must be unpacked inside the same id mapping (see
+//! [`Sandbox::exec_in_userns`]); for the single mapping, non-root owners
+//! must be recorded as `user.cairn.owner` ([`ownership::OWNER_XATTR`]).
+//!
+//! # Cleanup
+//! Mounts live in the step's mount namespace and vanish with it; every
+//! process dies with the step's pid 1; the run directory goes when the
+//! [`Captured`] guard drops, or — after a SIGKILL of cairn — at the next
+//! step's sweep ([`state`]).
 
 pub mod capture;
 pub mod copy;

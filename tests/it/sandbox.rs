@@ -764,3 +764,43 @@ fn copy_mode_captures_what_overlay_captures() {
         "{copied:#?}"
     );
 }
+
+/// The default network is the host's: npm reaches its registry (through
+/// the machine's TLS-intercepting CA, mounted as a secret, never captured).
+#[test]
+fn default_network_reaches_the_npm_registry() {
+    use std::net::ToSocketAddrs;
+    let f = fixture_or_skip!();
+    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if ("registry.npmjs.org", 443).to_socket_addrs().is_err() || !ca.exists() {
+        eprintln!(
+            "\n!!! SKIPPING npm registry test: registry.npmjs.org does not resolve here !!!\n"
+        );
+        return;
+    }
+    let mut spec = sh(f, "npm view left-pad@1.3.0 version");
+    spec.env
+        .push(("NODE_EXTRA_CA_CERTS".into(), "/run/secrets/ca.pem".into()));
+    spec.env
+        .push(("npm_config_update_notifier".into(), "false".into()));
+    spec.mounts.push(Mount::Secret {
+        host: ca.to_path_buf(),
+        target: "/run/secrets/ca.pem".into(),
+        uid: 0,
+        gid: 0,
+        mode: 0o444,
+    });
+    spec.mounts.push(Mount::Tmpfs {
+        target: "/root/.npm".into(),
+    });
+    let (out, lines) = run_ok(f, &spec);
+    assert_eq!(lines.last().map(String::as_str), Some("1.3.0"), "{lines:?}");
+    let leaked: Vec<&str> = out
+        .captured
+        .entries()
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| p.contains("secrets") || p.starts_with("root/.npm"))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}
