@@ -140,8 +140,17 @@ pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, Stri
     let mut touched: Vec<(PathBuf, Metadata)> = Vec::new();
     let mut create = |rel: &str, dir: bool, placed: &mut Placed| -> Result<(), String> {
         let p = root.join(rel);
-        if std::fs::symlink_metadata(&p).is_ok() {
-            return Ok(());
+        match std::fs::symlink_metadata(&p) {
+            // A symlink would send the bind mount outside the rootfs:
+            // replace it by the stub for the step (never captured).
+            Ok(m) if m.file_type().is_symlink() && !dir => std::fs::remove_file(&p)
+                .map_err(|e| super::sys::ctx(format!("remove {}", p.display()), e))?,
+            Ok(m) if m.is_dir() != dir => return Err(format!(
+                "`/{rel}` is not a {} in the image (symlinked mount parents are not supported yet)",
+                if dir { "directory" } else { "file" }
+            )),
+            Ok(_) => return Ok(()),
+            Err(_) => {}
         }
         if let Some(parent) = p.parent() {
             if let Ok(m) = std::fs::symlink_metadata(parent) {
