@@ -145,10 +145,12 @@ pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, Stri
             // replace it by the stub for the step (never captured).
             Ok(m) if m.file_type().is_symlink() && !dir => std::fs::remove_file(&p)
                 .map_err(|e| super::sys::ctx(format!("remove {}", p.display()), e))?,
-            Ok(m) if m.is_dir() != dir => return Err(format!(
-                "`/{rel}` is not a {} in the image (symlinked mount parents are not supported yet)",
-                if dir { "directory" } else { "file" }
-            )),
+            Ok(m) if m.is_dir() != dir => {
+                return Err(format!(
+                    "`/{rel}` is not a {} in the image (symlinked mount parents: not yet)",
+                    if dir { "directory" } else { "file" }
+                ))
+            }
             Ok(_) => return Ok(()),
             Err(_) => {}
         }
