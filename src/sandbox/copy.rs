@@ -4,10 +4,11 @@
 //! compared with the snapshot. Costs grow with the rootfs, not the change,
 //! so it is the last rung of the ladder.
 //!
-//! A path changed when its inode, ctime, kind, mode, owner, size or mtime
-//! differ: every write, chmod, chown or rename bumps ctime, which a command
-//! cannot set back. A directory whose inode changed was replaced (removed
-//! and recreated) and becomes opaque. Removed paths become `.wh.NAME`.
+//! A path changed when its inode, birth time, ctime, kind, mode, owner,
+//! size or mtime differ: every write, chmod, chown or rename bumps ctime,
+//! which a command cannot set back. A directory whose inode or birth time
+//! changed was replaced (removed and recreated) and becomes opaque.
+//! Removed paths become `.wh.NAME`.
 //!
 //! Minimal on purpose: `layers/src/tree.rs` is to provide the shared
 //! snapshot/diff; this module should move onto it once it lands. Layer
@@ -113,6 +114,9 @@ fn apply_meta(dst: &Path, m: &std::fs::Metadata) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Meta {
     ino: u64,
+    /// Birth time where the filesystem has one: inode numbers are reused
+    /// (`rm -rf d && mkdir d` often gets the same one), birth times not.
+    born: Option<std::time::SystemTime>,
     ctime: (i64, i64),
     mode: u32,
     uid: u32,
@@ -125,6 +129,7 @@ impl Meta {
     fn of(m: &std::fs::Metadata) -> Self {
         Meta {
             ino: m.ino(),
+            born: m.created().ok(),
             ctime: (m.ctime(), m.ctime_nsec()),
             mode: m.mode(),
             uid: m.uid(),
@@ -197,7 +202,7 @@ pub(crate) fn diff(
             continue;
         }
         let is_dir = m.is_dir();
-        if is_dir && old.is_some_and(|o| o.ino != now.ino) {
+        if is_dir && old.is_some_and(|o| o.ino != now.ino || o.born != now.born) {
             replaced_dirs.push(rel.clone());
         }
         if let Some(e) = plain_entry(&rel, &m, e.path(), epoch)? {

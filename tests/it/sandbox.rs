@@ -446,6 +446,27 @@ fn unpriv_user_ready() -> bool {
         eprintln!("\n!!! SKIPPING unprivileged sandbox test: run as root after tests/support/unpriv-user.sh !!!\n");
         return false;
     }
+    // The user must reach this binary, the helper and the fixture (a
+    // checkout under /root is not reachable).
+    let exe = std::env::current_exe().unwrap();
+    for path in [
+        exe.as_path(),
+        Path::new(HELPER),
+        &oci_dir().join("index.json"),
+    ] {
+        let reachable = std::process::Command::new("runuser")
+            .args(["-u", UNPRIV_USER, "--", "test", "-r"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !reachable {
+            eprintln!(
+                "\n!!! SKIPPING unprivileged sandbox test: {UNPRIV_USER} cannot read {} !!!\n",
+                path.display()
+            );
+            return false;
+        }
+    }
     true
 }
 
