@@ -825,3 +825,37 @@ fn default_network_reaches_the_npm_registry() {
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+/// `RUN touch /x` on the node fixture in every available mode (median of 7).
+/// `cargo test --test it bench_modes -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_modes() {
+    use cairn::sandbox::Isolation;
+    let f = fixture_or_skip!();
+    for mode in [
+        Isolation::Overlay,
+        Isolation::FuseOverlay,
+        Isolation::Copy,
+        Isolation::None,
+    ] {
+        if f.sandbox.probe().choose(mode).is_err() {
+            eprintln!("{}: not available", mode.name());
+            continue;
+        }
+        let mut spec = RunSpec::new(f.lowers.clone(), vec!["/bin/touch".into(), "/x".into()]);
+        spec.isolation = mode;
+        let mut samples: Vec<_> = (0..7)
+            .map(|_| {
+                let out = f.sandbox.run(&spec, &()).unwrap();
+                (out.duration_total, out.duration_in_command)
+            })
+            .collect();
+        samples.sort();
+        let (total, cmd) = samples[samples.len() / 2];
+        eprintln!(
+            "{:<13} median total {total:?}, in command {cmd:?}",
+            mode.name()
+        );
+    }
+}
