@@ -16,3 +16,7 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const CAIRN_BLESS: &str = "CAIRN_BLESS";
 /// Home directory (for `~/.docker` and `~/.cache`).
 pub const HOME: &str = "HOME";
+/// The `cairn` executable the sandbox re-executes as its helper (default: the running executable).
+pub const CAIRN_SANDBOX_HELPER: &str = "CAIRN_SANDBOX_HELPER";
+/// Where sandbox tests find the node:22-alpine stand-in OCI layout.
+pub const CAIRN_NODE_ALPINE_OCI: &str = "CAIRN_NODE_ALPINE_OCI";

@@ -69,6 +69,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Run an image's entrypoint in cairn's sandbox.
     Run(run::RunArgs),
+    /// Internal: the sandbox helper process (see `cairn::sandbox::helper`).
+    #[command(name = crate::sandbox::helper::SUBCOMMAND, hide = true)]
+    SandboxHelper(crate::sandbox::helper::HelperArgs),
 }
 
 /// Dispatch to the subcommand.
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(c) => cache::run(c, g),
         Command::Doctor(a) => doctor::run(a, g),
         Command::Run(a) => run::run(a, g),
+        Command::SandboxHelper(a) => Ok(crate::sandbox::helper::main(a)),
     }
 }
 

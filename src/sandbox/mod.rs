@@ -1,1 +1,592 @@
-//! Rootless RUN sandbox: user/mount/pid namespaces, overlay rootfs, capture of the upper directory.
+//! Rootless RUN sandbox: user/mount/pid namespaces, an overlay rootfs over
+//! shared read-only layer directories, and capture of the overlay upper
+//! directory as layer [`Entry`]s (cost proportional to the change).
+//!
+//! # The seam
+//! The build engine calls [`Sandbox::run`] with a [`RunSpec`] and gets a
+//! [`RunOutcome`] whose [`Captured`] entries feed the layer writer:
+//!
+//! ```no_run
+//! # use cairn::sandbox::*;
+//! # fn demo(lowers: Vec<std::path::PathBuf>) -> Result<(), SandboxError> {
+//! let sandbox = Sandbox::new(default_state_dir())?;
+//! let spec = RunSpec::new(lowers, vec!["/bin/sh".into(), "-c".into(), "echo hi".into()]);
+//! let outcome = sandbox.run(&spec, &())?;
+//! for entry in outcome.captured.entries() { /* write the layer */ }
+//! # Ok(()) }
+//! ```
+//!
+//! # Process layout
+//! The caller (multithreaded: tokio) never calls `unshare`. It spawns the
+//! `cairn` binary itself with the hidden `__sandbox RUN_DIR` subcommand
+//! ([`helper`]), a fresh single-threaded process:
+//!
+//! - **H** (helper, host user namespace) forks **C**, writes C's uid/gid maps
+//!   (directly as root, through `newuidmap`/`newgidmap` otherwise), and waits
+//!   for C while watching its stdin: when the caller dies the pipe closes and
+//!   H kills C, which takes the whole tree down.
+//! - **C** (inside the new user namespace, as its root) sweeps stale run
+//!   directories, builds the scaffold lower, forks **I**, and after I exits
+//!   captures the upper directory and writes `result.json`.
+//! - **I** (pid 1 of a new pid namespace, in its own mount namespace) mounts
+//!   the overlay, /dev, /proc, /sys and the RUN mounts, pivots into the
+//!   rootfs, forks **P** (the command), reaps orphans, kills what is left
+//!   when P exits. Every mount dies with I's mount namespace.
+//!
+//! # Identity
+//! See [`idmap`]: as root `0 0 4294967295` written directly; as a user with
+//! subordinate ids `0 UID 1` + `1 SUBID COUNT` through newuidmap/newgidmap
+//! (rootless podman's layout, so namespace root owns the caller's state
+//! directory; container id N ≥ 1 is host SUBID+N-1); otherwise a single
+//! `0 UID 1` mapping under which [`ownership`] records chown to other ids
+//! in an xattr (seccomp user notification) instead of failing. Entries
+//! always carry container ids because capture runs inside the namespace,
+//! so root and rootless runs capture identical entries (tested).
+//!
+//! # Isolation ladder ([`probe`], `cairn doctor`)
+//! 1. `overlay`: kernel overlayfs with `userxattr` (and `volatile`: the
+//!    upper dir is throwaway, so no syncfs of the whole disk per step);
+//! 2. `fuse-overlay`: fuse-overlayfs, when the kernel's cannot be mounted;
+//! 3. `copy`: copied layers + snapshot comparison ([`copy`]), slow;
+//! 4. `none`: real root without a user namespace, on request only.
+//!
+//! `auto` takes the first that works; an explicit mode that cannot work is
+//! an error ([`SandboxError::Unavailable`]), never a silent downgrade. All
+//! modes capture the same entries for the same command (tested).
+//!
+//! # Layer directories
+//! `lowers` are unpacked layer directories in overlay form (whiteout = char
+//! device 0/0, opaque dir = xattr `user.overlay.opaque=y`; strip any
+//! `user.overlay.*` a layer itself carries). For a non-root caller they
+//! must be unpacked inside the same id mapping (see
+//! [`Sandbox::exec_in_userns`]); for the single mapping, non-root owners
+//! must be recorded as `user.cairn.owner` ([`ownership::OWNER_XATTR`]).
+//!
+//! # Cleanup
+//! Mounts live in the step's mount namespace and vanish with it; every
+//! process dies with the step's pid 1; the run directory goes when the
+//! [`Captured`] guard drops, or — after a SIGKILL of cairn — at the next
+//! step's sweep ([`state`]).
+
+pub mod capture;
+pub mod copy;
+pub mod exec;
+pub mod helper;
+pub mod idmap;
+pub mod mounts;
+pub mod namespaces;
+pub mod ownership;
+pub mod probe;
+mod protocol;
+pub mod rootfs;
+pub mod scaffold;
+pub mod state;
+mod sys;
+pub mod user;
+
+use crate::report::{Event, Reporter};
+use cairn_layers::Entry;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub use probe::{Probe, Strength};
+pub use state::Captured;
+
+/// How many output lines a failed step keeps for its error report.
+pub const TAIL_LINES: usize = 20;
+
+/// Which network a RUN step sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Network {
+    /// Docker's default for builds: the host network namespace.
+    #[default]
+    Default,
+    /// The host network namespace, asked for explicitly.
+    Host,
+    /// A new, empty network namespace with only loopback up.
+    None,
+}
+
+/// The isolation the caller asks for (`--isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Isolation {
+    /// The strongest mode the probe found working.
+    #[default]
+    Auto,
+    /// User namespace + kernel overlayfs (`userxattr`).
+    Overlay,
+    /// User namespace + fuse-overlayfs (when the kernel's overlayfs cannot
+    /// be mounted in a user namespace; needs the binary and /dev/fuse).
+    FuseOverlay,
+    /// User namespace + a copied rootfs and a tree comparison (slow: cost
+    /// grows with the rootfs; the last rung when no overlay mounts).
+    Copy,
+    /// No user namespace: real root in mount/pid namespaces. Root only, for
+    /// throwaway build containers; never chosen by `Auto`.
+    None,
+}
+
+impl Isolation {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Auto => "auto",
+            Isolation::Overlay => "overlay",
+            Isolation::FuseOverlay => "fuse-overlay",
+            Isolation::Copy => "copy",
+            Isolation::None => "none",
+        }
+    }
+}
+
+/// A `RUN --mount` after the engine resolved its sources to host paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mount {
+    /// `type=cache`: a persistent host directory mounted read-write.
+    Cache {
+        /// Host directory (created by the engine; its root gets `uid`/`gid`/`mode`).
+        host: PathBuf,
+        /// Absolute target in the rootfs.
+        target: String,
+        /// Owner of the cache root, container id.
+        uid: u32,
+        /// Group of the cache root, container id.
+        gid: u32,
+        /// Mode of the cache root.
+        mode: u32,
+    },
+    /// `type=secret`: a host file, copied into a private tmpfs and bound read-only.
+    Secret {
+        /// Host file holding the secret.
+        host: PathBuf,
+        /// Absolute target in the rootfs.
+        target: String,
+        /// Owner, container id.
+        uid: u32,
+        /// Group, container id.
+        gid: u32,
+        /// Mode (buildkit default 0400).
+        mode: u32,
+    },
+    /// `type=bind`: a path inside the union of `from` (layer or rootfs
+    /// directories, bottom first). With `rw`, writes land in a throwaway upper.
+    Bind {
+        /// Host directories, bottom first (one for a context dir or rootfs).
+        from: Vec<PathBuf>,
+        /// Path inside `from` (resolved without escaping it).
+        source: String,
+        /// Absolute target in the rootfs.
+        target: String,
+        /// Writable (writes are discarded after the step).
+        rw: bool,
+    },
+    /// `type=tmpfs`: an empty tmpfs.
+    Tmpfs {
+        /// Absolute target in the rootfs.
+        target: String,
+    },
+}
+
+impl Mount {
+    /// The absolute target path in the rootfs.
+    pub fn target(&self) -> &str {
+        match self {
+            Mount::Cache { target, .. }
+            | Mount::Secret { target, .. }
+            | Mount::Bind { target, .. }
+            | Mount::Tmpfs { target } => target,
+        }
+    }
+}
+
+/// Everything one RUN step needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Unpacked layer directories, bottom first, never written to.
+    pub lowers: Vec<PathBuf>,
+    /// The command, already shell-wrapped for the shell form.
+    pub argv: Vec<String>,
+    /// The environment, in order (later duplicates win).
+    pub env: Vec<(String, String)>,
+    /// Working directory (absolute; created when missing, as buildkit does).
+    pub cwd: String,
+    /// `USER` as written (`name`, `uid`, `name:group`, `uid:gid`; empty = root),
+    /// resolved against the rootfs /etc/passwd and /etc/group.
+    pub user: String,
+    /// Hostname inside the step.
+    pub hostname: String,
+    /// Network namespace choice.
+    pub network: Network,
+    /// `RUN --mount`s.
+    pub mounts: Vec<Mount>,
+    /// Captured mtimes are clamped to this (seconds since 1970).
+    pub epoch: u64,
+    /// Requested isolation.
+    pub isolation: Isolation,
+    /// Step id for [`Event::StepOutput`].
+    pub step_id: usize,
+    /// The instruction as shown to people (`RUN npm ci`), for errors.
+    pub label: String,
+}
+
+impl RunSpec {
+    /// A spec with Docker's defaults: root, `/`, hostname `buildkitsandbox`
+    /// (what buildkit uses, so scripts see the same), default network, epoch 0.
+    pub fn new(lowers: Vec<PathBuf>, argv: Vec<String>) -> Self {
+        let label = format!("RUN {}", argv.join(" "));
+        RunSpec {
+            lowers,
+            argv,
+            env: vec![(
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            )],
+            cwd: "/".into(),
+            user: String::new(),
+            hostname: "buildkitsandbox".into(),
+            network: Network::Default,
+            mounts: Vec::new(),
+            epoch: 0,
+            isolation: Isolation::Auto,
+            step_id: 0,
+            label,
+        }
+    }
+}
+
+/// The isolation actually used for a step, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chosen {
+    /// The mode.
+    pub isolation: Isolation,
+    /// The identity mapping kind.
+    pub identity: idmap::IdentityKind,
+    /// One sentence for people.
+    pub why: String,
+}
+
+/// A successful RUN step (exit code 0).
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The change, as layer entries; keeps the upper directory alive.
+    pub captured: Captured,
+    /// Wall time from the command's fork to its exit (excludes setup and capture).
+    pub duration_in_command: Duration,
+    /// Wall time of the whole `run` call.
+    pub duration_total: Duration,
+    /// What isolation was used.
+    pub chosen: Chosen,
+}
+
+/// Why a RUN step did not produce a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The command ran and exited non-zero (or was killed by a signal: 128+N).
+    #[error("{}", failed_message(.label, *.code, .tail))]
+    Failed {
+        /// The instruction as shown to people.
+        label: String,
+        /// Exit code (128+signal when killed).
+        code: i32,
+        /// The last [`TAIL_LINES`] lines of output.
+        tail: Vec<String>,
+    },
+    /// The requested isolation cannot work on this machine.
+    #[error("isolation `{}` is not available: {why}", .asked.name())]
+    Unavailable {
+        /// What was asked for.
+        asked: Isolation,
+        /// Why not (from the probe).
+        why: String,
+    },
+    /// The helper process could not be started.
+    #[error("cannot start the sandbox helper `{}`", .path.display())]
+    Spawn {
+        /// The helper executable.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Preparing or cleaning the step's state directory failed.
+    #[error("cannot {what} `{}`", .path.display())]
+    State {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Setting up the namespaces, mounts or user failed, or capture failed
+    /// (the message comes from the helper and names the step and path).
+    #[error("sandbox for `{label}` failed: {message}")]
+    Setup {
+        /// The instruction as shown to people.
+        label: String,
+        /// What failed inside the helper.
+        message: String,
+    },
+}
+
+fn failed_message(label: &str, code: i32, tail: &[String]) -> String {
+    let mut s = format!("`{label}` exited with code {code}");
+    if !tail.is_empty() {
+        s.push_str("; last lines of output:");
+        for line in tail {
+            s.push_str("\n  ");
+            s.push_str(line);
+        }
+    }
+    s
+}
+
+/// Where cairn keeps sandbox run directories: `$CAIRN_CACHE_DIR/sandbox`,
+/// else `$XDG_CACHE_HOME/cairn/sandbox`, else `~/.cache/cairn/sandbox`,
+/// else `/tmp/cairn-UID/sandbox`.
+pub fn default_state_dir() -> PathBuf {
+    use crate::env;
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = var(env::CAIRN_CACHE_DIR) {
+        return PathBuf::from(d).join("sandbox");
+    }
+    if let Some(d) = var(env::XDG_CACHE_HOME) {
+        return PathBuf::from(d).join("cairn/sandbox");
+    }
+    if let Some(h) = var(env::HOME) {
+        return PathBuf::from(h).join(".cache/cairn/sandbox");
+    }
+    PathBuf::from(format!(
+        "/tmp/cairn-{}/sandbox",
+        rustix::process::getuid().as_raw()
+    ))
+}
+
+/// A configured sandbox: state directory, helper executable and the probe.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    state_dir: PathBuf,
+    helper: PathBuf,
+    probe: Probe,
+}
+
+impl Sandbox {
+    /// Probe the machine (spawns the helper once, a few ms) using this
+    /// executable as the helper, or `$CAIRN_SANDBOX_HELPER` when set.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self, SandboxError> {
+        let helper = match std::env::var_os(crate::env::CAIRN_SANDBOX_HELPER) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => std::env::current_exe().map_err(|source| SandboxError::Spawn {
+                path: "/proc/self/exe".into(),
+                source,
+            })?,
+        };
+        Self::with_helper(state_dir, helper)
+    }
+
+    /// Like [`Sandbox::new`] with an explicit `cairn` executable as helper
+    /// (tests pass `CARGO_BIN_EXE_cairn`).
+    pub fn with_helper(
+        state_dir: impl Into<PathBuf>,
+        helper: impl Into<PathBuf>,
+    ) -> Result<Self, SandboxError> {
+        let state_dir = state_dir.into();
+        let helper = helper.into();
+        state::ensure_dir(&state_dir)?;
+        let probe = probe::run(&state_dir, &helper);
+        Ok(Sandbox {
+            state_dir,
+            helper,
+            probe,
+        })
+    }
+
+    /// Use the single-id mapping (`0 UID 1`, chown recorded by
+    /// [`ownership`]) even where more ids could be mapped, and re-probe.
+    /// For testing that mode and for machines whose subordinate ids must
+    /// not be used. Layer directories must be unpacked in this mapping.
+    pub fn with_single_id_map(mut self) -> Self {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        let identity = idmap::Identity::plan_single(uid, gid);
+        self.probe = probe::run_with(&self.state_dir, &self.helper, identity);
+        self
+    }
+
+    /// What the probe found.
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    /// Run one RUN step. `Ok` means exit code 0 and a captured change.
+    pub fn run(&self, spec: &RunSpec, reporter: &dyn Reporter) -> Result<RunOutcome, SandboxError> {
+        let started = std::time::Instant::now();
+        let chosen = self.probe.choose(spec.isolation)?;
+        let run = state::RunDir::create(&self.state_dir)?;
+        let request = protocol::Request {
+            kind: protocol::RequestKind::Run(Box::new(spec.clone())),
+            identity: self.probe.identity.clone(),
+            state_dir: self.state_dir.clone(),
+            run_dir: run.path().to_path_buf(),
+            use_userns: chosen.isolation != Isolation::None,
+            rootfs: match chosen.isolation {
+                Isolation::FuseOverlay => protocol::RootfsKind::Fuse,
+                Isolation::Copy => protocol::RootfsKind::Copy,
+                _ => protocol::RootfsKind::Overlay,
+            },
+        };
+        let mut tail = VecDeque::with_capacity(TAIL_LINES);
+        let response = self.call(&request, &run, |line| {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line.clone());
+            reporter.event(Event::StepOutput {
+                id: spec.step_id,
+                line,
+            });
+        })?;
+        if let Some(message) = response.error {
+            return Err(SandboxError::Setup {
+                label: spec.label.clone(),
+                message,
+            });
+        }
+        let code = response.exit_code.unwrap_or(-1);
+        if code != 0 {
+            return Err(SandboxError::Failed {
+                label: spec.label.clone(),
+                code,
+                tail: tail.into(),
+            });
+        }
+        let content = run.path().join(match response.content_dir.as_str() {
+            "" => "upper",
+            d => d,
+        });
+        let entries = response
+            .entries
+            .into_iter()
+            .map(|e| e.into_entry(&content))
+            .collect::<Vec<Entry>>();
+        Ok(RunOutcome {
+            captured: Captured::new(run, content, entries),
+            duration_in_command: Duration::from_nanos(response.command_nanos),
+            duration_total: started.elapsed(),
+            chosen,
+        })
+    }
+
+    /// Run `argv` as root of the sandbox's user namespace (same id mapping
+    /// as RUN steps, no mount/pid namespace, host filesystem, cwd `cwd`).
+    /// For a non-root caller this is how layer directories must be unpacked
+    /// (`tar -xpf --numeric-owner`) so that their owners map. Returns the
+    /// exit code; output goes to `on_line`.
+    pub fn exec_in_userns(
+        &self,
+        argv: &[String],
+        cwd: &Path,
+        mut on_line: impl FnMut(String),
+    ) -> Result<i32, SandboxError> {
+        let run = state::RunDir::create(&self.state_dir)?;
+        let request = protocol::Request {
+            kind: protocol::RequestKind::Exec {
+                argv: argv.to_vec(),
+                cwd: cwd.to_path_buf(),
+            },
+            identity: self.probe.identity.clone(),
+            state_dir: self.state_dir.clone(),
+            run_dir: run.path().to_path_buf(),
+            use_userns: true,
+            rootfs: protocol::RootfsKind::Overlay,
+        };
+        let response = self.call(&request, &run, &mut on_line)?;
+        if let Some(message) = response.error {
+            return Err(SandboxError::Setup {
+                label: argv.join(" "),
+                message,
+            });
+        }
+        Ok(response.exit_code.unwrap_or(-1))
+    }
+
+    /// Spawn the helper on `request`, stream its merged output to `on_line`,
+    /// and read its response.
+    fn call(
+        &self,
+        request: &protocol::Request,
+        run: &state::RunDir,
+        mut on_line: impl FnMut(String),
+    ) -> Result<protocol::Response, SandboxError> {
+        call_helper(&self.helper, request, run.path(), &mut on_line)
+    }
+}
+
+/// Spawn `helper __sandbox RUN_DIR` with `request`, stream its merged
+/// stdout/stderr line by line, wait, and read `result.json`.
+pub(crate) fn call_helper(
+    helper: &Path,
+    request: &protocol::Request,
+    run_dir: &Path,
+    on_line: &mut dyn FnMut(String),
+) -> Result<protocol::Response, SandboxError> {
+    let req_path = run_dir.join(protocol::REQUEST_FILE);
+    let io_err = |what, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SandboxError::State { what, path, source }
+    };
+    let bytes = serde_json::to_vec(request)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .map_err(io_err("encode the request in", &req_path))?;
+    std::fs::write(&req_path, bytes).map_err(io_err("write", &req_path))?;
+
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+        .map_err(io_err("create a pipe for", run_dir))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(io_err("create a pipe for", run_dir))?;
+    let reader = std::fs::File::from(reader);
+    let spawn_err = |source| SandboxError::Spawn {
+        path: helper.to_path_buf(),
+        source,
+    };
+    let mut cmd = Command::new(helper);
+    cmd.arg(helper::SUBCOMMAND)
+        .arg(run_dir)
+        // The helper watches stdin: when this process dies the pipe closes
+        // and the helper kills the whole sandbox.
+        .stdin(Stdio::piped())
+        .stdout(writer)
+        .stderr(writer2);
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    // The Command still holds the pipe's write ends; drop them so EOF comes.
+    drop(cmd);
+    let lifeline = child.stdin.take();
+    for line in BufReader::new(reader).split(b'\n') {
+        let Ok(mut line) = line else { break };
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        line.truncate(8192);
+        on_line(String::from_utf8_lossy(&line).into_owned());
+    }
+    let status = child.wait().map_err(spawn_err)?;
+    drop(lifeline);
+    let res_path = run_dir.join(protocol::RESULT_FILE);
+    match std::fs::read(&res_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SandboxError::State {
+            what: "decode the helper result",
+            path: res_path,
+            source: std::io::Error::other(e.to_string()),
+        }),
+        Err(_) => Ok(protocol::Response::error(format!(
+            "the helper exited ({status}) without a result"
+        ))),
+    }
+}

@@ -8,4 +8,5 @@ mod parse;
 mod registry;
 mod registry_auth;
 mod registry_faults;
+mod sandbox;
 mod support;

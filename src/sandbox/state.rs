@@ -1,0 +1,154 @@
+//! Run directories under the state dir (`runs/run-XXXX/{lock, request.json,
+//! result.json, scaffold, upper, work, merged, etc}`), the [`Captured`]
+//! guard that removes one on drop, and the sweep of directories left by a
+//! killed cairn.
+//!
+//! Liveness is an `flock` on `lock`, held by the caller for the run
+//! directory's whole life; the kernel drops it when the process dies, even
+//! on SIGKILL. The sweep runs inside the helper, as namespace root, because
+//! a non-root caller cannot delete files owned by its subordinate ids.
+
+use super::SandboxError;
+use cairn_layers::Entry;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Subdirectory of the state dir holding run directories.
+pub(crate) const RUNS: &str = "runs";
+const LOCK: &str = "lock";
+
+/// Create `dir` and its parents.
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(dir).map_err(|source| SandboxError::State {
+        what: "create the sandbox state directory",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// One step's private directory, locked while this value lives.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl RunDir {
+    /// Create a fresh, locked run directory under `state_dir/runs`.
+    pub(crate) fn create(state_dir: &Path) -> Result<Self, SandboxError> {
+        let runs = state_dir.join(RUNS);
+        ensure_dir(&runs)?;
+        let err = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxError::State { what, path, source }
+        };
+        let path = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(&runs)
+            .map_err(err("create a run directory in", &runs))?
+            .keep();
+        let lock_path = path.join(LOCK);
+        let lock = File::create(&lock_path).map_err(err("create", &lock_path))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            .map_err(err("lock", &lock_path))?;
+        Ok(RunDir { path, _lock: lock })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        // Best effort: what cannot be removed here (files of subordinate ids
+        // whose ownership was not handed back) is swept by the next run.
+        let _ = remove_tree(&self.path);
+    }
+}
+
+/// The entries a RUN step changed, with the upper directory their file
+/// sources point into. Dropping it removes the run directory.
+#[derive(Debug)]
+pub struct Captured {
+    run: RunDir,
+    content: PathBuf,
+    entries: Vec<Entry>,
+}
+
+impl Captured {
+    pub(crate) fn new(run: RunDir, content: PathBuf, entries: Vec<Entry>) -> Self {
+        Captured {
+            run,
+            content,
+            entries,
+        }
+    }
+
+    /// Layer-relative entries sorted byte-wise by path, parents first,
+    /// whiteouts as `.wh.NAME` / `.wh..wh..opq` empty files.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The directory file sources point into: the overlay upper dir, or
+    /// the copied rootfs in copy mode (readable until this value is dropped).
+    pub fn upper(&self) -> PathBuf {
+        self.content.clone()
+    }
+
+    /// The run directory (removed on drop).
+    pub fn run_dir(&self) -> &Path {
+        self.run.path()
+    }
+}
+
+/// Remove `path` recursively, first giving the owner rwx on directories
+/// (overlay's `work/work` is mode 000).
+pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if entry.file_type().is_dir() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    std::fs::remove_dir_all(path)
+}
+
+/// Remove run directories whose lock is free (their cairn died). Returns
+/// how many were removed. Runs inside the helper as namespace root.
+pub(crate) fn sweep(state_dir: &Path, keep: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(state_dir.join(RUNS)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        if path == keep {
+            continue;
+        }
+        let stale = match File::open(path.join(LOCK)) {
+            Ok(f) => {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+            }
+            // No lock file: creation was interrupted, or is happening now.
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 60),
+        };
+        if stale && remove_tree(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
