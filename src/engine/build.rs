@@ -15,7 +15,7 @@ use cairn_layers::blob_store::BlobStore;
 use cairn_layers::context::BuildContext;
 use cairn_layers::{Digest, Entry};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The built image: its blobs are in the cache's blob store.
@@ -35,6 +35,10 @@ pub struct BuildResult {
     pub platform: Platform,
     /// Per-step cache inputs (for `cairn diff`).
     pub record: BuildRecord,
+    /// Time inside RUN commands (the rest of the wall time is builder overhead).
+    pub run_command_time: std::time::Duration,
+    /// Time of whole RUN steps (setup + command + capture).
+    pub run_step_time: std::time::Duration,
 }
 
 /// Everything a stage needs while it runs.
@@ -63,6 +67,10 @@ pub struct BuildCtx<'a> {
     pub record: Mutex<BuildRecord>,
     /// `created` of new history entries.
     pub created: String,
+    /// The RUN sandbox, probed on the first RUN.
+    pub sandbox: OnceLock<Result<crate::sandbox::Sandbox, String>>,
+    /// Nanoseconds spent inside RUN commands, and in whole RUN steps.
+    pub run_nanos: (AtomicU64, AtomicU64),
 }
 
 impl BuildCtx<'_> {
@@ -74,6 +82,31 @@ impl BuildCtx<'_> {
                 .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
         });
         r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The sandbox for RUN steps (probed once per build).
+    pub fn sandbox(&self) -> anyhow::Result<&crate::sandbox::Sandbox> {
+        self.sandbox
+            .get_or_init(|| {
+                super::run_step::new_sandbox(
+                    &self.req.cache_dir,
+                    self.reporter,
+                    &self.req.isolation,
+                )
+                .map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Account time inside a RUN command and of the whole step.
+    pub fn add_run_time(&self, command: std::time::Duration, total: std::time::Duration) {
+        self.run_nanos
+            .0
+            .fetch_add(command.as_nanos() as u64, Ordering::Relaxed);
+        self.run_nanos
+            .1
+            .fetch_add(total.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// A fresh step id.
@@ -121,6 +154,8 @@ pub fn build(
         next_step: AtomicUsize::new(0),
         record: Mutex::new(BuildRecord::default()),
         created: super::state::rfc3339(req.epoch),
+        sandbox: OnceLock::new(),
+        run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
     };
     let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
     for group in &plan.parallel {
@@ -156,7 +191,11 @@ pub fn build(
         .map(|s| s.platform.clone())
         .unwrap_or_else(Platform::host);
     let record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
-    finalize(&ctx, target.image, platform, record)
+    let mut result = finalize(&ctx, target.image, platform, record)?;
+    result.run_command_time =
+        std::time::Duration::from_nanos(ctx.run_nanos.0.load(Ordering::Relaxed));
+    result.run_step_time = std::time::Duration::from_nanos(ctx.run_nanos.1.load(Ordering::Relaxed));
+    Ok(result)
 }
 
 fn finalize(
@@ -199,6 +238,8 @@ fn finalize(
         layers: image.layers,
         platform,
         record,
+        run_command_time: std::time::Duration::ZERO,
+        run_step_time: std::time::Duration::ZERO,
     })
 }
 

@@ -1,18 +1,360 @@
-//! RUN steps: the seam to the sandbox.
+//! RUN steps: the cache key from what the command can see, and on a miss
+//! the command in the sandbox, its captured change written as one layer.
 
-use super::stage::StageRun;
-use crate::frontend::instructions::Run;
+use super::cache::Inputs;
+use super::request::SecretSource;
+use super::stage::{view_of, StageRun, StepOutcome};
+use crate::frontend::graph::Source;
+use crate::frontend::instructions::{CommandLine, NetworkMode, Run};
+use crate::frontend::mount::{Mount as MountSpec, MountType};
 use crate::frontend::Scope;
+use crate::report::Event;
+use crate::sandbox::{Isolation, Mount, Network, RunSpec, Sandbox};
+use anyhow::Context as _;
+use cairn_layers::MtimePolicy;
+use std::path::PathBuf;
+
+/// `--isolation` names.
+pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
+    Ok(match s {
+        "auto" => Isolation::Auto,
+        "overlay" => Isolation::Overlay,
+        "fuse-overlayfs" | "fuse-overlay" => Isolation::FuseOverlay,
+        "copy" => Isolation::Copy,
+        "none" => Isolation::None,
+        other => {
+            return Err(crate::error::hint(
+                anyhow::anyhow!("unknown isolation `{other}`"),
+                "use --isolation auto, overlay, fuse-overlayfs, copy or none",
+            ))
+        }
+    })
+}
+
+/// A mount resolved for the sandbox, plus what it contributes to the cache key.
+struct Resolved {
+    mount: Option<Mount>,
+    key: (String, String),
+}
+
+fn resolve_mount(
+    run: &StageRun,
+    k: usize,
+    n: usize,
+    m: &MountSpec,
+    scratch: &std::path::Path,
+) -> anyhow::Result<Resolved> {
+    let ctx = run.ctx;
+    let target = m.target.clone().unwrap_or_default();
+    let abs = |t: &str| {
+        if t.starts_with('/') {
+            t.to_owned()
+        } else {
+            format!("{}/{}", run.workdir().trim_end_matches('/'), t)
+        }
+    };
+    Ok(match m.kind {
+        MountType::Cache => {
+            let id = m.id.clone().unwrap_or_else(|| abs(&target));
+            let host = ctx
+                .req
+                .cache_dir
+                .join("mounts")
+                .join(cairn_layers::Digest::of(id.as_bytes()).hex());
+            std::fs::create_dir_all(&host)
+                .with_context(|| format!("creating cache mount {}", host.display()))?;
+            Resolved {
+                mount: Some(Mount::Cache {
+                    host,
+                    target: abs(&target),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                    mode: m.mode.unwrap_or(0o755),
+                }),
+                key: (format!("mount cache {}", abs(&target)), id),
+            }
+        }
+        MountType::Tmpfs => Resolved {
+            mount: Some(Mount::Tmpfs {
+                target: abs(&target),
+            }),
+            key: (format!("mount tmpfs {}", abs(&target)), String::new()),
+        },
+        MountType::Secret => {
+            let id =
+                m.id.clone()
+                    .or_else(|| m.source.clone())
+                    .or_else(|| {
+                        m.target
+                            .as_deref()
+                            .and_then(|t| t.rsplit('/').next())
+                            .map(str::to_owned)
+                    })
+                    .ok_or_else(|| anyhow::anyhow!("secret mount needs id="))?;
+            let target = m
+                .target
+                .clone()
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            // The key names the secret id only: values never reach a key, a layer or a log.
+            let key = (format!("mount secret {id}"), abs(&target));
+            let host = match ctx.req.secrets.get(&id) {
+                Some(SecretSource::File(p)) => Some(p.clone()),
+                Some(SecretSource::Env(var)) => match std::env::var_os(var) {
+                    Some(v) => {
+                        let p = scratch.join(format!("secret-{n}"));
+                        write_private(&p, v.as_encoded_bytes())?;
+                        Some(p)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            match host {
+                Some(host) => Resolved {
+                    mount: Some(Mount::Secret {
+                        host,
+                        target: abs(&target),
+                        uid: m.uid.unwrap_or(0),
+                        gid: m.gid.unwrap_or(0),
+                        mode: m.mode.unwrap_or(0o400),
+                    }),
+                    key,
+                },
+                None if m.required => {
+                    return Err(crate::error::hint(
+                        anyhow::anyhow!("secret `{id}` is required but was not provided"),
+                        format!(
+                            "pass it with --secret id={id},src=PATH or --secret id={id},env=VAR"
+                        ),
+                    ))
+                }
+                None => Resolved { mount: None, key },
+            }
+        }
+        MountType::Bind => {
+            let (from, from_key) = match m.from.as_ref() {
+                None => (vec![ctx.req.context.clone()], "context".to_owned()),
+                Some(_) => match run
+                    .stage
+                    .sources
+                    .get(&k)
+                    .and_then(|v| v.get(n))
+                    .or_else(|| run.stage.sources.get(&k).and_then(|v| v.first()))
+                {
+                    Some(Source::Stage(i)) => {
+                        let r = run.done.get(i).ok_or_else(|| {
+                            anyhow::anyhow!("internal error: stage {i} not built")
+                        })?;
+                        let dirs = r
+                            .image
+                            .layers
+                            .iter()
+                            .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
+                            .collect::<anyhow::Result<Vec<PathBuf>>>()?;
+                        (dirs, format!("stage {i} {}", r.image.fs_key))
+                    }
+                    Some(Source::Image(reference)) => {
+                        let b = ctx.images.fetch(
+                            reference,
+                            &run.stage.platform,
+                            &ctx.store,
+                            ctx.reporter,
+                        )?;
+                        let dirs = b
+                            .layers
+                            .iter()
+                            .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
+                            .collect::<anyhow::Result<Vec<PathBuf>>>()?;
+                        (dirs, format!("image {reference} {}", b.digest))
+                    }
+                    None => anyhow::bail!("internal error: no source recorded for --mount from="),
+                },
+            };
+            let source = m.source.clone().unwrap_or_default();
+            Resolved {
+                mount: Some(Mount::Bind {
+                    from,
+                    source: source.clone(),
+                    target: abs(&target),
+                    rw: !m.readonly,
+                }),
+                key: (
+                    format!("mount bind {}", abs(&target)),
+                    format!("{from_key}:{source}:{}", !m.readonly),
+                ),
+            }
+        }
+        MountType::Ssh => {
+            anyhow::bail!("RUN --mount=type=ssh is not supported by cairn yet: use a secret mount")
+        }
+    })
+}
+
+fn write_private(p: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(bytes)?;
+    Ok(())
+}
 
 /// Run a RUN step.
 pub fn run(
-    _run: &mut StageRun,
-    _scope: &Scope,
-    _k: usize,
-    _index: usize,
-    _id: usize,
-    _r: &Run,
-    _text: &str,
+    run: &mut StageRun,
+    scope: &Scope,
+    k: usize,
+    index: usize,
+    id: usize,
+    r: &Run,
+    text: &str,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("RUN is not available in this build of cairn yet (issue #6)")
+    let ctx = run.ctx;
+    let shell = run.shell();
+    let scratch = tempfile::Builder::new()
+        .prefix(".run-")
+        .tempdir_in(ctx.cache.root().join("tmp"))
+        .context("creating a scratch directory in the cache")?;
+    // The command: exec form verbatim; shell form through SHELL; a `#!` heredoc
+    // is executed as a file, as BuildKit does.
+    let mut extra_mounts = Vec::new();
+    let argv = match (&r.command, r.shebang_heredoc()) {
+        (CommandLine::Exec(v), _) => v.clone(),
+        (CommandLine::Shell(_), Some(h)) => {
+            let dir = scratch.path().join("pipes");
+            std::fs::create_dir_all(&dir)?;
+            let body = if h.expand {
+                scope.expand_heredoc(&h.content)?
+            } else {
+                h.content.clone()
+            };
+            let file = dir.join(&h.name);
+            std::fs::write(&file, body)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))?;
+            extra_mounts.push(Mount::Bind {
+                from: vec![dir],
+                source: h.name.clone(),
+                target: format!("/dev/pipes/{}", h.name),
+                rw: false,
+            });
+            vec![format!("/dev/pipes/{}", h.name)]
+        }
+        (CommandLine::Shell(_), None) => {
+            let script = r.script().unwrap_or_default();
+            shell.iter().cloned().chain([script]).collect()
+        }
+    };
+    let mut env = scope.run_env();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(
+            0,
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+        );
+    }
+    let user = run
+        .image
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
+    let workdir = run.workdir();
+    let network = match r.network {
+        None | Some(NetworkMode::Default) => Network::Default,
+        Some(NetworkMode::Host) => Network::Host,
+        Some(NetworkMode::None) => Network::None,
+    };
+    let expand = |s: &str| scope.expand_word(s).map_err(|e| e.to_string());
+    let mut mounts = Vec::new();
+    let mut inputs = Inputs::default();
+    inputs.push("parent", run.image.fs_key.to_string());
+    inputs.push("instruction", text.to_owned());
+    inputs.push("command", argv.join(" "));
+    for (k, v) in &env {
+        inputs.push(format!("env {k}"), v.clone());
+    }
+    inputs.push("workdir", workdir.clone());
+    inputs.push("user", user.clone());
+    inputs.push("network", format!("{network:?}"));
+    let mut from_index = 0;
+    for spec in &r.mount_specs {
+        let m = MountSpec::parse(spec, Some(&expand))
+            .map_err(|e| anyhow::anyhow!("--mount={spec}: {e}"))?;
+        let n = if m.from.is_some() {
+            from_index += 1;
+            from_index - 1
+        } else {
+            0
+        };
+        let res = resolve_mount(run, k, n, &m, scratch.path())?;
+        inputs.push(res.key.0, res.key.1);
+        mounts.extend(res.mount);
+    }
+    mounts.extend(extra_mounts);
+    let isolation = parse_isolation(&ctx.req.isolation)?;
+    let created_by = super::history::run(&argv, &scope.history_args());
+    let epoch = ctx.req.epoch;
+    run.cached_step(id, index, text, inputs, created_by, |run| {
+        let sandbox = ctx.sandbox()?;
+        let lowers: Vec<PathBuf> = {
+            let _ = view_of(ctx, &run.image.layers)?;
+            run.image
+                .layers
+                .iter()
+                .map(|l| ctx.layer_dirs.path(l))
+                .collect()
+        };
+        let spec = RunSpec {
+            lowers,
+            argv: argv.clone(),
+            env: env.clone(),
+            cwd: workdir.clone(),
+            user: user.clone(),
+            hostname: "buildkitsandbox".into(),
+            network,
+            mounts: mounts.clone(),
+            epoch,
+            isolation,
+            step_id: id,
+            label: text.to_owned(),
+        };
+        let outcome = sandbox.run(&spec, ctx.reporter)?;
+        ctx.add_run_time(outcome.duration_in_command, outcome.duration_total);
+        let entries = outcome.captured.entries().to_vec();
+        if entries.is_empty() {
+            return Ok(StepOutcome::Empty);
+        }
+        let layer = super::layer_write::write(ctx, entries, MtimePolicy::Clamp(epoch))?;
+        drop(outcome);
+        Ok(StepOutcome::Layer(layer))
+    })?;
+    drop(scratch);
+    Ok(())
+}
+
+/// Create the build's sandbox (probing the machine once) and say which isolation it uses.
+pub fn new_sandbox(
+    cache_dir: &std::path::Path,
+    reporter: &dyn crate::report::Reporter,
+    isolation: &str,
+) -> anyhow::Result<Sandbox> {
+    let sandbox = Sandbox::new(cache_dir.join("sandbox"))?;
+    let asked = parse_isolation(isolation)?;
+    match sandbox.probe().choose(asked) {
+        Ok(chosen) => reporter.event(Event::Info(format!(
+            "RUN isolation: {} — {}",
+            chosen.isolation.name(),
+            chosen.why
+        ))),
+        Err(e) => reporter.event(Event::Warning(format!("RUN isolation: {e}"))),
+    }
+    Ok(sandbox)
 }
