@@ -244,7 +244,8 @@ impl Transport {
         let (mut attempt, mut auth_rounds) = (0u32, 0u32);
         loop {
             let mut rb = client.request(method.clone(), url.clone());
-            if let Some(h) = host.auth.header(scopes) {
+            let sent = host.auth.header(scopes);
+            if let Some(h) = &sent {
                 rb = rb.header(AUTHORIZATION, h);
             }
             match build(rb).send().await {
@@ -277,7 +278,7 @@ impl Transport {
                         let www = (!www.is_empty()).then_some(www);
                         if host
                             .auth
-                            .on_unauthorized(client, www.as_deref(), scopes)
+                            .on_unauthorized(client, www.as_deref(), scopes, sent.as_deref())
                             .await?
                         {
                             auth_rounds += 1;
