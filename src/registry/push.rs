@@ -166,6 +166,9 @@ impl Registry {
                             self.push_blob(t, child, store).await?;
                             continue;
                         }
+                        if self.manifest_exists(t, &child.digest).await? {
+                            continue;
+                        }
                         let bytes = store.read_bytes(&child.digest)?;
                         self.push_tree(t, &bytes, &child.media_type, store, depth + 1)
                             .await?;
@@ -178,6 +181,26 @@ impl Registry {
                 None => Err(bad(format!("cannot push media type `{media_type}`"))),
             }
         })
+    }
+
+    /// Whether the target repository already has the manifest `d` (HEAD by digest).
+    async fn manifest_exists(&self, t: &Target, d: &Digest) -> Result<bool, RegistryError> {
+        let url = repo_url(&t.base, &t.repo, &format!("manifests/{d}"))?;
+        let resp = self
+            .t
+            .send(&t.host, &t.scopes, Method::HEAD, &url, true, &|r| {
+                r.header(
+                    reqwest::header::ACCEPT,
+                    crate::image::manifest::MANIFEST_ACCEPT,
+                )
+            })
+            .await?;
+        let same = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|h| h == d.to_string());
+        Ok(resp.status().is_success() && same)
     }
 
     /// PUT a manifest under `reference` (tag or digest) and check the digest the registry reports.

@@ -423,3 +423,27 @@ fn tls_is_verified_unless_trusted_or_insecure() {
     ));
     assert_eq!(pulled, amd.digest.to_string());
 }
+
+#[test]
+fn re_pushing_an_index_skips_manifests_the_registry_has() {
+    let reg = TestRegistry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let (l, idx, _amd, _arm) = two_platform_layout(&dir.path().join("l"), 6, &[2_000]);
+    let bytes = l.store().read_bytes(&idx.digest).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let client = Registry::new(RegistryOptions::new(Vec::new(), rec.clone())).unwrap();
+    let target: Reference = format!("{}/idx/app:multi", reg.addr()).parse().unwrap();
+    let push = || {
+        rt().block_on(client.push_image(&target, &bytes, &idx.media_type, l.store(), &[]))
+            .unwrap()
+    };
+    assert_eq!(push(), idx.digest);
+    let first = rec.0.lock().unwrap().len();
+    assert!(first >= 4, "blobs of both platforms pushed");
+    rec.0.lock().unwrap().clear();
+    assert_eq!(push(), idx.digest);
+    assert!(
+        rec.0.lock().unwrap().is_empty(),
+        "no blob touched the second time"
+    );
+}
