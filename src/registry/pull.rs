@@ -369,9 +369,7 @@ impl Registry {
             {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && attempt < self.t.options().max_retries => {
-                    self.t
-                        .wait(&Method::GET, &url, &e.to_string(), None, attempt)
-                        .await;
+                    self.t.wait(&e.to_string(), None, attempt).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

@@ -328,9 +328,7 @@ impl Registry {
             match r {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && restarts < self.t.options().max_retries => {
-                    self.t
-                        .wait(&Method::PUT, &blob_url, &e.to_string(), None, restarts)
-                        .await;
+                    self.t.wait(&e.to_string(), None, restarts).await;
                     restarts += 1;
                 }
                 Err(e) => return Err(e),
@@ -457,9 +455,7 @@ impl Registry {
             if failures >= self.t.options().max_retries {
                 return Err(err);
             }
-            self.t
-                .wait(&m, &loc, &err.to_string(), None, failures)
-                .await;
+            self.t.wait(&err.to_string(), None, failures).await;
             failures += 1;
             // Where does the session stand? A lost session is retryable from scratch.
             let resp = self
