@@ -184,3 +184,44 @@ fn a_lying_registry_gets_nothing_into_the_store() {
         "{err}"
     );
 }
+
+#[test]
+fn schema1_and_mislabelled_manifests_are_refused() {
+    use crate::support::http::{respond, Server};
+    let server = Server::start(|req, conn| {
+        if req.target.ends_with("/manifests/old") {
+            respond(
+                conn,
+                200,
+                &[(
+                    "Content-Type",
+                    "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+                )],
+                br#"{"schemaVersion":1,"name":"x","tag":"old","fsLayers":[]}"#,
+            );
+        } else {
+            respond(
+                conn,
+                200,
+                &[("Content-Type", "application/vnd.oci.image.index.v1+json".into())],
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#,
+            );
+        }
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let old: Reference = format!("{}/a/b:old", server.addr()).parse().unwrap();
+    let e = rt
+        .block_on(client(1 << 20).fetch_manifest(&old))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("schema 1 manifests are not supported"), "{e}");
+    let odd: Reference = format!("{}/a/b:odd", server.addr()).parse().unwrap();
+    let e = rt
+        .block_on(client(1 << 20).fetch_manifest(&odd))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("served as `application/vnd.oci.image.index.v1+json` but declares mediaType"),
+        "{e}"
+    );
+}
