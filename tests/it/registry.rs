@@ -428,7 +428,7 @@ fn tls_is_verified_unless_trusted_or_insecure() {
 fn re_pushing_an_index_skips_manifests_the_registry_has() {
     let reg = TestRegistry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
-    let (l, idx, _amd, _arm) = two_platform_layout(&dir.path().join("l"), 6, &[2_000]);
+    let (l, idx, amd, arm) = two_platform_layout(&dir.path().join("l"), 6, &[2_000]);
     let bytes = l.store().read_bytes(&idx.digest).unwrap();
     let rec = Arc::new(Recorder::default());
     let client = Registry::new(RegistryOptions::new(Vec::new(), rec.clone())).unwrap();
