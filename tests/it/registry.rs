@@ -446,4 +446,11 @@ fn re_pushing_an_index_skips_manifests_the_registry_has() {
         rec.0.lock().unwrap().is_empty(),
         "no blob touched the second time"
     );
+    // resolve picks the platform's entry of the index.
+    let resolve = |p: &str| {
+        rt().block_on(client.resolve(&target, &p.parse().unwrap()))
+            .unwrap()
+    };
+    assert_eq!(resolve("linux/amd64"), amd.digest);
+    assert_eq!(resolve("linux/arm64/v8"), arm.digest);
 }
