@@ -454,3 +454,32 @@ fn re_pushing_an_index_skips_manifests_the_registry_has() {
     assert_eq!(resolve("linux/amd64"), amd.digest);
     assert_eq!(resolve("linux/arm64/v8"), arm.digest);
 }
+
+#[test]
+fn proxy_environment_variables_are_honoured() {
+    use crate::support::http::{Fault, FaultProxy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reg = TestRegistry::start(Auth::None);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let proxy = FaultProxy::start(reg.addr(), move |_, req| {
+        // A forward proxy gets absolute-form targets.
+        assert!(req.target.starts_with("http://"), "{}", req.target);
+        counter.fetch_add(1, Ordering::SeqCst);
+        Fault::Pass
+    });
+    let home = tempfile::tempdir().unwrap();
+    let (_l, _idx, amd, _arm) = two_platform_layout(&home.path().join("src"), 14, &[1_000]);
+    let mut c = crate::support::cairn(home.path());
+    c.env("HTTP_PROXY", format!("http://{}", proxy.server.addr()))
+        .args([
+            "push",
+            &format!("oci:{}:amd64", home.path().join("src").display()),
+            &format!("{}/p/app:1", reg.addr()),
+        ]);
+    assert_eq!(ok(&crate::support::run(c, "")), amd.digest.to_string());
+    assert!(
+        seen.load(Ordering::SeqCst) >= 4,
+        "requests did not go through the proxy"
+    );
+}
