@@ -263,19 +263,10 @@ impl Registry {
             })
         };
         let blob_url = repo_url(&t.base, &t.repo, &format!("blobs/{}", desc.digest))?;
-        let resp = self
-            .t
-            .send(&t.host, &t.scopes, Method::HEAD, &blob_url, true, &|r| r)
-            .await?;
-        match resp.status().as_u16() {
-            200 => {
-                start("exists");
-                done();
-                return Ok(());
-            }
-            // 401/403 on HEAD: try the upload anyway, as containerd does.
-            404 | 401 | 403 => {}
-            _ => return Err(status_error(&Method::HEAD, &blob_url, resp).await),
+        if self.blob_exists(t, &blob_url).await? {
+            start("exists");
+            done();
+            return Ok(());
         }
         let size = store.size(&desc.digest)?;
         if size != desc.size {
@@ -328,6 +319,10 @@ impl Registry {
             match r {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && restarts < self.t.options().max_retries => {
+                    // The blob may have landed although its answer was lost.
+                    if self.blob_exists(t, &blob_url).await? {
+                        break;
+                    }
                     self.t.wait(&e.to_string(), None, restarts).await;
                     restarts += 1;
                 }
@@ -336,6 +331,20 @@ impl Registry {
         }
         done();
         Ok(())
+    }
+
+    /// HEAD a blob: `true` when the repository has it. `401`/`403` count as
+    /// "absent" so that the upload is tried anyway, as containerd does.
+    async fn blob_exists(&self, t: &Target, blob_url: &Url) -> Result<bool, RegistryError> {
+        let resp = self
+            .t
+            .send(&t.host, &t.scopes, Method::HEAD, blob_url, true, &|r| r)
+            .await?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 | 401 | 403 => Ok(false),
+            _ => Err(status_error(&Method::HEAD, blob_url, resp).await),
+        }
     }
 
     /// `POST …/blobs/uploads/` → the upload session URL.

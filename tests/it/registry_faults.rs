@@ -22,13 +22,24 @@ fn client(chunk: u64) -> Registry {
 #[test]
 fn push_and_pull_survive_injected_faults() {
     let reg = TestRegistry::start(Auth::None);
-    let (patches, gets) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let (patches, gets, puts) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let proxy = FaultProxy::start(reg.addr(), move |n, req| {
         let big_blob_get = req.method == "GET" && req.target.contains("/blobs/sha256:");
         if n == 1 {
             return Fault::Status(429, Some(1));
         }
         if req.method == "PATCH" && patches.fetch_add(1, Ordering::SeqCst) == 1 {
+            return Fault::DropResponse;
+        }
+        // The blob lands, its answer is lost: HEAD finds it instead of a new upload.
+        if req.method == "PUT"
+            && req.target.contains("/blobs/uploads/")
+            && puts.fetch_add(1, Ordering::SeqCst) == 0
+        {
             return Fault::DropResponse;
         }
         if big_blob_get && gets.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -70,6 +81,15 @@ fn push_and_pull_survive_injected_faults() {
             "{kind:?} never injected: {faults:?}"
         );
     }
+    let dropped: Vec<&str> = faults
+        .iter()
+        .filter(|(_, _, f)| *f == Fault::DropResponse)
+        .map(|(m, _, _)| m.as_str())
+        .collect();
+    assert!(
+        dropped.contains(&"PATCH") && dropped.contains(&"PUT"),
+        "{faults:?}"
+    );
     // Straight from the registry: every blob complete, the tag resolvable and pullable.
     assert_eq!(reg.verify_blobs(), 4);
     let direct: Reference = format!("{}/f/app:1", reg.addr()).parse().unwrap();
