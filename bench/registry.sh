@@ -61,14 +61,14 @@ PY
 # (its blob-info cache) and would mount them instead of uploading on a reused
 # registry, which is not the transfer being measured.
 REG_PIDS=()
-start_reg() { # NAME -> prints host:port
+start_reg() { # NAME -> sets REG_ADDR=host:port (runs in this shell, so its pid is remembered)
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/$1" "$port" > "$WORK/$1.yml"
     docker-registry serve "$WORK/$1.yml" > "$WORK/$1.log" 2>&1 &
     REG_PIDS+=($!)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    echo "127.0.0.1:$port"
+    REG_ADDR=127.0.0.1:$port
 }
 stop_regs() { for p in "${REG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; REG_PIDS=(); }
 
@@ -85,7 +85,8 @@ timed() { # CASE TOOL CMD...
 for img in "node-alpine:$FIX:22-alpine" "generated-300mb:$WORK/big:big"; do
     IFS=: read -r name dir tag <<< "$img"
     for run in $(seq "$RUNS"); do
-        RC=$(start_reg "rc$run-$name"); RS=$(start_reg "rs$run-$name")
+        start_reg "rc$run-$name"; RC=$REG_ADDR
+        start_reg "rs$run-$name"; RS=$REG_ADDR
         timed "push $name" cairn "$CAIRN" push "oci:$dir:$tag" "$RC/bench/$name:$tag"
         timed "push $name" skopeo skopeo copy -q --dest-tls-verify=false "oci:$dir:$tag" "docker://$RS/bench/$name:$tag"
         timed "pull $name" cairn "$CAIRN" pull "$RC/bench/$name:$tag" --output "oci:$WORK/pc"

@@ -132,6 +132,8 @@ pub struct Authenticator {
     credential: Option<Credential>,
     challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<String, Token>>,
+    /// One token request at a time, so parallel requests answered 401 share one token.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -196,13 +198,15 @@ impl Authenticator {
         }
     }
 
-    /// Handle a 401: remember the challenge and, for Bearer, fetch a token for `scopes`
-    /// (plus any the registry asked for). Returns whether retrying makes sense.
+    /// Handle a 401 to a request sent with `sent` (its `Authorization` value): remember
+    /// the challenge and, for Bearer, fetch a token for `scopes` (plus any the registry
+    /// asked for) unless another request just did. Returns whether retrying makes sense.
     pub async fn on_unauthorized(
         &self,
         client: &reqwest::Client,
         www_authenticate: Option<&str>,
         scopes: &[String],
+        sent: Option<&str>,
     ) -> Result<bool, RegistryError> {
         let challenges = www_authenticate.map(parse_challenges).unwrap_or_default();
         let Some(ch) = challenges.into_iter().next() else {
@@ -229,6 +233,12 @@ impl Authenticator {
             } => {
                 if matches!(self.credential, Some(Credential::RegistryToken(_))) {
                     return Ok(had.is_none());
+                }
+                let _one_at_a_time = self.fetching.lock().await;
+                if let Some(now) = self.header(scopes) {
+                    if Some(now.as_str()) != sent {
+                        return Ok(true);
+                    }
                 }
                 let mut all: Vec<String> = scopes.to_vec();
                 for s in asked {

@@ -570,5 +570,13 @@ esac
         }
         assert!(c.erase("reg.example").unwrap());
         assert_eq!(c.credential("reg.example").unwrap(), None);
+        // The same helper as the default store for every registry.
+        std::fs::write(&p, r#"{"credsStore":"cairntest"}"#).unwrap();
+        let mut c = DockerConfig::load(&p).unwrap();
+        c.store("docker.io", "hub", &Secret::new("t0k")).unwrap();
+        assert!(
+            matches!(c.credential("docker.io").unwrap(), Some(Credential::UserPassword { username, .. }) if username == "hub")
+        );
+        assert!(!std::fs::read_to_string(&p).unwrap().contains("t0k"));
     }
 }

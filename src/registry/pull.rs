@@ -239,6 +239,17 @@ impl Registry {
                 }
             }
         }
+        // An index: its entry for the platform names the digest; no need to fetch that manifest.
+        let top = self.fetch_manifest(reference).await?;
+        if ManifestKind::of(&top.media_type) == Some(ManifestKind::Image) {
+            return Ok(top.digest);
+        }
+        let index: ImageIndex = serde_json::from_slice(&top.bytes)
+            .map_err(|e| manifest_error(reference, format!("invalid index: {e}")))?;
+        let chosen = select_platform(reference, &index, platform)?;
+        if ManifestKind::of(&chosen.media_type) == Some(ManifestKind::Image) {
+            return Ok(chosen.digest.clone());
+        }
         let (_, m) = self.select_manifest(reference, platform).await?;
         Ok(m.digest)
     }
@@ -369,9 +380,7 @@ impl Registry {
             {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && attempt < self.t.options().max_retries => {
-                    self.t
-                        .wait(&Method::GET, &url, &e.to_string(), None, attempt)
-                        .await;
+                    self.t.wait(&e.to_string(), None, attempt).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

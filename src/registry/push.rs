@@ -166,6 +166,9 @@ impl Registry {
                             self.push_blob(t, child, store).await?;
                             continue;
                         }
+                        if self.manifest_exists(t, &child.digest).await? {
+                            continue;
+                        }
                         let bytes = store.read_bytes(&child.digest)?;
                         self.push_tree(t, &bytes, &child.media_type, store, depth + 1)
                             .await?;
@@ -178,6 +181,26 @@ impl Registry {
                 None => Err(bad(format!("cannot push media type `{media_type}`"))),
             }
         })
+    }
+
+    /// Whether the target repository already has the manifest `d` (HEAD by digest).
+    async fn manifest_exists(&self, t: &Target, d: &Digest) -> Result<bool, RegistryError> {
+        let url = repo_url(&t.base, &t.repo, &format!("manifests/{d}"))?;
+        let resp = self
+            .t
+            .send(&t.host, &t.scopes, Method::HEAD, &url, true, &|r| {
+                r.header(
+                    reqwest::header::ACCEPT,
+                    crate::image::manifest::MANIFEST_ACCEPT,
+                )
+            })
+            .await?;
+        let same = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|h| h == d.to_string());
+        Ok(resp.status().is_success() && same)
     }
 
     /// PUT a manifest under `reference` (tag or digest) and check the digest the registry reports.
@@ -240,19 +263,10 @@ impl Registry {
             })
         };
         let blob_url = repo_url(&t.base, &t.repo, &format!("blobs/{}", desc.digest))?;
-        let resp = self
-            .t
-            .send(&t.host, &t.scopes, Method::HEAD, &blob_url, true, &|r| r)
-            .await?;
-        match resp.status().as_u16() {
-            200 => {
-                start("exists");
-                done();
-                return Ok(());
-            }
-            // 401/403 on HEAD: try the upload anyway, as containerd does.
-            404 | 401 | 403 => {}
-            _ => return Err(status_error(&Method::HEAD, &blob_url, resp).await),
+        if self.blob_exists(t, &blob_url).await? {
+            start("exists");
+            done();
+            return Ok(());
         }
         let size = store.size(&desc.digest)?;
         if size != desc.size {
@@ -305,9 +319,11 @@ impl Registry {
             match r {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && restarts < self.t.options().max_retries => {
-                    self.t
-                        .wait(&Method::PUT, &blob_url, &e.to_string(), None, restarts)
-                        .await;
+                    // The blob may have landed although its answer was lost.
+                    if self.blob_exists(t, &blob_url).await? {
+                        break;
+                    }
+                    self.t.wait(&e.to_string(), None, restarts).await;
                     restarts += 1;
                 }
                 Err(e) => return Err(e),
@@ -315,6 +331,20 @@ impl Registry {
         }
         done();
         Ok(())
+    }
+
+    /// HEAD a blob: `true` when the repository has it. `401`/`403` count as
+    /// "absent" so that the upload is tried anyway, as containerd does.
+    async fn blob_exists(&self, t: &Target, blob_url: &Url) -> Result<bool, RegistryError> {
+        let resp = self
+            .t
+            .send(&t.host, &t.scopes, Method::HEAD, blob_url, true, &|r| r)
+            .await?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 | 401 | 403 => Ok(false),
+            _ => Err(status_error(&Method::HEAD, blob_url, resp).await),
+        }
     }
 
     /// `POST …/blobs/uploads/` → the upload session URL.
@@ -434,9 +464,7 @@ impl Registry {
             if failures >= self.t.options().max_retries {
                 return Err(err);
             }
-            self.t
-                .wait(&m, &loc, &err.to_string(), None, failures)
-                .await;
+            self.t.wait(&err.to_string(), None, failures).await;
             failures += 1;
             // Where does the session stand? A lost session is retryable from scratch.
             let resp = self

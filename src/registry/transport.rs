@@ -244,20 +244,15 @@ impl Transport {
         let (mut attempt, mut auth_rounds) = (0u32, 0u32);
         loop {
             let mut rb = client.request(method.clone(), url.clone());
-            if let Some(h) = host.auth.header(scopes) {
+            let sent = host.auth.header(scopes);
+            if let Some(h) = &sent {
                 rb = rb.header(AUTHORIZATION, h);
             }
             match build(rb).send().await {
                 Err(e) => {
                     if retry && attempt < self.opts.max_retries {
-                        self.wait(
-                            &method,
-                            url,
-                            &format!("{}", transport(&method, url, e)),
-                            None,
-                            attempt,
-                        )
-                        .await;
+                        self.wait(&transport(&method, url, e).to_string(), None, attempt)
+                            .await;
                         attempt += 1;
                         continue;
                     }
@@ -277,7 +272,7 @@ impl Transport {
                         let www = (!www.is_empty()).then_some(www);
                         if host
                             .auth
-                            .on_unauthorized(client, www.as_deref(), scopes)
+                            .on_unauthorized(client, www.as_deref(), scopes, sent.as_deref())
                             .await?
                         {
                             auth_rounds += 1;
@@ -290,14 +285,8 @@ impl Transport {
                         && attempt < self.opts.max_retries
                     {
                         let after = retry_after(resp.headers());
-                        self.wait(
-                            &method,
-                            url,
-                            &format!("HTTP {}", status.as_u16()),
-                            after,
-                            attempt,
-                        )
-                        .await;
+                        let why = format!("{method} {}: HTTP {}", redact_url(url), status.as_u16());
+                        self.wait(&why, after, attempt).await;
                         attempt += 1;
                         continue;
                     }
@@ -333,21 +322,13 @@ impl Transport {
         (self.opts.backoff * 2u32.saturating_pow(attempt)).min(Duration::from_secs(10))
     }
 
-    /// Sleep before a retry, telling the user why.
-    pub async fn wait(
-        &self,
-        method: &Method,
-        url: &Url,
-        why: &str,
-        after: Option<Duration>,
-        attempt: u32,
-    ) {
+    /// Sleep before retry number `attempt` (0-based), telling the user why.
+    pub async fn wait(&self, why: &str, after: Option<Duration>, attempt: u32) {
         let d = after
             .unwrap_or_else(|| self.backoff(attempt))
             .min(Duration::from_secs(60));
         self.opts.reporter.event(Event::Warning(format!(
-            "{method} {}: {why}; retrying in {:.1}s (retry {}/{})",
-            redact_url(url),
+            "{why}; retrying in {:.1}s (retry {}/{})",
             d.as_secs_f64(),
             attempt + 1,
             self.opts.max_retries

@@ -423,3 +423,63 @@ fn tls_is_verified_unless_trusted_or_insecure() {
     ));
     assert_eq!(pulled, amd.digest.to_string());
 }
+
+#[test]
+fn re_pushing_an_index_skips_manifests_the_registry_has() {
+    let reg = TestRegistry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let (l, idx, amd, arm) = two_platform_layout(&dir.path().join("l"), 6, &[2_000]);
+    let bytes = l.store().read_bytes(&idx.digest).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let client = Registry::new(RegistryOptions::new(Vec::new(), rec.clone())).unwrap();
+    let target: Reference = format!("{}/idx/app:multi", reg.addr()).parse().unwrap();
+    let push = || {
+        rt().block_on(client.push_image(&target, &bytes, &idx.media_type, l.store(), &[]))
+            .unwrap()
+    };
+    assert_eq!(push(), idx.digest);
+    let first = rec.0.lock().unwrap().len();
+    assert!(first >= 4, "blobs of both platforms pushed");
+    rec.0.lock().unwrap().clear();
+    assert_eq!(push(), idx.digest);
+    assert!(
+        rec.0.lock().unwrap().is_empty(),
+        "no blob touched the second time"
+    );
+    // resolve picks the platform's entry of the index.
+    let resolve = |p: &str| {
+        rt().block_on(client.resolve(&target, &p.parse().unwrap()))
+            .unwrap()
+    };
+    assert_eq!(resolve("linux/amd64"), amd.digest);
+    assert_eq!(resolve("linux/arm64/v8"), arm.digest);
+}
+
+#[test]
+fn proxy_environment_variables_are_honoured() {
+    use crate::support::http::{Fault, FaultProxy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reg = TestRegistry::start(Auth::None);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let proxy = FaultProxy::start(reg.addr(), move |_, req| {
+        // A forward proxy gets absolute-form targets.
+        assert!(req.target.starts_with("http://"), "{}", req.target);
+        counter.fetch_add(1, Ordering::SeqCst);
+        Fault::Pass
+    });
+    let home = tempfile::tempdir().unwrap();
+    let (_l, _idx, amd, _arm) = two_platform_layout(&home.path().join("src"), 14, &[1_000]);
+    let mut c = crate::support::cairn(home.path());
+    c.env("HTTP_PROXY", format!("http://{}", proxy.server.addr()))
+        .args([
+            "push",
+            &format!("oci:{}:amd64", home.path().join("src").display()),
+            &format!("{}/p/app:1", reg.addr()),
+        ]);
+    assert_eq!(ok(&crate::support::run(c, "")), amd.digest.to_string());
+    assert!(
+        seen.load(Ordering::SeqCst) >= 4,
+        "requests did not go through the proxy"
+    );
+}

@@ -255,3 +255,34 @@ fn identity_token_from_config_json_uses_the_refresh_token_grant() {
         "every token request used the refresh token: {reqs:?}"
     );
 }
+
+#[test]
+fn tokens_are_cached_per_scope_and_renewed_when_they_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, reg) = token_registry(dir.path());
+    let home = tempfile::tempdir().unwrap();
+    let (l, _idx, amd, _arm) = two_platform_layout(&home.path().join("src"), 13, &[3_000]);
+    let bytes = l.store().read_bytes(&amd.digest).unwrap();
+    let client = client_with_password(&reg.addr(), "alice");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target: Reference = format!("{}/exp/app:1", reg.addr()).parse().unwrap();
+    issuer
+        .expires_in
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    rt.block_on(client.push_image(&target, &bytes, &amd.media_type, l.store(), &[]))
+        .unwrap();
+    let count = || issuer.requests.lock().unwrap().len();
+    let after_push = count();
+    assert_eq!(
+        after_push, 1,
+        "one token for the push scope, reused for every request"
+    );
+    // A pull needs another scope: one more token, then cached.
+    rt.block_on(client.fetch_manifest(&target)).unwrap();
+    rt.block_on(client.fetch_manifest(&target)).unwrap();
+    assert_eq!(count(), after_push + 1);
+    // After expiry: renewed.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    rt.block_on(client.fetch_manifest(&target)).unwrap();
+    assert_eq!(count(), after_push + 2);
+}

@@ -22,13 +22,24 @@ fn client(chunk: u64) -> Registry {
 #[test]
 fn push_and_pull_survive_injected_faults() {
     let reg = TestRegistry::start(Auth::None);
-    let (patches, gets) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let (patches, gets, puts) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let proxy = FaultProxy::start(reg.addr(), move |n, req| {
         let big_blob_get = req.method == "GET" && req.target.contains("/blobs/sha256:");
         if n == 1 {
             return Fault::Status(429, Some(1));
         }
         if req.method == "PATCH" && patches.fetch_add(1, Ordering::SeqCst) == 1 {
+            return Fault::DropResponse;
+        }
+        // The blob lands, its answer is lost: HEAD finds it instead of a new upload.
+        if req.method == "PUT"
+            && req.target.contains("/blobs/uploads/")
+            && puts.fetch_add(1, Ordering::SeqCst) == 0
+        {
             return Fault::DropResponse;
         }
         if big_blob_get && gets.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -70,6 +81,15 @@ fn push_and_pull_survive_injected_faults() {
             "{kind:?} never injected: {faults:?}"
         );
     }
+    let dropped: Vec<&str> = faults
+        .iter()
+        .filter(|(_, _, f)| *f == Fault::DropResponse)
+        .map(|(m, _, _)| m.as_str())
+        .collect();
+    assert!(
+        dropped.contains(&"PATCH") && dropped.contains(&"PUT"),
+        "{faults:?}"
+    );
     // Straight from the registry: every blob complete, the tag resolvable and pullable.
     assert_eq!(reg.verify_blobs(), 4);
     let direct: Reference = format!("{}/f/app:1", reg.addr()).parse().unwrap();
@@ -182,5 +202,46 @@ fn a_lying_registry_gets_nothing_into_the_store() {
             }
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn schema1_and_mislabelled_manifests_are_refused() {
+    use crate::support::http::{respond, Server};
+    let server = Server::start(|req, conn| {
+        if req.target.ends_with("/manifests/old") {
+            respond(
+                conn,
+                200,
+                &[(
+                    "Content-Type",
+                    "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+                )],
+                br#"{"schemaVersion":1,"name":"x","tag":"old","fsLayers":[]}"#,
+            );
+        } else {
+            respond(
+                conn,
+                200,
+                &[("Content-Type", "application/vnd.oci.image.index.v1+json".into())],
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#,
+            );
+        }
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let old: Reference = format!("{}/a/b:old", server.addr()).parse().unwrap();
+    let e = rt
+        .block_on(client(1 << 20).fetch_manifest(&old))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("schema 1 manifests are not supported"), "{e}");
+    let odd: Reference = format!("{}/a/b:odd", server.addr()).parse().unwrap();
+    let e = rt
+        .block_on(client(1 << 20).fetch_manifest(&odd))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("served as `application/vnd.oci.image.index.v1+json` but declares mediaType"),
+        "{e}"
     );
 }

@@ -242,6 +242,8 @@ fn b64url(b: &[u8]) -> String {
 /// A distribution token issuer: RS256 JWTs with an `x5c` chain, signed by openssl.
 pub struct TokenIssuer {
     pub server: Server,
+    /// Lifetime of the tokens it issues, in seconds.
+    pub expires_in: Arc<std::sync::atomic::AtomicU64>,
     pub cert: PathBuf,
     /// (Authorization header present, scopes) per token request.
     pub requests: TokenLog,
@@ -294,6 +296,8 @@ impl TokenIssuer {
         );
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
+        let expires_in = Arc::new(std::sync::atomic::AtomicU64::new(300));
+        let life = expires_in.clone();
         let server = Server::start(move |req, conn| {
             let url = url::Url::parse(&format!("http://x{}", req.target)).unwrap();
             // GET with Basic credentials, or the OAuth2 refresh-token POST form.
@@ -341,7 +345,7 @@ impl TokenIssuer {
                 .as_secs();
             let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
             let claims = serde_json::json!({
-                "iss": ISSUER, "sub": "test", "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
+                "iss": ISSUER, "sub": "test", "aud": SERVICE, "exp": now + life.load(Ordering::SeqCst), "nbf": now - 10,
                 "iat": now, "jti": format!("{now}-{}", scopes.len()), "access": access,
             });
             let signing_input = format!(
@@ -364,10 +368,11 @@ impl TokenIssuer {
                 .unwrap();
             let sig = child.wait_with_output().unwrap().stdout;
             let token = format!("{signing_input}.{}", b64url(&sig));
+            let secs = life.load(Ordering::SeqCst);
             let body = if req.method == "POST" {
-                serde_json::json!({"access_token": token, "expires_in": 300})
+                serde_json::json!({"access_token": token, "expires_in": secs})
             } else {
-                serde_json::json!({"token": token, "expires_in": 300})
+                serde_json::json!({"token": token, "expires_in": secs})
             }
             .to_string();
             respond(
@@ -379,6 +384,7 @@ impl TokenIssuer {
         });
         TokenIssuer {
             server,
+            expires_in,
             cert,
             requests,
         }
