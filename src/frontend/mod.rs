@@ -151,9 +151,16 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
     let mut warnings = ast.warnings;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
+    // Index the lines once: looking each one up from the start would be quadratic.
+    let lines: Vec<&str> = source
+        .strip_prefix('\u{feff}')
+        .unwrap_or(source)
+        .split('\n')
+        .collect();
     for node in &ast.nodes {
-        let excerpt = diagnostic::source_line(source, node.span.start.line)
-            .unwrap_or("")
+        let excerpt = lines
+            .get(node.span.start.line.saturating_sub(1))
+            .map_or("", |l| l.strip_suffix('\r').unwrap_or(l))
             .to_owned();
         if node.keyword == "from" {
             let from = instructions::parse_from(&ctx, node)?;
@@ -335,6 +342,30 @@ mod tests {
             w,
             ["D: build argument \"UNUSED\" is not consumed by any ARG"]
         );
+    }
+
+    #[test]
+    fn child_stage_inherits_env_and_args_by_cloning_the_scope() {
+        let src = "FROM alpine AS base\nARG V=1\nENV E=$V\nFROM base AS child\nRUN echo $E $V\nFROM alpine AS other\n";
+        let df = parse(src, Path::new("D")).unwrap();
+        let p = plan(
+            &df,
+            &BuildOptions {
+                target: Some("child".into()),
+                ..BuildOptions::default()
+            },
+        )
+        .unwrap();
+        let mut scope = p.scope(&["PATH=/bin".into()]);
+        for step in &p.stages[0].steps {
+            let i = step.instruction.expand(&scope).unwrap();
+            scope.apply(&i);
+        }
+        assert_eq!(p.stages[1].base, Base::Stage(0));
+        let child = scope.clone();
+        assert_eq!(child.expand_word("$E-$V").unwrap(), "1-1");
+        let fresh = p.scope(&[]);
+        assert_eq!(fresh.expand_word("${E:-unset}").unwrap(), "unset");
     }
 
     #[test]
