@@ -2,7 +2,7 @@
 //! (`docker/dockerfile:1`), word expansion, ARG/ENV scoping and the stage graph.
 //!
 //! Steps, one module each:
-//! [`lexer`] (physical lines → logical lines; directives via [`directives`]) →
+//! `lexer` (physical lines → logical lines; directives via [`directives`]) →
 //! [`ast`] (keyword, `--flags`, arguments, heredocs) → [`instructions`] (typed, every flag
 //! checked) → [`parse`] groups them into [`Stage`]s → [`plan`] ([`graph`]) resolves bases
 //! and `--from` sources, prunes to `--target` and orders the stages.
@@ -27,6 +27,23 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Public API
+//!
+//! * [`parse`]`(source, file) -> Result<`[`Dockerfile`]`, `[`Diagnostic`]`>`: directives,
+//!   syntax [`Node`]s, global `ARG` steps and [`Stage`]s of typed [`Step`]s (each with its
+//!   [`Span`], `original` text and `--flag` positions).
+//! * [`plan`]`(&Dockerfile, &`[`BuildOptions`]`) -> Result<`[`BuildPlan`]`, Diagnostic>`:
+//!   the stages the target needs in a topological order ([`PlannedStage`]: resolved
+//!   [`Base`] `Scratch | Stage(i) | Image(ref)`, [`Platform`], `deps`, external `images`,
+//!   per-step `--from` [`Source`]s), `parallel` levels, global args and warnings.
+//! * [`Scope`] (from [`BuildPlan::scope`]; clone a parent stage's final scope for
+//!   `FROM <stage>`): `expand_word`, `expand_words`, `expand_heredoc`, `set_env`,
+//!   `declare_arg`, `apply`, `image_env`, `run_env`, `history_args`.
+//! * [`Instruction::expand`]`(&Scope)`: the instruction with every word BuildKit expands
+//!   expanded; [`Run::script`] / [`Run::shebang_heredoc`] (heredoc RUN semantics),
+//!   [`CommandLine::argv`], [`Healthcheck::test`] / [`Healthcheck::history`],
+//!   [`Mount::parse`], [`instructions::expose_ports`], [`instructions::check_signal`].
 //!
 //! Every error is a [`Diagnostic`] (`FILE:LINE:COL: message`, excerpt, hint). Warnings are
 //! in [`Dockerfile::warnings`] and [`BuildPlan::warnings`].
