@@ -73,10 +73,15 @@ bench-layers:
     bench/layers.sh
 
 # fuzz one target for SECONDS (targets: parse, expand); needs `cargo install cargo-fuzz` and nightly
-fuzz TARGET="parse" SECONDS="600":
+fuzz TARGET="parse" SECONDS="600": fuzz-seed
     cd fuzz && cargo +nightly fuzz run -O {{TARGET}} -- -max_total_time={{SECONDS}} -max_len=4096
 
 # build every fuzz target and run each for ~20 s
-fuzz-smoke:
+fuzz-smoke: fuzz-seed
     cd fuzz && cargo +nightly fuzz build -O
     cd fuzz && for t in $(cargo +nightly fuzz list); do cargo +nightly fuzz run -O "$t" -- -max_total_time=20 -max_len=4096; done
+
+# seed the parser's fuzz corpus with the Dockerfiles of testdata/dockerfile
+fuzz-seed:
+    mkdir -p fuzz/corpus/parse fuzz/corpus/expand
+    find testdata/dockerfile -name Dockerfile | while read -r f; do cp "$f" "fuzz/corpus/parse/seed-$(printf %s "$f" | sha256sum | cut -c1-16)"; done

@@ -142,6 +142,7 @@ impl std::ops::DerefMut for Diagnostic {
 
 /// Line `line` (1-based) of `source`, without its line terminator.
 pub fn source_line(source: &str, line: usize) -> Option<&str> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let l = source.split('\n').nth(line.checked_sub(1)?)?;
     Some(l.strip_suffix('\r').unwrap_or(l))
 }

@@ -146,6 +146,21 @@ struct ShellWord<'a> {
 
 type Res<T> = Result<T, String>;
 
+/// Largest result of one expansion. Nested `${v//p/r}` can grow a word exponentially;
+/// no real Dockerfile word comes near this, so larger results are an error, not an OOM.
+pub const MAX_EXPANSION: usize = 1 << 20;
+
+fn too_large() -> String {
+    format!("expansion result exceeds {} MiB", MAX_EXPANSION >> 20)
+}
+
+fn guard(len: usize) -> Res<()> {
+    if len > MAX_EXPANSION {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
 impl ShellWord<'_> {
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
@@ -178,6 +193,7 @@ impl ShellWord<'_> {
                     _ => self.dollar()?,
                 };
                 result.push_str(&tmp);
+                guard(result.len())?;
                 if ch == '$' {
                     words.add_string(&tmp);
                 } else {
@@ -198,6 +214,7 @@ impl ShellWord<'_> {
                     self.pos += 1;
                 }
                 result.push_str(&tmp);
+                guard(result.len())?;
                 words.add_raw_string(&tmp);
                 continue;
             }
@@ -272,7 +289,10 @@ impl ShellWord<'_> {
                     }
                     return Ok(out);
                 }
-                Some('$') => out.push_str(&self.dollar()?),
+                Some('$') => {
+                    out.push_str(&self.dollar()?);
+                    guard(out.len())?;
+                }
                 Some(mut ch) => {
                     self.pos += 1;
                     if ch == self.lx.escape {
@@ -456,7 +476,9 @@ impl ShellWord<'_> {
                     }
                     return Ok(String::new());
                 };
-                Ok(Glob::parse(&pattern, self.lx.escape).replace(&value, &replacement, all))
+                Glob::parse(&pattern, self.lx.escape)
+                    .replace(&value, &replacement, all)
+                    .ok_or_else(too_large)
             }
             _ => Err(format!("unsupported modifier ({chs}) in substitution")),
         }
@@ -659,7 +681,7 @@ impl Glob {
     }
 
     /// Replace the first (or every) leftmost-longest match.
-    fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+    fn replace(&self, value: &str, replacement: &str, all: bool) -> Option<String> {
         let cs: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut pos = 0;
@@ -677,6 +699,9 @@ impl Glob {
             prev_end = Some(e);
             out.extend(&cs[pos..s]);
             out.push_str(replacement);
+            if out.len() > MAX_EXPANSION {
+                return None;
+            }
             if e > s {
                 pos = e;
             } else {
@@ -690,7 +715,7 @@ impl Glob {
         if pos < cs.len() {
             out.extend(&cs[pos..]);
         }
-        out
+        Some(out)
     }
 }
 
@@ -785,6 +810,19 @@ mod tests {
             e.to_string(),
             "failed to process \"${\": syntax error: missing '}'"
         );
+    }
+
+    #[test]
+    fn runaway_growth_is_an_error() {
+        let mut e = env();
+        e.insert("A".into(), "x".repeat(1000));
+        let nested = "${A//?/${A//?/$A}}";
+        let err = Lexer::new('\\').process_word(nested, &e).unwrap_err();
+        assert_eq!(err.reason, "expansion result exceeds 1 MiB");
+        let err = Lexer::new('\\')
+            .process_word("${A///$A$A$A}", &e)
+            .unwrap_err();
+        assert_eq!(err.reason, "expansion result exceeds 1 MiB");
     }
 
     #[test]

@@ -1037,6 +1037,45 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
     })
 }
 
+/// The image config `ExposedPorts` keys for expanded `EXPOSE` words, as BuildKit computes
+/// them: `80` → `80/tcp`, protocol lower-cased (tcp, udp or sctp), ranges `8000-8002`
+/// expanded, an `ip:hostPort:` prefix ignored, duplicates removed, sorted as strings
+/// (`443/tcp` before `80/tcp`).
+pub fn expose_ports(words: &[String]) -> Result<Vec<String>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    for w in words {
+        let (spec, proto) = match w.rsplit_once('/') {
+            Some((s, p)) if !p.is_empty() => (s, p.to_ascii_lowercase()),
+            Some((s, _)) => (s, "tcp".to_owned()),
+            None => (w.as_str(), "tcp".to_owned()),
+        };
+        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(format!("invalid proto: {proto}"));
+        }
+        let container = spec.rsplit(':').next().unwrap_or(spec);
+        if container.is_empty() {
+            return Err(format!("no port specified: {w}<empty>"));
+        }
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid containerPort: {container}"))
+        };
+        let (start, end) = match container.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(container)?, port(container)?),
+        };
+        if end < start {
+            return Err(format!(
+                "invalid range specified for container port: {container}"
+            ));
+        }
+        for p in start..=end {
+            out.insert(format!("{p}/{proto}"));
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
 /// Signal names and numbers accepted by `STOPSIGNAL` (Linux).
 const SIGNALS: [&str; 31] = [
     "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
@@ -1320,6 +1359,39 @@ mod tests {
             panic!()
         };
         assert_eq!(r.script().as_deref(), Some("cat <<A > /x\nbody\nA"));
+    }
+
+    #[test]
+    fn expose_ports_like_buildkit() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            expose_ports(&w(&[
+                "80",
+                "443/TCP",
+                "53/udp",
+                "8000-8002",
+                "127.0.0.1:8080:9000/tcp",
+                "80/"
+            ]))
+            .unwrap(),
+            ["443/tcp", "53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp", "9000/tcp"]
+        );
+        assert_eq!(
+            expose_ports(&w(&["80/icmp"])).unwrap_err(),
+            "invalid proto: icmp"
+        );
+        assert_eq!(
+            expose_ports(&w(&["x"])).unwrap_err(),
+            "invalid containerPort: x"
+        );
+        assert_eq!(
+            expose_ports(&w(&["9-8"])).unwrap_err(),
+            "invalid range specified for container port: 9-8"
+        );
+        assert_eq!(
+            expose_ports(&w(&["70000"])).unwrap_err(),
+            "invalid containerPort: 70000"
+        );
     }
 
     #[test]

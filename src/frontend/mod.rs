@@ -2,7 +2,7 @@
 //! (`docker/dockerfile:1`), word expansion, ARG/ENV scoping and the stage graph.
 //!
 //! Steps, one module each:
-//! [`lexer`] (physical lines → logical lines; directives via [`directives`]) →
+//! `lexer` (physical lines → logical lines; directives via [`directives`]) →
 //! [`ast`] (keyword, `--flags`, arguments, heredocs) → [`instructions`] (typed, every flag
 //! checked) → [`parse`] groups them into [`Stage`]s → [`plan`] ([`graph`]) resolves bases
 //! and `--from` sources, prunes to `--target` and orders the stages.
@@ -27,6 +27,23 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Public API
+//!
+//! * [`parse`]`(source, file) -> Result<`[`Dockerfile`]`, `[`Diagnostic`]`>`: directives,
+//!   syntax [`Node`]s, global `ARG` steps and [`Stage`]s of typed [`Step`]s (each with its
+//!   [`Span`], `original` text and `--flag` positions).
+//! * [`plan`]`(&Dockerfile, &`[`BuildOptions`]`) -> Result<`[`BuildPlan`]`, Diagnostic>`:
+//!   the stages the target needs in a topological order ([`PlannedStage`]: resolved
+//!   [`Base`] `Scratch | Stage(i) | Image(ref)`, [`Platform`], `deps`, external `images`,
+//!   per-step `--from` [`Source`]s), `parallel` levels, global args and warnings.
+//! * [`Scope`] (from [`BuildPlan::scope`]; clone a parent stage's final scope for
+//!   `FROM <stage>`): `expand_word`, `expand_words`, `expand_heredoc`, `set_env`,
+//!   `declare_arg`, `apply`, `image_env`, `run_env`, `history_args`.
+//! * [`Instruction::expand`]`(&Scope)`: the instruction with every word BuildKit expands
+//!   expanded; [`Run::script`] / [`Run::shebang_heredoc`] (heredoc RUN semantics),
+//!   [`CommandLine::argv`], [`Healthcheck::test`] / [`Healthcheck::history`],
+//!   [`Mount::parse`], [`instructions::expose_ports`], [`instructions::check_signal`].
 //!
 //! Every error is a [`Diagnostic`] (`FILE:LINE:COL: message`, excerpt, hint). Warnings are
 //! in [`Dockerfile::warnings`] and [`BuildPlan::warnings`].
@@ -151,9 +168,16 @@ pub fn parse(source: &str, file: &Path) -> Result<Dockerfile, Diagnostic> {
     let mut warnings = ast.warnings;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
+    // Index the lines once: looking each one up from the start would be quadratic.
+    let lines: Vec<&str> = source
+        .strip_prefix('\u{feff}')
+        .unwrap_or(source)
+        .split('\n')
+        .collect();
     for node in &ast.nodes {
-        let excerpt = diagnostic::source_line(source, node.span.start.line)
-            .unwrap_or("")
+        let excerpt = lines
+            .get(node.span.start.line.saturating_sub(1))
+            .map_or("", |l| l.strip_suffix('\r').unwrap_or(l))
             .to_owned();
         if node.keyword == "from" {
             let from = instructions::parse_from(&ctx, node)?;
@@ -335,6 +359,30 @@ mod tests {
             w,
             ["D: build argument \"UNUSED\" is not consumed by any ARG"]
         );
+    }
+
+    #[test]
+    fn child_stage_inherits_env_and_args_by_cloning_the_scope() {
+        let src = "FROM alpine AS base\nARG V=1\nENV E=$V\nFROM base AS child\nRUN echo $E $V\nFROM alpine AS other\n";
+        let df = parse(src, Path::new("D")).unwrap();
+        let p = plan(
+            &df,
+            &BuildOptions {
+                target: Some("child".into()),
+                ..BuildOptions::default()
+            },
+        )
+        .unwrap();
+        let mut scope = p.scope(&["PATH=/bin".into()]);
+        for step in &p.stages[0].steps {
+            let i = step.instruction.expand(&scope).unwrap();
+            scope.apply(&i);
+        }
+        assert_eq!(p.stages[1].base, Base::Stage(0));
+        let child = scope.clone();
+        assert_eq!(child.expand_word("$E-$V").unwrap(), "1-1");
+        let fresh = p.scope(&[]);
+        assert_eq!(fresh.expand_word("${E:-unset}").unwrap(), "unset");
     }
 
     #[test]
