@@ -138,7 +138,7 @@ pub struct RunSpec {
     pub epoch: u64,
     /// Requested isolation.
     pub isolation: Isolation,
-    /// Step id for [`Event::StepOutput`].
+    /// Step id for [`crate::report::Event::StepOutput`].
     pub step_id: usize,
     /// The instruction as shown to people (`RUN npm ci`), for errors.
     pub label: String,
