@@ -859,3 +859,29 @@ fn bench_modes() {
         );
     }
 }
+
+/// A missing program is a setup error naming it; a missing working
+/// directory is created (buildkit does the same) and captured.
+#[test]
+fn missing_program_and_missing_workdir() {
+    let f = fixture_or_skip!();
+    let spec = RunSpec::new(f.lowers.clone(), vec!["no-such-program".into()]);
+    let err = f.sandbox.run(&spec, &()).unwrap_err();
+    assert!(matches!(err, SandboxError::Setup { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("\"no-such-program\": executable file not found in $PATH"),
+        "{err}"
+    );
+    let mut spec = sh(f, "pwd");
+    spec.cwd = "/work/dir".into();
+    let (out, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["/work/dir"]);
+    let paths: Vec<&str> = out
+        .captured
+        .entries()
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(paths, ["work", "work/dir"]);
+}
