@@ -885,3 +885,28 @@ fn missing_program_and_missing_workdir() {
         .collect();
     assert_eq!(paths, ["work", "work/dir"]);
 }
+
+/// A mount target under an image symlink (`/var/run -> ../run` in Alpine)
+/// lands where the link points, in overlay and copy mode.
+#[test]
+fn mount_targets_follow_image_symlinks() {
+    let f = fixture_or_skip!();
+    for mode in [
+        cairn::sandbox::Isolation::Overlay,
+        cairn::sandbox::Isolation::Copy,
+    ] {
+        let mut spec = sh(f, "touch /run/cache-x/f && ls /var/run/cache-x");
+        spec.isolation = mode;
+        spec.mounts = vec![Mount::Tmpfs {
+            target: "/var/run/cache-x".into(),
+        }];
+        let (out, lines) = run_ok(f, &spec);
+        assert_eq!(lines, ["f"], "{}", mode.name());
+        assert!(
+            out.captured.entries().is_empty(),
+            "{}: {:?}",
+            mode.name(),
+            out.captured.entries()
+        );
+    }
+}
