@@ -216,7 +216,7 @@ pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, Stri
                 .map_err(|e| super::sys::ctx(format!("remove {}", p.display()), e))?,
             Ok(m) if m.is_dir() != dir => {
                 return Err(format!(
-                    "`/{rel}` is not a {} in the image (symlinked mount parents: not yet)",
+                    "`/{rel}` is not a {} in the image",
                     if dir { "directory" } else { "file" }
                 ))
             }
@@ -272,11 +272,9 @@ fn ensure_dir(
                 .map_err(|e| super::sys::ctx(format!("chmod {}", p.display()), e))?;
             mirrored.push((p, m));
         }
-        Some(_) => {
-            return Err(format!(
-                "`/{rel}` is not a directory in the image (symlinked mount parents are not supported yet)"
-            ))
-        }
+        Some(_) => return Err(format!(
+            "`/{rel}` is not a directory in the image (a mount target needs directories above it)"
+        )),
         None => {
             placed.created_dirs.insert(rel.to_owned());
         }
