@@ -272,9 +272,11 @@ fn ensure_dir(
                 .map_err(|e| super::sys::ctx(format!("chmod {}", p.display()), e))?;
             mirrored.push((p, m));
         }
-        Some(_) => return Err(format!(
-            "`/{rel}` is not a directory in the image (a mount target needs directories above it)"
-        )),
+        Some(_) => {
+            return Err(format!(
+                "`/{rel}` is not a directory in the image (needed above a mount)"
+            ))
+        }
         None => {
             placed.created_dirs.insert(rel.to_owned());
         }
