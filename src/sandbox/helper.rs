@@ -139,6 +139,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
             ));
         }
     }
+    let spec = &scaffold::resolve_mount_targets(spec, &spec.lowers)?;
     for d in [
         paths.upper(),
         paths.work(),

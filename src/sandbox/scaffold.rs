@@ -62,6 +62,75 @@ pub(crate) fn lookup(layers_top_first: &[&Path], rel: &str) -> Option<(PathBuf, 
     None
 }
 
+/// Resolve symlinks in `rel` as the image's rootfs would (absolute links
+/// from its root, `..` never above it), so a mount target under e.g.
+/// `/var/run -> ../run` lands where the image points.
+pub(crate) fn resolve_in_layers(layers_top_first: &[&Path], rel: &str) -> Result<String, String> {
+    let mut todo: std::collections::VecDeque<String> = rel.split('/').map(str::to_owned).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop_front() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = if done.is_empty() {
+            c.clone()
+        } else {
+            format!("{}/{c}", done.join("/"))
+        };
+        match lookup(layers_top_first, &candidate) {
+            Some((p, m)) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(format!("too many symlinks resolving `/{rel}`"));
+                }
+                let t = std::fs::read_link(&p).map_err(|e| super::sys::ctx(p.display(), e))?;
+                let t = t
+                    .to_str()
+                    .ok_or_else(|| format!("non-UTF-8 link {}", p.display()))?;
+                if t.starts_with('/') {
+                    done.clear();
+                }
+                for part in t.split('/').rev() {
+                    todo.push_front(part.to_owned());
+                }
+            }
+            _ => done.push(c),
+        }
+    }
+    if done.is_empty() {
+        return Err(format!("mount target `/{rel}` resolves to /"));
+    }
+    Ok(done.join("/"))
+}
+
+/// `spec` with every mount target resolved through the image's symlinks.
+pub(crate) fn resolve_mount_targets(spec: &RunSpec, lowers: &[PathBuf]) -> Result<RunSpec, String> {
+    let top_first: Vec<&Path> = lowers.iter().rev().map(PathBuf::as_path).collect();
+    let mut out = spec.clone();
+    for m in &mut out.mounts {
+        let r = rel(m.target()).ok_or_else(|| {
+            format!(
+                "mount target `{}` must be an absolute path below /",
+                m.target()
+            )
+        })?;
+        let resolved = format!("/{}", resolve_in_layers(&top_first, &r)?);
+        match m {
+            Mount::Cache { target, .. }
+            | Mount::Secret { target, .. }
+            | Mount::Bind { target, .. }
+            | Mount::Tmpfs { target } => *target = resolved,
+        }
+    }
+    Ok(out)
+}
+
 /// The stubs a spec needs (relative paths), with the kind of each.
 pub(crate) fn stubs(spec: &RunSpec) -> Result<Vec<(String, Stub)>, String> {
     let mut out: Vec<(String, Stub)> = SYSTEM_DIRS
@@ -147,7 +216,7 @@ pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, Stri
                 .map_err(|e| super::sys::ctx(format!("remove {}", p.display()), e))?,
             Ok(m) if m.is_dir() != dir => {
                 return Err(format!(
-                    "`/{rel}` is not a {} in the image (symlinked mount parents: not yet)",
+                    "`/{rel}` is not a {} in the image",
                     if dir { "directory" } else { "file" }
                 ))
             }
@@ -205,7 +274,7 @@ fn ensure_dir(
         }
         Some(_) => {
             return Err(format!(
-                "`/{rel}` is not a directory in the image (symlinked mount parents are not supported yet)"
+                "`/{rel}` is not a directory in the image (needed above a mount)"
             ))
         }
         None => {
@@ -246,6 +315,21 @@ mod tests {
         assert_eq!(rel("/"), None);
         assert_eq!(rel("a/b"), None);
         assert_eq!(rel("/a/../b"), None);
+    }
+
+    #[test]
+    fn resolves_symlinks_inside_the_image() {
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path();
+        std::fs::create_dir_all(l.join("run")).unwrap();
+        std::fs::create_dir_all(l.join("var")).unwrap();
+        std::os::unix::fs::symlink("../run", l.join("var/run")).unwrap();
+        std::os::unix::fs::symlink("/var/run/../../../etc", l.join("abs")).unwrap();
+        let r = |p| resolve_in_layers(&[l], p);
+        assert_eq!(r("var/run/secrets/x").unwrap(), "run/secrets/x");
+        assert_eq!(r("abs/y").unwrap(), "etc/y");
+        std::os::unix::fs::symlink("loop", l.join("loop")).unwrap();
+        assert!(r("loop/z").is_err());
     }
 
     #[test]

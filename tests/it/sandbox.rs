@@ -859,3 +859,54 @@ fn bench_modes() {
         );
     }
 }
+
+/// A missing program is a setup error naming it; a missing working
+/// directory is created (buildkit does the same) and captured.
+#[test]
+fn missing_program_and_missing_workdir() {
+    let f = fixture_or_skip!();
+    let spec = RunSpec::new(f.lowers.clone(), vec!["no-such-program".into()]);
+    let err = f.sandbox.run(&spec, &()).unwrap_err();
+    assert!(matches!(err, SandboxError::Setup { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("\"no-such-program\": executable file not found in $PATH"),
+        "{err}"
+    );
+    let mut spec = sh(f, "pwd");
+    spec.cwd = "/work/dir".into();
+    let (out, lines) = run_ok(f, &spec);
+    assert_eq!(lines, ["/work/dir"]);
+    let paths: Vec<&str> = out
+        .captured
+        .entries()
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(paths, ["work", "work/dir"]);
+}
+
+/// A mount target under an image symlink (`/var/run -> ../run` in Alpine)
+/// lands where the link points, in overlay and copy mode.
+#[test]
+fn mount_targets_follow_image_symlinks() {
+    let f = fixture_or_skip!();
+    for mode in [
+        cairn::sandbox::Isolation::Overlay,
+        cairn::sandbox::Isolation::Copy,
+    ] {
+        let mut spec = sh(f, "touch /run/cache-x/f && ls /var/run/cache-x");
+        spec.isolation = mode;
+        spec.mounts = vec![Mount::Tmpfs {
+            target: "/var/run/cache-x".into(),
+        }];
+        let (out, lines) = run_ok(f, &spec);
+        assert_eq!(lines, ["f"], "{}", mode.name());
+        assert!(
+            out.captured.entries().is_empty(),
+            "{}: {:?}",
+            mode.name(),
+            out.captured.entries()
+        );
+    }
+}
