@@ -2,6 +2,7 @@
 //! Each module runs cairn or its library against real parts (registries, skopeo, podman).
 
 mod build;
+mod build_run;
 mod context;
 mod docker_archive;
 mod parse;

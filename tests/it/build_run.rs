@@ -1,0 +1,251 @@
+//! `cairn build` with RUN steps on the node:22-alpine stand-in: the Node
+//! deployment idioms (adduser/chown, heredocs, apk, npm ci from the npm
+//! registry with a cache mount and the machine CA as a secret), whiteouts,
+//! and identical RUN layers across two builds.
+
+use crate::support::{cairn, fixture_layout, ok, run};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn fixture() -> String {
+    let f = fixture_layout()
+        .expect("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)");
+    format!("oci:{}:22-alpine", f.display())
+}
+
+fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
+    let mut c = cairn(home);
+    c.arg("build")
+        .arg(ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(home.join("cache"))
+        .args(extra);
+    let out = run(c, "");
+    (ok(&out), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// path → (uid, gid, mode, size) of every entry of every layer added on top of the base.
+fn new_layer_entries(
+    layout: &Path,
+    digest: &str,
+    skip: usize,
+) -> Vec<BTreeMap<String, (u64, u64, u32, u64)>> {
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let m: Value = serde_json::from_slice(&std::fs::read(blob(digest)).unwrap()).unwrap();
+    m["layers"].as_array().unwrap()[skip..]
+        .iter()
+        .map(|l| {
+            let f = std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap();
+            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+            ar.entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let h = e.header();
+                    (
+                        e.path()
+                            .unwrap()
+                            .to_string_lossy()
+                            .trim_end_matches('/')
+                            .to_owned(),
+                        (
+                            h.uid().unwrap(),
+                            h.gid().unwrap(),
+                            h.mode().unwrap(),
+                            h.size().unwrap(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+const DOCKERFILE: &str = r#"FROM BASE AS base
+RUN addgroup --system --gid 1001 nodejs && adduser --system --uid 1001 nextjs
+WORKDIR /srv/app
+RUN mkdir -p /srv/app/.next && chown -R nextjs:nodejs /srv/app && rm /etc/motd
+RUN cat > next.config.js << 'NEXTCONFIG'
+module.exports = { output: process.env.HOME };
+NEXTCONFIG
+RUN ! grep -q standalone next.config.js && apk --no-network info | grep -q musl
+USER nextjs
+RUN node -e 'require("fs").writeFileSync("/srv/app/.next/BUILD", "ok")'
+"#;
+
+#[test]
+fn node_idioms_owners_whiteouts_and_identical_layers() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        DOCKERFILE.replace("BASE", &fixture()),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let (d1, log) = build(
+        &t.path().join("h1"),
+        &ctx,
+        &["-o", &format!("type=oci,dest={}", out.display())],
+    );
+    assert!(
+        log.contains("RUN isolation:"),
+        "the isolation used is reported:\n{log}"
+    );
+    let layers = new_layer_entries(&out, &d1, 3);
+    let all: BTreeMap<String, (u64, u64, u32, u64)> = layers
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(all["srv/app"].0, 1001, "chown -R nextjs:nodejs → 1001");
+    assert_eq!(
+        (all["srv/app/.next"].0, all["srv/app/.next"].1),
+        (1001, 1001)
+    );
+    assert!(
+        all.contains_key("etc/.wh.motd"),
+        "rm of a base file is a whiteout: {:?}",
+        all.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all["srv/app/.next/BUILD"].0, 1001,
+        "USER nextjs owns what it writes"
+    );
+    assert!(all.contains_key("etc/passwd") && all.contains_key("etc/group"));
+    for leak in [
+        "etc/resolv.conf",
+        "etc/hosts",
+        "etc/hostname",
+        "dev",
+        "proc",
+        "sys",
+    ] {
+        assert!(!all.contains_key(leak), "{leak} leaked into a RUN layer");
+    }
+    // The heredoc body was written verbatim (quoted delimiter: no expansion).
+    let next_config = all.get("srv/app/next.config.js").expect("heredoc file");
+    assert_eq!(
+        next_config.3,
+        "module.exports = { output: process.env.HOME };\n".len() as u64
+    );
+
+    // A second build from scratch (other cache, other dir) gives the same digest.
+    let ctx2 = t.path().join("elsewhere/ctx");
+    std::fs::create_dir_all(&ctx2).unwrap();
+    std::fs::copy(ctx.join("Dockerfile"), ctx2.join("Dockerfile")).unwrap();
+    let (d2, _) = build(&t.path().join("h2"), &ctx2, &[]);
+    assert_eq!(d1, d2, "RUN layers must be identical across builds");
+    // And a warm rebuild is all cache hits.
+    let (d3, warm) = build(&t.path().join("h1"), &ctx, &[]);
+    assert_eq!(d1, d3);
+    assert!(!warm.contains("cache miss"), "{warm}");
+}
+
+#[test]
+fn failing_run_reports_step_code_and_output_tail() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {} AS deps\nRUN echo first-line && echo to-stderr >&2 && exit 3\n",
+            fixture()
+        ),
+    )
+    .unwrap();
+    let mut c = cairn(t.path());
+    c.arg("build")
+        .arg(&ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(t.path().join("cache"));
+    let out = run(c, "");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("deps"), "{err}");
+    assert!(err.contains("3"), "exit code: {err}");
+    assert!(err.contains("to-stderr"), "output tail: {err}");
+}
+
+#[test]
+fn npm_ci_from_the_registry_with_cache_mount_and_ca_secret() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("package.json"),
+        r#"{"name":"t","version":"1.0.0","dependencies":{"is-number":"7.0.0"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join("package-lock.json"),
+        r#"{"name":"t","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"t","version":"1.0.0","dependencies":{"is-number":"7.0.0"}},"node_modules/is-number":{"version":"7.0.0","resolved":"https://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz","integrity":"sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==","engines":{"node":">=0.12.0"}}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {} AS deps\nWORKDIR /build\nCOPY package.json package-lock.json ./\nRUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=ca,target=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca npm_config_cafile=/run/secrets/ca npm ci --no-audit --no-fund\n",
+            fixture()
+        ),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let (d, log) = build(
+        t.path(),
+        &ctx,
+        &[
+            "--secret",
+            "id=ca,src=/etc/ssl/certs/ca-certificates.crt",
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+        ],
+    );
+    assert!(log.contains("added 1 package"), "{log}");
+    let layers = new_layer_entries(&out, &d, 3);
+    let all: Vec<&String> = layers.iter().flat_map(|l| l.keys()).collect();
+    assert!(
+        all.iter()
+            .any(|p| p.as_str() == "build/node_modules/is-number/package.json"),
+        "{all:?}"
+    );
+    assert!(
+        !all.iter().any(|p| p.starts_with("root/.npm")),
+        "the cache mount never reaches a layer: {all:?}"
+    );
+    assert!(
+        !all.iter().any(|p| p.starts_with("run/secrets")),
+        "the secret never reaches a layer"
+    );
+    // The secret's value is neither in the history nor in the cache records.
+    let ca = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap();
+    let needle = ca
+        .lines()
+        .find(|l| l.len() > 40 && !l.starts_with('-'))
+        .unwrap();
+    for f in walkdir::WalkDir::new(t.path().join("cache/steps"))
+        .into_iter()
+        .flatten()
+    {
+        if f.file_type().is_file() {
+            assert!(!std::fs::read_to_string(f.path()).unwrap().contains(needle));
+        }
+    }
+    assert!(
+        t.path()
+            .join("cache/mounts")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "npm cache persisted"
+    );
+}
