@@ -2,8 +2,8 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# fmt check, clippy with warnings as errors, every test of the workspace
-test:
+# fmt check, clippy with warnings as errors, every test of the workspace (builds the node:22-alpine stand-in first: the integration tests use it)
+test: fixtures
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
