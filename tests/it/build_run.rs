@@ -249,3 +249,48 @@ fn npm_ci_from_the_registry_with_cache_mount_and_ca_secret() {
         "npm cache persisted"
     );
 }
+
+#[test]
+fn cairn_run_starts_a_built_image_in_the_sandbox() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nENV GREETING=hello\nWORKDIR /srv\nUSER node\nENTRYPOINT [\"node\", \"-e\"]\nCMD [\"console.log(process.env.GREETING, process.cwd(), process.getuid())\"]\n",
+            fixture()
+        ),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    build(
+        t.path(),
+        &ctx,
+        &[
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            "-t",
+            "app:1",
+        ],
+    );
+    let image = format!("oci:{}:1", out.display());
+    let cache = t.path().join("cache");
+    let mut c = cairn(t.path());
+    c.arg("run").arg("--cache-dir").arg(&cache).arg(&image);
+    assert_eq!(
+        ok(&run(c, "")),
+        "hello /srv 1000",
+        "ENTRYPOINT + CMD, Env, WORKDIR and USER applied"
+    );
+    let mut c = cairn(t.path());
+    c.arg("run")
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["-e", "GREETING=hi", "--entrypoint", "sh"])
+        .arg(&image)
+        .args(["-c", "echo $GREETING; exit 7"]);
+    let o = run(c, "");
+    assert_eq!(o.status.code(), Some(7), "the container's exit code");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hi");
+}
