@@ -213,7 +213,7 @@ impl<W: Write> LayerWriter<W> {
         let mut done = 0u64;
         loop {
             // Ask for one byte more than remains so growth is noticed.
-            let want = (size - done + 1).min(READ_BUF as u64) as usize;
+            let want = (size - done).saturating_add(1).min(READ_BUF as u64) as usize;
             let n = match f.read(&mut self.buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
