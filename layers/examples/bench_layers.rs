@@ -214,9 +214,10 @@ fn main() {
         let a_cpu = cpu_seconds(libc::RUSAGE_SELF) - c;
         if cairn_only {
             eprintln!(
-                "cairn {a:.2}s ({:.0} MB/s, {a_cpu:.1} cpu-s) {}",
+                "cairn {a:.2}s ({:.0} MB/s, {a_cpu:.1} cpu-s) {} {} bytes",
                 mb / a,
-                layer.digest
+                layer.digest,
+                layer.size
             );
             continue;
         }
