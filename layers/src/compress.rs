@@ -16,7 +16,10 @@ use crate::digest::{DiffId, HashingWriter};
 use crate::pgzip::ParallelGzip;
 use std::io::{self, Write};
 
-/// The deflate level used for every gzip layer (flate2/zlib/Go default).
+/// The deflate level used for every gzip layer: the flate2/zlib/Go default.
+/// On the `just bench-layers` tree, level 6 gives 92.7 MB (GNU `gzip -6`:
+/// 92.1 MB) for ~7 CPU-seconds; level 5 would cost ~40% less CPU for a 2.9%
+/// larger blob. Changing it changes every gzip digest (re-bless `digests.txt`).
 pub const GZIP_LEVEL: u32 = 6;
 
 /// OCI media type of an uncompressed layer.

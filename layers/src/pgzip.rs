@@ -356,6 +356,55 @@ mod tests {
         }
     }
 
+    /// Blocks its first write until released.
+    struct Gate(Option<Receiver<()>>, Vec<u8>);
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(rx) = self.0.take() {
+                let _ = rx.recv();
+            }
+            self.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_destination_stalls_the_producer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (release, gate) = channel();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&accepted);
+        let data = sample(12 * GZIP_BLOCK);
+        let expected = Digest::of(&data);
+        let producer = std::thread::spawn(move || {
+            let mut g = ParallelGzip::new(Gate(Some(gate), Vec::new()), 6, 2);
+            for c in data.chunks(64 * 1024) {
+                g.write_all(c).unwrap();
+                seen.fetch_add(c.len(), Ordering::SeqCst);
+            }
+            g.finish().unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // The pool holds 2 × threads + 1 buffers plus the one being filled.
+        let stalled_at = accepted.load(Ordering::SeqCst);
+        assert!(
+            stalled_at <= 7 * GZIP_BLOCK,
+            "producer ran ahead: {stalled_at} bytes"
+        );
+        release.send(()).unwrap();
+        let out = producer.join().unwrap();
+        assert_eq!(out.uncompressed_digest, expected);
+        assert_eq!(out.uncompressed_len, 12 * GZIP_BLOCK as u64);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out.inner.1[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(Digest::of(&back), expected);
+    }
+
     struct FailingSink;
     impl Write for FailingSink {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {

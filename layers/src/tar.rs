@@ -93,6 +93,72 @@ impl<W: Write> LayerWriter<W> {
 
     /// Append one entry. It must sort strictly after the previous one.
     pub fn append(&mut self, e: &Entry) -> Result<(), LayerError> {
+        self.check(e)?;
+        let dir_name;
+        let (name, typeflag, linkname, size, (devmajor, devminor)) = match &e.kind {
+            EntryKind::Dir => {
+                dir_name = format!("{}/", e.path);
+                (dir_name.as_str(), b'5', "", 0, (0, 0))
+            }
+            EntryKind::File { size, .. } => (e.path.as_str(), b'0', "", *size, (0, 0)),
+            EntryKind::Symlink { target } => (e.path.as_str(), b'2', target.as_str(), 0, (0, 0)),
+            EntryKind::Hardlink { target } => (e.path.as_str(), b'1', target.as_str(), 0, (0, 0)),
+            EntryKind::CharDevice { major, minor } => {
+                (e.path.as_str(), b'3', "", 0, (*major, *minor))
+            }
+            EntryKind::BlockDevice { major, minor } => {
+                (e.path.as_str(), b'4', "", 0, (*major, *minor))
+            }
+            EntryKind::Fifo => (e.path.as_str(), b'6', "", 0, (0, 0)),
+        };
+        let xattrs: Vec<(&str, &[u8])> = e
+            .xattrs
+            .iter()
+            .filter(|(k, _)| XATTR_ALLOWLIST.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let h = Header {
+            name,
+            linkname,
+            typeflag,
+            mode: e.mode & 0o7777,
+            uid: e.uid,
+            gid: e.gid,
+            size,
+            mtime: self.mtime.apply(e.mtime),
+            devmajor,
+            devminor,
+            xattrs: &xattrs,
+        };
+        self.header.clear();
+        tar_header::encode(&h, &mut self.header).map_err(|u| LayerError::Unencodable {
+            path: e.path.clone(),
+            field: u.field,
+            value: u.value,
+        })?;
+        let werr = |source| LayerError::Write {
+            path: e.path.clone(),
+            source,
+        };
+        self.out.write_all(&self.header).map_err(werr)?;
+        if let EntryKind::File { size, source } = &e.kind {
+            match source {
+                Source::Bytes(b) => self.out.write_all(b).map_err(werr)?,
+                Source::Path(p) => self.copy_file(&e.path, p, *size)?,
+            }
+            let pad = (BLOCK - (*size % BLOCK as u64) as usize) % BLOCK;
+            self.out.write_all(&ZEROS[..pad]).map_err(werr)?;
+        }
+        if !e.is_dir() {
+            self.linkable.insert(e.path.clone());
+        }
+        self.last = Some(e.path.clone());
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Everything that can be checked before a byte of the entry is written.
+    fn check(&self, e: &Entry) -> Result<(), LayerError> {
         check_path(&e.path).map_err(|source| LayerError::InvalidPath {
             path: e.path.clone(),
             source,
@@ -113,89 +179,30 @@ impl<W: Write> LayerWriter<W> {
                 }
             }
         }
-        let dir_name;
-        let (name, typeflag, linkname, size, dev) = match &e.kind {
-            EntryKind::Dir => {
-                dir_name = format!("{}/", e.path);
-                (dir_name.as_str(), b'5', "", 0, (0, 0))
+        match &e.kind {
+            EntryKind::Hardlink { target } if !self.linkable.contains(target) => {
+                Err(LayerError::HardlinkTarget {
+                    path: e.path.clone(),
+                    target: target.clone(),
+                })
             }
-            EntryKind::File { size, .. } => (e.path.as_str(), b'0', "", *size, (0, 0)),
-            EntryKind::Symlink { target } => (e.path.as_str(), b'2', target.as_str(), 0, (0, 0)),
-            EntryKind::Hardlink { target } => {
-                if !self.linkable.contains(target) {
-                    return Err(LayerError::HardlinkTarget {
-                        path: e.path.clone(),
-                        target: target.clone(),
-                    });
-                }
-                (e.path.as_str(), b'1', target.as_str(), 0, (0, 0))
+            EntryKind::Hardlink { target } | EntryKind::Symlink { target }
+                if target.contains('\0') =>
+            {
+                Err(LayerError::LinkTargetNul {
+                    path: e.path.clone(),
+                })
             }
-            EntryKind::CharDevice { major, minor } => {
-                (e.path.as_str(), b'3', "", 0, (*major, *minor))
-            }
-            EntryKind::BlockDevice { major, minor } => {
-                (e.path.as_str(), b'4', "", 0, (*major, *minor))
-            }
-            EntryKind::Fifo => (e.path.as_str(), b'6', "", 0, (0, 0)),
-        };
-        if linkname.contains('\0') {
-            return Err(LayerError::LinkTargetNul {
+            EntryKind::File {
+                size,
+                source: Source::Bytes(b),
+            } if b.len() as u64 != *size => Err(LayerError::BytesSize {
                 path: e.path.clone(),
-            });
+                declared: *size,
+                actual: b.len() as u64,
+            }),
+            _ => Ok(()),
         }
-        let xattrs: Vec<(&str, &[u8])> = e
-            .xattrs
-            .iter()
-            .filter(|(k, _)| XATTR_ALLOWLIST.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        let h = Header {
-            name,
-            linkname,
-            typeflag,
-            mode: e.mode & 0o7777,
-            uid: e.uid,
-            gid: e.gid,
-            size,
-            mtime: self.mtime.apply(e.mtime),
-            devmajor: dev.0,
-            devminor: dev.1,
-            xattrs: &xattrs,
-        };
-        self.header.clear();
-        tar_header::encode(&h, &mut self.header).map_err(|u| LayerError::Unencodable {
-            path: e.path.clone(),
-            field: u.field,
-            value: u.value,
-        })?;
-        let werr = |path: &str| {
-            let path = path.to_owned();
-            move |source| LayerError::Write { path, source }
-        };
-        self.out.write_all(&self.header).map_err(werr(&e.path))?;
-        if let EntryKind::File { size, source } = &e.kind {
-            match source {
-                Source::Bytes(b) => {
-                    if b.len() as u64 != *size {
-                        return Err(LayerError::BytesSize {
-                            path: e.path.clone(),
-                            declared: *size,
-                            actual: b.len() as u64,
-                        });
-                    }
-                    self.out.write_all(b).map_err(werr(&e.path))?;
-                }
-                Source::Path(p) => self.copy_file(&e.path, p, *size)?,
-            }
-            let pad = (BLOCK - (*size % BLOCK as u64) as usize) % BLOCK;
-            self.out.write_all(&ZEROS[..pad]).map_err(werr(&e.path))?;
-        }
-        if !e.is_dir() {
-            self.linkable.insert(e.path.clone());
-        }
-        self.last = Some(e.path.clone());
-        self.entries += 1;
-        Ok(())
     }
 
     /// Copy exactly `size` bytes of the host file `src`; any other length means
@@ -213,7 +220,7 @@ impl<W: Write> LayerWriter<W> {
         let mut done = 0u64;
         loop {
             // Ask for one byte more than remains so growth is noticed.
-            let want = (size - done + 1).min(READ_BUF as u64) as usize;
+            let want = (size - done).saturating_add(1).min(READ_BUF as u64) as usize;
             let n = match f.read(&mut self.buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -418,6 +425,25 @@ mod tests {
         assert_eq!(got[1].1.entry_type(), ::tar::EntryType::Link);
         assert_eq!(got[1].1.size().unwrap(), 0);
         assert_eq!(got[1].1.link_name_bytes().unwrap().as_ref(), b"a");
+    }
+
+    #[test]
+    fn a_link_target_with_nul_is_rejected_before_anything_is_written() {
+        let e = Entry {
+            kind: EntryKind::Symlink {
+                target: "a\0b".into(),
+            },
+            ..Entry::dir("l")
+        };
+        let mut w = LayerWriter::new(Vec::new(), MtimePolicy::Set(0));
+        let err = w.append(&e).unwrap_err();
+        assert!(matches!(err, LayerError::LinkTargetNul { .. }), "{err}");
+        assert_eq!(w.entries(), 0);
+        assert_eq!(
+            w.finish().unwrap().len(),
+            2 * BLOCK,
+            "nothing but the end marker"
+        );
     }
 
     #[test]

@@ -140,3 +140,13 @@ fn golden_diff_ids_and_digests() {
         &digests,
     );
 }
+
+#[test]
+fn empty_layer_has_the_well_known_diff_id() {
+    let layer = layer_of(Vec::new(), Compression::Gzip);
+    assert_eq!(
+        layer.diff_id.to_string(),
+        "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+    );
+    assert_eq!((layer.uncompressed_size, layer.entries), (1024, 0));
+}

@@ -151,3 +151,88 @@ fn uncompressed_layers_are_plain_tar() {
     sorted.sort_by(|a, b| a.trim_end_matches('/').cmp(b.trim_end_matches('/')));
     assert_eq!(names, sorted, "entries come out byte-sorted");
 }
+
+#[test]
+fn gnu_tar_extracts_what_was_written() {
+    use cairn_layers::{sort_entries, Entry, EntryKind, Source};
+    use std::os::unix::fs::PermissionsExt;
+    let src = tempfile::tempdir().unwrap();
+    let mut entries = vec![Entry::dir("app"), Entry::dir("app/lib")];
+    for (i, name) in [
+        "app/a.js",
+        "app/lib/b.bin",
+        "app/lib/c d.txt",
+        "app/z-é.txt",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let data = support::noise(1000 + i * 70_000, i as u32 + 3);
+        let host = src.path().join(format!("f{i}"));
+        std::fs::write(&host, &data).unwrap();
+        entries.push(Entry {
+            kind: EntryKind::File {
+                size: data.len() as u64,
+                source: Source::Path(host),
+            },
+            mode: if i == 1 { 0o755 } else { 0o640 },
+            ..Entry::dir(*name)
+        });
+    }
+    entries.push(Entry {
+        kind: EntryKind::Symlink {
+            target: "lib/b.bin".into(),
+        },
+        mode: 0o777,
+        ..Entry::dir("app/link")
+    });
+    entries.push(Entry {
+        kind: EntryKind::Hardlink {
+            target: "app/a.js".into(),
+        },
+        ..Entry::dir("app/zz-hard.js")
+    });
+    sort_entries(&mut entries);
+    let (_t, store, layer) = write(entries);
+    let out = tempfile::tempdir().unwrap();
+    let blob = store.path(&layer.digest);
+    run(
+        "tar",
+        &[
+            "-xzf",
+            blob.to_str().unwrap(),
+            "-C",
+            out.path().to_str().unwrap(),
+            "--numeric-owner",
+        ],
+        b"",
+    );
+    let root = out.path().join("app");
+    for (i, name) in ["a.js", "lib/b.bin", "lib/c d.txt", "z-é.txt"]
+        .iter()
+        .enumerate()
+    {
+        let got = std::fs::read(root.join(name)).unwrap();
+        assert_eq!(
+            got,
+            support::noise(1000 + i * 70_000, i as u32 + 3),
+            "{name}"
+        );
+        let mode = std::fs::metadata(root.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(mode, if i == 1 { 0o755 } else { 0o640 }, "{name}");
+    }
+    assert_eq!(
+        std::fs::read_link(root.join("link")).unwrap(),
+        std::path::Path::new("lib/b.bin")
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(root.join("zz-hard.js")).unwrap().ino(),
+        std::fs::metadata(root.join("a.js")).unwrap().ino(),
+        "hardlink extracted as the same inode"
+    );
+}
