@@ -214,6 +214,14 @@ impl BlobWriter {
             // Same name, same bytes: keep the existing copy; the temp file is removed on drop.
             return Ok((digest, size));
         }
+        // Blobs are content, not secrets: readable by everyone like any OCI layout
+        // (a temp file starts 0600).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(io_err("chmod", &dest))?;
+        }
         tmp.as_file().sync_all().map_err(io_err("fsync", &dest))?;
         tmp.persist(&dest)
             .map_err(|e| io_err("rename into", &dest)(e.error))?;
@@ -249,6 +257,9 @@ mod tests {
             "OCI layout shape"
         );
         assert_eq!(s.read_bytes(&d).unwrap(), b"abc");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(s.path(&d)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "blobs are world-readable, whatever the umask");
         assert_eq!(s.size(&d).unwrap(), 3);
         s.verify(&d).unwrap();
         assert_eq!(s.put_bytes(b"abc").unwrap(), d, "idempotent");
