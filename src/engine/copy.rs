@@ -3,6 +3,7 @@
 //! rest. Sources resolve inside their own view (context or stage), so a COPY
 //! can never read outside it.
 
+use super::chmod::Chmod;
 use super::fs::{clean, components, resolve, SourceFs};
 use super::pattern::{self, BadPattern};
 use super::users::Owner;
@@ -19,9 +20,9 @@ pub struct CopySpec {
     pub dest: String,
     /// `--chown`, resolved.
     pub owner: Option<Owner>,
-    /// `--chmod` in octal.
-    pub chmod: Option<u32>,
-    /// `--parents`: keep the source's parent directories.
+    /// `--chmod`, octal or symbolic.
+    pub chmod: Option<Chmod>,
+    /// `--parents`: keep the source's parent directories (those after a `/./` pivot when present).
     pub parents: bool,
     /// `--link`: the destination does not follow symlinks of the previous state.
     pub link: bool,
@@ -42,6 +43,14 @@ pub enum CopyError {
     /// A malformed wildcard.
     #[error(transparent)]
     Pattern(#[from] BadPattern),
+    /// A source archive could not be read (ADD).
+    #[error("extracting archive `{path}`: {reason}")]
+    Archive {
+        /// The source path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Reading a source failed.
     #[error("reading source `{path}`")]
     Io {
@@ -111,6 +120,11 @@ fn base_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// Extracts a top-level file source as an archive (ADD): `Some(entries)`
+/// with paths relative to the destination directory, or `None` to copy the
+/// file as it is.
+pub type Unpacker<'u> = dyn Fn(&Entry) -> Result<Option<Vec<Entry>>, CopyError> + 'u;
+
 /// The entries a COPY writes, sorted by path, with destination parents.
 /// `dest_fs` is the stage's current filesystem (to tell whether the
 /// destination is an existing directory, and to give parents their metadata).
@@ -119,6 +133,24 @@ pub fn plan(
     src_fs: &dyn SourceFs,
     dest_fs: &dyn SourceFs,
     exclude: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Entry>, CopyError> {
+    plan_with(spec, src_fs, dest_fs, exclude, &|_| Ok(None))
+}
+
+/// With `--parents`, the part of a source path kept under the destination:
+/// what follows a `/./` pivot, else the whole cleaned path.
+fn pivot_prefix(source: &str) -> Option<String> {
+    let s = source.trim_start_matches("./");
+    s.find("/./").map(|i| clean(&s[..i]))
+}
+
+/// [`plan`], letting `unpack` turn top-level file sources into archive contents.
+pub fn plan_with(
+    spec: &CopySpec,
+    src_fs: &dyn SourceFs,
+    dest_fs: &dyn SourceFs,
+    exclude: &dyn Fn(&str) -> bool,
+    unpack: &Unpacker,
 ) -> Result<Vec<Entry>, CopyError> {
     let dest_is_dir_syntax = spec.dest.ends_with('/') || spec.dest.ends_with("/.");
     if spec.sources.len() > 1 && !dest_is_dir_syntax {
@@ -138,46 +170,52 @@ pub fn plan(
     for s in &spec.sources {
         let m = expand(src_fs, s)?;
         matched_total += m.len();
-        matches_per_source.push(m);
+        matches_per_source.push((pivot_prefix(s), m));
     }
     let into_dir = dest_is_dir_syntax || dest_exists_as_dir || matched_total > 1;
 
-    for m in matches_per_source {
+    for (pivot, m) in matches_per_source {
         for src in m {
             let real = resolve(src_fs, &src, true).map_err(io_at(&src))?;
             let Some(top) = src_fs.lstat(&real).map_err(io_at(&src))? else {
                 return Err(CopyError::NotFound(src));
             };
-            let rel_parent = if spec.parents {
-                src.rsplit_once('/').map(|(p, _)| p.to_owned())
-            } else {
-                None
-            };
-            let target_base = match &rel_parent {
-                Some(p) => join(&dest, p),
-                None => dest.clone(),
-            };
+            // --parents keeps the path below the pivot (or all of it).
+            let kept = spec.parents.then(|| match &pivot {
+                Some(p) if !p.is_empty() => src
+                    .strip_prefix(&format!("{p}/"))
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| src.clone()),
+                _ => src.clone(),
+            });
             if top.is_dir() {
-                let root = if spec.parents {
-                    join(&target_base, base_name(&src))
-                } else {
-                    target_base.clone()
+                let root = match &kept {
+                    Some(k) => join(&dest, k),
+                    None => dest.clone(),
                 };
                 if !root.is_empty() {
                     add(&mut out, &root, top.clone(), spec);
                 }
                 walk_into(src_fs, &real, &root, spec, exclude, &mut out)?;
-            } else {
-                if exclude(&src) {
-                    continue;
-                }
-                let to = if into_dir || spec.parents {
-                    join(&target_base, base_name(&src))
-                } else {
-                    dest.clone()
-                };
-                add(&mut out, &to, top, spec);
+                continue;
             }
+            if exclude(&src) {
+                continue;
+            }
+            if let Some(entries) = unpack(&top)? {
+                // An archive merges into the destination directory like `tar -x`.
+                for e in entries {
+                    let to = join(&dest, &e.path);
+                    add(&mut out, &to, e, spec);
+                }
+                continue;
+            }
+            let to = match &kept {
+                Some(k) => join(&dest, k),
+                None if into_dir => join(&dest, base_name(&src)),
+                None => dest.clone(),
+            };
+            add(&mut out, &to, top, spec);
         }
     }
     let Out {
@@ -196,9 +234,9 @@ fn add(out: &mut Out, to: &str, mut e: Entry, spec: &CopySpec) {
         e.uid = o.uid;
         e.gid = o.gid;
     }
-    if let Some(m) = spec.chmod {
+    if let Some(m) = &spec.chmod {
         if !matches!(e.kind, EntryKind::Symlink { .. }) {
-            e.mode = m;
+            e.mode = m.apply(e.mode, e.is_dir());
         }
     }
     out.entries.insert(to.to_owned(), e);
@@ -436,7 +474,7 @@ mod tests {
             uid: 1001,
             gid: 1001,
         });
-        s.chmod = Some(0o600);
+        s.chmod = Some(Chmod::Octal(0o600));
         let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
         assert_eq!(paths(&out), ["srv", "srv/app", "srv/app/a.txt"]);
         assert_eq!(

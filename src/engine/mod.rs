@@ -8,7 +8,9 @@
 
 pub mod bases;
 pub mod build;
+pub mod add;
 pub mod cache;
+pub mod chmod;
 pub mod copy;
 pub mod copy_step;
 pub mod fs;
@@ -16,6 +18,7 @@ pub mod hash_cache;
 pub mod history;
 pub mod layer_dirs;
 pub mod layer_write;
+pub mod onbuild;
 pub mod output;
 pub mod pattern;
 pub mod record;
