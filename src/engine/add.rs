@@ -40,7 +40,13 @@ fn is_tar_header(block: &[u8]) -> bool {
     let sum: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
         .sum();
     sum == want
 }
@@ -56,11 +62,8 @@ pub fn sniff(path: &Path) -> io::Result<Option<ArchiveKind>> {
     let head = read_up_to(&mut File::open(path)?, 512)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         // A gzip file is an archive only when what it holds is a tar.
-        let inner = read_up_to(
-            &mut flate2::read::GzDecoder::new(File::open(path)?),
-            512,
-        )
-        .unwrap_or_default();
+        let inner = read_up_to(&mut flate2::read::GzDecoder::new(File::open(path)?), 512)
+            .unwrap_or_default();
         return Ok(is_tar_header(&inner).then_some(ArchiveKind::TarGzip));
     }
     let unsupported = [
@@ -136,10 +139,7 @@ pub fn archive_entries(
         }
         let h = m.header();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (
-            h.uid().unwrap_or(0) as u32,
-            h.gid().unwrap_or(0) as u32,
-        );
+        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
         let mtime = h.mtime().unwrap_or(0);
         let link = || -> Result<String, CopyError> {
             let l = m
@@ -402,7 +402,11 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(b"hello").unwrap();
         std::fs::write(&gz_text, e.finish().unwrap()).unwrap();
-        assert_eq!(sniff(&gz_text).unwrap(), None, "gzip of a non-tar is copied");
+        assert_eq!(
+            sniff(&gz_text).unwrap(),
+            None,
+            "gzip of a non-tar is copied"
+        );
         let bz = t.path().join("b");
         std::fs::write(&bz, b"BZh91AY&SY").unwrap();
         assert_eq!(sniff(&bz).unwrap(), Some(ArchiveKind::Unsupported("bzip2")));
@@ -470,7 +474,10 @@ mod tests {
 
     #[test]
     fn url_names_and_kinds() {
-        assert_eq!(url_file_name("https://x.io/a/b/app%20v1.tgz?x=1"), "app v1.tgz");
+        assert_eq!(
+            url_file_name("https://x.io/a/b/app%20v1.tgz?x=1"),
+            "app v1.tgz"
+        );
         assert_eq!(url_file_name("https://x.io/"), "__unnamed__");
         assert_eq!(url_file_name("https://x.io"), "__unnamed__");
         assert!(is_git("https://github.com/a/b.git#main"));

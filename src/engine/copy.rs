@@ -520,4 +520,65 @@ mod tests {
         let out = plan(&spec(&["lib/v1"], "/o/"), &ctx(), &base, &ex).unwrap();
         assert_eq!(paths(&out), ["o", "o/x.js"]);
     }
+
+    #[test]
+    fn parents_keep_paths_below_the_pivot() {
+        let base = EntryFs::new(vec![]);
+        let mut s = spec(&["lib/v1/*.js"], "/p/");
+        s.parents = true;
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            paths(&out),
+            ["p", "p/lib", "p/lib/v1", "p/lib/v1/x.js", "p/lib/v1/y.js"]
+        );
+        let mut s = spec(&["./lib/./v1/*.js", "docs/./a.txt"], "/p/");
+        s.parents = true;
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            paths(&out),
+            ["p", "p/a.txt", "p/v1", "p/v1/x.js", "p/v1/y.js"]
+        );
+        let mut s = spec(&["lib/v1"], "/p/");
+        s.parents = true;
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            paths(&out),
+            ["p", "p/lib", "p/lib/v1", "p/lib/v1/x.js", "p/lib/v1/y.js"]
+        );
+    }
+
+    #[test]
+    fn symbolic_chmod_applies_per_entry() {
+        let base = EntryFs::new(vec![]);
+        let mut s = spec(&["lib/v1"], "/o/");
+        s.chmod = Some(Chmod::parse("u=rwX,go=rX").unwrap());
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        let mode = |p: &str| out.iter().find(|e| e.path == p).unwrap().mode;
+        assert_eq!((mode("o"), mode("o/x.js")), (0o755, 0o644));
+    }
+
+    #[test]
+    fn the_unpack_hook_merges_archive_members_into_the_destination() {
+        let base = EntryFs::new(vec![]);
+        let unpack = |e: &Entry| {
+            Ok((e.path == "package.json").then(|| {
+                vec![
+                    Entry::dir("pkg"),
+                    Entry::file_bytes("pkg/index.js", &b"x"[..]),
+                ]
+            }))
+        };
+        let out = plan_with(
+            &spec(&["package.json", "docs/a.txt"], "/srv/"),
+            &ctx(),
+            &base,
+            NO_EXCLUDE,
+            &unpack,
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&out),
+            ["srv", "srv/a.txt", "srv/pkg", "srv/pkg/index.js"]
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! COPY and ADD steps: the cache key from what the step reads, and on a miss
 //! the planned entries written as one layer.
 
-use super::cache::Inputs;
 use super::add::{self, Download};
+use super::cache::Inputs;
 use super::chmod::Chmod;
 use super::copy::{plan, plan_with, CopyError, CopySpec};
 use super::fs::EntryFs;
@@ -94,7 +94,10 @@ pub fn copy(
                 ))
             }
             CopySource::Path(p) if add::is_url(p) => {
-                anyhow::ensure!(is_add, "source can't be a URL for COPY: use ADD to download it");
+                anyhow::ensure!(
+                    is_add,
+                    "source can't be a URL for COPY: use ADD to download it"
+                );
                 urls.push(p.clone());
             }
             CopySource::Path(p) => paths.push(p.clone()),
@@ -115,7 +118,10 @@ pub fn copy(
     let checksum = match &c.checksum {
         Some(_) if urls.is_empty() => anyhow::bail!("checksum requires HTTP(S) or Git sources"),
         Some(_) if urls.len() > 1 => {
-            anyhow::bail!("--checksum needs exactly one URL source, got {}", urls.len())
+            anyhow::bail!(
+                "--checksum needs exactly one URL source, got {}",
+                urls.len()
+            )
         }
         Some(s) => Some(add::parse_checksum(s)?),
         None => None,
@@ -351,8 +357,12 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
         })
         .unwrap_or_default();
     crate::error::hint(
-        anyhow::anyhow!("source `{src}` exists but is excluded from the build context by .dockerignore{why}"),
-        format!("see why with `cairn context ls --explain {src}`, or add `!{src}` to .dockerignore"),
+        anyhow::anyhow!(
+            "source `{src}` exists but is excluded from the build context by .dockerignore{why}"
+        ),
+        format!(
+            "see why with `cairn context ls --explain {src}`, or add `!{src}` to .dockerignore"
+        ),
     )
 }
 

@@ -6,9 +6,9 @@
 //! [`copy`]), WORKDIR ([`workdir`]) and RUN ([`run_step`]) into layers through
 //! the [`cache`], and writes the target image's config and manifest.
 
+pub mod add;
 pub mod bases;
 pub mod build;
-pub mod add;
 pub mod cache;
 pub mod chmod;
 pub mod copy;

@@ -17,8 +17,9 @@ pub type Dispatch<'d> = dyn FnMut(&mut StageRun, &Scope, usize, usize, usize, &I
 /// The step a stored trigger text stands for, validated as BuildKit does.
 pub fn parse_trigger(trigger: &str) -> anyhow::Result<Step> {
     let source = format!("FROM scratch\n{trigger}\n");
-    let df = crate::frontend::parse(&source, Path::new("ONBUILD"))
-        .map_err(|d| anyhow::anyhow!("invalid ONBUILD trigger `{trigger}` in the base image: {d}"))?;
+    let df = crate::frontend::parse(&source, Path::new("ONBUILD")).map_err(|d| {
+        anyhow::anyhow!("invalid ONBUILD trigger `{trigger}` in the base image: {d}")
+    })?;
     anyhow::ensure!(
         df.stages.len() == 1,
         "FROM isn't allowed as an ONBUILD trigger (`{trigger}` in the base image)"
