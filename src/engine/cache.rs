@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use rustix::fs::{flock, FlockOperation};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -190,7 +191,7 @@ impl Cache {
             .map_err(|_| io::Error::other("cache lock poisoned"))?;
         if !held.iter().any(|(r, _)| r == &cache.root) {
             let f = cache.lock_file()?;
-            f.lock_shared()?;
+            flock(&f, FlockOperation::LockShared)?;
             held.push((cache.root.clone(), f));
         }
         Ok(cache)
@@ -217,12 +218,12 @@ impl Cache {
     /// once if builds hold it. The lock lasts as long as the returned file.
     pub fn lock_exclusive(&self, waiting: impl FnOnce()) -> io::Result<fs::File> {
         let f = self.lock_file()?;
-        match f.try_lock() {
+        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(f),
-            Err(fs::TryLockError::WouldBlock) => waiting(),
-            Err(fs::TryLockError::Error(e)) => return Err(e),
+            Err(rustix::io::Errno::WOULDBLOCK) => waiting(),
+            Err(e) => return Err(e.into()),
         }
-        f.lock()?;
+        flock(&f, FlockOperation::LockExclusive)?;
         Ok(f)
     }
 
@@ -550,7 +551,7 @@ mod tests {
         let dir = cache.root().join("layers").join(d.hex());
         fs::create_dir_all(dir.join("locked")).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir.join("locked"), fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(dir.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
         let i = inputs(&[("instruction", name)]);
         let rec = StepRecord {
             key: i.key().to_string(),
@@ -619,7 +620,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let cache = Cache::open_unlocked(t.path()).unwrap();
         let build = cache.lock_file().unwrap();
-        build.lock_shared().unwrap();
+        flock(&build, FlockOperation::LockShared).unwrap();
         let waited = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             let h = s.spawn(|| {

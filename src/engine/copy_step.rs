@@ -348,13 +348,17 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
     if src.is_empty() || std::fs::symlink_metadata(context.join(&src)).is_err() {
         return e.into();
     }
-    let why = cairn_layers::context::BuildContext::open(context, Some(dockerfile))
-        .ok()
-        .and_then(|c| {
-            let ex = c.explain(&src);
-            let pat = ex.decided_by.and_then(|i| c.matcher().patterns().get(i))?;
-            Some(format!(" (pattern `{}`)", pat.raw()))
-        })
+    let Ok(bc) = cairn_layers::context::BuildContext::open(context, Some(dockerfile)) else {
+        return e.into();
+    };
+    let ex = bc.explain(&src);
+    if !ex.excluded {
+        return e.into();
+    }
+    let why = ex
+        .decided_by
+        .and_then(|i| bc.matcher().patterns().get(i))
+        .map(|p| format!(" (pattern `{}`)", p.raw()))
         .unwrap_or_default();
     crate::error::hint(
         anyhow::anyhow!(

@@ -2,6 +2,8 @@
 //! Each module runs cairn or its library against real parts (registries, skopeo, podman).
 
 mod build;
+mod build_copy;
+mod cache;
 mod context;
 mod docker_archive;
 mod parse;
