@@ -19,11 +19,11 @@
 //! running build may still read.
 
 use cairn_layers::Digest;
+use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use rustix::fs::{flock, FlockOperation};
 use std::sync::Mutex;
 use std::time::SystemTime;
 

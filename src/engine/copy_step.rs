@@ -164,16 +164,24 @@ pub fn copy(
     }
     // Without a checksum a URL's content is part of the key, so it is
     // fetched now; with one, only on a miss.
-    let scratch = tempfile::Builder::new()
-        .prefix("add-")
-        .tempdir_in(ctx.cache.root().join("tmp"))
-        .context("creating a scratch directory in the cache")?;
+    // Downloads and extracted archive members live here until the layer is written.
+    let scratch_dir = if is_add {
+        Some(
+            tempfile::Builder::new()
+                .prefix("add-")
+                .tempdir_in(ctx.cache.root().join("tmp"))
+                .context("creating a scratch directory in the cache")?,
+        )
+    } else {
+        None
+    };
+    let scratch = scratch_dir.as_ref().map_or(Path::new(""), |d| d.path());
     let mut downloads: Vec<Download> = Vec::new();
     for u in &urls {
         let value = match &checksum {
             Some(d) => d.to_string(),
             None => {
-                let d = add::download(u, scratch.path(), None)?;
+                let d = add::download(u, scratch, None)?;
                 let v = d.digest.to_string();
                 downloads.push(d);
                 v
@@ -258,7 +266,7 @@ pub fn copy(
             if !is_add || c.unpack == Some(false) {
                 return Ok(None);
             }
-            unpack_archive(e, scratch.path())
+            unpack_archive(e, scratch)
         };
         let mut merged: BTreeMap<String, Entry> = BTreeMap::new();
         if has_local {
@@ -287,7 +295,7 @@ pub fn copy(
         }
         if let Some(sum) = &checksum {
             for u in &urls {
-                downloads.push(add::download(u, scratch.path(), Some(sum))?);
+                downloads.push(add::download(u, scratch, Some(sum))?);
             }
         }
         // URLs are unpacked only on request (`--unpack=true`), as BuildKit.
@@ -295,7 +303,7 @@ pub fn copy(
             if c.unpack != Some(true) {
                 return Ok(None);
             }
-            unpack_archive(e, scratch.path())
+            unpack_archive(e, scratch)
         };
         for d in &downloads {
             let fs = EntryFs::new([add::download_entry(d)?]);

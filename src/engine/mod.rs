@@ -3,8 +3,10 @@
 //!
 //! [`build::build`] parses and plans the Dockerfile, runs independent stages
 //! in parallel ([`stage`]), turns COPY/ADD ([`copy_step`], planned by
-//! [`copy`]), WORKDIR ([`workdir`]) and RUN ([`run_step`]) into layers through
-//! the [`cache`], and writes the target image's config and manifest.
+//! [`copy`]; ADD's archives and URLs by [`add`]), WORKDIR ([`workdir`]) and
+//! RUN ([`run_step`]) into layers through the [`cache`], and writes the
+//! target image's config and manifest. A base image's ONBUILD triggers run
+//! through [`onbuild`].
 
 pub mod add;
 pub mod bases;
