@@ -353,7 +353,11 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
         CopyError::NotFound(s) | CopyError::NoMatch(s) => super::fs::clean(s),
         _ => return e.into(),
     };
-    if src.is_empty() || std::fs::symlink_metadata(context.join(&src)).is_err() {
+    let host = context.join(&src);
+    let Ok(md) = std::fs::symlink_metadata(&host) else {
+        return e.into();
+    };
+    if src.is_empty() {
         return e.into();
     }
     let Ok(bc) = cairn_layers::context::BuildContext::open(context, Some(dockerfile)) else {
@@ -361,7 +365,16 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
     };
     let ex = bc.explain(&src);
     if !ex.excluded {
-        return e.into();
+        if !md.file_type().is_symlink() {
+            return e.into();
+        }
+        let target = std::fs::read_link(&host)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        return crate::error::hint(
+            anyhow::anyhow!("source `{src}` is a symlink to `{target}`, which is not in the build context"),
+            "symlinks resolve inside the context, never on the host: copy the target into the context",
+        );
     }
     let why = ex
         .decided_by

@@ -116,6 +116,106 @@ pub fn run_triggers_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::bases::NoImages;
+    use crate::engine::build::BuildCtx;
+    use crate::engine::cache::Cache;
+    use crate::engine::fs::SourceFs as _;
+    use crate::engine::layer_dirs::LayerDirs;
+    use crate::engine::request::BuildRequest;
+    use crate::engine::state::ImageState;
+    use crate::frontend::BuildOptions;
+    use std::collections::BTreeMap;
+
+    /// Run `f` on the scratch stage of a build of `ctx_dir`.
+    fn with_stage(ctx_dir: &Path, f: impl FnOnce(&mut StageRun, &mut Scope)) {
+        let src = "FROM scratch\n";
+        let dockerfile = ctx_dir.join("Dockerfile");
+        let cache = tempfile::tempdir().unwrap();
+        let df = crate::frontend::parse(src, &dockerfile).unwrap();
+        let plan = crate::frontend::plan(&df, &BuildOptions::default()).unwrap();
+        let req = BuildRequest {
+            context: ctx_dir.to_owned(),
+            dockerfile,
+            dockerfile_source: src.into(),
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: None,
+            labels: BTreeMap::new(),
+            no_cache: false,
+            cache_dir: cache.path().to_owned(),
+            epoch: 0,
+            secrets: BTreeMap::new(),
+            isolation: "auto".into(),
+            insecure_registries: Vec::new(),
+        };
+        let ctx = BuildCtx {
+            req: &req,
+            df: &df,
+            plan: &plan,
+            store: cairn_layers::blob_store::BlobStore::open(cache.path()).unwrap(),
+            cache: Cache::open_unlocked(cache.path()).unwrap(),
+            layer_dirs: LayerDirs::new(cache.path().join("layers")).unwrap(),
+            images: &NoImages,
+            reporter: &(),
+            context: Default::default(),
+            next_step: Default::default(),
+            record: Default::default(),
+            created: "1970-01-01T00:00:00Z".into(),
+        };
+        let done = BTreeMap::new();
+        let mut run = StageRun {
+            ctx: &ctx,
+            stage: plan.stage(plan.target).unwrap(),
+            name: "0".into(),
+            image: ImageState {
+                config: Default::default(),
+                layers: Vec::new(),
+                fs_key: cairn_layers::Digest::of(b"scratch"),
+                created: ctx.created.clone(),
+            },
+            done: &done,
+            cmd_set: false,
+        };
+        let mut scope = plan.scope(&[]);
+        f(&mut run, &mut scope);
+    }
+
+    #[test]
+    fn triggers_run_in_order_on_the_downstream_stage() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("package.json"), "{}\n").unwrap();
+        with_stage(t.path(), |run, scope| {
+            let triggers = [
+                "WORKDIR /usr/src/app".to_owned(),
+                "COPY package.json ./".to_owned(),
+            ];
+            run_triggers(run, scope, &triggers).unwrap();
+            assert_eq!(run.workdir(), "/usr/src/app");
+            let view = run.merged_view().unwrap();
+            let e = view.lstat("usr/src/app/package.json").unwrap().unwrap();
+            assert!(matches!(
+                e.kind,
+                cairn_layers::EntryKind::File { size: 3, .. }
+            ));
+            let history: Vec<String> = run
+                .image
+                .config
+                .history
+                .iter()
+                .filter_map(|h| h.created_by.clone())
+                .collect();
+            assert_eq!(history.len(), 2, "{history:?}");
+
+            for (bad, want) in [
+                ("ENV A=1", "not supported by cairn yet"),
+                ("COPY --from=build /x /y", "--from"),
+                ("COPY missing.txt /", "missing.txt"),
+            ] {
+                let e = run_triggers(run, scope, &[bad.to_owned()]).unwrap_err();
+                assert!(format!("{e:#}").contains(want), "{bad}: {e:#}");
+            }
+        });
+    }
 
     #[test]
     fn triggers_parse_as_their_instruction() {

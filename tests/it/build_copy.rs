@@ -236,7 +236,10 @@ fn symlinks_hardlinks_and_never_reading_outside_the_context() {
     symlink("/etc/hostname", ctx.join("host")).unwrap();
     fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY host /h\n").unwrap();
     let err = build_err(t.path(), &ctx);
-    assert!(err.contains("`host` not found"), "{err}");
+    assert!(
+        err.contains("`host` is a symlink to `/etc/hostname`, which is not in the build context"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -412,10 +415,13 @@ fn tgz(members: &[(&str, u32, u64, Option<&str>)], gzip: bool) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// A file server: `/files/NAME` answers the current body; anything else 404.
-fn file_server(body: Arc<Mutex<Vec<u8>>>) -> Server {
+/// A file server: `/files/*.tgz` answers `archive`, other `/files/NAME`
+/// and `/` the current body; anything else 404.
+fn file_server(body: Arc<Mutex<Vec<u8>>>, archive: Vec<u8>) -> Server {
     Server::start(move |req, conn| {
-        if req.target.starts_with("/files/") || req.target == "/" {
+        if req.target.starts_with("/files/") && req.target.ends_with(".tgz") {
+            respond(conn, 200, &[], &archive);
+        } else if req.target.starts_with("/files/") || req.target == "/" {
             let b = body.lock().unwrap().clone();
             respond(conn, 200, &[], &b);
         } else {
@@ -484,7 +490,8 @@ fn add_extracts_local_archives_by_content() {
 fn add_downloads_urls_with_checksums_and_keys_on_content() {
     let t = tempfile::tempdir().unwrap();
     let body = Arc::new(Mutex::new(b"version one\n".to_vec()));
-    let srv = file_server(body.clone());
+    let archive = tgz(&[("pkg/index.js", 0o644, 0, Some("x\n"))], true);
+    let srv = file_server(body.clone(), archive);
     let ctx = t.path().join("ctx");
     let base = format!("http://{}", srv.addr());
     let sum = sha256_hex(b"version one\n");
@@ -493,7 +500,7 @@ fn add_downloads_urls_with_checksums_and_keys_on_content() {
         &[(
             "Dockerfile",
             &format!(
-                "FROM scratch\nADD {base}/files/hello.txt /dl/\nADD --checksum=sha256:{sum} {base}/files/hello.txt /dl2/named.txt\nADD {base}/ /u/\n"
+                "FROM scratch\nADD {base}/files/hello.txt /dl/\nADD --checksum=sha256:{sum} {base}/files/hello.txt /dl2/named.txt\nADD {base}/ /u/\nADD {base}/files/a.tgz /tgz/\nADD --unpack=true {base}/files/a.tgz /untgz/\n"
             ),
         )],
     );
@@ -503,6 +510,12 @@ fn add_downloads_urls_with_checksums_and_keys_on_content() {
     assert_eq!((f.text().as_str(), f.mode), ("version one\n", 0o600));
     assert_eq!(get(&m, "dl2/named.txt").text(), "version one\n");
     assert_eq!(get(&m, "u/__unnamed__").kind, 'f');
+    assert_eq!(
+        get(&m, "tgz/a.tgz").kind,
+        'f',
+        "URLs are not unpacked by default"
+    );
+    assert_eq!(get(&m, "untgz/pkg/index.js").text(), "x\n", "--unpack=true");
 
     // Unchanged remote content: every step cached.
     let out = build_in(t.path(), &ctx, &t.path().join("out"), &[]);
