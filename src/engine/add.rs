@@ -1,5 +1,5 @@
-//! What ADD does beyond COPY, as BuildKit: local tar archives (recognised by
-//! their content, never their name) are extracted into the destination like
+//! What ADD does beyond COPY, as BuildKit: local tar archives (plain, gzip,
+//! bzip2 or xz; recognised by their content, never their name) are extracted into the destination like
 //! `tar -x`, and `http(s)://` sources are downloaded (with `--checksum`
 //! verified). Archive members become [`Entry`]s: nothing is ever extracted to
 //! a path chosen by the archive, so a hostile member cannot escape.
@@ -20,8 +20,31 @@ pub enum ArchiveKind {
     Tar,
     /// A gzip-compressed tar.
     TarGzip,
-    /// bzip2, xz or zstd data (cairn cannot look inside yet).
+    /// A bzip2-compressed tar.
+    TarBzip2,
+    /// An xz-compressed tar.
+    TarXz,
+    /// zstd data (cairn cannot look inside yet).
     Unsupported(&'static str),
+}
+
+/// Largest xz dictionary accepted (KiB): `xz -9` needs 64 MiB; more is hostile.
+const XZ_MEM_LIMIT_KB: u32 = 256 * 1024;
+
+/// The decompressed stream of a file of `kind`.
+fn decompressed(file: File, kind: ArchiveKind) -> Option<Box<dyn Read>> {
+    let r = BufReader::new(file);
+    Some(match kind {
+        ArchiveKind::Tar => Box::new(r),
+        ArchiveKind::TarGzip => Box::new(flate2::read::GzDecoder::new(r)),
+        ArchiveKind::TarBzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
+        ArchiveKind::TarXz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+            r,
+            true,
+            XZ_MEM_LIMIT_KB,
+        )),
+        ArchiveKind::Unsupported(_) => return None,
+    })
 }
 
 /// True when a 512-byte block is a tar header (ustar magic or a valid v7 checksum).
@@ -57,24 +80,29 @@ fn read_up_to(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Whether `path` holds a tar archive ADD should extract.
+/// Whether `path` holds a tar archive ADD should extract: compressed data
+/// counts only when what it holds is a tar.
 pub fn sniff(path: &Path) -> io::Result<Option<ArchiveKind>> {
     let head = read_up_to(&mut File::open(path)?, 512)?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        // A gzip file is an archive only when what it holds is a tar.
-        let inner = read_up_to(&mut flate2::read::GzDecoder::new(File::open(path)?), 512)
-            .unwrap_or_default();
-        return Ok(is_tar_header(&inner).then_some(ArchiveKind::TarGzip));
-    }
-    let unsupported = [
-        (&b"BZh"[..], "bzip2"),
-        (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], "xz"),
-        (&[0x28, 0xb5, 0x2f, 0xfd][..], "zstd"),
+    let compressed = [
+        (&[0x1f, 0x8b][..], ArchiveKind::TarGzip),
+        (&b"BZh"[..], ArchiveKind::TarBzip2),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], ArchiveKind::TarXz),
+        (
+            &[0x28, 0xb5, 0x2f, 0xfd][..],
+            ArchiveKind::Unsupported("zstd"),
+        ),
     ];
-    if let Some((_, name)) = unsupported.iter().find(|(m, _)| head.starts_with(m)) {
-        return Ok(Some(ArchiveKind::Unsupported(name)));
+    match compressed.iter().find(|(m, _)| head.starts_with(m)) {
+        Some((_, ArchiveKind::Unsupported(n))) => Ok(Some(ArchiveKind::Unsupported(n))),
+        Some((_, kind)) => {
+            let inner = decompressed(File::open(path)?, *kind)
+                .map(|mut r| read_up_to(&mut r, 512).unwrap_or_default())
+                .unwrap_or_default();
+            Ok(is_tar_header(&inner).then_some(*kind))
+        }
+        None => Ok(is_tar_header(&head).then_some(ArchiveKind::Tar)),
     }
-    Ok(is_tar_header(&head).then_some(ArchiveKind::Tar))
 }
 
 /// Clean an archive member name as `tar -x` into a root would: a leading `/`
@@ -106,14 +134,14 @@ pub fn archive_entries(
         reason,
     };
     let file = File::open(host).map_err(|e| err(e.to_string()))?;
-    let reader: Box<dyn Read> = match kind {
-        ArchiveKind::Tar => Box::new(BufReader::new(file)),
-        ArchiveKind::TarGzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
-        ArchiveKind::Unsupported(name) => {
-            return Err(err(format!(
-                "{name}-compressed archives are not supported by cairn yet; decompress it (or recompress with gzip) before ADD, or copy it as is with ADD --unpack=false"
-            )))
-        }
+    let Some(reader) = decompressed(file, kind) else {
+        return Err(err(format!(
+            "{}-compressed archives are not supported by cairn yet; recompress it with gzip, xz or bzip2, or copy it as is with ADD --unpack=false",
+            match kind {
+                ArchiveKind::Unsupported(n) => n,
+                _ => "this",
+            }
+        )));
     };
     let mut ar = tar::Archive::new(reader);
     let mut out: Vec<Entry> = Vec::new();
@@ -408,8 +436,24 @@ mod tests {
             "gzip of a non-tar is copied"
         );
         let bz = t.path().join("b");
-        std::fs::write(&bz, b"BZh91AY&SY").unwrap();
-        assert_eq!(sniff(&bz).unwrap(), Some(ArchiveKind::Unsupported("bzip2")));
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(&tarball).unwrap();
+        std::fs::write(&bz, e.finish().unwrap()).unwrap();
+        assert_eq!(sniff(&bz).unwrap(), Some(ArchiveKind::TarBzip2));
+        let xz = t.path().join("x");
+        let mut e =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        e.write_all(&tarball).unwrap();
+        std::fs::write(&xz, e.finish().unwrap()).unwrap();
+        assert_eq!(sniff(&xz).unwrap(), Some(ArchiveKind::TarXz));
+        let scratch = tempfile::tempdir().unwrap();
+        for (p, k) in [(&bz, ArchiveKind::TarBzip2), (&xz, ArchiveKind::TarXz)] {
+            let es = archive_entries(p, k, scratch.path(), "x").unwrap();
+            assert_eq!(es[0].path, "a.txt", "{k:?}");
+        }
+        let zst = t.path().join("z");
+        std::fs::write(&zst, [0x28, 0xb5, 0x2f, 0xfd, 0, 0]).unwrap();
+        assert_eq!(sniff(&zst).unwrap(), Some(ArchiveKind::Unsupported("zstd")));
     }
 
     #[test]
