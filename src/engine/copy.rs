@@ -70,7 +70,9 @@ fn io_at(path: &str) -> impl FnOnce(io::Error) -> CopyError + '_ {
 }
 
 /// Expand one source (literal or wildcard) to the matching paths, sorted.
-fn expand(fs: &dyn SourceFs, source: &str) -> Result<Vec<String>, CopyError> {
+/// With `globstar` (`--parents`), a `**` component matches any number of
+/// directories (and, last, everything below).
+fn expand(fs: &dyn SourceFs, source: &str, globstar: bool) -> Result<Vec<String>, CopyError> {
     let src = clean(source);
     if !pattern::has_meta(&src) {
         let resolved = resolve(fs, &src, true).map_err(io_at(source))?;
@@ -81,31 +83,61 @@ fn expand(fs: &dyn SourceFs, source: &str) -> Result<Vec<String>, CopyError> {
     }
     // Glob component by component, following directory symlinks on the way.
     let mut frontier = vec![String::new()];
-    for comp in components(&src) {
+    let comps = components(&src);
+    for (i, comp) in comps.iter().enumerate() {
         let mut next = Vec::new();
         for base in &frontier {
             let dir = resolve(fs, base, true).map_err(io_at(source))?;
-            if pattern::has_meta(&comp) {
+            if globstar && comp == "**" {
+                next.push(base.clone());
+                descendants(fs, &dir, base, i + 1 == comps.len(), &mut next)
+                    .map_err(io_at(source))?;
+            } else if pattern::has_meta(comp) {
                 for name in fs.read_dir(&dir).map_err(io_at(source))? {
-                    if pattern::matches(&comp, &name)? {
+                    if pattern::matches(comp, &name)? {
                         next.push(join(base, &name));
                     }
                 }
             } else {
-                let cand = join(base, &comp);
+                let cand = join(base, comp);
                 let r = resolve(fs, &cand, false).map_err(io_at(source))?;
                 if fs.lstat(&r).map_err(io_at(source))?.is_some() {
                     next.push(cand);
                 }
             }
         }
+        next.sort();
+        next.dedup();
         frontier = next;
     }
+    frontier.retain(|p| !p.is_empty());
     if frontier.is_empty() {
         return Err(CopyError::NoMatch(source.to_owned()));
     }
     frontier.sort();
     Ok(frontier)
+}
+
+/// Every directory below `dir` (named under `shown`), and every entry when
+/// `all`; symlinked directories are not entered (no loops, as BuildKit).
+fn descendants(
+    fs: &dyn SourceFs,
+    dir: &str,
+    shown: &str,
+    all: bool,
+    out: &mut Vec<String>,
+) -> io::Result<()> {
+    for name in fs.read_dir(dir)? {
+        let (real, named) = (join(dir, &name), join(shown, &name));
+        let is_dir = fs.lstat(&real)?.is_some_and(|e| e.is_dir());
+        if is_dir || all {
+            out.push(named.clone());
+        }
+        if is_dir {
+            descendants(fs, &real, &named, all, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -168,7 +200,7 @@ pub fn plan_with(
     let mut matched_total = 0usize;
     let mut matches_per_source = Vec::new();
     for s in &spec.sources {
-        let m = expand(src_fs, s)?;
+        let m = expand(src_fs, s, spec.parents)?;
         matched_total += m.len();
         matches_per_source.push((pivot_prefix(s), m));
     }
@@ -580,5 +612,35 @@ mod tests {
             paths(&out),
             ["srv", "srv/a.txt", "srv/pkg", "srv/pkg/index.js"]
         );
+    }
+
+    #[test]
+    fn parents_globstar_matches_any_depth() {
+        let base = EntryFs::new(vec![]);
+        let fs = EntryFs::new(vec![
+            Entry::file_bytes("package.json", &b"{}"[..]),
+            Entry::file_bytes("apps/web/package.json", &b"{}"[..]),
+            Entry::file_bytes("apps/web/src/index.js", &b"x"[..]),
+            Entry::file_bytes("libs/ui/package.json", &b"{}"[..]),
+        ]);
+        let mut s = spec(&["**/package.json"], "/w/");
+        s.parents = true;
+        let out = plan(&s, &fs, &base, NO_EXCLUDE).unwrap();
+        let files: Vec<&str> = out
+            .iter()
+            .filter(|e| !e.is_dir())
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "w/apps/web/package.json",
+                "w/libs/ui/package.json",
+                "w/package.json"
+            ]
+        );
+        // Without --parents, `**` is Go's `*` twice: one level only.
+        let out = plan(&spec(&["**/package.json"], "/w/"), &fs, &base, NO_EXCLUDE);
+        assert!(matches!(out, Err(CopyError::NoMatch(_))));
     }
 }

@@ -351,7 +351,7 @@ fn exclude_parents_and_link_destinations() {
             (
                 "Dockerfile",
                 "FROM scratch\nCOPY --exclude=**/*.md docs /docs/\n\
-                 COPY --parents ./src/./app/*.js /p/\nCOPY --parents src/lib/a.js /q/\n\
+                 COPY --parents ./src/./app/*.js /p/\nCOPY --parents src/lib/a.js /q/\nCOPY --parents **/a.js /g/\n\
                  COPY links/ /\nCOPY x.txt /app/followed.txt\nCOPY --link x.txt /app/linked.txt\n",
             ),
         ],
@@ -368,6 +368,8 @@ fn exclude_parents_and_link_destinations() {
     );
     assert!(m.contains_key("p/app/y.js") && !m.contains_key("p/src"));
     assert_eq!(get(&m, "q/src/lib/a.js").text(), "a\n");
+    assert_eq!(get(&m, "g/src/lib/a.js").text(), "a\n", "** with --parents");
+    assert!(!m.contains_key("g/src/app/x.js"));
     // The image has /app -> /target.
     let n = ls.len();
     let linked = &ls[n - 1];
