@@ -354,15 +354,21 @@ async fn fetch_to(url: &str, path: &Path) -> anyhow::Result<Digest> {
     use futures_util::StreamExt as _;
     let client = reqwest::Client::builder()
         .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let resp = client.get(url).send().await?;
+    // reqwest errors print their URL: drop it, it may carry credentials.
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(reqwest::Error::without_url)?;
     let status = resp.status();
     anyhow::ensure!(status.is_success(), "server answered {status}");
     let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut hasher = cairn_layers::digest::HashingWriter::new(&mut f);
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        hasher.write_all(&chunk?)?;
+        hasher.write_all(&chunk.map_err(reqwest::Error::without_url)?)?;
     }
     let digest = hasher.finish().0;
     f.sync_all()?;

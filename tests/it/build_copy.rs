@@ -580,6 +580,25 @@ fn add_refuses_git_and_copy_refuses_urls() {
     .unwrap();
     let err = build_err(t.path(), &ctx);
     assert!(err.contains("source can't be a URL for COPY"), "{err}");
+    // A failed download never prints the URL's credentials.
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nADD http://user:hunter2@127.0.0.1:1/f.txt?token=tok3n /f\n",
+    )
+    .unwrap();
+    let err = build_err(t.path(), &ctx);
+    let shown = err.replace(
+        "ADD http://user:hunter2@127.0.0.1:1/f.txt?token=tok3n /f",
+        "",
+    );
+    assert!(
+        shown.contains("downloading http://127.0.0.1:1/f.txt"),
+        "{err}"
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("tok3n"),
+        "{err}"
+    );
     fs::write(ctx.join("f"), "f").unwrap();
     fs::write(
         ctx.join("Dockerfile"),
