@@ -9,15 +9,26 @@
 //!
 //! Layout under the cache root: `blobs/sha256/…` (shared blob store),
 //! `steps/<key>.json` (records), `slots/<slot>` (the last key seen for a
-//! step position). Every file is written to a temporary name and renamed,
-//! so concurrent builds on one cache are safe and a killed build never
-//! leaves a half-written record.
+//! step position), `layers/<diff_id hex>` (unpacked layers). Every file is
+//! written to a temporary name and renamed, so concurrent builds on one
+//! cache are safe and a killed build never leaves a half-written record.
+//!
+//! Every process that opens the cache holds a shared lock on `lock` until
+//! it exits (a build's outputs are written after the engine returns);
+//! `cairn cache prune` takes it exclusively, so it never deletes what a
+//! running build may still read.
 
 use cairn_layers::Digest;
+use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Shared locks held until the process exits, one per cache root.
+static HELD: Mutex<Vec<(PathBuf, fs::File)>> = Mutex::new(Vec::new());
 
 /// One named input of a step's key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +125,48 @@ pub struct StepRecord {
     pub layer: Option<CachedLayer>,
 }
 
+/// A step record and when it was last used.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The record.
+    pub record: StepRecord,
+    /// Last written or hit.
+    pub used: SystemTime,
+}
+
+/// Which records `cairn cache prune` removes. With no field set: records
+/// no step position points at any more (superseded runs) and records whose
+/// layer blob is gone.
+#[derive(Clone, Debug, Default)]
+pub struct PrunePolicy {
+    /// Everything.
+    pub all: bool,
+    /// Records not used for at least this long.
+    pub until: Option<std::time::Duration>,
+    /// Remove least recently used records until the layers of the rest fit in this many bytes.
+    pub keep_storage: Option<u64>,
+}
+
+/// What a prune removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Step records.
+    pub records: usize,
+    /// Layer blobs.
+    pub blobs: usize,
+    /// Bytes of those blobs.
+    pub bytes: u64,
+    /// Unpacked layer directories.
+    pub layer_dirs: usize,
+}
+
+fn remove_file_if_present(p: &Path) -> io::Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The cache directory.
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -129,13 +182,49 @@ pub enum Lookup {
 }
 
 impl Cache {
-    /// Open (creating) the cache at `root`.
+    /// Open (creating) the cache at `root` for a build: the process holds a
+    /// shared lock on it from now until it exits.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let cache = Self::open_unlocked(root)?;
+        let mut held = HELD
+            .lock()
+            .map_err(|_| io::Error::other("cache lock poisoned"))?;
+        if !held.iter().any(|(r, _)| r == &cache.root) {
+            let f = cache.lock_file()?;
+            flock(&f, FlockOperation::LockShared)?;
+            held.push((cache.root.clone(), f));
+        }
+        Ok(cache)
+    }
+
+    /// Open (creating) the cache without taking a lock (read-only listing).
+    pub fn open_unlocked(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         for d in ["steps", "slots", "layers", "tmp"] {
             fs::create_dir_all(root.join(d))?;
         }
         Ok(Cache { root })
+    }
+
+    fn lock_file(&self) -> io::Result<fs::File> {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+    }
+
+    /// Take the cache exclusively (no build running on it), calling `waiting`
+    /// once if builds hold it. The lock lasts as long as the returned file.
+    pub fn lock_exclusive(&self, waiting: impl FnOnce()) -> io::Result<fs::File> {
+        let f = self.lock_file()?;
+        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(rustix::io::Errno::WOULDBLOCK) => waiting(),
+            Err(e) => return Err(e.into()),
+        }
+        flock(&f, FlockOperation::LockExclusive)?;
+        Ok(f)
     }
 
     /// The cache root.
@@ -195,7 +284,11 @@ impl Cache {
 
     /// Remember that `slot` last ran with `key` (also on hits, so explanations
     /// compare with the most recent run).
+    /// The record's modification time is its last use (for `prune --filter until=`).
     pub fn touch_slot(&self, slot: &str, key: &Digest) -> io::Result<()> {
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(self.step_path(key)) {
+            let _ = f.set_modified(SystemTime::now());
+        }
         self.write_atomic(&self.slot_path(slot), key.to_string().as_bytes())
     }
 
@@ -209,17 +302,164 @@ impl Cache {
 
     /// All step records (for `cairn cache ls`).
     pub fn records(&self) -> io::Result<Vec<StepRecord>> {
+        Ok(self.listed()?.into_iter().map(|l| l.record).collect())
+    }
+
+    /// All step records with their last use, sorted by key. Unreadable
+    /// records (a crash before rename cannot make them; a foreign file can)
+    /// are skipped.
+    pub fn listed(&self) -> io::Result<Vec<Listed>> {
         let mut out = Vec::new();
         for ent in fs::read_dir(self.root.join("steps"))? {
-            let p = ent?.path();
+            let ent = ent?;
+            let p = ent.path();
+            let used = ent
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             if let Ok(b) = fs::read(&p) {
-                if let Ok(r) = serde_json::from_slice::<StepRecord>(&b) {
-                    out.push(r);
+                if let Ok(record) = serde_json::from_slice::<StepRecord>(&b) {
+                    out.push(Listed { record, used });
                 }
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.sort_by(|a, b| a.record.key.cmp(&b.record.key));
         Ok(out)
+    }
+
+    /// The keys the step positions (slots) last ran with.
+    fn slot_heads(&self) -> io::Result<Vec<(PathBuf, String)>> {
+        let mut out = Vec::new();
+        for ent in fs::read_dir(self.root.join("slots"))? {
+            let p = ent?.path();
+            if let Ok(k) = fs::read_to_string(&p) {
+                out.push((p, k.trim().to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove the records `policy` selects, then the blobs and unpacked
+    /// layer directories only they referenced. Needs the exclusive lock
+    /// ([`Cache::lock_exclusive`]), which the caller holds.
+    pub fn prune(&self, policy: &PrunePolicy, now: SystemTime) -> io::Result<PruneReport> {
+        let listed = self.listed()?;
+        let heads = self.slot_heads()?;
+        let head_keys: std::collections::BTreeSet<&str> =
+            heads.iter().map(|(_, k)| k.as_str()).collect();
+        let blob_path = |d: &str| -> Option<PathBuf> {
+            let d: Digest = d.parse().ok()?;
+            Some(self.root.join("blobs/sha256").join(d.hex()))
+        };
+        let broken = |r: &StepRecord| {
+            r.layer
+                .as_ref()
+                .is_some_and(|l| blob_path(&l.digest).is_none_or(|p| !p.is_file()))
+        };
+        let mut remove = vec![false; listed.len()];
+        for (i, l) in listed.iter().enumerate() {
+            let old = policy
+                .until
+                .is_some_and(|d| now.duration_since(l.used).is_ok_and(|age| age >= d));
+            let dangling = !policy.all
+                && policy.until.is_none()
+                && policy.keep_storage.is_none()
+                && !head_keys.contains(l.record.key.as_str());
+            remove[i] = policy.all || old || dangling || broken(&l.record);
+        }
+        if let Some(limit) = policy.keep_storage {
+            // Least recently used first, until the kept layers fit.
+            let mut order: Vec<usize> = (0..listed.len()).filter(|i| !remove[*i]).collect();
+            order.sort_by_key(|i| (listed[*i].used, listed[*i].record.key.clone()));
+            let size = |keep: &[bool]| -> u64 {
+                let mut seen = std::collections::BTreeMap::new();
+                for (i, l) in listed.iter().enumerate() {
+                    if let (false, Some(layer)) = (keep[i], &l.record.layer) {
+                        seen.insert(layer.digest.clone(), layer.size);
+                    }
+                }
+                seen.values().sum()
+            };
+            for i in order {
+                if size(&remove) <= limit {
+                    break;
+                }
+                remove[i] = true;
+            }
+        }
+        let mut report = PruneReport::default();
+        let kept_layers: std::collections::BTreeSet<(String, String)> = listed
+            .iter()
+            .zip(&remove)
+            .filter(|(_, r)| !**r)
+            .filter_map(|(l, _)| l.record.layer.as_ref())
+            .map(|l| (l.digest.clone(), l.diff_id.clone()))
+            .collect();
+        let kept_digests: std::collections::BTreeSet<&str> =
+            kept_layers.iter().map(|(d, _)| d.as_str()).collect();
+        let kept_diff_ids: std::collections::BTreeSet<&str> =
+            kept_layers.iter().map(|(_, d)| d.as_str()).collect();
+        let mut removed_keys = std::collections::BTreeSet::new();
+        for (l, _) in listed.iter().zip(&remove).filter(|(_, r)| **r) {
+            let key: Digest = match l.record.key.parse() {
+                Ok(k) => k,
+                Err(_) => continue,
+            };
+            remove_file_if_present(&self.step_path(&key))?;
+            removed_keys.insert(l.record.key.clone());
+            report.records += 1;
+            let Some(layer) = &l.record.layer else {
+                continue;
+            };
+            if !kept_digests.contains(layer.digest.as_str()) {
+                if let Some(p) = blob_path(&layer.digest) {
+                    if let Ok(md) = fs::metadata(&p) {
+                        remove_file_if_present(&p)?;
+                        report.blobs += 1;
+                        report.bytes += md.len();
+                    }
+                }
+            }
+            if !kept_diff_ids.contains(layer.diff_id.as_str()) {
+                if let Ok(d) = layer.diff_id.parse::<Digest>() {
+                    let dir = self.root.join("layers").join(d.hex());
+                    if dir.is_dir() {
+                        super::layer_dirs::remove_tree(&dir);
+                        report.layer_dirs += 1;
+                    }
+                }
+            }
+        }
+        for (p, k) in &heads {
+            if removed_keys.contains(k) {
+                remove_file_if_present(p)?;
+            }
+        }
+        if policy.all {
+            // Nothing runs on the cache: every blob (pulled bases are fetched
+            // again when needed), unpacked layers and temporaries go.
+            for e in fs::read_dir(self.root.join("blobs/sha256"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(md) = e.metadata() {
+                    if md.is_file() && fs::remove_file(e.path()).is_ok() {
+                        report.blobs += 1;
+                        report.bytes += md.len();
+                    }
+                }
+            }
+            for sub in ["layers", "tmp"] {
+                for e in fs::read_dir(self.root.join(sub))?.flatten() {
+                    super::layer_dirs::remove_tree(&e.path());
+                    if sub == "layers" {
+                        report.layer_dirs += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -303,5 +543,95 @@ mod tests {
             Lookup::Miss(Some(_))
         ));
         assert!(matches!(cache.lookup(&i, "s", |_| true), Lookup::Hit(_)));
+    }
+
+    fn layer_record(cache: &Cache, name: &str, blob: &[u8], slot: &str) -> (StepRecord, PathBuf) {
+        let store = cairn_layers::blob_store::BlobStore::open(cache.root()).unwrap();
+        let d = store.put_bytes(blob).unwrap();
+        let dir = cache.root().join("layers").join(d.hex());
+        fs::create_dir_all(dir.join("locked")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        let i = inputs(&[("instruction", name)]);
+        let rec = StepRecord {
+            key: i.key().to_string(),
+            inputs: i,
+            layer: Some(CachedLayer {
+                digest: d.to_string(),
+                diff_id: d.to_string(),
+                size: blob.len() as u64,
+                media_type: "x".into(),
+            }),
+        };
+        cache.store(&rec, slot).unwrap();
+        (rec, store.path(&d))
+    }
+
+    #[test]
+    fn prune_removes_records_and_only_their_unshared_blobs() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::open_unlocked(t.path()).unwrap();
+        let (old, old_blob) = layer_record(&cache, "COPY a .", b"old layer", "s1");
+        let (_, shared_blob) = layer_record(&cache, "COPY b .", b"shared", "s2");
+        // Same blob under a newer record of another slot: must survive.
+        let (_, _) = layer_record(&cache, "COPY b2 .", b"shared", "s3");
+        // The slot s1 moves on: `old` is superseded (dangling).
+        let (new, new_blob) = layer_record(&cache, "COPY a2 .", b"new layer", "s1");
+        let r = cache
+            .prune(&PrunePolicy::default(), SystemTime::now())
+            .unwrap();
+        assert_eq!((r.records, r.blobs, r.layer_dirs), (1, 1, 1));
+        assert!(!old_blob.exists() && new_blob.exists() && shared_blob.exists());
+        assert!(cache.read_record(&old.key.parse().unwrap()).is_none());
+        assert!(cache.read_record(&new.key.parse().unwrap()).is_some());
+
+        // until=: nothing is older than an hour; everything is older than 0s.
+        let hour = PrunePolicy {
+            until: Some(std::time::Duration::from_secs(3600)),
+            ..Default::default()
+        };
+        assert_eq!(cache.prune(&hour, SystemTime::now()).unwrap().records, 0);
+        // keep-storage: drop least recently used until the rest fits.
+        let keep = PrunePolicy {
+            keep_storage: Some(9),
+            ..Default::default()
+        };
+        let r = cache.prune(&keep, SystemTime::now()).unwrap();
+        assert!(r.records >= 1, "{r:?}");
+        let left: u64 = cache
+            .records()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.layer.as_ref().map(|l| l.size))
+            .sum();
+        assert!(left <= 9, "{left}");
+        let all = PrunePolicy {
+            all: true,
+            ..Default::default()
+        };
+        cache.prune(&all, SystemTime::now()).unwrap();
+        assert!(cache.records().unwrap().is_empty());
+        assert_eq!(fs::read_dir(t.path().join("layers")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(t.path().join("slots")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn prune_waits_for_builds_holding_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::open_unlocked(t.path()).unwrap();
+        let build = cache.lock_file().unwrap();
+        flock(&build, FlockOperation::LockShared).unwrap();
+        let waited = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                cache
+                    .lock_exclusive(|| waited.store(true, std::sync::atomic::Ordering::SeqCst))
+                    .unwrap()
+            });
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(build);
+            drop(h.join().unwrap());
+        });
+        assert!(waited.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

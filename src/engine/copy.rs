@@ -3,6 +3,7 @@
 //! rest. Sources resolve inside their own view (context or stage), so a COPY
 //! can never read outside it.
 
+use super::chmod::Chmod;
 use super::fs::{clean, components, resolve, SourceFs};
 use super::pattern::{self, BadPattern};
 use super::users::Owner;
@@ -19,9 +20,9 @@ pub struct CopySpec {
     pub dest: String,
     /// `--chown`, resolved.
     pub owner: Option<Owner>,
-    /// `--chmod` in octal.
-    pub chmod: Option<u32>,
-    /// `--parents`: keep the source's parent directories.
+    /// `--chmod`, octal or symbolic.
+    pub chmod: Option<Chmod>,
+    /// `--parents`: keep the source's parent directories (those after a `/./` pivot when present).
     pub parents: bool,
     /// `--link`: the destination does not follow symlinks of the previous state.
     pub link: bool,
@@ -42,6 +43,14 @@ pub enum CopyError {
     /// A malformed wildcard.
     #[error(transparent)]
     Pattern(#[from] BadPattern),
+    /// A source archive could not be read (ADD).
+    #[error("extracting archive `{path}`: {reason}")]
+    Archive {
+        /// The source path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Reading a source failed.
     #[error("reading source `{path}`")]
     Io {
@@ -61,7 +70,9 @@ fn io_at(path: &str) -> impl FnOnce(io::Error) -> CopyError + '_ {
 }
 
 /// Expand one source (literal or wildcard) to the matching paths, sorted.
-fn expand(fs: &dyn SourceFs, source: &str) -> Result<Vec<String>, CopyError> {
+/// With `globstar` (`--parents`), a `**` component matches any number of
+/// directories (and, last, everything below).
+fn expand(fs: &dyn SourceFs, source: &str, globstar: bool) -> Result<Vec<String>, CopyError> {
     let src = clean(source);
     if !pattern::has_meta(&src) {
         let resolved = resolve(fs, &src, true).map_err(io_at(source))?;
@@ -72,31 +83,61 @@ fn expand(fs: &dyn SourceFs, source: &str) -> Result<Vec<String>, CopyError> {
     }
     // Glob component by component, following directory symlinks on the way.
     let mut frontier = vec![String::new()];
-    for comp in components(&src) {
+    let comps = components(&src);
+    for (i, comp) in comps.iter().enumerate() {
         let mut next = Vec::new();
         for base in &frontier {
             let dir = resolve(fs, base, true).map_err(io_at(source))?;
-            if pattern::has_meta(&comp) {
+            if globstar && comp == "**" {
+                next.push(base.clone());
+                descendants(fs, &dir, base, i + 1 == comps.len(), &mut next)
+                    .map_err(io_at(source))?;
+            } else if pattern::has_meta(comp) {
                 for name in fs.read_dir(&dir).map_err(io_at(source))? {
-                    if pattern::matches(&comp, &name)? {
+                    if pattern::matches(comp, &name)? {
                         next.push(join(base, &name));
                     }
                 }
             } else {
-                let cand = join(base, &comp);
+                let cand = join(base, comp);
                 let r = resolve(fs, &cand, false).map_err(io_at(source))?;
                 if fs.lstat(&r).map_err(io_at(source))?.is_some() {
                     next.push(cand);
                 }
             }
         }
+        next.sort();
+        next.dedup();
         frontier = next;
     }
+    frontier.retain(|p| !p.is_empty());
     if frontier.is_empty() {
         return Err(CopyError::NoMatch(source.to_owned()));
     }
     frontier.sort();
     Ok(frontier)
+}
+
+/// Every directory below `dir` (named under `shown`), and every entry when
+/// `all`; symlinked directories are not entered (no loops, as BuildKit).
+fn descendants(
+    fs: &dyn SourceFs,
+    dir: &str,
+    shown: &str,
+    all: bool,
+    out: &mut Vec<String>,
+) -> io::Result<()> {
+    for name in fs.read_dir(dir)? {
+        let (real, named) = (join(dir, &name), join(shown, &name));
+        let is_dir = fs.lstat(&real)?.is_some_and(|e| e.is_dir());
+        if is_dir || all {
+            out.push(named.clone());
+        }
+        if is_dir {
+            descendants(fs, &real, &named, all, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -111,6 +152,11 @@ fn base_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// Extracts a top-level file source as an archive (ADD): `Some(entries)`
+/// with paths relative to the destination directory, or `None` to copy the
+/// file as it is.
+pub type Unpacker<'u> = dyn Fn(&Entry) -> Result<Option<Vec<Entry>>, CopyError> + 'u;
+
 /// The entries a COPY writes, sorted by path, with destination parents.
 /// `dest_fs` is the stage's current filesystem (to tell whether the
 /// destination is an existing directory, and to give parents their metadata).
@@ -119,6 +165,24 @@ pub fn plan(
     src_fs: &dyn SourceFs,
     dest_fs: &dyn SourceFs,
     exclude: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Entry>, CopyError> {
+    plan_with(spec, src_fs, dest_fs, exclude, &|_| Ok(None))
+}
+
+/// With `--parents`, the part of a source path kept under the destination:
+/// what follows a `/./` pivot, else the whole cleaned path.
+fn pivot_prefix(source: &str) -> Option<String> {
+    let s = source.trim_start_matches("./");
+    s.find("/./").map(|i| clean(&s[..i]))
+}
+
+/// [`plan`], letting `unpack` turn top-level file sources into archive contents.
+pub fn plan_with(
+    spec: &CopySpec,
+    src_fs: &dyn SourceFs,
+    dest_fs: &dyn SourceFs,
+    exclude: &dyn Fn(&str) -> bool,
+    unpack: &Unpacker,
 ) -> Result<Vec<Entry>, CopyError> {
     let dest_is_dir_syntax = spec.dest.ends_with('/') || spec.dest.ends_with("/.");
     if spec.sources.len() > 1 && !dest_is_dir_syntax {
@@ -136,48 +200,54 @@ pub fn plan(
     let mut matched_total = 0usize;
     let mut matches_per_source = Vec::new();
     for s in &spec.sources {
-        let m = expand(src_fs, s)?;
+        let m = expand(src_fs, s, spec.parents)?;
         matched_total += m.len();
-        matches_per_source.push(m);
+        matches_per_source.push((pivot_prefix(s), m));
     }
     let into_dir = dest_is_dir_syntax || dest_exists_as_dir || matched_total > 1;
 
-    for m in matches_per_source {
+    for (pivot, m) in matches_per_source {
         for src in m {
             let real = resolve(src_fs, &src, true).map_err(io_at(&src))?;
             let Some(top) = src_fs.lstat(&real).map_err(io_at(&src))? else {
                 return Err(CopyError::NotFound(src));
             };
-            let rel_parent = if spec.parents {
-                src.rsplit_once('/').map(|(p, _)| p.to_owned())
-            } else {
-                None
-            };
-            let target_base = match &rel_parent {
-                Some(p) => join(&dest, p),
-                None => dest.clone(),
-            };
+            // --parents keeps the path below the pivot (or all of it).
+            let kept = spec.parents.then(|| match &pivot {
+                Some(p) if !p.is_empty() => src
+                    .strip_prefix(&format!("{p}/"))
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| src.clone()),
+                _ => src.clone(),
+            });
             if top.is_dir() {
-                let root = if spec.parents {
-                    join(&target_base, base_name(&src))
-                } else {
-                    target_base.clone()
+                let root = match &kept {
+                    Some(k) => join(&dest, k),
+                    None => dest.clone(),
                 };
                 if !root.is_empty() {
                     add(&mut out, &root, top.clone(), spec);
                 }
                 walk_into(src_fs, &real, &root, spec, exclude, &mut out)?;
-            } else {
-                if exclude(&src) {
-                    continue;
-                }
-                let to = if into_dir || spec.parents {
-                    join(&target_base, base_name(&src))
-                } else {
-                    dest.clone()
-                };
-                add(&mut out, &to, top, spec);
+                continue;
             }
+            if exclude(&src) {
+                continue;
+            }
+            if let Some(entries) = unpack(&top)? {
+                // An archive merges into the destination directory like `tar -x`.
+                for e in entries {
+                    let to = join(&dest, &e.path);
+                    add(&mut out, &to, e, spec);
+                }
+                continue;
+            }
+            let to = match &kept {
+                Some(k) => join(&dest, k),
+                None if into_dir => join(&dest, base_name(&src)),
+                None => dest.clone(),
+            };
+            add(&mut out, &to, top, spec);
         }
     }
     let Out {
@@ -196,9 +266,9 @@ fn add(out: &mut Out, to: &str, mut e: Entry, spec: &CopySpec) {
         e.uid = o.uid;
         e.gid = o.gid;
     }
-    if let Some(m) = spec.chmod {
+    if let Some(m) = &spec.chmod {
         if !matches!(e.kind, EntryKind::Symlink { .. }) {
-            e.mode = m;
+            e.mode = m.apply(e.mode, e.is_dir());
         }
     }
     out.entries.insert(to.to_owned(), e);
@@ -436,7 +506,7 @@ mod tests {
             uid: 1001,
             gid: 1001,
         });
-        s.chmod = Some(0o600);
+        s.chmod = Some(Chmod::Octal(0o600));
         let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
         assert_eq!(paths(&out), ["srv", "srv/app", "srv/app/a.txt"]);
         assert_eq!(
@@ -481,5 +551,96 @@ mod tests {
         let ex = |p: &str| p.ends_with("y.js");
         let out = plan(&spec(&["lib/v1"], "/o/"), &ctx(), &base, &ex).unwrap();
         assert_eq!(paths(&out), ["o", "o/x.js"]);
+    }
+
+    #[test]
+    fn parents_keep_paths_below_the_pivot() {
+        let base = EntryFs::new(vec![]);
+        let mut s = spec(&["lib/v1/*.js"], "/p/");
+        s.parents = true;
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            paths(&out),
+            ["p", "p/lib", "p/lib/v1", "p/lib/v1/x.js", "p/lib/v1/y.js"]
+        );
+        let mut s = spec(&["./lib/./v1/*.js", "docs/./a.txt"], "/p/");
+        s.parents = true;
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            paths(&out),
+            ["p", "p/a.txt", "p/v1", "p/v1/x.js", "p/v1/y.js"]
+        );
+        let mut s = spec(&["lib/v1"], "/p/");
+        s.parents = true;
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            paths(&out),
+            ["p", "p/lib", "p/lib/v1", "p/lib/v1/x.js", "p/lib/v1/y.js"]
+        );
+    }
+
+    #[test]
+    fn symbolic_chmod_applies_per_entry() {
+        let base = EntryFs::new(vec![]);
+        let mut s = spec(&["lib/v1"], "/o/");
+        s.chmod = Some(Chmod::parse("u=rwX,go=rX").unwrap());
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        let mode = |p: &str| out.iter().find(|e| e.path == p).unwrap().mode;
+        assert_eq!((mode("o"), mode("o/x.js")), (0o755, 0o644));
+    }
+
+    #[test]
+    fn the_unpack_hook_merges_archive_members_into_the_destination() {
+        let base = EntryFs::new(vec![]);
+        let unpack = |e: &Entry| {
+            Ok((e.path == "package.json").then(|| {
+                vec![
+                    Entry::dir("pkg"),
+                    Entry::file_bytes("pkg/index.js", &b"x"[..]),
+                ]
+            }))
+        };
+        let out = plan_with(
+            &spec(&["package.json", "docs/a.txt"], "/srv/"),
+            &ctx(),
+            &base,
+            NO_EXCLUDE,
+            &unpack,
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&out),
+            ["srv", "srv/a.txt", "srv/pkg", "srv/pkg/index.js"]
+        );
+    }
+
+    #[test]
+    fn parents_globstar_matches_any_depth() {
+        let base = EntryFs::new(vec![]);
+        let fs = EntryFs::new(vec![
+            Entry::file_bytes("package.json", &b"{}"[..]),
+            Entry::file_bytes("apps/web/package.json", &b"{}"[..]),
+            Entry::file_bytes("apps/web/src/index.js", &b"x"[..]),
+            Entry::file_bytes("libs/ui/package.json", &b"{}"[..]),
+        ]);
+        let mut s = spec(&["**/package.json"], "/w/");
+        s.parents = true;
+        let out = plan(&s, &fs, &base, NO_EXCLUDE).unwrap();
+        let files: Vec<&str> = out
+            .iter()
+            .filter(|e| !e.is_dir())
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "w/apps/web/package.json",
+                "w/libs/ui/package.json",
+                "w/package.json"
+            ]
+        );
+        // Without --parents, `**` is Go's `*` twice: one level only.
+        let out = plan(&spec(&["**/package.json"], "/w/"), &fs, &base, NO_EXCLUDE);
+        assert!(matches!(out, Err(CopyError::NoMatch(_))));
     }
 }

@@ -1,8 +1,10 @@
 //! COPY and ADD steps: the cache key from what the step reads, and on a miss
 //! the planned entries written as one layer.
 
+use super::add::{self, Download};
 use super::cache::Inputs;
-use super::copy::{plan, CopySpec};
+use super::chmod::Chmod;
+use super::copy::{plan, plan_with, CopyError, CopySpec};
 use super::fs::EntryFs;
 use super::stage::{view_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
@@ -11,6 +13,7 @@ use crate::frontend::Scope;
 use anyhow::Context as _;
 use cairn_layers::dockerignore::Matcher;
 use cairn_layers::{Entry, EntryKind, MtimePolicy};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Where a COPY reads from.
@@ -37,16 +40,13 @@ pub fn absolute_dest(workdir: &str, dest: &str) -> String {
     }
 }
 
-fn parse_chmod(s: &str) -> anyhow::Result<u32> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| {
-            crate::error::hint(
-                anyhow::anyhow!("invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777"),
-                "use an octal mode such as --chmod=755",
-            )
-        })
+fn parse_chmod(s: &str) -> anyhow::Result<Chmod> {
+    Chmod::parse(s).map_err(|e| {
+        crate::error::hint(
+            anyhow::Error::new(e),
+            "use an octal mode such as --chmod=755 or a symbolic one such as --chmod=u=rwX,go=rX",
+        )
+    })
 }
 
 fn describe(e: &Entry, digest: &str) -> String {
@@ -77,11 +77,29 @@ pub fn copy(
     let exclude = Matcher::from_patterns(&c.exclude).context("invalid --exclude pattern")?;
     let created_by = super::history::copy(keyword, c);
 
-    // Sources: paths or heredocs (heredoc bodies are files named after the delimiter).
+    // Sources: paths, URLs (ADD) or heredocs (bodies are files named after the delimiter).
+    let is_add = keyword == "ADD";
     let mut paths = Vec::new();
+    let mut urls = Vec::new();
     let mut heredocs = Vec::new();
     for s in &c.sources {
         match s {
+            CopySource::Path(p) if add::is_git(p) => {
+                anyhow::bail!(crate::error::hint(
+                    anyhow::anyhow!(
+                        "{keyword} from a git repository is not supported by cairn yet: `{}`",
+                        add::display_url(p)
+                    ),
+                    "clone it in a RUN step (or beside the Dockerfile) and COPY the files",
+                ))
+            }
+            CopySource::Path(p) if add::is_url(p) => {
+                anyhow::ensure!(
+                    is_add,
+                    "source can't be a URL for COPY: use ADD to download it"
+                );
+                urls.push(p.clone());
+            }
             CopySource::Path(p) => paths.push(p.clone()),
             CopySource::Heredoc(h) => {
                 let body = if h.expand {
@@ -94,14 +112,20 @@ pub fn copy(
             }
         }
     }
-    if keyword == "ADD" {
-        for p in &paths {
-            anyhow::ensure!(
-                !(p.starts_with("http://") || p.starts_with("https://") || p.starts_with("git@")),
-                "ADD from a URL or git repository is not supported by cairn yet: download it in a RUN step or COPY a local file"
-            );
-        }
+    if paths.len() + urls.len() > 1 && !(dest.ends_with('/')) {
+        return Err(CopyError::DestNotDir.into());
     }
+    let checksum = match &c.checksum {
+        Some(_) if urls.is_empty() => anyhow::bail!("checksum requires HTTP(S) or Git sources"),
+        Some(_) if urls.len() > 1 => {
+            anyhow::bail!(
+                "--checksum needs exactly one URL source, got {}",
+                urls.len()
+            )
+        }
+        Some(s) => Some(add::parse_checksum(s)?),
+        None => None,
+    };
     let from = if !heredocs.is_empty() {
         From::Heredocs(EntryFs::new(heredocs))
     } else if c.from.is_none() {
@@ -132,8 +156,38 @@ pub fn copy(
     if let Some(o) = &c.chown {
         inputs.push("chown", o.clone());
     }
-    if let Some(m) = chmod {
-        inputs.push("chmod", format!("{m:o}"));
+    if let Some(m) = &c.chmod {
+        inputs.push("chmod", m.clone());
+    }
+    if is_add {
+        inputs.push("unpack", format!("{:?}", c.unpack));
+    }
+    // Without a checksum a URL's content is part of the key, so it is
+    // fetched now; with one, only on a miss.
+    // Downloads and extracted archive members live here until the layer is written.
+    let scratch_dir = if is_add {
+        Some(
+            tempfile::Builder::new()
+                .prefix("add-")
+                .tempdir_in(ctx.cache.root().join("tmp"))
+                .context("creating a scratch directory in the cache")?,
+        )
+    } else {
+        None
+    };
+    let scratch = scratch_dir.as_ref().map_or(Path::new(""), |d| d.path());
+    let mut downloads: Vec<Download> = Vec::new();
+    for u in &urls {
+        let value = match &checksum {
+            Some(d) => d.to_string(),
+            None => {
+                let d = add::download(u, scratch, None)?;
+                let v = d.digest.to_string();
+                downloads.push(d);
+                v
+            }
+        };
+        inputs.push(format!("url {}", add::display_url(u)), value);
     }
     let spec = CopySpec {
         sources: paths,
@@ -143,13 +197,16 @@ pub fn copy(
         parents: c.parents,
         link: c.link,
     };
+    let has_local = !spec.sources.is_empty();
     let is_excluded = |p: &str| !exclude.is_empty() && exclude.is_excluded(p);
     let empty = EntryFs::new(Vec::new());
     match &from {
+        From::Context if !has_local => {}
         From::Context => {
             let entries = ctx.context_entries()?;
             let fs = EntryFs::new(entries.iter().cloned());
-            let planned = plan(&spec, &fs, &empty, &is_excluded)?;
+            let planned = plan(&spec, &fs, &empty, &is_excluded)
+                .map_err(|e| explain_missing(&ctx.req.context, &ctx.req.dockerfile, e))?;
             let hashes =
                 super::hash_cache::HashCache::load(ctx.cache.root().join("context-hashes.json"));
             let root = ctx
@@ -205,24 +262,133 @@ pub fn copy(
             None => None,
         };
         let spec = CopySpec { owner, ..spec };
-        let entries = match &from {
-            From::Context => {
-                let fs = EntryFs::new(ctx.context_entries()?.iter().cloned());
-                plan(&spec, &fs, &dest_view, &is_excluded)?
+        let unpack_local = |e: &Entry| {
+            if !is_add || c.unpack == Some(false) {
+                return Ok(None);
             }
-            From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
-            From::Stage(r, _) => plan(
-                &spec,
-                &view_of(ctx, &r.image.layers)?,
-                &dest_view,
-                &is_excluded,
-            )?,
-            From::Image(b) => plan(&spec, &view_of(ctx, &b.layers)?, &dest_view, &is_excluded)?,
+            unpack_archive(e, scratch)
         };
+        let mut merged: BTreeMap<String, Entry> = BTreeMap::new();
+        if has_local {
+            let planned = match &from {
+                From::Context => {
+                    let fs = EntryFs::new(ctx.context_entries()?.iter().cloned());
+                    plan_with(&spec, &fs, &dest_view, &is_excluded, &unpack_local)?
+                }
+                From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
+                From::Stage(r, _) => plan_with(
+                    &spec,
+                    &view_of(ctx, &r.image.layers)?,
+                    &dest_view,
+                    &is_excluded,
+                    &unpack_local,
+                )?,
+                From::Image(b) => plan_with(
+                    &spec,
+                    &view_of(ctx, &b.layers)?,
+                    &dest_view,
+                    &is_excluded,
+                    &unpack_local,
+                )?,
+            };
+            merged.extend(planned.into_iter().map(|e| (e.path.clone(), e)));
+        }
+        if let Some(sum) = &checksum {
+            for u in &urls {
+                downloads.push(add::download(u, scratch, Some(sum))?);
+            }
+        }
+        // URLs are unpacked only on request (`--unpack=true`), as BuildKit.
+        let unpack_url = |e: &Entry| {
+            if c.unpack != Some(true) {
+                return Ok(None);
+            }
+            unpack_archive(e, scratch)
+        };
+        for d in &downloads {
+            let fs = EntryFs::new([add::download_entry(d)?]);
+            let spec = CopySpec {
+                sources: vec![d.name.clone()],
+                ..spec.clone()
+            };
+            let planned = plan_with(&spec, &fs, &dest_view, &is_excluded, &unpack_url)?;
+            merged.extend(planned.into_iter().map(|e| (e.path.clone(), e)));
+        }
+        let entries: Vec<Entry> = merged.into_values().collect();
         check_inside(&entries)?;
         let layer = super::layer_write::write(ctx, entries, MtimePolicy::Set(epoch))?;
         Ok(StepOutcome::Layer(layer))
     })
+}
+
+/// ADD's archive hook: extract a file source whose content is a tar.
+fn unpack_archive(e: &Entry, scratch: &Path) -> Result<Option<Vec<Entry>>, CopyError> {
+    let EntryKind::File {
+        source: cairn_layers::Source::Path(host),
+        ..
+    } = &e.kind
+    else {
+        return Ok(None);
+    };
+    let io = |source| CopyError::Io {
+        path: e.path.clone(),
+        source,
+    };
+    match add::sniff(host).map_err(io)? {
+        None => Ok(None),
+        Some(kind) => {
+            let dir = tempfile::Builder::new()
+                .prefix("archive-")
+                .tempdir_in(scratch)
+                .map_err(io)?
+                .keep();
+            add::archive_entries(host, kind, &dir, &e.path).map(Some)
+        }
+    }
+}
+
+/// A missing source that exists on disk was excluded by `.dockerignore`: say so.
+fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::Error {
+    let src = match &e {
+        CopyError::NotFound(s) | CopyError::NoMatch(s) => super::fs::clean(s),
+        _ => return e.into(),
+    };
+    let host = context.join(&src);
+    let Ok(md) = std::fs::symlink_metadata(&host) else {
+        return e.into();
+    };
+    if src.is_empty() {
+        return e.into();
+    }
+    let Ok(bc) = cairn_layers::context::BuildContext::open(context, Some(dockerfile)) else {
+        return e.into();
+    };
+    let ex = bc.explain(&src);
+    if !ex.excluded {
+        if !md.file_type().is_symlink() {
+            return e.into();
+        }
+        let target = std::fs::read_link(&host)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        return crate::error::hint(
+            anyhow::anyhow!("source `{src}` is a symlink to `{target}`, which is not in the build context"),
+            "symlinks resolve inside the context, never on the host: copy the target into the context",
+        );
+    }
+    let why = ex
+        .decided_by
+        .and_then(|i| bc.matcher().patterns().get(i))
+        .map(|p| format!(" (pattern `{}`)", p.raw()))
+        .unwrap_or_default();
+    crate::error::hint(
+        anyhow::anyhow!(
+            "source `{src}` exists but is excluded from the build context by .dockerignore{why}"
+        ),
+        format!(
+            "see why with `cairn context ls --explain {src}`, or add `!{src}` to .dockerignore"
+        ),
+    )
 }
 
 /// Every planned path is relative and normalized (defence in depth for the writer).

@@ -3,12 +3,16 @@
 //!
 //! [`build::build`] parses and plans the Dockerfile, runs independent stages
 //! in parallel ([`stage`]), turns COPY/ADD ([`copy_step`], planned by
-//! [`copy`]), WORKDIR ([`workdir`]) and RUN ([`run_step`]) into layers through
-//! the [`cache`], and writes the target image's config and manifest.
+//! [`copy`]; ADD's archives and URLs by [`add`]), WORKDIR ([`workdir`]) and
+//! RUN ([`run_step`]) into layers through the [`cache`], and writes the
+//! target image's config and manifest. A base image's ONBUILD triggers run
+//! through [`onbuild`].
 
+pub mod add;
 pub mod bases;
 pub mod build;
 pub mod cache;
+pub mod chmod;
 pub mod copy;
 pub mod copy_step;
 pub mod fs;
@@ -16,6 +20,7 @@ pub mod hash_cache;
 pub mod history;
 pub mod layer_dirs;
 pub mod layer_write;
+pub mod onbuild;
 pub mod output;
 pub mod pattern;
 pub mod record;

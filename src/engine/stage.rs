@@ -293,6 +293,18 @@ pub fn run_stage(
         done,
         cmd_set: false,
     };
+    // A base image's ONBUILD triggers run right after FROM, then are cleared
+    // (they are not inherited by the image being built).
+    let triggers = run
+        .image
+        .config
+        .config
+        .as_mut()
+        .and_then(|c| c.on_build.take())
+        .unwrap_or_default();
+    if !triggers.is_empty() {
+        super::onbuild::run_triggers_with(&mut run, &mut scope, &triggers, &mut run_step)?;
+    }
     let total = stage.steps.len();
     for (k, step) in stage.steps.iter().enumerate() {
         let index = k + 1;
@@ -352,7 +364,7 @@ fn ports(words: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-fn run_step(
+pub(crate) fn run_step(
     run: &mut StageRun,
     scope: &Scope,
     k: usize,

@@ -348,3 +348,40 @@ fn node_base_from_a_registry_with_chown_by_name_and_pass_through_layers() {
     }
     assert!(found, "package.json not in the COPY layer");
 }
+
+#[test]
+fn onbuild_triggers_run_after_from_and_are_not_inherited() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("a.txt"), "from the trigger\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch AS base\nONBUILD COPY a.txt /app/a.txt\nFROM base\nLABEL child=1\n",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let (digest, log) = build(
+        t.path(),
+        &ctx,
+        "022",
+        "UTC",
+        &["-o", &format!("type=oci,dest={}", out.display())],
+    );
+    assert!(
+        log.contains("COPY a.txt /app/a.txt"),
+        "the trigger ran as a step:\n{log}"
+    );
+    let manifest = read_json(&out, &digest);
+    let config = read_json(&out, manifest["config"]["digest"].as_str().unwrap());
+    assert!(
+        config["config"]["OnBuild"].is_null(),
+        "triggers are consumed: {}",
+        config["config"]
+    );
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        1,
+        "the trigger's COPY made a layer"
+    );
+}

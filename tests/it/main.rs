@@ -2,7 +2,9 @@
 //! Each module runs cairn or its library against real parts (registries, skopeo, podman).
 
 mod build;
+mod build_copy;
 mod build_run;
+mod cache;
 mod context;
 mod docker_archive;
 mod parse;

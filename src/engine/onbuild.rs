@@ -1,0 +1,240 @@
+//! ONBUILD triggers of a base image (or base stage): each stored trigger is
+//! parsed as the instruction it is and run right after the downstream
+//! `FROM`, in order, as BuildKit does.
+
+use super::stage::StageRun;
+use crate::frontend::instructions::Instruction;
+use crate::frontend::{Scope, Step};
+use crate::report::Event;
+use std::path::Path;
+use std::time::Instant;
+
+/// How one parsed trigger is executed: `(run, scope, k, index, id,
+/// instruction, text)`, the same arguments the stage's own step dispatch takes.
+pub type Dispatch<'d> = dyn FnMut(&mut StageRun, &Scope, usize, usize, usize, &Instruction, &str) -> anyhow::Result<()>
+    + 'd;
+
+/// The step a stored trigger text stands for, validated as BuildKit does.
+pub fn parse_trigger(trigger: &str) -> anyhow::Result<Step> {
+    let source = format!("FROM scratch\n{trigger}\n");
+    let df = crate::frontend::parse(&source, Path::new("ONBUILD")).map_err(|d| {
+        anyhow::anyhow!("invalid ONBUILD trigger `{trigger}` in the base image: {d}")
+    })?;
+    anyhow::ensure!(
+        df.stages.len() == 1,
+        "FROM isn't allowed as an ONBUILD trigger (`{trigger}` in the base image)"
+    );
+    let step = df
+        .stages
+        .into_iter()
+        .next()
+        .and_then(|s| s.steps.into_iter().next())
+        .ok_or_else(|| anyhow::anyhow!("empty ONBUILD trigger in the base image"))?;
+    match &step.instruction {
+        Instruction::Onbuild(_) => {
+            anyhow::bail!("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed (`{trigger}`)")
+        }
+        Instruction::Maintainer { .. } => {
+            anyhow::bail!("MAINTAINER isn't allowed as an ONBUILD trigger (`{trigger}`)")
+        }
+        _ => Ok(step),
+    }
+}
+
+/// Run `triggers` in order on `run` (call right after the base is set up,
+/// with the triggers taken out of the config so they do not propagate).
+/// Dispatches COPY, ADD, WORKDIR and RUN; see [`run_triggers_with`] to pass
+/// the stage's full dispatcher.
+pub fn run_triggers(
+    run: &mut StageRun,
+    scope: &mut Scope,
+    triggers: &[String],
+) -> anyhow::Result<()> {
+    run_triggers_with(run, scope, triggers, &mut dispatch_fs)
+}
+
+fn dispatch_fs(
+    run: &mut StageRun,
+    scope: &Scope,
+    k: usize,
+    index: usize,
+    id: usize,
+    inst: &Instruction,
+    text: &str,
+) -> anyhow::Result<()> {
+    match inst {
+        Instruction::Copy(c) => super::copy_step::copy(run, scope, k, index, id, c, "COPY", text),
+        Instruction::Add(c) => super::copy_step::copy(run, scope, k, index, id, c, "ADD", text),
+        Instruction::Workdir { path } => super::workdir::workdir(run, index, id, path, text),
+        Instruction::Run(r) => super::run_step::run(run, scope, k, index, id, r, text),
+        _ => anyhow::bail!("this ONBUILD trigger kind is not supported by cairn yet: `{text}`"),
+    }
+}
+
+/// [`run_triggers`] with the dispatcher to use for each trigger.
+pub fn run_triggers_with(
+    run: &mut StageRun,
+    scope: &mut Scope,
+    triggers: &[String],
+    dispatch: &mut Dispatch,
+) -> anyhow::Result<()> {
+    let ctx = run.ctx;
+    for trigger in triggers {
+        let step = parse_trigger(trigger)?;
+        if let Instruction::Copy(c) | Instruction::Add(c) = &step.instruction {
+            anyhow::ensure!(
+                c.from.is_none(),
+                "ONBUILD triggers with --from are not supported by cairn yet (`{trigger}`)"
+            );
+        }
+        let inst = step
+            .instruction
+            .expand(scope)
+            .map_err(|e| anyhow::anyhow!("ONBUILD {trigger}: {e}"))?;
+        scope.apply(&inst);
+        let id = ctx.step_id();
+        let text = format!("ONBUILD {}", step.original);
+        ctx.reporter.event(Event::StepStart {
+            id,
+            stage: run.name.clone(),
+            index: 0,
+            total: run.stage.steps.len(),
+            text: text.clone(),
+        });
+        let t = Instant::now();
+        // k past every real step: no `--from` source is recorded for triggers.
+        dispatch(run, scope, usize::MAX, 0, id, &inst, &step.original)
+            .map_err(|e| e.context(format!("[{} ONBUILD] {}", run.name, step.original)))?;
+        ctx.reporter.event(Event::StepDone {
+            id,
+            elapsed: t.elapsed(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::bases::NoImages;
+    use crate::engine::build::BuildCtx;
+    use crate::engine::cache::Cache;
+    use crate::engine::fs::SourceFs as _;
+    use crate::engine::layer_dirs::LayerDirs;
+    use crate::engine::request::BuildRequest;
+    use crate::engine::state::ImageState;
+    use crate::frontend::BuildOptions;
+    use std::collections::BTreeMap;
+
+    /// Run `f` on the scratch stage of a build of `ctx_dir`.
+    fn with_stage(ctx_dir: &Path, f: impl FnOnce(&mut StageRun, &mut Scope)) {
+        let src = "FROM scratch\n";
+        let dockerfile = ctx_dir.join("Dockerfile");
+        let cache = tempfile::tempdir().unwrap();
+        let df = crate::frontend::parse(src, &dockerfile).unwrap();
+        let plan = crate::frontend::plan(&df, &BuildOptions::default()).unwrap();
+        let req = BuildRequest {
+            context: ctx_dir.to_owned(),
+            dockerfile,
+            dockerfile_source: src.into(),
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: None,
+            labels: BTreeMap::new(),
+            no_cache: false,
+            cache_dir: cache.path().to_owned(),
+            epoch: 0,
+            secrets: BTreeMap::new(),
+            isolation: "auto".into(),
+            insecure_registries: Vec::new(),
+        };
+        let ctx = BuildCtx {
+            req: &req,
+            df: &df,
+            plan: &plan,
+            store: cairn_layers::blob_store::BlobStore::open(cache.path()).unwrap(),
+            cache: Cache::open_unlocked(cache.path()).unwrap(),
+            layer_dirs: LayerDirs::new(cache.path().join("layers")).unwrap(),
+            images: &NoImages,
+            reporter: &(),
+            context: Default::default(),
+            next_step: Default::default(),
+            record: Default::default(),
+            created: "1970-01-01T00:00:00Z".into(),
+        };
+        let done = BTreeMap::new();
+        let mut run = StageRun {
+            ctx: &ctx,
+            stage: plan.stage(plan.target).unwrap(),
+            name: "0".into(),
+            image: ImageState {
+                config: Default::default(),
+                layers: Vec::new(),
+                fs_key: cairn_layers::Digest::of(b"scratch"),
+                created: ctx.created.clone(),
+            },
+            done: &done,
+            cmd_set: false,
+        };
+        let mut scope = plan.scope(&[]);
+        f(&mut run, &mut scope);
+    }
+
+    #[test]
+    fn triggers_run_in_order_on_the_downstream_stage() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("package.json"), "{}\n").unwrap();
+        with_stage(t.path(), |run, scope| {
+            let triggers = [
+                "WORKDIR /usr/src/app".to_owned(),
+                "COPY package.json ./".to_owned(),
+            ];
+            run_triggers(run, scope, &triggers).unwrap();
+            assert_eq!(run.workdir(), "/usr/src/app");
+            let view = run.merged_view().unwrap();
+            let e = view.lstat("usr/src/app/package.json").unwrap().unwrap();
+            assert!(matches!(
+                e.kind,
+                cairn_layers::EntryKind::File { size: 3, .. }
+            ));
+            let history: Vec<String> = run
+                .image
+                .config
+                .history
+                .iter()
+                .filter_map(|h| h.created_by.clone())
+                .collect();
+            assert_eq!(history.len(), 2, "{history:?}");
+
+            for (bad, want) in [
+                ("ENV A=1", "not supported by cairn yet"),
+                ("COPY --from=build /x /y", "--from"),
+                ("COPY missing.txt /", "missing.txt"),
+            ] {
+                let e = run_triggers(run, scope, &[bad.to_owned()]).unwrap_err();
+                assert!(format!("{e:#}").contains(want), "{bad}: {e:#}");
+            }
+        });
+    }
+
+    #[test]
+    fn triggers_parse_as_their_instruction() {
+        let s = parse_trigger("COPY package.json /app/").unwrap();
+        assert!(matches!(s.instruction, Instruction::Copy(_)));
+        let s = parse_trigger("RUN npm ci").unwrap();
+        assert!(matches!(s.instruction, Instruction::Run(_)));
+    }
+
+    #[test]
+    fn forbidden_triggers_are_refused() {
+        for (t, want) in [
+            ("ONBUILD RUN x", "ONBUILD ONBUILD"),
+            ("FROM alpine", "FROM isn't allowed"),
+            ("MAINTAINER me", "MAINTAINER isn't allowed"),
+            ("BOGUS x", "invalid ONBUILD trigger"),
+        ] {
+            let e = format!("{:#}", parse_trigger(t).unwrap_err());
+            assert!(e.contains(want), "{t}: {e}");
+        }
+    }
+}

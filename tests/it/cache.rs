@@ -1,0 +1,190 @@
+//! `cairn cache ls|prune` and concurrent builds on one cache, with the real binary.
+
+use crate::build_copy::{build_in, layers, merged, write_tree};
+use crate::support::{cli, ok};
+use std::path::Path;
+
+fn cache_cmd(home: &Path, args: &[&str]) -> String {
+    let mut a: Vec<String> = vec!["cache".into()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    a.push("--cache-dir".into());
+    a.push(home.join("cache").display().to_string());
+    ok(&cli(home, &a))
+}
+
+fn ls_json(home: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&cache_cmd(home, &["ls", "--format", "json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn blobs(home: &Path) -> usize {
+    std::fs::read_dir(home.join("cache/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = home.join("ctx");
+    write_tree(
+        &ctx,
+        &[
+            ("app.js", "one\n"),
+            ("Dockerfile", "FROM scratch\nWORKDIR /app\nCOPY app.js ./\n"),
+        ],
+    );
+    let out = home.join("out");
+    let d1 = ok(&build_in(home, &ctx, &out, &[]));
+    let entries = ls_json(home);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let copy = entries
+        .iter()
+        .find(|e| e["step"] == "COPY app.js ./")
+        .expect("COPY listed with its text");
+    assert!(copy["size"].as_u64().unwrap() > 0);
+    assert!(copy["key"].as_str().unwrap().starts_with("sha256:"));
+    let table = cache_cmd(home, &["ls"]);
+    assert!(
+        table.contains("LAST USED") && table.contains("COPY app.js ./"),
+        "{table}"
+    );
+
+    // An edit supersedes the COPY record; the default prune drops it and its blob.
+    std::fs::write(ctx.join("app.js"), "two\n").unwrap();
+    let d2 = ok(&build_in(home, &ctx, &out, &[]));
+    assert_ne!(d1, d2);
+    assert_eq!(ls_json(home).len(), 3);
+    let before = blobs(home);
+    let r: serde_json::Value =
+        serde_json::from_str(&cache_cmd(home, &["prune", "--format", "json"])).unwrap();
+    assert_eq!(
+        (r["records"].as_u64(), r["blobs"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(blobs(home), before - 1);
+    assert_eq!(ls_json(home).len(), 2);
+    // What is left still serves a fully cached rebuild.
+    let o = build_in(home, &ctx, &out, &[]);
+    assert_eq!(ok(&o), d2);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("cache miss"));
+
+    // until=1h keeps fresh entries; until=0s and --all remove them.
+    let r = cache_cmd(home, &["prune", "--filter", "until=1h"]);
+    assert!(r.starts_with("removed 0 entries"), "{r}");
+    cache_cmd(home, &["prune", "--all"]);
+    assert!(ls_json(home).is_empty());
+    assert_eq!(blobs(home), 0);
+    let o = build_in(home, &ctx, &out, &[]);
+    assert_eq!(
+        ok(&o),
+        d2,
+        "a rebuild after prune --all gives the same image"
+    );
+
+    let bad = cli(
+        home,
+        &[
+            "cache".into(),
+            "prune".into(),
+            "--filter".into(),
+            "dangling=true".into(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("until=DURATION"));
+}
+
+#[test]
+fn keep_storage_keeps_the_most_recent_layers() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = home.join("ctx");
+    let big: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    write_tree(
+        &ctx,
+        &[
+            ("big.txt", &big),
+            ("Dockerfile", "FROM scratch\nCOPY big.txt /\n"),
+        ],
+    );
+    ok(&build_in(home, &ctx, &home.join("out"), &[]));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY big.txt /b2.txt\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ok(&build_in(home, &ctx, &home.join("out"), &[]));
+    assert_eq!(ls_json(home).len(), 2);
+    cache_cmd(home, &["prune", "--keep-storage", "1b"]);
+    assert!(ls_json(home).is_empty());
+    // Nothing fits in 1 byte; a generous limit keeps everything.
+    ok(&build_in(home, &ctx, &home.join("out"), &[]));
+    cache_cmd(home, &["prune", "--keep-storage", "10MB"]);
+    assert_eq!(ls_json(home).len(), 1);
+}
+
+#[test]
+fn concurrent_builds_on_one_cache_all_succeed_with_correct_results() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let (a, b) = (home.join("a"), home.join("b"));
+    write_tree(
+        &a,
+        &[
+            ("src/1.js", "1\n"),
+            ("src/2.js", "2\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nWORKDIR /app\nCOPY src ./src/\nCOPY <<EOF /marker\na\nEOF\n",
+            ),
+        ],
+    );
+    write_tree(
+        &b,
+        &[
+            ("lib/x.js", "x\n"),
+            ("Dockerfile", "FROM scratch AS s\nCOPY lib /lib/\nFROM scratch\nCOPY --from=s /lib /l/\nCOPY <<EOF /marker\nb\nEOF\n"),
+        ],
+    );
+    let jobs = [(&a, "a1"), (&a, "a2"), (&b, "b1"), (&b, "b2")];
+    let results: Vec<(String, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = jobs
+            .iter()
+            .map(|(ctx, name)| {
+                let out = home.join(name);
+                s.spawn(move || (name.to_string(), ok(&build_in(home, ctx, &out, &[]))))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results[0].1, results[1].1, "same Dockerfile, same digest");
+    assert_eq!(results[2].1, results[3].1);
+    assert_ne!(results[0].1, results[2].1);
+    for (name, digest) in &results {
+        let m = merged(&layers(&home.join(name), digest));
+        let marker = String::from_utf8_lossy(&m["marker"].data).into_owned();
+        if name.starts_with('a') {
+            assert_eq!(marker, "a\n");
+            assert!(m.contains_key("app/src/1.js") && m.contains_key("app/src/2.js"));
+        } else {
+            assert_eq!(marker, "b\n");
+            assert!(m.contains_key("l/x.js"));
+        }
+    }
+    // A build in a fresh cache agrees.
+    let fresh = home.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    assert_eq!(
+        ok(&build_in(&fresh, &a, &fresh.join("o"), &[])),
+        results[0].1
+    );
+}
