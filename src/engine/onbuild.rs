@@ -161,6 +161,8 @@ mod tests {
             next_step: Default::default(),
             record: Default::default(),
             created: "1970-01-01T00:00:00Z".into(),
+            sandbox: Default::default(),
+            run_nanos: Default::default(),
         };
         let done = BTreeMap::new();
         let mut run = StageRun {
