@@ -4,6 +4,7 @@
 //! with equal digests are never read.
 
 use super::compare::{compare_layers, Cause, CompareOptions, LayerComparison};
+use super::record::RecordDiff;
 use super::tar_index::index_layer;
 use crate::image::config::{History, ImageConfig};
 use serde::Serialize;
@@ -30,8 +31,8 @@ pub type LayerOpener<'a> = dyn Fn(&LayerInfo) -> anyhow::Result<Box<dyn Read + S
 pub struct ImageSide<'a> {
     /// How the user named it.
     pub name: String,
-    /// Manifest digest.
-    pub manifest_digest: String,
+    /// Manifest digest (`None` when the source has no manifest: a docker archive).
+    pub manifest_digest: Option<String>,
     /// Config digest.
     pub config_digest: String,
     /// The parsed config.
@@ -69,16 +70,24 @@ pub struct LayerPair {
     pub files: Option<LayerComparison>,
 }
 
+/// The version of the JSON schema (docs/diff-json.md); bumped on breaking changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// Names and digests of both sides.
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Name of A, as the user gave it.
     pub a: String,
     /// Name of B.
     pub b: String,
-    /// Manifest digests.
-    pub manifest_digests: [String; 2],
-    /// Whether the images are identical (same manifest digest).
+    /// Manifest digests (null for a docker archive).
+    pub manifest_digests: [Option<String>; 2],
+    /// Config digests.
+    pub config_digests: [String; 2],
+    /// Whether the images are identical: same manifest digest (or, without
+    /// manifests, same config and layer digests).
     pub identical: bool,
     /// Config fields that differ.
     pub config: Vec<ConfigDiff>,
@@ -88,8 +97,12 @@ pub struct Report {
     pub first_divergent: Option<usize>,
     /// Counts per cause over all layers.
     pub causes: BTreeMap<Cause, usize>,
+    /// Steps that changed, from cairn's build records (when both sides have one).
+    pub build: Option<RecordDiff>,
     /// Uncompressed tar bytes read to produce the report.
     pub bytes_read: u64,
+    /// Compressed bytes downloaded from registries (filled in by the caller).
+    pub bytes_fetched: u64,
     /// One line a person can act on.
     pub verdict: String,
 }
@@ -374,20 +387,50 @@ pub fn compare_images(
         });
     }
     let config = compare_configs(&a.config, &b.config, ignore);
-    let identical = a.manifest_digest == b.manifest_digest;
+    let identical = match (&a.manifest_digest, &b.manifest_digest) {
+        (Some(x), Some(y)) => x == y,
+        _ => {
+            a.config_digest == b.config_digest
+                && a.layers
+                    .iter()
+                    .map(|l| &l.digest)
+                    .eq(b.layers.iter().map(|l| &l.digest))
+        }
+    };
     let verdict = verdict(identical, &layers, &config, &causes);
     Ok(Report {
+        schema_version: SCHEMA_VERSION,
         a: a.name.clone(),
         b: b.name.clone(),
         manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
+        config_digests: [a.config_digest.clone(), b.config_digest.clone()],
         identical,
         config,
         layers,
         first_divergent,
         causes,
+        build: None,
         bytes_read,
+        bytes_fetched: 0,
         verdict,
     })
+}
+
+impl Report {
+    /// Attach the comparison of both sides' build records; its first root
+    /// cause leads the verdict, since it says what to change in the build.
+    pub fn attach_build(&mut self, d: RecordDiff) {
+        if !self.identical {
+            if let Some(c) = d.changes.first() {
+                let more = match d.changes.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more steps)", n - 1),
+                };
+                self.verdict = format!("step {}{more}; {}", c.line(), self.verdict);
+            }
+        }
+        self.build = Some(d);
+    }
 }
 
 fn step_name(created_by: &Option<String>) -> String {
@@ -518,7 +561,7 @@ mod tests {
         let cfg = ImageConfig::default();
         let side = |layers, m: &str| ImageSide {
             name: m.into(),
-            manifest_digest: m.into(),
+            manifest_digest: Some(m.into()),
             config_digest: "c".into(),
             config: cfg.clone(),
             layers,

@@ -60,8 +60,18 @@ fn short(v: &str) -> String {
 pub fn render(r: &Report, opts: &RenderOptions) -> String {
     let c = opts.color;
     let mut out = String::new();
-    let _ = writeln!(out, "A: {}  {}", r.a, r.manifest_digests[0]);
-    let _ = writeln!(out, "B: {}  {}", r.b, r.manifest_digests[1]);
+    for (k, (name, m)) in [
+        (&r.a, &r.manifest_digests[0]),
+        (&r.b, &r.manifest_digests[1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = m
+            .clone()
+            .unwrap_or_else(|| format!("config {}", r.config_digests[k]));
+        let _ = writeln!(out, "{}: {name}  {id}", ["A", "B"][k]);
+    }
     if r.identical {
         let _ = writeln!(out, "\n{}", paint(c, "32", "identical"));
         return out;
@@ -75,6 +85,25 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
         );
         for d in &r.config {
             let _ = writeln!(out, "  {}: {} → {}", d.field, d.a, d.b);
+        }
+    }
+    if let Some(b) = &r.build {
+        if !b.changes.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                paint(c, "1", "build record: steps that changed")
+            );
+            for s in &b.changes {
+                let _ = writeln!(out, "  {}", s.line());
+            }
+            if b.downstream > 0 {
+                let _ = writeln!(
+                    out,
+                    "  ({} later steps changed only because of these)",
+                    b.downstream
+                );
+            }
         }
     }
     let _ = writeln!(out, "\n{}", paint(c, "1", "layers"));
@@ -116,6 +145,19 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
             .collect();
         let _ = writeln!(out, "\n{} {}", paint(c, "1", "causes"), parts.join(", "));
     }
-    let _ = writeln!(out, "\n{} {}", paint(c, "1", "verdict:"), r.verdict);
+    let _ = writeln!(
+        out,
+        "\nread {} of layer tar{}",
+        crate::progress::human_bytes(r.bytes_read),
+        if r.bytes_fetched > 0 {
+            format!(
+                ", fetched {} from registries",
+                crate::progress::human_bytes(r.bytes_fetched)
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(out, "{} {}", paint(c, "1", "verdict:"), r.verdict);
     out
 }

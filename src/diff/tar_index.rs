@@ -9,6 +9,10 @@ use std::io::{self, Read};
 /// Files up to this size keep their bytes (text diffs, nested archives).
 pub const KEEP_BYTES_MAX: u64 = 1 << 20;
 
+/// At most this many bytes are kept per layer, so memory stays bounded on
+/// layers of many small files (beyond it, files are only hashed).
+pub const KEEP_TOTAL_MAX: u64 = 64 << 20;
+
 /// Attributes of one tar entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileMeta {
@@ -96,6 +100,7 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
         n: 0,
     };
     let mut out = LayerIndex::default();
+    let mut kept = 0u64;
     {
         let mut ar = tar::Archive::new(&mut counter);
         for (index, entry) in ar.entries()?.enumerate() {
@@ -140,7 +145,10 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             let size = header.size().unwrap_or(0);
             let (content, bytes) = if kind == "file" {
-                let keep = size <= KEEP_BYTES_MAX;
+                let keep = size <= KEEP_BYTES_MAX && kept + size <= KEEP_TOTAL_MAX;
+                if keep {
+                    kept += size;
+                }
                 let mut h = HashingWriter::new(if keep {
                     Vec::with_capacity(size as usize)
                 } else {
