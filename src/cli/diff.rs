@@ -121,7 +121,7 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing the report")?;
-    Ok(if report.identical {
+    Ok(if report.equivalent {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

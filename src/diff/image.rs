@@ -89,6 +89,8 @@ pub struct Report {
     /// Whether the images are identical: same manifest digest (or, without
     /// manifests, same config and layer digests).
     pub identical: bool,
+    /// No difference is left once the `--ignore` options apply (`cairn diff` exits 0).
+    pub equivalent: bool,
     /// Config fields that differ.
     pub config: Vec<ConfigDiff>,
     /// Layers, aligned.
@@ -151,6 +153,13 @@ fn map_diff(
                 b: y.cloned().unwrap_or_else(|| "-".into()),
             });
         }
+    }
+}
+
+impl IgnoreOptions {
+    /// Whether anything is ignored.
+    pub fn any(&self) -> bool {
+        self.timestamps || self.order || self.history
     }
 }
 
@@ -397,7 +406,21 @@ pub fn compare_images(
                     .eq(b.layers.iter().map(|l| &l.digest))
         }
     };
-    let verdict = verdict(identical, &layers, &config, &causes);
+    let equivalent = identical
+        || (ignore.any()
+            && config.is_empty()
+            && layers.iter().all(|l| {
+                l.status == "identical"
+                    || (l.status == "different"
+                        && l.files
+                            .as_ref()
+                            .is_some_and(|f| f.changes.is_empty() && !f.order_differs))
+            }));
+    let verdict = if equivalent && !identical {
+        "equivalent: every difference is of a kind asked to be ignored (--ignore)".to_owned()
+    } else {
+        verdict(identical, &layers, &config, &causes)
+    };
     Ok(Report {
         schema_version: SCHEMA_VERSION,
         a: a.name.clone(),
@@ -405,6 +428,7 @@ pub fn compare_images(
         manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
         config_digests: [a.config_digest.clone(), b.config_digest.clone()],
         identical,
+        equivalent,
         config,
         layers,
         first_divergent,
@@ -474,6 +498,14 @@ fn verdict(
         .collect();
     if differing.is_empty() {
         let fields: Vec<&str> = config.iter().map(|c| c.field.as_str()).take(4).collect();
+        let is_time =
+            |f: &str| f == "created" || (f.starts_with("history[") && f.ends_with("].created"));
+        if !config.is_empty() && config.iter().all(|c| is_time(&c.field)) {
+            return format!(
+                "all layers are identical; only the image timestamps differ ({} fields: created, history): the builds used different SOURCE_DATE_EPOCH values or clocks — pin SOURCE_DATE_EPOCH",
+                config.len()
+            );
+        }
         return if fields.is_empty() {
             "layers and config match; only the manifest differs (annotations or media types)".into()
         } else {

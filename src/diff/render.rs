@@ -76,6 +76,10 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
         let _ = writeln!(out, "\n{}", paint(c, "32", "identical"));
         return out;
     }
+    if r.equivalent {
+        let _ = writeln!(out, "\n{} {}", paint(c, "32", "equivalent:"), r.verdict);
+        return out;
+    }
     if !r.config.is_empty() {
         let _ = writeln!(
             out,

@@ -3,6 +3,7 @@
 
 mod build;
 mod context;
+mod diff;
 mod docker_archive;
 mod parse;
 mod registry;
