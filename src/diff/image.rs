@@ -84,6 +84,9 @@ pub struct Report {
     pub b: String,
     /// Manifest digests (null for a docker archive).
     pub manifest_digests: [Option<String>; 2],
+    /// Digests of the indexes the manifests were selected from (`--platform`), if any
+    /// (filled in by the caller).
+    pub index_digests: [Option<String>; 2],
     /// Config digests.
     pub config_digests: [String; 2],
     /// Whether the images are identical: same manifest digest (or, without
@@ -426,6 +429,7 @@ pub fn compare_images(
         a: a.name.clone(),
         b: b.name.clone(),
         manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
+        index_digests: [None, None],
         config_digests: [a.config_digest.clone(), b.config_digest.clone()],
         identical,
         equivalent,

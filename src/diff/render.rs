@@ -70,7 +70,11 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
         let id = m
             .clone()
             .unwrap_or_else(|| format!("config {}", r.config_digests[k]));
-        let _ = writeln!(out, "{}: {name}  {id}", ["A", "B"][k]);
+        let from = r.index_digests[k]
+            .as_ref()
+            .map(|i| format!("  (from index {i})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{}: {name}  {id}{from}", ["A", "B"][k]);
     }
     if r.identical {
         let _ = writeln!(out, "\n{}", paint(c, "32", "identical"));

@@ -342,6 +342,31 @@ fn opaque_versus_per_file_whiteouts() {
 }
 
 #[test]
+fn platform_is_selected_from_indexes() {
+    let t = tempfile::tempdir().unwrap();
+    let (d1, d2) = (t.path().join("one"), t.path().join("two"));
+    crate::support::image::two_platform_layout(&d1, 1, &[1000]);
+    crate::support::image::two_platform_layout(&d2, 1, &[1000]);
+    let (sa, sb) = (
+        format!("oci:{}:multi", d1.display()),
+        format!("oci:{}:multi", d2.display()),
+    );
+    let (code, v) = diff_json(t.path(), &[&sa, &sb, "--platform", "linux/arm64/v8"]);
+    assert_eq!(code, 0, "same seed, same images: {v:#}");
+    assert!(v["index_digests"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let out = diff_raw(t.path(), &[&sa, &sb, "--platform", "linux/s390x"], false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--platform"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn bad_input_exits_two() {
     let t = tempfile::tempdir().unwrap();
     let out = diff_raw(
@@ -383,6 +408,15 @@ fn build(home: &Path, ctx: &Path, args: &[&str]) -> String {
         .env("CAIRN_CACHE_DIR", home.join("cache"))
         .env_remove("SOURCE_DATE_EPOCH");
     ok(&run(c, ""))
+}
+
+fn digest_of_tag(layout: &Path, tag: &str) -> String {
+    OciLayout::open(layout)
+        .unwrap()
+        .resolve(Some(tag))
+        .unwrap()
+        .digest
+        .to_string()
 }
 
 #[test]
@@ -442,6 +476,39 @@ fn build_records_name_the_step_and_the_context_file() {
     assert_eq!(code, 1);
     assert_eq!(v2["build"], v["build"]);
     assert_eq!(v2["manifest_digests"][1], v["manifest_digests"][1]);
+    // Through a registry: images pushed, records pushed under the tag schema
+    // `sha256-HEX.cairn-record` (distribution 2.8 has no referrers API).
+    let reg = TestRegistry::start(Auth::None);
+    for (o, tag) in [(&o1, "1"), (&o2, "latest")] {
+        let hex = digest_of_tag(o, tag)
+            .trim_start_matches("sha256:")
+            .to_owned();
+        for (src, dst) in [
+            (tag.to_owned(), format!("app:{tag}")),
+            (
+                format!("cairn-record-{hex}"),
+                format!("app:sha256-{hex}.cairn-record"),
+            ),
+        ] {
+            ok(&cli(
+                t.path(),
+                &[
+                    "push".into(),
+                    format!("oci:{}:{src}", o.display()),
+                    format!("{}/{dst}", reg.addr()),
+                ],
+            ));
+        }
+    }
+    let (code, v3) = diff_json(
+        t.path(),
+        &[
+            &format!("{}/app:1", reg.addr()),
+            &format!("{}/app:latest", reg.addr()),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(v3["build"], v["build"], "{v3:#}");
     // The human report says it too.
     let out = diff_raw(
         t.path(),
