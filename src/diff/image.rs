@@ -528,8 +528,25 @@ fn verdict(
         }
     };
     let first = step_name(&differing[0].1.created_by);
-    let only = |c: Cause| causes.keys().all(|k| *k == c);
-    if only(Cause::Timestamps) {
+    let only = |c: Cause| !causes.is_empty() && causes.keys().all(|k| *k == c);
+    let one_sided: Vec<&LayerPair> = differing
+        .iter()
+        .map(|(_, l)| *l)
+        .filter(|l| l.a.is_none() || l.b.is_none())
+        .collect();
+    if causes.is_empty() && one_sided.len() == differing.len() {
+        let side = if one_sided.iter().all(|l| l.a.is_none()) {
+            "B has"
+        } else if one_sided.iter().all(|l| l.b.is_none()) {
+            "A has"
+        } else {
+            "each side has"
+        };
+        format!(
+            "{side} {} layer(s) the other lacks ({range}), first made by {first}; the layers both have are identical",
+            one_sided.len()
+        )
+    } else if only(Cause::Timestamps) {
         format!("{range} differ only in file mtimes, first written by {first}: set SOURCE_DATE_EPOCH (cairn clamps to it) or build with cairn")
     } else if only(Cause::Compression) {
         format!("{range} have identical contents but different compression: the same tar was gzipped differently (compressor or level)")
@@ -610,6 +627,30 @@ mod tests {
         assert_eq!(r.first_divergent, Some(1));
         assert_eq!(r.bytes_read, 0);
         assert!(r.verdict.contains("different compression"), "{}", r.verdict);
+    }
+
+    #[test]
+    fn an_extra_layer_is_named_not_mistaken_for_timestamps() {
+        let never: &LayerOpener = &|_l| anyhow::bail!("must not be read");
+        let side = |layers, m: &str| ImageSide {
+            name: m.into(),
+            manifest_digest: Some(m.into()),
+            config_digest: "c".into(),
+            config: ImageConfig::default(),
+            layers,
+            open: never,
+        };
+        let a = side(vec![layer("d1", "x1")], "A");
+        let b = side(vec![layer("d1", "x1"), layer("d2", "x2")], "B");
+        let r = compare_images(&a, &b, &IgnoreOptions::default(), false).unwrap();
+        assert_eq!(r.layers[1].status, "only-in-b");
+        assert!(
+            r.verdict
+                .starts_with("B has 1 layer(s) the other lacks (layer 2)"),
+            "{}",
+            r.verdict
+        );
+        assert!(!r.equivalent);
     }
 
     #[test]
