@@ -169,3 +169,78 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
     let _ = writeln!(out, "{} {}", paint(c, "1", "verdict:"), r.verdict);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerInfo, LayerOpener};
+    use crate::diff::record::{RecordDiff, StepChange};
+    use crate::diff::tar_index::tests::make_tar;
+    use crate::image::config::ImageConfig;
+
+    fn report() -> Report {
+        let tar_a = make_tar(&[
+            ("app/a.js", b"1\n", 0o644, 0, 1),
+            ("app/b.js", b"x", 0o644, 0, 1),
+        ]);
+        let tar_b = make_tar(&[
+            ("app/a.js", b"2\n", 0o644, 0, 1),
+            ("app/b.js", b"x", 0o600, 0, 1),
+        ]);
+        let open: &LayerOpener = &|l: &LayerInfo| {
+            let t = if l.digest == "da" { &tar_a } else { &tar_b };
+            Ok(Box::new(std::io::Cursor::new(t.clone())))
+        };
+        let side = |d: &str| ImageSide {
+            name: format!("img-{d}"),
+            manifest_digest: Some(format!("m-{d}")),
+            config_digest: "c".into(),
+            config: ImageConfig::default(),
+            layers: vec![LayerInfo {
+                digest: d.into(),
+                diff_id: d.into(),
+                size: 1,
+                media_type: "t".into(),
+            }],
+            open,
+        };
+        let mut r =
+            compare_images(&side("da"), &side("db"), &IgnoreOptions::default(), true).unwrap();
+        r.attach_build(RecordDiff {
+            changes: vec![StepChange {
+                stage: "builder".into(),
+                index: 4,
+                instruction: "COPY . .".into(),
+                kind: "changed",
+                inputs: vec!["context file app/a.js changed".into()],
+            }],
+            downstream: 2,
+        });
+        r
+    }
+
+    #[test]
+    fn groups_files_causes_build_steps_and_verdict() {
+        let text = render(&report(), &RenderOptions::default());
+        for want in [
+            "A: img-da  m-da",
+            "build record: steps that changed\n  builder 4 COPY . .: context file app/a.js changed\n  (2 later steps changed only because of these)",
+            "~ app/a.js  [content]  content: sha256:",
+            "-1\n",
+            "~ app/b.js  [mode]  mode: 0644 → 0600",
+            "causes mode: 1, content: 1",
+            "verdict: step builder 4 COPY . .: context file app/a.js changed; first difference in layer 1",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert!(!text.contains('\x1b'), "no colour unless asked");
+        let coloured = render(
+            &report(),
+            &RenderOptions {
+                color: true,
+                all_files: false,
+            },
+        );
+        assert!(coloured.contains("\x1b[1mverdict:\x1b[0m"));
+    }
+}
