@@ -367,6 +367,70 @@ fn platform_is_selected_from_indexes() {
 }
 
 #[test]
+fn known_offenders_nested_archives_text_diffs_and_every_file() {
+    let scripts = |mtime| tar_of(&[("busybox-1.36.post-install", b"#!/bin/sh\n", 0o755, 0, mtime)]);
+    let (sa, sb) = (scripts(100), scripts(200));
+    let many: Vec<String> = (0..15).map(|i| format!("app/f{i:02}.js")).collect();
+    let side = |day: &'static [u8], scripts: &[u8], mtime: u64| {
+        let mut e: Vec<E> = vec![
+            ("etc/shadow", day, 0o640, 0, 0),
+            ("lib/apk/db/scripts.tar", scripts, 0o644, 0, 0),
+        ];
+        e.extend(
+            many.iter()
+                .map(|p| (p.as_str(), &b"x"[..], 0o644, 0, mtime)),
+        );
+        layer(&e, "RUN adduser -D app && apk add busybox")
+    };
+    let a = side(b"root:*:20400:0:::::\napp:!:20400:0:99999:7:::\n", &sa, 1);
+    let b = side(b"root:*:20400:0:::::\napp:!:20401:0:99999:7:::\n", &sb, 2);
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("img");
+    write_image(&dir, "a", &[a], &[]);
+    write_image(&dir, "b", &[b], &[]);
+    let (ra, rb) = (
+        format!("oci:{}:a", dir.display()),
+        format!("oci:{}:b", dir.display()),
+    );
+    let (code, v) = diff_json(t.path(), &[&ra, &rb, "--text"]);
+    assert_eq!(code, 1);
+    let f = files(&v, 0);
+    let by_path = |p: &str| f.iter().find(|x| x["path"] == p).unwrap();
+    let shadow = by_path("etc/shadow");
+    assert!(
+        shadow["known"]
+            .as_str()
+            .unwrap()
+            .contains("BusyBox adduser"),
+        "{shadow:#}"
+    );
+    assert!(shadow["text_diff"]
+        .as_str()
+        .unwrap()
+        .contains("+app:!:20401"));
+    let apk = by_path("lib/apk/db/scripts.tar");
+    assert!(apk["known"].as_str().unwrap().contains("scripts.tar"));
+    assert_eq!(apk["nested"][0]["path"], "busybox-1.36.post-install");
+    assert_eq!(apk["nested"][0]["cause"], "timestamps");
+    assert_eq!(v["causes"]["timestamps"], 15);
+    // The human report shows 10 files per layer unless --files.
+    let short =
+        String::from_utf8_lossy(&diff_raw(t.path(), &[&ra, &rb], false).stdout).into_owned();
+    assert!(
+        short.contains("… and 7 more files (--files lists all)"),
+        "{short}"
+    );
+    assert!(!short.contains("app/f14.js"));
+    let all = String::from_utf8_lossy(&diff_raw(t.path(), &[&ra, &rb, "--files"], false).stdout)
+        .into_owned();
+    assert!(
+        all.contains("app/f14.js") && !all.contains("more files"),
+        "{all}"
+    );
+    assert!(all.contains("known: BusyBox adduser"), "{all}");
+}
+
+#[test]
 fn bad_input_exits_two() {
     let t = tempfile::tempdir().unwrap();
     let out = diff_raw(
@@ -592,6 +656,59 @@ fn two_source_date_epochs_differ_only_in_image_timestamps() {
         (Some(false), Some(true))
     );
     assert!(v["config"].as_array().unwrap().is_empty(), "{v:#}");
+}
+
+#[test]
+fn a_changed_base_image_is_named_by_the_build_record() {
+    let t = tempfile::tempdir().unwrap();
+    let (base, app) = (t.path().join("base"), t.path().join("app"));
+    copy_tree(&testdata("diff/base"), &base);
+    copy_tree(&testdata("diff/on-base"), &app);
+    let (b1, b2) = (t.path().join("b1"), t.path().join("b2"));
+    let d1 = build(
+        t.path(),
+        &base,
+        &["-o", &format!("type=oci,dest={}", b1.display())],
+    );
+    std::fs::write(base.join("os-release"), "ID=cairn-test-base\nVERSION=2\n").unwrap();
+    let d2 = build(
+        t.path(),
+        &base,
+        &["-o", &format!("type=oci,dest={}", b2.display())],
+    );
+    let (o1, o2) = (t.path().join("o1"), t.path().join("o2"));
+    for (b, o) in [(&b1, &o1), (&b2, &o2)] {
+        build(
+            t.path(),
+            &app,
+            &[
+                "--build-arg",
+                &format!("BASE=oci:{}:latest", b.display()),
+                "-o",
+                &format!("type=oci,dest={}", o.display()),
+            ],
+        );
+    }
+    let (code, v) = diff_json(
+        t.path(),
+        &[
+            &format!("oci:{}", o1.display()),
+            &format!("oci:{}", o2.display()),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        v["first_divergent"], 0,
+        "the base layer is the first to differ: {v:#}"
+    );
+    assert_eq!(files(&v, 0)[0]["path"], "etc/os-release");
+    let changes = v["build"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{v:#}");
+    assert_eq!(changes[0]["kind"], "base");
+    let line = changes[0]["inputs"][0].as_str().unwrap();
+    let short = |d: &str| format!("{}…", &d[..19]);
+    assert_eq!(line, format!("base {}→{}", short(&d1), short(&d2)));
+    assert!(v["build"]["downstream"].as_u64().unwrap() >= 1);
 }
 
 #[test]
