@@ -257,11 +257,16 @@ pub fn layer_history(config: &ImageConfig, layers: usize) -> Vec<Option<String>>
     out
 }
 
-/// Align layers: equal digests (or diff_ids) pair up in order (an LCS), the
-/// rest pair by position between matches.
-fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)> {
-    let same = |i: usize, j: usize| a[i].diff_id == b[j].diff_id;
-    let (n, m) = (a.len(), b.len());
+type Pairs = Vec<(Option<usize>, Option<usize>)>;
+
+/// Pair `0..n` with `0..m` where `same` holds, in order (a longest common
+/// subsequence); the runs between matches go to `gap(a_run, b_run)`.
+fn lcs_pairs(
+    n: usize,
+    m: usize,
+    same: impl Fn(usize, usize) -> bool,
+    gap: &dyn Fn(&[usize], &[usize]) -> Pairs,
+) -> Pairs {
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
@@ -274,19 +279,12 @@ fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)
     }
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
-    let mut pend_a = Vec::new();
-    let mut pend_b = Vec::new();
-    let flush = |out: &mut Vec<_>, pa: &mut Vec<usize>, pb: &mut Vec<usize>| {
-        let k = pa.len().max(pb.len());
-        for x in 0..k {
-            out.push((pa.get(x).copied(), pb.get(x).copied()));
-        }
-        pa.clear();
-        pb.clear();
-    };
+    let (mut pend_a, mut pend_b) = (Vec::new(), Vec::new());
     while i < n || j < m {
         if i < n && j < m && same(i, j) {
-            flush(&mut out, &mut pend_a, &mut pend_b);
+            out.extend(gap(&pend_a, &pend_b));
+            pend_a.clear();
+            pend_b.clear();
             out.push((Some(i), Some(j)));
             i += 1;
             j += 1;
@@ -298,8 +296,43 @@ fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)
             j += 1;
         }
     }
-    flush(&mut out, &mut pend_a, &mut pend_b);
+    out.extend(gap(&pend_a, &pend_b));
     out
+}
+
+/// Pair two runs (of indices) by position.
+fn by_position(a: &[usize], b: &[usize]) -> Pairs {
+    (0..a.len().max(b.len()))
+        .map(|x| (a.get(x).copied(), b.get(x).copied()))
+        .collect()
+}
+
+/// Align layers: equal diff_ids pair up in order (an LCS); between those
+/// matches, layers made by the same instruction (history `created_by`) pair
+/// up, and the rest pair by position.
+fn align(
+    a: &[LayerInfo],
+    b: &[LayerInfo],
+    hist_a: &[Option<String>],
+    hist_b: &[Option<String>],
+) -> Pairs {
+    // Runs hold absolute indices; the inner alignment works on positions in them.
+    let by_history = |ra: &[usize], rb: &[usize]| -> Pairs {
+        let same = |x: usize, y: usize| {
+            let (ha, hb) = (&hist_a[ra[x]], &hist_b[rb[y]]);
+            ha.is_some() && ha == hb
+        };
+        lcs_pairs(ra.len(), rb.len(), same, &by_position)
+            .into_iter()
+            .map(|(x, y)| (x.map(|x| ra[x]), y.map(|y| rb[y])))
+            .collect()
+    };
+    lcs_pairs(
+        a.len(),
+        b.len(),
+        |i, j| a[i].diff_id == b[j].diff_id,
+        &by_history,
+    )
 }
 
 /// Compare two images. Only layers whose diff_ids differ are read, in parallel.
@@ -311,7 +344,7 @@ pub fn compare_images(
 ) -> anyhow::Result<Report> {
     let hist_a = layer_history(&a.config, a.layers.len());
     let hist_b = layer_history(&b.config, b.layers.len());
-    let pairs = align(&a.layers, &b.layers);
+    let pairs = align(&a.layers, &b.layers, &hist_a, &hist_b);
     let opts = CompareOptions {
         text,
         ignore_timestamps: ignore.timestamps,
@@ -598,12 +631,40 @@ mod tests {
             layer("4", "4"),
         ];
         assert_eq!(
-            align(&a, &b),
+            align(&a, &b, &vec![None; 3], &vec![None; 4]),
             vec![
                 (Some(0), Some(0)),
                 (Some(1), Some(1)),
                 (Some(2), Some(2)),
                 (None, Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn between_equal_layers_the_same_instruction_pairs_before_position() {
+        let h =
+            |s: &[&str]| -> Vec<Option<String>> { s.iter().map(|x| Some(x.to_string())).collect() };
+        let a = vec![layer("1", "1"), layer("2", "2"), layer("3", "3")];
+        let b = vec![
+            layer("1", "1"),
+            layer("7", "7"),
+            layer("8", "8"),
+            layer("9", "9"),
+        ];
+        let pairs = align(
+            &a,
+            &b,
+            &h(&["FROM", "RUN npm ci", "COPY . ."]),
+            &h(&["FROM", "RUN apk add git", "RUN npm ci", "COPY . ."]),
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                (Some(0), Some(0)),
+                (None, Some(1)),
+                (Some(1), Some(2)),
+                (Some(2), Some(3))
             ]
         );
     }
