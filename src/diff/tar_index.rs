@@ -11,7 +11,7 @@ pub const KEEP_BYTES_MAX: u64 = 1 << 20;
 
 /// At most this many bytes are kept per layer, so memory stays bounded on
 /// layers of many small files (beyond it, files are only hashed).
-pub const KEEP_TOTAL_MAX: u64 = 64 << 20;
+pub const KEEP_TOTAL_MAX: u64 = 16 << 20;
 
 /// Attributes of one tar entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,5 +272,27 @@ pub(crate) mod tests {
         );
         assert_eq!(a.bytes.as_deref(), Some(&b"hello"[..]));
         assert_eq!(plain.bytes_read, t.len() as u64);
+    }
+
+    #[test]
+    fn kept_bytes_stay_within_the_layer_budget() {
+        let big = vec![7u8; KEEP_BYTES_MAX as usize];
+        let names: Vec<String> = (0..20).map(|i| format!("f{i:02}")).collect();
+        let files: Vec<(&str, &[u8], u32, u64, u64)> = names
+            .iter()
+            .map(|n| (n.as_str(), &big[..], 0o644, 0, 0))
+            .collect();
+        let idx = index_layer(&make_tar(&files)[..]).unwrap();
+        let kept: u64 = idx
+            .files
+            .values()
+            .filter_map(|f| f.bytes.as_ref())
+            .map(|b| b.len() as u64)
+            .sum();
+        assert_eq!(kept, KEEP_TOTAL_MAX);
+        assert!(
+            idx.files.values().all(|f| f.content.is_some()),
+            "every file is still hashed"
+        );
     }
 }
