@@ -552,6 +552,8 @@ fn verdict(
             )
         };
     }
+    let single = differing.len() == 1 || differing[0].0 == differing[differing.len() - 1].0;
+    let verb = |one: &'static str, many: &'static str| if single { one } else { many };
     let range = {
         let (lo, hi) = (differing[0].0 + 1, differing[differing.len() - 1].0 + 1);
         if lo == hi {
@@ -580,12 +582,13 @@ fn verdict(
             one_sided.len()
         )
     } else if only(Cause::Timestamps) {
-        format!("{range} differ only in file mtimes, first written by {first}: set SOURCE_DATE_EPOCH (cairn clamps to it) or build with cairn")
+        format!("{range} {} only in file mtimes, first written by {first}: set SOURCE_DATE_EPOCH (cairn clamps to it) or build with cairn", verb("differs", "differ"))
     } else if only(Cause::Compression) {
-        format!("{range} have identical contents but different compression: the same tar was gzipped differently (compressor or level)")
+        format!("{range} {} identical contents but different compression: the same tar was gzipped differently (compressor or level)", verb("has", "have"))
     } else if only(Cause::Order) {
         format!(
-            "{range} hold the same files in a different order: the archiver did not sort entries"
+            "{range} {} the same files in a different order: the archiver did not sort entries",
+            verb("holds", "hold")
         )
     } else {
         let known: BTreeSet<String> = differing

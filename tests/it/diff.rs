@@ -223,6 +223,15 @@ fn mode_owner_and_mtime_are_each_named() {
         assert_eq!(code, 1);
         assert_eq!(causes(&v), [cause], "{v:#}");
         assert_eq!(files(&v, 1)[0]["cause"], cause);
+        if cause == "timestamps" {
+            assert!(
+                v["verdict"].as_str().unwrap().starts_with(
+                    "layer 2 differs only in file mtimes, first written by `COPY . /app`: set SOURCE_DATE_EPOCH"
+                ),
+                "{}",
+                v["verdict"]
+            );
+        }
     }
 }
 
