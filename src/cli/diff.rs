@@ -16,6 +16,12 @@ use std::sync::{Arc, OnceLock};
 
 /// Arguments of `cairn diff`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Each image is, in this order: oci:DIR[:TAG]; docker-archive:FILE; a reference naming its \
+registry (host.tld/…, host:port/…, localhost/…) or pinned by @digest; a tag of the local store \
+(oci:$CAIRN_CACHE_DIR/images, where `cairn build` without -o puts images); else Docker Hub.\n\
+Only manifests and configs are read first; layers with equal digests are never read or fetched."
+)]
 pub struct DiffArgs {
     /// The first image: REF, oci:DIR[:TAG], docker-archive:FILE or a tag of the local store.
     #[arg(value_name = "A")]
