@@ -61,12 +61,16 @@ registry-down:
     echo "registry-down: stopped pid $pid" >&2
 
 # every benchmark
-bench: bench-layers bench-registry
+bench: bench-layers bench-registry bench-diff
     @echo "bench-build, the e2e table: not implemented yet (issues #5, #8)" >&2
 
 # push and pull of the fixture (54 MB) and a generated 300 MB image, cairn vs skopeo, into target/bench/registry.md
 bench-registry: fixtures
     bench/registry.sh
+
+# `cairn diff` of two ~500 MB images sharing a base, differing in one small layer, from a loopback registry; goal ≤ 2 s (issue #7) into target/bench/diff.md
+bench-diff:
+    bench/diff.sh
 
 # layer writer throughput against tar | gzip | sha256sum (issue #2)
 bench-layers:

@@ -1,14 +1,149 @@
-//! `cairn diff`.
+//! `cairn diff A B`: why two images differ. Report on stdout; exit 0 when
+//! identical, 1 when different, 2 on error (diff(1)'s convention).
 
+use super::pull::{platform, runtime};
 use super::GlobalArgs;
+use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerInfo, LayerOpener};
+use crate::diff::record::compare_records;
+use crate::diff::render::{render, RenderOptions};
+use crate::diff::source::{parse_source, LoadedImage, Remote, Source};
+use anyhow::Context as _;
 use clap::Args;
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Arguments of `cairn diff`.
 #[derive(Debug, Args)]
-pub struct DiffArgs {}
+#[command(
+    after_help = "Each image is, in this order: oci:DIR[:TAG]; docker-archive:FILE; a reference naming its \
+registry (host.tld/…, host:port/…, localhost/…) or pinned by @digest; a tag of the local store \
+(oci:$CAIRN_CACHE_DIR/images, where `cairn build` without -o puts images); else Docker Hub.\n\
+Only manifests and configs are read first; layers with equal digests are never read or fetched."
+)]
+pub struct DiffArgs {
+    /// The first image: REF, oci:DIR[:TAG], docker-archive:FILE or a tag of the local store.
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The second image, named the same ways.
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Platform to select from multi-platform images (os/arch[/variant]); default: this machine's.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Print the report as JSON (schema: docs/diff-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Show unified diffs of small text files that changed.
+    #[arg(long)]
+    pub text: bool,
+    /// List every differing file (default: the first 10 per layer).
+    #[arg(long)]
+    pub files: bool,
+    /// Differences to ignore: timestamps, order, history (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = ["timestamps", "order", "history"])]
+    pub ignore: Vec<String>,
+    /// The local image store to look bare names up in (default: CACHE/images).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
 
 /// Run `cairn diff`.
-pub fn run(_args: DiffArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    Err(super::not_yet("diff", 7))
+pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let cache = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::engine::request::default_cache_dir);
+    let local = cache.join("images");
+    let platform = platform(args.platform.as_deref())?;
+    let ignore = IgnoreOptions {
+        timestamps: args.ignore.iter().any(|i| i == "timestamps"),
+        order: args.ignore.iter().any(|i| i == "order"),
+        history: args.ignore.iter().any(|i| i == "history"),
+    };
+    // One registry client for both sides, made only if a side needs it.
+    let remote: OnceLock<Arc<Remote>> = OnceLock::new();
+    let get_remote = || -> anyhow::Result<Arc<Remote>> {
+        if let Some(r) = remote.get() {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Remote {
+            // Quiet: stdout is the report, and blob transfers are counted in it.
+            registry: crate::registry::Registry::new(crate::registry::RegistryOptions::new(
+                global.insecure_registries.clone(),
+                Arc::new(()),
+            ))?,
+            runtime: runtime()?,
+            fetched: AtomicU64::new(0),
+        });
+        Ok(remote.get_or_init(|| r).clone())
+    };
+    let load = |name: &str| -> anyhow::Result<LoadedImage> {
+        let source = parse_source(name, &local)?;
+        let hint = matches!(source, Source::Registry(_)) && !name.contains('/');
+        LoadedImage::load(name, &source, &platform, get_remote).map_err(|e| {
+            if hint {
+                crate::error::hint(
+                    e,
+                    format!(
+                        "`{name}` is not a tag of the local store oci:{} either",
+                        local.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    };
+    // Both sides load at once: for registries that halves the round trips' latency.
+    let (a, b) = std::thread::scope(|s| {
+        let ha = s.spawn(|| load(&args.a));
+        let b = load(&args.b);
+        let a = ha
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("loading A panicked")));
+        (a, b)
+    });
+    let a = a.with_context(|| format!("loading A ({})", args.a))?;
+    let b = b.with_context(|| format!("loading B ({})", args.b))?;
+    let open_a: &LayerOpener = &|l: &LayerInfo| a.open_layer(l);
+    let open_b: &LayerOpener = &|l: &LayerInfo| b.open_layer(l);
+    let side = |img: &LoadedImage, open| ImageSide {
+        name: img.name.clone(),
+        manifest_digest: img.manifest_digest.clone(),
+        config_digest: img.config_digest.clone(),
+        config: img.config.clone(),
+        layers: img.layers.clone(),
+        open,
+    };
+    let mut report = compare_images(&side(&a, open_a), &side(&b, open_b), &ignore, args.text)?;
+    if let (Some(ra), Some(rb)) = (&a.record, &b.record) {
+        report.attach_build(compare_records(ra, rb));
+    }
+    report.index_digests = [a.index_digest.clone(), b.index_digest.clone()];
+    report.bytes_fetched = remote
+        .get()
+        .map_or(0, |r| r.fetched.load(Ordering::Relaxed));
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        render(
+            &report,
+            &RenderOptions {
+                color: crate::progress::color_enabled()
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                all_files: args.files,
+            },
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing the report")?;
+    Ok(if report.equivalent {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

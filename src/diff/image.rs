@@ -4,6 +4,7 @@
 //! with equal digests are never read.
 
 use super::compare::{compare_layers, Cause, CompareOptions, LayerComparison};
+use super::record::RecordDiff;
 use super::tar_index::index_layer;
 use crate::image::config::{History, ImageConfig};
 use serde::Serialize;
@@ -30,8 +31,8 @@ pub type LayerOpener<'a> = dyn Fn(&LayerInfo) -> anyhow::Result<Box<dyn Read + S
 pub struct ImageSide<'a> {
     /// How the user named it.
     pub name: String,
-    /// Manifest digest.
-    pub manifest_digest: String,
+    /// Manifest digest (`None` when the source has no manifest: a docker archive).
+    pub manifest_digest: Option<String>,
     /// Config digest.
     pub config_digest: String,
     /// The parsed config.
@@ -69,17 +70,30 @@ pub struct LayerPair {
     pub files: Option<LayerComparison>,
 }
 
+/// The version of the JSON schema (docs/diff-json.md); bumped on breaking changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// Names and digests of both sides.
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Name of A, as the user gave it.
     pub a: String,
     /// Name of B.
     pub b: String,
-    /// Manifest digests.
-    pub manifest_digests: [String; 2],
-    /// Whether the images are identical (same manifest digest).
+    /// Manifest digests (null for a docker archive).
+    pub manifest_digests: [Option<String>; 2],
+    /// Digests of the indexes the manifests were selected from (`--platform`), if any
+    /// (filled in by the caller).
+    pub index_digests: [Option<String>; 2],
+    /// Config digests.
+    pub config_digests: [String; 2],
+    /// Whether the images are identical: same manifest digest (or, without
+    /// manifests, same config and layer digests).
     pub identical: bool,
+    /// No difference is left once the `--ignore` options apply (`cairn diff` exits 0).
+    pub equivalent: bool,
     /// Config fields that differ.
     pub config: Vec<ConfigDiff>,
     /// Layers, aligned.
@@ -88,8 +102,12 @@ pub struct Report {
     pub first_divergent: Option<usize>,
     /// Counts per cause over all layers.
     pub causes: BTreeMap<Cause, usize>,
+    /// Steps that changed, from cairn's build records (when both sides have one).
+    pub build: Option<RecordDiff>,
     /// Uncompressed tar bytes read to produce the report.
     pub bytes_read: u64,
+    /// Compressed bytes downloaded from registries (filled in by the caller).
+    pub bytes_fetched: u64,
     /// One line a person can act on.
     pub verdict: String,
 }
@@ -138,6 +156,13 @@ fn map_diff(
                 b: y.cloned().unwrap_or_else(|| "-".into()),
             });
         }
+    }
+}
+
+impl IgnoreOptions {
+    /// Whether anything is ignored.
+    pub fn any(&self) -> bool {
+        self.timestamps || self.order || self.history
     }
 }
 
@@ -232,11 +257,16 @@ pub fn layer_history(config: &ImageConfig, layers: usize) -> Vec<Option<String>>
     out
 }
 
-/// Align layers: equal digests (or diff_ids) pair up in order (an LCS), the
-/// rest pair by position between matches.
-fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)> {
-    let same = |i: usize, j: usize| a[i].diff_id == b[j].diff_id;
-    let (n, m) = (a.len(), b.len());
+type Pairs = Vec<(Option<usize>, Option<usize>)>;
+
+/// Pair `0..n` with `0..m` where `same` holds, in order (a longest common
+/// subsequence); the runs between matches go to `gap(a_run, b_run)`.
+fn lcs_pairs(
+    n: usize,
+    m: usize,
+    same: impl Fn(usize, usize) -> bool,
+    gap: &dyn Fn(&[usize], &[usize]) -> Pairs,
+) -> Pairs {
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
@@ -249,19 +279,12 @@ fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)
     }
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
-    let mut pend_a = Vec::new();
-    let mut pend_b = Vec::new();
-    let flush = |out: &mut Vec<_>, pa: &mut Vec<usize>, pb: &mut Vec<usize>| {
-        let k = pa.len().max(pb.len());
-        for x in 0..k {
-            out.push((pa.get(x).copied(), pb.get(x).copied()));
-        }
-        pa.clear();
-        pb.clear();
-    };
+    let (mut pend_a, mut pend_b) = (Vec::new(), Vec::new());
     while i < n || j < m {
         if i < n && j < m && same(i, j) {
-            flush(&mut out, &mut pend_a, &mut pend_b);
+            out.extend(gap(&pend_a, &pend_b));
+            pend_a.clear();
+            pend_b.clear();
             out.push((Some(i), Some(j)));
             i += 1;
             j += 1;
@@ -273,8 +296,43 @@ fn align(a: &[LayerInfo], b: &[LayerInfo]) -> Vec<(Option<usize>, Option<usize>)
             j += 1;
         }
     }
-    flush(&mut out, &mut pend_a, &mut pend_b);
+    out.extend(gap(&pend_a, &pend_b));
     out
+}
+
+/// Pair two runs (of indices) by position.
+fn by_position(a: &[usize], b: &[usize]) -> Pairs {
+    (0..a.len().max(b.len()))
+        .map(|x| (a.get(x).copied(), b.get(x).copied()))
+        .collect()
+}
+
+/// Align layers: equal diff_ids pair up in order (an LCS); between those
+/// matches, layers made by the same instruction (history `created_by`) pair
+/// up, and the rest pair by position.
+fn align(
+    a: &[LayerInfo],
+    b: &[LayerInfo],
+    hist_a: &[Option<String>],
+    hist_b: &[Option<String>],
+) -> Pairs {
+    // Runs hold absolute indices; the inner alignment works on positions in them.
+    let by_history = |ra: &[usize], rb: &[usize]| -> Pairs {
+        let same = |x: usize, y: usize| {
+            let (ha, hb) = (&hist_a[ra[x]], &hist_b[rb[y]]);
+            ha.is_some() && ha == hb
+        };
+        lcs_pairs(ra.len(), rb.len(), same, &by_position)
+            .into_iter()
+            .map(|(x, y)| (x.map(|x| ra[x]), y.map(|y| rb[y])))
+            .collect()
+    };
+    lcs_pairs(
+        a.len(),
+        b.len(),
+        |i, j| a[i].diff_id == b[j].diff_id,
+        &by_history,
+    )
 }
 
 /// Compare two images. Only layers whose diff_ids differ are read, in parallel.
@@ -286,7 +344,7 @@ pub fn compare_images(
 ) -> anyhow::Result<Report> {
     let hist_a = layer_history(&a.config, a.layers.len());
     let hist_b = layer_history(&b.config, b.layers.len());
-    let pairs = align(&a.layers, &b.layers);
+    let pairs = align(&a.layers, &b.layers, &hist_a, &hist_b);
     let opts = CompareOptions {
         text,
         ignore_timestamps: ignore.timestamps,
@@ -374,20 +432,66 @@ pub fn compare_images(
         });
     }
     let config = compare_configs(&a.config, &b.config, ignore);
-    let identical = a.manifest_digest == b.manifest_digest;
-    let verdict = verdict(identical, &layers, &config, &causes);
+    let identical = match (&a.manifest_digest, &b.manifest_digest) {
+        (Some(x), Some(y)) => x == y,
+        _ => {
+            a.config_digest == b.config_digest
+                && a.layers
+                    .iter()
+                    .map(|l| &l.digest)
+                    .eq(b.layers.iter().map(|l| &l.digest))
+        }
+    };
+    let equivalent = identical
+        || (ignore.any()
+            && config.is_empty()
+            && layers.iter().all(|l| {
+                l.status == "identical"
+                    || (l.status == "different"
+                        && l.files
+                            .as_ref()
+                            .is_some_and(|f| f.changes.is_empty() && !f.order_differs))
+            }));
+    let verdict = if equivalent && !identical {
+        "equivalent: every difference is of a kind asked to be ignored (--ignore)".to_owned()
+    } else {
+        verdict(identical, &layers, &config, &causes)
+    };
     Ok(Report {
+        schema_version: SCHEMA_VERSION,
         a: a.name.clone(),
         b: b.name.clone(),
         manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
+        index_digests: [None, None],
+        config_digests: [a.config_digest.clone(), b.config_digest.clone()],
         identical,
+        equivalent,
         config,
         layers,
         first_divergent,
         causes,
+        build: None,
         bytes_read,
+        bytes_fetched: 0,
         verdict,
     })
+}
+
+impl Report {
+    /// Attach the comparison of both sides' build records; its first root
+    /// cause leads the verdict, since it says what to change in the build.
+    pub fn attach_build(&mut self, d: RecordDiff) {
+        if !self.identical {
+            if let Some(c) = d.changes.first() {
+                let more = match d.changes.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more steps)", n - 1),
+                };
+                self.verdict = format!("step {}{more}; {}", c.line(), self.verdict);
+            }
+        }
+        self.build = Some(d);
+    }
 }
 
 fn step_name(created_by: &Option<String>) -> String {
@@ -431,6 +535,14 @@ fn verdict(
         .collect();
     if differing.is_empty() {
         let fields: Vec<&str> = config.iter().map(|c| c.field.as_str()).take(4).collect();
+        let is_time =
+            |f: &str| f == "created" || (f.starts_with("history[") && f.ends_with("].created"));
+        if !config.is_empty() && config.iter().all(|c| is_time(&c.field)) {
+            return format!(
+                "all layers are identical; only the image timestamps differ ({} fields: created, history): the builds used different SOURCE_DATE_EPOCH values or clocks — pin SOURCE_DATE_EPOCH",
+                config.len()
+            );
+        }
         return if fields.is_empty() {
             "layers and config match; only the manifest differs (annotations or media types)".into()
         } else {
@@ -440,6 +552,8 @@ fn verdict(
             )
         };
     }
+    let single = differing.len() == 1 || differing[0].0 == differing[differing.len() - 1].0;
+    let verb = |one: &'static str, many: &'static str| if single { one } else { many };
     let range = {
         let (lo, hi) = (differing[0].0 + 1, differing[differing.len() - 1].0 + 1);
         if lo == hi {
@@ -449,14 +563,32 @@ fn verdict(
         }
     };
     let first = step_name(&differing[0].1.created_by);
-    let only = |c: Cause| causes.keys().all(|k| *k == c);
-    if only(Cause::Timestamps) {
-        format!("{range} differ only in file mtimes, first written by {first}: set SOURCE_DATE_EPOCH (cairn clamps to it) or build with cairn")
+    let only = |c: Cause| !causes.is_empty() && causes.keys().all(|k| *k == c);
+    let one_sided: Vec<&LayerPair> = differing
+        .iter()
+        .map(|(_, l)| *l)
+        .filter(|l| l.a.is_none() || l.b.is_none())
+        .collect();
+    if causes.is_empty() && one_sided.len() == differing.len() {
+        let side = if one_sided.iter().all(|l| l.a.is_none()) {
+            "B has"
+        } else if one_sided.iter().all(|l| l.b.is_none()) {
+            "A has"
+        } else {
+            "each side has"
+        };
+        format!(
+            "{side} {} layer(s) the other lacks ({range}), first made by {first}; the layers both have are identical",
+            one_sided.len()
+        )
+    } else if only(Cause::Timestamps) {
+        format!("{range} {} only in file mtimes, first written by {first}: set SOURCE_DATE_EPOCH (cairn clamps to it) or build with cairn", verb("differs", "differ"))
     } else if only(Cause::Compression) {
-        format!("{range} have identical contents but different compression: the same tar was gzipped differently (compressor or level)")
+        format!("{range} {} identical contents but different compression: the same tar was gzipped differently (compressor or level)", verb("has", "have"))
     } else if only(Cause::Order) {
         format!(
-            "{range} hold the same files in a different order: the archiver did not sort entries"
+            "{range} {} the same files in a different order: the archiver did not sort entries",
+            verb("holds", "hold")
         )
     } else {
         let known: BTreeSet<String> = differing
@@ -502,7 +634,7 @@ mod tests {
             layer("4", "4"),
         ];
         assert_eq!(
-            align(&a, &b),
+            align(&a, &b, &vec![None; 3], &vec![None; 4]),
             vec![
                 (Some(0), Some(0)),
                 (Some(1), Some(1)),
@@ -513,12 +645,40 @@ mod tests {
     }
 
     #[test]
+    fn between_equal_layers_the_same_instruction_pairs_before_position() {
+        let h =
+            |s: &[&str]| -> Vec<Option<String>> { s.iter().map(|x| Some(x.to_string())).collect() };
+        let a = vec![layer("1", "1"), layer("2", "2"), layer("3", "3")];
+        let b = vec![
+            layer("1", "1"),
+            layer("7", "7"),
+            layer("8", "8"),
+            layer("9", "9"),
+        ];
+        let pairs = align(
+            &a,
+            &b,
+            &h(&["FROM", "RUN npm ci", "COPY . ."]),
+            &h(&["FROM", "RUN apk add git", "RUN npm ci", "COPY . ."]),
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                (Some(0), Some(0)),
+                (None, Some(1)),
+                (Some(1), Some(2)),
+                (Some(2), Some(3))
+            ]
+        );
+    }
+
+    #[test]
     fn equal_layers_are_never_opened_and_compression_only_is_named() {
         let never: &LayerOpener = &|_l| anyhow::bail!("must not be read");
         let cfg = ImageConfig::default();
         let side = |layers, m: &str| ImageSide {
             name: m.into(),
-            manifest_digest: m.into(),
+            manifest_digest: Some(m.into()),
             config_digest: "c".into(),
             config: cfg.clone(),
             layers,
@@ -531,6 +691,30 @@ mod tests {
         assert_eq!(r.first_divergent, Some(1));
         assert_eq!(r.bytes_read, 0);
         assert!(r.verdict.contains("different compression"), "{}", r.verdict);
+    }
+
+    #[test]
+    fn an_extra_layer_is_named_not_mistaken_for_timestamps() {
+        let never: &LayerOpener = &|_l| anyhow::bail!("must not be read");
+        let side = |layers, m: &str| ImageSide {
+            name: m.into(),
+            manifest_digest: Some(m.into()),
+            config_digest: "c".into(),
+            config: ImageConfig::default(),
+            layers,
+            open: never,
+        };
+        let a = side(vec![layer("d1", "x1")], "A");
+        let b = side(vec![layer("d1", "x1"), layer("d2", "x2")], "B");
+        let r = compare_images(&a, &b, &IgnoreOptions::default(), false).unwrap();
+        assert_eq!(r.layers[1].status, "only-in-b");
+        assert!(
+            r.verdict
+                .starts_with("B has 1 layer(s) the other lacks (layer 2)"),
+            "{}",
+            r.verdict
+        );
+        assert!(!r.equivalent);
     }
 
     #[test]

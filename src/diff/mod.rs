@@ -1,5 +1,7 @@
 //! `cairn diff`: explains why two images differ, down to the file and the Dockerfile step.
 pub mod compare;
 pub mod image;
+pub mod record;
 pub mod render;
+pub mod source;
 pub mod tar_index;

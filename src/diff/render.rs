@@ -60,10 +60,28 @@ fn short(v: &str) -> String {
 pub fn render(r: &Report, opts: &RenderOptions) -> String {
     let c = opts.color;
     let mut out = String::new();
-    let _ = writeln!(out, "A: {}  {}", r.a, r.manifest_digests[0]);
-    let _ = writeln!(out, "B: {}  {}", r.b, r.manifest_digests[1]);
+    for (k, (name, m)) in [
+        (&r.a, &r.manifest_digests[0]),
+        (&r.b, &r.manifest_digests[1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = m
+            .clone()
+            .unwrap_or_else(|| format!("config {}", r.config_digests[k]));
+        let from = r.index_digests[k]
+            .as_ref()
+            .map(|i| format!("  (from index {i})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{}: {name}  {id}{from}", ["A", "B"][k]);
+    }
     if r.identical {
         let _ = writeln!(out, "\n{}", paint(c, "32", "identical"));
+        return out;
+    }
+    if r.equivalent {
+        let _ = writeln!(out, "\n{} {}", paint(c, "32", "equivalent:"), r.verdict);
         return out;
     }
     if !r.config.is_empty() {
@@ -75,6 +93,25 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
         );
         for d in &r.config {
             let _ = writeln!(out, "  {}: {} → {}", d.field, d.a, d.b);
+        }
+    }
+    if let Some(b) = &r.build {
+        if !b.changes.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                paint(c, "1", "build record: steps that changed")
+            );
+            for s in &b.changes {
+                let _ = writeln!(out, "  {}", s.line());
+            }
+            if b.downstream > 0 {
+                let _ = writeln!(
+                    out,
+                    "  ({} later steps changed only because of these)",
+                    b.downstream
+                );
+            }
         }
     }
     let _ = writeln!(out, "\n{}", paint(c, "1", "layers"));
@@ -116,6 +153,94 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
             .collect();
         let _ = writeln!(out, "\n{} {}", paint(c, "1", "causes"), parts.join(", "));
     }
-    let _ = writeln!(out, "\n{} {}", paint(c, "1", "verdict:"), r.verdict);
+    let _ = writeln!(
+        out,
+        "\nread {} of layer tar{}",
+        crate::progress::human_bytes(r.bytes_read),
+        if r.bytes_fetched > 0 {
+            format!(
+                ", fetched {} from registries",
+                crate::progress::human_bytes(r.bytes_fetched)
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(out, "{} {}", paint(c, "1", "verdict:"), r.verdict);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerInfo, LayerOpener};
+    use crate::diff::record::{RecordDiff, StepChange};
+    use crate::diff::tar_index::tests::make_tar;
+    use crate::image::config::ImageConfig;
+
+    fn report() -> Report {
+        let tar_a = make_tar(&[
+            ("app/a.js", b"1\n", 0o644, 0, 1),
+            ("app/b.js", b"x", 0o644, 0, 1),
+        ]);
+        let tar_b = make_tar(&[
+            ("app/a.js", b"2\n", 0o644, 0, 1),
+            ("app/b.js", b"x", 0o600, 0, 1),
+        ]);
+        let open: &LayerOpener = &|l: &LayerInfo| {
+            let t = if l.digest == "da" { &tar_a } else { &tar_b };
+            Ok(Box::new(std::io::Cursor::new(t.clone())))
+        };
+        let side = |d: &str| ImageSide {
+            name: format!("img-{d}"),
+            manifest_digest: Some(format!("m-{d}")),
+            config_digest: "c".into(),
+            config: ImageConfig::default(),
+            layers: vec![LayerInfo {
+                digest: d.into(),
+                diff_id: d.into(),
+                size: 1,
+                media_type: "t".into(),
+            }],
+            open,
+        };
+        let mut r =
+            compare_images(&side("da"), &side("db"), &IgnoreOptions::default(), true).unwrap();
+        r.attach_build(RecordDiff {
+            changes: vec![StepChange {
+                stage: "builder".into(),
+                index: 4,
+                instruction: "COPY . .".into(),
+                kind: "changed",
+                inputs: vec!["context file app/a.js changed".into()],
+            }],
+            downstream: 2,
+        });
+        r
+    }
+
+    #[test]
+    fn groups_files_causes_build_steps_and_verdict() {
+        let text = render(&report(), &RenderOptions::default());
+        for want in [
+            "A: img-da  m-da",
+            "build record: steps that changed\n  builder 4 COPY . .: context file app/a.js changed\n  (2 later steps changed only because of these)",
+            "~ app/a.js  [content]  content: sha256:",
+            "-1\n",
+            "~ app/b.js  [mode]  mode: 0644 → 0600",
+            "causes mode: 1, content: 1",
+            "verdict: step builder 4 COPY . .: context file app/a.js changed; first difference in layer 1",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert!(!text.contains('\x1b'), "no colour unless asked");
+        let coloured = render(
+            &report(),
+            &RenderOptions {
+                color: true,
+                all_files: false,
+            },
+        );
+        assert!(coloured.contains("\x1b[1mverdict:\x1b[0m"));
+    }
 }

@@ -9,6 +9,10 @@ use std::io::{self, Read};
 /// Files up to this size keep their bytes (text diffs, nested archives).
 pub const KEEP_BYTES_MAX: u64 = 1 << 20;
 
+/// At most this many bytes are kept per layer, so memory stays bounded on
+/// layers of many small files (beyond it, files are only hashed).
+pub const KEEP_TOTAL_MAX: u64 = 16 << 20;
+
 /// Attributes of one tar entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileMeta {
@@ -96,6 +100,7 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
         n: 0,
     };
     let mut out = LayerIndex::default();
+    let mut kept = 0u64;
     {
         let mut ar = tar::Archive::new(&mut counter);
         for (index, entry) in ar.entries()?.enumerate() {
@@ -140,7 +145,10 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             let size = header.size().unwrap_or(0);
             let (content, bytes) = if kind == "file" {
-                let keep = size <= KEEP_BYTES_MAX;
+                let keep = size <= KEEP_BYTES_MAX && kept + size <= KEEP_TOTAL_MAX;
+                if keep {
+                    kept += size;
+                }
                 let mut h = HashingWriter::new(if keep {
                     Vec::with_capacity(size as usize)
                 } else {
@@ -264,5 +272,27 @@ pub(crate) mod tests {
         );
         assert_eq!(a.bytes.as_deref(), Some(&b"hello"[..]));
         assert_eq!(plain.bytes_read, t.len() as u64);
+    }
+
+    #[test]
+    fn kept_bytes_stay_within_the_layer_budget() {
+        let big = vec![7u8; KEEP_BYTES_MAX as usize];
+        let names: Vec<String> = (0..20).map(|i| format!("f{i:02}")).collect();
+        let files: Vec<(&str, &[u8], u32, u64, u64)> = names
+            .iter()
+            .map(|n| (n.as_str(), &big[..], 0o644, 0, 0))
+            .collect();
+        let idx = index_layer(&make_tar(&files)[..]).unwrap();
+        let kept: u64 = idx
+            .files
+            .values()
+            .filter_map(|f| f.bytes.as_ref())
+            .map(|b| b.len() as u64)
+            .sum();
+        assert_eq!(kept, KEEP_TOTAL_MAX);
+        assert!(
+            idx.files.values().all(|f| f.content.is_some()),
+            "every file is still hashed"
+        );
     }
 }

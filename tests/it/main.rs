@@ -6,6 +6,7 @@ mod build_copy;
 mod build_run;
 mod cache;
 mod context;
+mod diff;
 mod docker_archive;
 mod parse;
 mod registry;

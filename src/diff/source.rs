@@ -1,0 +1,592 @@
+//! Where the two sides of `cairn diff` come from, and how their layers are
+//! opened lazily.
+//!
+//! Resolution order of one side `S`:
+//! 1. `oci:DIR[:TAG]` — an OCI image layout;
+//! 2. `docker-archive:FILE` — a `docker save` tar;
+//! 3. a reference whose first component names a registry host (contains `.`
+//!    or `:`, or is `localhost`) or that is pinned by digest — that registry;
+//! 4. otherwise, cairn's local image store (`oci:$CACHE/images`, where
+//!    `cairn build` without `-o` puts images) when it holds the tag `S` (or
+//!    `S:latest`, or `sha256-HEX` for `sha256:HEX`);
+//! 5. otherwise, the registry the reference names (Docker Hub).
+//!
+//! Only manifests and configs are read when a side is loaded; a layer's bytes
+//! are read (for a registry: downloaded into a temporary store first) only
+//! when [`LoadedImage::open_layer`] is called, which `compare_images` does
+//! only for layers whose digests differ.
+
+use super::image::LayerInfo;
+use crate::engine::record::{BuildRecord, ARTIFACT_TYPE};
+use crate::image::config::ImageConfig;
+use crate::image::manifest::{
+    Descriptor, ImageIndex, ImageManifest, ManifestKind, OCI_MANIFEST, REF_NAME,
+};
+use crate::image::oci_layout::{split_dir_tag, OciLayout};
+use crate::registry::pull::select_platform;
+use crate::registry::{Platform, Reference, Registry};
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::Digest;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The tag prefix under which `cairn build` stores a build record in an OCI layout.
+pub const RECORD_TAG_PREFIX: &str = "cairn-record-";
+
+/// Where one side comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// An OCI layout directory and an optional tag.
+    Layout {
+        /// The directory.
+        dir: PathBuf,
+        /// The tag (`None`: the only image in the layout).
+        tag: Option<String>,
+    },
+    /// A `docker save` archive.
+    DockerArchive(PathBuf),
+    /// A registry reference.
+    Registry(Reference),
+}
+
+/// Whether a reference string names its registry explicitly (`host.tld/…`,
+/// `host:port/…`, `localhost/…`) or pins a digest.
+fn registry_looking(s: &str) -> bool {
+    if s.contains('@') {
+        return true;
+    }
+    match s.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+/// The tags under which the local store may hold `s`.
+fn local_tags(s: &str) -> Vec<String> {
+    if let Some(hex) = s.strip_prefix("sha256:") {
+        return vec![format!("sha256-{hex}")];
+    }
+    let last = s.rsplit('/').next().unwrap_or(s);
+    if last.contains(':') {
+        vec![s.to_owned()]
+    } else {
+        vec![s.to_owned(), format!("{s}:latest")]
+    }
+}
+
+/// Resolve a side's string (see the module docs for the order).
+pub fn parse_source(s: &str, local_store: &Path) -> anyhow::Result<Source> {
+    if let Some(rest) = s.strip_prefix("oci:") {
+        let (dir, tag) = split_dir_tag(rest);
+        return Ok(Source::Layout {
+            dir: dir.into(),
+            tag: tag.map(str::to_owned),
+        });
+    }
+    if let Some(file) = s.strip_prefix("docker-archive:") {
+        return Ok(Source::DockerArchive(file.into()));
+    }
+    if !registry_looking(s) {
+        if let Ok(layout) = OciLayout::open(local_store) {
+            let tags = layout.tags().unwrap_or_default();
+            if let Some(t) = local_tags(s).into_iter().find(|t| tags.contains(t)) {
+                return Ok(Source::Layout {
+                    dir: local_store.to_owned(),
+                    tag: Some(t),
+                });
+            }
+        }
+    }
+    let reference: Reference = s.parse().map_err(|e| {
+        crate::error::hint(
+            anyhow::Error::new(e).context(format!("`{s}` is not an image reference")),
+            format!(
+                "name an image as REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:TAG], docker-archive:FILE or a tag of the local store oci:{}",
+                local_store.display()
+            ),
+        )
+    })?;
+    Ok(Source::Registry(reference))
+}
+
+/// A registry client and the runtime that drives it, shared by both sides.
+pub struct Remote {
+    /// The client.
+    pub registry: Registry,
+    /// The runtime its futures run on.
+    pub runtime: tokio::runtime::Runtime,
+    /// Compressed bytes downloaded so far (layers fetched for the comparison).
+    pub fetched: AtomicU64,
+}
+
+/// How a side's layer bytes are reached.
+enum Blobs {
+    /// A local blob store (OCI layout).
+    Store(BlobStore),
+    /// Entries of a docker archive: path → (offset of the data, size).
+    Archive {
+        file: PathBuf,
+        entries: BTreeMap<String, (u64, u64)>,
+        paths: BTreeMap<String, String>,
+    },
+    /// A registry; blobs are downloaded into `store` on demand.
+    Registry {
+        remote: Arc<Remote>,
+        reference: Reference,
+        store: BlobStore,
+        _tmp: tempfile::TempDir,
+    },
+}
+
+/// One side, loaded: manifest and config read, layers not yet.
+pub struct LoadedImage {
+    /// How the user named it.
+    pub name: String,
+    /// The index the manifest was selected from, if any.
+    pub index_digest: Option<String>,
+    /// The image manifest digest (`None` for a docker archive, which has none).
+    pub manifest_digest: Option<String>,
+    /// The config digest.
+    pub config_digest: String,
+    /// The parsed config.
+    pub config: ImageConfig,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerInfo>,
+    /// cairn's build record, when one is stored with the image.
+    pub record: Option<BuildRecord>,
+    blobs: Blobs,
+}
+
+fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfig> {
+    serde_json::from_slice(bytes).with_context(|| format!("parsing the image config of {what}"))
+}
+
+/// Pair manifest layer descriptors with the config's diff_ids.
+fn layer_infos(
+    layers: &[Descriptor],
+    config: &ImageConfig,
+    what: &str,
+) -> anyhow::Result<Vec<LayerInfo>> {
+    let ids = &config.rootfs.diff_ids;
+    anyhow::ensure!(
+        ids.len() == layers.len(),
+        "{what}: the manifest lists {} layers but the config has {} diff_ids",
+        layers.len(),
+        ids.len()
+    );
+    Ok(layers
+        .iter()
+        .zip(ids)
+        .map(|(d, id)| LayerInfo {
+            digest: d.digest.to_string(),
+            diff_id: id.clone(),
+            size: d.size,
+            media_type: d.media_type.clone(),
+        })
+        .collect())
+}
+
+/// The build record behind an artifact manifest's first layer.
+fn record_from_artifact(
+    manifest: &ImageManifest,
+    read: impl Fn(&Descriptor) -> anyhow::Result<Vec<u8>>,
+) -> Option<BuildRecord> {
+    let layer = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == ARTIFACT_TYPE)?;
+    let bytes = read(layer).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+impl LoadedImage {
+    /// Load a side: manifests and config only.
+    pub fn load(
+        name: &str,
+        source: &Source,
+        platform: &Platform,
+        remote: impl FnOnce() -> anyhow::Result<Arc<Remote>>,
+    ) -> anyhow::Result<Self> {
+        match source {
+            Source::Layout { dir, tag } => load_layout(name, dir, tag.as_deref(), platform),
+            Source::DockerArchive(file) => load_archive(name, file),
+            Source::Registry(r) => load_registry(name, r, platform, remote()?),
+        }
+    }
+
+    /// Open a layer's stream (compressed or not, as stored).
+    pub fn open_layer(&self, l: &LayerInfo) -> anyhow::Result<Box<dyn Read + Send>> {
+        let digest: Digest = l
+            .digest
+            .parse()
+            .with_context(|| format!("{}: invalid layer digest `{}`", self.name, l.digest))?;
+        match &self.blobs {
+            Blobs::Store(store) => {
+                Ok(Box::new(store.open_blob(&digest).with_context(|| {
+                    format!("{}: opening layer {}", self.name, l.digest)
+                })?))
+            }
+            Blobs::Archive {
+                file,
+                entries,
+                paths,
+            } => {
+                let path = paths
+                    .get(&l.digest)
+                    .with_context(|| format!("{}: no layer file for {}", self.name, l.digest))?;
+                let &(offset, size) = entries
+                    .get(path)
+                    .with_context(|| format!("{}: the archive has no entry `{path}`", self.name))?;
+                let mut f = File::open(file)
+                    .with_context(|| format!("opening docker-archive {}", file.display()))?;
+                f.seek(SeekFrom::Start(offset))?;
+                Ok(Box::new(f.take(size)))
+            }
+            Blobs::Registry {
+                remote,
+                reference,
+                store,
+                ..
+            } => {
+                let desc = Descriptor::new(l.media_type.clone(), digest.clone(), l.size);
+                remote
+                    .runtime
+                    .block_on(remote.registry.fetch_blob(reference, &desc, store))
+                    .map_err(|e| crate::cli::pull::hinted(e, reference))
+                    .with_context(|| format!("fetching layer {} of {reference}", l.digest))?;
+                remote.fetched.fetch_add(l.size, Ordering::Relaxed);
+                Ok(Box::new(store.open_blob(&digest)?))
+            }
+        }
+    }
+}
+
+fn load_layout(
+    name: &str,
+    dir: &Path,
+    tag: Option<&str>,
+    platform: &Platform,
+) -> anyhow::Result<LoadedImage> {
+    let layout =
+        OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
+    let store = layout.store();
+    let mut desc = match tag {
+        Some(_) => layout.resolve(tag)?,
+        None => {
+            // Build records sit beside the image; they are not candidates.
+            let index = layout.index()?;
+            let images: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| {
+                    !d.annotation(REF_NAME)
+                        .is_some_and(|t| t.starts_with(RECORD_TAG_PREFIX))
+                })
+                .collect();
+            match images.as_slice() {
+                [one] => (*one).clone(),
+                _ => layout.resolve(None)?,
+            }
+        }
+    };
+    let dummy: Reference = "localhost/oci-layout".parse()?;
+    let mut index_digest = None;
+    for _ in 0..4 {
+        if ManifestKind::of(&desc.media_type) != Some(ManifestKind::Index) {
+            break;
+        }
+        index_digest.get_or_insert_with(|| desc.digest.to_string());
+        let idx: ImageIndex = serde_json::from_slice(&store.read_bytes(&desc.digest)?)
+            .with_context(|| format!("{name}: parsing index {}", desc.digest))?;
+        desc = select_platform(&dummy, &idx, platform)
+            .map_err(|e| crate::error::hint(e, "choose a platform with `--platform`"))?
+            .clone();
+    }
+    let manifest: ImageManifest = serde_json::from_slice(&store.read_bytes(&desc.digest)?)
+        .with_context(|| format!("{name}: parsing manifest {}", desc.digest))?;
+    let config_bytes = store
+        .read_bytes(&manifest.config.digest)
+        .with_context(|| format!("{name}: reading config {}", manifest.config.digest))?;
+    let config = parse_config(&config_bytes, name)?;
+    let layers = layer_infos(&manifest.layers, &config, name)?;
+    let record = layout
+        .resolve(Some(&format!("{RECORD_TAG_PREFIX}{}", desc.digest.hex())))
+        .ok()
+        .and_then(|d| {
+            let m: ImageManifest =
+                serde_json::from_slice(&store.read_bytes(&d.digest).ok()?).ok()?;
+            record_from_artifact(&m, |l| Ok(store.read_bytes(&l.digest)?))
+        });
+    Ok(LoadedImage {
+        name: name.to_owned(),
+        index_digest,
+        manifest_digest: Some(desc.digest.to_string()),
+        config_digest: manifest.config.digest.to_string(),
+        config,
+        layers,
+        record,
+        blobs: Blobs::Store(store.clone()),
+    })
+}
+
+/// Index a docker archive's entries (one pass over headers, data skipped)
+/// and resolve symlinked layer files to their targets.
+fn archive_entries(file: &Path) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+    let f =
+        File::open(file).with_context(|| format!("opening docker-archive {}", file.display()))?;
+    let mut ar = tar::Archive::new(std::io::BufReader::new(f));
+    let mut entries = BTreeMap::new();
+    let mut links = Vec::new();
+    for e in ar
+        .entries_with_seek()
+        .with_context(|| format!("reading docker-archive {}", file.display()))?
+    {
+        let e = e.with_context(|| format!("reading docker-archive {}", file.display()))?;
+        let path = super::tar_index::normalize(&String::from_utf8_lossy(&e.path_bytes()));
+        match e.header().entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                if let Some(target) = e.link_name_bytes() {
+                    let target = String::from_utf8_lossy(&target).into_owned();
+                    links.push((path, target, e.header().entry_type()));
+                }
+            }
+            _ => {
+                entries.insert(path, (e.raw_file_position(), e.size()));
+            }
+        }
+    }
+    for (path, target, kind) in links {
+        let resolved = if kind == tar::EntryType::Symlink {
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            lexical_join(dir, &target)
+        } else {
+            super::tar_index::normalize(&target)
+        };
+        if let Some(v) = entries.get(&resolved).copied() {
+            entries.insert(path, v);
+        }
+    }
+    Ok(entries)
+}
+
+/// `dir/target` with `.` and `..` resolved lexically (never above the root).
+fn lexical_join(dir: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        dir.split('/').filter(|p| !p.is_empty()).collect()
+    };
+    for p in target.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+fn read_entry(
+    file: &Path,
+    entries: &BTreeMap<String, (u64, u64)>,
+    path: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let &(offset, size) = entries
+        .get(path)
+        .with_context(|| format!("docker-archive {} has no `{path}`", file.display()))?;
+    anyhow::ensure!(
+        size <= 64 << 20,
+        "docker-archive {}: `{path}` is too large ({size} bytes)",
+        file.display()
+    );
+    let mut f = File::open(file)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(size as usize);
+    f.take(size).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveManifest {
+    config: String,
+    layers: Vec<String>,
+}
+
+fn load_archive(name: &str, file: &Path) -> anyhow::Result<LoadedImage> {
+    let entries = archive_entries(file)?;
+    let manifests: Vec<ArchiveManifest> =
+        serde_json::from_slice(&read_entry(file, &entries, "manifest.json")?)
+            .with_context(|| format!("parsing manifest.json of {}", file.display()))?;
+    let m = manifests.into_iter().next().with_context(|| {
+        format!(
+            "docker-archive {} holds no image (manifest.json is empty)",
+            file.display()
+        )
+    })?;
+    let config_bytes = read_entry(file, &entries, &super::tar_index::normalize(&m.config))?;
+    let config = parse_config(&config_bytes, name)?;
+    anyhow::ensure!(
+        config.rootfs.diff_ids.len() == m.layers.len(),
+        "{name}: manifest.json lists {} layers but the config has {} diff_ids",
+        m.layers.len(),
+        config.rootfs.diff_ids.len()
+    );
+    let mut paths = BTreeMap::new();
+    let mut layers = Vec::new();
+    for (p, id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
+        let p = super::tar_index::normalize(p);
+        let &(_, size) = entries
+            .get(&p)
+            .with_context(|| format!("docker-archive {} has no layer `{p}`", file.display()))?;
+        // OCI-style archives name blobs by digest (maybe compressed); classic
+        // `layer.tar` files are uncompressed, so their digest is the diff_id.
+        let digest = match p.strip_prefix("blobs/sha256/") {
+            Some(hex) => format!("sha256:{hex}"),
+            None => id.clone(),
+        };
+        paths.insert(digest.clone(), p);
+        layers.push(LayerInfo {
+            digest,
+            diff_id: id.clone(),
+            size,
+            media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
+        });
+    }
+    Ok(LoadedImage {
+        name: name.to_owned(),
+        index_digest: None,
+        manifest_digest: None,
+        config_digest: Digest::of(&config_bytes).to_string(),
+        config,
+        layers,
+        record: None,
+        blobs: Blobs::Archive {
+            file: file.to_owned(),
+            entries,
+            paths,
+        },
+    })
+}
+
+fn load_registry(
+    name: &str,
+    reference: &Reference,
+    platform: &Platform,
+    remote: Arc<Remote>,
+) -> anyhow::Result<LoadedImage> {
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-diff-")
+        .tempdir()
+        .context("creating a temporary blob store")?;
+    let store = BlobStore::open(tmp.path())?;
+    let image = remote
+        .runtime
+        .block_on(remote.registry.pull_manifest(reference, platform, &store))
+        .map_err(|e| crate::cli::pull::hinted(e, reference))
+        .with_context(|| format!("reading {reference}"))?;
+    let config = parse_config(&image.config.bytes, name)?;
+    let layers = layer_infos(&image.layers, &config, name)?;
+    let record = registry_record(&remote, reference, &image.digest, &store);
+    Ok(LoadedImage {
+        name: name.to_owned(),
+        index_digest: image.index_digest.map(|d| d.to_string()),
+        manifest_digest: Some(image.digest.to_string()),
+        config_digest: image.manifest.value.config.digest.to_string(),
+        config,
+        layers,
+        record,
+        blobs: Blobs::Registry {
+            remote,
+            reference: reference.clone(),
+            store,
+            _tmp: tmp,
+        },
+    })
+}
+
+/// A build record pushed beside the image under the tag schema
+/// `sha256-HEX.cairn-record` (registries without the referrers API, such as
+/// distribution 2.8, need a tag). Absent or unreadable → `None`.
+fn registry_record(
+    remote: &Remote,
+    reference: &Reference,
+    image: &Digest,
+    store: &BlobStore,
+) -> Option<BuildRecord> {
+    let tagged = reference
+        .with_tag(&format!("sha256-{}.cairn-record", image.hex()))
+        .ok()?;
+    let raw = remote
+        .runtime
+        .block_on(remote.registry.fetch_manifest(&tagged))
+        .ok()?;
+    let m: ImageManifest = serde_json::from_slice(&raw.bytes).ok()?;
+    if m.artifact_type.as_deref() != Some(ARTIFACT_TYPE)
+        || m.media_type.as_deref().is_some_and(|t| t != OCI_MANIFEST)
+    {
+        return None;
+    }
+    record_from_artifact(&m, |l| {
+        remote
+            .runtime
+            .block_on(remote.registry.fetch_blob(&tagged, l, store))?;
+        Ok(store.read_bytes(&l.digest)?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_resolve_in_the_documented_order() {
+        let t = tempfile::tempdir().unwrap();
+        let store = t.path().join("images");
+        let l = OciLayout::create(&store).unwrap();
+        let d = l.store().put_bytes(b"{}").unwrap();
+        l.tag(&Descriptor::new(OCI_MANIFEST, d, 2), Some("app:1"))
+            .unwrap();
+        assert_eq!(
+            parse_source("oci:out:v1", &store).unwrap(),
+            Source::Layout {
+                dir: "out".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            parse_source("docker-archive:a.tar", &store).unwrap(),
+            Source::DockerArchive("a.tar".into())
+        );
+        assert_eq!(
+            parse_source("app:1", &store).unwrap(),
+            Source::Layout {
+                dir: store.clone(),
+                tag: Some("app:1".into())
+            }
+        );
+        assert!(matches!(
+            parse_source("localhost:5000/app:1", &store).unwrap(),
+            Source::Registry(_)
+        ));
+        assert!(matches!(
+            parse_source("app:2", &store).unwrap(),
+            Source::Registry(_)
+        ));
+        assert!(parse_source("UPPER CASE", &store).is_err());
+    }
+
+    #[test]
+    fn symlinked_archive_paths_resolve_lexically() {
+        assert_eq!(lexical_join("b", "../a/layer.tar"), "a/layer.tar");
+        assert_eq!(lexical_join("", "../../x"), "x");
+        assert_eq!(lexical_join("a", "/y"), "y");
+    }
+}
