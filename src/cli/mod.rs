@@ -93,8 +93,3 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SandboxHelper(a) => Ok(crate::sandbox::helper::main(a)),
     }
 }
-
-/// The error for a command whose issue has not landed yet.
-pub(crate) fn not_yet(cmd: &str, issue: u32) -> anyhow::Error {
-    anyhow::anyhow!("`cairn {cmd}` is not implemented yet (issue #{issue})")
-}
