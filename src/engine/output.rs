@@ -76,11 +76,17 @@ pub fn to_oci_layout(
     Ok(())
 }
 
-/// The build record as an OCI 1.1 artifact manifest referring to the image.
-fn write_record(r: &BuildResult, layout: &OciLayout, subject: &Descriptor) -> anyhow::Result<()> {
+/// The build record as an OCI 1.1 artifact manifest whose `subject` is the
+/// image (so the image digest does not change), stored in `store`.
+/// Returns the manifest bytes and digest.
+fn record_manifest(
+    r: &BuildResult,
+    store: &BlobStore,
+    subject: &Descriptor,
+) -> anyhow::Result<(Vec<u8>, cairn_layers::Digest)> {
     let record = serde_json::to_vec(&serde_json::to_value(&r.record)?)?;
-    let record_digest = layout.store().put_bytes(&record)?;
-    let empty = layout.store().put_bytes(b"{}")?;
+    let record_digest = store.put_bytes(&record)?;
+    let empty = store.put_bytes(b"{}")?;
     let mut subj = subject.clone();
     subj.platform = None;
     let manifest = serde_json::json!({
@@ -92,7 +98,13 @@ fn write_record(r: &BuildResult, layout: &OciLayout, subject: &Descriptor) -> an
         "subject": subj,
     });
     let bytes = serde_json::to_vec(&manifest)?;
-    let digest = layout.store().put_bytes(&bytes)?;
+    let digest = store.put_bytes(&bytes)?;
+    Ok((bytes, digest))
+}
+
+/// The build record, tagged `cairn-record-<image hex>` in the layout.
+fn write_record(r: &BuildResult, layout: &OciLayout, subject: &Descriptor) -> anyhow::Result<()> {
+    let (bytes, digest) = record_manifest(r, layout.store(), subject)?;
     let mut d = Descriptor::new(OCI_MANIFEST, digest, bytes.len() as u64);
     d.artifact_type = Some(ARTIFACT_TYPE.into());
     layout.tag(
@@ -159,6 +171,21 @@ pub fn push(
             "registry reported digest {d} for {reference}, expected {}",
             r.manifest_digest
         );
+        // The build record goes next to the image under the tag schema
+        // `sha256-<hex>.cairn-record` (found without the referrers API);
+        // `cairn diff` reads it from there.
+        let (record, _) = record_manifest(r, store, &descriptor(r))?;
+        let record_ref: Reference = format!(
+            "{}:sha256-{}.cairn-record",
+            reference.repository(),
+            r.manifest_digest.hex()
+        )
+        .parse()
+        .with_context(|| format!("naming the build record of {reference}"))?;
+        runtime
+            .block_on(registry.push_image(&record_ref, &record, OCI_MANIFEST, store, &[]))
+            .map_err(|e| crate::cli::pull::hinted(e, &record_ref))
+            .with_context(|| format!("pushing the build record {record_ref}"))?;
         out.push((reference.to_string(), d));
     }
     Ok(out)

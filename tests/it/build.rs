@@ -385,3 +385,44 @@ fn onbuild_triggers_run_after_from_and_are_not_inherited() {
         "the trigger's COPY made a layer"
     );
 }
+
+#[test]
+fn push_then_diff_two_builds_by_registry_reference_names_the_changed_input() {
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    copy_tree(&testdata("build/basic"), &ctx, "022");
+    let a = format!("{}/demo/basic:a", reg.addr());
+    let b = format!("{}/demo/basic:b", reg.addr());
+    let (da, _) = build(t.path(), &ctx, "022", "UTC", &["-t", &a, "--push"]);
+    std::fs::write(ctx.join("src/app.ts"), "export const a = 3;\n").unwrap();
+    let (db, _) = build(t.path(), &ctx, "022", "UTC", &["-t", &b, "--push"]);
+    assert_ne!(da, db);
+    // skopeo reads what was pushed, with the digest cairn printed.
+    let sk = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{a}"))
+        .output()
+        .unwrap();
+    assert!(
+        sk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sk.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", cairn_layers::Digest::of(&sk.stdout).hex()),
+        da
+    );
+    // cairn diff finds both build records in the registry and names the input.
+    let mut c = cairn(t.path());
+    c.args(["diff", "--json", &a, &b]);
+    let out = run(c, "");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("context file src/app.ts changed"), "{text}");
+}
