@@ -115,6 +115,38 @@ impl LayerDirs {
         })
     }
 
+    /// How owners in the layer directories read as container owners.
+    pub fn owner_map(&self) -> OwnerMap {
+        match self.form().0 {
+            Form::Host => OwnerMap::default(),
+            Form::Userns { single } => {
+                let maps = self.sandbox().ok().map(|s| {
+                    let id = &s.probe().identity;
+                    (id.uids.clone(), id.gids.clone())
+                });
+                OwnerMap {
+                    maps,
+                    recorded: single,
+                }
+            }
+            Form::Unowned => {
+                let me = |id| {
+                    vec![IdRange {
+                        inner: 0,
+                        outer: id,
+                        count: 1,
+                    }]
+                };
+                let uid = rustix::process::getuid().as_raw();
+                let gid = rustix::process::getgid().as_raw();
+                OwnerMap {
+                    maps: Some((me(uid), me(gid))),
+                    recorded: false,
+                }
+            }
+        }
+    }
+
     /// The directory holding this process's layer directories.
     pub fn root(&self) -> &Path {
         &self.form().1
@@ -257,6 +289,43 @@ impl LayerDirs {
     }
 }
 
+/// How the host owners of files in layer directories read as container
+/// owners. The default reads them as they are (root's layer directories).
+#[derive(Clone, Debug, Default)]
+pub struct OwnerMap {
+    /// `None`: host id = container id.
+    maps: Option<(Vec<IdRange>, Vec<IdRange>)>,
+    /// Owners recorded in [`OWNER_XATTR`] (single mapping) win.
+    recorded: bool,
+}
+
+/// The kernel's overflow id for host ids outside the mapping.
+const OVERFLOW_ID: u32 = 65534;
+
+impl OwnerMap {
+    /// The container owner of `host_path`, whose inode has host `uid`/`gid`.
+    pub fn container_owner(&self, host_path: &Path, uid: u32, gid: u32) -> (u32, u32) {
+        let Some((uids, gids)) = &self.maps else {
+            return (uid, gid);
+        };
+        if self.recorded {
+            let mut buf = [0u8; 32];
+            if let Ok(n) = rustix::fs::lgetxattr(host_path, OWNER_XATTR, &mut buf[..]) {
+                if let Some(owner) = crate::sandbox::ownership::parse_owner(&buf[..n]) {
+                    return owner;
+                }
+            }
+        }
+        let inner = |ranges: &[IdRange], id: u32| {
+            ranges
+                .iter()
+                .find(|r| id >= r.outer && id - r.outer < r.count)
+                .map_or(OVERFLOW_ID, |r| r.inner + (id - r.outer))
+        };
+        (inner(uids, uid), inner(gids, gid))
+    }
+}
+
 /// `userns-` + a short hash of the maps: directories unpacked under one
 /// mapping are unusable under another.
 fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
@@ -351,6 +420,42 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("userns-") && a.len() == 23, "{a}");
         assert_eq!(a, mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]));
+    }
+
+    #[test]
+    fn owner_map_inverts_the_mapping_and_reads_records() {
+        let r = |inner, outer, count| IdRange {
+            inner,
+            outer,
+            count,
+        };
+        let sub = vec![r(0, 2345, 1), r(1, 400000, 65536)];
+        let m = OwnerMap {
+            maps: Some((sub.clone(), sub)),
+            recorded: false,
+        };
+        let p = Path::new("/nonexistent");
+        assert_eq!(m.container_owner(p, 2345, 2345), (0, 0));
+        assert_eq!(m.container_owner(p, 401000, 400041), (1001, 42));
+        assert_eq!(m.container_owner(p, 7, 2345), (OVERFLOW_ID, 0));
+        assert_eq!(OwnerMap::default().container_owner(p, 7, 8), (7, 8));
+
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "x").unwrap();
+        rustix::fs::setxattr(
+            &f,
+            OWNER_XATTR,
+            b"1001:1001",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let single = OwnerMap {
+            maps: Some((vec![r(0, 2345, 1)], vec![r(0, 2345, 1)])),
+            recorded: true,
+        };
+        assert_eq!(single.container_owner(&f, 2345, 2345), (1001, 1001));
+        assert_eq!(single.container_owner(p, 2345, 2345), (0, 0));
     }
 
     #[test]
