@@ -57,8 +57,17 @@ pub struct LayerDirs {
     base: PathBuf,
     sandbox_dir: PathBuf,
     sandbox: OnceLock<Result<Sandbox, String>>,
-    /// The form and the directory holding `<hex>` dirs in that form.
-    form: OnceLock<(Form, PathBuf)>,
+    /// Decided on first use.
+    form: OnceLock<Layout>,
+}
+
+/// The form, the directory holding `<hex>` dirs in that form, and how
+/// their owners read.
+#[derive(Debug)]
+struct Layout {
+    form: Form,
+    root: PathBuf,
+    owners: OwnerMap,
 }
 
 impl LayerDirs {
@@ -95,21 +104,47 @@ impl LayerDirs {
     }
 
     /// The form, decided on first use (probing the sandbox when not root).
-    fn form(&self) -> &(Form, PathBuf) {
+    fn form(&self) -> &Layout {
         self.form.get_or_init(|| {
             if rustix::process::geteuid().is_root() {
-                return (Form::Host, self.base.clone());
+                return Layout {
+                    form: Form::Host,
+                    root: self.base.clone(),
+                    owners: OwnerMap::default(),
+                };
             }
             match self.sandbox() {
                 Ok(s) if s.probe().userns_error.is_none() => {
                     let id = &s.probe().identity;
-                    let tag = mapping_tag(&id.uids, &id.gids);
                     let single = id.kind == IdentityKind::Single;
-                    (Form::Userns { single }, self.base.join(tag))
+                    Layout {
+                        form: Form::Userns { single },
+                        root: self.base.join(mapping_tag(&id.uids, &id.gids)),
+                        owners: OwnerMap {
+                            maps: Some((id.uids.clone(), id.gids.clone())),
+                            recorded: single,
+                        },
+                    }
                 }
                 _ => {
+                    // Everything is the caller's: it reads as container root.
                     let uid = rustix::process::getuid().as_raw();
-                    (Form::Unowned, self.base.join(format!("unowned-{uid}")))
+                    let gid = rustix::process::getgid().as_raw();
+                    let me = |id| {
+                        vec![IdRange {
+                            inner: 0,
+                            outer: id,
+                            count: 1,
+                        }]
+                    };
+                    Layout {
+                        form: Form::Unowned,
+                        root: self.base.join(format!("unowned-{uid}")),
+                        owners: OwnerMap {
+                            maps: Some((me(uid), me(gid))),
+                            recorded: false,
+                        },
+                    }
                 }
             }
         })
@@ -117,39 +152,12 @@ impl LayerDirs {
 
     /// How owners in the layer directories read as container owners.
     pub fn owner_map(&self) -> OwnerMap {
-        match self.form().0 {
-            Form::Host => OwnerMap::default(),
-            Form::Userns { single } => {
-                let maps = self.sandbox().ok().map(|s| {
-                    let id = &s.probe().identity;
-                    (id.uids.clone(), id.gids.clone())
-                });
-                OwnerMap {
-                    maps,
-                    recorded: single,
-                }
-            }
-            Form::Unowned => {
-                let me = |id| {
-                    vec![IdRange {
-                        inner: 0,
-                        outer: id,
-                        count: 1,
-                    }]
-                };
-                let uid = rustix::process::getuid().as_raw();
-                let gid = rustix::process::getgid().as_raw();
-                OwnerMap {
-                    maps: Some((me(uid), me(gid))),
-                    recorded: false,
-                }
-            }
-        }
+        self.form().owners.clone()
     }
 
     /// The directory holding this process's layer directories.
     pub fn root(&self) -> &Path {
-        &self.form().1
+        &self.form().root
     }
 
     /// Where layer `l` is (or will be) unpacked.
@@ -189,7 +197,7 @@ impl LayerDirs {
     }
 
     fn unpack_into(&self, digest: &Digest, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
-        match self.form().0 {
+        match self.form().form {
             Form::Userns { single } => {
                 let blob = store.path(digest);
                 let mut args = vec!["unpack".to_owned(), utf8(&blob)?, utf8(staged)?];
@@ -240,7 +248,10 @@ impl LayerDirs {
     /// directories), inside the user namespace when the layer directories
     /// were unpacked there.
     pub fn remove(&self, path: &Path) -> anyhow::Result<()> {
-        if !path.starts_with(&self.base) {
+        let climbs = path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if climbs || !path.starts_with(&self.base) {
             anyhow::bail!(
                 "refusing to remove {}: not under {}",
                 path.display(),
@@ -250,7 +261,7 @@ impl LayerDirs {
         if fs::symlink_metadata(path).is_err() {
             return Ok(());
         }
-        match self.form().0 {
+        match self.form().form {
             Form::Userns { .. } => self.in_userns(&["remove".to_owned(), utf8(path)?]),
             _ => remove_tree(path).with_context(|| format!("removing {}", path.display())),
         }
@@ -462,8 +473,10 @@ mod tests {
     fn root_unpacks_in_process_and_remove_stays_under_base() {
         let t = tempfile::tempdir().unwrap();
         let dirs = LayerDirs::new(t.path().join("layers"), t.path().join("sandbox")).unwrap();
-        let err = dirs.remove(t.path()).unwrap_err();
-        assert!(err.to_string().contains("refusing"), "{err}");
+        for outside in [t.path().to_path_buf(), t.path().join("layers/../sandbox")] {
+            let err = dirs.remove(&outside).unwrap_err();
+            assert!(err.to_string().contains("refusing"), "{err}");
+        }
         if !rustix::process::geteuid().is_root() {
             return;
         }
