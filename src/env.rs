@@ -18,5 +18,8 @@ pub const CAIRN_BLESS: &str = "CAIRN_BLESS";
 pub const HOME: &str = "HOME";
 /// The `cairn` executable the sandbox re-executes as its helper (default: the running executable).
 pub const CAIRN_SANDBOX_HELPER: &str = "CAIRN_SANDBOX_HELPER";
+/// `single`: the sandbox maps only the caller's id even where subordinate ids
+/// exist (chown recorded in an xattr); for testing that mode end to end.
+pub const CAIRN_SANDBOX_ID_MAP: &str = "CAIRN_SANDBOX_ID_MAP";
 /// Where sandbox tests find the node:22-alpine stand-in OCI layout.
 pub const CAIRN_NODE_ALPINE_OCI: &str = "CAIRN_NODE_ALPINE_OCI";

@@ -79,6 +79,14 @@ pub struct UnpackOptions {
     /// `chown` every entry to the tar's uid/gid (`lchown` for symlinks).
     /// Without it, everything is owned by the current user.
     pub preserve_ownership: bool,
+    /// With `preserve_ownership`: instead of `chown`, record every owner
+    /// other than `0:0` as `"UID:GID"` in this extended attribute (and drop
+    /// any value the layer itself carries under that name). For a user
+    /// namespace that maps only the caller's id, where a chown to any other
+    /// id fails; the sandbox reads the record back when it captures.
+    /// Symlinks cannot carry user xattrs: theirs are listed in
+    /// [`UnpackStats::skipped_xattrs`].
+    pub owner_xattr: Option<String>,
 }
 
 /// An extended attribute that was not restored.
@@ -587,6 +595,16 @@ impl Unpacker<'_> {
         for name in skipped {
             skip_xattr(&mut self.stats, path, &name, "not allowlisted".into());
         }
+        let owner = match (&self.opts.owner_xattr, owner) {
+            (Some(name), Some((uid, gid))) => {
+                xattrs.retain(|(k, _)| k != name);
+                if (uid, gid) != (0, 0) {
+                    xattrs.push((name.clone(), format!("{uid}:{gid}").into_bytes()));
+                }
+                None
+            }
+            (_, owner) => owner,
+        };
         Ok(Meta {
             mode,
             owner,

@@ -79,6 +79,7 @@ impl Sandbox {
         let opts = UnpackOptions {
             whiteouts: mode,
             preserve_ownership: false,
+            owner_xattr: None,
         };
         unpack(&bytes[..], &self.dest, &opts)
     }

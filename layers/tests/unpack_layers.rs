@@ -81,6 +81,7 @@ fn opts(mode: WhiteoutMode) -> UnpackOptions {
     UnpackOptions {
         whiteouts: mode,
         preserve_ownership: false,
+        owner_xattr: None,
     }
 }
 
@@ -179,6 +180,49 @@ fn ownership_only_when_asked() {
     // lchown: the link is owned by the tar's ids (0), its target untouched.
     let l = fs::symlink_metadata(tmp.path().join("home/l")).unwrap();
     assert_eq!((l.uid(), l.gid()), (0, 0));
+}
+
+/// Single-id user namespaces: owners other than 0:0 go to an xattr, the
+/// inodes stay the caller's, and a layer cannot forge the record.
+#[test]
+fn owner_xattr_records_instead_of_chown() {
+    let name = "user.cairn.owner";
+    let tar = Layer::new()
+        .dir("home", 0o755, 1)
+        .file_meta("home/f", b"x", 0o4750, 1, (1000, 1001))
+        .file_meta("home/root", b"r", 0o644, 1, (0, 0))
+        .pax(&[("SCHILY.xattr.user.cairn.owner", b"7:7")])
+        .file_meta("home/forged", b"y", 0o644, 1, (0, 0))
+        .symlink("home/l", "f")
+        .bytes();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = UnpackOptions {
+        preserve_ownership: true,
+        owner_xattr: Some(name.into()),
+        ..Default::default()
+    };
+    let stats = unpack(&tar[..], tmp.path(), &o).unwrap();
+    let me = unsafe { libc::geteuid() };
+    let get = |p: &str| {
+        let path = tmp.path().join(p);
+        if getxattr_missing(&path, name) {
+            return None;
+        }
+        let mut buf = [0u8; 64];
+        let n = rustix_getxattr(&path, name, &mut buf);
+        Some(buf[..n].to_vec())
+    };
+    let f = fs::metadata(tmp.path().join("home/f")).unwrap();
+    assert_eq!(f.uid(), me, "no chown happened");
+    assert_eq!(f.permissions().mode() & 0o7777, 0o4750);
+    assert_eq!(get("home/f").as_deref(), Some(&b"1000:1001"[..]));
+    assert_eq!(get("home/root"), None);
+    assert_eq!(
+        get("home/forged"),
+        None,
+        "the layer's own record is dropped"
+    );
+    assert!(stats.skipped_xattrs.iter().all(|s| s.path != "home/f"));
 }
 
 #[test]

@@ -72,6 +72,10 @@ pub enum Command {
     /// Internal: the sandbox helper process (see `cairn::sandbox::helper`).
     #[command(name = crate::sandbox::helper::SUBCOMMAND, hide = true)]
     SandboxHelper(crate::sandbox::helper::HelperArgs),
+    /// Internal: unpack or remove layer directories inside the sandbox's
+    /// user namespace (see `cairn::engine::layer_dirs`).
+    #[command(name = crate::engine::layer_dirs::HELPER_SUBCOMMAND, hide = true)]
+    LayerDir(crate::engine::layer_dirs::HelperArgs),
 }
 
 /// Dispatch to the subcommand.
@@ -91,5 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a, g),
         Command::Run(a) => run::run(a, g),
         Command::SandboxHelper(a) => Ok(crate::sandbox::helper::main(a)),
+        Command::LayerDir(a) => crate::engine::layer_dirs::helper_main(a),
     }
 }

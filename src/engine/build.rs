@@ -88,12 +88,8 @@ impl BuildCtx<'_> {
     pub fn sandbox(&self) -> anyhow::Result<&crate::sandbox::Sandbox> {
         self.sandbox
             .get_or_init(|| {
-                super::run_step::new_sandbox(
-                    &self.req.cache_dir,
-                    self.reporter,
-                    &self.req.isolation,
-                )
-                .map_err(|e| format!("{e:#}"))
+                super::run_step::new_sandbox(&self.layer_dirs, self.reporter, &self.req.isolation)
+                    .map_err(|e| format!("{e:#}"))
             })
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -139,7 +135,7 @@ pub fn build(
         .with_context(|| format!("opening the cache at {}", req.cache_dir.display()))?;
     let store = BlobStore::open(&req.cache_dir)?;
     let _ = store.sweep_temporaries(std::time::Duration::from_secs(3600));
-    let layer_dirs = LayerDirs::new(req.cache_dir.join("layers"))?;
+    let layer_dirs = LayerDirs::new(req.cache_dir.join("layers"), req.cache_dir.join("sandbox"))?;
     layer_dirs.sweep();
     let ctx = BuildCtx {
         req,

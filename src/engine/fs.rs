@@ -4,6 +4,7 @@
 //! the root; symlinks resolve with chroot semantics, so nothing ever reaches
 //! outside the view.
 
+use super::layer_dirs::OwnerMap;
 use cairn_layers::{Entry, EntryKind, Source};
 use std::collections::BTreeMap;
 use std::io;
@@ -142,6 +143,7 @@ impl SourceFs for EntryFs {
 /// `user.overlay.opaque=y` or `trusted.overlay.opaque=y`), bottom layer first.
 pub struct MergedView {
     layers: Vec<PathBuf>,
+    owners: OwnerMap,
 }
 
 enum Found {
@@ -153,10 +155,19 @@ enum Found {
 impl MergedView {
     /// A view over `layers` (bottom first).
     pub fn new(layers: Vec<PathBuf>) -> Self {
-        MergedView { layers }
+        MergedView {
+            layers,
+            owners: OwnerMap::default(),
+        }
     }
 
-    fn probe(layer: &Path, path: &str) -> io::Result<Found> {
+    /// A view whose owners are read through `owners` (layer directories
+    /// unpacked in a user namespace hold host ids).
+    pub fn with_owners(layers: Vec<PathBuf>, owners: OwnerMap) -> Self {
+        MergedView { layers, owners }
+    }
+
+    fn probe(layer: &Path, path: &str, owners: &OwnerMap) -> io::Result<Found> {
         let host = layer.join(path);
         let md = match std::fs::symlink_metadata(&host) {
             Ok(m) => m,
@@ -169,10 +180,9 @@ impl MergedView {
             return Ok(Found::Whiteout);
         }
         let opaque = ft.is_dir() && is_opaque(&host);
-        Ok(Found::Entry(
-            Box::new(entry_from_metadata(path, &host, &md)?),
-            opaque,
-        ))
+        let mut entry = entry_from_metadata(path, &host, &md)?;
+        (entry.uid, entry.gid) = owners.container_owner(&host, entry.uid, entry.gid);
+        Ok(Found::Entry(Box::new(entry), opaque))
     }
 
     /// The layers (top first) in which directory `dir` contributes entries.
@@ -187,7 +197,7 @@ impl MergedView {
             };
             let mut next = Vec::new();
             for &i in &live {
-                match Self::probe(&self.layers[i], &prefix)? {
+                match Self::probe(&self.layers[i], &prefix, &self.owners)? {
                     Found::Absent => continue,
                     Found::Whiteout => break,
                     Found::Entry(e, opaque) => {
@@ -278,6 +288,7 @@ impl SourceFs for MergedView {
             for l in self.layers.iter().rev() {
                 if let Ok(md) = std::fs::metadata(l) {
                     root = entry_from_metadata("", l, &md)?;
+                    (root.uid, root.gid) = self.owners.container_owner(l, root.uid, root.gid);
                     break;
                 }
             }
@@ -285,7 +296,7 @@ impl SourceFs for MergedView {
         }
         let (parent, _) = path.rsplit_once('/').unwrap_or(("", &path));
         for i in self.dir_layers(parent)? {
-            match Self::probe(&self.layers[i], &path)? {
+            match Self::probe(&self.layers[i], &path, &self.owners)? {
                 Found::Absent => continue,
                 Found::Whiteout => return Ok(None),
                 Found::Entry(e, _) => return Ok(Some(*e)),

@@ -2,31 +2,167 @@
 //! lower-directory form (whiteout = char device 0/0, opaque = xattr), shared
 //! read-only by every stage and build that uses it: the lower layers of RUN
 //! and the merged view that COPY destinations and `--chown` names resolve in.
+//!
+//! # Who unpacks
+//! - **root**: in this process, owners as in the tar (`layers/<hex>`).
+//! - **an unprivileged user whose user namespace works**: inside the
+//!   sandbox's user namespace, with the same id mapping as RUN steps, by
+//!   the hidden `cairn __layer-dir unpack` ([`helper_main`]) run through
+//!   [`Sandbox::exec_in_userns`]. With subordinate ids the owners map
+//!   (container id N is host id SUBID+N-1, 0 is the user) and whiteouts
+//!   can be created; with the single mapping, owners other than 0:0 are
+//!   recorded in [`OWNER_XATTR`] instead. The directories live in
+//!   `layers/userns-<mapping hash>/<hex>` so two mappings never share one.
+//!   Removing them goes through the namespace too: the host user cannot
+//!   delete files of its subordinate ids.
+//! - **otherwise** (no user namespace: RUN cannot work either), in this
+//!   process without owners, in `layers/unowned-<uid>/<hex>`, so COPY-only
+//!   builds keep working.
 
 use super::state::LayerDesc;
+use crate::sandbox::idmap::{IdRange, IdentityKind};
+use crate::sandbox::ownership::OWNER_XATTR;
+use crate::sandbox::state::remove_tree;
+use crate::sandbox::Sandbox;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::unpack::{unpack_auto, UnpackOptions, WhiteoutMode};
+use cairn_layers::Digest;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+/// The hidden subcommand that works on layer directories inside the
+/// sandbox's user namespace.
+pub const HELPER_SUBCOMMAND: &str = "__layer-dir";
+
+/// Prefix of directories being unpacked (renamed into place when done).
+const STAGING: &str = ".unpack-";
+
+/// How this process writes layer directories.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Form {
+    /// Real root: owners as in the tar, in this process.
+    Host,
+    /// Inside the sandbox's user namespace (`single`: owners in an xattr).
+    Userns { single: bool },
+    /// No user namespace: everything owned by the caller.
+    Unowned,
+}
 
 /// The directory of unpacked layers.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LayerDirs {
+    base: PathBuf,
+    sandbox_dir: PathBuf,
+    sandbox: OnceLock<Result<Sandbox, String>>,
+    /// Decided on first use.
+    form: OnceLock<Layout>,
+}
+
+/// The form, the directory holding `<hex>` dirs in that form, and how
+/// their owners read.
+#[derive(Debug)]
+struct Layout {
+    form: Form,
     root: PathBuf,
+    owners: OwnerMap,
 }
 
 impl LayerDirs {
-    /// Unpacked layers live in `root/<diff_id hex>`.
-    pub fn new(root: impl Into<PathBuf>) -> anyhow::Result<Self> {
-        let root = root.into();
-        fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        Ok(LayerDirs { root })
+    /// Unpacked layers live under `base`; `sandbox_dir` is the state
+    /// directory of the sandbox whose user namespace non-root unpacks use.
+    pub fn new(base: impl Into<PathBuf>, sandbox_dir: impl Into<PathBuf>) -> anyhow::Result<Self> {
+        let base = base.into();
+        fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+        Ok(LayerDirs {
+            base,
+            sandbox_dir: sandbox_dir.into(),
+            sandbox: OnceLock::new(),
+            form: OnceLock::new(),
+        })
+    }
+
+    /// The build's sandbox, probed once (also used for RUN steps, so layer
+    /// directories and steps share one id mapping). `$CAIRN_SANDBOX_ID_MAP=single`
+    /// selects the single-id mapping even where subordinate ids exist.
+    pub fn sandbox(&self) -> anyhow::Result<&Sandbox> {
+        self.sandbox
+            .get_or_init(|| {
+                let s = Sandbox::new(&self.sandbox_dir).map_err(|e| format!("{e:#}"))?;
+                let single =
+                    std::env::var(crate::env::CAIRN_SANDBOX_ID_MAP).is_ok_and(|v| v == "single");
+                Ok(if single && !rustix::process::geteuid().is_root() {
+                    s.with_single_id_map()
+                } else {
+                    s
+                })
+            })
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The form, decided on first use (probing the sandbox when not root).
+    fn form(&self) -> &Layout {
+        self.form.get_or_init(|| {
+            if rustix::process::geteuid().is_root() {
+                return Layout {
+                    form: Form::Host,
+                    root: self.base.clone(),
+                    owners: OwnerMap::default(),
+                };
+            }
+            match self.sandbox() {
+                Ok(s) if s.probe().userns_error.is_none() => {
+                    let id = &s.probe().identity;
+                    let single = id.kind == IdentityKind::Single;
+                    Layout {
+                        form: Form::Userns { single },
+                        root: self.base.join(mapping_tag(&id.uids, &id.gids)),
+                        owners: OwnerMap {
+                            maps: Some((id.uids.clone(), id.gids.clone())),
+                            recorded: single,
+                        },
+                    }
+                }
+                _ => {
+                    // Everything is the caller's: it reads as container root.
+                    let uid = rustix::process::getuid().as_raw();
+                    let gid = rustix::process::getgid().as_raw();
+                    let me = |id| {
+                        vec![IdRange {
+                            inner: 0,
+                            outer: id,
+                            count: 1,
+                        }]
+                    };
+                    Layout {
+                        form: Form::Unowned,
+                        root: self.base.join(format!("unowned-{uid}")),
+                        owners: OwnerMap {
+                            maps: Some((me(uid), me(gid))),
+                            recorded: false,
+                        },
+                    }
+                }
+            }
+        })
+    }
+
+    /// How owners in the layer directories read as container owners.
+    pub fn owner_map(&self) -> OwnerMap {
+        self.form().owners.clone()
+    }
+
+    /// The directory holding this process's layer directories.
+    pub fn root(&self) -> &Path {
+        &self.form().root
     }
 
     /// Where layer `l` is (or will be) unpacked.
     pub fn path(&self, l: &LayerDesc) -> PathBuf {
-        self.root.join(l.diff_id.digest().hex())
+        self.root().join(l.diff_id.digest().hex())
     }
 
     /// The unpacked directory of `l`, unpacking it from `store` on first use.
@@ -36,60 +172,320 @@ impl LayerDirs {
         if dest.is_dir() {
             return Ok(dest);
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(".unpack-")
-            .tempdir_in(&self.root)
-            .with_context(|| format!("creating a directory in {}", self.root.display()))?;
-        let blob = store
-            .open_blob(&l.digest)
-            .with_context(|| format!("opening layer {}", l.digest))?;
-        let opts = UnpackOptions {
-            whiteouts: WhiteoutMode::Overlay,
-            preserve_ownership: rustix::process::geteuid().is_root(),
-        };
-        unpack_auto(
-            std::io::BufReader::with_capacity(1 << 20, blob),
-            tmp.path(),
-            &opts,
-        )
-        .with_context(|| format!("unpacking layer {}", l.digest))?;
-        let staged = tmp.keep();
-        match fs::rename(&staged, &dest) {
-            Ok(()) => Ok(dest),
+        let root = self.root();
+        fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        // Kept at once: a failed unpack is removed by `remove`, which can
+        // also delete files of subordinate ids.
+        let staged = tempfile::Builder::new()
+            .prefix(STAGING)
+            .tempdir_in(root)
+            .with_context(|| format!("creating a directory in {}", root.display()))?
+            .keep();
+        let unpacked = self.unpack_into(&l.digest, store, &staged);
+        let result = unpacked.and_then(|()| match fs::rename(&staged, &dest) {
+            Ok(()) => Ok(true),
             // Another build unpacked the same layer first: use theirs.
-            Err(_) if dest.is_dir() => {
-                remove_tree(&staged);
-                Ok(dest)
-            }
+            Err(_) if dest.is_dir() => Ok(false),
             Err(e) => {
-                remove_tree(&staged);
                 Err(e).with_context(|| format!("moving unpacked layer to {}", dest.display()))
+            }
+        });
+        if !matches!(result, Ok(true)) {
+            let _ = self.remove(&staged);
+        }
+        result.map(|_| dest)
+    }
+
+    fn unpack_into(&self, digest: &Digest, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
+        match self.form().form {
+            Form::Userns { single } => {
+                let blob = store.path(digest);
+                let mut args = vec!["unpack".to_owned(), utf8(&blob)?, utf8(staged)?];
+                if single {
+                    args.push("--owner-xattr".into());
+                }
+                self.in_userns(&args)
+                    .with_context(|| format!("unpacking layer {digest} in the user namespace"))
+            }
+            ref form => {
+                let blob = store
+                    .open_blob(digest)
+                    .with_context(|| format!("opening layer {digest}"))?;
+                let opts = UnpackOptions {
+                    whiteouts: WhiteoutMode::Overlay,
+                    preserve_ownership: *form == Form::Host,
+                    owner_xattr: None,
+                };
+                unpack_auto(
+                    std::io::BufReader::with_capacity(1 << 20, blob),
+                    staged,
+                    &opts,
+                )
+                .with_context(|| format!("unpacking layer {digest}"))?;
+                Ok(())
             }
         }
     }
 
-    /// Remove leftovers of unpacks that were interrupted (SIGKILL).
+    /// Run `cairn __layer-dir ARGS` as root of the sandbox's user namespace.
+    fn in_userns(&self, args: &[String]) -> anyhow::Result<()> {
+        let sandbox = self.sandbox()?;
+        let mut argv = vec![utf8(sandbox.helper())?, HELPER_SUBCOMMAND.to_owned()];
+        argv.extend_from_slice(args);
+        let mut output = Vec::new();
+        let code = sandbox.exec_in_userns(&argv, &self.base, |line| output.push(line))?;
+        if code != 0 {
+            anyhow::bail!(
+                "`{}` exited with code {code}: {}",
+                argv[1..].join(" "),
+                output.join("\n").trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Remove `path` (a layer directory or anything under the layer
+    /// directories), inside the user namespace when the layer directories
+    /// were unpacked there.
+    pub fn remove(&self, path: &Path) -> anyhow::Result<()> {
+        let climbs = path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if climbs || !path.starts_with(&self.base) {
+            anyhow::bail!(
+                "refusing to remove {}: not under {}",
+                path.display(),
+                self.base.display()
+            );
+        }
+        if fs::symlink_metadata(path).is_err() {
+            return Ok(());
+        }
+        match self.form().form {
+            Form::Userns { .. } => self.in_userns(&["remove".to_owned(), utf8(path)?]),
+            _ => remove_tree(path).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+
+    /// Remove every layer directory of this process's form.
+    pub fn remove_all(&self) -> anyhow::Result<()> {
+        self.remove(self.root())
+    }
+
+    /// Remove leftovers of unpacks that were interrupted (SIGKILL). Cheap
+    /// when there are none: nothing is probed.
     pub fn sweep(&self) {
-        if let Ok(rd) = fs::read_dir(&self.root) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".unpack-") {
-                    remove_tree(&e.path());
-                }
-            }
+        let mut roots = vec![self.base.clone()];
+        if let Ok(rd) = fs::read_dir(&self.base) {
+            roots.extend(
+                rd.flatten()
+                    .filter(|e| {
+                        let n = e.file_name();
+                        let n = n.to_string_lossy();
+                        n.starts_with("userns-") || n.starts_with("unowned-")
+                    })
+                    .map(|e| e.path()),
+            );
+        }
+        let stale: Vec<PathBuf> = roots
+            .iter()
+            .filter_map(|r| fs::read_dir(r).ok())
+            .flat_map(|rd| rd.flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(STAGING))
+            .map(|e| e.path())
+            .collect();
+        for p in stale {
+            let _ = self.remove(&p);
         }
     }
 }
 
-/// Remove a tree even where unpacked modes (0000 dirs) would block it.
-pub fn remove_tree(p: &Path) {
-    if fs::remove_dir_all(p).is_ok() {
-        return;
+/// How the host owners of files in layer directories read as container
+/// owners. The default reads them as they are (root's layer directories).
+#[derive(Clone, Debug, Default)]
+pub struct OwnerMap {
+    /// `None`: host id = container id.
+    maps: Option<(Vec<IdRange>, Vec<IdRange>)>,
+    /// Owners recorded in [`OWNER_XATTR`] (single mapping) win.
+    recorded: bool,
+}
+
+/// The kernel's overflow id for host ids outside the mapping.
+const OVERFLOW_ID: u32 = 65534;
+
+impl OwnerMap {
+    /// The container owner of `host_path`, whose inode has host `uid`/`gid`.
+    pub fn container_owner(&self, host_path: &Path, uid: u32, gid: u32) -> (u32, u32) {
+        let Some((uids, gids)) = &self.maps else {
+            return (uid, gid);
+        };
+        if self.recorded {
+            let mut buf = [0u8; 32];
+            if let Ok(n) = rustix::fs::lgetxattr(host_path, OWNER_XATTR, &mut buf[..]) {
+                if let Some(owner) = crate::sandbox::ownership::parse_owner(&buf[..n]) {
+                    return owner;
+                }
+            }
+        }
+        let inner = |ranges: &[IdRange], id: u32| {
+            ranges
+                .iter()
+                .find(|r| id >= r.outer && id - r.outer < r.count)
+                .map_or(OVERFLOW_ID, |r| r.inner + (id - r.outer))
+        };
+        (inner(uids, uid), inner(gids, gid))
     }
-    for e in walkdir::WalkDir::new(p).into_iter().flatten() {
-        if e.file_type().is_dir() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o700));
+}
+
+/// `userns-` + a short hash of the maps: directories unpacked under one
+/// mapping are unusable under another.
+fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
+    let text = |rs: &[IdRange]| {
+        rs.iter()
+            .map(|r| format!("{} {} {}", r.inner, r.outer, r.count))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let digest = Digest::of(format!("u:{};g:{}", text(uids), text(gids)).as_bytes());
+    let hex = digest.hex();
+    format!("userns-{}", &hex[..16])
+}
+
+fn utf8(p: &Path) -> anyhow::Result<String> {
+    p.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", p.display()))
+}
+
+/// Arguments of the hidden `cairn __layer-dir` subcommand.
+#[derive(Debug, clap::Args)]
+pub struct HelperArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: HelperAction,
+}
+
+/// What `cairn __layer-dir` does, as root of the sandbox's user namespace.
+#[derive(Debug, clap::Subcommand)]
+pub enum HelperAction {
+    /// Unpack a layer blob (gzip or plain tar) into DEST in overlay form,
+    /// owners as in the tar.
+    Unpack {
+        /// The blob file.
+        blob: PathBuf,
+        /// An existing, empty directory.
+        dest: PathBuf,
+        /// Record owners other than 0:0 in `user.cairn.owner` instead of chown.
+        #[arg(long)]
+        owner_xattr: bool,
+    },
+    /// Remove a tree.
+    Remove {
+        /// The tree.
+        path: PathBuf,
+    },
+}
+
+/// Entry point of `cairn __layer-dir` (inside the user namespace).
+pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        HelperAction::Unpack {
+            blob,
+            dest,
+            owner_xattr,
+        } => {
+            let file =
+                fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
+            let opts = UnpackOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                preserve_ownership: true,
+                owner_xattr: owner_xattr.then(|| OWNER_XATTR.to_owned()),
+            };
+            unpack_auto(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                &dest,
+                &opts,
+            )
+            .with_context(|| format!("unpacking {}", blob.display()))?;
+        }
+        HelperAction::Remove { path } => {
+            remove_tree(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
-    let _ = fs::remove_dir_all(p);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_tags_differ_per_mapping() {
+        let r = |inner, outer, count| IdRange {
+            inner,
+            outer,
+            count,
+        };
+        let a = mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]);
+        let b = mapping_tag(&[r(0, 1000, 1), r(1, 100000, 65536)], &[r(0, 1000, 1)]);
+        assert_ne!(a, b);
+        assert!(a.starts_with("userns-") && a.len() == 23, "{a}");
+        assert_eq!(a, mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]));
+    }
+
+    #[test]
+    fn owner_map_inverts_the_mapping_and_reads_records() {
+        let r = |inner, outer, count| IdRange {
+            inner,
+            outer,
+            count,
+        };
+        let sub = vec![r(0, 2345, 1), r(1, 400000, 65536)];
+        let m = OwnerMap {
+            maps: Some((sub.clone(), sub)),
+            recorded: false,
+        };
+        let p = Path::new("/nonexistent");
+        assert_eq!(m.container_owner(p, 2345, 2345), (0, 0));
+        assert_eq!(m.container_owner(p, 401000, 400041), (1001, 42));
+        assert_eq!(m.container_owner(p, 7, 2345), (OVERFLOW_ID, 0));
+        assert_eq!(OwnerMap::default().container_owner(p, 7, 8), (7, 8));
+
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "x").unwrap();
+        rustix::fs::setxattr(
+            &f,
+            OWNER_XATTR,
+            b"1001:1001",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let single = OwnerMap {
+            maps: Some((vec![r(0, 2345, 1)], vec![r(0, 2345, 1)])),
+            recorded: true,
+        };
+        assert_eq!(single.container_owner(&f, 2345, 2345), (1001, 1001));
+        assert_eq!(single.container_owner(p, 2345, 2345), (0, 0));
+    }
+
+    #[test]
+    fn root_unpacks_in_process_and_remove_stays_under_base() {
+        let t = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(t.path().join("layers"), t.path().join("sandbox")).unwrap();
+        for outside in [t.path().to_path_buf(), t.path().join("layers/../sandbox")] {
+            let err = dirs.remove(&outside).unwrap_err();
+            assert!(err.to_string().contains("refusing"), "{err}");
+        }
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        assert_eq!(dirs.root(), t.path().join("layers"));
+        let stale = dirs.root().join(".unpack-x/a");
+        fs::create_dir_all(&stale).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o000)).unwrap();
+        dirs.sweep();
+        assert!(!dirs.root().join(".unpack-x").exists());
+    }
 }

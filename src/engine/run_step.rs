@@ -341,12 +341,13 @@ pub fn run(
 }
 
 /// Create the build's sandbox (probing the machine once) and say which isolation it uses.
+/// The sandbox is the layer directories' own, so both use one id mapping.
 pub fn new_sandbox(
-    cache_dir: &std::path::Path,
+    layer_dirs: &super::layer_dirs::LayerDirs,
     reporter: &dyn crate::report::Reporter,
     isolation: &str,
 ) -> anyhow::Result<Sandbox> {
-    let sandbox = Sandbox::new(cache_dir.join("sandbox"))?;
+    let sandbox = layer_dirs.sandbox()?.clone();
     let asked = parse_isolation(isolation)?;
     match sandbox.probe().choose(asked) {
         Ok(chosen) => reporter.event(Event::Info(format!(

@@ -181,7 +181,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedVie
         .iter()
         .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
         .collect::<anyhow::Result<_>>()?;
-    Ok(MergedView::new(dirs))
+    Ok(MergedView::with_owners(dirs, ctx.layer_dirs.owner_map()))
 }
 
 fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {

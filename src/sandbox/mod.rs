@@ -169,6 +169,11 @@ impl Sandbox {
         self
     }
 
+    /// The `cairn` executable used as the helper.
+    pub fn helper(&self) -> &Path {
+        &self.helper
+    }
+
     /// What the probe found.
     pub fn probe(&self) -> &Probe {
         &self.probe

@@ -2,7 +2,7 @@
 //! cairn, umoci and skopeo, base images from a real registry.
 
 use crate::support::registry::{Auth, TestRegistry};
-use crate::support::{cairn, fixture_layout, ok, run};
+use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -305,20 +305,7 @@ fn node_base_from_a_registry_with_chown_by_name_and_pass_through_layers() {
         ],
     );
     let manifest = read_json(&out, &digest);
-    let base_manifest = {
-        let idx: Value =
-            serde_json::from_slice(&std::fs::read(fixture.join("index.json")).unwrap()).unwrap();
-        let d = idx["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "22-alpine")
-            .unwrap()["digest"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        read_json(&fixture, &d)
-    };
+    let base_manifest = read_json(&fixture, &manifest_digest(&fixture, "22-alpine"));
     let base_layers = base_manifest["layers"].as_array().unwrap();
     let layers = manifest["layers"].as_array().unwrap();
     for (i, l) in base_layers.iter().enumerate() {

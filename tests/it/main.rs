@@ -12,5 +12,6 @@ mod parse;
 mod registry;
 mod registry_auth;
 mod registry_faults;
+mod rootless;
 mod sandbox;
 mod support;

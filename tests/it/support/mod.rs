@@ -73,3 +73,18 @@ pub fn fixture_layout() -> Option<PathBuf> {
         .flatten()
         .find(|p| p.join("index.json").is_file())
 }
+
+/// The digest of the manifest tagged `tag` in the OCI layout `layout`.
+pub fn manifest_digest(layout: &Path, tag: &str) -> String {
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no manifest tagged {tag} in {}", layout.display()))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

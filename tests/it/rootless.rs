@@ -1,0 +1,434 @@
+//! Rootless builds end to end (issue #6 item 2): the same Dockerfile built by
+//! root and by the unprivileged test user (tests/support/unpriv-user.sh,
+//! subordinate ids) gives the same image digest, with `chown` to ids the
+//! image created landing in the layer; the single-id mapping builds too;
+//! the user's layer directories, full of subordinate ids, can be removed.
+//!
+//! Runs as root (for the root build and `runuser`). The library parts that
+//! must run as the user re-run this binary under `runuser` (`#[ignore]`d
+//! inner tests, selected with `--ignored --exact`).
+
+use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
+use cairn::engine::layer_dirs::LayerDirs;
+use cairn::engine::state::LayerDesc;
+use cairn_layers::blob_store::BlobStore;
+use serde_json::Value;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const USER: &str = "cairn-unpriv";
+/// Set for an inner test: the directory it works on.
+const INNER_DIR: &str = "CAIRN_IT_ROOTLESS_DIR";
+
+const DOCKERFILE: &str = "\
+RUN addgroup --system --gid 1001 nodejs && adduser --system --uid 1001 nextjs
+RUN mkdir -p /srv/app && echo x > /srv/app/x && chown -R nextjs:nodejs /srv/app && rm /etc/motd
+RUN test ! -e /etc/motd
+COPY package.json /home/node/app/
+";
+
+fn fixture() -> PathBuf {
+    fixture_layout().unwrap_or_else(|| {
+        panic!("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)")
+    })
+}
+
+/// Whether this process is root (the outer tests need it).
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The test user's uid; fails (not skips) when it is missing.
+fn user_uid() -> u32 {
+    let out = Command::new("id").args(["-u", USER]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the unprivileged test user `{USER}` does not exist: run tests/support/unpriv-user.sh as root (CI does)"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Fail unless the user can read `paths`.
+fn user_can_read(paths: &[&Path]) {
+    for p in paths {
+        let st = Command::new("runuser")
+            .args(["-u", USER, "--", "test", "-r"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "{USER} cannot read {}: put the checkout, target dir and fixture where it can",
+            p.display()
+        );
+    }
+}
+
+/// A scratch tree: `ctx/` (readable by all) and `user/` (owned by the user).
+struct Scratch {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn new(uid: u32) -> Scratch {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().to_path_buf();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ctx = root.join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM oci:{}:22-alpine\n{DOCKERFILE}", fixture().display()),
+        )
+        .unwrap();
+        std::fs::write(ctx.join("package.json"), "{}\n").unwrap();
+        for p in [&ctx, &ctx.join("Dockerfile"), &ctx.join("package.json")] {
+            let mode = if p.is_dir() { 0o755 } else { 0o644 };
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let user = root.join("user");
+        std::fs::create_dir(&user).unwrap();
+        rustix::fs::chown(
+            &user,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(uid)),
+        )
+        .unwrap();
+        Scratch { _t: t, root }
+    }
+}
+
+/// `cairn build` args writing an OCI layout to `out` with cache `cache`.
+fn build_args(ctx: &Path, cache: &Path, out: &Path) -> Vec<String> {
+    [
+        "build".to_owned(),
+        ctx.display().to_string(),
+        "--progress".into(),
+        "plain".into(),
+        "--cache-dir".into(),
+        cache.display().to_string(),
+        "-o".into(),
+        format!("type=oci,dest={}", out.display()),
+    ]
+    .into()
+}
+
+/// Run `program args` as the test user with `HOME=home` and `env`.
+fn as_user(home: &Path, env: &[(&str, &str)], program: &Path, args: &[String]) -> Output {
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "env"])
+        .arg(format!("HOME={}", home.display()))
+        .arg("NO_COLOR=1")
+        .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+        .arg(program)
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("CAIRN_CACHE_DIR")
+        .env_remove("CAIRN_SANDBOX_ID_MAP");
+    run(c, "")
+}
+
+fn read_json(layout: &Path, digest: &str) -> Value {
+    let hex = digest.trim_start_matches("sha256:");
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+}
+
+/// The layer digests of the image `digest` in `layout`.
+fn layers(layout: &Path, digest: &str) -> Vec<String> {
+    read_json(layout, digest)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// (uid, gid) of `path` in the gzip layer `digest`, if present.
+fn owner_in_layer(layout: &Path, digest: &str, path: &str) -> Option<(u64, u64)> {
+    let hex = digest.trim_start_matches("sha256:");
+    let f = std::fs::File::open(layout.join("blobs/sha256").join(hex)).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    ar.entries().unwrap().map(Result::unwrap).find_map(|e| {
+        let p = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        (p == path).then(|| (e.header().uid().unwrap(), e.header().gid().unwrap()))
+    })
+}
+
+/// The image's layer that holds `path`, and its owner there.
+fn find_owner(layout: &Path, digest: &str, path: &str) -> (String, (u64, u64)) {
+    layers(layout, digest)
+        .into_iter()
+        .rev()
+        .find_map(|l| owner_in_layer(layout, &l, path).map(|o| (l, o)))
+        .unwrap_or_else(|| panic!("{path} in no layer of {digest}"))
+}
+
+/// The scratch tree with the image built by root.
+struct RootBuilt {
+    s: Scratch,
+    uid: u32,
+    root_out: PathBuf,
+    root_digest: String,
+}
+
+impl RootBuilt {
+    /// `None` (skipped loudly) when not root; fails when the user is missing.
+    fn new() -> Option<RootBuilt> {
+        if !is_root() {
+            eprintln!("\n!!! SKIPPING rootless test: it must run as root (it builds as root and via runuser) !!!\n");
+            return None;
+        }
+        let fixture = fixture();
+        let uid = user_uid();
+        user_can_read(&[
+            Path::new(env!("CARGO_BIN_EXE_cairn")),
+            &fixture.join("index.json"),
+        ]);
+        let s = Scratch::new(uid);
+        let root_out = s.root.join("root-out");
+        let mut c = cairn(&s.root.join("root-home"));
+        c.args(build_args(
+            &s.root.join("ctx"),
+            &s.root.join("root-cache"),
+            &root_out,
+        ))
+        .env_remove("SOURCE_DATE_EPOCH");
+        let root_digest = ok(&run(c, ""));
+        Some(RootBuilt {
+            s,
+            uid,
+            root_out,
+            root_digest,
+        })
+    }
+}
+
+#[test]
+fn root_and_unprivileged_builds_give_the_same_digest() {
+    let Some(r) = RootBuilt::new() else { return };
+    let (uid, root_out, root_digest) = (r.uid, &r.root_out, &r.root_digest);
+    let (ctx, home) = (r.s.root.join("ctx"), r.s.root.join("user"));
+    let cairn_bin = Path::new(env!("CARGO_BIN_EXE_cairn"));
+    let (cache, out) = (home.join("cache"), home.join("out"));
+    let started = std::time::Instant::now();
+    let built = as_user(&home, &[], cairn_bin, &build_args(&ctx, &cache, &out));
+    let user_digest = ok(&built);
+    eprintln!("rootless build: {:?}", started.elapsed());
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(
+        stderr.contains("subordinate ids"),
+        "the user build must use its subordinate ids: {stderr}"
+    );
+    assert_eq!(
+        &user_digest, root_digest,
+        "root and rootless digests differ"
+    );
+
+    // chown to the ids the image created is in the layer, in both.
+    for layout in [root_out, &out] {
+        let (_, owner) = find_owner(layout, root_digest, "srv/app");
+        assert_eq!(owner, (1001, 1001), "srv/app in {}", layout.display());
+        // COPY into a directory of the base keeps its container owner.
+        let (_, node) = find_owner(layout, root_digest, "home/node");
+        assert_eq!(node, (1000, 1000), "home/node in {}", layout.display());
+    }
+
+    // The cache belongs to the user: namespace root is the user itself.
+    let layer_roots: Vec<PathBuf> = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(layer_roots.len(), 1, "{layer_roots:?}");
+    let form = &layer_roots[0];
+    assert!(form
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("userns-"));
+    let unpacked: Vec<PathBuf> = std::fs::read_dir(form)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(unpacked.len() >= 4, "{unpacked:?}");
+    for p in unpacked.iter().chain([&cache, form]) {
+        let name = p.file_name().unwrap().to_string_lossy();
+        assert!(!name.starts_with(".unpack-"), "leftover {}", p.display());
+        assert_eq!(std::fs::metadata(p).unwrap().uid(), uid, "{}", p.display());
+    }
+    // Container ids ≥ 1 are the user's subordinate ids on the host.
+    let shadow = unpacked
+        .iter()
+        .map(|d| d.join("etc/shadow"))
+        .find(|p| p.exists())
+        .expect("etc/shadow in a layer directory");
+    assert_ne!(std::fs::metadata(&shadow).unwrap().gid(), 42);
+    // No run directories are left behind.
+    let runs = cache.join("sandbox/runs");
+    let left: Vec<_> = std::fs::read_dir(&runs)
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "run directories left: {left:?}");
+
+    // The user cannot delete them itself (srv/app is a non-empty directory
+    // of a subordinate id)...
+    let rm = as_user(
+        &home,
+        &[],
+        Path::new("rm"),
+        &["-rf".into(), form.display().to_string()],
+    );
+    assert!(
+        !rm.status.success(),
+        "rm -rf of subordinate-owned files worked?"
+    );
+    // ...but cairn can, inside the namespace.
+    let inner = as_user(
+        &home,
+        &[
+            (INNER_DIR, &cache.display().to_string()),
+            ("CAIRN_SANDBOX_HELPER", &cairn_bin.display().to_string()),
+        ],
+        &std::env::current_exe().unwrap(),
+        &[
+            "--ignored".into(),
+            "--exact".into(),
+            "rootless::inner_remove_layer_dirs".into(),
+            "--nocapture".into(),
+        ],
+    );
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&inner.stdout),
+        String::from_utf8_lossy(&inner.stderr)
+    );
+    assert!(inner.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    assert!(!form.exists(), "{} still there", form.display());
+}
+
+/// Inner part of the test above, as the user: remove every layer directory
+/// of the cache in `$CAIRN_IT_ROOTLESS_DIR`.
+#[test]
+#[ignore]
+fn inner_remove_layer_dirs() {
+    let cache = PathBuf::from(std::env::var_os(INNER_DIR).expect("run by the outer test"));
+    let dirs = LayerDirs::new(cache.join("layers"), cache.join("sandbox")).unwrap();
+    assert!(dirs.root().exists());
+    dirs.remove_all().unwrap();
+    assert!(!dirs.root().exists());
+}
+
+/// The single-id mapping (no subordinate ids used): the build works and the
+/// owners recorded for chown reach the layer; that step's layer is the one
+/// root builds.
+#[test]
+fn single_id_mapping_builds_with_recorded_owners() {
+    let Some(r) = RootBuilt::new() else { return };
+    let (root_out, root_digest) = (&r.root_out, &r.root_digest);
+    let (ctx, home) = (r.s.root.join("ctx"), r.s.root.join("user"));
+    let cairn_bin = Path::new(env!("CARGO_BIN_EXE_cairn"));
+    let out = home.join("out");
+    let built = as_user(
+        &home,
+        &[("CAIRN_SANDBOX_ID_MAP", "single")],
+        cairn_bin,
+        &build_args(&ctx, &home.join("cache"), &out),
+    );
+    let digest = ok(&built);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(
+        stderr.contains("only uid"),
+        "single mapping expected: {stderr}"
+    );
+    let (layer, owner) = find_owner(&out, &digest, "srv/app");
+    assert_eq!(owner, (1001, 1001));
+    let (root_layer, _) = find_owner(root_out, root_digest, "srv/app");
+    assert_eq!(
+        layer, root_layer,
+        "the chown step's layer differs from root's"
+    );
+    let (_, node) = find_owner(&out, &digest, "home/node");
+    assert_eq!(node, (1000, 1000), "recorded owner of a base directory");
+}
+
+/// Unpacking time of the node fixture's layers: in this process as root vs
+/// inside the user namespace as the test user (`--ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_unpack_node_fixture() {
+    let fixture = fixture();
+    let m = read_json(&fixture, &manifest_digest(&fixture, "22-alpine"));
+    let config = read_json(&fixture, m["config"]["digest"].as_str().unwrap());
+    let descs: Vec<LayerDesc> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+        .map(|(l, d)| LayerDesc {
+            digest: l["digest"].as_str().unwrap().parse().unwrap(),
+            diff_id: d.as_str().unwrap().parse().unwrap(),
+            size: l["size"].as_u64().unwrap(),
+            media_type: l["mediaType"].as_str().unwrap().to_owned(),
+        })
+        .collect();
+    let unpack = |dir: &Path| {
+        let store = BlobStore::open(&fixture).unwrap();
+        let dirs = LayerDirs::new(dir.join("layers"), dir.join("sandbox")).unwrap();
+        let form = dirs.root().to_path_buf(); // probes the sandbox first
+        let started = std::time::Instant::now();
+        for l in &descs {
+            dirs.ensure(l, &store).unwrap();
+        }
+        let took = started.elapsed();
+        dirs.remove_all().unwrap();
+        (took, form)
+    };
+    if let Some(dir) = std::env::var_os(INNER_DIR) {
+        let (took, form) = unpack(Path::new(&dir));
+        println!(
+            "UNPACK {} layers as uid {} into {}: {took:?}",
+            descs.len(),
+            rustix::process::getuid().as_raw(),
+            form.display()
+        );
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (took, _) = unpack(t.path());
+    println!("UNPACK {} layers in process as root: {took:?}", descs.len());
+    if !is_root() {
+        return;
+    }
+    let s = Scratch::new(user_uid());
+    let home = s.root.join("user");
+    let out = as_user(
+        &home,
+        &[
+            (INNER_DIR, &home.display().to_string()),
+            ("CAIRN_SANDBOX_HELPER", env!("CARGO_BIN_EXE_cairn")),
+        ],
+        &std::env::current_exe().unwrap(),
+        &[
+            "--ignored".into(),
+            "--exact".into(),
+            "rootless::bench_unpack_node_fixture".into(),
+            "--nocapture".into(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in text.lines().filter(|l| l.starts_with("UNPACK")) {
+        println!("{l}");
+    }
+}
