@@ -87,7 +87,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let image = Sources::new(registry)?
         .fetch(&args.image, &platform, &store, &reporter)
         .with_context(|| format!("getting image {}", args.image))?;
-    let layer_dirs = LayerDirs::new(cache_dir.join("layers"))?;
+    let layer_dirs = LayerDirs::new(cache_dir.join("layers"), cache_dir.join("sandbox"))?;
     let lowers = image
         .layers
         .iter()
@@ -129,7 +129,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         env.retain(|(e, _)| e != k);
         env.push((k.into(), v.into()));
     }
-    let sandbox = new_sandbox(&cache_dir, &reporter, &args.isolation)?;
+    let sandbox = new_sandbox(&layer_dirs, &reporter, &args.isolation)?;
     let mut spec = RunSpec::new(lowers, argv);
     spec.env = env;
     spec.cwd = args

@@ -424,7 +424,7 @@ impl Cache {
                 if let Ok(d) = layer.diff_id.parse::<Digest>() {
                     let dir = self.root.join("layers").join(d.hex());
                     if dir.is_dir() {
-                        super::layer_dirs::remove_tree(&dir);
+                        let _ = crate::sandbox::state::remove_tree(&dir);
                         report.layer_dirs += 1;
                     }
                 }
@@ -452,7 +452,7 @@ impl Cache {
             }
             for sub in ["layers", "tmp"] {
                 for e in fs::read_dir(self.root.join(sub))?.flatten() {
-                    super::layer_dirs::remove_tree(&e.path());
+                    let _ = crate::sandbox::state::remove_tree(&e.path());
                     if sub == "layers" {
                         report.layer_dirs += 1;
                     }
