@@ -67,6 +67,10 @@ pub struct BuildCtx<'a> {
     pub record: Mutex<BuildRecord>,
     /// `created` of new history entries.
     pub created: String,
+    /// The context indexed as a filesystem.
+    pub context_fs: OnceLock<super::fs::EntryFs>,
+    /// Context file digests.
+    pub hashes: OnceLock<super::hash_cache::HashCache>,
     /// The RUN sandbox, probed on the first RUN.
     pub sandbox: OnceLock<Result<crate::sandbox::Sandbox, String>>,
     /// Nanoseconds spent inside RUN commands, and in whole RUN steps.
@@ -103,6 +107,21 @@ impl BuildCtx<'_> {
         self.run_nanos
             .1
             .fetch_add(total.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The filtered context as a source filesystem (indexed once per build).
+    pub fn context_fs(&self) -> anyhow::Result<&super::fs::EntryFs> {
+        let entries = self.context_entries()?;
+        Ok(self
+            .context_fs
+            .get_or_init(|| super::fs::EntryFs::new(entries.iter().cloned())))
+    }
+
+    /// Content digests of context files (loaded once per build, saved at its end).
+    pub fn context_hashes(&self) -> &super::hash_cache::HashCache {
+        self.hashes.get_or_init(|| {
+            super::hash_cache::HashCache::load(self.cache.root().join("context-hashes.json"))
+        })
     }
 
     /// A fresh step id.
@@ -150,6 +169,8 @@ pub fn build(
         next_step: AtomicUsize::new(0),
         record: Mutex::new(BuildRecord::default()),
         created: super::state::rfc3339(req.epoch),
+        context_fs: OnceLock::new(),
+        hashes: OnceLock::new(),
         sandbox: OnceLock::new(),
         run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
     };
@@ -186,6 +207,9 @@ pub fn build(
         .stage(plan.target)
         .map(|s| s.platform.clone())
         .unwrap_or_else(Platform::host);
+    if let Some(h) = ctx.hashes.get() {
+        h.save();
+    }
     let record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
     let mut result = finalize(&ctx, target.image, platform, record)?;
     result.run_command_time =

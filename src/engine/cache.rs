@@ -289,13 +289,27 @@ impl Cache {
         if let Ok(f) = fs::OpenOptions::new().write(true).open(self.step_path(key)) {
             let _ = f.set_modified(SystemTime::now());
         }
-        self.write_atomic(&self.slot_path(slot), key.to_string().as_bytes())
+        let path = self.slot_path(slot);
+        if fs::read_to_string(&path).is_ok_and(|k| k.trim() == key.to_string()) {
+            // A no-op rebuild writes nothing.
+            return Ok(());
+        }
+        self.write_unsynced(&path, key.to_string().as_bytes())
     }
 
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
+        tmp.persist(dest).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Atomic but not fsynced: slot files only explain misses, losing one
+    /// to a crash costs nothing but an explanation.
+    fn write_unsynced(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        tmp.write_all(bytes)?;
         tmp.persist(dest).map_err(|e| e.error)?;
         Ok(())
     }

@@ -203,12 +203,10 @@ pub fn copy(
     match &from {
         From::Context if !has_local => {}
         From::Context => {
-            let entries = ctx.context_entries()?;
-            let fs = EntryFs::new(entries.iter().cloned());
-            let planned = plan(&spec, &fs, &empty, &is_excluded)
+            let fs = ctx.context_fs()?;
+            let planned = plan(&spec, fs, &empty, &is_excluded)
                 .map_err(|e| explain_missing(&ctx.req.context, &ctx.req.dockerfile, e))?;
-            let hashes =
-                super::hash_cache::HashCache::load(ctx.cache.root().join("context-hashes.json"));
+            let hashes = ctx.context_hashes();
             let root = ctx
                 .req
                 .context
@@ -232,7 +230,6 @@ pub fn copy(
                     format!("{} {}", e.path, describe(e, &digest)),
                 );
             }
-            hashes.save();
         }
         From::Heredocs(fs) => {
             for e in plan(&spec, fs, &empty, &is_excluded)? {
@@ -271,10 +268,13 @@ pub fn copy(
         let mut merged: BTreeMap<String, Entry> = BTreeMap::new();
         if has_local {
             let planned = match &from {
-                From::Context => {
-                    let fs = EntryFs::new(ctx.context_entries()?.iter().cloned());
-                    plan_with(&spec, &fs, &dest_view, &is_excluded, &unpack_local)?
-                }
+                From::Context => plan_with(
+                    &spec,
+                    ctx.context_fs()?,
+                    &dest_view,
+                    &is_excluded,
+                    &unpack_local,
+                )?,
                 From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
                 From::Stage(r, _) => plan_with(
                     &spec,

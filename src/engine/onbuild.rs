@@ -162,6 +162,8 @@ mod tests {
             next_step: Default::default(),
             record: Default::default(),
             created: "1970-01-01T00:00:00Z".into(),
+            context_fs: Default::default(),
+            hashes: Default::default(),
             sandbox: Default::default(),
             run_nanos: Default::default(),
         };
