@@ -60,9 +60,16 @@ registry-down:
     rm -f "$pidf"
     echo "registry-down: stopped pid $pid" >&2
 
-# every benchmark
-bench: bench-layers bench-registry bench-diff
-    @echo "bench-build, the e2e table: not implemented yet (issues #5, #8)" >&2
+# every benchmark: layer writer, registry, diff, bench-build and the e2e table (reports in target/bench/)
+bench: bench-layers bench-registry bench-diff bench-build bench-e2e
+
+# cairn vs buildah on a generated 5,000-file COPY-only build: cold, no-op, one file changed (issue #5); N runs (default 5), report in target/bench/build.md
+bench-build:
+    bench/build.sh
+
+# the end-to-end table on testdata/apps/nextjs-3stage, buildah then cairn, same registry and base (issue #8); N runs (default 3)
+bench-e2e:
+    bench/buildah.sh && bench/cairn.sh && bench/table.py cairn buildah
 
 # push and pull of the fixture (54 MB) and a generated 300 MB image, cairn vs skopeo, into target/bench/registry.md
 bench-registry: fixtures

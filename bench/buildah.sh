@@ -8,6 +8,8 @@
 # (buildah 1.28 cannot read heredocs); the script checks that file is current.
 #
 # usage: N=3 bench/buildah.sh            results in target/bench/buildah{.tsv,-summary.tsv,-repro.tsv}
+# Sourced (bench/build.sh does), it only defines the functions; BUILDAH_DOCKERFILE then names another
+# Dockerfile (one without heredocs, so it needs no buildah copy).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BUILDAH_DIR=$BENCH_OUT/buildah
@@ -16,8 +18,8 @@ BUILDAH_IMAGE=localhost/bench/$(basename "$BENCH_APP"):buildah
 # config); the scenario measures exactly the benchmark's configuration.
 REPRO_FLAGS=(--timestamp 0)
 
+BUILDAH_DOCKERFILE=${BUILDAH_DOCKERFILE:-}
 export CONTAINERS_STORAGE_CONF=$BUILDAH_DIR/storage.conf
-
 
 buildah_setup() {
     command -v buildah >/dev/null || die "buildah missing: apt-get install -y buildah runc"
@@ -28,13 +30,14 @@ driver = "overlay"
 graphroot = "$BUILDAH_DIR/root"
 runroot = "$BUILDAH_DIR/run"
 CONF
+    log "$(buildah --version)"
+    if [[ -n $BUILDAH_DOCKERFILE ]]; then return; fi
     local generated
     generated=$(mktemp)
     python3 "$BENCH_ROOT/bench/unheredoc.py" "$BENCH_APP/Dockerfile" "$generated"
     cmp -s "$generated" "$BENCH_APP/Dockerfile.buildah" ||
         die "$BENCH_APP/Dockerfile.buildah is stale: run bench/unheredoc.py Dockerfile Dockerfile.buildah there"
     rm -f "$generated"
-    log "$(buildah --version)"
 }
 
 buildah_reset() {
@@ -55,7 +58,7 @@ buildah_build_cmd() {
     BENCH_CMD=(env "TMPDIR=$BUILDAH_DIR/tmp" buildah bud --isolation chroot --runtime runc --layers --format docker --tls-verify=false \
         --secret "id=ca,src=$BENCH_CA" \
         --build-arg "BASE_IMAGE=$BENCH_REGISTRY/library/node:22-alpine" \
-        "$@" -f "$BENCH_CTX/Dockerfile.buildah" -t "$BUILDAH_IMAGE" "$BENCH_CTX")
+        "$@" -f "${BUILDAH_DOCKERFILE:-$BENCH_CTX/Dockerfile.buildah}" -t "$BUILDAH_IMAGE" "$BENCH_CTX")
 }
 
 buildah_push_cmd() {
@@ -71,6 +74,8 @@ buildah_diff_ids() {
         sed '/^$/d'
 }
 
-mkdir -p "$BENCH_OUT"
-buildah_setup
-bench_main buildah
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    mkdir -p "$BENCH_OUT"
+    buildah_setup
+    bench_main buildah
+fi
