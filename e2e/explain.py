@@ -54,7 +54,7 @@ def main():
             unexpected += 1
             continue
         changes = (layer.get("files") or {}).get("changes", [])
-        print(f"  layer {layer.get('a')} ({made_by}): {len(changes)} file(s) differ")
+        print(f"  layer {(layer.get('a') or 0) + 1} ({made_by}): {len(changes)} file(s) differ")
         for change in changes:
             path = change["path"]
             attrs = ",".join(a["attr"] for a in change.get("attrs", [])) or change.get("change", "?")
