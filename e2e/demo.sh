@@ -33,17 +33,18 @@ install_missing() {
 # The terminal gets progress bars; a log or a pipe gets plain lines (which also name every cache hit).
 progress_mode() { if [[ -t 2 ]]; then echo tty; else echo plain; fi; }
 
-# build LABEL CONTEXT TAG: cairn build on the terminal, timed; sets BUILT_DIGEST.
+# build LABEL CONTEXT TAG LAYOUT: cairn build on the terminal, pushed to TAG and written to the OCI layout
+# LAYOUT (which also keeps cairn's build record for `cairn diff`), timed; sets BUILT_DIGEST.
 build() {
-    local label=$1 ctx=$2 tag=$3 t0 meta
+    local label=$1 ctx=$2 tag=$3 layout=$4 t0 meta
     meta=$E2E_OUT/meta.json
     log "$label"
-    printf '\n  $ cairn build %s -t %s --push --progress %s --build-arg BASE_IMAGE=%s --secret id=ca,src=%s\n\n' \
-        "${ctx#"$E2E_ROOT"/}" "$tag" "$(progress_mode)" "$BASE" "$E2E_CA" >&2
+    printf '\n  $ cairn build %s -t %s --push -o type=oci,dest=%s --progress %s --build-arg BASE_IMAGE=%s --secret id=ca,src=%s\n\n' \
+        "${ctx#"$E2E_ROOT"/}" "$tag" "${layout#"$E2E_ROOT"/}" "$(progress_mode)" "$BASE" "$E2E_CA" >&2
     t0=$(date +%s.%N)
-    "$CAIRN" build "$ctx" -t "$tag" --push --progress "$(progress_mode)" --insecure-registry "$REGISTRY" \
-        --cache-dir "$E2E_OUT/cache" --build-arg "BASE_IMAGE=$BASE" --secret "id=ca,src=$E2E_CA" \
-        --metadata-file "$meta" >"$E2E_OUT/digest" || die "$label failed"
+    "$CAIRN" build "$ctx" -t "$tag" --push -o "type=oci,dest=$layout" --progress "$(progress_mode)" \
+        --insecure-registry "$REGISTRY" --cache-dir "$E2E_OUT/cache" --build-arg "BASE_IMAGE=$BASE" \
+        --secret "id=ca,src=$E2E_CA" --metadata-file "$meta" >"$E2E_OUT/digest" || die "$label failed"
     BUILT_DIGEST=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$meta")
     log "$label: $(elapsed "$t0") s -> $tag@$BUILT_DIGEST"
 }
@@ -81,20 +82,22 @@ main() {
     ctx=$E2E_OUT/nextjs-3stage
     copy_app "$APP" "$ctx"
     build "1/3 cold build of nextjs-3stage (npm ci and next build run inside the sandbox)" "$ctx" \
-        "$REGISTRY/demo/nextjs-3stage:v1"
+        "$REGISTRY/demo/nextjs-3stage:v1" "$E2E_OUT/v1"
     digest1=$BUILT_DIGEST
 
     edit_one_line "$ctx/$EDIT_FILE"
     log "2/3 edited one line of $EDIT_FILE:"
     diff -u "$APP/$EDIT_FILE" "$ctx/$EDIT_FILE" | sed 's/^/    /' >&2 || true
-    build "2/3 rebuild after the edit (deps and base steps are cache hits)" "$ctx" "$REGISTRY/demo/nextjs-3stage:v2"
+    build "2/3 rebuild after the edit (deps and base steps are cache hits)" "$ctx" "$REGISTRY/demo/nextjs-3stage:v2" \
+        "$E2E_OUT/v2"
     digest2=$BUILT_DIGEST
 
-    log "3/3 cairn diff $REGISTRY/demo/nextjs-3stage:v1 $REGISTRY/demo/nextjs-3stage:v2"
+    # The OCI layouts hold the same images as the registry plus cairn's build records, so the diff can name
+    # the step and the input that changed, not only the files.
+    log "3/3 cairn diff oci:${E2E_OUT#"$E2E_ROOT"/}/v1 oci:${E2E_OUT#"$E2E_ROOT"/}/v2 (= $REGISTRY/demo/nextjs-3stage:v1 and :v2)"
     printf '\n' >&2
     status=0
-    "$CAIRN_DIFF" diff --insecure-registry "$REGISTRY" "$REGISTRY/demo/nextjs-3stage:v1" \
-        "$REGISTRY/demo/nextjs-3stage:v2" || status=$?
+    "$CAIRN_DIFF" diff "oci:$E2E_OUT/v1" "oci:$E2E_OUT/v2" || status=$?
     printf '\n' >&2
     [[ $status == 1 ]] || die "cairn diff exited $status (expected 1: the images differ)"
     [[ $digest1 != "$digest2" ]] || die "the edit did not change the image"
