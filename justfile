@@ -20,10 +20,9 @@ demo:
 e2e *APPS:
     e2e/run.sh {{APPS}}
 
-# the end-to-end check CI runs: one app (the quickest), everything it starts stopped, its state removed when it passes
+# the end-to-end check CI runs: one app (the quickest), everything it starts stopped; state and logs in target/e2e-ci
 e2e-ci APP="monorepo-backend":
     E2E_OUT=target/e2e-ci e2e/run.sh {{APP}}
-    rm -rf target/e2e-ci/{{APP}}
 
 # the node:22-alpine stand-in as an OCI layout under target/fixtures (built once; downloads cached in $CAIRN_FIXTURE_CACHE)
 fixtures:

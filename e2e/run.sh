@@ -10,7 +10,7 @@
 # Each step prints its time; everything started is stopped on exit (also on failure).
 #
 # usage: e2e/run.sh [APP[:TARGET]...]   default: every app (APP is a directory of testdata/apps)
-# env: see e2e/lib.sh; E2E_KEEP=1 keeps target/e2e/APP (default: removed after a passing app, except logs)
+# env: see e2e/lib.sh. State and logs: $E2E_OUT/APP[-TARGET]/ (kept; removed when that app runs again).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # app|Dockerfile (relative to the app)|target|a file the image must hold (checked in the umoci bundle)
@@ -99,7 +99,8 @@ run_app() {
         fi
         log "not bit-for-bit reproducible, for the expected reasons above (e2e/expected/$app.tsv)"
     fi
-    [[ -n ${E2E_KEEP:-} ]] || rm -rf "$dir/copy" "$dir/cache-a" "$dir/cache-b" "$dir/podman"
+    # Caches, podman storage and the copy stay for inspection (deleting ~1 GB of small files takes minutes on a
+    # busy disk); the next run of this app removes them first.
     log "=== $name passed in $(elapsed "$t_app") s"
     printf '%s\t%s\t%s\t%s\n' "$name" "$digest_a" "$digest_b" "$(elapsed "$t_app")" >>"$E2E_OUT/summary.tsv"
     # Stop this app's registry and containers now; the next app starts its own.
