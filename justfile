@@ -12,9 +12,17 @@ test: fixtures
 bless:
     CAIRN_BLESS=1 cargo test --workspace
 
-# the demo: build the base stand-in, start a registry, build + push + rebuild + diff (issue #8)
+# the demo: installs what is missing, builds the base stand-in, starts a registry, builds nextjs-3stage, pushes, edits a line, rebuilds, cairn diff (CAIRN_DEMO_BASE=docker.io/library/node:22-alpine for the real base)
 demo:
-    @echo "just demo: not implemented yet (issue #8)" >&2; exit 1
+    e2e/demo.sh
+
+# end-to-end on the reference apps (all, or APP / APP:TARGET): build with npm inside RUN, push, skopeo + umoci read-back, podman run + /api/health, rebuild elsewhere and explain digest differences with cairn diff
+e2e *APPS:
+    e2e/run.sh {{APPS}}
+
+# the end-to-end check CI runs: one app (the quickest), everything it starts stopped; state and logs in target/e2e-ci
+e2e-ci APP="monorepo-backend":
+    E2E_OUT=target/e2e-ci e2e/run.sh {{APP}}
 
 # the node:22-alpine stand-in as an OCI layout under target/fixtures (built once; downloads cached in $CAIRN_FIXTURE_CACHE)
 fixtures:

@@ -211,7 +211,12 @@ fn build(
             .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         labels: key_values(&args.labels, "--label")?,
         no_cache: args.no_cache,
-        cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+        // Absolute, because the RUN sandbox gets layer directories under it and refuses relative ones.
+        cache_dir: {
+            let dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+            std::path::absolute(&dir)
+                .with_context(|| format!("cache directory {}", dir.display()))?
+        },
         epoch,
         secrets: args
             .secrets

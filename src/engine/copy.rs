@@ -199,10 +199,22 @@ pub fn plan_with(
     let mut out = Out::default();
     let mut matched_total = 0usize;
     let mut matches_per_source = Vec::new();
+    let mut first_unmatched = None;
     for s in &spec.sources {
-        let m = expand(src_fs, s, spec.parents)?;
+        let m = match expand(src_fs, s, spec.parents) {
+            // As in Docker: a wildcard may match nothing when another source matches
+            // (`COPY package.json yarn.lock* package-lock.json* ./`).
+            Err(CopyError::NoMatch(_)) => {
+                first_unmatched.get_or_insert_with(|| s.clone());
+                Vec::new()
+            }
+            r => r?,
+        };
         matched_total += m.len();
         matches_per_source.push((pivot_prefix(s), m));
+    }
+    if let (0, Some(s)) = (matched_total, first_unmatched) {
+        return Err(CopyError::NoMatch(s));
     }
     let into_dir = dest_is_dir_syntax || dest_exists_as_dir || matched_total > 1;
 
@@ -483,6 +495,19 @@ mod tests {
         assert!(matches!(
             plan(&spec(&["missing.txt"], "/o/"), &ctx(), &base, NO_EXCLUDE),
             Err(CopyError::NotFound(_))
+        ));
+        // A wildcard matching nothing is fine beside a source that matches.
+        let out = plan(
+            &spec(&["*.nope", "lib/v1/*.js", "none*"], "/o/"),
+            &ctx(),
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert_eq!(paths(&out), ["o", "o/x.js", "o/y.js"]);
+        assert!(matches!(
+            plan(&spec(&["*.nope", "none*"], "/o/"), &ctx(), &base, NO_EXCLUDE),
+            Err(CopyError::NoMatch(s)) if s == "*.nope"
         ));
         assert!(matches!(
             plan(

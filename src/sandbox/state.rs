@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 /// Subdirectory of the state dir holding run directories.
 pub(crate) const RUNS: &str = "runs";
 const LOCK: &str = "lock";
+/// The lock file before it is locked (never looked at by the sweep).
+const LOCK_NEW: &str = "lock.new";
 
 /// Create `dir` and its parents.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), SandboxError> {
@@ -47,11 +49,16 @@ impl RunDir {
             .tempdir_in(&runs)
             .map_err(err("create a run directory in", &runs))?
             .keep();
-        let lock_path = path.join(LOCK);
-        let lock = File::create(&lock_path).map_err(err("create", &lock_path))?;
+        // The lock is taken under another name and then renamed into place: a
+        // concurrent sweep (another RUN step of the same build) that found an
+        // unlocked `lock` would take this live directory for a dead one.
+        let new_lock = path.join(LOCK_NEW);
+        let lock = File::create(&new_lock).map_err(err("create", &new_lock))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
-            .map_err(err("lock", &lock_path))?;
+            .map_err(err("lock", &new_lock))?;
+        let lock_path = path.join(LOCK);
+        std::fs::rename(&new_lock, &lock_path).map_err(err("publish the lock", &lock_path))?;
         Ok(RunDir { path, _lock: lock })
     }
 
@@ -151,4 +158,32 @@ pub(crate) fn sweep(state_dir: &Path, keep: &Path) -> usize {
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_concurrent_sweep_never_removes_a_live_run_dir() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let state = tempfile::tempdir().unwrap();
+        let stop = AtomicBool::new(false);
+        let failure = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    sweep(state.path(), Path::new("/nonexistent"));
+                }
+            });
+            let failure = (0..2000).find_map(|_| match RunDir::create(state.path()) {
+                Err(e) => Some(format!("create: {e}")),
+                Ok(run) => std::fs::write(run.path().join("request.json"), "{}")
+                    .err()
+                    .map(|e| format!("the sweep removed a live run directory: {e}")),
+            });
+            stop.store(true, Ordering::Relaxed);
+            failure
+        });
+        assert_eq!(failure, None);
+    }
 }

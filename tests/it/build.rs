@@ -270,17 +270,7 @@ fn node_base_from_a_registry_with_chown_by_name_and_pass_through_layers() {
     };
     let reg = TestRegistry::start(Auth::None);
     let t = tempfile::tempdir().unwrap();
-    let image = format!("{}/library/node:22-alpine", reg.addr());
-    ok(&run(
-        {
-            let mut c = cairn(t.path());
-            c.arg("push")
-                .arg(format!("oci:{}:22-alpine", fixture.display()))
-                .arg(&image);
-            c
-        },
-        "",
-    ));
+    let image = push_fixture(&reg, &fixture, t.path());
     let ctx = t.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("package.json"), "{}\n").unwrap();
@@ -412,4 +402,51 @@ fn push_then_diff_two_builds_by_registry_reference_names_the_changed_input() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("context file src/app.ts changed"), "{text}");
+}
+
+/// Push the node:22-alpine stand-in to `reg`; returns its reference there.
+fn push_fixture(reg: &TestRegistry, fixture: &Path, home: &Path) -> String {
+    let image = format!("{}/library/node:22-alpine", reg.addr());
+    ok(&run(
+        {
+            let mut c = cairn(home);
+            c.arg("push")
+                .arg(format!("oci:{}:22-alpine", fixture.display()))
+                .arg(&image);
+            c
+        },
+        "",
+    ));
+    image
+}
+
+#[test]
+fn relative_cache_dir_works_for_run_steps() {
+    let Some(fixture) = fixture_layout() else {
+        panic!("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)");
+    };
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let image = push_fixture(&reg, &fixture, t.path());
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo hi > /hi\n"),
+    )
+    .unwrap();
+    // The sandbox refused layer directories under a relative cache directory.
+    let mut c = cairn(t.path());
+    c.current_dir(t.path())
+        .args([
+            "build",
+            "ctx",
+            "--progress",
+            "plain",
+            "--cache-dir",
+            "rel/cache",
+        ])
+        .args(["-o", "type=oci,dest=out"]);
+    ok(&run(c, ""));
+    assert!(t.path().join("rel/cache/blobs").is_dir());
 }
