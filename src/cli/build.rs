@@ -231,7 +231,20 @@ fn build(
         progress.clone(),
     ))?;
     let sources = Sources::new(registry)?;
+    let started = std::time::Instant::now();
     let result = crate::engine::build(&req, &sources, reporter)?;
+    let wall = started.elapsed();
+    if !result.run_command_time.is_zero() {
+        // The builder's own cost: everything that is not the user's RUN commands.
+        let overhead = wall.saturating_sub(result.run_command_time);
+        reporter.event(Event::Info(format!(
+            "build {:.2}s: RUN commands {:.2}s, builder overhead {:.2}s ({:.0}% of RUN time)",
+            wall.as_secs_f64(),
+            result.run_command_time.as_secs_f64(),
+            overhead.as_secs_f64(),
+            100.0 * overhead.as_secs_f64() / result.run_command_time.as_secs_f64()
+        )));
+    }
     let store = cairn_layers::blob_store::BlobStore::open(&req.cache_dir)?;
     let tags: Vec<String> = args.tags.iter().map(|t| output::layout_tag(t)).collect();
     if outputs.is_empty() {
