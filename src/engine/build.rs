@@ -210,7 +210,8 @@ pub fn build(
     if let Some(h) = ctx.hashes.get() {
         h.save();
     }
-    let record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
+    record.normalize();
     let mut result = finalize(&ctx, target.image, platform, record)?;
     result.run_command_time =
         std::time::Duration::from_nanos(ctx.run_nanos.0.load(Ordering::Relaxed));

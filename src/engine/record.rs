@@ -27,15 +27,57 @@ pub struct StepEntry {
 /// The record of one build.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
-    /// Steps in execution order (stages may interleave; sort by stage, index to read).
+    /// Steps by stage name, then step index (see [`BuildRecord::normalize`]).
     pub steps: Vec<StepEntry>,
 }
 
 impl BuildRecord {
-    /// Steps sorted by stage order of first appearance and step index.
-    pub fn sorted(&self) -> Vec<&StepEntry> {
-        let mut v: Vec<&StepEntry> = self.steps.iter().collect();
-        v.sort_by(|a, b| (a.stage.as_str(), a.index).cmp(&(b.stage.as_str(), b.index)));
-        v
+    /// Put the steps in one order whatever the thread timing: independent
+    /// stages run in parallel and append as they go, but the record is stored
+    /// as a JSON document whose digest must not depend on that. The sort is
+    /// stable, and steps of one stage are appended by one thread in order.
+    pub fn normalize(&mut self) {
+        self.steps
+            .sort_by(|a, b| (a.stage.as_str(), a.index).cmp(&(b.stage.as_str(), b.index)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(stage: &str, index: usize) -> StepEntry {
+        StepEntry {
+            stage: stage.into(),
+            index,
+            instruction: format!("{stage} {index}"),
+            key: None,
+            inputs: Inputs::default(),
+            cached: false,
+        }
+    }
+
+    #[test]
+    fn interleaved_stages_normalize_to_one_order() {
+        let mut a = BuildRecord {
+            steps: vec![
+                step("deps", 1),
+                step("assets", 1),
+                step("deps", 2),
+                step("assets", 2),
+            ],
+        };
+        let mut b = BuildRecord {
+            steps: vec![
+                step("assets", 1),
+                step("assets", 2),
+                step("deps", 1),
+                step("deps", 2),
+            ],
+        };
+        a.normalize();
+        b.normalize();
+        assert_eq!(a, b);
+        assert_eq!(a.steps[0].stage, "assets");
     }
 }
