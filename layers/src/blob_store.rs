@@ -133,6 +133,23 @@ impl BlobStore {
         })
     }
 
+    /// Make blob `d` of `from` present here: nothing when it already is, a hard
+    /// link on the same filesystem (blobs are immutable), else a verified copy.
+    pub fn copy_from(&self, from: &BlobStore, d: &Digest) -> Result<(), BlobError> {
+        if self.contains(d) {
+            return Ok(());
+        }
+        if fs::hard_link(from.path(d), self.path(d)).is_ok() {
+            return Ok(());
+        }
+        let src_path = from.path(d);
+        let mut src = from.open_blob(d)?;
+        let mut w = self.writer()?;
+        io::copy(&mut src, &mut w).map_err(io_err("copy", &src_path))?;
+        w.commit(Some(d))?;
+        Ok(())
+    }
+
     /// Re-hash a stored blob and check it still matches its name.
     pub fn verify(&self, d: &Digest) -> Result<(), BlobError> {
         let p = self.path(d);
@@ -320,6 +337,21 @@ mod tests {
             fs::read_dir(t.path().join("blobs/sha256")).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn copy_from_links_or_copies_and_is_idempotent() {
+        let t = tempfile::tempdir().unwrap();
+        let a = BlobStore::open(t.path().join("a")).unwrap();
+        let b = BlobStore::open(t.path().join("b")).unwrap();
+        let d = a.put_bytes(b"layer").unwrap();
+        b.copy_from(&a, &d).unwrap();
+        b.copy_from(&a, &d).unwrap();
+        assert_eq!(b.read_bytes(&d).unwrap(), b"layer");
+        assert!(matches!(
+            b.copy_from(&a, &Digest::of(b"absent")),
+            Err(BlobError::Missing(_))
+        ));
     }
 
     #[test]

@@ -11,21 +11,6 @@ use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use std::path::Path;
 
-fn copy_blob(from: &BlobStore, to: &BlobStore, d: &cairn_layers::Digest) -> anyhow::Result<()> {
-    if to.contains(d) {
-        return Ok(());
-    }
-    // Same filesystem: a hard link costs nothing and blobs are immutable.
-    if std::fs::hard_link(from.path(d), to.path(d)).is_ok() {
-        return Ok(());
-    }
-    let mut src = from.open_blob(d)?;
-    let mut w = to.writer()?;
-    std::io::copy(&mut src, &mut w)?;
-    w.commit(Some(d))?;
-    Ok(())
-}
-
 /// The manifest descriptor of a result, with its platform.
 pub fn descriptor(r: &BuildResult) -> Descriptor {
     let mut d = Descriptor::new(
@@ -60,10 +45,10 @@ pub fn to_oci_layout(
 ) -> anyhow::Result<()> {
     let layout =
         OciLayout::create(dir).with_context(|| format!("creating OCI layout {}", dir.display()))?;
-    copy_blob(store, layout.store(), &r.manifest_digest)?;
-    copy_blob(store, layout.store(), &r.config_digest)?;
+    layout.store().copy_from(store, &r.manifest_digest)?;
+    layout.store().copy_from(store, &r.config_digest)?;
     for l in &r.layers {
-        copy_blob(store, layout.store(), &l.digest)?;
+        layout.store().copy_from(store, &l.digest)?;
     }
     let desc = descriptor(r);
     // Untagged builds are tagged `latest`, as `docker build` names them.

@@ -70,17 +70,6 @@ fn layers(
         .collect()
 }
 
-fn copy_blob(from: &BlobStore, to: &BlobStore, d: &Digest) -> anyhow::Result<()> {
-    if to.contains(d) {
-        return Ok(());
-    }
-    let mut src = from.open_blob(d)?;
-    let mut w = to.writer()?;
-    std::io::copy(&mut src, &mut w).with_context(|| format!("copying blob {d}"))?;
-    w.commit(Some(d))?;
-    Ok(())
-}
-
 fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {
     let (dir, tag) = split_dir_tag(spec);
     let layout = OciLayout::open(dir).with_context(|| format!("opening OCI layout {dir}"))?;
@@ -98,10 +87,10 @@ fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<Ba
     let config_raw = layout.store().read_bytes(&manifest.config.digest)?;
     let config: ImageConfig =
         serde_json::from_slice(&config_raw).with_context(|| format!("{spec}: invalid config"))?;
-    copy_blob(layout.store(), store, &desc.digest)?;
-    copy_blob(layout.store(), store, &manifest.config.digest)?;
+    store.copy_from(layout.store(), &desc.digest)?;
+    store.copy_from(layout.store(), &manifest.config.digest)?;
     for l in &manifest.layers {
-        copy_blob(layout.store(), store, &l.digest)?;
+        store.copy_from(layout.store(), &l.digest)?;
     }
     Ok(BaseImage {
         reference: format!("oci:{spec}"),
