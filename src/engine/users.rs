@@ -113,19 +113,20 @@ impl UserDb {
             .ok_or_else(|| UserError::UnknownGroup(spec.to_owned()))
     }
 
-    /// Resolve `COPY --chown` syntax: `user[:group]`, names or ids. As BuildKit:
-    /// with only a user, the group id is the *same number* as the uid when the
-    /// user is numeric, else the user's primary group.
-    pub fn resolve_chown(&self, spec: &str) -> Result<Owner, UserError> {
+    /// `user[:group]` → ids; `numeric_user_gid` gives the gid of a numeric
+    /// user when no group is named (the one rule where --chown and USER differ).
+    fn resolve(
+        &self,
+        spec: &str,
+        numeric_user_gid: impl Fn(u32) -> u32,
+    ) -> Result<Owner, UserError> {
         let (user, group) = match spec.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
         };
-        if user.is_empty() {
-            return Err(UserError::Invalid(spec.to_owned()));
-        }
         let (uid, primary) = match user.parse::<u32>() {
-            Ok(uid) => (uid, uid),
+            Ok(uid) => (uid, numeric_user_gid(uid)),
+            Err(_) if user.is_empty() => (0, 0),
             Err(_) => {
                 let u = self
                     .user(user)
@@ -140,28 +141,26 @@ impl UserDb {
         Ok(Owner { uid, gid })
     }
 
+    /// Resolve `COPY --chown` syntax: `user[:group]`, names or ids. As BuildKit:
+    /// with only a user, the group id is the *same number* as the uid when the
+    /// user is numeric, else the user's primary group.
+    pub fn resolve_chown(&self, spec: &str) -> Result<Owner, UserError> {
+        if spec.split(':').next().is_some_and(str::is_empty) {
+            return Err(UserError::Invalid(spec.to_owned()));
+        }
+        self.resolve(spec, |uid| uid)
+    }
+
     /// Resolve `USER` syntax for running a process: `user[:group]`; a numeric
-    /// user missing from passwd is allowed (gid 0 unless given), a named one must exist.
+    /// user missing from passwd is allowed (its passwd gid, else 0, unless a
+    /// group is given), a named one must exist.
     pub fn resolve_user(&self, spec: &str) -> Result<Owner, UserError> {
-        let (user, group) = match spec.split_once(':') {
-            Some((u, g)) => (u, Some(g)),
-            None => (spec, None),
-        };
-        let (uid, primary) = match user.parse::<u32>() {
-            Ok(uid) => (uid, self.user(user).map_or(0, |u| u.gid)),
-            Err(_) if user.is_empty() => (0, 0),
-            Err(_) => {
-                let u = self
-                    .user(user)
-                    .ok_or_else(|| UserError::UnknownUser(user.to_owned()))?;
-                (u.uid, u.gid)
-            }
-        };
-        let gid = match group {
-            Some(g) if !g.is_empty() => self.group_id(g)?,
-            _ => primary,
-        };
-        Ok(Owner { uid, gid })
+        self.resolve(spec, |uid| {
+            self.users
+                .iter()
+                .find(|u| u.uid == uid)
+                .map_or(0, |u| u.gid)
+        })
     }
 }
 
