@@ -221,6 +221,11 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) {
             mut output,
         } = job;
         output.clear();
+        let level = if looks_incompressible(&input) {
+            0
+        } else {
+            level
+        };
         let result = catch_unwind(AssertUnwindSafe(|| {
             deflate_block(&input, &mut output, level)
         }))
@@ -238,6 +243,26 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) {
             return;
         }
     }
+}
+
+/// Whether `block`'s byte histogram is so flat that deflate would gain next
+/// to nothing. The measure is the collision sum `256·Σcᵢ² / n²`: 1.0 for
+/// uniform bytes, ~1.1 for compressed data with tar headers between files,
+/// 10 and more for text and code. Part of the format (it decides stored vs
+/// deflated blocks): changing it changes gzip layer digests.
+pub fn looks_incompressible(block: &[u8]) -> bool {
+    // Small blocks (the tail of a stream) are cheap to deflate anyway.
+    if block.len() < 64 * 1024 {
+        return false;
+    }
+    let mut counts = [0u64; 256];
+    for &b in block {
+        counts[b as usize] += 1;
+    }
+    let sum_sq: u128 = counts.iter().map(|&c| u128::from(c) * u128::from(c)).sum();
+    let n = block.len() as u128;
+    // 256·Σc² / n² ≤ 1.25  ⇔  1024·Σc² ≤ 5·n²
+    1024 * sum_sq <= 5 * n * n
 }
 
 /// Deflate `input` as a fresh raw stream ending in a sync flush.
@@ -340,6 +365,55 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
+    }
+
+    fn random(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 11) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_and_text_is_deflated() {
+        let noise = random(GZIP_BLOCK, 7);
+        assert!(looks_incompressible(&noise));
+        assert!(!looks_incompressible(&sample(GZIP_BLOCK)));
+        assert!(!looks_incompressible(&vec![0u8; GZIP_BLOCK]));
+        // Noise with tar-like zero padding between "files" still counts as noise.
+        let mut padded = Vec::new();
+        for c in noise.chunks(25_000) {
+            padded.extend_from_slice(c);
+            padded.extend_from_slice(&[0u8; 600]);
+        }
+        padded.truncate(GZIP_BLOCK);
+        assert!(looks_incompressible(&padded));
+        // Stored: output ≈ input plus 5 bytes per 64 KiB stored block.
+        let (out, d) = gz(&noise, 2);
+        assert_eq!(d, Digest::of(&noise));
+        assert!(out.len() < noise.len() + 200, "{}", out.len());
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, noise);
+        // A mixed stream: one stored block between deflated ones, one valid member.
+        let mut mixed = sample(GZIP_BLOCK);
+        mixed.extend_from_slice(&noise);
+        mixed.extend_from_slice(&sample(GZIP_BLOCK / 2));
+        let (one, _) = gz(&mixed, 1);
+        let (three, _) = gz(&mixed, 3);
+        assert_eq!(one, three);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, mixed);
     }
 
     #[test]

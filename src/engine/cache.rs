@@ -30,6 +30,11 @@ use std::time::SystemTime;
 /// Shared locks held until the process exits, one per cache root.
 static HELD: Mutex<Vec<(PathBuf, fs::File)>> = Mutex::new(Vec::new());
 
+/// Starts every key. Bumped whenever the same inputs would produce other
+/// bytes (a new layer encoding), so a cache filled by an older cairn is
+/// never served to a newer one: 2 = incompressible gzip blocks stored.
+pub const KEY_SCHEME: &str = "cairn cache keys 2\n";
+
 /// One named input of a step's key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
@@ -52,9 +57,10 @@ impl Inputs {
         });
     }
 
-    /// The cache key: sha256 over a length-prefixed encoding of every input.
+    /// The cache key: sha256 over a length-prefixed encoding of every input,
+    /// after [`KEY_SCHEME`].
     pub fn key(&self) -> Digest {
-        let mut buf = Vec::new();
+        let mut buf = KEY_SCHEME.as_bytes().to_vec();
         for i in &self.0 {
             for s in [&i.name, &i.value] {
                 buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
@@ -124,6 +130,19 @@ pub struct StepRecord {
     /// The layer the step made, if any.
     pub layer: Option<CachedLayer>,
 }
+
+impl StepRecord {
+    /// A layer-by-content record (see `engine::layer_reuse`), not a step's.
+    pub fn is_content(&self) -> bool {
+        self.inputs
+            .0
+            .first()
+            .is_some_and(|i| i.name == CONTENT_RECORD_MARK)
+    }
+}
+
+/// The first input of every layer-by-content record.
+pub const CONTENT_RECORD_MARK: &str = "layer format";
 
 /// A step record and when it was last used.
 #[derive(Clone, Debug)]
