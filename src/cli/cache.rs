@@ -88,6 +88,15 @@ fn step_text(l: &Listed) -> String {
         .unwrap_or_default()
 }
 
+/// `step`, or `content` for a record that finds a layer by what it holds.
+fn kind(l: &Listed) -> &'static str {
+    if l.record.is_content() {
+        "content"
+    } else {
+        "step"
+    }
+}
+
 fn ls(args: &LsArgs) -> anyhow::Result<ExitCode> {
     let cache = open(&args.dir)?;
     let mut listed = cache.listed().context("reading the cache")?;
@@ -102,6 +111,7 @@ fn ls(args: &LsArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({
                     "key": l.record.key,
                     "step": step_text(l),
+                    "kind": kind(l),
                     "layer": l.record.layer.as_ref().map(|x| &x.digest),
                     "size": l.record.layer.as_ref().map_or(0, |x| x.size),
                     "last_used_seconds_ago": age(l).as_secs(),
@@ -113,18 +123,19 @@ fn ls(args: &LsArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         out,
-        "{:<19}  {:>9}  {:>9}  STEP",
-        "KEY", "SIZE", "LAST USED"
+        "{:<19}  {:>9}  {:>9}  {:<7}  STEP",
+        "KEY", "SIZE", "LAST USED", "KIND"
     )?;
     for l in &listed {
         let key = l.record.key.trim_start_matches("sha256:");
         let size = l.record.layer.as_ref().map_or(0, |x| x.size);
         writeln!(
             out,
-            "{:<19}  {:>9}  {:>9}  {}",
+            "{:<19}  {:>9}  {:>9}  {:<7}  {}",
             &key[..key.len().min(19)],
             human_size(size),
             format!("{} ago", human_age(age(l))),
+            kind(l),
             step_text(l)
         )?;
     }

@@ -75,6 +75,10 @@ pub struct BuildCtx<'a> {
     pub sandbox: OnceLock<Result<crate::sandbox::Sandbox, String>>,
     /// Nanoseconds spent inside RUN commands, and in whole RUN steps.
     pub run_nanos: (AtomicU64, AtomicU64),
+    /// Entries of the layers this build wrote or reused by content, by blob
+    /// digest: later steps read them from memory instead of unpacking.
+    pub written:
+        Mutex<std::collections::HashMap<cairn_layers::Digest, std::sync::Arc<super::fs::EntryFs>>>,
 }
 
 impl BuildCtx<'_> {
@@ -173,6 +177,7 @@ pub fn build(
         hashes: OnceLock::new(),
         sandbox: OnceLock::new(),
         run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
+        written: Mutex::default(),
     };
     let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
     for group in &plan.parallel {

@@ -6,6 +6,8 @@ use super::cache::Inputs;
 use super::chmod::Chmod;
 use super::copy::{plan, plan_with, CopyError, CopySpec};
 use super::fs::EntryFs;
+use super::layer_reuse::write_or_reuse;
+use super::layer_write::Index;
 use super::stage::{view_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{Copy, CopySource};
@@ -316,7 +318,16 @@ pub fn copy(
         }
         let entries: Vec<Entry> = merged.into_values().collect();
         check_inside(&entries)?;
-        let layer = super::layer_write::write(ctx, entries, MtimePolicy::Set(epoch))?;
+        let slot = run.slot(index);
+        let step = super::layer_reuse::Step {
+            id,
+            slot: &slot,
+            instruction: text,
+        };
+        // ADD's downloads and extracted archives live in a scratch directory
+        // that is gone after this step.
+        let keep = if is_add { Index::Drop } else { Index::Keep };
+        let layer = write_or_reuse(ctx, &step, entries, MtimePolicy::Set(epoch), keep)?;
         Ok(StepOutcome::Layer(layer))
     })
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A read-only tree of entries.
 pub trait SourceFs: Send + Sync {
@@ -138,11 +139,23 @@ impl SourceFs for EntryFs {
     }
 }
 
-/// The merged view of a stage's layers, each unpacked into its own directory
-/// in overlayfs form (whiteout = char device 0/0, opaque directory = xattr
-/// `user.overlay.opaque=y` or `trusted.overlay.opaque=y`), bottom layer first.
+/// One layer of a [`MergedView`].
+#[derive(Clone)]
+pub enum ViewLayer {
+    /// Unpacked into a directory in overlayfs form.
+    Dir(PathBuf),
+    /// The entries this build just wrote into a COPY/WORKDIR layer (no
+    /// whiteouts, no opaque directories, owners already in image ids): read
+    /// from memory instead of unpacking the blob that was just written.
+    Entries(Arc<EntryFs>),
+}
+
+/// The merged view of a stage's layers, bottom layer first, each unpacked
+/// into its own directory in overlayfs form (whiteout = char device 0/0,
+/// opaque directory = xattr `user.overlay.opaque=y` or
+/// `trusted.overlay.opaque=y`) or held as entries in memory.
 pub struct MergedView {
-    layers: Vec<PathBuf>,
+    layers: Vec<ViewLayer>,
     owners: OwnerMap,
 }
 
@@ -156,18 +169,27 @@ impl MergedView {
     /// A view over `layers` (bottom first).
     pub fn new(layers: Vec<PathBuf>) -> Self {
         MergedView {
-            layers,
+            layers: layers.into_iter().map(ViewLayer::Dir).collect(),
             owners: OwnerMap::default(),
         }
     }
 
-    /// A view whose owners are read through `owners` (layer directories
-    /// unpacked in a user namespace hold host ids).
-    pub fn with_owners(layers: Vec<PathBuf>, owners: OwnerMap) -> Self {
+    /// A view whose directory layers' owners are read through `owners`
+    /// (layer directories unpacked in a user namespace hold host ids).
+    pub fn with_owners(layers: Vec<ViewLayer>, owners: OwnerMap) -> Self {
         MergedView { layers, owners }
     }
 
-    fn probe(layer: &Path, path: &str, owners: &OwnerMap) -> io::Result<Found> {
+    fn probe(layer: &ViewLayer, path: &str, owners: &OwnerMap) -> io::Result<Found> {
+        let layer = match layer {
+            ViewLayer::Dir(d) => d,
+            ViewLayer::Entries(fs) => {
+                return Ok(match fs.lstat(path)? {
+                    Some(e) => Found::Entry(Box::new(e), false),
+                    None => Found::Absent,
+                })
+            }
+        };
         let host = layer.join(path);
         let md = match std::fs::symlink_metadata(&host) {
             Ok(m) => m,
@@ -286,6 +308,8 @@ impl SourceFs for MergedView {
         if path.is_empty() {
             let mut root = Entry::dir("");
             for l in self.layers.iter().rev() {
+                // Written layers do not carry the root's metadata.
+                let ViewLayer::Dir(l) = l else { continue };
                 if let Ok(md) = std::fs::metadata(l) {
                     root = entry_from_metadata("", l, &md)?;
                     (root.uid, root.gid) = self.owners.container_owner(l, root.uid, root.gid);
@@ -309,7 +333,15 @@ impl SourceFs for MergedView {
         let path = clean(path);
         let mut seen: BTreeMap<String, bool> = BTreeMap::new(); // name → visible
         for i in self.dir_layers(&path)? {
-            let dir = self.layers[i].join(&path);
+            let dir = match &self.layers[i] {
+                ViewLayer::Dir(d) => d.join(&path),
+                ViewLayer::Entries(fs) => {
+                    for name in fs.read_dir(&path)? {
+                        seen.entry(name).or_insert(true);
+                    }
+                    continue;
+                }
+            };
             let rd = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -366,6 +398,42 @@ mod tests {
         assert_eq!(resolve(&fs, "x/passwd", true).unwrap(), "etc/passwd");
         assert_eq!(resolve(&fs, "x", false).unwrap(), "x");
         assert_eq!(fs.read_dir("").unwrap(), vec!["etc", "x"]);
+    }
+
+    #[test]
+    fn merged_view_reads_written_layers_from_memory_over_directories() {
+        let t = tempfile::tempdir().unwrap();
+        let l1 = t.path().join("l1");
+        fs::create_dir_all(l1.join("app/lib")).unwrap();
+        fs::write(l1.join("app/lib/a.js"), "a").unwrap();
+        fs::write(l1.join("app/config"), "old").unwrap();
+        let mut cfg = Entry::file_bytes("app/config", &b"new"[..]);
+        cfg.uid = 1001;
+        let top = ViewLayer::Entries(Arc::new(EntryFs::new(vec![
+            cfg,
+            Entry::file_bytes("srv/b.js", &b"b"[..]),
+        ])));
+        let v = MergedView::with_owners(vec![ViewLayer::Dir(l1.clone()), top], OwnerMap::default());
+        let e = v.lstat("app/config").unwrap().unwrap();
+        assert_eq!(e.uid, 1001, "the upper, in-memory entry wins");
+        assert!(
+            matches!(e.kind, EntryKind::File { source: Source::Bytes(ref b), .. } if &b[..] == b"new")
+        );
+        assert_eq!(v.read_dir("").unwrap(), vec!["app", "srv"]);
+        assert_eq!(v.read_dir("app").unwrap(), vec!["config", "lib"]);
+        assert!(
+            v.lstat("app/lib/a.js").unwrap().is_some(),
+            "lower dir still visible"
+        );
+        assert!(v.lstat("srv/b.js").unwrap().is_some());
+        assert!(v.lstat("app/config/x").unwrap().is_none());
+        // A file in memory hides a lower directory of the same name.
+        let over = ViewLayer::Entries(Arc::new(EntryFs::new(vec![Entry::file_bytes(
+            "app/lib",
+            &b"f"[..],
+        )])));
+        let v = MergedView::with_owners(vec![ViewLayer::Dir(l1), over], OwnerMap::default());
+        assert!(v.lstat("app/lib/a.js").unwrap().is_none());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod fs;
 pub mod hash_cache;
 pub mod history;
 pub mod layer_dirs;
+pub mod layer_reuse;
 pub mod layer_write;
 pub mod onbuild;
 pub mod output;

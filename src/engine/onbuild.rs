@@ -166,6 +166,7 @@ mod tests {
             hashes: Default::default(),
             sandbox: Default::default(),
             run_nanos: Default::default(),
+            written: Default::default(),
         };
         let done = BTreeMap::new();
         let mut run = StageRun {

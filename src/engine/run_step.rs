@@ -2,8 +2,9 @@
 //! the command in the sandbox, its captured change written as one layer.
 
 use super::cache::Inputs;
+use super::layer_write::Index;
 use super::request::SecretSource;
-use super::stage::{view_of, StageRun, StepOutcome};
+use super::stage::{layer_dirs_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{CommandLine, NetworkMode, Run};
 use crate::frontend::mount::{Mount as MountSpec, MountType};
@@ -304,14 +305,7 @@ pub fn run(
     let epoch = ctx.req.epoch;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let sandbox = ctx.sandbox()?;
-        let lowers: Vec<PathBuf> = {
-            let _ = view_of(ctx, &run.image.layers)?;
-            run.image
-                .layers
-                .iter()
-                .map(|l| ctx.layer_dirs.path(l))
-                .collect()
-        };
+        let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.layers)?;
         let spec = RunSpec {
             lowers,
             argv: argv.clone(),
@@ -332,7 +326,8 @@ pub fn run(
         if entries.is_empty() {
             return Ok(StepOutcome::Empty);
         }
-        let layer = super::layer_write::write(ctx, entries, MtimePolicy::Clamp(epoch))?;
+        let layer =
+            super::layer_write::write(ctx, entries, MtimePolicy::Clamp(epoch), Index::Drop)?;
         drop(outcome);
         Ok(StepOutcome::Layer(layer))
     })?;

@@ -3,7 +3,7 @@
 
 use super::build::BuildCtx;
 use super::cache::{CachedLayer, Inputs, Lookup, StepRecord};
-use super::fs::{MergedView, SourceFs};
+use super::fs::{MergedView, SourceFs, ViewLayer};
 use super::history;
 use super::record::StepEntry;
 use super::state::{ImageState, LayerDesc};
@@ -88,6 +88,16 @@ impl StageRun<'_, '_> {
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
     }
 
+    /// The step's position across builds, which misses are explained against.
+    pub fn slot(&self, index: usize) -> String {
+        format!(
+            "{}|{}|{}",
+            self.ctx.req.dockerfile.display(),
+            self.name,
+            index
+        )
+    }
+
     /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
     /// and store what it made.
     pub fn cached_step(
@@ -101,12 +111,7 @@ impl StageRun<'_, '_> {
     ) -> anyhow::Result<()> {
         let ctx = self.ctx;
         let key = inputs.key();
-        let slot = format!(
-            "{}|{}|{}",
-            self.ctx.req.dockerfile.display(),
-            self.name,
-            index
-        );
+        let slot = self.slot(index);
         let lookup = if ctx.req.no_cache {
             Lookup::Miss(Some("--no-cache".into()))
         } else {
@@ -175,28 +180,41 @@ impl StageRun<'_, '_> {
     }
 }
 
-/// A merged view over `layers`, unpacking each on first use.
+/// A merged view over `layers`: the ones this build wrote from memory, the
+/// others unpacked on first use.
 pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedView> {
-    let dirs: Vec<PathBuf> = layers
+    let view: Vec<ViewLayer> = layers
+        .iter()
+        .map(|l| match super::layer_write::indexed(ctx, l) {
+            Some(fs) => Ok(ViewLayer::Entries(fs)),
+            None => ctx.layer_dirs.ensure(l, &ctx.store).map(ViewLayer::Dir),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(MergedView::with_owners(view, ctx.layer_dirs.owner_map()))
+}
+
+/// The unpacked directories of `layers`, bottom first (RUN's overlay lowers).
+pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<Vec<PathBuf>> {
+    layers
         .iter()
         .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(MergedView::with_owners(dirs, ctx.layer_dirs.owner_map()))
+        .collect()
 }
 
 fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
     let p = super::fs::resolve(view, path, true)?;
-    match view.lstat(&p)? {
+    let bytes = match view.lstat(&p)? {
         Some(Entry {
-            kind:
-                cairn_layers::EntryKind::File {
-                    source: cairn_layers::Source::Path(host),
-                    ..
-                },
+            kind: cairn_layers::EntryKind::File { source, .. },
             ..
-        }) => Ok(String::from_utf8_lossy(&std::fs::read(host)?).into_owned()),
-        _ => Ok(String::new()),
-    }
+        }) => match source {
+            cairn_layers::Source::Path(host) => std::fs::read(host)?,
+            // A file this build wrote from a heredoc, read from memory.
+            cairn_layers::Source::Bytes(b) => b.to_vec(),
+        },
+        _ => return Ok(String::new()),
+    };
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Build one stage.

@@ -3,6 +3,7 @@
 
 use super::cache::Inputs;
 use super::fs::{components, resolve, SourceFs};
+use super::layer_write::Index;
 use super::stage::{StageRun, StepOutcome};
 use cairn_layers::{Entry, MtimePolicy};
 
@@ -78,7 +79,8 @@ pub fn workdir(
                 }
             }
         }
-        let layer = super::layer_write::write(run.ctx, entries, MtimePolicy::Set(epoch))?;
+        let layer =
+            super::layer_write::write(run.ctx, entries, MtimePolicy::Set(epoch), Index::Keep)?;
         Ok(StepOutcome::Layer(layer))
     })
 }

@@ -331,6 +331,21 @@ fn chown_by_name_and_number_and_chmod_octal_and_symbolic() {
     .unwrap();
     let err = build_err(t.path(), &ctx);
     assert!(err.contains("invalid chmod parameter"), "{err}");
+
+    // A passwd the build itself wrote from a heredoc (read from memory, not unpacked).
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch
+COPY <<EOF /etc/passwd
+web:x:2002:2003::/:/bin/sh
+EOF
+         COPY --chown=web f /f
+",
+    )
+    .unwrap();
+    let (_, ls) = build_ok(t.path(), &ctx, &[]);
+    let m = merged(&ls);
+    assert_eq!((get(&m, "f").uid, get(&m, "f").gid), (2002, 2003));
 }
 
 #[test]

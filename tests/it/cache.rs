@@ -41,11 +41,17 @@ fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
     let out = home.join("out");
     let d1 = ok(&build_in(home, &ctx, &out, &[]));
     let entries = ls_json(home);
-    assert_eq!(entries.len(), 2, "{entries:?}");
+    // WORKDIR and COPY steps, and the COPY layer's by-content record.
+    assert_eq!(entries.len(), 3, "{entries:?}");
     let copy = entries
         .iter()
-        .find(|e| e["step"] == "COPY app.js ./")
+        .find(|e| e["step"] == "COPY app.js ./" && e["kind"] == "step")
         .expect("COPY listed with its text");
+    let content = entries
+        .iter()
+        .find(|e| e["kind"] == "content")
+        .expect("the layer's by-content record");
+    assert_eq!(content["layer"], copy["layer"]);
     assert!(copy["size"].as_u64().unwrap() > 0);
     assert!(copy["key"].as_str().unwrap().starts_with("sha256:"));
     let table = cache_cmd(home, &["ls"]);
@@ -58,17 +64,17 @@ fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
     std::fs::write(ctx.join("app.js"), "two\n").unwrap();
     let d2 = ok(&build_in(home, &ctx, &out, &[]));
     assert_ne!(d1, d2);
-    assert_eq!(ls_json(home).len(), 3);
+    assert_eq!(ls_json(home).len(), 5);
     let before = blobs(home);
     let r: serde_json::Value =
         serde_json::from_str(&cache_cmd(home, &["prune", "--format", "json"])).unwrap();
     assert_eq!(
         (r["records"].as_u64(), r["blobs"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(2), Some(1)),
         "{r}"
     );
     assert_eq!(blobs(home), before - 1);
-    assert_eq!(ls_json(home).len(), 2);
+    assert_eq!(ls_json(home).len(), 3);
     // What is left still serves a fully cached rebuild.
     let o = build_in(home, &ctx, &out, &[]);
     assert_eq!(ok(&o), d2);
@@ -123,13 +129,14 @@ fn keep_storage_keeps_the_most_recent_layers() {
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     ok(&build_in(home, &ctx, &home.join("out"), &[]));
-    assert_eq!(ls_json(home).len(), 2);
+    // Two COPY steps and their layers' by-content records.
+    assert_eq!(ls_json(home).len(), 4);
     cache_cmd(home, &["prune", "--keep-storage", "1b"]);
     assert!(ls_json(home).is_empty());
     // Nothing fits in 1 byte; a generous limit keeps everything.
     ok(&build_in(home, &ctx, &home.join("out"), &[]));
     cache_cmd(home, &["prune", "--keep-storage", "10MB"]);
-    assert_eq!(ls_json(home).len(), 1);
+    assert_eq!(ls_json(home).len(), 2);
 }
 
 #[test]
@@ -187,4 +194,73 @@ fn concurrent_builds_on_one_cache_all_succeed_with_correct_results() {
         ok(&build_in(&fresh, &a, &fresh.join("o"), &[])),
         results[0].1
     );
+}
+
+/// A COPY whose step key missed (its source stage or an earlier step changed)
+/// but whose files are the same reuses the earlier layer blob, names it, and
+/// gives exactly the image a cold build in an empty cache gives. Files that
+/// differ only in mode or owner are not "the same".
+#[test]
+fn layers_are_reused_by_content_when_only_their_inputs_moved() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = home.join("ctx");
+    let dockerfile = |keep_flags: &str| {
+        format!(
+            "FROM scratch AS src\nCOPY keep.txt edit.txt /src/\n\
+             FROM scratch\nCOPY --from=src {keep_flags}/src/keep.txt /keep.txt\n\
+             COPY --from=src /src/edit.txt /edit.txt\nCOPY static.txt /static.txt\n"
+        )
+    };
+    write_tree(
+        &ctx,
+        &[
+            ("keep.txt", "kept\n"),
+            ("edit.txt", "one\n"),
+            ("static.txt", "static\n"),
+            ("Dockerfile", &dockerfile("")),
+        ],
+    );
+    let out = home.join("out");
+    ok(&build_in(home, &ctx, &out, &[]));
+
+    std::fs::write(ctx.join("edit.txt"), "two\n").unwrap();
+    let o = build_in(home, &ctx, &out, &[]);
+    let warm = ok(&o);
+    let log = String::from_utf8_lossy(&o.stderr);
+    let reused = log.matches("same files as an earlier build").count();
+    // keep.txt (after a stage change) and static.txt (after a parent change).
+    assert_eq!(reused, 2, "{log}");
+    assert!(log.contains("cache miss: stage"), "{log}");
+
+    // The same inputs in an empty cache give the same image.
+    let fresh = tempfile::tempdir().unwrap();
+    let cold = ok(&build_in(
+        fresh.path(),
+        &ctx,
+        &fresh.path().join("out"),
+        &[],
+    ));
+    assert_eq!(warm, cold, "a reused layer changed the image");
+
+    // A mode change is a content change: a new layer with the new mode.
+    std::fs::write(ctx.join("Dockerfile"), dockerfile("--chmod=600 ")).unwrap();
+    let o = build_in(home, &ctx, &out, &[]);
+    let d = ok(&o);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        log.matches("same files as an earlier build").count(),
+        2,
+        "edit.txt and static.txt are as in the last build, keep.txt is not: {log}"
+    );
+    let keep = &layers(&out, &d)[0]["keep.txt"];
+    assert_eq!(keep.mode, 0o600);
+    assert_eq!(keep.data, b"kept\n");
+    let all = merged(&layers(&out, &d));
+    assert_eq!(all["edit.txt"].data, b"two\n");
+
+    // --no-cache writes every layer again.
+    let o = build_in(home, &ctx, &out, &["--no-cache"]);
+    assert_eq!(ok(&o), d);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("same files as an earlier build"));
 }

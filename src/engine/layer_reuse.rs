@@ -1,0 +1,157 @@
+//! Reuse of a layer by what it holds. A COPY whose step key missed because an
+//! earlier step or its source stage changed often plans exactly the entries
+//! of a layer written before (the `public/` assets, a `package.json`). Those
+//! entries, file contents by digest, key a second cache record; a hit reuses
+//! that blob instead of writing and compressing the same bytes again. The tar
+//! and gzip bytes are a function of the entries alone, so the reused blob is
+//! the one a fresh write would produce.
+
+use super::build::BuildCtx;
+use super::cache::{CachedLayer, Inputs, Lookup, StepRecord, CONTENT_RECORD_MARK};
+use super::layer_write::{self, Index};
+use super::state::LayerDesc;
+use crate::report::Event;
+use anyhow::Context as _;
+use cairn_layers::digest::HashingWriter;
+use cairn_layers::{DiffId, Digest, Entry, EntryKind, MtimePolicy, Source};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Names the layer encoding (tar headers, entry order, pgzip blocks and
+/// levels): a record made by another encoding never matches.
+const LAYER_FORMAT: &str = "tar-go-pax sorted; pgzip 1MiB zlib-rs L6, flat blocks stored";
+
+/// What a content lookup needs to know about the step.
+pub struct Step<'a> {
+    /// Progress id.
+    pub id: usize,
+    /// The step's position (`Dockerfile|stage|index`), to explain misses.
+    pub slot: &'a str,
+    /// The instruction as shown.
+    pub instruction: &'a str,
+}
+
+/// Write `entries` as a layer, or reuse the layer an earlier build wrote
+/// with the same entries and contents.
+pub fn write_or_reuse(
+    ctx: &BuildCtx,
+    step: &Step,
+    mut entries: Vec<Entry>,
+    mtime: MtimePolicy,
+    index: Index,
+) -> anyhow::Result<LayerDesc> {
+    layer_write::normalize(&mut entries);
+    let inputs = content_inputs(ctx, step.instruction, &entries, mtime)?;
+    let slot = format!("{}#content", step.slot);
+    if !ctx.req.no_cache {
+        let present = |l: &CachedLayer| {
+            l.digest
+                .parse::<Digest>()
+                .is_ok_and(|d| ctx.store.contains(&d))
+        };
+        if let Lookup::Hit(rec) = ctx.cache.lookup(&inputs, &slot, present) {
+            if let Some(l) = rec.layer {
+                let desc = LayerDesc {
+                    digest: l.digest.parse()?,
+                    diff_id: l.diff_id.parse::<Digest>().map(DiffId)?,
+                    size: l.size,
+                    media_type: l.media_type,
+                };
+                ctx.reporter.event(Event::StepOutput {
+                    id: step.id,
+                    line: format!(
+                        "same files as an earlier build: layer {} reused",
+                        short(&desc.digest)
+                    ),
+                });
+                let _ = ctx.cache.touch_slot(&slot, &inputs.key());
+                if index == Index::Keep {
+                    layer_write::remember(ctx, &desc, entries, mtime);
+                }
+                return Ok(desc);
+            }
+        }
+    }
+    let desc = layer_write::write(ctx, entries, mtime, index)?;
+    let rec = StepRecord {
+        key: inputs.key().to_string(),
+        inputs,
+        layer: Some(CachedLayer {
+            digest: desc.digest.to_string(),
+            diff_id: desc.diff_id.to_string(),
+            size: desc.size,
+            media_type: desc.media_type.clone(),
+        }),
+    };
+    ctx.cache
+        .store(&rec, &slot)
+        .with_context(|| format!("writing the cache at {}", ctx.cache.root().display()))?;
+    Ok(desc)
+}
+
+fn short(d: &Digest) -> String {
+    let s = d.to_string();
+    s.chars().take(19).collect()
+}
+
+/// The inputs that determine a layer's bytes: the encoding, the mtime
+/// policy, and every entry (path, type, mode, owner, xattrs, content digest).
+/// `entries` must be normalized (sorted, no duplicate paths).
+pub fn content_inputs(
+    ctx: &BuildCtx,
+    instruction: &str,
+    entries: &[Entry],
+    mtime: MtimePolicy,
+) -> anyhow::Result<Inputs> {
+    let context_root = ctx
+        .req
+        .context
+        .canonicalize()
+        .unwrap_or_else(|_| ctx.req.context.clone());
+    let mut inputs = Inputs::default();
+    inputs.push(CONTENT_RECORD_MARK, LAYER_FORMAT);
+    inputs.push("instruction", instruction.to_owned());
+    inputs.push("mtime", format!("{mtime:?}"));
+    for e in entries {
+        let mut value = format!("{:o} {}:{}", e.mode, e.uid, e.gid);
+        match &e.kind {
+            EntryKind::File { size, source } => {
+                let digest = match source {
+                    Source::Bytes(b) => Digest::of(b).to_string(),
+                    Source::Path(p) => file_digest(ctx, &context_root, p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                };
+                value.push_str(&format!(" file {size} {digest}"));
+            }
+            EntryKind::Dir => value.push_str(" dir"),
+            EntryKind::Symlink { target } => value.push_str(&format!(" symlink {target}")),
+            EntryKind::Hardlink { target } => value.push_str(&format!(" hardlink {target}")),
+            other => value.push_str(&format!(" {other:?}")),
+        }
+        // Only mtimes the policy keeps can change the bytes.
+        if !matches!(mtime, MtimePolicy::Set(_)) {
+            value.push_str(&format!(" mtime {}", mtime.apply(e.mtime)));
+        }
+        for (k, v) in &e.xattrs {
+            value.push_str(&format!(" xattr {k}={}", hex(v)));
+        }
+        inputs.push(format!("file /{}", e.path), value);
+    }
+    Ok(inputs)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Context files through the build's digest cache (already hashed for the
+/// step keys); any other file (an unpacked layer's) is read now.
+fn file_digest(ctx: &BuildCtx, context_root: &PathBuf, p: &Path) -> io::Result<String> {
+    if p.starts_with(context_root) {
+        return ctx.context_hashes().digest(p);
+    }
+    let mut f = std::fs::File::open(p)?;
+    let mut h = HashingWriter::new(io::sink());
+    io::copy(&mut f, &mut h)?;
+    Ok(h.finish().0.to_string())
+}
