@@ -173,6 +173,26 @@ pub fn write_layer(
     })
 }
 
+/// Gzip the plain-tar blob `plain` of `store` into a new blob, exactly as
+/// [`write_layer`] with [`Compression::Gzip`] would have written the same
+/// tar (the gzip bytes are a function of the tar bytes alone). Returns the
+/// gzip blob's digest and size.
+pub fn gzip_blob(
+    store: &BlobStore,
+    plain: &Digest,
+    threads: usize,
+) -> Result<(Digest, u64), LayerError> {
+    let write = |source| LayerError::Write {
+        path: format!("gzip of {plain}"),
+        source,
+    };
+    let mut src = std::fs::File::open(store.path(plain)).map_err(write)?;
+    let mut sink = LayerSink::new(store.writer()?, Compression::Gzip, threads);
+    io::copy(&mut src, &mut sink).map_err(write)?;
+    let done = sink.finish().map_err(write)?;
+    Ok(done.inner.commit(None)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +222,27 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(left, 0, "no blob and no temporary file");
+    }
+
+    #[test]
+    fn gzip_blob_gives_the_bytes_of_a_gzip_write() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path()).unwrap();
+        let entries = || {
+            vec![
+                Entry::dir("a"),
+                Entry::file_bytes("a/f", vec![b'x'; 3 << 20]),
+            ]
+        };
+        let mut plain_opts = LayerOptions::new(MtimePolicy::Set(0));
+        plain_opts.compression = Compression::None;
+        let plain = write_layer(entries(), &plain_opts, &store).unwrap();
+        assert_eq!(plain.digest, plain.diff_id.0);
+        let gz = write_layer(entries(), &LayerOptions::new(MtimePolicy::Set(0)), &store).unwrap();
+        assert_eq!(
+            gzip_blob(&store, &plain.digest, 3).unwrap(),
+            (gz.digest.clone(), gz.size)
+        );
     }
 
     #[test]

@@ -23,5 +23,5 @@ pub mod whiteout;
 pub use compress::Compression;
 pub use digest::{DiffId, Digest};
 pub use entry::{Entry, EntryKind, Source};
-pub use layer::{write_layer, Layer, LayerError, LayerOptions};
+pub use layer::{gzip_blob, write_layer, Layer, LayerError, LayerOptions};
 pub use tar::{sort_entries, LayerWriter, MtimePolicy};

@@ -79,6 +79,10 @@ pub struct BuildCtx<'a> {
     /// digest: later steps read them from memory instead of unpacking.
     pub written:
         Mutex<std::collections::HashMap<cairn_layers::Digest, std::sync::Arc<super::fs::EntryFs>>>,
+    /// The stages whose layers the target image contains (the target and the
+    /// stages it is built `FROM`): their new layers are written gzip, the
+    /// others plain (see [`super::layer_write::MEDIA_TYPE_STAGE_TAR`]).
+    pub exported: std::collections::BTreeSet<usize>,
 }
 
 impl BuildCtx<'_> {
@@ -178,6 +182,7 @@ pub fn build(
         sandbox: OnceLock::new(),
         run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
         written: Mutex::default(),
+        exported: exported_stages(&plan),
     };
     let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
     for group in &plan.parallel {
@@ -224,12 +229,34 @@ pub fn build(
     Ok(result)
 }
 
+/// The target stage and the stages it is built `FROM`, transitively.
+fn exported_stages(plan: &BuildPlan) -> std::collections::BTreeSet<usize> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut next = Some(plan.target);
+    while let Some(i) = next {
+        if !out.insert(i) {
+            break;
+        }
+        next = match plan.stage(i).map(|s| &s.base) {
+            Some(crate::frontend::graph::Base::Stage(j)) => Some(*j),
+            _ => None,
+        };
+    }
+    out
+}
+
 fn finalize(
     ctx: &BuildCtx,
     mut image: ImageState,
     platform: Platform,
     record: BuildRecord,
 ) -> anyhow::Result<BuildResult> {
+    // Plain layers of stages that were not exported when they were built.
+    image.layers = image
+        .layers
+        .iter()
+        .map(|l| super::layer_write::gzip_for_export(ctx, l))
+        .collect::<anyhow::Result<_>>()?;
     if !ctx.req.labels.is_empty() {
         let rc = image.config.run_config_mut();
         let labels = rc.labels.get_or_insert_with(Default::default);

@@ -219,7 +219,7 @@ impl Cache {
     /// Open (creating) the cache without taking a lock (read-only listing).
     pub fn open_unlocked(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        for d in ["steps", "slots", "layers", "tmp"] {
+        for d in ["steps", "slots", "layers", "tmp", "gzip"] {
             fs::create_dir_all(root.join(d))?;
         }
         Ok(Cache { root })
@@ -314,6 +314,25 @@ impl Cache {
             return Ok(());
         }
         self.write_unsynced(&path, key.to_string().as_bytes())
+    }
+
+    fn gzip_memo_path(&self, plain: &Digest) -> PathBuf {
+        self.root.join("gzip").join(plain.hex())
+    }
+
+    /// The gzip blob (digest, size) made earlier from the plain-tar layer blob `plain`.
+    pub fn gzip_memo(&self, plain: &Digest) -> Option<(Digest, u64)> {
+        let text = fs::read_to_string(self.gzip_memo_path(plain)).ok()?;
+        let (d, n) = text.trim().split_once(' ')?;
+        Some((d.parse().ok()?, n.parse().ok()?))
+    }
+
+    /// Remember that `plain` gzips to the blob `gz` of `size` bytes.
+    pub fn set_gzip_memo(&self, plain: &Digest, gz: &Digest, size: u64) -> io::Result<()> {
+        self.write_unsynced(
+            &self.gzip_memo_path(plain),
+            format!("{gz} {size}").as_bytes(),
+        )
     }
 
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -483,7 +502,7 @@ impl Cache {
                     }
                 }
             }
-            for sub in ["layers", "tmp"] {
+            for sub in ["layers", "tmp", "gzip"] {
                 for e in fs::read_dir(self.root.join(sub))?.flatten() {
                     let _ = crate::sandbox::state::remove_tree(&e.path());
                     if sub == "layers" {

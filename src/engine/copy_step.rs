@@ -323,6 +323,7 @@ pub fn copy(
             id,
             slot: &slot,
             instruction: text,
+            stage: run.stage.index,
         };
         // ADD's downloads and extracted archives live in a scratch directory
         // that is gone after this step.

@@ -29,6 +29,8 @@ pub struct Step<'a> {
     pub slot: &'a str,
     /// The instruction as shown.
     pub instruction: &'a str,
+    /// The stage's index (whether its layers are exported).
+    pub stage: usize,
 }
 
 /// Write `entries` as a layer, or reuse the layer an earlier build wrote
@@ -72,7 +74,7 @@ pub fn write_or_reuse(
             }
         }
     }
-    let desc = layer_write::write(ctx, entries, mtime, index)?;
+    let desc = layer_write::write(ctx, entries, mtime, index, step.stage)?;
     let rec = StepRecord {
         key: inputs.key().to_string(),
         inputs,

@@ -3,8 +3,18 @@
 use super::build::BuildCtx;
 use super::fs::EntryFs;
 use super::state::LayerDesc;
-use cairn_layers::{sort_entries, write_layer, Entry, LayerOptions, MtimePolicy};
+use crate::report::Event;
+use cairn_layers::{
+    gzip_blob, sort_entries, write_layer, Compression, Entry, LayerOptions, MtimePolicy,
+};
 use std::sync::Arc;
+
+/// Media type of the plain-tar layer of a stage whose layers no image of
+/// this build exports (`deps`, `builder`): only later steps read it, so
+/// deflating it would be wasted CPU. Never written into a manifest:
+/// [`gzip_for_export`] turns it into the gzip blob a direct write would have
+/// made, byte for byte, when an exported image does contain it.
+pub const MEDIA_TYPE_STAGE_TAR: &str = "application/vnd.cairn.stage-layer.v1.tar";
 
 /// Whether later steps may read a written layer from its entries in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,21 +33,32 @@ pub fn normalize(entries: &mut Vec<Entry>) {
     entries.dedup_by(|b, a| a.path == b.path);
 }
 
-/// Sort `entries` and write them as a gzip layer with the given mtime policy.
+/// Sort `entries` and write them as a layer of stage `stage` with the given
+/// mtime policy: gzip if the build exports the stage's layers, else plain.
 pub fn write(
     ctx: &BuildCtx,
     mut entries: Vec<Entry>,
     mtime: MtimePolicy,
     index: Index,
+    stage: usize,
 ) -> anyhow::Result<LayerDesc> {
     normalize(&mut entries);
     let kept = (index == Index::Keep).then(|| entries.clone());
-    let layer = write_layer(entries, &LayerOptions::new(mtime), &ctx.store)?;
+    let mut opts = LayerOptions::new(mtime);
+    let exported = ctx.exported.contains(&stage);
+    if !exported {
+        opts.compression = Compression::None;
+    }
+    let layer = write_layer(entries, &opts, &ctx.store)?;
     let desc = LayerDesc {
         digest: layer.digest,
         diff_id: layer.diff_id,
         size: layer.size,
-        media_type: layer.media_type.to_owned(),
+        media_type: if exported {
+            layer.media_type.to_owned()
+        } else {
+            MEDIA_TYPE_STAGE_TAR.to_owned()
+        },
     };
     if let Some(entries) = kept {
         remember(ctx, &desc, entries, mtime);
@@ -67,4 +88,34 @@ pub fn remember(ctx: &BuildCtx, layer: &LayerDesc, mut entries: Vec<Entry>, mtim
 /// The in-memory view of a layer this build wrote, if it kept one.
 pub fn indexed(ctx: &BuildCtx, layer: &LayerDesc) -> Option<Arc<EntryFs>> {
     ctx.written.lock().ok()?.get(&layer.digest).cloned()
+}
+
+/// The gzip form of layer `l` for an exported image: `l` itself unless it is
+/// a plain stage layer, whose gzip blob is made once and remembered.
+pub fn gzip_for_export(ctx: &BuildCtx, l: &LayerDesc) -> anyhow::Result<LayerDesc> {
+    if l.media_type != MEDIA_TYPE_STAGE_TAR {
+        return Ok(l.clone());
+    }
+    let gz = |digest, size| LayerDesc {
+        digest,
+        diff_id: l.diff_id.clone(),
+        size,
+        media_type: Compression::Gzip.media_type().to_owned(),
+    };
+    if let Some((d, size)) = ctx.cache.gzip_memo(&l.digest) {
+        if ctx.store.contains(&d) {
+            return Ok(gz(d, size));
+        }
+    }
+    let name = l.digest.to_string();
+    ctx.reporter.event(Event::BlobStart {
+        digest: name.clone(),
+        size: Some(l.size),
+        action: "compress",
+    });
+    let (d, size) = gzip_blob(&ctx.store, &l.digest, 0)?;
+    ctx.reporter.event(Event::BlobDone { digest: name });
+    // Losing the memo only costs a second compression.
+    let _ = ctx.cache.set_gzip_memo(&l.digest, &d, size);
+    Ok(gz(d, size))
 }

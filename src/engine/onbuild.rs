@@ -167,6 +167,7 @@ mod tests {
             sandbox: Default::default(),
             run_nanos: Default::default(),
             written: Default::default(),
+            exported: Default::default(),
         };
         let done = BTreeMap::new();
         let mut run = StageRun {

@@ -303,6 +303,7 @@ pub fn run(
     let isolation = parse_isolation(&ctx.req.isolation)?;
     let created_by = super::history::run(&argv, &scope.history_args());
     let epoch = ctx.req.epoch;
+    let stage = run.stage.index;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let sandbox = ctx.sandbox()?;
         let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.layers)?;
@@ -327,7 +328,7 @@ pub fn run(
             return Ok(StepOutcome::Empty);
         }
         let layer =
-            super::layer_write::write(ctx, entries, MtimePolicy::Clamp(epoch), Index::Drop)?;
+            super::layer_write::write(ctx, entries, MtimePolicy::Clamp(epoch), Index::Drop, stage)?;
         drop(outcome);
         Ok(StepOutcome::Layer(layer))
     })?;

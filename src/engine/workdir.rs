@@ -79,8 +79,13 @@ pub fn workdir(
                 }
             }
         }
-        let layer =
-            super::layer_write::write(run.ctx, entries, MtimePolicy::Set(epoch), Index::Keep)?;
+        let layer = super::layer_write::write(
+            run.ctx,
+            entries,
+            MtimePolicy::Set(epoch),
+            Index::Keep,
+            run.stage.index,
+        )?;
         Ok(StepOutcome::Layer(layer))
     })
 }

@@ -233,6 +233,7 @@ pub fn blob_verbs(action: &str) -> (&'static str, &'static str) {
         "write" => ("writing", "wrote"),
         "mount" => ("mounting", "mounted"),
         "exists" => ("checking", "already present"),
+        "compress" => ("compressing", "compressed"),
         _ => ("transferring", "transferred"),
     }
 }

@@ -264,3 +264,69 @@ fn layers_are_reused_by_content_when_only_their_inputs_moved() {
     assert_eq!(ok(&o), d);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("same files as an earlier build"));
 }
+
+/// Layers of stages the target does not contain are stored as plain tar and
+/// compressed only when an exported image does contain them: the image is
+/// byte for byte the one an empty cache gives, and the gzip is made once.
+#[test]
+fn stage_layers_are_compressed_only_when_an_image_exports_them() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = home.join("ctx");
+    let big: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    write_tree(
+        &ctx,
+        &[
+            ("a.txt", &big),
+            ("b.txt", "b\n"),
+            (
+                "Dockerfile",
+                "FROM scratch AS one\nCOPY a.txt /\n\
+                 FROM one AS two\nCOPY b.txt /\n\
+                 FROM scratch AS final\nCOPY --from=two /b.txt /copied\n",
+            ),
+        ],
+    );
+    let out = home.join("out");
+    let manifest_layers = |digest: &str| -> Vec<String> {
+        let hex = digest.trim_start_matches("sha256:");
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("blobs/sha256").join(hex)).unwrap())
+                .unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let o = build_in(home, &ctx, &out, &[]);
+    let d = ok(&o);
+    assert_eq!(manifest_layers(&d), vec![gzip]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("compressing"));
+
+    // `two` was built plain; exporting it compresses its two layers once.
+    let o = build_in(home, &ctx, &out, &["--target", "two"]);
+    let two = ok(&o);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(log.matches("compressing").count(), 2, "{log}");
+    assert_eq!(manifest_layers(&two), vec![gzip, gzip]);
+    let o = build_in(home, &ctx, &out, &["--target", "two"]);
+    assert_eq!(ok(&o), two);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("compressing"));
+
+    let fresh = tempfile::tempdir().unwrap();
+    let cold = ok(&build_in(
+        fresh.path(),
+        &ctx,
+        &fresh.path().join("out"),
+        &["--target", "two"],
+    ));
+    assert_eq!(
+        two, cold,
+        "a compressed stage layer differs from a direct write"
+    );
+}
