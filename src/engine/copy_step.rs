@@ -139,7 +139,13 @@ pub fn copy(
                     .done
                     .get(i)
                     .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} is not built yet"))?;
-                From::Stage(r, i.to_string())
+                // Named as written in the Dockerfile, for miss explanations.
+                let name = ctx
+                    .plan
+                    .stage(*i)
+                    .and_then(|s| s.name.clone())
+                    .unwrap_or_else(|| i.to_string());
+                From::Stage(r, name)
             }
             Some(Source::Image(r)) => From::Image(Box::new(ctx.images.fetch(
                 r,
