@@ -17,6 +17,33 @@ pub enum Source {
     Path(PathBuf),
     /// Bytes held in memory (heredocs, whiteouts, generated files).
     Bytes(Arc<[u8]>),
+    /// The entry's size in bytes from `offset` of the file at `path`: a
+    /// member of a plain tar blob, read where it lies instead of unpacked.
+    Range {
+        /// The host file (a plain tar layer blob).
+        path: PathBuf,
+        /// Where the member's data starts.
+        offset: u64,
+    },
+}
+
+impl Source {
+    /// A reader of the first `size` bytes of this source.
+    pub fn open(&self, size: u64) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        use std::io::{Read, Seek, SeekFrom};
+        Ok(match self {
+            Source::Path(p) => Box::new(std::fs::File::open(p)?.take(size)),
+            Source::Bytes(b) => {
+                let n = usize::try_from(size).unwrap_or(usize::MAX).min(b.len());
+                Box::new(std::io::Cursor::new(b[..n].to_vec()))
+            }
+            Source::Range { path, offset } => {
+                let mut f = std::fs::File::open(path)?;
+                f.seek(SeekFrom::Start(*offset))?;
+                Box::new(f.take(size))
+            }
+        })
+    }
 }
 
 /// What kind of filesystem object an entry is.

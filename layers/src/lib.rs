@@ -16,6 +16,7 @@ pub mod layer;
 pub mod pgzip;
 pub mod tar;
 mod tar_header;
+pub mod tar_index;
 pub mod tree;
 pub mod unpack;
 pub mod whiteout;

@@ -145,6 +145,7 @@ impl<W: Write> LayerWriter<W> {
             match source {
                 Source::Bytes(b) => self.out.write_all(b).map_err(werr)?,
                 Source::Path(p) => self.copy_file(&e.path, p, *size)?,
+                Source::Range { path, offset } => self.copy_range(&e.path, path, *offset, *size)?,
             }
             let pad = (BLOCK - (*size % BLOCK as u64) as usize) % BLOCK;
             self.out.write_all(&ZEROS[..pad]).map_err(werr)?;
@@ -230,6 +231,49 @@ impl<W: Write> LayerWriter<W> {
             if done + n as u64 > size {
                 return Err(self.changed(entry, src, size, done + n as u64));
             }
+            self.out
+                .write_all(&self.buf[..n])
+                .map_err(|source| LayerError::Write {
+                    path: entry.to_owned(),
+                    source,
+                })?;
+            done += n as u64;
+        }
+        if done != size {
+            return Err(self.changed(entry, src, size, done));
+        }
+        Ok(())
+    }
+
+    /// Copy `size` bytes at `offset` of the host file `src` (a member of a
+    /// plain tar blob, which never changes: a short read means damage).
+    fn copy_range(
+        &mut self,
+        entry: &str,
+        src: &Path,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), LayerError> {
+        use std::io::{Seek, SeekFrom};
+        let rerr = |source| LayerError::Read {
+            path: src.to_owned(),
+            entry: entry.to_owned(),
+            source,
+        };
+        let mut f = open_regular(src).map_err(rerr)?;
+        f.seek(SeekFrom::Start(offset)).map_err(rerr)?;
+        let mut f = f.take(size);
+        if self.buf.len() < READ_BUF {
+            self.buf.resize(READ_BUF, 0);
+        }
+        let mut done = 0u64;
+        loop {
+            let n = match f.read(&mut self.buf[..READ_BUF]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(rerr(e)),
+            };
             self.out
                 .write_all(&self.buf[..n])
                 .map_err(|source| LayerError::Write {

@@ -39,6 +39,7 @@ fn describe(e: &Entry, root: &Path) -> String {
             match source {
                 Source::Path(p) => assert_eq!(p, &root.join(&e.path)),
                 Source::Bytes(b) => assert!(b.is_empty() && e.path.contains(".wh.")),
+                Source::Range { .. } => panic!("a tree diff reads files from the tree"),
             }
             format!("file {size}")
         }

@@ -122,6 +122,8 @@ pub fn content_inputs(
                     Source::Bytes(b) => Digest::of(b).to_string(),
                     Source::Path(p) => file_digest(ctx, &context_root, p)
                         .with_context(|| format!("reading {}", p.display()))?,
+                    range @ Source::Range { path, .. } => hash(range.open(*size)?)
+                        .with_context(|| format!("reading {}", path.display()))?,
                 };
                 value.push_str(&format!(" file {size} {digest}"));
             }
@@ -152,8 +154,11 @@ fn file_digest(ctx: &BuildCtx, context_root: &PathBuf, p: &Path) -> io::Result<S
     if p.starts_with(context_root) {
         return ctx.context_hashes().digest(p);
     }
-    let mut f = std::fs::File::open(p)?;
+    hash(std::fs::File::open(p)?)
+}
+
+fn hash(mut r: impl io::Read) -> io::Result<String> {
     let mut h = HashingWriter::new(io::sink());
-    io::copy(&mut f, &mut h)?;
+    io::copy(&mut r, &mut h)?;
     Ok(h.finish().0.to_string())
 }

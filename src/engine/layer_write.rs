@@ -4,6 +4,7 @@ use super::build::BuildCtx;
 use super::fs::EntryFs;
 use super::state::LayerDesc;
 use crate::report::Event;
+use anyhow::Context as _;
 use cairn_layers::{
     gzip_blob, sort_entries, write_layer, Compression, Entry, LayerOptions, MtimePolicy,
 };
@@ -83,6 +84,27 @@ pub fn remember(ctx: &BuildCtx, layer: &LayerDesc, mut entries: Vec<Entry>, mtim
         w.entry(layer.digest.clone())
             .or_insert_with(|| Arc::new(EntryFs::new(entries)));
     }
+}
+
+/// A plain stage layer that is not unpacked yet, indexed where it lies in
+/// its blob (and kept as the layer's in-memory view); `None` when it is
+/// unpacked already or holds what only an unpack handles (whiteouts, hard
+/// links).
+pub fn index_stage_layer(ctx: &BuildCtx, l: &LayerDesc) -> anyhow::Result<Option<Arc<EntryFs>>> {
+    if l.media_type != MEDIA_TYPE_STAGE_TAR || ctx.layer_dirs.path(l).is_dir() {
+        return Ok(None);
+    }
+    let blob = ctx.store.path(&l.digest);
+    let Some(entries) = cairn_layers::tar_index::index_plain(&blob)
+        .with_context(|| format!("reading layer {} in {}", l.digest, blob.display()))?
+    else {
+        return Ok(None);
+    };
+    let fs = Arc::new(EntryFs::new(entries));
+    if let Ok(mut w) = ctx.written.lock() {
+        w.entry(l.digest.clone()).or_insert_with(|| Arc::clone(&fs));
+    }
+    Ok(Some(fs))
 }
 
 /// The in-memory view of a layer this build wrote, if it kept one.

@@ -180,14 +180,17 @@ impl StageRun<'_, '_> {
     }
 }
 
-/// A merged view over `layers`: the ones this build wrote from memory, the
-/// others unpacked on first use.
+/// A merged view over `layers`: the ones this build wrote from memory, plain
+/// stage layers read in their blob, the others unpacked on first use.
 pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedView> {
     let view: Vec<ViewLayer> = layers
         .iter()
         .map(|l| match super::layer_write::indexed(ctx, l) {
             Some(fs) => Ok(ViewLayer::Entries(fs)),
-            None => ctx.layer_dirs.ensure(l, &ctx.store).map(ViewLayer::Dir),
+            None => match super::layer_write::index_stage_layer(ctx, l)? {
+                Some(fs) => Ok(ViewLayer::Entries(fs)),
+                None => ctx.layer_dirs.ensure(l, &ctx.store).map(ViewLayer::Dir),
+            },
         })
         .collect::<anyhow::Result<_>>()?;
     Ok(MergedView::with_owners(view, ctx.layer_dirs.owner_map()))
@@ -205,13 +208,15 @@ fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
     let p = super::fs::resolve(view, path, true)?;
     let bytes = match view.lstat(&p)? {
         Some(Entry {
-            kind: cairn_layers::EntryKind::File { source, .. },
+            kind: cairn_layers::EntryKind::File { source, size },
             ..
-        }) => match source {
-            cairn_layers::Source::Path(host) => std::fs::read(host)?,
-            // A file this build wrote from a heredoc, read from memory.
-            cairn_layers::Source::Bytes(b) => b.to_vec(),
-        },
+            // A file this build wrote from a heredoc is read from memory, a
+            // member of a plain stage layer where it lies in the blob.
+        }) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut source.open(size)?, &mut bytes)?;
+            bytes
+        }
         _ => return Ok(String::new()),
     };
     Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -294,3 +294,70 @@ fn cairn_run_starts_a_built_image_in_the_sandbox() {
     assert_eq!(o.status.code(), Some(7), "the container's exit code");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hi");
 }
+
+/// `COPY --from` a stage whose RUN layer was never unpacked reads the files
+/// where they lie in the plain layer blob; the copied layer must be the one
+/// copying from an unpacked directory gives (owners, modes, setuid bits,
+/// symlinks, contents), and the build must be the one a fresh cache gives.
+#[test]
+fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = home.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let dockerfile = |extra: &str| {
+        format!(
+            "FROM {} AS deps\n\
+             RUN mkdir -p /build/node_modules/.bin /build/node_modules/pkg/lib \
+             && printf 'module.exports = 1;\\n' > /build/node_modules/pkg/lib/index.js \
+             && head -c 200000 /dev/urandom > /build/node_modules/pkg/blob.bin \
+             && ln -s ../pkg/lib/index.js /build/node_modules/.bin/pkg \
+             && chown -R 1001:1002 /build/node_modules/pkg \
+             && chmod 4750 /build/node_modules/pkg/lib/index.js\n\
+             {extra}\
+             FROM scratch\nCOPY --from=deps /build/node_modules /node_modules\n",
+            fixture()
+        )
+    };
+    // Plain: the deps layer is only ever read by COPY --from (indexed in its blob).
+    std::fs::write(ctx.join("Dockerfile"), dockerfile("")).unwrap();
+    let out = home.join("out");
+    let (d1, log) = build(
+        home,
+        &ctx,
+        &["-o", &format!("type=oci,dest={}", out.display())],
+    );
+    let indexed = new_layer_entries(&out, &d1, 0);
+    let layer_dirs = std::fs::read_dir(home.join("cache/layers"))
+        .unwrap()
+        .count();
+
+    // A RUN after it makes the same layer an overlay lower: unpacked first.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile("RUN true\n")).unwrap();
+    let out2 = other.path().join("out");
+    let (d2, _) = build(
+        other.path(),
+        &ctx,
+        &["-o", &format!("type=oci,dest={}", out2.display())],
+    );
+    let unpacked = new_layer_entries(&out2, &d2, 0);
+    assert!(
+        std::fs::read_dir(other.path().join("cache/layers"))
+            .unwrap()
+            .count()
+            > layer_dirs,
+        "the second build unpacked the deps layer"
+    );
+    // Random bytes differ between the two RUNs: compare everything but blob.bin's content.
+    assert_eq!(indexed, unpacked, "{log}");
+    let pkg = &indexed[0]["node_modules/pkg/lib/index.js"];
+    assert_eq!((pkg.0, pkg.1, pkg.2 & 0o7777), (1001, 1002, 0o4750));
+    assert!(indexed[0].contains_key("node_modules/.bin/pkg"));
+    let copied = crate::build_copy::layers(&out, &d1);
+    assert_eq!(
+        copied[0]["node_modules/pkg/lib/index.js"].data,
+        b"module.exports = 1;\n"
+    );
+    assert_eq!(copied[0]["node_modules/pkg/blob.bin"].data.len(), 200_000);
+}

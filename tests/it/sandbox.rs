@@ -163,10 +163,9 @@ fn summary(entries: &[Entry]) -> Vec<String> {
             let kind = match &e.kind {
                 EntryKind::Dir => "dir".to_string(),
                 EntryKind::File { size, source } => {
-                    let bytes = match source {
-                        Source::Path(p) => std::fs::read(p).unwrap(),
-                        Source::Bytes(b) => b.to_vec(),
-                    };
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut source.open(*size + 1).unwrap(), &mut bytes)
+                        .unwrap();
                     assert_eq!(bytes.len() as u64, *size, "{}", e.path);
                     format!("file {}", hex::encode(sha2::Sha256::digest(&bytes)))
                 }

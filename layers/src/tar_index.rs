@@ -1,0 +1,189 @@
+//! The members of a plain (uncompressed) tar layer as [`Entry`]s whose file
+//! data stays where it lies in the blob ([`Source::Range`]): a layer that
+//! later steps only read (`COPY --from=deps /build/node_modules`) need not
+//! be unpacked, which costs an inode and a copy per file.
+//!
+//! Only simple layers are indexed: a whiteout, an opaque marker, a hard
+//! link, a sparse or otherwise unusual member, or a path the unpacker would
+//! refuse makes [`index_plain`] answer `None`, and the caller unpacks. The
+//! metadata is read as [`crate::unpack`] applies it (header mode, uid and
+//! gid; mtime from PAX when present), so the entries describe exactly the
+//! directory an unpack would create.
+
+use crate::entry::{check_path, Entry, EntryKind, Source};
+use crate::whiteout::PREFIX as WHITEOUT_PREFIX;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::Path;
+
+/// Index the plain tar at `blob`; `None` if it holds anything but plain
+/// directories, files, symlinks, devices and fifos.
+pub fn index_plain(blob: &Path) -> io::Result<Option<Vec<Entry>>> {
+    let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, File::open(blob)?));
+    let mut out = Vec::new();
+    for entry in archive.entries_with_seek()? {
+        let mut entry = entry?;
+        let raw = entry.path()?.to_string_lossy().into_owned();
+        let path = raw
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        if path.is_empty() || path == "." {
+            continue;
+        }
+        if check_path(&path).is_err() {
+            return Ok(None);
+        }
+        let name = path.rsplit('/').next().unwrap_or(&path);
+        if name.starts_with(WHITEOUT_PREFIX) {
+            return Ok(None);
+        }
+        let header = entry.header();
+        let (Ok(mode), Ok(uid), Ok(gid), Ok(mtime)) =
+            (header.mode(), header.uid(), header.gid(), header.mtime())
+        else {
+            return Ok(None);
+        };
+        let t = header.entry_type();
+        let device = || -> Option<(u32, u32)> {
+            Some((header.device_major().ok()??, header.device_minor().ok()??))
+        };
+        let kind = match t {
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File {
+                size: entry.size(),
+                source: Source::Range {
+                    path: blob.to_owned(),
+                    offset: entry.raw_file_position(),
+                },
+            },
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => match entry.link_name()? {
+                Some(t) => EntryKind::Symlink {
+                    target: t.to_string_lossy().into_owned(),
+                },
+                None => return Ok(None),
+            },
+            tar::EntryType::Char => match device() {
+                Some((major, minor)) => EntryKind::CharDevice { major, minor },
+                None => return Ok(None),
+            },
+            tar::EntryType::Block => match device() {
+                Some((major, minor)) => EntryKind::BlockDevice { major, minor },
+                None => return Ok(None),
+            },
+            tar::EntryType::Fifo => EntryKind::Fifo,
+            _ => return Ok(None),
+        };
+        let mut mtime = mtime;
+        if let Some(pax) = entry.pax_extensions()? {
+            for ext in pax.flatten() {
+                if ext.key_bytes() == b"mtime" {
+                    let v = String::from_utf8_lossy(ext.value_bytes()).into_owned();
+                    match v.split('.').next().and_then(|s| s.parse::<u64>().ok()) {
+                        Some(s) => mtime = s,
+                        None => return Ok(None),
+                    }
+                }
+            }
+        }
+        out.push(Entry {
+            path,
+            // Linux keeps no mode of its own on a symlink.
+            mode: if matches!(kind, EntryKind::Symlink { .. }) {
+                0o777
+            } else {
+                mode & 0o7777
+            },
+            kind,
+            uid: u32::try_from(uid).unwrap_or(u32::MAX),
+            gid: u32::try_from(gid).unwrap_or(u32::MAX),
+            mtime,
+            // As a directory view reports them: COPY --from never carries xattrs.
+            xattrs: BTreeMap::new(),
+        });
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob_store::BlobStore;
+    use crate::compress::Compression;
+    use crate::layer::{write_layer, LayerOptions};
+    use crate::tar::MtimePolicy;
+    use std::io::Read;
+
+    fn plain(store: &BlobStore, entries: Vec<Entry>) -> std::path::PathBuf {
+        let mut opts = LayerOptions::new(MtimePolicy::Clamp(1_700_000_000));
+        opts.compression = Compression::None;
+        store.path(&write_layer(entries, &opts, store).unwrap().digest)
+    }
+
+    #[test]
+    fn members_read_where_they_lie() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path()).unwrap();
+        let long = format!("d/{}", "n".repeat(150));
+        let mut exe = Entry::file_bytes("d/exe", vec![7u8; 70_000]);
+        exe.mode = 0o4755;
+        exe.uid = 1001;
+        exe.gid = 3_000_000;
+        exe.mtime = 1_600_000_000;
+        let mut link = Entry::dir("d/link");
+        link.kind = EntryKind::Symlink {
+            target: "exe".into(),
+        };
+        let blob = plain(
+            &store,
+            vec![
+                Entry::dir("d"),
+                exe,
+                link,
+                Entry::file_bytes(&long, &b"long name"[..]),
+            ],
+        );
+        let got = index_plain(&blob).unwrap().unwrap();
+        let paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["d", "d/exe", "d/link", long.as_str()]);
+        let exe = &got[1];
+        assert_eq!(
+            (exe.mode, exe.uid, exe.gid, exe.mtime),
+            (0o4755, 1001, 3_000_000, 1_600_000_000)
+        );
+        let EntryKind::File { size, source } = &exe.kind else {
+            panic!("{exe:?}")
+        };
+        let mut data = Vec::new();
+        source.open(*size).unwrap().read_to_end(&mut data).unwrap();
+        assert_eq!(data, vec![7u8; 70_000]);
+        assert_eq!(
+            got[2].kind,
+            EntryKind::Symlink {
+                target: "exe".into()
+            }
+        );
+        let EntryKind::File { size, source } = &got[3].kind else {
+            panic!()
+        };
+        let mut data = Vec::new();
+        source.open(*size).unwrap().read_to_end(&mut data).unwrap();
+        assert_eq!(data, b"long name");
+    }
+
+    #[test]
+    fn whiteouts_and_hardlinks_are_left_to_the_unpacker() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path()).unwrap();
+        let wh = plain(
+            &store,
+            vec![Entry::dir("d"), Entry::file_bytes("d/.wh.gone", &b""[..])],
+        );
+        assert!(index_plain(&wh).unwrap().is_none());
+        let mut hl = Entry::dir("b");
+        hl.kind = EntryKind::Hardlink { target: "a".into() };
+        let hard = plain(&store, vec![Entry::file_bytes("a", &b"x"[..]), hl]);
+        assert!(index_plain(&hard).unwrap().is_none());
+    }
+}
