@@ -209,40 +209,8 @@ impl<W: Write> LayerWriter<W> {
     /// Copy exactly `size` bytes of the host file `src`; any other length means
     /// the file changed since it was measured.
     fn copy_file(&mut self, entry: &str, src: &Path, size: u64) -> Result<(), LayerError> {
-        let rerr = |source| LayerError::Read {
-            path: src.to_owned(),
-            entry: entry.to_owned(),
-            source,
-        };
-        let mut f = open_regular(src).map_err(rerr)?;
-        if self.buf.len() < READ_BUF {
-            self.buf.resize(READ_BUF, 0);
-        }
-        let mut done = 0u64;
-        loop {
-            // Ask for one byte more than remains so growth is noticed.
-            let want = (size - done).saturating_add(1).min(READ_BUF as u64) as usize;
-            let n = match f.read(&mut self.buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(rerr(e)),
-            };
-            if done + n as u64 > size {
-                return Err(self.changed(entry, src, size, done + n as u64));
-            }
-            self.out
-                .write_all(&self.buf[..n])
-                .map_err(|source| LayerError::Write {
-                    path: entry.to_owned(),
-                    source,
-                })?;
-            done += n as u64;
-        }
-        if done != size {
-            return Err(self.changed(entry, src, size, done));
-        }
-        Ok(())
+        let f = open_regular(src).map_err(read_error(entry, src))?;
+        self.pump(entry, src, f, size)
     }
 
     /// Copy `size` bytes at `offset` of the host file `src` (a member of a
@@ -255,25 +223,36 @@ impl<W: Write> LayerWriter<W> {
         size: u64,
     ) -> Result<(), LayerError> {
         use std::io::{Seek, SeekFrom};
-        let rerr = |source| LayerError::Read {
-            path: src.to_owned(),
-            entry: entry.to_owned(),
-            source,
-        };
-        let mut f = open_regular(src).map_err(rerr)?;
-        f.seek(SeekFrom::Start(offset)).map_err(rerr)?;
-        let mut f = f.take(size);
+        let mut f = open_regular(src).map_err(read_error(entry, src))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(read_error(entry, src))?;
+        self.pump(entry, src, f.take(size), size)
+    }
+
+    /// Copy exactly `size` bytes of `r` (read from `src`) into the archive.
+    fn pump(
+        &mut self,
+        entry: &str,
+        src: &Path,
+        mut r: impl Read,
+        size: u64,
+    ) -> Result<(), LayerError> {
         if self.buf.len() < READ_BUF {
             self.buf.resize(READ_BUF, 0);
         }
         let mut done = 0u64;
         loop {
-            let n = match f.read(&mut self.buf[..READ_BUF]) {
+            // Ask for one byte more than remains so growth is noticed.
+            let want = (size - done).saturating_add(1).min(READ_BUF as u64) as usize;
+            let n = match r.read(&mut self.buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(rerr(e)),
+                Err(e) => return Err(read_error(entry, src)(e)),
             };
+            if done + n as u64 > size {
+                return Err(self.changed(entry, src, size, done + n as u64));
+            }
             self.out
                 .write_all(&self.buf[..n])
                 .map_err(|source| LayerError::Write {
@@ -307,6 +286,15 @@ impl<W: Write> LayerWriter<W> {
         self.out.write_all(&ZEROS).map_err(werr)?;
         self.out.flush().map_err(werr)?;
         Ok(self.out)
+    }
+}
+
+/// The error of reading host file `src` for layer entry `entry`.
+fn read_error<'a>(entry: &'a str, src: &'a Path) -> impl Fn(io::Error) -> LayerError + 'a {
+    move |source| LayerError::Read {
+        path: src.to_owned(),
+        entry: entry.to_owned(),
+        source,
     }
 }
 

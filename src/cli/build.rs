@@ -277,10 +277,10 @@ fn build(
                 )));
             }
             Output::Registry => {
-                let registry = Registry::new(RegistryOptions::new(
-                    global.insecure_registries.clone(),
-                    progress.clone(),
-                ))?;
+                let mut opts =
+                    RegistryOptions::new(global.insecure_registries.clone(), progress.clone());
+                opts.blob_memo = Some(super::pull::blob_memo_file(&req.cache_dir));
+                let registry = Registry::new(opts)?;
                 let rt = super::pull::runtime()?;
                 for (name, d) in output::push(&result, &store, &registry, &rt, &args.tags, &[])? {
                     reporter.event(Event::Info(format!("pushed {name}@{d}")));

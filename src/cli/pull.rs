@@ -75,12 +75,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// A registry client configured from the global flags.
+/// A registry client configured from the global flags; pushes remember
+/// where blobs went in the default cache directory.
 pub(crate) fn registry(global: &GlobalArgs) -> anyhow::Result<Registry> {
-    Ok(Registry::new(RegistryOptions::new(
-        global.insecure_registries.clone(),
-        Arc::new(StderrReporter),
-    ))?)
+    let mut opts =
+        RegistryOptions::new(global.insecure_registries.clone(), Arc::new(StderrReporter));
+    opts.blob_memo = Some(blob_memo_file(&crate::engine::request::default_cache_dir()));
+    Ok(Registry::new(opts)?)
+}
+
+/// The file of the pushed-blob memo in cache directory `cache`.
+pub(crate) fn blob_memo_file(cache: &std::path::Path) -> std::path::PathBuf {
+    cache.join("registry-blobs.json")
 }
 
 /// Parse `--platform` (default: the host's).

@@ -206,12 +206,12 @@ pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<Vec
 
 fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
     let p = super::fs::resolve(view, path, true)?;
+    // A file this build wrote from a heredoc is read from memory, a member
+    // of a plain stage layer where it lies in the blob.
     let bytes = match view.lstat(&p)? {
         Some(Entry {
             kind: cairn_layers::EntryKind::File { source, size },
             ..
-            // A file this build wrote from a heredoc is read from memory, a
-            // member of a plain stage layer where it lies in the blob.
         }) => {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut source.open(size)?, &mut bytes)?;

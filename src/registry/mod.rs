@@ -7,6 +7,7 @@
 //! everything stored was verified against its digest.
 
 pub mod auth;
+pub mod blob_memo;
 pub mod credentials;
 pub mod error;
 pub mod platform;
@@ -35,6 +36,8 @@ pub struct RegistryOptions {
     pub parallel: usize,
     /// Blobs larger than this are uploaded in chunks of this size (resumable); smaller ones in one PUT.
     pub chunk_size: u64,
+    /// Where to remember which repository received each pushed blob (see [`blob_memo`]).
+    pub blob_memo: Option<std::path::PathBuf>,
 }
 
 impl Default for RegistryOptions {
@@ -43,6 +46,7 @@ impl Default for RegistryOptions {
             transport: TransportOptions::default(),
             parallel: 4,
             chunk_size: 64 << 20,
+            blob_memo: None,
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct Registry {
     t: Transport,
     parallel: usize,
     chunk_size: u64,
+    memo: blob_memo::BlobMemo,
 }
 
 impl Registry {
@@ -70,6 +75,10 @@ impl Registry {
         Ok(Registry {
             parallel: opts.parallel.max(1),
             chunk_size: opts.chunk_size.max(1 << 20),
+            memo: opts
+                .blob_memo
+                .map(blob_memo::BlobMemo::load)
+                .unwrap_or_default(),
             t: Transport::new(opts.transport)?,
         })
     }

@@ -120,6 +120,8 @@ impl Registry {
             }
         }
         self.push_tree(&t, manifest, media_type, store, 0).await?;
+        // Only a hint for later pushes: failing to write it is not an error.
+        let _ = self.memo.save();
         let tag = target
             .tag()
             .map(str::to_owned)
@@ -266,6 +268,7 @@ impl Registry {
         if self.blob_exists(t, &blob_url).await? {
             start("exists");
             done();
+            self.remember(t, &desc.digest);
             return Ok(());
         }
         let size = store.size(&desc.digest)?;
@@ -279,14 +282,30 @@ impl Registry {
             });
         }
         let mut session = None;
-        for from in &t.mounts {
+        // Where this machine pushed the blob before, then the caller's hints.
+        let remembered = self
+            .memo
+            .source(t.repo.registry(), &desc.digest)
+            .filter(|r| r != t.repo.path());
+        let mut sources: Vec<String> = remembered.into_iter().collect();
+        for m in &t.mounts {
+            if !sources.iter().any(|s| s == m.path()) {
+                sources.push(m.path().to_owned());
+            }
+        }
+        for from in &sources {
             let mut url = repo_url(&t.base, &t.repo, "blobs/uploads/")?;
             url.query_pairs_mut()
                 .append_pair("mount", &digest)
-                .append_pair("from", from.path());
+                .append_pair("from", from);
+            let mut scopes = t.scopes.clone();
+            let from_scope = repository_scope(from, false);
+            if !scopes.contains(&from_scope) {
+                scopes.push(from_scope);
+            }
             let resp = self
                 .t
-                .send(&t.host, &t.scopes, Method::POST, &url, true, &|r| {
+                .send(&t.host, &scopes, Method::POST, &url, true, &|r| {
                     r.header(CONTENT_LENGTH, 0)
                 })
                 .await?;
@@ -294,6 +313,7 @@ impl Registry {
                 StatusCode::CREATED => {
                     start("mount");
                     done();
+                    self.remember(t, &desc.digest);
                     return Ok(());
                 }
                 StatusCode::ACCEPTED => {
@@ -330,7 +350,13 @@ impl Registry {
             }
         }
         done();
+        self.remember(t, &desc.digest);
         Ok(())
+    }
+
+    /// Note that the target repository holds `digest` (for later mounts).
+    fn remember(&self, t: &Target, digest: &Digest) {
+        self.memo.record(t.repo.registry(), t.repo.path(), digest);
     }
 
     /// HEAD a blob: `true` when the repository has it. `401`/`403` count as

@@ -483,3 +483,45 @@ fn proxy_environment_variables_are_honoured() {
         "requests did not go through the proxy"
     );
 }
+
+/// A second push of an image to another repository of the same registry
+/// mounts every blob from where the first push put it (the pushed-blob memo
+/// in the cache directory) instead of uploading it again; a memo that names
+/// a repository without the blob costs only a refused mount.
+#[test]
+fn pushing_to_another_repository_mounts_blobs_pushed_before() {
+    let reg = TestRegistry::start(Auth::None);
+    let home = tempfile::tempdir().unwrap();
+    let src = home.path().join("src");
+    two_platform_layout(&src, 7, &[200_000, 50_000]);
+    let push = |dest: &str| {
+        let mut c = crate::support::cairn(home.path());
+        c.env("CAIRN_CACHE_DIR", home.path().join("cache")).args([
+            "push",
+            &format!("oci:{}:amd64", src.display()),
+            dest,
+        ]);
+        let o = crate::support::run(c, "");
+        (ok(&o), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (d1, log1) = push(&format!("{}/team/one:1", reg.addr()));
+    assert_eq!(log1.matches("pushing").count(), 3, "{log1}");
+    let (d2, log2) = push(&format!("{}/team/two:1", reg.addr()));
+    assert_eq!(d1, d2);
+    // Two layers and the config.
+    assert_eq!(log2.matches("mounted").count(), 3, "{log2}");
+    assert!(!log2.contains("pushing"), "{log2}");
+
+    // The memo points at a repository the registry has lost: uploads still work.
+    let memo = home.path().join("cache/registry-blobs.json");
+    let text = std::fs::read_to_string(&memo).unwrap();
+    std::fs::write(&memo, text.replace("team/two", "team/gone")).unwrap();
+    let (_, log3) = push(&format!("{}/team/three:1", reg.addr()));
+    assert_eq!(log3.matches("pushing").count(), 3, "{log3}");
+    // Two layers, the config and the manifest.
+    assert_eq!(
+        reg.verify_blobs(),
+        4,
+        "every blob stored once, none corrupt"
+    );
+}
