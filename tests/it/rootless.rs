@@ -432,3 +432,52 @@ fn bench_unpack_node_fixture() {
         println!("{l}");
     }
 }
+
+/// `COPY --from` a stage whose RUN made a file only its (subordinate-id)
+/// owner may read: the unprivileged build reads it where it lies in the
+/// stage's plain layer blob (its own file), never through a layer directory
+/// it could not read, and gives root's digest.
+#[test]
+fn copy_from_a_stage_with_private_files_works_unprivileged() {
+    if !is_root() {
+        eprintln!("\n!!! SKIPPING rootless test: it must run as root !!!\n");
+        return;
+    }
+    let uid = user_uid();
+    let s = Scratch::new(uid);
+    let ctx = s.root.join("ctx");
+    let dockerfile = ctx.join("Dockerfile.stages");
+    std::fs::write(
+        &dockerfile,
+        format!(
+            "FROM oci:{}:22-alpine AS secret\n\
+             RUN mkdir -p /keep && echo private > /keep/key && chown -R 1001:1001 /keep \
+             && chmod 0600 /keep/key && chmod 0700 /keep\n\
+             FROM scratch\nCOPY --from=secret /keep /keep\n",
+            fixture().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dockerfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = |cache: &Path, out: &Path| {
+        let mut a = build_args(&ctx, cache, out);
+        a.extend(["-f".to_owned(), dockerfile.display().to_string()]);
+        a
+    };
+    let root_out = s.root.join("root-out");
+    let mut c = cairn(&s.root.join("root-home"));
+    c.args(args(&s.root.join("root-cache"), &root_out))
+        .env_remove("SOURCE_DATE_EPOCH");
+    let root_digest = ok(&run(c, ""));
+    let home = s.root.join("user");
+    let out = home.join("out");
+    let built = as_user(
+        &home,
+        &[],
+        Path::new(env!("CARGO_BIN_EXE_cairn")),
+        &args(&home.join("cache"), &out),
+    );
+    assert_eq!(ok(&built), root_digest, "root and rootless digests differ");
+    let (_, owner) = find_owner(&out, &root_digest, "keep/key");
+    assert_eq!(owner, (1001, 1001));
+}
