@@ -2,37 +2,16 @@
 //! `COPY --chown=nextjs:nodejs` and `USER`: names always resolve against the
 //! stage's rootfs, never the host's.
 
+use crate::image::users::{parse_group, parse_passwd, Group, Passwd};
 use std::fmt;
-
-/// One `/etc/passwd` line (only the fields cairn needs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PasswdEntry {
-    /// Login name.
-    pub name: String,
-    /// Numeric user id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Home directory.
-    pub home: String,
-}
-
-/// One `/etc/group` line (name and id).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupEntry {
-    /// Group name.
-    pub name: String,
-    /// Numeric group id.
-    pub gid: u32,
-}
 
 /// The user database of one rootfs.
 #[derive(Clone, Debug, Default)]
 pub struct UserDb {
     /// Parsed `/etc/passwd`.
-    pub users: Vec<PasswdEntry>,
+    pub users: Vec<Passwd>,
     /// Parsed `/etc/group`.
-    pub groups: Vec<GroupEntry>,
+    pub groups: Vec<Group>,
 }
 
 /// A `user[:group]` that does not resolve.
@@ -67,35 +46,14 @@ impl fmt::Display for Owner {
 impl UserDb {
     /// Parse the two files' contents (either may be absent/empty).
     pub fn parse(passwd: &str, group: &str) -> Self {
-        let users = passwd
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                Some(PasswdEntry {
-                    name: f.first()?.to_string(),
-                    uid: f.get(2)?.parse().ok()?,
-                    gid: f.get(3)?.parse().ok()?,
-                    home: f.get(5).unwrap_or(&"/").to_string(),
-                })
-            })
-            .collect();
-        let groups = group
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                Some(GroupEntry {
-                    name: f.first()?.to_string(),
-                    gid: f.get(2)?.parse().ok()?,
-                })
-            })
-            .collect();
-        UserDb { users, groups }
+        UserDb {
+            users: parse_passwd(passwd),
+            groups: parse_group(group),
+        }
     }
 
     /// The passwd entry of a user given by name or number.
-    pub fn user(&self, spec: &str) -> Option<&PasswdEntry> {
+    pub fn user(&self, spec: &str) -> Option<&Passwd> {
         match spec.parse::<u32>() {
             Ok(uid) => self.users.iter().find(|u| u.uid == uid),
             Err(_) => self.users.iter().find(|u| u.name == spec),

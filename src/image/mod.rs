@@ -5,3 +5,4 @@ pub mod config;
 pub mod docker_archive;
 pub mod manifest;
 pub mod oci_layout;
+pub mod users;

@@ -211,7 +211,7 @@ fn run_map_tool(tool: &str, pid: i32, ranges: &[IdRange]) -> Result<(), String> 
 /// The login name of host uid `uid` from `/etc/passwd`.
 pub fn host_user_name(uid: u32) -> Option<String> {
     let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    super::user::parse_passwd(&text)
+    crate::image::users::parse_passwd(&text)
         .into_iter()
         .find(|p| p.uid == uid)
         .map(|p| p.name)

@@ -1,31 +1,9 @@
 //! `USER` resolution against the rootfs' own /etc/passwd and /etc/group
 //! (never the host's), with Docker's rules: a name must exist; a numeric uid
 //! need not (then gid 0 and HOME `/`); supplementary groups come from
-//! /etc/group membership.
+//! /etc/group membership. Parsed by [`crate::image::users`].
 
-/// One /etc/passwd line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Passwd {
-    /// Login name.
-    pub name: String,
-    /// uid.
-    pub uid: u32,
-    /// Primary gid.
-    pub gid: u32,
-    /// Home directory.
-    pub home: String,
-}
-
-/// One /etc/group line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Group name.
-    pub name: String,
-    /// gid.
-    pub gid: u32,
-    /// Member login names.
-    pub members: Vec<String>,
-}
+use crate::image::users::{parse_group, parse_passwd, Passwd};
 
 /// The resolved identity of the step's command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,45 +27,6 @@ pub enum UserError {
     /// A group name with no /etc/group entry.
     #[error("unable to find group `{0}`: no matching entries in /etc/group")]
     NoGroup(String),
-}
-
-/// Parse /etc/passwd text, skipping malformed lines.
-pub fn parse_passwd(text: &str) -> Vec<Passwd> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 7 {
-                return None;
-            }
-            Some(Passwd {
-                name: f[0].to_owned(),
-                uid: f[2].parse().ok()?,
-                gid: f[3].parse().ok()?,
-                home: f[5].to_owned(),
-            })
-        })
-        .collect()
-}
-
-/// Parse /etc/group text, skipping malformed lines.
-pub fn parse_group(text: &str) -> Vec<Group> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 4 {
-                return None;
-            }
-            Some(Group {
-                name: f[0].to_owned(),
-                gid: f[2].parse().ok()?,
-                members: f[3]
-                    .split(',')
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            })
-        })
-        .collect()
 }
 
 /// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, ...) with
