@@ -83,6 +83,8 @@ pub struct BuildCtx<'a> {
     /// stages it is built `FROM`): their new layers are written gzip, the
     /// others plain (see [`super::layer_write::MEDIA_TYPE_STAGE_TAR`]).
     pub exported: std::collections::BTreeSet<usize>,
+    /// Digests of files in unpacked layers and plain layer blobs.
+    pub file_digests: OnceLock<super::file_digests::FileDigests>,
 }
 
 impl BuildCtx<'_> {
@@ -129,6 +131,13 @@ impl BuildCtx<'_> {
     pub fn context_hashes(&self) -> &super::hash_cache::HashCache {
         self.hashes.get_or_init(|| {
             super::hash_cache::HashCache::load(self.cache.root().join("context-hashes.json"))
+        })
+    }
+
+    /// Digests of immutable files of layers (loaded on first use, saved at the end).
+    pub fn file_digests(&self) -> &super::file_digests::FileDigests {
+        self.file_digests.get_or_init(|| {
+            super::file_digests::FileDigests::load(self.cache.root().join("file-digests.json"))
         })
     }
 
@@ -183,6 +192,7 @@ pub fn build(
         run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
         written: Mutex::default(),
         exported: exported_stages(&plan),
+        file_digests: OnceLock::new(),
     };
     let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
     for group in &plan.parallel {
@@ -219,6 +229,9 @@ pub fn build(
         .unwrap_or_else(Platform::host);
     if let Some(h) = ctx.hashes.get() {
         h.save();
+    }
+    if let Some(d) = ctx.file_digests.get() {
+        d.save();
     }
     let mut record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
     record.normalize();

@@ -122,8 +122,14 @@ pub fn content_inputs(
                     Source::Bytes(b) => Digest::of(b).to_string(),
                     Source::Path(p) => file_digest(ctx, &context_root, p)
                         .with_context(|| format!("reading {}", p.display()))?,
-                    range @ Source::Range { path, .. } => hash(range.open(*size)?)
-                        .with_context(|| format!("reading {}", path.display()))?,
+                    range @ Source::Range { path, offset } => {
+                        let compute = || hash(range.open(*size)?);
+                        match blob_member_key(ctx, path, *offset) {
+                            Some(key) => ctx.file_digests().digest(&key, compute),
+                            None => compute(),
+                        }
+                        .with_context(|| format!("reading {}", path.display()))?
+                    }
                 };
                 value.push_str(&format!(" file {size} {digest}"));
             }
@@ -149,12 +155,27 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Context files through the build's digest cache (already hashed for the
-/// step keys); any other file (an unpacked layer's) is read now.
+/// step keys); files of unpacked layer directories (named by their diff_id,
+/// never changed) through the memo of immutable files; anything else is read.
 fn file_digest(ctx: &BuildCtx, context_root: &PathBuf, p: &Path) -> io::Result<String> {
     if p.starts_with(context_root) {
         return ctx.context_hashes().digest(p);
     }
-    hash(std::fs::File::open(p)?)
+    let compute = || hash(std::fs::File::open(p)?);
+    match p.strip_prefix(ctx.layer_dirs.root()) {
+        Ok(rel) => ctx
+            .file_digests()
+            .digest(&format!("dir:{}", rel.display()), compute),
+        Err(_) => compute(),
+    }
+}
+
+/// The memo key of the member at `offset` of a blob of the store (blobs are
+/// named by their digest, so the key names the bytes).
+fn blob_member_key(ctx: &BuildCtx, blob: &Path, offset: u64) -> Option<String> {
+    let name = blob.file_name()?.to_str()?;
+    let digest: cairn_layers::Digest = format!("sha256:{name}").parse().ok()?;
+    (ctx.store.path(&digest) == blob).then(|| format!("blob:{name}@{offset}"))
 }
 
 fn hash(mut r: impl io::Read) -> io::Result<String> {

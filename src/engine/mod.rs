@@ -15,6 +15,7 @@ pub mod cache;
 pub mod chmod;
 pub mod copy;
 pub mod copy_step;
+pub mod file_digests;
 pub mod fs;
 pub mod hash_cache;
 pub mod history;

@@ -168,6 +168,7 @@ mod tests {
             run_nanos: Default::default(),
             written: Default::default(),
             exported: Default::default(),
+            file_digests: Default::default(),
         };
         let done = BTreeMap::new();
         let mut run = StageRun {

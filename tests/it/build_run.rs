@@ -351,6 +351,15 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
     );
     // Random bytes differ between the two RUNs: compare everything but blob.bin's content.
     assert_eq!(indexed, unpacked, "{log}");
+    // The copied files' digests (for reuse by content) are remembered per
+    // immutable source: members of the plain blob, files of the layer directory.
+    let memo = |cache: &Path| std::fs::read_to_string(cache.join("file-digests.json")).unwrap();
+    assert!(
+        memo(&home.join("cache")).contains("\"blob:"),
+        "{}",
+        memo(&home.join("cache"))
+    );
+    assert!(memo(&other.path().join("cache")).contains("\"dir:"));
     let pkg = &indexed[0]["node_modules/pkg/lib/index.js"];
     assert_eq!((pkg.0, pkg.1, pkg.2 & 0o7777), (1001, 1002, 0o4750));
     assert!(indexed[0].contains_key("node_modules/.bin/pkg"));
