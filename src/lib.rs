@@ -13,6 +13,7 @@ pub mod env;
 pub mod error;
 pub mod frontend;
 pub mod image;
+pub mod memo_file;
 pub mod progress;
 pub mod registry;
 pub mod report;

@@ -59,16 +59,8 @@ impl FileDigests {
         if !self.dirty.load(Ordering::Relaxed) {
             return;
         }
-        let (Ok(map), Some(dir)) = (self.map.lock(), self.file.parent()) else {
-            return;
-        };
-        if let (Ok(bytes), Ok(mut tmp)) = (
-            serde_json::to_vec(&*map),
-            tempfile::NamedTempFile::new_in(dir),
-        ) {
-            if io::Write::write_all(&mut tmp, &bytes).is_ok() {
-                let _ = tmp.persist(&self.file);
-            }
+        if let Ok(map) = self.map.lock() {
+            let _ = crate::memo_file::write_json(&self.file, &*map);
         }
     }
 }

@@ -90,17 +90,8 @@ impl HashCache {
         if !dirty {
             return;
         }
-        let Ok(map) = self.map.lock() else { return };
-        let Some(dir) = self.file.parent() else {
-            return;
-        };
-        if let (Ok(bytes), Ok(mut tmp)) = (
-            serde_json::to_vec(&*map),
-            tempfile::NamedTempFile::new_in(dir),
-        ) {
-            if io::Write::write_all(&mut tmp, &bytes).is_ok() {
-                let _ = tmp.persist(&self.file);
-            }
+        if let Ok(map) = self.map.lock() {
+            let _ = crate::memo_file::write_json(&self.file, &*map);
         }
     }
 

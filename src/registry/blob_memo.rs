@@ -6,7 +6,6 @@
 
 use cairn_layers::Digest;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -62,19 +61,11 @@ impl BlobMemo {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let json = {
-            let m = self
-                .map
-                .lock()
-                .map_err(|_| std::io::Error::other("blob memo lock poisoned"))?;
-            serde_json::to_vec(&*m).map_err(std::io::Error::other)?
-        };
-        let dir = file.parent().unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&json)?;
-        tmp.persist(file).map_err(|e| e.error)?;
-        Ok(())
+        let m = self
+            .map
+            .lock()
+            .map_err(|_| std::io::Error::other("blob memo lock poisoned"))?;
+        crate::memo_file::write_json(file, &*m)
     }
 }
 
