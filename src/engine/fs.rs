@@ -144,9 +144,10 @@ impl SourceFs for EntryFs {
 pub enum ViewLayer {
     /// Unpacked into a directory in overlayfs form.
     Dir(PathBuf),
-    /// The entries this build just wrote into a COPY/WORKDIR layer (no
-    /// whiteouts, no opaque directories, owners already in image ids): read
-    /// from memory instead of unpacking the blob that was just written.
+    /// A layer as entries (no whiteouts, no opaque directories, owners in
+    /// image ids): one this build wrote or reused for a COPY/WORKDIR, or a
+    /// plain stage layer indexed where it lies in its blob. Read without
+    /// unpacking anything.
     Entries(Arc<EntryFs>),
 }
 
