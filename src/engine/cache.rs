@@ -8,10 +8,14 @@
 //! can later say which input of which step changed.
 //!
 //! Layout under the cache root: `blobs/sha256/…` (shared blob store),
-//! `steps/<key>.json` (records), `slots/<slot>` (the last key seen for a
-//! step position), `layers/<diff_id hex>` (unpacked layers). Every file is
-//! written to a temporary name and renamed, so concurrent builds on one
-//! cache are safe and a killed build never leaves a half-written record.
+//! `steps/<key>.json` (records: steps', and layers' by content, see
+//! `layer_reuse`), `slots/<slot>` (the last key seen for a step position),
+//! `layers/<diff_id hex>` (unpacked layers), `gzip/<hex>` (the gzip blob
+//! of a plain stage layer, see `layer_write`), and the memos
+//! `context-hashes.json`, `file-digests.json` and `registry-blobs.json`.
+//! Every file is written to a temporary name and renamed, so concurrent
+//! builds on one cache are safe and a killed build never leaves a
+//! half-written record.
 //!
 //! Every process that opens the cache holds a shared lock on `lock` until
 //! it exits (a build's outputs are written after the engine returns);
