@@ -303,12 +303,17 @@ impl Registry {
             if !scopes.contains(&from_scope) {
                 scopes.push(from_scope);
             }
-            let resp = self
+            // A mount is only an optimization: a source the credentials may not
+            // read (a token server can refuse its scope) means uploading instead.
+            let Ok(resp) = self
                 .t
                 .send(&t.host, &scopes, Method::POST, &url, true, &|r| {
                     r.header(CONTENT_LENGTH, 0)
                 })
-                .await?;
+                .await
+            else {
+                continue;
+            };
             match resp.status() {
                 StatusCode::CREATED => {
                     start("mount");
