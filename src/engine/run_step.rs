@@ -260,13 +260,7 @@ pub fn run(
             ),
         );
     }
-    let user = run
-        .image
-        .config
-        .config
-        .as_ref()
-        .and_then(|c| c.user.clone())
-        .unwrap_or_default();
+    let user = run.user();
     let workdir = run.workdir();
     let network = match r.network {
         None | Some(NetworkMode::Default) => Network::Default,

@@ -78,6 +78,16 @@ impl StageRun<'_, '_> {
             .unwrap_or_else(|| "/".into())
     }
 
+    /// The current USER (empty: root).
+    pub fn user(&self) -> String {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default()
+    }
+
     /// The current SHELL (default `/bin/sh -c`).
     pub fn shell(&self) -> Vec<String> {
         self.image

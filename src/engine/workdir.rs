@@ -32,13 +32,7 @@ pub fn workdir(
         run.image.push_empty(created_by);
         return Ok(());
     }
-    let user = run
-        .image
-        .config
-        .config
-        .as_ref()
-        .and_then(|c| c.user.clone())
-        .unwrap_or_default();
+    let user = run.user();
     let mut inputs = Inputs::default();
     inputs.push("parent", run.image.fs_key.to_string());
     inputs.push("instruction", created_by.clone());
