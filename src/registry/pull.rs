@@ -112,11 +112,18 @@ pub fn select_platform<'a>(
 }
 
 impl Registry {
-    /// GET a manifest by tag or digest, verifying its digest.
-    pub async fn fetch_manifest(
+    /// The host, pull scope and URL of the manifest `reference` names.
+    async fn manifest_url(
         &self,
         reference: &Reference,
-    ) -> Result<RawManifest, RegistryError> {
+    ) -> Result<
+        (
+            std::sync::Arc<super::transport::Host>,
+            [String; 1],
+            url::Url,
+        ),
+        RegistryError,
+    > {
         let repo = reference.repository();
         let (host, base) = self.endpoint(repo).await?;
         let scopes = [repository_scope(repo.path(), false)];
@@ -125,6 +132,15 @@ impl Registry {
             repo,
             &format!("manifests/{}", reference.manifest_reference()),
         )?;
+        Ok((host, scopes, url))
+    }
+
+    /// GET a manifest by tag or digest, verifying its digest.
+    pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<RawManifest, RegistryError> {
+        let (host, scopes, url) = self.manifest_url(reference).await?;
         let m = Method::GET;
         let resp = self
             .t
@@ -216,14 +232,7 @@ impl Registry {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<Digest, RegistryError> {
-        let repo = reference.repository();
-        let (host, base) = self.endpoint(repo).await?;
-        let scopes = [repository_scope(repo.path(), false)];
-        let url = repo_url(
-            &base,
-            repo,
-            &format!("manifests/{}", reference.manifest_reference()),
-        )?;
+        let (host, scopes, url) = self.manifest_url(reference).await?;
         let resp = self
             .t
             .send(&host, &scopes, Method::HEAD, &url, true, &|r| {
