@@ -71,19 +71,15 @@ impl UserDb {
             .ok_or_else(|| UserError::UnknownGroup(spec.to_owned()))
     }
 
-    /// `user[:group]` → ids; `numeric_user_gid` gives the gid of a numeric
-    /// user when no group is named (the one rule where --chown and USER differ).
-    fn resolve(
-        &self,
-        spec: &str,
-        numeric_user_gid: impl Fn(u32) -> u32,
-    ) -> Result<Owner, UserError> {
+    /// `COPY --chown`'s `user[:group]` → ids (see [`Self::resolve_chown`]).
+    fn resolve(&self, spec: &str) -> Result<Owner, UserError> {
         let (user, group) = match spec.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
         };
         let (uid, primary) = match user.parse::<u32>() {
-            Ok(uid) => (uid, numeric_user_gid(uid)),
+            // As BuildKit: a numeric user's group is the same number.
+            Ok(uid) => (uid, uid),
             Err(_) if user.is_empty() => (0, 0),
             Err(_) => {
                 let u = self
@@ -106,19 +102,22 @@ impl UserDb {
         if spec.split(':').next().is_some_and(str::is_empty) {
             return Err(UserError::Invalid(spec.to_owned()));
         }
-        self.resolve(spec, |uid| uid)
+        self.resolve(spec)
     }
 
-    /// Resolve `USER` syntax for running a process: `user[:group]`; a numeric
-    /// user missing from passwd is allowed (its passwd gid, else 0, unless a
-    /// group is given), a named one must exist.
+    /// Resolve `USER` syntax as the RUN sandbox does for its process
+    /// ([`crate::sandbox::user::resolve_in`]): a numeric user missing from
+    /// passwd is allowed (gid 0 unless a group is given), a named one must exist.
     pub fn resolve_user(&self, spec: &str) -> Result<Owner, UserError> {
-        self.resolve(spec, |uid| {
-            self.users
-                .iter()
-                .find(|u| u.uid == uid)
-                .map_or(0, |u| u.gid)
-        })
+        use crate::sandbox::user::{resolve_in, UserError as Unresolved};
+        match resolve_in(spec, &self.users, &self.groups) {
+            Ok(u) => Ok(Owner {
+                uid: u.uid,
+                gid: u.gid,
+            }),
+            Err(Unresolved::NoUser(n)) => Err(UserError::UnknownUser(n)),
+            Err(Unresolved::NoGroup(n)) => Err(UserError::UnknownGroup(n)),
+        }
     }
 }
 

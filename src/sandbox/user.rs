@@ -3,7 +3,7 @@
 //! need not (then gid 0 and HOME `/`); supplementary groups come from
 //! /etc/group membership. Parsed by [`crate::image::users`].
 
-use crate::image::users::{parse_group, parse_passwd, Passwd};
+use crate::image::users::{parse_group, parse_passwd, Group, Passwd};
 
 /// The resolved identity of the step's command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +32,16 @@ pub enum UserError {
 /// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, ...) with
 /// the given passwd and group contents.
 pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<User, UserError> {
+    resolve_in(spec, &parse_passwd(passwd), &parse_group(group))
+}
+
+/// [`resolve`] against parsed entries (`USER` for `WORKDIR` ownership too).
+pub fn resolve_in(spec: &str, users: &[Passwd], groups: &[Group]) -> Result<User, UserError> {
     let spec = spec.trim();
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let users = parse_passwd(passwd);
-    let groups = parse_group(group);
     let u = if u.is_empty() { "0" } else { u };
     let entry = match u.parse::<u32>() {
         Ok(uid) => users
