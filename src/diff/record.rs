@@ -37,11 +37,7 @@ pub struct RecordDiff {
 }
 
 fn short(v: &str) -> String {
-    if v.starts_with("sha256:") && v.len() > 19 {
-        format!("{}…", &v[..19])
-    } else {
-        v.to_owned()
-    }
+    crate::progress::short_digest(v)
 }
 
 /// Every differing input except `parent`, phrased by [`Inputs::explain_change`].

@@ -49,11 +49,7 @@ fn file_line(out: &mut String, f: &FileChange, indent: &str, color: bool) {
 }
 
 fn short(v: &str) -> String {
-    if v.starts_with("sha256:") && v.len() > 19 {
-        format!("{}…", &v[..19])
-    } else {
-        v.to_owned()
-    }
+    crate::progress::short_digest(v)
 }
 
 /// Render the report as text.

@@ -94,8 +94,8 @@ impl Inputs {
 
 fn describe_change(name: &str, old: &str, new: &str) -> String {
     let short = |v: &str| -> String {
-        if v.starts_with("sha256:") && v.len() > 19 {
-            v[..19].to_owned() + "…"
+        if v.starts_with("sha256:") {
+            crate::progress::short_digest(v)
         } else if v.chars().count() > 60 {
             v.chars().take(57).collect::<String>() + "…"
         } else {

@@ -63,7 +63,7 @@ pub fn write_or_reuse(
                     id: step.id,
                     line: format!(
                         "same files as an earlier build: layer {} reused",
-                        short(&desc.digest)
+                        crate::progress::short_digest(&desc.digest.to_string())
                     ),
                 });
                 let _ = ctx.cache.touch_slot(&slot, &inputs.key());
@@ -91,11 +91,6 @@ pub fn write_or_reuse(
     Ok(desc)
 }
 
-fn short(d: &Digest) -> String {
-    let s = d.to_string();
-    s.chars().take(19).collect()
-}
-
 /// The inputs that determine a layer's bytes: the encoding, the mtime
 /// policy, and every entry (path, type, mode, owner, xattrs, content digest).
 /// `entries` must be normalized (sorted, no duplicate paths).
@@ -113,7 +108,13 @@ pub fn content_inputs(
     let mut inputs = Inputs::default();
     inputs.push(CONTENT_RECORD_MARK, LAYER_FORMAT);
     inputs.push("instruction", instruction.to_owned());
-    inputs.push("mtime", format!("{mtime:?}"));
+    inputs.push(
+        "mtime",
+        match mtime {
+            MtimePolicy::Set(t) => format!("set {t}"),
+            MtimePolicy::Clamp(t) => format!("clamp {t}"),
+        },
+    );
     for e in entries {
         let mut value = format!("{:o} {}:{}", e.mode, e.uid, e.gid);
         match &e.kind {
@@ -136,7 +137,13 @@ pub fn content_inputs(
             EntryKind::Dir => value.push_str(" dir"),
             EntryKind::Symlink { target } => value.push_str(&format!(" symlink {target}")),
             EntryKind::Hardlink { target } => value.push_str(&format!(" hardlink {target}")),
-            other => value.push_str(&format!(" {other:?}")),
+            EntryKind::CharDevice { major, minor } => {
+                value.push_str(&format!(" char {major},{minor}"))
+            }
+            EntryKind::BlockDevice { major, minor } => {
+                value.push_str(&format!(" block {major},{minor}"))
+            }
+            EntryKind::Fifo => value.push_str(" fifo"),
         }
         // Only mtimes the policy keeps can change the bytes.
         if !matches!(mtime, MtimePolicy::Set(_)) {
