@@ -33,10 +33,7 @@ impl Source {
         use std::io::{Read, Seek, SeekFrom};
         Ok(match self {
             Source::Path(p) => Box::new(std::fs::File::open(p)?.take(size)),
-            Source::Bytes(b) => {
-                let n = usize::try_from(size).unwrap_or(usize::MAX).min(b.len());
-                Box::new(std::io::Cursor::new(b[..n].to_vec()))
-            }
+            Source::Bytes(b) => Box::new(std::io::Cursor::new(Arc::clone(b)).take(size)),
             Source::Range { path, offset } => {
                 let mut f = std::fs::File::open(path)?;
                 f.seek(SeekFrom::Start(*offset))?;

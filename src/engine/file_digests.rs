@@ -4,7 +4,7 @@
 //! this memo the 10,000 files of a `node_modules` layer are hashed once per
 //! cache, not on every build whose `COPY --from` reads them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +13,11 @@ use std::sync::Mutex;
 /// Entries kept; past it the memo starts over (it only saves time).
 const MAX_ENTRIES: usize = 500_000;
 
-/// Immutable-file identity → `sha256:…`, loaded from and saved to one JSON file.
+/// Immutable-file identity → `sha256:…`, loaded from and saved to one JSON
+/// file (sorted, so the file is the same whatever order files were hashed in).
 pub struct FileDigests {
     file: PathBuf,
-    map: Mutex<HashMap<String, String>>,
+    map: Mutex<BTreeMap<String, String>>,
     dirty: AtomicBool,
 }
 
