@@ -2,16 +2,10 @@
 //! cairn, umoci and skopeo, base images from a real registry.
 
 use crate::support::registry::{Auth, TestRegistry};
-use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
+use crate::support::{build_err, cairn, fixture_layout, manifest_digest, ok, run, testdata};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
 
 /// Copy a directory with `cp -r` under `umask`, so modes follow the umask.
 fn copy_tree(from: &Path, to: &Path, umask: &str) {
@@ -251,14 +245,7 @@ fn errors_name_the_dockerfile_line() {
         "FROM scratch\nCOPY missing.txt /x\n",
     )
     .unwrap();
-    let mut c = cairn(t.path());
-    c.arg("build")
-        .arg(&ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(t.path().join("cache"));
-    let out = run(c, "");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = build_err(t.path(), &ctx);
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert!(err.contains("missing.txt"), "{err}");
 }

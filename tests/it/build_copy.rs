@@ -2,7 +2,7 @@
 //! an OCI layout and its layers read back with the `tar` crate.
 
 use crate::support::http::{respond, Server};
-use crate::support::{cairn, ok, run};
+use crate::support::{cairn, ok, run, testdata};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -150,12 +150,6 @@ fn build_err(t: &Path, ctx: &Path) -> String {
 fn get<'a>(m: &'a Layer, p: &str) -> &'a Member {
     m.get(p)
         .unwrap_or_else(|| panic!("`{p}` missing; have {:?}", m.keys().collect::<Vec<_>>()))
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
 }
 
 #[test]

@@ -161,14 +161,7 @@ fn failing_run_reports_step_code_and_output_tail() {
         ),
     )
     .unwrap();
-    let mut c = cairn(t.path());
-    c.arg("build")
-        .arg(&ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(t.path().join("cache"));
-    let out = run(c, "");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::support::build_err(t.path(), &ctx);
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert!(err.contains("deps"), "{err}");
     assert!(err.contains("3"), "exit code: {err}");

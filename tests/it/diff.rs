@@ -6,13 +6,13 @@
 
 use crate::support::image::noise;
 use crate::support::registry::{Auth, TestRegistry};
-use crate::support::{cairn, cli, ok, run};
+use crate::support::{cairn, cli, ok, run, testdata};
 use cairn::image::manifest::{Descriptor, OCI_CONFIG, OCI_MANIFEST};
 use cairn::image::oci_layout::OciLayout;
 use cairn_layers::Digest;
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// One tar entry: (path, content, mode, uid, mtime); a path ending in `/` is a directory.
@@ -453,12 +453,6 @@ fn bad_input_exits_two() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nope"), "{err}");
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
 }
 
 fn copy_tree(from: &Path, to: &Path) {

@@ -61,6 +61,26 @@ pub fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A path under the repository's `testdata/`.
+pub fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
+}
+
+/// `cairn build CONTEXT --progress plain --cache-dir HOME/cache`, which must
+/// fail: its stderr.
+pub fn build_err(home: &Path, ctx: &Path) -> String {
+    let mut c = cairn(home);
+    c.arg("build")
+        .arg(ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(home.join("cache"));
+    let o = run(c, "");
+    assert!(!o.status.success(), "build should fail");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// The node:22-alpine stand-in layout, if built (`just fixtures`).
 pub fn fixture_layout() -> Option<PathBuf> {
     let candidates = [
