@@ -74,7 +74,7 @@ pub fn write_or_reuse(
             }
         }
     }
-    let desc = layer_write::write(ctx, entries, mtime, index, step.stage)?;
+    let desc = layer_write::write_normalized(ctx, entries, mtime, index, step.stage)?;
     let rec = StepRecord {
         key: inputs.key().to_string(),
         inputs,

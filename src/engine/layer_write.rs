@@ -44,6 +44,17 @@ pub fn write(
     stage: usize,
 ) -> anyhow::Result<LayerDesc> {
     normalize(&mut entries);
+    write_normalized(ctx, entries, mtime, index, stage)
+}
+
+/// [`write`] for entries already passed through [`normalize`].
+pub fn write_normalized(
+    ctx: &BuildCtx,
+    entries: Vec<Entry>,
+    mtime: MtimePolicy,
+    index: Index,
+    stage: usize,
+) -> anyhow::Result<LayerDesc> {
     let kept = (index == Index::Keep).then(|| entries.clone());
     let mut opts = LayerOptions::new(mtime);
     let exported = ctx.exported.contains(&stage);
