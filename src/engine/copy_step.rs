@@ -260,7 +260,7 @@ pub fn copy(
         let dest_view = run.merged_view()?;
         let owner = match &c.chown {
             Some(spec) => Some(
-                run.user_db()?
+                super::stage::user_db(&dest_view)?
                     .resolve_chown(spec)
                     .with_context(|| format!("--chown={spec}"))?,
             ),

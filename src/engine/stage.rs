@@ -58,15 +58,6 @@ impl StageRun<'_, '_> {
         view_of(self.ctx, &self.image.layers)
     }
 
-    /// The image's own user database.
-    pub fn user_db(&self) -> anyhow::Result<UserDb> {
-        let view = self.merged_view()?;
-        Ok(UserDb::parse(
-            &read_text(&view, "etc/passwd")?,
-            &read_text(&view, "etc/group")?,
-        ))
-    }
-
     /// The current WORKDIR (default `/`).
     pub fn workdir(&self) -> String {
         self.image
@@ -212,6 +203,15 @@ pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<Vec
         .iter()
         .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
         .collect()
+}
+
+/// The image's own user database, read from a stage's merged view (which
+/// the caller already has: building a second one re-checks every layer).
+pub fn user_db(view: &MergedView) -> anyhow::Result<UserDb> {
+    Ok(UserDb::parse(
+        &read_text(view, "etc/passwd")?,
+        &read_text(view, "etc/group")?,
+    ))
 }
 
 fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {

@@ -48,7 +48,7 @@ pub fn workdir(
         let owner = if user.is_empty() {
             None
         } else {
-            Some(run.user_db()?.resolve_user(&user)?)
+            Some(super::stage::user_db(&view)?.resolve_user(&user)?)
         };
         let mut entries = Vec::new();
         let mut acc = String::new();
