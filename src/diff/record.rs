@@ -176,7 +176,6 @@ mod tests {
             instruction: format!("STEP {index}"),
             key: Some(i.key().to_string()),
             inputs: i,
-            cached: false,
         }
     }
 

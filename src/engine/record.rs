@@ -18,10 +18,10 @@ pub struct StepEntry {
     pub instruction: String,
     /// The cache key (layer steps only).
     pub key: Option<String>,
-    /// The inputs of the key.
+    /// The inputs of the key. (Whether the step was a cache hit is not
+    /// recorded: it depends on the cache, not on the inputs, and would make a
+    /// warm build's record, pushed beside the image, differ from a cold one's.)
     pub inputs: Inputs,
-    /// Served from the cache.
-    pub cached: bool,
 }
 
 /// The record of one build.
@@ -53,7 +53,6 @@ mod tests {
             instruction: format!("{stage} {index}"),
             key: None,
             inputs: Inputs::default(),
-            cached: false,
         }
     }
 

@@ -122,7 +122,6 @@ impl StageRun<'_, '_> {
                     .is_ok_and(|d| ctx.store.contains(&d))
             })
         };
-        let cached = matches!(lookup, Lookup::Hit(_));
         let outcome = match lookup {
             Lookup::Hit(rec) => {
                 ctx.reporter.event(Event::StepCached { id });
@@ -169,7 +168,6 @@ impl StageRun<'_, '_> {
                 instruction: instruction.to_owned(),
                 key: Some(key.to_string()),
                 inputs,
-                cached,
             });
         }
         self.image.fs_key = key;

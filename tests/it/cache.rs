@@ -330,3 +330,36 @@ fn stage_layers_are_compressed_only_when_an_image_exports_them() {
         "a compressed stage layer differs from a direct write"
     );
 }
+
+/// A warm rebuild writes the very layout a cold build writes: the image,
+/// and the build record stored beside it (which holds the step keys and
+/// inputs, never whether a step was served from the cache).
+#[test]
+fn a_warm_build_writes_the_same_layout_as_a_cold_one() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = home.join("ctx");
+    write_tree(
+        &ctx,
+        &[
+            ("a.txt", "a\n"),
+            ("Dockerfile", "FROM scratch\nWORKDIR /app\nCOPY a.txt ./\n"),
+        ],
+    );
+    let (cold, warm) = (home.join("cold"), home.join("warm"));
+    let d1 = ok(&build_in(home, &ctx, &cold, &[]));
+    let o = build_in(home, &ctx, &warm, &[]);
+    assert_eq!(ok(&o), d1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CACHED"));
+    let read = |p: &Path| std::fs::read(p.join("index.json")).unwrap();
+    assert_eq!(read(&cold), read(&warm), "index.json differs");
+    let names = |p: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(p.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&cold), names(&warm));
+}
