@@ -124,6 +124,8 @@ pub struct Sandbox {
     state_dir: PathBuf,
     helper: PathBuf,
     probe: Probe,
+    /// Run directories of finished steps, removed with the last clone.
+    retired: state::Retired,
 }
 
 impl Sandbox {
@@ -154,6 +156,7 @@ impl Sandbox {
             state_dir,
             helper,
             probe,
+            retired: state::Retired::default(),
         })
     }
 
@@ -231,7 +234,7 @@ impl Sandbox {
             .map(|e| e.into_entry(&content))
             .collect::<Vec<Entry>>();
         Ok(RunOutcome {
-            captured: Captured::new(run, content, entries),
+            captured: Captured::new(run, self.retired.clone(), content, entries),
             duration_in_command: Duration::from_nanos(response.command_nanos),
             duration_total: started.elapsed(),
             chosen,
