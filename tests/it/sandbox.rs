@@ -428,19 +428,36 @@ fn identical_runs_capture_identical_entries() {
 }
 
 #[test]
-fn run_dirs_are_removed_on_drop_and_stale_ones_swept() {
+fn run_dirs_are_removed_with_the_sandbox_and_stale_ones_swept() {
     let f = fixture_or_skip!();
     let runs = f.base.join("state/runs");
     // A stale run dir of a killed cairn: no lock holder, files of other ids.
     let stale = runs.join("run-stale-test");
     std::fs::create_dir_all(stale.join("upper/d")).unwrap();
     std::fs::write(stale.join("lock"), b"").unwrap();
-    let (out, _) = run_ok(f, &sh(f, "true"));
+    // A sandbox of its own: run dirs go when its last clone does.
+    let sandbox = Sandbox::with_helper(f.base.join("state"), HELPER).unwrap();
+    let out = sandbox
+        .run(&sh(f, "true"), &())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!stale.exists(), "stale run dir swept");
     let upper = out.captured.upper();
     assert!(upper.exists());
     drop(out);
-    assert!(!upper.exists(), "run dir removed when Captured drops");
+    assert!(
+        upper.exists(),
+        "removed when the step ended, not with the build"
+    );
+    // A later step of the same build (its sweep) leaves it alone: still locked.
+    let clone = sandbox.clone();
+    drop(
+        clone
+            .run(&sh(f, "true"), &())
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert!(upper.exists(), "a live build's run dir was swept");
+    drop((sandbox, clone));
+    assert!(!upper.exists(), "run dir not removed with the sandbox");
 }
 
 fn unpriv_user_ready() -> bool {
