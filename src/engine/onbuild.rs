@@ -42,37 +42,9 @@ pub fn parse_trigger(trigger: &str) -> anyhow::Result<Step> {
 }
 
 /// Run `triggers` in order on `run` (call right after the base is set up,
-/// with the triggers taken out of the config so they do not propagate).
-/// Dispatches COPY, ADD, WORKDIR and RUN; see [`run_triggers_with`] to pass
-/// the stage's full dispatcher.
+/// with the triggers taken out of the config so they do not propagate),
+/// each through `dispatch`: the stage's own step dispatch.
 pub fn run_triggers(
-    run: &mut StageRun,
-    scope: &mut Scope,
-    triggers: &[String],
-) -> anyhow::Result<()> {
-    run_triggers_with(run, scope, triggers, &mut dispatch_fs)
-}
-
-fn dispatch_fs(
-    run: &mut StageRun,
-    scope: &Scope,
-    k: usize,
-    index: usize,
-    id: usize,
-    inst: &Instruction,
-    text: &str,
-) -> anyhow::Result<()> {
-    match inst {
-        Instruction::Copy(c) => super::copy_step::copy(run, scope, k, index, id, c, "COPY", text),
-        Instruction::Add(c) => super::copy_step::copy(run, scope, k, index, id, c, "ADD", text),
-        Instruction::Workdir { path } => super::workdir::workdir(run, index, id, path, text),
-        Instruction::Run(r) => super::run_step::run(run, scope, k, index, id, r, text),
-        _ => anyhow::bail!("this ONBUILD trigger kind is not supported by cairn yet: `{text}`"),
-    }
-}
-
-/// [`run_triggers`] with the dispatcher to use for each trigger.
-pub fn run_triggers_with(
     run: &mut StageRun,
     scope: &mut Scope,
     triggers: &[String],
@@ -122,6 +94,7 @@ mod tests {
     use crate::engine::fs::SourceFs as _;
     use crate::engine::layer_dirs::LayerDirs;
     use crate::engine::request::BuildRequest;
+    use crate::engine::stage::run_step;
     use crate::engine::state::ImageState;
     use crate::frontend::BuildOptions;
     use std::collections::BTreeMap;
@@ -197,7 +170,7 @@ mod tests {
                 "WORKDIR /usr/src/app".to_owned(),
                 "COPY package.json ./".to_owned(),
             ];
-            run_triggers(run, scope, &triggers).unwrap();
+            run_triggers(run, scope, &triggers, &mut run_step).unwrap();
             assert_eq!(run.workdir(), "/usr/src/app");
             let view = run.merged_view().unwrap();
             let e = view.lstat("usr/src/app/package.json").unwrap().unwrap();
@@ -214,12 +187,16 @@ mod tests {
                 .collect();
             assert_eq!(history.len(), 2, "{history:?}");
 
+            // Any instruction but FROM, MAINTAINER and ONBUILD may be a trigger (as in BuildKit).
+            run_triggers(run, scope, &["ENV A=1".to_owned()], &mut run_step).unwrap();
+            let env = run.image.config.config.as_ref().and_then(|c| c.env.clone());
+            assert_eq!(env, Some(vec!["A=1".to_owned()]));
+
             for (bad, want) in [
-                ("ENV A=1", "not supported by cairn yet"),
                 ("COPY --from=build /x /y", "--from"),
                 ("COPY missing.txt /", "missing.txt"),
             ] {
-                let e = run_triggers(run, scope, &[bad.to_owned()]).unwrap_err();
+                let e = run_triggers(run, scope, &[bad.to_owned()], &mut run_step).unwrap_err();
                 assert!(format!("{e:#}").contains(want), "{bad}: {e:#}");
             }
         });

@@ -334,7 +334,7 @@ pub fn run_stage(
         .and_then(|c| c.on_build.take())
         .unwrap_or_default();
     if !triggers.is_empty() {
-        super::onbuild::run_triggers_with(&mut run, &mut scope, &triggers, &mut run_step)?;
+        super::onbuild::run_triggers(&mut run, &mut scope, &triggers, &mut run_step)?;
     }
     let total = stage.steps.len();
     for (k, step) in stage.steps.iter().enumerate() {
