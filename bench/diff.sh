@@ -8,6 +8,7 @@
 # with the bytes read and fetched that the report itself counts. Goal: ≤ 2 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source e2e/registry.sh
 RUNS=${RUNS:-3}
 TGT=${CARGO_TARGET_DIR:-target}
 OUT=target/bench
@@ -78,12 +79,9 @@ PY
 SIZE=$(cat "$WORK/img/size-a")
 TOTAL=$(du -sb "$WORK/img/blobs" | cut -f1)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/reg" "$port" > "$WORK/reg.yml"
-docker-registry serve "$WORK/reg.yml" > "$WORK/reg.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-REG=127.0.0.1:$port
+registry_start "$WORK/reg"
+REG_PID=$REGISTRY_PID
+REG=$REGISTRY_ADDR
 for tag in a b; do
     "$CAIRN" push "oci:$WORK/img:$tag" "$REG/bench:$tag" > /dev/null 2>&1
 done

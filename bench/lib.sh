@@ -22,6 +22,7 @@
 set -euo pipefail
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$BENCH_ROOT/e2e/registry.sh"
 N=${N:-3}
 BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/target/bench}
 BENCH_APP=${BENCH_APP:-$BENCH_ROOT/testdata/apps/nextjs-3stage}
@@ -47,26 +48,9 @@ registry_up() {
         log "using registry $BENCH_REGISTRY"
         return
     fi
-    local dir=$BENCH_OUT/registry port
-    rm -rf "$dir" && mkdir -p "$dir/data"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log: {level: warn}
-http: {addr: "127.0.0.1:$port"}
-storage: {filesystem: {rootdirectory: "$dir/data"}, delete: {enabled: true}}
-EOF
-    # A plain command, so $! is the registry itself and the trap stops exactly it.
-    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-    REGISTRY_PID=$!
+    registry_start "$BENCH_OUT/registry" || die "no registry (see above)"
     trap registry_down EXIT
-    BENCH_REGISTRY=127.0.0.1:$port
-    local i
-    for i in $(seq 50); do
-        curl -fsS "http://$BENCH_REGISTRY/v2/" >/dev/null 2>&1 && break
-        kill -0 "$REGISTRY_PID" 2>/dev/null || die "registry exited, see $dir/registry.log"
-        sleep 0.1
-    done
+    BENCH_REGISTRY=$REGISTRY_ADDR
     log "registry $BENCH_REGISTRY (pid $REGISTRY_PID), pushing the base image"
     skopeo copy --quiet --dest-tls-verify=false "oci:$BENCH_BASE_OCI" \
         "docker://$BENCH_REGISTRY/library/node:22-alpine" >&2
@@ -74,8 +58,7 @@ EOF
 
 registry_down() {
     if [[ -n $REGISTRY_PID ]]; then
-        kill "$REGISTRY_PID" 2>/dev/null || true
-        wait "$REGISTRY_PID" 2>/dev/null || true
+        registry_stop "$REGISTRY_PID"
         REGISTRY_PID=
     fi
 }

@@ -9,6 +9,7 @@
 # Pull: every run writes into a new OCI layout, so every blob is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source e2e/registry.sh
 RUNS=${RUNS:-5}
 TGT=${CARGO_TARGET_DIR:-target}
 OUT=target/bench
@@ -62,15 +63,11 @@ PY
 # registry, which is not the transfer being measured.
 REG_PIDS=()
 start_reg() { # NAME -> sets REG_ADDR=host:port (runs in this shell, so its pid is remembered)
-    local port
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/$1" "$port" > "$WORK/$1.yml"
-    docker-registry serve "$WORK/$1.yml" > "$WORK/$1.log" 2>&1 &
-    REG_PIDS+=($!)
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    REG_ADDR=127.0.0.1:$port
+    registry_start "$WORK/$1"
+    REG_PIDS+=("$REGISTRY_PID")
+    REG_ADDR=$REGISTRY_ADDR
 }
-stop_regs() { for p in "${REG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; REG_PIDS=(); }
+stop_regs() { for p in "${REG_PIDS[@]}"; do registry_stop "$p"; done; REG_PIDS=(); }
 
 now() { date +%s.%N; }
 TIMES=$WORK/times.tsv

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$E2E_ROOT/e2e/registry.sh"
 E2E_OUT=${E2E_OUT:-$E2E_ROOT/target/e2e}
 E2E_BASE_OCI=${E2E_BASE_OCI:-$E2E_ROOT/target/fixtures/node-alpine/oci}
 E2E_CA=${E2E_CA:-/etc/ssl/certs/ca-certificates.crt}
@@ -96,26 +97,10 @@ base_fixture() {
 
 # registry_up DIR: a loopback registry with its state in DIR, stopped on exit.
 registry_up() {
-    local dir=$1 port i
-    rm -rf "$dir" && mkdir -p "$dir/data"
-    port=$(free_port)
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log: {level: warn}
-http: {addr: "127.0.0.1:$port"}
-storage: {filesystem: {rootdirectory: "$dir/data"}, delete: {enabled: true}}
-EOF
-    # A plain command, so $! is the registry itself and the cleanup stops exactly it.
-    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-    REGISTRY_PID=$!
-    on_exit "kill $REGISTRY_PID; wait $REGISTRY_PID"
-    REGISTRY=127.0.0.1:$port
-    for i in $(seq 100); do
-        curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && break
-        kill -0 "$REGISTRY_PID" 2>/dev/null || die "registry exited, see $dir/registry.log"
-        sleep 0.1
-    done
-    curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 || die "registry on $REGISTRY did not answer, see $dir/registry.log"
+    local dir=$1
+    registry_start "$dir" || die "no registry (see above)"
+    on_exit "registry_stop $REGISTRY_PID"
+    REGISTRY=$REGISTRY_ADDR
     log "registry $REGISTRY (pid $REGISTRY_PID, state in $dir)"
 }
 
