@@ -1,5 +1,6 @@
 //! Safe extraction of layer tars into a directory: nothing is ever written,
-//! linked, chmod'ed or deleted outside `dest`.
+//! linked, chmod'ed or deleted outside `dest` (but for donor files the caller
+//! hands over, see Policy).
 //!
 //! # How confinement works
 //! Every path is split into components and walked from an `O_PATH` handle
@@ -43,11 +44,13 @@
 //! * The stream must end with tar's end-of-archive block: a stream that stops
 //!   at an entry boundary is reported as truncated.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -87,7 +90,14 @@ pub struct UnpackOptions {
     /// Symlinks cannot carry user xattrs: theirs are listed in
     /// [`UnpackStats::skipped_xattrs`].
     pub owner_xattr: Option<String>,
+    /// Files whose data may be linked instead of written: the entry's path
+    /// in the layer (components joined by `/`, no leading `./` or `/`) → a
+    /// file holding exactly that entry's data. See the module's Policy.
+    pub donors: Option<Arc<Donors>>,
 }
+
+/// Layer path → donor file (see [`UnpackOptions::donors`]).
+pub type Donors = HashMap<String, PathBuf>;
 
 /// An extended attribute that was not restored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +129,8 @@ pub struct UnpackStats {
     pub whiteouts: u64,
     /// Bytes of regular-file content written.
     pub bytes: u64,
+    /// Regular files (counted in `files`) whose data came by linking a donor.
+    pub linked: u64,
     /// Device nodes not created because `mknod` was not permitted.
     pub skipped_devices: Vec<String>,
     /// Extended attributes not restored.
@@ -443,6 +455,24 @@ impl Unpacker<'_> {
         }
 
         clear_slot(parent, name).map_err(io_err(&path, "remove existing path"))?;
+        if etype.is_file() || etype.is_contiguous() {
+            let expected = entry.size();
+            if let Some(file) = link_donor(self.opts, &rel, parent, name, expected, &meta) {
+                let got =
+                    io::copy(&mut entry, &mut io::sink()).map_err(|source| UnpackError::Read {
+                        after: path.clone(),
+                        source,
+                    })?;
+                if got != expected {
+                    return Err(refused(Refusal::TruncatedData { expected, got }));
+                }
+                self.stats.files += 1;
+                self.stats.linked += 1;
+                self.stats.bytes += got;
+                set_fd_meta(file.as_fd(), &path, &meta, &mut self.stats)?;
+                return Ok(());
+            }
+        }
         if etype.is_file() || etype.is_contiguous() || etype.is_gnu_sparse() {
             let fd = rfs::openat(
                 parent,
@@ -789,6 +819,40 @@ impl Unpacker<'_> {
     }
 }
 
+/// Link the donor of `rel` (if any, and if it qualifies) as `name` in
+/// `parent` and return it opened; `None` leaves `name` free for writing.
+fn link_donor(
+    opts: &UnpackOptions,
+    rel: &[u8],
+    parent: BorrowedFd<'_>,
+    name: &[u8],
+    size: u64,
+    meta: &Meta,
+) -> Option<File> {
+    let donors = opts.donors.as_ref()?;
+    let donor = donors.get(std::str::from_utf8(rel).ok()?)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let held = rfs::open(donor, flags, Mode::empty()).ok()?;
+    let st = rfs::fstat(&held).ok()?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+        || st.st_nlink != 1
+        || u64::try_from(st.st_size).ok() != Some(size)
+    {
+        return None;
+    }
+    rfs::linkat(rfs::CWD, donor, parent, name, AtFlags::empty()).ok()?;
+    // The name may have been swapped between the check and the link:
+    // keep the link only if it is the inode that was checked.
+    let linked = rfs::openat(parent, name, flags, Mode::empty())
+        .ok()
+        .filter(|fd| rfs::fstat(fd).is_ok_and(|l| (l.st_dev, l.st_ino) == (st.st_dev, st.st_ino)))
+        .filter(|fd| drop_other_xattrs(fd.as_fd(), meta));
+    if linked.is_none() {
+        let _ = rfs::unlinkat(parent, name, AtFlags::empty());
+    }
+    linked.map(File::from)
+}
+
 /// Apply owner, then mode (so `chown` cannot clear setuid bits), xattrs and
 /// times through an open handle.
 fn set_fd_meta(
@@ -810,6 +874,20 @@ fn set_fd_meta(
         rfs::futimens(fd, &times(mtime)).map_err(io_err(path, "set mtime"))?;
     }
     Ok(())
+}
+
+/// Remove the xattrs a donor carries that the entry does not, so it ends as
+/// a written file would; `false` if one could not be listed or removed.
+fn drop_other_xattrs(fd: BorrowedFd<'_>, meta: &Meta) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    let Ok(n) = rfs::flistxattr(fd, &mut buf) else {
+        return false;
+    };
+    buf[..n]
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .filter(|name| !meta.xattrs.iter().any(|(k, _)| k.as_bytes() == *name))
+        .all(|name| rfs::fremovexattr(fd, std::ffi::OsStr::from_bytes(name)).is_ok())
 }
 
 fn skip_xattr(stats: &mut UnpackStats, path: &str, name: &str, reason: String) {

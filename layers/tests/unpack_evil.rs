@@ -80,6 +80,7 @@ impl Sandbox {
             whiteouts: mode,
             preserve_ownership: false,
             owner_xattr: None,
+            donors: None,
         };
         unpack(&bytes[..], &self.dest, &opts)
     }

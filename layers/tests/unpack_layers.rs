@@ -82,6 +82,7 @@ fn opts(mode: WhiteoutMode) -> UnpackOptions {
         whiteouts: mode,
         preserve_ownership: false,
         owner_xattr: None,
+        donors: None,
     }
 }
 
@@ -477,4 +478,75 @@ fn missing_dest_is_a_clear_error() {
     )
     .unwrap_err();
     assert!(err.to_string().starts_with("cannot open extraction root"));
+}
+
+/// A donor that qualifies is linked (same inode) and becomes the entry: the
+/// tar's mode, times and xattrs, its own extra xattrs gone. One with another
+/// link, or of another size, is not touched: the data is written.
+#[test]
+fn donors_are_linked_when_they_qualify_and_written_around_when_not() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let (donors_dir, dest) = (tmp.path().join("upper"), tmp.path().join("dest"));
+    fs::create_dir_all(&donors_dir).unwrap();
+    fs::create_dir(&dest).unwrap();
+    let donor = |name: &str, data: &[u8]| {
+        let p = donors_dir.join(name);
+        fs::write(&p, data).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let a = donor("a", b"alpha");
+    let xattr_ok =
+        rustix::fs::setxattr(&a, "user.junk", b"1", rustix::fs::XattrFlags::empty()).is_ok();
+    let shared = donor("shared", b"bravo");
+    fs::hard_link(&shared, donors_dir.join("other-name")).unwrap();
+    let short = donor("short", b"char");
+    let tar = Layer::new()
+        .dir("app", 0o755, 1_000)
+        .file_meta("app/a", b"alpha", 0o755, 1_234, (0, 0))
+        .file("app/b", b"bravo")
+        .file("app/c", b"charlie")
+        .file("app/d", b"delta")
+        .bytes();
+    let donors: HashMap<String, std::path::PathBuf> = [
+        ("app/a", a.clone()),
+        ("app/b", shared.clone()),
+        ("app/c", short.clone()),
+        ("app/d", donors_dir.join("missing")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let o = UnpackOptions {
+        donors: Some(Arc::new(donors)),
+        ..opts(WhiteoutMode::Overlay)
+    };
+    let stats = unpack(&tar[..], &dest, &o).unwrap();
+    assert_eq!((stats.files, stats.linked), (4, 1), "{stats:?}");
+
+    let (got, donor_meta) = (
+        fs::metadata(dest.join("app/a")).unwrap(),
+        fs::metadata(&a).unwrap(),
+    );
+    assert_eq!(
+        got.ino(),
+        donor_meta.ino(),
+        "app/a is not the donor's inode"
+    );
+    assert_eq!(got.mode() & 0o7777, 0o755);
+    assert_eq!(got.mtime(), 1_234);
+    assert_eq!(fs::read(dest.join("app/a")).unwrap(), b"alpha");
+    if xattr_ok {
+        assert!(getxattr_missing(&dest.join("app/a"), "user.junk"));
+    }
+    for (name, data, donor) in [("b", &b"bravo"[..], &shared), ("c", b"charlie", &short)] {
+        let got = fs::metadata(dest.join("app").join(name)).unwrap();
+        let d = fs::metadata(donor).unwrap();
+        assert_ne!(got.ino(), d.ino(), "app/{name} was linked");
+        assert_eq!(d.mode() & 0o7777, 0o600, "donor of app/{name} was changed");
+        assert_eq!(fs::read(dest.join("app").join(name)).unwrap(), data);
+    }
+    assert_eq!(fs::read(dest.join("app/d")).unwrap(), b"delta");
 }

@@ -18,6 +18,17 @@
 //! - **otherwise** (no user namespace: RUN cannot work either), in this
 //!   process without owners, in `layers/unowned-<uid>/<hex>`, so COPY-only
 //!   builds keep working.
+//!
+//! # Donors
+//! A layer this build wrote from files in a finished RUN step's upper dir
+//! — the RUN layer itself, or a `COPY --from` of that stage, which reads
+//! them in the RUN layer's blob ([`LayerDirs::note_members`] maps those
+//! members back to the upper dir) — is offered those files
+//! ([`LayerDirs::offer_donors`]): its unpack links them instead of writing
+//! 10,000 files again (see `cairn_layers::unpack`). Only files owned by
+//! container root and readable by their owner are offered, so a non-root
+//! caller can still read and delete the upper dir, which lives until the
+//! build ends.
 
 use super::state::LayerDesc;
 use crate::sandbox::idmap::{IdRange, IdentityKind};
@@ -26,12 +37,13 @@ use crate::sandbox::state::remove_tree;
 use crate::sandbox::Sandbox;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
-use cairn_layers::unpack::{unpack_auto, UnpackOptions, WhiteoutMode};
-use cairn_layers::Digest;
+use cairn_layers::unpack::{unpack_auto, Donors, UnpackOptions, WhiteoutMode};
+use cairn_layers::{Digest, Entry, EntryKind, Source};
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The hidden subcommand that works on layer directories inside the
 /// sandbox's user namespace.
@@ -59,6 +71,10 @@ pub struct LayerDirs {
     sandbox: OnceLock<Result<Sandbox, String>>,
     /// Decided on first use.
     form: OnceLock<Layout>,
+    /// Per layer blob digest: files of finished RUN steps to link on unpack.
+    donors: Mutex<HashMap<Digest, Arc<Donors>>>,
+    /// Member (blob file, offset) of a RUN layer → its file in the upper dir.
+    members: Mutex<HashMap<(PathBuf, u64), PathBuf>>,
 }
 
 /// The form, the directory holding `<hex>` dirs in that form, and how
@@ -81,7 +97,72 @@ impl LayerDirs {
             sandbox_dir: sandbox_dir.into(),
             sandbox: OnceLock::new(),
             form: OnceLock::new(),
+            donors: Mutex::default(),
+            members: Mutex::default(),
         })
+    }
+
+    /// The files among `entries` (of a layer about to be written) that lie
+    /// in a RUN step's run directory, directly or as members of a RUN
+    /// layer's blob (see the module's Donors).
+    pub fn donors_among(&self, entries: &[Entry]) -> Donors {
+        let runs = self.sandbox_dir.join(crate::sandbox::state::RUNS);
+        let Ok(members) = self.members.lock() else {
+            return Donors::new();
+        };
+        entries
+            .iter()
+            .filter(|e| (e.uid, e.gid) == (0, 0) && e.mode & 0o400 != 0)
+            .filter_map(|e| match &e.kind {
+                EntryKind::File {
+                    source: Source::Path(p),
+                    ..
+                } if p.starts_with(&runs) => Some((e.path.clone(), p.clone())),
+                EntryKind::File {
+                    source: Source::Range { path, offset },
+                    ..
+                } => members
+                    .get(&(path.clone(), *offset))
+                    .map(|p| (e.path.clone(), p.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Offer `donors` ([`LayerDirs::donors_among`]) to the unpack of layer `digest`.
+    pub fn offer_donors(&self, digest: &Digest, donors: Donors) {
+        if donors.is_empty() {
+            return;
+        }
+        if let Ok(mut d) = self.donors.lock() {
+            d.insert(digest.clone(), Arc::new(donors));
+        }
+    }
+
+    /// `entries` index layer `digest` where they lie in its blob: remember
+    /// which members have a donor, for `COPY --from` layers read there.
+    pub fn note_members(&self, digest: &Digest, entries: &[Entry]) {
+        let Some(donors) = self.donors_of(digest) else {
+            return;
+        };
+        let Ok(mut members) = self.members.lock() else {
+            return;
+        };
+        for e in entries {
+            if let EntryKind::File {
+                source: Source::Range { path, offset },
+                ..
+            } = &e.kind
+            {
+                if let Some(donor) = donors.get(&e.path) {
+                    members.insert((path.clone(), *offset), donor.clone());
+                }
+            }
+        }
+    }
+
+    fn donors_of(&self, digest: &Digest) -> Option<Arc<Donors>> {
+        self.donors.lock().ok()?.get(digest).cloned()
     }
 
     /// The build's sandbox, probed once (also used for RUN steps, so layer
@@ -197,6 +278,7 @@ impl LayerDirs {
     }
 
     fn unpack_into(&self, digest: &Digest, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
+        let donors = self.donors_of(digest);
         match self.form().form {
             Form::Userns { single } => {
                 let blob = store.path(digest);
@@ -204,8 +286,28 @@ impl LayerDirs {
                 if single {
                     args.push("--owner-xattr".into());
                 }
-                self.in_userns(&args)
-                    .with_context(|| format!("unpacking layer {digest} in the user namespace"))
+                // The helper reads them from a file beside the staged dir.
+                let list = match &donors {
+                    Some(d) => {
+                        let mut list = tempfile::Builder::new()
+                            .prefix(".donors-")
+                            .tempfile_in(self.root())
+                            .with_context(|| {
+                                format!("creating a file in {}", self.root().display())
+                            })?;
+                        std::io::Write::write_all(&mut list, &serde_json::to_vec(d.as_ref())?)
+                            .with_context(|| format!("writing {}", list.path().display()))?;
+                        args.push("--donors".into());
+                        args.push(utf8(list.path())?);
+                        Some(list)
+                    }
+                    None => None,
+                };
+                let done = self
+                    .in_userns(&args)
+                    .with_context(|| format!("unpacking layer {digest} in the user namespace"));
+                drop(list);
+                done
             }
             ref form => {
                 let blob = store
@@ -215,6 +317,7 @@ impl LayerDirs {
                     whiteouts: WhiteoutMode::Overlay,
                     preserve_ownership: *form == Form::Host,
                     owner_xattr: None,
+                    donors,
                 };
                 unpack_auto(
                     std::io::BufReader::with_capacity(1 << 20, blob),
@@ -378,6 +481,9 @@ pub enum HelperAction {
         /// Record owners other than 0:0 in `user.cairn.owner` instead of chown.
         #[arg(long)]
         owner_xattr: bool,
+        /// A JSON object: layer path → file whose data may be linked.
+        #[arg(long)]
+        donors: Option<PathBuf>,
     },
     /// Remove a tree.
     Remove {
@@ -393,13 +499,25 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
             blob,
             dest,
             owner_xattr,
+            donors,
         } => {
             let file =
                 fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
+            let donors = match donors {
+                Some(p) => {
+                    let text = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                    Some(Arc::new(
+                        serde_json::from_slice::<Donors>(&text)
+                            .with_context(|| format!("reading the donor list {}", p.display()))?,
+                    ))
+                }
+                None => None,
+            };
             let opts = UnpackOptions {
                 whiteouts: WhiteoutMode::Overlay,
                 preserve_ownership: true,
                 owner_xattr: owner_xattr.then(|| OWNER_XATTR.to_owned()),
+                donors,
             };
             unpack_auto(
                 std::io::BufReader::with_capacity(1 << 20, file),

@@ -56,6 +56,8 @@ pub fn write_normalized(
     stage: usize,
 ) -> anyhow::Result<LayerDesc> {
     let kept = (index == Index::Keep).then(|| entries.clone());
+    // Found before the entries go to the writer, offered once the digest is known.
+    let donors = ctx.layer_dirs.donors_among(&entries);
     let mut opts = LayerOptions::new(mtime);
     let exported = ctx.exported.contains(&stage);
     if !exported {
@@ -72,6 +74,7 @@ pub fn write_normalized(
             MEDIA_TYPE_STAGE_TAR.to_owned()
         },
     };
+    ctx.layer_dirs.offer_donors(&desc.digest, donors);
     if let Some(entries) = kept {
         remember(ctx, &desc, entries, mtime);
     }
@@ -111,6 +114,7 @@ pub fn index_stage_layer(ctx: &BuildCtx, l: &LayerDesc) -> anyhow::Result<Option
     else {
         return Ok(None);
     };
+    ctx.layer_dirs.note_members(&l.digest, &entries);
     let fs = Arc::new(EntryFs::new(entries));
     if let Ok(mut w) = ctx.written.lock() {
         w.entry(l.digest.clone()).or_insert_with(|| Arc::clone(&fs));

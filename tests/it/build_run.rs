@@ -363,3 +363,144 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
     );
     assert_eq!(copied[0]["node_modules/pkg/blob.bin"].data.len(), 200_000);
 }
+
+/// The blob of the layer with diff_id `sha256:hex` in image `digest` of layout `out`.
+fn exported_blob(out: &Path, digest: &str, hex: &str) -> std::path::PathBuf {
+    let blob = |d: &str| {
+        out.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let m: Value = serde_json::from_slice(&std::fs::read(blob(digest)).unwrap()).unwrap();
+    let c: Value = serde_json::from_slice(
+        &std::fs::read(blob(m["config"]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let i = c["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|d| d.as_str() == Some(&format!("sha256:{hex}")))
+        .unwrap_or_else(|| panic!("no layer {hex} in {digest}"));
+    blob(m["layers"][i]["digest"].as_str().unwrap())
+}
+
+/// Everything an unpack sets, per path under `root`: type, mode, owner,
+/// mtime (ns), symlink target or content digest, xattrs.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            let what = if m.is_file() {
+                let data = std::fs::read(e.path()).unwrap();
+                format!("file {}", cairn_layers::Digest::of(&data))
+            } else if m.file_type().is_symlink() {
+                format!(
+                    "symlink {}",
+                    std::fs::read_link(e.path()).unwrap().display()
+                )
+            } else {
+                format!("{:?}", m.file_type())
+            };
+            let mut names = vec![0u8; 4096];
+            let n = rustix::fs::llistxattr(e.path(), &mut names).unwrap_or(0);
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let value = format!(
+                "{what} {:o} {}:{} {}.{} xattrs {:?}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.mtime(),
+                m.mtime_nsec(),
+                String::from_utf8_lossy(&names[..n])
+            );
+            (rel, value)
+        })
+        .collect()
+}
+
+/// A layer made of a finished RUN step's files — the RUN layer itself, or a
+/// `COPY --from` of that stage read in its blob — is unpacked for the next
+/// RUN by linking those files: the directory must be the one an unpack of
+/// the blob writes, and its files must be the RUN's own (born before the
+/// directory was). Files the build may not link (owned by another user)
+/// are written.
+#[test]
+fn layers_of_run_files_are_unpacked_by_linking_and_equal_a_plain_unpack() {
+    if !rustix::process::geteuid().is_root() {
+        return; // the rootless tests build their own
+    }
+    let deps = format!(
+        "FROM {} AS deps\n\
+         RUN mkdir -p /build/node_modules/a /build/node_modules/b \
+         && echo one > /build/node_modules/a/index.js \
+         && head -c 100000 /dev/urandom > /build/node_modules/b/blob.bin \
+         && chmod 0400 /build/node_modules/b/blob.bin \
+         && ln -s ../a/index.js /build/node_modules/b/link \
+         && echo theirs > /build/node_modules/b/owned && chown 1001:1001 /build/node_modules/b/owned\n",
+        fixture()
+    );
+    // The RUN layer as the next RUN's lower; a COPY --from of it (read in
+    // its plain blob) as the next RUN's lower. Separate builds: a donor is
+    // linked once.
+    let own = format!("{deps}RUN test -s /build/node_modules/b/blob.bin\n");
+    let copied = format!(
+        "{deps}FROM {}\n\
+         COPY --from=deps /build/node_modules /srv/node_modules\n\
+         RUN cat /srv/node_modules/a/index.js /srv/node_modules/b/owned > /srv/copied\n",
+        fixture()
+    );
+    for (df, top) in [(own, "build"), (copied, "srv")] {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path();
+        let ctx = home.join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+        let out = home.join("out");
+        let (digest, log) = build(
+            home,
+            &ctx,
+            &["-o", &format!("type=oci,dest={}", out.display())],
+        );
+        let blobs = home.join("cache/blobs/sha256");
+        let dirs: Vec<_> = std::fs::read_dir(home.join("cache/layers"))
+            .unwrap()
+            .map(|d| d.unwrap().path())
+            .filter(|d| d.join(top).join("node_modules").exists())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}\n{log}");
+        let dir = &dirs[0];
+        let hex = dir.file_name().unwrap().to_string_lossy().into_owned();
+        // The layer dir is named by diff_id: a plain stage layer's blob has
+        // that name, an exported layer is found through the image config.
+        let plain = blobs.join(&hex);
+        let blob = if plain.exists() {
+            plain
+        } else {
+            exported_blob(&out, &digest, &hex)
+        };
+        let fresh = home.join("fresh");
+        std::fs::create_dir(&fresh).unwrap();
+        let mut c = cairn(home);
+        c.arg("__layer-dir").arg("unpack").arg(&blob).arg(&fresh);
+        ok(&run(c, ""));
+        assert_eq!(tree(dir), tree(&fresh), "layer dir {hex}\n{log}");
+
+        let born = |p: &Path| std::fs::symlink_metadata(p).unwrap().created().ok();
+        let modules = dir.join(top).join("node_modules");
+        let (linked, written) = (modules.join("a/index.js"), modules.join("b/owned"));
+        if let (Some(dir_born), Some(linked_born), Some(written_born)) =
+            (born(dir), born(&linked), born(&written))
+        {
+            assert!(
+                linked_born < dir_born,
+                "{} was written, not linked",
+                linked.display()
+            );
+            assert!(written_born >= dir_born, "{} was linked", written.display());
+        }
+    }
+}

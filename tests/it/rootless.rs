@@ -481,3 +481,80 @@ fn copy_from_a_stage_with_private_files_works_unprivileged() {
     let (_, owner) = find_owner(&out, &root_digest, "keep/key");
     assert_eq!(owner, (1001, 1001));
 }
+
+/// The unprivileged build unpacks a `COPY --from` layer of RUN-made files
+/// for its next RUN by linking them inside the user namespace (the helper's
+/// `--donors`), as root's does: the files are older than their layer
+/// directory, a subordinate-owned file is written, and the digest is root's.
+#[test]
+fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
+    if !is_root() {
+        eprintln!("\n!!! SKIPPING rootless test: it must run as root !!!\n");
+        return;
+    }
+    let uid = user_uid();
+    let s = Scratch::new(uid);
+    let ctx = s.root.join("ctx");
+    let dockerfile = ctx.join("Dockerfile.donors");
+    let base = format!("oci:{}:22-alpine", fixture().display());
+    std::fs::write(
+        &dockerfile,
+        format!(
+            "FROM {base} AS deps\n\
+             RUN mkdir -p /build/nm/a && echo one > /build/nm/a/index.js \
+             && echo theirs > /build/nm/a/owned && chown 1001:1001 /build/nm/a/owned\n\
+             FROM {base}\nCOPY --from=deps /build/nm /srv/nm\n\
+             RUN cat /srv/nm/a/index.js /srv/nm/a/owned > /srv/copied\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dockerfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = |cache: &Path, out: &Path| {
+        let mut a = build_args(&ctx, cache, out);
+        a.extend(["-f".to_owned(), dockerfile.display().to_string()]);
+        a
+    };
+    let mut c = cairn(&s.root.join("root-home"));
+    c.args(args(&s.root.join("root-cache"), &s.root.join("root-out")))
+        .env_remove("SOURCE_DATE_EPOCH");
+    let root_digest = ok(&run(c, ""));
+    let home = s.root.join("user");
+    let built = as_user(
+        &home,
+        &[],
+        Path::new(env!("CARGO_BIN_EXE_cairn")),
+        &args(&home.join("cache"), &home.join("out")),
+    );
+    assert_eq!(ok(&built), root_digest, "root and rootless digests differ");
+
+    let dirs: Vec<PathBuf> = std::fs::read_dir(home.join("cache/layers"))
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("userns-")
+        })
+        .flat_map(|form| std::fs::read_dir(form).unwrap().map(|d| d.unwrap().path()))
+        .filter(|d| d.join("srv/nm").exists())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let born = |p: &Path| std::fs::symlink_metadata(p).unwrap().created().ok();
+    let dir = &dirs[0];
+    if let (Some(dir_born), Some(linked), Some(written)) = (
+        born(dir),
+        born(&dir.join("srv/nm/a/index.js")),
+        born(&dir.join("srv/nm/a/owned")),
+    ) {
+        assert!(linked < dir_born, "index.js was written, not linked");
+        assert!(written >= dir_born, "a subordinate-owned file was linked");
+    }
+    assert_eq!(
+        std::fs::symlink_metadata(dir.join("srv/nm/a/index.js"))
+            .unwrap()
+            .uid(),
+        uid,
+        "container root is the user"
+    );
+}
