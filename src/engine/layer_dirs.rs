@@ -39,7 +39,7 @@ use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::unpack::{unpack_auto, Donors, UnpackOptions, WhiteoutMode};
 use cairn_layers::{Digest, Entry, EntryKind, Source};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,6 +75,9 @@ pub struct LayerDirs {
     donors: Mutex<HashMap<Digest, Arc<Donors>>>,
     /// Member (blob file, offset) of a RUN layer → its file in the upper dir.
     members: Mutex<HashMap<(PathBuf, u64), PathBuf>>,
+    /// Donor files already handed to an unpack: each goes to one layer only,
+    /// also when two stages unpack layers of the same files at once.
+    claimed: Mutex<HashSet<PathBuf>>,
 }
 
 /// The form, the directory holding `<hex>` dirs in that form, and how
@@ -99,6 +102,7 @@ impl LayerDirs {
             form: OnceLock::new(),
             donors: Mutex::default(),
             members: Mutex::default(),
+            claimed: Mutex::default(),
         })
     }
 
@@ -163,6 +167,18 @@ impl LayerDirs {
 
     fn donors_of(&self, digest: &Digest) -> Option<Arc<Donors>> {
         self.donors.lock().ok()?.get(digest).cloned()
+    }
+
+    /// The donors of layer `digest` no other unpack was handed, now its own.
+    fn claim_donors(&self, digest: &Digest) -> Option<Arc<Donors>> {
+        let offered = self.donors_of(digest)?;
+        let mut claimed = self.claimed.lock().ok()?;
+        let mine: Donors = offered
+            .iter()
+            .filter(|(_, file)| claimed.insert((*file).clone()))
+            .map(|(path, file)| (path.clone(), file.clone()))
+            .collect();
+        (!mine.is_empty()).then(|| Arc::new(mine))
     }
 
     /// The build's sandbox, probed once (also used for RUN steps, so layer
@@ -278,7 +294,7 @@ impl LayerDirs {
     }
 
     fn unpack_into(&self, digest: &Digest, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
-        let donors = self.donors_of(digest);
+        let donors = self.claim_donors(digest);
         match self.form().form {
             Form::Userns { single } => {
                 let blob = store.path(digest);
@@ -536,6 +552,48 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_donor_file_is_handed_to_one_unpack_only() {
+        let t = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(t.path().join("layers"), t.path().join("sandbox")).unwrap();
+        let upper = t.path().join("sandbox/runs/run-x/upper");
+        let file = |path: &str, name: &str| Entry {
+            kind: EntryKind::File {
+                size: 1,
+                source: Source::Path(upper.join(name)),
+            },
+            ..Entry::dir(path)
+        };
+        // A context file (outside the run dirs) is never offered.
+        let outside = Entry {
+            kind: EntryKind::File {
+                size: 1,
+                source: Source::Path(t.path().join("ctx/c")),
+            },
+            ..Entry::dir("c")
+        };
+        let run_layer = [
+            file("build/a", "build/a"),
+            file("build/b", "build/b"),
+            outside,
+        ];
+        let donors = dirs.donors_among(&run_layer);
+        assert_eq!(donors.len(), 2, "{donors:?}");
+        let (l1, l2) = (Digest::of(b"run layer"), Digest::of(b"copy layer"));
+        dirs.offer_donors(&l1, donors);
+        dirs.offer_donors(&l2, dirs.donors_among(&[file("srv/a", "build/a")]));
+        let first = dirs.claim_donors(&l2).unwrap();
+        assert_eq!(first.get("srv/a"), Some(&upper.join("build/a")));
+        let second = dirs.claim_donors(&l1).unwrap();
+        assert_eq!(
+            second.len(),
+            1,
+            "build/a went to the copy layer already: {second:?}"
+        );
+        assert!(second.contains_key("build/b"));
+        assert!(dirs.claim_donors(&l1).is_none(), "claimed twice");
+    }
 
     #[test]
     fn mapping_tags_differ_per_mapping() {
