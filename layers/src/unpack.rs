@@ -877,15 +877,26 @@ fn set_fd_meta(
 }
 
 /// Remove the xattrs a donor carries that the entry does not, so it ends as
-/// a written file would; `false` if one could not be listed or removed.
+/// a written file would (which gets the host's SELinux label too, so that
+/// one stays); `false` if one could not be listed or removed.
 fn drop_other_xattrs(fd: BorrowedFd<'_>, meta: &Meta) -> bool {
-    let mut buf = vec![0u8; 64 * 1024];
-    let Ok(n) = rfs::flistxattr(fd, &mut buf) else {
-        return false;
+    let mut small = [0u8; 1024];
+    let mut large = Vec::new();
+    let names: &[u8] = match rfs::flistxattr(fd, &mut small[..]) {
+        Ok(n) => &small[..n],
+        Err(Errno::RANGE) => {
+            large.resize(64 * 1024, 0);
+            match rfs::flistxattr(fd, &mut large[..]) {
+                Ok(n) => &large[..n],
+                Err(_) => return false,
+            }
+        }
+        Err(Errno::NOTSUP) => return true,
+        Err(_) => return false,
     };
-    buf[..n]
+    names
         .split(|&b| b == 0)
-        .filter(|name| !name.is_empty())
+        .filter(|name| !name.is_empty() && *name != b"security.selinux")
         .filter(|name| !meta.xattrs.iter().any(|(k, _)| k.as_bytes() == *name))
         .all(|name| rfs::fremovexattr(fd, std::ffi::OsStr::from_bytes(name)).is_ok())
 }
