@@ -433,81 +433,27 @@ fn bench_unpack_node_fixture() {
     }
 }
 
-/// `COPY --from` a stage whose RUN made a file only its (subordinate-id)
-/// owner may read: the unprivileged build reads it where it lies in the
-/// stage's plain layer blob (its own file), never through a layer directory
-/// it could not read, and gives root's digest.
-#[test]
-fn copy_from_a_stage_with_private_files_works_unprivileged() {
-    if !is_root() {
-        eprintln!("\n!!! SKIPPING rootless test: it must run as root !!!\n");
-        return;
-    }
-    let uid = user_uid();
-    let s = Scratch::new(uid);
-    let ctx = s.root.join("ctx");
-    let dockerfile = ctx.join("Dockerfile.stages");
-    std::fs::write(
-        &dockerfile,
-        format!(
-            "FROM oci:{}:22-alpine AS secret\n\
-             RUN mkdir -p /keep && echo private > /keep/key && chown -R 1001:1001 /keep \
-             && chmod 0600 /keep/key && chmod 0700 /keep\n\
-             FROM scratch\nCOPY --from=secret /keep /keep\n",
-            fixture().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&dockerfile, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let args = |cache: &Path, out: &Path| {
-        let mut a = build_args(&ctx, cache, out);
-        a.extend(["-f".to_owned(), dockerfile.display().to_string()]);
-        a
-    };
-    let root_out = s.root.join("root-out");
-    let mut c = cairn(&s.root.join("root-home"));
-    c.args(args(&s.root.join("root-cache"), &root_out))
-        .env_remove("SOURCE_DATE_EPOCH");
-    let root_digest = ok(&run(c, ""));
-    let home = s.root.join("user");
-    let out = home.join("out");
-    let built = as_user(
-        &home,
-        &[],
-        Path::new(env!("CARGO_BIN_EXE_cairn")),
-        &args(&home.join("cache"), &out),
-    );
-    assert_eq!(ok(&built), root_digest, "root and rootless digests differ");
-    let (_, owner) = find_owner(&out, &root_digest, "keep/key");
-    assert_eq!(owner, (1001, 1001));
+/// What [`build_as_root_and_user`] leaves: the scratch tree, root's digest
+/// and the user's home (its cache in `cache/`, its image layout in `out/`).
+struct BothBuilt {
+    s: Scratch,
+    uid: u32,
+    root_digest: String,
+    home: PathBuf,
 }
 
-/// The unprivileged build unpacks a `COPY --from` layer of RUN-made files
-/// for its next RUN by linking them inside the user namespace (the helper's
-/// `--donors`), as root's does: the files are older than their layer
-/// directory, a subordinate-owned file is written, and the digest is root's.
-#[test]
-fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
+/// Build `text` (written as `ctx/NAME`) as root and as the user, and assert
+/// that both give the same digest. `None` (skipped) unless run as root.
+fn build_as_root_and_user(name: &str, text: &str) -> Option<BothBuilt> {
     if !is_root() {
         eprintln!("\n!!! SKIPPING rootless test: it must run as root !!!\n");
-        return;
+        return None;
     }
     let uid = user_uid();
     let s = Scratch::new(uid);
     let ctx = s.root.join("ctx");
-    let dockerfile = ctx.join("Dockerfile.donors");
-    let base = format!("oci:{}:22-alpine", fixture().display());
-    std::fs::write(
-        &dockerfile,
-        format!(
-            "FROM {base} AS deps\n\
-             RUN mkdir -p /build/nm/a && echo one > /build/nm/a/index.js \
-             && echo theirs > /build/nm/a/owned && chown 1001:1001 /build/nm/a/owned\n\
-             FROM {base}\nCOPY --from=deps /build/nm /srv/nm\n\
-             RUN cat /srv/nm/a/index.js /srv/nm/a/owned > /srv/copied\n"
-        ),
-    )
-    .unwrap();
+    let dockerfile = ctx.join(name);
+    std::fs::write(&dockerfile, text).unwrap();
     std::fs::set_permissions(&dockerfile, std::fs::Permissions::from_mode(0o644)).unwrap();
     let args = |cache: &Path, out: &Path| {
         let mut a = build_args(&ctx, cache, out);
@@ -526,8 +472,52 @@ fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
         &args(&home.join("cache"), &home.join("out")),
     );
     assert_eq!(ok(&built), root_digest, "root and rootless digests differ");
+    Some(BothBuilt {
+        s,
+        uid,
+        root_digest,
+        home,
+    })
+}
 
-    let dirs: Vec<PathBuf> = std::fs::read_dir(home.join("cache/layers"))
+/// `COPY --from` a stage whose RUN made a file only its (subordinate-id)
+/// owner may read: the unprivileged build reads it where it lies in the
+/// stage's plain layer blob (its own file), never through a layer directory
+/// it could not read, and gives root's digest.
+#[test]
+fn copy_from_a_stage_with_private_files_works_unprivileged() {
+    let text = format!(
+        "FROM oci:{}:22-alpine AS secret\n\
+         RUN mkdir -p /keep && echo private > /keep/key && chown -R 1001:1001 /keep \
+         && chmod 0600 /keep/key && chmod 0700 /keep\n\
+         FROM scratch\nCOPY --from=secret /keep /keep\n",
+        fixture().display()
+    );
+    let Some(b) = build_as_root_and_user("Dockerfile.stages", &text) else {
+        return;
+    };
+    let (_, owner) = find_owner(&b.home.join("out"), &b.root_digest, "keep/key");
+    assert_eq!(owner, (1001, 1001));
+}
+
+/// The unprivileged build unpacks a `COPY --from` layer of RUN-made files
+/// for its next RUN by linking them inside the user namespace (the helper's
+/// `--donors`), as root's does: the files are older than their layer
+/// directory, a subordinate-owned file is written, and the digest is root's.
+#[test]
+fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
+    let base = format!("oci:{}:22-alpine", fixture().display());
+    let text = format!(
+        "FROM {base} AS deps\n\
+         RUN mkdir -p /build/nm/a && echo one > /build/nm/a/index.js \
+         && echo theirs > /build/nm/a/owned && chown 1001:1001 /build/nm/a/owned\n\
+         FROM {base}\nCOPY --from=deps /build/nm /srv/nm\n\
+         RUN cat /srv/nm/a/index.js /srv/nm/a/owned > /srv/copied\n"
+    );
+    let Some(b) = build_as_root_and_user("Dockerfile.donors", &text) else {
+        return;
+    };
+    let dirs: Vec<PathBuf> = std::fs::read_dir(b.home.join("cache/layers"))
         .unwrap()
         .map(|d| d.unwrap().path())
         .filter(|d| {
@@ -539,7 +529,7 @@ fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
         .flat_map(|form| std::fs::read_dir(form).unwrap().map(|d| d.unwrap().path()))
         .filter(|d| d.join("srv/nm").exists())
         .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(dirs.len(), 1, "{dirs:?} under {}", b.s.root.display());
     let born = |p: &Path| std::fs::symlink_metadata(p).unwrap().created().ok();
     let dir = &dirs[0];
     if let (Some(dir_born), Some(linked), Some(written)) = (
@@ -554,7 +544,7 @@ fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
         std::fs::symlink_metadata(dir.join("srv/nm/a/index.js"))
             .unwrap()
             .uid(),
-        uid,
+        b.uid,
         "container root is the user"
     );
 }
