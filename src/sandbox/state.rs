@@ -8,7 +8,8 @@
 //! inodes freed in the last ~35 s by reading their inode table blocks.
 //! Deleting `npm ci`'s 10,000-file upper dir right before the next step
 //! unpacks 10,000 files doubled that unpack (2.4 s → 5.9 s measured on
-//! nextjs-3stage); removing the run dirs once, after the build, does not.
+//! nextjs-3stage); removing the run dirs once, after the build, does not
+//! (up to a budget of captured bytes, past which the oldest go at once).
 //!
 //! Liveness is an `flock` on `lock`, held by the caller for the run
 //! directory's whole life; the kernel drops it when the process dies, even
@@ -84,25 +85,54 @@ impl Drop for RunDir {
     }
 }
 
+/// Bytes of captured files the retired run dirs of one build may hold
+/// before the oldest go at once: keeping every upper dir to the end must
+/// not fill a CI runner's disk on a build of many large RUN steps.
+const RETIRED_BYTES: u64 = 2 << 30;
+
 /// Run directories whose step is done, still locked (so no sweep takes
 /// them), removed when the last clone of the list is dropped — with the
-/// last clone of the [`super::Sandbox`], at the end of a build.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Retired(Arc<Mutex<Vec<RunDir>>>);
+/// last clone of the [`super::Sandbox`], at the end of a build — or, oldest
+/// first, when they hold more than [`RETIRED_BYTES`] (the newest stays).
+#[derive(Debug, Clone)]
+pub(crate) struct Retired {
+    runs: Arc<Mutex<Vec<(RunDir, u64)>>>,
+    budget: u64,
+}
+
+impl Default for Retired {
+    fn default() -> Self {
+        Retired::with_budget(RETIRED_BYTES)
+    }
+}
 
 impl Retired {
-    fn push(&self, run: RunDir) {
-        match self.0.lock() {
-            Ok(mut runs) => runs.push(run),
+    fn with_budget(budget: u64) -> Self {
+        Retired {
+            runs: Arc::default(),
+            budget,
+        }
+    }
+
+    /// Keep `run`, whose captured files hold `bytes`.
+    fn push(&self, run: RunDir, bytes: u64) {
+        let Ok(mut runs) = self.runs.lock() else {
             // A panic elsewhere poisoned the list: remove this one now.
-            Err(_) => drop(run),
+            return drop(run);
+        };
+        runs.push((run, bytes));
+        let mut total: u64 = runs.iter().map(|(_, b)| *b).sum();
+        while total > self.budget && runs.len() > 1 {
+            let (oldest, b) = runs.remove(0);
+            total -= b;
+            drop(oldest);
         }
     }
 
     /// How many run directories wait for removal.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().map(|r| r.len()).unwrap_or(0)
+        self.runs.lock().map(|r| r.len()).unwrap_or(0)
     }
 }
 
@@ -155,7 +185,15 @@ impl Captured {
 impl Drop for Captured {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
-            self.retired.push(run);
+            let bytes = self
+                .entries
+                .iter()
+                .map(|e| match e.kind {
+                    cairn_layers::EntryKind::File { size, .. } => size,
+                    _ => 0,
+                })
+                .sum();
+            self.retired.push(run, bytes);
         }
     }
 }
@@ -232,6 +270,44 @@ mod tests {
         assert!(path.is_dir());
         drop(retired);
         assert!(!path.exists(), "not removed with the sandbox");
+    }
+
+    #[test]
+    fn retired_run_dirs_past_the_budget_go_oldest_first_the_newest_stays() {
+        let state = tempfile::tempdir().unwrap();
+        let retired = Retired::with_budget(100);
+        let big = |bytes: u64| {
+            let run = RunDir::create(state.path()).unwrap();
+            let path = run.path().to_path_buf();
+            let entry = Entry {
+                kind: cairn_layers::EntryKind::File {
+                    size: bytes,
+                    source: cairn_layers::Source::Bytes(Vec::new().into()),
+                },
+                ..Entry::dir("f")
+            };
+            drop(Captured::new(
+                run,
+                retired.clone(),
+                path.join("upper"),
+                vec![entry],
+            ));
+            path
+        };
+        let (a, b) = (big(60), big(30));
+        assert!(a.exists() && b.exists(), "90 bytes fit");
+        let c = big(20);
+        assert!(!a.exists(), "the oldest went when 110 > 100");
+        assert!(b.exists() && c.exists());
+        let d = big(500);
+        assert!(
+            !b.exists() && !c.exists(),
+            "older ones go for a large newest"
+        );
+        assert!(d.exists(), "the newest stays even alone over the budget");
+        assert_eq!(retired.len(), 1);
+        drop(retired);
+        assert!(!d.exists());
     }
 
     #[test]
