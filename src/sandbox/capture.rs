@@ -1,7 +1,8 @@
 //! Capture: the overlay upper directory → layer entries. Only the upper dir
 //! is walked, so the cost is proportional to the change, not the rootfs.
 //!
-//! - whiteout (char device 0/0) → empty file `.wh.NAME` (mode 0600, its owner)
+//! - whiteout (char device 0/0) → empty file `.wh.NAME`, mode 0, owner 0:0
+//!   (containerd's and so BuildKit's form; `cairn_layers::whiteout_entry` too)
 //! - dir with `user.overlay.opaque=y` → the dir + empty `DIR/.wh..wh..opq`
 //! - fuse-overlayfs forms: `.wh.NAME` empty files are whiteouts already;
 //!   a `.wh..opq` device or `.wh..wh..opq` file marks its dir opaque
@@ -29,6 +30,8 @@ use std::path::Path;
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// Name of the opaque-directory marker entry.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// Mode of a whiteout entry (owner 0:0), in every isolation mode.
+pub(crate) const WHITEOUT_MODE: u32 = 0;
 const OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// fuse-overlayfs's opaque xattr.
 const FUSE_OPAQUE_XATTR: &str = "user.fuseoverlayfs.opaque";
@@ -129,7 +132,7 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
             continue;
         }
         // A whiteout: the kernel's 0/0 device, or fuse-overlayfs's empty
-        // `.wh.NAME` file when it may not mknod. Always 0:0 mode 0600, so
+        // `.wh.NAME` file when it may not mknod. Always 0:0 mode 0, so
         // every mode captures the same entry.
         let whiteout = if is_whiteout_dev {
             Some(format!("{WHITEOUT_PREFIX}{name}"))
@@ -150,7 +153,7 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
                     size: 0,
                     upper_path: None,
                 },
-                0o600,
+                WHITEOUT_MODE,
             );
             (e.uid, e.gid) = (0, 0);
             out.push(e);

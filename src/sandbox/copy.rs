@@ -252,7 +252,7 @@ pub(crate) fn diff(
                     size: 0,
                     upper_path: None,
                 },
-                mode: 0o600,
+                mode: super::capture::WHITEOUT_MODE,
                 uid: 0,
                 gid: 0,
                 mtime: epoch,

@@ -313,6 +313,13 @@ fn rm_of_lower_file_is_a_whiteout_and_rm_rf_recreate_is_opaque() {
     );
     let wh = find(out.captured.entries(), "etc/.wh.issue").unwrap();
     assert!(matches!(wh.kind, EntryKind::File { size: 0, .. }));
+    // containerd's (BuildKit's) whiteout form, and the layers crate's.
+    let marker = cairn_layers::whiteout::whiteout_entry("etc/issue").unwrap();
+    assert_eq!(
+        (wh.mode, wh.uid, wh.gid),
+        (marker.mode, marker.uid, marker.gid)
+    );
+    assert_eq!((wh.mode, wh.uid, wh.gid), (0, 0, 0));
     assert!(out.captured.entries().iter().all(|e| e.xattrs.is_empty()));
 }
 
