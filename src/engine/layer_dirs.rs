@@ -51,6 +51,10 @@ pub const HELPER_SUBCOMMAND: &str = "__layer-dir";
 
 /// Prefix of directories being unpacked (renamed into place when done).
 const STAGING: &str = ".unpack-";
+/// Prefix of the donor list handed to the user-namespace helper.
+const DONOR_LIST: &str = ".donors-";
+/// Age past which a staging dir or donor list is an interrupted unpack's.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How this process writes layer directories.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -306,7 +310,7 @@ impl LayerDirs {
                 let list = match &donors {
                     Some(d) => {
                         let mut list = tempfile::Builder::new()
-                            .prefix(".donors-")
+                            .prefix(DONOR_LIST)
                             .tempfile_in(self.root())
                             .with_context(|| {
                                 format!("creating a file in {}", self.root().display())
@@ -391,8 +395,10 @@ impl LayerDirs {
         self.remove(self.root())
     }
 
-    /// Remove leftovers of unpacks that were interrupted (SIGKILL). Cheap
-    /// when there are none: nothing is probed.
+    /// Remove leftovers of unpacks that were interrupted (SIGKILL): staging
+    /// dirs and donor lists older than [`STALE_AFTER`] — a younger one may be
+    /// another build's at work on the same cache. Cheap when there are none:
+    /// nothing is probed.
     pub fn sweep(&self) {
         let mut roots = vec![self.base.clone()];
         if let Ok(rd) = fs::read_dir(&self.base) {
@@ -410,11 +416,28 @@ impl LayerDirs {
             .iter()
             .filter_map(|r| fs::read_dir(r).ok())
             .flat_map(|rd| rd.flatten())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(STAGING))
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(STAGING) || n.starts_with(DONOR_LIST)
+            })
+            .filter(|e| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_AFTER)
+            })
             .map(|e| e.path())
             .collect();
         for p in stale {
-            let _ = self.remove(&p);
+            // Donor lists are this process's files; staging dirs may hold
+            // subordinate ids.
+            let _ = if p.is_dir() {
+                self.remove(&p)
+            } else {
+                fs::remove_file(&p).map_err(Into::into)
+            };
         }
     }
 }
@@ -659,9 +682,41 @@ mod tests {
         assert_eq!(dirs.root(), t.path().join("layers"));
         let stale = dirs.root().join(".unpack-x/a");
         fs::create_dir_all(&stale).unwrap();
+        let live = dirs.root().join(".unpack-live");
+        fs::create_dir_all(&live).unwrap();
+        let list = dirs.root().join(".donors-x");
+        fs::write(&list, "{}").unwrap();
+        let two_hours_ago = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_OMIT,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: i64::try_from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs(),
+                )
+                .unwrap()
+                    - 7200,
+                tv_nsec: 0,
+            },
+        };
+        for p in [dirs.root().join(".unpack-x"), list.clone()] {
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                &p,
+                &two_hours_ago,
+                rustix::fs::AtFlags::empty(),
+            )
+            .unwrap();
+        }
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&stale, fs::Permissions::from_mode(0o000)).unwrap();
         dirs.sweep();
         assert!(!dirs.root().join(".unpack-x").exists());
+        assert!(!list.exists());
+        assert!(live.exists(), "a concurrent build's unpack was swept");
     }
 }
