@@ -1,6 +1,6 @@
 //! Safe extraction of layer tars into a directory: nothing is ever written,
 //! linked, chmod'ed or deleted outside `dest` (but for donor files the caller
-//! hands over, see Policy).
+//! hands over, which are moved in: see Policy).
 //!
 //! # How confinement works
 //! Every path is split into components and walked from an `O_PATH` handle
@@ -43,6 +43,16 @@
 //!   [`UnpackStats::skipped_devices`].
 //! * The stream must end with tar's end-of-archive block: a stream that stops
 //!   at an entry boundary is reported as truncated.
+//! * Donors ([`UnpackOptions::donors`]): a regular file may get its data by
+//!   *moving* a file the caller names into place instead of writing it (a
+//!   finished RUN step's upper dir, which cairn made and deletes anyway). The
+//!   donor is taken only if it is a regular file of the entry's size with a
+//!   single link, is renamed without replacing anything and re-checked to be
+//!   the inode that was checked, and then *becomes* the entry: owner, mode,
+//!   xattrs (others removed) and times are set on it. Moved, not linked, so
+//!   the result is the file an unpack writes down to its link count (a RUN
+//!   reading `stat` must not see 2 in a cold build and 1 later). This is the
+//!   one case where an inode from outside `dest` is changed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -90,7 +100,7 @@ pub struct UnpackOptions {
     /// Symlinks cannot carry user xattrs: theirs are listed in
     /// [`UnpackStats::skipped_xattrs`].
     pub owner_xattr: Option<String>,
-    /// Files whose data may be linked instead of written: the entry's path
+    /// Files whose data may be moved in instead of written: the entry's path
     /// in the layer (components joined by `/`, no leading `./` or `/`) → a
     /// file holding exactly that entry's data. See the module's Policy.
     pub donors: Option<Arc<Donors>>,
@@ -129,8 +139,8 @@ pub struct UnpackStats {
     pub whiteouts: u64,
     /// Bytes of regular-file content written.
     pub bytes: u64,
-    /// Regular files (counted in `files`) whose data came by linking a donor.
-    pub linked: u64,
+    /// Regular files (counted in `files`) whose data came by moving a donor in.
+    pub donated: u64,
     /// Device nodes not created because `mknod` was not permitted.
     pub skipped_devices: Vec<String>,
     /// Extended attributes not restored.
@@ -457,7 +467,7 @@ impl Unpacker<'_> {
         clear_slot(parent, name).map_err(io_err(&path, "remove existing path"))?;
         if etype.is_file() || etype.is_contiguous() {
             let expected = entry.size();
-            if let Some(file) = link_donor(self.opts, &rel, parent, name, expected, &meta) {
+            if let Some(file) = take_donor(self.opts, &rel, parent, name, expected, &meta) {
                 let got =
                     io::copy(&mut entry, &mut io::sink()).map_err(|source| UnpackError::Read {
                         after: path.clone(),
@@ -467,7 +477,7 @@ impl Unpacker<'_> {
                     return Err(refused(Refusal::TruncatedData { expected, got }));
                 }
                 self.stats.files += 1;
-                self.stats.linked += 1;
+                self.stats.donated += 1;
                 self.stats.bytes += got;
                 set_fd_meta(file.as_fd(), &path, &meta, &mut self.stats)?;
                 return Ok(());
@@ -819,9 +829,9 @@ impl Unpacker<'_> {
     }
 }
 
-/// Link the donor of `rel` (if any, and if it qualifies) as `name` in
+/// Move the donor of `rel` (if any, and if it qualifies) to `name` in
 /// `parent` and return it opened; `None` leaves `name` free for writing.
-fn link_donor(
+fn take_donor(
     opts: &UnpackOptions,
     rel: &[u8],
     parent: BorrowedFd<'_>,
@@ -840,17 +850,17 @@ fn link_donor(
     {
         return None;
     }
-    rfs::linkat(rfs::CWD, donor, parent, name, AtFlags::empty()).ok()?;
-    // The name may have been swapped between the check and the link:
-    // keep the link only if it is the inode that was checked.
-    let linked = rfs::openat(parent, name, flags, Mode::empty())
+    rfs::renameat_with(rfs::CWD, donor, parent, name, rfs::RenameFlags::NOREPLACE).ok()?;
+    // The name may have been swapped between the check and the move: keep
+    // what arrived only if it is the inode that was checked.
+    let moved = rfs::openat(parent, name, flags, Mode::empty())
         .ok()
         .filter(|fd| rfs::fstat(fd).is_ok_and(|l| (l.st_dev, l.st_ino) == (st.st_dev, st.st_ino)))
         .filter(|fd| drop_other_xattrs(fd.as_fd(), meta));
-    if linked.is_none() {
+    if moved.is_none() {
         let _ = rfs::unlinkat(parent, name, AtFlags::empty());
     }
-    linked.map(File::from)
+    moved.map(File::from)
 }
 
 /// Apply owner, then mode (so `chown` cannot clear setuid bits), xattrs and

@@ -480,11 +480,12 @@ fn missing_dest_is_a_clear_error() {
     assert!(err.to_string().starts_with("cannot open extraction root"));
 }
 
-/// A donor that qualifies is linked (same inode) and becomes the entry: the
-/// tar's mode, times and xattrs, its own extra xattrs gone. One with another
-/// link, or of another size, is not touched: the data is written.
+/// A donor that qualifies is moved in (same inode, one link, gone from where
+/// it was) and becomes the entry: the tar's mode, times and xattrs, its own
+/// extra xattrs gone. One with another link, or of another size, is not
+/// touched: the data is written.
 #[test]
-fn donors_are_linked_when_they_qualify_and_written_around_when_not() {
+fn donors_are_moved_in_when_they_qualify_and_written_around_when_not() {
     use std::collections::HashMap;
     use std::sync::Arc;
     let tmp = tempfile::tempdir().unwrap();
@@ -503,6 +504,7 @@ fn donors_are_linked_when_they_qualify_and_written_around_when_not() {
     let shared = donor("shared", b"bravo");
     fs::hard_link(&shared, donors_dir.join("other-name")).unwrap();
     let short = donor("short", b"char");
+    let donor_meta = fs::metadata(&a).unwrap();
     let tar = Layer::new()
         .dir("app", 0o755, 1_000)
         .file_meta("app/a", b"alpha", 0o755, 1_234, (0, 0))
@@ -524,17 +526,16 @@ fn donors_are_linked_when_they_qualify_and_written_around_when_not() {
         ..opts(WhiteoutMode::Overlay)
     };
     let stats = unpack(&tar[..], &dest, &o).unwrap();
-    assert_eq!((stats.files, stats.linked), (4, 1), "{stats:?}");
+    assert_eq!((stats.files, stats.donated), (4, 1), "{stats:?}");
 
-    let (got, donor_meta) = (
-        fs::metadata(dest.join("app/a")).unwrap(),
-        fs::metadata(&a).unwrap(),
-    );
+    let got = fs::metadata(dest.join("app/a")).unwrap();
     assert_eq!(
         got.ino(),
         donor_meta.ino(),
         "app/a is not the donor's inode"
     );
+    assert_eq!(got.nlink(), 1, "linked, not moved");
+    assert!(!a.exists(), "the donor is still where it was");
     assert_eq!(got.mode() & 0o7777, 0o755);
     assert_eq!(got.mtime(), 1_234);
     assert_eq!(fs::read(dest.join("app/a")).unwrap(), b"alpha");
@@ -544,7 +545,7 @@ fn donors_are_linked_when_they_qualify_and_written_around_when_not() {
     for (name, data, donor) in [("b", &b"bravo"[..], &shared), ("c", b"charlie", &short)] {
         let got = fs::metadata(dest.join("app").join(name)).unwrap();
         let d = fs::metadata(donor).unwrap();
-        assert_ne!(got.ino(), d.ino(), "app/{name} was linked");
+        assert_ne!(got.ino(), d.ino(), "app/{name} was taken");
         assert_eq!(d.mode() & 0o7777, 0o600, "donor of app/{name} was changed");
         assert_eq!(fs::read(dest.join("app").join(name)).unwrap(), data);
     }

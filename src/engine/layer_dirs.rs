@@ -24,11 +24,12 @@
 //! — the RUN layer itself, or a `COPY --from` of that stage, which reads
 //! them in the RUN layer's blob ([`LayerDirs::note_members`] maps those
 //! members back to the upper dir) — is offered those files
-//! ([`LayerDirs::offer_donors`]): its unpack links them instead of writing
-//! 10,000 files again (see `cairn_layers::unpack`). Only files owned by
-//! container root and readable by their owner are offered, so a non-root
-//! caller can still read and delete the upper dir, which lives until the
-//! build ends.
+//! ([`LayerDirs::offer_donors`]): its unpack moves them in instead of
+//! writing 10,000 files again (see `cairn_layers::unpack`); nothing reads
+//! them in the upper dir once their layer is written. Each donor goes to one
+//! unpack (claimed under a lock). Only files owned by container root
+//! and readable by their owner are offered, so a non-root caller can still
+//! delete the upper dir, which lives until the build ends.
 
 use super::state::LayerDesc;
 use crate::sandbox::idmap::{IdRange, IdentityKind};
@@ -75,7 +76,7 @@ pub struct LayerDirs {
     sandbox: OnceLock<Result<Sandbox, String>>,
     /// Decided on first use.
     form: OnceLock<Layout>,
-    /// Per layer blob digest: files of finished RUN steps to link on unpack.
+    /// Per layer blob digest: files of finished RUN steps to move in on unpack.
     donors: Mutex<HashMap<Digest, Arc<Donors>>>,
     /// Member (blob file, offset) of a RUN layer → its file in the upper dir.
     members: Mutex<HashMap<(PathBuf, u64), PathBuf>>,
@@ -520,7 +521,7 @@ pub enum HelperAction {
         /// Record owners other than 0:0 in `user.cairn.owner` instead of chown.
         #[arg(long)]
         owner_xattr: bool,
-        /// A JSON object: layer path → file whose data may be linked.
+        /// A JSON object: layer path → file that may be moved in as that entry.
         #[arg(long)]
         donors: Option<PathBuf>,
     },

@@ -424,12 +424,12 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 
 /// A layer made of a finished RUN step's files — the RUN layer itself, or a
 /// `COPY --from` of that stage read in its blob — is unpacked for the next
-/// RUN by linking those files: the directory must be the one an unpack of
-/// the blob writes, and its files must be the RUN's own (born before the
-/// directory was). Files the build may not link (owned by another user)
-/// are written.
+/// RUN by moving those files in: the directory must be the one an unpack of
+/// the blob writes (the next RUN sees one link per file, as after a write),
+/// and its files must be the RUN's own (born before the directory was).
+/// Files the build may not take (owned by another user) are written.
 #[test]
-fn layers_of_run_files_are_unpacked_by_linking_and_equal_a_plain_unpack() {
+fn layers_of_run_files_are_unpacked_by_moving_them_and_equal_a_plain_unpack() {
     if !rustix::process::geteuid().is_root() {
         return; // the rootless tests build their own
     }
@@ -445,12 +445,17 @@ fn layers_of_run_files_are_unpacked_by_linking_and_equal_a_plain_unpack() {
     );
     // The RUN layer as the next RUN's lower; a COPY --from of it (read in
     // its plain blob) as the next RUN's lower. Separate builds: a donor is
-    // linked once.
-    let own = format!("{deps}RUN test -s /build/node_modules/b/blob.bin\n");
+    // taken once.
+    // The RUN after sees each file once (link count 1), as when written.
+    let own = format!(
+        "{deps}RUN test -s /build/node_modules/b/blob.bin \
+         && test \"$(stat -c %h /build/node_modules/a/index.js)\" = 1\n"
+    );
     let copied = format!(
         "{deps}FROM {}\n\
          COPY --from=deps /build/node_modules /srv/node_modules\n\
-         RUN cat /srv/node_modules/a/index.js /srv/node_modules/b/owned > /srv/copied\n",
+         RUN cat /srv/node_modules/a/index.js /srv/node_modules/b/owned > /srv/copied \
+         && test \"$(stat -c %h /srv/node_modules/a/index.js)\" = 1\n",
         fixture()
     );
     for (df, top) in [(own, "build"), (copied, "srv")] {
@@ -491,16 +496,20 @@ fn layers_of_run_files_are_unpacked_by_linking_and_equal_a_plain_unpack() {
 
         let born = |p: &Path| std::fs::symlink_metadata(p).unwrap().created().ok();
         let modules = dir.join(top).join("node_modules");
-        let (linked, written) = (modules.join("a/index.js"), modules.join("b/owned"));
-        if let (Some(dir_born), Some(linked_born), Some(written_born)) =
-            (born(dir), born(&linked), born(&written))
+        let (moved, written) = (modules.join("a/index.js"), modules.join("b/owned"));
+        if let (Some(dir_born), Some(moved_born), Some(written_born)) =
+            (born(dir), born(&moved), born(&written))
         {
             assert!(
-                linked_born < dir_born,
-                "{} was written, not linked",
-                linked.display()
+                moved_born < dir_born,
+                "{} was written, not moved in",
+                moved.display()
             );
-            assert!(written_born >= dir_born, "{} was linked", written.display());
+            assert!(
+                written_born >= dir_born,
+                "{} was moved in",
+                written.display()
+            );
         }
     }
 }

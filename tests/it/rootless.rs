@@ -501,18 +501,20 @@ fn copy_from_a_stage_with_private_files_works_unprivileged() {
 }
 
 /// The unprivileged build unpacks a `COPY --from` layer of RUN-made files
-/// for its next RUN by linking them inside the user namespace (the helper's
-/// `--donors`), as root's does: the files are older than their layer
-/// directory, a subordinate-owned file is written, and the digest is root's.
+/// for its next RUN by moving them in inside the user namespace (the
+/// helper's `--donors`), as root's does: the files are older than their
+/// layer directory (and singly linked), a subordinate-owned file is
+/// written, and the digest is root's.
 #[test]
-fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
+fn unprivileged_unpack_moves_run_files_in_and_gives_roots_digest() {
     let base = format!("oci:{}:22-alpine", fixture().display());
     let text = format!(
         "FROM {base} AS deps\n\
          RUN mkdir -p /build/nm/a && echo one > /build/nm/a/index.js \
          && echo theirs > /build/nm/a/owned && chown 1001:1001 /build/nm/a/owned\n\
          FROM {base}\nCOPY --from=deps /build/nm /srv/nm\n\
-         RUN cat /srv/nm/a/index.js /srv/nm/a/owned > /srv/copied\n"
+         RUN cat /srv/nm/a/index.js /srv/nm/a/owned > /srv/copied \
+         && test \"$(stat -c %h /srv/nm/a/index.js)\" = 1\n"
     );
     let Some(b) = build_as_root_and_user("Dockerfile.donors", &text) else {
         return;
@@ -537,8 +539,8 @@ fn unprivileged_unpack_links_run_files_and_gives_roots_digest() {
         born(&dir.join("srv/nm/a/index.js")),
         born(&dir.join("srv/nm/a/owned")),
     ) {
-        assert!(linked < dir_born, "index.js was written, not linked");
-        assert!(written >= dir_born, "a subordinate-owned file was linked");
+        assert!(linked < dir_born, "index.js was written, not moved in");
+        assert!(written >= dir_born, "a subordinate-owned file was moved in");
     }
     assert_eq!(
         std::fs::symlink_metadata(dir.join("srv/nm/a/index.js"))
