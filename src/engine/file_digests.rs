@@ -24,10 +24,7 @@ pub struct FileDigests {
 impl FileDigests {
     /// Load the memo at `file` (unreadable: start empty).
     pub fn load(file: PathBuf) -> Self {
-        let map = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let map = crate::memo_file::read_json(&file);
         FileDigests {
             file,
             map: Mutex::new(map),

@@ -44,10 +44,7 @@ impl HashCache {
     /// Load (or start) the cache stored at `file`; an unreadable or
     /// older-format file starts an empty cache (losing it only costs time).
     pub fn load(file: PathBuf) -> Self {
-        let map = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let map = crate::memo_file::read_json(&file);
         HashCache {
             file,
             map: Mutex::new(map),

@@ -25,10 +25,7 @@ pub struct BlobMemo {
 impl BlobMemo {
     /// Load the memo stored at `file` (an unreadable file starts empty).
     pub fn load(file: PathBuf) -> Self {
-        let map = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let map = crate::memo_file::read_json(&file);
         BlobMemo {
             file: Some(file),
             map: Mutex::new(map),
