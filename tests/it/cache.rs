@@ -106,14 +106,19 @@ fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("until=DURATION"));
 }
 
+/// `len` letters in a fixed pattern (compressible, the same every run).
+fn letters(len: usize) -> String {
+    (0..len)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect()
+}
+
 #[test]
 fn keep_storage_keeps_the_most_recent_layers() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path();
     let ctx = home.join("ctx");
-    let big: String = (0..200_000)
-        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
-        .collect();
+    let big = letters(200_000);
     write_tree(
         &ctx,
         &[
@@ -273,9 +278,7 @@ fn stage_layers_are_compressed_only_when_an_image_exports_them() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path();
     let ctx = home.join("ctx");
-    let big: String = (0..300_000)
-        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
-        .collect();
+    let big = letters(300_000);
     write_tree(
         &ctx,
         &[
