@@ -84,6 +84,10 @@ fn try_exec(
     let read = |p| std::fs::read_to_string(p).unwrap_or_default();
     let u = user::resolve(user_spec, &read("/etc/passwd"), &read("/etc/group"))
         .map_err(|e| e.to_string())?;
+    // The command's files must not depend on the umask of whoever started cairn: runc and BuildKit give every
+    // process 0022, so a file RUN writes is 0644 on every machine.
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o022) };
     let cwd = if cwd.is_empty() { "/" } else { cwd };
     // buildkit creates a missing working directory, owned by root.
     std::fs::create_dir_all(cwd).map_err(|e| sys::ctx(format!("create working dir {cwd}"), e))?;

@@ -242,6 +242,9 @@ fn write_generated(dir: &Path, spec: &RunSpec) -> Result<(), String> {
     ] {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| ctx(format!("write {}", p.display()), e))?;
+        // 0644 as in a BuildKit or runc container, whatever the umask of whoever started cairn.
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(|e| ctx(format!("chmod {}", p.display()), e))?;
     }
     Ok(())
 }

@@ -3,15 +3,29 @@
 //! registry with a cache mount and the machine CA as a secret), whiteouts,
 //! and identical RUN layers across two builds.
 
-use crate::support::{cairn, fixture_layout, ok, run};
+use crate::support::{cairn, fixture_layer_count, fixture_layout, ok, run};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Layers of the stand-in, below those a build adds.
+fn base_layers() -> usize {
+    fixture_layer_count(&fixture_layout().expect("the node:22-alpine stand-in is missing"))
+}
 
 fn fixture() -> String {
     let f = fixture_layout()
         .expect("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)");
     format!("oci:{}:22-alpine", f.display())
+}
+
+/// `dir/ctx` with a Dockerfile `FROM <stand-in><from_suffix>\n<body>`.
+fn context_from_fixture(dir: &Path, from_suffix: &str, body: &str) -> std::path::PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let text = format!("FROM {}{from_suffix}\n{body}", fixture());
+    std::fs::write(ctx.join("Dockerfile"), text).unwrap();
+    ctx
 }
 
 fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
@@ -98,7 +112,7 @@ fn node_idioms_owners_whiteouts_and_identical_layers() {
         log.contains("RUN isolation:"),
         "the isolation used is reported:\n{log}"
     );
-    let layers = new_layer_entries(&out, &d1, 3);
+    let layers = new_layer_entries(&out, &d1, base_layers());
     let all: BTreeMap<String, (u64, u64, u32, u64)> = layers
         .iter()
         .flatten()
@@ -148,19 +162,63 @@ fn node_idioms_owners_whiteouts_and_identical_layers() {
     assert!(!warm.contains("cache miss"), "{warm}");
 }
 
+/// Files a RUN command writes get the container's umask (0022), not the
+/// umask of whoever started cairn: the same image under umask 077.
+#[test]
+fn run_files_do_not_depend_on_the_callers_umask() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = context_from_fixture(
+        t.path(),
+        "",
+        "RUN mkdir /made && echo x > /made/file && cp /etc/hostname /made/copy\n",
+    );
+    let digests: Vec<String> = ["022", "077"]
+        .iter()
+        .map(|mask| {
+            let home = t.path().join(format!("h{mask}"));
+            let out = home.join("out");
+            let mut c = cairn(&home);
+            c.env("CAIRN_UMASK_TEST", mask)
+                .env("CAIRN_BIN", env!("CARGO_BIN_EXE_cairn"));
+            let mut sh = std::process::Command::new("sh");
+            sh.args([
+                "-c",
+                "umask $CAIRN_UMASK_TEST && exec \"$CAIRN_BIN\" \"$@\"",
+                "sh",
+            ])
+            .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .arg("build")
+            .arg(&ctx)
+            .args(["--progress", "plain", "--cache-dir"])
+            .arg(home.join("cache"))
+            .arg("-o")
+            .arg(format!("type=oci,dest={}", out.display()));
+            let d = ok(&run(sh, ""));
+            let layers = new_layer_entries(&out, &d, base_layers());
+            let run_layer = layers.last().unwrap();
+            assert_eq!(run_layer["made"].2, 0o755, "umask {mask}: {run_layer:?}");
+            assert_eq!(
+                run_layer["made/file"].2, 0o644,
+                "umask {mask}: {run_layer:?}"
+            );
+            assert_eq!(
+                run_layer["made/copy"].2, 0o644,
+                "umask {mask}: {run_layer:?}"
+            );
+            d
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+}
+
 #[test]
 fn failing_run_reports_step_code_and_output_tail() {
     let t = tempfile::tempdir().unwrap();
-    let ctx = t.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!(
-            "FROM {} AS deps\nRUN echo first-line && echo to-stderr >&2 && exit 3\n",
-            fixture()
-        ),
-    )
-    .unwrap();
+    let ctx = context_from_fixture(
+        t.path(),
+        " AS deps",
+        "RUN echo first-line && echo to-stderr >&2 && exit 3\n",
+    );
     let err = crate::support::build_err(t.path(), &ctx);
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert!(err.contains("deps"), "{err}");
@@ -203,7 +261,7 @@ fn npm_ci_from_the_registry_with_cache_mount_and_ca_secret() {
         ],
     );
     assert!(log.contains("added 1 package"), "{log}");
-    let layers = new_layer_entries(&out, &d, 3);
+    let layers = new_layer_entries(&out, &d, base_layers());
     let all: Vec<&String> = layers.iter().flat_map(|l| l.keys()).collect();
     assert!(
         all.iter()
