@@ -2,11 +2,20 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# fmt check, clippy with warnings as errors, every test of the workspace (builds the node:22-alpine stand-in first: the integration tests use it)
-test: fixtures
+# every check CI runs, on a fresh machine too: Debian packages (as root), the stand-in, the unprivileged test user, fmt, clippy -D warnings, every test, then one reference app end to end
+test: deps fixtures test-user
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+    just e2e-ci
+
+# the Debian packages the tests, the demo and the stand-in use: installed when missing (as root), else the command to run
+deps:
+    tests/support/system-deps.sh
+
+# the unprivileged user of the rootless tests (as root: created with its subordinate ids; otherwise: checks yours)
+test-user:
+    tests/support/test-user.sh
 
 # re-bless golden files on purpose (say why in the commit)
 bless:
@@ -24,16 +33,15 @@ e2e *APPS:
 e2e-ci APP="monorepo-backend":
     E2E_OUT=target/e2e-ci e2e/run.sh {{APP}}
 
-# the node:22-alpine stand-in as an OCI layout under target/fixtures (built once; downloads cached in $CAIRN_FIXTURE_CACHE)
+# the node:22-alpine stand-in as an OCI layout at target/fixtures/node-alpine/oci, built by cairn from testdata/base/node-alpine (once; downloads cached in $CAIRN_FIXTURE_CACHE, default target/fixtures/node-alpine/dl)
 fixtures:
     #!/usr/bin/env bash
     set -euo pipefail
     out=target/fixtures/node-alpine
-    if [ -f "$out/oci/index.json" ]; then echo "fixtures: $out/oci is built" >&2; exit 0; fi
-    script=../shared/tools/make-node-alpine.sh
-    [ -x "$script" ] || { echo "fixtures: $script not found: shared/ must sit beside this repository" >&2; exit 1; }
-    mkdir -p "$out"
-    "$script" "$out"
+    pins=testdata/base/node-alpine/digests
+    if [ -f "$out/oci/index.json" ] && cmp -s "$out/digests" "$pins"; then echo "fixtures: $out/oci is built" >&2; exit 0; fi
+    cargo build -q --bin cairn
+    CAIRN=${CARGO_TARGET_DIR:-target}/debug/cairn testdata/base/node-alpine/build.sh "$out"
 
 # a local registry on 127.0.0.1:${CAIRN_REGISTRY_PORT:-5000} (state in target/registry) holding library/node:22-alpine[-multi], pushed by cairn
 registry-up: fixtures

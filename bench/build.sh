@@ -21,9 +21,8 @@ BENCH_APP=$BENCH_OUT/ctx/app
 BENCH_EDIT_FILE=src/pages/index.tsx
 REPORT=$ROOT/target/bench/build.md
 if [[ -z ${BENCH_BASE_OCI:-} ]]; then
-    for dir in "$ROOT/target/fixtures/node-alpine/oci" /work/fixtures/node-alpine/oci; do
-        [[ -f $dir/index.json ]] && BENCH_BASE_OCI=$dir:22-alpine && break
-    done
+    dir=$ROOT/target/fixtures/node-alpine/oci
+    [[ -f $dir/index.json ]] && BENCH_BASE_OCI=$dir:22-alpine
     [[ -n ${BENCH_BASE_OCI:-} ]] || { echo "bench-build: no node:22-alpine stand-in: run \`just fixtures\`" >&2; exit 1; }
 fi
 BUILDAH_DOCKERFILE=$BENCH_APP/Dockerfile

@@ -16,16 +16,7 @@ APP=$E2E_ROOT/testdata/apps/nextjs-3stage
 EDIT_FILE=app/page.tsx
 
 install_missing() {
-    local pair bin pkg missing=()
-    for pair in docker-registry:docker-registry curl:curl python3:python3 newuidmap:uidmap; do
-        bin=${pair%%:*} pkg=${pair#*:}
-        command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if [[ ${#missing[@]} -gt 0 ]]; then
-        [[ $(id -u) == 0 ]] || die "missing: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}"
-        timed "apt-get install ${missing[*]}" "$E2E_OUT/apt.log" \
-            env DEBIAN_FRONTEND=noninteractive bash -c "apt-get update -qq && apt-get install -y -qq ${missing[*]}"
-    fi
+    timed "Debian packages (tests/support/system-deps.sh)" "$E2E_OUT/apt.log" "$E2E_ROOT/tests/support/system-deps.sh"
     command -v cargo >/dev/null 2>&1 ||
         die "cargo is missing: install Rust (https://rustup.rs, or apt-get install cargo) and run just demo again"
 }

@@ -87,11 +87,12 @@ require_diff() {
 }
 
 base_fixture() {
-    if [[ ! -f $E2E_BASE_OCI/index.json ]]; then
-        [[ $E2E_BASE_OCI == "$E2E_ROOT/target/fixtures/node-alpine/oci" ]] ||
-            die "E2E_BASE_OCI=$E2E_BASE_OCI has no index.json"
+    if [[ $E2E_BASE_OCI == "$E2E_ROOT/target/fixtures/node-alpine/oci" ]]; then
+        # built once, rebuilt when its pinned digests change (a no-op otherwise)
         timed "build the node:22-alpine stand-in (just fixtures)" "$E2E_OUT/fixtures.log" \
             just --justfile "$E2E_ROOT/justfile" --working-directory "$E2E_ROOT" fixtures
+    elif [[ ! -f $E2E_BASE_OCI/index.json ]]; then
+        die "E2E_BASE_OCI=$E2E_BASE_OCI has no index.json"
     fi
 }
 

@@ -1,4 +1,4 @@
-//! RUN sandbox against the real node:22-alpine stand-in (three layers
+//! RUN sandbox against the real node:22-alpine stand-in (its layers
 //! unpacked as overlay lowers), as root and, where the unprivileged test
 //! user exists (tests/support/unpriv-user.sh), as that user via `runuser`.
 
@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 const HELPER: &str = env!("CARGO_BIN_EXE_cairn");
-const DEFAULT_OCI: &str = "/work/fixtures/node-alpine/oci";
 const UNPRIV_USER: &str = "cairn-unpriv";
 /// Set when this test binary re-runs itself as the unprivileged user.
 const AS_USER_ENV: &str = "CAIRN_IT_SANDBOX_AS_USER";
@@ -126,7 +125,9 @@ fn unpack_layers(sandbox: &Sandbox, oci: &Path, dir: &Path, tar_args: &[&str]) -
 fn oci_dir() -> PathBuf {
     match std::env::var_os(cairn::env::CAIRN_NODE_ALPINE_OCI) {
         Some(p) => PathBuf::from(p),
-        None => crate::support::fixture_layout().unwrap_or_else(|| PathBuf::from(DEFAULT_OCI)),
+        None => crate::support::fixture_layout().unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/node-alpine/oci")
+        }),
     }
 }
 

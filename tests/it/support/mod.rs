@@ -81,17 +81,44 @@ pub fn build_err(home: &Path, ctx: &Path) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The node:22-alpine stand-in layout, if built (`just fixtures`).
+/// The node:22-alpine stand-in layout, if built (`just fixtures`, which
+/// `just test` runs): `$CAIRN_FIXTURE_OCI`, else this checkout's
+/// `target/fixtures/node-alpine/oci`.
 pub fn fixture_layout() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("CAIRN_FIXTURE_OCI").map(PathBuf::from),
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/node-alpine/oci")),
-        Some(PathBuf::from("/work/fixtures/node-alpine/oci")),
     ];
     candidates
         .into_iter()
         .flatten()
         .find(|p| p.join("index.json").is_file())
+}
+
+/// The stand-in's pinned digest for `tag` (`22-alpine`, `22-alpine-multi`):
+/// every build of testdata/base/node-alpine must give these.
+pub fn fixture_pin(tag: &str) -> String {
+    let pins = std::fs::read_to_string(testdata("base/node-alpine/digests")).unwrap();
+    pins.lines()
+        .find_map(|l| l.strip_prefix(tag)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no pin for {tag} in testdata/base/node-alpine/digests"))
+        .to_owned()
+}
+
+/// How many layers the stand-in's `22-alpine` image has (the layers a build
+/// on it adds come after these).
+pub fn fixture_layer_count(layout: &Path) -> usize {
+    let hex = manifest_digest(layout, "22-alpine");
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(hex.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    m["layers"].as_array().unwrap().len()
 }
 
 /// The digest of the manifest tagged `tag` in the OCI layout `layout`.
