@@ -4,9 +4,13 @@
 //! image created landing in the layer; the single-id mapping builds too;
 //! the user's layer directories, full of subordinate ids, can be removed.
 //!
-//! Runs as root (for the root build and `runuser`). The library parts that
-//! must run as the user re-run this binary under `runuser` (`#[ignore]`d
-//! inner tests, selected with `--ignored --exact`).
+//! As root (CI, `just test` as root): builds as root and, through `runuser`,
+//! as the test user `cairn-unpriv`; the root digests must also equal the
+//! pins in `testdata/golden/rootless/` (`CAIRN_BLESS=1` re-pins). As any
+//! other user with a subordinate id range (`just test-user` checks): the
+//! "user" builds run as that user and are compared with the same pins.
+//! The library parts that must run as the user re-run this binary
+//! (`#[ignore]`d inner tests, selected with `--ignored --exact`).
 
 use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
 use cairn::engine::layer_dirs::LayerDirs;
@@ -39,8 +43,32 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// The test user's uid; fails (not skips) when it is missing.
+/// The uid the "user" builds run as: the test user's as root (fails, not
+/// skips, when it is missing), else this process's own, which must have
+/// subordinate ids.
 fn user_uid() -> u32 {
+    if !is_root() {
+        let me = rustix::process::getuid().as_raw();
+        let name = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+            .trim()
+            .to_owned();
+        let has_range = |f: &str| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| {
+                    let owner = l.split(':').next().unwrap_or_default();
+                    owner == name || owner == me.to_string()
+                })
+        };
+        assert!(
+            has_range("/etc/subuid") && has_range("/etc/subgid"),
+            "the rootless tests run as {name} and need its subordinate ids: run \
+             `sudo usermod --add-subuids 200000-265535 --add-subgids 200000-265535 {name}` \
+             (and `sudo apt-get install uidmap`), or run `just test` as root"
+        );
+        return me;
+    }
     let out = Command::new("id").args(["-u", USER]).output().unwrap();
     assert!(
         out.status.success(),
@@ -49,8 +77,11 @@ fn user_uid() -> u32 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-/// Fail unless the user can read `paths`.
+/// Fail unless the user can read `paths` (only root switches users).
 fn user_can_read(paths: &[&Path]) {
+    if !is_root() {
+        return;
+    }
     for p in paths {
         let st = Command::new("runuser")
             .args(["-u", USER, "--", "test", "-r"])
@@ -115,11 +146,17 @@ fn build_args(ctx: &Path, cache: &Path, out: &Path) -> Vec<String> {
     .into()
 }
 
-/// Run `program args` as the test user with `HOME=home` and `env`.
+/// Run `program args` as the test user (or, not being root, as ourselves)
+/// with `HOME=home` and `env`.
 fn as_user(home: &Path, env: &[(&str, &str)], program: &Path, args: &[String]) -> Output {
-    let mut c = Command::new("runuser");
-    c.args(["-u", USER, "--", "env"])
-        .arg(format!("HOME={}", home.display()))
+    let mut c = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", USER, "--", "env"]);
+        c
+    } else {
+        Command::new("env")
+    };
+    c.arg(format!("HOME={}", home.display()))
         .arg("NO_COLOR=1")
         .args(env.iter().map(|(k, v)| format!("{k}={v}")))
         .arg(program)
@@ -170,21 +207,48 @@ fn find_owner(layout: &Path, digest: &str, path: &str) -> (String, (u64, u64)) {
         .unwrap_or_else(|| panic!("{path} in no layer of {digest}"))
 }
 
+/// The pinned digest of the rootless test build `name`: as root, `digest`
+/// (root's build) must equal it (`CAIRN_BLESS=1` writes it); otherwise it
+/// stands in for the root build this process cannot do.
+fn pinned_root_digest(name: &str, digest: Option<&str>) -> String {
+    let path = crate::support::testdata(&format!("golden/rootless/{name}.digest"));
+    if let (Some(d), true) = (digest, std::env::var_os("CAIRN_BLESS").is_some()) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("{d}\n")).unwrap();
+    }
+    let pinned = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run the test as root with CAIRN_BLESS=1",
+                path.display()
+            )
+        })
+        .trim()
+        .to_owned();
+    if let Some(d) = digest {
+        assert_eq!(
+            d,
+            pinned,
+            "root's build differs from the pin in {} (re-pin with CAIRN_BLESS=1 when the change is on purpose)",
+            path.display()
+        );
+    }
+    pinned
+}
+
 /// The scratch tree with the image built by root.
 struct RootBuilt {
     s: Scratch,
     uid: u32,
-    root_out: PathBuf,
+    /// None when not root: the pinned digest stands in for root's build.
+    root_out: Option<PathBuf>,
     root_digest: String,
 }
 
 impl RootBuilt {
-    /// `None` (skipped loudly) when not root; fails when the user is missing.
-    fn new() -> Option<RootBuilt> {
-        if !is_root() {
-            eprintln!("\n!!! SKIPPING rootless test: it must run as root (it builds as root and via runuser) !!!\n");
-            return None;
-        }
+    /// Fails when the test user (root) or the caller's subordinate ids
+    /// (otherwise) are missing.
+    fn new() -> RootBuilt {
         let fixture = fixture();
         let uid = user_uid();
         user_can_read(&[
@@ -192,6 +256,15 @@ impl RootBuilt {
             &fixture.join("index.json"),
         ]);
         let s = Scratch::new(uid);
+        if !is_root() {
+            let root_digest = pinned_root_digest("app", None);
+            return RootBuilt {
+                s,
+                uid,
+                root_out: None,
+                root_digest,
+            };
+        }
         let root_out = s.root.join("root-out");
         let mut c = cairn(&s.root.join("root-home"));
         c.args(build_args(
@@ -200,19 +273,19 @@ impl RootBuilt {
             &root_out,
         ))
         .env_remove("SOURCE_DATE_EPOCH");
-        let root_digest = ok(&run(c, ""));
-        Some(RootBuilt {
+        let root_digest = pinned_root_digest("app", Some(&ok(&run(c, ""))));
+        RootBuilt {
             s,
             uid,
-            root_out,
+            root_out: Some(root_out),
             root_digest,
-        })
+        }
     }
 }
 
 #[test]
 fn root_and_unprivileged_builds_give_the_same_digest() {
-    let Some(r) = RootBuilt::new() else { return };
+    let r = RootBuilt::new();
     let (uid, root_out, root_digest) = (r.uid, &r.root_out, &r.root_digest);
     let (ctx, home) = (r.s.root.join("ctx"), r.s.root.join("user"));
     let cairn_bin = Path::new(env!("CARGO_BIN_EXE_cairn"));
@@ -232,7 +305,7 @@ fn root_and_unprivileged_builds_give_the_same_digest() {
     );
 
     // chown to the ids the image created is in the layer, in both.
-    for layout in [root_out, &out] {
+    for layout in root_out.iter().chain([&out]) {
         let (_, owner) = find_owner(layout, root_digest, "srv/app");
         assert_eq!(owner, (1001, 1001), "srv/app in {}", layout.display());
         // COPY into a directory of the base keeps its container owner.
@@ -330,7 +403,7 @@ fn inner_remove_layer_dirs() {
 /// root builds.
 #[test]
 fn single_id_mapping_builds_with_recorded_owners() {
-    let Some(r) = RootBuilt::new() else { return };
+    let r = RootBuilt::new();
     let (root_out, root_digest) = (&r.root_out, &r.root_digest);
     let (ctx, home) = (r.s.root.join("ctx"), r.s.root.join("user"));
     let cairn_bin = Path::new(env!("CARGO_BIN_EXE_cairn"));
@@ -349,11 +422,13 @@ fn single_id_mapping_builds_with_recorded_owners() {
     );
     let (layer, owner) = find_owner(&out, &digest, "srv/app");
     assert_eq!(owner, (1001, 1001));
-    let (root_layer, _) = find_owner(root_out, root_digest, "srv/app");
-    assert_eq!(
-        layer, root_layer,
-        "the chown step's layer differs from root's"
-    );
+    if let Some(root_out) = root_out {
+        let (root_layer, _) = find_owner(root_out, root_digest, "srv/app");
+        assert_eq!(
+            layer, root_layer,
+            "the chown step's layer differs from root's"
+        );
+    }
     let (_, node) = find_owner(&out, &digest, "home/node");
     assert_eq!(node, (1000, 1000), "recorded owner of a base directory");
 }
@@ -444,11 +519,9 @@ struct BothBuilt {
 
 /// Build `text` (written as `ctx/NAME`) as root and as the user, and assert
 /// that both give the same digest. `None` (skipped) unless run as root.
+/// Build `text` (as Dockerfile `name`) as root, pinned, and as the user
+/// (see the module doc for the roles when not root).
 fn build_as_root_and_user(name: &str, text: &str) -> Option<BothBuilt> {
-    if !is_root() {
-        eprintln!("\n!!! SKIPPING rootless test: it must run as root !!!\n");
-        return None;
-    }
     let uid = user_uid();
     let s = Scratch::new(uid);
     let ctx = s.root.join("ctx");
@@ -460,10 +533,14 @@ fn build_as_root_and_user(name: &str, text: &str) -> Option<BothBuilt> {
         a.extend(["-f".to_owned(), dockerfile.display().to_string()]);
         a
     };
-    let mut c = cairn(&s.root.join("root-home"));
-    c.args(args(&s.root.join("root-cache"), &s.root.join("root-out")))
-        .env_remove("SOURCE_DATE_EPOCH");
-    let root_digest = ok(&run(c, ""));
+    let root_digest = if is_root() {
+        let mut c = cairn(&s.root.join("root-home"));
+        c.args(args(&s.root.join("root-cache"), &s.root.join("root-out")))
+            .env_remove("SOURCE_DATE_EPOCH");
+        pinned_root_digest(name, Some(&ok(&run(c, ""))))
+    } else {
+        pinned_root_digest(name, None)
+    };
     let home = s.root.join("user");
     let built = as_user(
         &home,
