@@ -6,6 +6,7 @@
 //! → [`image`] (config, manifest, OCI layout, docker-archive) → [`registry`]
 //! (pull, push, auth). [`diff`] explains why two images differ.
 
+pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod engine;

@@ -66,6 +66,9 @@ pub struct BuildArgs {
     /// RUN isolation: auto, overlay, fuse-overlayfs, copy or none (none: root only, throwaway machines).
     #[arg(long, default_value = "auto")]
     pub isolation: String,
+    /// Run the build checks (`cairn check`) instead of building; exit 1 on an error.
+    #[arg(long)]
+    pub check: bool,
 }
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -145,8 +148,40 @@ fn parse_output(s: &str) -> anyhow::Result<Output> {
     }
 }
 
+/// The Dockerfile's name for messages and its text: `-` reads stdin (named `Dockerfile`),
+/// no `-f` reads `CONTEXT/Dockerfile`.
+pub(crate) fn read_dockerfile(
+    context: &std::path::Path,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<(PathBuf, String)> {
+    Ok(match file {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the Dockerfile from stdin")?;
+            (PathBuf::from("Dockerfile"), s)
+        }
+        other => {
+            let p = other.map_or_else(|| context.join("Dockerfile"), std::path::Path::to_path_buf);
+            let s = std::fs::read_to_string(&p).map_err(|e| {
+                crate::error::hint(
+                    anyhow::Error::new(e)
+                        .context(format!("cannot read Dockerfile {}", p.display())),
+                    "pass its path with -f",
+                )
+            })?;
+            (p, s)
+        }
+    })
+}
+
 /// Run `cairn build`.
 pub fn run(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if args.check {
+        let (context, file, target) = (&args.context, args.file.as_deref(), args.target.as_deref());
+        return super::check::check_and_print(context, file, target, &args.build_args, "text");
+    }
     let progress = Arc::new(crate::progress::reporter_for(&global.progress)?);
     let r = build(args, global, progress.clone());
     progress.finish();
@@ -167,26 +202,7 @@ fn build(
             "pass the directory holding your sources, e.g. `cairn build .`"
         )
     );
-    let (dockerfile, source) = match &args.file {
-        Some(p) if p.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the Dockerfile from stdin")?;
-            (PathBuf::from("Dockerfile"), s)
-        }
-        other => {
-            let p = other.clone().unwrap_or_else(|| context.join("Dockerfile"));
-            let s = std::fs::read_to_string(&p).map_err(|e| {
-                crate::error::hint(
-                    anyhow::Error::new(e)
-                        .context(format!("cannot read Dockerfile {}", p.display())),
-                    "pass its path with -f",
-                )
-            })?;
-            (p, s)
-        }
-    };
+    let (dockerfile, source) = read_dockerfile(&context, args.file.as_deref())?;
     let build_args = key_values(&args.build_args, "--build-arg")?;
     let epoch = resolve_epoch(args.source_date_epoch.as_deref(), &build_args)?;
     let mut outputs: Vec<Output> = args

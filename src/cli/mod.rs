@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod context;
 pub mod diff;
 pub mod doctor;
@@ -45,6 +46,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Build an image from a Dockerfile.
     Build(Box<build::BuildArgs>),
+    /// Lint a Dockerfile, its .dockerignore and context: BuildKit's checks and cairn's
+    /// cache/reproducibility rules (exit 1 on an error).
+    Check(check::CheckArgs),
     /// Parse a Dockerfile and print it (text or JSON).
     Parse(parse::ParseArgs),
     /// Inspect the build context.
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Build(a) => build::run(*a, g),
+        Command::Check(a) => check::run(a, g),
         Command::Parse(a) => parse::run(a, g),
         Command::Context(c) => context::run(c, g),
         Command::Pull(a) => pull::run(a, g),

@@ -110,15 +110,16 @@ fn split_directive(line: &str) -> Option<(&str, &str)> {
     (!value.is_empty()).then_some((key, value))
 }
 
-/// `skip=<Rule,…|all>` and `error=<bool>` joined by `;`.
+/// `skip=<Rule,…|all>`, `experimental=<Rule,…|all>` and `error=<bool>` joined by `;`
+/// (BuildKit's `linter.ParseLintOptions`; `cairn check` applies them).
 fn check_check(value: &str) -> Result<(), DirectiveError> {
     for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
         let ok = match k.trim().to_ascii_lowercase().as_str() {
-            "skip" => true,
+            "skip" | "experimental" => true,
             "error" => matches!(
                 v.trim().to_ascii_lowercase().as_str(),
-                "true" | "false" | "1" | "0"
+                "true" | "false" | "1" | "0" | "t" | "f"
             ),
             _ => false,
         };
@@ -126,7 +127,7 @@ fn check_check(value: &str) -> Result<(), DirectiveError> {
             return Err(DirectiveError {
                 message: format!("invalid check directive: {part:?}"),
                 hint: Some(
-                    "use `# check=skip=<Rule1,Rule2|all>` and/or `error=true`, joined by `;`"
+                    "use `# check=skip=<Rule1,Rule2|all>`, `experimental=<Rule|all>` and/or `error=true`, joined by `;`"
                         .into(),
                 ),
             });
@@ -184,6 +185,9 @@ mod tests {
             .starts_with("invalid escape token 'x'"));
         let mut r = DirectiveReader::default();
         r.feed("# check=skip=JSONArgsRecommended;error=true")
+            .unwrap();
+        DirectiveReader::default()
+            .feed("# check=experimental=all;error=T")
             .unwrap();
         assert!(r.feed("# check=x").is_err());
         assert!(DirectiveReader::default()

@@ -425,7 +425,10 @@ fn distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-fn suggest<'a>(word: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    options: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     options
         .into_iter()
         .map(|o| (distance(word, o), o))

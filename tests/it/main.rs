@@ -5,6 +5,7 @@ mod build;
 mod build_copy;
 mod build_run;
 mod cache;
+mod check;
 mod context;
 mod diff;
 mod docker_archive;

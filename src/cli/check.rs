@@ -1,0 +1,87 @@
+//! `cairn check` and `cairn build --check`: run the build checks (see [`crate::check`])
+//! and print them as text or JSON (`docs/check-json.md`). Exit status: 0 when nothing
+//! fails, 1 when the Dockerfile cannot be built or a violation is an error
+//! (`# check=error=true`, or `--build-arg BUILDKIT_DOCKERFILE_CHECK=error=true`).
+
+use super::GlobalArgs;
+use crate::check::{self, Options};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `cairn check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The build context directory (its .dockerignore and files are checked too).
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// The Dockerfile (`-` reads it from stdin); default CONTEXT/Dockerfile.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// The stage that would be built (default: the last); decides which stage ships.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Output: text (like parse errors) or json (docs/check-json.md).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// A build argument (KEY=VALUE, or KEY from the environment); BUILDKIT_DOCKERFILE_CHECK replaces the `# check=` directive.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+/// Run `cairn check`.
+pub fn run(args: CheckArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    check_and_print(
+        &args.context,
+        args.file.as_deref(),
+        args.target.as_deref(),
+        &args.build_args,
+        &args.format,
+    )
+}
+
+/// Check, print the report on stdout, and return the exit code (also `build --check`).
+pub fn check_and_print(
+    context: &Path,
+    file: Option<&Path>,
+    target: Option<&str>,
+    build_args: &[String],
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        context.is_dir(),
+        crate::error::hint(
+            anyhow::anyhow!("build context {} is not a directory", context.display()),
+            "pass the directory holding your sources, e.g. `cairn check .`"
+        )
+    );
+    let (label, source) = super::build::read_dockerfile(context, file)?;
+    // `<Dockerfile>.dockerignore` sits beside a Dockerfile on disk (not one from stdin).
+    let on_disk = file
+        .is_none_or(|f| f.as_os_str() != "-")
+        .then(|| label.clone());
+    let opts = Options {
+        context: Some(context.to_path_buf()),
+        dockerfile_path: on_disk,
+        build_args: super::parse::build_args(build_args)?,
+        target: target.map(str::to_owned),
+    };
+    let report = check::run(&source, &label, &opts).map_err(|e| {
+        crate::error::hint(
+            anyhow::Error::new(e),
+            "options are skip=<Rule,…|all>, experimental=<Rule,…|all> and error=<true|false>, joined by `;`",
+        )
+    })?;
+    match format {
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&check::render::json(&report))?
+        ),
+        _ => print!("{}", check::render::text(&report)),
+    }
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

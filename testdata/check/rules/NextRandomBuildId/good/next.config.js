@@ -1,0 +1,1 @@
+module.exports = { output: 'standalone', generateBuildId: async () => process.env.GIT_SHA ?? 'release' };
