@@ -30,15 +30,21 @@ fn base_not_pinned(ctx: &Ctx, df: &Dockerfile, model: &Model, out: &mut Vec<Find
             .chars()
             .count()
             .min(line_len.saturating_sub(stage.image_pos.col) + 1);
+        // Name the base as written (and its default), never a --build-arg value.
+        let shown = match &m.default_image {
+            Some(d) if via_arg => format!("{} ({d} by default)", stage.from.image),
+            _ => image.clone(),
+        };
+        let shown_default = m.default_image.as_deref().unwrap_or(image);
         out.push(
             Finding::new(
                 "BaseImageNotPinned",
                 stage.image_pos,
-                format!("base image {image} is a tag, not a digest: the tag moves when it is republished, so this Dockerfile builds another image later and every step after FROM misses the cache"),
+                format!("base image {shown} is a tag, not a digest: the tag moves when it is republished, so this Dockerfile builds another image later and every step after FROM misses the cache"),
             )
             .len(len)
             .hint(if via_arg {
-                format!("pin the ARG's default by digest: {image}@sha256:<digest> (`skopeo inspect docker://{image}` prints it)")
+                format!("pin the ARG's default by digest: {shown_default}@sha256:<digest> (`skopeo inspect docker://{shown_default}` prints it)")
             } else {
                 format!("pin it: FROM {image}@sha256:<digest> (`skopeo inspect docker://{image}` prints it); the tag may stay for readers")
             }),

@@ -32,6 +32,9 @@ pub(crate) struct StageModel {
     pub base: BaseRef,
     /// The external image at the root of the `FROM <stage>` chain (`None`: scratch).
     pub root_image: Option<String>,
+    /// The FROM image expanded with the global ARGs' defaults only (no `--build-arg`
+    /// values, which messages must not show), when it has variables.
+    pub default_image: Option<String>,
     /// The working directory before each step (absolute; `/` where the image's is unknown).
     pub workdirs: Vec<String>,
     /// Declared ARG/ENV names and their values (`None`: declared without a value).
@@ -210,8 +213,10 @@ pub(crate) fn walk(ctx: &Ctx, df: &Dockerfile, target: usize, out: &mut Vec<Find
         // UndefinedArgInFrom and InvalidDefaultArgInFrom on the image word.
         let (image, refs) = expand(&w.lx, &stage.from.image, &globals);
         w.undefined_in_from(&refs, &known, stage.pos, end_line);
+        let mut default_image = None;
         if stage.from.image.contains('$') {
             let (dflt, _) = expand(&w.lx, &stage.from.image, &defaults);
+            default_image.clone_from(&dflt);
             let valid = dflt
                 .as_deref()
                 .is_some_and(|s| !s.is_empty() && s.parse::<crate::registry::Reference>().is_ok());
@@ -252,6 +257,7 @@ pub(crate) fn walk(ctx: &Ctx, df: &Dockerfile, target: usize, out: &mut Vec<Find
                 StageModel {
                     base: base.clone(),
                     root_image: p.root_image.clone(),
+                    default_image,
                     workdirs: Vec::new(),
                     ..p.clone()
                 }
@@ -262,6 +268,7 @@ pub(crate) fn walk(ctx: &Ctx, df: &Dockerfile, target: usize, out: &mut Vec<Find
                     BaseRef::Image(s) => Some(s.clone()),
                     _ => None,
                 },
+                default_image,
                 workdirs: Vec::new(),
                 // Every image config sets PATH (BuildKit adds a default one).
                 vars: match &base {
@@ -389,14 +396,17 @@ impl Walker<'_, '_> {
                 msg.push_str(&format!(" (did you mean ${h}?)"));
             }
             let (p, l) = var_pos(self.ctx, step.span.start, step.span.end_line, &name);
-            self.out
-                .push(Finding::new("UndefinedVar", p, msg).len(l).hint(
-                    if later.contains(name.as_str()) {
-                        format!("{name} is declared further down: move its ARG/ENV above this line")
-                    } else {
-                        format!("declare it first (ARG {name} or ENV {name}=…), or fix the name")
-                    },
-                ));
+            self.out.push(
+                Finding::new("UndefinedVar", p, msg)
+                    .len(l)
+                    .hint(match hint {
+                        _ if later.contains(name.as_str()) => format!(
+                            "{name} is declared further down: move its ARG/ENV above this line"
+                        ),
+                        Some(h) => format!("write ${h}"),
+                        None => format!("declare it first (ARG {name} or ENV {name}=…)"),
+                    }),
+            );
         }
         out
     }
@@ -515,10 +525,13 @@ impl Walker<'_, '_> {
                             Finding::new(
                                 "WorkdirRelativePath",
                                 pos,
-                                format!("Relative workdir {p:?} can have unexpected results if the base image changes"),
+                                format!("Relative workdir {:?} can have unexpected results if the base image changes", if path.contains('$') { path } else { &p }),
                             )
                             .len(l)
-                            .hint(format!("write WORKDIR /{}", p.trim_start_matches("./"))),
+                            .hint(format!(
+                                "write WORKDIR /{}",
+                                if path.contains('$') { path } else { &p }.trim_start_matches("./")
+                            )),
                         );
                     }
                     m.workdir_set = true;
@@ -577,16 +590,23 @@ impl Walker<'_, '_> {
     /// (`[ip:][hostPort:]containerPort[/proto]`).
     fn expose(&mut self, step: &Step, raw: &str, port: &str) {
         let (spec, proto) = port.rsplit_once('/').unwrap_or((port, ""));
+        // Messages show the word as written when it has variables (build-arg values
+        // stay out of messages).
+        let shown = if raw.contains('$') { raw } else { port };
         let (pos, l) = word_pos(self.ctx, step.span.start, step.span.end_line, raw);
         if proto != proto.to_lowercase() {
             self.out.push(
                 Finding::new(
                     "ExposeProtoCasing",
                     pos,
-                    format!("Defined protocol '{port}' in EXPOSE instruction should be lowercase"),
+                    format!("Defined protocol '{shown}' in EXPOSE instruction should be lowercase"),
                 )
                 .len(l)
-                .hint(format!("write {spec}/{}", proto.to_lowercase())),
+                .hint(if shown == port {
+                    format!("write {spec}/{}", proto.to_lowercase())
+                } else {
+                    "write the protocol in lower case (tcp, udp)".to_owned()
+                }),
             );
         }
         let container = spec.rsplit(':').next().unwrap_or(spec);
@@ -595,10 +615,20 @@ impl Walker<'_, '_> {
                 Finding::new(
                     "ExposeInvalidFormat",
                     pos,
-                    format!("EXPOSE instruction should not define an IP address or host-port mapping, found '{port}'"),
+                    format!("EXPOSE instruction should not define an IP address or host-port mapping, found '{shown}'"),
                 )
                 .len(l)
-                .hint(format!("write EXPOSE {container}{}; map host ports when running the container", if proto.is_empty() { String::new() } else { format!("/{}", proto.to_lowercase()) })),
+                .hint(if shown == port {
+                    let proto = if proto.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{}", proto.to_lowercase())
+                    };
+                    format!("write EXPOSE {container}{proto}; map host ports when running the container")
+                } else {
+                    "expose the container port only; map host ports when running the container"
+                        .to_owned()
+                }),
             );
         }
     }

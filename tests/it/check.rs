@@ -319,3 +319,37 @@ fn build_check_checks_and_stops_before_building() {
         "{out}"
     );
 }
+
+#[test]
+fn build_arg_values_never_appear_in_the_output() {
+    let d = tmp_context("ARG BASE=node:22-alpine\nFROM ${BASE}\nARG P\nEXPOSE $P\nWORKDIR $P\nARG API_TOKEN\nRUN echo $API_TOKEN\n");
+    let dir = d.path().to_str().unwrap();
+    for format in ["text", "json"] {
+        let (code, out, err) = run(&[
+            "check",
+            dir,
+            "--format",
+            format,
+            "--build-arg",
+            "BASE=registry.example/s3cr3t-base:1",
+            "--build-arg",
+            "P=10.0.0.1:8080:80/S3CR3T",
+            "--build-arg",
+            "API_TOKEN=s3cr3t-token",
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        for rule in [
+            "BaseImageNotPinned",
+            "ExposeInvalidFormat",
+            "ExposeProtoCasing",
+            "WorkdirRelativePath",
+            "SecretAsBuildArg",
+        ] {
+            assert!(out.contains(rule), "{rule} missing:\n{out}");
+        }
+        assert!(
+            !out.to_lowercase().contains("s3cr3t"),
+            "a build-arg value leaked:\n{out}"
+        );
+    }
+}
