@@ -480,6 +480,40 @@ mod tests {
         assert_eq!(rules_hit("FROM alpine\nRUN echo $PATH $undefined\n"), []);
     }
 
+    /// BuildKit's `testSecretsUsedInArgOrEnv`: eight warnings on lines 4 to 9; the
+    /// `# check=` comments silence only the instruction below them.
+    #[test]
+    fn buildkits_secrets_test() {
+        let src = "# check=skip=InvalidDefinitionDescription\n\nFROM scratch\nARG SECRET_PASSPHRASE\nENV SUPER_Secret=foo\nENV password=bar secret=baz\nARG super_duper_secret_token=foo auth=bar\nENV apikey=bar sunflower=foo\nENV git_key=\nENV PUBLIC_KEY=\nARG public_token\nARG SECRET_PASSPHRASE_FILE\nENV password_file=bar secret_File=baz\nARG AUTH_MODULE_VERSION\n# check=skip=SecretsUsedInArgOrEnv // allow secret in environment\nENV password=bar\n# check=skip=SecretsUsedInArgOrEnv // allow secret in arg\nARG password\n# check=skip=all // is local to only this instruction\nENV alternate_password=bar\n# check=skip=all // is local to only this instruction\nARG alternate_password\n";
+        let r = run(src, Path::new("D"), &Options::default()).unwrap();
+        let got: Vec<(usize, String)> = r
+            .violations
+            .iter()
+            .map(|v| (v.pos.line, v.message.clone()))
+            .collect();
+        let want: Vec<(usize, String)> = [
+            (4, "ARG \"SECRET_PASSPHRASE\""),
+            (5, "ENV \"SUPER_Secret\""),
+            (6, "ENV \"password\""),
+            (6, "ENV \"secret\""),
+            (7, "ARG \"super_duper_secret_token\""),
+            (7, "ARG \"auth\""),
+            (8, "ENV \"apikey\""),
+            (9, "ENV \"git_key\""),
+        ]
+        .iter()
+        .map(|(l, k)| {
+            let m = format!("Do not use ARG or ENV instructions for sensitive data ({k})");
+            (*l, m)
+        })
+        .collect();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        let mut want_sorted = want;
+        want_sorted.sort();
+        assert_eq!(got_sorted, want_sorted, "{got:?}");
+    }
+
     #[test]
     fn a_check_comment_above_an_instruction_applies_to_it_only() {
         let src = "FROM scratch\n# check=skip=JSONArgsRecommended // shell on purpose\nCMD a\nENTRYPOINT b\n";

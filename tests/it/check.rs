@@ -353,3 +353,38 @@ fn build_arg_values_never_appear_in_the_output() {
         );
     }
 }
+
+/// BuildKit's `testCopyIgnoredFiles` and `testCopyIgnoredFileContextRoot`.
+#[test]
+fn copy_ignored_file_follows_buildkits_tests() {
+    let case = |ignore: &str, dockerfile: &str| -> Vec<String> {
+        let d = tmp_context(dockerfile);
+        fs::write(d.path().join(".dockerignore"), ignore).unwrap();
+        check_dir(d.path(), "Dockerfile", None)
+            .violations
+            .iter()
+            .filter(|v| v.rule.name == "CopyIgnoredFile")
+            .map(|v| format!("{}: {}", v.pos.line, v.message))
+            .collect()
+    };
+    assert_eq!(
+        case(
+            "\nDockerfile\n",
+            "FROM scratch\nCOPY Dockerfile .\nADD Dockerfile /windy\n"
+        ),
+        [
+            "2: Attempting to Copy file \"Dockerfile\" that is excluded by .dockerignore",
+            "3: Attempting to Add file \"Dockerfile\" that is excluded by .dockerignore"
+        ]
+    );
+    let from_stage = "FROM scratch AS base\nCOPY Dockerfile /foobar\nADD Dockerfile /windy\n\nFROM base\nCOPY --from=base /foobar /Dockerfile\n";
+    assert!(case("foobar\n", from_stage).is_empty());
+    // Exceptions turn the rule off; `.` only with a pattern that excludes everything.
+    assert!(case("**\n!Dockerfile\n", "FROM scratch\nCOPY ./Dockerfile .\n").is_empty());
+    assert!(case("**\n!Dockerfile\n", "FROM scratch\nCOPY . .\n").is_empty());
+    assert!(case(".*\n", "FROM scratch\nCOPY . .\n").is_empty());
+    assert_eq!(
+        case("*\n", "FROM scratch\nCOPY . .\n"),
+        ["2: Attempting to Copy file \".\" that is excluded by .dockerignore"]
+    );
+}
