@@ -204,6 +204,7 @@ fn build(
     );
     let (dockerfile, source) = read_dockerfile(&context, args.file.as_deref())?;
     let build_args = key_values(&args.build_args, "--build-arg")?;
+    super::check::gate(&context, &args, &dockerfile, &source, &build_args)?;
     let epoch = resolve_epoch(args.source_date_epoch.as_deref(), &build_args)?;
     let mut outputs: Vec<Output> = args
         .outputs

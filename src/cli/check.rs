@@ -2,6 +2,9 @@
 //! and print them as text or JSON (`docs/check-json.md`). Exit status: 0 when nothing
 //! fails, 1 when the Dockerfile cannot be built or a violation is an error
 //! (`# check=error=true`, or `--build-arg BUILDKIT_DOCKERFILE_CHECK=error=true`).
+//!
+//! A plain `cairn build` runs the checks too when `error=true` is configured, and stops
+//! before any work on a violation, as BuildKit fails such a build.
 
 use super::GlobalArgs;
 use crate::check::{self, Options};
@@ -84,4 +87,47 @@ pub fn check_and_print(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// For `cairn build`: with `error=true` configured (directive or build arg), fail before
+/// building when a check is violated, printing the violations on stderr. Otherwise silent.
+pub(crate) fn gate(
+    context: &Path,
+    args: &super::build::BuildArgs,
+    dockerfile: &Path,
+    source: &str,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let opts = Options {
+        context: Some(context.to_path_buf()),
+        dockerfile_path: args
+            .file
+            .as_deref()
+            .is_none_or(|f| f.as_os_str() != "-")
+            .then(|| dockerfile.to_path_buf()),
+        build_args: build_args.clone(),
+        target: args.target.clone(),
+    };
+    let report = check::run(source, dockerfile, &opts)?;
+    let mut names: Vec<&str> = report
+        .violations
+        .iter()
+        .filter(|v| v.severity == crate::frontend::Severity::Error)
+        .map(|v| v.rule.name)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let failed_only = check::Report {
+        error: None,
+        notes: Vec::new(),
+        ..report
+    };
+    eprint!("{}", check::render::text(&failed_only));
+    Err(crate::error::hint(
+        anyhow::anyhow!("lint violation found for rules: {}", names.join(", ")),
+        "the Dockerfile's checks are set to error=true: fix them, or skip a rule with # check=skip=<Rule>",
+    ))
 }

@@ -29,10 +29,11 @@ pub const PROXY_ARGS: [&str; 10] = [
 ];
 
 /// Args BuildKit itself interprets; passing them is never "unused".
-pub const BUILTIN_ARGS: [&str; 10] = [
+pub const BUILTIN_ARGS: [&str; 11] = [
     "BUILDKIT_BUILD_NAME",
     "BUILDKIT_CACHE_MOUNT_NS",
     "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+    "BUILDKIT_DOCKERFILE_CHECK",
     "BUILDKIT_INLINE_CACHE",
     "BUILDKIT_MULTI_PLATFORM",
     "BUILDKIT_SANDBOX_HOSTNAME",

@@ -388,3 +388,40 @@ fn copy_ignored_file_follows_buildkits_tests() {
         ["2: Attempting to Copy file \".\" that is excluded by .dockerignore"]
     );
 }
+
+/// As in BuildKit, `error=true` fails a plain build too, before any work.
+#[test]
+fn a_plain_build_stops_on_a_violation_when_error_is_true() {
+    let d = tmp_context("# check=error=true\nFROM scratch\nMAINTAINER me\n");
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let args: Vec<String> = [
+        "build",
+        d.path().to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let o = cli(home.path(), &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(": MaintainerDeprecated: "), "{err}");
+    assert!(
+        err.contains("lint violation found for rules: MaintainerDeprecated"),
+        "{err}"
+    );
+    assert!(!cache.exists(), "nothing may be built");
+    // The build arg turns it off again (it replaces the directive).
+    let mut args = args;
+    args.extend([
+        "--build-arg".into(),
+        "BUILDKIT_DOCKERFILE_CHECK=skip=all;error=true".into(),
+        "--progress".into(),
+        "plain".into(),
+    ]);
+    let o = cli(home.path(), &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("lint violation"), "{err}");
+}
