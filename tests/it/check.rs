@@ -190,6 +190,19 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `cairn build [EXTRA] CONTEXT --cache-dir HOME/cache`, and that cache directory.
+fn build_args(home: &Path, context: &Path, extra: &[&str]) -> (std::path::PathBuf, Vec<String>) {
+    let cache = home.join("cache");
+    let mut args = vec!["build".to_owned()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([
+        context.display().to_string(),
+        "--cache-dir".into(),
+        cache.display().to_string(),
+    ]);
+    (cache, args)
+}
+
 const PINNED: &str =
     "alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -295,16 +308,7 @@ fn build_check_checks_and_stops_before_building() {
         "# check=error=true\nFROM {PINNED}\nMAINTAINER me\n"
     ));
     let home = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
-    let args: Vec<String> = [
-        "build",
-        "--check",
-        d.path().to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
+    let (cache, args) = build_args(home.path(), d.path(), &["--check"]);
     let o = cli(home.path(), &args);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -394,15 +398,7 @@ fn copy_ignored_file_follows_buildkits_tests() {
 fn a_plain_build_stops_on_a_violation_when_error_is_true() {
     let d = tmp_context("# check=error=true\nFROM scratch\nMAINTAINER me\n");
     let home = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
-    let args: Vec<String> = [
-        "build",
-        d.path().to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
+    let (cache, args) = build_args(home.path(), d.path(), &[]);
     let o = cli(home.path(), &args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
