@@ -31,11 +31,11 @@ pub struct Config {
     pub error: bool,
 }
 
-/// Go's `strconv.ParseBool`.
+/// Go's `strconv.ParseBool` spellings, in any case (as cairn's directive parser accepts them).
 fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" => Some(true),
+        "0" | "f" | "false" => Some(false),
         _ => None,
     }
 }
