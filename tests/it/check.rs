@@ -421,3 +421,26 @@ fn a_plain_build_stops_on_a_violation_when_error_is_true() {
     assert!(o.status.success(), "{err}");
     assert!(!err.contains("lint violation"), "{err}");
 }
+
+/// `--target` decides which stages ship: the runner's `adduser` and `.next` copy do not
+/// count when the builder is the image.
+#[test]
+fn the_target_decides_what_ships() {
+    let app = testdata("apps/nextjs-3stage");
+    let rules = |target: Option<&str>| -> BTreeSet<&'static str> {
+        check_dir(&app, "Dockerfile", target)
+            .violations
+            .iter()
+            .map(|v| v.rule.name)
+            .collect()
+    };
+    let runner = rules(Some("runner"));
+    assert!(runner.contains("BusyboxAdduser") && runner.contains("NextCacheShipped"));
+    let builder = rules(Some("builder"));
+    assert!(!builder.contains("BusyboxAdduser") && !builder.contains("NextCacheShipped"));
+    assert!(builder.contains("BaseImageNotPinned"));
+    let r = check_dir(&app, "Dockerfile", Some("nope"));
+    assert!(r.failed());
+    let e = r.error.expect("an unknown target is an error");
+    assert!(e.message.contains("\"nope\""), "{}", e.message);
+}
