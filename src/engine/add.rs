@@ -228,21 +228,8 @@ pub fn archive_entries(
             xattrs: Default::default(),
         });
     }
-    // A hard link must sort after its target in the layer; else carry the content.
-    let files: std::collections::BTreeMap<String, EntryKind> = out
-        .iter()
-        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
-        .map(|e| (e.path.clone(), e.kind.clone()))
-        .collect();
-    for e in &mut out {
-        if let EntryKind::Hardlink { target } = &e.kind {
-            if target.as_str() >= e.path.as_str() {
-                if let Some(k) = files.get(target) {
-                    e.kind = k.clone();
-                }
-            }
-        }
-    }
+    // A link sorting before its target is reordered by the COPY planner,
+    // which keeps each link group one inode.
     Ok(out)
 }
 
@@ -494,7 +481,6 @@ mod tests {
                 target: "/etc/passwd".into()
             }
         );
-        // `d/h` sorts before `d/a.txt`? no: "d/a.txt" < "d/h", so the link stays a link.
         assert_eq!(
             es[3].kind,
             EntryKind::Hardlink {

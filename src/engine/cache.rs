@@ -37,8 +37,9 @@ static HELD: Mutex<Vec<(PathBuf, fs::File)>> = Mutex::new(Vec::new());
 /// Starts every key. Bumped whenever the same inputs would produce other
 /// bytes (a new layer encoding), so a cache filled by an older cairn is
 /// never served to a newer one: 2 = incompressible gzip blocks stored;
-/// 3 = RUN-layer whiteouts mode 0 (were 0600).
-pub const KEY_SCHEME: &str = "cairn cache keys 3\n";
+/// 3 = RUN-layer whiteouts mode 0 (were 0600); 4 = COPY of a directory
+/// leaves the destination's metadata, and keeps hard links (issue #21).
+pub const KEY_SCHEME: &str = "cairn cache keys 4\n";
 
 /// One named input of a step's key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

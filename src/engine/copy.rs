@@ -220,6 +220,9 @@ pub fn plan_with(
 
     for (pivot, m) in matches_per_source {
         for src in m {
+            // BuildKit copies each match on its own: hard links are kept
+            // inside one match, never across two.
+            out.scope += 1;
             let real = resolve(src_fs, &src, true).map_err(io_at(&src))?;
             let Some(top) = src_fs.lstat(&real).map_err(io_at(&src))? else {
                 return Err(CopyError::NotFound(src));
@@ -237,8 +240,14 @@ pub fn plan_with(
                     Some(k) => join(&dest, k),
                     None => dest.clone(),
                 };
-                if !root.is_empty() {
-                    add(&mut out, &root, top.clone(), spec);
+                if kept.is_some() {
+                    // --parents recreates the source directory itself.
+                    out.add(src_fs, &root, top.clone(), spec)?;
+                } else if !root.is_empty() && !dest_exists_as_dir {
+                    // BuildKit copies a directory's contents, never its own
+                    // owner or mode: a new destination is made like any new
+                    // parent, an existing one keeps its metadata.
+                    out.entries.insert(root.clone(), new_dir(&root, spec));
                 }
                 walk_into(src_fs, &real, &root, spec, exclude, &mut out)?;
                 continue;
@@ -250,7 +259,7 @@ pub fn plan_with(
                 // An archive merges into the destination directory like `tar -x`.
                 for e in entries {
                     let to = join(&dest, &e.path);
-                    add(&mut out, &to, e, spec);
+                    out.add(src_fs, &to, e, spec)?;
                 }
                 continue;
             }
@@ -259,38 +268,79 @@ pub fn plan_with(
                 None if into_dir => join(&dest, base_name(&src)),
                 None => dest.clone(),
             };
-            add(&mut out, &to, top, spec);
+            out.add(src_fs, &to, top, spec)?;
         }
     }
     let Out {
-        mut entries,
-        copied_from,
+        mut entries, links, ..
     } = out;
-    fix_hardlinks(&mut entries, &copied_from, src_fs)?;
+    keep_hardlinks(&mut entries, links, src_fs)?;
     add_parents(&mut entries, dest_fs, spec)?;
     Ok(entries.into_values().collect())
 }
 
-fn add(out: &mut Out, to: &str, mut e: Entry, spec: &CopySpec) {
-    out.copied_from.insert(e.path.clone(), to.to_owned());
-    e.path = to.to_owned();
+/// A directory COPY creates: 0755, owned by `--chown`'s owner or root
+/// (BuildKit applies `--chown` to every directory it creates, `--chmod` to none).
+fn new_dir(path: &str, spec: &CopySpec) -> Entry {
+    let mut d = Entry::dir(path);
     if let Some(o) = spec.owner {
-        e.uid = o.uid;
-        e.gid = o.gid;
+        (d.uid, d.gid) = (o.uid, o.gid);
     }
-    if let Some(m) = &spec.chmod {
-        if !matches!(e.kind, EntryKind::Symlink { .. }) {
-            e.mode = m.apply(e.mode, e.is_dir());
-        }
-    }
-    out.entries.insert(to.to_owned(), e);
+    d
 }
 
-/// Entries being planned, and which source path each came from.
+/// What makes two copied files one inode: the same inode in the source view,
+/// or the same source path (a file, and the `Hardlink` entries naming it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LinkKey {
+    Inode(u64, u64),
+    Path(String),
+}
+
+/// Entries being planned, and the hard-link group of each copied file.
 #[derive(Default)]
 struct Out {
     entries: BTreeMap<String, Entry>,
-    copied_from: BTreeMap<String, String>,
+    /// Destination path → (match number, link key); a later copy to the same
+    /// path replaces the earlier one here too.
+    links: BTreeMap<String, (usize, LinkKey)>,
+    /// The match being copied (hard links never join two matches).
+    scope: usize,
+}
+
+impl Out {
+    fn add(
+        &mut self,
+        src_fs: &dyn SourceFs,
+        to: &str,
+        mut e: Entry,
+        spec: &CopySpec,
+    ) -> Result<(), CopyError> {
+        let key = match &e.kind {
+            EntryKind::Hardlink { target } => Some(LinkKey::Path(target.clone())),
+            EntryKind::File { .. } => Some(match src_fs.link_key(&e).map_err(io_at(&e.path))? {
+                Some((dev, ino)) => LinkKey::Inode(dev, ino),
+                None => LinkKey::Path(e.path.clone()),
+            }),
+            _ => None,
+        };
+        match key {
+            Some(k) => self.links.insert(to.to_owned(), (self.scope, k)),
+            None => self.links.remove(to),
+        };
+        e.path = to.to_owned();
+        if let Some(o) = spec.owner {
+            e.uid = o.uid;
+            e.gid = o.gid;
+        }
+        if let Some(m) = &spec.chmod {
+            if !matches!(e.kind, EntryKind::Symlink { .. }) {
+                e.mode = m.apply(e.mode, e.is_dir());
+            }
+        }
+        self.entries.insert(to.to_owned(), e);
+        Ok(())
+    }
 }
 
 fn walk_into(
@@ -311,7 +361,7 @@ fn walk_into(
         };
         let dest = join(to, &name);
         let is_dir = e.is_dir();
-        add(out, &dest, e, spec);
+        out.add(fs, &dest, e, spec)?;
         if is_dir {
             walk_into(fs, &from, &dest, spec, exclude, out)?;
         }
@@ -319,43 +369,52 @@ fn walk_into(
     Ok(())
 }
 
-/// Hardlink targets name source paths; point them at their copies when the
-/// copy sorts earlier in this layer, else make the entry a plain file with the
-/// target's content (the layer must stay self-contained).
-fn fix_hardlinks(
+/// Files copied from one hard-link group (within one match) stay one inode,
+/// as BuildKit keeps them: the first path in layer order holds the content,
+/// the others link to it (a tar link must follow its target). A group whose
+/// file was not copied takes its content from the source.
+fn keep_hardlinks(
     out: &mut BTreeMap<String, Entry>,
-    copied_from: &BTreeMap<String, String>,
+    links: BTreeMap<String, (usize, LinkKey)>,
     src_fs: &dyn SourceFs,
 ) -> Result<(), CopyError> {
-    let links: Vec<(String, String)> = out
-        .values()
-        .filter_map(|e| match &e.kind {
-            EntryKind::Hardlink { target } => Some((e.path.clone(), target.clone())),
-            _ => None,
-        })
-        .collect();
-    for (path, target) in links {
-        let new_kind = match copied_from.get(&target) {
-            Some(d)
-                if d < &path
-                    && matches!(out.get(d).map(|e| &e.kind), Some(EntryKind::File { .. })) =>
-            {
-                EntryKind::Hardlink { target: d.clone() }
-            }
-            _ => match src_fs.lstat(&target).map_err(io_at(&target))? {
-                Some(t) if matches!(t.kind, EntryKind::File { .. }) => t.kind,
-                _ => return Err(CopyError::NotFound(target)),
-            },
+    let mut groups: BTreeMap<(usize, LinkKey), Vec<String>> = BTreeMap::new();
+    for (path, key) in links {
+        groups.entry(key).or_default().push(path); // paths come sorted
+    }
+    for ((_, key), members) in groups {
+        let Some(first) = members.first() else {
+            continue;
         };
-        if let Some(e) = out.get_mut(&path) {
-            e.kind = new_kind;
+        let content = members
+            .iter()
+            .filter_map(|m| out.get(m))
+            .find(|e| matches!(e.kind, EntryKind::File { .. }))
+            .map(|e| e.kind.clone());
+        let content = match (content, &key) {
+            (Some(k), _) => k,
+            (None, LinkKey::Path(target)) => match src_fs.lstat(target).map_err(io_at(target))? {
+                Some(t) if matches!(t.kind, EntryKind::File { .. }) => t.kind,
+                _ => return Err(CopyError::NotFound(target.clone())),
+            },
+            (None, LinkKey::Inode(..)) => continue, // every member is a file
+        };
+        if let Some(e) = out.get_mut(first) {
+            e.kind = content;
+        }
+        for m in &members[1..] {
+            if let Some(e) = out.get_mut(m) {
+                e.kind = EntryKind::Hardlink {
+                    target: first.clone(),
+                };
+            }
         }
     }
     Ok(())
 }
 
 /// Every parent directory of a copied entry is part of the layer: existing
-/// ones with their current metadata, new ones 0755 owned by root.
+/// ones with their current metadata, new ones as [`new_dir`].
 fn add_parents(
     out: &mut BTreeMap<String, Entry>,
     dest_fs: &dyn SourceFs,
@@ -380,16 +439,7 @@ fn add_parents(
                 path: p.clone(),
                 ..e
             },
-            _ => {
-                let mut d = Entry::dir(p.clone());
-                if let Some(o) = spec.owner {
-                    if spec.dest.trim_end_matches('/').trim_start_matches('/') == p {
-                        d.uid = o.uid;
-                        d.gid = o.gid;
-                    }
-                }
-                d
-            }
+            _ => new_dir(&p, spec),
         };
         out.insert(p, e);
     }
@@ -667,5 +717,278 @@ mod tests {
         // Without --parents, `**` is Go's `*` twice: one level only.
         let out = plan(&spec(&["**/package.json"], "/w/"), &fs, &base, NO_EXCLUDE);
         assert!(matches!(out, Err(CopyError::NoMatch(_))));
+    }
+
+    /// A source directory `out/d` (4321:4321 0700) holding `a`, `inner/`, and
+    /// a link to `a` as `b` and `inner/c`, as the `src` stage of issue #21.
+    fn stage_src() -> EntryFs {
+        let mut d = Entry::dir("out/d");
+        (d.uid, d.gid, d.mode) = (4321, 4321, 0o700);
+        let link = |p: &str| Entry {
+            kind: EntryKind::Hardlink {
+                target: "out/d/a".into(),
+            },
+            ..Entry::file_bytes(p, &b""[..])
+        };
+        EntryFs::new(vec![
+            d,
+            Entry::file_bytes("out/d/a", &b"a"[..]),
+            link("out/d/b"),
+            Entry::dir("out/d/inner"),
+            link("out/d/inner/c"),
+        ])
+    }
+
+    fn meta(out: &[Entry], p: &str) -> (u32, u32, u32) {
+        let e = out
+            .iter()
+            .find(|e| e.path == p)
+            .unwrap_or_else(|| panic!("{p} not planned"));
+        (e.uid, e.gid, e.mode)
+    }
+
+    fn chowned(sources: &[&str], dest: &str, uid: u32) -> CopySpec {
+        CopySpec {
+            owner: Some(Owner { uid, gid: uid }),
+            ..spec(sources, dest)
+        }
+    }
+
+    #[test]
+    fn directory_source_never_gives_its_metadata_to_an_existing_destination() {
+        let mut app = Entry::dir("app");
+        app.mode = 0o751;
+        let mut ctx_dir = Entry::dir("ctx");
+        (ctx_dir.uid, ctx_dir.gid) = (55, 55);
+        let base = EntryFs::new(vec![app, Entry::dir("plain"), ctx_dir]);
+        // WORKDIR /app + COPY --from=src --chown=1234:1234 /out/d ./
+        let out = plan(
+            &chowned(&["out/d"], "/app/", 1234),
+            &stage_src(),
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert_eq!(meta(&out, "app"), (0, 0, 0o751), "existing dest kept");
+        assert_eq!(
+            meta(&out, "app/inner"),
+            (1234, 1234, 0o755),
+            "contents chowned"
+        );
+        for dest in ["/plain/", "/plain"] {
+            let out = plan(&spec(&["out/d"], dest), &stage_src(), &base, NO_EXCLUDE).unwrap();
+            assert_eq!(meta(&out, "plain"), (0, 0, 0o755), "{dest}");
+        }
+        let out = plan(&spec(&["out/d"], "/ctx/"), &stage_src(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(meta(&out, "ctx"), (55, 55, 0o755));
+    }
+
+    #[test]
+    fn directory_source_to_a_new_destination_makes_a_fresh_directory() {
+        let base = EntryFs::new(vec![]);
+        for dest in ["/new", "/new/"] {
+            let out = plan(&spec(&["out/d"], dest), &stage_src(), &base, NO_EXCLUDE).unwrap();
+            assert_eq!(meta(&out, "new"), (0, 0, 0o755), "{dest}");
+            assert_eq!(
+                meta(&out, "new/a").0,
+                0,
+                "contents keep their owner (root in EntryFs)"
+            );
+        }
+        let out = plan(
+            &chowned(&["out/d"], "/new3", 1234),
+            &stage_src(),
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert_eq!(
+            meta(&out, "new3"),
+            (1234, 1234, 0o755),
+            "--chown owns the new dest"
+        );
+        let mut s = spec(&["out/d"], "/new4");
+        s.chmod = Some(Chmod::Octal(0o600));
+        let out = plan(&s, &stage_src(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(
+            meta(&out, "new4"),
+            (0, 0, 0o755),
+            "--chmod leaves the new dest"
+        );
+        assert_eq!(
+            meta(&out, "new4/inner").2,
+            0o600,
+            "but applies to what is copied"
+        );
+        // An empty source directory still creates its destination.
+        let empty = EntryFs::new(vec![Entry::dir("e")]);
+        let out = plan(&spec(&["e"], "/made"), &empty, &base, NO_EXCLUDE).unwrap();
+        assert_eq!(paths(&out), ["made"]);
+    }
+
+    #[test]
+    fn an_existing_destination_behind_a_symlink_keeps_its_metadata() {
+        let mut exist = Entry::dir("exist");
+        (exist.uid, exist.gid, exist.mode) = (9, 9, 0o700);
+        let mut lnk = Entry::dir("lnk");
+        lnk.kind = EntryKind::Symlink {
+            target: "/exist".into(),
+        };
+        let base = EntryFs::new(vec![exist, lnk]);
+        let out = plan(&spec(&["out/d/"], "/lnk/"), &stage_src(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(meta(&out, "exist"), (9, 9, 0o700));
+        assert!(out.iter().any(|e| e.path == "exist/inner/c"));
+    }
+
+    #[test]
+    fn every_created_parent_takes_the_chown_owner_never_the_chmod() {
+        let base = EntryFs::new(vec![Entry::dir("exist")]);
+        let out = plan(
+            &chowned(&["package.json"], "/q3/q4/name", 1234),
+            &ctx(),
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert_eq!(paths(&out), ["q3", "q3/q4", "q3/q4/name"]);
+        assert_eq!(meta(&out, "q3"), (1234, 1234, 0o755));
+        assert_eq!(meta(&out, "q3/q4"), (1234, 1234, 0o755));
+        let out = plan(
+            &chowned(&["docs"], "/exist/p1/p2/", 1234),
+            &ctx(),
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert_eq!(meta(&out, "exist"), (0, 0, 0o755), "existing parent kept");
+        assert_eq!(meta(&out, "exist/p1"), (1234, 1234, 0o755));
+        let mut s = spec(&["package.json"], "/r1/r2/");
+        s.chmod = Some(Chmod::Octal(0o640));
+        let out = plan(&s, &ctx(), &base, NO_EXCLUDE).unwrap();
+        assert_eq!(meta(&out, "r1"), (0, 0, 0o755));
+        assert_eq!(meta(&out, "r1/r2/package.json"), (0, 0, 0o640));
+    }
+
+    fn kind_of<'a>(out: &'a [Entry], p: &str) -> &'a EntryKind {
+        &out.iter()
+            .find(|e| e.path == p)
+            .unwrap_or_else(|| panic!("{p}"))
+            .kind
+    }
+
+    /// `first` holds `size` bytes and every path of `links` links to it.
+    fn assert_group(out: &[Entry], first: &str, size: u64, links: &[&str]) {
+        assert!(
+            matches!(kind_of(out, first), EntryKind::File { size: s, .. } if *s == size),
+            "{first}: {:?}",
+            kind_of(out, first)
+        );
+        for p in links {
+            let want = EntryKind::Hardlink {
+                target: first.into(),
+            };
+            assert_eq!(kind_of(out, p), &want, "{p}");
+        }
+    }
+
+    #[test]
+    fn hard_link_groups_stay_whole_within_one_match_only() {
+        let base = EntryFs::new(vec![]);
+        let out = plan(&spec(&["out/d"], "/new"), &stage_src(), &base, NO_EXCLUDE).unwrap();
+        assert_group(&out, "new/a", 1, &["new/b", "new/inner/c"]);
+        // Separate sources and wildcard matches are separate copies.
+        for sources in [&["out/d/a", "out/d/b"][..], &["out/d/*"][..]] {
+            let out = plan(&spec(sources, "/hl/"), &stage_src(), &base, NO_EXCLUDE).unwrap();
+            for p in ["hl/a", "hl/b"] {
+                assert!(
+                    matches!(kind_of(&out, p), EntryKind::File { size: 1, .. }),
+                    "{sources:?} {p}"
+                );
+            }
+        }
+        // Links whose file is not copied (or excluded) still make one group,
+        // the first path holding the content.
+        let out = plan(
+            &spec(&["out/d/inner"], "/i/"),
+            &stage_src(),
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert!(matches!(
+            kind_of(&out, "i/c"),
+            EntryKind::File { size: 1, .. }
+        ));
+        let ex = |p: &str| p.ends_with("/a");
+        let out = plan(&spec(&["out/d"], "/x/"), &stage_src(), &base, &ex).unwrap();
+        assert!(matches!(
+            kind_of(&out, "x/b"),
+            EntryKind::File { size: 1, .. }
+        ));
+        assert_eq!(
+            kind_of(&out, "x/inner/c"),
+            &EntryKind::Hardlink {
+                target: "x/b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn hard_links_on_disk_in_a_stage_layer_stay_links() {
+        use super::super::fs::MergedView;
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l1");
+        std::fs::create_dir_all(l.join("out/d/inner")).unwrap();
+        std::fs::write(l.join("out/d/z"), "esbuild").unwrap();
+        std::fs::hard_link(l.join("out/d/z"), l.join("out/d/inner/bin")).unwrap();
+        std::fs::hard_link(l.join("out/d/z"), l.join("out/d/a")).unwrap();
+        std::fs::write(l.join("out/d/solo"), "s").unwrap();
+        let view = MergedView::new(vec![l]);
+        let base = EntryFs::new(vec![]);
+        let out = plan(&spec(&["out/d"], "/app/"), &view, &base, NO_EXCLUDE).unwrap();
+        assert_group(&out, "app/a", 7, &["app/inner/bin", "app/z"]);
+        assert!(matches!(kind_of(&out, "app/solo"), EntryKind::File { .. }));
+        let out = plan(
+            &spec(&["out/d/a", "out/d/z"], "/two/"),
+            &view,
+            &base,
+            NO_EXCLUDE,
+        )
+        .unwrap();
+        assert!(matches!(kind_of(&out, "two/z"), EntryKind::File { .. }));
+    }
+
+    #[test]
+    fn archive_links_sorting_before_their_file_are_reordered() {
+        let base = EntryFs::new(vec![]);
+        let unpack = |e: &Entry| {
+            Ok((e.path == "package.json").then(|| {
+                vec![
+                    Entry::file_bytes("z", &b"zz"[..]),
+                    Entry {
+                        kind: EntryKind::Hardlink { target: "z".into() },
+                        ..Entry::file_bytes("a", &b""[..])
+                    },
+                ]
+            }))
+        };
+        let out = plan_with(
+            &spec(&["package.json"], "/u/"),
+            &ctx(),
+            &base,
+            NO_EXCLUDE,
+            &unpack,
+        )
+        .unwrap();
+        assert!(matches!(
+            kind_of(&out, "u/a"),
+            EntryKind::File { size: 2, .. }
+        ));
+        assert_eq!(
+            kind_of(&out, "u/z"),
+            &EntryKind::Hardlink {
+                target: "u/a".into()
+            }
+        );
     }
 }

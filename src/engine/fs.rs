@@ -18,6 +18,13 @@ pub trait SourceFs: Send + Sync {
     fn lstat(&self, path: &str) -> io::Result<Option<Entry>>;
     /// Sorted child names of directory `path`.
     fn read_dir(&self, path: &str) -> io::Result<Vec<String>>;
+    /// Which inode a regular file returned by [`SourceFs::lstat`] shares with
+    /// other paths of this view (its hard-link group), when the view holds it
+    /// as a file on disk with more than one link. Views that record hard links
+    /// as [`EntryKind::Hardlink`] entries keep the default.
+    fn link_key(&self, _entry: &Entry) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
 }
 
 /// Follow symlinks in every component of `path` inside `fs`, as if `fs` were
@@ -328,6 +335,30 @@ impl SourceFs for MergedView {
             }
         }
         Ok(None)
+    }
+
+    /// Unpacked layer directories hold an image's hard links as real links
+    /// (a layer's tar links only inside that layer), so a file of one of them
+    /// with several links shares its inode with exactly its group.
+    fn link_key(&self, entry: &Entry) -> io::Result<Option<(u64, u64)>> {
+        let EntryKind::File {
+            source: Source::Path(host),
+            ..
+        } = &entry.kind
+        else {
+            return Ok(None);
+        };
+        // Only a file read from a layer directory at its own path: a written
+        // layer's entry may point at some other layer's file.
+        let in_layer = self
+            .layers
+            .iter()
+            .any(|l| matches!(l, ViewLayer::Dir(d) if *host == d.join(&entry.path)));
+        if !in_layer {
+            return Ok(None);
+        }
+        let md = std::fs::symlink_metadata(host)?;
+        Ok((md.file_type().is_file() && md.nlink() > 1).then(|| (md.dev(), md.ino())))
     }
 
     fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
