@@ -25,6 +25,9 @@ pub enum Cause {
     WhiteoutStyle,
     /// xattrs, tar header format, device numbers.
     Metadata,
+    /// The same JSON document: only the key order or the whitespace differ.
+    #[serde(rename = "order-only")]
+    JsonOrder,
 }
 
 impl Cause {
@@ -39,6 +42,7 @@ impl Cause {
             Cause::Compression => "compression only",
             Cause::WhiteoutStyle => "whiteout style",
             Cause::Metadata => "metadata",
+            Cause::JsonOrder => "JSON key order or whitespace only",
         }
     }
 }
@@ -239,6 +243,18 @@ pub fn known_offender(path: &str, a: Option<&FileMeta>, b: Option<&FileMeta>) ->
     {
         return Some("Next.js output embedding the per-build BUILD_ID or preview/encryption keys (set `generateBuildId`, NEXT_SERVER_ACTIONS_ENCRYPTION_KEY)".into());
     }
+    if path.contains("tmp/node-compile-cache/") {
+        return Some("Node's module compile cache, which npm (>= 10.9) turns on: npm in a RUN leaves /tmp/node-compile-cache with random file names; set `ENV NODE_DISABLE_COMPILE_CACHE=1` before the RUN, or `rm -rf /tmp/node-compile-cache` in the same RUN".into());
+    }
+    if path.contains("dist/server/manifest_") && name.ends_with(".mjs") {
+        return Some("Astro writes a random encryption `key` into its server manifest on every build: set ASTRO_KEY (from `astro create-key`) as a build secret or ARG".into());
+    }
+    if path.contains("node_modules/.vite/") {
+        return Some("Vite's dependency-optimizer cache (node_modules/.vite) records a per-run browserHash: keep it out of the image (build in another stage, or `rm -rf node_modules/.vite`)".into());
+    }
+    if path.contains("node_modules/.vite-temp/") || name.contains(".timestamp-") {
+        return Some("Vite's bundled config (vite.config.*.timestamp-TIME-RANDOM.mjs) left behind by an interrupted or concurrent build: delete it in the same RUN".into());
+    }
     if path.contains(".npm/_logs/") {
         return Some(
             "npm debug logs left in the image: use `--mount=type=cache,target=/root/.npm`".into(),
@@ -248,6 +264,31 @@ pub fn known_offender(path: &str, a: Option<&FileMeta>, b: Option<&FileMeta>) ->
         return Some("a package-manager cache left in the image: use a cache mount".into());
     }
     None
+}
+
+const JSON_ORDER_HINT: &str = "the same JSON with its keys in another order or other whitespace: the tool writing it serializes an unordered map (Next.js pages-manifest.json is one); harmless at run time, but the digest changes: sort the keys when writing";
+
+/// Only the bytes differ (not mode, owner or type), and both sides parse as
+/// the same JSON value (object key order and whitespace do not count).
+fn json_order_only(attrs: &[AttrDiff], a: &FileMeta, b: &FileMeta) -> bool {
+    if !attrs
+        .iter()
+        .all(|d| matches!(d.attr.as_str(), "content" | "size" | "mtime"))
+        || !attrs.iter().any(|d| d.attr == "content")
+    {
+        return false;
+    }
+    let (Some(x), Some(y)) = (&a.bytes, &b.bytes) else {
+        return false;
+    };
+    match (
+        serde_json::from_slice::<serde_json::Value>(x),
+        serde_json::from_slice::<serde_json::Value>(y),
+    ) {
+        // serde_json's maps compare as sets of key-value pairs, order aside.
+        (Ok(va), Ok(vb)) => va == vb,
+        _ => false,
+    }
 }
 
 fn shadow_differs_only_in_lastchg(a: &FileMeta, b: &FileMeta) -> bool {
@@ -368,6 +409,12 @@ pub fn compare_layers(a: &LayerIndex, b: &LayerIndex, opts: &CompareOptions) -> 
         };
         change.known = known_offender(p, fa, fb);
         if let (Some(x), Some(y)) = (fa, fb) {
+            if json_order_only(&change.attrs, x, y) {
+                change.cause = Cause::JsonOrder;
+                change.known = Some(JSON_ORDER_HINT.into());
+            }
+        }
+        if let (Some(x), Some(y)) = (fa, fb) {
             if change.attrs.iter().any(|d| d.attr == "content") {
                 if is_archive(p) {
                     if let (Some(bx), Some(by)) = (&x.bytes, &y.bytes) {
@@ -452,6 +499,62 @@ mod tests {
         let c = compare_layers(&a, &order, &o);
         assert!(c.order_differs && c.changes.is_empty());
         assert_eq!(c.causes[&Cause::Order], 1);
+    }
+
+    #[test]
+    fn json_with_other_key_order_or_whitespace_is_order_only() {
+        let p = "app/.next/server/pages-manifest.json";
+        let a = idx(&[(p, br#"{"/_app":"a.js","/_error":"e.js"}"#, 0o644, 0, 1)]);
+        let b = idx(&[(
+            p,
+            b"{\n  \"/_error\": \"e.js\",\n  \"/_app\": \"a.js\"\n}",
+            0o644,
+            0,
+            2,
+        )]);
+        let c = compare_layers(&a, &b, &CompareOptions::default());
+        assert_eq!(c.changes[0].cause, Cause::JsonOrder);
+        assert!(c.changes[0].known.as_deref().unwrap().contains("key"));
+        assert_eq!(c.causes[&Cause::JsonOrder], 1);
+        // Another value, or a mode change beside the reorder, is not order-only.
+        let v = idx(&[(p, br#"{"/_app":"b.js","/_error":"e.js"}"#, 0o644, 0, 1)]);
+        let m = idx(&[(p, br#"{"/_error":"e.js","/_app":"a.js"}"#, 0o600, 0, 1)]);
+        let o = CompareOptions::default();
+        for other in [v, m] {
+            let c = compare_layers(&a, &other, &o);
+            assert_ne!(c.changes[0].cause, Cause::JsonOrder);
+            assert!(c.changes[0]
+                .known
+                .as_deref()
+                .unwrap_or("")
+                .contains("BUILD_ID"));
+        }
+        let text = idx(&[("x.txt", b"hello", 0o644, 0, 1)]);
+        let text2 = idx(&[("x.txt", b"hello ", 0o644, 0, 1)]);
+        assert_eq!(
+            compare_layers(&text, &text2, &o).changes[0].cause,
+            Cause::Content
+        );
+    }
+
+    #[test]
+    fn random_tool_output_is_named() {
+        for (path, word) in [
+            (
+                "tmp/node-compile-cache/v22.11.0-x64-1a2b/3c4d",
+                "NODE_DISABLE_COMPILE_CACHE",
+            ),
+            ("app/dist/server/manifest_C2dRf1.mjs", "ASTRO_KEY"),
+            ("app/node_modules/.vite/deps/_metadata.json", "browserHash"),
+            (
+                "app/vite.config.ts.timestamp-1733300000000-9f1e.mjs",
+                "vite.config",
+            ),
+        ] {
+            let k = known_offender(path, None, None).unwrap_or_default();
+            assert!(k.contains(word), "{path}: {k}");
+        }
+        assert!(known_offender("app/dist/server/entry.mjs", None, None).is_none());
     }
 
     #[test]
