@@ -33,6 +33,10 @@ e2e *APPS:
 e2e-ci APP="monorepo-backend":
     E2E_OUT=target/e2e-ci e2e/run.sh {{APP}}
 
+# differential tests against BuildKit (issue #21): the testdata/compat corpus built by cairn and by dockerd's BuildKit, configs and filesystems compared against compat/expected.tsv (root; installs docker.io; base COMPAT_BASE_OCI; COMPAT_TIER=all adds the reference apps; state in target/compat)
+compat *CASES:
+    compat/run.sh {{CASES}}
+
 # the node:22-alpine stand-in as an OCI layout at target/fixtures/node-alpine/oci, built by cairn from testdata/base/node-alpine (once; downloads cached in $CAIRN_FIXTURE_CACHE, default target/fixtures/node-alpine/dl)
 fixtures:
     #!/usr/bin/env bash

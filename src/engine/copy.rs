@@ -256,10 +256,17 @@ pub fn plan_with(
                 continue;
             }
             if let Some(entries) = unpack(&top)? {
-                // An archive merges into the destination directory like `tar -x`.
+                // An archive merges into the destination directory like `tar -x`,
+                // its members keeping their own owners and modes (BuildKit
+                // applies --chown/--chmod to the directories it creates only).
+                let as_is = CopySpec {
+                    owner: None,
+                    chmod: None,
+                    ..spec.clone()
+                };
                 for e in entries {
                     let to = join(&dest, &e.path);
-                    out.add(src_fs, &to, e, spec)?;
+                    out.add(src_fs, &to, e, &as_is)?;
                 }
                 continue;
             }
@@ -956,6 +963,28 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(kind_of(&out, "two/z"), EntryKind::File { .. }));
+    }
+
+    #[test]
+    fn archive_members_keep_their_owners_under_chown() {
+        let base = EntryFs::new(vec![]);
+        let unpack = |e: &Entry| {
+            Ok((e.path == "package.json").then(|| {
+                let mut f = Entry::file_bytes("pkg/index.js", &b"x"[..]);
+                (f.uid, f.gid, f.mode) = (4321, 4321, 0o600);
+                vec![f]
+            }))
+        };
+        let mut s = chowned(&["package.json"], "/ac/", 1234);
+        s.chmod = Some(Chmod::Octal(0o755));
+        let out = plan_with(&s, &ctx(), &base, NO_EXCLUDE, &unpack).unwrap();
+        assert_eq!(meta(&out, "ac/pkg/index.js"), (4321, 4321, 0o600));
+        assert_eq!(
+            meta(&out, "ac"),
+            (1234, 1234, 0o755),
+            "created dirs chowned"
+        );
+        assert_eq!(meta(&out, "ac/pkg"), (1234, 1234, 0o755));
     }
 
     #[test]
