@@ -571,3 +571,55 @@ fn layers_of_run_files_are_unpacked_by_moving_them_and_equal_a_plain_unpack() {
         }
     }
 }
+
+/// Issue #21, checked against BuildKit by `just compat`: COPY --from of a
+/// directory copies its contents (an existing destination keeps its owner and
+/// mode, a new one is 0755 root) and keeps hard links (esbuild's postinstall
+/// links its binary) — whether the stage's layer is read from its blob or
+/// from its unpacked directory (a RUN after it makes it an overlay lower).
+#[test]
+fn copy_from_a_stage_keeps_hard_links_and_the_destinations_metadata() {
+    for extra in ["", "RUN true\n"] {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        let text = format!(
+            "FROM {base} AS src\n\
+             RUN mkdir -p /out/d/bin /out/d/@esbuild && echo esbuild > /out/d/@esbuild/esbuild \
+             && ln /out/d/@esbuild/esbuild /out/d/bin/esbuild && chown -R 4321:4321 /out/d && chmod 700 /out/d\n\
+             {extra}\
+             FROM {base}\n\
+             RUN mkdir /app && chmod 751 /app\n\
+             WORKDIR /app\n\
+             COPY --from=src --chown=1234:1234 /out/d ./\n\
+             COPY --from=src /out/d /new\n",
+            base = fixture()
+        );
+        std::fs::write(ctx.join("Dockerfile"), text).unwrap();
+        let out = t.path().join("out");
+        let (digest, log) = build(
+            t.path(),
+            &ctx,
+            &["-o", &format!("type=oci,dest={}", out.display())],
+        );
+        let ls = crate::build_copy::layers(&out, &digest);
+        let (into_app, into_new) = (&ls[ls.len() - 2], &ls[ls.len() - 1]);
+        let app = &into_app["app"];
+        assert_eq!((app.uid, app.gid, app.mode), (0, 0, 0o751), "{extra}{log}");
+        let new = &into_new["new"];
+        assert_eq!((new.uid, new.gid, new.mode), (0, 0, 0o755), "{extra}");
+        for (layer, root, owner) in [(into_app, "app", 1234), (into_new, "new", 4321)] {
+            let file = &layer[&format!("{root}/@esbuild/esbuild")];
+            assert_eq!(
+                (file.kind, file.uid, &file.data[..]),
+                ('f', owner, &b"esbuild\n"[..])
+            );
+            let link = &layer[&format!("{root}/bin/esbuild")];
+            assert_eq!(
+                (link.kind, link.link.as_str()),
+                ('h', format!("{root}/@esbuild/esbuild").as_str()),
+                "{extra}: a hard link, not a second copy"
+            );
+        }
+    }
+}
