@@ -504,4 +504,33 @@ mod tests {
             k => panic!("{k:?}"),
         }
     }
+
+    #[test]
+    fn link_keys_only_for_files_read_in_place_from_a_layer_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let l1 = t.path().join("l1");
+        fs::create_dir_all(l1.join("out")).unwrap();
+        fs::write(l1.join("out/a"), "a").unwrap();
+        fs::hard_link(l1.join("out/a"), l1.join("out/b")).unwrap();
+        fs::write(l1.join("out/solo"), "s").unwrap();
+        // A written layer whose entry reads its bytes from l1's linked file.
+        let copied = Entry {
+            kind: EntryKind::File {
+                size: 1,
+                source: Source::Path(l1.join("out/a")),
+            },
+            ..Entry::file_bytes("y/a", &b""[..])
+        };
+        let top = ViewLayer::Entries(Arc::new(EntryFs::new(vec![copied])));
+        let v = MergedView::with_owners(vec![ViewLayer::Dir(l1), top], OwnerMap::default());
+        let key = |p: &str| v.link_key(&v.lstat(p).unwrap().unwrap()).unwrap();
+        assert!(key("out/a").is_some());
+        assert_eq!(key("out/a"), key("out/b"), "one inode, one group");
+        assert_eq!(key("out/solo"), None, "a single link is no group");
+        assert_eq!(key("y/a"), None, "a copy of a linked file is its own file");
+        assert_eq!(
+            EntryFs::new(vec![]).link_key(&Entry::dir("d")).unwrap(),
+            None
+        );
+    }
 }
