@@ -65,7 +65,9 @@ use std::sync::Arc;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
+use crate::digest::HashingReader;
 use crate::whiteout::{self, Whiteout, WhiteoutError};
+use crate::DiffId;
 
 /// What to do with whiteout entries (`.wh.<name>`, `.wh..wh..opq`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,6 +106,9 @@ pub struct UnpackOptions {
     /// in the layer (components joined by `/`, no leading `./` or `/`) → a
     /// file holding exactly that entry's data. See the module's Policy.
     pub donors: Option<Arc<Donors>>,
+    /// The diff_id the stream must hash to: anything else fails the unpack
+    /// with [`UnpackError::DiffIdMismatch`] (the caller discards `dest`).
+    pub expect_diff_id: Option<DiffId>,
 }
 
 /// Layer path → donor file (see [`UnpackOptions::donors`]).
@@ -145,6 +150,9 @@ pub struct UnpackStats {
     pub skipped_devices: Vec<String>,
     /// Extended attributes not restored.
     pub skipped_xattrs: Vec<SkippedXattr>,
+    /// The sha256 of the uncompressed tar stream (the layer's diff_id),
+    /// hashed while unpacking: everything read, up to the stream's end.
+    pub diff_id: Option<DiffId>,
 }
 
 /// Why an entry was refused as unsafe or invalid.
@@ -269,6 +277,16 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    /// The uncompressed stream does not hash to the expected diff_id.
+    #[error(
+        "layer content does not match its diff_id: expected {expected}, the tar hashes to {actual}"
+    )]
+    DiffIdMismatch {
+        /// What the caller (the image config) claimed.
+        expected: DiffId,
+        /// What the bytes hash to.
+        actual: DiffId,
+    },
     /// The stream is compressed with something other than gzip.
     #[error("layer is {0}-compressed; only gzip and uncompressed tars are supported")]
     UnsupportedCompression(&'static str),
@@ -300,7 +318,7 @@ pub fn unpack(
         deferred: BTreeMap::new(),
     };
     let mut archive = tar::Archive::new(EofProbe {
-        inner: tar_reader,
+        inner: HashingReader::new(tar_reader),
         eof: false,
     });
     let mut after = String::from("<start>");
@@ -315,10 +333,27 @@ pub fn unpack(
         after = lossy(&entry.path_bytes());
         un.entry(entry)?;
     }
-    if archive.into_inner().eof {
+    let mut rest = archive.into_inner();
+    if rest.eof {
         return Err(UnpackError::Truncated { after });
     }
+    // The diff_id covers the whole stream: tar stops at the first zero
+    // block, so the second one and any padding are still to be hashed.
+    io::copy(&mut rest.inner, &mut io::sink()).map_err(|source| UnpackError::Read {
+        after: after.clone(),
+        source,
+    })?;
+    let actual = DiffId(rest.inner.finish().0);
+    if let Some(expected) = &opts.expect_diff_id {
+        if *expected != actual {
+            return Err(UnpackError::DiffIdMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
     un.finish()?;
+    un.stats.diff_id = Some(actual);
     Ok(un.stats)
 }
 

@@ -81,6 +81,7 @@ impl Sandbox {
             preserve_ownership: false,
             owner_xattr: None,
             donors: None,
+            expect_diff_id: None,
         };
         unpack(&bytes[..], &self.dest, &opts)
     }

@@ -83,6 +83,7 @@ fn opts(mode: WhiteoutMode) -> UnpackOptions {
         preserve_ownership: false,
         owner_xattr: None,
         donors: None,
+        expect_diff_id: None,
     }
 }
 
@@ -550,4 +551,45 @@ fn donors_are_moved_in_when_they_qualify_and_written_around_when_not() {
         assert_eq!(fs::read(dest.join("app").join(name)).unwrap(), data);
     }
     assert_eq!(fs::read(dest.join("app/d")).unwrap(), b"delta");
+}
+
+/// The diff_id is hashed while unpacking, over the whole uncompressed
+/// stream (trailing zero blocks and padding included, gzip or not), and a
+/// claim the bytes do not meet refuses the layer.
+#[test]
+fn diff_id_is_hashed_while_unpacking_and_checked() {
+    let mut tar = Layer::new().file("etc/os-release", b"honest").bytes();
+    // Padding past the end-of-archive blocks is part of the diff_id too.
+    tar.extend_from_slice(&[0u8; 4096]);
+    let want = cairn_layers::DiffId(cairn_layers::Digest::of(&tar));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    for input in [&tar[..], &gz[..]] {
+        let tmp = tempfile::tempdir().unwrap();
+        let got = unpack_auto(input, tmp.path(), &opts(WhiteoutMode::Apply)).unwrap();
+        assert_eq!(got.diff_id.as_ref(), Some(&want));
+        let tmp = tempfile::tempdir().unwrap();
+        let checked = UnpackOptions {
+            expect_diff_id: Some(want.clone()),
+            ..opts(WhiteoutMode::Apply)
+        };
+        unpack_auto(input, tmp.path(), &checked).unwrap();
+    }
+    // A layer claiming the honest diff_id but holding more files.
+    let spoof = Layer::new()
+        .file("etc/os-release", b"honest")
+        .file("POISONED", b"planted")
+        .bytes();
+    let tmp = tempfile::tempdir().unwrap();
+    let claimed = UnpackOptions {
+        expect_diff_id: Some(want.clone()),
+        ..opts(WhiteoutMode::Apply)
+    };
+    let err = unpack_auto(&spoof[..], tmp.path(), &claimed).unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::DiffIdMismatch { expected, .. } if *expected == want),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&want.to_string()), "{err}");
 }

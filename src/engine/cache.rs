@@ -10,7 +10,7 @@
 //! Layout under the cache root: `blobs/sha256/…` (shared blob store),
 //! `steps/<key>.json` (records: steps', and layers' by content, see
 //! `layer_reuse`), `slots/<slot>` (the last key seen for a step position),
-//! `layers/<diff_id hex>` (unpacked layers), `gzip/<hex>` (the gzip blob
+//! `layers/host-v2/<diff_id hex>` and other forms (unpacked layers, see `layer_dirs`), `gzip/<hex>` (the gzip blob
 //! of a plain stage layer, see `layer_write`), and the memos
 //! `context-hashes.json`, `file-digests.json` and `registry-blobs.json`.
 //! Every file is written to a temporary name and renamed, so concurrent
@@ -480,7 +480,7 @@ impl Cache {
             }
             if !kept_diff_ids.contains(layer.diff_id.as_str()) {
                 if let Ok(d) = layer.diff_id.parse::<Digest>() {
-                    let dir = self.root.join("layers").join(d.hex());
+                    let dir = super::layer_dirs::host_dir(&self.root.join("layers"), &d);
                     if dir.is_dir() {
                         let _ = crate::sandbox::state::remove_tree(&dir);
                         report.layer_dirs += 1;
@@ -606,7 +606,7 @@ mod tests {
     fn layer_record(cache: &Cache, name: &str, blob: &[u8], slot: &str) -> (StepRecord, PathBuf) {
         let store = cairn_layers::blob_store::BlobStore::open(cache.root()).unwrap();
         let d = store.put_bytes(blob).unwrap();
-        let dir = cache.root().join("layers").join(d.hex());
+        let dir = crate::engine::layer_dirs::host_dir(&cache.root().join("layers"), &d);
         fs::create_dir_all(dir.join("locked")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();

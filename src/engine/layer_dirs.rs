@@ -38,8 +38,9 @@ use crate::sandbox::state::remove_tree;
 use crate::sandbox::Sandbox;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
-use cairn_layers::unpack::{unpack_auto, Donors, UnpackOptions, WhiteoutMode};
-use cairn_layers::{Digest, Entry, EntryKind, Source};
+use cairn_layers::unpack::{unpack_auto, Donors, UnpackError, UnpackOptions, WhiteoutMode};
+use cairn_layers::{DiffId, Digest, Entry, EntryKind, Source};
+use rustix::fs::{flock, FlockOperation};
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -54,8 +55,18 @@ pub const HELPER_SUBCOMMAND: &str = "__layer-dir";
 const STAGING: &str = ".unpack-";
 /// Prefix of the donor list handed to the user-namespace helper.
 const DONOR_LIST: &str = ".donors-";
-/// Age past which a staging dir or donor list is an interrupted unpack's.
-const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Age past which an unlocked donor list is an interrupted unpack's.
+const DONOR_LIST_STALE: std::time::Duration = std::time::Duration::from_secs(60);
+/// In every form's directory name: directories of this scheme were published
+/// only after their content hashed to their name (older cairn trusted the
+/// config's claim; their directories are never reused).
+const SCHEME: &str = "v2";
+
+/// Where root's (in-process, owners as in the tar) directory of `diff_id`
+/// lies under the layer directories `base`.
+pub fn host_dir(base: &Path, diff_id: &Digest) -> PathBuf {
+    base.join(format!("host-{SCHEME}")).join(diff_id.hex())
+}
 
 /// How this process writes layer directories.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,7 +222,7 @@ impl LayerDirs {
             if rustix::process::geteuid().is_root() {
                 return Layout {
                     form: Form::Host,
-                    root: self.base.clone(),
+                    root: self.base.join(format!("host-{SCHEME}")),
                     owners: OwnerMap::default(),
                 };
             }
@@ -241,7 +252,7 @@ impl LayerDirs {
                     };
                     Layout {
                         form: Form::Unowned,
-                        root: self.base.join(format!("unowned-{uid}")),
+                        root: self.base.join(format!("unowned-{SCHEME}-{uid}")),
                         owners: OwnerMap {
                             maps: Some((me(uid), me(gid))),
                             recorded: false,
@@ -277,13 +288,13 @@ impl LayerDirs {
         let root = self.root();
         fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
         // Kept at once: a failed unpack is removed by `remove`, which can
-        // also delete files of subordinate ids.
-        let staged = tempfile::Builder::new()
-            .prefix(STAGING)
-            .tempdir_in(root)
-            .with_context(|| format!("creating a directory in {}", root.display()))?
-            .keep();
-        let unpacked = self.unpack_into(&l.digest, store, &staged);
+        // also delete files of subordinate ids. Locked while in use, so the
+        // sweep of another build takes it only once this process is gone.
+        let (staged, _lock) = locked_staging(root)?;
+        // Verified while unpacking: the directory is published (renamed to
+        // its diff_id's name) only when the bytes hash to that diff_id, so a
+        // config claiming another layer's diff_id cannot fill its directory.
+        let unpacked = self.unpack_into(l, store, &staged);
         let result = unpacked.and_then(|()| match fs::rename(&staged, &dest) {
             Ok(()) => Ok(true),
             // Another build unpacked the same layer first: use theirs.
@@ -298,12 +309,19 @@ impl LayerDirs {
         result.map(|_| dest)
     }
 
-    fn unpack_into(&self, digest: &Digest, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
+    fn unpack_into(&self, l: &LayerDesc, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
+        let digest = &l.digest;
         let donors = self.claim_donors(digest);
         match self.form().form {
             Form::Userns { single } => {
                 let blob = store.path(digest);
-                let mut args = vec!["unpack".to_owned(), utf8(&blob)?, utf8(staged)?];
+                let mut args = vec![
+                    "unpack".to_owned(),
+                    utf8(&blob)?,
+                    utf8(staged)?,
+                    "--diff-id".to_owned(),
+                    l.diff_id.to_string(),
+                ];
                 if single {
                     args.push("--owner-xattr".into());
                 }
@@ -316,6 +334,8 @@ impl LayerDirs {
                             .with_context(|| {
                                 format!("creating a file in {}", self.root().display())
                             })?;
+                        // Ours while locked (see `sweep`); a fresh file, no race.
+                        let _ = flock(list.as_file(), FlockOperation::NonBlockingLockExclusive);
                         std::io::Write::write_all(&mut list, &serde_json::to_vec(d.as_ref())?)
                             .with_context(|| format!("writing {}", list.path().display()))?;
                         args.push("--donors".into());
@@ -324,9 +344,12 @@ impl LayerDirs {
                     }
                     None => None,
                 };
-                let done = self
-                    .in_userns(&args)
-                    .with_context(|| format!("unpacking layer {digest} in the user namespace"));
+                let done = self.in_userns(&args).with_context(|| {
+                    format!(
+                        "unpacking layer {digest} (diff_id {}) in the user namespace",
+                        l.diff_id
+                    )
+                });
                 drop(list);
                 done
             }
@@ -339,13 +362,15 @@ impl LayerDirs {
                     preserve_ownership: *form == Form::Host,
                     owner_xattr: None,
                     donors,
+                    expect_diff_id: Some(l.diff_id.clone()),
                 };
                 unpack_auto(
                     std::io::BufReader::with_capacity(1 << 20, blob),
                     staged,
                     &opts,
                 )
-                .with_context(|| format!("unpacking layer {digest}"))?;
+                .map_err(refused_image)
+                .with_context(|| format!("unpacking layer {digest} (diff_id {})", l.diff_id))?;
                 Ok(())
             }
         }
@@ -397,9 +422,10 @@ impl LayerDirs {
     }
 
     /// Remove leftovers of unpacks that were interrupted (SIGKILL): staging
-    /// dirs and donor lists older than [`STALE_AFTER`] — a younger one may be
-    /// another build's at work on the same cache. Cheap when there are none:
-    /// nothing is probed.
+    /// dirs and donor lists no live process holds locked (their unpack locks
+    /// them until it is done; the kernel drops the lock of a killed process),
+    /// and directories of the unverified scheme before [`SCHEME`] (root's,
+    /// directly under the base). Cheap when there are none: nothing is probed.
     pub fn sweep(&self) {
         let mut roots = vec![self.base.clone()];
         if let Ok(rd) = fs::read_dir(&self.base) {
@@ -408,12 +434,23 @@ impl LayerDirs {
                     .filter(|e| {
                         let n = e.file_name();
                         let n = n.to_string_lossy();
-                        n.starts_with("userns-") || n.starts_with("unowned-")
+                        n.starts_with("userns-")
+                            || n.starts_with("unowned-")
+                            || n.starts_with("host-")
                     })
                     .map(|e| e.path()),
             );
         }
-        let stale: Vec<PathBuf> = roots
+        if rustix::process::geteuid().is_root() {
+            // Root's directories of the old scheme: `<diff_id hex>` at the top.
+            for e in fs::read_dir(&self.base).into_iter().flatten().flatten() {
+                let n = e.file_name();
+                if Digest::from_hex(&n.to_string_lossy()).is_ok() {
+                    let _ = remove_tree(&e.path());
+                }
+            }
+        }
+        let stale: Vec<(PathBuf, fs::File)> = roots
             .iter()
             .filter_map(|r| fs::read_dir(r).ok())
             .flat_map(|rd| rd.flatten())
@@ -423,15 +460,26 @@ impl LayerDirs {
                 n.starts_with(STAGING) || n.starts_with(DONOR_LIST)
             })
             .filter(|e| {
-                e.metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > STALE_AFTER)
+                // A donor list is created before it can be locked: only an
+                // old one is taken (a tiny file; the staging dirs matter).
+                let young = || {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_none_or(|age| age < DONOR_LIST_STALE)
+                };
+                !(e.file_name().to_string_lossy().starts_with(DONOR_LIST) && young())
             })
-            .map(|e| e.path())
+            .filter_map(|e| {
+                let held = fs::File::open(e.path()).ok()?;
+                // Unlocked: its process is gone. The lock is kept until the
+                // entry is removed, so a new unpack never reuses it meanwhile.
+                flock(&held, FlockOperation::NonBlockingLockExclusive).ok()?;
+                Some((e.path(), held))
+            })
             .collect();
-        for p in stale {
+        for (p, _held) in stale {
             // Donor lists are this process's files; staging dirs may hold
             // subordinate ids.
             let _ = if p.is_dir() {
@@ -491,7 +539,48 @@ fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
     };
     let digest = Digest::of(format!("u:{};g:{}", text(uids), text(gids)).as_bytes());
     let hex = digest.hex();
-    format!("userns-{}", &hex[..16])
+    format!("userns-{SCHEME}-{}", &hex[..16])
+}
+
+/// A new staging directory in `root`, locked by the returned handle. A
+/// concurrent sweep may lock and remove a directory between its creation
+/// and our lock: then it is no longer there (or the lock is the sweep's)
+/// and another is made.
+fn locked_staging(root: &Path) -> anyhow::Result<(PathBuf, fs::File)> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..8 {
+        let staged = tempfile::Builder::new()
+            .prefix(STAGING)
+            .tempdir_in(root)
+            .with_context(|| format!("creating a directory in {}", root.display()))?
+            .keep();
+        let Ok(dir) = fs::File::open(&staged) else {
+            continue;
+        };
+        if flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue;
+        }
+        let same = |a: &fs::Metadata, b: &fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+        match (dir.metadata(), fs::symlink_metadata(&staged)) {
+            (Ok(a), Ok(b)) if same(&a, &b) => return Ok((staged, dir)),
+            _ => continue,
+        }
+    }
+    anyhow::bail!(
+        "cannot create a staging directory in {}: another process keeps removing them",
+        root.display()
+    )
+}
+
+/// An unpack error; a diff_id mismatch says what it means and what to do.
+fn refused_image(e: UnpackError) -> anyhow::Error {
+    match e {
+        UnpackError::DiffIdMismatch { .. } => anyhow::anyhow!(
+            "{e}: the image's config lies about this layer (tampered or corrupt image); \
+             refusing it — nothing was kept in the cache. Rebuild or re-push the base image"
+        ),
+        e => e.into(),
+    }
 }
 
 fn utf8(p: &Path) -> anyhow::Result<String> {
@@ -524,6 +613,9 @@ pub enum HelperAction {
         /// A JSON object: layer path → file that may be moved in as that entry.
         #[arg(long)]
         donors: Option<PathBuf>,
+        /// The diff_id the uncompressed tar must hash to.
+        #[arg(long)]
+        diff_id: DiffId,
     },
     /// Remove a tree.
     Remove {
@@ -540,6 +632,7 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
             dest,
             owner_xattr,
             donors,
+            diff_id,
         } => {
             let file =
                 fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
@@ -558,12 +651,14 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
                 preserve_ownership: true,
                 owner_xattr: owner_xattr.then(|| OWNER_XATTR.to_owned()),
                 donors,
+                expect_diff_id: Some(diff_id),
             };
             unpack_auto(
                 std::io::BufReader::with_capacity(1 << 20, file),
                 &dest,
                 &opts,
             )
+            .map_err(refused_image)
             .with_context(|| format!("unpacking {}", blob.display()))?;
         }
         HelperAction::Remove { path } => {
@@ -629,7 +724,7 @@ mod tests {
         let a = mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]);
         let b = mapping_tag(&[r(0, 1000, 1), r(1, 100000, 65536)], &[r(0, 1000, 1)]);
         assert_ne!(a, b);
-        assert!(a.starts_with("userns-") && a.len() == 23, "{a}");
+        assert!(a.starts_with("userns-v2-") && a.len() == 26, "{a}");
         assert_eq!(a, mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]));
     }
 
@@ -680,13 +775,17 @@ mod tests {
         if !rustix::process::geteuid().is_root() {
             return;
         }
-        assert_eq!(dirs.root(), t.path().join("layers"));
+        assert_eq!(dirs.root(), t.path().join("layers/host-v2"));
+        fs::create_dir_all(dirs.root()).unwrap();
+        // A killed unpack's staging dir: unlocked, however young.
         let stale = dirs.root().join(".unpack-x/a");
         fs::create_dir_all(&stale).unwrap();
-        let live = dirs.root().join(".unpack-live");
-        fs::create_dir_all(&live).unwrap();
+        // A live unpack's (this process holds the lock).
+        let (live, _lock) = locked_staging(dirs.root()).unwrap();
         let list = dirs.root().join(".donors-x");
         fs::write(&list, "{}").unwrap();
+        let young_list = dirs.root().join(".donors-y");
+        fs::write(&young_list, "{}").unwrap();
         let two_hours_ago = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec {
                 tv_sec: 0,
@@ -704,20 +803,23 @@ mod tests {
                 tv_nsec: 0,
             },
         };
-        for p in [dirs.root().join(".unpack-x"), list.clone()] {
-            rustix::fs::utimensat(
-                rustix::fs::CWD,
-                &p,
-                &two_hours_ago,
-                rustix::fs::AtFlags::empty(),
-            )
-            .unwrap();
-        }
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &list,
+            &two_hours_ago,
+            rustix::fs::AtFlags::empty(),
+        )
+        .unwrap();
+        // An unverified directory of the old scheme.
+        let old = t.path().join("layers").join(Digest::of(b"old").hex());
+        fs::create_dir_all(old.join("etc")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&stale, fs::Permissions::from_mode(0o000)).unwrap();
         dirs.sweep();
         assert!(!dirs.root().join(".unpack-x").exists());
         assert!(!list.exists());
+        assert!(young_list.exists(), "a donor list being written was swept");
         assert!(live.exists(), "a concurrent build's unpack was swept");
+        assert!(!old.exists(), "an unverified layer dir was kept");
     }
 }

@@ -379,7 +379,7 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
         &["-o", &format!("type=oci,dest={}", out.display())],
     );
     let indexed = new_layer_entries(&out, &d1, 0);
-    let layer_dirs = std::fs::read_dir(home.join("cache/layers"))
+    let layer_dirs = std::fs::read_dir(home.join("cache/layers/host-v2"))
         .unwrap()
         .count();
 
@@ -394,7 +394,7 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
     );
     let unpacked = new_layer_entries(&out2, &d2, 0);
     assert!(
-        std::fs::read_dir(other.path().join("cache/layers"))
+        std::fs::read_dir(other.path().join("cache/layers/host-v2"))
             .unwrap()
             .count()
             > layer_dirs,
@@ -529,7 +529,7 @@ fn layers_of_run_files_are_unpacked_by_moving_them_and_equal_a_plain_unpack() {
             &["-o", &format!("type=oci,dest={}", out.display())],
         );
         let blobs = home.join("cache/blobs/sha256");
-        let dirs: Vec<_> = std::fs::read_dir(home.join("cache/layers"))
+        let dirs: Vec<_> = std::fs::read_dir(home.join("cache/layers/host-v2"))
             .unwrap()
             .map(|d| d.unwrap().path())
             .filter(|d| d.join(top).join("node_modules").exists())
@@ -548,7 +548,12 @@ fn layers_of_run_files_are_unpacked_by_moving_them_and_equal_a_plain_unpack() {
         let fresh = home.join("fresh");
         std::fs::create_dir(&fresh).unwrap();
         let mut c = cairn(home);
-        c.arg("__layer-dir").arg("unpack").arg(&blob).arg(&fresh);
+        c.arg("__layer-dir")
+            .arg("unpack")
+            .arg(&blob)
+            .arg(&fresh)
+            .arg("--diff-id")
+            .arg(format!("sha256:{hex}"));
         ok(&run(c, ""));
         assert_eq!(tree(dir), tree(&fresh), "layer dir {hex}\n{log}");
 

@@ -9,6 +9,7 @@ mod check;
 mod context;
 mod diff;
 mod docker_archive;
+mod hardening;
 mod parse;
 mod registry;
 mod registry_auth;

@@ -1,0 +1,155 @@
+//! Attacks on cairn (issue #20) that must fail safely: a base image whose
+//! config lies about a layer's diff_id, a cache other users could reach,
+//! a full disk inside RUN, secrets as environment variables, undecodable
+//! Dockerfiles, credentials in references, odd file names in the context and
+//! a killed unpack. Runs as root where it needs a second user or a tmpfs.
+
+use crate::support::{cairn, fixture_layout, run};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn fixture() -> PathBuf {
+    fixture_layout()
+        .expect("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)")
+}
+
+/// `cairn build CTX --progress plain --cache-dir CACHE EXTRA…`.
+fn build(home: &Path, ctx: &Path, cache: &Path, extra: &[&str]) -> Output {
+    let mut c = cairn(home);
+    c.arg("build")
+        .arg(ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(cache)
+        .args(extra);
+    run(c, "")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A context directory holding `dockerfile`.
+fn context(root: &Path, name: &str, dockerfile: &str) -> PathBuf {
+    let ctx = root.join(name);
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+/// `layer` (a gzip tar) with `extra` files appended before its end blocks.
+fn with_extra_files(layer: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    flate2::read::MultiGzDecoder::new(layer)
+        .read_to_end(&mut plain)
+        .unwrap();
+    let mut end = 0u64;
+    for e in tar::Archive::new(&plain[..]).entries().unwrap() {
+        let e = e.unwrap();
+        end = (e.raw_file_position() + e.size()).div_ceil(512) * 512;
+    }
+    plain.truncate(end as usize);
+    let mut b = tar::Builder::new(plain);
+    for (name, data) in extra {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    let plain = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    gz.finish().unwrap()
+}
+
+/// An OCI layout at `dir` tagged `latest`: the node:22-alpine stand-in whose
+/// first layer blob also holds `/POISONED`, while its config still claims
+/// the honest layer's diff_id. Returns the spoofed blob's digest.
+fn spoofing_layout(dir: &Path) -> String {
+    let honest = fixture();
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let digest = crate::support::manifest_digest(&honest, "22-alpine");
+    let read = |d: &str| {
+        std::fs::read(
+            honest
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let put = |bytes: &[u8]| {
+        let d = cairn_layers::Digest::of(bytes);
+        std::fs::write(blobs.join(d.hex()), bytes).unwrap();
+        d.to_string()
+    };
+    let mut manifest: serde_json::Value = serde_json::from_slice(&read(&digest)).unwrap();
+    put(&read(manifest["config"]["digest"].as_str().unwrap()));
+    let layers = manifest["layers"].as_array_mut().unwrap();
+    let spoofed = with_extra_files(
+        &read(layers[0]["digest"].as_str().unwrap()),
+        &[("POISONED", b"planted by the spoofing image\n")],
+    );
+    let spoofed_digest = put(&spoofed);
+    layers[0]["digest"] = spoofed_digest.clone().into();
+    layers[0]["size"] = spoofed.len().into();
+    for l in &layers[1..] {
+        put(&read(l["digest"].as_str().unwrap()));
+    }
+    let m = serde_json::to_vec(&manifest).unwrap();
+    let md = put(&m);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": m.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    spoofed_digest
+}
+
+/// A config claiming an honest base layer's diff_id for a blob with more
+/// files is refused, naming the layer, and leaves nothing in the cache: an
+/// honest build afterwards does not see the planted file.
+#[test]
+fn a_spoofed_diff_id_is_refused_and_does_not_poison_the_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let spoof = t.path().join("spoof");
+    let spoofed_blob = spoofing_layout(&spoof);
+    let cache = t.path().join("cache");
+    let evil = context(
+        t.path(),
+        "evil",
+        &format!("FROM oci:{}:latest\nRUN cat /POISONED\n", spoof.display()),
+    );
+    let o = build(t.path(), &evil, &cache, &[]);
+    let out = text(&o);
+    assert!(!o.status.success(), "the spoofing image was built:\n{out}");
+    assert!(
+        out.contains(&spoofed_blob) && out.contains("does not match its diff_id"),
+        "the error does not name the layer:\n{out}"
+    );
+    let honest = context(
+        t.path(),
+        "honest",
+        &format!(
+            "FROM oci:{}:22-alpine\nRUN if [ -e /POISONED ]; then cat /POISONED; exit 7; fi\n",
+            fixture().display()
+        ),
+    );
+    let o = build(t.path(), &honest, &cache, &[]);
+    assert!(
+        o.status.success(),
+        "the honest build saw the spoofed layer:\n{}",
+        text(&o)
+    );
+}
