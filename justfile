@@ -112,7 +112,11 @@ fuzz-smoke: fuzz-seed
     cd fuzz && cargo +nightly fuzz build -O
     cd fuzz && for t in $(cargo +nightly fuzz list); do cargo +nightly fuzz run -O "$t" -- -max_total_time=20 -max_len=4096; done
 
-# seed the parser's fuzz corpus with the Dockerfiles of testdata/dockerfile
+# seed the fuzz corpora: the Dockerfiles of testdata/dockerfile, and deep nesting
 fuzz-seed:
     mkdir -p fuzz/corpus/parse fuzz/corpus/expand
     find testdata/dockerfile -name Dockerfile | while read -r f; do cp "$f" "fuzz/corpus/parse/seed-$(printf %s "$f" | sha256sum | cut -c1-16)"; done
+    # deep `${…}` nesting (past the lexer's bound) for both targets
+    python3 -c 'import sys; n=200; sys.stdout.write("\x00\0" + "${a:-" * n + "x" + "}" * n)' > fuzz/corpus/expand/seed-deep-nesting
+    python3 -c 'import sys; n=200; sys.stdout.write("\x00\0" + "${a:-\"" * n + "x" + "\"}" * n)' > fuzz/corpus/expand/seed-deep-quoted
+    python3 -c 'import sys; n=200; sys.stdout.write("FROM scratch\nENV B=" + "${a:-" * n + "x" + "}" * n + "\n")' > fuzz/corpus/parse/seed-deep-nesting

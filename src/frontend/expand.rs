@@ -90,6 +90,7 @@ impl Lexer {
             env,
             chars: word.chars().collect(),
             pos: 0,
+            depth: 0,
         };
         sw.process_stop_on(None, self.raw_escapes)
             .map_err(|reason| ExpandError {
@@ -142,9 +143,16 @@ struct ShellWord<'a> {
     env: &'a dyn Lookup,
     chars: Vec<char>,
     pos: usize,
+    /// `${…}` open around the current position (see [`MAX_NESTING`]).
+    depth: usize,
 }
 
 type Res<T> = Result<T, String>;
+
+/// Deepest `${…}` nesting expanded. The lexer recurses once per level (as
+/// BuildKit's does), so an unbounded depth is a stack overflow (an abort, not
+/// an error); real Dockerfiles nest two or three levels.
+pub const MAX_NESTING: usize = 64;
 
 /// Largest result of one expansion. Nested `${v//p/r}` can grow a word exponentially;
 /// no real Dockerfile word comes near this, so larger results are an error, not an OOM.
@@ -360,6 +368,19 @@ impl ShellWord<'_> {
             });
         }
         self.pos += 1;
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "`${{…}}` nested more than {MAX_NESTING} levels deep; un-nest it (use an ARG or ENV for the inner part)"
+            ));
+        }
+        self.depth += 1;
+        let expanded = self.braced();
+        self.depth -= 1;
+        expanded
+    }
+
+    /// The rest of `${…}` after the brace.
+    fn braced(&mut self) -> Res<String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
@@ -823,6 +844,21 @@ mod tests {
             .process_word("${A///$A$A$A}", &e)
             .unwrap_err();
         assert_eq!(err.reason, "expansion result exceeds 1 MiB");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let e = env();
+        let nest = |n: usize| format!("{}x{}", "${a:-".repeat(n), "}".repeat(n));
+        let lx = Lexer::new('\\');
+        assert_eq!(lx.process_word(&nest(MAX_NESTING), &e).unwrap(), "x");
+        for n in [MAX_NESTING + 1, 100_000] {
+            let err = lx.process_word(&nest(n), &e).unwrap_err();
+            assert!(err.reason.contains("nested more than 64 levels"), "{err}");
+        }
+        // Quotes inside the default word recurse through `dollar` too.
+        let quoted = format!("{}x{}", "${a:-\"".repeat(5_000), "\"}".repeat(5_000));
+        assert!(lx.process_word(&quoted, &e).is_err());
     }
 
     #[test]
