@@ -10,7 +10,7 @@ use super::idmap::IdentityKind;
 use super::namespaces::{self, STEP_FLAGS};
 use super::ownership;
 use super::protocol::RootfsKind;
-use super::protocol::{Request, RequestKind, Response, REQUEST_FILE, RESULT_FILE};
+use super::protocol::{Request, RequestKind, Response, REQUEST_FILE, RESULT_ERROR, RESULT_FILE};
 use super::rootfs::{self, Paths};
 use super::scaffold;
 use super::state;
@@ -77,9 +77,35 @@ pub fn main(args: HelperArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Write the result under a temporary name and rename it, so a partial
+/// file is never read. When that fails (a full disk), the cause goes to
+/// stderr as one [`RESULT_ERROR`] line, which the caller reports instead.
 fn write_response(path: &Path, response: &Response) {
-    if let Ok(bytes) = serde_json::to_vec(response) {
-        let _ = std::fs::write(path, bytes);
+    let tmp = path.with_extension("json.tmp");
+    let written = serde_json::to_vec(response)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| {
+                    format!(
+                        "cannot write {}: {e} (free space there, or use another --cache-dir)",
+                        tmp.display()
+                    )
+                })
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        // What the result would have said comes first: it is the cause
+        // (a full disk also fails the capture, which names the file).
+        let message = match &response.error {
+            Some(first) => format!("{first}; then {e}"),
+            None => e,
+        };
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n{RESULT_ERROR}{}\n", message.replace('\n', " ")).as_bytes(),
+        );
     }
 }
 

@@ -327,17 +327,28 @@ pub(crate) fn call_helper(
     // The Command still holds the pipe's write ends; drop them so EOF comes.
     drop(cmd);
     let lifeline = child.stdin.take();
+    let mut unwritten = None;
     for line in BufReader::new(reader).split(b'\n') {
         let Ok(mut line) = line else { break };
         if line.last() == Some(&b'\r') {
             line.pop();
         }
         line.truncate(8192);
-        on_line(String::from_utf8_lossy(&line).into_owned());
+        let line = String::from_utf8_lossy(&line).into_owned();
+        if let Some(why) = line.strip_prefix(protocol::RESULT_ERROR) {
+            // The first is the cause: the helper's own report of the
+            // missing result comes after.
+            unwritten.get_or_insert_with(|| why.to_owned());
+            continue;
+        }
+        on_line(line);
     }
     let status = child.wait().map_err(spawn_err)?;
     drop(lifeline);
     let res_path = run_dir.join(protocol::RESULT_FILE);
+    if let Some(why) = unwritten {
+        return Ok(protocol::Response::error(why));
+    }
     match std::fs::read(&res_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SandboxError::State {
             what: "decode the helper result",

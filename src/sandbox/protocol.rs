@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub(crate) const REQUEST_FILE: &str = "request.json";
 /// Result file name inside the run directory.
 pub(crate) const RESULT_FILE: &str = "result.json";
+/// Starts the stderr line of a helper that could not write its result.
+pub(crate) const RESULT_ERROR: &str = "cairn sandbox: no result: ";
 
 /// One job for the helper.
 #[derive(Debug, Serialize, Deserialize)]

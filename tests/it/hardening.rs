@@ -9,6 +9,10 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 fn fixture() -> PathBuf {
     fixture_layout()
         .expect("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)")
@@ -151,5 +155,71 @@ fn a_spoofed_diff_id_is_refused_and_does_not_poison_the_cache() {
         o.status.success(),
         "the honest build saw the spoofed layer:\n{}",
         text(&o)
+    );
+}
+
+/// A tmpfs of `mib` MiB mounted at `dir` (created) until dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mib: u32) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let st = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A full disk where the RUN step's files live is reported with its cause
+/// and the file (was: "cannot decode the helper result … EOF").
+#[test]
+fn a_full_disk_in_run_names_enospc_and_the_path() {
+    if !is_root() {
+        eprintln!("\n!!! SKIPPING: mounting a tmpfs needs root !!!\n");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    // The RUN step's upper dir and result live in the sandbox state dir.
+    let _small = Tmpfs::mount(&cache.join("sandbox"), 4);
+    let ctx = context(
+        t.path(),
+        "ctx",
+        &format!(
+            "FROM oci:{}:22-alpine\n\
+             RUN mkdir /many && cd /many && seq 1 3000 | xargs touch && \
+             (head -c 8000000 /dev/zero > /fill || true) && echo filled\n",
+            fixture().display()
+        ),
+    );
+    let o = build(t.path(), &ctx, &cache, &[]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("No space left on device") && out.contains("sandbox/runs/"),
+        "the cause or the path is missing:\n{out}"
+    );
+    assert!(
+        !out.contains("cannot decode") && !out.contains("before reporting"),
+        "{out}"
     );
 }
