@@ -35,6 +35,8 @@ pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
 /// A mount resolved for the sandbox, plus what it contributes to the cache key.
 struct Resolved {
     mount: Option<Mount>,
+    /// A secret exposed as an environment variable: name, host file.
+    env: Option<(String, PathBuf)>,
     key: (String, String),
 }
 
@@ -72,6 +74,7 @@ fn resolve_mount(
                     gid: m.gid.unwrap_or(0),
                     mode: m.mode.unwrap_or(0o755),
                 }),
+                env: None,
                 key: (format!("mount cache {}", abs(&target)), id),
             }
         }
@@ -79,6 +82,7 @@ fn resolve_mount(
             mount: Some(Mount::Tmpfs {
                 target: abs(&target),
             }),
+            env: None,
             key: (format!("mount tmpfs {}", abs(&target)), String::new()),
         },
         MountType::Secret => {
@@ -92,12 +96,22 @@ fn resolve_mount(
                             .map(str::to_owned)
                     })
                     .ok_or_else(|| anyhow::anyhow!("secret mount needs id="))?;
-            let target = m
-                .target
-                .clone()
-                .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            // `env=` without a target is an environment variable only (BuildKit).
+            let target = match (&m.target, &m.env) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(_)) => None,
+                (None, None) => Some(format!("/run/secrets/{id}")),
+            };
             // The key names the secret id only: values never reach a key, a layer or a log.
-            let key = (format!("mount secret {id}"), abs(&target));
+            let key = (
+                format!("mount secret {id}"),
+                match (&target, &m.env) {
+                    (Some(t), None) => abs(t),
+                    (Some(t), Some(e)) => format!("{} env={e}", abs(t)),
+                    (None, Some(e)) => format!("env={e}"),
+                    (None, None) => String::new(),
+                },
+            );
             let host = match ctx.req.secrets.get(&id) {
                 Some(SecretSource::File(p)) => Some(p.clone()),
                 Some(SecretSource::Env(var)) => match std::env::var_os(var) {
@@ -112,7 +126,8 @@ fn resolve_mount(
             };
             match host {
                 Some(host) => Resolved {
-                    mount: Some(Mount::Secret {
+                    env: m.env.clone().map(|name| (name, host.clone())),
+                    mount: target.map(|target| Mount::Secret {
                         host,
                         target: abs(&target),
                         uid: m.uid.unwrap_or(0),
@@ -129,7 +144,11 @@ fn resolve_mount(
                         ),
                     ))
                 }
-                None => Resolved { mount: None, key },
+                None => Resolved {
+                    mount: None,
+                    env: None,
+                    key,
+                },
             }
         }
         MountType::Bind => {
@@ -173,6 +192,7 @@ fn resolve_mount(
             };
             let source = m.source.clone().unwrap_or_default();
             Resolved {
+                env: None,
                 mount: Some(Mount::Bind {
                     from,
                     source: source.clone(),
@@ -269,6 +289,7 @@ pub fn run(
     };
     let expand = |s: &str| scope.expand_word(s).map_err(|e| e.to_string());
     let mut mounts = Vec::new();
+    let mut secret_env = Vec::new();
     let mut inputs = Inputs::default();
     inputs.push("parent", run.image.fs_key.to_string());
     inputs.push("instruction", text.to_owned());
@@ -292,6 +313,7 @@ pub fn run(
         let res = resolve_mount(run, k, n, &m, scratch.path())?;
         inputs.push(res.key.0, res.key.1);
         mounts.extend(res.mount);
+        secret_env.extend(res.env);
     }
     mounts.extend(extra_mounts);
     let isolation = parse_isolation(&ctx.req.isolation)?;
@@ -305,6 +327,7 @@ pub fn run(
             lowers,
             argv: argv.clone(),
             env: env.clone(),
+            secret_env: secret_env.clone(),
             cwd: workdir.clone(),
             user: user.clone(),
             hostname: "buildkitsandbox".into(),

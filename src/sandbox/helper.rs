@@ -165,7 +165,9 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
             ));
         }
     }
-    let spec = &scaffold::resolve_mount_targets(spec, &spec.lowers)?;
+    let mut spec = scaffold::resolve_mount_targets(spec, &spec.lowers)?;
+    secrets_into_env(&mut spec)?;
+    let spec = &spec;
     for d in [
         paths.upper(),
         paths.work(),
@@ -242,6 +244,25 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
         content_dir: if copy { "rootfs" } else { "upper" }.into(),
         ..Default::default()
     })
+}
+
+/// Append `RUN --mount=type=secret,env=NAME` variables to the command's
+/// environment, read from their host files here (before the rootfs is
+/// entered), so the values live only in this process and the command's.
+fn secrets_into_env(spec: &mut RunSpec) -> Result<(), String> {
+    for (name, host) in std::mem::take(&mut spec.secret_env) {
+        let bytes = std::fs::read(&host).map_err(|e| {
+            ctx(
+                format!("read the secret for ${name} from {}", host.display()),
+                e,
+            )
+        })?;
+        let value = String::from_utf8(bytes).map_err(|_| {
+            format!("the secret for ${name} is not UTF-8 text: mount it as a file instead of env=")
+        })?;
+        spec.env.push((name, value));
+    }
+    Ok(())
 }
 
 fn parse_report(s: &str) -> Option<(u64, i32)> {

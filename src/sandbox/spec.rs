@@ -123,6 +123,12 @@ pub struct RunSpec {
     pub argv: Vec<String>,
     /// The environment, in order (later duplicates win).
     pub env: Vec<(String, String)>,
+    /// `RUN --mount=type=secret,env=NAME`: NAME is set, for the command
+    /// only, to the content of the host file (read by the sandbox just
+    /// before it starts the command, so the value is never in the request,
+    /// a record or a layer).
+    #[serde(default)]
+    pub secret_env: Vec<(String, PathBuf)>,
     /// Working directory (absolute; created when missing, as buildkit does).
     pub cwd: String,
     /// `USER` as written (`name`, `uid`, `name:group`, `uid:gid`; empty = root),
@@ -156,6 +162,7 @@ impl RunSpec {
                 "PATH".into(),
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             )],
+            secret_env: Vec::new(),
             cwd: "/".into(),
             user: String::new(),
             hostname: "buildkitsandbox".into(),

@@ -223,3 +223,86 @@ fn a_full_disk_in_run_names_enospc_and_the_path() {
         "{out}"
     );
 }
+
+/// Every byte under `dir` (gzip files decompressed), file by file.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let mut plain = Vec::new();
+            let bytes = if bytes.starts_with(&[0x1f, 0x8b])
+                && flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut plain)
+                    .is_ok()
+            {
+                plain
+            } else {
+                bytes
+            };
+            (e.path().to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// `RUN --mount=type=secret,id=…,env=NAME` sets NAME for that command only;
+/// the value is in no layer, record, config or history.
+#[test]
+fn a_secret_as_env_reaches_the_command_only() {
+    let t = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-Value-7f1d";
+    // The Dockerfile holds its hash only.
+    let hash = cairn_layers::Digest::of(secret.as_bytes()).hex()[..16].to_owned();
+    let ctx = context(
+        t.path(),
+        "ctx",
+        &format!(
+            "FROM oci:{}:22-alpine\n\
+             RUN --mount=type=secret,id=tok,env=TOKEN \
+             test \"$(printf %s \"$TOKEN\" | sha256sum | cut -c1-16)\" = {hash} && \
+             test ! -e /run/secrets/tok && echo \"${{#TOKEN}}\" > /token-length\n\
+             RUN --mount=type=secret,id=tok,env=FILE_TOO,target=/run/secrets/t \
+             test \"$FILE_TOO\" = \"$(cat /run/secrets/t)\" && touch /both\n\
+             RUN test -z \"$TOKEN\" && test -z \"$FILE_TOO\" && touch /later-step-clean\n",
+            fixture().display()
+        ),
+    );
+    let out = t.path().join("out");
+    let cache = t.path().join("cache");
+    let mut c = cairn(t.path());
+    c.arg("build")
+        .arg(&ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(&cache)
+        .args(["--secret", "id=tok,env=CAIRN_IT_TOKEN", "-o"])
+        .arg(format!("type=oci,dest={}", out.display()))
+        .env("CAIRN_IT_TOKEN", secret);
+    let o = run(c, "");
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        !log.contains(secret),
+        "the value is in the build output:\n{log}"
+    );
+    let mut files = contents(&out);
+    for sub in ["steps", "slots"] {
+        files.extend(contents(&cache.join(sub)));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, bytes) in &files {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret value is in {}",
+            path.display()
+        );
+        for marker in ["token-length", "both", "later-step-clean"] {
+            if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                seen.insert(marker);
+            }
+        }
+    }
+    // The steps ran and were captured: their files are in the image.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
