@@ -299,7 +299,10 @@ fn build(
                 opts.blob_memo = Some(super::pull::blob_memo_file(&req.cache_dir));
                 let registry = Registry::new(opts)?;
                 let rt = super::pull::runtime()?;
-                for (name, d) in output::push(&result, &store, &registry, &rt, &args.tags, &[])? {
+                let warn = |w: String| reporter.event(Event::Warning(w));
+                for (name, d) in
+                    output::push(&result, &store, &registry, &rt, &args.tags, &[], &warn)?
+                {
                     reporter.event(Event::Info(format!("pushed {name}@{d}")));
                     pushed.push(name);
                 }

@@ -122,7 +122,9 @@ pub fn to_docker_archive(
     Ok(())
 }
 
-/// Push to every reference in `tags`; the manifest goes up only after all blobs.
+/// Push to every reference in `tags`; the manifest goes up only after all
+/// blobs. The build record follows each image; a record that cannot be
+/// pushed is reported to `warn`: the image is complete and usable without it.
 pub fn push(
     r: &BuildResult,
     store: &BlobStore,
@@ -130,6 +132,7 @@ pub fn push(
     runtime: &tokio::runtime::Runtime,
     tags: &[String],
     mount_from: &[crate::registry::Repository],
+    warn: &dyn Fn(String),
 ) -> anyhow::Result<Vec<(String, cairn_layers::Digest)>> {
     anyhow::ensure!(
         !tags.is_empty(),
@@ -167,10 +170,14 @@ pub fn push(
         )
         .parse()
         .with_context(|| format!("naming the build record of {reference}"))?;
-        runtime
-            .block_on(registry.push_image(&record_ref, &record, OCI_MANIFEST, store, &[]))
-            .map_err(|e| crate::cli::pull::hinted(e, &record_ref))
-            .with_context(|| format!("pushing the build record {record_ref}"))?;
+        if let Err(e) =
+            runtime.block_on(registry.push_image(&record_ref, &record, OCI_MANIFEST, store, &[]))
+        {
+            warn(format!(
+                "{reference} was pushed, but its build record {record_ref} was not: {e} \
+                 (`cairn diff` against this image has no step record; push again to add it)"
+            ));
+        }
         out.push((reference.to_string(), d));
     }
     Ok(out)

@@ -5,6 +5,7 @@
 
 use super::credentials::{Credential, Secret};
 use super::error::{redact_url, transport, RegistryError};
+use super::transport::Transport;
 use base64::Engine as _;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -203,6 +204,7 @@ impl Authenticator {
     /// asked for) unless another request just did. Returns whether retrying makes sense.
     pub async fn on_unauthorized(
         &self,
+        t: &Transport,
         client: &reqwest::Client,
         www_authenticate: Option<&str>,
         scopes: &[String],
@@ -247,7 +249,7 @@ impl Authenticator {
                     }
                 }
                 let token = self
-                    .fetch_token(client, &realm, service.as_deref(), &all)
+                    .fetch_token(t, client, &realm, service.as_deref(), &all)
                     .await?;
                 if let Ok(mut t) = self.tokens.lock() {
                     t.insert(scope_key(scopes), token);
@@ -266,6 +268,7 @@ impl Authenticator {
 
     async fn fetch_token(
         &self,
+        t: &Transport,
         client: &reqwest::Client,
         realm: &str,
         service: Option<&str>,
@@ -274,49 +277,73 @@ impl Authenticator {
         let mut url: url::Url = realm
             .parse()
             .map_err(|_| self.fail("the token realm in the challenge is not a URL"))?;
-        let req = match &self.credential {
-            Some(Credential::IdentityToken { token, .. }) => {
-                // OAuth2 refresh-token grant (distribution `oauth.md`).
-                let mut form: Vec<(&str, &str)> = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.expose()),
-                    ("client_id", "cairn"),
-                ];
-                if let Some(s) = service {
-                    form.push(("service", s));
-                }
-                let joined = scopes.join(" ");
-                if !scopes.is_empty() {
-                    form.push(("scope", &joined));
-                }
-                client.post(url.clone()).form(&form)
+        let mut form: Vec<(&str, &str)> = Vec::new();
+        let joined = scopes.join(" ");
+        if let Some(Credential::IdentityToken { token, .. }) = &self.credential {
+            // OAuth2 refresh-token grant (distribution `oauth.md`).
+            form.extend([
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.expose()),
+                ("client_id", "cairn"),
+            ]);
+            if let Some(s) = service {
+                form.push(("service", s));
             }
-            cred => {
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(s) = service {
-                        q.append_pair("service", s);
-                    }
-                    for s in scopes {
-                        q.append_pair("scope", s);
-                    }
-                }
-                let r = client.get(url.clone());
-                match cred {
-                    Some(Credential::UserPassword { username, password }) => {
-                        r.basic_auth(username, Some(password.expose()))
-                    }
-                    _ => r,
-                }
+            if !scopes.is_empty() {
+                form.push(("scope", &joined));
             }
+        } else {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let request = || match &self.credential {
+            Some(Credential::IdentityToken { .. }) => client.post(url.clone()).form(&form),
+            Some(Credential::UserPassword { username, password }) => client
+                .get(url.clone())
+                .basic_auth(username, Some(password.expose())),
+            _ => client.get(url.clone()),
         };
         let method = if matches!(self.credential, Some(Credential::IdentityToken { .. })) {
             reqwest::Method::POST
         } else {
             reqwest::Method::GET
         };
-        let resp = req.send().await.map_err(|e| transport(&method, &url, e))?;
-        let status = resp.status();
+        // Retried like any registry request: a refused connection, a 5xx or
+        // 429, or a reply cut off mid-body.
+        let mut attempt = 0;
+        let (status, body) = loop {
+            let again = attempt < t.options().max_retries;
+            let failure = match request().send().await {
+                Ok(resp)
+                    if again
+                        && (resp.status().is_server_error()
+                            || resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS) =>
+                {
+                    format!(
+                        "token service {}: HTTP {}",
+                        redact_url(&url),
+                        resp.status().as_u16()
+                    )
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(body) => break (status, body),
+                        Err(e) if again => transport(&method, &url, e).to_string(),
+                        Err(e) => return Err(transport(&method, &url, e)),
+                    }
+                }
+                Err(e) if again => transport(&method, &url, e).to_string(),
+                Err(e) => return Err(transport(&method, &url, e)),
+            };
+            t.wait(&failure, None, attempt).await;
+            attempt += 1;
+        };
         if !status.is_success() {
             return Err(self.fail(&format!(
                 "the token service {} answered HTTP {}{}",
@@ -329,10 +356,6 @@ impl Authenticator {
                 }
             )));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| transport(&method, &url, e))?;
         #[derive(serde::Deserialize)]
         struct Reply {
             token: Option<String>,

@@ -93,6 +93,17 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// No answer within the request budget (the registry accepts connections
+    /// but does not respond).
+    #[error("{method} {url}: no answer within {secs} s; the registry accepts connections but does not respond — check that it is up, or that a proxy is not holding the request")]
+    NoAnswer {
+        /// Request method.
+        method: String,
+        /// Request URL without query.
+        url: String,
+        /// The budget.
+        secs: u64,
+    },
     /// The registry speaks TLS but its certificate could not be verified.
     #[error("cannot verify the TLS certificate of {registry}; trust its CA with SSL_CERT_FILE, or pass `--insecure-registry {registry}` to skip verification")]
     Tls {

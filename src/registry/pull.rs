@@ -142,39 +142,55 @@ impl Registry {
     ) -> Result<RawManifest, RegistryError> {
         let (host, scopes, url) = self.manifest_url(reference).await?;
         let m = Method::GET;
-        let resp = self
-            .t
-            .send(&host, &scopes, m.clone(), &url, true, &|r| {
-                r.header(ACCEPT, MANIFEST_ACCEPT)
-            })
-            .await?;
-        if !resp.status().is_success() {
-            return Err(status_error(&m, &url, resp).await);
-        }
-        let content_type = header_str(&resp, CONTENT_TYPE)
-            .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
-            .filter(|c| !c.is_empty());
-        let header_digest = header_str(&resp, DIGEST_HEADER);
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MANIFEST_MAX as u64)
-        {
-            return Err(manifest_error(
-                reference,
-                format!("larger than {MANIFEST_MAX} bytes"),
-            ));
-        }
-        let mut bytes = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.map_err(|e| transport(&m, &url, e))?);
-            if bytes.len() > MANIFEST_MAX {
+        // A body cut off mid-way is fetched again (send retries only what
+        // fails before the body), then verified like any other.
+        let mut attempt = 0;
+        let (content_type, header_digest, bytes) = 'fetch: loop {
+            let resp = self
+                .t
+                .send(&host, &scopes, m.clone(), &url, true, &|r| {
+                    r.header(ACCEPT, MANIFEST_ACCEPT)
+                })
+                .await?;
+            if !resp.status().is_success() {
+                return Err(status_error(&m, &url, resp).await);
+            }
+            let content_type = header_str(&resp, CONTENT_TYPE)
+                .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
+                .filter(|c| !c.is_empty());
+            let header_digest = header_str(&resp, DIGEST_HEADER);
+            if resp
+                .content_length()
+                .is_some_and(|n| n > MANIFEST_MAX as u64)
+            {
                 return Err(manifest_error(
                     reference,
                     format!("larger than {MANIFEST_MAX} bytes"),
                 ));
             }
-        }
+            let mut bytes = Vec::new();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => bytes.extend_from_slice(&c),
+                    Err(e) if attempt < self.t.options().max_retries => {
+                        self.t
+                            .wait(&transport(&m, &url, e).to_string(), None, attempt)
+                            .await;
+                        attempt += 1;
+                        continue 'fetch;
+                    }
+                    Err(e) => return Err(transport(&m, &url, e)),
+                }
+                if bytes.len() > MANIFEST_MAX {
+                    return Err(manifest_error(
+                        reference,
+                        format!("larger than {MANIFEST_MAX} bytes"),
+                    ));
+                }
+            }
+            break (content_type, header_digest, bytes);
+        };
         let digest = Digest::of(&bytes);
         let mismatch = |expected: Digest| RegistryError::DigestMismatch {
             what: "manifest",

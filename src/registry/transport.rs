@@ -50,6 +50,10 @@ pub struct TransportOptions {
     pub connect_timeout: Duration,
     /// Timeout between two reads of a response.
     pub read_timeout: Duration,
+    /// How long one request (all its attempts) may wait for an answer: no
+    /// attempt waits past it and no retry starts after it. A registry that
+    /// accepts connections and never answers fails within it.
+    pub request_budget: Duration,
 }
 
 impl Default for TransportOptions {
@@ -60,8 +64,9 @@ impl Default for TransportOptions {
             reporter: Arc::new(()),
             max_retries: 5,
             backoff: Duration::from_millis(200),
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            request_budget: Duration::from_secs(60),
         }
     }
 }
@@ -196,10 +201,12 @@ impl Transport {
                     return Ok(https);
                 }
                 let probe = https.join("v2/").map_err(|e| bad_url(&host.name, e))?;
+                // Two probes at most: a twelfth of the request budget each.
+                let probe_timeout = (self.opts.request_budget / 12).min(Duration::from_secs(10));
                 let tls_err = match self
                     .client(host)
                     .get(probe)
-                    .timeout(Duration::from_secs(10))
+                    .timeout(probe_timeout)
                     .send()
                     .await
                 {
@@ -213,7 +220,7 @@ impl Transport {
                 match self
                     .client(host)
                     .get(plain)
-                    .timeout(Duration::from_secs(10))
+                    .timeout(probe_timeout)
                     .send()
                     .await
                 {
@@ -242,21 +249,44 @@ impl Transport {
     ) -> Result<Response, RegistryError> {
         let client = self.client(host);
         let (mut attempt, mut auth_rounds) = (0u32, 0u32);
+        let started = std::time::Instant::now();
+        let budget = self.opts.request_budget;
+        // Uploads may take long to send their body: only bodiless requests
+        // are cut at the budget (uploads keep the per-read timeout).
+        let bodiless = method == Method::GET || method == Method::HEAD;
         loop {
             let mut rb = client.request(method.clone(), url.clone());
             let sent = host.auth.header(scopes);
             if let Some(h) = &sent {
                 rb = rb.header(AUTHORIZATION, h);
             }
-            match build(rb).send().await {
+            let answer = if bodiless {
+                let left = budget.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, build(rb).send()).await {
+                    Ok(r) => r.map_err(|e| transport(&method, url, e)),
+                    Err(_) => {
+                        return Err(RegistryError::NoAnswer {
+                            method: method.to_string(),
+                            url: redact_url(url),
+                            secs: budget.as_secs(),
+                        })
+                    }
+                }
+            } else {
+                build(rb)
+                    .send()
+                    .await
+                    .map_err(|e| transport(&method, url, e))
+            };
+            let in_budget = started.elapsed() + self.backoff(attempt) < budget;
+            match answer {
                 Err(e) => {
-                    if retry && attempt < self.opts.max_retries {
-                        self.wait(&transport(&method, url, e).to_string(), None, attempt)
-                            .await;
+                    if retry && attempt < self.opts.max_retries && in_budget {
+                        self.wait(&e.to_string(), None, attempt).await;
                         attempt += 1;
                         continue;
                     }
-                    return Err(transport(&method, url, e));
+                    return Err(e);
                 }
                 Ok(resp) => {
                     self.show_warnings(resp.headers());
@@ -272,7 +302,7 @@ impl Transport {
                         let www = (!www.is_empty()).then_some(www);
                         if host
                             .auth
-                            .on_unauthorized(client, www.as_deref(), scopes, sent.as_deref())
+                            .on_unauthorized(self, client, www.as_deref(), scopes, sent.as_deref())
                             .await?
                         {
                             auth_rounds += 1;
@@ -283,6 +313,7 @@ impl Transport {
                     if retry
                         && (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
                         && attempt < self.opts.max_retries
+                        && in_budget
                     {
                         let after = retry_after(resp.headers());
                         let why = format!("{method} {}: HTTP {}", redact_url(url), status.as_u16());

@@ -286,3 +286,44 @@ fn tokens_are_cached_per_scope_and_renewed_when_they_expire() {
     rt.block_on(client.fetch_manifest(&target)).unwrap();
     assert_eq!(count(), after_push + 2);
 }
+
+/// Token replies cut off mid-body or answered 503 are fetched again with
+/// the usual backoff (a token service hiccup does not fail the pull).
+#[test]
+fn interrupted_token_replies_are_retried() {
+    use crate::support::http::{Fault, FaultProxy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TokenIssuer::start(dir.path(), "alice", PASSWORD);
+    let n = AtomicUsize::new(0);
+    let proxy = FaultProxy::start(issuer.server.addr(), move |_, _| {
+        match n.fetch_add(1, Ordering::SeqCst) {
+            0 => Fault::Truncate,
+            1 => Fault::Status(503, None),
+            _ => Fault::Pass,
+        }
+    });
+    let reg = TestRegistry::start(Auth::Token {
+        realm: format!("http://{}/token", proxy.server.addr()),
+        service: SERVICE.into(),
+        issuer: ISSUER.into(),
+        cert: issuer.cert.clone(),
+    });
+    let l = cairn::image::oci_layout::OciLayout::create(dir.path().join("l")).unwrap();
+    let d = crate::support::image::image(&l, 5, &[1000], "amd64");
+    let bytes = l.store().read_bytes(&d.digest).unwrap();
+    let target: Reference = format!("{}/tok/app:1", reg.addr()).parse().unwrap();
+    let got = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client_with_password(&reg.addr(), "alice").push_image(
+            &target,
+            &bytes,
+            &d.media_type,
+            l.store(),
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(got, d.digest);
+    let faults = proxy.faults.lock().unwrap().clone();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+}

@@ -245,3 +245,121 @@ fn schema1_and_mislabelled_manifests_are_refused() {
         "{e}"
     );
 }
+
+/// Manifest bodies cut off mid-way (the connection closes after half) are
+/// fetched again with the usual backoff, then verified.
+#[test]
+fn manifest_body_resets_are_retried() {
+    let reg = TestRegistry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let l = OciLayout::create(dir.path().join("l")).unwrap();
+    let d = image(&l, 9, &[20_000], "amd64");
+    let bytes = l.store().read_bytes(&d.digest).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let direct: Reference = format!("{}/f/app:1", reg.addr()).parse().unwrap();
+    rt.block_on(client(1 << 20).push_image(&direct, &bytes, &d.media_type, l.store(), &[]))
+        .unwrap();
+    let resets = AtomicUsize::new(0);
+    let proxy = FaultProxy::start(reg.addr(), move |_, req| {
+        if req.method == "GET"
+            && req.target.contains("/manifests/")
+            && resets.fetch_add(1, Ordering::SeqCst) < 3
+        {
+            Fault::Truncate
+        } else {
+            Fault::Pass
+        }
+    });
+    let via_proxy: Reference = format!("{}/f/app:1", proxy.server.addr()).parse().unwrap();
+    let out = OciLayout::create(dir.path().join("out")).unwrap();
+    let img = rt
+        .block_on(client(1 << 20).pull_image(&via_proxy, &Platform::host(), out.store()))
+        .unwrap();
+    assert_eq!(img.digest, d.digest);
+    let faults = proxy.faults.lock().unwrap().clone();
+    assert_eq!(faults.len(), 3, "{faults:?}");
+    assert!(faults
+        .iter()
+        .all(|(_, t, f)| t.contains("/manifests/") && *f == Fault::Truncate));
+}
+
+/// A registry that accepts connections and never answers fails the request
+/// within its budget, naming it — not after read timeout × retries.
+#[test]
+fn a_registry_that_never_answers_fails_within_the_budget() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Connections are accepted and held open, never read or answered.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let mut o = RegistryOptions::new(Vec::new(), Arc::new(()));
+    o.transport.backoff = Duration::from_millis(20);
+    o.transport.request_budget = Duration::from_secs(3);
+    let c = Registry::new(o).unwrap();
+    let r: Reference = format!("{addr}/silent/app:1").parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let out = OciLayout::create(dir.path().join("out")).unwrap();
+    let err = rt
+        .block_on(c.pull_image(&r, &Platform::host(), out.store()))
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}: {err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no answer within 3 s") && msg.contains("/silent/app/manifests/1"),
+        "{msg}"
+    );
+    // The defaults keep a silent registry under a minute per request.
+    let d = cairn::registry::transport::TransportOptions::default();
+    assert!(d.request_budget <= Duration::from_secs(60));
+}
+
+/// A build whose image is pushed completely but whose build record cannot be
+/// pushed succeeds with a warning: the image is usable without its record.
+#[test]
+fn a_failed_record_push_after_a_complete_image_is_a_warning() {
+    let reg = TestRegistry::start(Auth::None);
+    let proxy = FaultProxy::start(reg.addr(), |_, req| {
+        if req.method == "PUT" && req.target.contains(".cairn-record") {
+            Fault::Status(500, None)
+        } else {
+            Fault::Pass
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
+    std::fs::write(ctx.join("a"), "a\n").unwrap();
+    let tag = format!("{}/f/recorded:1", proxy.server.addr());
+    let mut c = crate::support::cairn(t.path());
+    c.arg("build")
+        .arg(&ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(t.path().join("cache"))
+        .args(["-t", &tag, "--push"]);
+    let o = crate::support::run(c, "");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("was pushed, but its build record") && stderr.contains(&tag),
+        "{stderr}"
+    );
+    // The image itself is there, under its tag.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let direct: Reference = format!("{}/f/recorded:1", reg.addr()).parse().unwrap();
+    rt.block_on(client(1 << 20).fetch_manifest(&direct))
+        .unwrap();
+    assert!(proxy
+        .faults
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(m, t, _)| m == "PUT" && t.contains(".cairn-record")));
+}
