@@ -75,7 +75,12 @@ pub fn run(cmd: CacheCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode> 
 
 fn open(dir: &CacheDir) -> anyhow::Result<Cache> {
     let p = dir.path();
-    Cache::open_unlocked(&p).with_context(|| format!("opening the cache at {}", p.display()))
+    let cache = Cache::open_unlocked(&p)
+        .with_context(|| format!("opening the cache at {}", p.display()))?;
+    if let Some(w) = cache.repaired_warning() {
+        eprintln!("warning: {w}");
+    }
+    Ok(cache)
 }
 
 fn step_text(l: &Listed) -> String {

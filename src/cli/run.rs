@@ -75,6 +75,15 @@ impl Reporter for Passthrough {
 pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let reporter = Passthrough;
     let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    // Base layers are unpacked there (setuid files, devices): private first.
+    if let Some(mode) = crate::engine::cache::make_private(&cache_dir)
+        .with_context(|| format!("opening the cache at {}", cache_dir.display()))?
+    {
+        eprintln!(
+            "WARNING: the cache {} was accessible to other users (mode {mode:04o}); made it private (0700)",
+            cache_dir.display()
+        );
+    }
     let store = cairn_layers::blob_store::BlobStore::open(&cache_dir)?;
     let platform = match &args.platform {
         Some(p) => Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,

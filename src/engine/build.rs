@@ -169,6 +169,9 @@ pub fn build(
     }
     let cache = Cache::open(&req.cache_dir)
         .with_context(|| format!("opening the cache at {}", req.cache_dir.display()))?;
+    if let Some(w) = cache.repaired_warning() {
+        reporter.event(Event::Warning(w));
+    }
     let store = BlobStore::open(&req.cache_dir)?;
     let _ = store.sweep_temporaries(std::time::Duration::from_secs(3600));
     let layer_dirs = LayerDirs::new(req.cache_dir.join("layers"), req.cache_dir.join("sandbox"))?;

@@ -196,6 +196,38 @@ fn remove_file_if_present(p: &Path) -> io::Result<()> {
 #[derive(Clone, Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// The mode the root had when it was open to others and made private.
+    repaired: Option<u32>,
+}
+
+/// Create `root` (and missing parents) private to this user, or check an
+/// existing one: it must be a directory of this user; group and other
+/// permission bits are removed (returning the mode it had). Unpacked base
+/// layers below hold setuid binaries and device nodes, and the records and
+/// mounts hold build inputs: no other local user may reach any of it (see
+/// SECURITY.md).
+pub fn make_private(root: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)?;
+    let md = fs::metadata(root)?;
+    let me = rustix::process::geteuid().as_raw();
+    if !md.is_dir() || md.uid() != me {
+        return Err(io::Error::other(format!(
+            "{} belongs to uid {}, not to this user (uid {me}): another user could change what \
+             cairn reads there; use a directory of your own (--cache-dir or CAIRN_CACHE_DIR)",
+            root.display(),
+            md.uid()
+        )));
+    }
+    let mode = md.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(mode & 0o700))?;
+    Ok(Some(mode))
 }
 
 /// Result of a lookup.
@@ -225,10 +257,23 @@ impl Cache {
     /// Open (creating) the cache without taking a lock (read-only listing).
     pub fn open_unlocked(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
+        let repaired = make_private(&root)?;
         for d in ["steps", "slots", "layers", "tmp", "gzip"] {
             fs::create_dir_all(root.join(d))?;
         }
-        Ok(Cache { root })
+        Ok(Cache { root, repaired })
+    }
+
+    /// When the root was open to other users (and is now private): a
+    /// warning for the user, who may have shared it on purpose.
+    pub fn repaired_warning(&self) -> Option<String> {
+        self.repaired.map(|mode| {
+            format!(
+                "the cache {} was accessible to other users (mode {mode:04o}); made it private \
+                 (0700): unpacked base images hold setuid files and device nodes",
+                self.root.display()
+            )
+        })
     }
 
     fn lock_file(&self) -> io::Result<fs::File> {
@@ -531,6 +576,26 @@ mod tests {
             i.push(*n, *v);
         }
         i
+    }
+
+    #[test]
+    fn the_root_is_made_private_and_an_open_one_repaired() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let t = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        let fresh = t.path().join("a/cache");
+        assert_eq!(make_private(&fresh).unwrap(), None);
+        assert_eq!(mode(&fresh), 0o700);
+        let open = t.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o775)).unwrap();
+        let c = Cache::open_unlocked(&open).unwrap();
+        assert!(c.repaired_warning().unwrap().contains("mode 0775"));
+        assert_eq!(mode(&open), 0o700);
+        assert!(Cache::open_unlocked(&open)
+            .unwrap()
+            .repaired_warning()
+            .is_none());
     }
 
     #[test]

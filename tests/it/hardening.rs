@@ -6,6 +6,7 @@
 
 use crate::support::{cairn, fixture_layout, run};
 use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -305,4 +306,86 @@ fn a_secret_as_env_reaches_the_command_only() {
     }
     // The steps ran and were captured: their files are in the image.
     assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
+const OTHER_USER: &str = "cairn-unpriv";
+
+/// Run `args` as [`OTHER_USER`].
+fn as_other_user(args: &[&str]) -> Output {
+    let mut c = std::process::Command::new("runuser");
+    c.args(["-u", OTHER_USER, "--"]).args(args);
+    run(c, "")
+}
+
+/// Another local user cannot reach the cache: not its setuid-root files
+/// (from a RUN step, unpacked as the next step's lower layer), not its
+/// records. A cache that was open to others is made private, with a warning.
+#[test]
+fn other_users_cannot_reach_the_cache_or_its_setuid_files() {
+    if !is_root() {
+        eprintln!("\n!!! SKIPPING: building as root and checking as {OTHER_USER} needs root !!!\n");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = t.path().join("cache");
+    // An existing cache, as a umask of 022 would make it.
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ctx = context(
+        t.path(),
+        "ctx",
+        &format!(
+            "FROM oci:{}:22-alpine\n\
+             RUN cp /bin/busybox /bin/sush && chmod 4755 /bin/sush\n\
+             RUN test -u /bin/sush\n",
+            fixture().display()
+        ),
+    );
+    let o = build(t.path(), &ctx, &cache, &[]);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("was accessible to other users (mode 0755); made it private"),
+        "no warning:\n{log}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&cache).unwrap().mode() & 0o7777, 0o700);
+    // The setuid file is in the cache (the second RUN's lower layer)…
+    let suid: Vec<PathBuf> = walkdir::WalkDir::new(cache.join("layers"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name() == "sush" && e.metadata().unwrap().mode() & 0o4000 != 0)
+        .map(|e| e.path().to_owned())
+        .collect();
+    assert!(!suid.is_empty(), "no setuid file was unpacked");
+    // … and out of the other user's reach, as is everything else there.
+    for p in suid
+        .iter()
+        .chain([&cache.join("steps"), &cache.join("layers")])
+    {
+        let o = as_other_user(&["stat", &p.display().to_string()]);
+        assert!(
+            !o.status.success() && text(&o).contains("Permission denied"),
+            "{OTHER_USER} reaches {}:\n{}",
+            p.display(),
+            text(&o)
+        );
+    }
+    // A cache of another user is refused, not used.
+    let theirs = t.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let uid = String::from_utf8(
+        std::process::Command::new("id")
+            .args(["-u", OTHER_USER])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let uid: u32 = uid.trim().parse().unwrap();
+    rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(uid)), None).unwrap();
+    let o = build(t.path(), &ctx, &theirs, &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not to this user"), "{}", text(&o));
 }
