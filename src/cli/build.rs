@@ -10,7 +10,6 @@ use crate::report::{Event, Reporter};
 use anyhow::Context as _;
 use clap::Args;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -156,21 +155,13 @@ pub(crate) fn read_dockerfile(
 ) -> anyhow::Result<(PathBuf, String)> {
     Ok(match file {
         Some(p) if p.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the Dockerfile from stdin")?;
-            (PathBuf::from("Dockerfile"), s)
+            let label = PathBuf::from("Dockerfile");
+            let s = super::dockerfile::read_stdin(&label)?;
+            (label, s)
         }
         other => {
             let p = other.map_or_else(|| context.join("Dockerfile"), std::path::Path::to_path_buf);
-            let s = std::fs::read_to_string(&p).map_err(|e| {
-                crate::error::hint(
-                    anyhow::Error::new(e)
-                        .context(format!("cannot read Dockerfile {}", p.display())),
-                    "pass its path with -f",
-                )
-            })?;
+            let s = super::dockerfile::read_file(&p, other.is_some())?;
             (p, s)
         }
     })

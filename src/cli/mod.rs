@@ -10,6 +10,7 @@ pub mod cache;
 pub mod check;
 pub mod context;
 pub mod diff;
+pub mod dockerfile;
 pub mod doctor;
 pub mod inspect;
 pub mod login;

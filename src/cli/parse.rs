@@ -25,11 +25,10 @@
 
 use super::GlobalArgs;
 use crate::frontend::{self, BuildOptions, BuildPlan, Diagnostic, Dockerfile, Node, Platform};
-use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -277,18 +276,15 @@ pub fn to_text(df: &Dockerfile, plan: &BuildPlan) -> String {
 /// Run `cairn parse`.
 pub fn run(args: ParseArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (source, label) = if args.file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the Dockerfile from stdin")?;
-        (s, PathBuf::from("<stdin>"))
+        let label = PathBuf::from("<stdin>");
+        (super::dockerfile::read_stdin(&label)?, label)
     } else {
-        let s = std::fs::read_to_string(&args.file)
-            .with_context(|| format!("reading `{}`", args.file.display()))
-            .map_err(|e| {
-                crate::error::hint(e, "pass the Dockerfile with -f FILE (or -f - for stdin)")
-            })?;
-        (s, args.file.clone())
+        // `-f` defaults to ./Dockerfile: a missing one was not named.
+        let given = args.file != Path::new("Dockerfile");
+        (
+            super::dockerfile::read_file(&args.file, given)?,
+            args.file.clone(),
+        )
     };
     let mut opts = BuildOptions {
         target: args.target,

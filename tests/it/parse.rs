@@ -223,7 +223,7 @@ fn cli_errors_exit_nonzero_with_location() {
         .unwrap();
     assert!(String::from_utf8(out.stderr)
         .unwrap()
-        .contains("reading `missing`"));
+        .contains("cannot read Dockerfile missing"));
 }
 
 #[test]
