@@ -143,7 +143,12 @@ pub fn push(
     );
     let mut out = Vec::new();
     for t in tags {
-        let reference: Reference = t.parse().with_context(|| format!("invalid tag `{t}`"))?;
+        let reference: Reference = t.parse().with_context(|| {
+            format!(
+                "invalid tag `{}`",
+                crate::registry::reference::redact_credentials(t)
+            )
+        })?;
         let d = runtime
             .block_on(registry.push_image(
                 &reference,

@@ -112,9 +112,12 @@ impl ImageSource for Sources {
         if let Some(spec) = reference.strip_prefix("oci:") {
             return from_layout(spec, &p, store);
         }
-        let r: Reference = reference
-            .parse()
-            .with_context(|| format!("invalid image reference `{reference}`"))?;
+        let r: Reference = reference.parse().with_context(|| {
+            format!(
+                "invalid image reference `{}`",
+                crate::registry::reference::redact_credentials(reference)
+            )
+        })?;
         let pulled = self
             .runtime
             .block_on(self.registry.pull_image(&r, &p, store))

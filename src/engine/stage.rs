@@ -268,13 +268,15 @@ pub fn run_stage(
             (parent.image.clone(), parent.scope.clone())
         }
         Base::Image(r) => {
+            // For messages: a reference never shows a password.
+            let shown = crate::registry::reference::redact_credentials(r);
             let id = ctx.step_id();
             ctx.reporter.event(Event::StepStart {
                 id,
                 stage: name.clone(),
                 index: 0,
                 total: stage.steps.len(),
-                text: format!("FROM {r}"),
+                text: format!("FROM {shown}"),
             });
             let t = Instant::now();
             let base = ctx
@@ -286,7 +288,7 @@ pub fn run_stage(
                             &ctx.df.file,
                             &ctx.df.source,
                             s.image_pos,
-                            format!("cannot use base image `{r}`"),
+                            format!("cannot use base image `{shown}`"),
                         )
                     });
                     match d {

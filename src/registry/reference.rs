@@ -75,9 +75,35 @@ pub struct Reference {
 }
 
 fn err(input: &str, reason: impl Into<String>) -> ReferenceError {
+    let redacted = redact_credentials(input);
+    let mut reason = reason.into();
+    if redacted != input {
+        reason.push_str("; a reference carries no credentials: log in with `cairn login` instead");
+    }
     ReferenceError {
-        input: input.to_owned(),
-        reason: reason.into(),
+        input: redacted,
+        reason,
+    }
+}
+
+/// `text` (a reference or URL as typed) with any `user:password@` before
+/// the host replaced by `***@`, for messages. A digest (`name@sha256:…`) is
+/// not a credential.
+pub fn redact_credentials(text: &str) -> String {
+    let (scheme, rest) = match text.find("://") {
+        Some(i) => text.split_at(i + 3),
+        None => ("", text),
+    };
+    let first = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match first.rfind('@') {
+        Some(at)
+            if !["sha256:", "sha512:"]
+                .iter()
+                .any(|d| rest[at + 1..].starts_with(d)) =>
+        {
+            format!("{scheme}***@{}", &rest[at + 1..])
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -347,6 +373,23 @@ fn parse_raw(s: &str) -> Result<Parts, ReferenceError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_in_a_reference_never_reach_the_error() {
+        for typed in [
+            "user:hunter2@registry.example.com/app:1",
+            "https://user:hunter2@registry.example.com/app",
+            "user:hunter2@registry.example.com",
+            "hunter2@localhost:5000/app",
+        ] {
+            let e = typed.parse::<Reference>().unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(e.contains("***@") && e.contains("cairn login"), "{e}");
+        }
+        let digest = format!("node@sha256:{}", "a".repeat(64));
+        assert_eq!(redact_credentials(&digest), digest);
+        assert_eq!(redact_credentials("node:22-alpine"), "node:22-alpine");
+    }
+
     use super::*;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
