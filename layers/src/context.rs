@@ -25,7 +25,9 @@
 //! * Hard links: among kept regular files with the same (device, inode), the
 //!   first in sort order holds the data and later ones become
 //!   [`EntryKind::Hardlink`] to it.
-//! * Names that are not UTF-8 are an error (image paths are UTF-8 strings).
+//! * Names that are not UTF-8 are an error for [`BuildContext::walk`] (image
+//!   paths are UTF-8 strings); [`BuildContext::walk_lenient`] leaves them
+//!   out and lists them, so only a step that would copy one fails.
 //! * Confinement is by construction: only real directories found by the walk
 //!   are entered, by path under the resolved root. A directory swapped for a
 //!   symlink *while* the walk runs is not guarded against (that would need
@@ -151,10 +153,24 @@ impl BuildContext {
     }
 
     /// Every path a build sees, sorted, with normalized metadata (module docs).
+    /// A name that is not UTF-8 is an error ([`ContextError::NonUtf8Name`]).
     pub fn walk(&self) -> Result<Vec<Entry>, ContextError> {
+        let (entries, unnamed) = self.walk_lenient()?;
+        match unnamed.into_iter().next() {
+            Some(path) => Err(ContextError::NonUtf8Name { path }),
+            None => Ok(entries),
+        }
+    }
+
+    /// Like [`walk`](Self::walk), but files and directories whose names are
+    /// not UTF-8 (and that `.dockerignore` does not exclude, matched by
+    /// their lossy name) are left out and returned by host path: a build
+    /// fails only when a step would copy one.
+    pub fn walk_lenient(&self) -> Result<(Vec<Entry>, Vec<PathBuf>), ContextError> {
         let mut walker = Walker::new(self);
         walker.dir(&self.root, "", &MatchInfo::default(), false)?;
-        Ok(walker.finish())
+        let unnamed = std::mem::take(&mut walker.unnamed);
+        Ok((walker.finish(), unnamed))
     }
 
     /// The kept paths at and below `rel` (context-relative, e.g. `src` for
@@ -287,6 +303,8 @@ struct Walker<'a> {
     out: Vec<Entry>,
     /// (device, inode) of `out[i]` when it is a multiply-linked regular file.
     links: Vec<Option<(u64, u64)>>,
+    /// Kept paths whose names are not UTF-8, left out of `out`.
+    unnamed: Vec<PathBuf>,
 }
 
 impl<'a> Walker<'a> {
@@ -296,6 +314,7 @@ impl<'a> Walker<'a> {
             pending: Vec::new(),
             out: Vec::new(),
             links: Vec::new(),
+            unnamed: Vec::new(),
         }
     }
 
@@ -328,7 +347,16 @@ impl<'a> Walker<'a> {
             let child_abs = child.path();
             let name = child.file_name();
             let Some(name) = name.to_str() else {
-                return Err(ContextError::NonUtf8Name { path: child_abs });
+                let lossy = name.to_string_lossy();
+                let lossy_rel = if rel.is_empty() {
+                    lossy.into_owned()
+                } else {
+                    format!("{rel}/{lossy}")
+                };
+                if !self.matcher.matches(&lossy_rel, info).excluded {
+                    self.unnamed.push(child_abs);
+                }
+                continue;
             };
             let child_rel = if rel.is_empty() {
                 name.to_owned()

@@ -276,13 +276,17 @@ pub fn copy(
         let mut merged: BTreeMap<String, Entry> = BTreeMap::new();
         if has_local {
             let planned = match &from {
-                From::Context => plan_with(
-                    &spec,
-                    ctx.context_fs()?,
-                    &dest_view,
-                    &is_excluded,
-                    &unpack_local,
-                )?,
+                From::Context => {
+                    let planned = plan_with(
+                        &spec,
+                        ctx.context_fs()?,
+                        &dest_view,
+                        &is_excluded,
+                        &unpack_local,
+                    )?;
+                    ctx.check_unnamed(&spec.sources, &planned)?;
+                    planned
+                }
                 From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
                 From::Stage(r, _) => plan_with(
                     &spec,

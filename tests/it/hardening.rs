@@ -389,3 +389,118 @@ fn other_users_cannot_reach_the_cache_or_its_setuid_files() {
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("not to this user"), "{}", text(&o));
 }
+
+/// A password typed into a reference (FROM, -t, pull) is in no error or log.
+#[test]
+fn credentials_in_references_are_never_shown() {
+    let t = tempfile::tempdir().unwrap();
+    let pw = "hunter2-Xq9";
+    let ctx = context(
+        t.path(),
+        "ctx",
+        &format!("FROM user:{pw}@registry.example.com/app:1\nRUN true\n"),
+    );
+    let cache = t.path().join("cache");
+    let from = build(t.path(), &ctx, &cache, &[]);
+    let tag = format!("user:{pw}@localhost:5000/app:1");
+    std::fs::write(ctx.join("Plain"), "FROM scratch\n").unwrap();
+    let push = build(
+        t.path(),
+        &ctx,
+        &cache,
+        &[
+            "-f",
+            &ctx.join("Plain").display().to_string(),
+            "-t",
+            &tag,
+            "--push",
+        ],
+    );
+    let mut c = cairn(t.path());
+    c.args(["pull", "-o"])
+        .arg(format!("oci:{}", t.path().join("out").display()))
+        .arg(&tag);
+    let pull = run(c, "");
+    for o in [from, push, pull] {
+        // The Dockerfile's own line may be quoted as written (the user's
+        // file); nothing cairn says about it may repeat the password.
+        let out = text(&o).replace(&format!("| FROM user:{pw}@registry.example.com/app:1"), "");
+        assert!(!o.status.success(), "{out}");
+        assert!(!out.contains(pw), "the password is shown:\n{out}");
+        assert!(out.contains("***@"), "{out}");
+    }
+}
+
+/// A file name that is not UTF-8 somewhere in the context does not stop a
+/// COPY of other files; a COPY that would take it fails, naming it.
+#[test]
+fn a_non_utf8_name_elsewhere_in_the_context_does_not_stop_copy() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let ctx = context(t.path(), "ctx", "FROM scratch\nCOPY ok.txt /ok.txt\n");
+    std::fs::write(ctx.join("ok.txt"), "ok\n").unwrap();
+    std::fs::create_dir(ctx.join("sub")).unwrap();
+    let bad = ctx
+        .join("sub")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    std::fs::write(&bad, "latin-1 name\n").unwrap();
+    std::fs::write(ctx.join("sub/fine.txt"), "fine\n").unwrap();
+    let cache = t.path().join("cache");
+    let o = build(t.path(), &ctx, &cache, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (name, dockerfile) in [
+        ("All", "FROM scratch\nCOPY . /\n"),
+        ("Sub", "FROM scratch\nCOPY sub/ /sub/\n"),
+        ("Glob", "FROM scratch\nCOPY sub/*.txt /sub/\n"),
+    ] {
+        std::fs::write(ctx.join(name), dockerfile).unwrap();
+        let f = ctx.join(name).display().to_string();
+        let o = build(t.path(), &ctx, &cache, &["-f", &f]);
+        let out = text(&o);
+        assert!(
+            !o.status.success(),
+            "{name}: the file was dropped silently:\n{out}"
+        );
+        assert!(
+            out.contains("not UTF-8") && out.contains("caf"),
+            "{name}:\n{out}"
+        );
+    }
+}
+
+/// A Dockerfile that is not UTF-8 gets the position of the first bad byte
+/// and how to convert it, not "pass the Dockerfile with -f".
+#[test]
+fn an_undecodable_dockerfile_is_located() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = context(t.path(), "ctx", "");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        b"FROM scratch\nLABEL maintainer=\"Jos\xe9\"\n",
+    )
+    .unwrap();
+    let f = ctx.join("Dockerfile").display().to_string();
+    for args in [
+        vec!["parse".to_owned(), "-f".into(), f.clone()],
+        vec![
+            "build".into(),
+            ctx.display().to_string(),
+            "-f".into(),
+            f.clone(),
+            "--cache-dir".into(),
+            t.path().join("cache").display().to_string(),
+        ],
+    ] {
+        let mut c = cairn(t.path());
+        c.args(&args);
+        let o = run(c, "");
+        let out = text(&o);
+        assert!(!o.status.success(), "{out}");
+        assert!(
+            out.contains(&format!("{f}:2:22: the Dockerfile is not UTF-8"))
+                && out.contains("iconv"),
+            "{out}"
+        );
+        assert!(!out.contains("with -f"), "{out}");
+    }
+}
