@@ -504,3 +504,54 @@ fn an_undecodable_dockerfile_is_located() {
         assert!(!out.contains("with -f"), "{out}");
     }
 }
+
+/// The staging directory of an unpack killed mid-way (SIGKILL) is removed by
+/// the next build's sweep: no live process holds its lock.
+#[test]
+fn a_killed_unpack_leaves_nothing_after_the_next_build() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let ctx = context(
+        t.path(),
+        "ctx",
+        &format!("FROM oci:{}:22-alpine\nRUN true\n", fixture().display()),
+    );
+    let staging = || -> Vec<PathBuf> {
+        walkdir::WalkDir::new(cache.join("layers"))
+            .max_depth(2)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".unpack-"))
+            .map(|e| e.path().to_owned())
+            .collect()
+    };
+    let mut killed = false;
+    for _ in 0..5 {
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut c = cairn(t.path());
+        c.arg("build")
+            .arg(&ctx)
+            .args(["--progress", "plain", "--cache-dir"])
+            .arg(&cache)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while staging().is_empty() && std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if !staging().is_empty() {
+            killed = true;
+            break;
+        }
+    }
+    assert!(killed, "never caught a build during its unpack");
+    let o = build(t.path(), &ctx, &cache, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(staging(), Vec::<PathBuf>::new(), "left behind");
+}
