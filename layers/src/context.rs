@@ -53,6 +53,11 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+/// Deepest directory nesting walked. The walk recurses once per level, so a
+/// hostile context 2,000 levels deep (still within PATH_MAX) overflowed the
+/// stack; real projects (node_modules included) stay far below.
+pub const MAX_DEPTH: usize = 256;
+
 /// Why a context could not be opened or walked.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -81,6 +86,12 @@ pub enum ContextError {
     #[error("`{}` has a name that is not valid UTF-8; rename it or exclude it in .dockerignore", path.display())]
     NonUtf8Name {
         /// The host path.
+        path: PathBuf,
+    },
+    /// Directories nested deeper than [`MAX_DEPTH`] (the walk recurses per level).
+    #[error("`{}` is nested more than {MAX_DEPTH} directories deep in the build context; exclude it in .dockerignore", path.display())]
+    TooDeep {
+        /// The host path of the directory past the limit.
         path: PathBuf,
     },
     /// A path given to [`BuildContext::walk_under`] is not inside the context.
@@ -326,6 +337,11 @@ impl<'a> Walker<'a> {
         info: &MatchInfo,
         excluded: bool,
     ) -> Result<(), ContextError> {
+        if !rel.is_empty() && rel.split('/').count() > MAX_DEPTH {
+            return Err(ContextError::TooDeep {
+                path: abs.to_path_buf(),
+            });
+        }
         let read = match fs::read_dir(abs) {
             Ok(r) => r,
             // fsutil ignores permission errors inside excluded directories.

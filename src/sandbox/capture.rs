@@ -85,6 +85,15 @@ impl Walk<'_> {
 }
 
 fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Result<(), String> {
+    // One call per level: a RUN step's tree deeper than a layer may be
+    // (unpack refuses it anyway) is an error, not a stack overflow.
+    let max = cairn_layers::unpack::MAX_DEPTH;
+    if !prefix.is_empty() && prefix.split('/').count() >= max {
+        return Err(format!(
+            "capture: {} is nested more than {max} directories deep; a layer cannot hold it",
+            dir.display()
+        ));
+    }
     let (epoch, placed) = (w.epoch, w.placed);
     let rd = std::fs::read_dir(dir).map_err(|e| format!("capture: read {}: {e}", dir.display()))?;
     for item in rd {

@@ -358,3 +358,18 @@ fn twenty_thousand_files_walk_quickly() {
     // Generous bound for a debug build on a shared machine; release is far faster.
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn nesting_past_the_bound_is_an_error_not_a_stack_overflow() {
+    let t = tempfile::tempdir().unwrap();
+    let ok = vec!["d"; MAX_DEPTH].join("/");
+    write(t.path(), &format!("{ok}/f"), "x");
+    assert_eq!(walk(t.path()).len(), MAX_DEPTH + 1);
+    let deep = vec!["d"; 2_000].join("/");
+    fs::create_dir_all(t.path().join(&deep)).unwrap();
+    let err = BuildContext::open(t.path(), None)
+        .unwrap()
+        .walk()
+        .unwrap_err();
+    assert!(matches!(err, ContextError::TooDeep { .. }), "{err}");
+}
