@@ -316,9 +316,21 @@ impl Authenticator {
         // Retried like any registry request: a refused connection, a 5xx or
         // 429, or a reply cut off mid-body.
         let mut attempt = 0;
+        // The same answer budget as registry requests (see TransportOptions).
+        let started = Instant::now();
+        let budget = t.options().request_budget;
         let (status, body) = loop {
-            let again = attempt < t.options().max_retries;
-            let failure = match request().send().await {
+            let again = attempt < t.options().max_retries
+                && started.elapsed() + t.backoff(attempt) < budget;
+            let left = budget.saturating_sub(started.elapsed());
+            let Ok(sent) = tokio::time::timeout(left, request().send()).await else {
+                return Err(RegistryError::NoAnswer {
+                    method: method.to_string(),
+                    url: redact_url(&url),
+                    secs: budget.as_secs(),
+                });
+            };
+            let failure = match sent {
                 Ok(resp)
                     if again
                         && (resp.status().is_server_error()

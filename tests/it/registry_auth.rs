@@ -327,3 +327,36 @@ fn interrupted_token_replies_are_retried() {
     let faults = proxy.faults.lock().unwrap().clone();
     assert_eq!(faults.len(), 2, "{faults:?}");
 }
+
+/// A token service that accepts connections and never answers fails the
+/// pull within the request budget, naming the token URL.
+#[test]
+fn a_silent_token_service_fails_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TokenIssuer::start(dir.path(), "alice", PASSWORD);
+    let addr = crate::support::http::silent_listener();
+    let reg = TestRegistry::start(Auth::Token {
+        realm: format!("http://{addr}/token"),
+        service: SERVICE.into(),
+        issuer: ISSUER.into(),
+        cert: issuer.cert.clone(),
+    });
+    let mut o = RegistryOptions::default();
+    o.transport.request_budget = std::time::Duration::from_secs(3);
+    let client = Registry::new(o).unwrap();
+    let r: Reference = format!("{}/tok/app:1", reg.addr()).parse().unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.fetch_manifest(&r))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{addr}/token")) && err.contains("no answer within 3 s"),
+        "{err}"
+    );
+}

@@ -287,15 +287,7 @@ fn manifest_body_resets_are_retried() {
 /// within its budget, naming it — not after read timeout × retries.
 #[test]
 fn a_registry_that_never_answers_fails_within_the_budget() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    // Connections are accepted and held open, never read or answered.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming() {
-            held.push(c);
-        }
-    });
+    let addr = crate::support::http::silent_listener();
     let mut o = RegistryOptions::new(Vec::new(), Arc::new(()));
     o.transport.backoff = Duration::from_millis(20);
     o.transport.request_budget = Duration::from_secs(3);

@@ -394,3 +394,17 @@ impl TokenIssuer {
         format!("http://{}/token", self.server.addr())
     }
 }
+
+/// A loopback address that accepts connections and holds them open, never
+/// reading or answering (a registry that hangs).
+pub fn silent_listener() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    addr
+}
