@@ -4,10 +4,11 @@
 # one command to run and fails. Idempotent; prints nothing when everything is there.
 set -euo pipefail
 # command:package. The tests start a registry and read what cairn writes with skopeo/umoci/podman(runc); the
-# stand-in is prepared from a VM disk (qemu-img, debugfs), patched (patchelf, strip) and downloaded by pip and npm.
+# stand-in is prepared from a VM disk (qemu-img, debugfs), patched (patchelf, strip) and downloaded by pip and npm;
+# `just compat` compares with BuildKit, the one inside Debian's docker.io dockerd.
 pairs=(docker-registry:docker-registry skopeo:skopeo umoci:umoci podman:podman runc:runc newuidmap:uidmap
        runuser:util-linux curl:curl python3:python3 pip3:python3-pip qemu-img:qemu-utils debugfs:e2fsprogs
-       patchelf:patchelf strip:binutils npm:npm openssl:openssl)
+       patchelf:patchelf strip:binutils npm:npm openssl:openssl dockerd:docker.io)
 missing=()
 for pair in "${pairs[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
