@@ -2,6 +2,7 @@
 
 use super::pull::{hinted, oci_dir, registry, runtime, StderrReporter};
 use super::GlobalArgs;
+use crate::engine::record_artifact;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Reference, Repository};
 use crate::report::{Event, Reporter};
@@ -39,11 +40,27 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .read_bytes(&desc.digest)
         .with_context(|| format!("reading manifest {} of {dir}", desc.digest))?;
     let reg = registry(global)?;
-    let digest = runtime()?
+    let rt = runtime()?;
+    let digest = rt
         .block_on(reg.push_image(&target, &bytes, &desc.media_type, layout.store(), &mounts))
         .map_err(|e| hinted(e, &target))
         .with_context(|| format!("pushing {} to {target}", args.source))?;
     StderrReporter.event(Event::Info(format!("pushed {target}@{digest}")));
+    // The build record cairn attached in the layout goes along, as a referrer.
+    if let Some((record, record_desc, _)) = record_artifact::in_layout(&layout, &desc) {
+        record_artifact::push_record(
+            &reg,
+            &rt,
+            target.repository(),
+            (&record, &record_desc),
+            &digest,
+            layout.store(),
+        )?;
+        StderrReporter.event(Event::Info(format!(
+            "pushed its build record {} as a referrer",
+            record_desc.digest
+        )));
+    }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

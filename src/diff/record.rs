@@ -252,7 +252,7 @@ mod tests {
             lines,
             [
                 "runner 1 STEP 1: base sha256:aaaaaaaaaaaa…→sha256:bbbbbbbbbbbb…",
-                "runner 1 STEP 1: arg NODE_ENV changed: production → development"
+                "runner 1 STEP 1: arg NODE_ENV changed"
             ]
         );
         assert_eq!(compare_records(&a, &a), RecordDiff::default());

@@ -17,11 +17,10 @@
 //! only for layers whose digests differ.
 
 use super::image::LayerInfo;
-use crate::engine::record::{BuildRecord, ARTIFACT_TYPE};
+use crate::engine::record::BuildRecord;
+use crate::engine::record_artifact;
 use crate::image::config::ImageConfig;
-use crate::image::manifest::{
-    Descriptor, ImageIndex, ImageManifest, ManifestKind, OCI_MANIFEST, REF_NAME,
-};
+use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, REF_NAME};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::pull::select_platform;
 use crate::registry::{Platform, Reference, Registry};
@@ -191,19 +190,6 @@ fn layer_infos(
         .collect())
 }
 
-/// The build record behind an artifact manifest's first layer.
-fn record_from_artifact(
-    manifest: &ImageManifest,
-    read: impl Fn(&Descriptor) -> anyhow::Result<Vec<u8>>,
-) -> Option<BuildRecord> {
-    let layer = manifest
-        .layers
-        .iter()
-        .find(|l| l.media_type == ARTIFACT_TYPE)?;
-    let bytes = read(layer).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 impl LoadedImage {
     /// Load a side: manifests and config only.
     pub fn load(
@@ -275,7 +261,7 @@ fn load_layout(
     let layout =
         OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
     let store = layout.store();
-    let mut desc = match tag {
+    let entry = match tag {
         Some(_) => layout.resolve(tag)?,
         None => {
             // Build records sit beside the image; they are not candidates.
@@ -294,6 +280,7 @@ fn load_layout(
             }
         }
     };
+    let mut desc = entry.clone();
     let dummy: Reference = "localhost/oci-layout".parse()?;
     let mut index_digest = None;
     for _ in 0..4 {
@@ -314,14 +301,18 @@ fn load_layout(
         .with_context(|| format!("{name}: reading config {}", manifest.config.digest))?;
     let config = parse_config(&config_bytes, name)?;
     let layers = layer_infos(&manifest.layers, &config, name)?;
-    let record = layout
-        .resolve(Some(&format!("{RECORD_TAG_PREFIX}{}", desc.digest.hex())))
-        .ok()
-        .and_then(|d| {
-            let m: ImageManifest =
-                serde_json::from_slice(&store.read_bytes(&d.digest).ok()?).ok()?;
-            record_from_artifact(&m, |l| Ok(store.read_bytes(&l.digest)?))
-        });
+    let read =
+        |m: &ImageManifest| record_artifact::read_record(m, |l| Ok(store.read_bytes(&l.digest)?));
+    let record = match record_artifact::in_layout(&layout, &entry) {
+        Some((_, _, m)) => read(&m),
+        // Layouts written before records were attached held them under a tag.
+        None => layout
+            .resolve(Some(&format!("{RECORD_TAG_PREFIX}{}", desc.digest.hex())))
+            .ok()
+            .and_then(|d| store.read_bytes(&d.digest).ok())
+            .and_then(|b| serde_json::from_slice::<ImageManifest>(&b).ok())
+            .and_then(|m| read(&m)),
+    };
     Ok(LoadedImage {
         name: name.to_owned(),
         index_digest,
@@ -494,7 +485,13 @@ fn load_registry(
         .with_context(|| format!("reading {reference}"))?;
     let config = parse_config(&image.config.bytes, name)?;
     let layers = layer_infos(&image.layers, &config, name)?;
-    let record = registry_record(&remote, reference, &image.digest, &store);
+    let record = record_artifact::from_registry(
+        &remote.registry,
+        &remote.runtime,
+        reference.repository(),
+        &image.digest,
+        &store,
+    );
     Ok(LoadedImage {
         name: name.to_owned(),
         index_digest: image.index_digest.map(|d| d.to_string()),
@@ -512,39 +509,10 @@ fn load_registry(
     })
 }
 
-/// A build record pushed beside the image under the tag schema
-/// `sha256-HEX.cairn-record` (registries without the referrers API, such as
-/// distribution 2.8, need a tag). Absent or unreadable → `None`.
-fn registry_record(
-    remote: &Remote,
-    reference: &Reference,
-    image: &Digest,
-    store: &BlobStore,
-) -> Option<BuildRecord> {
-    let tagged = reference
-        .with_tag(&format!("sha256-{}.cairn-record", image.hex()))
-        .ok()?;
-    let raw = remote
-        .runtime
-        .block_on(remote.registry.fetch_manifest(&tagged))
-        .ok()?;
-    let m: ImageManifest = serde_json::from_slice(&raw.bytes).ok()?;
-    if m.artifact_type.as_deref() != Some(ARTIFACT_TYPE)
-        || m.media_type.as_deref().is_some_and(|t| t != OCI_MANIFEST)
-    {
-        return None;
-    }
-    record_from_artifact(&m, |l| {
-        remote
-            .runtime
-            .block_on(remote.registry.fetch_blob(&tagged, l, store))?;
-        Ok(store.read_bytes(&l.digest)?)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::manifest::OCI_MANIFEST;
 
     #[test]
     fn sources_resolve_in_the_documented_order() {

@@ -197,7 +197,11 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BuildResult> {
     let df = frontend::parse(&req.dockerfile_source, &req.dockerfile)?;
-    for w in &df.warnings {
+    for w in df
+        .warnings
+        .iter()
+        .chain(&super::secret_names::warnings(&df))
+    {
         reporter.event(Event::Warning(w.to_string()));
     }
     let opts = BuildOptions {

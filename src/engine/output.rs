@@ -1,7 +1,7 @@
 //! Where a built image goes: an OCI layout, a docker-archive, a registry.
 
 use super::build::BuildResult;
-use super::record::ARTIFACT_TYPE;
+use super::record_artifact;
 use crate::image::docker_archive::{write_docker_archive, ArchiveLayer};
 use crate::image::manifest::{Descriptor, PlatformSpec, OCI_MANIFEST};
 use crate::image::oci_layout::OciLayout;
@@ -35,8 +35,8 @@ pub fn layout_tag(reference: &str) -> String {
     }
 }
 
-/// Write the image (and its build record, as an artifact whose `subject` is
-/// the image, so the image digest is unchanged) into an OCI layout.
+/// Write the image into an OCI layout, one `index.json` entry per tag; its
+/// build record goes in as an attached artifact (see [`super::record_artifact`]).
 pub fn to_oci_layout(
     r: &BuildResult,
     store: &BlobStore,
@@ -51,51 +51,14 @@ pub fn to_oci_layout(
         layout.store().copy_from(store, &l.digest)?;
     }
     let desc = descriptor(r);
+    let (_, record) = record_artifact::store_record(r, layout.store(), &desc)?;
+    let desc = record_artifact::annotate(&desc, &record);
     // Untagged builds are tagged `latest`, as `docker build` names them.
     let default = ["latest".to_owned()];
     let tags = if tags.is_empty() { &default[..] } else { tags };
     for t in tags {
         layout.tag(&desc, Some(t))?;
     }
-    write_record(r, &layout, &desc)?;
-    Ok(())
-}
-
-/// The build record as an OCI 1.1 artifact manifest whose `subject` is the
-/// image (so the image digest does not change), stored in `store`.
-/// Returns the manifest bytes and digest.
-fn record_manifest(
-    r: &BuildResult,
-    store: &BlobStore,
-    subject: &Descriptor,
-) -> anyhow::Result<(Vec<u8>, cairn_layers::Digest)> {
-    let record = serde_json::to_vec(&serde_json::to_value(&r.record)?)?;
-    let record_digest = store.put_bytes(&record)?;
-    let empty = store.put_bytes(b"{}")?;
-    let mut subj = subject.clone();
-    subj.platform = None;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
-        "layers": [{"mediaType": ARTIFACT_TYPE, "digest": record_digest.to_string(), "size": record.len()}],
-        "subject": subj,
-    });
-    let bytes = serde_json::to_vec(&manifest)?;
-    let digest = store.put_bytes(&bytes)?;
-    Ok((bytes, digest))
-}
-
-/// The build record, tagged `cairn-record-<image hex>` in the layout.
-fn write_record(r: &BuildResult, layout: &OciLayout, subject: &Descriptor) -> anyhow::Result<()> {
-    let (bytes, digest) = record_manifest(r, layout.store(), subject)?;
-    let mut d = Descriptor::new(OCI_MANIFEST, digest, bytes.len() as u64);
-    d.artifact_type = Some(ARTIFACT_TYPE.into());
-    layout.tag(
-        &d,
-        Some(&format!("cairn-record-{}", r.manifest_digest.hex())),
-    )?;
     Ok(())
 }
 
@@ -164,22 +127,18 @@ pub fn push(
             "registry reported digest {d} for {reference}, expected {}",
             r.manifest_digest
         );
-        // The build record goes next to the image under the tag schema
-        // `sha256-<hex>.cairn-record` (found without the referrers API);
-        // `cairn diff` reads it from there.
-        let (record, _) = record_manifest(r, store, &descriptor(r))?;
-        let record_ref: Reference = format!(
-            "{}:sha256-{}.cairn-record",
+        let record = record_artifact::store_record(r, store, &descriptor(r))?;
+        // The record is a referrer of the image; the image is pushed even if it fails.
+        if let Err(e) = record_artifact::push_record(
+            registry,
+            runtime,
             reference.repository(),
-            r.manifest_digest.hex()
-        )
-        .parse()
-        .with_context(|| format!("naming the build record of {reference}"))?;
-        if let Err(e) =
-            runtime.block_on(registry.push_image(&record_ref, &record, OCI_MANIFEST, store, &[]))
-        {
+            (&record.0, &record.1),
+            &r.manifest_digest,
+            store,
+        ) {
             warn(format!(
-                "{reference} was pushed, but its build record {record_ref} was not: {e} \
+                "{reference} was pushed, but its build record was not: {e:#} \
                  (`cairn diff` against this image has no step record; push again to add it)"
             ));
         }

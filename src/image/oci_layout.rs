@@ -182,23 +182,30 @@ impl OciLayout {
 
     /// Point `tag` at `desc` (replacing any entry with that tag), or add an untagged
     /// entry when `tag` is `None` (unless the same descriptor is already there).
+    /// `desc`'s annotations other than the tag are kept.
     pub fn tag(&self, desc: &Descriptor, tag: Option<&str>) -> Result<(), LayoutError> {
         let mut index = self.index()?;
         let mut d = desc.clone();
-        d.annotations = None;
+        // Other annotations (e.g. cairn's build-record pointer) stay; the tag is this one.
+        if let Some(a) = &mut d.annotations {
+            a.remove(REF_NAME);
+        }
+        d.annotations = d.annotations.filter(|a| !a.is_empty());
         match tag {
             Some(t) => {
                 index
                     .manifests
                     .retain(|e| e.annotation(REF_NAME) != Some(t));
-                d.annotations = Some(BTreeMap::from([(REF_NAME.to_owned(), t.to_owned())]));
+                d.annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(REF_NAME.to_owned(), t.to_owned());
                 index.manifests.push(d);
             }
             None => {
                 if !index
                     .manifests
                     .iter()
-                    .any(|e| e.digest == d.digest && e.annotations.is_none())
+                    .any(|e| e.digest == d.digest && e.annotation(REF_NAME).is_none())
                 {
                     index.manifests.push(d);
                 }

@@ -14,6 +14,7 @@ pub mod platform;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 pub mod transport;
 
 pub use error::RegistryError;

@@ -8,7 +8,7 @@ use super::auth::repository_scope;
 use super::error::{redact_url, RegistryError};
 use super::transport::{status_error, Host};
 use super::{repo_url, Reference, Registry, Repository};
-use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind};
+use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, OCI_INDEX};
 use crate::report::Event;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -92,22 +92,7 @@ impl Registry {
         store: &BlobStore,
         mount_from: &[Repository],
     ) -> Result<Digest, RegistryError> {
-        let repo = target.repository().clone();
-        let (host, base) = self.endpoint(&repo).await?;
-        let mounts: Vec<Repository> = mount_from
-            .iter()
-            .filter(|m| m.registry() == repo.registry() && m.path() != repo.path())
-            .cloned()
-            .collect();
-        let mut scopes = vec![repository_scope(repo.path(), true)];
-        scopes.extend(mounts.iter().map(|m| repository_scope(m.path(), false)));
-        let t = Target {
-            host,
-            base,
-            repo,
-            scopes,
-            mounts,
-        };
+        let t = self.target(target, mount_from).await?;
         let digest = Digest::of(manifest);
         if let Some(want) = target.digest() {
             if want != &digest {
@@ -127,6 +112,82 @@ impl Registry {
             .map(str::to_owned)
             .unwrap_or_else(|| digest.to_string());
         self.put_manifest(&t, &tag, manifest, media_type).await
+    }
+
+    async fn target(
+        &self,
+        target: &Reference,
+        mount_from: &[Repository],
+    ) -> Result<Target, RegistryError> {
+        let repo = target.repository().clone();
+        let (host, base) = self.endpoint(&repo).await?;
+        let mounts: Vec<Repository> = mount_from
+            .iter()
+            .filter(|m| m.registry() == repo.registry() && m.path() != repo.path())
+            .cloned()
+            .collect();
+        let mut scopes = vec![repository_scope(repo.path(), true)];
+        scopes.extend(mounts.iter().map(|m| repository_scope(m.path(), false)));
+        Ok(Target {
+            host,
+            base,
+            repo,
+            scopes,
+            mounts,
+        })
+    }
+
+    /// Push an OCI 1.1 referrer (an image manifest with a `subject`, described
+    /// by `desc`, whose blobs are in `store`) into `repo` by digest. A registry
+    /// with the referrers API says so with an `OCI-Subject` header; for one
+    /// without it (distribution 2.8), the referrers tag schema: the index
+    /// tagged `<alg>-<subject hex>` lists the referrers, so `desc` is added to
+    /// it (distribution-spec "Pushing Manifests with Subject").
+    pub async fn push_referrer(
+        &self,
+        repo: &Repository,
+        manifest: &[u8],
+        desc: &Descriptor,
+        subject: &Digest,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
+        let reference = Reference::new(repo.clone(), None, Some(desc.digest.clone()));
+        let t = self.target(&reference, &[]).await?;
+        self.push_tree(&t, manifest, &desc.media_type, store, 0)
+            .await?;
+        let (_, indexed) = self
+            .put_manifest_subject(&t, &desc.digest.to_string(), manifest, &desc.media_type)
+            .await?;
+        if indexed {
+            return Ok(());
+        }
+        let tag = referrers_tag(subject);
+        let tagged = Reference::new(repo.clone(), Some(tag.clone()), None);
+        let mut index = match self.fetch_manifest(&tagged).await {
+            Ok(raw) => serde_json::from_slice::<ImageIndex>(&raw.bytes).map_err(|e| {
+                RegistryError::Manifest {
+                    reference: tagged.to_string(),
+                    reason: format!("the referrers tag does not hold an index: {e}"),
+                }
+            })?,
+            Err(RegistryError::Status { status: 404, .. }) => ImageIndex {
+                schema_version: 2,
+                media_type: Some(OCI_INDEX.to_owned()),
+                manifests: Vec::new(),
+                annotations: None,
+            },
+            Err(e) => return Err(e),
+        };
+        if index.manifests.iter().any(|d| d.digest == desc.digest) {
+            return Ok(());
+        }
+        index.manifests.push(desc.clone());
+        let bytes = serde_json::to_vec(&index).map_err(|e| RegistryError::Manifest {
+            reference: tagged.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.put_manifest(&t, &tag, &bytes, OCI_INDEX).await?;
+        Ok(())
     }
 
     /// Push what `manifest` references (recursively for an index), not the manifest itself.
@@ -213,6 +274,21 @@ impl Registry {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<Digest, RegistryError> {
+        Ok(self
+            .put_manifest_subject(t, reference, bytes, media_type)
+            .await?
+            .0)
+    }
+
+    /// [`Self::put_manifest`], also telling whether the registry answered
+    /// `OCI-Subject` (it indexed the manifest's `subject` as a referrer).
+    async fn put_manifest_subject(
+        &self,
+        t: &Target,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(Digest, bool), RegistryError> {
         let digest = Digest::of(bytes);
         let url = repo_url(&t.base, &t.repo, &format!("manifests/{reference}"))?;
         let body = bytes::Bytes::copy_from_slice(bytes);
@@ -241,7 +317,7 @@ impl Registry {
                 });
             }
         }
-        Ok(digest)
+        Ok((digest, resp.headers().contains_key("oci-subject")))
     }
 
     async fn push_blob(
@@ -523,4 +599,9 @@ impl Registry {
             .await?;
         self.check_committed(&m, &url, resp, d).await
     }
+}
+
+/// The referrers tag schema's tag for `subject`: `<alg>-<hex>`.
+pub fn referrers_tag(subject: &Digest) -> String {
+    format!("{}-{}", subject.algorithm(), subject.hex())
 }
