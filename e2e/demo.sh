@@ -30,10 +30,10 @@ build() {
     local label=$1 ctx=$2 tag=$3 layout=$4 t0 meta
     meta=$E2E_OUT/meta.json
     log "$label"
-    printf '\n  $ cairn build %s -t %s --push -o type=oci,dest=%s --progress %s --build-arg BASE_IMAGE=%s --secret id=ca,src=%s\n\n' \
+    printf '\n  $ cairn build %s -t %s --push -o type=oci,dest=%s,tar=false --progress %s --build-arg BASE_IMAGE=%s --secret id=ca,src=%s\n\n' \
         "${ctx#"$E2E_ROOT"/}" "$tag" "${layout#"$E2E_ROOT"/}" "$(progress_mode)" "$BASE" "$E2E_CA" >&2
     t0=$(date +%s.%N)
-    "$CAIRN" build "$ctx" -t "$tag" --push -o "type=oci,dest=$layout" --progress "$(progress_mode)" \
+    "$CAIRN" build "$ctx" -t "$tag" --push -o "type=oci,dest=$layout,tar=false" --progress "$(progress_mode)" \
         --insecure-registry "$REGISTRY" --cache-dir "$E2E_OUT/cache" --build-arg "BASE_IMAGE=$BASE" \
         --secret "id=ca,src=$E2E_CA" --metadata-file "$meta" >"$E2E_OUT/digest" || die "$label failed"
     BUILT_DIGEST=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$meta")

@@ -1,9 +1,10 @@
 //! `cairn build`: the `docker buildx build` flags, daemonless.
 
+use super::output_spec::{self, OutputSpec, Sink};
 use super::GlobalArgs;
-use crate::engine::output;
 use crate::engine::request::{default_cache_dir, resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
+use crate::engine::{export_archive, export_fs, output, recompress};
 use crate::frontend::Platform;
 use crate::registry::{Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
@@ -41,12 +42,17 @@ pub struct BuildArgs {
     /// Do not use the cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Output: type=oci,dest=DIR | type=docker-archive,dest=FILE | type=registry (repeatable).
+    /// Output, as buildx: DIR | - | type=local,dest=DIR | type=tar,dest=F|- |
+    /// type=oci,dest=F|-[,tar=false] | type=docker,dest=F|- | type=image|registry[,name=R][,push=BOOL]
+    /// (+ compression=gzip|zstd|uncompressed, compression-level=, force-compression=, oci-mediatypes=). Repeatable.
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
     /// Push the image to every `-t` reference (same as --output type=registry).
     #[arg(long)]
     pub push: bool,
+    /// Not available: there is no daemon to load into (the error says what to run instead).
+    #[arg(long)]
+    pub load: bool,
     /// Write build metadata (digests, names) as JSON to this file.
     #[arg(long)]
     pub metadata_file: Option<PathBuf>,
@@ -106,45 +112,117 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
     Ok((id, src))
 }
 
-/// One `--output`.
-#[derive(Debug, PartialEq, Eq)]
-enum Output {
-    Oci(PathBuf),
-    DockerArchive(PathBuf),
-    Registry,
+/// `--load`: buildx loads into the Docker daemon; cairn has none.
+fn refuse_load() -> anyhow::Error {
+    crate::error::hint(
+        anyhow::anyhow!("--load: cairn has no daemon to load the image into"),
+        "write an archive and load it yourself: `-o type=docker,dest=- | docker load` (or `| podman load`); \
+         `-o type=oci,dest=image.tar` for `skopeo copy oci-archive:image.tar …`; \
+         without -o the image goes to cairn's local store (`cairn run NAME:TAG`)",
+    )
 }
 
-fn parse_output(s: &str) -> anyhow::Result<Output> {
-    let mut kind = None;
-    let mut dest = None;
-    for part in s.split(',') {
-        match part.split_once('=') {
-            Some(("type", v)) => kind = Some(v.to_owned()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            Some(("push", "true")) => kind = Some("registry".into()),
-            Some(_) => {}
-            None => anyhow::bail!("invalid --output `{s}`"),
-        }
+/// Parse every `--output` (and `--push`, `--load`) before any work.
+fn parse_outputs(args: &BuildArgs) -> anyhow::Result<Vec<OutputSpec>> {
+    if args.load {
+        return Err(refuse_load());
     }
-    let need_dest = |k: &str| {
-        dest.clone().ok_or_else(|| {
+    let mut outputs: Vec<OutputSpec> = args
+        .outputs
+        .iter()
+        .map(|o| output_spec::parse(o))
+        .collect::<anyhow::Result<_>>()?;
+    let pushes = |o: &OutputSpec| matches!(o.sink, Sink::Image { push: true, .. });
+    if args.push && !outputs.iter().any(pushes) {
+        outputs.push(OutputSpec {
+            sink: Sink::Image {
+                names: Vec::new(),
+                push: true,
+            },
+            names: Vec::new(),
+            export: Default::default(),
+        });
+    }
+    output_spec::check_all(&outputs)?;
+    for o in outputs.iter().filter(|o| pushes(o)) {
+        let names = if o.names.is_empty() {
+            &args.tags
+        } else {
+            &o.names
+        };
+        anyhow::ensure!(
+            !names.is_empty(),
             crate::error::hint(
-                anyhow::anyhow!("--output type={k} needs dest="),
-                format!("for example --output type={k},dest=out"),
+                anyhow::anyhow!("--push / type=registry: nothing to push to"),
+                "name the image with `-t REGISTRY/REPO:TAG` or `--output type=registry,name=REGISTRY/REPO:TAG`"
             )
-        })
-    };
-    match kind.as_deref() {
-        Some("oci") => Ok(Output::Oci(need_dest("oci")?)),
-        Some("docker-archive" | "docker" | "tar") => {
-            Ok(Output::DockerArchive(need_dest("docker-archive")?))
+        );
+        for n in names {
+            n.parse::<crate::registry::Reference>().map_err(|e| {
+                crate::error::hint(
+                    anyhow::anyhow!("--output name `{n}`: {e}"),
+                    "image names are lower-case: REGISTRY/REPO:TAG",
+                )
+            })?;
         }
-        Some("registry" | "image") => Ok(Output::Registry),
-        other => Err(crate::error::hint(
-            anyhow::anyhow!("unsupported output type {:?}", other.unwrap_or("")),
-            "use type=oci,dest=DIR, type=docker-archive,dest=FILE or type=registry",
-        )),
     }
+    Ok(outputs)
+}
+
+/// The architectures an image index names (image-spec `image-index.md`, Go's GOARCH values).
+const ARCHITECTURES: [&str; 10] = [
+    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64", "loong64",
+];
+
+/// Everything the flags alone show to be wrong, refused before any work
+/// (reading the context, pulling a base), naming the flag and the fix.
+fn check_flags(args: &BuildArgs) -> anyhow::Result<()> {
+    use crate::error::hint;
+    for t in &args.tags {
+        t.parse::<crate::registry::Reference>().map_err(|e| {
+            hint(
+                anyhow::anyhow!("-t `{t}`: {e}"),
+                "name images REGISTRY/REPO:TAG in lower case (the tag may have upper case), e.g. -t ghcr.io/acme/app:1.2",
+            )
+        })?;
+    }
+    crate::engine::run_step::parse_isolation(&args.isolation)
+        .map_err(|e| e.context(format!("--isolation {}", args.isolation)))?;
+    // A list (`a,b`) is the multi-platform build's to read; one value is checked here.
+    if let Some(p) = args.platform.as_deref().filter(|p| !p.contains(',')) {
+        let parsed = Platform::parse(p).map_err(|e| {
+            hint(
+                anyhow::anyhow!("--platform: {e}"),
+                "e.g. --platform linux/amd64 or linux/arm64",
+            )
+        })?;
+        anyhow::ensure!(
+            parsed.os == "linux" && ARCHITECTURES.contains(&parsed.architecture.as_str()),
+            hint(
+                anyhow::anyhow!(
+                    "--platform {p}: cairn builds linux images; `{}/{}` is not a known platform",
+                    parsed.os,
+                    parsed.architecture
+                ),
+                format!(
+                    "use linux/ARCH with ARCH one of {}",
+                    ARCHITECTURES.join(", ")
+                ),
+            )
+        );
+    }
+    for s in &args.secrets {
+        let (id, src) = parse_secret(s)?;
+        if let SecretSource::File(p) = &src {
+            std::fs::File::open(p).map_err(|e| {
+                hint(
+                    anyhow::anyhow!("--secret id={id}: cannot read {}: {e}", p.display()),
+                    "give the path of a readable file (src=PATH), or take the value from the environment (env=VAR)",
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The Dockerfile's name for messages and its text: `-` reads stdin (named `Dockerfile`),
@@ -185,6 +263,8 @@ fn build(
     progress: Arc<crate::progress::Progress>,
 ) -> anyhow::Result<ExitCode> {
     let reporter: &dyn Reporter = &*progress;
+    check_flags(&args)?;
+    let outputs = parse_outputs(&args)?;
     let context = args.context.clone();
     anyhow::ensure!(
         context.is_dir(),
@@ -197,14 +277,6 @@ fn build(
     let build_args = key_values(&args.build_args, "--build-arg")?;
     super::check::gate(&context, &args, &dockerfile, &source, &build_args)?;
     let epoch = resolve_epoch(args.source_date_epoch.as_deref(), &build_args)?;
-    let mut outputs: Vec<Output> = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<anyhow::Result<_>>()?;
-    if args.push && !outputs.contains(&Output::Registry) {
-        outputs.push(Output::Registry);
-    }
     let req = BuildRequest {
         context: context.clone(),
         dockerfile,
@@ -254,52 +326,79 @@ fn build(
         )));
     }
     let store = cairn_layers::blob_store::BlobStore::open(&req.cache_dir)?;
-    let tags: Vec<String> = args.tags.iter().map(|t| output::layout_tag(t)).collect();
+    let local_store = req.cache_dir.join("images");
+    let scratch = req.cache_dir.join("tmp");
+    let mut image = result.clone();
     if outputs.is_empty() {
         // Default: the local image store, an OCI layout in the cache (`oci:CACHE/images`).
-        let dir = req.cache_dir.join("images");
-        let names: Vec<String> = if args.tags.is_empty() {
-            vec![format!("sha256-{}", result.manifest_digest.hex())]
-        } else {
-            args.tags.clone()
-        };
-        output::to_oci_layout(&result, &store, &dir, &names)?;
-        reporter.event(Event::Info(format!(
-            "image stored in oci:{} as {}",
-            dir.display(),
-            names.join(", ")
-        )));
+        store_locally(&result, &store, &local_store, &args.tags, reporter)?;
     }
-    let mut pushed = Vec::new();
     for o in &outputs {
-        match o {
-            Output::Oci(dir) => {
-                output::to_oci_layout(&result, &store, dir, &tags)?;
-                reporter.event(Event::Info(format!("wrote OCI layout {}", dir.display())));
-            }
-            Output::DockerArchive(file) => {
-                output::to_docker_archive(&result, &store, file, &args.tags, reporter)?;
+        let names = if o.names.is_empty() {
+            &args.tags
+        } else {
+            &o.names
+        };
+        let tags: Vec<String> = names.iter().map(|t| output::layout_tag(t)).collect();
+        // The filesystem outputs have no layers to compress.
+        let converted = match &o.sink {
+            Sink::Local(_) | Sink::FsTar(_) => None,
+            _ => Some(recompress::convert(&result, &store, &o.export)?),
+        };
+        let img = converted.as_ref().unwrap_or(&result);
+        match &o.sink {
+            Sink::Local(dir) => {
+                export_fs::to_local_dir(&result, &store, dir)?;
                 reporter.event(Event::Info(format!(
-                    "wrote docker-archive {}",
-                    file.display()
+                    "wrote the filesystem to {}",
+                    dir.display()
                 )));
             }
-            Output::Registry => {
-                let mut opts =
-                    RegistryOptions::new(global.insecure_registries.clone(), progress.clone());
-                opts.blob_memo = Some(super::pull::blob_memo_file(&req.cache_dir));
-                let registry = Registry::new(opts)?;
-                let rt = super::pull::runtime()?;
-                let warn = |w: String| reporter.event(Event::Warning(w));
-                for (name, d) in
-                    output::push(&result, &store, &registry, &rt, &args.tags, &[], &warn)?
-                {
-                    reporter.event(Event::Info(format!("pushed {name}@{d}")));
-                    pushed.push(name);
+            Sink::FsTar(dest) => {
+                dest.write(|w| export_fs::write_fs_tar(&result, &store, w))?;
+                reporter.event(Event::Info(format!(
+                    "wrote the filesystem tar to {}",
+                    dest.describe()
+                )));
+            }
+            Sink::OciDir(dir) => {
+                output::to_oci_layout(img, &store, dir, &tags)?;
+                reporter.event(Event::Info(format!("wrote OCI layout {}", dir.display())));
+            }
+            Sink::OciTar(dest) => {
+                export_archive::write_oci_tar(img, &store, &tags, dest, &scratch)?;
+                reporter.event(Event::Info(format!(
+                    "wrote the OCI tarball to {}",
+                    dest.describe()
+                )));
+            }
+            Sink::Docker(dest) => {
+                export_archive::write_docker(img, &store, names, dest, &scratch, reporter)?;
+                reporter.event(Event::Info(format!(
+                    "wrote docker-archive to {}",
+                    dest.describe()
+                )));
+            }
+            Sink::Image { push, .. } => {
+                store_locally(img, &store, &local_store, names, reporter)?;
+                if *push {
+                    let mut opts =
+                        RegistryOptions::new(global.insecure_registries.clone(), progress.clone());
+                    opts.blob_memo = Some(super::pull::blob_memo_file(&req.cache_dir));
+                    let registry = Registry::new(opts)?;
+                    let rt = super::pull::runtime()?;
+                    let warn = |w: String| reporter.event(Event::Warning(w));
+                    for (name, d) in output::push(img, &store, &registry, &rt, names, &[], &warn)? {
+                        reporter.event(Event::Info(format!("pushed {name}@{d}")));
+                    }
                 }
             }
         }
+        if converted.is_some() {
+            image = img.clone();
+        }
     }
+    let result = image;
     if let Some(f) = &args.metadata_file {
         let meta = serde_json::json!({
             "containerimage.digest": result.manifest_digest.to_string(),
@@ -314,8 +413,36 @@ fn build(
         std::fs::write(f, result.config_digest.to_string())
             .with_context(|| format!("writing {}", f.display()))?;
     }
-    println!("{}", result.manifest_digest);
+    // Standard output may carry an archive; the digest then goes to the log only.
+    if outputs.iter().any(|o| o.to_stdout()) {
+        reporter.event(Event::Info(format!("image {}", result.manifest_digest)));
+    } else {
+        println!("{}", result.manifest_digest);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Put the image into the local store (`oci:CACHE/images`) under `names`
+/// (`sha256-HEX` when unnamed).
+fn store_locally(
+    r: &crate::engine::BuildResult,
+    store: &cairn_layers::blob_store::BlobStore,
+    dir: &std::path::Path,
+    names: &[String],
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let names: Vec<String> = if names.is_empty() {
+        vec![format!("sha256-{}", r.manifest_digest.hex())]
+    } else {
+        names.to_vec()
+    };
+    output::to_oci_layout(r, store, dir, &names)?;
+    reporter.event(Event::Info(format!(
+        "image stored in oci:{} as {}",
+        dir.display(),
+        names.join(", ")
+    )));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -323,18 +450,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outputs_and_secrets_parse() {
-        assert_eq!(
-            parse_output("type=oci,dest=out").unwrap(),
-            Output::Oci("out".into())
-        );
-        assert_eq!(
-            parse_output("type=docker-archive,dest=a.tar").unwrap(),
-            Output::DockerArchive("a.tar".into())
-        );
-        assert_eq!(parse_output("type=registry").unwrap(), Output::Registry);
-        assert!(parse_output("type=oci").is_err());
-        assert!(parse_output("type=local,dest=x").is_err());
+    fn secrets_parse() {
         assert_eq!(
             parse_secret("id=ca,src=/x").unwrap(),
             ("ca".into(), SecretSource::File("/x".into()))

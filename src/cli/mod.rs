@@ -14,6 +14,7 @@ pub mod dockerfile;
 pub mod doctor;
 pub mod inspect;
 pub mod login;
+pub mod output_spec;
 pub mod parse;
 pub mod pull;
 pub mod push;

@@ -9,6 +9,7 @@ use super::request::BuildRequest;
 use super::stage::{run_stage, StageResult};
 use super::state::{ImageState, LayerDesc};
 use crate::frontend::{self, BuildOptions, BuildPlan, Dockerfile, Platform};
+use crate::image::manifest::{OCI_CONFIG, OCI_MANIFEST};
 use crate::report::{Event, Reporter};
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
@@ -35,6 +36,8 @@ pub struct BuildResult {
     pub platform: Platform,
     /// Per-step cache inputs (for `cairn diff`).
     pub record: BuildRecord,
+    /// The registry image the target's `FROM` chain starts from.
+    pub base: Option<super::state::BaseImage>,
     /// Time inside RUN commands (the rest of the wall time is builder overhead).
     pub run_command_time: std::time::Duration,
     /// Time of whole RUN steps (setup + command + capture).
@@ -330,21 +333,15 @@ fn finalize(
     image.config.created = Some(ctx.created.clone());
     let config_raw = image.config.to_canonical_json()?;
     let config_digest = ctx.store.put_bytes(&config_raw)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest.to_string(),
-            "size": config_raw.len(),
-        },
-        "layers": image.layers.iter().map(|l| serde_json::json!({
-            "mediaType": oci_layer_media_type(&l.media_type),
-            "digest": l.digest.to_string(),
-            "size": l.size,
-        })).collect::<Vec<_>>(),
-    });
-    let manifest_raw = serde_json::to_vec(&manifest)?;
+    let manifest_raw = manifest_bytes(
+        (OCI_MANIFEST, OCI_CONFIG),
+        &config_digest,
+        config_raw.len(),
+        image
+            .layers
+            .iter()
+            .map(|l| (oci_layer_media_type(&l.media_type), l)),
+    )?;
     let manifest_digest = ctx.store.put_bytes(&manifest_raw)?;
     Ok(BuildResult {
         config_raw,
@@ -354,9 +351,35 @@ fn finalize(
         layers: image.layers,
         platform,
         record,
+        base: image.base.clone(),
         run_command_time: std::time::Duration::ZERO,
         run_step_time: std::time::Duration::ZERO,
     })
+}
+
+/// The canonical manifest of an image: `(manifest, config)` media types, the
+/// config, and each layer with the media type to write for it.
+pub fn manifest_bytes<'a>(
+    (manifest_type, config_type): (&str, &str),
+    config_digest: &Digest,
+    config_len: usize,
+    layers: impl Iterator<Item = (&'a str, &'a LayerDesc)>,
+) -> anyhow::Result<Vec<u8>> {
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": {
+            "mediaType": config_type,
+            "digest": config_digest.to_string(),
+            "size": config_len,
+        },
+        "layers": layers.map(|(media_type, l)| serde_json::json!({
+            "mediaType": media_type,
+            "digest": l.digest.to_string(),
+            "size": l.size,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(serde_json::to_vec(&manifest)?)
 }
 
 /// The OCI media type for a layer of a pulled image (Docker's gzip type is

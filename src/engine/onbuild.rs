@@ -153,6 +153,7 @@ mod tests {
                 layers: Vec::new(),
                 fs_key: cairn_layers::Digest::of(b"scratch"),
                 created: ctx.created.clone(),
+                base: None,
             },
             done: &done,
             cmd_set: false,

@@ -258,6 +258,7 @@ pub fn run_stage(
                 layers: Vec::new(),
                 fs_key: Digest::of(b"scratch"),
                 created: ctx.created.clone(),
+                base: None,
             };
             (image, scope)
         }
@@ -314,6 +315,10 @@ pub fn run_stage(
                 layers: base.layers.clone(),
                 fs_key: base.digest.clone(),
                 created: ctx.created.clone(),
+                base: Some(super::state::BaseImage {
+                    reference: r.to_string(),
+                    layers: base.layers.len(),
+                }),
             };
             (image, scope)
         }

@@ -31,6 +31,19 @@ pub struct ImageState {
     pub fs_key: Digest,
     /// `created` value for new history entries (RFC 3339).
     pub created: String,
+    /// The registry image at the bottom of the `FROM` chain, if any.
+    pub base: Option<BaseImage>,
+}
+
+/// The image a stage chain starts from: where its blobs may already be (a
+/// push mounts them from there) and how many of the bottom layers are its
+/// (their compression is kept unless `force-compression=true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The reference as resolved (`registry/repo:tag`).
+    pub reference: String,
+    /// Its layer count.
+    pub layers: usize,
 }
 
 impl ImageState {

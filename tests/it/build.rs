@@ -92,7 +92,7 @@ fn config_history_and_files_are_as_buildkit_writes_them() {
         "UTC",
         &[
             "-o",
-            &format!("type=oci,dest={}", out.display()),
+            &format!("type=oci,dest={},tar=false", out.display()),
             "-t",
             "basic:1",
             "--label",
@@ -276,7 +276,7 @@ fn node_base_from_a_registry_with_chown_by_name_and_pass_through_layers() {
             "--build-arg",
             &format!("BASE_IMAGE={image}"),
             "-o",
-            &format!("type=oci,dest={}", out.display()),
+            &format!("type=oci,dest={},tar=false", out.display()),
             "-t",
             "app:1",
         ],
@@ -330,7 +330,7 @@ fn onbuild_triggers_run_after_from_and_are_not_inherited() {
         &ctx,
         "022",
         "UTC",
-        &["-o", &format!("type=oci,dest={}", out.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", out.display())],
     );
     assert!(
         log.contains("COPY a.txt /app/a.txt"),
@@ -433,7 +433,7 @@ fn relative_cache_dir_works_for_run_steps() {
             "--cache-dir",
             "rel/cache",
         ])
-        .args(["-o", "type=oci,dest=out"]);
+        .args(["-o", "type=oci,dest=out,tar=false"]);
     ok(&run(c, ""));
     assert!(t.path().join("rel/cache/blobs").is_dir());
 }

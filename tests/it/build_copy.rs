@@ -53,7 +53,7 @@ pub fn build_in(home: &Path, ctx: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(["--progress", "plain", "--cache-dir"])
         .arg(home.join("cache"))
         .arg("-o")
-        .arg(format!("type=oci,dest={}", out.display()))
+        .arg(format!("type=oci,dest={},tar=false", out.display()))
         .args(extra)
         .env_remove("SOURCE_DATE_EPOCH");
     run(c, "")

@@ -106,7 +106,7 @@ fn node_idioms_owners_whiteouts_and_identical_layers() {
     let (d1, log) = build(
         &t.path().join("h1"),
         &ctx,
-        &["-o", &format!("type=oci,dest={}", out.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", out.display())],
     );
     assert!(
         log.contains("RUN isolation:"),
@@ -192,7 +192,7 @@ fn run_files_do_not_depend_on_the_callers_umask() {
             .args(["--progress", "plain", "--cache-dir"])
             .arg(home.join("cache"))
             .arg("-o")
-            .arg(format!("type=oci,dest={}", out.display()));
+            .arg(format!("type=oci,dest={},tar=false", out.display()));
             let d = ok(&run(sh, ""));
             let layers = new_layer_entries(&out, &d, base_layers());
             let run_layer = layers.last().unwrap();
@@ -257,7 +257,7 @@ fn npm_ci_from_the_registry_with_cache_mount_and_ca_secret() {
             "--secret",
             "id=ca,src=/etc/ssl/certs/ca-certificates.crt",
             "-o",
-            &format!("type=oci,dest={}", out.display()),
+            &format!("type=oci,dest={},tar=false", out.display()),
         ],
     );
     assert!(log.contains("added 1 package"), "{log}");
@@ -320,7 +320,7 @@ fn cairn_run_starts_a_built_image_in_the_sandbox() {
         &ctx,
         &[
             "-o",
-            &format!("type=oci,dest={}", out.display()),
+            &format!("type=oci,dest={},tar=false", out.display()),
             "-t",
             "app:1",
         ],
@@ -376,7 +376,7 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
     let (d1, log) = build(
         home,
         &ctx,
-        &["-o", &format!("type=oci,dest={}", out.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", out.display())],
     );
     let indexed = new_layer_entries(&out, &d1, 0);
     let layer_dirs = std::fs::read_dir(home.join("cache/layers/host-v2"))
@@ -390,7 +390,7 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
     let (d2, _) = build(
         other.path(),
         &ctx,
-        &["-o", &format!("type=oci,dest={}", out2.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", out2.display())],
     );
     let unpacked = new_layer_entries(&out2, &d2, 0);
     assert!(
@@ -526,7 +526,7 @@ fn layers_of_run_files_are_unpacked_by_moving_them_and_equal_a_plain_unpack() {
         let (digest, log) = build(
             home,
             &ctx,
-            &["-o", &format!("type=oci,dest={}", out.display())],
+            &["-o", &format!("type=oci,dest={},tar=false", out.display())],
         );
         let blobs = home.join("cache/blobs/sha256");
         let dirs: Vec<_> = std::fs::read_dir(home.join("cache/layers/host-v2"))

@@ -497,7 +497,7 @@ fn build_records_name_the_step_and_the_context_file() {
         &ctx,
         &[
             "-o",
-            &format!("type=oci,dest={}", o1.display()),
+            &format!("type=oci,dest={},tar=false", o1.display()),
             "-t",
             "app:1",
         ],
@@ -507,7 +507,7 @@ fn build_records_name_the_step_and_the_context_file() {
     build(
         t.path(),
         &ctx,
-        &["-o", &format!("type=oci,dest={}", o2.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", o2.display())],
     );
     // Also into the local store, found by its bare name.
     build(t.path(), &ctx, &["-t", "app:2"]);
@@ -603,7 +603,7 @@ fn two_source_date_epochs_differ_only_in_image_timestamps() {
             "--source-date-epoch",
             "1000",
             "-o",
-            &format!("type=oci,dest={}", o1.display()),
+            &format!("type=oci,dest={},tar=false", o1.display()),
         ],
     );
     build(
@@ -613,7 +613,7 @@ fn two_source_date_epochs_differ_only_in_image_timestamps() {
             "--source-date-epoch",
             "2000",
             "-o",
-            &format!("type=oci,dest={}", o2.display()),
+            &format!("type=oci,dest={},tar=false", o2.display()),
         ],
     );
     let (code, v) = diff_json(
@@ -672,13 +672,13 @@ fn a_changed_base_image_is_named_by_the_build_record() {
     let d1 = build(
         t.path(),
         &base,
-        &["-o", &format!("type=oci,dest={}", b1.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", b1.display())],
     );
     std::fs::write(base.join("os-release"), "ID=cairn-test-base\nVERSION=2\n").unwrap();
     let d2 = build(
         t.path(),
         &base,
-        &["-o", &format!("type=oci,dest={}", b2.display())],
+        &["-o", &format!("type=oci,dest={},tar=false", b2.display())],
     );
     let (o1, o2) = (t.path().join("o1"), t.path().join("o2"));
     for (b, o) in [(&b1, &o1), (&b2, &o2)] {
@@ -689,7 +689,7 @@ fn a_changed_base_image_is_named_by_the_build_record() {
                 "--build-arg",
                 &format!("BASE=oci:{}:latest", b.display()),
                 "-o",
-                &format!("type=oci,dest={}", o.display()),
+                &format!("type=oci,dest={},tar=false", o.display()),
             ],
         );
     }
@@ -728,7 +728,7 @@ fn docker_archive_sides() {
             "-o",
             &format!("type=docker-archive,dest={}", tar1.display()),
             "-o",
-            &format!("type=oci,dest={}", oci1.display()),
+            &format!("type=oci,dest={},tar=false", oci1.display()),
             "-t",
             "app:1",
         ],

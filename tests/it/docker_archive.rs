@@ -38,7 +38,7 @@ fn layer(files: &[(&str, &[u8], u32)]) -> (Vec<u8>, Vec<u8>) {
 
 /// `podman` confined to `dir`: its own storage, run root and config, so the
 /// host's images and storage.conf are never touched.
-fn podman(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn podman(dir: &Path, args: &[&str]) -> std::process::Output {
     let storage_conf = dir.join("storage.conf");
     if !storage_conf.exists() {
         std::fs::write(

@@ -46,6 +46,23 @@ fn skopeo(args: &[&str]) -> Output {
     Command::new("skopeo").args(args).output().unwrap()
 }
 
+/// `skopeo ARGS…`, which must succeed: its stdout.
+fn skopeo_ok(args: &[&str]) -> Vec<u8> {
+    let o = skopeo(args);
+    assert!(
+        o.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// The digest of the manifest `skopeo inspect --raw [--tls-verify=false] IMAGE` reads.
+fn raw_digest(image: &str) -> String {
+    let raw = skopeo_ok(&["inspect", "--raw", "--tls-verify=false", image]);
+    format!("sha256:{}", cairn_layers::Digest::of(&raw).hex())
+}
+
 #[test]
 fn an_oci_layout_holds_one_entry_per_tag_and_the_record_rides_along() {
     let t = tempfile::tempdir().unwrap();
@@ -77,16 +94,7 @@ fn an_oci_layout_holds_one_entry_per_tag_and_the_record_rides_along() {
     assert_eq!(record["subject"]["digest"], digest.as_str());
 
     // skopeo and umoci read the layout without being told which image.
-    let sk = skopeo(&["inspect", "--raw", &format!("oci:{}", out.display())]);
-    assert!(
-        sk.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sk.stderr)
-    );
-    assert_eq!(
-        format!("sha256:{}", cairn_layers::Digest::of(&sk.stdout).hex()),
-        digest
-    );
+    assert_eq!(raw_digest(&format!("oci:{}", out.display())), digest);
     let um = Command::new("umoci")
         .args(["stat", "--image"])
         .arg(format!("{}:1", out.display()))
@@ -110,18 +118,13 @@ fn an_oci_layout_holds_one_entry_per_tag_and_the_record_rides_along() {
     ));
     assert_eq!(pushed, digest);
     let hex = digest.trim_start_matches("sha256:");
-    let referrers = skopeo(&[
+    let list: Value = serde_json::from_slice(&skopeo_ok(&[
         "inspect",
         "--raw",
         "--tls-verify=false",
         &format!("docker://{}/app:sha256-{hex}", reg.addr()),
-    ]);
-    assert!(
-        referrers.status.success(),
-        "{}",
-        String::from_utf8_lossy(&referrers.stderr)
-    );
-    let list: Value = serde_json::from_slice(&referrers.stdout).unwrap();
+    ]))
+    .unwrap();
     assert_eq!(list["manifests"][0]["digest"], record_digest, "{list:#}");
     assert_eq!(
         list["manifests"][0]["artifactType"],
@@ -136,13 +139,13 @@ fn an_oci_layout_holds_one_entry_per_tag_and_the_record_rides_along() {
             format!("{}/app:1", reg.addr()),
         ],
     ));
-    let again = skopeo(&[
+    let list: Value = serde_json::from_slice(&skopeo_ok(&[
         "inspect",
         "--raw",
         "--tls-verify=false",
         &format!("docker://{}/app:sha256-{hex}", reg.addr()),
-    ]);
-    let list: Value = serde_json::from_slice(&again.stdout).unwrap();
+    ]))
+    .unwrap();
     assert_eq!(list["manifests"].as_array().unwrap().len(), 1, "{list:#}");
 }
 
@@ -255,4 +258,238 @@ fn build_arg_values_stay_out_of_records_and_diff_still_names_the_arg() {
         .as_str()
         .unwrap()
         .starts_with("sha256:"));
+}
+
+/// `cairn build` of the scratch context with `extra`, cache in `home`: stdout bytes.
+fn build_ok(home: &Path, ctx: &Path, extra: &[&str]) -> Vec<u8> {
+    let o = build(home, ctx, extra);
+    assert!(
+        o.status.success(),
+        "build {extra:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(bytes);
+    ar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn outputs_mean_what_they_mean_in_buildx() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = scratch_ctx(t.path());
+    let home = t.path();
+    // `-o DIR`: the filesystem in a directory.
+    let dir = t.path().join("rootfs");
+    build_ok(home, &ctx, &["-o", dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "a\n");
+    // `-o -`: the filesystem as a tar on stdout, and nothing else there.
+    let out = build_ok(home, &ctx, &["-o", "-"]);
+    assert_eq!(tar_names(&out), ["a.txt"]);
+    let out = build_ok(home, &ctx, &["-o", "type=tar,dest=-"]);
+    assert_eq!(tar_names(&out), ["a.txt"]);
+    // type=oci: a tarball (tar=false: a directory), skopeo reads it as oci-archive.
+    let oci_tar = t.path().join("img.tar");
+    let digest = String::from_utf8(build_ok(
+        home,
+        &ctx,
+        &[
+            "-t",
+            "app:1",
+            "-o",
+            &format!("type=oci,dest={}", oci_tar.display()),
+        ],
+    ))
+    .unwrap();
+    let digest = digest.trim();
+    assert!(oci_tar.is_file());
+    assert_eq!(
+        raw_digest(&format!("oci-archive:{}", oci_tar.display())),
+        digest
+    );
+    // The same image gives the same tarball bytes.
+    let again = build_ok(home, &ctx, &["-t", "app:1", "-o", "type=oci,dest=-"]);
+    assert_eq!(again, std::fs::read(&oci_tar).unwrap());
+    // type=docker,dest=-: a docker-archive on stdout.
+    let docker = build_ok(home, &ctx, &["-t", "app:1", "-o", "type=docker,dest=-"]);
+    let f = t.path().join("docker.tar");
+    std::fs::write(&f, &docker).unwrap();
+    skopeo_ok(&["inspect", &format!("docker-archive:{}", f.display())]);
+
+    // type=image,push=false: the local store only; no push happens.
+    let reg = TestRegistry::start(Auth::None);
+    let name = format!("{}/app:1", reg.addr());
+    build_ok(
+        home,
+        &ctx,
+        &["-o", &format!("type=image,name={name},push=false")],
+    );
+    let store = crate::support::manifest_digest(&home.join("cache/images"), &name);
+    assert_eq!(store, digest);
+    let miss = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{name}")]);
+    assert!(!miss.status.success(), "push=false pushed");
+    // type=registry,name=a,b (quoted CSV, as buildx): both names pushed.
+    let two = format!("{}/app:2", reg.addr());
+    build_ok(
+        home,
+        &ctx,
+        &["-o", &format!("type=registry,\"name={name},{two}\"")],
+    );
+    for n in [&name, &two] {
+        assert_eq!(raw_digest(&format!("docker://{n}")), digest);
+    }
+}
+
+#[test]
+fn zstd_layers_are_deterministic_and_read_back() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = scratch_ctx(t.path());
+    let spec = |dest: &Path| {
+        format!(
+            "type=oci,dest={},tar=false,compression=zstd",
+            dest.display()
+        )
+    };
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    // Two cold caches: the same zstd bytes.
+    let da = String::from_utf8(build_ok(&t.path().join("h1"), &ctx, &["-o", &spec(&a)])).unwrap();
+    let db = String::from_utf8(build_ok(&t.path().join("h2"), &ctx, &["-o", &spec(&b)])).unwrap();
+    assert_eq!(da, db);
+    let gz = String::from_utf8(build_ok(t.path(), &ctx, &[])).unwrap();
+    assert_ne!(da, gz, "zstd is another manifest");
+    let manifest: Value = serde_json::from_slice(&blob(&a, da.trim())).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let layer = blob(&a, manifest["layers"][0]["digest"].as_str().unwrap());
+    assert_eq!(&layer[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
+    // skopeo copies it; podman loads it (umoci 0.4.7 has no zstd).
+    skopeo_ok(&[
+        "copy",
+        &format!("oci:{}:latest", a.display()),
+        &format!("oci-archive:{}/z.tar", t.path().display()),
+    ]);
+    let pod = t.path().join("podman");
+    std::fs::create_dir_all(&pod).unwrap();
+    crate::docker_archive::podman(
+        &pod,
+        &["load", "-i", &format!("{}/z.tar", t.path().display())],
+    );
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let id = crate::docker_archive::podman(
+        &pod,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            config.trim_start_matches("sha256:"),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&id.stdout).trim(),
+        config.trim_start_matches("sha256:")
+    );
+    // uncompressed: layer digest = diff_id; Docker media types on request.
+    let u = t.path().join("u");
+    let du = String::from_utf8(build_ok(
+        t.path(),
+        &ctx,
+        &[
+            "-o",
+            &format!(
+                "type=oci,dest={},tar=false,compression=uncompressed,oci-mediatypes=false",
+                u.display()
+            ),
+        ],
+    ))
+    .unwrap();
+    let m: Value = serde_json::from_slice(&blob(&u, du.trim())).unwrap();
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar"
+    );
+    let config: Value =
+        serde_json::from_slice(&blob(&u, m["config"]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(m["layers"][0]["digest"], config["rootfs"]["diff_ids"][0]);
+}
+
+#[test]
+fn bad_outputs_and_flags_are_refused_before_the_build_naming_the_fix() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // A build that would fail at its first step if it started.
+    std::fs::write(ctx.join("Dockerfile"), "FROM registry.invalid/nothing:1\n").unwrap();
+    for (spec, says) in [
+        (
+            "type=oci,dest=x.tar,bogus=1",
+            "type=oci accepts: dest, tar, name, compression",
+        ),
+        (
+            "type=image,compression=lz4",
+            "compression= is one of gzip, zstd, uncompressed",
+        ),
+        (
+            "type=carrier",
+            "type= is one of local, tar, oci, docker, image, registry",
+        ),
+        ("type=registry", "nothing to push to"),
+        (
+            "type=registry,name=Upper/Case",
+            "image names are lower-case",
+        ),
+    ] {
+        let o = build(t.path(), &ctx, &["-o", spec]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains(says), "{spec}: {err}");
+        assert!(
+            !err.contains("registry.invalid"),
+            "{spec}: the build started: {err}"
+        );
+    }
+    for (flags, says) in [
+        (&["-t", "Acme/App:1"][..], "-t `Acme/App:1`"),
+        (&["--isolation", "bogus"][..], "--isolation bogus"),
+        (&["--platform", "linux/bogus"][..], "--platform linux/bogus"),
+        (
+            &["--platform", "linux/arm64/v8/x"][..],
+            "--platform: invalid platform",
+        ),
+        (
+            &["--secret", "id=npmrc,src=/nonexistent/.npmrc"][..],
+            "--secret id=npmrc: cannot read /nonexistent/.npmrc",
+        ),
+        (&["--secret", "src=/x"][..], "missing id="),
+    ] {
+        let o = build(t.path(), &ctx, flags);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains(says), "{flags:?}: {err}");
+        assert!(
+            err.contains("hint:") || says == "missing id=",
+            "{flags:?}: {err}"
+        );
+        assert!(
+            !err.contains("registry.invalid"),
+            "{flags:?}: the build started: {err}"
+        );
+    }
+    let o = build(t.path(), &ctx, &["--load"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no daemon") && err.contains("type=docker,dest=- | docker load"),
+        "{err}"
+    );
 }

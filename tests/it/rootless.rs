@@ -141,7 +141,7 @@ fn build_args(ctx: &Path, cache: &Path, out: &Path) -> Vec<String> {
         "--cache-dir".into(),
         cache.display().to_string(),
         "-o".into(),
-        format!("type=oci,dest={}", out.display()),
+        format!("type=oci,dest={},tar=false", out.display()),
     ]
     .into()
 }

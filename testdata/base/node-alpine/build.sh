@@ -28,7 +28,7 @@ cp "$HERE/docker-entrypoint.sh" "$OUT/ctx/"
 rm -rf "$OUT/build" "$OUT/oci"
 build() {   # build CONTEXT DOCKERFILE PLATFORM NAME
     "$CAIRN" build "$1" -f "$2" --platform "$3" --source-date-epoch "$EPOCH" --cache-dir "$OUT/build/cache-$4" \
-        --progress plain -o "type=oci,dest=$OUT/build/$4" >/dev/null 2>"$OUT/build/$4.log" ||
+        --progress plain -o "type=oci,dest=$OUT/build/$4,tar=false" >/dev/null 2>"$OUT/build/$4.log" ||
         { echo "build.sh: cairn build of $2 failed:" >&2; cat "$OUT/build/$4.log" >&2; exit 1; }
 }
 mkdir -p "$OUT/build"

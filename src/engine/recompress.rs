@@ -1,0 +1,281 @@
+//! Layer compression and media types per output (`--output
+//! compression=gzip|zstd|uncompressed,compression-level=N,force-compression=,
+//! oci-mediatypes=`), as BuildKit's image exporters apply them: the layers
+//! this build made are written in the asked compression; the base image's
+//! keep theirs unless `force-compression=true`. The config is unchanged (the
+//! diff_ids do not depend on compression); the manifest is new, and so is the
+//! image digest.
+//!
+//! Determinism: zstd comes from libzstd 1.5.7 (crate `zstd-sys`
+//! 2.1.3+zstd.1.5.7, pinned in Cargo.lock; `zstd` pinned `=0.13.3` in
+//! Cargo.toml) at [`ZSTD_LEVEL`] unless `compression-level=` says otherwise,
+//! single-threaded, no checksum, no dictionary, content size unknown
+//! (streamed): the same bytes on every machine. The golden test below pins a
+//! digest; upgrading libzstd may change it (then the test says so). Gzip at
+//! another level uses cairn's own deterministic gzip (`cairn_layers::pgzip`).
+
+use super::build::{manifest_bytes, BuildResult};
+use super::state::LayerDesc;
+use crate::image::manifest::{DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::compress::GZIP_LEVEL;
+use cairn_layers::pgzip::ParallelGzip;
+use cairn_layers::{DiffId, Digest};
+use std::io::{Read, Write};
+
+/// zstd level when `compression-level=` is not given: libzstd's default, as
+/// BuildKit's (`zstd.SpeedDefault` ≈ level 3).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// Docker's config media type (`oci-mediatypes=false`).
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// A layer compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerCompression {
+    /// gzip (the default).
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// Plain tar.
+    Uncompressed,
+}
+
+/// How one output writes the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// `compression=` (`None`: as built, gzip).
+    pub compression: Option<LayerCompression>,
+    /// `compression-level=`.
+    pub level: Option<i32>,
+    /// `force-compression=true`: recompress the base image's layers too.
+    pub force: bool,
+    /// `oci-mediatypes=` (default true): OCI or Docker schema 2 media types.
+    pub oci_media_types: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            compression: None,
+            level: None,
+            force: false,
+            oci_media_types: true,
+        }
+    }
+}
+
+impl ExportOptions {
+    /// Whether the image is written exactly as built.
+    pub fn is_default(&self) -> bool {
+        *self == ExportOptions::default()
+    }
+}
+
+/// The compression of a layer, from its media type.
+fn compression_of(media_type: &str) -> LayerCompression {
+    if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
+        LayerCompression::Zstd
+    } else if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+        LayerCompression::Gzip
+    } else {
+        LayerCompression::Uncompressed
+    }
+}
+
+fn layer_media_type(c: LayerCompression, oci: bool) -> &'static str {
+    match (c, oci) {
+        (LayerCompression::Gzip, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
+        (LayerCompression::Zstd, true) => "application/vnd.oci.image.layer.v1.tar+zstd",
+        (LayerCompression::Uncompressed, true) => "application/vnd.oci.image.layer.v1.tar",
+        (LayerCompression::Gzip, false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        (LayerCompression::Zstd, false) => "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        (LayerCompression::Uncompressed, false) => "application/vnd.docker.image.rootfs.diff.tar",
+    }
+}
+
+/// A reader of a layer's uncompressed tar, whatever its compression (sniffed).
+pub fn open_uncompressed(
+    store: &BlobStore,
+    digest: &Digest,
+) -> anyhow::Result<Box<dyn Read + Send>> {
+    let mut f = std::io::BufReader::new(
+        store
+            .open_blob(digest)
+            .with_context(|| format!("opening layer {digest}"))?,
+    );
+    let magic = std::io::BufRead::fill_buf(&mut f)?;
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(f))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(f)?)
+    } else {
+        Box::new(f)
+    })
+}
+
+/// Write `layer` in compression `to` (at `level`) into `store`; its new descriptor.
+fn recompress(
+    store: &BlobStore,
+    layer: &LayerDesc,
+    to: LayerCompression,
+    level: Option<i32>,
+    oci: bool,
+) -> anyhow::Result<LayerDesc> {
+    let mut input = open_uncompressed(store, &layer.digest)?;
+    let out = store.writer()?;
+    let (out, diff_id) = match to {
+        LayerCompression::Uncompressed => {
+            let mut h = cairn_layers::digest::HashingWriter::new(out);
+            std::io::copy(&mut input, &mut h)?;
+            let (d, _, out) = h.finish();
+            (out, d)
+        }
+        LayerCompression::Gzip => {
+            let level = level.map_or(GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
+            let mut gz = ParallelGzip::new(out, level, 0);
+            std::io::copy(&mut input, &mut gz)?;
+            let done = gz.finish()?;
+            (done.inner, done.uncompressed_digest)
+        }
+        LayerCompression::Zstd => {
+            let mut h = cairn_layers::digest::HashingWriter::new(std::io::sink());
+            let mut enc = zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_LEVEL))?;
+            enc.include_checksum(false)?;
+            enc.include_contentsize(false)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.write_all(&buf[..n])?;
+                enc.write_all(&buf[..n])?;
+            }
+            let (d, _, _) = h.finish();
+            (enc.finish()?, d)
+        }
+    };
+    anyhow::ensure!(
+        diff_id == layer.diff_id.0,
+        "layer {} decompressed to {diff_id}, not its diff_id {}",
+        layer.digest,
+        layer.diff_id.0
+    );
+    let (digest, size) = out.commit(None)?;
+    Ok(LayerDesc {
+        digest,
+        diff_id: DiffId(diff_id),
+        size,
+        media_type: layer_media_type(to, oci).to_owned(),
+    })
+}
+
+/// The image as an output with `opts` writes it (the result itself when
+/// nothing changes). New blobs go into `store`.
+pub fn convert(
+    r: &BuildResult,
+    store: &BlobStore,
+    opts: &ExportOptions,
+) -> anyhow::Result<BuildResult> {
+    if opts.is_default() {
+        return Ok(r.clone());
+    }
+    let own_from = r.base.as_ref().map_or(0, |b| b.layers.min(r.layers.len()));
+    let mut layers = Vec::with_capacity(r.layers.len());
+    for (i, l) in r.layers.iter().enumerate() {
+        let now = compression_of(&l.media_type);
+        let wanted = match opts.compression {
+            Some(c) if i >= own_from || opts.force => c,
+            _ => now,
+        };
+        // A level asks for recompression only of layers this build made (or all, forced).
+        let relevel = opts.level.is_some() && (i >= own_from || opts.force);
+        let l = if wanted != now || relevel {
+            recompress(store, l, wanted, opts.level, opts.oci_media_types)
+                .with_context(|| format!("recompressing layer {}", l.digest))?
+        } else {
+            LayerDesc {
+                media_type: layer_media_type(now, opts.oci_media_types).to_owned(),
+                ..l.clone()
+            }
+        };
+        layers.push(l);
+    }
+    let types = if opts.oci_media_types {
+        (OCI_MANIFEST, OCI_CONFIG)
+    } else {
+        (DOCKER_MANIFEST, DOCKER_CONFIG)
+    };
+    let manifest_raw = manifest_bytes(
+        types,
+        &r.config_digest,
+        r.config_raw.len(),
+        layers.iter().map(|l| (l.media_type.as_str(), l)),
+    )?;
+    let manifest_digest = store.put_bytes(&manifest_raw)?;
+    Ok(BuildResult {
+        manifest_raw,
+        manifest_digest,
+        layers,
+        ..r.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic tar (the same bytes on every machine).
+    fn tar_bytes() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..50u32 {
+            let data = format!("file {i}\n").repeat(100 + i as usize);
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append_data(&mut h, format!("dir/f{i}.txt"), data.as_bytes())
+                .unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn zstd_layers_are_pinned_and_read_back() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path()).unwrap();
+        let plain = tar_bytes();
+        let d = store.put_bytes(&plain).unwrap();
+        let layer = LayerDesc {
+            digest: d.clone(),
+            diff_id: DiffId(d.clone()),
+            size: plain.len() as u64,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        };
+        let z = recompress(&store, &layer, LayerCompression::Zstd, None, true).unwrap();
+        assert_eq!(z.media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+        assert_eq!(z.diff_id.0, d);
+        // Pinned: libzstd 1.5.7 at level 3. A change here changes every zstd layer digest.
+        assert_eq!(
+            z.digest.to_string(),
+            "sha256:dba1cd22c30eba68361afbe259844eff8f14f049c65beb36bd894a69704b4290"
+        );
+        let mut back = Vec::new();
+        open_uncompressed(&store, &z.digest)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, plain);
+        // And back to gzip, then plain: the diff_id holds throughout.
+        let g = recompress(&store, &z, LayerCompression::Gzip, None, false).unwrap();
+        assert_eq!(
+            g.media_type,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+        let p = recompress(&store, &g, LayerCompression::Uncompressed, None, true).unwrap();
+        assert_eq!(p.digest, d, "an uncompressed layer's digest is its diff_id");
+    }
+}
