@@ -493,3 +493,52 @@ fn bad_outputs_and_flags_are_refused_before_the_build_naming_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn base_layers_keep_their_compression_unless_forced() {
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let base = push_fixture(&reg, t.path());
+    let ctx = scratch_ctx(t.path());
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY a.txt /a.txt\n"),
+    )
+    .unwrap();
+    let types = |extra: &str| -> Vec<String> {
+        let out = t.path().join(format!("o{}", extra.len()));
+        let d = String::from_utf8(build_ok(
+            t.path(),
+            &ctx,
+            &[
+                "-o",
+                &format!(
+                    "type=oci,dest={},tar=false,compression=zstd{extra}",
+                    out.display()
+                ),
+            ],
+        ))
+        .unwrap();
+        let m: Value = serde_json::from_slice(&blob(&out, d.trim())).unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["mediaType"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('+')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let plain = types("");
+    let (last, below) = plain.split_last().unwrap();
+    assert_eq!(last, "zstd", "{plain:?}");
+    assert!(below.iter().all(|t| t == "gzip"), "{plain:?}");
+    let forced = types(",force-compression=true");
+    assert!(forced.iter().all(|t| t == "zstd"), "{forced:?}");
+}
