@@ -81,6 +81,9 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let load = |name: &str| -> anyhow::Result<LoadedImage> {
         let source = parse_source(name, &local)?;
+        if matches!(&source, Source::Layout { dir, .. } if *dir == local) {
+            super::local_store::say_used(name, &local);
+        }
         let hint = matches!(source, Source::Registry(_)) && !name.contains('/');
         LoadedImage::load(name, &source, &platform, get_remote).map_err(|e| {
             if hint {

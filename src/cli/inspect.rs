@@ -16,8 +16,8 @@ use std::process::ExitCode;
 /// Arguments of `cairn inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The image: a reference (`localhost:5000/app:1`) or `oci:DIR[:TAG]`.
-    #[arg(value_name = "REF|oci:DIR[:TAG]")]
+    /// The image: a name in the local store, a reference (`localhost:5000/app:1`) or `oci:DIR[:TAG]`.
+    #[arg(value_name = "NAME|REF|oci:DIR[:TAG]")]
     pub target: String,
     /// Print the manifest (or index) bytes exactly as stored.
     #[arg(long, conflicts_with = "config")]
@@ -31,6 +31,9 @@ pub struct InspectArgs {
     /// Platform to select from a multi-platform image; default: this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// The cache directory whose local store is searched first (default: cairn's).
+    #[arg(long)]
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// What inspect shows.
@@ -44,6 +47,15 @@ struct Inspected {
 
 fn from_layout(spec: &str, platform: &Platform) -> anyhow::Result<Inspected> {
     let (dir, tag) = split_dir_tag(spec);
+    from_layout_at(std::path::Path::new(dir), tag, spec, platform)
+}
+
+fn from_layout_at(
+    dir: &std::path::Path,
+    tag: Option<&str>,
+    spec: &str,
+    platform: &Platform,
+) -> anyhow::Result<Inspected> {
     let layout = OciLayout::open(dir)?;
     let store = layout.store();
     let mut desc: Descriptor = layout.resolve(tag)?;
@@ -126,9 +138,18 @@ pub fn run(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 fn inspect(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let platform = platform(args.platform.as_deref())?;
+    let local = super::local_store::dir(args.cache_dir.as_deref());
     let img = match args.target.strip_prefix("oci:") {
         Some(spec) => from_layout(spec, &platform)?,
-        None => from_registry(&args.target, &platform, global)?,
+        None => match super::local_store::find(&args.target, &local) {
+            Some(tag) => {
+                super::local_store::say_used(&args.target, &local);
+                let mut img = from_layout_at(&local, Some(&tag), &args.target, &platform)?;
+                img.name = args.target.clone();
+                img
+            }
+            None => from_registry(&args.target, &platform, global)?,
+        },
     };
     let mut out = std::io::stdout().lock();
     if args.raw {

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod dockerfile;
 pub mod doctor;
 pub mod inspect;
+pub mod local_store;
 pub mod login;
 pub mod output_spec;
 pub mod parse;

@@ -13,8 +13,9 @@ use std::process::ExitCode;
 /// Arguments of `cairn push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// The image to push: `oci:DIR[:TAG]` (the tag may be left out when the layout holds one image).
-    #[arg(value_name = "oci:DIR[:TAG]")]
+    /// The image to push: a name in the local store (what `cairn build -t NAME` left there), or
+    /// `oci:DIR[:TAG]` (the tag may be left out when the layout holds one image).
+    #[arg(value_name = "NAME|oci:DIR[:TAG]")]
     pub source: String,
     /// Where to push it (`localhost:5000/app:1`).
     #[arg(value_name = "REF")]
@@ -22,11 +23,35 @@ pub struct PushArgs {
     /// Repositories of the same registry that may already hold the blobs (mounted instead of uploaded).
     #[arg(long = "mount-from", value_name = "REPO")]
     pub mount_from: Vec<String>,
+    /// The cache directory whose local store is searched first (default: cairn's).
+    #[arg(long)]
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Run `cairn push`.
 pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let (dir, tag) = split_dir_tag(oci_dir(&args.source)?);
+    let local = super::local_store::dir(args.cache_dir.as_deref());
+    let (dir, tag) = match super::local_store::find(&args.source, &local) {
+        Some(tag) => {
+            super::local_store::say_used(&args.source, &local);
+            (local.to_string_lossy().into_owned(), Some(tag))
+        }
+        None => {
+            let spec = oci_dir(&args.source).map_err(|_| {
+                crate::error::hint(
+                    anyhow::anyhow!(
+                        "`{}` is not in the local store oci:{}",
+                        args.source,
+                        local.display()
+                    ),
+                    "build it with `cairn build -t NAME`, or push a layout: oci:DIR[:TAG]",
+                )
+            })?;
+            let (d, t) = split_dir_tag(spec);
+            (d.to_owned(), t.map(str::to_owned))
+        }
+    };
+    let (dir, tag) = (dir.as_str(), tag.as_deref());
     let target: Reference = args.destination.parse()?;
     let mounts = args
         .mount_from

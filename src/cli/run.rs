@@ -22,7 +22,8 @@ use std::sync::Arc;
 /// Arguments of `cairn run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The image: a registry reference or `oci:DIR[:tag]`.
+    /// The image: a name in the local store (what `cairn build -t` left there), a
+    /// registry reference, or `oci:DIR[:tag]`.
     pub image: String,
     /// Replace the image's CMD.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -93,9 +94,21 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         global.insecure_registries.clone(),
         Arc::new(Passthrough),
     ))?;
-    let image = Sources::new(registry)?
-        .fetch(&args.image, &platform, &store, &reporter)
-        .with_context(|| format!("getting image {}", args.image))?;
+    let local = super::local_store::dir(Some(&cache_dir));
+    let image = match super::local_store::find(&args.image, &local) {
+        Some(tag) => {
+            super::local_store::say_used(&args.image, &local);
+            crate::engine::sources::from_layout_at(
+                &local,
+                Some(&tag),
+                &args.image,
+                &crate::engine::sources::platform(&platform),
+                &store,
+            )
+        }
+        None => Sources::new(registry)?.fetch(&args.image, &platform, &store, &reporter),
+    }
+    .with_context(|| format!("getting image {}", args.image))?;
     let layer_dirs = LayerDirs::new(cache_dir.join("layers"), cache_dir.join("sandbox"))?;
     let lowers = image
         .layers

@@ -4,12 +4,11 @@
 //! Resolution order of one side `S`:
 //! 1. `oci:DIR[:TAG]` — an OCI image layout;
 //! 2. `docker-archive:FILE` — a `docker save` tar;
-//! 3. a reference whose first component names a registry host (contains `.`
-//!    or `:`, or is `localhost`) or that is pinned by digest — that registry;
-//! 4. otherwise, cairn's local image store (`oci:$CACHE/images`, where
-//!    `cairn build` without `-o` puts images) when it holds the tag `S` (or
-//!    `S:latest`, or `sha256-HEX` for `sha256:HEX`);
-//! 5. otherwise, the registry the reference names (Docker Hub).
+//! 3. cairn's local image store (`oci:$CACHE/images`, where `cairn build`
+//!    without `-o` puts images) when it holds the tag `S` (or `S:latest`, or
+//!    `sha256-HEX` for `sha256:HEX`), whatever registry `S` names: what
+//!    `cairn build -t S` left there comes first (the command says so);
+//! 4. otherwise, the registry the reference names (Docker Hub by default).
 //!
 //! Only manifests and configs are read when a side is loaded; a layer's bytes
 //! are read (for a registry: downloaded into a temporary store first) only
@@ -53,31 +52,6 @@ pub enum Source {
     Registry(Reference),
 }
 
-/// Whether a reference string names its registry explicitly (`host.tld/…`,
-/// `host:port/…`, `localhost/…`) or pins a digest.
-fn registry_looking(s: &str) -> bool {
-    if s.contains('@') {
-        return true;
-    }
-    match s.split_once('/') {
-        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
-        None => false,
-    }
-}
-
-/// The tags under which the local store may hold `s`.
-fn local_tags(s: &str) -> Vec<String> {
-    if let Some(hex) = s.strip_prefix("sha256:") {
-        return vec![format!("sha256-{hex}")];
-    }
-    let last = s.rsplit('/').next().unwrap_or(s);
-    if last.contains(':') {
-        vec![s.to_owned()]
-    } else {
-        vec![s.to_owned(), format!("{s}:latest")]
-    }
-}
-
 /// Resolve a side's string (see the module docs for the order).
 pub fn parse_source(s: &str, local_store: &Path) -> anyhow::Result<Source> {
     if let Some(rest) = s.strip_prefix("oci:") {
@@ -90,16 +64,11 @@ pub fn parse_source(s: &str, local_store: &Path) -> anyhow::Result<Source> {
     if let Some(file) = s.strip_prefix("docker-archive:") {
         return Ok(Source::DockerArchive(file.into()));
     }
-    if !registry_looking(s) {
-        if let Ok(layout) = OciLayout::open(local_store) {
-            let tags = layout.tags().unwrap_or_default();
-            if let Some(t) = local_tags(s).into_iter().find(|t| tags.contains(t)) {
-                return Ok(Source::Layout {
-                    dir: local_store.to_owned(),
-                    tag: Some(t),
-                });
-            }
-        }
+    if let Some(t) = crate::cli::local_store::find(s, local_store) {
+        return Ok(Source::Layout {
+            dir: local_store.to_owned(),
+            tag: Some(t),
+        });
     }
     let reference: Reference = s.parse().map_err(|e| {
         crate::error::hint(

@@ -32,7 +32,7 @@ impl Sources {
     }
 }
 
-fn platform(p: &FrontendPlatform) -> Platform {
+pub(crate) fn platform(p: &FrontendPlatform) -> Platform {
     Platform::new(
         &p.os,
         &p.architecture,
@@ -72,7 +72,20 @@ fn layers(
 
 fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {
     let (dir, tag) = split_dir_tag(spec);
-    let layout = OciLayout::open(dir).with_context(|| format!("opening OCI layout {dir}"))?;
+    from_layout_at(std::path::Path::new(dir), tag, spec, p, store)
+}
+
+/// The image tagged `tag` (or the only one) in the layout `dir`, its blobs
+/// copied into `store`; `spec` names it in messages (`oci:SPEC`).
+pub fn from_layout_at(
+    dir: &std::path::Path,
+    tag: Option<&str>,
+    spec: &str,
+    p: &Platform,
+    store: &BlobStore,
+) -> anyhow::Result<BaseImage> {
+    let layout =
+        OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
     let mut desc = layout.resolve(tag)?;
     if ManifestKind::of(&desc.media_type) == Some(ManifestKind::Index) {
         let index: ImageIndex = serde_json::from_slice(&layout.store().read_bytes(&desc.digest)?)?;

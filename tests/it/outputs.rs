@@ -494,17 +494,24 @@ fn bad_outputs_and_flags_are_refused_before_the_build_naming_the_fix() {
     );
 }
 
-#[test]
-fn base_layers_keep_their_compression_unless_forced() {
+/// A registry holding the stand-in, a home, and a context whose Dockerfile
+/// copies a.txt onto it, then `tail`.
+fn on_the_stand_in(tail: &str) -> (TestRegistry, tempfile::TempDir, PathBuf) {
     let reg = TestRegistry::start(Auth::None);
     let t = tempfile::tempdir().unwrap();
     let base = push_fixture(&reg, t.path());
     let ctx = scratch_ctx(t.path());
     std::fs::write(
         ctx.join("Dockerfile"),
-        format!("FROM {base}\nCOPY a.txt /a.txt\n"),
+        format!("FROM {base}\nCOPY a.txt /a.txt\n{tail}"),
     )
     .unwrap();
+    (reg, t, ctx)
+}
+
+#[test]
+fn base_layers_keep_their_compression_unless_forced() {
+    let (_reg, t, ctx) = on_the_stand_in("");
     let types = |extra: &str| -> Vec<String> {
         let out = t.path().join(format!("o{}", extra.len()));
         let d = String::from_utf8(build_ok(
@@ -541,4 +548,55 @@ fn base_layers_keep_their_compression_unless_forced() {
     assert!(below.iter().all(|t| t == "gzip"), "{plain:?}");
     let forced = types(",force-compression=true");
     assert!(forced.iter().all(|t| t == "zstd"), "{forced:?}");
+}
+
+#[test]
+fn the_local_store_is_a_place_for_run_inspect_push_and_diff() {
+    let (reg, t, ctx) = on_the_stand_in("CMD [\"cat\", \"/a.txt\"]\n");
+    // A name that looks like a registry's: the local store still comes first.
+    let name = format!("{}/myapp:dev", reg.addr());
+    let digest =
+        String::from_utf8(build_ok(t.path(), &ctx, &["-t", &name, "-t", "myapp:dev"])).unwrap();
+    let cache = t.path().join("cache");
+    let with_cache = |args: &[&str]| -> Output {
+        let mut c = cairn(t.path());
+        c.args(args).arg("--cache-dir").arg(&cache);
+        run(c, "")
+    };
+    let said = |o: &Output, n: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("using {n} from the local store")),
+            "{err}"
+        );
+    };
+    let o = with_cache(&["run", "myapp:dev"]);
+    assert_eq!(ok(&o), "a");
+    said(&o, "myapp:dev");
+    let o = with_cache(&["inspect", "--format", "json", &name]);
+    let v: Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(v["digest"], digest.trim());
+    said(&o, &name);
+    // Not pushed yet: the registry does not have it, the local store does.
+    let pushed_to = format!("{}/other:1", reg.addr());
+    let o = with_cache(&["push", "myapp:dev", &pushed_to]);
+    assert_eq!(ok(&o), digest.trim());
+    said(&o, "myapp:dev");
+    assert_eq!(raw_digest(&format!("docker://{pushed_to}")), digest.trim());
+    let mut c = cairn(t.path());
+    c.args(["diff", "--cache-dir"])
+        .arg(&cache)
+        .args(["myapp:dev", &name]);
+    let o = run(c, "");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    said(&o, &name);
+    // An unknown name falls through to the registry (and says nothing of the store).
+    let o = with_cache(&["inspect", &format!("{}/nope:1", reg.addr())]);
+    assert!(!o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("local store"));
 }
