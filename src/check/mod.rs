@@ -26,6 +26,9 @@ mod repro;
 mod syntax;
 mod walk;
 
+/// BuildKit's SecretsUsedInArgOrEnv word test, also used by `cairn build`'s warning.
+pub(crate) use walk::is_secret_name;
+
 use crate::frontend::ast::{parse_ast, Ast};
 use crate::frontend::{self, BuildOptions, Diagnostic, Pos, Severity};
 use cairn_layers::dockerignore::Matcher;

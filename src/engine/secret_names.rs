@@ -1,28 +1,11 @@
-//! BuildKit's `SecretsUsedInArgOrEnv` check at build time: an ARG or ENV whose
+//! BuildKit's `SecretsUsedInArgOrEnv` check at build time (the word test is
+//! `cairn check`'s): an ARG or ENV whose
 //! name looks like it holds a credential is warned about, because its value
 //! ends up in the image's history or config (and, for cairn, as a digest in
 //! the build record) — secrets belong in `RUN --mount=type=secret`.
 
 use crate::frontend::instructions::Instruction;
 use crate::frontend::{Diagnostic, Dockerfile, Step};
-use regex::Regex;
-use std::sync::OnceLock;
-
-/// Whether `name` looks like a secret's, with BuildKit's word list: one of
-/// the words as a whole `_`-separated part, unless a part is `public`.
-pub fn looks_secret(name: &str) -> bool {
-    static WORDS: OnceLock<(Regex, Regex)> = OnceLock::new();
-    let (secret, public) = WORDS.get_or_init(|| {
-        (
-            Regex::new(
-                r"(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)",
-            )
-            .expect("valid pattern"),
-            Regex::new(r"(?i)(?:_|^)public(?:_|$)").expect("valid pattern"),
-        )
-    });
-    secret.is_match(name) && !public.is_match(name)
-}
 
 /// One warning per ARG or ENV name that looks like a secret's, anywhere in `df`.
 pub fn warnings(df: &Dockerfile) -> Vec<Diagnostic> {
@@ -37,7 +20,10 @@ pub fn warnings(df: &Dockerfile) -> Vec<Diagnostic> {
             Instruction::Env { pairs } => ("ENV", pairs.iter().map(|p| p.key.as_str()).collect()),
             _ => continue,
         };
-        for name in names.into_iter().filter(|n| looks_secret(n)) {
+        for name in names
+            .into_iter()
+            .filter(|n| crate::check::is_secret_name(n))
+        {
             out.push(warning(df, step, kind, name));
         }
     }
@@ -64,28 +50,6 @@ fn warning(df: &Dockerfile, step: &Step, kind: &str, name: &str) -> Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buildkit_word_list() {
-        for n in [
-            "NPM_TOKEN",
-            "token",
-            "AWS_SECRET_ACCESS_KEY",
-            "DB_PASSWORD",
-            "GITHUB_AUTH",
-        ] {
-            assert!(looks_secret(n), "{n}");
-        }
-        for n in [
-            "NODE_ENV",
-            "TOKENS",
-            "KEYBOARD",
-            "PUBLIC_KEY",
-            "NEXT_PUBLIC_API_KEY",
-        ] {
-            assert!(!looks_secret(n), "{n}");
-        }
-    }
 
     #[test]
     fn warns_at_the_arg_and_env_lines() {
