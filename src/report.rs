@@ -71,6 +71,10 @@ pub enum Event {
     Warning(String),
     /// A status line for the user.
     Info(String),
+    /// The command failed with this error (as printed after the progress):
+    /// only the JSON renderer shows it, so a consumer of the stream learns
+    /// the outcome; the others leave it to the error message.
+    Failed(String),
 }
 
 /// Receives [`Event`]s. Must be cheap and thread-safe.

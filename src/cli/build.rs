@@ -253,6 +253,20 @@ pub fn run(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     let progress = Arc::new(crate::progress::reporter_for(&global.progress)?);
     let r = build(args, global, progress.clone());
+    if let (Err(e), crate::progress::Progress::Json(_)) = (&r, &*progress) {
+        // The JSON stream ends with the outcome, and stderr stays all JSON:
+        // the error is this event, not a second human-readable copy.
+        let mut text = Vec::new();
+        crate::error::render(e, &mut text);
+        progress.event(Event::Failed(
+            String::from_utf8_lossy(&text)
+                .trim_start_matches("error: ")
+                .trim_end()
+                .to_owned(),
+        ));
+        progress.finish();
+        return Ok(ExitCode::FAILURE);
+    }
     progress.finish();
     r
 }
@@ -314,7 +328,8 @@ fn build(
     let started = std::time::Instant::now();
     let result = crate::engine::build(&req, &sources, reporter)?;
     let wall = started.elapsed();
-    if !result.run_command_time.is_zero() {
+    // Only where RUN time is long enough for the ratio to mean something.
+    if result.run_command_time >= std::time::Duration::from_secs(1) {
         // The builder's own cost: everything that is not the user's RUN commands.
         let overhead = wall.saturating_sub(result.run_command_time);
         reporter.event(Event::Info(format!(

@@ -69,8 +69,9 @@ pub fn run_triggers(
         ctx.reporter.event(Event::StepStart {
             id,
             stage: run.name.clone(),
-            index: 0,
-            total: run.stage.steps.len(),
+            // Triggers run as part of FROM (step 1, as buildx counts).
+            index: 1,
+            total: run.stage.steps.len() + 1,
             text: text.clone(),
         });
         let t = Instant::now();

@@ -275,8 +275,9 @@ pub fn run_stage(
             ctx.reporter.event(Event::StepStart {
                 id,
                 stage: name.clone(),
-                index: 0,
-                total: stage.steps.len(),
+                // As buildx: FROM is step 1 of the stage's instructions plus FROM.
+                index: 1,
+                total: stage.steps.len() + 1,
                 text: format!("FROM {shown}"),
             });
             let t = Instant::now();
@@ -343,9 +344,12 @@ pub fn run_stage(
     if !triggers.is_empty() {
         super::onbuild::run_triggers(&mut run, &mut scope, &triggers, &mut run_step)?;
     }
-    let total = stage.steps.len();
+    // Shown as buildx numbers them: FROM is 1/N, the instructions 2/N…N/N. The
+    // record and cache slots keep `index` (1-based among the instructions).
+    let shown_total = stage.steps.len() + 1;
     for (k, step) in stage.steps.iter().enumerate() {
         let index = k + 1;
+        let shown = index + 1;
         let inst = step
             .instruction
             .expand(&scope)
@@ -356,14 +360,14 @@ pub fn run_stage(
         ctx.reporter.event(Event::StepStart {
             id,
             stage: name.clone(),
-            index,
-            total,
+            index: shown,
+            total: shown_total,
             text: text.clone(),
         });
         let t = Instant::now();
         let r = run_step(&mut run, &scope, k, index, id, &inst, &text);
         let r = r.map_err(|e| {
-            let here = step.error(ctx.df, format!("[{name} {index}/{total}] {text}"));
+            let here = step.error(ctx.df, format!("[{name} {shown}/{shown_total}] {text}"));
             e.context(here.to_string())
         });
         r?;

@@ -1,25 +1,7 @@
 //! `--progress=json`: one JSON object per line on stderr, one per event.
-//!
-//! The schema is stable: fields may be added, none renamed or removed. Every
-//! object has `type` first; the others are:
-//!
-//! | `type` | fields |
-//! |---|---|
-//! | `step_start` | `id` (build-wide step number), `stage` (name or index), `index` (1-based in stage), `total` (steps in stage), `text` (the instruction) |
-//! | `step_cached` | `id` |
-//! | `step_miss` | `id`, `reason` (the first input that differs from the closest cached run) |
-//! | `step_output` | `id`, `line` (one line of RUN output, without its newline, unmodified) |
-//! | `step_done` | `id`, `elapsed_ms` (integer milliseconds) |
-//! | `blob_start` | `digest` (`sha256:…`, or a placeholder while a layer is written), `size` (bytes or `null`), `action` (`pull`, `push`, `write`, `mount`, `exists`) |
-//! | `blob_progress` | `digest`, `done` (bytes so far); at most one per blob per 100 ms |
-//! | `blob_done` | `digest` |
-//! | `warning` | `message` |
-//! | `info` | `message` |
-//!
-//! ```text
-//! {"type":"step_start","id":5,"stage":"builder","index":3,"total":7,"text":"COPY . ."}
-//! {"type":"step_done","id":5,"elapsed_ms":412}
-//! ```
+//! The schema is documented in `docs/progress-json.md`: the first line is
+//! `{"type":"progress","version":1}`; fields may be added within a version,
+//! none renamed or removed; a failed command ends with an `error` line.
 
 use super::{lock, Clock, Lines, Sink};
 use crate::report::{Event, Reporter};
@@ -87,14 +69,22 @@ enum Line<'a> {
     Info {
         message: &'a str,
     },
+    Error {
+        message: &'a str,
+    },
 }
+
+/// The schema version in the first line (`docs/progress-json.md`).
+pub const SCHEMA_VERSION: u32 = 1;
 
 impl Json {
     /// Render to `out` (stderr in production); `clock` throttles `blob_progress`.
     pub fn new(out: Sink, clock: Clock) -> Self {
+        let mut out = Lines::new(out);
+        out.write(format!("{{\"type\":\"progress\",\"version\":{SCHEMA_VERSION}}}\n").as_bytes());
         Json {
             state: Mutex::new(State {
-                out: Lines::new(out),
+                out,
                 last_progress: HashMap::new(),
             }),
             clock,
@@ -161,6 +151,7 @@ impl Reporter for Json {
             }
             Event::Warning(message) => Line::Warning { message },
             Event::Info(message) => Line::Info { message },
+            Event::Failed(message) => Line::Error { message },
         };
         // Serializing these plain structs cannot fail; skip the line if it ever did.
         let Ok(mut bytes) = serde_json::to_vec(&line) else {
@@ -217,7 +208,9 @@ mod tests {
         j.event(Event::BlobDone { digest: d.clone() });
         j.event(Event::Warning("w".into()));
         j.event(Event::Info("i".into()));
+        j.event(Event::Failed("boom".into()));
         let want = [
+            r#"{"type":"progress","version":1}"#.to_string(),
             r#"{"type":"step_start","id":5,"stage":"builder","index":3,"total":7,"text":"COPY . ."}"#
                 .to_string(),
             r#"{"type":"step_miss","id":5,"reason":"file \"a\" changed"}"#.into(),
@@ -231,6 +224,7 @@ mod tests {
             format!(r#"{{"type":"blob_done","digest":"{d}"}}"#),
             r#"{"type":"warning","message":"w"}"#.into(),
             r#"{"type":"info","message":"i"}"#.into(),
+            r#"{"type":"error","message":"boom"}"#.into(),
         ];
         let text = buf.text();
         let got: Vec<&str> = text.lines().collect();
@@ -259,7 +253,7 @@ mod tests {
         });
         let text = buf.text();
         let mut count = 0;
-        for l in text.lines() {
+        for l in text.lines().skip(1) {
             let v: serde_json::Value = serde_json::from_str(l).expect("intact JSON line");
             assert_eq!(v["type"], "step_output");
             count += 1;

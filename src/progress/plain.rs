@@ -157,6 +157,8 @@ impl State {
                     let _ = writeln!(out, "{}", sanitize_line(line));
                 }
             }
+            // The error is printed after the progress, once.
+            Event::Failed(_) => {}
         }
         out
     }

@@ -260,6 +260,8 @@ impl Reporter for Tty {
                     self.println(sanitize_line(line));
                 }
             }
+            // The error is printed after the progress, once.
+            Event::Failed(_) => {}
         }
     }
 }

@@ -600,3 +600,56 @@ fn the_local_store_is_a_place_for_run_inspect_push_and_diff() {
     assert!(!o.status.success());
     assert!(!String::from_utf8_lossy(&o.stderr).contains("local store"));
 }
+
+/// The `--progress json` lines of a build of `dockerfile` (and whether it succeeded).
+fn json_events(dockerfile: &str) -> (bool, Vec<Value>) {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = scratch_ctx(t.path());
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let mut c = cairn(t.path());
+    c.arg("--progress")
+        .arg("json")
+        .arg("build")
+        .arg(&ctx)
+        .arg("--cache-dir")
+        .arg(t.path().join("cache"));
+    let o = run(c, "");
+    let lines = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (o.status.success(), lines)
+}
+
+#[test]
+fn json_progress_has_a_version_buildx_numbers_and_a_failure_event() {
+    let (ok_, lines) = json_events("FROM scratch AS app\nCOPY a.txt /a.txt\nENV A=1\n");
+    assert!(ok_);
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"type": "progress", "version": 1})
+    );
+    let starts: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["type"] == "step_start")
+        .map(|l| (l["index"].as_u64().unwrap(), l["total"].as_u64().unwrap()))
+        .collect();
+    // FROM scratch has no line of its own; the instructions are 2/3 and 3/3.
+    assert_eq!(starts, [(2, 3), (3, 3)]);
+    assert!(lines.iter().all(|l| l["type"] != "error"));
+    assert!(
+        !lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("overhead"))),
+        "no overhead line without RUN time"
+    );
+    let (ok_, lines) = json_events("FROM scratch\nCOPY missing.txt /m\n");
+    assert!(!ok_);
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "error", "{lines:?}");
+    assert!(
+        last["message"].as_str().unwrap().contains("missing.txt"),
+        "{last}"
+    );
+    assert_eq!(lines.iter().filter(|l| l["type"] == "error").count(), 1);
+}
