@@ -653,3 +653,53 @@ fn json_progress_has_a_version_buildx_numbers_and_a_failure_event() {
     );
     assert_eq!(lines.iter().filter(|l| l["type"] == "error").count(), 1);
 }
+
+#[test]
+fn push_mounts_the_base_layers_from_the_base_repository() {
+    let (reg, t, ctx) = on_the_stand_in("");
+    let base_bytes: u64 = {
+        let fixture = fixture_layout().unwrap();
+        let d = crate::support::manifest_digest(&fixture, "22-alpine");
+        let m: Value = serde_json::from_slice(&blob(&fixture, &d)).unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["size"].as_u64().unwrap())
+            .sum()
+    };
+    let mut c = cairn(t.path());
+    c.args(["--progress", "json", "build"])
+        .arg(&ctx)
+        .arg("--cache-dir")
+        .arg(t.path().join("cache"))
+        .args(["--push", "-t", &format!("{}/team/app:1", reg.addr())]);
+    let o = run(c, "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bytes = |action: &str| -> (usize, u64) {
+        let hits: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "blob_start" && e["action"] == action)
+            .collect();
+        (
+            hits.len(),
+            hits.iter().filter_map(|e| e["size"].as_u64()).sum(),
+        )
+    };
+    let (mounted, mounted_bytes) = bytes("mount");
+    let (_, uploaded) = bytes("push");
+    assert_eq!(mounted_bytes, base_bytes, "every base layer mounted");
+    assert!(mounted >= crate::support::fixture_layer_count(&fixture_layout().unwrap()));
+    assert!(
+        uploaded < 64 * 1024,
+        "only the new layer, config and record went up: {uploaded} bytes (base {base_bytes})"
+    );
+    assert_eq!(
+        raw_digest(&format!("docker://{}/team/app:1", reg.addr())).len(),
+        71
+    );
+}
