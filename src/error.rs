@@ -32,6 +32,14 @@ pub fn hint(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow:
     })
 }
 
+/// Whether `err` comes from writing to a closed pipe (the reader exited).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Print `err` with its cause chain and any hint found along the chain.
 pub fn render(err: &anyhow::Error, out: &mut dyn Write) {
     let _ = writeln!(out, "error: {err}");

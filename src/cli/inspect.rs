@@ -123,17 +123,9 @@ fn layers_json(m: &ImageManifest) -> Vec<Value> {
         .collect()
 }
 
-/// Run `cairn inspect`. A closed stdout (`| head`) ends it quietly.
+/// Run `cairn inspect` (a closed stdout, `| head`, ends it quietly: see main).
 pub fn run(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    match inspect(args, global) {
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(ExitCode::SUCCESS)
-        }
-        other => other,
-    }
+    inspect(args, global)
 }
 
 fn inspect(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {

@@ -703,3 +703,35 @@ fn push_mounts_the_base_layers_from_the_base_repository() {
         71
     );
 }
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = scratch_ctx(t.path());
+    // Enough cache entries that `cache ls` writes more than one line.
+    for i in 0..3 {
+        std::fs::write(ctx.join("a.txt"), format!("{i}\n")).unwrap();
+        build_ok(t.path(), &ctx, &[]);
+    }
+    for args in [
+        &["cache", "ls", "--cache-dir"][..],
+        &["cache", "ls", "--format", "json", "--cache-dir"][..],
+    ] {
+        // The reader is gone before cairn writes: every write gets EPIPE.
+        let mut child = cairn(t.path())
+            .args(args)
+            .arg(t.path().join("cache"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+}
