@@ -5,6 +5,7 @@ use super::GlobalArgs;
 use crate::engine::request::{default_cache_dir, resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
 use crate::engine::{export_archive, export_fs, output, recompress};
+use crate::frontend::instructions::NetworkMode;
 use crate::frontend::Platform;
 use crate::registry::{Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
@@ -42,6 +43,18 @@ pub struct BuildArgs {
     /// Do not use the cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not use the cache for these stages (names or indexes; repeatable or comma-separated).
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// The network of RUN steps that set none themselves: default, none or host.
+    #[arg(long, value_parser = ["default", "none", "host"])]
+    pub network: Option<String>,
+    /// Accepted for buildx compatibility: cairn resolves base image tags on every build anyway.
+    #[arg(long)]
+    pub pull: bool,
+    /// Print only the image digest (no progress).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Output, as buildx: DIR | - | type=local,dest=DIR | type=tar,dest=F|- |
     /// type=oci,dest=F|-[,tar=false] | type=docker,dest=F|- | type=image|registry[,name=R][,push=BOOL]
     /// (+ compression=gzip|zstd|uncompressed, compression-level=, force-compression=, oci-mediatypes=). Repeatable.
@@ -251,7 +264,11 @@ pub fn run(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let (context, file, target) = (&args.context, args.file.as_deref(), args.target.as_deref());
         return super::check::check_and_print(context, file, target, &args.build_args, "text");
     }
-    let progress = Arc::new(crate::progress::reporter_for(&global.progress)?);
+    let progress = Arc::new(if args.quiet {
+        crate::progress::quiet()
+    } else {
+        crate::progress::reporter_for(&global.progress)?
+    });
     let r = build(args, global, progress.clone());
     if let (Err(e), crate::progress::Progress::Json(_)) = (&r, &*progress) {
         // The JSON stream ends with the outcome, and stderr stays all JSON:
@@ -305,6 +322,12 @@ fn build(
             .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         labels: key_values(&args.labels, "--label")?,
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        network: args.network.as_deref().map(|n| match n {
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            _ => NetworkMode::Default,
+        }),
         // Absolute, because the RUN sandbox gets layer directories under it and refuses relative ones.
         cache_dir: {
             let dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);

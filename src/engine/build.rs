@@ -214,6 +214,7 @@ pub fn build(
         ..BuildOptions::default()
     };
     let plan = frontend::plan(&df, &opts)?;
+    check_no_cache_filter(&df, &req.no_cache_filter)?;
     for w in &plan.warnings {
         reporter.event(Event::Warning(w.to_string()));
     }
@@ -293,6 +294,29 @@ pub fn build(
         std::time::Duration::from_nanos(ctx.run_nanos.0.load(Ordering::Relaxed));
     result.run_step_time = std::time::Duration::from_nanos(ctx.run_nanos.1.load(Ordering::Relaxed));
     Ok(result)
+}
+
+/// `--no-cache-filter` names stages that exist (a typo would otherwise do nothing).
+fn check_no_cache_filter(df: &Dockerfile, filter: &[String]) -> anyhow::Result<()> {
+    let names: Vec<String> = df
+        .stages
+        .iter()
+        .map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string()))
+        .collect();
+    for f in filter {
+        let known = df
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(f.as_str()) || s.index.to_string() == *f);
+        anyhow::ensure!(
+            known,
+            crate::error::hint(
+                anyhow::anyhow!("--no-cache-filter {f}: the Dockerfile has no such stage"),
+                format!("name a stage: {}", names.join(", "))
+            )
+        );
+    }
+    Ok(())
 }
 
 /// The target stage and the stages it is built `FROM`, transitively.

@@ -116,6 +116,8 @@ mod tests {
             platform: None,
             labels: BTreeMap::new(),
             no_cache: false,
+            no_cache_filter: Vec::new(),
+            network: None,
             cache_dir: cache.path().to_owned(),
             epoch: 0,
             secrets: BTreeMap::new(),

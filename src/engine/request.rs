@@ -33,6 +33,10 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (names or indexes) whose steps are never cache hits.
+    pub no_cache_filter: Vec<String>,
+    /// `--network`: the network of RUN steps that do not set `--network` themselves.
+    pub network: Option<crate::frontend::instructions::NetworkMode>,
     /// The cache directory.
     pub cache_dir: PathBuf,
     /// The build epoch (seconds).

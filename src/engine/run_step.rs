@@ -282,7 +282,8 @@ pub fn run(
     }
     let user = run.user();
     let workdir = run.workdir();
-    let network = match r.network {
+    // The RUN's own --network, else the build's (`cairn build --network`).
+    let network = match r.network.or(ctx.req.network) {
         None | Some(NetworkMode::Default) => Network::Default,
         Some(NetworkMode::Host) => Network::Host,
         Some(NetworkMode::None) => Network::None,

@@ -115,6 +115,13 @@ impl StageRun<'_, '_> {
         let slot = self.slot(index);
         let lookup = if ctx.req.no_cache {
             Lookup::Miss(Some("--no-cache".into()))
+        } else if ctx
+            .req
+            .no_cache_filter
+            .iter()
+            .any(|f| *f == self.name || *f == self.stage.index.to_string())
+        {
+            Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
         } else {
             ctx.cache.lookup(&inputs, &slot, |l| {
                 l.digest

@@ -115,6 +115,12 @@ pub fn reporter_for(mode: &str) -> Result<Progress, UnknownMode> {
     })
 }
 
+/// No progress at all (`cairn build -q`): events are dropped; errors are still
+/// printed by the caller.
+pub fn quiet() -> Progress {
+    Progress::Plain(plain::Plain::new(Box::new(std::io::sink()), system_clock()))
+}
+
 /// A progress renderer; a [`Reporter`] that clears its bars when finished or dropped.
 pub enum Progress {
     /// Plain lines.

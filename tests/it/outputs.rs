@@ -735,3 +735,87 @@ fn a_closed_pipe_is_not_an_error() {
         );
     }
 }
+
+#[test]
+fn quiet_pull_no_cache_filter_and_network_flags() {
+    let (reg, t, _) = on_the_stand_in("");
+    let ctx = scratch_ctx(t.path());
+    let home = t.path();
+    // -q: only the digest, on stdout.
+    let o = build(home, &ctx, &["-q"]);
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .starts_with("sha256:"));
+
+    // --no-cache-filter: that stage's steps miss, the others still hit.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch AS deps\nCOPY a.txt /a\nFROM scratch AS app\nCOPY a.txt /b\nCOPY --from=deps /a /c\n",
+    )
+    .unwrap();
+    build_ok(home, &ctx, &[]);
+    let o = build(home, &ctx, &["--no-cache-filter", "deps"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("cache miss: --no-cache-filter deps"), "{err}");
+    assert_eq!(
+        err.matches("CACHED").count(),
+        2,
+        "app's two steps hit: {err}"
+    );
+    let o = build(home, &ctx, &["--no-cache-filter", "dpes"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--no-cache-filter dpes") && err.contains("deps, app"),
+        "{err}"
+    );
+
+    // --pull is accepted, and a moved base tag is used either way: cairn resolves tags every build.
+    let base = format!("{}/base:1", reg.addr());
+    let app = t.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("Dockerfile"), format!("FROM {base}\n")).unwrap();
+    let mut digests = Vec::new();
+    for content in ["one\n", "two\n"] {
+        std::fs::write(ctx.join("a.txt"), content).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+        build_ok(home, &ctx, &["-o", &format!("type=registry,name={base}")]);
+        let plain = String::from_utf8(build_ok(home, &app, &[])).unwrap();
+        let pulled = String::from_utf8(build_ok(home, &app, &["--pull"])).unwrap();
+        assert_eq!(plain, pulled);
+        digests.push(plain);
+    }
+    assert_ne!(digests[0], digests[1], "the moved tag was resolved again");
+
+    // --network none: RUN steps without their own --network see only loopback.
+    let net = t.path().join("net");
+    std::fs::create_dir_all(&net).unwrap();
+    std::fs::write(
+        net.join("Dockerfile"),
+        format!(
+            "FROM {}/library/node:22-alpine\nRUN ls /sys/class/net > /nets\n",
+            reg.addr()
+        ),
+    )
+    .unwrap();
+    let rootfs = t.path().join("rootfs");
+    build_ok(
+        home,
+        &net,
+        &["--network", "none", "-o", rootfs.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("nets")).unwrap(),
+        "lo\n"
+    );
+    let o = build(home, &net, &["--network", "bridge"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--network"), "{err}");
+}
