@@ -40,6 +40,9 @@ pub struct BuildArgs {
     /// Set a label on the final image (KEY=VALUE).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Annotate the image manifest ([manifest:]KEY=VALUE); repeatable.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Do not use the cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -182,6 +185,33 @@ fn parse_outputs(args: &BuildArgs) -> anyhow::Result<Vec<OutputSpec>> {
     Ok(outputs)
 }
 
+/// `--annotation [manifest:]KEY=VALUE`: annotations of the image manifest.
+/// buildx's other levels (`index:`, `manifest-descriptor:`, …) belong to
+/// multi-platform images and are refused here.
+fn annotations(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let plain: Vec<String> = items
+        .iter()
+        .map(|a| {
+            let (kv, level) = match a.split_once('=') {
+                Some((k, _)) if k.contains(':') && !k.starts_with("manifest:") => {
+                    (a.as_str(), k.split(':').next())
+                }
+                _ => (a.strip_prefix("manifest:").unwrap_or(a), None),
+            };
+            match level {
+                Some(l) => Err(crate::error::hint(
+                    anyhow::anyhow!(
+                        "--annotation `{a}`: cairn annotates the image manifest only, not `{l}`"
+                    ),
+                    "write --annotation KEY=VALUE or manifest:KEY=VALUE",
+                )),
+                None => Ok(kv.to_owned()),
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    key_values(&plain, "--annotation")
+}
+
 /// The architectures an image index names (image-spec `image-index.md`, Go's GOARCH values).
 const ARCHITECTURES: [&str; 10] = [
     "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64", "loong64",
@@ -321,6 +351,7 @@ fn build(
             .transpose()
             .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         labels: key_values(&args.labels, "--label")?,
+        annotations: annotations(&args.annotations)?,
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         network: args.network.as_deref().map(|n| match n {

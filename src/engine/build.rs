@@ -38,6 +38,8 @@ pub struct BuildResult {
     pub record: BuildRecord,
     /// The registry image the target's `FROM` chain starts from.
     pub base: Option<super::state::BaseImage>,
+    /// Annotations of the image manifest (`--annotation`).
+    pub annotations: BTreeMap<String, String>,
     /// Time inside RUN commands (the rest of the wall time is builder overhead).
     pub run_command_time: std::time::Duration,
     /// Time of whole RUN steps (setup + command + capture).
@@ -365,6 +367,7 @@ fn finalize(
             .layers
             .iter()
             .map(|l| (oci_layer_media_type(&l.media_type), l)),
+        &ctx.req.annotations,
     )?;
     let manifest_digest = ctx.store.put_bytes(&manifest_raw)?;
     Ok(BuildResult {
@@ -376,20 +379,23 @@ fn finalize(
         platform,
         record,
         base: image.base.clone(),
+        annotations: ctx.req.annotations.clone(),
         run_command_time: std::time::Duration::ZERO,
         run_step_time: std::time::Duration::ZERO,
     })
 }
 
 /// The canonical manifest of an image: `(manifest, config)` media types, the
-/// config, and each layer with the media type to write for it.
+/// config, each layer with the media type to write for it, and annotations
+/// (none: no `annotations` field, so unannotated digests do not change).
 pub fn manifest_bytes<'a>(
     (manifest_type, config_type): (&str, &str),
     config_digest: &Digest,
     config_len: usize,
     layers: impl Iterator<Item = (&'a str, &'a LayerDesc)>,
+    annotations: &BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<u8>> {
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": manifest_type,
         "config": {
@@ -403,6 +409,9 @@ pub fn manifest_bytes<'a>(
             "size": l.size,
         })).collect::<Vec<_>>(),
     });
+    if !annotations.is_empty() {
+        manifest["annotations"] = serde_json::json!(annotations);
+    }
     Ok(serde_json::to_vec(&manifest)?)
 }
 

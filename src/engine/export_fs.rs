@@ -233,6 +233,7 @@ mod tests {
             platform: crate::frontend::Platform::host(),
             record: Default::default(),
             base: None,
+            annotations: Default::default(),
             run_command_time: Default::default(),
             run_step_time: Default::default(),
         };

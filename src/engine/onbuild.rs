@@ -115,6 +115,7 @@ mod tests {
             build_args: BTreeMap::new(),
             platform: None,
             labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
             no_cache: false,
             no_cache_filter: Vec::new(),
             network: None,

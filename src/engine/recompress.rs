@@ -213,6 +213,7 @@ pub fn convert(
         &r.config_digest,
         r.config_raw.len(),
         layers.iter().map(|l| (l.media_type.as_str(), l)),
+        &r.annotations,
     )?;
     let manifest_digest = store.put_bytes(&manifest_raw)?;
     Ok(BuildResult {

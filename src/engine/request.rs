@@ -31,6 +31,8 @@ pub struct BuildRequest {
     pub platform: Option<Platform>,
     /// `--label K=V` on the final image.
     pub labels: BTreeMap<String, String>,
+    /// `--annotation K=V` on the image manifest.
+    pub annotations: BTreeMap<String, String>,
     /// `--no-cache`.
     pub no_cache: bool,
     /// `--no-cache-filter`: stages (names or indexes) whose steps are never cache hits.

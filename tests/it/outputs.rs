@@ -819,3 +819,56 @@ fn quiet_pull_no_cache_filter_and_network_flags() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--network"), "{err}");
 }
+
+#[test]
+fn annotations_go_on_the_image_manifest() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = scratch_ctx(t.path());
+    let out = t.path().join("out");
+    let digest = String::from_utf8(build_ok(
+        t.path(),
+        &ctx,
+        &[
+            "--annotation",
+            "org.opencontainers.image.source=https://example.com/acme/app",
+            "--annotation",
+            "manifest:com.example.team=web",
+            "-o",
+            &format!(
+                "type=oci,dest={},tar=false,compression=uncompressed",
+                out.display()
+            ),
+        ],
+    ))
+    .unwrap();
+    let m: Value = serde_json::from_slice(&blob(&out, digest.trim())).unwrap();
+    assert_eq!(
+        m["annotations"],
+        serde_json::json!({
+            "com.example.team": "web",
+            "org.opencontainers.image.source": "https://example.com/acme/app"
+        }),
+        "kept through recompression too"
+    );
+    assert_eq!(raw_digest(&format!("oci:{}", out.display())), digest.trim());
+    let plain = String::from_utf8(build_ok(
+        t.path(),
+        &ctx,
+        &[
+            "-o",
+            &format!("type=oci,dest={},tar=false", t.path().join("p").display()),
+        ],
+    ))
+    .unwrap();
+    let m: Value = serde_json::from_slice(&blob(&t.path().join("p"), plain.trim())).unwrap();
+    assert!(
+        m.get("annotations").is_none(),
+        "no field without --annotation"
+    );
+    let o = build(t.path(), &ctx, &["--annotation", "index:a=b"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("image manifest only"),
+        "{err}"
+    );
+}
