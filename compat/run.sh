@@ -210,7 +210,7 @@ PIDS+=("$BK_PID")
 # cairn_build NAME CTX DOCKERFILE TARGET SECRET SIDE(a|b): builds into $OUT/cairn-SIDE with the cache $OUT/cache-SIDE.
 cairn_build() {
     local name=$1 ctx=$2 file=$3 target=$4 secret=$5 side=$6 args
-    args=(build "$ctx" -f "$file" -t "compat:$name" -o "type=oci,dest=$OUT/cairn-$side"
+    args=(build "$ctx" -f "$file" -t "compat:$name" -o "type=oci,dest=$OUT/cairn-$side,tar=false"
         --cache-dir "$OUT/cache-$side" --insecure-registry "$REGISTRY_ADDR" --build-arg "BASE_IMAGE=$BASE"
         --progress plain --metadata-file "$OUT/logs/$name.$side.json")
     [[ -n $target ]] && args+=(--target "$target")

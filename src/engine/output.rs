@@ -11,10 +11,18 @@ use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use std::path::Path;
 
+/// The media type the result's manifest declares (Docker's with `oci-mediatypes=false`).
+fn manifest_media_type(r: &BuildResult) -> String {
+    serde_json::from_slice::<serde_json::Value>(&r.manifest_raw)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| OCI_MANIFEST.to_owned())
+}
+
 /// The manifest descriptor of a result, with its platform.
 pub fn descriptor(r: &BuildResult) -> Descriptor {
     let mut d = Descriptor::new(
-        OCI_MANIFEST,
+        manifest_media_type(r),
         r.manifest_digest.clone(),
         r.manifest_raw.len() as u64,
     );
@@ -116,7 +124,7 @@ pub fn push(
             .block_on(registry.push_image(
                 &reference,
                 &r.manifest_raw,
-                OCI_MANIFEST,
+                &manifest_media_type(r),
                 store,
                 mount_from,
             ))

@@ -605,7 +605,7 @@ fn copy_from_a_stage_keeps_hard_links_and_the_destinations_metadata() {
         let (digest, log) = build(
             t.path(),
             &ctx,
-            &["-o", &format!("type=oci,dest={}", out.display())],
+            &["-o", &format!("type=oci,dest={},tar=false", out.display())],
         );
         let ls = crate::build_copy::layers(&out, &digest);
         let (into_app, into_new) = (&ls[ls.len() - 2], &ls[ls.len() - 1]);

@@ -278,7 +278,7 @@ fn a_secret_as_env_reaches_the_command_only() {
         .args(["--progress", "plain", "--cache-dir"])
         .arg(&cache)
         .args(["--secret", "id=tok,env=CAIRN_IT_TOKEN", "-o"])
-        .arg(format!("type=oci,dest={}", out.display()))
+        .arg(format!("type=oci,dest={},tar=false", out.display()))
         .env("CAIRN_IT_TOKEN", secret);
     let o = run(c, "");
     let log = text(&o);

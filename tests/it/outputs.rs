@@ -343,6 +343,29 @@ fn outputs_mean_what_they_mean_in_buildx() {
     for n in [&name, &two] {
         assert_eq!(raw_digest(&format!("docker://{n}")), digest);
     }
+    // Docker media types are pushed as what they are.
+    let docker = format!("{}/app:docker", reg.addr());
+    let d = String::from_utf8(build_ok(
+        home,
+        &ctx,
+        &[
+            "-o",
+            &format!("type=registry,name={docker},oci-mediatypes=false"),
+        ],
+    ))
+    .unwrap();
+    let raw = skopeo_ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{docker}"),
+    ]);
+    let m: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(raw_digest(&format!("docker://{docker}")), d.trim());
 }
 
 #[test]

@@ -318,7 +318,8 @@ fn a_registry_that_never_answers_fails_within_the_budget() {
 fn a_failed_record_push_after_a_complete_image_is_a_warning() {
     let reg = TestRegistry::start(Auth::None);
     let proxy = FaultProxy::start(reg.addr(), |_, req| {
-        if req.method == "PUT" && req.target.contains(".cairn-record") {
+        // The record goes up by digest (then the referrers tag `sha256-…`); the image by its tag.
+        if req.method == "PUT" && req.target.contains("/manifests/sha256") {
             Fault::Status(500, None)
         } else {
             Fault::Pass
@@ -353,5 +354,5 @@ fn a_failed_record_push_after_a_complete_image_is_a_warning() {
         .lock()
         .unwrap()
         .iter()
-        .any(|(m, t, _)| m == "PUT" && t.contains(".cairn-record")));
+        .any(|(m, t, _)| m == "PUT" && t.contains("/manifests/sha256")));
 }
