@@ -176,7 +176,10 @@ fn parse_outputs(args: &BuildArgs) -> anyhow::Result<Vec<OutputSpec>> {
         for n in names {
             n.parse::<crate::registry::Reference>().map_err(|e| {
                 crate::error::hint(
-                    anyhow::anyhow!("--output name `{n}`: {e}"),
+                    anyhow::anyhow!(
+                        "--output name `{}`: {e}",
+                        crate::registry::reference::redact_credentials(n)
+                    ),
                     "image names are lower-case: REGISTRY/REPO:TAG",
                 )
             })?;
@@ -224,7 +227,10 @@ fn check_flags(args: &BuildArgs) -> anyhow::Result<()> {
     for t in &args.tags {
         t.parse::<crate::registry::Reference>().map_err(|e| {
             hint(
-                anyhow::anyhow!("-t `{t}`: {e}"),
+                anyhow::anyhow!(
+                    "-t `{}`: {e}",
+                    crate::registry::reference::redact_credentials(t)
+                ),
                 "name images REGISTRY/REPO:TAG in lower case (the tag may have upper case), e.g. -t ghcr.io/acme/app:1.2",
             )
         })?;

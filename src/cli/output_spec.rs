@@ -6,6 +6,7 @@
 pub use crate::engine::export_archive::Dest;
 use crate::engine::recompress::{ExportOptions, LayerCompression};
 use crate::error::hint;
+use crate::registry::reference::redact_credentials;
 use std::path::PathBuf;
 
 /// What an `--output` makes.
@@ -73,7 +74,18 @@ fn accepted(kind: &str) -> Vec<&'static str> {
 }
 
 fn bad(flag_value: &str, what: String, fix: String) -> anyhow::Error {
-    hint(anyhow::anyhow!("--output `{flag_value}`: {what}"), fix)
+    // A `name=` may carry `user:password@`: never repeat it.
+    let shown: Vec<String> = flag_value
+        .split(',')
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => format!("{k}={}", redact_credentials(v)),
+            None => redact_credentials(f),
+        })
+        .collect();
+    hint(
+        anyhow::anyhow!("--output `{}`: {what}", shown.join(",")),
+        fix,
+    )
 }
 
 fn boolean(spec: &str, key: &str, v: &str) -> anyhow::Result<bool> {
@@ -396,5 +408,10 @@ mod tests {
         assert!(e.contains("1-22"), "{e}");
         let e = err("type=local,dest=d,compression=zstd");
         assert!(e.contains("accepts: dest"), "{e}");
+        let e = err("type=image,name=u:hunter2@r.example/a:1,bogus=1");
+        assert!(
+            !e.contains("hunter2") && e.contains("***@r.example/a:1"),
+            "{e}"
+        );
     }
 }
