@@ -1,6 +1,8 @@
 //! `cairn build`: the `docker buildx build` flags, daemonless.
 
 use super::output_spec::{self, OutputSpec, Sink};
+
+mod multi;
 use super::GlobalArgs;
 use crate::engine::request::{default_cache_dir, resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
@@ -34,7 +36,8 @@ pub struct BuildArgs {
     /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
-    /// The target platform (os/arch[/variant]); default the host's.
+    /// The target platform (os/arch[/variant]), or several separated by commas (one image
+    /// each, joined in one OCI index); default the host's.
     #[arg(long)]
     pub platform: Option<String>,
     /// Set a label on the final image (KEY=VALUE).
@@ -237,8 +240,14 @@ fn check_flags(args: &BuildArgs) -> anyhow::Result<()> {
     }
     crate::engine::run_step::parse_isolation(&args.isolation)
         .map_err(|e| e.context(format!("--isolation {}", args.isolation)))?;
-    // A list (`a,b`) is the multi-platform build's to read; one value is checked here.
-    if let Some(p) = args.platform.as_deref().filter(|p| !p.contains(',')) {
+    // Each platform of a list (`a,b`) is checked the same way; parse_platforms refuses repeats.
+    for p in args
+        .platform
+        .as_deref()
+        .into_iter()
+        .flat_map(|l| l.split(','))
+    {
+        let p = p.trim();
         let parsed = Platform::parse(p).map_err(|e| {
             hint(
                 anyhow::anyhow!("--platform: {e}"),
@@ -344,18 +353,20 @@ fn build(
     let build_args = key_values(&args.build_args, "--build-arg")?;
     super::check::gate(&context, &args, &dockerfile, &source, &build_args)?;
     let epoch = resolve_epoch(args.source_date_epoch.as_deref(), &build_args)?;
+    let platforms = parse_platforms(args.platform.as_deref())?;
+    if platforms.len() > 1 {
+        multi::check_outputs(&outputs)?;
+    }
     let req = BuildRequest {
         context: context.clone(),
         dockerfile,
         dockerfile_source: source,
         target: args.target.clone(),
         build_args,
-        platform: args
-            .platform
-            .as_deref()
-            .map(Platform::parse)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
+        platform: match platforms.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
         labels: key_values(&args.labels, "--label")?,
         annotations: annotations(&args.annotations)?,
         no_cache: args.no_cache,
@@ -385,6 +396,11 @@ fn build(
         progress.clone(),
     ))?;
     let sources = Sources::new(registry)?;
+    if platforms.len() > 1 {
+        return multi::build(
+            &args, global, &req, &platforms, &outputs, &sources, progress,
+        );
+    }
     let started = std::time::Instant::now();
     let result = crate::engine::build(&req, &sources, reporter)?;
     let wall = started.elapsed();
@@ -508,6 +524,29 @@ fn build(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--platform`: one platform or a comma-separated list of distinct ones
+/// (empty: the host's, chosen later).
+fn parse_platforms(flag: Option<&str>) -> anyhow::Result<Vec<Platform>> {
+    let mut out: Vec<Platform> = Vec::new();
+    for item in flag.into_iter().flat_map(|f| f.split(',')) {
+        let p = Platform::parse(item.trim()).map_err(|e| {
+            crate::error::hint(
+                anyhow::anyhow!("--platform: {e}"),
+                "pass os/arch[/variant], several separated by commas: --platform linux/amd64,linux/arm64",
+            )
+        })?;
+        anyhow::ensure!(
+            !out.contains(&p),
+            crate::error::hint(
+                anyhow::anyhow!("--platform names {p} twice"),
+                "list each platform once"
+            )
+        );
+        out.push(p);
+    }
+    Ok(out)
+}
+
 /// Put the image into the local store (`oci:CACHE/images`) under `names`
 /// (`sha256-HEX` when unnamed).
 fn store_locally(
@@ -546,5 +585,29 @@ mod tests {
             ("tok".into(), SecretSource::Env("TOKEN".into()))
         );
         assert!(parse_secret("src=/x").is_err());
+    }
+
+    #[test]
+    fn platform_lists_parse() {
+        let names = |f: &str| {
+            parse_platforms(Some(f))
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("linux/amd64"), ["linux/amd64"]);
+        assert_eq!(
+            names("linux/amd64, linux/aarch64,linux/arm/v7"),
+            ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+        );
+        assert!(parse_platforms(None).unwrap().is_empty());
+        let e = parse_platforms(Some("linux/amd64,linux/x86_64")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("names linux/amd64 twice"),
+            "{e:#}"
+        );
+        assert!(parse_platforms(Some("linux/amd64,")).is_err());
+        assert!(parse_platforms(Some("linux/amd64,a/b/c/d")).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! `cairn doctor`: which RUN isolation this machine allows, and why.
 
 use super::GlobalArgs;
+use crate::sandbox::binfmt::{self, Support};
 use crate::sandbox::{self, Probe, Strength};
 use clap::Args;
 use std::io::Write;
@@ -24,17 +25,37 @@ pub fn run(args: DoctorArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let sb = sandbox::Sandbox::new(&dir)?;
     let probe = sb.probe();
     let mut out = std::io::stdout().lock();
+    let platforms = platform_rows();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, probe)?;
+        let mut v = serde_json::to_value(probe)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("platforms".into(), platforms_json(&platforms));
+        }
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         write!(out, "{}", render(probe))?;
+        write!(out, "{}", render_platforms(&platforms))?;
     }
     Ok(if probe.auto().is_some() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `{"linux/arm64": {"run": "emulated", "handler": …}, …}` for `--json`.
+fn platforms_json(rows: &[(String, Support)]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (p, s) in rows {
+        let v = match s {
+            Support::Native => serde_json::json!({"run": "native"}),
+            Support::Emulated(h) => serde_json::json!({"run": "emulated", "handler": h}),
+            Support::No(why) => serde_json::json!({"run": "no", "why": why}),
+        };
+        m.insert(p.clone(), v);
+    }
+    serde_json::Value::Object(m)
 }
 
 /// The human-readable report.
@@ -84,4 +105,39 @@ pub fn render(p: &Probe) -> String {
         None => s.push_str("\nchosen (auto): none available; RUN steps will fail\n"),
     }
     s
+}
+
+/// Which platforms RUN can execute here, and how to enable the others.
+pub fn render_platforms(rows: &[(String, Support)]) -> String {
+    let mut s = String::from("\nplatforms RUN can execute:\n");
+    for (p, support) in rows {
+        let line = match support {
+            Support::Native => format!("  ok  {p:<14}native\n"),
+            Support::Emulated(h) => format!(
+                "  ok  {p:<14}emulated: binfmt_misc {} -> {} (F flag)\n",
+                h.name, h.interpreter
+            ),
+            Support::No(why) => format!("  no  {p:<14}{why}\n"),
+        };
+        s.push_str(&line);
+    }
+    if rows.iter().any(|(_, r)| matches!(r, Support::No(_))) {
+        s.push_str(&format!(
+            "to enable a platform, e.g. linux/arm64: {}\n",
+            binfmt::how_to_enable("arm64")
+        ));
+    }
+    s
+}
+
+/// The platforms `cairn doctor` reports on, with how RUN can execute each.
+fn platform_rows() -> Vec<(String, Support)> {
+    binfmt::COMMON_PLATFORMS
+        .iter()
+        .filter_map(|p| crate::frontend::Platform::parse(p).ok())
+        .map(|p| {
+            let s = binfmt::support(&p);
+            (p.to_string(), s)
+        })
+        .collect()
 }

@@ -90,6 +90,12 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         None => Platform::host(),
     };
+    if let crate::sandbox::binfmt::Support::No(why) = crate::sandbox::binfmt::support(&platform) {
+        anyhow::bail!(
+            "--platform {platform}: {}",
+            crate::sandbox::binfmt::explain(&platform, &why)
+        );
+    }
     let registry = Registry::new(RegistryOptions::new(
         global.insecure_registries.clone(),
         Arc::new(Passthrough),

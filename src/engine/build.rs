@@ -195,20 +195,10 @@ impl BuildCtx<'_> {
     }
 }
 
-/// Run a build to the end; the image's blobs are in `BlobStore::open(cache_dir)`.
-pub fn build(
-    req: &BuildRequest,
-    images: &dyn ImageSource,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<BuildResult> {
+/// Parse and plan `req`, and check that this machine can RUN every stage's
+/// platform: what can be known before any work.
+pub fn preflight(req: &BuildRequest) -> anyhow::Result<(Dockerfile, BuildPlan)> {
     let df = frontend::parse(&req.dockerfile_source, &req.dockerfile)?;
-    for w in df
-        .warnings
-        .iter()
-        .chain(&super::secret_names::warnings(&df))
-    {
-        reporter.event(Event::Warning(w.to_string()));
-    }
     let opts = BuildOptions {
         target: req.target.clone(),
         build_args: req.build_args.clone(),
@@ -217,7 +207,23 @@ pub fn build(
     };
     let plan = frontend::plan(&df, &opts)?;
     check_no_cache_filter(&df, &req.no_cache_filter)?;
-    for w in &plan.warnings {
+    check_runnable(&df, &plan, crate::sandbox::binfmt::support)?;
+    Ok((df, plan))
+}
+
+/// Run a build to the end; the image's blobs are in `BlobStore::open(cache_dir)`.
+pub fn build(
+    req: &BuildRequest,
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<BuildResult> {
+    let (df, plan) = preflight(req)?;
+    for w in df
+        .warnings
+        .iter()
+        .chain(&super::secret_names::warnings(&df))
+        .chain(&plan.warnings)
+    {
         reporter.event(Event::Warning(w.to_string()));
     }
     let cache = Cache::open(&req.cache_dir)
@@ -317,6 +323,38 @@ fn check_no_cache_filter(df: &Dockerfile, filter: &[String]) -> anyhow::Result<(
                 format!("name a stage: {}", names.join(", "))
             )
         );
+    }
+    Ok(())
+}
+
+/// Before any work: every stage with a RUN builds for a platform this machine
+/// can execute, natively or through binfmt_misc emulation; otherwise the
+/// error points at the stage's first RUN and says how to enable emulation.
+fn check_runnable(
+    df: &Dockerfile,
+    plan: &BuildPlan,
+    support: impl Fn(&Platform) -> crate::sandbox::binfmt::Support,
+) -> anyhow::Result<()> {
+    for st in &plan.stages {
+        let Some(run) = st
+            .steps
+            .iter()
+            .find(|s| matches!(s.instruction, crate::frontend::Instruction::Run(_)))
+        else {
+            continue;
+        };
+        if let crate::sandbox::binfmt::Support::No(why) = support(&st.platform) {
+            return Err(run
+                .error(
+                    df,
+                    format!(
+                        "RUN for platform {}: {}",
+                        st.platform,
+                        crate::sandbox::binfmt::explain(&st.platform, &why)
+                    ),
+                )
+                .into());
+        }
     }
     Ok(())
 }
@@ -424,5 +462,46 @@ pub fn oci_layer_media_type(mt: &str) -> &str {
         }
         "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
         other => other,
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::binfmt::Support;
+
+    /// A cross-compiling Dockerfile: the builder stage runs on the build
+    /// platform, the final stage's RUN on the target platform.
+    const CROSS: &str = "FROM --platform=$BUILDPLATFORM scratch AS b\nRUN make\n\
+                         FROM scratch\nCOPY --from=b / /\nRUN check\n";
+
+    fn plan_for(target: &str) -> (Dockerfile, BuildPlan) {
+        let df = frontend::parse(CROSS, std::path::Path::new("Dockerfile")).unwrap();
+        let opts = BuildOptions {
+            target_platform: Some(Platform::parse(target).unwrap()),
+            build_platform: Platform::parse("linux/amd64").unwrap(),
+            ..BuildOptions::default()
+        };
+        let plan = frontend::plan(&df, &opts).unwrap();
+        (df, plan)
+    }
+
+    fn only_amd64(p: &Platform) -> Support {
+        if p.architecture == "amd64" {
+            Support::Native
+        } else {
+            Support::No("no binfmt_misc handler".into())
+        }
+    }
+
+    #[test]
+    fn a_run_for_an_unrunnable_platform_fails_before_work_at_its_line() {
+        let (df, plan) = plan_for("linux/amd64");
+        check_runnable(&df, &plan, only_amd64).unwrap();
+        let (df, plan) = plan_for("linux/arm64");
+        let e = format!("{:#}", check_runnable(&df, &plan, only_amd64).unwrap_err());
+        // The builder stage runs on the build platform: the error is the final stage's RUN.
+        assert!(e.contains("Dockerfile:5:1"), "{e}");
+        assert!(e.contains("RUN for platform linux/arm64"), "{e}");
+        assert!(e.contains("cannot run linux/arm64 binaries"), "{e}");
     }
 }

@@ -24,6 +24,7 @@ pub mod history;
 pub mod layer_dirs;
 pub mod layer_reuse;
 pub mod layer_write;
+pub mod multi;
 pub mod onbuild;
 pub mod output;
 pub mod pattern;

@@ -1,9 +1,10 @@
 //! Where a built image goes: an OCI layout, a docker-archive, a registry.
 
 use super::build::BuildResult;
+use super::multi::IndexResult;
 use super::record_artifact;
 use crate::image::docker_archive::{write_docker_archive, ArchiveLayer};
-use crate::image::manifest::{Descriptor, PlatformSpec, OCI_MANIFEST};
+use crate::image::manifest::{Descriptor, PlatformSpec, OCI_INDEX, OCI_MANIFEST};
 use crate::image::oci_layout::OciLayout;
 use crate::registry::{Reference, Registry};
 use crate::report::Reporter;
@@ -51,23 +52,68 @@ pub fn to_oci_layout(
     dir: &Path,
     tags: &[String],
 ) -> anyhow::Result<()> {
+    write_layout(&[r], None, store, dir, tags)
+}
+
+/// Write a multi-platform build into an OCI layout: every platform's image
+/// and build record, and the index under each tag.
+pub fn index_to_oci_layout(
+    ix: &IndexResult,
+    store: &BlobStore,
+    dir: &Path,
+    tags: &[String],
+) -> anyhow::Result<()> {
+    let images: Vec<&BuildResult> = ix.images.iter().collect();
+    write_layout(&images, Some(ix), store, dir, tags)
+}
+
+/// Copy `images` (blobs and build records) into the layout at `dir`, and tag
+/// the index if there is one, else the (one) image, with each of `tags`
+/// (untagged builds are tagged `latest`, as `docker build` names them).
+fn write_layout(
+    images: &[&BuildResult],
+    index: Option<&IndexResult>,
+    store: &BlobStore,
+    dir: &Path,
+    tags: &[String],
+) -> anyhow::Result<()> {
     let layout =
         OciLayout::create(dir).with_context(|| format!("creating OCI layout {}", dir.display()))?;
-    layout.store().copy_from(store, &r.manifest_digest)?;
-    layout.store().copy_from(store, &r.config_digest)?;
-    for l in &r.layers {
-        layout.store().copy_from(store, &l.digest)?;
+    let mut top = None;
+    for r in images {
+        layout.store().copy_from(store, &r.manifest_digest)?;
+        layout.store().copy_from(store, &r.config_digest)?;
+        for l in &r.layers {
+            layout.store().copy_from(store, &l.digest)?;
+        }
+        let desc = descriptor(r);
+        let (_, record) = record_artifact::store_record(r, layout.store(), &desc)?;
+        top.get_or_insert(record_artifact::annotate(&desc, &record));
     }
-    let desc = descriptor(r);
-    let (_, record) = record_artifact::store_record(r, layout.store(), &desc)?;
-    let desc = record_artifact::annotate(&desc, &record);
-    // Untagged builds are tagged `latest`, as `docker build` names them.
-    let default = ["latest".to_owned()];
-    let tags = if tags.is_empty() { &default[..] } else { tags };
-    for t in tags {
-        layout.tag(&desc, Some(t))?;
+    if let Some(ix) = index {
+        layout.store().copy_from(store, &ix.index_digest)?;
+        top = Some(ix.descriptor());
+    }
+    let top = top.ok_or_else(|| anyhow::anyhow!("internal error: no image to write"))?;
+    let latest = ["latest".to_owned()];
+    for t in if tags.is_empty() { &latest[..] } else { tags } {
+        layout.tag(&top, Some(t))?;
     }
     Ok(())
+}
+
+/// Where the docker-archive of one platform of a multi-platform build goes:
+/// `app.tar` → `app.linux-arm64.tar` (a docker-archive holds one platform).
+pub fn platform_archive_path(file: &Path, p: &crate::frontend::Platform) -> std::path::PathBuf {
+    let name = p.to_string().replace('/', "-");
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let ext = file.extension().map(|e| e.to_string_lossy().into_owned());
+    let leaf = match (stem, ext) {
+        (Some(stem), Some(ext)) => format!("{stem}.{name}.{ext}"),
+        (Some(stem), None) => format!("{stem}.{name}"),
+        _ => name,
+    };
+    file.with_file_name(leaf)
 }
 
 /// Write a docker-archive (`docker load` / `podman load`).
@@ -149,6 +195,62 @@ pub fn push(
                 "{reference} was pushed, but its build record was not: {e:#} \
                  (`cairn diff` against this image has no step record; push again to add it)"
             ));
+        }
+        out.push((reference.to_string(), d));
+    }
+    Ok(out)
+}
+
+/// Push a multi-platform build to every reference in `tags`: the platforms'
+/// manifests (by digest) before the index, then each platform's build record
+/// (reported to `warn` if it cannot be pushed, as for one image).
+pub fn push_index(
+    ix: &IndexResult,
+    store: &BlobStore,
+    registry: &Registry,
+    runtime: &tokio::runtime::Runtime,
+    tags: &[String],
+    warn: &dyn Fn(String),
+) -> anyhow::Result<Vec<(String, cairn_layers::Digest)>> {
+    anyhow::ensure!(
+        !tags.is_empty(),
+        crate::error::hint(
+            anyhow::anyhow!("nothing to push to"),
+            "name the image with `-t REGISTRY/REPO:TAG`"
+        )
+    );
+    let mut out = Vec::new();
+    for t in tags {
+        let reference: Reference = t.parse().with_context(|| {
+            format!(
+                "invalid tag `{}`",
+                crate::registry::reference::redact_credentials(t)
+            )
+        })?;
+        let d = runtime
+            .block_on(registry.push_image(&reference, &ix.index_raw, OCI_INDEX, store, &[]))
+            .map_err(|e| crate::cli::pull::hinted(e, &reference))
+            .with_context(|| format!("pushing {reference}"))?;
+        anyhow::ensure!(
+            d == ix.index_digest,
+            "registry reported digest {d} for {reference}, expected {}",
+            ix.index_digest
+        );
+        for r in &ix.images {
+            let record = record_artifact::store_record(r, store, &descriptor(r))?;
+            if let Err(e) = record_artifact::push_record(
+                registry,
+                runtime,
+                reference.repository(),
+                (&record.0, &record.1),
+                &r.manifest_digest,
+                store,
+            ) {
+                warn(format!(
+                    "{reference} was pushed, but the build record of {} was not: {e:#}",
+                    r.platform
+                ));
+            }
         }
         out.push((reference.to_string(), d));
     }

@@ -70,6 +70,31 @@ fn layers(
         .collect()
 }
 
+/// A base must be an image for the requested platform (or one containerd
+/// accepts in its place, e.g. `arm/v6` for `arm/v7`): a single-platform
+/// image of another architecture is an error, never a silent substitution.
+/// A config without an architecture (hand-made images) is taken as is.
+fn check_platform(reference: &str, p: &Platform, config: &ImageConfig) -> anyhow::Result<()> {
+    if config.architecture.is_empty() {
+        return Ok(());
+    }
+    let os = if config.os.is_empty() {
+        "linux"
+    } else {
+        &config.os
+    };
+    let has = Platform::new(os, &config.architecture, config.variant.as_deref());
+    if p.preference().contains(&has) {
+        return Ok(());
+    }
+    Err(crate::error::hint(
+        anyhow::anyhow!("{reference} has no image for platform {p}; available: {has}"),
+        format!(
+            "build for {has} (--platform {has}), or use a base that is an index with a {p} image"
+        ),
+    ))
+}
+
 fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {
     let (dir, tag) = split_dir_tag(spec);
     from_layout_at(std::path::Path::new(dir), tag, spec, p, store)
@@ -100,6 +125,7 @@ pub fn from_layout_at(
     let config_raw = layout.store().read_bytes(&manifest.config.digest)?;
     let config: ImageConfig =
         serde_json::from_slice(&config_raw).with_context(|| format!("{spec}: invalid config"))?;
+    check_platform(&format!("oci:{spec}"), p, &config)?;
     store.copy_from(layout.store(), &desc.digest)?;
     store.copy_from(layout.store(), &manifest.config.digest)?;
     for l in &manifest.layers {
@@ -138,6 +164,7 @@ impl ImageSource for Sources {
             .with_context(|| format!("pulling {r}"))?;
         let config: ImageConfig = serde_json::from_slice(&pulled.config.bytes)
             .with_context(|| format!("{r}: invalid image config"))?;
+        check_platform(&r.to_string(), &p, &config)?;
         Ok(BaseImage {
             reference: r.to_string(),
             layers: layers(reference, &pulled.manifest.value, &config)?,

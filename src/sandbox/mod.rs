@@ -68,6 +68,7 @@
 //! [`Captured`] guard drops, or — after a SIGKILL of cairn — at the next
 //! step's sweep ([`state`]).
 
+pub mod binfmt;
 pub mod capture;
 pub mod copy;
 pub mod exec;
