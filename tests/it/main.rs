@@ -10,6 +10,7 @@ mod context;
 mod diff;
 mod docker_archive;
 mod hardening;
+mod multi_platform;
 mod outputs;
 mod parse;
 mod registry;

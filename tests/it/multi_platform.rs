@@ -1,0 +1,334 @@
+//! `cairn build --platform linux/amd64,linux/arm64`: one OCI index, arm64 RUN
+//! under QEMU user emulation (binfmt_misc), pushed to a real registry and read
+//! back by skopeo; on the project's own two-platform busybox base
+//! (testdata/base/busybox-multi), so nothing comes from Docker Hub.
+
+use crate::support::registry::{Auth, TestRegistry};
+use crate::support::{cairn, cli, ok, run};
+use std::path::{Path, PathBuf};
+
+/// The two-platform busybox base (`oci:DIR:multi`): `$CAIRN_BUSYBOX_OCI`, else
+/// this checkout's target/fixtures/busybox-multi/oci
+/// (`testdata/base/busybox-multi/build.sh target/fixtures/busybox-multi`).
+fn busybox() -> String {
+    let candidates = [
+        std::env::var_os("CAIRN_BUSYBOX_OCI").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/busybox-multi/oci")),
+    ];
+    let dir = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("index.json").is_file())
+        .expect(
+            "the busybox-multi base is missing: run \
+             testdata/base/busybox-multi/build.sh target/fixtures/busybox-multi (just fixtures does)",
+        );
+    format!("oci:{}:multi", dir.display())
+}
+
+/// arm64 RUN needs an F-flag binfmt_misc handler; say how to get one.
+fn require_emulation() {
+    let h = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    assert!(
+        h.contains("enabled")
+            && h.lines()
+                .any(|l| l.starts_with("flags:") && l.contains('F')),
+        "no arm64 emulation: run tests/support/binfmt.sh as root (just test-user/deps does)"
+    );
+}
+
+/// `cairn build` of `ctx` with extra args; its output.
+fn build(home: &Path, ctx: &Path, cache: &str, args: &[&str]) -> std::process::Output {
+    let mut c = cairn(home);
+    c.arg("build")
+        .arg(ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(home.join(cache))
+        .args(args);
+    run(c, "")
+}
+
+/// `cairn run --platform P IMAGE`: its stdout.
+fn run_image(home: &Path, platform: &str, image: &str) -> String {
+    ok(&cli(
+        home,
+        &[
+            "run".into(),
+            "--platform".into(),
+            platform.into(),
+            "--cache-dir".into(),
+            home.join("cache").display().to_string(),
+            image.into(),
+        ],
+    ))
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let o = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A small app: a build-platform stage (cross-compilation) whose output is
+/// stamped with the time it ran, and a target stage whose RUN records
+/// `uname -m` and the platform args.
+fn app(dir: &Path) -> PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("app.txt"), "same bytes on every platform\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {bb} AS tools\n\
+             RUN uname -m > /tool && date +%s%N >> /tool\n\
+             FROM {bb}\n\
+             ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH\n\
+             COPY app.txt /app/\n\
+             COPY --from=tools /tool /app/tool\n\
+             RUN uname -m > /app/arch && echo \"$TARGETPLATFORM|$TARGETOS|$TARGETARCH|$TARGETVARIANT|$BUILDPLATFORM|$BUILDOS|$BUILDARCH\" > /app/args\n\
+             CMD [\"cat\", \"/app/arch\", \"/app/args\", \"/app/tool\"]\n",
+            bb = busybox()
+        ),
+    )
+    .unwrap();
+    ctx
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `cairn build ctx --platform linux/amd64,linux/arm64 ARGS` on cache `cache`: the index digest.
+fn build_two(home: &Path, ctx: &Path, cache: &str, args: &[&str]) -> String {
+    let mut all = vec!["--platform", "linux/amd64,linux/arm64"];
+    all.extend_from_slice(args);
+    ok(&build(home, ctx, cache, &all))
+}
+
+#[test]
+fn two_platforms_one_index_arm64_run_under_emulation_pushed_and_read_back() {
+    require_emulation();
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let ctx = app(t.path());
+    let out = t.path().join("oci");
+    let meta = t.path().join("meta.json");
+    let image = format!("{}/team/app:1", reg.addr());
+    let digest = build_two(
+        t.path(),
+        &ctx,
+        "cache",
+        &[
+            "-t",
+            &image,
+            "--push",
+            "-o",
+            &format!("type=oci,dest={},tar=false", out.display()),
+            "--metadata-file",
+            &meta.display().to_string(),
+        ],
+    );
+    assert_eq!(json(&meta)["containerimage.digest"], digest.as_str());
+
+    // The layout holds the index under the tag; skopeo reads it and copies every platform.
+    let layout_ref = format!("oci:{}:1", out.display());
+    let raw = skopeo(&["inspect", "--raw", &layout_ref]);
+    assert_eq!(
+        cairn_layers::Digest::of(raw.as_bytes()).to_string(),
+        digest,
+        "the layout's tag names the index cairn printed"
+    );
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let plats: Vec<String> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        &layout_ref,
+        &format!("dir:{}", t.path().join("from-layout").display()),
+    ]);
+
+    // Pushed: the registry serves the same index; skopeo --all copies it back with every platform.
+    let remote = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]);
+    assert_eq!(
+        cairn_layers::Digest::of(remote.as_bytes()).to_string(),
+        digest,
+        "the registry holds the index cairn printed"
+    );
+    let back = t.path().join("back");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        &format!("docker://{image}"),
+        &format!("oci:{}:1", back.display()),
+    ]);
+    // Index, 2 manifests, 2 configs, each platform's busybox layer and its 3 new layers
+    // (the app.txt COPY has the same bytes on both: one blob), 2 build records (+ their blob and `{}`).
+    assert!(reg.verify_blobs() >= 10, "every blob stored, none corrupt");
+
+    // Each image ran its RUN on its own architecture (arm64 under QEMU) with BuildKit's platform args.
+    let img = format!("oci:{}:1", back.display());
+    let lines = |p: &str| {
+        run_image(t.path(), p, &img)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (amd, arm) = (lines("linux/amd64"), lines("linux/arm64"));
+    assert_eq!(amd[0], "x86_64");
+    assert_eq!(arm[0], "aarch64");
+    assert_eq!(amd[1], "linux/amd64|linux|amd64||linux/amd64|linux|amd64");
+    assert_eq!(arm[1], "linux/arm64|linux|arm64||linux/amd64|linux|amd64");
+    // The $BUILDPLATFORM stage ran once, natively: both images carry the same time-stamped output.
+    assert_eq!(amd[2], "x86_64");
+    assert_eq!(
+        amd[2..],
+        arm[2..],
+        "the $BUILDPLATFORM stage was built once"
+    );
+    // Platform-independent work once: the COPY of app.txt is one blob in both images.
+    let layers = |i: usize| -> Vec<String> {
+        let d = raw["manifests"][i]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_owned();
+        let m = json(&out.join("blobs/sha256").join(d));
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (la, lb) = (layers(0), layers(1));
+    assert_eq!(la.len(), lb.len());
+    let shared: Vec<_> = la.iter().filter(|d| lb.contains(d)).collect();
+    assert_eq!(
+        shared.len(),
+        2,
+        "the app.txt and /app/tool COPY layers are shared: {la:?} {lb:?}"
+    );
+}
+
+#[test]
+fn two_builds_give_the_same_index_and_docker_archives_per_platform() {
+    require_emulation();
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nARG TARGETARCH\nRUN uname -m > /arch && echo $TARGETARCH > /target && ls -l /bin/sh > /sh\n",
+            busybox()
+        ),
+    )
+    .unwrap();
+    let tar = t.path().join("app.tar");
+    let first = build_two(
+        t.path(),
+        &ctx,
+        "c1",
+        &["-o", &format!("type=docker-archive,dest={}", tar.display())],
+    );
+    let second = build_two(t.path(), &ctx, "c2", &[]);
+    assert_eq!(
+        first, second,
+        "two builds on fresh caches give the same index digest"
+    );
+    // One docker-archive per platform, each with its platform's config.
+    for (name, arch) in [
+        ("app.linux-amd64.tar", "amd64"),
+        ("app.linux-arm64.tar", "arm64"),
+    ] {
+        let f = t.path().join(name);
+        let cfg: serde_json::Value = serde_json::from_str(&skopeo(&[
+            "inspect",
+            "--config",
+            &format!("docker-archive:{}", f.display()),
+        ]))
+        .unwrap();
+        assert_eq!(cfg["architecture"], arch, "{name}");
+    }
+    assert!(!tar.exists(), "no archive without a platform in its name");
+}
+
+#[test]
+fn a_base_without_the_platform_is_an_error_naming_the_ones_it_has() {
+    let t = tempfile::tempdir().unwrap();
+    // An amd64-only image, made from the two-platform base.
+    let only = t.path().join("amd64-only");
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nENV X=1\n", busybox()),
+    )
+    .unwrap();
+    ok(&build(
+        t.path(),
+        &ctx,
+        "cache",
+        &[
+            "--platform",
+            "linux/amd64",
+            "-o",
+            &format!("type=oci,dest={},tar=false", only.display()),
+        ],
+    ));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM oci:{}:latest\nENV Y=1\n", only.display()),
+    )
+    .unwrap();
+    for platforms in ["linux/arm64", "linux/amd64,linux/arm64"] {
+        let o = build(t.path(), &ctx, "cache", &["--platform", platforms]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "{platforms}: must fail, not substitute amd64"
+        );
+        assert!(
+            err.contains("has no image for platform linux/arm64; available: linux/amd64"),
+            "{platforms}: {err}"
+        );
+    }
+    // Bad lists are refused before any work.
+    for (flag, says) in [
+        ("linux/amd64,linux/x86_64", "names linux/amd64 twice"),
+        ("linux/amd64,", "--platform"),
+    ] {
+        let o = build(t.path(), &ctx, "cache", &["--platform", flag]);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{flag}");
+    }
+}
