@@ -21,7 +21,7 @@ use crate::engine::record_artifact;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, REF_NAME};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
-use crate::registry::pull::select_platform;
+use crate::registry::pull::{is_attestation, select_platform};
 use crate::registry::{Platform, Reference, Registry};
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
@@ -221,6 +221,66 @@ impl LoadedImage {
     }
 }
 
+/// What `oci:DIR[:TAG]` names: the tag's entry, or the layout's only image
+/// (build records sit beside images; they are not candidates).
+fn top_descriptor(layout: &OciLayout, tag: Option<&str>) -> anyhow::Result<Descriptor> {
+    if tag.is_some() {
+        return Ok(layout.resolve(tag)?);
+    }
+    let index = layout.index()?;
+    let images: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| {
+            !d.annotation(REF_NAME)
+                .is_some_and(|t| t.starts_with(RECORD_TAG_PREFIX))
+        })
+        .collect();
+    Ok(match images.as_slice() {
+        [one] => (*one).clone(),
+        _ => layout.resolve(None)?,
+    })
+}
+
+/// The platforms of a multi-platform image (its index's entries, in order,
+/// attestations left out); `None` when the source is a single image.
+pub fn index_platforms(
+    source: &Source,
+    remote: impl FnOnce() -> anyhow::Result<Arc<Remote>>,
+) -> anyhow::Result<Option<Vec<Platform>>> {
+    let (bytes, media_type) = match source {
+        Source::DockerArchive(_) => return Ok(None),
+        Source::Layout { dir, tag } => {
+            let layout = OciLayout::open(dir)
+                .with_context(|| format!("opening OCI layout {}", dir.display()))?;
+            let d = top_descriptor(&layout, tag.as_deref())?;
+            (layout.store().read_bytes(&d.digest)?, d.media_type)
+        }
+        Source::Registry(r) => {
+            let remote = remote()?;
+            let m = remote
+                .runtime
+                .block_on(remote.registry.fetch_manifest(r))
+                .map_err(|e| crate::cli::pull::hinted(e, r))
+                .with_context(|| format!("reading {r}"))?;
+            (m.bytes, m.media_type)
+        }
+    };
+    if ManifestKind::of(&media_type) != Some(ManifestKind::Index) {
+        return Ok(None);
+    }
+    let idx: ImageIndex = serde_json::from_slice(&bytes).context("parsing the index")?;
+    let mut out: Vec<Platform> = Vec::new();
+    for d in idx.manifests.iter().filter(|d| !is_attestation(d)) {
+        if let Some(p) = d.platform.as_ref().map(Platform::from_spec) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 fn load_layout(
     name: &str,
     dir: &Path,
@@ -230,25 +290,7 @@ fn load_layout(
     let layout =
         OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
     let store = layout.store();
-    let entry = match tag {
-        Some(_) => layout.resolve(tag)?,
-        None => {
-            // Build records sit beside the image; they are not candidates.
-            let index = layout.index()?;
-            let images: Vec<&Descriptor> = index
-                .manifests
-                .iter()
-                .filter(|d| {
-                    !d.annotation(REF_NAME)
-                        .is_some_and(|t| t.starts_with(RECORD_TAG_PREFIX))
-                })
-                .collect();
-            match images.as_slice() {
-                [one] => (*one).clone(),
-                _ => layout.resolve(None)?,
-            }
-        }
-    };
+    let entry = top_descriptor(&layout, tag)?;
     let mut desc = entry.clone();
     let dummy: Reference = "localhost/oci-layout".parse()?;
     let mut index_digest = None;

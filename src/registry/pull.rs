@@ -71,7 +71,7 @@ fn header_str(
 }
 
 /// Whether an index entry is an attestation or otherwise not a runnable image.
-fn is_attestation(d: &Descriptor) -> bool {
+pub fn is_attestation(d: &Descriptor) -> bool {
     d.annotation(REFERENCE_TYPE) == Some("attestation-manifest")
         || d.platform
             .as_ref()

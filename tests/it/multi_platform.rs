@@ -260,10 +260,48 @@ fn two_builds_give_the_same_index_and_docker_archives_per_platform() {
         "c1",
         &["-o", &format!("type=docker-archive,dest={}", tar.display())],
     );
-    let second = build_two(t.path(), &ctx, "c2", &[]);
+    let oci = |n: &str| format!("type=oci,dest={}", t.path().join(n).display());
+    let second = build_two(t.path(), &ctx, "c2", &["-o", &oci("two")]);
     assert_eq!(
         first, second,
         "two builds on fresh caches give the same index digest"
+    );
+    // cairn diff compares indexes platform by platform.
+    let diff = |args: &[&str]| {
+        let mut all = vec!["diff".to_owned()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let o = cli(t.path(), &all);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let at = |n: &str| format!("oci:{}:latest", t.path().join(n).display());
+    let df = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), df + "RUN echo 1 > /changed\n").unwrap();
+    build_two(t.path(), &ctx, "c2", &["-o", &oci("three")]);
+    let (code, same) = diff(&["--all-platforms", &at("two"), &at("two")]);
+    assert_eq!(code, Some(0), "{same}");
+    assert_eq!(same.matches("identical").count(), 2, "{same}");
+    let (code, changed) = diff(&["--all-platforms", &at("two"), &at("three")]);
+    assert_eq!(code, Some(1), "{changed}");
+    for p in ["=== linux/amd64 ===", "=== linux/arm64 ==="] {
+        assert!(changed.contains(p), "{p}: {changed}");
+    }
+    assert_eq!(
+        changed.matches("first divergent layer").count(),
+        2,
+        "{changed}"
+    );
+    for arch in ["amd64", "arm64"] {
+        let step = format!("TARGETARCH={arch} /bin/sh -c echo 1 > /changed");
+        assert!(changed.contains(&step), "{step}: {changed}");
+    }
+    let (code, arm) = diff(&["--platform", "linux/arm64", &at("two"), &at("three")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        arm.contains("TARGETARCH=arm64") && !arm.contains("TARGETARCH=amd64"),
+        "{arm}"
     );
     // One docker-archive per platform, each with its platform's config.
     for (name, arch) in [
