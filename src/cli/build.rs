@@ -390,6 +390,7 @@ fn build(
             .collect::<anyhow::Result<_>>()?,
         isolation: args.isolation.clone(),
         insecure_registries: global.insecure_registries.clone(),
+        built_here: Default::default(),
     };
     let registry = Registry::new(RegistryOptions::new(
         global.insecure_registries.clone(),

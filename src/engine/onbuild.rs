@@ -124,6 +124,7 @@ mod tests {
             secrets: BTreeMap::new(),
             isolation: "auto".into(),
             insecure_registries: Vec::new(),
+            built_here: Default::default(),
         };
         let ctx = BuildCtx {
             req: &req,

@@ -49,6 +49,10 @@ pub struct BuildRequest {
     pub isolation: String,
     /// Registries reached over plain HTTP or unverified TLS.
     pub insecure_registries: Vec<String>,
+    /// Cache keys of the steps run by this invocation: under `--no-cache`
+    /// they are still reused, so a multi-platform build runs a step that is
+    /// the same for every platform (a `FROM --platform=$BUILDPLATFORM` stage) once.
+    pub built_here: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// The default cache directory: `$CAIRN_CACHE_DIR`, `$XDG_CACHE_HOME/cairn`, `~/.cache/cairn`.

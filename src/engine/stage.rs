@@ -113,7 +113,13 @@ impl StageRun<'_, '_> {
         let ctx = self.ctx;
         let key = inputs.key();
         let slot = self.slot(index);
-        let lookup = if ctx.req.no_cache {
+        let built_here = |k: &Digest| {
+            ctx.req
+                .built_here
+                .lock()
+                .is_ok_and(|s| s.contains(&k.to_string()))
+        };
+        let lookup = if ctx.req.no_cache && !built_here(&key) {
             Lookup::Miss(Some("--no-cache".into()))
         } else if ctx
             .req
@@ -165,6 +171,9 @@ impl StageRun<'_, '_> {
                 ctx.cache.store(&rec, &slot).with_context(|| {
                     format!("writing the cache at {}", ctx.cache.root().display())
                 })?;
+                if let Ok(mut s) = ctx.req.built_here.lock() {
+                    s.insert(key.to_string());
+                }
                 out
             }
         };
