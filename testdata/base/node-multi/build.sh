@@ -103,7 +103,7 @@ rm -rf "$OUT/x"
 mkdir -p "$OUT/build"
 "$CAIRN" build "$OUT/ctx" -f "$HERE/Dockerfile" --platform linux/amd64,linux/arm64 --source-date-epoch "$EPOCH" \
     --build-arg "BUSYBOX=oci:$BUSYBOX_OCI:multi" --cache-dir "$OUT/build/cache" --progress plain -t node:22-multi \
-    -o "type=oci,dest=$OUT/oci" --metadata-file "$OUT/build/meta.json" >/dev/null 2>"$OUT/build/log" ||
+    -o "type=oci,dest=$OUT/oci,tar=false" --metadata-file "$OUT/build/meta.json" >/dev/null 2>"$OUT/build/log" ||
     { echo "build.sh: cairn build failed:" >&2; cat "$OUT/build/log" >&2; exit 1; }
 python3 - "$OUT/build/meta.json" > "$OUT/digests" <<'PY'
 import json, sys
