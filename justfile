@@ -10,9 +10,10 @@ test: deps fixtures test-user
     just e2e-ci
     if [ "$(id -u)" = 0 ]; then just compat; else echo "test: just compat skipped: BuildKit's dockerd needs root" >&2; fi
 
-# the Debian packages the tests, the demo and the stand-in use: installed when missing (as root), else the command to run
+# the Debian packages the tests, the demo and the test bases use, and QEMU for arm64 RUN steps (binfmt_misc, F flag): installed/registered when missing (as root), else the command to run
 deps:
     tests/support/system-deps.sh
+    tests/support/binfmt.sh aarch64
 
 # the unprivileged user of the rootless tests (as root: created with its subordinate ids; otherwise: checks yours)
 test-user:
@@ -38,15 +39,17 @@ e2e-ci APP="monorepo-backend":
 compat *CASES:
     compat/run.sh {{CASES}}
 
-# the node:22-alpine stand-in as an OCI layout at target/fixtures/node-alpine/oci, built by cairn from testdata/base/node-alpine (once; downloads cached in $CAIRN_FIXTURE_CACHE, default target/fixtures/node-alpine/dl)
+# the test bases as OCI layouts under target/fixtures/, each built by cairn from testdata/base/NAME and checked against its pinned digests (built once; rebuilt when the pins change; downloads cached in $CAIRN_FIXTURE_CACHE): node-alpine (the node:22-alpine stand-in) and busybox-multi (linux/amd64 + linux/arm64)
 fixtures:
     #!/usr/bin/env bash
     set -euo pipefail
-    out=target/fixtures/node-alpine
-    pins=testdata/base/node-alpine/digests
-    if [ -f "$out/oci/index.json" ] && cmp -s "$out/digests" "$pins"; then echo "fixtures: $out/oci is built" >&2; exit 0; fi
-    cargo build -q --bin cairn
-    CAIRN=${CARGO_TARGET_DIR:-target}/debug/cairn testdata/base/node-alpine/build.sh "$out"
+    built=
+    for name in node-alpine busybox-multi; do
+        out=target/fixtures/$name
+        if [ -f "$out/oci/index.json" ] && cmp -s "$out/digests" "testdata/base/$name/digests"; then echo "fixtures: $out/oci is built" >&2; continue; fi
+        [ -n "$built" ] || { cargo build -q --bin cairn; built=1; }
+        CAIRN=${CARGO_TARGET_DIR:-target}/debug/cairn "testdata/base/$name/build.sh" "$out"
+    done
 
 # a local registry on 127.0.0.1:${CAIRN_REGISTRY_PORT:-5000} (state in target/registry) holding library/node:22-alpine[-multi], pushed by cairn
 registry-up: fixtures
