@@ -8,19 +8,13 @@
 #   3. the digests must equal the ones pinned in ./digests (CAIRN_BLESS=1 rewrites the pins, on purpose).
 # $CAIRN: the cairn binary (default: target/debug/cairn of this checkout, built here if missing).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
-mkdir -p "$1"; OUT=$(cd "$1" && pwd)
-DL=${CAIRN_FIXTURE_CACHE:-$OUT/dl}
-EPOCH=1792022400   # 2026-10-15T00:00:00Z
+source "$(dirname "$0")/../lib.sh"
+base_init "$0" "$@"
 VERSION=1:1.35.0-4+deb12u1+b1
 declare -A SHA=(
     [amd64]=3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744
     [arm64]=732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5
 )
-CAIRN=${CAIRN:-$ROOT/target/debug/cairn}
-[ -x "$CAIRN" ] || (cd "$ROOT" && cargo build -q --bin cairn)
 
 mkdir -p "$DL"
 deb() { echo "$DL/busybox-static_${VERSION//:/%3a}_$1.deb"; }
@@ -76,11 +70,5 @@ for d in m["containerimage.platforms"]:
 PY
 rm -rf "$OUT/build"
 
-if [ "${CAIRN_BLESS:-}" = 1 ]; then
-    cp "$OUT/digests" "$HERE/digests"; echo "build.sh: pinned $(tr '\n' ' ' < "$HERE/digests")" >&2
-elif ! diff -u "$HERE/digests" "$OUT/digests" >&2; then
-    echo "build.sh: the base's digests differ from testdata/base/busybox-multi/digests (above): the build is not" \
-        "reproducible here, or its inputs changed on purpose (then CAIRN_BLESS=1 and say why in the commit)" >&2
-    exit 1
-fi
+base_pins
 echo "build.sh: $OUT/oci ($(tr '\n' ' ' < "$OUT/digests"))" >&2

@@ -7,20 +7,14 @@
 #   4. the digests must equal the ones pinned in ./digests (CAIRN_BLESS=1 rewrites the pins, on purpose).
 # $CAIRN: the cairn binary (default: target/debug/cairn of this checkout, built here if missing).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
-mkdir -p "$1"; OUT=$(cd "$1" && pwd)
-DL=${CAIRN_FIXTURE_CACHE:-$OUT/dl}
-EPOCH=1792022400   # 2026-10-15T00:00:00Z
+source "$(dirname "$0")/../lib.sh"
+base_init "$0" "$@"
 T0=$(date +%s)
 
 for tool in python3 qemu-img debugfs patchelf strip npm; do
     command -v "$tool" >/dev/null 2>&1 || { echo "build.sh: $tool is missing: run tests/support/system-deps.sh as root (just deps does)" >&2; exit 1; }
 done
 python3 -m pip --version >/dev/null 2>&1 || { echo "build.sh: pip is missing: apt-get install python3-pip (just deps does)" >&2; exit 1; }
-CAIRN=${CAIRN:-$ROOT/target/debug/cairn}
-[ -x "$CAIRN" ] || (cd "$ROOT" && cargo build -q --bin cairn)
 
 python3 "$HERE/prepare.py" "$OUT/ctx" "$DL"
 cp "$HERE/docker-entrypoint.sh" "$OUT/ctx/"
@@ -37,11 +31,5 @@ build "$HERE/arm64-placeholder" "$HERE/arm64-placeholder/Dockerfile" linux/arm64
 python3 "$HERE/assemble.py" "$OUT/build/amd64" "$OUT/build/arm64" "$OUT/oci" > "$OUT/digests"
 rm -rf "$OUT/build"
 
-if [ "${CAIRN_BLESS:-}" = 1 ]; then
-    cp "$OUT/digests" "$HERE/digests"; echo "build.sh: pinned $(tr '\n' ' ' < "$HERE/digests")" >&2
-elif ! diff -u "$HERE/digests" "$OUT/digests" >&2; then
-    echo "build.sh: the stand-in's digests differ from testdata/base/node-alpine/digests (above): the build is not" \
-        "reproducible here, or its inputs changed on purpose (then CAIRN_BLESS=1 and say why in the commit)" >&2
-    exit 1
-fi
+base_pins
 echo "build.sh: $OUT/oci ($(tr '\n' ' ' < "$OUT/digests")) in $(( $(date +%s) - T0 )) s" >&2

@@ -13,12 +13,8 @@
 #      native addons), node/npm/npx/corepack links in /usr/local/bin,
 #      user and group node (1000), addgroup/adduser (./addgroup, ./adduser: busybox-static has none); fixed mtimes. The digests must equal ./digests (CAIRN_BLESS=1 re-pins).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
-mkdir -p "$1"; OUT=$(cd "$1" && pwd)
-DL=${CAIRN_FIXTURE_CACHE:-$OUT/dl}
-EPOCH=1792022400   # 2026-10-15T00:00:00Z
+source "$(dirname "$0")/../lib.sh"
+base_init "$0" "$@"
 NODE_VERSION=22.20.0
 MUSL_VERSION=1.2.5-3.1~deb13u1
 declare -A QEMU=([amd64]=x86_64 [arm64]=aarch64)
@@ -30,8 +26,6 @@ declare -A WHEEL_SHA=(
     [amd64]=d29705797b33bade62d79d8f106c2453c8a26442a9b2a5576610c0f7e7c351ed
     [arm64]=3279eb1b99521f0d20a850bbfc0159a658e0e85b843b3cf31b090d7da9f10dfc
 )
-CAIRN=${CAIRN:-$ROOT/target/debug/cairn}
-[ -x "$CAIRN" ] || (cd "$ROOT" && cargo build -q --bin cairn)
 BUSYBOX_OCI=${BUSYBOX_OCI:-$OUT/../busybox-multi/oci}
 [ -f "$BUSYBOX_OCI/index.json" ] || CAIRN=$CAIRN "$HERE/../busybox-multi/build.sh" "$(dirname "$BUSYBOX_OCI")"
 BUSYBOX_OCI=$(cd "$BUSYBOX_OCI" && pwd)
@@ -113,9 +107,5 @@ for d in m["containerimage.platforms"]:
     print(d["platform"]["os"] + "/" + d["platform"]["architecture"], d["digest"])
 PY
 rm -rf "$OUT/build"
-if [ "${CAIRN_BLESS:-}" = 1 ]; then
-    cp "$OUT/digests" "$HERE/digests"
-elif ! diff -u "$HERE/digests" "$OUT/digests" >&2; then
-    echo "build.sh: digests differ from testdata/base/node-multi/digests (CAIRN_BLESS=1 re-pins, on purpose)" >&2; exit 1
-fi
+base_pins
 echo "build.sh: $OUT/oci ($(tr '\n' ' ' < "$OUT/digests"))" >&2
