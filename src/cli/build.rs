@@ -479,19 +479,8 @@ fn build(
                     opts.blob_memo = Some(super::pull::blob_memo_file(&req.cache_dir));
                     let registry = Registry::new(opts)?;
                     let rt = super::pull::runtime()?;
-                    // Blobs of the base image are mounted from its repository when it
-                    // is on the same registry (cross-repository mount), not uploaded.
-                    let mounts: Vec<crate::registry::Repository> = img
-                        .base
-                        .as_ref()
-                        .and_then(|b| b.reference.parse::<crate::registry::Reference>().ok())
-                        .map(|r| r.repository().clone())
-                        .into_iter()
-                        .collect();
                     let warn = |w: String| reporter.event(Event::Warning(w));
-                    for (name, d) in
-                        output::push(img, &store, &registry, &rt, names, &mounts, &warn)?
-                    {
+                    for (name, d) in output::push(img, &store, &registry, &rt, names, &warn)? {
                         reporter.event(Event::Info(format!("pushed {name}@{d}")));
                     }
                 }

@@ -139,17 +139,40 @@ pub fn to_docker_archive(
     Ok(())
 }
 
-/// Push to every reference in `tags`; the manifest goes up only after all
-/// blobs. The build record follows each image; a record that cannot be
-/// pushed is reported to `warn`: the image is complete and usable without it.
-pub fn push(
-    r: &BuildResult,
+/// What a push sends: a manifest or index, its media type and digest, and
+/// the repositories whose blobs may be mounted instead of uploaded.
+struct Upload<'a> {
+    raw: &'a [u8],
+    media_type: &'a str,
+    digest: &'a cairn_layers::Digest,
+    mount_from: Vec<crate::registry::Repository>,
+}
+
+/// The repositories of the images' bases: on the same registry their blobs
+/// are mounted (cross-repository mount), not uploaded again.
+fn base_repositories<'a>(
+    images: impl IntoIterator<Item = &'a BuildResult>,
+) -> Vec<crate::registry::Repository> {
+    let mut repos: Vec<crate::registry::Repository> = images
+        .into_iter()
+        .filter_map(|r| r.base.as_ref()?.reference.parse::<Reference>().ok())
+        .map(|r| r.repository().clone())
+        .collect();
+    repos.sort();
+    repos.dedup();
+    repos
+}
+
+/// Push `up` under every tag in `tags` (all blobs before the manifest, so a
+/// tag never points at missing blobs), check the digest the registry
+/// reports, then call `then` with the reference to push what travels with it.
+fn push_to_tags(
+    up: &Upload<'_>,
     store: &BlobStore,
     registry: &Registry,
     runtime: &tokio::runtime::Runtime,
     tags: &[String],
-    mount_from: &[crate::registry::Repository],
-    warn: &dyn Fn(String),
+    mut then: impl FnMut(&Reference) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<(String, cairn_layers::Digest)>> {
     anyhow::ensure!(
         !tags.is_empty(),
@@ -167,43 +190,75 @@ pub fn push(
             )
         })?;
         let d = runtime
-            .block_on(registry.push_image(
-                &reference,
-                &r.manifest_raw,
-                &manifest_media_type(r),
-                store,
-                mount_from,
-            ))
+            .block_on(registry.push_image(&reference, up.raw, up.media_type, store, &up.mount_from))
             .map_err(|e| crate::cli::pull::hinted(e, &reference))
             .with_context(|| format!("pushing {reference}"))?;
         anyhow::ensure!(
-            d == r.manifest_digest,
+            &d == up.digest,
             "registry reported digest {d} for {reference}, expected {}",
-            r.manifest_digest
+            up.digest
         );
-        let record = record_artifact::store_record(r, store, &descriptor(r))?;
-        // The record is a referrer of the image; the image is pushed even if it fails.
-        if let Err(e) = record_artifact::push_record(
-            registry,
-            runtime,
-            reference.repository(),
-            (&record.0, &record.1),
-            &r.manifest_digest,
-            store,
-        ) {
-            warn(format!(
-                "{reference} was pushed, but its build record was not: {e:#} \
-                 (`cairn diff` against this image has no step record; push again to add it)"
-            ));
-        }
+        then(&reference)?;
         out.push((reference.to_string(), d));
     }
     Ok(out)
 }
 
+/// Push `r`'s build record to `reference`'s repository as a referrer of the
+/// image; one that cannot be pushed is reported to `warn` (`what` names the
+/// image): the image is complete and usable without it.
+fn push_record_or_warn(
+    r: &BuildResult,
+    store: &BlobStore,
+    registry: &Registry,
+    runtime: &tokio::runtime::Runtime,
+    reference: &Reference,
+    what: &str,
+    warn: &dyn Fn(String),
+) -> anyhow::Result<()> {
+    let record = record_artifact::store_record(r, store, &descriptor(r))?;
+    if let Err(e) = record_artifact::push_record(
+        registry,
+        runtime,
+        reference.repository(),
+        (&record.0, &record.1),
+        &r.manifest_digest,
+        store,
+    ) {
+        warn(format!(
+            "{what} was pushed, but its build record was not: {e:#} \
+             (`cairn diff` against this image has no step record; push again to add it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Push to every reference in `tags`; the manifest goes up only after all
+/// blobs, the base image's mounted from its repository. The build record
+/// follows each image (a warning, not an error, when it cannot be pushed).
+pub fn push(
+    r: &BuildResult,
+    store: &BlobStore,
+    registry: &Registry,
+    runtime: &tokio::runtime::Runtime,
+    tags: &[String],
+    warn: &dyn Fn(String),
+) -> anyhow::Result<Vec<(String, cairn_layers::Digest)>> {
+    let up = Upload {
+        raw: &r.manifest_raw,
+        media_type: &manifest_media_type(r),
+        digest: &r.manifest_digest,
+        mount_from: base_repositories([r]),
+    };
+    push_to_tags(&up, store, registry, runtime, tags, |reference| {
+        let what = reference.to_string();
+        push_record_or_warn(r, store, registry, runtime, reference, &what, warn)
+    })
+}
+
 /// Push a multi-platform build to every reference in `tags`: the platforms'
-/// manifests (by digest) before the index, then each platform's build record
-/// (reported to `warn` if it cannot be pushed, as for one image).
+/// manifests (by digest) before the index, every base's blobs mounted, then
+/// each platform's build record (as for one image).
 pub fn push_index(
     ix: &IndexResult,
     store: &BlobStore,
@@ -212,47 +267,17 @@ pub fn push_index(
     tags: &[String],
     warn: &dyn Fn(String),
 ) -> anyhow::Result<Vec<(String, cairn_layers::Digest)>> {
-    anyhow::ensure!(
-        !tags.is_empty(),
-        crate::error::hint(
-            anyhow::anyhow!("nothing to push to"),
-            "name the image with `-t REGISTRY/REPO:TAG`"
-        )
-    );
-    let mut out = Vec::new();
-    for t in tags {
-        let reference: Reference = t.parse().with_context(|| {
-            format!(
-                "invalid tag `{}`",
-                crate::registry::reference::redact_credentials(t)
-            )
-        })?;
-        let d = runtime
-            .block_on(registry.push_image(&reference, &ix.index_raw, OCI_INDEX, store, &[]))
-            .map_err(|e| crate::cli::pull::hinted(e, &reference))
-            .with_context(|| format!("pushing {reference}"))?;
-        anyhow::ensure!(
-            d == ix.index_digest,
-            "registry reported digest {d} for {reference}, expected {}",
-            ix.index_digest
-        );
+    let up = Upload {
+        raw: &ix.index_raw,
+        media_type: OCI_INDEX,
+        digest: &ix.index_digest,
+        mount_from: base_repositories(&ix.images),
+    };
+    push_to_tags(&up, store, registry, runtime, tags, |reference| {
         for r in &ix.images {
-            let record = record_artifact::store_record(r, store, &descriptor(r))?;
-            if let Err(e) = record_artifact::push_record(
-                registry,
-                runtime,
-                reference.repository(),
-                (&record.0, &record.1),
-                &r.manifest_digest,
-                store,
-            ) {
-                warn(format!(
-                    "{reference} was pushed, but the build record of {} was not: {e:#}",
-                    r.platform
-                ));
-            }
+            let what = format!("{reference} ({})", r.platform);
+            push_record_or_warn(r, store, registry, runtime, reference, &what, warn)?;
         }
-        out.push((reference.to_string(), d));
-    }
-    Ok(out)
+        Ok(())
+    })
 }
