@@ -87,13 +87,13 @@ registry-down:
 # every benchmark: layer writer, registry, diff, bench-build and the e2e table (reports in target/bench/)
 bench: bench-layers bench-registry bench-diff bench-build bench-e2e
 
-# cairn vs buildah on a generated 5,000-file COPY-only build: cold, no-op, one file changed (issue #5); N runs (default 5), report in target/bench/build.md
+# cairn vs BuildKit (dockerd 20.10, started and stopped here) vs buildah, interleaved, on a generated 5,000-file COPY-only build: cold, no-op, one file changed (issues #5, #22); N rounds (default 5), report in target/bench/build.md (root)
 bench-build:
     bench/build.sh
 
-# the end-to-end table on testdata/apps/nextjs-3stage, buildah then cairn, same registry and base (issue #8); N runs (default 3)
+# the end-to-end table on testdata/apps/nextjs-3stage: cairn, BuildKit, buildah interleaved round by round, same registry, base and CA secret; cold, no-op, edit, push, repro; builder overhead and RUN steps against BuildKit (issues #8, #22); N rounds (default 3), report in target/bench/e2e.md (root)
 bench-e2e:
-    bench/buildah.sh && bench/cairn.sh && bench/table.py cairn buildah
+    bench/e2e.sh
 
 # push and pull of the fixture (54 MB) and a generated 300 MB image, cairn vs skopeo, into target/bench/registry.md
 bench-registry: fixtures

@@ -16,7 +16,7 @@ BUILDAH_DIR=$BENCH_OUT/buildah
 BUILDAH_IMAGE=localhost/bench/$(basename "$BENCH_APP"):buildah
 # Peers' finding: --timestamp 0 with --format docker still differs (random container id and hostname in the
 # config); the scenario measures exactly the benchmark's configuration.
-REPRO_FLAGS=(--timestamp 0)
+REPRO_FLAGS_buildah=(--timestamp 0)
 
 BUILDAH_DOCKERFILE=${BUILDAH_DOCKERFILE:-}
 export CONTAINERS_STORAGE_CONF=$BUILDAH_DIR/storage.conf
@@ -31,7 +31,12 @@ graphroot = "$BUILDAH_DIR/root"
 runroot = "$BUILDAH_DIR/run"
 CONF
     log "$(buildah --version)"
-    if [[ -n $BUILDAH_DOCKERFILE ]]; then return; fi
+    if [[ -z $BUILDAH_DOCKERFILE ]]; then heredoc_free_current; fi
+}
+
+# The app's Dockerfile.buildah (read by buildah 1.28 and by 20.10's BuildKit, neither of which reads
+# heredocs) must be what bench/unheredoc.py makes of its Dockerfile.
+heredoc_free_current() {
     local generated
     generated=$(mktemp)
     python3 "$BENCH_ROOT/bench/unheredoc.py" "$BENCH_APP/Dockerfile" "$generated"

@@ -19,7 +19,7 @@ CAIRN_BIN=${CAIRN_BIN:-}
 # The name of the built image in the local store (a layout tag: no registry, no colon).
 CAIRN_TAG=bench-$(basename "$BENCH_APP")
 CAIRN_DOCKERFILE=${CAIRN_DOCKERFILE:-}
-REPRO_FLAGS=()
+REPRO_FLAGS_cairn=()
 
 cairn_setup() {
     if [[ -z $CAIRN_BIN ]]; then

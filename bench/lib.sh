@@ -1,18 +1,23 @@
-# Shared parts of the end-to-end build benchmark, sourced by bench/<tool>.sh.
+# Shared parts of the end-to-end build benchmark, sourced by bench/<tool>.sh and bench/e2e.sh.
 #
-# A tool script defines five functions and then calls `bench_main TOOL`:
+# A tool script (bench/cairn.sh, bench/buildkit.sh, bench/buildah.sh) defines five functions and an array:
 #   TOOL_reset             empty the tool's storage and caches (layer cache, npm cache mount, pulled base)
 #   TOOL_build_cmd ARGS..  set the array BENCH_CMD to the command building the context in $BENCH_CTX
 #                          (extra ARGS are tool flags, e.g. a fixed timestamp)
 #   TOOL_push_cmd REF      set BENCH_CMD to the command pushing the last built image to HOST:PORT/REPO:TAG
-#   TOOL_image_digest      print the built image's manifest digest (sha256:…)
+#   TOOL_image_digest      print the built image's digest (sha256:…)
 #   TOOL_diff_ids          print the built image's layer diff_ids, one a line
+#   REPRO_FLAGS_TOOL       the tool's flags for the reproducibility scenario (e.g. a fixed timestamp)
+# Run alone, a tool script calls `bench_main TOOL`; bench/e2e.sh sources all three and calls
+# `bench_main cairn buildkit buildah`: every scenario then runs in rounds, each round running each tool once,
+# the first tool of a round rotating, so machine noise hits all of them alike.
 # Commands, not functions, are timed so that /usr/bin/time sees the tool's own process tree.
 # bench_main measures each scenario with /usr/bin/time and writes machine-readable results:
-#   $BENCH_OUT/TOOL.tsv          one row per run: tool scenario run wall_s max_rss_kb
+#   $BENCH_OUT/TOOL.tsv          one row per run: tool scenario run wall_s max_rss_kb run_cmd_s
 #   $BENCH_OUT/TOOL-summary.tsv  one row per scenario: tool scenario runs median_s min_s max_s max_rss_kb
 #   $BENCH_OUT/TOOL-repro.tsv    two clean builds: tool same_digest identical_layers total_layers digest_a digest_b
-# bench/table.py joins the summaries of several tools into a markdown table.
+#   $BENCH_OUT/logs/TOOL-SCENARIO-RUN.log   each run's output (plain progress: bench/steps.py reads step times)
+# bench/table.py joins the results of several tools into a markdown table.
 #
 # Environment: N (runs per scenario, default 3), BENCH_OUT (default target/bench), BENCH_APP (default
 # testdata/apps/nextjs-3stage), BENCH_EDIT_FILE (file edited by the one-file scenario, default app/page.tsx),
@@ -32,14 +37,22 @@ BENCH_SCENARIOS=${BENCH_SCENARIOS:-cold warm edit push repro}
 BENCH_CA=${BENCH_CA:-/etc/ssl/certs/ca-certificates.crt}
 BENCH_CTX=$BENCH_OUT/ctx/$(basename "$BENCH_APP")
 REGISTRY_PID=
-# Set once an image of the unmodified context is built and cached, so later scenarios need no untimed build.
-BENCH_PRIMED=
 BENCH_CMD=()
-# Extra build flags of the reproducibility scenario, set by the tool script (e.g. a fixed timestamp).
-REPRO_FLAGS=()
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Everything a script starts is stopped on exit, also on failure: one EXIT trap runs every function registered
+# with `on_exit FN` (the registry, dockerd), the last registered first.
+BENCH_ON_EXIT=()
+bench_exit() {
+    local i
+    for ((i = ${#BENCH_ON_EXIT[@]} - 1; i >= 0; i--)); do "${BENCH_ON_EXIT[i]}" || true; done
+}
+on_exit() {
+    BENCH_ON_EXIT+=("$1")
+    trap bench_exit EXIT
+}
 
 # Start a throwaway registry (state under $BENCH_OUT/registry) unless BENCH_REGISTRY names one, and make
 # sure it holds library/node:22-alpine.
@@ -49,7 +62,7 @@ registry_up() {
         return
     fi
     registry_start "$BENCH_OUT/registry" || die "no registry (see above)"
-    trap registry_down EXIT
+    on_exit registry_down
     BENCH_REGISTRY=$REGISTRY_ADDR
     log "registry $BENCH_REGISTRY (pid $REGISTRY_PID), pushing the base image"
     skopeo copy --quiet --dest-tls-verify=false "oci:$BENCH_BASE_OCI" \
@@ -69,20 +82,35 @@ context_prepare() {
     tar -C "$BENCH_APP" --exclude=./node_modules --exclude=./.next --exclude=./dist -cf - . | tar -C "$BENCH_CTX" -xf -
 }
 
-# measure TOOL SCENARIO RUN: run BENCH_CMD under /usr/bin/time, append a row to TOOL.tsv.
+# tsv_start TOOL: empty the tool's log, per-run logs and results.
+tsv_start() {
+    mkdir -p "$BENCH_OUT/logs"
+    rm -f "$BENCH_OUT/logs/$1"-*.log
+    : >"$BENCH_OUT/$1.log"
+    printf 'tool\tscenario\trun\twall_s\tmax_rss_kb\trun_cmd_s\n' >"$BENCH_OUT/$1.tsv"
+}
+
+# measure TOOL SCENARIO RUN: run BENCH_CMD under /usr/bin/time, append a row to TOOL.tsv; the run's output is
+# kept in logs/TOOL-SCENARIO-RUN.log (bench/steps.py reads step times from it) and appended to TOOL.log.
 # max_rss_kb is the largest resident set of any single process of the tree (for a builder that runs
-# RUN steps as its children, usually `next build`), not the sum.
+# RUN steps as its children, usually `next build`), not the sum. run_cmd_s is cairn's own measure of the
+# time spent inside RUN commands (from its summary line), empty for the other tools.
 measure() {
-    local tool=$1 scenario=$2 run=$3 stats
+    local tool=$1 scenario=$2 run=$3 stats runlog run_s
     stats=$(mktemp)
+    mkdir -p "$BENCH_OUT/logs"
+    runlog=$BENCH_OUT/logs/$tool-$scenario-$run.log
     log "$tool $scenario #$run"
-    printf '$ %s\n' "${BENCH_CMD[*]}" >>"$BENCH_OUT/$tool.log"
-    if ! /usr/bin/time -f '%e\t%M' -o "$stats" "${BENCH_CMD[@]}" >>"$BENCH_OUT/$tool.log" 2>&1; then
+    printf '$ %s\n' "${BENCH_CMD[*]}" >"$runlog"
+    if ! /usr/bin/time -f '%e\t%M' -o "$stats" "${BENCH_CMD[@]}" >>"$runlog" 2>&1; then
+        cat "$runlog" >>"$BENCH_OUT/$tool.log"
         rm -f "$stats"
-        die "$tool $scenario #$run failed, see $BENCH_OUT/$tool.log"
+        die "$tool $scenario #$run failed, see $runlog"
     fi
-    printf '%s\t%s\t%s\t%s\n' "$tool" "$scenario" "$run" "$(tail -n 1 "$stats")" >>"$BENCH_OUT/$tool.tsv"
-    log "$tool $scenario #$run: $(tail -n 1 "$stats" | cut -f1) s"
+    cat "$runlog" >>"$BENCH_OUT/$tool.log"
+    run_s=$(sed -n 's/.*RUN commands \([0-9.]*\)s, builder overhead.*/\1/p' "$runlog" | tail -n 1)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$scenario" "$run" "$(tail -n 1 "$stats")" "$run_s" >>"$BENCH_OUT/$tool.tsv"
+    log "$tool $scenario #$run: $(tail -n 1 "$stats" | cut -f1) s${run_s:+ (inside RUN commands $run_s s)}"
     rm -f "$stats"
 }
 
@@ -129,17 +157,6 @@ settle() {
     sleep "${BENCH_SETTLE:-40}"
 }
 
-scenario_cold() {
-    local tool=$1 i
-    for i in $(seq "$N"); do
-        "${tool}_reset"
-        settle
-        "${tool}_build_cmd"
-        measure "$tool" cold "$i"
-    done
-    BENCH_PRIMED=1
-}
-
 untimed_build() {
     local tool=$1
     shift
@@ -148,32 +165,62 @@ untimed_build() {
     "${BENCH_CMD[@]}" >>"$BENCH_OUT/$tool.log" 2>&1 || die "$tool build failed, see $BENCH_OUT/$tool.log"
 }
 
+# Tools whose cache holds a build of the unmodified context (cold ran, or an untimed build did).
+declare -A BENCH_PRIMED=()
 prime() {
     local tool=$1
-    if [[ -z $BENCH_PRIMED ]]; then
+    if [[ -z ${BENCH_PRIMED[$tool]:-} ]]; then
         log "$tool: untimed build to fill the cache"
         untimed_build "$tool"
-        BENCH_PRIMED=1
+        BENCH_PRIMED[$tool]=1
     fi
 }
 
-# Assumes a built image and a filled cache (cold ran before, or builds once untimed).
-scenario_warm() {
-    local tool=$1 i
-    prime "$tool"
+# rotated ROUND TOOL...: the tools in the order of that round (each tool goes first in turn), so machine
+# noise, and which tool runs right after another's delete, hit every tool alike.
+rotated() {
+    local round=$1 k i
+    shift
+    local tools=("$@")
+    k=$((round % ${#tools[@]}))
+    for ((i = 0; i < ${#tools[@]}; i++)); do printf '%s\n' "${tools[(i + k) % ${#tools[@]}]}"; done
+}
+
+# Every timed scenario runs N rounds; a round runs each tool once.
+scenario_cold() {
+    local i t
     for i in $(seq "$N"); do
-        "${tool}_build_cmd"
-        measure "$tool" warm "$i"
+        for t in $(rotated "$i" "$@"); do
+            "${t}_reset"
+            settle
+            "${t}_build_cmd"
+            measure "$t" cold "$i"
+            BENCH_PRIMED[$t]=1
+        done
     done
 }
 
+scenario_warm() {
+    local i t
+    for t in "$@"; do prime "$t"; done
+    for i in $(seq "$N"); do
+        for t in $(rotated "$i" "$@"); do
+            "${t}_build_cmd"
+            measure "$t" warm "$i"
+        done
+    done
+}
+
+# The same edit for every tool of a round, another text each round.
 scenario_edit() {
-    local tool=$1 i
-    prime "$tool"
+    local i t
+    for t in "$@"; do prime "$t"; done
     for i in $(seq "$N"); do
         edit_apply "edit $i $$"
-        "${tool}_build_cmd"
-        measure "$tool" edit "$i"
+        for t in $(rotated "$i" "$@"); do
+            "${t}_build_cmd"
+            measure "$t" edit "$i"
+        done
         edit_restore
     done
 }
@@ -181,50 +228,65 @@ scenario_edit() {
 # push: a fresh repository each run (every layer uploaded, unless the tool mounts blobs across
 # repositories); repush: the same repository again (every blob already there).
 scenario_push() {
-    local tool=$1 i repo
-    prime "$tool"
+    local i t repo
+    for t in "$@"; do prime "$t"; done
     for i in $(seq "$N"); do
-        repo=$BENCH_REGISTRY/bench/$tool-$$-$i:latest
-        "${tool}_push_cmd" "$repo"
-        measure "$tool" push "$i"
-        measure "$tool" repush "$i"
+        for t in $(rotated "$i" "$@"); do
+            repo=$BENCH_REGISTRY/bench/$t-$$-$i:latest
+            "${t}_push_cmd" "$repo"
+            measure "$t" push "$i"
+            measure "$t" repush "$i"
+        done
     done
 }
 
+# Not timed: per tool, two builds after a reset each, with the tool's REPRO_FLAGS_TOOL.
 scenario_repro() {
-    local tool=$1 a b same identical total
-    BENCH_PRIMED=
-    "${tool}_reset"
-    untimed_build "$tool" "${REPRO_FLAGS[@]}"
-    a=$("${tool}_image_digest")
-    "${tool}_diff_ids" >"$BENCH_OUT/$tool-repro-a.txt"
-    "${tool}_reset"
-    untimed_build "$tool" "${REPRO_FLAGS[@]}"
-    b=$("${tool}_image_digest")
-    "${tool}_diff_ids" >"$BENCH_OUT/$tool-repro-b.txt"
-    same=no && [[ $a == "$b" ]] && same=yes
-    total=$(wc -l <"$BENCH_OUT/$tool-repro-a.txt")
-    identical=$(paste "$BENCH_OUT/$tool-repro-a.txt" "$BENCH_OUT/$tool-repro-b.txt" | awk -F'\t' '$1 == $2' | wc -l)
-    printf 'tool\tsame_digest\tidentical_layers\ttotal_layers\tdigest_a\tdigest_b\tflags\n' >"$BENCH_OUT/$tool-repro.tsv"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$same" "$identical" "$total" "$a" "$b" "${REPRO_FLAGS[*]}" \
-        >>"$BENCH_OUT/$tool-repro.tsv"
-    log "$tool repro: same digest: $same, identical layers $identical/$total"
+    local tool a b same identical total
+    for tool in "$@"; do
+        local -n flags="REPRO_FLAGS_$tool"
+        BENCH_PRIMED[$tool]=
+        "${tool}_reset"
+        untimed_build "$tool" "${flags[@]}"
+        a=$("${tool}_image_digest")
+        "${tool}_diff_ids" >"$BENCH_OUT/$tool-repro-a.txt"
+        "${tool}_reset"
+        untimed_build "$tool" "${flags[@]}"
+        b=$("${tool}_image_digest")
+        "${tool}_diff_ids" >"$BENCH_OUT/$tool-repro-b.txt"
+        same=no && [[ $a == "$b" ]] && same=yes
+        total=$(wc -l <"$BENCH_OUT/$tool-repro-a.txt")
+        identical=$(paste "$BENCH_OUT/$tool-repro-a.txt" "$BENCH_OUT/$tool-repro-b.txt" | awk -F'\t' '$1 == $2' | wc -l)
+        printf 'tool\tsame_digest\tidentical_layers\ttotal_layers\tdigest_a\tdigest_b\tflags\n' >"$BENCH_OUT/$tool-repro.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$same" "$identical" "$total" "$a" "$b" "${flags[*]}" \
+            >>"$BENCH_OUT/$tool-repro.tsv"
+        log "$tool repro: same digest: $same, identical layers $identical/$total"
+        unset -n flags
+    done
 }
 
+# bench_main TOOL...: every scenario of $BENCH_SCENARIOS for these tools (each set up by its TOOL_setup
+# before), interleaved round by round.
 bench_main() {
-    local tool=$1 scenario
+    local tool scenario
     command -v /usr/bin/time >/dev/null || die "/usr/bin/time missing: apt-get install -y time"
     mkdir -p "$BENCH_OUT"
-    : >"$BENCH_OUT/$tool.log"
-    printf 'tool\tscenario\trun\twall_s\tmax_rss_kb\n' >"$BENCH_OUT/$tool.tsv"
-    rm -f "$BENCH_OUT/$tool-repro.tsv"
+    for tool in "$@"; do
+        tsv_start "$tool"
+        rm -f "$BENCH_OUT/$tool-repro.tsv"
+    done
     registry_up
     context_prepare
+    printf '%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >"$BENCH_OUT/load-before.txt"
     for scenario in $BENCH_SCENARIOS; do
-        "scenario_$scenario" "$tool"
+        [[ $scenario =~ ^(cold|warm|edit|push|repro)$ ]] || die "unknown scenario $scenario (cold warm edit push repro)"
+        "scenario_$scenario" "$@"
     done
-    summarize "$tool"
-    column -t -s $'\t' "$BENCH_OUT/$tool-summary.tsv" >&2
-    [[ -f $BENCH_OUT/$tool-repro.tsv ]] && column -t -s $'\t' "$BENCH_OUT/$tool-repro.tsv" >&2
+    printf '%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >"$BENCH_OUT/load-after.txt"
+    for tool in "$@"; do
+        summarize "$tool"
+        column -t -s $'\t' "$BENCH_OUT/$tool-summary.tsv" >&2
+        if [[ -f $BENCH_OUT/$tool-repro.tsv ]]; then column -t -s $'\t' "$BENCH_OUT/$tool-repro.tsv" >&2; fi
+    done
     return 0
 }
