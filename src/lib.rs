@@ -4,8 +4,10 @@
 //! Dockerfile → [`frontend`] (parse, expand, stage graph) → [`engine`] (stages,
 //! instructions, cache; RUN through [`sandbox`]) → layers (crate `cairn-layers`)
 //! → [`image`] (config, manifest, OCI layout, docker-archive) → [`registry`]
-//! (pull, push, auth). [`diff`] explains why two images differ.
+//! (pull, push, auth). [`diff`] explains why two images differ. [`cache`] owns
+//! the cache directory: its layout, lock, records, listing and pruning.
 
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod diff;

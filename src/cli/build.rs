@@ -4,7 +4,7 @@ use super::output_spec::{self, OutputSpec, Sink};
 
 mod multi;
 use super::GlobalArgs;
-use crate::engine::request::{default_cache_dir, resolve_epoch, BuildRequest, SecretSource};
+use crate::engine::request::{resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
 use crate::engine::{export_archive, export_fs, output, recompress};
 use crate::frontend::instructions::NetworkMode;
@@ -78,9 +78,6 @@ pub struct BuildArgs {
     /// Write the image ID (config digest) to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
-    /// The cache directory (default $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
     /// The build epoch: created times and new files' mtimes (default SOURCE_DATE_EPOCH, else 0).
     #[arg(long)]
     pub source_date_epoch: Option<String>,
@@ -378,7 +375,7 @@ fn build(
         }),
         // Absolute, because the RUN sandbox gets layer directories under it and refuses relative ones.
         cache_dir: {
-            let dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+            let dir = global.cache().root().to_path_buf();
             std::path::absolute(&dir)
                 .with_context(|| format!("cache directory {}", dir.display()))?
         },
@@ -417,9 +414,10 @@ fn build(
             100.0 * overhead.as_secs_f64() / result.run_command_time.as_secs_f64()
         )));
     }
-    let store = cairn_layers::blob_store::BlobStore::open(&req.cache_dir)?;
-    let local_store = req.cache_dir.join("images");
-    let scratch = req.cache_dir.join("tmp");
+    let cache = crate::cache::CacheLayout::new(&req.cache_dir);
+    let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
+    let local_store = cache.dir(crate::cache::Bucket::Images);
+    let scratch = cache.dir(crate::cache::Bucket::Tmp);
     let mut image = result.clone();
     if outputs.is_empty() {
         // Default: the local image store, an OCI layout in the cache (`oci:CACHE/images`).

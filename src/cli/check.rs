@@ -9,6 +9,7 @@
 use super::GlobalArgs;
 use crate::check::{self, Options};
 use clap::Args;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -75,12 +76,15 @@ pub fn check_and_print(
             "options are skip=<Rule,…|all>, experimental=<Rule,…|all> and error=<true|false>, joined by `;`",
         )
     })?;
+    // Written, not printed: a closed stdout (`| head`) ends cairn quietly (see main).
+    let mut out = std::io::stdout().lock();
     match format {
-        "json" => println!(
+        "json" => writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&check::render::json(&report))?
-        ),
-        _ => print!("{}", check::render::text(&report)),
+        )?,
+        _ => write!(out, "{}", check::render::text(&report))?,
     }
     Ok(if report.failed() {
         ExitCode::FAILURE

@@ -49,18 +49,11 @@ pub struct DiffArgs {
     /// Differences to ignore: timestamps, order, history (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_parser = ["timestamps", "order", "history"])]
     pub ignore: Vec<String>,
-    /// The local image store to look bare names up in (default: CACHE/images).
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Run `cairn diff`.
 pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let cache = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(crate::engine::request::default_cache_dir);
-    let local = cache.join("images");
+    let local = super::local_store::dir(global)?;
     let platform = platform(args.platform.as_deref())?;
     let ignore = IgnoreOptions {
         timestamps: args.ignore.iter().any(|i| i == "timestamps"),

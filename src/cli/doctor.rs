@@ -20,8 +20,10 @@ pub struct DoctorArgs {
 }
 
 /// Run `cairn doctor`: exit 0 when `--isolation=auto` has a mode, 1 otherwise.
-pub fn run(args: DoctorArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.state_dir.unwrap_or_else(sandbox::default_state_dir);
+pub fn run(args: DoctorArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let dir = args
+        .state_dir
+        .unwrap_or_else(|| global.cache().dir(crate::cache::Bucket::Sandbox));
     let sb = sandbox::Sandbox::new(&dir)?;
     let probe = sb.probe();
     let mut out = std::io::stdout().lock();

@@ -31,9 +31,6 @@ pub struct InspectArgs {
     /// Platform to select from a multi-platform image; default: this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// The cache directory whose local store is searched first (default: cairn's).
-    #[arg(long)]
-    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// What inspect shows.
@@ -130,7 +127,7 @@ pub fn run(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 fn inspect(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let platform = platform(args.platform.as_deref())?;
-    let local = super::local_store::dir(args.cache_dir.as_deref());
+    let local = super::local_store::dir(global)?;
     let img = match args.target.strip_prefix("oci:") {
         Some(spec) => from_layout(spec, &platform)?,
         None => match super::local_store::find(&args.target, &local) {

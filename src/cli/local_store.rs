@@ -3,15 +3,20 @@
 //! `cairn run`, `inspect`, `push` and `diff` look a name up here before they
 //! try a registry, and say so on stderr.
 
+use super::GlobalArgs;
+use crate::cache::Bucket;
 use crate::image::oci_layout::OciLayout;
 use std::path::{Path, PathBuf};
 
-/// The store's directory for a cache directory (default: cairn's).
-pub fn dir(cache_dir: Option<&Path>) -> PathBuf {
-    cache_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(crate::engine::request::default_cache_dir)
-        .join("images")
+/// The store's directory in the cache (`--cache-dir`). When the cache
+/// exists, it is held shared from now on, so a `cache prune` waits for the
+/// command that reads the store (see `cache::lock`).
+pub fn dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+    let cache = global.cache();
+    if cache.root().is_dir() {
+        global.cache_in_use()?;
+    }
+    Ok(cache.dir(Bucket::Images))
 }
 
 /// The tags under which the store may hold `name`: as given, with `:latest`

@@ -42,6 +42,32 @@ pub struct GlobalArgs {
     /// Registries reached over plain HTTP or unverified TLS (HOST[:PORT]); repeatable.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// The cache directory (default $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The cache every subcommand uses: `--cache-dir`, else the default.
+    pub fn cache(&self) -> crate::cache::CacheLayout {
+        crate::cache::CacheLayout::from_flag(self.cache_dir.as_deref())
+    }
+
+    /// The cache, held shared until the process exits (see `cache::lock`):
+    /// for commands that read or write what is in it.
+    pub fn cache_in_use(&self) -> anyhow::Result<crate::cache::CacheLayout> {
+        use anyhow::Context as _;
+        let layout = self.cache();
+        if let Some(mode) = crate::cache::lock::hold_shared(&layout)
+            .with_context(|| format!("opening the cache at {}", layout.root().display()))?
+        {
+            eprintln!(
+                "WARNING: {}",
+                crate::cache::lock::repaired_warning(layout.root(), mode)
+            );
+        }
+        Ok(layout)
+    }
 }
 
 /// The subcommands.

@@ -76,17 +76,17 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// A registry client configured from the global flags; pushes remember
-/// where blobs went in the default cache directory.
+/// where blobs went in the cache directory (`--cache-dir`).
 pub(crate) fn registry(global: &GlobalArgs) -> anyhow::Result<Registry> {
     let mut opts =
         RegistryOptions::new(global.insecure_registries.clone(), Arc::new(StderrReporter));
-    opts.blob_memo = Some(blob_memo_file(&crate::engine::request::default_cache_dir()));
+    opts.blob_memo = Some(blob_memo_file(global.cache().root()));
     Ok(Registry::new(opts)?)
 }
 
 /// The file of the pushed-blob memo in cache directory `cache`.
 pub(crate) fn blob_memo_file(cache: &std::path::Path) -> std::path::PathBuf {
-    cache.join("registry-blobs.json")
+    crate::cache::CacheLayout::new(cache).memo(crate::cache::Memo::RegistryBlobs)
 }
 
 /// Parse `--platform` (default: the host's).
@@ -152,6 +152,6 @@ pub fn run(args: PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     StderrReporter.event(Event::Info(format!(
         "pulled {reference} ({platform}) into {dir}"
     )));
-    println!("{}", image.digest);
+    writeln!(std::io::stdout().lock(), "{}", image.digest)?;
     Ok(ExitCode::SUCCESS)
 }

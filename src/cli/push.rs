@@ -8,6 +8,7 @@ use crate::registry::{Reference, Repository};
 use crate::report::{Event, Reporter};
 use anyhow::Context as _;
 use clap::Args;
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Arguments of `cairn push`.
@@ -23,14 +24,11 @@ pub struct PushArgs {
     /// Repositories of the same registry that may already hold the blobs (mounted instead of uploaded).
     #[arg(long = "mount-from", value_name = "REPO")]
     pub mount_from: Vec<String>,
-    /// The cache directory whose local store is searched first (default: cairn's).
-    #[arg(long)]
-    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Run `cairn push`.
 pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let local = super::local_store::dir(args.cache_dir.as_deref());
+    let local = super::local_store::dir(global)?;
     let (dir, tag) = match super::local_store::find(&args.source, &local) {
         Some(tag) => {
             super::local_store::say_used(&args.source, &local);
@@ -86,6 +84,6 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             record_desc.digest
         )));
     }
-    println!("{digest}");
+    writeln!(std::io::stdout().lock(), "{digest}")?;
     Ok(ExitCode::SUCCESS)
 }

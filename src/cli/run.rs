@@ -5,7 +5,6 @@
 use super::GlobalArgs;
 use crate::engine::bases::ImageSource as _;
 use crate::engine::layer_dirs::LayerDirs;
-use crate::engine::request::default_cache_dir;
 use crate::engine::run_step::{new_sandbox, parse_isolation};
 use crate::engine::sources::Sources;
 use crate::frontend::Platform;
@@ -46,9 +45,6 @@ pub struct RunArgs {
     /// Platform of the image to run (default the host's).
     #[arg(long)]
     pub platform: Option<String>,
-    /// The cache directory (shared with `cairn build`).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
     /// Isolation: auto, overlay, fuse-overlayfs, copy or none.
     #[arg(long, default_value = "auto")]
     pub isolation: String,
@@ -75,17 +71,10 @@ impl Reporter for Passthrough {
 /// Run `cairn run`.
 pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let reporter = Passthrough;
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
-    // Base layers are unpacked there (setuid files, devices): private first.
-    if let Some(mode) = crate::engine::cache::make_private(&cache_dir)
-        .with_context(|| format!("opening the cache at {}", cache_dir.display()))?
-    {
-        eprintln!(
-            "WARNING: the cache {} was accessible to other users (mode {mode:04o}); made it private (0700)",
-            cache_dir.display()
-        );
-    }
-    let store = cairn_layers::blob_store::BlobStore::open(&cache_dir)?;
+    // Base layers are unpacked there (setuid files, devices): made private
+    // first, and held until cairn exits so a prune cannot take them away.
+    let cache = global.cache_in_use()?;
+    let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
     let platform = match &args.platform {
         Some(p) => Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         None => Platform::host(),
@@ -100,7 +89,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         global.insecure_registries.clone(),
         Arc::new(Passthrough),
     ))?;
-    let local = super::local_store::dir(Some(&cache_dir));
+    let local = cache.dir(crate::cache::Bucket::Images);
     let image = match super::local_store::find(&args.image, &local) {
         Some(tag) => {
             super::local_store::say_used(&args.image, &local);
@@ -115,7 +104,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         None => Sources::new(registry)?.fetch(&args.image, &platform, &store, &reporter),
     }
     .with_context(|| format!("getting image {}", args.image))?;
-    let layer_dirs = LayerDirs::new(cache_dir.join("layers"), cache_dir.join("sandbox"))?;
+    let layer_dirs = LayerDirs::new(&cache)?;
     let lowers = image
         .layers
         .iter()

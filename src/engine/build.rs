@@ -178,14 +178,18 @@ impl BuildCtx<'_> {
     /// Content digests of context files (loaded once per build, saved at its end).
     pub fn context_hashes(&self) -> &super::hash_cache::HashCache {
         self.hashes.get_or_init(|| {
-            super::hash_cache::HashCache::load(self.cache.root().join("context-hashes.json"))
+            super::hash_cache::HashCache::load(
+                self.cache.layout().memo(crate::cache::Memo::ContextHashes),
+            )
         })
     }
 
     /// Digests of immutable files of layers (loaded on first use, saved at the end).
     pub fn file_digests(&self) -> &super::file_digests::FileDigests {
         self.file_digests.get_or_init(|| {
-            super::file_digests::FileDigests::load(self.cache.root().join("file-digests.json"))
+            super::file_digests::FileDigests::load(
+                self.cache.layout().memo(crate::cache::Memo::FileDigests),
+            )
         })
     }
 
@@ -231,9 +235,9 @@ pub fn build(
     if let Some(w) = cache.repaired_warning() {
         reporter.event(Event::Warning(w));
     }
-    let store = BlobStore::open(&req.cache_dir)?;
+    let store = BlobStore::open(cache.root())?;
     let _ = store.sweep_temporaries(std::time::Duration::from_secs(3600));
-    let layer_dirs = LayerDirs::new(req.cache_dir.join("layers"), req.cache_dir.join("sandbox"))?;
+    let layer_dirs = LayerDirs::new(cache.layout())?;
     layer_dirs.sweep();
     let ctx = BuildCtx {
         req,

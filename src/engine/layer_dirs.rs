@@ -32,6 +32,7 @@
 //! delete the upper dir, which lives until the build ends.
 
 use super::state::LayerDesc;
+use crate::cache::layout::{Bucket, CacheLayout, LayerForm};
 use crate::sandbox::idmap::{IdRange, IdentityKind};
 use crate::sandbox::ownership::OWNER_XATTR;
 use crate::sandbox::state::remove_tree;
@@ -57,16 +58,6 @@ const STAGING: &str = ".unpack-";
 const DONOR_LIST: &str = ".donors-";
 /// Age past which an unlocked donor list is an interrupted unpack's.
 const DONOR_LIST_STALE: std::time::Duration = std::time::Duration::from_secs(60);
-/// In every form's directory name: directories of this scheme were published
-/// only after their content hashed to their name (older cairn trusted the
-/// config's claim; their directories are never reused).
-const SCHEME: &str = "v2";
-
-/// Where root's (in-process, owners as in the tar) directory of `diff_id`
-/// lies under the layer directories `base`.
-pub fn host_dir(base: &Path, diff_id: &Digest) -> PathBuf {
-    base.join(format!("host-{SCHEME}")).join(diff_id.hex())
-}
 
 /// How this process writes layer directories.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +73,8 @@ enum Form {
 /// The directory of unpacked layers.
 #[derive(Debug)]
 pub struct LayerDirs {
+    /// Where the form directories (and everything else) lie.
+    layout: CacheLayout,
     base: PathBuf,
     sandbox_dir: PathBuf,
     sandbox: OnceLock<Result<Sandbox, String>>,
@@ -106,14 +99,16 @@ struct Layout {
 }
 
 impl LayerDirs {
-    /// Unpacked layers live under `base`; `sandbox_dir` is the state
-    /// directory of the sandbox whose user namespace non-root unpacks use.
-    pub fn new(base: impl Into<PathBuf>, sandbox_dir: impl Into<PathBuf>) -> anyhow::Result<Self> {
-        let base = base.into();
+    /// The unpacked layers of the cache at `layout`; its sandbox directory
+    /// is the state directory of the sandbox whose user namespace non-root
+    /// unpacks use.
+    pub fn new(layout: &CacheLayout) -> anyhow::Result<Self> {
+        let base = layout.dir(Bucket::Layers);
         fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
         Ok(LayerDirs {
+            layout: layout.clone(),
             base,
-            sandbox_dir: sandbox_dir.into(),
+            sandbox_dir: layout.dir(Bucket::Sandbox),
             sandbox: OnceLock::new(),
             form: OnceLock::new(),
             donors: Mutex::default(),
@@ -222,7 +217,7 @@ impl LayerDirs {
             if rustix::process::geteuid().is_root() {
                 return Layout {
                     form: Form::Host,
-                    root: self.base.join(format!("host-{SCHEME}")),
+                    root: self.layout.host_layers(),
                     owners: OwnerMap::default(),
                 };
             }
@@ -232,7 +227,7 @@ impl LayerDirs {
                     let single = id.kind == IdentityKind::Single;
                     Layout {
                         form: Form::Userns { single },
-                        root: self.base.join(mapping_tag(&id.uids, &id.gids)),
+                        root: self.layout.userns_layers(&mapping_tag(&id.uids, &id.gids)),
                         owners: OwnerMap {
                             maps: Some((id.uids.clone(), id.gids.clone())),
                             recorded: single,
@@ -252,7 +247,7 @@ impl LayerDirs {
                     };
                     Layout {
                         form: Form::Unowned,
-                        root: self.base.join(format!("unowned-{SCHEME}-{uid}")),
+                        root: self.layout.unowned_layers(uid),
                         owners: OwnerMap {
                             maps: Some((me(uid), me(gid))),
                             recorded: false,
@@ -282,6 +277,9 @@ impl LayerDirs {
     /// A half-unpacked layer is never visible: it is unpacked beside and renamed.
     pub fn ensure(&self, l: &LayerDesc, store: &BlobStore) -> anyhow::Result<PathBuf> {
         let dest = self.path(l);
+        // Its last use, for `cache prune` (least recently used first).
+        crate::cache::usage::touch_layer(&self.layout, l.diff_id.digest());
+        crate::cache::usage::touch(&store.path(&l.digest));
         if dest.is_dir() {
             return Ok(dest);
         }
@@ -393,18 +391,19 @@ impl LayerDirs {
         Ok(())
     }
 
-    /// Remove `path` (a layer directory or anything under the layer
-    /// directories), inside the user namespace when the layer directories
-    /// were unpacked there.
+    /// Remove `path` (a layer directory or anything else under the cache:
+    /// mount caches and run directories hold files of subordinate ids too),
+    /// inside the user namespace when the layer directories were unpacked there.
     pub fn remove(&self, path: &Path) -> anyhow::Result<()> {
         let climbs = path
             .components()
             .any(|c| c == std::path::Component::ParentDir);
-        if climbs || !path.starts_with(&self.base) {
+        let root = self.layout.root();
+        if climbs || !path.starts_with(root) || path == root {
             anyhow::bail!(
                 "refusing to remove {}: not under {}",
                 path.display(),
-                self.base.display()
+                root.display()
             );
         }
         if fs::symlink_metadata(path).is_err() {
@@ -424,7 +423,7 @@ impl LayerDirs {
     /// Remove leftovers of unpacks that were interrupted (SIGKILL): staging
     /// dirs and donor lists no live process holds locked (their unpack locks
     /// them until it is done; the kernel drops the lock of a killed process),
-    /// and directories of the unverified scheme before [`SCHEME`] (root's,
+    /// and directories of the unverified scheme before [`crate::cache::layout::LAYER_SCHEME`] (root's,
     /// directly under the base). Cheap when there are none: nothing is probed.
     pub fn sweep(&self) {
         let mut roots = vec![self.base.clone()];
@@ -434,9 +433,7 @@ impl LayerDirs {
                     .filter(|e| {
                         let n = e.file_name();
                         let n = n.to_string_lossy();
-                        n.starts_with("userns-")
-                            || n.starts_with("unowned-")
-                            || n.starts_with("host-")
+                        LayerForm::of(&n) == LayerForm::Current
                     })
                     .map(|e| e.path()),
             );
@@ -528,8 +525,9 @@ impl OwnerMap {
     }
 }
 
-/// `userns-` + a short hash of the maps: directories unpacked under one
-/// mapping are unusable under another.
+/// A short hash of the maps, naming the form directory
+/// ([`CacheLayout::userns_layers`]): directories unpacked under one mapping
+/// are unusable under another.
 fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
     let text = |rs: &[IdRange]| {
         rs.iter()
@@ -538,8 +536,7 @@ fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
             .join(",")
     };
     let digest = Digest::of(format!("u:{};g:{}", text(uids), text(gids)).as_bytes());
-    let hex = digest.hex();
-    format!("userns-{SCHEME}-{}", &hex[..16])
+    digest.hex()[..16].to_owned()
 }
 
 /// A new staging directory in `root`, locked by the returned handle. A
@@ -675,7 +672,7 @@ mod tests {
     #[test]
     fn a_donor_file_is_handed_to_one_unpack_only() {
         let t = tempfile::tempdir().unwrap();
-        let dirs = LayerDirs::new(t.path().join("layers"), t.path().join("sandbox")).unwrap();
+        let dirs = LayerDirs::new(&CacheLayout::new(t.path())).unwrap();
         let upper = t.path().join("sandbox/runs/run-x/upper");
         let file = |path: &str, name: &str| Entry {
             kind: EntryKind::File {
@@ -724,7 +721,7 @@ mod tests {
         let a = mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]);
         let b = mapping_tag(&[r(0, 1000, 1), r(1, 100000, 65536)], &[r(0, 1000, 1)]);
         assert_ne!(a, b);
-        assert!(a.starts_with("userns-v2-") && a.len() == 26, "{a}");
+        assert_eq!(a.len(), 16, "{a}");
         assert_eq!(a, mapping_tag(&[r(0, 1000, 1)], &[r(0, 1000, 1)]));
     }
 
@@ -767,15 +764,19 @@ mod tests {
     #[test]
     fn root_unpacks_in_process_and_remove_stays_under_base() {
         let t = tempfile::tempdir().unwrap();
-        let dirs = LayerDirs::new(t.path().join("layers"), t.path().join("sandbox")).unwrap();
-        for outside in [t.path().to_path_buf(), t.path().join("layers/../sandbox")] {
+        let dirs = LayerDirs::new(&CacheLayout::new(t.path().join("c"))).unwrap();
+        for outside in [
+            t.path().join("c"),
+            t.path().join("c/layers/../../x"),
+            t.path().join("x"),
+        ] {
             let err = dirs.remove(&outside).unwrap_err();
             assert!(err.to_string().contains("refusing"), "{err}");
         }
         if !rustix::process::geteuid().is_root() {
             return;
         }
-        assert_eq!(dirs.root(), t.path().join("layers/host-v2"));
+        assert_eq!(dirs.root(), t.path().join("c/layers/host-v2"));
         fs::create_dir_all(dirs.root()).unwrap();
         // A killed unpack's staging dir: unlocked, however young.
         let stale = dirs.root().join(".unpack-x/a");
@@ -811,7 +812,7 @@ mod tests {
         )
         .unwrap();
         // An unverified directory of the old scheme.
-        let old = t.path().join("layers").join(Digest::of(b"old").hex());
+        let old = t.path().join("c/layers").join(Digest::of(b"old").hex());
         fs::create_dir_all(old.join("etc")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&stale, fs::Permissions::from_mode(0o000)).unwrap();

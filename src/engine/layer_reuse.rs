@@ -7,7 +7,7 @@
 //! the one a fresh write would produce.
 
 use super::build::BuildCtx;
-use super::cache::{CachedLayer, Inputs, Lookup, StepRecord, CONTENT_RECORD_MARK};
+use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord, CONTENT_RECORD_MARK};
 use super::layer_write::{self, Index};
 use super::state::LayerDesc;
 use crate::report::Event;
@@ -76,6 +76,7 @@ pub fn write_or_reuse(
     }
     let desc = layer_write::write_normalized(ctx, entries, mtime, index, step.stage)?;
     let rec = StepRecord {
+        kind: RecordKind::Content,
         key: inputs.key().to_string(),
         inputs,
         layer: Some(CachedLayer {

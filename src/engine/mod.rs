@@ -11,7 +11,6 @@
 pub mod add;
 pub mod bases;
 pub mod build;
-pub mod cache;
 pub mod chmod;
 pub mod copy;
 pub mod copy_step;
@@ -39,6 +38,10 @@ pub mod stage;
 pub mod state;
 pub mod users;
 pub mod workdir;
+
+/// The step cache lives in the cache room; `engine::cache` names it here
+/// because every step file speaks of it.
+pub use crate::cache;
 
 pub use build::{build, BuildResult};
 pub use request::BuildRequest;

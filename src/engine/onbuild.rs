@@ -132,8 +132,7 @@ mod tests {
             plan: &plan,
             store: cairn_layers::blob_store::BlobStore::open(cache.path()).unwrap(),
             cache: Cache::open_unlocked(cache.path()).unwrap(),
-            layer_dirs: LayerDirs::new(cache.path().join("layers"), cache.path().join("sandbox"))
-                .unwrap(),
+            layer_dirs: LayerDirs::new(&crate::cache::CacheLayout::new(cache.path())).unwrap(),
             images: &NoImages,
             reporter: &(),
             context: Default::default(),

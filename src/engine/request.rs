@@ -55,21 +55,6 @@ pub struct BuildRequest {
     pub built_here: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
-/// The default cache directory: `$CAIRN_CACHE_DIR`, `$XDG_CACHE_HOME/cairn`, `~/.cache/cairn`.
-pub fn default_cache_dir() -> PathBuf {
-    use crate::env;
-    if let Some(d) = std::env::var_os(env::CAIRN_CACHE_DIR).filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os(env::XDG_CACHE_HOME).filter(|v| !v.is_empty()) {
-        return PathBuf::from(d).join("cairn");
-    }
-    match std::env::var_os(env::HOME).filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h).join(".cache").join("cairn"),
-        None => std::env::temp_dir().join("cairn-cache"),
-    }
-}
-
 /// The build epoch: `--source-date-epoch`, else `SOURCE_DATE_EPOCH` (a build
 /// arg, then the environment), else 0. Parsed strictly: a malformed value is
 /// an error, never a silent fallback to the clock.

@@ -59,13 +59,12 @@ fn resolve_mount(
     Ok(match m.kind {
         MountType::Cache => {
             let id = m.id.clone().unwrap_or_else(|| abs(&target));
-            let host = ctx
-                .req
-                .cache_dir
-                .join("mounts")
-                .join(cairn_layers::Digest::of(id.as_bytes()).hex());
-            std::fs::create_dir_all(&host)
-                .with_context(|| format!("creating cache mount {}", host.display()))?;
+            let host = ctx.cache.mount_dir(&id).with_context(|| {
+                format!(
+                    "creating cache mount {}",
+                    ctx.cache.layout().mount(&id).display()
+                )
+            })?;
             Resolved {
                 mount: Some(Mount::Cache {
                     host,
@@ -238,7 +237,7 @@ pub fn run(
     let shell = run.shell();
     let scratch = tempfile::Builder::new()
         .prefix(".run-")
-        .tempdir_in(ctx.cache.root().join("tmp"))
+        .tempdir_in(ctx.cache.layout().dir(crate::cache::Bucket::Tmp))
         .context("creating a scratch directory in the cache")?;
     // The command: exec form verbatim; shell form through SHELL; a `#!` heredoc
     // is executed as a file, as BuildKit does.

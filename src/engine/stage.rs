@@ -2,7 +2,7 @@
 //! change the config and history, filesystem ones go through the cache.
 
 use super::build::BuildCtx;
-use super::cache::{CachedLayer, Inputs, Lookup, StepRecord};
+use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord};
 use super::fs::{MergedView, SourceFs, ViewLayer};
 use super::history;
 use super::record::StepEntry;
@@ -164,6 +164,7 @@ impl StageRun<'_, '_> {
                     StepOutcome::Empty => None,
                 };
                 let rec = StepRecord {
+                    kind: RecordKind::Step,
                     key: key.to_string(),
                     inputs: inputs.clone(),
                     layer,

@@ -9,7 +9,7 @@
 //! ```no_run
 //! # use cairn::sandbox::*;
 //! # fn demo(lowers: Vec<std::path::PathBuf>) -> Result<(), SandboxError> {
-//! let sandbox = Sandbox::new(default_state_dir())?;
+//! let sandbox = Sandbox::new(cairn::cache::CacheLayout::from_flag(None).dir(cairn::cache::Bucket::Sandbox))?;
 //! let spec = RunSpec::new(lowers, vec!["/bin/sh".into(), "-c".into(), "echo hi".into()]);
 //! let outcome = sandbox.run(&spec, &())?;
 //! for entry in outcome.captured.entries() { /* write the layer */ }
@@ -97,27 +97,6 @@ use std::time::Duration;
 pub use probe::{Probe, Strength};
 pub use spec::{Chosen, Isolation, Mount, Network, RunOutcome, RunSpec, SandboxError, TAIL_LINES};
 pub use state::Captured;
-
-/// Where cairn keeps sandbox run directories: `$CAIRN_CACHE_DIR/sandbox`,
-/// else `$XDG_CACHE_HOME/cairn/sandbox`, else `~/.cache/cairn/sandbox`,
-/// else `/tmp/cairn-UID/sandbox`.
-pub fn default_state_dir() -> PathBuf {
-    use crate::env;
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(d) = var(env::CAIRN_CACHE_DIR) {
-        return PathBuf::from(d).join("sandbox");
-    }
-    if let Some(d) = var(env::XDG_CACHE_HOME) {
-        return PathBuf::from(d).join("cairn/sandbox");
-    }
-    if let Some(h) = var(env::HOME) {
-        return PathBuf::from(h).join(".cache/cairn/sandbox");
-    }
-    PathBuf::from(format!(
-        "/tmp/cairn-{}/sandbox",
-        rustix::process::getuid().as_raw()
-    ))
-}
 
 /// A configured sandbox: state directory, helper executable and the probe.
 #[derive(Debug, Clone)]

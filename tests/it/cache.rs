@@ -13,11 +13,53 @@ fn cache_cmd(home: &Path, args: &[&str]) -> String {
 }
 
 fn ls_json(home: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str::<serde_json::Value>(&cache_cmd(home, &["ls", "--format", "json"]))
+    ls_all(home)["records"].as_array().unwrap().clone()
+}
+
+/// The whole `cairn cache ls --format json`.
+fn ls_all(home: &Path) -> serde_json::Value {
+    serde_json::from_str(&cache_cmd(home, &["ls", "--format", "json"])).unwrap()
+}
+
+/// `du -sb DIR`: apparent bytes, hard links once.
+fn du(dir: &Path) -> u64 {
+    let o = std::process::Command::new("du")
+        .arg("-sb")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
         .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// bucket name → (items, bytes) of a `cache ls --format json`.
+fn buckets(v: &serde_json::Value) -> std::collections::BTreeMap<String, (u64, u64)> {
+    v["buckets"]
         .as_array()
         .unwrap()
-        .clone()
+        .iter()
+        .map(|b| {
+            (
+                b["bucket"].as_str().unwrap().to_owned(),
+                (b["items"].as_u64().unwrap(), b["bytes"].as_u64().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// The listing adds up to `du -sb` of the cache, bucket by bucket.
+fn assert_adds_up(home: &Path) -> serde_json::Value {
+    let v = ls_all(home);
+    let total = v["total_bytes"].as_u64().unwrap();
+    let sum: u64 = buckets(&v).values().map(|(_, b)| b).sum();
+    assert_eq!(sum, total, "{v}");
+    assert_eq!(total, du(&home.join("cache")), "ls total vs du -sb: {v}");
+    v
 }
 
 fn blobs(home: &Path) -> usize {
@@ -26,18 +68,19 @@ fn blobs(home: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// `home/ctx`: `FROM scratch`, `WORKDIR /app`, `COPY FILE ./` (FILE holds "one").
+fn workdir_copy_context(home: &Path, file: &str) -> std::path::PathBuf {
+    let ctx = home.join("ctx");
+    let dockerfile = format!("FROM scratch\nWORKDIR /app\nCOPY {file} ./\n");
+    write_tree(&ctx, &[(file, "one\n"), ("Dockerfile", &dockerfile)]);
+    ctx
+}
+
 #[test]
 fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path();
-    let ctx = home.join("ctx");
-    write_tree(
-        &ctx,
-        &[
-            ("app.js", "one\n"),
-            ("Dockerfile", "FROM scratch\nWORKDIR /app\nCOPY app.js ./\n"),
-        ],
-    );
+    let ctx = workdir_copy_context(home, "app.js");
     let out = home.join("out");
     let d1 = ok(&build_in(home, &ctx, &out, &[]));
     let entries = ls_json(home);
@@ -83,6 +126,7 @@ fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
     // until=1h keeps fresh entries; until=0s and --all remove them.
     let r = cache_cmd(home, &["prune", "--filter", "until=1h"]);
     assert!(r.starts_with("removed 0 entries"), "{r}");
+    assert_adds_up(home);
     cache_cmd(home, &["prune", "--all"]);
     assert!(ls_json(home).is_empty());
     assert_eq!(blobs(home), 0);
@@ -104,6 +148,232 @@ fn ls_lists_steps_and_prune_removes_superseded_then_everything() {
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("until=DURATION"));
+    let bad = cli(
+        home,
+        &[
+            "cache".into(),
+            "prune".into(),
+            "--filter".into(),
+            "type=nope".into(),
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("type=nope") && err.contains("mounts"), "{err}");
+}
+
+/// `home/ctx`: `FROM` the node:22-alpine stand-in, then `body`.
+fn on_the_base(home: &Path, body: &str) -> std::path::PathBuf {
+    let fixture = crate::support::fixture_layout()
+        .expect("the node:22-alpine stand-in is missing: run `just fixtures` (just test does)");
+    let ctx = home.join("ctx");
+    let dockerfile = format!("FROM oci:{}:22-alpine\n{body}\n", fixture.display());
+    write_tree(&ctx, &[("Dockerfile", &dockerfile)]);
+    ctx
+}
+
+/// Every bucket of a cache with a base image, a RUN with a cache mount and
+/// an image in the local store is listed, the sizes add up to `du -sb`, and
+/// each prune brings it where it says: older layouts go in a plain prune,
+/// `type=` only touches its bucket, `--keep-storage` bounds the whole
+/// directory, `--all` empties it, image store included.
+#[test]
+fn every_bucket_adds_up_to_du_and_prune_brings_the_whole_cache_down() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = on_the_base(
+        home,
+        "RUN --mount=type=cache,target=/root/.npm echo cached > /root/.npm/x && echo built > /built",
+    );
+    let build = |extra: &[&str]| {
+        let mut c = crate::support::cairn(home);
+        c.arg("build")
+            .arg(&ctx)
+            .args(["--progress", "plain", "--cache-dir"])
+            .arg(home.join("cache"))
+            .args(extra);
+        crate::support::run(c, "")
+    };
+    let digest = ok(&build(&["-t", "cachetest:1"]));
+    // Directories of an older layout: root's unverified `layers/<hex>` and
+    // a user-namespace form without the scheme tag.
+    let layers_dir = home.join("cache/layers");
+    let hex = "ab".repeat(32);
+    let old = [
+        layers_dir.join(&hex),
+        layers_dir.join("userns-0123456789abcdef").join(&hex),
+    ];
+    for o in &old {
+        std::fs::create_dir_all(o.join("etc")).unwrap();
+        std::fs::write(o.join("etc/file"), "old layout\n").unwrap();
+    }
+    let v = assert_adds_up(home);
+    let b = buckets(&v);
+    for name in [
+        "records",
+        "slots",
+        "blobs",
+        "layers",
+        "layer-use",
+        "mounts",
+        "images",
+    ] {
+        assert!(b[name].0 > 0 && b[name].1 > 0, "{name} is empty: {v}");
+    }
+    assert!(b["layers"].1 > 1 << 20, "unpacked base layers: {v}");
+
+    // A plain prune removes the old layouts, keeps what the build uses.
+    cache_cmd(home, &["prune"]);
+    for o in &old {
+        assert!(!o.exists(), "{} survived a prune", o.display());
+    }
+    let v = assert_adds_up(home);
+    assert!(buckets(&v)["layers"].1 > 1 << 20, "{v}");
+    let o = build(&["-t", "cachetest:1"]);
+    assert_eq!(ok(&o), digest);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("cache miss"));
+
+    // type=mounts: only the mount caches.
+    let records = buckets(&v)["records"];
+    cache_cmd(home, &["prune", "--filter", "type=mounts"]);
+    let v = assert_adds_up(home);
+    assert_eq!(buckets(&v)["mounts"].0, 0, "{v}");
+    assert_eq!(buckets(&v)["records"], records, "{v}");
+
+    // keep-storage: the whole directory, every bucket, least recently used first.
+    let before = du(&home.join("cache"));
+    let half = before / 2;
+    cache_cmd(home, &["prune", "--keep-storage", &half.to_string()]);
+    let after = du(&home.join("cache"));
+    assert!(after <= half, "{after} > {half} (was {before})");
+    assert_adds_up(home);
+    // Below what an empty cache directory takes: everything goes, and it says so.
+    let mut c = crate::support::cairn(home);
+    c.args(["cache", "prune", "--keep-storage", "1KB", "--cache-dir"])
+        .arg(home.join("cache"));
+    let o = crate::support::run(c, "");
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the least the cache directory takes"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let floor = du(&home.join("cache"));
+    assert!(floor <= 8192, "{floor}");
+    let v = assert_adds_up(home);
+    assert_eq!(v["records"].as_array().unwrap().len(), 0);
+
+    // A build after that works and gives the same image; --all empties the store too.
+    assert_eq!(ok(&build(&["-t", "cachetest:1"])), digest);
+    assert!(buckets(&assert_adds_up(home))["images"].1 > 0);
+    cache_cmd(home, &["prune", "--all"]);
+    let v = assert_adds_up(home);
+    for (name, (items, _)) in buckets(&v) {
+        assert_eq!(items, 0, "{name} not emptied: {v}");
+    }
+    assert_eq!(du(&home.join("cache")), floor);
+    let inspect = cli(
+        home,
+        &[
+            "inspect".into(),
+            "cachetest:1".into(),
+            "--cache-dir".into(),
+            home.join("cache").display().to_string(),
+        ],
+    );
+    assert!(!inspect.status.success(), "the local store survived --all");
+}
+
+/// A running build holds the cache: `cache prune --all` waits for it
+/// instead of removing what it reads, and the build succeeds.
+#[test]
+fn a_prune_during_a_build_waits_for_it() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let cache = home.join("cache");
+    // The RUN says it started and waits for the test in a cache mount.
+    let ctx = on_the_base(
+        home,
+        "RUN --mount=type=cache,id=gate,target=/gate touch /gate/started && \
+         while [ ! -e /gate/open ]; do sleep 0.1; done && echo done > /d",
+    );
+    let gate = cairn::cache::CacheLayout::new(&cache).mount("gate");
+    let mut c = crate::support::cairn(home);
+    c.arg("build")
+        .arg(&ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(&cache)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let build = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !gate.join("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut p = crate::support::cairn(home);
+    p.args(["cache", "prune", "--all", "--cache-dir"])
+        .arg(&cache)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut prune = p.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(prune.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("waiting for running builds"), "{first}");
+    assert!(gate.exists(), "the prune removed what the build uses");
+    std::fs::write(gate.join("open"), "").unwrap();
+    let built = build.wait_with_output().unwrap();
+    ok(&built);
+    let pruned = prune.wait_with_output().unwrap();
+    ok(&pruned);
+    assert!(ls_all(home)["records"].as_array().unwrap().is_empty());
+}
+
+/// A reader that goes away (`cairn … | head -1`) ends cairn quietly: exit 0,
+/// nothing on stderr, for each command that prints a list.
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let ctx = workdir_copy_context(home, "a.txt");
+    ok(&build_in(home, &ctx, &home.join("out"), &[]));
+    let out = format!("oci:{}", home.join("out").display());
+    let cache = home.join("cache").display().to_string();
+    let ctx_s = ctx.display().to_string();
+    let df = ctx.join("Dockerfile").display().to_string();
+    let cmds: Vec<Vec<&str>> = vec![
+        vec!["cache", "ls", "--cache-dir", &cache],
+        vec!["cache", "ls", "--format", "json", "--cache-dir", &cache],
+        vec!["context", "ls", &ctx_s],
+        vec!["parse", "-f", &df],
+        vec!["check", &ctx_s],
+        vec!["inspect", &out],
+    ];
+    for args in cmds {
+        let mut c = crate::support::cairn(home);
+        c.args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // Our end of the pipe is closed before cairn writes a byte.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && !err.contains("pipe") && !err.contains("panicked"),
+            "cairn {args:?}: {} {err}",
+            o.status
+        );
+    }
 }
 
 /// `len` letters in a fixed pattern (compressible, the same every run).

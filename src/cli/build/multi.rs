@@ -67,8 +67,9 @@ pub(super) fn build(
             .collect::<Vec<_>>()
             .join(", ")
     )));
-    let store = cairn_layers::blob_store::BlobStore::open(&req.cache_dir)?;
-    let local_store = req.cache_dir.join("images");
+    let cache = crate::cache::CacheLayout::new(&req.cache_dir);
+    let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
+    let local_store = cache.dir(crate::cache::Bucket::Images);
     let store_locally = |names: &[String]| -> anyhow::Result<()> {
         let names: Vec<String> = if names.is_empty() {
             vec![format!("sha256-{}", ix.index_digest.hex())]
