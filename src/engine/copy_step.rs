@@ -177,7 +177,7 @@ pub fn copy(
         Some(
             tempfile::Builder::new()
                 .prefix("add-")
-                .tempdir_in(ctx.cache.root().join("tmp"))
+                .tempdir_in(ctx.cache.layout().dir(crate::cache::Bucket::Tmp))
                 .context("creating a scratch directory in the cache")?,
         )
     } else {

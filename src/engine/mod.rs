@@ -1,5 +1,6 @@
 //! Build engine: runs the stage graph, one instruction at a time, with a
-//! content-addressed cache whose misses are explained.
+//! content-addressed cache whose misses are explained (the cache itself, its
+//! directory and its records, are in [`crate::cache`]).
 //!
 //! [`build::build`] parses and plans the Dockerfile, runs independent stages
 //! in parallel ([`stage`]), turns COPY/ADD ([`copy_step`], planned by

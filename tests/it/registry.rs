@@ -507,11 +507,10 @@ fn pushing_to_another_repository_mounts_blobs_pushed_before() {
     two_platform_layout(&src, 7, &[200_000, 50_000]);
     let push = |dest: &str| {
         let mut c = crate::support::cairn(home.path());
-        c.env("CAIRN_CACHE_DIR", home.path().join("cache")).args([
-            "push",
-            &format!("oci:{}:amd64", src.display()),
-            dest,
-        ]);
+        // The global flag, as every subcommand takes it (the memo goes there).
+        c.args(["push", &format!("oci:{}:amd64", src.display()), dest])
+            .arg("--cache-dir")
+            .arg(home.path().join("cache"));
         let o = crate::support::run(c, "");
         (ok(&o), String::from_utf8_lossy(&o.stderr).into_owned())
     };
@@ -535,4 +534,22 @@ fn pushing_to_another_repository_mounts_blobs_pushed_before() {
         4,
         "every blob stored once, none corrupt"
     );
+    assert!(
+        !home.path().join(".cache/cairn").exists(),
+        "the default cache was used despite --cache-dir"
+    );
+    // `cairn pull` takes it too.
+    let pulled = home.path().join("pulled");
+    let o = crate::support::cli(
+        home.path(),
+        &[
+            "pull".into(),
+            format!("{}/team/one:1", reg.addr()),
+            "--output".into(),
+            format!("oci:{}", pulled.display()),
+            "--cache-dir".into(),
+            home.path().join("cache").display().to_string(),
+        ],
+    );
+    assert_eq!(ok(&o), d1);
 }
