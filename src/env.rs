@@ -14,6 +14,8 @@ pub const CI: &str = "CI";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Re-bless golden test files on purpose.
 pub const CAIRN_BLESS: &str = "CAIRN_BLESS";
+/// The ssh agent socket `cairn build --ssh default` forwards.
+pub const SSH_AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 /// Home directory (for `~/.docker` and `~/.cache`).
 pub const HOME: &str = "HOME";
 /// The `cairn` executable the sandbox re-executes as its helper (default: the running executable).

@@ -3,6 +3,7 @@
 use super::output_spec::{self, OutputSpec, Sink};
 
 mod multi;
+mod run_flags;
 use super::GlobalArgs;
 use crate::engine::request::{resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
@@ -84,6 +85,26 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable).
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
+    /// A named context that `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read instead of the
+    /// stage or image of that name: NAME=DIR (its own .dockerignore), NAME=docker-image://REF or
+    /// NAME=oci-layout://DIR[:TAG|@sha256:…]. Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Forward an ssh agent to `RUN --mount=type=ssh[,id=ID]`: `default` (the agent of $SSH_AUTH_SOCK) or
+    /// ID=SOCKET. Never in a layer, record or the history. Repeatable.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
+    /// An /etc/hosts line for RUN steps (not in the image): HOST:IP; `host-gateway` is 127.0.0.1, the host
+    /// itself, since RUN shares the host's network. Repeatable.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// A resource limit of RUN commands, as docker: NAME=SOFT[:HARD] (nofile, nproc, core, stack, …; -1 is
+    /// unlimited). Repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// Size of /dev/shm in RUN steps, as docker (64m, 1g; default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// RUN isolation: auto, overlay, fuse-overlayfs, copy or none (none: root only, throwaway machines).
     #[arg(long, default_value = "auto")]
     pub isolation: String,
@@ -337,6 +358,7 @@ fn build(
 ) -> anyhow::Result<ExitCode> {
     let reporter: &dyn Reporter = &*progress;
     check_flags(&args)?;
+    let (run_options, named_contexts) = run_flags::parse(&args)?;
     let outputs = parse_outputs(&args)?;
     let context = args.context.clone();
     anyhow::ensure!(
@@ -386,6 +408,8 @@ fn build(
             .map(|s| parse_secret(s))
             .collect::<anyhow::Result<_>>()?,
         isolation: args.isolation.clone(),
+        run_options,
+        named_contexts,
         insecure_registries: global.insecure_registries.clone(),
         built_here: Default::default(),
     };

@@ -248,6 +248,7 @@ pub fn to_text(df: &Dockerfile, plan: &BuildPlan) -> String {
                             frontend::Base::Scratch => "scratch".to_owned(),
                             frontend::Base::Stage(i) => format!("stage {i}"),
                             frontend::Base::Image(r) => format!("image {r}"),
+                            frontend::Base::Local(n) => format!("build context {n}"),
                         });
                     out.push_str(&format!("stage {}{name}: {base}\n", s.index));
                 }

@@ -207,10 +207,12 @@ pub fn preflight(req: &BuildRequest) -> anyhow::Result<(Dockerfile, BuildPlan)> 
         target: req.target.clone(),
         build_args: req.build_args.clone(),
         target_platform: req.platform.clone(),
+        named_contexts: super::named_context::for_planning(&req.named_contexts),
         ..BuildOptions::default()
     };
     let plan = frontend::plan(&df, &opts)?;
     check_no_cache_filter(&df, &req.no_cache_filter)?;
+    super::run_step::check_ssh(&df, &plan, &req.run_options.ssh)?;
     check_runnable(&df, &plan, crate::sandbox::binfmt::support)?;
     Ok((df, plan))
 }

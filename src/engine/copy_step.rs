@@ -24,6 +24,8 @@ enum From<'a> {
     Heredocs(EntryFs),
     Stage(&'a super::stage::StageResult, String),
     Image(Box<super::bases::BaseImage>),
+    /// `--build-context NAME=DIR`.
+    Named(&'a super::named_context::LocalContext, String),
 }
 
 /// Destination with WORKDIR applied; `.`/trailing `/` keep "directory" meaning.
@@ -153,6 +155,20 @@ pub fn copy(
                 &ctx.store,
                 ctx.reporter,
             )?)),
+            Some(Source::Local(name)) => {
+                let local = super::run_step::named_dir(ctx, name)?;
+                // Non-UTF-8 names are refused here rather than per COPY (the main context is finer).
+                if let Some(p) = local.walk()?.1.first() {
+                    return Err(crate::error::hint(
+                        anyhow::anyhow!(
+                            "build context {name}: the file {} has a name that is not UTF-8",
+                            p.display()
+                        ),
+                        "rename it, or exclude it in that directory's .dockerignore",
+                    ));
+                }
+                From::Named(local, name.clone())
+            }
             None => anyhow::bail!("internal error: no source recorded for --from"),
         }
     };
@@ -209,17 +225,26 @@ pub fn copy(
     let is_excluded = |p: &str| !exclude.is_empty() && exclude.is_excluded(p);
     let empty = EntryFs::new(Vec::new());
     match &from {
-        From::Context if !has_local => {}
-        From::Context => {
-            let fs = ctx.context_fs()?;
+        From::Context | From::Named(..) if !has_local => {}
+        From::Context | From::Named(..) => {
+            let (fs, context, dockerfile, label) = match &from {
+                From::Named(l, name) => (
+                    l.fs()?,
+                    &l.root,
+                    l.root.join("Dockerfile"),
+                    format!("build context {name} file"),
+                ),
+                _ => (
+                    ctx.context_fs()?,
+                    &ctx.req.context,
+                    ctx.req.dockerfile.clone(),
+                    "context file".to_owned(),
+                ),
+            };
             let planned = plan(&spec, fs, &empty, &is_excluded)
-                .map_err(|e| explain_missing(&ctx.req.context, &ctx.req.dockerfile, e))?;
+                .map_err(|e| explain_missing(context, &dockerfile, e))?;
             let hashes = ctx.context_hashes();
-            let root = ctx
-                .req
-                .context
-                .canonicalize()
-                .unwrap_or_else(|_| ctx.req.context.clone());
+            let root = context.canonicalize().unwrap_or_else(|_| context.clone());
             for e in &planned {
                 let (name, digest) = match &e.kind {
                     EntryKind::File {
@@ -234,7 +259,7 @@ pub fn copy(
                     _ => (e.path.clone(), String::new()),
                 };
                 inputs.push(
-                    format!("context file {name}"),
+                    format!("{label} {name}"),
                     format!("{} {}", e.path, describe(e, &digest)),
                 );
             }
@@ -288,6 +313,9 @@ pub fn copy(
                     planned
                 }
                 From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
+                From::Named(l, _) => {
+                    plan_with(&spec, l.fs()?, &dest_view, &is_excluded, &unpack_local)?
+                }
                 From::Stage(r, _) => plan_with(
                     &spec,
                     &view_of(ctx, &r.image.layers)?,

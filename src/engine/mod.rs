@@ -25,6 +25,7 @@ pub mod layer_dirs;
 pub mod layer_reuse;
 pub mod layer_write;
 pub mod multi;
+pub mod named_context;
 pub mod onbuild;
 pub mod output;
 pub mod pattern;

@@ -124,6 +124,8 @@ mod tests {
             secrets: BTreeMap::new(),
             isolation: "auto".into(),
             insecure_registries: Vec::new(),
+            run_options: Default::default(),
+            named_contexts: Default::default(),
             built_here: Default::default(),
         };
         let ctx = BuildCtx {

@@ -14,6 +14,21 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// What `cairn build` sets on every RUN step besides `--network` (buildx's
+/// `--add-host`, `--ulimit`, `--shm-size`, `--ssh`).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--add-host NAME:ADDRESS`: extra /etc/hosts lines (never in a layer).
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimits: Vec<crate::sandbox::limits::Ulimit>,
+    /// `--shm-size`, bytes (`None`: 64 MiB).
+    pub shm_size: Option<u64>,
+    /// `--ssh ID=SOCKET`: the agent socket of each id, for `RUN --mount=type=ssh`.
+    /// Never in a layer, a record or a cache key.
+    pub ssh: BTreeMap<String, PathBuf>,
+}
+
 /// A build request.
 #[derive(Clone, Debug)]
 pub struct BuildRequest {
@@ -47,6 +62,10 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--isolation` for RUN (`auto`, `overlay`, `fuse-overlayfs`, `copy`, `none`).
     pub isolation: String,
+    /// `--add-host`, `--ulimit`, `--shm-size`, `--ssh`.
+    pub run_options: RunOptions,
+    /// `--build-context NAME=…`.
+    pub named_contexts: super::named_context::NamedContexts,
     /// Registries reached over plain HTTP or unverified TLS.
     pub insecure_registries: Vec<String>,
     /// Cache keys of the steps run by this invocation: under `--no-cache`

@@ -186,6 +186,18 @@ fn resolve_mount(
                             .collect::<anyhow::Result<Vec<PathBuf>>>()?;
                         (dirs, format!("image {reference} {}", b.digest))
                     }
+                    // Its kept files only, keyed by all of them: the mount shows the whole context.
+                    Some(Source::Local(name)) => {
+                        let local = named_dir(ctx, name)?;
+                        let tree = local.tree(&ctx.cache.root().join("tmp"))?;
+                        let content = local.content_inputs(ctx)?;
+                        let digest =
+                            cairn_layers::Digest::of(serde_json::to_string(&content)?.as_bytes());
+                        (
+                            vec![tree.to_path_buf()],
+                            format!("build context {name} {digest}"),
+                        )
+                    }
                     None => anyhow::bail!("internal error: no source recorded for --mount from="),
                 },
             };
@@ -205,9 +217,90 @@ fn resolve_mount(
             }
         }
         MountType::Ssh => {
-            anyhow::bail!("RUN --mount=type=ssh is not supported by cairn yet: use a secret mount")
+            let id = m.id.clone().unwrap_or_else(|| "default".into());
+            let target = abs(&target);
+            // The key names the id and target: the socket's path differs between machines and agents.
+            let key = (format!("mount ssh {id}"), target.clone());
+            match ctx.req.run_options.ssh.get(&id) {
+                Some(host) => Resolved {
+                    mount: Some(Mount::Ssh {
+                        host: host.clone(),
+                        target,
+                        uid: m.uid.unwrap_or(0),
+                        gid: m.gid.unwrap_or(0),
+                        mode: m.mode.unwrap_or(0o600),
+                    }),
+                    env: None,
+                    key,
+                },
+                None if m.required => {
+                    let (e, fix) = missing_ssh(&id);
+                    return Err(crate::error::hint(anyhow::anyhow!(e), fix));
+                }
+                None => {
+                    // As BuildKit: an optional ssh mount without an agent is left out.
+                    ctx.reporter.event(Event::Warning(format!(
+                        "RUN --mount=type=ssh,id={id}: no --ssh {id} given, the step runs without an agent"
+                    )));
+                    Resolved {
+                        mount: None,
+                        env: None,
+                        key,
+                    }
+                }
+            }
         }
     })
+}
+
+/// What is wrong, and the fix.
+fn missing_ssh(id: &str) -> (String, String) {
+    let flag = if id == "default" {
+        "--ssh default (the agent of $SSH_AUTH_SOCK)".to_owned()
+    } else {
+        format!("--ssh {id}=SOCKET")
+    };
+    (
+        format!("ssh agent `{id}` is required but the build was not given it"),
+        format!("pass {flag}, or drop `required` to run without it"),
+    )
+}
+
+/// Before any work: every `RUN --mount=type=ssh,required` names an id the build was given.
+pub fn check_ssh(
+    df: &crate::frontend::Dockerfile,
+    plan: &crate::frontend::BuildPlan,
+    given: &std::collections::BTreeMap<String, PathBuf>,
+) -> anyhow::Result<()> {
+    for step in plan.stages.iter().flat_map(|s| &s.steps) {
+        let crate::frontend::Instruction::Run(r) = &step.instruction else {
+            continue;
+        };
+        for m in r
+            .mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Ssh && m.required)
+        {
+            let id = m.id.as_deref().unwrap_or("default");
+            // An id from an ARG is known only when the step runs (checked there).
+            if !id.contains('$') && !given.contains_key(id) {
+                let (e, fix) = missing_ssh(id);
+                return Err(step.error(df, e).with_hint(fix).into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The directory behind `--build-context NAME=DIR`.
+pub(crate) fn named_dir<'r>(
+    ctx: &super::build::BuildCtx<'r>,
+    name: &str,
+) -> anyhow::Result<&'r super::named_context::LocalContext> {
+    match ctx.req.named_contexts.get(name) {
+        Some(super::named_context::NamedContext::Dir(d)) => Ok(d),
+        _ => anyhow::bail!("internal error: build context {name} is not a directory"),
+    }
 }
 
 fn write_private(p: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -300,10 +393,42 @@ pub fn run(
     inputs.push("workdir", workdir.clone());
     inputs.push("user", user.clone());
     inputs.push("network", format!("{network:?}"));
+    let opts = &ctx.req.run_options;
+    // Only when set, so the keys of builds without them stay what they were.
+    for (name, value) in [
+        (
+            "add-host",
+            opts.extra_hosts
+                .iter()
+                .map(|(h, a)| format!("{h}:{a}"))
+                .collect::<Vec<_>>(),
+        ),
+        ("ulimit", opts.ulimits.iter().map(|u| u.display()).collect()),
+        (
+            "shm-size",
+            opts.shm_size.iter().map(u64::to_string).collect(),
+        ),
+    ] {
+        if !value.is_empty() {
+            inputs.push(name, value.join(","));
+        }
+    }
     let mut from_index = 0;
+    let mut ssh_index = 0;
+    let mut ssh_sock = None;
     for spec in &r.mount_specs {
-        let m = MountSpec::parse(spec, Some(&expand))
+        let mut m = MountSpec::parse(spec, Some(&expand))
             .map_err(|e| anyhow::anyhow!("--mount={spec}: {e}"))?;
+        if m.kind == MountType::Ssh {
+            // BuildKit's default targets; SSH_AUTH_SOCK names the first.
+            let t = m
+                .target
+                .get_or_insert_with(|| format!("/run/buildkit/ssh_agent.{ssh_index}"));
+            ssh_index += 1;
+            if ssh_sock.is_none() && opts.ssh.contains_key(m.id.as_deref().unwrap_or("default")) {
+                ssh_sock = Some(t.clone());
+            }
+        }
         let n = if m.from.is_some() {
             from_index += 1;
             from_index - 1
@@ -316,6 +441,10 @@ pub fn run(
         secret_env.extend(res.env);
     }
     mounts.extend(extra_mounts);
+    // For the command only: not in the key (the mount is), the config or the history.
+    if let Some(sock) = ssh_sock {
+        env.push(("SSH_AUTH_SOCK".into(), sock));
+    }
     let isolation = parse_isolation(&ctx.req.isolation)?;
     let created_by = super::history::run(&argv, &scope.history_args());
     let epoch = ctx.req.epoch;
@@ -333,6 +462,9 @@ pub fn run(
             hostname: "buildkitsandbox".into(),
             network,
             mounts: mounts.clone(),
+            extra_hosts: opts.extra_hosts.clone(),
+            ulimits: opts.ulimits.clone(),
+            shm_size: opts.shm_size,
             epoch,
             isolation,
             step_id: id,

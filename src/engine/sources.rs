@@ -96,8 +96,39 @@ fn check_platform(reference: &str, p: &Platform, config: &ImageConfig) -> anyhow
 }
 
 fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {
+    // `DIR@sha256:…` (`--build-context NAME=oci-layout://DIR@…`): that manifest or index.
+    if let Some((dir, digest)) = spec.rsplit_once('@') {
+        return from_layout_at(std::path::Path::new(dir), Some(digest), spec, p, store);
+    }
     let (dir, tag) = split_dir_tag(spec);
     from_layout_at(std::path::Path::new(dir), tag, spec, p, store)
+}
+
+/// The descriptor of `tag` in `layout`, or of the blob `sha256:…` that
+/// `tag` names (found in the index, or read for its media type).
+fn resolve_in_layout(
+    layout: &OciLayout,
+    tag: Option<&str>,
+) -> anyhow::Result<crate::image::manifest::Descriptor> {
+    let Some(digest) = tag.and_then(|t| t.parse::<Digest>().ok()) else {
+        return Ok(layout.resolve(tag)?);
+    };
+    let index = layout.index()?;
+    if let Some(d) = index.manifests.iter().find(|d| d.digest == digest) {
+        return Ok(d.clone());
+    }
+    let raw = layout.store().read_bytes(&digest)?;
+    let v: serde_json::Value = serde_json::from_slice(&raw)
+        .with_context(|| format!("{digest} in the layout is not a manifest"))?;
+    let media_type = v["mediaType"]
+        .as_str()
+        .unwrap_or(crate::image::manifest::OCI_MANIFEST)
+        .to_owned();
+    Ok(crate::image::manifest::Descriptor::new(
+        media_type,
+        digest,
+        raw.len() as u64,
+    ))
 }
 
 /// The image tagged `tag` (or the only one) in the layout `dir`, its blobs
@@ -111,7 +142,7 @@ pub fn from_layout_at(
 ) -> anyhow::Result<BaseImage> {
     let layout =
         OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
-    let mut desc = layout.resolve(tag)?;
+    let mut desc = resolve_in_layout(&layout, tag)?;
     if ManifestKind::of(&desc.media_type) == Some(ManifestKind::Index) {
         let index: ImageIndex = serde_json::from_slice(&layout.store().read_bytes(&desc.digest)?)?;
         let r: Reference = "localhost/oci-layout:latest".parse()?;

@@ -258,7 +258,8 @@ pub fn run_stage(
         .clone()
         .unwrap_or_else(|| stage.index.to_string());
     let (image, mut scope) = match &stage.base {
-        Base::Scratch => {
+        // A directory context starts from scratch plus its files (below).
+        Base::Scratch | Base::Local(_) => {
             let mut config = ImageConfig {
                 architecture: stage.platform.architecture.clone(),
                 os: stage.platform.os.clone(),
@@ -349,6 +350,9 @@ pub fn run_stage(
         done,
         cmd_set: false,
     };
+    if let Base::Local(n) = &stage.base {
+        super::named_context::start_from(&mut run, n)?;
+    }
     // A base image's ONBUILD triggers run right after FROM, then are cleared
     // (they are not inherited by the image being built).
     let triggers = run

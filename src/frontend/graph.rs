@@ -20,6 +20,8 @@ pub enum Base {
     Stage(usize),
     /// An image reference as written after expansion (not normalised).
     Image(String),
+    /// A directory named by `--build-context NAME=DIR`.
+    Local(String),
 }
 
 /// Where a `COPY --from` or `--mount=from=` reads.
@@ -29,6 +31,17 @@ pub enum Source {
     /// A stage of this Dockerfile.
     Stage(usize),
     /// An external image.
+    Image(String),
+    /// A directory named by `--build-context NAME=DIR`.
+    Local(String),
+}
+
+/// What a `--build-context` name stands for, as far as planning goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// A directory: `FROM NAME` starts from its files, `--from=NAME` reads them.
+    Local,
+    /// An image reference (`docker-image://`, or `oci:DIR…` for `oci-layout://`).
     Image(String),
 }
 
@@ -43,6 +56,8 @@ pub struct BuildOptions {
     pub build_platform: Platform,
     /// `--platform`; `None` = the build platform.
     pub target_platform: Option<Platform>,
+    /// `--build-context NAME=…`: names that replace a stage or image of that name.
+    pub named_contexts: BTreeMap<String, Named>,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +67,7 @@ impl Default for BuildOptions {
             build_args: BTreeMap::new(),
             build_platform: Platform::host(),
             target_platform: None,
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -302,7 +318,13 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
     let mut all = Vec::new();
     for stage in &df.stages {
         let (base, base_name, platform) = resolve_base(df, stage, &globals)?;
-        if let Base::Image(img) = &base {
+        // A named context replaces the stage or image of its name (buildx).
+        let base = match opts.named_contexts.get(&base_name) {
+            Some(Named::Local) => Base::Local(base_name.clone()),
+            Some(Named::Image(r)) => Base::Image(r.clone()),
+            None => base,
+        };
+        if let (Base::Image(img), None) = (&base, opts.named_contexts.get(&base_name)) {
             if let Some(later) = df.stages[stage.index..]
                 .iter()
                 .find(|s| s.name.as_deref() == Some(img.as_str()))
@@ -337,10 +359,15 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
                 _ => (Vec::new(), ""),
             };
             for f in froms {
-                let src = resolve_source(df, stage.index, f, step, flag)?;
+                let src = match opts.named_contexts.get(f) {
+                    Some(Named::Local) => Source::Local(f.to_owned()),
+                    Some(Named::Image(r)) => Source::Image(r.clone()),
+                    None => resolve_source(df, stage.index, f, step, flag)?,
+                };
                 match &src {
                     Source::Stage(i) => deps.push(*i),
                     Source::Image(img) => images.push(img.clone()),
+                    Source::Local(_) => {}
                 }
                 sources.entry(si).or_insert_with(Vec::new).push(src);
             }

@@ -122,7 +122,7 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 /// docker/go-units `RAMInBytes`: `64m`, `1.5g`, `512` (binary multiples).
-fn ram_in_bytes(v: &str) -> Result<u64, String> {
+pub fn ram_in_bytes(v: &str) -> Result<u64, String> {
     let t = v.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -50,11 +50,33 @@ pub fn main(args: HelperArgs) -> ExitCode {
         RequestKind::Run(_) | RequestKind::Probe => STEP_FLAGS,
         RequestKind::Exec { .. } => 0,
     };
+    // RUN --mount=type=ssh: H proxies to the host's agent (see super::ssh).
+    let ssh = match &request.kind {
+        RequestKind::Run(spec) => super::ssh::listen(
+            &spec.mounts,
+            &Paths {
+                run: request.run_dir.clone(),
+            }
+            .scratch(),
+        ),
+        _ => Ok(Vec::new()),
+    };
+    let ssh = match ssh {
+        Ok(l) => l,
+        Err(e) => {
+            write_response(&result_path, &Response::error(e));
+            return ExitCode::SUCCESS;
+        }
+    };
     let spawned = namespaces::spawn_child(identity, flags, || match &request.kind {
         RequestKind::Run(spec) => child_run(&request, spec),
         RequestKind::Probe => child_probe(&request),
         RequestKind::Exec { argv, cwd } => child_exec(argv, cwd),
     });
+    // Threads only after the fork.
+    if spawned.is_ok() {
+        super::ssh::serve(ssh);
+    }
     let response = match spawned.and_then(|pid| namespaces::wait_or_kill(pid, 0)) {
         Ok(code) => match request.kind {
             RequestKind::Exec { .. } => Some(Response {
@@ -201,6 +223,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
         rootfs: request.rootfs,
     };
 
+    super::ssh::set_owners(&spec.mounts, &paths.scratch())?;
     let (report_r, report_w) = sys::pipe()?;
     let init = sys::fork()?;
     if init == 0 {
@@ -279,9 +302,13 @@ fn write_generated(dir: &Path, spec: &RunSpec) -> Result<(), String> {
         }
     };
     let h = &spec.hostname;
-    let hosts = format!(
+    let mut hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{h}\n"
     );
+    // `--add-host`, after the defaults as Docker writes them.
+    for (name, address) in &spec.extra_hosts {
+        hosts.push_str(&format!("{address}\t{name}\n"));
+    }
     for (name, text) in [
         ("resolv.conf", resolv),
         ("hosts", hosts),
@@ -338,9 +365,13 @@ fn init_main(spec: &RunSpec, paths: &Paths, top_first: &[&Path], opts: &InitOpti
                 sys::close(ack_w);
                 Intercept { send, ack }
             });
-            let msg = exec_command(
-                &spec.argv, &spec.env, &spec.cwd, &spec.user, set_groups, intercept,
-            );
+            // Limits before the drop to USER: raising a soft limit up to the hard one needs no privilege.
+            let msg = match super::limits::apply(&spec.ulimits) {
+                Err(e) => e,
+                Ok(()) => exec_command(
+                    &spec.argv, &spec.env, &spec.cwd, &spec.user, set_groups, intercept,
+                ),
+            };
             sys::write_all_fd(err_w, msg.as_bytes());
             // SAFETY: plain exit.
             unsafe { libc::_exit(127) }

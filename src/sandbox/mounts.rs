@@ -108,6 +108,14 @@ pub(crate) fn apply(mounts: &[Mount], root: &Path, scratch: &Path) -> Result<(),
                     remount_ro(&target)?;
                 }
             }
+            // The proxy socket C listens on (super::ssh), bound over the stub.
+            Mount::Ssh { .. } => sys::mount(
+                Some(&super::ssh::proxy_path(scratch, i)),
+                &target,
+                None,
+                libc::MS_BIND,
+                None,
+            )?,
             Mount::Tmpfs { .. } => sys::mount(
                 Some(Path::new("tmpfs")),
                 &target,

@@ -218,7 +218,11 @@ pub(crate) fn enter(
         }
         RootfsKind::Copy => bind(&paths.rootfs(), &merged, false)?,
     }
-    setup_dev(&merged.join("dev"), devpts_gid5)?;
+    setup_dev(
+        &merged.join("dev"),
+        devpts_gid5,
+        spec.shm_size.unwrap_or(super::limits::DEFAULT_SHM_SIZE),
+    )?;
     let nsx = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     sys::mount(
         Some(Path::new("proc")),
@@ -238,7 +242,7 @@ pub(crate) fn enter(
         .map_err(|e| ctx(format!("sethostname {}", spec.hostname), e))
 }
 
-fn setup_dev(dev: &Path, devpts_gid5: bool) -> Result<(), String> {
+fn setup_dev(dev: &Path, devpts_gid5: bool, shm_size: u64) -> Result<(), String> {
     sys::mount(
         Some(Path::new("tmpfs")),
         dev,
@@ -273,7 +277,7 @@ fn setup_dev(dev: &Path, devpts_gid5: bool) -> Result<(), String> {
         &shm,
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=1777,size=65536k"),
+        Some(&format!("mode=1777,size={shm_size}")),
     )?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),

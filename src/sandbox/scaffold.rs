@@ -125,6 +125,7 @@ pub(crate) fn resolve_mount_targets(spec: &RunSpec, lowers: &[PathBuf]) -> Resul
             Mount::Cache { target, .. }
             | Mount::Secret { target, .. }
             | Mount::Bind { target, .. }
+            | Mount::Ssh { target, .. }
             | Mount::Tmpfs { target } => *target = resolved,
         }
     }
@@ -147,7 +148,7 @@ pub(crate) fn stubs(spec: &RunSpec) -> Result<Vec<(String, Stub)>, String> {
         })?;
         let kind = match m {
             Mount::Cache { .. } | Mount::Tmpfs { .. } => Stub::Dir,
-            Mount::Secret { .. } => Stub::File,
+            Mount::Secret { .. } | Mount::Ssh { .. } => Stub::File,
             Mount::Bind { from, source, .. } => {
                 let src = source.trim_start_matches('/');
                 let from: Vec<&Path> = from.iter().rev().map(PathBuf::as_path).collect();

@@ -100,6 +100,22 @@ pub enum Mount {
         /// Absolute target in the rootfs.
         target: String,
     },
+    /// `type=ssh`: a socket at `target` that forwards each connection to the
+    /// host's ssh agent socket `host` (a proxy in the sandbox, so the socket
+    /// the command sees gets its own owner and mode, and the host's is never
+    /// touched).
+    Ssh {
+        /// The host's agent socket.
+        host: PathBuf,
+        /// Absolute target in the rootfs.
+        target: String,
+        /// Owner, container id.
+        uid: u32,
+        /// Group, container id.
+        gid: u32,
+        /// Mode (BuildKit default 0600).
+        mode: u32,
+    },
 }
 
 impl Mount {
@@ -109,6 +125,7 @@ impl Mount {
             Mount::Cache { target, .. }
             | Mount::Secret { target, .. }
             | Mount::Bind { target, .. }
+            | Mount::Ssh { target, .. }
             | Mount::Tmpfs { target } => target,
         }
     }
@@ -140,6 +157,15 @@ pub struct RunSpec {
     pub network: Network,
     /// `RUN --mount`s.
     pub mounts: Vec<Mount>,
+    /// `cairn build --add-host`: extra /etc/hosts lines (name, address).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `cairn build --ulimit`: resource limits of the command.
+    #[serde(default)]
+    pub ulimits: Vec<super::limits::Ulimit>,
+    /// `cairn build --shm-size`, bytes; `None`: [`super::limits::DEFAULT_SHM_SIZE`].
+    #[serde(default)]
+    pub shm_size: Option<u64>,
     /// Captured mtimes are clamped to this (seconds since 1970).
     pub epoch: u64,
     /// Requested isolation.
@@ -168,6 +194,9 @@ impl RunSpec {
             hostname: "buildkitsandbox".into(),
             network: Network::Default,
             mounts: Vec::new(),
+            extra_hosts: Vec::new(),
+            ulimits: Vec::new(),
+            shm_size: None,
             epoch: 0,
             isolation: Isolation::Auto,
             step_id: 0,

@@ -392,7 +392,7 @@ fn push_then_diff_two_builds_by_registry_reference_names_the_changed_input() {
 }
 
 /// Push the node:22-alpine stand-in to `reg`; returns its reference there.
-fn push_fixture(reg: &TestRegistry, fixture: &Path, home: &Path) -> String {
+pub(crate) fn push_fixture(reg: &TestRegistry, fixture: &Path, home: &Path) -> String {
     let image = format!("{}/library/node:22-alpine", reg.addr());
     ok(&run(
         {

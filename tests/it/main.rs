@@ -3,6 +3,7 @@
 
 mod build;
 mod build_copy;
+mod build_flags;
 mod build_run;
 mod cache;
 mod check;

@@ -29,6 +29,7 @@ fn options(dir: &Path) -> BuildOptions {
         build_args: BTreeMap::new(),
         build_platform: Platform::parse("linux/amd64").unwrap(),
         target_platform: None,
+        ..BuildOptions::default()
     };
     let Ok(text) = fs::read_to_string(dir.join("args")) else {
         return opts;

@@ -6,10 +6,12 @@ set -euo pipefail
 # command:package. The tests start a registry and read what cairn writes with skopeo/umoci/podman(runc); the
 # stand-in is prepared from a VM disk (qemu-img, debugfs), patched (patchelf, strip) and downloaded by pip and npm;
 # `just compat` compares with BuildKit, the one inside Debian's docker.io dockerd; arm64 RUN steps of the
-# multi-platform tests run under QEMU (tests/support/binfmt.sh registers it).
+# multi-platform tests run under QEMU (tests/support/binfmt.sh registers it); the `--ssh` test forwards a real
+# ssh-agent (openssh-client).
 pairs=(docker-registry:docker-registry skopeo:skopeo umoci:umoci podman:podman runc:runc newuidmap:uidmap
        runuser:util-linux curl:curl python3:python3 pip3:python3-pip qemu-img:qemu-utils debugfs:e2fsprogs
-       patchelf:patchelf strip:binutils npm:npm openssl:openssl dockerd:docker.io qemu-aarch64-static:qemu-user-static)
+       patchelf:patchelf strip:binutils npm:npm openssl:openssl dockerd:docker.io qemu-aarch64-static:qemu-user-static
+       ssh-agent:openssh-client)
 missing=()
 for pair in "${pairs[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

@@ -1,0 +1,286 @@
+//! Named build contexts (`cairn build --build-context NAME=…`, as buildx):
+//! a name that `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME`
+//! read instead of the stage or image of that name.
+//!
+//! An image (`docker-image://REF`) or an OCI layout (`oci-layout://DIR[:TAG|@DIGEST]`)
+//! becomes an image reference the planner puts in place of the name, fetched
+//! like any base. A directory is a second build context: walked with its own
+//! `.dockerignore`, never read outside itself (symlinks resolve inside it), and
+//! keyed by the content of what a step reads, exactly like the main context.
+
+use super::build::{BuildCtx, ContextWalk};
+use super::cache::Inputs;
+use super::copy::{plan, CopySpec};
+use super::fs::EntryFs;
+use super::layer_write::Index;
+use super::stage::{StageRun, StepOutcome};
+use crate::report::Event;
+use anyhow::Context as _;
+use cairn_layers::context::BuildContext;
+use cairn_layers::{Entry, EntryKind, MtimePolicy};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// What a `--build-context` name stands for.
+#[derive(Clone, Debug)]
+pub enum NamedContext {
+    /// A directory on this machine.
+    Dir(Arc<LocalContext>),
+    /// An image reference as [`super::bases::ImageSource`] takes it
+    /// (`REF`, or `oci:DIR[:TAG|@DIGEST]` for a layout).
+    Image(String),
+}
+
+/// `--build-context` values by name.
+pub type NamedContexts = BTreeMap<String, NamedContext>;
+
+/// The planner's view: which names are directories, which images.
+pub fn for_planning(named: &NamedContexts) -> BTreeMap<String, crate::frontend::graph::Named> {
+    use crate::frontend::graph::Named;
+    named
+        .iter()
+        .map(|(k, v)| {
+            let n = match v {
+                NamedContext::Dir(_) => Named::Local,
+                NamedContext::Image(r) => Named::Image(r.clone()),
+            };
+            (k.clone(), n)
+        })
+        .collect()
+}
+
+/// A directory context, walked once per build on first use.
+pub struct LocalContext {
+    /// The directory (absolute).
+    pub root: PathBuf,
+    walk: OnceLock<Result<ContextWalk, String>>,
+    fs: OnceLock<EntryFs>,
+    /// The filtered tree as a directory, for `RUN --mount=from=NAME`.
+    tree: OnceLock<Result<tempfile::TempDir, String>>,
+}
+
+impl std::fmt::Debug for LocalContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalContext")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl LocalContext {
+    /// A context at `root` (not read yet).
+    pub fn new(root: PathBuf) -> Self {
+        LocalContext {
+            root,
+            walk: OnceLock::new(),
+            fs: OnceLock::new(),
+            tree: OnceLock::new(),
+        }
+    }
+
+    /// The kept entries (its own `.dockerignore` applied) and the host paths left out for non-UTF-8 names.
+    pub fn walk(&self) -> anyhow::Result<&ContextWalk> {
+        let r = self.walk.get_or_init(|| {
+            BuildContext::open(&self.root, None)
+                .and_then(|c| c.walk_lenient())
+                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+        });
+        r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The kept entries as a source filesystem.
+    pub fn fs(&self) -> anyhow::Result<&EntryFs> {
+        let (entries, _) = self.walk()?;
+        Ok(self
+            .fs
+            .get_or_init(|| EntryFs::new(entries.iter().cloned())))
+    }
+
+    /// Everything the context holds, as `(path, description)` cache inputs:
+    /// what a step that sees the whole context is keyed by.
+    pub fn content_inputs(&self, ctx: &BuildCtx) -> anyhow::Result<Vec<(String, String)>> {
+        let (entries, unnamed) = self.walk()?;
+        if let Some(p) = unnamed.first() {
+            return Err(crate::error::hint(
+                anyhow::anyhow!(
+                    "the context file {} has a name that is not UTF-8",
+                    p.display()
+                ),
+                "rename it, or exclude it in that directory's .dockerignore",
+            ));
+        }
+        let hashes = ctx.context_hashes();
+        entries
+            .iter()
+            .map(|e| {
+                let what = match &e.kind {
+                    EntryKind::File {
+                        source: cairn_layers::Source::Path(p),
+                        ..
+                    } => format!(
+                        "file {:o} {}",
+                        e.mode,
+                        hashes
+                            .digest(p)
+                            .with_context(|| format!("reading context file {}", p.display()))?
+                    ),
+                    EntryKind::Dir => format!("dir {:o}", e.mode),
+                    EntryKind::Symlink { target } => format!("symlink -> {target}"),
+                    other => format!("{other:?} {:o}", e.mode),
+                };
+                Ok((e.path.clone(), what))
+            })
+            .collect()
+    }
+
+    /// The whole context planned as `COPY . /` would (root-owned, modes kept).
+    pub fn as_root_fs(&self) -> anyhow::Result<Vec<Entry>> {
+        let spec = CopySpec {
+            sources: vec![".".into()],
+            dest: "/".into(),
+            owner: None,
+            chmod: None,
+            parents: false,
+            link: false,
+        };
+        let empty = EntryFs::new(Vec::new());
+        Ok(plan(&spec, self.fs()?, &empty, &|_| false)?)
+    }
+
+    /// The kept entries copied into a private directory under `scratch_root`
+    /// (once per build), so a bind mount shows what `.dockerignore` keeps and
+    /// nothing else. Files are hard-linked where possible: the mount is
+    /// read-only, and a writable one writes to a throwaway upper directory.
+    pub fn tree(&self, scratch_root: &Path) -> anyhow::Result<&Path> {
+        let r = self
+            .tree
+            .get_or_init(|| self.materialize(scratch_root).map_err(|e| format!("{e:#}")));
+        r.as_ref()
+            .map(tempfile::TempDir::path)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    fn materialize(&self, scratch_root: &Path) -> anyhow::Result<tempfile::TempDir> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("named-context-")
+            .tempdir_in(scratch_root)
+            .context("creating a directory for a named context")?;
+        let (entries, _) = self.walk()?;
+        let mut dirs = Vec::new();
+        for e in entries {
+            cairn_layers::entry::check_path(&e.path)?;
+            let dst = dir.path().join(&e.path);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match &e.kind {
+                EntryKind::Dir => {
+                    std::fs::create_dir_all(&dst)?;
+                    dirs.push((dst, e.mode));
+                }
+                EntryKind::File {
+                    source: cairn_layers::Source::Path(src),
+                    ..
+                } if std::fs::hard_link(src, &dst).is_err() => {
+                    std::fs::copy(src, &dst)
+                        .with_context(|| format!("copying {}", src.display()))?;
+                }
+                EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dst)?,
+                _ => {}
+            }
+        }
+        // Modes last, children first: a read-only directory must be filled before.
+        for (d, mode) in dirs.iter().rev() {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(*mode))?;
+        }
+        // The mount's root: readable by every USER of the step, like a context directory.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        Ok(dir)
+    }
+}
+
+/// `FROM NAME` of a directory context: the stage starts (from scratch) with
+/// one layer holding the directory's kept files, as `COPY . /` would write them.
+pub fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
+    let ctx = run.ctx;
+    let local = super::run_step::named_dir(ctx, name)?;
+    let id = ctx.step_id();
+    let text = format!("FROM {name}");
+    ctx.reporter.event(Event::StepStart {
+        id,
+        stage: run.name.clone(),
+        index: 1,
+        total: run.stage.steps.len() + 1,
+        text: text.clone(),
+    });
+    let t = std::time::Instant::now();
+    let mut inputs = Inputs::default();
+    inputs.push("parent", run.image.fs_key.to_string());
+    inputs.push("instruction", text.clone());
+    for (path, what) in local.content_inputs(ctx)? {
+        inputs.push(format!("build context {name} file {path}"), what);
+    }
+    let (epoch, stage) = (ctx.req.epoch, run.stage.index);
+    let created_by = format!("FROM {name} (build context directory)");
+    run.cached_step(id, 0, &text, inputs, created_by, |run| {
+        let slot = run.slot(0);
+        let step = super::layer_reuse::Step {
+            id,
+            slot: &slot,
+            instruction: &text,
+            stage,
+        };
+        let entries = local.as_root_fs()?;
+        let layer = super::layer_reuse::write_or_reuse(
+            ctx,
+            &step,
+            entries,
+            MtimePolicy::Set(epoch),
+            Index::Keep,
+        )?;
+        Ok(StepOutcome::Layer(layer))
+    })?;
+    ctx.reporter.event(Event::StepDone {
+        id,
+        elapsed: t.elapsed(),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_context_keeps_what_its_own_dockerignore_keeps() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("lib");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join("src/a.js"), "a").unwrap();
+        std::fs::write(root.join("secret.env"), "x").unwrap();
+        std::fs::write(root.join(".dockerignore"), "*.env\n").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("src/out")).unwrap();
+        let c = LocalContext::new(root);
+        let paths: Vec<&str> = c
+            .walk()
+            .unwrap()
+            .0
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert!(paths.contains(&"src/a.js"), "{paths:?}");
+        assert!(!paths.contains(&"secret.env"), "{paths:?}");
+        let scratch = t.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let tree = c.tree(&scratch).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.join("src/a.js")).unwrap(), "a");
+        assert!(!tree.join("secret.env").exists());
+        // A link stays a link: the mount resolves it inside the rootfs, never on the host.
+        assert!(std::fs::symlink_metadata(tree.join("src/out"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
