@@ -176,10 +176,27 @@ struct Agent {
     sock: PathBuf,
 }
 
+/// `program` run as `user` (exec'd in place by setpriv, so the child is the program itself), or as we are.
+fn command_as(user: Option<&str>, program: &str) -> std::process::Command {
+    match user {
+        Some(u) => {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid", u, "--regid", u, "--init-groups", program]);
+            c
+        }
+        None => std::process::Command::new(program),
+    }
+}
+
 impl Agent {
     fn start(dir: &Path, comment: &str) -> Agent {
+        Agent::start_as(None, dir, comment)
+    }
+
+    /// An agent of `user` (the socket is theirs, mode 0600).
+    fn start_as(user: Option<&str>, dir: &Path, comment: &str) -> Agent {
         let sock = dir.join("agent.sock");
-        let child = std::process::Command::new("ssh-agent")
+        let child = command_as(user, "ssh-agent")
             .arg("-D")
             .arg("-a")
             .arg(&sock)
@@ -438,4 +455,78 @@ fn an_image_named_context_pins_from_an_oci_layout_or_a_registry() {
     }
     // The same base by tag, digest or registry: the same image.
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+}
+
+/// As root, the same flags for the unprivileged test user (tests/support/unpriv-user.sh): RUN in a user
+/// namespace with subordinate ids, the agent theirs, the proxy in their helper. As any other user the tests
+/// above already run rootless, and this one runs as them too.
+#[test]
+fn the_run_flags_work_rootless() {
+    let root = rustix::process::geteuid().is_root();
+    let user = root.then_some("cairn-unpriv");
+    let t = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = t.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    if root {
+        let st = std::process::Command::new("chown")
+            .args(["cairn-unpriv:cairn-unpriv"])
+            .arg(&home)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "the test user cairn-unpriv must exist (tests/support/unpriv-user.sh)"
+        );
+    }
+    let agent = Agent::start_as(user, &home, "rootless-key");
+    let ctx = t.path().join("ctx");
+    let lib = t.path().join("lib");
+    write(&lib.join("a.txt"), "hi-lib\n");
+    write(&ctx.join("list.js"), LIST_KEYS);
+    write(
+        &ctx.join("Dockerfile"),
+        &format!(
+            "FROM {}\nCOPY list.js /\nCOPY --from=lib a.txt /\n\
+             RUN --mount=type=ssh,required node /list.js && ulimit -n && ulimit -Hn && df -k /dev/shm && cat /etc/hosts /a.txt\n\
+             USER node\nRUN --mount=type=ssh,uid=1000 node /list.js\n",
+            fixture()
+        ),
+    );
+    for d in [&ctx, &lib] {
+        let st = std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(d)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut c = command_as(user, "env");
+    c.arg(format!("HOME={}", home.display()))
+        .arg(format!("SSH_AUTH_SOCK={}", agent.sock.display()))
+        .arg("NO_COLOR=1")
+        .arg(env!("CARGO_BIN_EXE_cairn"))
+        .arg("build")
+        .arg(&ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(home.join("cache"))
+        .args([
+            "--ssh",
+            "default",
+            "--ulimit",
+            "nofile=512:1024",
+            "--shm-size",
+            "32m",
+        ])
+        .args(["--add-host", "x:1.2.3.4", "--build-context"])
+        .arg(format!("lib={}", lib.display()));
+    let o = run(c, "");
+    ok(&o);
+    let log = stderr(&o);
+    assert!(!root || log.contains("subordinate ids"), "rootless: {log}");
+    assert_eq!(log.matches("type=12 keys=rootless-key").count(), 2, "{log}");
+    for want in [" 512\n", " 1024\n", "32768", "1.2.3.4\tx", "hi-lib"] {
+        assert!(log.contains(want), "{want:?} in {log}");
+    }
 }

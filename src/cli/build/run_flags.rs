@@ -130,7 +130,7 @@ fn ssh(
         let path = match paths {
             Some(p) if p.contains(',') => {
                 return Err(hint(
-                    anyhow::anyhow!("--ssh {s}: cairn forwards one agent socket per id"),
+                    anyhow::anyhow!("--ssh {s}: one agent socket per id (as BuildKit)"),
                     "add the keys to one agent (`ssh-add KEY`) and pass its socket, or give each socket its own id",
                 ))
             }
