@@ -86,8 +86,8 @@ pub struct BuildArgs {
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
     /// A named context that `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read instead of the
-    /// stage or image of that name: NAME=DIR (its own .dockerignore), NAME=docker-image://REF or
-    /// NAME=oci-layout://DIR[:TAG|@sha256:…]. Repeatable.
+    /// stage or image of that name: `NAME=DIR` (its own .dockerignore), `NAME=docker-image://REF` or
+    /// `NAME=oci-layout://DIR[:TAG|@sha256:…]`. Repeatable.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// Forward an ssh agent to `RUN --mount=type=ssh[,id=ID]`: `default` (the agent of $SSH_AUTH_SOCK) or

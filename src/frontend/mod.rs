@@ -18,6 +18,7 @@
 //! let plan = frontend::plan(&df, &BuildOptions::default())?;
 //! for stage in &plan.stages {
 //!     // base: Base::Scratch | Base::Stage(i) (clone that stage's final Scope) | Base::Image(r)
+//!     //       | Base::Local(name) (a `--build-context` directory)
 //!     let mut scope = plan.scope(&[/* base image config Env */]);
 //!     for step in &stage.steps {
 //!         let inst = step.instruction.expand(&scope).map_err(|e| step.error(&df, e.to_string()))?;
@@ -35,8 +36,9 @@
 //!   [`Span`], `original` text and `--flag` positions).
 //! * [`plan`]`(&Dockerfile, &`[`BuildOptions`]`) -> Result<`[`BuildPlan`]`, Diagnostic>`:
 //!   the stages the target needs in a topological order ([`PlannedStage`]: resolved
-//!   [`Base`] `Scratch | Stage(i) | Image(ref)`, [`Platform`], `deps`, external `images`,
-//!   per-step `--from` [`Source`]s), `parallel` levels, global args and warnings.
+//!   [`Base`] `Scratch | Stage(i) | Image(ref) | Local(name)`, [`Platform`], `deps`, external
+//!   `images`, per-step `--from` [`Source`]s), `parallel` levels, global args and warnings.
+//!   `BuildOptions::named_contexts` (`--build-context`) replace the stages and images of their names.
 //! * [`Scope`] (from [`BuildPlan::scope`]; clone a parent stage's final scope for
 //!   `FROM <stage>`): `expand_word`, `expand_words`, `expand_heredoc`, `set_env`,
 //!   `declare_arg`, `apply`, `image_env`, `run_env`, `history_args`.

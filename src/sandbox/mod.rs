@@ -24,7 +24,8 @@
 //! - **H** (helper, host user namespace) forks **C**, writes C's uid/gid maps
 //!   (directly as root, through `newuidmap`/`newgidmap` otherwise), and waits
 //!   for C while watching its stdin: when the caller dies the pipe closes and
-//!   H kills C, which takes the whole tree down.
+//!   H kills C, which takes the whole tree down. For `RUN --mount=type=ssh`
+//!   H also proxies the step's socket to the host's agent (`ssh.rs`).
 //! - **C** (inside the new user namespace, as its root) sweeps stale run
 //!   directories, builds the scaffold lower, forks **I**, and after I exits
 //!   captures the upper directory and writes `result.json`.
