@@ -189,7 +189,8 @@ fn resolve_mount(
                     // Its kept files only, keyed by all of them: the mount shows the whole context.
                     Some(Source::Local(name)) => {
                         let local = named_dir(ctx, name)?;
-                        let tree = local.tree(&ctx.cache.root().join("tmp"))?;
+                        let tree =
+                            local.tree(&ctx.cache.layout().dir(crate::cache::Bucket::Tmp))?;
                         let content = local.content_inputs(ctx)?;
                         let digest =
                             cairn_layers::Digest::of(serde_json::to_string(&content)?.as_bytes());
