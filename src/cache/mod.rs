@@ -36,6 +36,7 @@ pub mod layout;
 pub mod lock;
 pub mod prune;
 pub mod records;
+pub mod remote;
 pub mod usage;
 
 pub use backend::CacheBackend;

@@ -2,6 +2,7 @@
 
 use super::output_spec::{self, OutputSpec, Sink};
 
+mod cache_flags;
 mod multi;
 mod run_flags;
 use super::GlobalArgs;
@@ -111,6 +112,14 @@ pub struct BuildArgs {
     /// Run the build checks (`cairn check`) instead of building; exit 1 on an error.
     #[arg(long)]
     pub check: bool,
+    /// Export the step cache: type=registry,ref=REF | type=local,dest=DIR
+    /// (+ mode=min|max, ignore-error=true|false, compression=gzip). Repeatable.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Import a step cache: type=registry,ref=REF | REF | type=local,src=DIR
+    /// (+ ignore-error=). Repeatable; the first that has a step serves it.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
 }
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -376,6 +385,11 @@ fn build(
     if platforms.len() > 1 {
         multi::check_outputs(&outputs)?;
     }
+    let cache_dir = {
+        let dir = global.cache().root().to_path_buf();
+        std::path::absolute(&dir).with_context(|| format!("cache directory {}", dir.display()))?
+    };
+    let cache_flags = cache_flags::CacheFlags::parse(&args, global, progress.clone(), &cache_dir)?;
     let req = BuildRequest {
         context: context.clone(),
         dockerfile,
@@ -396,11 +410,7 @@ fn build(
             _ => NetworkMode::Default,
         }),
         // Absolute, because the RUN sandbox gets layer directories under it and refuses relative ones.
-        cache_dir: {
-            let dir = global.cache().root().to_path_buf();
-            std::path::absolute(&dir)
-                .with_context(|| format!("cache directory {}", dir.display()))?
-        },
+        cache_dir,
         epoch,
         secrets: args
             .secrets
@@ -412,6 +422,7 @@ fn build(
         named_contexts,
         insecure_registries: global.insecure_registries.clone(),
         built_here: Default::default(),
+        cache_from: Arc::new(cache_flags.imports()?),
     };
     let registry = Registry::new(RegistryOptions::new(
         global.insecure_registries.clone(),
@@ -419,12 +430,29 @@ fn build(
     ))?;
     let sources = Sources::new(registry)?;
     if platforms.len() > 1 {
+        if cache_flags.exports() {
+            reporter.event(Event::Warning(
+                "--cache-to is not yet exported for a multi-platform build; it is ignored".into(),
+            ));
+        }
         return multi::build(
             &args, global, &req, &platforms, &outputs, &sources, progress,
         );
     }
     let started = std::time::Instant::now();
-    let result = crate::engine::build(&req, &sources, reporter)?;
+    let mut result = crate::engine::build(&req, &sources, reporter);
+    // A refused cache blob: run again, the refused entry's step rebuilt
+    // (each run refuses at least one more key, so this ends).
+    for _ in 0..8 {
+        match &result {
+            Err(e) if cache_flags::refused(e) => {
+                reporter.event(Event::Warning(format!("{e:#}; building that step instead")));
+                result = crate::engine::build(&req, &sources, reporter);
+            }
+            _ => break,
+        }
+    }
+    let result = result?;
     let wall = started.elapsed();
     // Only where RUN time is long enough for the ratio to mean something.
     if result.run_command_time >= std::time::Duration::from_secs(1) {
@@ -512,7 +540,18 @@ fn build(
             image = img.clone();
         }
     }
+    // The layers as built (not as an output recompressed them) are the cache's.
+    cache_flags.export(
+        &req.dockerfile,
+        &req.cache_dir,
+        &result,
+        &req.cache_from,
+        reporter,
+    )?;
     let result = image;
+    if let Some(s) = req.cache_from.summary() {
+        reporter.event(Event::Info(s));
+    }
     if let Some(f) = &args.metadata_file {
         let meta = serde_json::json!({
             "containerimage.digest": result.manifest_digest.to_string(),

@@ -241,6 +241,12 @@ pub fn build(
     let _ = store.sweep_temporaries(std::time::Duration::from_secs(3600));
     let layer_dirs = LayerDirs::new(cache.layout())?;
     layer_dirs.sweep();
+    if !req.cache_from.is_empty() {
+        let (imports, store) = (req.cache_from.clone(), store.clone());
+        layer_dirs.set_fetch(std::sync::Arc::new(move |d| {
+            imports.materialize([d], &store)
+        }));
+    }
     let ctx = BuildCtx {
         req,
         df: &df,
@@ -387,6 +393,7 @@ fn finalize(
     platform: Platform,
     record: BuildRecord,
 ) -> anyhow::Result<BuildResult> {
+    super::cache_import::materialize(ctx, &image.layers)?;
     // Plain layers of stages that were not exported when they were built.
     image.layers = image
         .layers

@@ -87,7 +87,22 @@ pub struct LayerDirs {
     /// Donor files already handed to an unpack: each goes to one layer only,
     /// also when two stages unpack layers of the same files at once.
     claimed: Mutex<HashSet<PathBuf>>,
+    /// Fetches a layer blob a remote cache hit left behind (`--cache-from`),
+    /// before it is unpacked.
+    fetch: OnceLock<FetchHook>,
 }
+
+/// The hook of [`LayerDirs::set_fetch`].
+struct FetchHook(BlobFetch);
+
+impl std::fmt::Debug for FetchHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FetchHook")
+    }
+}
+
+/// See [`LayerDirs::set_fetch`].
+pub type BlobFetch = Arc<dyn Fn(&Digest) -> anyhow::Result<()> + Send + Sync>;
 
 /// The form, the directory holding `<hex>` dirs in that form, and how
 /// their owners read.
@@ -114,7 +129,14 @@ impl LayerDirs {
             donors: Mutex::default(),
             members: Mutex::default(),
             claimed: Mutex::default(),
+            fetch: OnceLock::new(),
         })
+    }
+
+    /// Call `fetch` for a layer's blob before unpacking it (blobs of remote
+    /// cache hits are fetched only when their bytes are needed).
+    pub fn set_fetch(&self, fetch: BlobFetch) {
+        let _ = self.fetch.set(FetchHook(fetch));
     }
 
     /// The files among `entries` (of a layer about to be written) that lie
@@ -282,6 +304,9 @@ impl LayerDirs {
         crate::cache::usage::touch(&store.path(&l.digest));
         if dest.is_dir() {
             return Ok(dest);
+        }
+        if let Some(FetchHook(f)) = self.fetch.get() {
+            f(&l.digest)?;
         }
         let root = self.root();
         fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;

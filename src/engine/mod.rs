@@ -12,6 +12,7 @@
 pub mod add;
 pub mod bases;
 pub mod build;
+pub mod cache_import;
 pub mod chmod;
 pub mod copy;
 pub mod copy_step;

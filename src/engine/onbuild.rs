@@ -127,6 +127,7 @@ mod tests {
             run_options: Default::default(),
             named_contexts: Default::default(),
             built_here: Default::default(),
+            cache_from: Default::default(),
         };
         let ctx = BuildCtx {
             req: &req,

@@ -72,6 +72,8 @@ pub struct BuildRequest {
     /// they are still reused, so a multi-platform build runs a step that is
     /// the same for every platform (a `FROM --platform=$BUILDPLATFORM` stage) once.
     pub built_here: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// `--cache-from`: caches steps are looked up in after the local one.
+    pub cache_from: std::sync::Arc<crate::cache::remote::Imports>,
 }
 
 /// The build epoch: `--source-date-epoch`, else `SOURCE_DATE_EPOCH` (a build

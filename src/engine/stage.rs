@@ -129,11 +129,12 @@ impl StageRun<'_, '_> {
         {
             Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
         } else {
-            ctx.cache.lookup(&inputs, &slot, |l| {
+            let local = ctx.cache.lookup(&inputs, &slot, |l| {
                 l.digest
                     .parse::<Digest>()
                     .is_ok_and(|d| ctx.store.contains(&d))
-            })
+            });
+            super::cache_import::lookup(ctx, (&self.name, index), &inputs, &slot, local)?
         };
         let outcome = match lookup {
             Lookup::Hit(rec) => {
@@ -199,6 +200,7 @@ impl StageRun<'_, '_> {
 /// A merged view over `layers`: the ones this build wrote from memory, plain
 /// stage layers read in their blob, the others unpacked on first use.
 pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedView> {
+    super::cache_import::materialize(ctx, layers)?;
     let view: Vec<ViewLayer> = layers
         .iter()
         .map(|l| match super::layer_write::indexed(ctx, l) {

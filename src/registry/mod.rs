@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod referrers;
+pub mod tags;
 pub mod transport;
 
 pub use error::RegistryError;

@@ -17,6 +17,7 @@ mod parse;
 mod registry;
 mod registry_auth;
 mod registry_faults;
+mod remote_cache;
 mod rootless;
 mod sandbox;
 mod support;

@@ -1,0 +1,118 @@
+//! A step cache in a directory (`type=local,dest=DIR` / `src=DIR`): entries
+//! are `DIR/entries/<name>.json` (the record), layer blobs
+//! `DIR/blobs/sha256/<hex>`. Every file is written to a temporary name and
+//! renamed, and nothing is ever removed, so runners may share the directory.
+
+use super::Remote;
+use crate::cache::records::{CachedLayer, StepRecord};
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::Digest;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A cache directory elsewhere.
+pub struct LocalDir {
+    dir: PathBuf,
+}
+
+impl LocalDir {
+    /// The cache at `dir` (created on the first export).
+    pub fn new(dir: PathBuf) -> Self {
+        LocalDir { dir }
+    }
+
+    fn entries(&self) -> PathBuf {
+        self.dir.join("entries")
+    }
+
+    fn blobs(&self) -> anyhow::Result<BlobStore> {
+        BlobStore::open(&self.dir).with_context(|| format!("opening {}", self.dir.display()))
+    }
+}
+
+/// Entry names are tags: no path can be made of one.
+fn valid(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+impl Remote for LocalDir {
+    fn describe(&self) -> String {
+        format!("local cache {}", self.dir.display())
+    }
+
+    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>> {
+        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+        let path = self.entries().join(format!("{name}.json"));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let rec = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a cairn step record", path.display()))?;
+        Ok(Some(rec))
+    }
+
+    fn names(&self) -> anyhow::Result<Vec<String>> {
+        let rd = match std::fs::read_dir(self.entries()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            rd => rd.with_context(|| format!("listing {}", self.entries().display()))?,
+        };
+        let mut out: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .filter(|n| valid(n))
+                    .map(str::to_owned)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn fetch_blob(&self, layer: &CachedLayer, store: &BlobStore) -> anyhow::Result<u64> {
+        let d: Digest = layer.digest.parse()?;
+        let path = self.blobs()?.path(&d);
+        let mut f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut w = store.writer()?;
+        std::io::copy(&mut f, &mut w)?;
+        // Verified here: bytes that do not hash to the name are not stored.
+        let (_, n) = w.commit(Some(&d))?;
+        Ok(n)
+    }
+
+    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()> {
+        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+        if let Some(l) = &record.layer {
+            let d: Digest = l.digest.parse()?;
+            // Blob first: an entry is never visible before its blob. Copied,
+            // never hard-linked: a shared directory must not be a way to
+            // write into this machine's cache.
+            let mine = self.blobs()?;
+            if !mine.contains(&d) {
+                let mut w = mine.writer()?;
+                std::io::copy(&mut store.open_blob(&d)?, &mut w)?;
+                w.commit(Some(&d))
+                    .with_context(|| format!("copying {d} to {}", self.dir.display()))?;
+            }
+        }
+        write_atomic(
+            &self.entries(),
+            &format!("{name}.json"),
+            &serde_json::to_vec_pretty(record)?,
+        )
+    }
+}

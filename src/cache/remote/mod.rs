@@ -1,0 +1,571 @@
+//! Step caches shared between machines: `cairn build --cache-to/--cache-from`
+//! with `type=local,dest=DIR|src=DIR` ([`local_dir`]) or
+//! `type=registry,ref=REF` ([`registry`]).
+//!
+//! **One entry per step, never rewritten.** An entry is a step record (the
+//! same [`StepRecord`] the local cache keeps) and its layer blob, named
+//! `s<slot id>-<key hex>` ([`entry_name`]): the key is the step's cache key
+//! (the same on every machine for the same inputs), the slot id hashes the
+//! step's position (Dockerfile name, stage, index) so that a miss can be
+//! explained against the records of the same step ([`Imports::explain`]).
+//! In a registry the name is a tag, each on its own small OCI artifact: a
+//! runner only ever *adds* tags, and a tag's content is a function of its
+//! name, so runners building different branches at the same time can never
+//! remove or overwrite each other's entries. (BuildKit's one cache manifest
+//! per ref is last-writer-wins; referrers would need a subject shared by
+//! every runner, whose index is again one document written by all.)
+//!
+//! **Lazy import.** A lookup reads only the entry's record; its layer blob is
+//! fetched when the build needs the bytes ([`Imports::materialize`]: a later
+//! step's filesystem, the image output, an export), so the layers of stages
+//! whose every step hits are never moved. Each blob is verified against its
+//! digest on the way in; one that does not match is refused with
+//! [`Refused`], and the build is run again without that entry (the step is
+//! rebuilt).
+//!
+//! **Secrets** never enter keys or records (`--secret` values are not
+//! inputs); build-arg and env values are exported as digests (as in the
+//! build record), so an exported record says *which* value changed, never
+//! the value.
+
+pub mod local_dir;
+pub mod registry;
+
+use super::records::{CachedLayer, Inputs, RecordKind, StepRecord};
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::Digest;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Which steps an export writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The steps whose layers are in the exported image.
+    Min,
+    /// Every stage's steps.
+    Max,
+}
+
+/// Where a cache lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A directory.
+    Local(PathBuf),
+    /// A registry repository (`REGISTRY/REPO`; a tag, if given, is ignored:
+    /// entries are tags of their own).
+    Registry(String),
+}
+
+/// One `--cache-to` or `--cache-from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSpec {
+    /// Where.
+    pub location: Location,
+    /// `mode=` (export only).
+    pub mode: Mode,
+    /// `ignore-error=`: a failing export or import warns instead of failing the build.
+    pub ignore_error: bool,
+}
+
+impl CacheSpec {
+    /// Parse the value of `flag` (`--cache-to` or `--cache-from`), as buildx:
+    /// `type=local,dest=DIR` / `type=local,src=DIR`, `type=registry,ref=REF`,
+    /// or a bare `REF`; options `mode=min|max`, `ignore-error=true|false`,
+    /// `compression=gzip` (layers are kept as built: gzip in the image's
+    /// stages).
+    pub fn parse(flag: &str, value: &str) -> anyhow::Result<CacheSpec> {
+        let bad = |why: String| {
+            crate::error::hint(
+                anyhow::anyhow!("{flag} {value}: {why}"),
+                format!(
+                    "write {flag} type=registry,ref=REGISTRY/REPO or {flag} type=local,{}=DIR",
+                    if flag == "--cache-to" { "dest" } else { "src" }
+                ),
+            )
+        };
+        if !value.contains('=') {
+            return Ok(CacheSpec {
+                location: Location::Registry(value.to_owned()),
+                mode: Mode::Min,
+                ignore_error: true,
+            });
+        }
+        let mut kv = BTreeMap::new();
+        for part in value.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("`{part}` is not KEY=VALUE")))?;
+            kv.insert(k.trim(), v.trim());
+        }
+        let dir_key = if flag == "--cache-to" { "dest" } else { "src" };
+        let location = match kv.get("type").copied() {
+            Some("local") => Location::Local(PathBuf::from(
+                kv.get(dir_key)
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| bad(format!("type=local needs {dir_key}=DIR")))?,
+            )),
+            Some("registry") => Location::Registry(
+                kv.get("ref")
+                    .filter(|r| !r.is_empty())
+                    .ok_or_else(|| bad("type=registry needs ref=REF".into()))?
+                    .to_string(),
+            ),
+            Some(t) => {
+                return Err(bad(format!(
+                    "type={t} is not a cache type cairn has (local, registry)"
+                )))
+            }
+            None => return Err(bad("no type=".into())),
+        };
+        let mode = match kv.get("mode").copied() {
+            None | Some("min") => Mode::Min,
+            Some("max") => Mode::Max,
+            Some(m) => return Err(bad(format!("mode={m}: use min or max"))),
+        };
+        let ignore_error = match kv.get("ignore-error").copied() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(v) => return Err(bad(format!("ignore-error={v}: use true or false"))),
+        };
+        if let Some(c) = kv.get("compression").filter(|c| **c != "gzip") {
+            return Err(bad(format!(
+                "compression={c}: the cache keeps layers as built (gzip)"
+            )));
+        }
+        for k in kv.keys() {
+            let known = [
+                "type",
+                "dest",
+                "src",
+                "ref",
+                "mode",
+                "ignore-error",
+                "compression",
+            ];
+            if !known.contains(k) || (["dest", "src"].contains(k) && *k != dir_key) {
+                return Err(bad(format!("unknown option `{k}`")));
+            }
+        }
+        Ok(CacheSpec {
+            location,
+            mode,
+            ignore_error,
+        })
+    }
+
+    /// How messages name it.
+    pub fn describe(&self) -> String {
+        match &self.location {
+            Location::Local(d) => format!("local cache {}", d.display()),
+            Location::Registry(r) => format!("registry cache {r}"),
+        }
+    }
+}
+
+/// A place entries are read from and added to.
+pub trait Remote: Send + Sync {
+    /// How messages name it.
+    fn describe(&self) -> String;
+    /// The record of entry `name`, if there is one (not yet verified).
+    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>>;
+    /// The names of every entry.
+    fn names(&self) -> anyhow::Result<Vec<String>>;
+    /// Fetch `layer`'s blob into `store`, verified against its digest;
+    /// returns the bytes moved.
+    fn fetch_blob(&self, layer: &CachedLayer, store: &BlobStore) -> anyhow::Result<u64>;
+    /// Add entry `name` (`record`, and its layer blob read from `store`).
+    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()>;
+}
+
+/// Open the cache `spec` names (nothing is read yet).
+pub fn open(spec: &CacheSpec, registry: &registry::Client) -> anyhow::Result<Box<dyn Remote>> {
+    Ok(match &spec.location {
+        Location::Local(dir) => Box::new(local_dir::LocalDir::new(dir.clone())),
+        Location::Registry(r) => Box::new(registry.open(r)?),
+    })
+}
+
+/// The id of a step position that does not depend on where the build runs:
+/// the Dockerfile's file name, the stage's name and the step's index.
+pub fn slot_id(dockerfile: &Path, stage: &str, index: usize) -> String {
+    let file = dockerfile
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Digest::of(format!("{file}|{stage}|{index}").as_bytes()).hex()[..16].to_owned()
+}
+
+/// The name of the entry of step `key` at slot `slot` (a valid registry tag).
+pub fn entry_name(slot: &str, key: &Digest) -> String {
+    format!("s{slot}-{}", key.hex())
+}
+
+/// `record` as it may leave the machine: build-arg and env values become
+/// their digests.
+pub fn redacted(record: &StepRecord) -> StepRecord {
+    let mut out = record.clone();
+    out.inputs = redact_inputs(&record.inputs);
+    out
+}
+
+fn redact_inputs(inputs: &Inputs) -> Inputs {
+    let mut out = inputs.clone();
+    for i in &mut out.0 {
+        if (i.name.starts_with("env ") || i.name.starts_with("arg "))
+            && !i.value.starts_with("sha256:")
+        {
+            i.value = Digest::of(i.value.as_bytes()).to_string();
+        }
+    }
+    out
+}
+
+/// A cache blob refused on import (its bytes do not match its digest): the
+/// build is run again without the entry, which rebuilds the step.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: refused the layer {digest} of cached step {key}: {why}")]
+pub struct Refused {
+    /// The cache.
+    pub source_name: String,
+    /// The blob.
+    pub digest: String,
+    /// The step key.
+    pub key: String,
+    /// What was wrong.
+    pub why: String,
+}
+
+struct Pending {
+    source: usize,
+    key: String,
+    layer: CachedLayer,
+}
+
+/// The `--cache-from` caches of one `cairn build`, shared by its platforms
+/// and its retries.
+#[derive(Default)]
+pub struct Imports {
+    sources: Vec<(CacheSpec, Box<dyn Remote>)>,
+    /// Blobs of hits not fetched yet, by digest.
+    pending: Mutex<HashMap<String, Pending>>,
+    /// Keys whose entries were refused (served by no source again).
+    refused: Mutex<BTreeSet<String>>,
+    /// Sources that failed once (ignore-error): not asked again.
+    broken: Mutex<BTreeSet<usize>>,
+    /// Entry names per source, listed once (for explanations).
+    names: Mutex<HashMap<usize, Vec<String>>>,
+    hits: AtomicUsize,
+    blobs: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for Imports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.sources.iter().map(|(s, _)| s.describe()).collect();
+        f.debug_struct("Imports").field("sources", &names).finish()
+    }
+}
+
+impl Imports {
+    /// Read from these caches, first match wins.
+    pub fn new(sources: Vec<(CacheSpec, Box<dyn Remote>)>) -> Self {
+        Imports {
+            sources,
+            ..Default::default()
+        }
+    }
+
+    /// Whether any cache is configured.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    fn usable(&self) -> impl Iterator<Item = (usize, &(CacheSpec, Box<dyn Remote>))> {
+        let broken = self.broken.lock().map(|b| b.clone()).unwrap_or_default();
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| !broken.contains(i))
+    }
+
+    /// A failure of source `i`: an error unless it ignores errors (then a
+    /// warning, and the source is not asked again in this build).
+    fn failed(&self, i: usize, e: anyhow::Error, warn: &dyn Fn(String)) -> anyhow::Result<()> {
+        let spec = &self.sources[i].0;
+        let e = e.context(format!("importing from the {}", spec.describe()));
+        if !spec.ignore_error {
+            return Err(e);
+        }
+        if let Ok(mut b) = self.broken.lock() {
+            b.insert(i);
+        }
+        warn(format!("{e:#}; continuing without it (ignore-error=true)"));
+        Ok(())
+    }
+
+    /// The record of step `inputs` at slot `slot` (see [`slot_id`]) in the
+    /// first cache that has it, with `inputs` as its inputs (the key proves
+    /// they are the same). Its blob is fetched later, when needed.
+    pub fn lookup(
+        &self,
+        slot: &str,
+        inputs: &Inputs,
+        warn: &dyn Fn(String),
+    ) -> anyhow::Result<Option<StepRecord>> {
+        let key = inputs.key();
+        if self
+            .refused
+            .lock()
+            .is_ok_and(|r| r.contains(&key.to_string()))
+        {
+            return Ok(None);
+        }
+        let name = entry_name(slot, &key);
+        for (i, (_, remote)) in self.usable() {
+            let rec = match remote.entry(&name) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.failed(i, e, warn)?;
+                    continue;
+                }
+            };
+            let layer_ok = rec.layer.as_ref().is_none_or(|l| {
+                l.digest.parse::<Digest>().is_ok() && l.diff_id.parse::<Digest>().is_ok()
+            });
+            if rec.key != key.to_string() || rec.kind != RecordKind::Step || !layer_ok {
+                warn(format!(
+                    "{}: entry {name} is not the record of step {key}; ignored",
+                    remote.describe()
+                ));
+                continue;
+            }
+            let rec = StepRecord {
+                inputs: inputs.clone(),
+                ..rec
+            };
+            if let (Some(l), Ok(mut p)) = (&rec.layer, self.pending.lock()) {
+                p.entry(l.digest.clone()).or_insert(Pending {
+                    source: i,
+                    key: key.to_string(),
+                    layer: l.clone(),
+                });
+            }
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(rec));
+        }
+        Ok(None)
+    }
+
+    /// Fetch every blob among `digests` that a hit left behind into `store`.
+    /// A blob that does not verify is [`Refused`]: its key is never served
+    /// again, and the caller runs the build again.
+    pub fn materialize<'d>(
+        &self,
+        digests: impl IntoIterator<Item = &'d Digest>,
+        store: &BlobStore,
+    ) -> anyhow::Result<()> {
+        for d in digests {
+            if store.contains(d) {
+                continue;
+            }
+            let Some(p) = self
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut p| p.remove(&d.to_string()))
+            else {
+                continue;
+            };
+            let remote = &self.sources[p.source].1;
+            match remote.fetch_blob(&p.layer, store) {
+                Ok(n) => {
+                    self.blobs.fetch_add(1, Ordering::Relaxed);
+                    self.bytes.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if let Ok(mut r) = self.refused.lock() {
+                        r.insert(p.key.clone());
+                    }
+                    return Err(Refused {
+                        source_name: remote.describe(),
+                        digest: p.layer.digest,
+                        key: p.key,
+                        why: format!("{e:#}"),
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Why step `inputs` at `slot` missed, compared with the nearest record
+    /// of the same slot in the caches (the one sharing most inputs).
+    pub fn explain(&self, slot: &str, inputs: &Inputs) -> Option<String> {
+        let mine = redact_inputs(inputs);
+        let prefix = format!("s{slot}-");
+        let mut best: Option<(usize, String, String)> = None;
+        for (i, (_, remote)) in self.usable() {
+            let names = {
+                let mut cached = self.names.lock().ok()?;
+                match cached.get(&i) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n = remote.names().unwrap_or_default();
+                        cached.insert(i, n.clone());
+                        n
+                    }
+                }
+            };
+            // A handful of records of one slot is enough to find the nearest.
+            for name in names.iter().filter(|n| n.starts_with(&prefix)).take(16) {
+                let Ok(Some(rec)) = remote.entry(name) else {
+                    continue;
+                };
+                let theirs = redact_inputs(&rec.inputs);
+                let same = mine.0.iter().filter(|x| theirs.0.contains(x)).count();
+                if let Some(why) = mine.explain_change(&theirs) {
+                    if best.as_ref().is_none_or(|(n, _, _)| same > *n) {
+                        best = Some((same, why, remote.describe()));
+                    }
+                }
+            }
+        }
+        best.map(|(_, why, from)| format!("{why} (nearest record in the {from})"))
+    }
+
+    /// One line for the build summary: hits, blobs and bytes moved.
+    pub fn summary(&self) -> Option<String> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.sources.iter().map(|(s, _)| s.describe()).collect();
+        Some(format!(
+            "cache import ({}): {} steps hit, {} blobs fetched ({} bytes)",
+            names.join(", "),
+            self.hits.load(Ordering::Relaxed),
+            self.blobs.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        ))
+    }
+}
+
+/// A step of the build to export: its slot id and its local record.
+pub struct ExportEntry {
+    /// [`slot_id`] of its position.
+    pub slot: String,
+    /// The local record.
+    pub record: StepRecord,
+}
+
+/// What one export did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Entries added.
+    pub added: usize,
+    /// Entries the cache had already.
+    pub present: usize,
+}
+
+/// Export `entries` to `remote` (`spec`'s mode: min keeps the steps whose
+/// layers are among `image_layers`, and those without a layer). Entries the
+/// cache has are skipped (append-only: nothing is rewritten). Blobs a hit
+/// left behind are fetched first (`imports`).
+pub fn export(
+    spec: &CacheSpec,
+    remote: &dyn Remote,
+    entries: &[ExportEntry],
+    image_layers: &[Digest],
+    store: &BlobStore,
+    imports: &Imports,
+) -> anyhow::Result<Exported> {
+    let have: BTreeSet<String> = remote.names()?.into_iter().collect();
+    let mut out = Exported::default();
+    for e in entries {
+        if let (Mode::Min, Some(l)) = (spec.mode, &e.record.layer) {
+            if !image_layers.iter().any(|d| d.to_string() == l.digest) {
+                continue;
+            }
+        }
+        let key: Digest = e.record.key.parse()?;
+        let name = entry_name(&e.slot, &key);
+        if have.contains(&name) {
+            out.present += 1;
+            continue;
+        }
+        if let Some(l) = &e.record.layer {
+            let d: Digest = l.digest.parse()?;
+            imports.materialize([&d], store)?;
+        }
+        remote.put(&name, &redacted(&e.record), store)?;
+        out.added += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_as_buildx_writes_them() {
+        let s = CacheSpec::parse(
+            "--cache-to",
+            "type=local,dest=/c,mode=max,ignore-error=false",
+        )
+        .unwrap();
+        assert_eq!(s.location, Location::Local("/c".into()));
+        assert_eq!((s.mode, s.ignore_error), (Mode::Max, false));
+        let s = CacheSpec::parse("--cache-from", "type=registry,ref=r.io/app/cache").unwrap();
+        assert_eq!(s.location, Location::Registry("r.io/app/cache".into()));
+        assert_eq!((s.mode, s.ignore_error), (Mode::Min, true));
+        let s = CacheSpec::parse("--cache-from", "r.io/app/cache:x").unwrap();
+        assert_eq!(s.location, Location::Registry("r.io/app/cache:x".into()));
+        for (flag, bad, says) in [
+            ("--cache-to", "type=local,src=/c", "needs dest=DIR"),
+            ("--cache-from", "type=gha", "type=gha"),
+            ("--cache-to", "type=local,dest=/c,mode=all", "mode=all"),
+            (
+                "--cache-to",
+                "type=local,dest=/c,compression=zstd",
+                "compression=zstd",
+            ),
+            (
+                "--cache-to",
+                "type=registry,ref=r/x,color=red",
+                "unknown option `color`",
+            ),
+        ] {
+            let e = format!("{:#}", CacheSpec::parse(flag, bad).unwrap_err());
+            assert!(e.contains(flag) && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_are_registry_tags_and_values_leave_as_digests() {
+        let key = Digest::of(b"k");
+        let slot = slot_id(Path::new("/ci/runner-1/Dockerfile"), "build", 3);
+        assert_eq!(slot, slot_id(Path::new("/other/Dockerfile"), "build", 3));
+        let name = entry_name(&slot, &key);
+        assert!(name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let mut i = Inputs::default();
+        i.push("arg NPM_TOKEN", "s3cr3t");
+        i.push("env NODE_ENV", "production");
+        i.push("instruction", "RUN npm ci");
+        let rec = StepRecord {
+            kind: RecordKind::Step,
+            key: i.key().to_string(),
+            inputs: i,
+            layer: None,
+        };
+        let json = serde_json::to_string(&redacted(&rec)).unwrap();
+        assert!(
+            !json.contains("s3cr3t") && !json.contains("production"),
+            "{json}"
+        );
+        assert!(json.contains("RUN npm ci"));
+    }
+}

@@ -1,0 +1,57 @@
+//! The engine's side of `--cache-from`: a step the local cache misses is
+//! looked up in the imported caches ([`crate::cache::remote::Imports`]);
+//! a hit is stored in the local cache (record and slot) and served like a
+//! local one, its blob fetched only when a later step or the output reads
+//! it ([`materialize`]). A miss is explained against the nearest remote
+//! record when the local cache knows no earlier run of the step.
+
+use super::build::BuildCtx;
+use super::cache::{Inputs, Lookup};
+use super::state::LayerDesc;
+use crate::cache::remote;
+use crate::report::Event;
+
+/// The local cache's answer `local` for step `inputs` (stage `name`, step
+/// `index`, local slot `slot`), completed from the imported caches.
+pub fn lookup(
+    ctx: &BuildCtx,
+    (name, index): (&str, usize),
+    inputs: &Inputs,
+    slot: &str,
+    local: Lookup,
+) -> anyhow::Result<Lookup> {
+    let imports = &ctx.req.cache_from;
+    let reason = match local {
+        Lookup::Miss(reason) if !imports.is_empty() => reason,
+        other => return Ok(other),
+    };
+    let slot_id = remote::slot_id(&ctx.req.dockerfile, name, index);
+    let warn = |w: String| ctx.reporter.event(Event::Warning(w));
+    if let Some(rec) = imports.lookup(&slot_id, inputs, &warn)? {
+        // Kept locally: the next build on this machine hits without asking.
+        if let Err(e) = ctx.cache.store(&rec, slot) {
+            warn(format!(
+                "keeping an imported step record in the local cache: {e}"
+            ));
+        }
+        return Ok(Lookup::Hit(rec));
+    }
+    let unknown_locally = reason
+        .as_deref()
+        .is_none_or(|r| r.starts_with("no earlier run"));
+    let reason = match unknown_locally {
+        true => imports.explain(&slot_id, inputs).or(reason),
+        false => reason,
+    };
+    Ok(Lookup::Miss(reason))
+}
+
+/// Fetch the blobs of `layers` that remote hits left behind.
+pub fn materialize(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<()> {
+    if ctx.req.cache_from.is_empty() {
+        return Ok(());
+    }
+    ctx.req
+        .cache_from
+        .materialize(layers.iter().map(|l| &l.digest), &ctx.store)
+}
