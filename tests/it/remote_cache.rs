@@ -76,3 +76,95 @@ fn a_local_cache_dir_serves_a_fresh_runner_the_same_image_lazily_and_refuses_poi
     assert!(log.contains("refused the layer"), "{log}");
     assert!(log.contains("0 blobs fetched"), "{log}");
 }
+
+/// Tags of `repo` in the registry at `addr`.
+fn tags(addr: &str, repo: &str) -> Vec<String> {
+    let url = format!("http://{addr}/v2/{repo}/tags/list?n=1000");
+    let body = std::process::Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .unwrap();
+    assert!(body.status.success(), "GET {url}");
+    let v: serde_json::Value = serde_json::from_slice(&body.stdout).unwrap();
+    let mut t: Vec<String> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn runners_building_two_branches_at_once_share_one_registry_cache_without_losing_entries() {
+    use crate::support::registry::{Auth, TestRegistry};
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let cache_ref = format!("{}/app/cache", reg.addr());
+    let to = format!("type=registry,ref={cache_ref},mode=max");
+    let from = format!("type=registry,ref={cache_ref}");
+    let branches = ["main", "feature"];
+    for b in branches {
+        app(&t.path().join(b), b);
+    }
+    // Two runners, each with its own local cache, build their branch at the
+    // same time, push the image and export the cache.
+    let built: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = branches
+            .iter()
+            .map(|b| {
+                let (home, ctx) = (t.path().join(format!("runner-{b}")), t.path().join(b));
+                let image = format!("{}/app:{b}", reg.addr());
+                let (to, image) = (to.clone(), image);
+                s.spawn(move || {
+                    build(
+                        &home,
+                        &ctx,
+                        &[
+                            "--cache-to",
+                            &to,
+                            "-t",
+                            &image,
+                            "--output",
+                            "type=image,push=true",
+                        ],
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (_, log) in &built {
+        assert!(log.contains("cache export to the registry cache"), "{log}");
+        // The image's layers are mounted from its repository, not sent again.
+        assert!(log.contains("mounted sha256:"), "{log}");
+    }
+    // Both branches' entries are there: the two build-stage steps and the
+    // COPY --from are shared, each branch adds its own last step.
+    assert_eq!(tags(&reg.addr(), "app/cache").len(), 5, "no entry lost");
+    assert!(reg.verify_blobs() > 0, "every blob stored, none corrupt");
+
+    // A third, empty runner hits every step of both branches.
+    let third = t.path().join("runner-3");
+    for (b, (digest, _)) in branches.iter().zip(&built) {
+        let (d, log) = build(&third.join(b), &t.path().join(b), &["--cache-from", &from]);
+        assert_eq!(&d, digest, "{log}");
+        assert!(log.contains("4 steps hit, 2 blobs fetched"), "{log}");
+    }
+    // An unreachable cache warns and never fails the build (ignore-error defaults to true).
+    let gone = format!(
+        "type=registry,ref=127.0.0.1:{}/nobody",
+        crate::support::registry::free_port()
+    );
+    let (d, log) = build(
+        &t.path().join("runner-4"),
+        &t.path().join("main"),
+        &["--cache-from", &gone, "--cache-to", &gone],
+    );
+    assert_eq!(d, built[0].0);
+    assert!(
+        log.contains("continuing without it") && log.contains("the build is not failed"),
+        "{log}"
+    );
+}
