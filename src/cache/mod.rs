@@ -25,11 +25,13 @@
 //! [`prune`] removes what a policy selects, including directories of older
 //! layouts on every prune.
 //!
-//! **Adding a cache backend** (a registry, a directory elsewhere: issue
-//! #16's `--cache-to/--cache-from`) means implementing
-//! [`backend::CacheBackend`] — find a record by key, fetch its blob into the
-//! local store, export a record with its blob. The local cache directory
-//! ([`records::Cache`]) is its first implementation.
+//! [`backend::CacheBackend`] is the seam between the local cache and
+//! another one: find a record by key, fetch its blob into the local store,
+//! export a record with its blob. [`remote`] (`--cache-to/--cache-from`, a
+//! directory or a registry) has its own [`remote::Remote`] trait, because
+//! its entries are named by slot and key (so a miss can be explained
+//! against the same step's records without reading them all) and are
+//! listed, never removed.
 
 pub mod backend;
 pub mod layout;

@@ -152,6 +152,18 @@ fn runners_building_two_branches_at_once_share_one_registry_cache_without_losing
         assert_eq!(&d, digest, "{log}");
         assert!(log.contains("4 steps hit, 2 blobs fetched"), "{log}");
     }
+    // A miss is explained against the nearest record in the registry cache.
+    std::fs::write(t.path().join("main/c.txt"), "edited\n").unwrap();
+    let (_, log) = build(
+        &third.join("edit"),
+        &t.path().join("main"),
+        &["--cache-from", &from],
+    );
+    assert!(
+        log.contains("context file c.txt changed (nearest record in the registry cache"),
+        "{log}"
+    );
+    std::fs::write(t.path().join("main/c.txt"), "branch main\n").unwrap();
     // An unreachable cache warns and never fails the build (ignore-error defaults to true).
     let gone = format!(
         "type=registry,ref=127.0.0.1:{}/nobody",
