@@ -75,6 +75,33 @@ fn a_local_cache_dir_serves_a_fresh_runner_the_same_image_lazily_and_refuses_poi
     assert_eq!(poisoned, original, "{log}");
     assert!(log.contains("refused the layer"), "{log}");
     assert!(log.contains("0 blobs fetched"), "{log}");
+
+    // A cache that cannot be read: a warning by default, an error with ignore-error=false.
+    let file = t.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let broken = format!("type=local,src={}", file.display());
+    let (d, log) = build(&t.path().join("r6"), &ctx, &["--cache-from", &broken]);
+    assert_eq!(d, original);
+    assert!(
+        log.contains("continuing without it (ignore-error=true)"),
+        "{log}"
+    );
+    let strict = format!("{broken},ignore-error=false");
+    let out = build_in(
+        &t.path().join("r7"),
+        &ctx,
+        &t.path().join("r7/out"),
+        &["--cache-from", &strict],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "importing from the local cache {}",
+            file.display()
+        )),
+        "{err}"
+    );
 }
 
 /// Tags of `repo` in the registry at `addr`.
@@ -104,11 +131,11 @@ fn runners_building_two_branches_at_once_share_one_registry_cache_without_losing
     let cache_ref = format!("{}/app/cache", reg.addr());
     let to = format!("type=registry,ref={cache_ref},mode=max");
     let from = format!("type=registry,ref={cache_ref}");
-    let branches = ["main", "feature"];
+    let branches = ["main", "feature", "fix", "docs"];
     for b in branches {
         app(&t.path().join(b), b);
     }
-    // Two runners, each with its own local cache, build their branch at the
+    // Four runners, each with its own local cache, build their branch at the
     // same time, push the image and export the cache.
     let built: Vec<(String, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = branches
@@ -140,13 +167,13 @@ fn runners_building_two_branches_at_once_share_one_registry_cache_without_losing
         // The image's layers are mounted from its repository, not sent again.
         assert!(log.contains("mounted sha256:"), "{log}");
     }
-    // Both branches' entries are there: the two build-stage steps and the
+    // Every branch's entries are there: the two build-stage steps and the
     // COPY --from are shared, each branch adds its own last step.
-    assert_eq!(tags(&reg.addr(), "app/cache").len(), 5, "no entry lost");
+    assert_eq!(tags(&reg.addr(), "app/cache").len(), 3 + 4, "no entry lost");
     assert!(reg.verify_blobs() > 0, "every blob stored, none corrupt");
 
-    // A third, empty runner hits every step of both branches.
-    let third = t.path().join("runner-3");
+    // A later, empty runner hits every step of every branch.
+    let third = t.path().join("runner-later");
     for (b, (digest, _)) in branches.iter().zip(&built) {
         let (d, log) = build(&third.join(b), &t.path().join(b), &["--cache-from", &from]);
         assert_eq!(&d, digest, "{log}");

@@ -256,6 +256,9 @@ pub struct Imports {
     broken: Mutex<BTreeSet<usize>>,
     /// Entry names per source, listed once (for explanations).
     names: Mutex<HashMap<usize, Vec<String>>>,
+    /// Records read for explanations, per source and entry name (each is
+    /// read once per build, however many steps after a change miss).
+    explained: Mutex<HashMap<(usize, String), Option<StepRecord>>>,
     hits: AtomicUsize,
     blobs: AtomicUsize,
     bytes: AtomicU64,
@@ -421,8 +424,20 @@ impl Imports {
                 }
             };
             // A handful of records of one slot is enough to find the nearest.
-            for name in names.iter().filter(|n| n.starts_with(&prefix)).take(16) {
-                let Ok(Some(rec)) = remote.entry(name) else {
+            for name in names.iter().filter(|n| n.starts_with(&prefix)).take(8) {
+                let known = self
+                    .explained
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&(i, name.clone())).cloned());
+                let rec = known.unwrap_or_else(|| {
+                    let r = remote.entry(name).ok().flatten();
+                    if let Ok(mut m) = self.explained.lock() {
+                        m.insert((i, name.clone()), r.clone());
+                    }
+                    r
+                });
+                let Some(rec) = rec else {
                     continue;
                 };
                 let theirs = redact_inputs(&rec.inputs);
@@ -470,10 +485,15 @@ pub struct Exported {
     pub present: usize,
 }
 
+/// Entries pushed at once (each is a few requests: HEAD or mount its blob,
+/// PUT its manifest).
+const PARALLEL_PUTS: usize = 4;
+
 /// Export `entries` to `remote` (`spec`'s mode: min keeps the steps whose
 /// layers are among `image_layers`, and those without a layer). Entries the
 /// cache has are skipped (append-only: nothing is rewritten). Blobs a hit
-/// left behind are fetched first (`imports`).
+/// left behind are fetched first (`imports`); the entries are then added
+/// [`PARALLEL_PUTS`] at a time.
 pub fn export(
     spec: &CacheSpec,
     remote: &dyn Remote,
@@ -484,6 +504,7 @@ pub fn export(
 ) -> anyhow::Result<Exported> {
     let have: BTreeSet<String> = remote.names()?.into_iter().collect();
     let mut out = Exported::default();
+    let mut todo: Vec<(String, StepRecord)> = Vec::new();
     for e in entries {
         if let (Mode::Min, Some(l)) = (spec.mode, &e.record.layer) {
             if !image_layers.iter().any(|d| d.to_string() == l.digest) {
@@ -500,9 +521,27 @@ pub fn export(
             let d: Digest = l.digest.parse()?;
             imports.materialize([&d], store)?;
         }
-        remote.put(&name, &redacted(&e.record), store)?;
-        out.added += 1;
+        if !todo.iter().any(|(n, _)| *n == name) {
+            todo.push((name, redacted(&e.record)));
+        }
     }
+    let chunk = todo.len().div_ceil(PARALLEL_PUTS).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = todo
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .try_for_each(|(name, rec)| remote.put(name, rec, store))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a cache export thread panicked")))
+        })
+    })?;
+    out.added = todo.len();
     Ok(out)
 }
 
