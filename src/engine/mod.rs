@@ -14,6 +14,7 @@ pub mod bases;
 pub mod build;
 pub mod cache_import;
 pub mod chmod;
+pub mod context_mount;
 pub mod copy;
 pub mod copy_step;
 pub mod export_archive;

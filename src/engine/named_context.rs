@@ -113,24 +113,7 @@ impl LocalContext {
         let hashes = ctx.context_hashes();
         entries
             .iter()
-            .map(|e| {
-                let what = match &e.kind {
-                    EntryKind::File {
-                        source: cairn_layers::Source::Path(p),
-                        ..
-                    } => format!(
-                        "file {:o} {}",
-                        e.mode,
-                        hashes
-                            .digest(p)
-                            .with_context(|| format!("reading context file {}", p.display()))?
-                    ),
-                    EntryKind::Dir => format!("dir {:o}", e.mode),
-                    EntryKind::Symlink { target } => format!("symlink -> {target}"),
-                    other => format!("{other:?} {:o}", e.mode),
-                };
-                Ok((e.path.clone(), what))
-            })
+            .map(|e| Ok((e.path.clone(), describe_entry(e, hashes)?)))
             .collect()
     }
 
@@ -162,43 +145,73 @@ impl LocalContext {
     }
 
     fn materialize(&self, scratch_root: &Path) -> anyhow::Result<tempfile::TempDir> {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
             .prefix("named-context-")
             .tempdir_in(scratch_root)
             .context("creating a directory for a named context")?;
-        let (entries, _) = self.walk()?;
-        let mut dirs = Vec::new();
-        for e in entries {
-            cairn_layers::entry::check_path(&e.path)?;
-            let dst = dir.path().join(&e.path);
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            match &e.kind {
-                EntryKind::Dir => {
-                    std::fs::create_dir_all(&dst)?;
-                    dirs.push((dst, e.mode));
-                }
-                EntryKind::File {
-                    source: cairn_layers::Source::Path(src),
-                    ..
-                } if std::fs::hard_link(src, &dst).is_err() => {
-                    std::fs::copy(src, &dst)
-                        .with_context(|| format!("copying {}", src.display()))?;
-                }
-                EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dst)?,
-                _ => {}
-            }
-        }
-        // Modes last, children first: a read-only directory must be filled before.
-        for (d, mode) in dirs.iter().rev() {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(*mode))?;
-        }
-        // The mount's root: readable by every USER of the step, like a context directory.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        write_tree(&self.walk()?.0, dir.path())?;
         Ok(dir)
     }
+}
+
+/// Write context `entries` below `dir` for a bind mount: files hard-linked
+/// where possible (the mount is read-only, and a writable one writes to a
+/// throwaway upper directory), links as links, directories with their modes.
+pub(crate) fn write_tree(entries: &[Entry], dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating {} for a bind mount", dir.display()))?;
+    let mut dirs = Vec::new();
+    for e in entries {
+        cairn_layers::entry::check_path(&e.path)?;
+        let dst = dir.join(&e.path);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match &e.kind {
+            EntryKind::Dir => {
+                std::fs::create_dir_all(&dst)?;
+                dirs.push((dst, e.mode));
+            }
+            EntryKind::File {
+                source: cairn_layers::Source::Path(src),
+                ..
+            } if std::fs::hard_link(src, &dst).is_err() => {
+                std::fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
+            }
+            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dst)?,
+            _ => {}
+        }
+    }
+    // Modes last, children first: a read-only directory must be filled before.
+    for (d, mode) in dirs.iter().rev() {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(*mode))?;
+    }
+    // The mount's root: readable by every USER of the step, like a context directory.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// How a context entry enters a cache key: kind, mode, content digest, link target.
+pub(crate) fn describe_entry(
+    e: &Entry,
+    hashes: &super::hash_cache::HashCache,
+) -> anyhow::Result<String> {
+    Ok(match &e.kind {
+        EntryKind::File {
+            source: cairn_layers::Source::Path(p),
+            ..
+        } => format!(
+            "file {:o} {}",
+            e.mode,
+            hashes
+                .digest(p)
+                .with_context(|| format!("reading context file {}", p.display()))?
+        ),
+        EntryKind::Dir => format!("dir {:o}", e.mode),
+        EntryKind::Symlink { target } => format!("symlink -> {target}"),
+        other => format!("{other:?} {:o}", e.mode),
+    })
 }
 
 /// `FROM NAME` of a directory context: the stage starts (from scratch) with

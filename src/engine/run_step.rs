@@ -46,6 +46,7 @@ fn resolve_mount(
     n: usize,
     m: &MountSpec,
     scratch: &std::path::Path,
+    fill: &mut Vec<super::context_mount::ContextBind>,
 ) -> anyhow::Result<Resolved> {
     let ctx = run.ctx;
     let target = m.target.clone().unwrap_or_default();
@@ -151,8 +152,17 @@ fn resolve_mount(
             }
         }
         MountType::Bind => {
+            let mut source = m.source.clone().unwrap_or_default();
             let (from, from_key) = match m.from.as_ref() {
-                None => (vec![ctx.req.context.clone()], "context".to_owned()),
+                // The kept files of the subtree only, keyed by their content.
+                None => {
+                    let dir = scratch.join(format!("context-{}", fill.len()));
+                    let bind = super::context_mount::plan(ctx, &source, dir.clone())?;
+                    let key = format!("context {}", bind.digest);
+                    source = bind.source.clone();
+                    fill.push(bind);
+                    (vec![dir], key)
+                }
                 Some(_) => match run
                     .stage
                     .sources
@@ -202,18 +212,18 @@ fn resolve_mount(
                     None => anyhow::bail!("internal error: no source recorded for --mount from="),
                 },
             };
-            let source = m.source.clone().unwrap_or_default();
+            let key_source = m.source.clone().unwrap_or_default();
             Resolved {
                 env: None,
                 mount: Some(Mount::Bind {
                     from,
-                    source: source.clone(),
+                    source,
                     target: abs(&target),
                     rw: !m.readonly,
                 }),
                 key: (
                     format!("mount bind {}", abs(&target)),
-                    format!("{from_key}:{source}:{}", !m.readonly),
+                    format!("{from_key}:{key_source}:{}", !m.readonly),
                 ),
             }
         }
@@ -417,6 +427,7 @@ pub fn run(
     let mut from_index = 0;
     let mut ssh_index = 0;
     let mut ssh_sock = None;
+    let mut fill = Vec::new();
     for spec in &r.mount_specs {
         let mut m = MountSpec::parse(spec, Some(&expand))
             .map_err(|e| anyhow::anyhow!("--mount={spec}: {e}"))?;
@@ -436,7 +447,7 @@ pub fn run(
         } else {
             0
         };
-        let res = resolve_mount(run, k, n, &m, scratch.path())?;
+        let res = resolve_mount(run, k, n, &m, scratch.path(), &mut fill)?;
         inputs.push(res.key.0, res.key.1);
         mounts.extend(res.mount);
         secret_env.extend(res.env);
@@ -452,6 +463,9 @@ pub fn run(
     let stage = run.stage.index;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let sandbox = ctx.sandbox()?;
+        for bind in &fill {
+            super::named_context::write_tree(&bind.entries, &bind.dir)?;
+        }
         let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.layers)?;
         let spec = RunSpec {
             lowers,
