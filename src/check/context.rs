@@ -324,7 +324,13 @@ fn next_cache_shipped(
     for si in model.ships() {
         for step in &df.stages[si].steps {
             let Some(c) = copy_of(step) else { continue };
-            let Some(from) = c.from.as_deref().and_then(|f| from_stage(df, f)) else {
+            // A `--build-context` of that name replaces the stage.
+            let Some(from) = c
+                .from
+                .as_deref()
+                .filter(|f| !ctx.named.contains_key(*f))
+                .and_then(|f| from_stage(df, f))
+            else {
                 continue;
             };
             let chain = model.chain(from);

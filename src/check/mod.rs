@@ -195,6 +195,8 @@ pub struct Options {
     pub build_args: BTreeMap<String, String>,
     /// `--target`.
     pub target: Option<String>,
+    /// `--build-context` names: `FROM NAME` and `--from=NAME` read these, not a stage or an image.
+    pub named_contexts: BTreeMap<String, crate::frontend::graph::Named>,
 }
 
 /// The outcome of a check.
@@ -256,6 +258,7 @@ pub(crate) struct Ctx<'a> {
     pub context: Option<&'a Path>,
     pub ignore: Option<&'a Matcher>,
     pub build_args: &'a BTreeMap<String, String>,
+    pub named: &'a BTreeMap<String, crate::frontend::graph::Named>,
 }
 
 impl Ctx<'_> {
@@ -334,6 +337,7 @@ pub fn run(source: &str, file: &Path, opts: &Options) -> Result<Report, CheckErr
         context: opts.context.as_deref(),
         ignore: ignore.as_ref(),
         build_args: &opts.build_args,
+        named: &opts.named_contexts,
     };
     let mut findings = syntax::check(&ctx);
     match frontend::parse(source, file) {
@@ -342,6 +346,7 @@ pub fn run(source: &str, file: &Path, opts: &Options) -> Result<Report, CheckErr
             let plan_opts = BuildOptions {
                 target: opts.target.clone(),
                 build_args: opts.build_args.clone(),
+                named_contexts: opts.named_contexts.clone(),
                 ..BuildOptions::default()
             };
             // The rules run even when planning fails (as BuildKit lints before it

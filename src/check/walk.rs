@@ -24,6 +24,11 @@ pub(crate) enum BaseRef {
     Scratch,
     Stage(usize),
     Image(String),
+    /// A `--build-context` directory: its files, no config.
+    Context,
+    /// A `--build-context` image (the reference the flag gave): pinned or not
+    /// on the command line, not in the Dockerfile.
+    NamedImage(String),
 }
 
 /// What the walk learned about one stage.
@@ -241,7 +246,13 @@ pub(crate) fn walk(ctx: &Ctx, df: &Dockerfile, target: usize, out: &mut Vec<Find
         }
         let image = image.unwrap_or_else(|| stage.from.image.clone());
         let lower = image.to_ascii_lowercase();
-        let base = if lower == "scratch" {
+        use crate::frontend::graph::Named;
+        let base = if let Some(n) = ctx.named.get(&image) {
+            match n {
+                Named::Local => BaseRef::Context,
+                Named::Image(r) => BaseRef::NamedImage(r.clone()),
+            }
+        } else if lower == "scratch" {
             BaseRef::Scratch
         } else if let Some(j) = df.stages[..i]
             .iter()
@@ -262,20 +273,22 @@ pub(crate) fn walk(ctx: &Ctx, df: &Dockerfile, target: usize, out: &mut Vec<Find
                     ..p.clone()
                 }
             }
-            BaseRef::Scratch | BaseRef::Image(_) => StageModel {
+            _ => StageModel {
                 base: base.clone(),
                 root_image: match &base {
-                    BaseRef::Image(s) => Some(s.clone()),
+                    BaseRef::Image(s) | BaseRef::NamedImage(s) => Some(s.clone()),
                     _ => None,
                 },
                 default_image,
                 workdirs: Vec::new(),
                 // Every image config sets PATH (BuildKit adds a default one).
                 vars: match &base {
-                    BaseRef::Image(_) => [("PATH".to_owned(), None)].into(),
+                    BaseRef::Image(_) | BaseRef::NamedImage(_) => {
+                        [("PATH".to_owned(), None)].into()
+                    }
                     _ => BTreeMap::new(),
                 },
-                env_known: base == BaseRef::Scratch,
+                env_known: matches!(base, BaseRef::Scratch | BaseRef::Context),
                 shell_set: false,
                 workdir_set: false,
                 workdir: "/".into(),

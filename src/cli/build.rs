@@ -4,7 +4,7 @@ use super::output_spec::{self, OutputSpec, Sink};
 
 mod cache_flags;
 mod multi;
-mod run_flags;
+pub(super) mod run_flags;
 use super::GlobalArgs;
 use crate::engine::request::{resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
@@ -334,7 +334,14 @@ pub(crate) fn read_dockerfile(
 pub fn run(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if args.check {
         let (context, file, target) = (&args.context, args.file.as_deref(), args.target.as_deref());
-        return super::check::check_and_print(context, file, target, &args.build_args, "text");
+        return super::check::check_and_print(
+            context,
+            file,
+            target,
+            &args.build_args,
+            &args.build_contexts,
+            "text",
+        );
     }
     let progress = Arc::new(if args.quiet {
         crate::progress::quiet()

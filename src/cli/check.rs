@@ -31,6 +31,10 @@ pub struct CheckArgs {
     /// A build argument (KEY=VALUE, or KEY from the environment); BUILDKIT_DOCKERFILE_CHECK replaces the `# check=` directive.
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// A named context as `cairn build --build-context` takes it (NAME=DIR, NAME=docker-image://REF,
+    /// NAME=oci-layout://DIR…): `FROM NAME` and `--from=NAME` read it, not a stage or an image. Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
 }
 
 /// Run `cairn check`.
@@ -40,6 +44,7 @@ pub fn run(args: CheckArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         args.file.as_deref(),
         args.target.as_deref(),
         &args.build_args,
+        &args.build_contexts,
         &args.format,
     )
 }
@@ -50,6 +55,7 @@ pub fn check_and_print(
     file: Option<&Path>,
     target: Option<&str>,
     build_args: &[String],
+    build_contexts: &[String],
     format: &str,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -69,6 +75,7 @@ pub fn check_and_print(
         dockerfile_path: on_disk,
         build_args: super::parse::build_args(build_args)?,
         target: target.map(str::to_owned),
+        named_contexts: named_contexts(build_contexts)?,
     };
     let report = check::run(&source, &label, &opts).map_err(|e| {
         crate::error::hint(
@@ -111,6 +118,7 @@ pub(crate) fn gate(
             .then(|| dockerfile.to_path_buf()),
         build_args: build_args.clone(),
         target: args.target.clone(),
+        named_contexts: named_contexts(&args.build_contexts)?,
     };
     let report = check::run(source, dockerfile, &opts)?;
     let mut names: Vec<&str> = report
@@ -134,4 +142,12 @@ pub(crate) fn gate(
         anyhow::anyhow!("lint violation found for rules: {}", names.join(", ")),
         "the Dockerfile's checks are set to error=true: fix them, or skip a rule with # check=skip=<Rule>",
     ))
+}
+
+/// `--build-context` values as the planner sees them (checked as `cairn build` checks them).
+fn named_contexts(
+    items: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, crate::frontend::graph::Named>> {
+    let named = super::build::run_flags::build_contexts(items)?;
+    Ok(crate::engine::named_context::for_planning(&named))
 }

@@ -24,6 +24,7 @@ fn check_dir(context: &Path, dockerfile: &str, target: Option<&str>) -> check::R
         dockerfile_path: Some(path),
         build_args: Default::default(),
         target: target.map(str::to_owned),
+        ..Options::default()
     };
     check::run(&src, Path::new(dockerfile), &opts).unwrap()
 }
@@ -443,4 +444,37 @@ fn the_target_decides_what_ships() {
     assert!(r.failed());
     let e = r.error.expect("an unknown target is an error");
     assert!(e.message.contains("\"nope\""), "{}", e.message);
+}
+
+/// `--build-context NAME=…` replaces the stage or image of that name for the checks
+/// too: `FROM lib` is not an unpinned image, `COPY --from=shared` not a later stage.
+#[test]
+fn named_contexts_are_neither_images_nor_stages() {
+    let d = tmp_context(&format!(
+        "# check=error=true\nFROM lib AS base\nFROM {PINNED}\nCOPY --from=shared x /x\nFROM scratch AS shared\n"
+    ));
+    let lib = tempfile::tempdir().unwrap();
+    let ctx = d.path().display().to_string();
+    let (code, out, _) = run(&["check", &ctx]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BaseImageNotPinned: base image lib"), "{out}");
+    assert!(out.contains("cannot copy from stage \"shared\""), "{out}");
+    let lib_ctx = format!("lib={}", lib.path().display());
+    let shared_ctx = format!("shared=docker-image://{PINNED}");
+    let named = ["--build-context", &lib_ctx, "--build-context", &shared_ctx];
+    for cmd in [&["check"][..], &["build", "--check"][..]] {
+        let args: Vec<&str> = cmd
+            .iter()
+            .copied()
+            .chain(named)
+            .chain([ctx.as_str()])
+            .collect();
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{cmd:?}: {out}{err}");
+        assert!(out.contains("no problems found"), "{cmd:?}: {out}");
+    }
+    // Values are checked as `cairn build` checks them.
+    let (code, _, err) = run(&["check", "--build-context", "lib=/no/such/dir", &ctx]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--build-context lib=/no/such/dir"), "{err}");
 }

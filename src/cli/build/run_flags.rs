@@ -180,7 +180,7 @@ const CONTEXT_FORMS: &str =
 
 /// `--build-context NAME=VALUE`, every value checked (directories exist,
 /// references parse, layouts hold the tag or digest).
-fn build_contexts(items: &[String]) -> anyhow::Result<NamedContexts> {
+pub(in crate::cli) fn build_contexts(items: &[String]) -> anyhow::Result<NamedContexts> {
     let mut out = NamedContexts::new();
     for s in items {
         let bad = |why: String, fix: &str| hint(anyhow::anyhow!("--build-context {s}: {why}"), fix);
