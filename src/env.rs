@@ -25,3 +25,5 @@ pub const CAIRN_SANDBOX_HELPER: &str = "CAIRN_SANDBOX_HELPER";
 pub const CAIRN_SANDBOX_ID_MAP: &str = "CAIRN_SANDBOX_ID_MAP";
 /// Where sandbox tests find the node:22-alpine stand-in OCI layout.
 pub const CAIRN_NODE_ALPINE_OCI: &str = "CAIRN_NODE_ALPINE_OCI";
+/// How many platforms of a multi-platform build are built at once (default: the CPUs; 1: one after another).
+pub const CAIRN_PLATFORM_JOBS: &str = "CAIRN_PLATFORM_JOBS";

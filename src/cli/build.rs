@@ -2,6 +2,7 @@
 
 use super::output_spec::{self, OutputSpec, Sink};
 
+mod annotation;
 mod cache_flags;
 mod multi;
 pub(super) mod run_flags;
@@ -218,33 +219,6 @@ fn parse_outputs(args: &BuildArgs) -> anyhow::Result<Vec<OutputSpec>> {
     Ok(outputs)
 }
 
-/// `--annotation [manifest:]KEY=VALUE`: annotations of the image manifest.
-/// buildx's other levels (`index:`, `manifest-descriptor:`, …) belong to
-/// multi-platform images and are refused here.
-fn annotations(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let plain: Vec<String> = items
-        .iter()
-        .map(|a| {
-            let (kv, level) = match a.split_once('=') {
-                Some((k, _)) if k.contains(':') && !k.starts_with("manifest:") => {
-                    (a.as_str(), k.split(':').next())
-                }
-                _ => (a.strip_prefix("manifest:").unwrap_or(a), None),
-            };
-            match level {
-                Some(l) => Err(crate::error::hint(
-                    anyhow::anyhow!(
-                        "--annotation `{a}`: cairn annotates the image manifest only, not `{l}`"
-                    ),
-                    "write --annotation KEY=VALUE or manifest:KEY=VALUE",
-                )),
-                None => Ok(kv.to_owned()),
-            }
-        })
-        .collect::<anyhow::Result<_>>()?;
-    key_values(&plain, "--annotation")
-}
-
 /// The architectures an image index names (image-spec `image-index.md`, Go's GOARCH values).
 const ARCHITECTURES: [&str; 10] = [
     "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64", "loong64",
@@ -397,6 +371,16 @@ fn build(
         std::path::absolute(&dir).with_context(|| format!("cache directory {}", dir.display()))?
     };
     let cache_flags = cache_flags::CacheFlags::parse(&args, global, progress.clone(), &cache_dir)?;
+    let (mut annotations, index_annotations) = annotation::parse(&args.annotations, &platforms)?;
+    if platforms.len() < 2 {
+        // A single build: its platform's `manifest[P]:` ones are the manifest's.
+        annotations.extend(
+            index_annotations
+                .manifest
+                .iter()
+                .map(|(_, k, v)| (k.clone(), v.clone())),
+        );
+    }
     let req = BuildRequest {
         context: context.clone(),
         dockerfile,
@@ -408,7 +392,7 @@ fn build(
             _ => None,
         },
         labels: key_values(&args.labels, "--label")?,
-        annotations: annotations(&args.annotations)?,
+        annotations,
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         network: args.network.as_deref().map(|n| match n {
@@ -443,7 +427,13 @@ fn build(
             ));
         }
         return multi::build(
-            &args, global, &req, &platforms, &outputs, &sources, progress,
+            &args,
+            global,
+            &req,
+            (&platforms, &index_annotations),
+            &outputs,
+            &sources,
+            progress,
         );
     }
     let started = std::time::Instant::now();

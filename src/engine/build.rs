@@ -6,18 +6,17 @@ use super::cache::Cache;
 use super::layer_dirs::LayerDirs;
 use super::record::BuildRecord;
 use super::request::BuildRequest;
+use super::session::Session;
 use super::stage::{run_stage, StageResult};
 use super::state::{ImageState, LayerDesc};
 use crate::frontend::{self, BuildOptions, BuildPlan, Dockerfile, Platform};
 use crate::image::manifest::{OCI_CONFIG, OCI_MANIFEST};
 use crate::report::{Event, Reporter};
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
-use cairn_layers::context::BuildContext;
 use cairn_layers::{Digest, Entry};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// The built image: its blobs are in the cache's blob store.
 #[derive(Clone, Debug)]
@@ -58,40 +57,33 @@ pub struct BuildCtx<'a> {
     pub store: BlobStore,
     /// The step cache.
     pub cache: Cache,
-    /// Unpacked layers.
-    pub layer_dirs: LayerDirs,
+    /// Unpacked layers (shared by the builds of the session).
+    pub layer_dirs: &'a LayerDirs,
     /// Base images.
     pub images: &'a dyn ImageSource,
     /// Progress.
     pub reporter: &'a dyn Reporter,
-    /// The build context, walked on first use, and the host paths of the
-    /// files in it whose names are not UTF-8 (left out; see
-    /// [`BuildCtx::check_unnamed`]).
-    pub context: OnceLock<Result<ContextWalk, String>>,
+    /// What this build shares with the other builds of the invocation (the
+    /// other platforms of a multi-platform build): the context walk and its
+    /// digests, the sandbox, the layers written.
+    pub session: &'a Session,
     /// Step ids for progress.
     pub next_step: AtomicUsize,
     /// Per-step records collected for the build record.
     pub record: Mutex<BuildRecord>,
     /// `created` of new history entries.
     pub created: String,
-    /// The context indexed as a filesystem.
-    pub context_fs: OnceLock<super::fs::EntryFs>,
-    /// Context file digests.
-    pub hashes: OnceLock<super::hash_cache::HashCache>,
-    /// The RUN sandbox, probed on the first RUN.
-    pub sandbox: OnceLock<Result<crate::sandbox::Sandbox, String>>,
     /// Nanoseconds spent inside RUN commands, and in whole RUN steps.
     pub run_nanos: (AtomicU64, AtomicU64),
-    /// Entries of the layers this build wrote or reused by content, by blob
-    /// digest: later steps read them from memory instead of unpacking.
-    pub written:
-        Mutex<std::collections::HashMap<cairn_layers::Digest, std::sync::Arc<super::fs::EntryFs>>>,
+    /// Entries of the layers written or reused by content, by blob digest
+    /// (the session's): later steps read them from memory instead of unpacking.
+    pub written: &'a Mutex<
+        std::collections::HashMap<cairn_layers::Digest, std::sync::Arc<super::fs::EntryFs>>,
+    >,
     /// The stages whose layers the target image contains (the target and the
     /// stages it is built `FROM`): their new layers are written gzip, the
     /// others plain (see [`super::layer_write::MEDIA_TYPE_STAGE_TAR`]).
     pub exported: std::collections::BTreeSet<usize>,
-    /// Digests of files in unpacked layers and plain layer blobs.
-    pub file_digests: OnceLock<super::file_digests::FileDigests>,
 }
 
 /// The context's entries, and the host paths of files left out because
@@ -105,12 +97,7 @@ impl BuildCtx<'_> {
     }
 
     fn context_walk(&self) -> anyhow::Result<&ContextWalk> {
-        let r = self.context.get_or_init(|| {
-            BuildContext::open(&self.req.context, Some(&self.req.dockerfile))
-                .and_then(|c| c.walk_lenient())
-                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
-        });
-        r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+        self.session.context_walk(self.req)
     }
 
     /// Fail when a COPY of `sources` (context-relative, as written) that
@@ -148,9 +135,10 @@ impl BuildCtx<'_> {
 
     /// The sandbox for RUN steps (probed once per build).
     pub fn sandbox(&self) -> anyhow::Result<&crate::sandbox::Sandbox> {
-        self.sandbox
+        self.session
+            .sandbox
             .get_or_init(|| {
-                super::run_step::new_sandbox(&self.layer_dirs, self.reporter, &self.req.isolation)
+                super::run_step::new_sandbox(self.layer_dirs, self.reporter, &self.req.isolation)
                     .map_err(|e| format!("{e:#}"))
             })
             .as_ref()
@@ -171,22 +159,19 @@ impl BuildCtx<'_> {
     pub fn context_fs(&self) -> anyhow::Result<&super::fs::EntryFs> {
         let entries = self.context_entries()?;
         Ok(self
+            .session
             .context_fs
             .get_or_init(|| super::fs::EntryFs::new(entries.iter().cloned())))
     }
 
     /// Content digests of context files (loaded once per build, saved at its end).
     pub fn context_hashes(&self) -> &super::hash_cache::HashCache {
-        self.hashes.get_or_init(|| {
-            super::hash_cache::HashCache::load(
-                self.cache.layout().memo(crate::cache::Memo::ContextHashes),
-            )
-        })
+        self.session.context_hashes()
     }
 
     /// Digests of immutable files of layers (loaded on first use, saved at the end).
     pub fn file_digests(&self) -> &super::file_digests::FileDigests {
-        self.file_digests.get_or_init(|| {
+        self.session.file_digests.get_or_init(|| {
             super::file_digests::FileDigests::load(
                 self.cache.layout().memo(crate::cache::Memo::FileDigests),
             )
@@ -224,49 +209,45 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BuildResult> {
     let (df, plan) = preflight(req)?;
+    let session = Session::open(req, reporter)?;
+    let r = build_in(&session, req, (&df, &plan), images, reporter);
+    session.save();
+    r
+}
+
+/// Run the build of `req`, planned as `(df, plan)` by [`preflight`], in
+/// `session` (which the caller saves).
+pub fn build_in(
+    session: &Session,
+    req: &BuildRequest,
+    (df, plan): (&Dockerfile, &BuildPlan),
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<BuildResult> {
     for w in df
         .warnings
         .iter()
-        .chain(&super::secret_names::warnings(&df))
+        .chain(&super::secret_names::warnings(df))
         .chain(&plan.warnings)
     {
         reporter.event(Event::Warning(w.to_string()));
     }
-    let cache = Cache::open(&req.cache_dir)
-        .with_context(|| format!("opening the cache at {}", req.cache_dir.display()))?;
-    if let Some(w) = cache.repaired_warning() {
-        reporter.event(Event::Warning(w));
-    }
-    let store = BlobStore::open(cache.root())?;
-    let _ = store.sweep_temporaries(std::time::Duration::from_secs(3600));
-    let layer_dirs = LayerDirs::new(cache.layout())?;
-    layer_dirs.sweep();
-    if !req.cache_from.is_empty() {
-        let (imports, store) = (req.cache_from.clone(), store.clone());
-        layer_dirs.set_fetch(std::sync::Arc::new(move |d| {
-            imports.materialize([d], &store)
-        }));
-    }
     let ctx = BuildCtx {
         req,
-        df: &df,
-        plan: &plan,
-        store,
-        cache,
-        layer_dirs,
+        df,
+        plan,
+        store: session.store.clone(),
+        cache: session.cache.clone(),
+        layer_dirs: &session.layer_dirs,
         images,
         reporter,
-        context: OnceLock::new(),
+        session,
         next_step: AtomicUsize::new(0),
         record: Mutex::new(BuildRecord::default()),
         created: super::state::rfc3339(req.epoch),
-        context_fs: OnceLock::new(),
-        hashes: OnceLock::new(),
-        sandbox: OnceLock::new(),
         run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
-        written: Mutex::default(),
-        exported: exported_stages(&plan),
-        file_digests: OnceLock::new(),
+        written: &session.written,
+        exported: exported_stages(plan),
     };
     let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
     for group in &plan.parallel {
@@ -301,12 +282,6 @@ pub fn build(
         .stage(plan.target)
         .map(|s| s.platform.clone())
         .unwrap_or_else(Platform::host);
-    if let Some(h) = ctx.hashes.get() {
-        h.save();
-    }
-    if let Some(d) = ctx.file_digests.get() {
-        d.save();
-    }
     let mut record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
     record.normalize();
     let mut result = finalize(&ctx, target.image, platform, record)?;

@@ -3,7 +3,8 @@
 //! not re-read the context. A file whose ctime moved is hashed again, so an
 //! edit that restores the mtime is still seen. One entry per path: a changed
 //! file replaces its entry, so the cache stays as large as the contexts it has
-//! seen, however often their files change.
+//! seen, however often their files change. A file two threads ask for at
+//! once (two platforms of one build reaching the same COPY) is read once.
 
 use cairn_layers::digest::HashingWriter;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// What is known about one path: the stamp it had when hashed, and the digest.
@@ -25,6 +27,10 @@ pub struct HashCache {
     file: PathBuf,
     map: Mutex<BTreeMap<String, Known>>,
     dirty: Mutex<bool>,
+    /// Paths being hashed, so that each is read once.
+    hashing: super::in_flight::InFlight,
+    /// Files read (not served from the cache) since loading.
+    hashed: AtomicUsize,
 }
 
 fn stamp(md: &std::fs::Metadata) -> String {
@@ -49,6 +55,8 @@ impl HashCache {
             file,
             map: Mutex::new(map),
             dirty: Mutex::new(false),
+            hashing: Default::default(),
+            hashed: AtomicUsize::new(0),
         }
     }
 
@@ -57,11 +65,21 @@ impl HashCache {
         let md = std::fs::symlink_metadata(p)?;
         let stamp = stamp(&md);
         let key = p.to_string_lossy();
-        if let Some(k) = self.map.lock().ok().and_then(|m| m.get(&*key).cloned()) {
-            if k.stamp == stamp {
-                return Ok(k.digest);
-            }
+        let known = || {
+            self.map
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&*key).cloned())
+                .filter(|k| k.stamp == stamp)
+        };
+        if let Some(k) = known() {
+            return Ok(k.digest);
         }
+        let _claim = self.hashing.claim(&key);
+        if let Some(k) = known() {
+            return Ok(k.digest);
+        }
+        self.hashed.fetch_add(1, Ordering::Relaxed);
         let mut f = std::fs::File::open(p)?;
         let mut h = HashingWriter::new(io::sink());
         io::copy(&mut f, &mut h)?;
@@ -79,6 +97,11 @@ impl HashCache {
             *dirty = true;
         }
         Ok(digest)
+    }
+
+    /// How many files were read (not known already) since loading.
+    pub fn hashed(&self) -> usize {
+        self.hashed.load(Ordering::Relaxed)
     }
 
     /// Write the cache back when it changed (atomically; losing it only costs time).
@@ -142,6 +165,22 @@ mod tests {
             .set_modified(mtime)
             .unwrap();
         assert_eq!(c.digest(&f).unwrap(), sha(b"two"));
+    }
+
+    #[test]
+    fn a_file_asked_for_by_many_threads_at_once_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("big");
+        std::fs::write(&f, vec![7u8; 8 << 20]).unwrap();
+        let c = HashCache::load(dir.path().join("hashes.json"));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| c.digest(&f).unwrap());
+            }
+        });
+        assert_eq!(c.hashed(), 1);
+        assert_eq!(c.digest(&f).unwrap(), sha(&vec![7u8; 8 << 20]));
+        assert_eq!(c.hashed(), 1);
     }
 
     #[test]

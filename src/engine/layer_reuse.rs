@@ -45,6 +45,9 @@ pub fn write_or_reuse(
     layer_write::normalize(&mut entries);
     let inputs = content_inputs(ctx, step.instruction, &entries, mtime)?;
     let slot = format!("{}#content", step.slot);
+    // The same files written by another platform at this moment: wait for
+    // its layer instead of writing the same bytes again.
+    let _claim = ctx.session.in_flight.claim(&inputs.key().to_string());
     if !ctx.req.no_cache {
         let present = |l: &CachedLayer| {
             l.digest

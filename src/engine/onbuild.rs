@@ -129,26 +129,27 @@ mod tests {
             built_here: Default::default(),
             cache_from: Default::default(),
         };
+        let session = crate::engine::session::Session::with(
+            cairn_layers::blob_store::BlobStore::open(cache.path()).unwrap(),
+            Cache::open_unlocked(cache.path()).unwrap(),
+            LayerDirs::new(&crate::cache::CacheLayout::new(cache.path())).unwrap(),
+        );
         let ctx = BuildCtx {
             req: &req,
             df: &df,
             plan: &plan,
-            store: cairn_layers::blob_store::BlobStore::open(cache.path()).unwrap(),
-            cache: Cache::open_unlocked(cache.path()).unwrap(),
-            layer_dirs: LayerDirs::new(&crate::cache::CacheLayout::new(cache.path())).unwrap(),
+            store: session.store.clone(),
+            cache: session.cache.clone(),
+            layer_dirs: &session.layer_dirs,
             images: &NoImages,
             reporter: &(),
-            context: Default::default(),
+            session: &session,
             next_step: Default::default(),
             record: Default::default(),
             created: "1970-01-01T00:00:00Z".into(),
-            context_fs: Default::default(),
-            hashes: Default::default(),
-            sandbox: Default::default(),
             run_nanos: Default::default(),
-            written: Default::default(),
+            written: &session.written,
             exported: Default::default(),
-            file_digests: Default::default(),
         };
         let done = BTreeMap::new();
         let mut run = StageRun {

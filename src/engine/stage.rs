@@ -119,6 +119,9 @@ impl StageRun<'_, '_> {
                 .lock()
                 .is_ok_and(|s| s.contains(&k.to_string()))
         };
+        // Another build of the session (another platform) working on the
+        // same key finishes first; this one then finds its record.
+        let _claim = ctx.session.in_flight.claim(&key.to_string());
         let lookup = if ctx.req.no_cache && !built_here(&key) {
             Lookup::Miss(Some("--no-cache".into()))
         } else if ctx

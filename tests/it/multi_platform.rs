@@ -396,3 +396,197 @@ fn a_base_without_the_platform_is_an_error_naming_the_ones_it_has() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{flag}");
     }
 }
+
+/// The JSON progress events of `cairn build` (stderr), and the printed digest.
+fn build_json(
+    home: &Path,
+    ctx: &Path,
+    cache: &str,
+    jobs: &str,
+    args: &[&str],
+) -> (Vec<serde_json::Value>, String) {
+    let mut c = cairn(home);
+    c.env("CAIRN_PLATFORM_JOBS", jobs)
+        .arg("build")
+        .arg(ctx)
+        .args(["--progress", "json", "--cache-dir"])
+        .arg(home.join(cache))
+        .args(["--platform", "linux/amd64,linux/arm64"])
+        .args(args);
+    let o = run(c, "");
+    let events = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (events, ok(&o))
+}
+
+#[test]
+fn platform_independent_work_is_done_once_and_the_index_is_the_same_in_parallel_or_not() {
+    require_emulation();
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("app.txt"), "same bytes on every platform\n").unwrap();
+    std::fs::write(ctx.join("other.txt"), "never copied\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {bb} AS tools\n\
+             RUN uname -m > /tool\n\
+             FROM {bb}\n\
+             COPY app.txt /app/\n\
+             COPY --from=tools /tool /app/tool\n\
+             RUN uname -m > /app/arch\n",
+            bb = busybox()
+        ),
+    )
+    .unwrap();
+    let oci = |n: &str| format!("type=oci,dest={},tar=false", t.path().join(n).display());
+    let annotations = [
+        "--annotation",
+        "index,manifest:org.opencontainers.image.title=app",
+        "--annotation",
+        "manifest[linux/arm64]:com.example.arch=arm",
+        "--annotation",
+        "manifest-descriptor:com.example.entry=all",
+        "--annotation",
+        "manifest-descriptor[linux/amd64]:com.example.entry-amd=yes",
+        "--annotation",
+        "index-descriptor:com.example.top=1",
+    ];
+    let annotated = |cache: &str, jobs: &str, out: &str| {
+        let mut args = vec!["-o".to_owned(), oci(out)];
+        args.extend(annotations.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        build_json(t.path(), &ctx, cache, jobs, &args)
+    };
+    let (par, par_digest) = annotated("par", "2", "par");
+    let (seq, seq_digest) = annotated("seq", "1", "seq");
+    assert_eq!(
+        par_digest, seq_digest,
+        "the same index built in parallel and one platform after another"
+    );
+    let infos = |ev: &[serde_json::Value]| -> Vec<String> {
+        ev.iter()
+            .filter(|e| e["type"] == "info")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for (name, ev, jobs) in [("parallel", &par, 2), ("sequential", &seq, 1)] {
+        let infos = infos(ev);
+        assert!(
+            infos
+                .iter()
+                .any(|m| m.contains(&format!("building 2 platforms, {jobs} at a time"))),
+            "{name}: {infos:?}"
+        );
+        // The context is walked once and app.txt (the one copied file) read once for both platforms.
+        let summary = infos
+            .iter()
+            .find(|m| m.starts_with("built 2 platforms"))
+            .unwrap();
+        assert!(
+            summary.contains("context walked 1×, context files hashed: 1"),
+            "{name}: {summary}"
+        );
+        // Each COPY's layer is written by one platform and reused by content by the other.
+        let reused = ev
+            .iter()
+            .filter(|e| {
+                e["type"] == "step_output"
+                    && e["line"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with("same files as an earlier build: layer")
+            })
+            .count();
+        assert_eq!(
+            reused, 2,
+            "{name}: app.txt and /app/tool layers written once"
+        );
+        // The $BUILDPLATFORM stage's RUN: started by both platforms, run by one, a cache hit for the other.
+        let ids: Vec<u64> = ev
+            .iter()
+            .filter(|e| e["type"] == "step_start" && e["text"] == "RUN uname -m > /tool")
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2, "{name}");
+        let cached = ev
+            .iter()
+            .filter(|e| e["type"] == "step_cached" && ids.contains(&e["id"].as_u64().unwrap()))
+            .count();
+        assert_eq!(cached, 1, "{name}: the tools stage ran once");
+        // Steps are numbered build-wide and labelled with their platform.
+        let starts: Vec<&serde_json::Value> =
+            ev.iter().filter(|e| e["type"] == "step_start").collect();
+        let mut all_ids: Vec<u64> = starts.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+        all_ids.sort();
+        all_ids.dedup();
+        assert_eq!(all_ids.len(), starts.len(), "{name}: step ids unique");
+        assert!(
+            starts.iter().all(|e| {
+                let s = e["stage"].as_str().unwrap();
+                s.starts_with("linux/amd64 ") || s.starts_with("linux/arm64 ")
+            }),
+            "{name}: every step names its platform"
+        );
+    }
+
+    // The annotations, each at its level, read back by skopeo from the layout.
+    let layout = t.path().join("par");
+    let top = json(&layout.join("index.json"));
+    let desc = &top["manifests"][0];
+    assert_eq!(desc["annotations"]["com.example.top"], "1", "{top}");
+    let index: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:latest", layout.display()),
+    ]))
+    .unwrap();
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!({"org.opencontainers.image.title": "app"})
+    );
+    assert_eq!(
+        index["manifests"][0]["annotations"],
+        serde_json::json!({"com.example.entry": "all", "com.example.entry-amd": "yes"})
+    );
+    assert_eq!(
+        index["manifests"][1]["annotations"],
+        serde_json::json!({"com.example.entry": "all"})
+    );
+    let manifest = |i: usize| {
+        let d = index["manifests"][i]["digest"].as_str().unwrap();
+        json(
+            &layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+    };
+    assert_eq!(
+        manifest(0)["annotations"],
+        serde_json::json!({"org.opencontainers.image.title": "app"})
+    );
+    assert_eq!(
+        manifest(1)["annotations"],
+        serde_json::json!({"org.opencontainers.image.title": "app", "com.example.arch": "arm"})
+    );
+    // Refused before any work: a platform the build does not make.
+    let o = build(
+        t.path(),
+        &ctx,
+        "par",
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--annotation",
+            "manifest[linux/s390x]:a=b",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("this build makes no linux/s390x image"),
+        "{err}"
+    );
+}

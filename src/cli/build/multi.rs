@@ -2,11 +2,14 @@
 //! written where the single-platform build writes its image (the local
 //! store, `type=oci,tar=false`, `type=image`/`type=registry` with push) and, as a
 //! docker-archive holds one platform, one archive per platform
-//! (`type=docker,dest=app.tar` → `app.linux-arm64.tar`).
+//! (`type=docker,dest=app.tar` → `app.linux-arm64.tar`). The platforms
+//! build at the same time in one session ([`crate::engine::multi`]); the
+//! index carries the `--annotation` levels only an index has.
 
 use super::{BuildArgs, OutputSpec, Sink};
 use crate::cli::output_spec::Dest;
 use crate::cli::GlobalArgs;
+use crate::engine::multi::IndexAnnotations;
 use crate::engine::output;
 use crate::engine::recompress::ExportOptions;
 use crate::engine::request::BuildRequest;
@@ -47,26 +50,15 @@ pub(super) fn build(
     args: &BuildArgs,
     global: &GlobalArgs,
     req: &BuildRequest,
-    platforms: &[Platform],
+    (platforms, annotations): (&[Platform], &IndexAnnotations),
     outputs: &[OutputSpec],
     sources: &Sources,
     progress: Arc<crate::progress::Progress>,
 ) -> anyhow::Result<ExitCode> {
     let reporter: &dyn Reporter = &*progress;
     let started = std::time::Instant::now();
-    let ix = crate::engine::multi::build_platforms(req, platforms, sources, reporter)?;
-    let run: std::time::Duration = ix.images.iter().map(|r| r.run_command_time).sum();
-    reporter.event(Event::Info(format!(
-        "built {} platforms in {:.2}s (RUN commands {:.2}s): {}",
-        ix.images.len(),
-        started.elapsed().as_secs_f64(),
-        run.as_secs_f64(),
-        ix.images
-            .iter()
-            .map(|r| format!("{} {}", r.platform, r.manifest_digest))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )));
+    let ix = crate::engine::multi::build_platforms(req, platforms, annotations, sources, reporter)?;
+    reporter.event(Event::Info(ix.summary(started.elapsed())));
     let cache = crate::cache::CacheLayout::new(&req.cache_dir);
     let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
     let local_store = cache.dir(crate::cache::Bucket::Images);
