@@ -590,3 +590,28 @@ fn platform_independent_work_is_done_once_and_the_index_is_the_same_in_parallel_
         "{err}"
     );
 }
+
+#[test]
+fn a_platform_that_fails_fails_the_build_naming_it() {
+    require_emulation();
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN test \"$(uname -m)\" = x86_64\n", busybox()),
+    )
+    .unwrap();
+    let o = build(
+        t.path(),
+        &ctx,
+        "cache",
+        &["--platform", "linux/amd64,linux/arm64"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("building for platform linux/arm64"), "{err}");
+    assert!(!err.contains("building for platform linux/amd64"), "{err}");
+    // Progress names the platform of each step.
+    assert!(err.contains("[linux/amd64 0 2/2] RUN"), "{err}");
+}
