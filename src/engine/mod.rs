@@ -7,7 +7,9 @@
 //! [`copy`]; ADD's archives and URLs by [`add`]), WORKDIR ([`workdir`]) and
 //! RUN ([`run_step`]) into layers through the [`cache`], and writes the
 //! target image's config and manifest. A base image's ONBUILD triggers run
-//! through [`onbuild`].
+//! through [`onbuild`]. What the builds of one invocation share (the
+//! context read once, the cache, the sandbox) is a [`session`]; a
+//! multi-platform build ([`multi`]) runs its platforms in one.
 
 pub mod add;
 pub mod bases;
