@@ -14,6 +14,7 @@ pub mod dockerignore;
 pub mod entry;
 pub mod layer;
 pub mod pgzip;
+pub mod raw_name;
 pub mod tar;
 mod tar_header;
 pub mod tar_index;

@@ -11,6 +11,7 @@
 //! directory an unpack would create.
 
 use crate::entry::{check_path, Entry, EntryKind, Source};
+use crate::raw_name;
 use crate::whiteout::PREFIX as WHITEOUT_PREFIX;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,7 +25,7 @@ pub fn index_plain(blob: &Path) -> io::Result<Option<Vec<Entry>>> {
     let mut out = Vec::new();
     for entry in archive.entries_with_seek()? {
         let mut entry = entry?;
-        let raw = entry.path()?.to_string_lossy().into_owned();
+        let raw = raw_name::from_bytes(&entry.path_bytes()).into_owned();
         let path = raw
             .trim_start_matches("./")
             .trim_end_matches('/')
@@ -58,9 +59,9 @@ pub fn index_plain(blob: &Path) -> io::Result<Option<Vec<Entry>>> {
                 },
             },
             tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => match entry.link_name()? {
+            tar::EntryType::Symlink => match entry.link_name_bytes() {
                 Some(t) => EntryKind::Symlink {
-                    target: t.to_string_lossy().into_owned(),
+                    target: raw_name::from_bytes(&t).into_owned(),
                 },
                 None => return Ok(None),
             },
@@ -126,6 +127,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store = BlobStore::open(t.path()).unwrap();
         let long = format!("d/{}", "n".repeat(150));
+        let odd = crate::raw_name::from_bytes(b"d/caf\xe9").into_owned();
         let mut exe = Entry::file_bytes("d/exe", vec![7u8; 70_000]);
         exe.mode = 0o4755;
         exe.uid = 1001;
@@ -139,6 +141,7 @@ mod tests {
             &store,
             vec![
                 Entry::dir("d"),
+                Entry::file_bytes(&odd, &b"odd name"[..]),
                 exe,
                 link,
                 Entry::file_bytes(&long, &b"long name"[..]),
@@ -146,8 +149,11 @@ mod tests {
         );
         let got = index_plain(&blob).unwrap().unwrap();
         let paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, vec!["d", "d/exe", "d/link", long.as_str()]);
-        let exe = &got[1];
+        assert_eq!(
+            paths,
+            vec!["d", odd.as_str(), "d/exe", "d/link", long.as_str()]
+        );
+        let exe = &got[2];
         assert_eq!(
             (exe.mode, exe.uid, exe.gid, exe.mtime),
             (0o4755, 1001, 3_000_000, 1_600_000_000)
@@ -159,12 +165,18 @@ mod tests {
         source.open(*size).unwrap().read_to_end(&mut data).unwrap();
         assert_eq!(data, vec![7u8; 70_000]);
         assert_eq!(
-            got[2].kind,
+            got[3].kind,
             EntryKind::Symlink {
                 target: "exe".into()
             }
         );
-        let EntryKind::File { size, source } = &got[3].kind else {
+        let EntryKind::File { size, source } = &got[1].kind else {
+            panic!()
+        };
+        let mut data = Vec::new();
+        source.open(*size).unwrap().read_to_end(&mut data).unwrap();
+        assert_eq!(data, b"odd name");
+        let EntryKind::File { size, source } = &got[4].kind else {
             panic!()
         };
         let mut data = Vec::new();

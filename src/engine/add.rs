@@ -149,8 +149,8 @@ pub fn archive_entries(
     let mut seen = BTreeSet::new();
     for (n, member) in ar.entries().map_err(|e| err(e.to_string()))?.enumerate() {
         let mut m = member.map_err(|e| err(e.to_string()))?;
-        let raw = m.path().map_err(|e| err(e.to_string()))?;
-        let raw = raw.to_string_lossy().into_owned();
+        // Exact name bytes, as the context walk keeps them.
+        let raw = cairn_layers::raw_name::from_bytes(&m.path_bytes()).into_owned();
         let path = member_path(&raw)
             .ok_or_else(|| err(format!("member `{raw}` points outside the archive root")))?;
         if path.is_empty() {
@@ -171,10 +171,9 @@ pub fn archive_entries(
         let mtime = h.mtime().unwrap_or(0);
         let link = || -> Result<String, CopyError> {
             let l = m
-                .link_name()
-                .map_err(|e| err(e.to_string()))?
+                .link_name_bytes()
                 .ok_or_else(|| err(format!("member `{raw}` has no link target")))?;
-            Ok(l.to_string_lossy().into_owned())
+            Ok(cairn_layers::raw_name::from_bytes(&l).into_owned())
         };
         let t = h.entry_type();
         let kind = if t.is_dir() {

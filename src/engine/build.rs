@@ -64,10 +64,8 @@ pub struct BuildCtx<'a> {
     pub images: &'a dyn ImageSource,
     /// Progress.
     pub reporter: &'a dyn Reporter,
-    /// The build context, walked on first use, and the host paths of the
-    /// files in it whose names are not UTF-8 (left out; see
-    /// [`BuildCtx::check_unnamed`]).
-    pub context: OnceLock<Result<ContextWalk, String>>,
+    /// The build context, walked on first use.
+    pub context: OnceLock<Result<Vec<Entry>, String>>,
     /// Step ids for progress.
     pub next_step: AtomicUsize,
     /// Per-step records collected for the build record.
@@ -94,56 +92,15 @@ pub struct BuildCtx<'a> {
     pub file_digests: OnceLock<super::file_digests::FileDigests>,
 }
 
-/// The context's entries, and the host paths of files left out because
-/// their names are not UTF-8.
-pub type ContextWalk = (Vec<Entry>, Vec<std::path::PathBuf>);
-
 impl BuildCtx<'_> {
     /// The filtered context entries (walked once per build).
     pub fn context_entries(&self) -> anyhow::Result<&Vec<Entry>> {
-        self.context_walk().map(|(entries, _)| entries)
-    }
-
-    fn context_walk(&self) -> anyhow::Result<&ContextWalk> {
         let r = self.context.get_or_init(|| {
             BuildContext::open(&self.req.context, Some(&self.req.dockerfile))
-                .and_then(|c| c.walk_lenient())
+                .and_then(|c| c.walk())
                 .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
         });
         r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
-    }
-
-    /// Fail when a COPY of `sources` (context-relative, as written) that
-    /// planned `planned` would have copied a context file whose name is not
-    /// UTF-8: one below a copied directory, or beside a copied file. Names
-    /// elsewhere in the context do not matter. (Image paths are UTF-8 here,
-    /// so such a file cannot be copied with its exact name.)
-    pub fn check_unnamed(&self, sources: &[String], planned: &[Entry]) -> anyhow::Result<()> {
-        let (_, unnamed) = self.context_walk()?;
-        let root = self.req.context.canonicalize().unwrap_or_default();
-        for abs in unnamed {
-            let rel = abs.strip_prefix(&root).unwrap_or(abs);
-            let lossy = rel.to_string_lossy();
-            let under_source = sources.iter().any(|s| {
-                let s = s.trim_start_matches("./").trim_end_matches('/');
-                s.is_empty() || s == "." || lossy.starts_with(&format!("{s}/"))
-            });
-            let beside_copied = planned.iter().any(|e| {
-                matches!(&e.kind, cairn_layers::EntryKind::File {
-                    source: cairn_layers::Source::Path(p), ..
-                } if p.parent() == abs.parent())
-            });
-            if under_source || beside_copied {
-                return Err(crate::error::hint(
-                    anyhow::anyhow!(
-                        "the context file {} has a name that is not UTF-8, and this COPY would copy it",
-                        abs.display()
-                    ),
-                    "rename it, or exclude it in .dockerignore",
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The sandbox for RUN steps (probed once per build).

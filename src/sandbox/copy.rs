@@ -27,23 +27,19 @@ use std::path::Path;
 /// Copy `lowers` (bottom first, overlay form) into the empty dir `root`.
 pub(crate) fn assemble(lowers: &[std::path::PathBuf], root: &Path) -> Result<(), String> {
     for lower in lowers {
-        copy_layer(lower, root, "")?;
+        copy_layer(lower, root, Path::new(""))?;
     }
     Ok(())
 }
 
-fn copy_layer(layer: &Path, root: &Path, rel: &str) -> Result<(), String> {
+fn copy_layer(layer: &Path, root: &Path, rel: &Path) -> Result<(), String> {
     let src_dir = layer.join(rel);
     let rd =
         std::fs::read_dir(&src_dir).map_err(|e| ctx(format!("read {}", src_dir.display()), e))?;
     let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
-        let r = if rel.is_empty() {
-            Path::new(&name).to_path_buf()
-        } else {
-            Path::new(rel).join(&name)
-        };
+        let r = rel.join(&name);
         let src = layer.join(&r);
         let dst = root.join(&r);
         let m = std::fs::symlink_metadata(&src)
@@ -64,7 +60,7 @@ fn copy_layer(layer: &Path, root: &Path, rel: &str) -> Result<(), String> {
                 std::fs::create_dir(&dst)
                     .map_err(|e| ctx(format!("create {}", dst.display()), e))?;
             }
-            copy_layer(layer, root, r.to_str().ok_or("non-UTF-8 path in a layer")?)?;
+            copy_layer(layer, root, &r)?;
             apply_meta(&dst, &m)?;
             continue;
         }
