@@ -25,3 +25,7 @@ pub const CAIRN_SANDBOX_HELPER: &str = "CAIRN_SANDBOX_HELPER";
 pub const CAIRN_SANDBOX_ID_MAP: &str = "CAIRN_SANDBOX_ID_MAP";
 /// Where sandbox tests find the node:22-alpine stand-in OCI layout.
 pub const CAIRN_NODE_ALPINE_OCI: &str = "CAIRN_NODE_ALPINE_OCI";
+/// Seconds one registry request may wait for an answer, across its retries
+/// (default 60; see `TransportOptions::request_budget`). For slow links, and
+/// for tests of a registry that never answers.
+pub const CAIRN_REGISTRY_TIMEOUT: &str = "CAIRN_REGISTRY_TIMEOUT";
