@@ -18,6 +18,7 @@ pub mod raw_name;
 pub mod tar;
 mod tar_header;
 pub mod tar_index;
+pub mod tar_read;
 pub mod tree;
 pub mod unpack;
 pub mod whiteout;

@@ -78,20 +78,11 @@ pub fn normalize(path: &str) -> String {
     p.trim_end_matches('/').to_owned()
 }
 
-/// Read an uncompressed or gzip-compressed layer tar into an index.
+/// Read a layer tar, in any compression [`cairn_layers::tar_read`] reads, into an index.
 pub fn index_layer(reader: impl Read) -> io::Result<LayerIndex> {
-    let mut buf = io::BufReader::with_capacity(256 * 1024, reader);
-    let gz = {
-        use io::BufRead;
-        let head = buf.fill_buf()?;
-        head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
-    };
-    let counted: Box<dyn Read> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(buf))
-    } else {
-        Box::new(buf)
-    };
-    index_tar(counted)
+    let buf = io::BufReader::with_capacity(256 * 1024, reader);
+    let (_, plain) = cairn_layers::tar_read::decompress(buf)?;
+    index_tar(plain)
 }
 
 fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {

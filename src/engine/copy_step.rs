@@ -376,13 +376,13 @@ fn unpack_archive(e: &Entry, scratch: &Path) -> Result<Option<Vec<Entry>>, CopyE
     };
     match add::sniff(host).map_err(io)? {
         None => Ok(None),
-        Some(kind) => {
+        Some(_) => {
             let dir = tempfile::Builder::new()
                 .prefix("archive-")
                 .tempdir_in(scratch)
                 .map_err(io)?
                 .keep();
-            add::archive_entries(host, kind, &dir, &e.path).map(Some)
+            add::archive_entries(host, &dir, &e.path).map(Some)
         }
     }
 }
