@@ -13,6 +13,7 @@ pub mod digest;
 pub mod dockerignore;
 pub mod entry;
 pub mod layer;
+pub mod pattern;
 pub mod pgzip;
 pub mod raw_name;
 pub mod tar;
