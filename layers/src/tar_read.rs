@@ -142,15 +142,13 @@ fn invalid(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
-/// A numeric header field: blank (all NUL or space) is 0, as Go reads it;
-/// anything else unparsable is an error naming the field.
-fn numeric(parsed: io::Result<u64>, raw: &[u8], field: &str, path: &str) -> io::Result<u64> {
+/// A numeric header field (`parsed` from its `raw` bytes): blank (all NUL
+/// or space) is 0, as Go reads it; `None` when it is not a number.
+pub fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
     match parsed {
-        Ok(v) => Ok(v),
-        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
-        Err(_) => Err(invalid(format!(
-            "tar member `{path}`: the {field} field is not a number"
-        ))),
+        Ok(v) => Some(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
+        Err(_) => None,
     }
 }
 
@@ -166,10 +164,17 @@ impl Member {
         };
         let h = entry.header();
         let old = h.as_old();
-        let mode = numeric(h.mode().map(u64::from), &old.mode, "mode", &path)? as u32 & 0o7777;
-        let uid = numeric(h.uid(), &old.uid, "uid", &path)?;
-        let gid = numeric(h.gid(), &old.gid, "gid", &path)?;
-        let secs = numeric(h.mtime(), &old.mtime, "mtime", &path)?;
+        let num = |parsed, raw, field| {
+            numeric(parsed, raw).ok_or_else(|| {
+                invalid(format!(
+                    "tar member `{path}`: the {field} field is not a number"
+                ))
+            })
+        };
+        let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+        let uid = num(h.uid(), &old.uid, "uid")?;
+        let gid = num(h.gid(), &old.gid, "gid")?;
+        let secs = num(h.mtime(), &old.mtime, "mtime")?;
         let device = || -> io::Result<(u32, u32)> {
             let bad = || invalid(format!("tar member `{path}` has no device numbers"));
             let major = h.device_major().map_err(|_| bad())?.ok_or_else(bad)?;
@@ -178,6 +183,8 @@ impl Member {
         };
         let t = h.entry_type();
         let kind = match t {
+            // Old tars mark directories as regular files named `…/`; the unpacker agrees.
+            t if t.is_file() && path.ends_with('/') => MemberKind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous => MemberKind::File,
             tar::EntryType::Directory => MemberKind::Dir,
             tar::EntryType::Symlink => MemberKind::Symlink(link()?),
@@ -321,6 +328,13 @@ mod tests {
         h.as_gnu_mut().unwrap().name[..5].copy_from_slice(b"x\xe9y\0\0");
         h.set_cksum();
         b.append(&h, &[][..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.as_ustar_mut().unwrap().name[..3].copy_from_slice(b"old");
+        h.as_ustar_mut().unwrap().name[3] = b'/';
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
         let raw = b.into_inner().unwrap();
         let mut ar = tar::Archive::new(&raw[..]);
         let all: Vec<Member> = ar
@@ -338,6 +352,11 @@ mod tests {
             }
         );
         assert_eq!(&*raw_name::to_bytes(&all[1].path), b"x\xe9y");
+        assert_eq!(
+            all[2].kind,
+            MemberKind::Dir,
+            "a regular member named `old/`"
+        );
     }
 
     #[test]
@@ -351,5 +370,14 @@ mod tests {
         );
         assert_eq!(pax_time(b"12"), Some(Mtime { secs: 12, nanos: 0 }));
         assert_eq!(pax_time(b"1.x"), None);
+    }
+
+    #[test]
+    fn blank_numeric_fields_are_zero_garbage_is_refused() {
+        let err = || Err(io::Error::other("bad"));
+        assert_eq!(numeric(Ok(7), b"0000007\0"), Some(7));
+        assert_eq!(numeric(err(), b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(numeric(err(), b"        "), Some(0));
+        assert_eq!(numeric(err(), b"zzzzzzz\0"), None);
     }
 }

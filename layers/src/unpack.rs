@@ -604,7 +604,7 @@ impl Unpacker<'_> {
         let header = entry.header();
         let old = header.as_old();
         let num = |parsed: io::Result<u64>, raw: &[u8], field| {
-            numeric(parsed, raw).ok_or_else(|| UnpackError::Refused {
+            tar_read::numeric(parsed, raw).ok_or_else(|| UnpackError::Refused {
                 path: path.to_owned(),
                 reason: Refusal::BadHeader(field),
             })
@@ -1157,16 +1157,6 @@ pub fn xattr_allowed(name: &str) -> bool {
         || (name.starts_with("user.") && !name.starts_with("user.overlay."))
 }
 
-/// A numeric header field: the parsed value, 0 for a blank field (all NUL
-/// or spaces, which old writers leave), `None` for garbage.
-fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
-    match parsed {
-        Ok(v) => Some(v),
-        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
-        Err(_) => None,
-    }
-}
-
 /// A PAX time as a timespec (see [`tar_read::pax_time`]).
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     let t = tar_read::pax_time(v)?;
@@ -1230,15 +1220,6 @@ mod tests {
         assert_eq!(t("-3"), Some((-3, 0)));
         assert_eq!(t("x"), None);
         assert_eq!(t("1.2e3"), None);
-    }
-
-    #[test]
-    fn blank_numeric_fields_are_zero_garbage_is_refused() {
-        let err = || Err(io::Error::other("bad"));
-        assert_eq!(numeric(Ok(7), b"0000007\0"), Some(7));
-        assert_eq!(numeric(err(), b"\0\0\0\0\0\0\0\0"), Some(0));
-        assert_eq!(numeric(err(), b"        "), Some(0));
-        assert_eq!(numeric(err(), b"zzzzzzz\0"), None);
     }
 
     #[test]
