@@ -20,7 +20,6 @@ use super::protocol::{WireEntry, WireKind};
 use super::scaffold::Placed;
 use super::sys::ctx;
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -159,8 +158,7 @@ impl Snapshot {
 
 fn rel_of(root: &Path, p: &Path) -> Result<String, String> {
     let r = p.strip_prefix(root).map_err(|e| ctx(p.display(), e))?;
-    String::from_utf8(r.as_os_str().as_bytes().to_vec())
-        .map_err(|_| format!("path {} is not UTF-8", p.display()))
+    Ok(cairn_layers::raw_name::from_os(r.as_os_str()).into_owned())
 }
 
 /// The change under `root` since `before`, as layer entries (file content
@@ -271,7 +269,7 @@ fn add_parents(
     let mut p = rel;
     while let Some((parent, _)) = p.rsplit_once('/') {
         if !out.contains_key(parent) {
-            let full = root.join(parent);
+            let full = root.join(cairn_layers::raw_name::to_os(parent));
             let m = std::fs::symlink_metadata(&full)
                 .map_err(|e| ctx(format!("stat {}", full.display()), e))?;
             if let Some(e) = plain_entry(parent, &m, &full, epoch)? {

@@ -591,8 +591,8 @@ fn layout_layers(dir: &Path) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
 
 /// A file name that is not UTF-8 somewhere in the context does not stop a
 /// COPY of other files; a COPY that takes it keeps its exact bytes in the
-/// layer and in the rootfs RUN sees, and the step's cache key tells two such
-/// names apart.
+/// layer and in the rootfs RUN sees, the step's cache key tells two such
+/// names apart, and one a RUN creates is captured with its bytes.
 #[test]
 fn a_non_utf8_name_is_copied_with_its_exact_bytes() {
     use std::os::unix::ffi::OsStrExt;
@@ -653,12 +653,17 @@ fn a_non_utf8_name_is_copied_with_its_exact_bytes() {
     let layer = layer_of("FROM scratch\nCOPY . /app\n");
     assert!(file(&layer, b"app/sub/caf\xe8.txt").is_some());
     assert!(file(&layer, b"app/sub/caf\xe9.txt").is_none());
-    // RUN sees the exact name in its rootfs.
+    // RUN sees the exact name in its rootfs, and a name it makes is captured exactly.
     let layer = layer_of(&format!(
-        "FROM oci:{}:22-alpine\nCOPY sub /app\nRUN test -f \"$(printf '/app/caf\\350.txt')\" && touch /seen\n",
+        "FROM oci:{}:22-alpine\nCOPY sub /app\n\
+         RUN test -f \"$(printf '/app/caf\\350.txt')\" && touch /seen \"$(printf '/made\\351')\"\n",
         fixture().display()
     ));
     assert!(file(&layer, b"seen").is_some(), "RUN did not see the file");
+    assert!(
+        file(&layer, b"made\xe9").is_some(),
+        "RUN's file name was not kept"
+    );
 }
 
 /// A Dockerfile that is not UTF-8 gets the position of the first bad byte
