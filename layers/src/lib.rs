@@ -3,7 +3,7 @@
 //! Pure and synchronous: no network, no async, no CLI. Data flows
 //! context (walk + `.dockerignore`) → [`entry::Entry`] list → deterministic
 //! tar → gzip → [`blob_store`], and back through safe [`unpack`]ing and
-//! [`tree`] diffs.
+//! [`tree`] diffs. Every tar cairn reads goes through [`tar_read`].
 #![deny(missing_docs)]
 
 pub mod blob_store;

@@ -3,8 +3,8 @@
 //! (one non-`/`), `[…]` classes with `^` negation and ranges, `\` escapes.
 //!
 //! Two callers want two of Go's behaviours on malformed patterns:
-//! [`matches`] (COPY) rejects a malformed pattern wherever the error is, as
-//! current Go does; the `.dockerignore` syntax check uses [`go_match`] as
+//! [`matches()`] (COPY) rejects a malformed pattern wherever the error is, as
+//! current Go does; the `.dockerignore` syntax check uses `go_match` as
 //! Go 1.19 (what BuildKit's patternmatcher was verified with) behaves, which
 //! stops inspecting at the first chunk that fails to match.
 
