@@ -27,3 +27,7 @@ pub const CAIRN_SANDBOX_ID_MAP: &str = "CAIRN_SANDBOX_ID_MAP";
 pub const CAIRN_NODE_ALPINE_OCI: &str = "CAIRN_NODE_ALPINE_OCI";
 /// How many platforms of a multi-platform build are built at once (default: the CPUs; 1: one after another).
 pub const CAIRN_PLATFORM_JOBS: &str = "CAIRN_PLATFORM_JOBS";
+/// Seconds one registry request may wait for an answer, across its retries
+/// (default 60; see `TransportOptions::request_budget`). For slow links, and
+/// for tests of a registry that never answers.
+pub const CAIRN_REGISTRY_TIMEOUT: &str = "CAIRN_REGISTRY_TIMEOUT";

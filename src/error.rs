@@ -32,6 +32,29 @@ pub fn hint(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow:
     })
 }
 
+/// Attach what-to-do hints to registry errors the user can fix.
+pub fn registry_hinted(
+    e: crate::registry::RegistryError,
+    reference: &crate::registry::Reference,
+) -> anyhow::Error {
+    use crate::registry::RegistryError as E;
+    let registry = reference.repository().registry().to_owned();
+    match &e {
+        E::Status {
+            status: 401 | 403, ..
+        }
+        | E::Auth { .. } => hint(
+            e,
+            format!("log in first: `cairn login {registry} -u USER --password-stdin`"),
+        ),
+        E::PlatformNotFound { .. } => {
+            hint(e, "choose one of the available platforms with `--platform`")
+        }
+        E::Status { status: 404, .. } => hint(e, format!("check that `{reference}` exists")),
+        _ => e.into(),
+    }
+}
+
 /// Whether `err` comes from writing to a closed pipe (the reader exited).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {

@@ -25,9 +25,9 @@
 //! * Hard links: among kept regular files with the same (device, inode), the
 //!   first in sort order holds the data and later ones become
 //!   [`EntryKind::Hardlink`] to it.
-//! * Names that are not UTF-8 are an error for [`BuildContext::walk`] (image
-//!   paths are UTF-8 strings); [`BuildContext::walk_lenient`] leaves them
-//!   out and lists them, so only a step that would copy one fails.
+//! * Names (and symlink targets) that are not UTF-8 are kept with their
+//!   exact bytes, held as [`crate::raw_name`] strings; `.dockerignore`
+//!   patterns match them with one character per stray byte, as Go does.
 //! * Confinement is by construction: only real directories found by the walk
 //!   are entered, by path under the resolved root. A directory swapped for a
 //!   symlink *while* the walk runs is not guarded against (that would need
@@ -47,6 +47,7 @@
 
 use crate::dockerignore::{self, DockerignoreError, Explanation, MatchInfo, Matcher};
 use crate::entry::{Entry, EntryKind, Source};
+use crate::raw_name;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::io;
@@ -81,12 +82,6 @@ pub enum ContextError {
         /// The I/O error.
         #[source]
         source: io::Error,
-    },
-    /// A file name is not valid UTF-8.
-    #[error("`{}` has a name that is not valid UTF-8; rename it or exclude it in .dockerignore", path.display())]
-    NonUtf8Name {
-        /// The host path.
-        path: PathBuf,
     },
     /// Directories nested deeper than [`MAX_DEPTH`] (the walk recurses per level).
     #[error("`{}` is nested more than {MAX_DEPTH} directories deep in the build context; exclude it in .dockerignore", path.display())]
@@ -164,24 +159,10 @@ impl BuildContext {
     }
 
     /// Every path a build sees, sorted, with normalized metadata (module docs).
-    /// A name that is not UTF-8 is an error ([`ContextError::NonUtf8Name`]).
     pub fn walk(&self) -> Result<Vec<Entry>, ContextError> {
-        let (entries, unnamed) = self.walk_lenient()?;
-        match unnamed.into_iter().next() {
-            Some(path) => Err(ContextError::NonUtf8Name { path }),
-            None => Ok(entries),
-        }
-    }
-
-    /// Like [`walk`](Self::walk), but files and directories whose names are
-    /// not UTF-8 (and that `.dockerignore` does not exclude, matched by
-    /// their lossy name) are left out and returned by host path: a build
-    /// fails only when a step would copy one.
-    pub fn walk_lenient(&self) -> Result<(Vec<Entry>, Vec<PathBuf>), ContextError> {
         let mut walker = Walker::new(self);
         walker.dir(&self.root, "", &MatchInfo::default(), false)?;
-        let unnamed = std::mem::take(&mut walker.unnamed);
-        Ok((walker.finish(), unnamed))
+        Ok(walker.finish())
     }
 
     /// The kept paths at and below `rel` (context-relative, e.g. `src` for
@@ -203,7 +184,7 @@ impl BuildContext {
         let mut verdict = None;
         let parts: Vec<&str> = clean.split('/').collect();
         for (i, part) in parts.iter().enumerate() {
-            abs.push(part);
+            abs.push(raw_name::to_os(part));
             let meta = match fs::symlink_metadata(&abs) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -314,8 +295,6 @@ struct Walker<'a> {
     out: Vec<Entry>,
     /// (device, inode) of `out[i]` when it is a multiply-linked regular file.
     links: Vec<Option<(u64, u64)>>,
-    /// Kept paths whose names are not UTF-8, left out of `out`.
-    unnamed: Vec<PathBuf>,
 }
 
 impl<'a> Walker<'a> {
@@ -325,7 +304,6 @@ impl<'a> Walker<'a> {
             pending: Vec::new(),
             out: Vec::new(),
             links: Vec::new(),
-            unnamed: Vec::new(),
         }
     }
 
@@ -362,20 +340,9 @@ impl<'a> Walker<'a> {
             })?;
             let child_abs = child.path();
             let name = child.file_name();
-            let Some(name) = name.to_str() else {
-                let lossy = name.to_string_lossy();
-                let lossy_rel = if rel.is_empty() {
-                    lossy.into_owned()
-                } else {
-                    format!("{rel}/{lossy}")
-                };
-                if !self.matcher.matches(&lossy_rel, info).excluded {
-                    self.unnamed.push(child_abs);
-                }
-                continue;
-            };
+            let name = raw_name::from_os(&name);
             let child_rel = if rel.is_empty() {
-                name.to_owned()
+                name.into_owned()
             } else {
                 format!("{rel}/{name}")
             };
@@ -453,37 +420,32 @@ impl<'a> Walker<'a> {
 
     fn push(&mut self, rel: &str, abs: &Path, meta: &Metadata) -> Result<(), ContextError> {
         let file_type = meta.file_type();
-        let kind =
-            if file_type.is_dir() {
-                EntryKind::Dir
-            } else if file_type.is_file() {
-                check_readable(abs)?;
-                EntryKind::File {
-                    size: meta.len(),
-                    source: Source::Path(abs.to_path_buf()),
-                }
-            } else if file_type.is_symlink() {
-                let target = fs::read_link(abs).map_err(|source| ContextError::Unreadable {
-                    path: abs.to_path_buf(),
-                    source,
-                })?;
-                let target = target.into_os_string().into_string().map_err(|_| {
-                    ContextError::NonUtf8Name {
-                        path: abs.to_path_buf(),
-                    }
-                })?;
-                EntryKind::Symlink { target }
-            } else if file_type.is_char_device() {
-                let (major, minor) = dev_numbers(meta.rdev());
-                EntryKind::CharDevice { major, minor }
-            } else if file_type.is_block_device() {
-                let (major, minor) = dev_numbers(meta.rdev());
-                EntryKind::BlockDevice { major, minor }
-            } else if file_type.is_fifo() {
-                EntryKind::Fifo
-            } else {
-                return Ok(()); // sockets
-            };
+        let kind = if file_type.is_dir() {
+            EntryKind::Dir
+        } else if file_type.is_file() {
+            check_readable(abs)?;
+            EntryKind::File {
+                size: meta.len(),
+                source: Source::Path(abs.to_path_buf()),
+            }
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(abs).map_err(|source| ContextError::Unreadable {
+                path: abs.to_path_buf(),
+                source,
+            })?;
+            let target = raw_name::from_os(target.as_os_str()).into_owned();
+            EntryKind::Symlink { target }
+        } else if file_type.is_char_device() {
+            let (major, minor) = dev_numbers(meta.rdev());
+            EntryKind::CharDevice { major, minor }
+        } else if file_type.is_block_device() {
+            let (major, minor) = dev_numbers(meta.rdev());
+            EntryKind::BlockDevice { major, minor }
+        } else if file_type.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            return Ok(()); // sockets
+        };
         let link = (matches!(kind, EntryKind::File { .. }) && meta.nlink() > 1)
             .then(|| (meta.dev(), meta.ino()));
         self.links.push(link);

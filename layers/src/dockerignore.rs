@@ -48,7 +48,6 @@ mod compile;
 mod go_scripts;
 mod goregex;
 mod read;
-mod syntax;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -304,7 +303,7 @@ impl Matcher {
             Some(rest) => (true, rest.to_owned()),
             None => (false, cleaned),
         };
-        if syntax::go_match(&text, ".").is_err() {
+        if crate::pattern::go_match(&text, ".").is_err() {
             return Err(fail(PatternProblem::Syntax));
         }
         let kind = compile::compile(&text).map_err(|e| fail(PatternProblem::Regex(e.0)))?;

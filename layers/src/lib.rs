@@ -3,7 +3,7 @@
 //! Pure and synchronous: no network, no async, no CLI. Data flows
 //! context (walk + `.dockerignore`) → [`entry::Entry`] list → deterministic
 //! tar → gzip → [`blob_store`], and back through safe [`unpack`]ing and
-//! [`tree`] diffs.
+//! [`tree`] diffs. Every tar cairn reads goes through [`tar_read`].
 #![deny(missing_docs)]
 
 pub mod blob_store;
@@ -13,10 +13,13 @@ pub mod digest;
 pub mod dockerignore;
 pub mod entry;
 pub mod layer;
+pub mod pattern;
 pub mod pgzip;
+pub mod raw_name;
 pub mod tar;
 mod tar_header;
 pub mod tar_index;
+pub mod tar_read;
 pub mod tree;
 pub mod unpack;
 pub mod whiteout;

@@ -23,6 +23,7 @@
 
 use crate::entry::{check_path, Entry, EntryKind, Source};
 use crate::layer::LayerError;
+use crate::raw_name;
 use crate::tar_header::{self, Header, BLOCK};
 use std::collections::HashSet;
 use std::fs::File;
@@ -94,23 +95,21 @@ impl<W: Write> LayerWriter<W> {
     /// Append one entry. It must sort strictly after the previous one.
     pub fn append(&mut self, e: &Entry) -> Result<(), LayerError> {
         self.check(e)?;
-        let dir_name;
-        let (name, typeflag, linkname, size, (devmajor, devminor)) = match &e.kind {
+        // Paths may carry names that are not UTF-8: the header gets their bytes.
+        let mut name = raw_name::to_bytes(&e.path);
+        let (typeflag, linkname, size, (devmajor, devminor)) = match &e.kind {
             EntryKind::Dir => {
-                dir_name = format!("{}/", e.path);
-                (dir_name.as_str(), b'5', "", 0, (0, 0))
+                name.to_mut().push(b'/');
+                (b'5', "", 0, (0, 0))
             }
-            EntryKind::File { size, .. } => (e.path.as_str(), b'0', "", *size, (0, 0)),
-            EntryKind::Symlink { target } => (e.path.as_str(), b'2', target.as_str(), 0, (0, 0)),
-            EntryKind::Hardlink { target } => (e.path.as_str(), b'1', target.as_str(), 0, (0, 0)),
-            EntryKind::CharDevice { major, minor } => {
-                (e.path.as_str(), b'3', "", 0, (*major, *minor))
-            }
-            EntryKind::BlockDevice { major, minor } => {
-                (e.path.as_str(), b'4', "", 0, (*major, *minor))
-            }
-            EntryKind::Fifo => (e.path.as_str(), b'6', "", 0, (0, 0)),
+            EntryKind::File { size, .. } => (b'0', "", *size, (0, 0)),
+            EntryKind::Symlink { target } => (b'2', target.as_str(), 0, (0, 0)),
+            EntryKind::Hardlink { target } => (b'1', target.as_str(), 0, (0, 0)),
+            EntryKind::CharDevice { major, minor } => (b'3', "", 0, (*major, *minor)),
+            EntryKind::BlockDevice { major, minor } => (b'4', "", 0, (*major, *minor)),
+            EntryKind::Fifo => (b'6', "", 0, (0, 0)),
         };
+        let linkname = raw_name::to_bytes(linkname);
         let xattrs: Vec<(&str, &[u8])> = e
             .xattrs
             .iter()
@@ -118,8 +117,8 @@ impl<W: Write> LayerWriter<W> {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         let h = Header {
-            name,
-            linkname,
+            name: &name,
+            linkname: &linkname,
             typeflag,
             mode: e.mode & 0o7777,
             uid: e.uid,

@@ -37,10 +37,10 @@ pub(crate) const XATTR_PREFIX: &str = "SCHILY.xattr.";
 /// Everything that goes into one member's header, already normalized.
 #[derive(Debug)]
 pub(crate) struct Header<'a> {
-    /// Full member name (directories end in `/`).
-    pub name: &'a str,
-    /// Link target for symlinks and hardlinks, else empty.
-    pub linkname: &'a str,
+    /// Full member name, exact bytes (directories end in `/`).
+    pub name: &'a [u8],
+    /// Link target for symlinks and hardlinks, exact bytes, else empty.
+    pub linkname: &'a [u8],
     /// Type flag byte (`0`, `1`, `2`, `3`, `4`, `5`, `6`).
     pub typeflag: u8,
     /// Permission bits (no type bits).
@@ -101,21 +101,21 @@ fn put_str(b: &mut [u8], s: &[u8]) {
 }
 
 /// Go's `toASCII`: drop every non-ASCII (and NUL) byte.
-fn to_ascii(s: &str) -> Vec<u8> {
-    s.bytes().filter(|&c| c < 0x80 && c != 0).collect()
+fn to_ascii(s: &[u8]) -> Vec<u8> {
+    s.iter().copied().filter(|&c| c < 0x80 && c != 0).collect()
 }
 
 /// Go's `splitUSTARPath`: split a long ASCII name into `prefix` (≤155) and `name` (≤100).
-fn split_ustar_path(name: &str) -> Option<(&str, &str)> {
+fn split_ustar_path(name: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut length = name.len();
     if length <= NAME.len() || !name.is_ascii() {
         return None;
     } else if length > PREFIX.len() + 1 {
         length = PREFIX.len() + 1;
-    } else if name.as_bytes()[length - 1] == b'/' {
+    } else if name[length - 1] == b'/' {
         length -= 1;
     }
-    let i = name[..length].rfind('/')?;
+    let i = name[..length].iter().rposition(|&c| c == b'/')?;
     let (nlen, plen) = (name.len() - i - 1, i);
     if i == 0 || nlen > NAME.len() || nlen == 0 || plen > PREFIX.len() {
         return None;
@@ -180,13 +180,13 @@ pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) -> Result<(), Unencodabl
     // Records each field needs when USTAR cannot hold it (Go `allowedFormats`).
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     let mut ustar = h.xattrs.is_empty();
-    let long_or_unicode = |s: &str| s.len() > NAME.len() || !s.is_ascii();
+    let long_or_unicode = |s: &[u8]| s.len() > NAME.len() || !s.is_ascii();
     if long_or_unicode(h.name) {
-        pax.push(("path".into(), h.name.as_bytes().to_vec()));
+        pax.push(("path".into(), h.name.to_vec()));
         ustar &= split_ustar_path(h.name).is_some();
     }
     if long_or_unicode(h.linkname) {
-        pax.push(("linkpath".into(), h.linkname.as_bytes().to_vec()));
+        pax.push(("linkpath".into(), h.linkname.to_vec()));
         ustar = false;
     }
     for (key, width, v) in [
@@ -201,13 +201,8 @@ pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) -> Result<(), Unencodabl
         }
     }
     if ustar {
-        let (prefix, name) = split_ustar_path(h.name).unwrap_or(("", h.name));
-        out.extend_from_slice(&main_block(
-            h,
-            name.as_bytes(),
-            h.linkname.as_bytes(),
-            prefix.as_bytes(),
-        ));
+        let (prefix, name) = split_ustar_path(h.name).unwrap_or((b"", h.name));
+        out.extend_from_slice(&main_block(h, name, h.linkname, prefix));
         return Ok(());
     }
     for (k, v) in h.xattrs {
@@ -246,15 +241,15 @@ pub(crate) fn encode(h: &Header<'_>, out: &mut Vec<u8>) -> Result<(), Unencodabl
 
 /// Go: `path.Join(dir, "PaxHeaders.0", file)` for `dir, file := path.Split(name)`;
 /// names are already clean, so joining only drops a directory's trailing `/`.
-fn pax_header_name(name: &str) -> String {
-    let (dir, file) = match name.rfind('/') {
+fn pax_header_name(name: &[u8]) -> Vec<u8> {
+    let (dir, file) = match name.iter().rposition(|&c| c == b'/') {
         Some(i) => name.split_at(i + 1),
-        None => ("", name),
+        None => (&b""[..], name),
     };
-    let mut s = format!("{dir}PaxHeaders.0");
+    let mut s = [dir, b"PaxHeaders.0"].concat();
     if !file.is_empty() {
-        s.push('/');
-        s.push_str(file);
+        s.push(b'/');
+        s.extend_from_slice(file);
     }
     s
 }
@@ -265,8 +260,8 @@ mod tests {
 
     fn hdr<'a>(name: &'a str, linkname: &'a str) -> Header<'a> {
         Header {
-            name,
-            linkname,
+            name: name.as_bytes(),
+            linkname: linkname.as_bytes(),
             typeflag: b'0',
             mode: 0o644,
             uid: 0,
@@ -298,17 +293,18 @@ mod tests {
     #[test]
     fn split_follows_go() {
         let long = format!("{}/{}", "d".repeat(60), "f".repeat(60));
+        let long = long.as_bytes();
         assert_eq!(
-            split_ustar_path(&long),
+            split_ustar_path(long),
             Some((&long[..60], &long[61..])),
             "121 bytes split at the slash"
         );
-        assert_eq!(split_ustar_path("short"), None);
-        assert_eq!(split_ustar_path(&"x".repeat(120)), None, "no slash");
+        assert_eq!(split_ustar_path(b"short"), None);
+        assert_eq!(split_ustar_path(&[b'x'; 120]), None, "no slash");
         let base_too_long = format!("d/{}", "f".repeat(101));
-        assert_eq!(split_ustar_path(&base_too_long), None);
+        assert_eq!(split_ustar_path(base_too_long.as_bytes()), None);
         let unicode = format!("{}/é", "d".repeat(110));
-        assert_eq!(split_ustar_path(&unicode), None);
+        assert_eq!(split_ustar_path(unicode.as_bytes()), None);
     }
 
     #[test]
@@ -347,9 +343,20 @@ mod tests {
 
     #[test]
     fn pax_header_names_follow_go() {
-        assert_eq!(pax_header_name("a/b/"), "a/b/PaxHeaders.0");
-        assert_eq!(pax_header_name("a/b"), "a/PaxHeaders.0/b");
-        assert_eq!(pax_header_name("b"), "PaxHeaders.0/b");
+        assert_eq!(pax_header_name(b"a/b/"), b"a/b/PaxHeaders.0");
+        assert_eq!(pax_header_name(b"a/b"), b"a/PaxHeaders.0/b");
+        assert_eq!(pax_header_name(b"b"), b"PaxHeaders.0/b");
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_keeps_its_bytes_in_the_path_record() {
+        let mut h = hdr("", "");
+        h.name = b"caf\xe9.txt";
+        let mut out = Vec::new();
+        encode(&h, &mut out).unwrap();
+        assert_eq!(out[TYPEFLAG], b'x', "not ASCII: PAX, as Go writes it");
+        assert!(out.windows(14).any(|w| w == b"path=caf\xe9.txt\n"));
+        assert_eq!(&out[2 * BLOCK..2 * BLOCK + 8], b"caf.txt\0", "Go's toASCII");
     }
 
     #[test]

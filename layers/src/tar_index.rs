@@ -11,6 +11,7 @@
 //! directory an unpack would create.
 
 use crate::entry::{check_path, Entry, EntryKind, Source};
+use crate::tar_read::{Member, MemberKind};
 use crate::whiteout::PREFIX as WHITEOUT_PREFIX;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,8 +25,14 @@ pub fn index_plain(blob: &Path) -> io::Result<Option<Vec<Entry>>> {
     let mut out = Vec::new();
     for entry in archive.entries_with_seek()? {
         let mut entry = entry?;
-        let raw = entry.path()?.to_string_lossy().into_owned();
-        let path = raw
+        let member = match Member::read(&mut entry) {
+            Ok(m) => m,
+            // A header the unpacker would judge itself.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let path = member
+            .path
             .trim_start_matches("./")
             .trim_end_matches('/')
             .to_owned();
@@ -39,61 +46,32 @@ pub fn index_plain(blob: &Path) -> io::Result<Option<Vec<Entry>>> {
         if name.starts_with(WHITEOUT_PREFIX) {
             return Ok(None);
         }
-        let header = entry.header();
-        let (Ok(mode), Ok(uid), Ok(gid), Ok(mtime)) =
-            (header.mode(), header.uid(), header.gid(), header.mtime())
-        else {
-            return Ok(None);
-        };
-        let t = header.entry_type();
-        let device = || -> Option<(u32, u32)> {
-            Some((header.device_major().ok()??, header.device_minor().ok()??))
-        };
-        let kind = match t {
-            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File {
-                size: entry.size(),
+        let kind = match member.kind {
+            MemberKind::File => EntryKind::File {
+                size: member.size,
                 source: Source::Range {
                     path: blob.to_owned(),
                     offset: entry.raw_file_position(),
                 },
             },
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => match entry.link_name()? {
-                Some(t) => EntryKind::Symlink {
-                    target: t.to_string_lossy().into_owned(),
-                },
-                None => return Ok(None),
-            },
-            tar::EntryType::Char => match device() {
-                Some((major, minor)) => EntryKind::CharDevice { major, minor },
-                None => return Ok(None),
-            },
-            tar::EntryType::Block => match device() {
-                Some((major, minor)) => EntryKind::BlockDevice { major, minor },
-                None => return Ok(None),
-            },
-            tar::EntryType::Fifo => EntryKind::Fifo,
-            _ => return Ok(None),
+            MemberKind::Dir => EntryKind::Dir,
+            MemberKind::Symlink(target) => EntryKind::Symlink { target },
+            MemberKind::Char(major, minor) => EntryKind::CharDevice { major, minor },
+            MemberKind::Block(major, minor) => EntryKind::BlockDevice { major, minor },
+            MemberKind::Fifo => EntryKind::Fifo,
+            MemberKind::Hardlink(_) | MemberKind::Other(_) => return Ok(None),
         };
-        let mut mtime = mtime;
-        if let Some(pax) = entry.pax_extensions()? {
-            for ext in pax.flatten() {
-                if ext.key_bytes() == b"mtime" {
-                    let v = String::from_utf8_lossy(ext.value_bytes()).into_owned();
-                    match v.split('.').next().and_then(|s| s.parse::<u64>().ok()) {
-                        Some(s) => mtime = s,
-                        None => return Ok(None),
-                    }
-                }
-            }
-        }
+        let (mode, uid, gid) = (member.mode, member.uid, member.gid);
+        let Ok(mtime) = u64::try_from(member.mtime.secs) else {
+            return Ok(None);
+        };
         out.push(Entry {
             path,
             // Linux keeps no mode of its own on a symlink.
             mode: if matches!(kind, EntryKind::Symlink { .. }) {
                 0o777
             } else {
-                mode & 0o7777
+                mode
             },
             kind,
             uid: u32::try_from(uid).unwrap_or(u32::MAX),
@@ -126,6 +104,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store = BlobStore::open(t.path()).unwrap();
         let long = format!("d/{}", "n".repeat(150));
+        let odd = crate::raw_name::from_bytes(b"d/caf\xe9").into_owned();
         let mut exe = Entry::file_bytes("d/exe", vec![7u8; 70_000]);
         exe.mode = 0o4755;
         exe.uid = 1001;
@@ -139,6 +118,7 @@ mod tests {
             &store,
             vec![
                 Entry::dir("d"),
+                Entry::file_bytes(&odd, &b"odd name"[..]),
                 exe,
                 link,
                 Entry::file_bytes(&long, &b"long name"[..]),
@@ -146,8 +126,11 @@ mod tests {
         );
         let got = index_plain(&blob).unwrap().unwrap();
         let paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, vec!["d", "d/exe", "d/link", long.as_str()]);
-        let exe = &got[1];
+        assert_eq!(
+            paths,
+            vec!["d", odd.as_str(), "d/exe", "d/link", long.as_str()]
+        );
+        let exe = &got[2];
         assert_eq!(
             (exe.mode, exe.uid, exe.gid, exe.mtime),
             (0o4755, 1001, 3_000_000, 1_600_000_000)
@@ -159,12 +142,18 @@ mod tests {
         source.open(*size).unwrap().read_to_end(&mut data).unwrap();
         assert_eq!(data, vec![7u8; 70_000]);
         assert_eq!(
-            got[2].kind,
+            got[3].kind,
             EntryKind::Symlink {
                 target: "exe".into()
             }
         );
-        let EntryKind::File { size, source } = &got[3].kind else {
+        let EntryKind::File { size, source } = &got[1].kind else {
+            panic!()
+        };
+        let mut data = Vec::new();
+        source.open(*size).unwrap().read_to_end(&mut data).unwrap();
+        assert_eq!(data, b"odd name");
+        let EntryKind::File { size, source } = &got[4].kind else {
             panic!()
         };
         let mut data = Vec::new();

@@ -56,7 +56,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timesta
 use rustix::io::Errno;
 
 use crate::digest::HashingReader;
+use crate::tar_read;
 use crate::whiteout::{self, Whiteout, WhiteoutError};
 use crate::DiffId;
 
@@ -287,9 +288,6 @@ pub enum UnpackError {
         /// What the bytes hash to.
         actual: DiffId,
     },
-    /// The stream is compressed with something other than gzip.
-    #[error("layer is {0}-compressed; only gzip and uncompressed tars are supported")]
-    UnsupportedCompression(&'static str),
 }
 
 /// Extract an **uncompressed** tar stream into `dest` (which must exist).
@@ -357,38 +355,18 @@ pub fn unpack(
     Ok(un.stats)
 }
 
-/// Like [`unpack`], but sniffs the first bytes: gzip is decompressed, plain
-/// tar passed through, zstd reported as unsupported.
+/// Like [`unpack`], for a stream in any compression [`tar_read::decompress`]
+/// recognises (gzip of any number of members, zstd, bzip2, xz, plain).
 pub fn unpack_auto(
-    mut reader: impl Read,
+    reader: impl Read,
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    let mut magic = [0u8; 4];
-    let mut have = 0;
-    while have < magic.len() {
-        match reader.read(&mut magic[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(UnpackError::Read {
-                    after: "<start>".into(),
-                    source,
-                })
-            }
-        }
-    }
-    let stream = io::Cursor::new(magic[..have].to_vec()).chain(reader);
-    match &magic[..have] {
-        [0x1f, 0x8b, ..] => unpack(
-            flate2::read::MultiGzDecoder::new(BufReader::new(stream)),
-            dest,
-            opts,
-        ),
-        [0x28, 0xb5, 0x2f, 0xfd] => Err(UnpackError::UnsupportedCompression("zstd")),
-        _ => unpack(stream, dest, opts),
-    }
+    let (_, plain) = tar_read::decompress(reader).map_err(|source| UnpackError::Read {
+        after: "<start>".into(),
+        source,
+    })?;
+    unpack(plain, dest, opts)
 }
 
 /// Records whether the underlying stream reached EOF, to tell a clean
@@ -626,7 +604,7 @@ impl Unpacker<'_> {
         let header = entry.header();
         let old = header.as_old();
         let num = |parsed: io::Result<u64>, raw: &[u8], field| {
-            numeric(parsed, raw).ok_or_else(|| UnpackError::Refused {
+            tar_read::numeric(parsed, raw).ok_or_else(|| UnpackError::Refused {
                 path: path.to_owned(),
                 reason: Refusal::BadHeader(field),
             })
@@ -1179,40 +1157,12 @@ pub fn xattr_allowed(name: &str) -> bool {
         || (name.starts_with("user.") && !name.starts_with("user.overlay."))
 }
 
-/// A numeric header field: the parsed value, 0 for a blank field (all NUL
-/// or spaces, which old writers leave), `None` for garbage.
-fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
-    match parsed {
-        Ok(v) => Some(v),
-        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
-        Err(_) => None,
-    }
-}
-
-/// Parse a PAX time (`"1700000000.5"`, possibly negative) into a timespec.
+/// A PAX time as a timespec (see [`tar_read::pax_time`]).
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-    let nsec: i64 = digits.parse().ok()?;
-    Some(if neg && nsec > 0 {
-        Timespec {
-            tv_sec: -secs - 1,
-            tv_nsec: 1_000_000_000 - nsec,
-        }
-    } else {
-        Timespec {
-            tv_sec: if neg { -secs } else { secs },
-            tv_nsec: nsec,
-        }
+    let t = tar_read::pax_time(v)?;
+    Some(Timespec {
+        tv_sec: t.secs,
+        tv_nsec: t.nanos.into(),
     })
 }
 
@@ -1270,15 +1220,6 @@ mod tests {
         assert_eq!(t("-3"), Some((-3, 0)));
         assert_eq!(t("x"), None);
         assert_eq!(t("1.2e3"), None);
-    }
-
-    #[test]
-    fn blank_numeric_fields_are_zero_garbage_is_refused() {
-        let err = || Err(io::Error::other("bad"));
-        assert_eq!(numeric(Ok(7), b"0000007\0"), Some(7));
-        assert_eq!(numeric(err(), b"\0\0\0\0\0\0\0\0"), Some(0));
-        assert_eq!(numeric(err(), b"        "), Some(0));
-        assert_eq!(numeric(err(), b"zzzzzzz\0"), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `cairn inspect`: an image's manifest, config, layers and history, from a
 //! registry or an OCI layout. Data on stdout.
 
-use super::pull::{hinted, human_size, platform, registry, runtime};
+use super::pull::{human_size, platform, registry, runtime};
 use super::GlobalArgs;
+use crate::error::registry_hinted;
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, Raw};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::pull::select_platform;
@@ -99,10 +100,10 @@ fn from_registry(
     let rt = runtime()?;
     let top = rt
         .block_on(reg.fetch_manifest(&reference))
-        .map_err(|e| hinted(e, &reference))?;
+        .map_err(|e| registry_hinted(e, &reference))?;
     let image = rt
         .block_on(reg.pull_manifest(&reference, platform, &store))
-        .map_err(|e| hinted(e, &reference))
+        .map_err(|e| registry_hinted(e, &reference))
         .with_context(|| format!("inspecting {reference}"))?;
     Ok(Inspected {
         name: reference.to_string(),

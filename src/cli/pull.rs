@@ -1,6 +1,7 @@
 //! `cairn pull`.
 
 use super::GlobalArgs;
+use crate::error::registry_hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Platform, Reference, Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
@@ -107,28 +108,6 @@ pub(crate) fn oci_dir(s: &str) -> anyhow::Result<&str> {
     })
 }
 
-/// Attach what-to-do hints to registry errors the user can fix.
-pub(crate) fn hinted(e: crate::registry::RegistryError, reference: &Reference) -> anyhow::Error {
-    use crate::registry::RegistryError as E;
-    let registry = reference.repository().registry().to_owned();
-    match &e {
-        E::Status {
-            status: 401 | 403, ..
-        }
-        | E::Auth { .. } => crate::error::hint(
-            e,
-            format!("log in first: `cairn login {registry} -u USER --password-stdin`"),
-        ),
-        E::PlatformNotFound { .. } => {
-            crate::error::hint(e, "choose one of the available platforms with `--platform`")
-        }
-        E::Status { status: 404, .. } => {
-            crate::error::hint(e, format!("check that `{reference}` exists"))
-        }
-        _ => e.into(),
-    }
-}
-
 /// Run `cairn pull`.
 pub fn run(args: PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let reference: Reference = args.reference.parse()?;
@@ -139,7 +118,7 @@ pub fn run(args: PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let reg = registry(global)?;
     let image = runtime()?
         .block_on(reg.pull_image(&reference, &platform, layout.store()))
-        .map_err(|e| hinted(e, &reference))
+        .map_err(|e| registry_hinted(e, &reference))
         .with_context(|| format!("pulling {reference}"))?;
     let mut desc = image.manifest.descriptor();
     desc.platform = Some(crate::image::manifest::PlatformSpec {

@@ -1,8 +1,9 @@
 //! `cairn push`.
 
-use super::pull::{hinted, oci_dir, registry, runtime, StderrReporter};
+use super::pull::{oci_dir, registry, runtime, StderrReporter};
 use super::GlobalArgs;
 use crate::engine::record_artifact;
+use crate::error::registry_hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Reference, Repository};
 use crate::report::{Event, Reporter};
@@ -66,7 +67,7 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let digest = rt
         .block_on(reg.push_image(&target, &bytes, &desc.media_type, layout.store(), &mounts))
-        .map_err(|e| hinted(e, &target))
+        .map_err(|e| registry_hinted(e, &target))
         .with_context(|| format!("pushing {} to {target}", args.source))?;
     StderrReporter.event(Event::Info(format!("pushed {target}@{digest}")));
     // The build record cairn attached in the layout goes along, as a referrer.

@@ -212,7 +212,7 @@ impl LoadedImage {
                 remote
                     .runtime
                     .block_on(remote.registry.fetch_blob(reference, &desc, store))
-                    .map_err(|e| crate::cli::pull::hinted(e, reference))
+                    .map_err(|e| crate::error::registry_hinted(e, reference))
                     .with_context(|| format!("fetching layer {} of {reference}", l.digest))?;
                 remote.fetched.fetch_add(l.size, Ordering::Relaxed);
                 Ok(Box::new(store.open_blob(&digest)?))
@@ -261,7 +261,7 @@ pub fn index_platforms(
             let m = remote
                 .runtime
                 .block_on(remote.registry.fetch_manifest(r))
-                .map_err(|e| crate::cli::pull::hinted(e, r))
+                .map_err(|e| crate::error::registry_hinted(e, r))
                 .with_context(|| format!("reading {r}"))?;
             (m.bytes, m.media_type)
         }
@@ -492,7 +492,7 @@ fn load_registry(
     let image = remote
         .runtime
         .block_on(remote.registry.pull_manifest(reference, platform, &store))
-        .map_err(|e| crate::cli::pull::hinted(e, reference))
+        .map_err(|e| crate::error::registry_hinted(e, reference))
         .with_context(|| format!("reading {reference}"))?;
     let config = parse_config(&image.config.bytes, name)?;
     let layers = layer_infos(&image.layers, &config, name)?;

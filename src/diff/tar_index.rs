@@ -3,6 +3,7 @@
 //! kept, for text diffs and nested archives).
 
 use cairn_layers::digest::HashingWriter;
+use cairn_layers::tar_read::{Member, MemberKind};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
@@ -78,20 +79,11 @@ pub fn normalize(path: &str) -> String {
     p.trim_end_matches('/').to_owned()
 }
 
-/// Read an uncompressed or gzip-compressed layer tar into an index.
+/// Read a layer tar, in any compression [`cairn_layers::tar_read`] reads, into an index.
 pub fn index_layer(reader: impl Read) -> io::Result<LayerIndex> {
-    let mut buf = io::BufReader::with_capacity(256 * 1024, reader);
-    let gz = {
-        use io::BufRead;
-        let head = buf.fill_buf()?;
-        head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
-    };
-    let counted: Box<dyn Read> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(buf))
-    } else {
-        Box::new(buf)
-    };
-    index_tar(counted)
+    let buf = io::BufReader::with_capacity(256 * 1024, reader);
+    let (_, plain) = cairn_layers::tar_read::decompress(buf)?;
+    index_tar(plain)
 }
 
 fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
@@ -106,17 +98,18 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
         for (index, entry) in ar.entries()?.enumerate() {
             let mut entry = entry?;
             let header = entry.header().clone();
-            let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
-            let et = header.entry_type();
-            let kind = match et {
-                tar::EntryType::Regular | tar::EntryType::Continuous => "file",
-                tar::EntryType::Directory => "dir",
-                tar::EntryType::Symlink => "symlink",
-                tar::EntryType::Link => "hardlink",
-                tar::EntryType::Char => "char",
-                tar::EntryType::Block => "block",
-                tar::EntryType::Fifo => "fifo",
-                _ => "other",
+            // The header as unpack reads it (exact name bytes, the same kinds).
+            let member = Member::read(&mut entry)?;
+            let path = normalize(&member.path);
+            let kind = match &member.kind {
+                MemberKind::File => "file",
+                MemberKind::Dir => "dir",
+                MemberKind::Symlink(_) => "symlink",
+                MemberKind::Hardlink(_) => "hardlink",
+                MemberKind::Char(..) => "char",
+                MemberKind::Block(..) => "block",
+                MemberKind::Fifo => "fifo",
+                MemberKind::Other(_) => "other",
             };
             let mut has_pax = false;
             let mut xattrs = BTreeMap::new();
@@ -140,10 +133,7 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
             } else {
                 "v7"
             };
-            let link = entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
-            let size = header.size().unwrap_or(0);
+            let size = member.size;
             let (content, bytes) = if kind == "file" {
                 let keep = size <= KEEP_BYTES_MAX && kept + size <= KEEP_TOTAL_MAX;
                 if keep {
@@ -169,9 +159,9 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
             let meta = FileMeta {
                 path: path.clone(),
                 kind,
-                mode: header.mode().unwrap_or(0) & 0o7777,
-                uid: header.uid().unwrap_or(0),
-                gid: header.gid().unwrap_or(0),
+                mode: member.mode,
+                uid: member.uid,
+                gid: member.gid,
                 uname: header
                     .username()
                     .ok()
@@ -185,24 +175,18 @@ fn index_tar(reader: impl Read) -> io::Result<LayerIndex> {
                     .unwrap_or_default()
                     .to_owned(),
                 size,
-                mtime: header.mtime().unwrap_or(0),
-                link_target: if kind == "symlink" {
-                    link.clone()
-                } else {
-                    None
+                mtime: u64::try_from(member.mtime.secs).unwrap_or(0),
+                link_target: match &member.kind {
+                    MemberKind::Symlink(t) => Some(t.clone()),
+                    _ => None,
                 },
-                hardlink: if kind == "hardlink" {
-                    link.map(|l| normalize(&l))
-                } else {
-                    None
+                hardlink: match &member.kind {
+                    MemberKind::Hardlink(t) => Some(normalize(t)),
+                    _ => None,
                 },
-                device: if kind == "char" || kind == "block" {
-                    Some((
-                        header.device_major().ok().flatten().unwrap_or(0),
-                        header.device_minor().ok().flatten().unwrap_or(0),
-                    ))
-                } else {
-                    None
+                device: match member.kind {
+                    MemberKind::Char(a, b) | MemberKind::Block(a, b) => Some((a, b)),
+                    _ => None,
                 },
                 xattrs,
                 content,
@@ -272,6 +256,22 @@ pub(crate) mod tests {
         );
         assert_eq!(a.bytes.as_deref(), Some(&b"hello"[..]));
         assert_eq!(plain.bytes_read, t.len() as u64);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut b = tar::Builder::new(Vec::new());
+        for name in [&b"caf\xe9"[..], b"caf\xe8"] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(1);
+            h.set_mode(0o644);
+            b.append_data(&mut h, std::ffi::OsStr::from_bytes(name), &b"x"[..])
+                .unwrap();
+        }
+        let t = b.into_inner().unwrap();
+        // Read lossily, both were one path and one file was lost.
+        assert_eq!(index_layer(&t[..]).unwrap().files.len(), 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What ADD does beyond COPY, as BuildKit: local tar archives (plain, gzip,
-//! bzip2 or xz; recognised by their content, never their name) are extracted into the destination like
+//! zstd, bzip2 or xz, read by [`tar_read`]; recognised by their content,
+//! never their name) are extracted into the destination like
 //! `tar -x`, and `http(s)://` sources are downloaded (with `--checksum`
 //! verified). Archive members become [`Entry`]s: nothing is ever extracted to
 //! a path chosen by the archive, so a hostile member cannot escape.
@@ -7,45 +8,12 @@
 use super::copy::CopyError;
 use super::fs::components;
 use anyhow::Context as _;
+use cairn_layers::tar_read::{self, Codec, Member, MemberKind};
 use cairn_layers::{Digest, Entry, EntryKind, Source};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-
-/// What a source file's first bytes say it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArchiveKind {
-    /// An uncompressed tar.
-    Tar,
-    /// A gzip-compressed tar.
-    TarGzip,
-    /// A bzip2-compressed tar.
-    TarBzip2,
-    /// An xz-compressed tar.
-    TarXz,
-    /// zstd data (cairn cannot look inside yet).
-    Unsupported(&'static str),
-}
-
-/// Largest xz dictionary accepted (KiB): `xz -9` needs 64 MiB; more is hostile.
-const XZ_MEM_LIMIT_KB: u32 = 256 * 1024;
-
-/// The decompressed stream of a file of `kind`.
-fn decompressed(file: File, kind: ArchiveKind) -> Option<Box<dyn Read>> {
-    let r = BufReader::new(file);
-    Some(match kind {
-        ArchiveKind::Tar => Box::new(r),
-        ArchiveKind::TarGzip => Box::new(flate2::read::GzDecoder::new(r)),
-        ArchiveKind::TarBzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
-        ArchiveKind::TarXz => Box::new(lzma_rust2::XzReader::new_mem_limit(
-            r,
-            true,
-            XZ_MEM_LIMIT_KB,
-        )),
-        ArchiveKind::Unsupported(_) => return None,
-    })
-}
 
 /// True when a 512-byte block is a tar header (ustar magic or a valid v7 checksum).
 fn is_tar_header(block: &[u8]) -> bool {
@@ -80,29 +48,13 @@ fn read_up_to(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Whether `path` holds a tar archive ADD should extract: compressed data
-/// counts only when what it holds is a tar.
-pub fn sniff(path: &Path) -> io::Result<Option<ArchiveKind>> {
-    let head = read_up_to(&mut File::open(path)?, 512)?;
-    let compressed = [
-        (&[0x1f, 0x8b][..], ArchiveKind::TarGzip),
-        (&b"BZh"[..], ArchiveKind::TarBzip2),
-        (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], ArchiveKind::TarXz),
-        (
-            &[0x28, 0xb5, 0x2f, 0xfd][..],
-            ArchiveKind::Unsupported("zstd"),
-        ),
-    ];
-    match compressed.iter().find(|(m, _)| head.starts_with(m)) {
-        Some((_, ArchiveKind::Unsupported(n))) => Ok(Some(ArchiveKind::Unsupported(n))),
-        Some((_, kind)) => {
-            let inner = decompressed(File::open(path)?, *kind)
-                .map(|mut r| read_up_to(&mut r, 512).unwrap_or_default())
-                .unwrap_or_default();
-            Ok(is_tar_header(&inner).then_some(*kind))
-        }
-        None => Ok(is_tar_header(&head).then_some(ArchiveKind::Tar)),
-    }
+/// Whether `path` holds a tar archive ADD should extract, and how it is
+/// compressed: compressed data counts only when what it holds is a tar.
+pub fn sniff(path: &Path) -> io::Result<Option<Codec>> {
+    let (codec, mut inner) = tar_read::decompress(BufReader::new(File::open(path)?))?;
+    // Data that does not decompress is not an archive: it is copied as is.
+    let head = read_up_to(&mut inner, 512).unwrap_or_default();
+    Ok(is_tar_header(&head).then_some(codec))
 }
 
 /// Clean an archive member name as `tar -x` into a root would: a leading `/`
@@ -123,34 +75,21 @@ fn member_path(name: &str) -> Option<String> {
 /// Regular files' contents are written to `scratch` (which must outlive the
 /// entries). Members through a symlink of the archive, or climbing out of
 /// the root, are refused.
-pub fn archive_entries(
-    host: &Path,
-    kind: ArchiveKind,
-    scratch: &Path,
-    shown: &str,
-) -> Result<Vec<Entry>, CopyError> {
+pub fn archive_entries(host: &Path, scratch: &Path, shown: &str) -> Result<Vec<Entry>, CopyError> {
     let err = |reason: String| CopyError::Archive {
         path: shown.to_owned(),
         reason,
     };
     let file = File::open(host).map_err(|e| err(e.to_string()))?;
-    let Some(reader) = decompressed(file, kind) else {
-        return Err(err(format!(
-            "{}-compressed archives are not supported by cairn yet; recompress it with gzip, xz or bzip2, or copy it as is with ADD --unpack=false",
-            match kind {
-                ArchiveKind::Unsupported(n) => n,
-                _ => "this",
-            }
-        )));
-    };
+    let (_, reader) = tar_read::decompress(BufReader::new(file)).map_err(|e| err(e.to_string()))?;
     let mut ar = tar::Archive::new(reader);
     let mut out: Vec<Entry> = Vec::new();
     let mut symlinks = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for (n, member) in ar.entries().map_err(|e| err(e.to_string()))?.enumerate() {
         let mut m = member.map_err(|e| err(e.to_string()))?;
-        let raw = m.path().map_err(|e| err(e.to_string()))?;
-        let raw = raw.to_string_lossy().into_owned();
+        let member = Member::read(&mut m).map_err(|e| err(e.to_string()))?;
+        let raw = member.path;
         let path = member_path(&raw)
             .ok_or_else(|| err(format!("member `{raw}` points outside the archive root")))?;
         if path.is_empty() {
@@ -165,54 +104,39 @@ pub fn archive_entries(
                 )));
             }
         }
-        let h = m.header();
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-        let mtime = h.mtime().unwrap_or(0);
-        let link = || -> Result<String, CopyError> {
-            let l = m
-                .link_name()
-                .map_err(|e| err(e.to_string()))?
-                .ok_or_else(|| err(format!("member `{raw}` has no link target")))?;
-            Ok(l.to_string_lossy().into_owned())
-        };
-        let t = h.entry_type();
-        let kind = if t.is_dir() {
-            EntryKind::Dir
-        } else if t.is_symlink() {
-            symlinks.insert(path.clone());
-            EntryKind::Symlink { target: link()? }
-        } else if t.is_hard_link() {
-            let target = member_path(&link()?)
-                .filter(|p| seen.contains(p))
-                .ok_or_else(|| {
-                    err(format!(
-                        "hard link `{raw}` must point at an earlier member of the archive"
-                    ))
-                })?;
-            EntryKind::Hardlink { target }
-        } else if t.is_file() || t == tar::EntryType::Continuous {
-            let dest = scratch.join(format!("f{n}"));
-            let mut f = File::create(&dest).map_err(|e| err(e.to_string()))?;
-            let size = io::copy(&mut m, &mut f).map_err(|e| err(e.to_string()))?;
-            f.flush().map_err(|e| err(e.to_string()))?;
-            EntryKind::File {
-                size,
-                source: Source::Path(dest),
+        let (mode, uid, gid) = (member.mode, member.uid as u32, member.gid as u32);
+        let mtime = u64::try_from(member.mtime.secs).unwrap_or(0);
+        let kind = match member.kind {
+            MemberKind::Dir => EntryKind::Dir,
+            MemberKind::Symlink(target) => {
+                symlinks.insert(path.clone());
+                EntryKind::Symlink { target }
             }
-        } else if t.is_fifo() {
-            EntryKind::Fifo
-        } else if t.is_character_special() || t.is_block_special() {
-            let major = m.header().device_major().ok().flatten().unwrap_or(0);
-            let minor = m.header().device_minor().ok().flatten().unwrap_or(0);
-            if t.is_character_special() {
-                EntryKind::CharDevice { major, minor }
-            } else {
-                EntryKind::BlockDevice { major, minor }
+            MemberKind::Hardlink(to) => {
+                let target = member_path(&to)
+                    .filter(|p| seen.contains(p))
+                    .ok_or_else(|| {
+                        err(format!(
+                            "hard link `{raw}` must point at an earlier member of the archive"
+                        ))
+                    })?;
+                EntryKind::Hardlink { target }
             }
-        } else {
+            MemberKind::File => {
+                let dest = scratch.join(format!("f{n}"));
+                let mut f = File::create(&dest).map_err(|e| err(e.to_string()))?;
+                let size = io::copy(&mut m, &mut f).map_err(|e| err(e.to_string()))?;
+                f.flush().map_err(|e| err(e.to_string()))?;
+                EntryKind::File {
+                    size,
+                    source: Source::Path(dest),
+                }
+            }
+            MemberKind::Fifo => EntryKind::Fifo,
+            MemberKind::Char(major, minor) => EntryKind::CharDevice { major, minor },
+            MemberKind::Block(major, minor) => EntryKind::BlockDevice { major, minor },
             // PAX/GNU metadata records are consumed by the tar reader; skip the rest.
-            continue;
+            MemberKind::Other(_) => continue,
         };
         if !matches!(kind, EntryKind::Symlink { .. }) {
             symlinks.remove(&path);
@@ -413,12 +337,12 @@ mod tests {
         assert_eq!(sniff(&plain).unwrap(), None);
         let raw = t.path().join("data.bin");
         std::fs::write(&raw, &tarball).unwrap();
-        assert_eq!(sniff(&raw).unwrap(), Some(ArchiveKind::Tar));
+        assert_eq!(sniff(&raw).unwrap(), Some(Codec::Plain));
         let gz = t.path().join("noext");
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&tarball).unwrap();
         std::fs::write(&gz, e.finish().unwrap()).unwrap();
-        assert_eq!(sniff(&gz).unwrap(), Some(ArchiveKind::TarGzip));
+        assert_eq!(sniff(&gz).unwrap(), Some(Codec::Gzip));
         let gz_text = t.path().join("notes.gz");
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(b"hello").unwrap();
@@ -432,21 +356,24 @@ mod tests {
         let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
         e.write_all(&tarball).unwrap();
         std::fs::write(&bz, e.finish().unwrap()).unwrap();
-        assert_eq!(sniff(&bz).unwrap(), Some(ArchiveKind::TarBzip2));
+        assert_eq!(sniff(&bz).unwrap(), Some(Codec::Bzip2));
         let xz = t.path().join("x");
         let mut e =
             lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
         e.write_all(&tarball).unwrap();
         std::fs::write(&xz, e.finish().unwrap()).unwrap();
-        assert_eq!(sniff(&xz).unwrap(), Some(ArchiveKind::TarXz));
+        assert_eq!(sniff(&xz).unwrap(), Some(Codec::Xz));
         let scratch = tempfile::tempdir().unwrap();
-        for (p, k) in [(&bz, ArchiveKind::TarBzip2), (&xz, ArchiveKind::TarXz)] {
-            let es = archive_entries(p, k, scratch.path(), "x").unwrap();
-            assert_eq!(es[0].path, "a.txt", "{k:?}");
-        }
         let zst = t.path().join("z");
-        std::fs::write(&zst, [0x28, 0xb5, 0x2f, 0xfd, 0, 0]).unwrap();
-        assert_eq!(sniff(&zst).unwrap(), Some(ArchiveKind::Unsupported("zstd")));
+        std::fs::write(&zst, zstd::stream::encode_all(&tarball[..], 3).unwrap()).unwrap();
+        assert_eq!(sniff(&zst).unwrap(), Some(Codec::Zstd));
+        for p in [&bz, &xz, &zst] {
+            let es = archive_entries(p, scratch.path(), "x").unwrap();
+            assert_eq!(es[0].path, "a.txt", "{}", p.display());
+        }
+        let bad_zst = t.path().join("bad");
+        std::fs::write(&bad_zst, [0x28, 0xb5, 0x2f, 0xfd, 0, 0]).unwrap();
+        assert_eq!(sniff(&bad_zst).unwrap(), None, "not a tar inside: copied");
     }
 
     #[test]
@@ -464,7 +391,7 @@ mod tests {
         )
         .unwrap();
         let scratch = tempfile::tempdir().unwrap();
-        let es = archive_entries(&p, ArchiveKind::Tar, scratch.path(), "a.tar").unwrap();
+        let es = archive_entries(&p, scratch.path(), "a.tar").unwrap();
         let paths: Vec<&str> = es.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["d", "d/a.txt", "d/l", "d/h"]);
         assert_eq!((es[1].mode, es[1].uid, es[1].gid), (0o640, 5, 6));
@@ -503,7 +430,7 @@ mod tests {
         ] {
             let p = t.path().join("bad.tar");
             std::fs::write(&p, tar_of(&members)).unwrap();
-            let r = archive_entries(&p, ArchiveKind::Tar, scratch.path(), "bad.tar");
+            let r = archive_entries(&p, scratch.path(), "bad.tar");
             assert!(matches!(r, Err(CopyError::Archive { .. })), "{members:?}");
         }
     }

@@ -86,51 +86,10 @@ pub struct BuildCtx<'a> {
     pub exported: std::collections::BTreeSet<usize>,
 }
 
-/// The context's entries, and the host paths of files left out because
-/// their names are not UTF-8.
-pub type ContextWalk = (Vec<Entry>, Vec<std::path::PathBuf>);
-
 impl BuildCtx<'_> {
     /// The filtered context entries (walked once per build).
     pub fn context_entries(&self) -> anyhow::Result<&Vec<Entry>> {
-        self.context_walk().map(|(entries, _)| entries)
-    }
-
-    fn context_walk(&self) -> anyhow::Result<&ContextWalk> {
         self.session.context_walk(self.req)
-    }
-
-    /// Fail when a COPY of `sources` (context-relative, as written) that
-    /// planned `planned` would have copied a context file whose name is not
-    /// UTF-8: one below a copied directory, or beside a copied file. Names
-    /// elsewhere in the context do not matter. (Image paths are UTF-8 here,
-    /// so such a file cannot be copied with its exact name.)
-    pub fn check_unnamed(&self, sources: &[String], planned: &[Entry]) -> anyhow::Result<()> {
-        let (_, unnamed) = self.context_walk()?;
-        let root = self.req.context.canonicalize().unwrap_or_default();
-        for abs in unnamed {
-            let rel = abs.strip_prefix(&root).unwrap_or(abs);
-            let lossy = rel.to_string_lossy();
-            let under_source = sources.iter().any(|s| {
-                let s = s.trim_start_matches("./").trim_end_matches('/');
-                s.is_empty() || s == "." || lossy.starts_with(&format!("{s}/"))
-            });
-            let beside_copied = planned.iter().any(|e| {
-                matches!(&e.kind, cairn_layers::EntryKind::File {
-                    source: cairn_layers::Source::Path(p), ..
-                } if p.parent() == abs.parent())
-            });
-            if under_source || beside_copied {
-                return Err(crate::error::hint(
-                    anyhow::anyhow!(
-                        "the context file {} has a name that is not UTF-8, and this COPY would copy it",
-                        abs.display()
-                    ),
-                    "rename it, or exclude it in .dockerignore",
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The sandbox for RUN steps (probed once per build).

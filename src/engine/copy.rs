@@ -5,8 +5,8 @@
 
 use super::chmod::Chmod;
 use super::fs::{clean, components, resolve, SourceFs};
-use super::pattern::{self, BadPattern};
 use super::users::Owner;
+use cairn_layers::pattern::{self, BadPattern};
 use cairn_layers::{Entry, EntryKind};
 use std::collections::BTreeMap;
 use std::io;

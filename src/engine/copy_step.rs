@@ -157,16 +157,6 @@ pub fn copy(
             )?)),
             Some(Source::Local(name)) => {
                 let local = super::run_step::named_dir(ctx, name)?;
-                // Non-UTF-8 names are refused here rather than per COPY (the main context is finer).
-                if let Some(p) = local.walk()?.1.first() {
-                    return Err(crate::error::hint(
-                        anyhow::anyhow!(
-                            "build context {name}: the file {} has a name that is not UTF-8",
-                            p.display()
-                        ),
-                        "rename it, or exclude it in that directory's .dockerignore",
-                    ));
-                }
                 From::Named(local, name.clone())
             }
             None => anyhow::bail!("internal error: no source recorded for --from"),
@@ -251,7 +241,11 @@ pub fn copy(
                         source: cairn_layers::Source::Path(p),
                         ..
                     } => (
-                        p.strip_prefix(&root).unwrap_or(p).display().to_string(),
+                        // The exact name bytes (`display` would blur names that are not UTF-8).
+                        cairn_layers::raw_name::from_os(
+                            p.strip_prefix(&root).unwrap_or(p).as_os_str(),
+                        )
+                        .into_owned(),
                         hashes
                             .digest(p)
                             .with_context(|| format!("reading context file {}", p.display()))?,
@@ -301,17 +295,13 @@ pub fn copy(
         let mut merged: BTreeMap<String, Entry> = BTreeMap::new();
         if has_local {
             let planned = match &from {
-                From::Context => {
-                    let planned = plan_with(
-                        &spec,
-                        ctx.context_fs()?,
-                        &dest_view,
-                        &is_excluded,
-                        &unpack_local,
-                    )?;
-                    ctx.check_unnamed(&spec.sources, &planned)?;
-                    planned
-                }
+                From::Context => plan_with(
+                    &spec,
+                    ctx.context_fs()?,
+                    &dest_view,
+                    &is_excluded,
+                    &unpack_local,
+                )?,
                 From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
                 From::Named(l, _) => {
                     plan_with(&spec, l.fs()?, &dest_view, &is_excluded, &unpack_local)?
@@ -386,13 +376,13 @@ fn unpack_archive(e: &Entry, scratch: &Path) -> Result<Option<Vec<Entry>>, CopyE
     };
     match add::sniff(host).map_err(io)? {
         None => Ok(None),
-        Some(kind) => {
+        Some(_) => {
             let dir = tempfile::Builder::new()
                 .prefix("archive-")
                 .tempdir_in(scratch)
                 .map_err(io)?
                 .keep();
-            add::archive_entries(host, kind, &dir, &e.path).map(Some)
+            add::archive_entries(host, &dir, &e.path).map(Some)
         }
     }
 }

@@ -5,7 +5,7 @@
 //! outside the view.
 
 use super::layer_dirs::OwnerMap;
-use cairn_layers::{Entry, EntryKind, Source};
+use cairn_layers::{raw_name, Entry, EntryKind, Source};
 use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -198,7 +198,7 @@ impl MergedView {
                 })
             }
         };
-        let host = layer.join(path);
+        let host = host_path(layer, path);
         let md = match std::fs::symlink_metadata(&host) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Absent),
@@ -250,6 +250,11 @@ impl MergedView {
     }
 }
 
+/// `path` (a view path, names maybe not UTF-8: see [`raw_name`]) below `dir` on the host.
+fn host_path(dir: &Path, path: &str) -> PathBuf {
+    dir.join(raw_name::to_os(path))
+}
+
 fn is_opaque(p: &Path) -> bool {
     ["user.overlay.opaque", "trusted.overlay.opaque"]
         .iter()
@@ -281,7 +286,7 @@ pub fn entry_from_metadata(path: &str, host: &Path, md: &std::fs::Metadata) -> i
     } else if ft.is_symlink() {
         let t = std::fs::read_link(host)?;
         EntryKind::Symlink {
-            target: t.to_string_lossy().into_owned(),
+            target: raw_name::from_os(t.as_os_str()).into_owned(),
         }
     } else if ft.is_char_device() || ft.is_block_device() {
         let rdev = md.rdev();
@@ -353,7 +358,7 @@ impl SourceFs for MergedView {
         let in_layer = self
             .layers
             .iter()
-            .any(|l| matches!(l, ViewLayer::Dir(d) if *host == d.join(&entry.path)));
+            .any(|l| matches!(l, ViewLayer::Dir(d) if *host == host_path(d, &entry.path)));
         if !in_layer {
             return Ok(None);
         }
@@ -366,7 +371,7 @@ impl SourceFs for MergedView {
         let mut seen: BTreeMap<String, bool> = BTreeMap::new(); // name → visible
         for i in self.dir_layers(&path)? {
             let dir = match &self.layers[i] {
-                ViewLayer::Dir(d) => d.join(&path),
+                ViewLayer::Dir(d) => host_path(d, &path),
                 ViewLayer::Entries(fs) => {
                     for name in fs.read_dir(&path)? {
                         seen.entry(name).or_insert(true);
@@ -381,7 +386,7 @@ impl SourceFs for MergedView {
             };
             for ent in rd {
                 let ent = ent?;
-                let name = ent.file_name().to_string_lossy().into_owned();
+                let name = raw_name::from_os(&ent.file_name()).into_owned();
                 if seen.contains_key(&name) {
                     continue;
                 }

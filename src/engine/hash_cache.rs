@@ -64,7 +64,7 @@ impl HashCache {
     pub fn digest(&self, p: &Path) -> io::Result<String> {
         let md = std::fs::symlink_metadata(p)?;
         let stamp = stamp(&md);
-        let key = p.to_string_lossy();
+        let key = cairn_layers::raw_name::from_os(p.as_os_str());
         let known = || {
             self.map
                 .lock()

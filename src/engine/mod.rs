@@ -33,7 +33,6 @@ pub mod multi;
 pub mod named_context;
 pub mod onbuild;
 pub mod output;
-pub mod pattern;
 pub mod recompress;
 pub mod record;
 pub mod record_artifact;

@@ -8,7 +8,7 @@
 //! `.dockerignore`, never read outside itself (symlinks resolve inside it), and
 //! keyed by the content of what a step reads, exactly like the main context.
 
-use super::build::{BuildCtx, ContextWalk};
+use super::build::BuildCtx;
 use super::cache::Inputs;
 use super::copy::{plan, CopySpec};
 use super::fs::EntryFs;
@@ -17,7 +17,7 @@ use super::stage::{StageRun, StepOutcome};
 use crate::report::Event;
 use anyhow::Context as _;
 use cairn_layers::context::BuildContext;
-use cairn_layers::{Entry, EntryKind, MtimePolicy};
+use cairn_layers::{raw_name, Entry, EntryKind, MtimePolicy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -54,7 +54,7 @@ pub fn for_planning(named: &NamedContexts) -> BTreeMap<String, crate::frontend::
 pub struct LocalContext {
     /// The directory (absolute).
     pub root: PathBuf,
-    walk: OnceLock<Result<ContextWalk, String>>,
+    walk: OnceLock<Result<Vec<Entry>, String>>,
     fs: OnceLock<EntryFs>,
     /// The filtered tree as a directory, for `RUN --mount=from=NAME`.
     tree: OnceLock<Result<tempfile::TempDir, String>>,
@@ -79,11 +79,12 @@ impl LocalContext {
         }
     }
 
-    /// The kept entries (its own `.dockerignore` applied) and the host paths left out for non-UTF-8 names.
-    pub fn walk(&self) -> anyhow::Result<&ContextWalk> {
+    /// The kept entries (its own `.dockerignore` applied; names that are
+    /// not UTF-8 kept exactly, see `cairn_layers::raw_name`).
+    pub fn walk(&self) -> anyhow::Result<&Vec<Entry>> {
         let r = self.walk.get_or_init(|| {
             BuildContext::open(&self.root, None)
-                .and_then(|c| c.walk_lenient())
+                .and_then(|c| c.walk())
                 .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
         });
         r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
@@ -91,7 +92,7 @@ impl LocalContext {
 
     /// The kept entries as a source filesystem.
     pub fn fs(&self) -> anyhow::Result<&EntryFs> {
-        let (entries, _) = self.walk()?;
+        let entries = self.walk()?;
         Ok(self
             .fs
             .get_or_init(|| EntryFs::new(entries.iter().cloned())))
@@ -100,16 +101,7 @@ impl LocalContext {
     /// Everything the context holds, as `(path, description)` cache inputs:
     /// what a step that sees the whole context is keyed by.
     pub fn content_inputs(&self, ctx: &BuildCtx) -> anyhow::Result<Vec<(String, String)>> {
-        let (entries, unnamed) = self.walk()?;
-        if let Some(p) = unnamed.first() {
-            return Err(crate::error::hint(
-                anyhow::anyhow!(
-                    "the context file {} has a name that is not UTF-8",
-                    p.display()
-                ),
-                "rename it, or exclude it in that directory's .dockerignore",
-            ));
-        }
+        let entries = self.walk()?;
         let hashes = ctx.context_hashes();
         entries
             .iter()
@@ -149,7 +141,7 @@ impl LocalContext {
             .prefix("named-context-")
             .tempdir_in(scratch_root)
             .context("creating a directory for a named context")?;
-        write_tree(&self.walk()?.0, dir.path())?;
+        write_tree(self.walk()?, dir.path())?;
         Ok(dir)
     }
 }
@@ -164,7 +156,8 @@ pub(crate) fn write_tree(entries: &[Entry], dir: &Path) -> anyhow::Result<()> {
     let mut dirs = Vec::new();
     for e in entries {
         cairn_layers::entry::check_path(&e.path)?;
-        let dst = dir.join(&e.path);
+        // Names that are not UTF-8 are back to their exact bytes on disk.
+        let dst = dir.join(raw_name::to_os(&e.path));
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -179,7 +172,9 @@ pub(crate) fn write_tree(entries: &[Entry], dir: &Path) -> anyhow::Result<()> {
             } if std::fs::hard_link(src, &dst).is_err() => {
                 std::fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
             }
-            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &dst)?,
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(raw_name::to_os(target), &dst)?
+            }
             _ => {}
         }
     }
@@ -276,13 +271,7 @@ mod tests {
         std::fs::write(root.join(".dockerignore"), "*.env\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("src/out")).unwrap();
         let c = LocalContext::new(root);
-        let paths: Vec<&str> = c
-            .walk()
-            .unwrap()
-            .0
-            .iter()
-            .map(|e| e.path.as_str())
-            .collect();
+        let paths: Vec<&str> = c.walk().unwrap().iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"src/a.js"), "{paths:?}");
         assert!(!paths.contains(&"secret.env"), "{paths:?}");
         let scratch = t.path().join("scratch");

@@ -191,7 +191,7 @@ fn push_to_tags(
         })?;
         let d = runtime
             .block_on(registry.push_image(&reference, up.raw, up.media_type, store, &up.mount_from))
-            .map_err(|e| crate::cli::pull::hinted(e, &reference))
+            .map_err(|e| crate::error::registry_hinted(e, &reference))
             .with_context(|| format!("pushing {reference}"))?;
         anyhow::ensure!(
             &d == up.digest,

@@ -5,7 +5,6 @@
 //! A multi-platform build ([`super::multi`]) opens one session for all its
 //! platforms; a single build opens its own.
 
-use super::build::ContextWalk;
 use super::cache::Cache;
 use super::file_digests::FileDigests;
 use super::fs::EntryFs;
@@ -17,7 +16,7 @@ use crate::report::{Event, Reporter};
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::context::BuildContext;
-use cairn_layers::Digest;
+use cairn_layers::{Digest, Entry};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,7 +31,7 @@ pub struct Session {
     pub layer_dirs: LayerDirs,
     /// The build context, walked on first use, and the host paths of the
     /// files in it whose names are not UTF-8.
-    pub context: OnceLock<Result<ContextWalk, String>>,
+    pub context: OnceLock<Result<Vec<Entry>, String>>,
     /// The context indexed as a filesystem.
     pub context_fs: OnceLock<EntryFs>,
     /// Context file digests.
@@ -92,11 +91,11 @@ impl Session {
 
     /// The context of `req` (the same for every build of the session),
     /// walked on first use.
-    pub fn context_walk(&self, req: &BuildRequest) -> anyhow::Result<&ContextWalk> {
+    pub fn context_walk(&self, req: &BuildRequest) -> anyhow::Result<&Vec<Entry>> {
         let r = self.context.get_or_init(|| {
             self.walks.fetch_add(1, Ordering::Relaxed);
             BuildContext::open(&req.context, Some(&req.dockerfile))
-                .and_then(|c| c.walk_lenient())
+                .and_then(|c| c.walk())
                 .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
         });
         r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))

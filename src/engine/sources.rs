@@ -191,7 +191,7 @@ impl ImageSource for Sources {
         let pulled = self
             .runtime
             .block_on(self.registry.pull_image(&r, &p, store))
-            .map_err(|e| crate::cli::pull::hinted(e, &r))
+            .map_err(|e| crate::error::registry_hinted(e, &r))
             .with_context(|| format!("pulling {r}"))?;
         let config: ImageConfig = serde_json::from_slice(&pulled.config.bytes)
             .with_context(|| format!("{r}: invalid image config"))?;

@@ -54,10 +54,25 @@ impl Default for RegistryOptions {
 }
 
 impl RegistryOptions {
-    /// Default options with these insecure registries and this reporter.
+    /// Default options with these insecure registries and this reporter,
+    /// and the request budget of [`crate::env::CAIRN_REGISTRY_TIMEOUT`]
+    /// when it is set (a value that is not a positive number of seconds is
+    /// reported and the default kept).
     pub fn new(insecure: Vec<String>, reporter: Arc<dyn Reporter>) -> Self {
         let mut o = RegistryOptions::default();
         o.transport.insecure = insecure;
+        if let Ok(v) = std::env::var(crate::env::CAIRN_REGISTRY_TIMEOUT) {
+            match v.trim().parse::<u64>() {
+                Ok(secs) if secs > 0 => {
+                    o.transport.request_budget = std::time::Duration::from_secs(secs);
+                }
+                _ => reporter.event(crate::report::Event::Warning(format!(
+                    "{}={v:?} is not a positive number of seconds; using {} s",
+                    crate::env::CAIRN_REGISTRY_TIMEOUT,
+                    o.transport.request_budget.as_secs()
+                ))),
+            }
+        }
         o.transport.reporter = reporter;
         o
     }

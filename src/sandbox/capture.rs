@@ -21,8 +21,8 @@
 use super::ownership::{parse_owner, OWNER_XATTR};
 use super::protocol::{WireEntry, WireKind};
 use super::scaffold::{lookup, Placed};
+use cairn_layers::raw_name;
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -99,15 +99,8 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
     for item in rd {
         let item = item.map_err(|e| format!("capture: read {}: {e}", dir.display()))?;
         let name = item.file_name();
-        let name = std::str::from_utf8(name.as_bytes())
-            .map_err(|_| {
-                format!(
-                    "capture: file name {:?} in {} is not UTF-8",
-                    name,
-                    dir.display()
-                )
-            })?
-            .to_owned();
+        // Exact name bytes, held as a layer path (see cairn_layers::raw_name).
+        let name = raw_name::from_os(&name).into_owned();
         let rel = if prefix.is_empty() {
             name.clone()
         } else {
@@ -209,8 +202,7 @@ pub(crate) fn plain_entry(
         let t = std::fs::read_link(full)
             .map_err(|e| format!("capture: readlink {}: {e}", full.display()))?;
         WireKind::Symlink {
-            target: String::from_utf8(t.as_os_str().as_bytes().to_vec())
-                .map_err(|_| format!("capture: link target of {} is not UTF-8", full.display()))?,
+            target: raw_name::from_os(t.as_os_str()).into_owned(),
         }
     } else if ft.is_char_device() {
         let (major, minor) = dev();
@@ -355,7 +347,7 @@ pub(crate) fn link_hardlinks(upper: &Path, entries: &mut [WireEntry]) -> Result<
         else {
             continue;
         };
-        let full = upper.join(p);
+        let full = upper.join(raw_name::to_os(p));
         let m = std::fs::symlink_metadata(&full)
             .map_err(|err| format!("capture: stat {}: {err}", full.display()))?;
         if m.nlink() < 2 {

@@ -20,30 +20,25 @@ use super::protocol::{WireEntry, WireKind};
 use super::scaffold::Placed;
 use super::sys::ctx;
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Copy `lowers` (bottom first, overlay form) into the empty dir `root`.
 pub(crate) fn assemble(lowers: &[std::path::PathBuf], root: &Path) -> Result<(), String> {
     for lower in lowers {
-        copy_layer(lower, root, "")?;
+        copy_layer(lower, root, Path::new(""))?;
     }
     Ok(())
 }
 
-fn copy_layer(layer: &Path, root: &Path, rel: &str) -> Result<(), String> {
+fn copy_layer(layer: &Path, root: &Path, rel: &Path) -> Result<(), String> {
     let src_dir = layer.join(rel);
     let rd =
         std::fs::read_dir(&src_dir).map_err(|e| ctx(format!("read {}", src_dir.display()), e))?;
     let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
-        let r = if rel.is_empty() {
-            Path::new(&name).to_path_buf()
-        } else {
-            Path::new(rel).join(&name)
-        };
+        let r = rel.join(&name);
         let src = layer.join(&r);
         let dst = root.join(&r);
         let m = std::fs::symlink_metadata(&src)
@@ -64,7 +59,7 @@ fn copy_layer(layer: &Path, root: &Path, rel: &str) -> Result<(), String> {
                 std::fs::create_dir(&dst)
                     .map_err(|e| ctx(format!("create {}", dst.display()), e))?;
             }
-            copy_layer(layer, root, r.to_str().ok_or("non-UTF-8 path in a layer")?)?;
+            copy_layer(layer, root, &r)?;
             apply_meta(&dst, &m)?;
             continue;
         }
@@ -163,8 +158,7 @@ impl Snapshot {
 
 fn rel_of(root: &Path, p: &Path) -> Result<String, String> {
     let r = p.strip_prefix(root).map_err(|e| ctx(p.display(), e))?;
-    String::from_utf8(r.as_os_str().as_bytes().to_vec())
-        .map_err(|_| format!("path {} is not UTF-8", p.display()))
+    Ok(cairn_layers::raw_name::from_os(r.as_os_str()).into_owned())
 }
 
 /// The change under `root` since `before`, as layer entries (file content
@@ -275,7 +269,7 @@ fn add_parents(
     let mut p = rel;
     while let Some((parent, _)) = p.rsplit_once('/') {
         if !out.contains_key(parent) {
-            let full = root.join(parent);
+            let full = root.join(cairn_layers::raw_name::to_os(parent));
             let m = std::fs::symlink_metadata(&full)
                 .map_err(|e| ctx(format!("stat {}", full.display()), e))?;
             if let Some(e) = plain_entry(parent, &m, &full, epoch)? {

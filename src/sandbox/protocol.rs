@@ -124,7 +124,7 @@ impl WireEntry {
             WireKind::File { size, upper_path } => EntryKind::File {
                 size,
                 source: match upper_path {
-                    Some(p) => Source::Path(upper.join(p)),
+                    Some(p) => Source::Path(upper.join(cairn_layers::raw_name::to_os(&p))),
                     None => Source::Bytes(Arc::from(&[][..])),
                 },
             },

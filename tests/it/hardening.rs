@@ -73,10 +73,14 @@ fn with_extra_files(layer: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// An OCI layout at `dir` tagged `latest`: the node:22-alpine stand-in whose
-/// first layer blob also holds `/POISONED`, while its config still claims
-/// the honest layer's diff_id. Returns the spoofed blob's digest.
-fn spoofing_layout(dir: &Path) -> String {
+/// An OCI layout at `dir` tagged `latest`: the node:22-alpine stand-in with
+/// its manifest and config changed by `edit(manifest, config, put)`, where
+/// `put(bytes)` stores a blob and returns its digest. The config is stored
+/// after `edit`, and the manifest points at it.
+fn derived_layout(
+    dir: &Path,
+    edit: impl FnOnce(&mut serde_json::Value, &mut serde_json::Value, &dyn Fn(&[u8]) -> String),
+) {
     let honest = fixture();
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
@@ -96,18 +100,15 @@ fn spoofing_layout(dir: &Path) -> String {
         d.to_string()
     };
     let mut manifest: serde_json::Value = serde_json::from_slice(&read(&digest)).unwrap();
-    put(&read(manifest["config"]["digest"].as_str().unwrap()));
-    let layers = manifest["layers"].as_array_mut().unwrap();
-    let spoofed = with_extra_files(
-        &read(layers[0]["digest"].as_str().unwrap()),
-        &[("POISONED", b"planted by the spoofing image\n")],
-    );
-    let spoofed_digest = put(&spoofed);
-    layers[0]["digest"] = spoofed_digest.clone().into();
-    layers[0]["size"] = spoofed.len().into();
-    for l in &layers[1..] {
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&read(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
         put(&read(l["digest"].as_str().unwrap()));
     }
+    edit(&mut manifest, &mut config, &put);
+    let c = serde_json::to_vec(&config).unwrap();
+    manifest["config"]["digest"] = put(&c).into();
+    manifest["config"]["size"] = c.len().into();
     let m = serde_json::to_vec(&manifest).unwrap();
     let md = put(&m);
     let index = serde_json::json!({
@@ -119,6 +120,30 @@ fn spoofing_layout(dir: &Path) -> String {
         }],
     });
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// [`derived_layout`] whose first layer blob also holds `/POISONED`, while
+/// its config still claims the honest layer's diff_id. Returns the spoofed
+/// blob's digest.
+fn spoofing_layout(dir: &Path) -> String {
+    let mut spoofed_digest = String::new();
+    derived_layout(dir, |manifest, _, put| {
+        let layer = &mut manifest["layers"][0];
+        let honest = std::fs::read(
+            dir.join("blobs/sha256").join(
+                layer["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:"),
+            ),
+        )
+        .unwrap();
+        let spoofed =
+            with_extra_files(&honest, &[("POISONED", b"planted by the spoofing image\n")]);
+        spoofed_digest = put(&spoofed);
+        layer["digest"] = spoofed_digest.clone().into();
+        layer["size"] = spoofed.len().into();
+    });
     spoofed_digest
 }
 
@@ -390,6 +415,104 @@ fn other_users_cannot_reach_the_cache_or_its_setuid_files() {
     assert!(text(&o).contains("not to this user"), "{}", text(&o));
 }
 
+/// A character device in a base layer (`crw-rw-rw-`, the numbers of
+/// `/dev/null`): unpacked as root it is kept, as SECURITY.md chooses (RUN
+/// sees what the image holds, as with BuildKit), but only below the private
+/// cache, so no other user can open or even find it.
+#[test]
+fn a_device_node_of_a_base_image_is_usable_by_no_other_user() {
+    if !is_root() {
+        eprintln!(
+            "\n!!! SKIPPING: unpacking device nodes and checking as {OTHER_USER} needs root !!!\n"
+        );
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let base = t.path().join("base");
+    derived_layout(&base, |manifest, config, put| {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        b.append_data(&mut dir, "opt/", std::io::empty()).unwrap();
+        let mut dev = tar::Header::new_ustar();
+        dev.set_entry_type(tar::EntryType::Char);
+        dev.set_mode(0o666);
+        dev.set_size(0);
+        dev.set_device_major(1).unwrap();
+        dev.set_device_minor(3).unwrap();
+        b.append_data(&mut dev, "opt/evil", std::io::empty())
+            .unwrap();
+        let plain = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &plain).unwrap();
+        let gz = gz.finish().unwrap();
+        manifest["layers"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": put(&gz), "size": gz.len(),
+            }));
+        config["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(cairn_layers::Digest::of(&plain).to_string().into());
+        if let Some(h) = config["history"].as_array_mut() {
+            h.push(serde_json::json!({"created_by": "a device node"}));
+        }
+    });
+    let cache = t.path().join("cache");
+    let ctx = context(
+        t.path(),
+        "ctx",
+        &format!(
+            "FROM oci:{}:latest\nRUN test -c /opt/evil && test \"$(stat -c %t:%T /opt/evil)\" = 1:3\n",
+            base.display()
+        ),
+    );
+    let o = build(t.path(), &ctx, &cache, &[]);
+    assert!(
+        o.status.success(),
+        "RUN does not see the image's device:\n{}",
+        text(&o)
+    );
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let nodes: Vec<PathBuf> = walkdir::WalkDir::new(cache.join("layers"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name() == "evil")
+        .map(|e| e.path().to_owned())
+        .collect();
+    assert!(!nodes.is_empty(), "the layer was not unpacked");
+    for p in &nodes {
+        let md = std::fs::symlink_metadata(p).unwrap();
+        // Kept as the image has it: a world-writable device…
+        assert!(md.file_type().is_char_device(), "{}", p.display());
+        assert_eq!(md.rdev(), libc::makedev(1, 3), "{}", p.display());
+        // … that no other user can reach.
+        for args in [
+            vec![
+                "sh".to_owned(),
+                "-c".into(),
+                format!("echo x > '{}'", p.display()),
+            ],
+            vec!["stat".to_owned(), p.display().to_string()],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = as_other_user(&args);
+            assert!(
+                !o.status.success() && text(&o).contains("Permission denied"),
+                "{OTHER_USER} reaches {}:\n{}",
+                p.display(),
+                text(&o)
+            );
+        }
+    }
+}
+
 /// A password typed into a reference (FROM, -t, pull) is in no error or log.
 #[test]
 fn credentials_in_references_are_never_shown() {
@@ -431,41 +554,116 @@ fn credentials_in_references_are_never_shown() {
     }
 }
 
+/// The layers of the image tagged in the OCI layout `dir`, bottom first,
+/// as (exact name bytes, data) per member.
+fn layout_layers(dir: &Path) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    let blob = |d: &str| {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let gz = blob(l["digest"].as_str().unwrap());
+            let mut ar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&gz[..]));
+            ar.entries()
+                .unwrap()
+                .map(|e| {
+                    let mut e = e.unwrap();
+                    let name = e.path_bytes().into_owned();
+                    let mut data = Vec::new();
+                    e.read_to_end(&mut data).unwrap();
+                    (name, data)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// A file name that is not UTF-8 somewhere in the context does not stop a
-/// COPY of other files; a COPY that would take it fails, naming it.
+/// COPY of other files; a COPY that takes it keeps its exact bytes in the
+/// layer and in the rootfs RUN sees, the step's cache key tells two such
+/// names apart, and one a RUN creates is captured with its bytes.
 #[test]
-fn a_non_utf8_name_elsewhere_in_the_context_does_not_stop_copy() {
+fn a_non_utf8_name_is_copied_with_its_exact_bytes() {
     use std::os::unix::ffi::OsStrExt;
     let t = tempfile::tempdir().unwrap();
     let ctx = context(t.path(), "ctx", "FROM scratch\nCOPY ok.txt /ok.txt\n");
     std::fs::write(ctx.join("ok.txt"), "ok\n").unwrap();
     std::fs::create_dir(ctx.join("sub")).unwrap();
-    let bad = ctx
-        .join("sub")
-        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
-    std::fs::write(&bad, "latin-1 name\n").unwrap();
+    let name = |b: &[u8]| ctx.join("sub").join(std::ffi::OsStr::from_bytes(b));
+    std::fs::write(name(b"caf\xe9.txt"), "latin-1 name\n").unwrap();
     std::fs::write(ctx.join("sub/fine.txt"), "fine\n").unwrap();
     let cache = t.path().join("cache");
     let o = build(t.path(), &ctx, &cache, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    for (name, dockerfile) in [
-        ("All", "FROM scratch\nCOPY . /\n"),
-        ("Sub", "FROM scratch\nCOPY sub/ /sub/\n"),
-        ("Glob", "FROM scratch\nCOPY sub/*.txt /sub/\n"),
-    ] {
-        std::fs::write(ctx.join(name), dockerfile).unwrap();
-        let f = ctx.join(name).display().to_string();
-        let o = build(t.path(), &ctx, &cache, &["-f", &f]);
-        let out = text(&o);
-        assert!(
-            !o.status.success(),
-            "{name}: the file was dropped silently:\n{out}"
+    let out = t.path().join("out");
+    let layer_of = |dockerfile: &str| {
+        std::fs::write(ctx.join("Copy"), dockerfile).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        let o = build(
+            t.path(),
+            &ctx,
+            &cache,
+            &[
+                "-f",
+                &ctx.join("Copy").display().to_string(),
+                "-o",
+                &format!("type=oci,dest={},tar=false", out.display()),
+            ],
         );
-        assert!(
-            out.contains("not UTF-8") && out.contains("caf"),
-            "{name}:\n{out}"
+        assert!(o.status.success(), "{dockerfile}:\n{}", text(&o));
+        let mut layers = layout_layers(&out);
+        layers.pop().unwrap()
+    };
+    let file = |layer: &[(Vec<u8>, Vec<u8>)], path: &[u8]| {
+        layer
+            .iter()
+            .find(|(n, _)| n == path)
+            .map(|(_, d)| d.clone())
+    };
+    for (dockerfile, path) in [
+        ("FROM scratch\nCOPY . /app\n", &b"app/sub/caf\xe9.txt"[..]),
+        ("FROM scratch\nCOPY sub/ /sub/\n", b"sub/caf\xe9.txt"),
+        ("FROM scratch\nCOPY sub/*.txt /sub/\n", b"sub/caf\xe9.txt"),
+    ] {
+        let layer = layer_of(dockerfile);
+        assert_eq!(
+            file(&layer, path).as_deref(),
+            Some(&b"latin-1 name\n"[..]),
+            "{dockerfile}: {:?}",
+            layer
+                .iter()
+                .map(|(n, _)| String::from_utf8_lossy(n))
+                .collect::<Vec<_>>()
         );
     }
+    // Another name that differs only in that byte is another cache key: the
+    // layer holds the new name, not the cached old one.
+    std::fs::rename(name(b"caf\xe9.txt"), name(b"caf\xe8.txt")).unwrap();
+    let layer = layer_of("FROM scratch\nCOPY . /app\n");
+    assert!(file(&layer, b"app/sub/caf\xe8.txt").is_some());
+    assert!(file(&layer, b"app/sub/caf\xe9.txt").is_none());
+    // RUN sees the exact name in its rootfs, and a name it makes is captured exactly.
+    let layer = layer_of(&format!(
+        "FROM oci:{}:22-alpine\nCOPY sub /app\n\
+         RUN test -f \"$(printf '/app/caf\\350.txt')\" && touch /seen \"$(printf '/made\\351')\"\n",
+        fixture().display()
+    ));
+    assert!(file(&layer, b"seen").is_some(), "RUN did not see the file");
+    assert!(
+        file(&layer, b"made\xe9").is_some(),
+        "RUN's file name was not kept"
+    );
 }
 
 /// A Dockerfile that is not UTF-8 gets the position of the first bad byte

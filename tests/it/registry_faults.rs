@@ -312,6 +312,61 @@ fn a_registry_that_never_answers_fails_within_the_budget() {
     assert!(d.request_budget <= Duration::from_secs(60));
 }
 
+/// Through the CLI: `cairn pull` and a build `FROM` a registry that accepts
+/// connections and never answers fail with the budget that
+/// `CAIRN_REGISTRY_TIMEOUT` sets (default 60 s), naming the repository; a
+/// value that is not a number of seconds is reported, not ignored.
+#[test]
+fn a_silent_registry_fails_the_cli_within_its_budget_naming_the_reference() {
+    let addr = crate::support::http::silent_listener();
+    let t = tempfile::tempdir().unwrap();
+    let reference = format!("{addr}/silent/app:1");
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {reference}\nRUN true\n"),
+    )
+    .unwrap();
+    let mut pull = crate::support::cairn(t.path());
+    pull.args(["pull", "-o"])
+        .arg(format!("oci:{}", t.path().join("out").display()))
+        .arg(&reference);
+    let mut build = crate::support::cairn(t.path());
+    build
+        .arg("build")
+        .arg(&ctx)
+        .args(["--progress", "plain", "--cache-dir"])
+        .arg(t.path().join("cache"));
+    for (what, mut c) in [("pull", pull), ("build", build)] {
+        c.env(cairn::env::CAIRN_REGISTRY_TIMEOUT, "2");
+        let o = crate::support::run(c, "");
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!o.status.success(), "{what}: {out}");
+        assert!(
+            out.contains("no answer within 2 s") && out.contains("/silent/app"),
+            "{what}: {out}"
+        );
+    }
+    let mut c = crate::support::cairn(t.path());
+    c.env(cairn::env::CAIRN_REGISTRY_TIMEOUT, "soon")
+        .args(["pull", "-o"])
+        .arg(format!("oci:{}", t.path().join("out2").display()))
+        .arg("localhost:1/none/app:1");
+    let o = crate::support::run(c, "");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "CAIRN_REGISTRY_TIMEOUT=\"soon\" is not a positive number of seconds; using 60 s"
+        ),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// A build whose image is pushed completely but whose build record cannot be
 /// pushed succeeds with a warning: the image is usable without its record.
 #[test]

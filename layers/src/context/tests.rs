@@ -234,20 +234,54 @@ fn excluded_dirs_without_reachable_exceptions_are_not_entered() {
     let t = tempfile::tempdir().unwrap();
     write(t.path(), "keep", "x");
     fs::create_dir(t.path().join("node_modules")).unwrap();
-    // A name that fails the walk if the directory were read.
-    use std::os::unix::ffi::OsStrExt;
-    let bad = std::ffi::OsStr::from_bytes(b"bad\xff");
-    fs::write(t.path().join("node_modules").join(bad), "x").unwrap();
+    // A tree too deep to walk: entering it would fail the walk.
+    let deep = t
+        .path()
+        .join("node_modules")
+        .join("d/".repeat(MAX_DEPTH + 1));
+    fs::create_dir_all(&deep).unwrap();
     write(t.path(), ".dockerignore", "node_modules\n!keep\n");
     assert_eq!(paths(&walk(t.path())), [".dockerignore", "keep"]);
-    // Without the pattern the same tree is an error naming the path.
+    // Without the pattern the same tree is an error.
     fs::remove_file(t.path().join(".dockerignore")).unwrap();
     let err = BuildContext::open(t.path(), None)
         .unwrap()
         .walk()
         .unwrap_err();
-    assert!(matches!(err, ContextError::NonUtf8Name { .. }), "{err}");
-    assert!(err.to_string().contains("node_modules/bad"), "{err}");
+    assert!(matches!(err, ContextError::TooDeep { .. }), "{err}");
+}
+
+#[test]
+fn names_that_are_not_utf8_keep_their_bytes_and_match_patterns() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("sub")).unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    fs::write(t.path().join("sub").join(bad), "x").unwrap();
+    std::os::unix::fs::symlink(
+        std::ffi::OsStr::from_bytes(b"caf\xe9.txt"),
+        t.path().join("sub/link"),
+    )
+    .unwrap();
+    let all = walk(t.path());
+    let file = all
+        .iter()
+        .find(|e| &*crate::raw_name::to_bytes(&e.path) == b"sub/caf\xe9.txt")
+        .expect("the file is walked");
+    assert!(
+        matches!(&file.kind, EntryKind::File { source: Source::Path(p), .. } if p.ends_with(bad)),
+        "{file:?}"
+    );
+    let link = all.iter().find(|e| e.path == "sub/link").unwrap();
+    assert!(
+        matches!(&link.kind, EntryKind::Symlink { target } if &*crate::raw_name::to_bytes(target) == b"caf\xe9.txt"),
+        "{link:?}"
+    );
+    // `?` is one stray byte, as in Go's filepath.Match.
+    write(t.path(), ".dockerignore", "sub/caf?.txt\n");
+    let kept = paths(&walk(t.path()));
+    assert!(!kept.iter().any(|p| p.starts_with("sub/caf")), "{kept:?}");
+    assert!(kept.contains(&"sub/link".to_owned()), "{kept:?}");
 }
 
 #[test]

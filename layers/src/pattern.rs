@@ -1,15 +1,98 @@
-//! The syntax check `patternmatcher.New` applies to every pattern: Go's
-//! `path/filepath.Match(pattern, ".")` on Unix (Go 1.19), ported so that exactly
-//! the patterns Go rejects with `ErrBadPattern` are rejected here. Like Go, it
-//! stops at the first chunk that fails to match, so `a/[` passes this check.
+//! Go's `path/filepath.Match`, the one port: the wildcard syntax of COPY/ADD
+//! sources and of `.dockerignore` patterns. `*` (any run of non-`/`), `?`
+//! (one non-`/`), `[…]` classes with `^` negation and ranges, `\` escapes.
+//!
+//! Two callers want two of Go's behaviours on malformed patterns:
+//! [`matches()`] (COPY) rejects a malformed pattern wherever the error is, as
+//! current Go does; the `.dockerignore` syntax check uses `go_match` as
+//! Go 1.19 (what BuildKit's patternmatcher was verified with) behaves, which
+//! stops inspecting at the first chunk that fails to match.
 
-/// Go's `filepath.ErrBadPattern`.
+/// The pattern is malformed (Go's `ErrBadPattern`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error in pattern `{0}`")]
+pub struct BadPattern(pub String);
+
+/// [`go_match`]'s `ErrBadPattern`.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct BadPattern;
+pub(crate) struct Malformed;
+
+/// Whether `pattern` contains wildcard syntax at all.
+pub fn has_meta(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '\\'])
+}
+
+/// Whether `name` matches the whole of `pattern`; a malformed pattern is an
+/// error even where an earlier mismatch would end matching.
+pub fn matches(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+    let bad = || BadPattern(pattern.to_owned());
+    let p: Vec<char> = pattern.chars().collect();
+    validate(&p).map_err(|_| bad())?;
+    go_match(pattern, name).map_err(|_| bad())
+}
+
+fn validate(p: &[char]) -> Result<(), ()> {
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' => {
+                if i + 1 >= p.len() {
+                    return Err(());
+                }
+                i += 2;
+            }
+            '[' => {
+                i = class_end(p, i)?;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Index just past the `]` closing the class that starts at `p[start] == '['`.
+fn class_end(p: &[char], start: usize) -> Result<usize, ()> {
+    let mut i = start + 1;
+    if p.get(i) == Some(&'^') {
+        i += 1;
+    }
+    let mut first = true;
+    loop {
+        match p.get(i) {
+            None => return Err(()),
+            Some(']') if !first => return Ok(i + 1),
+            _ => {}
+        }
+        // one range item: lo or lo-hi, each possibly escaped
+        let lo_len = item_len(p, i)?;
+        i += lo_len;
+        if p.get(i) == Some(&'-') {
+            i += 1;
+            let hi_len = item_len(p, i)?;
+            i += hi_len;
+        }
+        first = false;
+    }
+}
+
+fn item_len(p: &[char], i: usize) -> Result<usize, ()> {
+    match p.get(i) {
+        None | Some('-') | Some(']') => Err(()),
+        Some('\\') => {
+            if i + 1 < p.len() {
+                Ok(2)
+            } else {
+                Err(())
+            }
+        }
+        Some(_) => Ok(1),
+    }
+}
 
 /// `filepath.Match(pattern, name)`: whether `name` matches the shell pattern,
-/// or [`BadPattern`] when the part of the pattern Go inspects is malformed.
-pub(crate) fn go_match(mut pattern: &str, mut name: &str) -> Result<bool, BadPattern> {
+/// or [`Malformed`] when the part of the pattern Go 1.19 inspects is malformed
+/// (it stops at the first chunk that fails to match, so `a/[` passes).
+pub(crate) fn go_match(mut pattern: &str, mut name: &str) -> Result<bool, Malformed> {
     'pattern: while !pattern.is_empty() {
         let (star, chunk, rest) = scan_chunk(pattern);
         pattern = rest;
@@ -23,7 +106,7 @@ pub(crate) fn go_match(mut pattern: &str, mut name: &str) -> Result<bool, BadPat
             continue;
         }
         if err {
-            return Err(BadPattern);
+            return Err(Malformed);
         }
         if star {
             // Let the star swallow one more byte at a time, never a `/`.
@@ -42,7 +125,7 @@ pub(crate) fn go_match(mut pattern: &str, mut name: &str) -> Result<bool, BadPat
                         continue 'pattern;
                     }
                     if err {
-                        return Err(BadPattern);
+                        return Err(Malformed);
                     }
                 }
                 i += 1;
@@ -199,13 +282,81 @@ fn get_esc(chunk: &str) -> Option<(char, &str)> {
 mod tests {
     use super::*;
 
+    // Vectors from Go's path/filepath match_test.go semantics.
+    #[test]
+    fn go_vectors() {
+        let cases: &[(&str, &str, Result<bool, ()>)] = &[
+            ("abc", "abc", Ok(true)),
+            ("*", "abc", Ok(true)),
+            ("*c", "abc", Ok(true)),
+            ("a*", "a", Ok(true)),
+            ("a*", "abc", Ok(true)),
+            ("a*", "ab/c", Ok(false)),
+            ("a*/b", "abc/b", Ok(true)),
+            ("a*/b", "a/c/b", Ok(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", Ok(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", Ok(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", Ok(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", Ok(false)),
+            ("a*b?c*x", "abxbbxdbxebxczzx", Ok(true)),
+            ("a*b?c*x", "abxbbxdbxebxczzy", Ok(false)),
+            ("ab[c]", "abc", Ok(true)),
+            ("ab[b-d]", "abc", Ok(true)),
+            ("ab[e-g]", "abc", Ok(false)),
+            ("ab[^c]", "abc", Ok(false)),
+            ("ab[^b-d]", "abc", Ok(false)),
+            ("ab[^e-g]", "abc", Ok(true)),
+            ("a\\*b", "a*b", Ok(true)),
+            ("a\\*b", "ab", Ok(false)),
+            ("a?b", "a☺b", Ok(true)),
+            ("a[^a]b", "a☺b", Ok(true)),
+            ("a???b", "a☺b", Ok(false)),
+            ("a[^a][^a][^a]b", "a☺b", Ok(false)),
+            ("[a-ζ]*", "α", Ok(true)),
+            ("*[a-ζ]", "A", Ok(false)),
+            ("a?b", "a/b", Ok(false)),
+            ("a*b", "a/b", Ok(false)),
+            ("[\\]a]", "]", Ok(true)),
+            ("[\\-]", "-", Ok(true)),
+            ("[x\\-]", "x", Ok(true)),
+            ("[x\\-]", "-", Ok(true)),
+            ("[x\\-]", "z", Ok(false)),
+            ("[\\-x]", "x", Ok(true)),
+            ("[\\-x]", "-", Ok(true)),
+            ("[\\-x]", "a", Ok(false)),
+            ("[]a]", "]", Err(())),
+            ("[-]", "-", Err(())),
+            ("[x-]", "x", Err(())),
+            ("[x-]", "-", Err(())),
+            ("[x-]", "z", Err(())),
+            ("[-x]", "x", Err(())),
+            ("[-x]", "-", Err(())),
+            ("[-x]", "a", Err(())),
+            ("\\", "a", Err(())),
+            ("[a-b-c]", "a", Err(())),
+            ("[", "a", Err(())),
+            ("[^", "a", Err(())),
+            ("[^bc", "a", Err(())),
+            ("a[", "a", Err(())),
+            ("a[", "ab", Err(())),
+            ("a[", "x", Err(())),
+            ("a/b[", "x", Err(())),
+            ("*x", "xxx", Ok(true)),
+            ("arr[[]0].txt", "arr[0].txt", Ok(true)),
+        ];
+        for (pat, name, want) in cases {
+            let got = matches(pat, name).map_err(|_| ());
+            assert_eq!(&got, want, "Match({pat:?}, {name:?})");
+        }
+    }
+
     #[test]
     fn rejects_what_go_rejects() {
         for bad in [
             "[", "a[", "[^", "[^bc", "\\", "a\\", "[]a]", "[-]", "[x-]", "[-x]", "[a-b-c]", "*[",
             "a/[", "foo\\", "[a",
         ] {
-            assert_eq!(go_match(bad, "."), Err(BadPattern), "{bad:?}");
+            assert_eq!(go_match(bad, "."), Err(Malformed), "{bad:?}");
         }
     }
 

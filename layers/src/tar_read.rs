@@ -1,0 +1,383 @@
+//! The one tar reader: every layer or archive cairn reads (unpack, the plain
+//! tar index, ADD, `cairn diff`) is decompressed by [`decompress`], which
+//! sniffs the first bytes once, and each member's header is read by
+//! [`Member::read`] once.
+//!
+//! Compression is recognised by content, never by name or media type (a
+//! registry may mislabel; ADD looks at bytes, as BuildKit does): gzip
+//! (every member of a multi-member stream, as `pigz` or `cat a.gz b.gz`
+//! make), zstd, bzip2 (multi-stream), xz (dictionary capped at
+//! [`XZ_MEM_LIMIT_KB`]) or plain tar.
+
+use crate::raw_name;
+use std::io::{self, BufReader, Read};
+
+/// Largest xz dictionary accepted (KiB): `xz -9` needs 64 MiB; more is hostile.
+pub const XZ_MEM_LIMIT_KB: u32 = 256 * 1024;
+
+/// How a stream is compressed, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// Not compressed (or not a format we know: the tar reader decides).
+    Plain,
+    /// gzip, one member or several.
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+}
+
+/// Bytes [`Codec::sniff`] needs to see.
+pub const SNIFF_LEN: usize = 6;
+
+impl Codec {
+    /// The codec whose magic `head` starts with.
+    pub fn sniff(head: &[u8]) -> Codec {
+        const MAGIC: [(&[u8], Codec); 4] = [
+            (&[0x1f, 0x8b], Codec::Gzip),
+            (&[0x28, 0xb5, 0x2f, 0xfd], Codec::Zstd),
+            (b"BZh", Codec::Bzip2),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0], Codec::Xz),
+        ];
+        MAGIC
+            .iter()
+            .find(|(m, _)| head.starts_with(m))
+            .map_or(Codec::Plain, |(_, c)| *c)
+    }
+
+    /// Its name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Plain => "plain",
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+            Codec::Bzip2 => "bzip2",
+            Codec::Xz => "xz",
+        }
+    }
+}
+
+/// The uncompressed bytes of `reader`, and how it was compressed.
+pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<(Codec, Box<dyn Read + 'a>)> {
+    let mut head = [0u8; SNIFF_LEN];
+    let mut have = 0;
+    while have < head.len() {
+        match reader.read(&mut head[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let codec = Codec::sniff(&head[..have]);
+    let stream = io::Cursor::new(head[..have].to_vec()).chain(reader);
+    let inner: Box<dyn Read + 'a> = match codec {
+        Codec::Plain => Box::new(stream),
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(stream))),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),
+        Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(stream)),
+        Codec::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+            BufReader::new(stream),
+            true,
+            XZ_MEM_LIMIT_KB,
+        )),
+    };
+    Ok((codec, inner))
+}
+
+/// What a member is, with what its kind carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberKind {
+    /// A regular file (`0`, NUL, or contiguous `7`).
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link to this target ([`raw_name`] string).
+    Symlink(String),
+    /// A hard link to this earlier member ([`raw_name`] string, as stored).
+    Hardlink(String),
+    /// A character device.
+    Char(u32, u32),
+    /// A block device.
+    Block(u32, u32),
+    /// A named pipe.
+    Fifo,
+    /// Anything else (GNU sparse, volume labels…): the type flag.
+    Other(u8),
+}
+
+/// A modification time: seconds (maybe negative) and nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mtime {
+    /// Seconds since the epoch.
+    pub secs: i64,
+    /// Nanoseconds, `0..1_000_000_000`.
+    pub nanos: u32,
+}
+
+/// One member's header, read once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The name as stored (PAX `path` or GNU long name included), as a
+    /// [`raw_name`] string; not normalised.
+    pub path: String,
+    /// The kind.
+    pub kind: MemberKind,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u64,
+    /// Owner gid.
+    pub gid: u64,
+    /// From PAX `mtime` when present (nanoseconds kept), else the header.
+    pub mtime: Mtime,
+    /// Data length.
+    pub size: u64,
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// A numeric header field (`parsed` from its `raw` bytes): blank (all NUL
+/// or space) is 0, as Go reads it; `None` when it is not a number.
+pub fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
+        Err(_) => None,
+    }
+}
+
+impl Member {
+    /// Read the header of `entry` (and its PAX records).
+    pub fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Member> {
+        let path = raw_name::from_bytes(&entry.path_bytes()).into_owned();
+        let link = || -> io::Result<String> {
+            let l = entry
+                .link_name_bytes()
+                .ok_or_else(|| invalid(format!("tar member `{path}` has no link target")))?;
+            Ok(raw_name::from_bytes(&l).into_owned())
+        };
+        let h = entry.header();
+        let old = h.as_old();
+        let num = |parsed, raw, field| {
+            numeric(parsed, raw).ok_or_else(|| {
+                invalid(format!(
+                    "tar member `{path}`: the {field} field is not a number"
+                ))
+            })
+        };
+        let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+        let uid = num(h.uid(), &old.uid, "uid")?;
+        let gid = num(h.gid(), &old.gid, "gid")?;
+        let secs = num(h.mtime(), &old.mtime, "mtime")?;
+        let device = || -> io::Result<(u32, u32)> {
+            let bad = || invalid(format!("tar member `{path}` has no device numbers"));
+            let major = h.device_major().map_err(|_| bad())?.ok_or_else(bad)?;
+            let minor = h.device_minor().map_err(|_| bad())?.ok_or_else(bad)?;
+            Ok((major, minor))
+        };
+        let t = h.entry_type();
+        let kind = match t {
+            // Old tars mark directories as regular files named `…/`; the unpacker agrees.
+            t if t.is_file() && path.ends_with('/') => MemberKind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous => MemberKind::File,
+            tar::EntryType::Directory => MemberKind::Dir,
+            tar::EntryType::Symlink => MemberKind::Symlink(link()?),
+            tar::EntryType::Link => MemberKind::Hardlink(link()?),
+            tar::EntryType::Char => {
+                let (a, b) = device()?;
+                MemberKind::Char(a, b)
+            }
+            tar::EntryType::Block => {
+                let (a, b) = device()?;
+                MemberKind::Block(a, b)
+            }
+            tar::EntryType::Fifo => MemberKind::Fifo,
+            other => MemberKind::Other(other.as_byte()),
+        };
+        let mut mtime = Mtime {
+            secs: i64::try_from(secs).unwrap_or(i64::MAX),
+            nanos: 0,
+        };
+        if let Some(pax) = entry.pax_extensions()? {
+            for ext in pax {
+                let ext = ext?;
+                // A bad PAX time leaves the header's, as the unpacker does.
+                if let (b"mtime", Some(t)) = (ext.key_bytes(), pax_time(ext.value_bytes())) {
+                    mtime = t;
+                }
+            }
+        }
+        Ok(Member {
+            size: entry.size(),
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+        })
+    }
+}
+
+/// Parse a PAX time (`"1700000000.5"`, possibly negative).
+pub fn pax_time(v: &[u8]) -> Option<Mtime> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nanos: u32 = digits.parse().ok()?;
+    Some(if neg && nanos > 0 {
+        Mtime {
+            secs: -secs - 1,
+            nanos: 1_000_000_000 - nanos,
+        }
+    } else {
+        Mtime {
+            secs: if neg { -secs } else { secs },
+            nanos,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn names(r: impl Read) -> (Codec, Vec<String>) {
+        let (codec, inner) = decompress(r).unwrap();
+        let mut ar = tar::Archive::new(inner);
+        let names = ar
+            .entries()
+            .unwrap()
+            .map(|e| Member::read(&mut e.unwrap()).unwrap().path)
+            .collect();
+        (codec, names)
+    }
+
+    #[test]
+    fn every_codec_is_sniffed_and_read_to_the_end() {
+        let raw = tar_of(&[("a", b"first"), ("b", b"second")]);
+        let want = vec!["a".to_owned(), "b".to_owned()];
+        // gzip in two members, cut between the two files.
+        let mut gz = Vec::new();
+        for part in [&raw[..1024], &raw[1024..]] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).unwrap();
+            gz.extend(e.finish().unwrap());
+        }
+        let zst = zstd::stream::encode_all(&raw[..], 3).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&raw).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        xz.write_all(&raw).unwrap();
+        let xz = xz.finish().unwrap();
+        for (bytes, codec) in [
+            (&raw, Codec::Plain),
+            (&gz, Codec::Gzip),
+            (&zst, Codec::Zstd),
+            (&bz, Codec::Bzip2),
+            (&xz, Codec::Xz),
+        ] {
+            assert_eq!(names(&bytes[..]), (codec, want.clone()), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_is_read_once_with_its_exact_name_and_pax_time() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_uid(7);
+        h.set_mtime(5);
+        b.append_pax_extensions([("mtime", &b"1700000000.25"[..])])
+            .unwrap();
+        b.append_link(&mut h, std::ffi::OsStr::new("l"), "caf")
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.as_gnu_mut().unwrap().name[..5].copy_from_slice(b"x\xe9y\0\0");
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.as_ustar_mut().unwrap().name[..3].copy_from_slice(b"old");
+        h.as_ustar_mut().unwrap().name[3] = b'/';
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        let raw = b.into_inner().unwrap();
+        let mut ar = tar::Archive::new(&raw[..]);
+        let all: Vec<Member> = ar
+            .entries()
+            .unwrap()
+            .map(|e| Member::read(&mut e.unwrap()).unwrap())
+            .collect();
+        assert_eq!(all[0].kind, MemberKind::Symlink("caf".into()));
+        assert_eq!((all[0].uid, all[0].mode), (7, 0o777));
+        assert_eq!(
+            all[0].mtime,
+            Mtime {
+                secs: 1_700_000_000,
+                nanos: 250_000_000
+            }
+        );
+        assert_eq!(&*raw_name::to_bytes(&all[1].path), b"x\xe9y");
+        assert_eq!(
+            all[2].kind,
+            MemberKind::Dir,
+            "a regular member named `old/`"
+        );
+    }
+
+    #[test]
+    fn pax_times() {
+        assert_eq!(
+            pax_time(b"-1.5"),
+            Some(Mtime {
+                secs: -2,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(pax_time(b"12"), Some(Mtime { secs: 12, nanos: 0 }));
+        assert_eq!(pax_time(b"1.x"), None);
+    }
+
+    #[test]
+    fn blank_numeric_fields_are_zero_garbage_is_refused() {
+        let err = || Err(io::Error::other("bad"));
+        assert_eq!(numeric(Ok(7), b"0000007\0"), Some(7));
+        assert_eq!(numeric(err(), b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(numeric(err(), b"        "), Some(0));
+        assert_eq!(numeric(err(), b"zzzzzzz\0"), None);
+    }
+}
