@@ -68,10 +68,10 @@ pub fn run_triggers(
         let text = format!("ONBUILD {}", step.original);
         ctx.reporter.event(Event::StepStart {
             id,
-            stage: run.name.clone(),
+            stage: super::stage::shown_stage(run.stage),
             // Triggers run as part of FROM (step 1, as buildx counts).
             index: 1,
-            total: run.stage.steps.len() + 1,
+            total: super::stage::shown_total(run.stage),
             text: text.clone(),
         });
         let t = Instant::now();

@@ -252,6 +252,38 @@ fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Whether progress shows a line for this instruction. As buildx: only
+/// the steps that change the filesystem (RUN, COPY, ADD, WORKDIR); the
+/// config-only ones (ENV, ARG, LABEL, USER, CMD, …) have none.
+fn is_shown(inst: &Instruction) -> bool {
+    matches!(
+        inst,
+        Instruction::Run(_)
+            | Instruction::Copy(_)
+            | Instruction::Add(_)
+            | Instruction::Workdir { .. }
+    )
+}
+
+/// N of the `[stage i/N]` progress labels, as buildx counts: FROM an image
+/// is 1/N (FROM scratch or another stage has no line), then each shown step.
+pub(super) fn shown_total(stage: &PlannedStage) -> usize {
+    usize::from(matches!(stage.base, Base::Image(_)))
+        + stage
+            .steps
+            .iter()
+            .filter(|s| is_shown(&s.instruction))
+            .count()
+}
+
+/// The stage as progress names it: its name, else `stage-N` (as buildx).
+pub(super) fn shown_stage(stage: &PlannedStage) -> String {
+    stage
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("stage-{}", stage.index))
+}
+
 /// Build one stage.
 pub fn run_stage(
     ctx: &BuildCtx,
@@ -297,10 +329,9 @@ pub fn run_stage(
             let id = ctx.step_id();
             ctx.reporter.event(Event::StepStart {
                 id,
-                stage: name.clone(),
-                // As buildx: FROM is step 1 of the stage's instructions plus FROM.
+                stage: shown_stage(stage),
                 index: 1,
-                total: stage.steps.len() + 1,
+                total: shown_total(stage),
                 text: format!("FROM {shown}"),
             });
             let t = Instant::now();
@@ -370,30 +401,39 @@ pub fn run_stage(
     if !triggers.is_empty() {
         super::onbuild::run_triggers(&mut run, &mut scope, &triggers, &mut run_step)?;
     }
-    // Shown as buildx numbers them: FROM is 1/N, the instructions 2/N…N/N. The
-    // record and cache slots keep `index` (1-based among the instructions).
-    let shown_total = stage.steps.len() + 1;
+    // Shown as buildx numbers them (see `shown_total`); the record and cache
+    // slots keep `index` (1-based among all the stage's instructions).
+    let total = shown_total(stage);
+    let label = shown_stage(stage);
+    let mut shown = usize::from(matches!(stage.base, Base::Image(_)));
     for (k, step) in stage.steps.iter().enumerate() {
         let index = k + 1;
-        let shown = index + 1;
         let inst = step
             .instruction
             .expand(&scope)
             .map_err(|e| step.error(ctx.df, e.to_string()))?;
         scope.apply(&inst);
-        let id = ctx.step_id();
         let text = step.original.clone();
+        if !is_shown(&step.instruction) {
+            // Config only: buildx shows no line for it, and it has no step id.
+            run_step(&mut run, &scope, k, index, 0, &inst, &text).map_err(|e| {
+                e.context(step.error(ctx.df, format!("[{label}] {text}")).to_string())
+            })?;
+            continue;
+        }
+        shown += 1;
+        let id = ctx.step_id();
         ctx.reporter.event(Event::StepStart {
             id,
-            stage: name.clone(),
+            stage: label.clone(),
             index: shown,
-            total: shown_total,
+            total,
             text: text.clone(),
         });
         let t = Instant::now();
         let r = run_step(&mut run, &scope, k, index, id, &inst, &text);
         let r = r.map_err(|e| {
-            let here = step.error(ctx.df, format!("[{name} {shown}/{shown_total}] {text}"));
+            let here = step.error(ctx.df, format!("[{label} {shown}/{total}] {text}"));
             e.context(here.to_string())
         });
         r?;

@@ -1,6 +1,6 @@
 //! `--progress=json`: one JSON object per line on stderr, one per event.
 //! The schema is documented in `docs/progress-json.md`: the first line is
-//! `{"type":"progress","version":1}`; fields may be added within a version,
+//! `{"type":"progress","version":2}`; fields may be added within a version,
 //! none renamed or removed; a failed command ends with an `error` line.
 
 use super::{lock, Clock, Lines, Sink};
@@ -75,7 +75,7 @@ enum Line<'a> {
 }
 
 /// The schema version in the first line (`docs/progress-json.md`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 impl Json {
     /// Render to `out` (stderr in production); `clock` throttles `blob_progress`.
@@ -210,7 +210,7 @@ mod tests {
         j.event(Event::Info("i".into()));
         j.event(Event::Failed("boom".into()));
         let want = [
-            r#"{"type":"progress","version":1}"#.to_string(),
+            r#"{"type":"progress","version":2}"#.to_string(),
             r#"{"type":"step_start","id":5,"stage":"builder","index":3,"total":7,"text":"COPY . ."}"#
                 .to_string(),
             r#"{"type":"step_miss","id":5,"reason":"file \"a\" changed"}"#.into(),

@@ -646,19 +646,23 @@ fn json_events(dockerfile: &str) -> (bool, Vec<Value>) {
 
 #[test]
 fn json_progress_has_a_version_buildx_numbers_and_a_failure_event() {
-    let (ok_, lines) = json_events("FROM scratch AS app\nCOPY a.txt /a.txt\nENV A=1\n");
+    let (ok_, lines) = json_events("FROM scratch AS app\nCOPY a.txt /a.txt\nENV A=1\nWORKDIR /w\n");
     assert!(ok_);
     assert_eq!(
         lines[0],
-        serde_json::json!({"type": "progress", "version": 1})
+        serde_json::json!({"type": "progress", "version": 2})
     );
     let starts: Vec<(u64, u64)> = lines
         .iter()
         .filter(|l| l["type"] == "step_start")
         .map(|l| (l["index"].as_u64().unwrap(), l["total"].as_u64().unwrap()))
         .collect();
-    // FROM scratch has no line of its own; the instructions are 2/3 and 3/3.
-    assert_eq!(starts, [(2, 3), (3, 3)]);
+    // As buildx: FROM scratch has no line of its own, ENV (config only) has
+    // none either; COPY and WORKDIR are 1/2 and 2/2.
+    assert_eq!(starts, [(1, 2), (2, 2)]);
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] != "step_start" || l["stage"] == "app"));
     assert!(lines.iter().all(|l| l["type"] != "error"));
     assert!(
         !lines.iter().any(|l| l["message"]
@@ -672,6 +676,14 @@ fn json_progress_has_a_version_buildx_numbers_and_a_failure_event() {
     assert_eq!(last["type"], "error", "{lines:?}");
     assert!(
         last["message"].as_str().unwrap().contains("missing.txt"),
+        "{last}"
+    );
+    // An unnamed stage is `stage-N`, as buildx calls it.
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("[stage-0 1/1] COPY missing.txt"),
         "{last}"
     );
     assert_eq!(lines.iter().filter(|l| l["type"] == "error").count(), 1);
