@@ -567,7 +567,7 @@ fn build(
     if outputs.iter().any(|o| o.to_stdout()) {
         reporter.event(Event::Info(format!("image {}", result.manifest_digest)));
     } else {
-        println!("{}", result.manifest_digest);
+        super::print_digest(&result.manifest_digest)?;
     }
     Ok(ExitCode::SUCCESS)
 }

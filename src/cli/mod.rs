@@ -112,6 +112,17 @@ pub enum Command {
 }
 
 /// Dispatch to the subcommand.
+/// Print the digest a command ends with on standard output. A closed pipe
+/// (`cairn build … | head -c0`) is an error the caller's exit handles
+/// quietly, never a panic as `println!` would make it.
+pub(crate) fn print_digest(digest: &impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{digest}")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {

@@ -354,6 +354,8 @@ fn a_closed_stdout_is_not_an_error() {
         vec!["parse", "-f", &df],
         vec!["check", &ctx_s],
         vec!["inspect", &out],
+        // The digest a build ends with.
+        vec!["build", "-q", &ctx_s],
     ];
     for args in cmds {
         let mut c = crate::support::cairn(home);

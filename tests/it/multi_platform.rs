@@ -613,5 +613,5 @@ fn a_platform_that_fails_fails_the_build_naming_it() {
     assert!(err.contains("building for platform linux/arm64"), "{err}");
     assert!(!err.contains("building for platform linux/amd64"), "{err}");
     // Progress names the platform of each step.
-    assert!(err.contains("[linux/amd64 0 2/2] RUN"), "{err}");
+    assert!(err.contains("[linux/amd64 stage-0 2/2] RUN"), "{err}");
 }

@@ -139,6 +139,6 @@ pub(super) fn build(
         std::fs::write(f, ix.index_digest.to_string())
             .with_context(|| format!("writing {}", f.display()))?;
     }
-    println!("{}", ix.index_digest);
+    crate::cli::print_digest(&ix.index_digest)?;
     Ok(ExitCode::SUCCESS)
 }
