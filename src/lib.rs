@@ -7,6 +7,7 @@
 //! (pull, push, auth). [`diff`] explains why two images differ. [`cache`] owns
 //! the cache directory: its layout, lock, records, listing and pruning.
 
+pub mod attest;
 pub mod cache;
 pub mod check;
 pub mod cli;

@@ -121,6 +121,33 @@ pub struct BuildArgs {
     /// (+ ignore-error=). Repeatable; the first that has a step serves it.
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
+    /// Attach an SBOM: --sbom, --sbom=false, --sbom=format=spdx|cyclonedx[,scan-stage=true].
+    #[arg(long, value_name = "OPTS", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sbom: Option<String>,
+    /// SLSA provenance (on in min mode by default): --provenance=false|mode=min|mode=max.
+    #[arg(long, value_name = "OPTS", num_args = 0..=1, require_equals = true, default_missing_value = "mode=min")]
+    pub provenance: Option<String>,
+}
+
+/// What `--sbom`/`--provenance` ask to attach to `req`'s image (`None`: nothing).
+fn attest_plan(
+    args: &BuildArgs,
+    req: &BuildRequest,
+) -> anyhow::Result<Option<Arc<crate::attest::Plan>>> {
+    let options = attest_options(args)?;
+    Ok((!options.is_empty()).then(|| Arc::new(crate::attest::Plan::new(req, options, &args.tags))))
+}
+
+fn attest_options(args: &BuildArgs) -> anyhow::Result<crate::attest::Options> {
+    let no_default =
+        std::env::var_os("BUILDX_NO_DEFAULT_ATTESTATIONS").is_some_and(|v| !v.is_empty());
+    Ok(crate::attest::Options {
+        sbom: crate::attest::options::parse_sbom(args.sbom.as_deref())?,
+        provenance: crate::attest::options::parse_provenance(
+            args.provenance.as_deref(),
+            no_default,
+        )?,
+    })
 }
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -239,6 +266,7 @@ fn check_flags(args: &BuildArgs) -> anyhow::Result<()> {
             )
         })?;
     }
+    attest_options(args)?;
     crate::engine::run_step::parse_isolation(&args.isolation)
         .map_err(|e| e.context(format!("--isolation {}", args.isolation)))?;
     // Each platform of a list (`a,b`) is checked the same way; parse_platforms refuses repeats.
@@ -449,7 +477,8 @@ fn build(
             _ => break,
         }
     }
-    let result = result?;
+    let mut result = result?;
+    result.attest = attest_plan(&args, &req)?;
     let wall = started.elapsed();
     // Only where RUN time is long enough for the ratio to mean something.
     if result.run_command_time >= std::time::Duration::from_secs(1) {

@@ -32,6 +32,9 @@ pub struct InspectArgs {
     /// Platform to select from a multi-platform image; default: this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// List the attestations attached to the image (SBOM, provenance) instead.
+    #[arg(long, conflicts_with_all = ["raw", "config"])]
+    pub attestations: bool,
 }
 
 /// What inspect shows.
@@ -56,23 +59,9 @@ fn from_layout_at(
 ) -> anyhow::Result<Inspected> {
     let layout = OciLayout::open(dir)?;
     let store = layout.store();
-    let mut desc: Descriptor = layout.resolve(tag)?;
-    let top = store.read_bytes(&desc.digest)?;
-    let mut index_digest = None;
-    let reference: Reference = "localhost/oci-layout".parse()?;
-    for _ in 0..4 {
-        if ManifestKind::of(&desc.media_type) != Some(ManifestKind::Index) {
-            break;
-        }
-        index_digest.get_or_insert_with(|| desc.digest.to_string());
-        let idx: ImageIndex = serde_json::from_slice(&store.read_bytes(&desc.digest)?)
-            .with_context(|| format!("parsing index {}", desc.digest))?;
-        desc = select_platform(&reference, &idx, platform)
-            .map_err(|e| {
-                anyhow::anyhow!("{}", e.to_string().replace(&reference.to_string(), spec))
-            })?
-            .clone();
-    }
+    let entry: Descriptor = layout.resolve(tag)?;
+    let top = store.read_bytes(&entry.digest)?;
+    let (desc, index_digest) = platform_manifest(&layout, entry, spec, platform)?;
     let manifest: Raw<ImageManifest> =
         Raw::parse(store.read_bytes(&desc.digest)?, desc.media_type.clone())
             .with_context(|| format!("parsing manifest {}", desc.digest))?;
@@ -86,6 +75,33 @@ fn from_layout_at(
         manifest,
         config,
     })
+}
+
+/// The image manifest an `index.json` entry of `layout` leads to for
+/// `platform` (through nested indexes), and the digest of the first index.
+pub(super) fn platform_manifest(
+    layout: &OciLayout,
+    entry: Descriptor,
+    spec: &str,
+    platform: &Platform,
+) -> anyhow::Result<(Descriptor, Option<String>)> {
+    let mut desc = entry;
+    let mut index_digest = None;
+    let reference: Reference = "localhost/oci-layout".parse()?;
+    for _ in 0..4 {
+        if ManifestKind::of(&desc.media_type) != Some(ManifestKind::Index) {
+            break;
+        }
+        index_digest.get_or_insert_with(|| desc.digest.to_string());
+        let idx: ImageIndex = serde_json::from_slice(&layout.store().read_bytes(&desc.digest)?)
+            .with_context(|| format!("parsing index {}", desc.digest))?;
+        desc = select_platform(&reference, &idx, platform)
+            .map_err(|e| {
+                anyhow::anyhow!("{}", e.to_string().replace(&reference.to_string(), spec))
+            })?
+            .clone();
+    }
+    Ok((desc, index_digest))
 }
 
 fn from_registry(
@@ -127,6 +143,10 @@ pub fn run(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn inspect(args: InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if args.attestations {
+        let p = args.platform.as_deref();
+        return super::attest::list(&args.target, p, args.format == "json", global);
+    }
     let platform = platform(args.platform.as_deref())?;
     let local = super::local_store::dir(global)?;
     let img = match args.target.strip_prefix("oci:") {

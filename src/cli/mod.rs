@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod attest;
 pub mod build;
 pub mod cache;
 pub mod check;
@@ -89,6 +90,8 @@ pub enum Command {
     Push(push::PushArgs),
     /// Show an image's manifest, config, layers and history.
     Inspect(inspect::InspectArgs),
+    /// Print the SBOM attached to an image (`cairn build --sbom`).
+    Sbom(attest::SbomArgs),
     /// Store credentials for a registry in the docker config.
     Login(login::LoginArgs),
     /// Remove stored credentials for a registry.
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(a) => pull::run(a, g),
         Command::Push(a) => push::run(a, g),
         Command::Inspect(a) => inspect::run(a, g),
+        Command::Sbom(a) => attest::run_sbom(a, g),
         Command::Login(a) => login::run_login(a, g),
         Command::Logout(a) => login::run_logout(a, g),
         Command::Diff(a) => diff::run(a, g),

@@ -43,6 +43,11 @@ pub struct BuildResult {
     pub run_command_time: std::time::Duration,
     /// Time of whole RUN steps (setup + command + capture).
     pub run_step_time: std::time::Duration,
+    /// The other stages built for it, by name (for `--sbom scan-stage=true`
+    /// and the bases named in provenance).
+    pub stages: Vec<(String, ImageState)>,
+    /// What to attest and attach (`--sbom`, `--provenance`); set by the caller.
+    pub attest: Option<std::sync::Arc<crate::attest::Plan>>,
 }
 
 /// Everything a stage needs while it runs.
@@ -244,6 +249,13 @@ pub fn build_in(
     let mut record = ctx.record.lock().map(|r| r.clone()).unwrap_or_default();
     record.normalize();
     let mut result = finalize(&ctx, target.image, platform, record)?;
+    result.stages = done
+        .into_iter()
+        .map(|(i, st)| {
+            let name = plan.stage(i).and_then(|s| s.name.clone());
+            (name.unwrap_or_else(|| i.to_string()), st.image)
+        })
+        .collect();
     result.run_command_time =
         std::time::Duration::from_nanos(ctx.run_nanos.0.load(Ordering::Relaxed));
     result.run_step_time = std::time::Duration::from_nanos(ctx.run_nanos.1.load(Ordering::Relaxed));
@@ -367,6 +379,8 @@ fn finalize(
         annotations: ctx.req.annotations.clone(),
         run_command_time: std::time::Duration::ZERO,
         run_step_time: std::time::Duration::ZERO,
+        stages: Vec::new(),
+        attest: None,
     })
 }
 

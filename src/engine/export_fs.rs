@@ -236,6 +236,8 @@ mod tests {
             annotations: Default::default(),
             run_command_time: Default::default(),
             run_step_time: Default::default(),
+            stages: Vec::new(),
+            attest: None,
         };
         let mut out = Vec::new();
         write_fs_tar(&r, &store, &mut out).unwrap();

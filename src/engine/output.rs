@@ -80,6 +80,7 @@ fn write_layout(
     let layout =
         OciLayout::create(dir).with_context(|| format!("creating OCI layout {}", dir.display()))?;
     let mut top = None;
+    let mut attestations = Vec::new();
     for r in images {
         layout.store().copy_from(store, &r.manifest_digest)?;
         layout.store().copy_from(store, &r.config_digest)?;
@@ -88,6 +89,8 @@ fn write_layout(
         }
         let desc = descriptor(r);
         let (_, record) = record_artifact::store_record(r, layout.store(), &desc)?;
+        let attached = crate::attest::attach(r, store, layout.store(), &desc)?;
+        attestations.extend(attached.into_iter().map(|(_, d)| d));
         top.get_or_insert(record_artifact::annotate(&desc, &record));
     }
     if let Some(ix) = index {
@@ -95,6 +98,7 @@ fn write_layout(
         top = Some(ix.descriptor());
     }
     let top = top.ok_or_else(|| anyhow::anyhow!("internal error: no image to write"))?;
+    let top = crate::attest::annotate(&top, &attestations);
     let latest = ["latest".to_owned()];
     for t in if tags.is_empty() { &latest[..] } else { tags } {
         layout.tag(&top, Some(t))?;
@@ -229,6 +233,23 @@ fn push_record_or_warn(
             "{what} was pushed, but its build record was not: {e:#} \
              (`cairn diff` against this image has no step record; push again to add it)"
         ));
+    }
+    // The attestations go the same way (`--sbom`, `--provenance`).
+    for (bytes, desc) in crate::attest::attach(r, store, store, &descriptor(r))? {
+        let repo = reference.repository();
+        let pushed = runtime.block_on(registry.push_referrer(
+            repo,
+            &bytes,
+            &desc,
+            &r.manifest_digest,
+            store,
+        ));
+        if let Err(e) = pushed {
+            warn(format!(
+                "{what} was pushed, but its attestation {} was not: {e} (push again to add it)",
+                desc.artifact_type.as_deref().unwrap_or("")
+            ));
+        }
     }
     Ok(())
 }

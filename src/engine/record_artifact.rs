@@ -61,23 +61,46 @@ pub fn store_record(
 ) -> anyhow::Result<(Vec<u8>, Descriptor)> {
     let config: ImageConfig = serde_json::from_slice(&r.config_raw)?;
     let record = serde_json::to_vec(&redacted(&r.record, &config))?;
-    let record_digest = store.put_bytes(&record)?;
+    store_artifact(store, image, ARTIFACT_TYPE, &record, &Default::default())
+}
+
+/// Store an OCI 1.1 artifact in `store`: an image manifest of
+/// `artifact_type` with an empty config, one layer (`body`, of the same
+/// media type), `annotations` and `subject` (the image); returns its manifest
+/// bytes and descriptor (with `artifactType` and the annotations, as a
+/// referrers list shows them). The build record and the attestations
+/// (`crate::attest`) are attached this one way.
+pub fn store_artifact(
+    store: &BlobStore,
+    image: &Descriptor,
+    artifact_type: &str,
+    body: &[u8],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<(Vec<u8>, Descriptor)> {
+    let body_digest = store.put_bytes(body)?;
     let empty = store.put_bytes(b"{}")?;
     let mut subject = image.clone();
     subject.platform = None;
     subject.annotations = None;
-    let manifest = serde_json::json!({
+    subject.artifact_type = None;
+    let mut manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
-        "layers": [{"mediaType": ARTIFACT_TYPE, "digest": record_digest.to_string(), "size": record.len()}],
+        "layers": [{"mediaType": artifact_type, "digest": body_digest.to_string(), "size": body.len()}],
         "subject": subject,
     });
+    if !annotations.is_empty() {
+        manifest["annotations"] = serde_json::to_value(annotations)?;
+    }
     let bytes = serde_json::to_vec(&manifest)?;
     let digest = store.put_bytes(&bytes)?;
     let mut d = Descriptor::new(OCI_MANIFEST, digest, bytes.len() as u64);
-    d.artifact_type = Some(ARTIFACT_TYPE.into());
+    d.artifact_type = Some(artifact_type.into());
+    if !annotations.is_empty() {
+        d.annotations = Some(annotations.clone());
+    }
     Ok((bytes, d))
 }
 

@@ -373,6 +373,7 @@ pub fn run_stage(
                 base: Some(super::state::BaseImage {
                     reference: r.to_string(),
                     layers: base.layers.len(),
+                    digest: base.digest.clone(),
                 }),
             };
             (image, scope)

@@ -44,6 +44,8 @@ pub struct BaseImage {
     pub reference: String,
     /// Its layer count.
     pub layers: usize,
+    /// Its platform manifest's digest (provenance names bases by digest).
+    pub digest: Digest,
 }
 
 impl ImageState {

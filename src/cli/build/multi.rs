@@ -57,7 +57,12 @@ pub(super) fn build(
 ) -> anyhow::Result<ExitCode> {
     let reporter: &dyn Reporter = &*progress;
     let started = std::time::Instant::now();
-    let ix = crate::engine::multi::build_platforms(req, platforms, annotations, sources, reporter)?;
+    let mut ix =
+        crate::engine::multi::build_platforms(req, platforms, annotations, sources, reporter)?;
+    let plan = super::attest_plan(args, req)?;
+    for r in &mut ix.images {
+        r.attest = plan.clone();
+    }
     reporter.event(Event::Info(ix.summary(started.elapsed())));
     let cache = crate::cache::CacheLayout::new(&req.cache_dir);
     let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;

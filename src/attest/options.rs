@@ -1,0 +1,148 @@
+//! `--sbom` and `--provenance`, spelled as `docker buildx build` spells them.
+//!
+//! - `--sbom` (= `true`), `--sbom=false`, `--sbom=format=spdx|cyclonedx`,
+//!   `--sbom=true,scan-stage=true` (also the stages the target is built
+//!   with, as BuildKit's `BUILDKIT_SBOM_SCAN_STAGE`);
+//! - `--provenance` (= `mode=min`), `--provenance=false`,
+//!   `--provenance=mode=min|max` (also `min`/`max`/`true`). Provenance in
+//!   `min` mode is on unless `--provenance=false` or
+//!   `BUILDX_NO_DEFAULT_ATTESTATIONS` is set, as in buildx.
+
+use crate::error::hint;
+
+/// The SBOM document format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON (the default, as BuildKit's).
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    CycloneDx,
+}
+
+/// How much the provenance tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProvenanceMode {
+    /// Inputs only: Dockerfile, context, bases, target, platform, build args.
+    Min,
+    /// Also every step with its cache key.
+    Max,
+}
+
+/// What to attest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `--sbom`: the format, and whether the build stages are scanned too.
+    pub sbom: Option<(SbomFormat, bool)>,
+    /// `--provenance`.
+    pub provenance: Option<ProvenanceMode>,
+}
+
+impl Options {
+    /// Nothing to attach.
+    pub fn is_empty(&self) -> bool {
+        self.sbom.is_none() && self.provenance.is_none()
+    }
+}
+
+fn bool_value(flag: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(hint(
+            anyhow::anyhow!("{flag}: `{v}` is not true or false"),
+            "write true or false",
+        )),
+    }
+}
+
+/// Parse `--sbom[=VALUE]` (`None`: not given).
+pub fn parse_sbom(value: Option<&str>) -> anyhow::Result<Option<(SbomFormat, bool)>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let (mut on, mut format, mut stages) = (true, SbomFormat::Spdx, false);
+    for item in value.split(',').map(str::trim) {
+        match item.split_once('=') {
+            None => on = bool_value("--sbom", item)?,
+            Some(("format", "spdx" | "spdx-json")) => format = SbomFormat::Spdx,
+            Some(("format", "cyclonedx" | "cyclonedx-json")) => format = SbomFormat::CycloneDx,
+            Some(("scan-stage", v)) => stages = bool_value("--sbom scan-stage", v)?,
+            Some(("enabled", v)) => on = bool_value("--sbom enabled", v)?,
+            Some((k, v)) => return Err(hint(
+                anyhow::anyhow!("--sbom: unknown setting `{k}={v}`"),
+                "write --sbom, --sbom=false, --sbom=format=spdx|cyclonedx or add ,scan-stage=true",
+            )),
+        }
+    }
+    Ok(on.then_some((format, stages)))
+}
+
+/// Parse `--provenance[=VALUE]`; `None` (not given) is `min` unless
+/// `no_default` (`BUILDX_NO_DEFAULT_ATTESTATIONS`).
+pub fn parse_provenance(
+    value: Option<&str>,
+    no_default: bool,
+) -> anyhow::Result<Option<ProvenanceMode>> {
+    let Some(value) = value else {
+        return Ok((!no_default).then_some(ProvenanceMode::Min));
+    };
+    let (mut on, mut mode) = (true, ProvenanceMode::Min);
+    for item in value.split(',').map(str::trim) {
+        match item {
+            "min" | "mode=min" => mode = ProvenanceMode::Min,
+            "max" | "mode=max" => mode = ProvenanceMode::Max,
+            _ => match item.split_once('=') {
+                None => on = bool_value("--provenance", item)?,
+                Some(("enabled", v)) => on = bool_value("--provenance enabled", v)?,
+                Some((k, v)) => {
+                    return Err(hint(
+                        anyhow::anyhow!("--provenance: unknown setting `{k}={v}`"),
+                        "write --provenance, --provenance=false or --provenance=mode=min|max",
+                    ))
+                }
+            },
+        }
+    }
+    Ok(on.then_some(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sbom_spellings() {
+        assert_eq!(parse_sbom(None).unwrap(), None);
+        assert_eq!(
+            parse_sbom(Some("true")).unwrap(),
+            Some((SbomFormat::Spdx, false))
+        );
+        assert_eq!(parse_sbom(Some("false")).unwrap(), None);
+        assert_eq!(
+            parse_sbom(Some("format=cyclonedx,scan-stage=true")).unwrap(),
+            Some((SbomFormat::CycloneDx, true))
+        );
+        let e = parse_sbom(Some("format=syft")).unwrap_err();
+        assert!(format!("{e:#}").contains("--sbom"), "{e:#}");
+        assert!(parse_sbom(Some("scan-stage=yes")).is_err());
+    }
+
+    #[test]
+    fn provenance_spellings() {
+        assert_eq!(
+            parse_provenance(None, false).unwrap(),
+            Some(ProvenanceMode::Min)
+        );
+        assert_eq!(parse_provenance(None, true).unwrap(), None);
+        assert_eq!(parse_provenance(Some("false"), false).unwrap(), None);
+        assert_eq!(
+            parse_provenance(Some("mode=max"), false).unwrap(),
+            Some(ProvenanceMode::Max)
+        );
+        assert_eq!(
+            parse_provenance(Some("true"), true).unwrap(),
+            Some(ProvenanceMode::Min)
+        );
+        assert!(parse_provenance(Some("mode=full"), false).is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! Finding the attestations of an image: in an OCI layout (the artifacts its
+//! `index.json` entry names) or in a registry (its referrers).
+
+use super::{LAYOUT_ANNOTATION, PREDICATE_ANNOTATION, STAGE_ANNOTATION, TYPES};
+use crate::image::manifest::{Descriptor, ImageManifest};
+use crate::image::oci_layout::OciLayout;
+use crate::registry::{Reference, Registry, Repository};
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::Digest;
+
+/// An attestation attached to an image.
+#[derive(Clone, Debug)]
+pub struct Attestation {
+    /// The artifact manifest's digest.
+    pub digest: Digest,
+    /// Its artifact type (SPDX, CycloneDX, in-toto).
+    pub artifact_type: String,
+    /// The image manifest it is about.
+    pub subject: Digest,
+    /// The predicate type of an in-toto statement.
+    pub predicate: Option<String>,
+    /// The build stage of a stage SBOM.
+    pub stage: Option<String>,
+    /// The document.
+    pub body: Vec<u8>,
+}
+
+impl Attestation {
+    /// What it is, in a word: `sbom`, `sbom (stage NAME)`, `provenance`.
+    pub fn kind(&self) -> String {
+        match (&self.predicate, &self.stage) {
+            (Some(_), _) => "provenance".into(),
+            (None, Some(s)) => format!("sbom (stage {s})"),
+            (None, None) => "sbom".into(),
+        }
+    }
+}
+
+fn parse(
+    digest: Digest,
+    manifest: &ImageManifest,
+    read: impl Fn(&Descriptor) -> anyhow::Result<Vec<u8>>,
+) -> Option<Attestation> {
+    let artifact_type = manifest.artifact_type.clone()?;
+    if !TYPES.contains(&artifact_type.as_str()) {
+        return None;
+    }
+    let layer = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == artifact_type)?;
+    let annotation = |k: &str| manifest.annotations.as_ref()?.get(k).cloned();
+    Some(Attestation {
+        digest,
+        subject: manifest.subject.as_ref()?.digest.clone(),
+        predicate: annotation(PREDICATE_ANNOTATION),
+        stage: annotation(STAGE_ANNOTATION),
+        body: read(layer).ok()?,
+        artifact_type,
+    })
+}
+
+/// The attestations of `subject` that the layout entry `entry` names.
+pub fn in_layout(layout: &OciLayout, entry: &Descriptor, subject: &Digest) -> Vec<Attestation> {
+    let Some(list) = entry.annotation(LAYOUT_ANNOTATION) else {
+        return Vec::new();
+    };
+    let store = layout.store();
+    list.split(',')
+        .filter_map(|d| d.parse::<Digest>().ok())
+        .filter_map(|d| {
+            let bytes = store.read_bytes(&d).ok()?;
+            let m: ImageManifest = serde_json::from_slice(&bytes).ok()?;
+            parse(d, &m, |l| Ok(store.read_bytes(&l.digest)?))
+        })
+        .filter(|a| &a.subject == subject)
+        .collect()
+}
+
+/// The attestations of `subject` in `repo` (its referrers of cairn's
+/// attestation types), blobs fetched into `store`.
+pub fn in_registry(
+    registry: &Registry,
+    runtime: &tokio::runtime::Runtime,
+    repo: &Repository,
+    subject: &Digest,
+    store: &BlobStore,
+) -> anyhow::Result<Vec<Attestation>> {
+    let mut out = Vec::new();
+    for t in TYPES {
+        let found = runtime
+            .block_on(registry.referrers(repo, subject, t))
+            .map_err(|e| anyhow::anyhow!("listing the referrers of {repo}@{subject}: {e}"))?;
+        for desc in found {
+            let reference = Reference::new(repo.clone(), None, Some(desc.digest.clone()));
+            let raw = runtime
+                .block_on(registry.fetch_manifest(&reference))
+                .map_err(|e| anyhow::anyhow!("fetching {reference}: {e}"))?;
+            let m: ImageManifest = serde_json::from_slice(&raw.bytes)?;
+            let a = parse(desc.digest.clone(), &m, |l| {
+                runtime.block_on(registry.fetch_blob(&reference, l, store))?;
+                Ok(store.read_bytes(&l.digest)?)
+            });
+            out.extend(a.filter(|a| &a.subject == subject));
+        }
+    }
+    Ok(out)
+}

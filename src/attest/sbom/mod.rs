@@ -1,0 +1,568 @@
+//! The software bill of materials of an image: what is installed, found by
+//! reading the image's layers (never by running it), and which layer and
+//! which Dockerfile step put each package there.
+//!
+//! [`scan`] walks the layers bottom up as an overlay would (whiteouts and
+//! opaque directories delete what lower layers wrote) and keeps only the few
+//! files that name packages: apk's database ([`apk`]), Node's installed
+//! `package.json` files and lockfiles ([`node`]), `os-release`. The result,
+//! an [`Inventory`], is written as SPDX 2.3 ([`spdx`]) or CycloneDX 1.6
+//! ([`cyclonedx`]) JSON. Both writers take every identifier and time from
+//! the image's digests and the build epoch, so the same image gives the same
+//! bytes on every machine.
+
+pub mod apk;
+pub mod cyclonedx;
+pub mod node;
+pub mod spdx;
+
+use crate::engine::recompress::open_uncompressed;
+use crate::engine::state::LayerDesc;
+use crate::image::config::ImageConfig;
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::Digest;
+use std::collections::BTreeMap;
+use std::io::Read as _;
+
+/// apk's database of installed packages.
+const APK_DB: &str = "lib/apk/db/installed";
+/// A file larger than this is not read as a package manifest (a hostile
+/// image could make one huge).
+const MANIFEST_MAX: u64 = 64 << 20;
+
+/// Where a package comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ecosystem {
+    /// The base image the target's `FROM` chain starts from.
+    Image,
+    /// An Alpine package (apk).
+    Apk,
+    /// A Node package (npm, installed under `node_modules`, or a project).
+    Npm,
+}
+
+/// One package found in the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Package {
+    /// Its kind.
+    pub ecosystem: Ecosystem,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The license as the package declares it.
+    pub license: Option<String>,
+    /// apk's package identity (hex SHA-1), or the base image's digest hex.
+    pub checksum: Option<(&'static str, String)>,
+    /// apk: architecture.
+    pub arch: Option<String>,
+    /// apk: the source package.
+    pub origin: Option<String>,
+    /// Package URL.
+    pub purl: String,
+    /// Where it was found (absolute path of the manifest or database).
+    pub path: String,
+    /// The layer (0-based) and its diff_id.
+    pub layer: Option<(usize, String)>,
+    /// The step that made that layer (`FROM ref` for a base layer).
+    pub step: Option<String>,
+    /// What the project's lockfile says about it (npm).
+    pub lock: Option<String>,
+    /// A project (`package.json` outside `node_modules`), not a dependency.
+    pub project: bool,
+}
+
+/// Everything an SBOM says about one image (or build stage).
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    /// A name for the image: the repository of its first tag, else its id.
+    pub name: String,
+    /// The build stage scanned (`None`: the image itself).
+    pub stage: Option<String>,
+    /// The image config's digest (its id): namespaces derive from it.
+    pub config_digest: Digest,
+    /// The build epoch (SOURCE_DATE_EPOCH): the documents' creation time.
+    pub epoch: u64,
+    /// `os-release` ID and VERSION_ID.
+    pub distro: Option<(String, String)>,
+    /// Packages, in one order (ecosystem, name, version, path).
+    pub packages: Vec<Package>,
+}
+
+/// The base image of what is scanned: reference, digest, layer count.
+pub struct Base<'a> {
+    /// `registry/repo:tag`.
+    pub reference: &'a str,
+    /// Its manifest digest.
+    pub digest: &'a Digest,
+    /// How many of the image's layers are the base's.
+    pub layers: usize,
+}
+
+/// Escape a purl component (RFC 3986 unreserved characters stay).
+pub fn purl_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A regular file of interest, as the uppermost layer holding it left it.
+struct Found {
+    layer: usize,
+    bytes: Vec<u8>,
+}
+
+fn interesting(path: &str) -> bool {
+    path == APK_DB
+        || path == "etc/os-release"
+        || path == "usr/lib/os-release"
+        || path.ends_with("/package-lock.json") && !path.contains("node_modules/")
+        || path.ends_with("/package.json")
+            && (!path.contains("node_modules/") || node::is_installed_manifest(path))
+}
+
+fn normalize(raw: &str) -> String {
+    let mut p = raw;
+    while let Some(r) = p.strip_prefix("./").or_else(|| p.strip_prefix('/')) {
+        p = r;
+    }
+    p.trim_end_matches('/').to_owned()
+}
+
+/// Remove `path` and everything under it from `files`.
+fn remove_tree(files: &mut BTreeMap<String, Found>, path: &str, below_layer: Option<usize>) {
+    let prefix = format!("{path}/");
+    let doomed: Vec<String> = files
+        .range(path.to_owned()..)
+        .take_while(|(k, _)| k.as_str() == path || k.starts_with(&prefix))
+        .filter(|(k, f)| {
+            (k.as_str() == path || k.starts_with(&prefix))
+                && below_layer.is_none_or(|l| f.layer < l)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in doomed {
+        files.remove(&k);
+    }
+}
+
+/// The interesting files of `layers` as the merged filesystem shows them,
+/// and every version of apk's database (by layer) for attribution.
+#[allow(clippy::type_complexity)]
+fn walk(
+    store: &BlobStore,
+    layers: &[LayerDesc],
+) -> anyhow::Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>)> {
+    let mut files: BTreeMap<String, Found> = BTreeMap::new();
+    let mut dbs = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let reader = open_uncompressed(store, &l.digest)?;
+        let mut ar = tar::Archive::new(reader);
+        let what = || format!("reading layer {i} ({}) for the SBOM", l.digest);
+        for entry in ar.entries().with_context(what)? {
+            let mut entry = entry.with_context(what)?;
+            let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+            let (dir, name) = match path.rsplit_once('/') {
+                Some((d, n)) => (d.to_owned(), n),
+                None => (String::new(), path.as_str()),
+            };
+            let join = |n: &str| {
+                if dir.is_empty() {
+                    n.to_owned()
+                } else {
+                    format!("{dir}/{n}")
+                }
+            };
+            if name == cairn_layers::whiteout::OPAQUE {
+                // Hides what lower layers put in `dir`, not this layer's own.
+                remove_tree(&mut files, &dir, Some(i));
+                continue;
+            }
+            if let Some(gone) = name.strip_prefix(cairn_layers::whiteout::PREFIX) {
+                remove_tree(&mut files, &join(gone), None);
+                continue;
+            }
+            let regular = entry.header().entry_type().is_file();
+            if !regular || !interesting(&path) {
+                // Whatever it is, it replaces a file of ours at that path.
+                if !entry.header().entry_type().is_dir() {
+                    files.remove(&path);
+                }
+                continue;
+            }
+            if entry.size() > MANIFEST_MAX {
+                files.remove(&path);
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).with_context(what)?;
+            if path == APK_DB {
+                dbs.push((i, bytes.clone()));
+            }
+            files.insert(path, Found { layer: i, bytes });
+        }
+    }
+    Ok((files, dbs))
+}
+
+fn os_release(files: &BTreeMap<String, Found>) -> Option<(String, String)> {
+    let f = files
+        .get("etc/os-release")
+        .or_else(|| files.get("usr/lib/os-release"))?;
+    let text = String::from_utf8_lossy(&f.bytes);
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+    };
+    Some((get("ID")?, get("VERSION_ID")?))
+}
+
+/// The step of each layer: the config's history entries that made a layer,
+/// in order; a base layer is `FROM <base>`.
+fn layer_steps(config: &ImageConfig, base: Option<&Base>, n: usize) -> Vec<String> {
+    let mut steps: Vec<String> = config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| h.created_by.clone().unwrap_or_default())
+        .collect();
+    steps.resize(n, String::new());
+    if let Some(b) = base {
+        for s in steps.iter_mut().take(b.layers) {
+            *s = format!("FROM {}", b.reference);
+        }
+    }
+    steps
+}
+
+/// Scan an image (its `layers`, `config`, `base`) into an inventory.
+pub fn scan(
+    store: &BlobStore,
+    layers: &[LayerDesc],
+    config: &ImageConfig,
+    base: Option<&Base>,
+    (name, stage, config_digest, epoch): (String, Option<String>, Digest, u64),
+) -> anyhow::Result<Inventory> {
+    let (files, dbs) = walk(store, layers)?;
+    let steps = layer_steps(config, base, layers.len());
+    let at = |layer: usize| {
+        (
+            Some((layer, layers[layer].diff_id.to_string())),
+            Some(steps[layer].clone()).filter(|s| !s.is_empty()),
+        )
+    };
+    let distro = os_release(&files);
+    let mut packages = Vec::new();
+    if let Some(b) = base {
+        let r: Option<crate::registry::Reference> = b.reference.parse().ok();
+        let (repo, tag, url) = match (&r, b.reference.strip_prefix("oci-layout://")) {
+            (_, Some(local)) => {
+                let (name, tag) = local.split_once(':').unwrap_or((local, ""));
+                (
+                    b.reference.to_owned(),
+                    Some(tag.to_owned()).filter(|t| !t.is_empty()),
+                    name.to_owned(),
+                )
+            }
+            (Some(r), None) => (
+                r.repository().to_string(),
+                r.tag().map(str::to_owned),
+                r.repository().to_string(),
+            ),
+            (None, None) => (b.reference.to_owned(), None, b.reference.to_owned()),
+        };
+        let short = url.rsplit('/').next().unwrap_or(&url).to_owned();
+        let mut q = Vec::new();
+        if r.is_some() {
+            q.push(format!("repository_url={}", purl_escape(&url)));
+        }
+        if let Some(t) = &tag {
+            q.push(format!("tag={}", purl_escape(t)));
+        }
+        let mut purl = format!(
+            "pkg:oci/{}@{}",
+            purl_escape(&short),
+            purl_escape(&b.digest.to_string())
+        );
+        if !q.is_empty() {
+            purl.push('?');
+            purl.push_str(&q.join("&"));
+        }
+        packages.push(Package {
+            ecosystem: Ecosystem::Image,
+            name: repo,
+            version: tag.unwrap_or_else(|| b.digest.to_string()),
+            license: None,
+            checksum: Some(("SHA256", b.digest.hex().to_owned())),
+            arch: None,
+            origin: None,
+            purl,
+            path: String::new(),
+            layer: None,
+            step: Some(format!("FROM {}", b.reference)),
+            lock: None,
+            project: false,
+        });
+    }
+    if let Some(db) = files.get(APK_DB) {
+        let parsed: Vec<(usize, Vec<apk::ApkPackage>)> = dbs
+            .iter()
+            .map(|(i, b)| (*i, apk::parse_installed(&String::from_utf8_lossy(b))))
+            .collect();
+        for p in apk::parse_installed(&String::from_utf8_lossy(&db.bytes)) {
+            // The lowest layer whose database lists this name and version.
+            let first = parsed
+                .iter()
+                .find(|(_, ps)| {
+                    ps.iter()
+                        .any(|q| q.name == p.name && q.version == p.version)
+                })
+                .map_or(db.layer, |(i, _)| *i);
+            let (layer, step) = at(first);
+            packages.push(Package {
+                ecosystem: Ecosystem::Apk,
+                purl: apk::purl(&p, distro.as_ref().map(|d| d.1.as_str())),
+                name: p.name,
+                version: p.version,
+                license: p.license,
+                checksum: p.sha1.map(|h| ("SHA1", h)),
+                arch: p.arch,
+                origin: p.origin,
+                path: format!("/{APK_DB}"),
+                layer,
+                step,
+                lock: None,
+                project: false,
+            });
+        }
+    }
+    let locks: BTreeMap<&str, BTreeMap<String, String>> = files
+        .iter()
+        .filter_map(|(k, f)| {
+            let project = k.strip_suffix("package-lock.json")?.trim_end_matches('/');
+            Some((project, node::lock_versions(&f.bytes)?))
+        })
+        .collect();
+    for (path, f) in &files {
+        let Some(dir) = path.strip_suffix("package.json") else {
+            continue;
+        };
+        let dir = dir.trim_end_matches('/');
+        let installed = node::is_installed_manifest(path);
+        let project = !installed
+            && (locks.contains_key(dir)
+                || files
+                    .range(format!("{dir}/node_modules/")..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&format!("{dir}/node_modules/"))));
+        if !installed && !project {
+            continue;
+        }
+        let Some(p) = node::parse_package_json(&f.bytes) else {
+            continue;
+        };
+        let lock = if installed {
+            node::project_and_key(path).map(|(proj, key)| match locks.get(proj) {
+                None => "no lockfile".to_owned(),
+                Some(l) => match l.get(key) {
+                    Some(v) if *v == p.version => "matches package-lock.json".to_owned(),
+                    Some(v) => format!("package-lock.json pins {v}"),
+                    None => "not in package-lock.json".to_owned(),
+                },
+            })
+        } else {
+            None
+        };
+        let (layer, step) = at(f.layer);
+        packages.push(Package {
+            ecosystem: Ecosystem::Npm,
+            purl: node::purl(&p.name, &p.version),
+            name: p.name,
+            version: p.version,
+            license: p.license,
+            checksum: None,
+            arch: None,
+            origin: None,
+            path: format!("/{path}"),
+            layer,
+            step,
+            lock,
+            project,
+        });
+    }
+    packages.sort_by(|a, b| {
+        (a.ecosystem, &a.name, &a.version, &a.path).cmp(&(
+            b.ecosystem,
+            &b.name,
+            &b.version,
+            &b.path,
+        ))
+    });
+    Ok(Inventory {
+        name,
+        stage,
+        config_digest,
+        epoch,
+        distro,
+        packages,
+    })
+}
+
+/// A UUID (RFC 4122 layout, version 8: "custom") derived from `seed`, for
+/// the document ids the formats require: the same document, the same id.
+pub fn uuid_from(seed: &[u8]) -> String {
+    let d = Digest::of(seed);
+    let mut b = [0u8; 16];
+    if let Ok(raw) = hex::decode(d.hex()) {
+        b.copy_from_slice(&raw[..16]);
+    }
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(store: &BlobStore, files: &[(&str, Option<&str>)]) -> LayerDesc {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, body) in files {
+            let mut h = tar::Header::new_gnu();
+            match body {
+                Some(body) => {
+                    h.set_size(body.len() as u64);
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o644);
+                    h.set_cksum();
+                    b.append_data(&mut h, p, body.as_bytes()).unwrap();
+                }
+                None => {
+                    h.set_size(0);
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                    h.set_cksum();
+                    b.append_data(&mut h, p, &[][..]).unwrap();
+                }
+            }
+        }
+        let bytes = b.into_inner().unwrap();
+        let digest = store.put_bytes(&bytes).unwrap();
+        LayerDesc {
+            diff_id: digest.to_string().parse().unwrap(),
+            digest,
+            size: bytes.len() as u64,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        }
+    }
+
+    #[test]
+    fn whiteouts_and_attribution() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let db1 = "P:musl\nV:1.2.5-r10\nA:x86_64\nL:MIT\n\n";
+        let db2 = "P:musl\nV:1.2.5-r10\nA:x86_64\nL:MIT\n\nP:curl\nV:8.0-r0\nA:x86_64\nL:curl\n\n";
+        let l0 = layer(
+            &store,
+            &[
+                ("lib/apk/db/installed", Some(db1)),
+                ("etc/os-release", Some("ID=alpine\nVERSION_ID=3.23.0\n")),
+            ],
+        );
+        let l1 = layer(
+            &store,
+            &[
+                ("lib/apk/db/installed", Some(db2)),
+                (
+                    "app/package.json",
+                    Some(r#"{"name":"app","version":"1.0.0"}"#),
+                ),
+                (
+                    "app/node_modules/a/package.json",
+                    Some(r#"{"name":"a","version":"1.0.0","license":"MIT"}"#),
+                ),
+                (
+                    "app/node_modules/gone/package.json",
+                    Some(r#"{"name":"gone","version":"1.0.0"}"#),
+                ),
+                (
+                    "app/package-lock.json",
+                    Some(r#"{"packages":{"node_modules/a":{"version":"0.9.0"}}}"#),
+                ),
+            ],
+        );
+        let l2 = layer(&store, &[("app/node_modules/.wh.gone", Some(""))]);
+        let config: ImageConfig = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"base"},{"created_by":"ENV X=1","empty_layer":true},{"created_by":"RUN apk add curl"},{"created_by":"RUN rm"}]}"#,
+        )
+        .unwrap();
+        let digest = Digest::of(b"base");
+        let base = Base {
+            reference: "registry.example/library/node:22-alpine",
+            digest: &digest,
+            layers: 1,
+        };
+        let inv = scan(
+            &store,
+            &[l0, l1, l2],
+            &config,
+            Some(&base),
+            ("app".into(), None, Digest::of(b"c"), 0),
+        )
+        .unwrap();
+        let names: Vec<(&str, &str)> = inv
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.step.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "registry.example/library/node",
+                    "FROM registry.example/library/node:22-alpine"
+                ),
+                ("curl", "RUN apk add curl"),
+                ("musl", "FROM registry.example/library/node:22-alpine"),
+                ("a", "RUN apk add curl"),
+                ("app", "RUN apk add curl"),
+            ]
+        );
+        assert_eq!(inv.distro, Some(("alpine".into(), "3.23.0".into())));
+        let a = &inv.packages[3];
+        assert_eq!(a.lock.as_deref(), Some("package-lock.json pins 0.9.0"));
+        assert!(inv.packages[4].project);
+        assert_eq!(
+            inv.packages[0].purl,
+            format!(
+                "pkg:oci/node@sha256%3A{}?repository_url=registry.example%2Flibrary%2Fnode&tag=22-alpine",
+                digest.hex()
+            )
+        );
+    }
+
+    #[test]
+    fn uuids_are_stable_and_well_formed() {
+        let u = uuid_from(b"x");
+        assert_eq!(u, uuid_from(b"x"));
+        assert_ne!(u, uuid_from(b"y"));
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "8");
+    }
+}
