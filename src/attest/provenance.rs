@@ -88,8 +88,9 @@ pub fn bases(r: &BuildResult) -> Vec<(String, Digest)> {
     out
 }
 
-/// A digest over the context files the build read (their names and
-/// digests as the record has them), and how many there are.
+/// A digest over the context files the build read (their names, types,
+/// modes and digests as the record has them; not the path the record shows,
+/// which starts with the context directory's own name), and how many there are.
 fn context_digest(r: &BuildResult) -> (Digest, usize) {
     let mut lines: Vec<String> = r
         .record
@@ -97,7 +98,10 @@ fn context_digest(r: &BuildResult) -> (Digest, usize) {
         .iter()
         .flat_map(|s| s.inputs.0.iter())
         .filter(|i| i.name.starts_with("context file "))
-        .map(|i| format!("{}\t{}\n", i.name, i.value))
+        .map(|i| {
+            let facts = i.value.split_once(' ').map_or("", |(_, rest)| rest);
+            format!("{}\t{facts}\n", i.name)
+        })
         .collect();
     lines.sort();
     lines.dedup();

@@ -1,6 +1,7 @@
 //! cairn's integration tests: one binary, one module per command or feature.
 //! Each module runs cairn or its library against real parts (registries, skopeo, podman).
 
+mod attest;
 mod bind_mount;
 mod build;
 mod build_copy;

@@ -140,6 +140,7 @@ fn build_args(ctx: &Path, cache: &Path, out: &Path) -> Vec<String> {
         "plain".into(),
         "--cache-dir".into(),
         cache.display().to_string(),
+        "--sbom".into(),
         "-o".into(),
         format!("type=oci,dest={},tar=false", out.display()),
     ]
@@ -303,6 +304,21 @@ fn root_and_unprivileged_builds_give_the_same_digest() {
         &user_digest, root_digest,
         "root and rootless digests differ"
     );
+    // So do the attestations (SBOM, provenance): the same artifact manifests.
+    if let Some(root_out) = root_out {
+        let attestations = |layout: &Path| {
+            let index: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+            index["manifests"][0]["annotations"]["vnd.cairn.attestations"].clone()
+        };
+        let root_list = attestations(root_out);
+        assert_eq!(root_list.as_str().map(|l| l.split(',').count()), Some(2));
+        assert_eq!(
+            root_list,
+            attestations(&out),
+            "root and rootless attestations differ"
+        );
+    }
 
     // chown to the ids the image created is in the layer, in both.
     for layout in root_out.iter().chain([&out]) {

@@ -16,6 +16,8 @@ missing=()
 for pair in "${pairs[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# The attestation tests make a venv for their validators (tests/support/attest-tools.sh); Debian splits venv out.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "system-deps.sh: missing Debian packages; run: sudo apt-get install -y ${missing[*]}" >&2
