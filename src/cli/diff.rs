@@ -46,8 +46,8 @@ pub struct DiffArgs {
     /// List every differing file (default: the first 10 per layer).
     #[arg(long)]
     pub files: bool,
-    /// Differences to ignore: timestamps, order, history (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', value_parser = ["timestamps", "order", "history"])]
+    /// Differences to ignore: timestamps, order, history, attestations (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = ["timestamps", "order", "history", "attestations"])]
     pub ignore: Vec<String>,
 }
 
@@ -122,6 +122,11 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let mut report = compare_images(&side(&a, open_a), &side(&b, open_b), &ignore, args.text)?;
         if let (Some(ra), Some(rb)) = (&a.record, &b.record) {
             report.attach_build(compare_records(ra, rb));
+        }
+        if !args.ignore.iter().any(|i| i == "attestations") {
+            let d =
+                crate::diff::attest::compare(&a.attestations, &b.attestations, ignore.timestamps);
+            report.attach_attestations(d);
         }
         report.index_digests = [a.index_digest.clone(), b.index_digest.clone()];
         report.bytes_fetched = remote

@@ -104,6 +104,9 @@ pub struct Report {
     pub causes: BTreeMap<Cause, usize>,
     /// Steps that changed, from cairn's build records (when both sides have one).
     pub build: Option<RecordDiff>,
+    /// Attached SBOMs and provenance that differ (when both sides carry some;
+    /// empty with `--ignore attestations`).
+    pub attestations: Vec<super::attest::AttestationDiff>,
     /// Uncompressed tar bytes read to produce the report.
     pub bytes_read: u64,
     /// Compressed bytes downloaded from registries (filled in by the caller).
@@ -471,6 +474,7 @@ pub fn compare_images(
         first_divergent,
         causes,
         build: None,
+        attestations: Vec::new(),
         bytes_read,
         bytes_fetched: 0,
         verdict,
@@ -491,6 +495,26 @@ impl Report {
             }
         }
         self.build = Some(d);
+    }
+
+    /// Attach the attestation differences: any is a difference (exit 1),
+    /// even between identical images.
+    pub fn attach_attestations(&mut self, d: Vec<super::attest::AttestationDiff>) {
+        if d.is_empty() {
+            return;
+        }
+        if self.equivalent {
+            self.verdict = format!(
+                "the images are the same, their attestations differ ({}); \
+                 --ignore attestations compares the images only",
+                d.iter()
+                    .map(|x| x.kind.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        self.equivalent = false;
+        self.attestations = d;
     }
 }
 

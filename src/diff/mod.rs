@@ -1,4 +1,5 @@
 //! `cairn diff`: explains why two images differ, down to the file and the Dockerfile step.
+pub mod attest;
 pub mod compare;
 pub mod image;
 pub mod record;

@@ -52,6 +52,23 @@ fn short(v: &str) -> String {
     crate::progress::short_digest(v)
 }
 
+/// The attestations section: each differing SBOM or provenance and what changed in it.
+fn attestations(out: &mut String, r: &Report, c: bool) {
+    if r.attestations.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", paint(c, "1", "attestations"));
+    for d in &r.attestations {
+        let _ = writeln!(out, "  {} ({})", d.kind, d.artifact_type);
+        for line in &d.changes {
+            let _ = writeln!(out, "    {line}");
+        }
+        if d.more > 0 {
+            let _ = writeln!(out, "    … and {} more", d.more);
+        }
+    }
+}
+
 /// Render the report as text.
 pub fn render(r: &Report, opts: &RenderOptions) -> String {
     let c = opts.color;
@@ -72,8 +89,14 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
             .unwrap_or_default();
         let _ = writeln!(out, "{}: {name}  {id}{from}", ["A", "B"][k]);
     }
-    if r.identical {
+    if r.identical && r.attestations.is_empty() {
         let _ = writeln!(out, "\n{}", paint(c, "32", "identical"));
+        return out;
+    }
+    if r.identical {
+        let _ = writeln!(out, "\n{}", paint(c, "32", "identical images"));
+        attestations(&mut out, r, c);
+        let _ = writeln!(out, "\n{}", r.verdict);
         return out;
     }
     if r.equivalent {
@@ -110,6 +133,7 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
             }
         }
     }
+    attestations(&mut out, r, c);
     let _ = writeln!(out, "\n{}", paint(c, "1", "layers"));
     for (k, l) in r.layers.iter().enumerate() {
         let mark = if Some(k) == r.first_divergent {

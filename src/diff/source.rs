@@ -127,6 +127,8 @@ pub struct LoadedImage {
     pub layers: Vec<LayerInfo>,
     /// cairn's build record, when one is stored with the image.
     pub record: Option<BuildRecord>,
+    /// The SBOMs and provenance attached to it.
+    pub attestations: Vec<crate::attest::read::Attestation>,
     blobs: Blobs,
 }
 
@@ -332,6 +334,7 @@ fn load_layout(
         config,
         layers,
         record,
+        attestations: crate::attest::read::in_layout(&layout, &entry, &desc.digest),
         blobs: Blobs::Store(store.clone()),
     })
 }
@@ -470,6 +473,7 @@ fn load_archive(name: &str, file: &Path) -> anyhow::Result<LoadedImage> {
         config,
         layers,
         record: None,
+        attestations: Vec::new(),
         blobs: Blobs::Archive {
             file: file.to_owned(),
             entries,
@@ -503,6 +507,15 @@ fn load_registry(
         &image.digest,
         &store,
     );
+    // Not being able to list them is no reason not to compare the images.
+    let attestations = crate::attest::read::in_registry(
+        &remote.registry,
+        &remote.runtime,
+        reference.repository(),
+        &image.digest,
+        &store,
+    )
+    .unwrap_or_default();
     Ok(LoadedImage {
         name: name.to_owned(),
         index_digest: image.index_digest.map(|d| d.to_string()),
@@ -511,6 +524,7 @@ fn load_registry(
         config,
         layers,
         record,
+        attestations,
         blobs: Blobs::Registry {
             remote,
             reference: reference.clone(),

@@ -740,3 +740,72 @@ fn bad_attestation_flags_are_refused_before_the_build() {
         );
     }
 }
+
+#[test]
+fn diff_shows_attestation_differences_in_their_own_section() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = offline_context(t.path());
+    let layout = |name: &str| t.path().join(name);
+    let to = |name: &str| format!("type=oci,dest={},tar=false", layout(name).display());
+    let (da, _) = build(t.path(), &ctx, &["--sbom", "-o", &to("a")]);
+    // The same image with max provenance: identical images, different attestations.
+    let (dmax, _) = build(
+        t.path(),
+        &ctx,
+        &["--sbom", "--provenance=mode=max", "-o", &to("max")],
+    );
+    assert_eq!(da, dmax);
+    let diff = |x: &str, y: &str, extra: &[&str]| {
+        let mut c = cairn(t.path());
+        c.arg("diff")
+            .arg(format!("oci:{}", layout(x).display()))
+            .arg(format!("oci:{}", layout(y).display()))
+            .args(extra);
+        let o = run(c, "");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, text) = diff("a", "max", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("identical images") && text.contains("\nattestations\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "predicate.buildDefinition.externalParameters.request.mode: \"min\" → \"max\""
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--ignore attestations"), "{text}");
+    let (code, text) = diff("a", "max", &["--ignore", "attestations"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("attestations"), "{text}");
+
+    // A package changes: the image and its SBOM differ, package by package.
+    std::fs::write(
+        ctx.join("node_modules/left-pad/package.json"),
+        r#"{"name":"left-pad","version":"1.3.1","license":"WTFPL"}"#,
+    )
+    .unwrap();
+    build(t.path(), &ctx, &["--sbom", "-o", &to("b")]);
+    let (code, text) = diff("a", "b", &["--json"]);
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let sbom = report["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "sbom")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        sbom["changes"],
+        serde_json::json!(["- pkg:npm/left-pad@1.3.0", "+ pkg:npm/left-pad@1.3.1"])
+    );
+    // A side without attestations (built with them off) is not an attestation difference.
+    build(t.path(), &ctx, &["--provenance=false", "-o", &to("bare")]);
+    let (code, text) = diff("b", "bare", &[]);
+    assert_eq!(code, Some(0), "{text}");
+}
