@@ -809,3 +809,89 @@ fn diff_shows_attestation_differences_in_their_own_section() {
     let (code, text) = diff("b", "bare", &[]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[test]
+fn each_platform_of_a_multi_platform_build_gets_its_own_attestations() {
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("hello.txt"), "hello\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY hello.txt /hello.txt\n",
+            crate::multi_platform::busybox()
+        ),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let image = format!("{}/multi/app:1", reg.addr());
+    let (index_digest, _) = build(
+        t.path(),
+        &ctx,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sbom",
+            "-t",
+            &image,
+            "--push",
+            "-o",
+            &format!("type=oci,dest={},tar=false", out.display()),
+        ],
+    );
+    let index: Value = serde_json::from_slice(&blob(&out, &index_digest)).unwrap();
+    let platforms: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"].as_str().unwrap().to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(platforms.len(), 2);
+    let found = attached(&out);
+    assert_eq!(
+        found.len(),
+        4,
+        "an SBOM and provenance per platform: {found:?}"
+    );
+    for (arch, digest) in &platforms {
+        let mine: Vec<&Attached> = found.iter().filter(|a| &a.subject == digest).collect();
+        assert_eq!(mine.len(), 2, "{arch}: {found:?}");
+        let prov = mine
+            .iter()
+            .find(|a| a.artifact_type == "application/vnd.in-toto+json")
+            .unwrap();
+        let p: Value = serde_json::from_slice(&prov.body).unwrap();
+        assert_eq!(
+            p["predicate"]["buildDefinition"]["externalParameters"]["request"]["platform"],
+            format!("linux/{arch}")
+        );
+        // The same from the layout and from the registry, for that platform.
+        let sbom = |target: String| {
+            ok(&crate::support::cli(
+                t.path(),
+                &[
+                    "sbom".into(),
+                    "--cache-dir".into(),
+                    t.path().join("fresh-cache").display().to_string(),
+                    "--platform".into(),
+                    format!("linux/{arch}"),
+                    target,
+                ],
+            ))
+        };
+        let from_layout = sbom(format!("oci:{}", out.display()));
+        let spdx = mine
+            .iter()
+            .find(|a| a.artifact_type == "application/spdx+json")
+            .unwrap();
+        assert_eq!(from_layout, String::from_utf8_lossy(&spdx.body).trim());
+        assert_eq!(sbom(image.clone()), from_layout, "{arch} from the registry");
+    }
+}

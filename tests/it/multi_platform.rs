@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The two-platform busybox base (`oci:DIR:multi`): `$CAIRN_BUSYBOX_OCI`, else
 /// this checkout's target/fixtures/busybox-multi/oci
 /// (`testdata/base/busybox-multi/build.sh target/fixtures/busybox-multi`).
-fn busybox() -> String {
+pub(crate) fn busybox() -> String {
     let candidates = [
         std::env::var_os("CAIRN_BUSYBOX_OCI").map(PathBuf::from),
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/busybox-multi/oci")),
