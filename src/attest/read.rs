@@ -60,6 +60,30 @@ fn parse(
     })
 }
 
+/// The attestation artifacts the layout entry `entry` names, as stored:
+/// manifest bytes, descriptor, subject (to push them along with the image).
+pub fn artifacts_in_layout(
+    layout: &OciLayout,
+    entry: &Descriptor,
+) -> Vec<(Vec<u8>, Descriptor, Digest)> {
+    let Some(list) = entry.annotation(LAYOUT_ANNOTATION) else {
+        return Vec::new();
+    };
+    list.split(',')
+        .filter_map(|d| d.parse::<Digest>().ok())
+        .filter_map(|d| {
+            let bytes = layout.store().read_bytes(&d).ok()?;
+            let m: ImageManifest = serde_json::from_slice(&bytes).ok()?;
+            let subject = m.subject.as_ref()?.digest.clone();
+            let mut desc =
+                Descriptor::new(crate::image::manifest::OCI_MANIFEST, d, bytes.len() as u64);
+            desc.artifact_type = m.artifact_type.clone();
+            desc.annotations = m.annotations.clone();
+            Some((bytes, desc, subject))
+        })
+        .collect()
+}
+
 /// The attestations of `subject` that the layout entry `entry` names.
 pub fn in_layout(layout: &OciLayout, entry: &Descriptor, subject: &Digest) -> Vec<Attestation> {
     let Some(list) = entry.annotation(LAYOUT_ANNOTATION) else {

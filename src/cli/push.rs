@@ -85,6 +85,16 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             record_desc.digest
         )));
     }
+    // So do the attestations (SBOM, provenance), each a referrer of its image.
+    for (bytes, d, subject) in crate::attest::read::artifacts_in_layout(&layout, &desc) {
+        rt.block_on(reg.push_referrer(target.repository(), &bytes, &d, &subject, layout.store()))
+            .map_err(|e| anyhow::anyhow!("pushing attestation {} of {target}: {e}", d.digest))?;
+        StderrReporter.event(Event::Info(format!(
+            "pushed its attestation {} ({}) as a referrer",
+            d.digest,
+            d.artifact_type.as_deref().unwrap_or("")
+        )));
+    }
     writeln!(std::io::stdout().lock(), "{digest}")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -698,6 +698,40 @@ fn attestations_are_pushed_as_referrers_and_read_from_registry_and_local_store()
         "the same document in the store and the registry"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("from the local store"));
+    // `cairn push oci:DIR REF` takes the attestations along.
+    let out = t.path().join("out");
+    build(
+        t.path(),
+        &ctx,
+        &[
+            "--sbom=format=cyclonedx",
+            "-o",
+            &format!("type=oci,dest={},tar=false", out.display()),
+        ],
+    );
+    let copy = format!("{}/offline/copy:1", reg.addr());
+    ok(&crate::support::cli(
+        t.path(),
+        &[
+            "push".into(),
+            format!("oci:{}", out.display()),
+            copy.clone(),
+        ],
+    ));
+    let pushed = ok(&crate::support::cli(
+        &fresh,
+        &[
+            "sbom".into(),
+            "--cache-dir".into(),
+            fresh.join("cache").display().to_string(),
+            copy,
+        ],
+    ));
+    let in_layout = ok(&crate::support::cli(
+        t.path(),
+        &["sbom".into(), format!("oci:{}", out.display())],
+    ));
+    assert_eq!(pushed, in_layout, "cairn push carried the SBOM along");
     // No SBOM attached: the error says so and what to do.
     let (_, _) = build(t.path(), &ctx, &["-t", "plain:1"]);
     let mut c = cairn(t.path());

@@ -30,6 +30,9 @@ const APK_DB: &str = "lib/apk/db/installed";
 /// A file larger than this is not read as a package manifest (a hostile
 /// image could make one huge).
 const MANIFEST_MAX: u64 = 64 << 20;
+/// All manifests read from one image together: past this the scan stops
+/// with an error rather than hold a hostile image's gigabytes in memory.
+const TOTAL_MAX: u64 = 1 << 30;
 
 /// Where a package comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -162,6 +165,7 @@ fn walk(
 ) -> anyhow::Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>)> {
     let mut files: BTreeMap<String, Found> = BTreeMap::new();
     let mut dbs = Vec::new();
+    let mut total = 0u64;
     for (i, l) in layers.iter().enumerate() {
         let reader = open_uncompressed(store, &l.digest)?;
         let mut ar = tar::Archive::new(reader);
@@ -201,6 +205,14 @@ fn walk(
                 files.remove(&path);
                 continue;
             }
+            total += entry.size();
+            anyhow::ensure!(
+                total <= TOTAL_MAX,
+                "layer {i} ({}): the package manifests of this image exceed {} MiB; \
+                 build without --sbom, or find what writes so many",
+                l.digest,
+                TOTAL_MAX >> 20
+            );
             let mut bytes = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut bytes).with_context(what)?;
             if path == APK_DB {
