@@ -158,7 +158,9 @@ fn sbom_document(
         )
         .as_bytes(),
     );
-    let memo = plan.cache_dir.join("attest").join(key.hex());
+    let memo = crate::cache::CacheLayout::new(&plan.cache_dir)
+        .dir(crate::cache::Bucket::Attest)
+        .join(key.hex());
     let remembered: Option<Digest> = crate::memo_file::read_json::<String>(&memo).parse().ok();
     if let Some(d) = remembered.filter(|d| store.contains(d)) {
         if let Ok(bytes) = store.read_bytes(&d) {

@@ -40,6 +40,8 @@ pub enum Bucket {
     Memos,
     /// `tmp/`: temporaries of running builds (records being written, RUN scratch dirs).
     Tmp,
+    /// `attest/<key hex>`: which SBOM blob an image's scan gave (`crate::attest`).
+    Attest,
     /// Anything else at the top (not written by this cairn).
     Other,
 }
@@ -71,7 +73,7 @@ const LOCK: &str = "lock";
 
 impl Bucket {
     /// Every bucket, in listing order.
-    pub const ALL: [Bucket; 13] = [
+    pub const ALL: [Bucket; 14] = [
         Bucket::Records,
         Bucket::Slots,
         Bucket::Blobs,
@@ -83,6 +85,7 @@ impl Bucket {
         Bucket::Images,
         Bucket::Memos,
         Bucket::Tmp,
+        Bucket::Attest,
         Bucket::Other,
         Bucket::Root,
     ];
@@ -102,6 +105,7 @@ impl Bucket {
             Bucket::Images => "images",
             Bucket::Memos => "memos",
             Bucket::Tmp => "tmp",
+            Bucket::Attest => "attest",
             Bucket::Other => "other",
         }
     }
@@ -127,6 +131,7 @@ impl Bucket {
             Bucket::Sandbox => "sandbox",
             Bucket::Images => "images",
             Bucket::Tmp => "tmp",
+            Bucket::Attest => "attest",
             Bucket::Root | Bucket::Memos | Bucket::Other => return None,
         })
     }

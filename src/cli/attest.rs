@@ -29,9 +29,6 @@ pub struct SbomArgs {
     /// Platform to select from a multi-platform image; default: this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// The cache directory whose local store is searched first (default: cairn's).
-    #[arg(long)]
-    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// The image manifest `tag` names in `layout` for `platform`, and the
@@ -53,11 +50,10 @@ fn from_layout(
 fn find(
     target: &str,
     platform_flag: Option<&str>,
-    cache_dir: Option<&Path>,
     global: &GlobalArgs,
 ) -> anyhow::Result<(String, Digest, Vec<Attestation>)> {
     let platform = platform(platform_flag)?;
-    let local = super::local_store::dir(cache_dir);
+    let local = super::local_store::dir(global)?;
     if let Some(spec) = target.strip_prefix("oci:") {
         let (dir, tag) = split_dir_tag(spec);
         let (d, found) = from_layout(Path::new(dir), tag, target, &platform)?;
@@ -85,11 +81,10 @@ fn find(
 pub fn list(
     target: &str,
     platform_flag: Option<&str>,
-    cache_dir: Option<&Path>,
     json: bool,
     global: &GlobalArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (name, subject, found) = find(target, platform_flag, cache_dir, global)?;
+    let (name, subject, found) = find(target, platform_flag, global)?;
     let mut out = std::io::stdout().lock();
     if json {
         let items: Vec<serde_json::Value> = found
@@ -135,12 +130,7 @@ pub fn list(
 
 /// Run `cairn sbom`: the document on stdout, as attached.
 pub fn run_sbom(args: SbomArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let (name, subject, found) = find(
-        &args.target,
-        args.platform.as_deref(),
-        args.cache_dir.as_deref(),
-        global,
-    )?;
+    let (name, subject, found) = find(&args.target, args.platform.as_deref(), global)?;
     let wanted = |a: &&Attestation| {
         a.predicate.is_none()
             && a.stage == args.stage
