@@ -146,7 +146,21 @@ fn an_oci_layout_holds_one_entry_per_tag_and_the_record_rides_along() {
         &format!("docker://{}/app:sha256-{hex}", reg.addr()),
     ]))
     .unwrap();
-    assert_eq!(list["manifests"].as_array().unwrap().len(), 1, "{list:#}");
+    // The record and the default provenance (#17), each listed once.
+    let types: Vec<&str> = list["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/vnd.cairn.build-record.v1+json",
+            "application/vnd.in-toto+json"
+        ],
+        "{list:#}"
+    );
 }
 
 /// Push the node:22-alpine stand-in to `reg`; its reference there.

@@ -126,7 +126,9 @@ fn interesting(path: &str) -> bool {
     path == APK_DB
         || path == "etc/os-release"
         || path == "usr/lib/os-release"
-        || path.ends_with("/package-lock.json") && !path.contains("node_modules/")
+        || node::LOCKFILES
+            .iter()
+            .any(|l| path.ends_with(&format!("/{l}")) && !path.contains("node_modules/"))
         || path.ends_with("/package.json")
             && (!path.contains("node_modules/") || node::is_installed_manifest(path))
 }
@@ -356,13 +358,24 @@ pub fn scan(
             });
         }
     }
-    let locks: BTreeMap<&str, BTreeMap<String, String>> = files
-        .iter()
-        .filter_map(|(k, f)| {
-            let project = k.strip_suffix("package-lock.json")?.trim_end_matches('/');
-            Some((project, node::lock_versions(&f.bytes)?))
-        })
-        .collect();
+    // Each project's lockfile: package-lock.json first, as npm would use it.
+    let mut locks: BTreeMap<&str, node::Lockfile> = BTreeMap::new();
+    for name in node::LOCKFILES {
+        for (k, f) in &files {
+            let Some(project) = k
+                .strip_suffix(name)
+                .filter(|p| p.is_empty() || p.ends_with('/'))
+            else {
+                continue;
+            };
+            let project = project.trim_end_matches('/');
+            if !locks.contains_key(project) {
+                if let Some(l) = node::Lockfile::parse(name, &f.bytes) {
+                    locks.insert(project, l);
+                }
+            }
+        }
+    }
     for (path, f) in &files {
         let Some(dir) = path.strip_suffix("package.json") else {
             continue;
@@ -384,11 +397,7 @@ pub fn scan(
         let lock = if installed {
             node::project_and_key(path).map(|(proj, key)| match locks.get(proj) {
                 None => "no lockfile".to_owned(),
-                Some(l) => match l.get(key) {
-                    Some(v) if *v == p.version => "matches package-lock.json".to_owned(),
-                    Some(v) => format!("package-lock.json pins {v}"),
-                    None => "not in package-lock.json".to_owned(),
-                },
+                Some(l) => l.check(key, &p.name, &p.version),
             })
         } else {
             None
@@ -567,6 +576,41 @@ mod tests {
                 digest.hex()
             )
         );
+    }
+
+    #[test]
+    fn a_yarn_project_is_checked_against_yarn_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let l0 = layer(
+            &store,
+            &[
+                (
+                    "srv/package.json",
+                    Some(r#"{"name":"srv","version":"2.0.0"}"#),
+                ),
+                ("srv/yarn.lock", Some("ms@^2.1.1:\n  version \"2.1.3\"\n")),
+                (
+                    "srv/node_modules/ms/package.json",
+                    Some(r#"{"name":"ms","version":"2.1.2"}"#),
+                ),
+            ],
+        );
+        let config: ImageConfig = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"COPY . /srv"}]}"#,
+        )
+        .unwrap();
+        let inv = scan(
+            &store,
+            &[l0],
+            &config,
+            None,
+            ("srv".into(), None, Digest::of(b"c"), 0),
+        )
+        .unwrap();
+        let ms = inv.packages.iter().find(|p| p.name == "ms").unwrap();
+        assert_eq!(ms.lock.as_deref(), Some("yarn.lock pins 2.1.3"));
+        assert!(inv.packages.iter().any(|p| p.name == "srv" && p.project));
     }
 
     #[test]
