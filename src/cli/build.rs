@@ -378,6 +378,19 @@ fn build(
     check_flags(&args)?;
     let (run_options, named_contexts) = run_flags::parse(&args)?;
     let outputs = parse_outputs(&args)?;
+    let carries = |o: &OutputSpec| {
+        matches!(
+            o.sink,
+            Sink::OciDir(_) | Sink::OciTar(_) | Sink::Image { .. }
+        )
+    };
+    if args.sbom.is_some() && !outputs.is_empty() && !outputs.iter().any(carries) {
+        reporter.event(Event::Warning(
+            "--sbom: no output here can carry attestations (docker-archives and filesystems cannot); \
+             add -o type=oci,dest=… or --push, or drop -o to keep the image in the local store"
+                .into(),
+        ));
+    }
     let context = args.context.clone();
     anyhow::ensure!(
         context.is_dir(),

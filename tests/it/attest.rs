@@ -609,6 +609,21 @@ fn a_no_op_rebuild_takes_the_sbom_from_the_cache() {
         .find(|x| x.0 == "application/spdx+json")
         .unwrap();
     assert_eq!(sbom.2, planted, "the rebuild scanned the image again");
+    // An output that cannot carry them: said, not silently dropped.
+    let archive = t.path().join("app.tar");
+    let (_, log) = build(
+        t.path(),
+        &ctx,
+        &[
+            "--sbom",
+            "-o",
+            &format!("type=docker,dest={}", archive.display()),
+        ],
+    );
+    assert!(
+        log.contains("--sbom: no output here can carry attestations"),
+        "{log}"
+    );
     // Provenance is written again from the build record: the same bytes.
     assert_eq!(
         first.iter().find(|x| x.0.contains("in-toto")),
