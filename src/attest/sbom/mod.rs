@@ -158,69 +158,127 @@ fn remove_tree(files: &mut BTreeMap<String, Found>, path: &str, below_layer: Opt
     }
 }
 
+/// What one layer does to the files of interest, in archive order.
+enum Event {
+    /// An opaque directory: lower layers' content of it is hidden.
+    Opaque(String),
+    /// A whiteout: the path and everything under it is gone.
+    Remove(String),
+    /// Something that is not a file of interest now sits at the path.
+    Replaced(String),
+    /// A file of interest and its bytes.
+    File(String, Vec<u8>),
+}
+
+/// The events of layer `i` (read from `store`); `total` counts the bytes
+/// kept over every layer (see [`TOTAL_MAX`]).
+fn layer_events(
+    store: &BlobStore,
+    i: usize,
+    l: &LayerDesc,
+    total: &std::sync::atomic::AtomicU64,
+) -> anyhow::Result<Vec<Event>> {
+    use std::sync::atomic::Ordering;
+    let reader = open_uncompressed(store, &l.digest)?;
+    let mut ar = tar::Archive::new(reader);
+    let what = || format!("reading layer {i} ({}) for the SBOM", l.digest);
+    let mut out = Vec::new();
+    for entry in ar.entries().with_context(what)? {
+        let mut entry = entry.with_context(what)?;
+        let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => ("", path.as_str()),
+        };
+        if name == cairn_layers::whiteout::OPAQUE {
+            out.push(Event::Opaque(dir.to_owned()));
+            continue;
+        }
+        if let Some(gone) = name.strip_prefix(cairn_layers::whiteout::PREFIX) {
+            let gone = if dir.is_empty() {
+                gone.to_owned()
+            } else {
+                format!("{dir}/{gone}")
+            };
+            out.push(Event::Remove(gone));
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if !kind.is_file() || !interesting(&path) || entry.size() > MANIFEST_MAX {
+            // Whatever it is, it replaces a file of ours at that path.
+            if !kind.is_dir() {
+                out.push(Event::Replaced(path));
+            }
+            continue;
+        }
+        let kept = total.fetch_add(entry.size(), Ordering::Relaxed) + entry.size();
+        anyhow::ensure!(
+            kept <= TOTAL_MAX,
+            "layer {i} ({}): the package manifests of this image exceed {} MiB; \
+             build without --sbom, or find what writes so many",
+            l.digest,
+            TOTAL_MAX >> 20
+        );
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).with_context(what)?;
+        out.push(Event::File(path, bytes));
+    }
+    Ok(out)
+}
+
 /// The interesting files of `layers` as the merged filesystem shows them,
-/// and every version of apk's database (by layer) for attribution.
+/// and every version of apk's database (by layer) for attribution. Layers
+/// are decompressed in parallel (most of the cost), their events applied
+/// bottom up.
 #[allow(clippy::type_complexity)]
 fn walk(
     store: &BlobStore,
     layers: &[LayerDesc],
 ) -> anyhow::Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>)> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let total = AtomicU64::new(0);
+    let next = AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<anyhow::Result<Vec<Event>>>>> =
+        std::sync::Mutex::new((0..layers.len()).map(|_| None).collect());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(layers.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(l) = layers.get(i) else {
+                    break;
+                };
+                let r = layer_events(store, i, l, &total);
+                if let Ok(mut all) = results.lock() {
+                    all[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a layer scan panicked"))?;
     let mut files: BTreeMap<String, Found> = BTreeMap::new();
     let mut dbs = Vec::new();
-    let mut total = 0u64;
-    for (i, l) in layers.iter().enumerate() {
-        let reader = open_uncompressed(store, &l.digest)?;
-        let mut ar = tar::Archive::new(reader);
-        let what = || format!("reading layer {i} ({}) for the SBOM", l.digest);
-        for entry in ar.entries().with_context(what)? {
-            let mut entry = entry.with_context(what)?;
-            let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
-            let (dir, name) = match path.rsplit_once('/') {
-                Some((d, n)) => (d.to_owned(), n),
-                None => (String::new(), path.as_str()),
-            };
-            let join = |n: &str| {
-                if dir.is_empty() {
-                    n.to_owned()
-                } else {
-                    format!("{dir}/{n}")
-                }
-            };
-            if name == cairn_layers::whiteout::OPAQUE {
-                // Hides what lower layers put in `dir`, not this layer's own.
-                remove_tree(&mut files, &dir, Some(i));
-                continue;
-            }
-            if let Some(gone) = name.strip_prefix(cairn_layers::whiteout::PREFIX) {
-                remove_tree(&mut files, &join(gone), None);
-                continue;
-            }
-            let regular = entry.header().entry_type().is_file();
-            if !regular || !interesting(&path) {
-                // Whatever it is, it replaces a file of ours at that path.
-                if !entry.header().entry_type().is_dir() {
+    for (i, r) in results.into_iter().enumerate() {
+        let events = r.ok_or_else(|| anyhow::anyhow!("layer {i} was not scanned"))??;
+        for e in events {
+            match e {
+                // Hides what lower layers put in the directory, not this layer's own.
+                Event::Opaque(dir) => remove_tree(&mut files, &dir, Some(i)),
+                Event::Remove(path) => remove_tree(&mut files, &path, None),
+                Event::Replaced(path) => {
                     files.remove(&path);
                 }
-                continue;
+                Event::File(path, bytes) => {
+                    if path == APK_DB {
+                        dbs.push((i, bytes.clone()));
+                    }
+                    files.insert(path, Found { layer: i, bytes });
+                }
             }
-            if entry.size() > MANIFEST_MAX {
-                files.remove(&path);
-                continue;
-            }
-            total += entry.size();
-            anyhow::ensure!(
-                total <= TOTAL_MAX,
-                "layer {i} ({}): the package manifests of this image exceed {} MiB; \
-                 build without --sbom, or find what writes so many",
-                l.digest,
-                TOTAL_MAX >> 20
-            );
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).with_context(what)?;
-            if path == APK_DB {
-                dbs.push((i, bytes.clone()));
-            }
-            files.insert(path, Found { layer: i, bytes });
         }
     }
     Ok((files, dbs))
