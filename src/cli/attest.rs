@@ -2,9 +2,10 @@
 //! --attestations IMAGE` (list what is attached): the image from the local
 //! store, an OCI layout (`oci:DIR[:TAG]`) or a registry.
 
-use super::pull::{hinted, platform, registry, runtime};
+use super::pull::{platform, registry, runtime};
 use super::GlobalArgs;
 use crate::attest::read::{self, Attestation};
+use crate::error::registry_hinted as hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Platform, Reference};
 use anyhow::Context as _;
