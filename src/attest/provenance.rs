@@ -89,8 +89,8 @@ pub fn bases(r: &BuildResult) -> Vec<(String, Digest)> {
 }
 
 /// A digest over the context files the build read (their names, types,
-/// modes and digests as the record has them; not the path the record shows,
-/// which starts with the context directory's own name), and how many there are.
+/// modes and digests as the record has them; not the destination path in
+/// the image the record's value starts with), and how many there are.
 fn context_digest(r: &BuildResult) -> (Digest, usize) {
     let mut lines: Vec<String> = r
         .record

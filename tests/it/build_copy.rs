@@ -651,3 +651,65 @@ fn add_refuses_git_and_copy_refuses_urls() {
         "{err}"
     );
 }
+
+/// The same context named and spelled differently (`cairn build appA` in one
+/// directory, `cairn build ./link/` through a symlink to `appB` in another)
+/// gives the same image, the same build record and the same step keys: no key
+/// or record holds the context directory's name or the path to it.
+#[test]
+fn the_context_directory_name_never_enters_keys_or_records() {
+    let t = tempfile::tempdir().unwrap();
+    let mut layouts = Vec::new();
+    for (parent, name, spelled) in [("one", "appA", "appA"), ("two", "appB", "./link/")] {
+        let dir = t.path().join(parent);
+        let ctx = dir.join(name);
+        fs::create_dir_all(ctx.join("src")).unwrap();
+        fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY src/ /app/\n").unwrap();
+        fs::write(ctx.join("src/a.txt"), "same bytes\n").unwrap();
+        symlink(name, dir.join("link")).unwrap();
+        let out = t.path().join(format!("{parent}-out"));
+        let mut c = cairn(t.path());
+        c.current_dir(&dir).args([
+            "build",
+            "--cache-dir",
+            &t.path()
+                .join(format!("{parent}-cache"))
+                .display()
+                .to_string(),
+            "-o",
+            &format!("type=oci,dest={},tar=false", out.display()),
+            spelled,
+        ]);
+        ok(&run(c, ""));
+        layouts.push(out);
+    }
+    let blobs = |d: &Path| -> BTreeMap<String, Vec<u8>> {
+        fs::read_dir(d.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (blobs(&layouts[0]), blobs(&layouts[1]));
+    for (name, bytes) in &a {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains("appA"),
+            "blob {name} names the context directory: {text}"
+        );
+    }
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the image or its record differs between the two directories"
+    );
+    assert_eq!(
+        fs::read(layouts[0].join("index.json")).unwrap(),
+        fs::read(layouts[1].join("index.json")).unwrap()
+    );
+}
