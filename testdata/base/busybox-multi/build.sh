@@ -21,7 +21,7 @@ deb() { echo "$DL/busybox-static_${VERSION//:/%3a}_$1.deb"; }
 for arch in amd64 arm64; do
     f=$(deb "$arch")
     if [ -f "$f" ] && echo "${SHA[$arch]}  $f" | sha256sum -c --status; then continue; fi
-    if ! dpkg --print-architecture --print-foreign-architectures | grep -qx "$arch"; then
+    if ! { dpkg --print-architecture; dpkg --print-foreign-architectures; } | grep -qx "$arch"; then
         [ "$(id -u)" = 0 ] || { echo "build.sh: apt has no $arch packages; run as root: dpkg --add-architecture $arch && apt-get update" >&2; exit 1; }
         dpkg --add-architecture "$arch" && apt-get update -qq
     fi
