@@ -615,3 +615,39 @@ fn a_platform_that_fails_fails_the_build_naming_it() {
     // Progress names the platform of each step.
     assert!(err.contains("[linux/amd64 stage-0 2/2] RUN"), "{err}");
 }
+
+/// Without `-o`, a multi-platform build goes to the local store under the
+/// names `-t` gave, where `cairn inspect`/`run NAME:TAG` find it (as a
+/// single-platform build's).
+#[test]
+fn a_multi_platform_build_is_found_in_the_local_store_by_its_name() {
+    require_emulation();
+    let t = tempfile::tempdir().unwrap();
+    let ctx = app(t.path());
+    let o = build(
+        t.path(),
+        &ctx,
+        "cache",
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "multi-app:dev",
+        ],
+    );
+    ok(&o);
+    let raw = ok(&cli(
+        t.path(),
+        &[
+            "inspect".into(),
+            "--raw".into(),
+            "--cache-dir".into(),
+            t.path().join("cache").display().to_string(),
+            "multi-app:dev".into(),
+        ],
+    ));
+    assert!(
+        raw.contains("application/vnd.oci.image.index.v1+json"),
+        "{raw}"
+    );
+}

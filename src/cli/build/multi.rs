@@ -68,10 +68,12 @@ pub(super) fn build(
     let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
     let local_store = cache.dir(crate::cache::Bucket::Images);
     let store_locally = |names: &[String]| -> anyhow::Result<()> {
+        // The names as given, as a single-platform build stores them: the
+        // local store is looked up by `NAME:TAG` (`cairn run myapp:dev`).
         let names: Vec<String> = if names.is_empty() {
             vec![format!("sha256-{}", ix.index_digest.hex())]
         } else {
-            names.iter().map(|t| output::layout_tag(t)).collect()
+            names.to_vec()
         };
         output::index_to_oci_layout(&ix, &store, &local_store, &names)?;
         reporter.event(Event::Info(format!(
