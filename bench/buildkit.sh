@@ -65,7 +65,8 @@ buildkit_teardown() {
 buildkit_reset() {
     "$DOCKER" builder prune -af >/dev/null
     local ids
-    ids=$("$DOCKER" image ls -aq)
+    # One id per image: an image with two tags is listed twice, and removing it twice is an error.
+    ids=$("$DOCKER" image ls -aq | sort -u)
     [[ -z $ids ]] || "$DOCKER" image rm -f $ids >/dev/null
 }
 
