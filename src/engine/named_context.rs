@@ -214,15 +214,8 @@ pub(crate) fn describe_entry(
 pub fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
     let ctx = run.ctx;
     let local = super::run_step::named_dir(ctx, name)?;
-    let id = ctx.step_id();
     let text = format!("FROM {name}");
-    ctx.reporter.event(Event::StepStart {
-        id,
-        stage: run.name.clone(),
-        index: 1,
-        total: run.stage.steps.len() + 1,
-        text: text.clone(),
-    });
+    let id = super::stage::from_line_started(ctx, run.stage, text.clone());
     let t = std::time::Instant::now();
     let mut inputs = Inputs::default();
     inputs.push("parent", run.image.fs_key.to_string());

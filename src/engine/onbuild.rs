@@ -64,16 +64,8 @@ pub fn run_triggers(
             .expand(scope)
             .map_err(|e| anyhow::anyhow!("ONBUILD {trigger}: {e}"))?;
         scope.apply(&inst);
-        let id = ctx.step_id();
         let text = format!("ONBUILD {}", step.original);
-        ctx.reporter.event(Event::StepStart {
-            id,
-            stage: super::stage::shown_stage(run.stage),
-            // Triggers run as part of FROM (step 1, as buildx counts).
-            index: 1,
-            total: super::stage::shown_total(run.stage),
-            text: text.clone(),
-        });
+        let id = super::stage::from_line_started(ctx, run.stage, text.clone());
         let t = Instant::now();
         // k past every real step: no `--from` source is recorded for triggers.
         dispatch(run, scope, usize::MAX, 0, id, &inst, &step.original)

@@ -265,10 +265,16 @@ fn is_shown(inst: &Instruction) -> bool {
     )
 }
 
-/// N of the `[stage i/N]` progress labels, as buildx counts: FROM an image
-/// is 1/N (FROM scratch or another stage has no line), then each shown step.
-pub(super) fn shown_total(stage: &PlannedStage) -> usize {
-    usize::from(matches!(stage.base, Base::Image(_)))
+/// Whether the stage's FROM has a progress line: an image's, or a directory
+/// named context's (its files are a layer); FROM scratch or another stage has none.
+fn has_from_line(stage: &PlannedStage) -> bool {
+    matches!(stage.base, Base::Image(_) | Base::Local(_))
+}
+
+/// N of the `[stage i/N]` progress labels, as buildx counts: the FROM line
+/// (if any) is 1/N, then each shown step.
+fn shown_total(stage: &PlannedStage) -> usize {
+    usize::from(has_from_line(stage))
         + stage
             .steps
             .iter()
@@ -276,8 +282,22 @@ pub(super) fn shown_total(stage: &PlannedStage) -> usize {
             .count()
 }
 
+/// Report the start of the stage's FROM line, step 1 (ONBUILD triggers run
+/// as part of it); returns its step id.
+pub(super) fn from_line_started(ctx: &BuildCtx, stage: &PlannedStage, text: String) -> usize {
+    let id = ctx.step_id();
+    ctx.reporter.event(Event::StepStart {
+        id,
+        stage: shown_stage(stage),
+        index: 1,
+        total: shown_total(stage),
+        text,
+    });
+    id
+}
+
 /// The stage as progress names it: its name, else `stage-N` (as buildx).
-pub(super) fn shown_stage(stage: &PlannedStage) -> String {
+fn shown_stage(stage: &PlannedStage) -> String {
     stage
         .name
         .clone()
@@ -326,14 +346,7 @@ pub fn run_stage(
         Base::Image(r) => {
             // For messages: a reference never shows a password.
             let shown = crate::registry::reference::redact_credentials(r);
-            let id = ctx.step_id();
-            ctx.reporter.event(Event::StepStart {
-                id,
-                stage: shown_stage(stage),
-                index: 1,
-                total: shown_total(stage),
-                text: format!("FROM {shown}"),
-            });
+            let id = from_line_started(ctx, stage, format!("FROM {shown}"));
             let t = Instant::now();
             let base = ctx
                 .images
@@ -406,7 +419,7 @@ pub fn run_stage(
     // slots keep `index` (1-based among all the stage's instructions).
     let total = shown_total(stage);
     let label = shown_stage(stage);
-    let mut shown = usize::from(matches!(stage.base, Base::Image(_)));
+    let mut shown = usize::from(has_from_line(stage));
     for (k, step) in stage.steps.iter().enumerate() {
         let index = k + 1;
         let inst = step

@@ -921,3 +921,47 @@ fn annotations_go_on_the_image_manifest() {
         "{err}"
     );
 }
+
+/// `FROM NAME` of a directory named context has its own FROM line, numbered
+/// like an image's: 1/N, then the steps 2/N… (one count for every FROM kind).
+#[test]
+fn json_progress_numbers_a_named_context_from_like_an_image() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = scratch_ctx(t.path());
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM lib\nCOPY a.txt /a.txt\nENV A=1\n",
+    )
+    .unwrap();
+    let lib = t.path().join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("l.txt"), "l").unwrap();
+    let mut c = cairn(t.path());
+    c.arg("--progress")
+        .arg("json")
+        .arg("build")
+        .arg(&ctx)
+        .arg("--build-context")
+        .arg(format!("lib={}", lib.display()))
+        .arg("--cache-dir")
+        .arg(t.path().join("cache"));
+    let o = run(c, "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let starts: Vec<(String, u64, u64)> = err
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["type"] == "step_start")
+        .map(|l| {
+            (
+                l["stage"].as_str().unwrap().to_owned(),
+                l["index"].as_u64().unwrap(),
+                l["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [("stage-0".to_owned(), 1, 2), ("stage-0".to_owned(), 2, 2)]
+    );
+}
