@@ -204,6 +204,20 @@ impl RegistryError {
         }
     }
 
+    /// Whether a push lost a race with another pusher of the same blob: a
+    /// registry may refuse one of two concurrent uploads of one blob
+    /// (distribution's filesystem driver: `DIGEST_INVALID`, then the
+    /// manifest's `MANIFEST_BLOB_UNKNOWN`). Pushing again, HEAD first, finds
+    /// the blob the other pusher committed.
+    pub fn is_lost_upload_race(&self) -> bool {
+        match self {
+            RegistryError::Status { errors, .. } => {
+                errors.has("DIGEST_INVALID") || errors.has("MANIFEST_BLOB_UNKNOWN")
+            }
+            _ => false,
+        }
+    }
+
     /// The HTTP status, if this is a status error.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -257,6 +271,7 @@ mod tests {
             status: 400,
             errors: OciErrors::parse(br#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match"}]}"#),
         };
+        assert!(e.is_lost_upload_race() && !e.is_retryable());
         let s = e.to_string();
         assert_eq!(s, "PUT http://h:5000/v2/x/blobs/uploads/abc: HTTP 400 (DIGEST_INVALID: provided digest did not match)");
         assert!(!s.contains("SECRET") && !s.contains("pw"));

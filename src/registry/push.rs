@@ -104,14 +104,28 @@ impl Registry {
                 });
             }
         }
-        self.push_tree(&t, manifest, media_type, store, 0).await?;
-        // Only a hint for later pushes: failing to write it is not an error.
-        let _ = self.memo.save();
         let tag = target
             .tag()
             .map(str::to_owned)
             .unwrap_or_else(|| digest.to_string());
-        self.put_manifest(&t, &tag, manifest, media_type).await
+        // CI runners push the same layers at the same time (images sharing a
+        // base, cache entries); a push that lost such a race is pushed again.
+        let mut attempt = 0;
+        loop {
+            let pushed = match self.push_tree(&t, manifest, media_type, store, 0).await {
+                Ok(()) => self.put_manifest(&t, &tag, manifest, media_type).await,
+                Err(e) => Err(e),
+            };
+            // Only a hint for later pushes: failing to write it is not an error.
+            let _ = self.memo.save();
+            match pushed {
+                Err(e) if e.is_lost_upload_race() && attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn target(

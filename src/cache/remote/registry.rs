@@ -158,29 +158,15 @@ impl Remote for RegistryCache {
             "layers": layers,
         }))?;
         let r = self.tagged(name);
-        // Runners push the same shared entries at the same time, and a
-        // registry may refuse one of two concurrent uploads of one blob
-        // (distribution's filesystem driver: DIGEST_INVALID, then
-        // MANIFEST_BLOB_UNKNOWN). An entry's content depends only on its
-        // name, so pushing again is safe: HEAD first finds what the other
-        // runner committed.
-        let mut attempt = 0;
-        loop {
-            let pushed = self.block(self.client.registry.push_image(
-                &r,
-                &manifest,
-                OCI_MANIFEST,
-                store,
-                &self.client.mount_from,
-            ));
-            match pushed {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt >= 2 => return Err(e.into()),
-                Err(_) => {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(250 * attempt));
-                }
-            }
-        }
+        // A push that lost a race with another runner's upload of the same
+        // blob is pushed again by push_image itself.
+        self.block(self.client.registry.push_image(
+            &r,
+            &manifest,
+            OCI_MANIFEST,
+            store,
+            &self.client.mount_from,
+        ))?;
+        Ok(())
     }
 }
