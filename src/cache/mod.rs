@@ -25,15 +25,12 @@
 //! [`prune`] removes what a policy selects, including directories of older
 //! layouts on every prune.
 //!
-//! [`backend::CacheBackend`] is the seam between the local cache and
-//! another one: find a record by key, fetch its blob into the local store,
-//! export a record with its blob. [`remote`] (`--cache-to/--cache-from`, a
-//! directory or a registry) has its own [`remote::Remote`] trait, because
-//! its entries are named by slot and key (so a miss can be explained
-//! against the same step's records without reading them all) and are
-//! listed, never removed.
+//! **Adding a cache backend** (`--cache-to/--cache-from`): implement
+//! [`remote::Remote`]. Its entries are named by slot and key, so a miss can
+//! be explained against the same step's records without reading them all,
+//! and they are only ever added and listed, never removed (a directory and
+//! a registry are the two today).
 
-pub mod backend;
 pub mod layout;
 pub mod lock;
 pub mod prune;
@@ -41,7 +38,6 @@ pub mod records;
 pub mod remote;
 pub mod usage;
 
-pub use backend::CacheBackend;
 pub use layout::{Bucket, CacheLayout, Memo};
 pub use prune::{PrunePolicy, PruneReport};
 pub use records::{
