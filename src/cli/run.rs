@@ -4,8 +4,8 @@
 
 use super::GlobalArgs;
 use crate::engine::bases::ImageSource as _;
+use crate::engine::isolation::{new_sandbox, parse_isolation};
 use crate::engine::layer_dirs::LayerDirs;
-use crate::engine::run_step::{new_sandbox, parse_isolation};
 use crate::engine::sources::Sources;
 use crate::frontend::Platform;
 use crate::registry::{Registry, RegistryOptions};

@@ -5,8 +5,8 @@
 //! it ([`materialize`]). A miss is explained against the nearest remote
 //! record when the local cache knows no earlier run of the step.
 
-use super::build::BuildCtx;
 use super::cache::{Inputs, Lookup};
+use super::ctx::BuildCtx;
 use super::state::LayerDesc;
 use crate::cache::remote;
 use crate::report::Event;

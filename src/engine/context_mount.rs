@@ -8,7 +8,7 @@
 //! subtree are hard-linked into the step's scratch directory only when the
 //! step runs; a cache hit reads their memoized digests and nothing else.
 
-use super::build::BuildCtx;
+use super::ctx::BuildCtx;
 use super::fs::SourceFs as _;
 use cairn_layers::{Digest, Entry};
 use std::path::PathBuf;

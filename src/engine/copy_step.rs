@@ -156,7 +156,7 @@ pub fn copy(
                 ctx.reporter,
             )?)),
             Some(Source::Local(name)) => {
-                let local = super::run_step::named_dir(ctx, name)?;
+                let local = super::ctx::named_dir(ctx, name)?;
                 From::Named(local, name.clone())
             }
             None => anyhow::bail!("internal error: no source recorded for --from"),

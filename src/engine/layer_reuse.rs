@@ -6,8 +6,8 @@
 //! and gzip bytes are a function of the entries alone, so the reused blob is
 //! the one a fresh write would produce.
 
-use super::build::BuildCtx;
 use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord, CONTENT_RECORD_MARK};
+use super::ctx::BuildCtx;
 use super::layer_write::{self, Index};
 use super::state::LayerDesc;
 use crate::report::Event;

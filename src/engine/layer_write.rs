@@ -1,6 +1,6 @@
 //! The engine's one way to turn entries into a layer in the cache's store.
 
-use super::build::BuildCtx;
+use super::ctx::BuildCtx;
 use super::fs::EntryFs;
 use super::state::LayerDesc;
 use crate::report::Event;

@@ -8,7 +8,6 @@
 //! `.dockerignore`, never read outside itself (symlinks resolve inside it), and
 //! keyed by the content of what a step reads, exactly like the main context.
 
-use super::build::BuildCtx;
 use super::cache::Inputs;
 use super::copy::{plan, CopySpec};
 use super::fs::EntryFs;
@@ -100,9 +99,11 @@ impl LocalContext {
 
     /// Everything the context holds, as `(path, description)` cache inputs:
     /// what a step that sees the whole context is keyed by.
-    pub fn content_inputs(&self, ctx: &BuildCtx) -> anyhow::Result<Vec<(String, String)>> {
+    pub fn content_inputs(
+        &self,
+        hashes: &super::hash_cache::HashCache,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let entries = self.walk()?;
-        let hashes = ctx.context_hashes();
         entries
             .iter()
             .map(|e| Ok((e.path.clone(), describe_entry(e, hashes)?)))
@@ -213,14 +214,14 @@ pub(crate) fn describe_entry(
 /// one layer holding the directory's kept files, as `COPY . /` would write them.
 pub fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
     let ctx = run.ctx;
-    let local = super::run_step::named_dir(ctx, name)?;
+    let local = super::ctx::named_dir(ctx, name)?;
     let text = format!("FROM {name}");
     let id = super::stage::from_line_started(ctx, run.stage, text.clone());
     let t = std::time::Instant::now();
     let mut inputs = Inputs::default();
     inputs.push("parent", run.image.fs_key.to_string());
     inputs.push("instruction", text.clone());
-    for (path, what) in local.content_inputs(ctx)? {
+    for (path, what) in local.content_inputs(ctx.context_hashes())? {
         inputs.push(format!("build context {name} file {path}"), what);
     }
     let (epoch, stage) = (ctx.req.epoch, run.stage.index);

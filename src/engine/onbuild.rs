@@ -82,8 +82,8 @@ pub fn run_triggers(
 mod tests {
     use super::*;
     use crate::engine::bases::NoImages;
-    use crate::engine::build::BuildCtx;
     use crate::engine::cache::Cache;
+    use crate::engine::ctx::BuildCtx;
     use crate::engine::fs::SourceFs as _;
     use crate::engine::layer_dirs::LayerDirs;
     use crate::engine::request::BuildRequest;

@@ -10,27 +10,10 @@ use crate::frontend::instructions::{CommandLine, NetworkMode, Run};
 use crate::frontend::mount::{Mount as MountSpec, MountType};
 use crate::frontend::Scope;
 use crate::report::Event;
-use crate::sandbox::{Isolation, Mount, Network, RunSpec, Sandbox};
+use crate::sandbox::{Mount, Network, RunSpec};
 use anyhow::Context as _;
 use cairn_layers::MtimePolicy;
 use std::path::PathBuf;
-
-/// `--isolation` names.
-pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
-    Ok(match s {
-        "auto" => Isolation::Auto,
-        "overlay" => Isolation::Overlay,
-        "fuse-overlayfs" | "fuse-overlay" => Isolation::FuseOverlay,
-        "copy" => Isolation::Copy,
-        "none" => Isolation::None,
-        other => {
-            return Err(crate::error::hint(
-                anyhow::anyhow!("unknown isolation `{other}`"),
-                "use --isolation auto, overlay, fuse-overlayfs, copy or none",
-            ))
-        }
-    })
-}
 
 /// A mount resolved for the sandbox, plus what it contributes to the cache key.
 struct Resolved {
@@ -198,10 +181,10 @@ fn resolve_mount(
                     }
                     // Its kept files only, keyed by all of them: the mount shows the whole context.
                     Some(Source::Local(name)) => {
-                        let local = named_dir(ctx, name)?;
+                        let local = super::ctx::named_dir(ctx, name)?;
                         let tree =
                             local.tree(&ctx.cache.layout().dir(crate::cache::Bucket::Tmp))?;
-                        let content = local.content_inputs(ctx)?;
+                        let content = local.content_inputs(ctx.context_hashes())?;
                         let digest =
                             cairn_layers::Digest::of(serde_json::to_string(&content)?.as_bytes());
                         (
@@ -301,17 +284,6 @@ pub fn check_ssh(
         }
     }
     Ok(())
-}
-
-/// The directory behind `--build-context NAME=DIR`.
-pub(crate) fn named_dir<'r>(
-    ctx: &super::build::BuildCtx<'r>,
-    name: &str,
-) -> anyhow::Result<&'r super::named_context::LocalContext> {
-    match ctx.req.named_contexts.get(name) {
-        Some(super::named_context::NamedContext::Dir(d)) => Ok(d),
-        _ => anyhow::bail!("internal error: build context {name} is not a directory"),
-    }
 }
 
 fn write_private(p: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -457,7 +429,7 @@ pub fn run(
     if let Some(sock) = ssh_sock {
         env.push(("SSH_AUTH_SOCK".into(), sock));
     }
-    let isolation = parse_isolation(&ctx.req.isolation)?;
+    let isolation = super::isolation::parse_isolation(&ctx.req.isolation)?;
     let created_by = super::history::run(&argv, &scope.history_args());
     let epoch = ctx.req.epoch;
     let stage = run.stage.index;
@@ -498,24 +470,4 @@ pub fn run(
     })?;
     drop(scratch);
     Ok(())
-}
-
-/// Create the build's sandbox (probing the machine once) and say which isolation it uses.
-/// The sandbox is the layer directories' own, so both use one id mapping.
-pub fn new_sandbox(
-    layer_dirs: &super::layer_dirs::LayerDirs,
-    reporter: &dyn crate::report::Reporter,
-    isolation: &str,
-) -> anyhow::Result<Sandbox> {
-    let sandbox = layer_dirs.sandbox()?.clone();
-    let asked = parse_isolation(isolation)?;
-    match sandbox.probe().choose(asked) {
-        Ok(chosen) => reporter.event(Event::Info(format!(
-            "RUN isolation: {} — {}",
-            chosen.isolation.name(),
-            chosen.why
-        ))),
-        Err(e) => reporter.event(Event::Warning(format!("RUN isolation: {e}"))),
-    }
-    Ok(sandbox)
 }

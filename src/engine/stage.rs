@@ -1,8 +1,8 @@
 //! One stage: its base, then each instruction in order — config-only ones
 //! change the config and history, filesystem ones go through the cache.
 
-use super::build::BuildCtx;
 use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord};
+use super::ctx::BuildCtx;
 use super::fs::{MergedView, SourceFs, ViewLayer};
 use super::history;
 use super::record::StepEntry;

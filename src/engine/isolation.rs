@@ -1,0 +1,42 @@
+//! The RUN sandbox's isolation: `--isolation` parsed, and the sandbox
+//! created once per invocation (for `cairn build` and `cairn run`).
+
+use crate::report::Event;
+use crate::sandbox::{Isolation, Sandbox};
+
+/// `--isolation` names.
+pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
+    Ok(match s {
+        "auto" => Isolation::Auto,
+        "overlay" => Isolation::Overlay,
+        "fuse-overlayfs" | "fuse-overlay" => Isolation::FuseOverlay,
+        "copy" => Isolation::Copy,
+        "none" => Isolation::None,
+        other => {
+            return Err(crate::error::hint(
+                anyhow::anyhow!("unknown isolation `{other}`"),
+                "use --isolation auto, overlay, fuse-overlayfs, copy or none",
+            ))
+        }
+    })
+}
+
+/// Create the build's sandbox (probing the machine once) and say which isolation it uses.
+/// The sandbox is the layer directories' own, so both use one id mapping.
+pub fn new_sandbox(
+    layer_dirs: &super::layer_dirs::LayerDirs,
+    reporter: &dyn crate::report::Reporter,
+    isolation: &str,
+) -> anyhow::Result<Sandbox> {
+    let sandbox = layer_dirs.sandbox()?.clone();
+    let asked = parse_isolation(isolation)?;
+    match sandbox.probe().choose(asked) {
+        Ok(chosen) => reporter.event(Event::Info(format!(
+            "RUN isolation: {} — {}",
+            chosen.isolation.name(),
+            chosen.why
+        ))),
+        Err(e) => reporter.event(Event::Warning(format!("RUN isolation: {e}"))),
+    }
+    Ok(sandbox)
+}
