@@ -8,7 +8,7 @@ use super::copy::{plan, plan_with, CopyError, CopySpec};
 use super::fs::EntryFs;
 use super::layer_reuse::write_or_reuse;
 use super::layer_write::Index;
-use super::stage::{view_of, StageRun, StepOutcome};
+use super::stage_run::{view_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{Copy, CopySource};
 use crate::frontend::Scope;
@@ -22,7 +22,7 @@ use std::path::Path;
 enum From<'a> {
     Context,
     Heredocs(EntryFs),
-    Stage(&'a super::stage::StageResult, String),
+    Stage(&'a super::stage_run::StageResult, String),
     Image(Box<super::bases::BaseImage>),
     /// `--build-context NAME=DIR`.
     Named(&'a super::named_context::LocalContext, String),
@@ -279,7 +279,7 @@ pub fn copy(
         let dest_view = run.merged_view()?;
         let owner = match &c.chown {
             Some(spec) => Some(
-                super::stage::user_db(&dest_view)?
+                super::stage_run::user_db(&dest_view)?
                     .resolve_chown(spec)
                     .with_context(|| format!("--chown={spec}"))?,
             ),

@@ -44,6 +44,7 @@ pub mod secret_names;
 pub mod session;
 pub mod sources;
 pub mod stage;
+pub mod stage_run;
 pub mod state;
 pub mod users;
 pub mod workdir;

@@ -8,15 +8,11 @@
 //! `.dockerignore`, never read outside itself (symlinks resolve inside it), and
 //! keyed by the content of what a step reads, exactly like the main context.
 
-use super::cache::Inputs;
 use super::copy::{plan, CopySpec};
 use super::fs::EntryFs;
-use super::layer_write::Index;
-use super::stage::{StageRun, StepOutcome};
-use crate::report::Event;
 use anyhow::Context as _;
 use cairn_layers::context::BuildContext;
-use cairn_layers::{raw_name, Entry, EntryKind, MtimePolicy};
+use cairn_layers::{raw_name, Entry, EntryKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -208,47 +204,6 @@ pub(crate) fn describe_entry(
         EntryKind::Symlink { target } => format!("symlink -> {target}"),
         other => format!("{other:?} {:o}", e.mode),
     })
-}
-
-/// `FROM NAME` of a directory context: the stage starts (from scratch) with
-/// one layer holding the directory's kept files, as `COPY . /` would write them.
-pub fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
-    let ctx = run.ctx;
-    let local = super::ctx::named_dir(ctx, name)?;
-    let text = format!("FROM {name}");
-    let id = super::stage::from_line_started(ctx, run.stage, text.clone());
-    let t = std::time::Instant::now();
-    let mut inputs = Inputs::default();
-    inputs.push("parent", run.image.fs_key.to_string());
-    inputs.push("instruction", text.clone());
-    for (path, what) in local.content_inputs(ctx.context_hashes())? {
-        inputs.push(format!("build context {name} file {path}"), what);
-    }
-    let (epoch, stage) = (ctx.req.epoch, run.stage.index);
-    let created_by = format!("FROM {name} (build context directory)");
-    run.cached_step(id, 0, &text, inputs, created_by, |run| {
-        let slot = run.slot(0);
-        let step = super::layer_reuse::Step {
-            id,
-            slot: &slot,
-            instruction: &text,
-            stage,
-        };
-        let entries = local.as_root_fs()?;
-        let layer = super::layer_reuse::write_or_reuse(
-            ctx,
-            &step,
-            entries,
-            MtimePolicy::Set(epoch),
-            Index::Keep,
-        )?;
-        Ok(StepOutcome::Layer(layer))
-    })?;
-    ctx.reporter.event(Event::StepDone {
-        id,
-        elapsed: t.elapsed(),
-    });
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! parsed as the instruction it is and run right after the downstream
 //! `FROM`, in order, as BuildKit does.
 
-use super::stage::StageRun;
+use super::stage_run::StageRun;
 use crate::frontend::instructions::Instruction;
 use crate::frontend::{Scope, Step};
 use crate::report::Event;
@@ -65,7 +65,7 @@ pub fn run_triggers(
             .map_err(|e| anyhow::anyhow!("ONBUILD {trigger}: {e}"))?;
         scope.apply(&inst);
         let text = format!("ONBUILD {}", step.original);
-        let id = super::stage::from_line_started(ctx, run.stage, text.clone());
+        let id = super::stage_run::from_line_started(ctx, run.stage, text.clone());
         let t = Instant::now();
         // k past every real step: no `--from` source is recorded for triggers.
         dispatch(run, scope, usize::MAX, 0, id, &inst, &step.original)

@@ -4,7 +4,7 @@
 use super::cache::Inputs;
 use super::layer_write::Index;
 use super::request::SecretSource;
-use super::stage::{layer_dirs_of, StageRun, StepOutcome};
+use super::stage_run::{layer_dirs_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{CommandLine, NetworkMode, Run};
 use crate::frontend::mount::{Mount as MountSpec, MountType};

@@ -4,7 +4,7 @@
 use super::cache::Inputs;
 use super::fs::{components, resolve, SourceFs};
 use super::layer_write::Index;
-use super::stage::{StageRun, StepOutcome};
+use super::stage_run::{StageRun, StepOutcome};
 use cairn_layers::{Entry, MtimePolicy};
 
 /// Join a WORKDIR with the previous one (`system.NormalizeWorkdir`).
@@ -48,7 +48,7 @@ pub fn workdir(
         let owner = if user.is_empty() {
             None
         } else {
-            Some(super::stage::user_db(&view)?.resolve_user(&user)?)
+            Some(super::stage_run::user_db(&view)?.resolve_user(&user)?)
         };
         let mut entries = Vec::new();
         let mut acc = String::new();

@@ -1,0 +1,303 @@
+//! The running state of one stage, which every step acts on: the image so
+//! far, the cached-step protocol (look the inputs up, run on a miss, record),
+//! the stage's merged filesystem, and its progress numbering.
+
+use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord};
+use super::ctx::BuildCtx;
+use super::fs::{MergedView, SourceFs, ViewLayer};
+use super::record::StepEntry;
+use super::state::{ImageState, LayerDesc};
+use super::users::UserDb;
+use crate::frontend::graph::{Base, PlannedStage};
+use crate::frontend::instructions::Instruction;
+use crate::frontend::Scope;
+use crate::report::Event;
+use anyhow::Context as _;
+use cairn_layers::{DiffId, Digest, Entry};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A finished stage.
+#[derive(Clone, Debug)]
+pub struct StageResult {
+    /// Its image.
+    pub image: ImageState,
+    /// Its final expansion scope (inherited by `FROM <stage>`).
+    pub scope: Scope,
+}
+
+/// What a filesystem step produced.
+pub enum StepOutcome {
+    /// A layer.
+    Layer(LayerDesc),
+    /// Nothing changed.
+    Empty,
+}
+
+/// The running state of one stage.
+pub struct StageRun<'c, 'a> {
+    /// The build.
+    pub ctx: &'c BuildCtx<'a>,
+    /// The stage.
+    pub stage: &'c PlannedStage,
+    /// Its name for messages (`builder`, `0`).
+    pub name: String,
+    /// The image so far.
+    pub image: ImageState,
+    /// Finished stages this one may read.
+    pub done: &'c BTreeMap<usize, StageResult>,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+}
+
+impl StageRun<'_, '_> {
+    /// The stage's merged filesystem (unpacking its layers on first use).
+    pub fn merged_view(&self) -> anyhow::Result<MergedView> {
+        view_of(self.ctx, &self.image.layers)
+    }
+
+    /// The current WORKDIR (default `/`).
+    pub fn workdir(&self) -> String {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+
+    /// The current USER (empty: root).
+    pub fn user(&self) -> String {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default()
+    }
+
+    /// The current SHELL (default `/bin/sh -c`).
+    pub fn shell(&self) -> Vec<String> {
+        self.image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    /// The step's position across builds, which misses are explained against.
+    pub fn slot(&self, index: usize) -> String {
+        format!(
+            "{}|{}|{}",
+            self.ctx.req.dockerfile.display(),
+            self.name,
+            index
+        )
+    }
+
+    /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
+    /// and store what it made.
+    pub fn cached_step(
+        &mut self,
+        id: usize,
+        index: usize,
+        instruction: &str,
+        inputs: Inputs,
+        created_by: String,
+        work: impl FnOnce(&mut Self) -> anyhow::Result<StepOutcome>,
+    ) -> anyhow::Result<()> {
+        let ctx = self.ctx;
+        let key = inputs.key();
+        let slot = self.slot(index);
+        let built_here = |k: &Digest| {
+            ctx.req
+                .built_here
+                .lock()
+                .is_ok_and(|s| s.contains(&k.to_string()))
+        };
+        // Another build of the session (another platform) working on the
+        // same key finishes first; this one then finds its record.
+        let _claim = ctx.session.in_flight.claim(&key.to_string());
+        let lookup = if ctx.req.no_cache && !built_here(&key) {
+            Lookup::Miss(Some("--no-cache".into()))
+        } else if ctx
+            .req
+            .no_cache_filter
+            .iter()
+            .any(|f| *f == self.name || *f == self.stage.index.to_string())
+        {
+            Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
+        } else {
+            let local = ctx.cache.lookup(&inputs, &slot, |l| {
+                l.digest
+                    .parse::<Digest>()
+                    .is_ok_and(|d| ctx.store.contains(&d))
+            });
+            super::cache_import::lookup(ctx, (&self.name, index), &inputs, &slot, local)?
+        };
+        let outcome = match lookup {
+            Lookup::Hit(rec) => {
+                ctx.reporter.event(Event::StepCached { id });
+                let _ = ctx.cache.touch_slot(&slot, &key);
+                match rec.layer {
+                    Some(l) => StepOutcome::Layer(LayerDesc {
+                        digest: l.digest.parse()?,
+                        diff_id: l.diff_id.parse::<Digest>().map(DiffId)?,
+                        size: l.size,
+                        media_type: l.media_type,
+                    }),
+                    None => StepOutcome::Empty,
+                }
+            }
+            Lookup::Miss(reason) => {
+                if let Some(r) = reason {
+                    ctx.reporter.event(Event::StepMiss { id, reason: r });
+                }
+                let out = work(self)?;
+                let layer = match &out {
+                    StepOutcome::Layer(l) => Some(CachedLayer {
+                        digest: l.digest.to_string(),
+                        diff_id: l.diff_id.to_string(),
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                    }),
+                    StepOutcome::Empty => None,
+                };
+                let rec = StepRecord {
+                    kind: RecordKind::Step,
+                    key: key.to_string(),
+                    inputs: inputs.clone(),
+                    layer,
+                };
+                ctx.cache.store(&rec, &slot).with_context(|| {
+                    format!("writing the cache at {}", ctx.cache.root().display())
+                })?;
+                if let Ok(mut s) = ctx.req.built_here.lock() {
+                    s.insert(key.to_string());
+                }
+                out
+            }
+        };
+        if let Ok(mut r) = ctx.record.lock() {
+            r.steps.push(StepEntry {
+                stage: self.name.clone(),
+                index,
+                instruction: instruction.to_owned(),
+                key: Some(key.to_string()),
+                inputs,
+            });
+        }
+        self.image.fs_key = key;
+        match outcome {
+            StepOutcome::Layer(l) => self.image.push_layer(l, created_by),
+            StepOutcome::Empty => self.image.push_empty(created_by),
+        }
+        Ok(())
+    }
+}
+
+/// A merged view over `layers`: the ones this build wrote from memory, plain
+/// stage layers read in their blob, the others unpacked on first use.
+pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedView> {
+    super::cache_import::materialize(ctx, layers)?;
+    let view: Vec<ViewLayer> = layers
+        .iter()
+        .map(|l| match super::layer_write::indexed(ctx, l) {
+            Some(fs) => Ok(ViewLayer::Entries(fs)),
+            None => match super::layer_write::index_stage_layer(ctx, l)? {
+                Some(fs) => Ok(ViewLayer::Entries(fs)),
+                None => ctx.layer_dirs.ensure(l, &ctx.store).map(ViewLayer::Dir),
+            },
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(MergedView::with_owners(view, ctx.layer_dirs.owner_map()))
+}
+
+/// The unpacked directories of `layers`, bottom first (RUN's overlay lowers).
+pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<Vec<PathBuf>> {
+    layers
+        .iter()
+        .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
+        .collect()
+}
+
+/// The image's own user database, read from a stage's merged view (which
+/// the caller already has: building a second one re-checks every layer).
+pub fn user_db(view: &MergedView) -> anyhow::Result<UserDb> {
+    Ok(UserDb::parse(
+        &read_text(view, "etc/passwd")?,
+        &read_text(view, "etc/group")?,
+    ))
+}
+
+fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
+    let p = super::fs::resolve(view, path, true)?;
+    // A file this build wrote from a heredoc is read from memory, a member
+    // of a plain stage layer where it lies in the blob.
+    let bytes = match view.lstat(&p)? {
+        Some(Entry {
+            kind: cairn_layers::EntryKind::File { source, size },
+            ..
+        }) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut source.open(size)?, &mut bytes)?;
+            bytes
+        }
+        _ => return Ok(String::new()),
+    };
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Whether progress shows a line for this instruction. As buildx: only
+/// the steps that change the filesystem (RUN, COPY, ADD, WORKDIR); the
+/// config-only ones (ENV, ARG, LABEL, USER, CMD, …) have none.
+pub fn is_shown(inst: &Instruction) -> bool {
+    matches!(
+        inst,
+        Instruction::Run(_)
+            | Instruction::Copy(_)
+            | Instruction::Add(_)
+            | Instruction::Workdir { .. }
+    )
+}
+
+/// Whether the stage's FROM has a progress line: an image's, or a directory
+/// named context's (its files are a layer); FROM scratch or another stage has none.
+pub fn has_from_line(stage: &PlannedStage) -> bool {
+    matches!(stage.base, Base::Image(_) | Base::Local(_))
+}
+
+/// N of the `[stage i/N]` progress labels, as buildx counts: the FROM line
+/// (if any) is 1/N, then each shown step.
+pub fn shown_total(stage: &PlannedStage) -> usize {
+    usize::from(has_from_line(stage))
+        + stage
+            .steps
+            .iter()
+            .filter(|s| is_shown(&s.instruction))
+            .count()
+}
+
+/// Report the start of the stage's FROM line, step 1 (ONBUILD triggers run
+/// as part of it); returns its step id.
+pub fn from_line_started(ctx: &BuildCtx, stage: &PlannedStage, text: String) -> usize {
+    let id = ctx.step_id();
+    ctx.reporter.event(Event::StepStart {
+        id,
+        stage: shown_stage(stage),
+        index: 1,
+        total: shown_total(stage),
+        text,
+    });
+    id
+}
+
+/// The stage as progress names it: its name, else `stage-N` (as buildx).
+pub fn shown_stage(stage: &PlannedStage) -> String {
+    stage
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("stage-{}", stage.index))
+}
