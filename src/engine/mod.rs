@@ -33,7 +33,6 @@ pub mod layer_reuse;
 pub mod layer_write;
 pub mod multi;
 pub mod named_context;
-pub mod onbuild;
 pub mod output;
 pub mod recompress;
 pub mod record;
@@ -46,6 +45,7 @@ pub mod sources;
 pub mod stage;
 pub mod stage_run;
 pub mod state;
+pub mod step;
 pub mod users;
 pub mod workdir;
 

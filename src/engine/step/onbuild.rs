@@ -1,9 +1,10 @@
-//! ONBUILD triggers of a base image (or base stage): each stored trigger is
-//! parsed as the instruction it is and run right after the downstream
-//! `FROM`, in order, as BuildKit does.
+//! ONBUILD: the instruction stores its trigger in the config ([`onbuild`]);
+//! a base image's (or base stage's) stored triggers are each parsed as the
+//! instruction they are and run right after the downstream `FROM`, in
+//! order, as BuildKit does ([`run_triggers`]).
 
-use super::stage_run::StageRun;
-use crate::frontend::instructions::Instruction;
+use crate::engine::stage_run::StageRun;
+use crate::frontend::instructions::{Instruction, OnBuild};
 use crate::frontend::{Scope, Step};
 use crate::report::Event;
 use std::path::Path;
@@ -13,6 +14,17 @@ use std::time::Instant;
 /// instruction, text)`, the same arguments the stage's own step dispatch takes.
 pub type Dispatch<'d> = dyn FnMut(&mut StageRun, &Scope, usize, usize, usize, &Instruction, &str) -> anyhow::Result<()>
     + 'd;
+
+/// Run an ONBUILD instruction: store its trigger in the config, for the
+/// images built `FROM` this one.
+pub fn onbuild(run: &mut StageRun, ob: &OnBuild) {
+    run.image
+        .config
+        .run_config_mut()
+        .on_build
+        .get_or_insert_with(Vec::new)
+        .push(ob.trigger.clone());
+}
 
 /// The step a stored trigger text stands for, validated as BuildKit does.
 pub fn parse_trigger(trigger: &str) -> anyhow::Result<Step> {
@@ -65,7 +77,7 @@ pub fn run_triggers(
             .map_err(|e| anyhow::anyhow!("ONBUILD {trigger}: {e}"))?;
         scope.apply(&inst);
         let text = format!("ONBUILD {}", step.original);
-        let id = super::stage_run::from_line_started(ctx, run.stage, text.clone());
+        let id = crate::engine::stage_run::from_line_started(ctx, run.stage, text.clone());
         let t = Instant::now();
         // k past every real step: no `--from` source is recorded for triggers.
         dispatch(run, scope, usize::MAX, 0, id, &inst, &step.original)
@@ -87,8 +99,8 @@ mod tests {
     use crate::engine::fs::SourceFs as _;
     use crate::engine::layer_dirs::LayerDirs;
     use crate::engine::request::BuildRequest;
-    use crate::engine::stage::run_step;
     use crate::engine::state::ImageState;
+    use crate::engine::step::dispatch as run_step;
     use crate::frontend::BuildOptions;
     use std::collections::BTreeMap;
 

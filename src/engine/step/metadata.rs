@@ -1,0 +1,162 @@
+//! The config-only instructions (ENV, LABEL, ARG, EXPOSE, VOLUME, USER,
+//! STOPSIGNAL, HEALTHCHECK, CMD, ENTRYPOINT, SHELL, MAINTAINER): each changes
+//! the image config and adds an empty history entry; none touches the
+//! filesystem or the cache.
+
+use crate::engine::history;
+use crate::engine::stage_run::StageRun;
+use crate::frontend::instructions::{Healthcheck, Instruction};
+use crate::image::config::{Empty, Healthcheck as ConfigHealthcheck};
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+
+/// Apply a config-only instruction to the stage's image.
+pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
+    let shell = run.shell();
+    match inst {
+        Instruction::Env { pairs } => {
+            let rc = run.image.config.run_config_mut();
+            let mut h = String::from("ENV");
+            for p in pairs {
+                rc.set_env(&p.key, &p.value);
+                h.push_str(&format!(" {}={}", p.key, p.value));
+            }
+            run.image.push_empty(h);
+        }
+        Instruction::Label { pairs } => {
+            let rc = run.image.config.run_config_mut();
+            let labels = rc.labels.get_or_insert_with(BTreeMap::new);
+            let mut h = String::from("LABEL");
+            for p in pairs {
+                labels.insert(p.key.clone(), p.value.clone());
+                h.push_str(&format!(" {}={}", p.key, p.value));
+            }
+            run.image.push_empty(h);
+        }
+        Instruction::Arg { args } => {
+            let items: Vec<String> = args
+                .iter()
+                .map(|a| match &a.default {
+                    Some(d) => format!("{}={}", a.name, d),
+                    None => a.name.clone(),
+                })
+                .collect();
+            run.image.push_empty(format!("ARG {}", items.join(" ")));
+        }
+        Instruction::Expose { ports: words } => {
+            let ps = ports(words)?;
+            let rc = run.image.config.run_config_mut();
+            let map = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &ps {
+                map.insert(p.clone(), Empty {});
+            }
+            run.image
+                .push_empty(format!("EXPOSE {}", history::go_list(&ps)));
+        }
+        Instruction::Volume { paths } => {
+            let rc = run.image.config.run_config_mut();
+            let map = rc.volumes.get_or_insert_with(BTreeMap::new);
+            for p in paths {
+                anyhow::ensure!(
+                    !p.trim().is_empty(),
+                    "VOLUME specified can not be an empty string"
+                );
+                map.insert(p.trim().to_owned(), Empty {});
+            }
+            run.image
+                .push_empty(format!("VOLUME {}", history::go_list(paths)));
+        }
+        Instruction::User { user } => {
+            run.image.config.run_config_mut().user = Some(user.clone());
+            run.image.push_empty(format!("USER {user}"));
+        }
+        Instruction::StopSignal { signal } => {
+            run.image.config.run_config_mut().stop_signal = Some(signal.clone());
+            run.image.push_empty(format!("STOPSIGNAL {signal}"));
+        }
+        Instruction::Healthcheck(hc) => {
+            let nanos = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+            let cfg = match hc {
+                Healthcheck::None => ConfigHealthcheck {
+                    test: vec!["NONE".into()],
+                    ..Default::default()
+                },
+                Healthcheck::Cmd {
+                    test,
+                    interval,
+                    timeout,
+                    start_period,
+                    start_interval,
+                    retries,
+                } => ConfigHealthcheck {
+                    test: test.clone(),
+                    interval: nanos(*interval),
+                    timeout: nanos(*timeout),
+                    start_period: nanos(*start_period),
+                    start_interval: nanos(*start_interval),
+                    retries: retries.map_or(0, i64::from),
+                },
+            };
+            run.image.config.run_config_mut().healthcheck = Some(cfg);
+            run.image.push_empty(hc.history());
+        }
+        Instruction::Cmd { command } => {
+            let argv = command.argv(&shell);
+            run.image.config.run_config_mut().cmd = Some(argv.clone());
+            run.cmd_set = true;
+            run.image.push_empty(history::command("CMD", &argv));
+        }
+        Instruction::Entrypoint { command } => {
+            let argv = command.argv(&shell);
+            let cmd_set = run.cmd_set;
+            let rc = run.image.config.run_config_mut();
+            rc.entrypoint = Some(argv.clone());
+            if !cmd_set {
+                // BuildKit: an ENTRYPOINT resets a CMD inherited from the base.
+                rc.cmd = None;
+            }
+            run.image.push_empty(history::command("ENTRYPOINT", &argv));
+        }
+        Instruction::Shell { shell } => {
+            run.image.config.run_config_mut().shell = Some(shell.clone());
+            run.image
+                .push_empty(format!("SHELL {}", history::go_list(shell)));
+        }
+        Instruction::Maintainer { name } => {
+            run.image.config.author = Some(name.clone());
+            run.image.push_empty(format!("MAINTAINER {name}"));
+        }
+        Instruction::Workdir { .. }
+        | Instruction::Copy(_)
+        | Instruction::Add(_)
+        | Instruction::Run(_)
+        | Instruction::Onbuild(_) => {
+            anyhow::bail!("internal error: a filesystem step dispatched as config-only")
+        }
+    }
+    Ok(())
+}
+
+fn ports(words: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for w in words {
+        let (port, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+        let port = port.rsplit(':').next().unwrap_or(port);
+        let proto = proto.to_ascii_lowercase();
+        let (lo, hi) = match port.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (port, port),
+        };
+        let (lo, hi): (u32, u32) = (
+            lo.parse().with_context(|| format!("invalid port `{w}`"))?,
+            hi.parse().with_context(|| format!("invalid port `{w}`"))?,
+        );
+        anyhow::ensure!(lo <= hi && hi <= 65535, "invalid port range `{w}`");
+        for p in lo..=hi {
+            out.push(format!("{p}/{proto}"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
