@@ -47,7 +47,6 @@ pub mod stage_run;
 pub mod state;
 pub mod step;
 pub mod users;
-pub mod workdir;
 
 /// The step cache lives in the cache room; `engine::cache` names it here
 /// because every step file speaks of it.

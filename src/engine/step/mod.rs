@@ -7,6 +7,7 @@
 
 pub mod metadata;
 pub mod onbuild;
+pub mod workdir;
 
 use crate::engine::stage_run::StageRun;
 use crate::frontend::instructions::Instruction;
@@ -25,9 +26,7 @@ pub fn dispatch(
     text: &str,
 ) -> anyhow::Result<()> {
     match inst {
-        Instruction::Workdir { path } => {
-            crate::engine::workdir::workdir(run, index, id, path, text)
-        }
+        Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),
         Instruction::Copy(c) => {
             crate::engine::copy_step::copy(run, scope, k, index, id, c, "COPY", text)
         }

@@ -1,10 +1,10 @@
 //! WORKDIR: sets the config's working directory and creates it in the
 //! rootfs (owned by the current USER, as BuildKit does) when missing.
 
-use super::cache::Inputs;
-use super::fs::{components, resolve, SourceFs};
-use super::layer_write::Index;
-use super::stage_run::{StageRun, StepOutcome};
+use crate::engine::cache::Inputs;
+use crate::engine::fs::{components, resolve, SourceFs};
+use crate::engine::layer_write::Index;
+use crate::engine::stage_run::{StageRun, StepOutcome};
 use cairn_layers::{Entry, MtimePolicy};
 
 /// Join a WORKDIR with the previous one (`system.NormalizeWorkdir`).
@@ -14,7 +14,7 @@ pub fn normalize(prev: &str, path: &str) -> String {
     } else {
         format!("{}/{}", prev.trim_end_matches('/'), path)
     };
-    format!("/{}", super::fs::clean(&joined))
+    format!("/{}", crate::engine::fs::clean(&joined))
 }
 
 /// Run a WORKDIR step.
@@ -40,7 +40,7 @@ pub fn workdir(
     let epoch = run.ctx.req.epoch;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let view = run.merged_view()?;
-        let rel = super::fs::clean(&wd);
+        let rel = crate::engine::fs::clean(&wd);
         let resolved = resolve(&view, &rel, true)?;
         if matches!(view.lstat(&resolved)?, Some(e) if e.is_dir()) {
             return Ok(StepOutcome::Empty);
@@ -48,7 +48,7 @@ pub fn workdir(
         let owner = if user.is_empty() {
             None
         } else {
-            Some(super::stage_run::user_db(&view)?.resolve_user(&user)?)
+            Some(crate::engine::stage_run::user_db(&view)?.resolve_user(&user)?)
         };
         let mut entries = Vec::new();
         let mut acc = String::new();
@@ -73,7 +73,7 @@ pub fn workdir(
                 }
             }
         }
-        let layer = super::layer_write::write(
+        let layer = crate::engine::layer_write::write(
             run.ctx,
             entries,
             MtimePolicy::Set(epoch),
