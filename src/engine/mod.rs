@@ -3,13 +3,15 @@
 //! directory and its records, are in [`crate::cache`]).
 //!
 //! [`build::build`] parses and plans the Dockerfile, runs independent stages
-//! in parallel ([`stage`]), turns COPY/ADD ([`copy_step`], planned by
-//! [`copy`]; ADD's archives and URLs by [`add`]), WORKDIR ([`workdir`]) and
-//! RUN ([`run_step`]) into layers through the [`cache`], and writes the
-//! target image's config and manifest. A base image's ONBUILD triggers run
-//! through [`onbuild`]. What the builds of one invocation share (the
-//! context read once, the cache, the sandbox) is a [`session`]; a
-//! multi-platform build ([`multi`]) runs its platforms in one.
+//! in parallel ([`stage`]), each instruction through [`step::dispatch`] to
+//! its kind's file under [`step`] (COPY/ADD planned by [`copy`], ADD's
+//! archives and URLs by [`add`]); a stage's running state, which every step
+//! acts on, is [`stage_run`], and what one build's steps share is
+//! [`ctx::BuildCtx`]. Filesystem steps become layers through the [`cache`];
+//! the build ends with the target image's config and manifest. What the
+//! builds of one invocation share (the context read once, the cache, the
+//! sandbox) is a [`session`]; a multi-platform build ([`multi`]) runs its
+//! platforms in one.
 
 pub mod add;
 pub mod bases;
@@ -18,7 +20,6 @@ pub mod cache_import;
 pub mod chmod;
 pub mod context_mount;
 pub mod copy;
-pub mod copy_step;
 pub mod ctx;
 pub mod export_archive;
 pub mod export_fs;

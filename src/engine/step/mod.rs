@@ -5,6 +5,7 @@
 //! A step acts on the stage's [`crate::engine::stage_run::StageRun`]; no
 //! step file imports another's.
 
+pub mod copy;
 pub mod metadata;
 pub mod onbuild;
 pub mod workdir;
@@ -27,12 +28,8 @@ pub fn dispatch(
 ) -> anyhow::Result<()> {
     match inst {
         Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),
-        Instruction::Copy(c) => {
-            crate::engine::copy_step::copy(run, scope, k, index, id, c, "COPY", text)
-        }
-        Instruction::Add(c) => {
-            crate::engine::copy_step::copy(run, scope, k, index, id, c, "ADD", text)
-        }
+        Instruction::Copy(c) => copy::copy(run, scope, k, index, id, c, "COPY", text),
+        Instruction::Add(c) => copy::copy(run, scope, k, index, id, c, "ADD", text),
         Instruction::Run(r) => crate::engine::run_step::run(run, scope, k, index, id, r, text),
         Instruction::Onbuild(ob) => {
             onbuild::onbuild(run, ob);

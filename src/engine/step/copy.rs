@@ -1,14 +1,14 @@
 //! COPY and ADD steps: the cache key from what the step reads, and on a miss
 //! the planned entries written as one layer.
 
-use super::add::{self, Download};
-use super::cache::Inputs;
-use super::chmod::Chmod;
-use super::copy::{plan, plan_with, CopyError, CopySpec};
-use super::fs::EntryFs;
-use super::layer_reuse::write_or_reuse;
-use super::layer_write::Index;
-use super::stage_run::{view_of, StageRun, StepOutcome};
+use crate::engine::add::{self, Download};
+use crate::engine::cache::Inputs;
+use crate::engine::chmod::Chmod;
+use crate::engine::copy::{plan, plan_with, CopyError, CopySpec};
+use crate::engine::fs::EntryFs;
+use crate::engine::layer_reuse::write_or_reuse;
+use crate::engine::layer_write::Index;
+use crate::engine::stage_run::{view_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{Copy, CopySource};
 use crate::frontend::Scope;
@@ -22,10 +22,10 @@ use std::path::Path;
 enum From<'a> {
     Context,
     Heredocs(EntryFs),
-    Stage(&'a super::stage_run::StageResult, String),
-    Image(Box<super::bases::BaseImage>),
+    Stage(&'a crate::engine::stage_run::StageResult, String),
+    Image(Box<crate::engine::bases::BaseImage>),
     /// `--build-context NAME=DIR`.
-    Named(&'a super::named_context::LocalContext, String),
+    Named(&'a crate::engine::named_context::LocalContext, String),
 }
 
 /// Destination with WORKDIR applied; `.`/trailing `/` keep "directory" meaning.
@@ -36,7 +36,7 @@ pub fn absolute_dest(workdir: &str, dest: &str) -> String {
     } else {
         format!("{}/{}", workdir.trim_end_matches('/'), dest)
     };
-    let clean = format!("/{}", super::fs::clean(&joined));
+    let clean = format!("/{}", crate::engine::fs::clean(&joined));
     if dir_syntax && clean != "/" {
         format!("{clean}/")
     } else {
@@ -79,7 +79,7 @@ pub fn copy(
     let dest = absolute_dest(&run.workdir(), &c.dest);
     let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
     let exclude = Matcher::from_patterns(&c.exclude).context("invalid --exclude pattern")?;
-    let created_by = super::history::copy(keyword, c);
+    let created_by = crate::engine::history::copy(keyword, c);
 
     // Sources: paths, URLs (ADD) or heredocs (bodies are files named after the delimiter).
     let is_add = keyword == "ADD";
@@ -156,7 +156,7 @@ pub fn copy(
                 ctx.reporter,
             )?)),
             Some(Source::Local(name)) => {
-                let local = super::ctx::named_dir(ctx, name)?;
+                let local = crate::engine::ctx::named_dir(ctx, name)?;
                 From::Named(local, name.clone())
             }
             None => anyhow::bail!("internal error: no source recorded for --from"),
@@ -279,7 +279,7 @@ pub fn copy(
         let dest_view = run.merged_view()?;
         let owner = match &c.chown {
             Some(spec) => Some(
-                super::stage_run::user_db(&dest_view)?
+                crate::engine::stage_run::user_db(&dest_view)?
                     .resolve_chown(spec)
                     .with_context(|| format!("--chown={spec}"))?,
             ),
@@ -347,7 +347,7 @@ pub fn copy(
         let entries: Vec<Entry> = merged.into_values().collect();
         check_inside(&entries)?;
         let slot = run.slot(index);
-        let step = super::layer_reuse::Step {
+        let step = crate::engine::layer_reuse::Step {
             id,
             slot: &slot,
             instruction: text,
@@ -390,7 +390,7 @@ fn unpack_archive(e: &Entry, scratch: &Path) -> Result<Option<Vec<Entry>>, CopyE
 /// A missing source that exists on disk was excluded by `.dockerignore`: say so.
 fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::Error {
     let src = match &e {
-        CopyError::NotFound(s) | CopyError::NoMatch(s) => super::fs::clean(s),
+        CopyError::NotFound(s) | CopyError::NoMatch(s) => crate::engine::fs::clean(s),
         _ => return e.into(),
     };
     let host = context.join(&src);
