@@ -34,6 +34,20 @@ pub enum StepOutcome {
     Empty,
 }
 
+/// Where a step stands, as the step files are told besides the instruction.
+#[derive(Clone, Copy, Debug)]
+pub struct StepAt<'t> {
+    /// 0-based position among the stage's instructions (where the planner
+    /// recorded its `--from` source; past the end for ONBUILD triggers).
+    pub k: usize,
+    /// 1-based position: the cache slot's and the build record's.
+    pub index: usize,
+    /// Its progress step id (0: none).
+    pub id: usize,
+    /// The instruction as written.
+    pub text: &'t str,
+}
+
 /// The running state of one stage.
 pub struct StageRun<'c, 'a> {
     /// The build.

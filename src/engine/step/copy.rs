@@ -1,14 +1,18 @@
-//! COPY and ADD steps: the cache key from what the step reads, and on a miss
-//! the planned entries written as one layer.
+//! COPY, and what ADD shares with it: the cache key from what the step
+//! reads, and on a miss the planned entries written as one layer. ADD's
+//! entry point is [`super::add`]; its archives and URLs are
+//! [`crate::engine::add`].
 
 use crate::engine::add::{self, Download};
 use crate::engine::cache::Inputs;
 use crate::engine::chmod::Chmod;
 use crate::engine::copy::{plan, plan_with, CopyError, CopySpec};
+use crate::engine::ctx::BuildCtx;
 use crate::engine::fs::EntryFs;
+use crate::engine::fs::MergedView;
 use crate::engine::layer_reuse::write_or_reuse;
 use crate::engine::layer_write::Index;
-use crate::engine::stage_run::{view_of, StageRun, StepOutcome};
+use crate::engine::stage_run::{view_of, StageRun, StepAt, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{Copy, CopySource};
 use crate::frontend::Scope;
@@ -63,29 +67,117 @@ fn describe(e: &Entry, digest: &str) -> String {
     }
 }
 
-/// Run a COPY/ADD step.
-#[allow(clippy::too_many_arguments)]
-pub fn copy(
+/// COPY or ADD: ADD is COPY plus URL sources and archive unpacking.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// `COPY`.
+    Copy,
+    /// `ADD`.
+    Add,
+}
+
+impl Kind {
+    fn keyword(self) -> &'static str {
+        match self {
+            Kind::Copy => "COPY",
+            Kind::Add => "ADD",
+        }
+    }
+}
+
+/// Run a COPY step.
+pub fn copy(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy) -> anyhow::Result<()> {
+    transfer(run, scope, at, c, Kind::Copy)
+}
+
+/// A COPY or an ADD step: its key from what it reads, and on a miss the
+/// planned entries written as one layer.
+pub fn transfer(
     run: &mut StageRun,
     scope: &Scope,
-    k: usize,
-    index: usize,
-    id: usize,
+    at: StepAt,
     c: &Copy,
-    keyword: &str,
-    text: &str,
+    kind: Kind,
 ) -> anyhow::Result<()> {
     let ctx = run.ctx;
     let dest = absolute_dest(&run.workdir(), &c.dest);
     let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
     let exclude = Matcher::from_patterns(&c.exclude).context("invalid --exclude pattern")?;
-    let created_by = crate::engine::history::copy(keyword, c);
+    let created_by = crate::engine::history::copy(kind.keyword(), c);
+    let Sources {
+        paths,
+        urls,
+        heredocs,
+    } = sources(c, scope, kind)?;
+    if paths.len() + urls.len() > 1 && !(dest.ends_with('/')) {
+        return Err(CopyError::DestNotDir.into());
+    }
+    let checksum = checksum(c, &urls)?;
+    let from = from_of(run, at.k, c, heredocs)?;
+    let mut inputs = Inputs::default();
+    inputs.push("parent", run.image.fs_key.to_string());
+    inputs.push("instruction", at.text.to_owned());
+    inputs.push("dest", dest.clone());
+    if let Some(o) = &c.chown {
+        inputs.push("chown", o.clone());
+    }
+    if let Some(m) = &c.chmod {
+        inputs.push("chmod", m.clone());
+    }
+    if kind == Kind::Add {
+        inputs.push("unpack", format!("{:?}", c.unpack));
+    }
+    // Downloads and extracted archive members live here until the layer is written.
+    let scratch_dir = match kind {
+        Kind::Add => Some(
+            tempfile::Builder::new()
+                .prefix("add-")
+                .tempdir_in(ctx.cache.layout().dir(crate::cache::Bucket::Tmp))
+                .context("creating a scratch directory in the cache")?,
+        ),
+        Kind::Copy => None,
+    };
+    let mut t = Transfer {
+        c,
+        kind,
+        spec: CopySpec {
+            sources: paths,
+            dest,
+            owner: None,
+            chmod,
+            parents: c.parents,
+            link: c.link,
+        },
+        from,
+        exclude,
+        urls,
+        checksum,
+        downloads: Vec::new(),
+        scratch: scratch_dir.as_ref().map_or(Path::new(""), |d| d.path()),
+    };
+    t.key_urls(&mut inputs)?;
+    t.key_sources(run, &mut inputs)?;
+    let epoch = ctx.req.epoch;
+    run.cached_step(at.id, at.index, at.text, inputs, created_by, |run| {
+        t.write(run, at, epoch)
+    })
+}
 
-    // Sources: paths, URLs (ADD) or heredocs (bodies are files named after the delimiter).
-    let is_add = keyword == "ADD";
-    let mut paths = Vec::new();
-    let mut urls = Vec::new();
-    let mut heredocs = Vec::new();
+/// A step's sources, sorted: paths (heredocs are files named after their
+/// delimiter), URLs (ADD), and the heredoc bodies.
+struct Sources {
+    paths: Vec<String>,
+    urls: Vec<String>,
+    heredocs: Vec<Entry>,
+}
+
+fn sources(c: &Copy, scope: &Scope, kind: Kind) -> anyhow::Result<Sources> {
+    let keyword = kind.keyword();
+    let mut out = Sources {
+        paths: Vec::new(),
+        urls: Vec::new(),
+        heredocs: Vec::new(),
+    };
     for s in &c.sources {
         match s {
             CopySource::Path(p) if add::is_git(p) => {
@@ -99,27 +191,30 @@ pub fn copy(
             }
             CopySource::Path(p) if add::is_url(p) => {
                 anyhow::ensure!(
-                    is_add,
+                    kind == Kind::Add,
                     "source can't be a URL for COPY: use ADD to download it"
                 );
-                urls.push(p.clone());
+                out.urls.push(p.clone());
             }
-            CopySource::Path(p) => paths.push(p.clone()),
+            CopySource::Path(p) => out.paths.push(p.clone()),
             CopySource::Heredoc(h) => {
                 let body = if h.expand {
                     scope.expand_heredoc(&h.content)?
                 } else {
                     h.content.clone()
                 };
-                heredocs.push(Entry::file_bytes(h.name.clone(), body.into_bytes()));
-                paths.push(h.name.clone());
+                out.heredocs
+                    .push(Entry::file_bytes(h.name.clone(), body.into_bytes()));
+                out.paths.push(h.name.clone());
             }
         }
     }
-    if paths.len() + urls.len() > 1 && !(dest.ends_with('/')) {
-        return Err(CopyError::DestNotDir.into());
-    }
-    let checksum = match &c.checksum {
+    Ok(out)
+}
+
+/// `--checksum`: only for exactly one URL source.
+fn checksum(c: &Copy, urls: &[String]) -> anyhow::Result<Option<cairn_layers::Digest>> {
+    Ok(match &c.checksum {
         Some(_) if urls.is_empty() => anyhow::bail!("checksum requires HTTP(S) or Git sources"),
         Some(_) if urls.len() > 1 => {
             anyhow::bail!(
@@ -129,155 +224,165 @@ pub fn copy(
         }
         Some(s) => Some(add::parse_checksum(s)?),
         None => None,
-    };
-    let from = if !heredocs.is_empty() {
-        From::Heredocs(EntryFs::new(heredocs))
-    } else if c.from.is_none() {
-        From::Context
-    } else {
-        match run.stage.sources.get(&k).and_then(|v| v.first()) {
-            Some(Source::Stage(i)) => {
-                let r = run
-                    .done
-                    .get(i)
-                    .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} is not built yet"))?;
-                // Named as written in the Dockerfile, for miss explanations.
-                let name = ctx
-                    .plan
-                    .stage(*i)
-                    .and_then(|s| s.name.clone())
-                    .unwrap_or_else(|| i.to_string());
-                From::Stage(r, name)
-            }
-            Some(Source::Image(r)) => From::Image(Box::new(ctx.images.fetch(
-                r,
-                &run.stage.platform,
-                &ctx.store,
-                ctx.reporter,
-            )?)),
-            Some(Source::Local(name)) => {
-                let local = crate::engine::ctx::named_dir(ctx, name)?;
-                From::Named(local, name.clone())
-            }
-            None => anyhow::bail!("internal error: no source recorded for --from"),
-        }
-    };
+    })
+}
 
-    let mut inputs = Inputs::default();
-    inputs.push("parent", run.image.fs_key.to_string());
-    inputs.push("instruction", text.to_owned());
-    inputs.push("dest", dest.clone());
-    if let Some(o) = &c.chown {
-        inputs.push("chown", o.clone());
+/// Where the step's paths are read from.
+fn from_of<'c>(
+    run: &StageRun<'c, '_>,
+    k: usize,
+    c: &Copy,
+    heredocs: Vec<Entry>,
+) -> anyhow::Result<From<'c>> {
+    let ctx = run.ctx;
+    if !heredocs.is_empty() {
+        return Ok(From::Heredocs(EntryFs::new(heredocs)));
     }
-    if let Some(m) = &c.chmod {
-        inputs.push("chmod", m.clone());
+    if c.from.is_none() {
+        return Ok(From::Context);
     }
-    if is_add {
-        inputs.push("unpack", format!("{:?}", c.unpack));
+    Ok(match run.stage.sources.get(&k).and_then(|v| v.first()) {
+        Some(Source::Stage(i)) => {
+            let r = run
+                .done
+                .get(i)
+                .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} is not built yet"))?;
+            // Named as written in the Dockerfile, for miss explanations.
+            let name = ctx
+                .plan
+                .stage(*i)
+                .and_then(|s| s.name.clone())
+                .unwrap_or_else(|| i.to_string());
+            From::Stage(r, name)
+        }
+        Some(Source::Image(r)) => From::Image(Box::new(ctx.images.fetch(
+            r,
+            &run.stage.platform,
+            &ctx.store,
+            ctx.reporter,
+        )?)),
+        Some(Source::Local(name)) => {
+            let local = crate::engine::ctx::named_dir(ctx, name)?;
+            From::Named(local, name.clone())
+        }
+        None => anyhow::bail!("internal error: no source recorded for --from"),
+    })
+}
+
+/// A COPY/ADD step once its sources are known: what keys it, then what it writes.
+struct Transfer<'s, 'c> {
+    c: &'s Copy,
+    kind: Kind,
+    /// The paths to plan (owner resolved only on a miss).
+    spec: CopySpec,
+    from: From<'c>,
+    exclude: Matcher,
+    urls: Vec<String>,
+    checksum: Option<cairn_layers::Digest>,
+    /// URLs fetched so far.
+    downloads: Vec<Download>,
+    /// ADD's scratch directory (empty for COPY).
+    scratch: &'s Path,
+}
+
+impl Transfer<'_, '_> {
+    fn is_excluded(&self, p: &str) -> bool {
+        !self.exclude.is_empty() && self.exclude.is_excluded(p)
     }
-    // Without a checksum a URL's content is part of the key, so it is
-    // fetched now; with one, only on a miss.
-    // Downloads and extracted archive members live here until the layer is written.
-    let scratch_dir = if is_add {
-        Some(
-            tempfile::Builder::new()
-                .prefix("add-")
-                .tempdir_in(ctx.cache.layout().dir(crate::cache::Bucket::Tmp))
-                .context("creating a scratch directory in the cache")?,
-        )
-    } else {
-        None
-    };
-    let scratch = scratch_dir.as_ref().map_or(Path::new(""), |d| d.path());
-    let mut downloads: Vec<Download> = Vec::new();
-    for u in &urls {
-        let value = match &checksum {
-            Some(d) => d.to_string(),
-            None => {
-                let d = add::download(u, scratch, None)?;
-                let v = d.digest.to_string();
-                downloads.push(d);
-                v
-            }
-        };
-        inputs.push(format!("url {}", add::display_url(u)), value);
-    }
-    let spec = CopySpec {
-        sources: paths,
-        dest: dest.clone(),
-        owner: None,
-        chmod,
-        parents: c.parents,
-        link: c.link,
-    };
-    let has_local = !spec.sources.is_empty();
-    let is_excluded = |p: &str| !exclude.is_empty() && exclude.is_excluded(p);
-    let empty = EntryFs::new(Vec::new());
-    match &from {
-        From::Context | From::Named(..) if !has_local => {}
-        From::Context | From::Named(..) => {
-            let (fs, context, dockerfile, label) = match &from {
-                From::Named(l, name) => (
-                    l.fs()?,
-                    &l.root,
-                    l.root.join("Dockerfile"),
-                    format!("build context {name} file"),
-                ),
-                _ => (
-                    ctx.context_fs()?,
-                    &ctx.req.context,
-                    ctx.req.dockerfile.clone(),
-                    "context file".to_owned(),
-                ),
+
+    /// Without a checksum a URL's content is part of the key, so it is
+    /// fetched now; with one, only on a miss.
+    fn key_urls(&mut self, inputs: &mut Inputs) -> anyhow::Result<()> {
+        for u in &self.urls {
+            let value = match &self.checksum {
+                Some(d) => d.to_string(),
+                None => {
+                    let d = add::download(u, self.scratch, None)?;
+                    let v = d.digest.to_string();
+                    self.downloads.push(d);
+                    v
+                }
             };
-            let planned = plan(&spec, fs, &empty, &is_excluded)
-                .map_err(|e| explain_missing(context, &dockerfile, e))?;
-            let hashes = ctx.context_hashes();
-            let root = context.canonicalize().unwrap_or_else(|_| context.clone());
-            for e in &planned {
-                let (name, digest) = match &e.kind {
-                    EntryKind::File {
-                        source: cairn_layers::Source::Path(p),
-                        ..
-                    } => (
-                        // The exact name bytes (`display` would blur names that are not UTF-8).
-                        cairn_layers::raw_name::from_os(
-                            p.strip_prefix(&root).unwrap_or(p).as_os_str(),
-                        )
-                        .into_owned(),
-                        hashes
-                            .digest(p)
-                            .with_context(|| format!("reading context file {}", p.display()))?,
-                    ),
-                    _ => (e.path.clone(), String::new()),
-                };
-                inputs.push(
-                    format!("{label} {name}"),
-                    format!("{} {}", e.path, describe(e, &digest)),
-                );
-            }
+            inputs.push(format!("url {}", add::display_url(u)), value);
         }
-        From::Heredocs(fs) => {
-            for e in plan(&spec, fs, &empty, &is_excluded)? {
-                let body = match &e.kind {
-                    EntryKind::File {
-                        source: cairn_layers::Source::Bytes(b),
-                        ..
-                    } => cairn_layers::Digest::of(b).to_string(),
-                    _ => String::new(),
-                };
-                inputs.push(format!("heredoc {}", e.path), body);
-            }
-        }
-        From::Stage(r, i) => inputs.push(format!("stage {i}"), r.image.fs_key.to_string()),
-        From::Image(b) => inputs.push(format!("image {}", b.reference), b.digest.to_string()),
+        Ok(())
     }
 
-    let epoch = ctx.req.epoch;
-    run.cached_step(id, index, text, inputs, created_by, |run| {
+    /// What the paths read: each context file's content, each heredoc's
+    /// body, a stage's or an image's filesystem key.
+    fn key_sources(&self, run: &StageRun, inputs: &mut Inputs) -> anyhow::Result<()> {
+        let ctx = run.ctx;
+        let spec = &self.spec;
+        let is_excluded = |p: &str| self.is_excluded(p);
+        let empty = EntryFs::new(Vec::new());
+        match &self.from {
+            From::Context | From::Named(..) if spec.sources.is_empty() => {}
+            From::Context | From::Named(..) => {
+                let (fs, context, dockerfile, label) = match &self.from {
+                    From::Named(l, name) => (
+                        l.fs()?,
+                        &l.root,
+                        l.root.join("Dockerfile"),
+                        format!("build context {name} file"),
+                    ),
+                    _ => (
+                        ctx.context_fs()?,
+                        &ctx.req.context,
+                        ctx.req.dockerfile.clone(),
+                        "context file".to_owned(),
+                    ),
+                };
+                let planned = plan(spec, fs, &empty, &is_excluded)
+                    .map_err(|e| explain_missing(context, &dockerfile, e))?;
+                let hashes = ctx.context_hashes();
+                let root = context.canonicalize().unwrap_or_else(|_| context.clone());
+                for e in &planned {
+                    let (name, digest) = match &e.kind {
+                        EntryKind::File {
+                            source: cairn_layers::Source::Path(p),
+                            ..
+                        } => (
+                            // The exact name bytes (`display` would blur names that are not UTF-8).
+                            cairn_layers::raw_name::from_os(
+                                p.strip_prefix(&root).unwrap_or(p).as_os_str(),
+                            )
+                            .into_owned(),
+                            hashes
+                                .digest(p)
+                                .with_context(|| format!("reading context file {}", p.display()))?,
+                        ),
+                        _ => (e.path.clone(), String::new()),
+                    };
+                    inputs.push(
+                        format!("{label} {name}"),
+                        format!("{} {}", e.path, describe(e, &digest)),
+                    );
+                }
+            }
+            From::Heredocs(fs) => {
+                for e in plan(spec, fs, &empty, &is_excluded)? {
+                    let body = match &e.kind {
+                        EntryKind::File {
+                            source: cairn_layers::Source::Bytes(b),
+                            ..
+                        } => cairn_layers::Digest::of(b).to_string(),
+                        _ => String::new(),
+                    };
+                    inputs.push(format!("heredoc {}", e.path), body);
+                }
+            }
+            From::Stage(r, i) => inputs.push(format!("stage {i}"), r.image.fs_key.to_string()),
+            From::Image(b) => inputs.push(format!("image {}", b.reference), b.digest.to_string()),
+        }
+        Ok(())
+    }
+
+    /// On a miss: plan the paths and the downloads onto the stage's
+    /// filesystem and write them as one layer.
+    fn write(&mut self, run: &mut StageRun, at: StepAt, epoch: u64) -> anyhow::Result<StepOutcome> {
+        let ctx = run.ctx;
         let dest_view = run.merged_view()?;
-        let owner = match &c.chown {
+        let owner = match &self.c.chown {
             Some(spec) => Some(
                 crate::engine::stage_run::user_db(&dest_view)?
                     .resolve_chown(spec)
@@ -285,57 +390,30 @@ pub fn copy(
             ),
             None => None,
         };
-        let spec = CopySpec { owner, ..spec };
-        let unpack_local = |e: &Entry| {
-            if !is_add || c.unpack == Some(false) {
-                return Ok(None);
-            }
-            unpack_archive(e, scratch)
+        let spec = CopySpec {
+            owner,
+            ..self.spec.clone()
         };
         let mut merged: BTreeMap<String, Entry> = BTreeMap::new();
-        if has_local {
-            let planned = match &from {
-                From::Context => plan_with(
-                    &spec,
-                    ctx.context_fs()?,
-                    &dest_view,
-                    &is_excluded,
-                    &unpack_local,
-                )?,
-                From::Heredocs(fs) => plan(&spec, fs, &dest_view, &is_excluded)?,
-                From::Named(l, _) => {
-                    plan_with(&spec, l.fs()?, &dest_view, &is_excluded, &unpack_local)?
-                }
-                From::Stage(r, _) => plan_with(
-                    &spec,
-                    &view_of(ctx, &r.image.layers)?,
-                    &dest_view,
-                    &is_excluded,
-                    &unpack_local,
-                )?,
-                From::Image(b) => plan_with(
-                    &spec,
-                    &view_of(ctx, &b.layers)?,
-                    &dest_view,
-                    &is_excluded,
-                    &unpack_local,
-                )?,
-            };
+        if !spec.sources.is_empty() {
+            let planned = self.plan_paths(ctx, &spec, &dest_view)?;
             merged.extend(planned.into_iter().map(|e| (e.path.clone(), e)));
         }
-        if let Some(sum) = &checksum {
-            for u in &urls {
-                downloads.push(add::download(u, scratch, Some(sum))?);
+        if let Some(sum) = &self.checksum {
+            for u in &self.urls {
+                self.downloads
+                    .push(add::download(u, self.scratch, Some(sum))?);
             }
         }
         // URLs are unpacked only on request (`--unpack=true`), as BuildKit.
         let unpack_url = |e: &Entry| {
-            if c.unpack != Some(true) {
+            if self.c.unpack != Some(true) {
                 return Ok(None);
             }
-            unpack_archive(e, scratch)
+            unpack_archive(e, self.scratch)
         };
-        for d in &downloads {
+        let is_excluded = |p: &str| self.is_excluded(p);
+        for d in &self.downloads {
             let fs = EntryFs::new([add::download_entry(d)?]);
             let spec = CopySpec {
                 sources: vec![d.name.clone()],
@@ -346,19 +424,63 @@ pub fn copy(
         }
         let entries: Vec<Entry> = merged.into_values().collect();
         check_inside(&entries)?;
-        let slot = run.slot(index);
+        let slot = run.slot(at.index);
         let step = crate::engine::layer_reuse::Step {
-            id,
+            id: at.id,
             slot: &slot,
-            instruction: text,
+            instruction: at.text,
             stage: run.stage.index,
         };
         // ADD's downloads and extracted archives live in a scratch directory
         // that is gone after this step.
-        let keep = if is_add { Index::Drop } else { Index::Keep };
+        let keep = match self.kind {
+            Kind::Add => Index::Drop,
+            Kind::Copy => Index::Keep,
+        };
         let layer = write_or_reuse(ctx, &step, entries, MtimePolicy::Set(epoch), keep)?;
         Ok(StepOutcome::Layer(layer))
-    })
+    }
+
+    /// The paths planned onto `dest_view`, ADD's local archives unpacked.
+    fn plan_paths(
+        &self,
+        ctx: &BuildCtx,
+        spec: &CopySpec,
+        dest_view: &MergedView,
+    ) -> anyhow::Result<Vec<Entry>> {
+        let unpack_local = |e: &Entry| {
+            if self.kind != Kind::Add || self.c.unpack == Some(false) {
+                return Ok(None);
+            }
+            unpack_archive(e, self.scratch)
+        };
+        let is_excluded = |p: &str| self.is_excluded(p);
+        Ok(match &self.from {
+            From::Context => plan_with(
+                spec,
+                ctx.context_fs()?,
+                dest_view,
+                &is_excluded,
+                &unpack_local,
+            )?,
+            From::Heredocs(fs) => plan(spec, fs, dest_view, &is_excluded)?,
+            From::Named(l, _) => plan_with(spec, l.fs()?, dest_view, &is_excluded, &unpack_local)?,
+            From::Stage(r, _) => plan_with(
+                spec,
+                &view_of(ctx, &r.image.layers)?,
+                dest_view,
+                &is_excluded,
+                &unpack_local,
+            )?,
+            From::Image(b) => plan_with(
+                spec,
+                &view_of(ctx, &b.layers)?,
+                dest_view,
+                &is_excluded,
+                &unpack_local,
+            )?,
+        })
+    }
 }
 
 /// ADD's archive hook: extract a file source whose content is a tar.

@@ -5,12 +5,13 @@
 //! A step acts on the stage's [`crate::engine::stage_run::StageRun`]; no
 //! step file imports another's.
 
+pub mod add;
 pub mod copy;
 pub mod metadata;
 pub mod onbuild;
 pub mod workdir;
 
-use crate::engine::stage_run::StageRun;
+use crate::engine::stage_run::{StageRun, StepAt};
 use crate::frontend::instructions::Instruction;
 use crate::frontend::Scope;
 
@@ -26,10 +27,11 @@ pub fn dispatch(
     inst: &Instruction,
     text: &str,
 ) -> anyhow::Result<()> {
+    let at = StepAt { k, index, id, text };
     match inst {
         Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),
-        Instruction::Copy(c) => copy::copy(run, scope, k, index, id, c, "COPY", text),
-        Instruction::Add(c) => copy::copy(run, scope, k, index, id, c, "ADD", text),
+        Instruction::Copy(c) => copy::copy(run, scope, at, c),
+        Instruction::Add(c) => add::add(run, scope, at, c),
         Instruction::Run(r) => crate::engine::run_step::run(run, scope, k, index, id, r, text),
         Instruction::Onbuild(ob) => {
             onbuild::onbuild(run, ob);
