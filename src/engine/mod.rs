@@ -39,7 +39,6 @@ pub mod recompress;
 pub mod record;
 pub mod record_artifact;
 pub mod request;
-pub mod run_step;
 pub mod secret_names;
 pub mod session;
 pub mod sources;

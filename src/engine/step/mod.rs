@@ -9,6 +9,7 @@ pub mod add;
 pub mod copy;
 pub mod metadata;
 pub mod onbuild;
+pub mod run;
 pub mod workdir;
 
 use crate::engine::stage_run::{StageRun, StepAt};
@@ -32,7 +33,7 @@ pub fn dispatch(
         Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),
         Instruction::Copy(c) => copy::copy(run, scope, at, c),
         Instruction::Add(c) => add::add(run, scope, at, c),
-        Instruction::Run(r) => crate::engine::run_step::run(run, scope, k, index, id, r, text),
+        Instruction::Run(r) => run::run(run, scope, k, index, id, r, text),
         Instruction::Onbuild(ob) => {
             onbuild::onbuild(run, ob);
             Ok(())

@@ -1,10 +1,10 @@
 //! RUN steps: the cache key from what the command can see, and on a miss
 //! the command in the sandbox, its captured change written as one layer.
 
-use super::cache::Inputs;
-use super::layer_write::Index;
-use super::request::SecretSource;
-use super::stage_run::{layer_dirs_of, StageRun, StepOutcome};
+use crate::engine::cache::Inputs;
+use crate::engine::layer_write::Index;
+use crate::engine::request::SecretSource;
+use crate::engine::stage_run::{layer_dirs_of, StageRun, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{CommandLine, NetworkMode, Run};
 use crate::frontend::mount::{Mount as MountSpec, MountType};
@@ -29,7 +29,7 @@ fn resolve_mount(
     n: usize,
     m: &MountSpec,
     scratch: &std::path::Path,
-    fill: &mut Vec<super::context_mount::ContextBind>,
+    fill: &mut Vec<crate::engine::context_mount::ContextBind>,
 ) -> anyhow::Result<Resolved> {
     let ctx = run.ctx;
     let target = m.target.clone().unwrap_or_default();
@@ -140,7 +140,7 @@ fn resolve_mount(
                 // The kept files of the subtree only, keyed by their content.
                 None => {
                     let dir = scratch.join(format!("context-{}", fill.len()));
-                    let bind = super::context_mount::plan(ctx, &source, dir.clone())?;
+                    let bind = crate::engine::context_mount::plan(ctx, &source, dir.clone())?;
                     let key = format!("context {}", bind.digest);
                     source = bind.source.clone();
                     fill.push(bind);
@@ -181,7 +181,7 @@ fn resolve_mount(
                     }
                     // Its kept files only, keyed by all of them: the mount shows the whole context.
                     Some(Source::Local(name)) => {
-                        let local = super::ctx::named_dir(ctx, name)?;
+                        let local = crate::engine::ctx::named_dir(ctx, name)?;
                         let tree =
                             local.tree(&ctx.cache.layout().dir(crate::cache::Bucket::Tmp))?;
                         let content = local.content_inputs(ctx.context_hashes())?;
@@ -429,14 +429,14 @@ pub fn run(
     if let Some(sock) = ssh_sock {
         env.push(("SSH_AUTH_SOCK".into(), sock));
     }
-    let isolation = super::isolation::parse_isolation(&ctx.req.isolation)?;
-    let created_by = super::history::run(&argv, &scope.history_args());
+    let isolation = crate::engine::isolation::parse_isolation(&ctx.req.isolation)?;
+    let created_by = crate::engine::history::run(&argv, &scope.history_args());
     let epoch = ctx.req.epoch;
     let stage = run.stage.index;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let sandbox = ctx.sandbox()?;
         for bind in &fill {
-            super::named_context::write_tree(&bind.entries, &bind.dir)?;
+            crate::engine::named_context::write_tree(&bind.entries, &bind.dir)?;
         }
         let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.layers)?;
         let spec = RunSpec {
@@ -463,8 +463,13 @@ pub fn run(
         if entries.is_empty() {
             return Ok(StepOutcome::Empty);
         }
-        let layer =
-            super::layer_write::write(ctx, entries, MtimePolicy::Clamp(epoch), Index::Drop, stage)?;
+        let layer = crate::engine::layer_write::write(
+            ctx,
+            entries,
+            MtimePolicy::Clamp(epoch),
+            Index::Drop,
+            stage,
+        )?;
         drop(outcome);
         Ok(StepOutcome::Layer(layer))
     })?;
