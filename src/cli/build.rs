@@ -462,17 +462,12 @@ fn build(
     ))?;
     let sources = Sources::new(registry)?;
     if platforms.len() > 1 {
-        if cache_flags.exports() {
-            reporter.event(Event::Warning(
-                "--cache-to is not yet exported for a multi-platform build; it is ignored".into(),
-            ));
-        }
         return multi::build(
             &args,
             global,
             &req,
             (&platforms, &index_annotations),
-            &outputs,
+            (&outputs, &cache_flags),
             &sources,
             progress,
         );
@@ -583,7 +578,7 @@ fn build(
     cache_flags.export(
         &req.dockerfile,
         &req.cache_dir,
-        &result,
+        &[&result],
         &req.cache_from,
         reporter,
     )?;

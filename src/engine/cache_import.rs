@@ -3,7 +3,8 @@
 //! a hit is stored in the local cache (record and slot) and served like a
 //! local one, its blob fetched only when a later step or the output reads
 //! it ([`materialize`]). A miss is explained against the nearest remote
-//! record when the local cache knows no earlier run of the step.
+//! record when the local cache knows no earlier run of the step. A `RUN`
+//! about to run restores its cache mounts ([`before_run`]).
 
 use super::cache::{Inputs, Lookup};
 use super::ctx::BuildCtx;
@@ -54,4 +55,16 @@ pub fn materialize(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<()> {
     ctx.req
         .cache_from
         .materialize(layers.iter().map(|l| &l.digest), &ctx.store)
+}
+
+/// Before a `RUN` runs with the cache mounts `used` (id, host directory):
+/// noted for `--cache-to ...,cache-mounts=`, restored from a
+/// `--cache-from ...,cache-mounts=` when empty.
+pub fn before_run(ctx: &BuildCtx, used: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+    if used.is_empty() {
+        return Ok(());
+    }
+    let warn = |w: String| ctx.reporter.event(Event::Warning(w));
+    let scratch = ctx.cache.layout().dir(crate::cache::Bucket::Tmp);
+    ctx.req.cache_from.before_run(used, &scratch, &warn)
 }

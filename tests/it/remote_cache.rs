@@ -7,7 +7,7 @@ use crate::support::ok;
 use std::path::Path;
 
 /// A two-stage app: the final image copies from the build stage.
-fn app(ctx: &Path, branch: &str) {
+pub(crate) fn app(ctx: &Path, branch: &str) {
     write_tree(
         ctx,
         &[
@@ -24,7 +24,7 @@ fn app(ctx: &Path, branch: &str) {
 }
 
 /// Build `ctx` on the runner `home` (its own local cache); (digest, stderr).
-fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
+pub(crate) fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
     let out = build_in(home, ctx, &home.join("out"), extra);
     let digest = ok(&out);
     (digest, String::from_utf8_lossy(&out.stderr).into_owned())
@@ -105,7 +105,7 @@ fn a_local_cache_dir_serves_a_fresh_runner_the_same_image_lazily_and_refuses_poi
 }
 
 /// Tags of `repo` in the registry at `addr`.
-fn tags(addr: &str, repo: &str) -> Vec<String> {
+pub(crate) fn tags(addr: &str, repo: &str) -> Vec<String> {
     let url = format!("http://{addr}/v2/{repo}/tags/list?n=1000");
     let body = std::process::Command::new("curl")
         .args(["-sf", &url])
@@ -206,4 +206,40 @@ fn runners_building_two_branches_at_once_share_one_registry_cache_without_losing
         log.contains("continuing without it") && log.contains("the build is not failed"),
         "{log}"
     );
+}
+
+#[test]
+fn a_multi_platform_build_exports_and_imports_every_platform() {
+    let t = tempfile::tempdir().unwrap();
+    let (ctx, shared) = (t.path().join("ctx"), t.path().join("shared"));
+    write_tree(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {}\nCOPY a.txt /a.txt\n",
+                    crate::multi_platform::busybox()
+                ),
+            ),
+            ("a.txt", "alpha\n"),
+        ],
+    );
+    let platforms = ["--platform", "linux/amd64,linux/arm64"];
+    let to = format!("type=local,dest={},mode=max", shared.display());
+    let from = format!("type=local,src={}", shared.display());
+    let (index, log) = build(
+        &t.path().join("r1"),
+        &ctx,
+        &[&platforms[..], &["--cache-to", &to]].concat(),
+    );
+    // The COPY's parent differs per platform: one entry each.
+    assert!(log.contains("2 entries added"), "{log}");
+    let (fresh, log) = build(
+        &t.path().join("r2"),
+        &ctx,
+        &[&platforms[..], &["--cache-from", &from]].concat(),
+    );
+    assert_eq!(fresh, index, "{log}");
+    assert!(log.contains("2 steps hit"), "{log}");
 }

@@ -2,7 +2,10 @@
 //! are `DIR/entries/<name>.json` (the record), layer blobs
 //! `DIR/blobs/sha256/<hex>`. Every file is written to a temporary name and
 //! renamed, and nothing is ever removed, so runners may share the directory.
+//! Cache mount entries are `DIR/mounts/<name>.json` (the one kind of entry
+//! that is replaced: see [`super::mounts`]).
 
+use super::mounts::MountRecord;
 use super::Remote;
 use crate::cache::records::{CachedLayer, StepRecord};
 use anyhow::Context as _;
@@ -97,22 +100,51 @@ impl Remote for LocalDir {
     fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()> {
         anyhow::ensure!(valid(name), "invalid entry name {name:?}");
         if let Some(l) = &record.layer {
-            let d: Digest = l.digest.parse()?;
-            // Blob first: an entry is never visible before its blob. Copied,
-            // never hard-linked: a shared directory must not be a way to
-            // write into this machine's cache.
-            let mine = self.blobs()?;
-            if !mine.contains(&d) {
-                let mut w = mine.writer()?;
-                std::io::copy(&mut store.open_blob(&d)?, &mut w)?;
-                w.commit(Some(&d))
-                    .with_context(|| format!("copying {d} to {}", self.dir.display()))?;
-            }
+            self.copy_blob(&l.digest, store)?;
         }
         write_atomic(
             &self.entries(),
             &format!("{name}.json"),
             &serde_json::to_vec_pretty(record)?,
         )
+    }
+
+    fn mount_entry(&self, name: &str) -> anyhow::Result<Option<MountRecord>> {
+        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+        let path = self.dir.join("mounts").join(format!("{name}.json"));
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("{} is not a cairn cache mount record", path.display())
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> anyhow::Result<()> {
+        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+        self.copy_blob(&record.blob.digest, store)?;
+        write_atomic(
+            &self.dir.join("mounts"),
+            &format!("{name}.json"),
+            &serde_json::to_vec_pretty(record)?,
+        )
+    }
+}
+
+impl LocalDir {
+    /// Blob first: an entry is never visible before its blob. Copied, never
+    /// hard-linked: a shared directory must not be a way to write into this
+    /// machine's cache.
+    fn copy_blob(&self, digest: &str, store: &BlobStore) -> anyhow::Result<()> {
+        let d: Digest = digest.parse()?;
+        let mine = self.blobs()?;
+        if !mine.contains(&d) {
+            let mut w = mine.writer()?;
+            std::io::copy(&mut store.open_blob(&d)?, &mut w)?;
+            w.commit(Some(&d))
+                .with_context(|| format!("copying {d} to {}", self.dir.display()))?;
+        }
+        Ok(())
     }
 }

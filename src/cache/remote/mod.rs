@@ -29,6 +29,7 @@
 //! the value.
 
 pub mod local_dir;
+pub mod mounts;
 pub mod registry;
 
 use super::records::{CachedLayer, Inputs, RecordKind, StepRecord};
@@ -67,6 +68,10 @@ pub struct CacheSpec {
     pub mode: Mode,
     /// `ignore-error=`: a failing export or import warns instead of failing the build.
     pub ignore_error: bool,
+    /// `cache-mounts=`: which `RUN --mount=type=cache` contents travel
+    /// (none unless asked), and `cache-mounts-max=`: the largest exported
+    /// or imported.
+    pub mounts: mounts::MountOpts,
 }
 
 impl CacheSpec {
@@ -90,6 +95,7 @@ impl CacheSpec {
                 location: Location::Registry(value.to_owned()),
                 mode: Mode::Min,
                 ignore_error: true,
+                mounts: mounts::MountOpts::default(),
             });
         }
         let mut kv = BTreeMap::new();
@@ -134,6 +140,11 @@ impl CacheSpec {
                 "compression={c}: the cache keeps layers as built (gzip)"
             )));
         }
+        let mounts = mounts::MountOpts::parse(
+            kv.get("cache-mounts").copied(),
+            kv.get("cache-mounts-max").copied(),
+        )
+        .map_err(bad)?;
         for k in kv.keys() {
             let known = [
                 "type",
@@ -143,6 +154,8 @@ impl CacheSpec {
                 "mode",
                 "ignore-error",
                 "compression",
+                "cache-mounts",
+                "cache-mounts-max",
             ];
             if !known.contains(k) || (["dest", "src"].contains(k) && *k != dir_key) {
                 return Err(bad(format!("unknown option `{k}`")));
@@ -152,6 +165,7 @@ impl CacheSpec {
             location,
             mode,
             ignore_error,
+            mounts,
         })
     }
 
@@ -177,6 +191,33 @@ pub trait Remote: Send + Sync {
     fn fetch_blob(&self, layer: &CachedLayer, store: &BlobStore) -> anyhow::Result<u64>;
     /// Add entry `name` (`record`, and its layer blob read from `store`).
     fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()>;
+    /// The record of cache mount entry `name` ([`mounts::entry_name`]), if any.
+    fn mount_entry(&self, name: &str) -> anyhow::Result<Option<mounts::MountRecord>>;
+    /// Write cache mount entry `name` (`record`, its blob read from
+    /// `store`), replacing the one there.
+    fn put_mount(
+        &self,
+        name: &str,
+        record: &mounts::MountRecord,
+        store: &BlobStore,
+    ) -> anyhow::Result<()>;
+    /// How this cache writes entries other than as designed (a registry
+    /// that refused the artifact manifest), to be said after an export.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+}
+
+/// An entry that is not what its name says (e.g. a manifest tampered with
+/// in the registry so that it names another layer than its record): it is
+/// refused, and its step is built instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{entry}: {why}")]
+pub struct InvalidEntry {
+    /// The entry (its reference).
+    pub entry: String,
+    /// What is wrong.
+    pub why: String,
 }
 
 /// Open the cache `spec` names (nothing is read yet).
@@ -262,6 +303,8 @@ pub struct Imports {
     hits: AtomicUsize,
     blobs: AtomicUsize,
     bytes: AtomicU64,
+    /// `RUN --mount=type=cache` directories: those used, those restored.
+    mounts: mounts::MountSync,
 }
 
 impl std::fmt::Debug for Imports {
@@ -283,6 +326,22 @@ impl Imports {
     /// Whether any cache is configured.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
+    }
+
+    /// Before a `RUN` runs with the cache mounts `used` (id, directory):
+    /// see [`mounts::before_run`].
+    pub fn before_run(
+        &self,
+        used: &[(String, PathBuf)],
+        scratch: &Path,
+        warn: &dyn Fn(String),
+    ) -> anyhow::Result<()> {
+        mounts::before_run(&self.sources, &self.mounts, used, scratch, warn)
+    }
+
+    /// The cache mounts `RUN` steps of this build ran with, by id.
+    pub fn mounts_ran(&self) -> BTreeMap<String, PathBuf> {
+        self.mounts.ran()
     }
 
     fn usable(&self) -> impl Iterator<Item = (usize, &(CacheSpec, Box<dyn Remote>))> {
@@ -330,6 +389,16 @@ impl Imports {
             let rec = match remote.entry(&name) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
+                Err(e) if e.is::<InvalidEntry>() => {
+                    warn(format!(
+                        "{}: refused {e:#}; building the step instead",
+                        remote.describe()
+                    ));
+                    if let Ok(mut r) = self.refused.lock() {
+                        r.insert(key.to_string());
+                    }
+                    continue;
+                }
                 Err(e) => {
                     self.failed(i, e, warn)?;
                     continue;
@@ -458,8 +527,13 @@ impl Imports {
             return None;
         }
         let names: Vec<String> = self.sources.iter().map(|(s, _)| s.describe()).collect();
+        let mounts = self
+            .mounts
+            .summary()
+            .map(|m| format!(", {m}"))
+            .unwrap_or_default();
         Some(format!(
-            "cache import ({}): {} steps hit, {} blobs fetched ({} bytes)",
+            "cache import ({}): {} steps hit, {} blobs fetched ({} bytes){mounts}",
             names.join(", "),
             self.hits.load(Ordering::Relaxed),
             self.blobs.load(Ordering::Relaxed),

@@ -10,13 +10,24 @@
 //! image's), so cache blobs are the image's own. Credentials are those of
 //! any push (`cairn login`, docker's config), so the cache may live in
 //! another repository or registry.
+//!
+//! **Registries that refuse artifacts.** Some registries (Harbor, older ECR
+//! and Artifactory) refuse a manifest with an `artifactType` or an unknown
+//! config media type (400 `MANIFEST_INVALID`, 415). Then the entry is
+//! written again as an image manifest (an OCI image config whose label
+//! names the entry type, the same layers), and every later entry of the
+//! build goes straight to that shape; reading accepts both. A registry
+//! that refuses both fails the export, naming the ref and what to do (by
+//! default a warning: `ignore-error=true`).
 
-use super::Remote;
+use super::mounts::{MountRecord, MOUNT_TYPE};
+use super::{InvalidEntry, Remote};
 use crate::cache::records::{CachedLayer, StepRecord};
-use crate::image::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
+use crate::image::manifest::{Descriptor, ImageManifest, OCI_CONFIG, OCI_MANIFEST};
 use crate::registry::{Reference, Registry, RegistryError, Repository};
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The artifact type of an entry, and the media type of its record layer.
@@ -59,6 +70,7 @@ impl Client {
         Ok(RegistryCache {
             client: self.clone(),
             repo: r.repository().clone(),
+            image_shape: AtomicBool::new(false),
         })
     }
 }
@@ -67,6 +79,29 @@ impl Client {
 pub struct RegistryCache {
     client: Client,
     repo: Repository,
+    /// The registry refused an artifact manifest: entries are image manifests.
+    image_shape: AtomicBool,
+}
+
+/// Whether `e` is a registry refusing a manifest for its shape (not for a
+/// missing blob, credentials or an outage).
+fn refuses_manifest(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Status {
+            method,
+            url,
+            status,
+            errors,
+        } => {
+            method == "PUT"
+                && url.contains("/manifests/")
+                && (*status == 415
+                    || (*status == 400
+                        && !errors.has("MANIFEST_BLOB_UNKNOWN")
+                        && !errors.has("BLOB_UNKNOWN")))
+        }
+        _ => false,
+    }
 }
 
 impl RegistryCache {
@@ -77,6 +112,133 @@ impl RegistryCache {
     fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.client.runtime.block_on(f)
     }
+
+    /// The record (JSON, first layer of type `kind`, at most [`RECORD_MAX`]
+    /// bytes) of the entry tagged `name`, and the manifest's other layers;
+    /// None when there is no such tag.
+    fn read(&self, name: &str, kind: &str) -> anyhow::Result<Option<(Vec<u8>, Vec<Descriptor>)>> {
+        let r = self.tagged(name);
+        let reg = &self.client.registry;
+        let raw = match self.block(reg.fetch_manifest(&r)) {
+            Ok(raw) => raw,
+            Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let invalid = |why: String| InvalidEntry {
+            entry: r.to_string(),
+            why,
+        };
+        let m: ImageManifest = serde_json::from_slice(&raw.bytes)
+            .map_err(|e| invalid(format!("not a cairn cache entry: {e}")))?;
+        // Either shape (see the module doc): the record layer says the kind.
+        let shape_ok = m.artifact_type.as_deref().is_none_or(|t| t == kind);
+        let Some(rec) = m
+            .layers
+            .first()
+            .filter(|l| shape_ok && l.media_type == kind)
+        else {
+            return Err(invalid(format!(
+                "not a cairn cache entry of type {kind} (artifactType {:?})",
+                m.artifact_type
+            ))
+            .into());
+        };
+        if rec.size > RECORD_MAX {
+            return Err(invalid(format!("record of {} bytes refused", rec.size)).into());
+        }
+        // A scratch store: records are not kept with the build's blobs.
+        let scratch = tempfile::tempdir()?;
+        let tmp = BlobStore::open(scratch.path())?;
+        self.block(reg.fetch_blob(&r, rec, &tmp))?;
+        Ok(Some((tmp.read_bytes(&rec.digest)?, m.layers[1..].to_vec())))
+    }
+
+    /// Tag `name` with a manifest of `kind` whose layers are the record
+    /// `record` and `blob` (read from `store`), as an artifact or, for a
+    /// registry that refuses those, as an image.
+    fn write(
+        &self,
+        name: &str,
+        kind: &str,
+        record: &[u8],
+        blob: Option<(&str, &str, u64)>,
+        store: &BlobStore,
+    ) -> anyhow::Result<()> {
+        let rec_d = store.put_bytes(record)?;
+        let mut layers = vec![serde_json::json!({
+            "mediaType": kind, "digest": rec_d.to_string(), "size": record.len(),
+        })];
+        if let Some((media_type, digest, size)) = blob {
+            layers.push(serde_json::json!({
+                "mediaType": media_type, "digest": digest, "size": size,
+            }));
+        }
+        let r = self.tagged(name);
+        if !self.image_shape.load(Ordering::Relaxed) {
+            let empty = store.put_bytes(b"{}")?;
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": kind,
+                "config": {"mediaType": EMPTY_TYPE, "digest": empty.to_string(), "size": 2},
+                "layers": layers,
+            }))?;
+            match self.push(&r, &manifest, store) {
+                Err(e) if refuses_manifest(&e) => self.image_shape.store(true, Ordering::Relaxed),
+                other => return Ok(other.map(|_| ())?),
+            }
+        }
+        // An image config is what every registry accepts; the label says
+        // what the image is for anyone who looks.
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "unknown",
+            "os": "unknown",
+            "config": {"Labels": {"dev.cairn.cache.entry": kind}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))?;
+        let config_d = store.put_bytes(&config)?;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_d.to_string(), "size": config.len()},
+            "layers": layers,
+        }))?;
+        self.push(&r, &manifest, store).map(|_| ()).map_err(|e| {
+            let refused = refuses_manifest(&e);
+            let e = anyhow::Error::new(e).context(format!("writing cache entry {r}"));
+            if refused {
+                crate::error::hint(
+                    e.context(
+                        "the registry refused the cache entry both as an OCI artifact and as an image manifest",
+                    ),
+                    format!(
+                        "export to a registry or repository that accepts OCI image manifests with custom layer types, \
+                         or to type=local,dest=DIR; to build without the export meanwhile, drop ignore-error=false or --cache-to {}",
+                        self.repo
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    fn push(
+        &self,
+        r: &Reference,
+        manifest: &[u8],
+        store: &BlobStore,
+    ) -> Result<Digest, RegistryError> {
+        // A push that lost a race with another runner's upload of the same
+        // blob is pushed again by push_image itself.
+        self.block(self.client.registry.push_image(
+            r,
+            manifest,
+            OCI_MANIFEST,
+            store,
+            &self.client.mount_from,
+        ))
+    }
 }
 
 impl Remote for RegistryCache {
@@ -85,41 +247,31 @@ impl Remote for RegistryCache {
     }
 
     fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>> {
-        let r = self.tagged(name);
-        let reg = &self.client.registry;
-        let raw = match self.block(reg.fetch_manifest(&r)) {
-            Ok(raw) => raw,
-            Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some((bytes, blobs)) = self.read(name, RECORD_TYPE)? else {
+            return Ok(None);
         };
-        let m: ImageManifest = serde_json::from_slice(&raw.bytes)
-            .map_err(|e| anyhow::anyhow!("{r} is not a cairn cache entry: {e}"))?;
-        let Some(rec) = m.layers.first().filter(|l| {
-            m.artifact_type.as_deref() == Some(RECORD_TYPE) && l.media_type == RECORD_TYPE
-        }) else {
-            anyhow::bail!(
-                "{r} is not a cairn cache entry (artifactType {:?})",
-                m.artifact_type
-            );
-        };
-        anyhow::ensure!(
-            rec.size <= RECORD_MAX,
-            "{r}: record of {} bytes refused",
-            rec.size
-        );
-        // A scratch store: records are not kept with the build's blobs.
-        let scratch = tempfile::tempdir()?;
-        let tmp = BlobStore::open(scratch.path())?;
-        self.block(reg.fetch_blob(&r, rec, &tmp))?;
-        let bytes = tmp.read_bytes(&rec.digest)?;
-        let record: StepRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{r}: the record does not parse: {e}"))?;
-        // The manifest names the layer too: it must be the record's.
-        let named = m.layers.get(1).map(|l| l.digest.to_string());
-        anyhow::ensure!(
-            named == record.layer.as_ref().map(|l| l.digest.clone()),
-            "{r}: the record's layer is not the entry's"
-        );
+        let entry = self.tagged(name).to_string();
+        let record: StepRecord = serde_json::from_slice(&bytes).map_err(|e| InvalidEntry {
+            entry: entry.clone(),
+            why: format!("the record does not parse: {e}"),
+        })?;
+        // The manifest names the layer too: it must be the record's (a
+        // manifest pushed over the tag pointing elsewhere is refused).
+        let named = blobs.first().map(|l| l.digest.to_string());
+        if named != record.layer.as_ref().map(|l| l.digest.clone()) {
+            return Err(InvalidEntry {
+                entry,
+                why: format!(
+                    "the entry's layer {} is not its record's {}",
+                    named.as_deref().unwrap_or("(none)"),
+                    record
+                        .layer
+                        .as_ref()
+                        .map_or("(none)", |l| l.digest.as_str())
+                ),
+            }
+            .into());
+        }
         Ok(Some(record))
     }
 
@@ -140,33 +292,46 @@ impl Remote for RegistryCache {
 
     fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()> {
         let rec = serde_json::to_vec(record)?;
-        let rec_d = store.put_bytes(&rec)?;
-        let empty = store.put_bytes(b"{}")?;
-        let mut layers = vec![serde_json::json!({
-            "mediaType": RECORD_TYPE, "digest": rec_d.to_string(), "size": rec.len(),
-        })];
-        if let Some(l) = &record.layer {
-            layers.push(serde_json::json!({
-                "mediaType": l.media_type, "digest": l.digest, "size": l.size,
-            }));
+        let layer = record
+            .layer
+            .as_ref()
+            .map(|l| (l.media_type.as_str(), l.digest.as_str(), l.size));
+        self.write(name, RECORD_TYPE, &rec, layer, store)
+    }
+
+    fn mount_entry(&self, name: &str) -> anyhow::Result<Option<MountRecord>> {
+        let Some((bytes, blobs)) = self.read(name, MOUNT_TYPE)? else {
+            return Ok(None);
+        };
+        let entry = self.tagged(name).to_string();
+        let rec: MountRecord = serde_json::from_slice(&bytes).map_err(|e| InvalidEntry {
+            entry: entry.clone(),
+            why: format!("the record does not parse: {e}"),
+        })?;
+        let named = blobs.first().map(|l| l.digest.to_string());
+        if named.as_deref() != Some(rec.blob.digest.as_str()) {
+            return Err(InvalidEntry {
+                entry,
+                why: "the entry's blob is not its record's".into(),
+            }
+            .into());
         }
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": RECORD_TYPE,
-            "config": {"mediaType": EMPTY_TYPE, "digest": empty.to_string(), "size": 2},
-            "layers": layers,
-        }))?;
-        let r = self.tagged(name);
-        // A push that lost a race with another runner's upload of the same
-        // blob is pushed again by push_image itself.
-        self.block(self.client.registry.push_image(
-            &r,
-            &manifest,
-            OCI_MANIFEST,
-            store,
-            &self.client.mount_from,
-        ))?;
-        Ok(())
+        Ok(Some(rec))
+    }
+
+    fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> anyhow::Result<()> {
+        let rec = serde_json::to_vec(record)?;
+        let b = &record.blob;
+        let blob = Some((b.media_type.as_str(), b.digest.as_str(), b.size));
+        self.write(name, MOUNT_TYPE, &rec, blob, store)
+    }
+
+    fn degraded(&self) -> Option<String> {
+        self.image_shape.load(Ordering::Relaxed).then(|| {
+            format!(
+                "the registry refused OCI artifact manifests; the entries were written as image manifests (readable by cairn alike) in {}",
+                self.repo
+            )
+        })
     }
 }

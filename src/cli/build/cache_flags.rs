@@ -72,17 +72,14 @@ impl CacheFlags {
         Ok(Imports::new(sources))
     }
 
-    /// Whether `--cache-to` was given.
-    pub(super) fn exports(&self) -> bool {
-        !self.to.is_empty()
-    }
-
-    /// Export the steps of `result` to every `--cache-to`.
+    /// Export the steps of `results` (one per platform) to every
+    /// `--cache-to`, and the cache mounts their `RUN` steps used to those
+    /// with `cache-mounts=`.
     pub(super) fn export(
         &self,
         dockerfile: &std::path::Path,
         cache_dir: &std::path::Path,
-        result: &BuildResult,
+        results: &[&BuildResult],
         imports: &Imports,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<()> {
@@ -91,10 +88,10 @@ impl CacheFlags {
         }
         let cache = crate::cache::Cache::open_as_is(cache_dir)?;
         let store = cairn_layers::blob_store::BlobStore::open(cache_dir)?;
-        let entries: Vec<ExportEntry> = result
-            .record
-            .steps
+        let scratch = cache.layout().dir(crate::cache::Bucket::Tmp);
+        let entries: Vec<ExportEntry> = results
             .iter()
+            .flat_map(|r| &r.record.steps)
             .filter_map(|s| {
                 let key = s.key.as_ref()?.parse().ok()?;
                 Some(ExportEntry {
@@ -103,18 +100,32 @@ impl CacheFlags {
                 })
             })
             .collect();
-        let layers: Vec<_> = result.layers.iter().map(|l| l.digest.clone()).collect();
+        let layers: Vec<_> = results
+            .iter()
+            .flat_map(|r| r.layers.iter().map(|l| l.digest.clone()))
+            .collect();
+        let mounts = imports.mounts_ran();
+        let warn = |w: String| reporter.event(Event::Warning(w));
         for spec in &self.to {
             let t = std::time::Instant::now();
             let r = self.open(spec).and_then(|remote| {
-                remote::export(spec, &*remote, &entries, &layers, &store, imports)
+                let steps = remote::export(spec, &*remote, &entries, &layers, &store, imports)?;
+                let m = remote::mounts::export(spec, &*remote, &mounts, &scratch, &warn)?;
+                if let Some(note) = remote.degraded() {
+                    warn(note);
+                }
+                Ok((steps, m))
             });
             match r {
-                Ok(done) => reporter.event(Event::Info(format!(
-                    "cache export to the {}: {} entries added, {} already there ({:.2}s)",
+                Ok((done, m)) => reporter.event(Event::Info(format!(
+                    "cache export to the {}: {} entries added, {} already there{} ({:.2}s)",
                     spec.describe(),
                     done.added,
                     done.present,
+                    match (m.written, m.unchanged) {
+                        (0, 0) => String::new(),
+                        (w, u) => format!("; cache mounts: {w} written, {u} unchanged"),
+                    },
                     t.elapsed().as_secs_f64()
                 ))),
                 Err(e) if spec.ignore_error => reporter.event(Event::Warning(format!(

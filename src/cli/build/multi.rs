@@ -51,7 +51,7 @@ pub(super) fn build(
     global: &GlobalArgs,
     req: &BuildRequest,
     (platforms, annotations): (&[Platform], &IndexAnnotations),
-    outputs: &[OutputSpec],
+    (outputs, cache_flags): (&[OutputSpec], &super::cache_flags::CacheFlags),
     sources: &Sources,
     progress: Arc<crate::progress::Progress>,
 ) -> anyhow::Result<ExitCode> {
@@ -130,6 +130,18 @@ pub(super) fn build(
                 o.sink
             ),
         }
+    }
+    // Every platform's steps: their keys differ where their inputs do.
+    let images: Vec<_> = ix.images.iter().collect();
+    cache_flags.export(
+        &req.dockerfile,
+        &req.cache_dir,
+        &images,
+        &req.cache_from,
+        reporter,
+    )?;
+    if let Some(s) = req.cache_from.summary() {
+        reporter.event(Event::Info(s));
     }
     if let Some(f) = &args.metadata_file {
         let meta = serde_json::json!({

@@ -400,6 +400,7 @@ pub fn run(
     let mut ssh_index = 0;
     let mut ssh_sock = None;
     let mut fill = Vec::new();
+    let mut cache_mounts = Vec::new();
     for spec in &r.mount_specs {
         let mut m = MountSpec::parse(spec, Some(&expand))
             .map_err(|e| anyhow::anyhow!("--mount={spec}: {e}"))?;
@@ -420,6 +421,9 @@ pub fn run(
             0
         };
         let res = resolve_mount(run, k, n, &m, scratch.path(), &mut fill)?;
+        if let Some(Mount::Cache { host, .. }) = &res.mount {
+            cache_mounts.push((res.key.1.clone(), host.clone()));
+        }
         inputs.push(res.key.0, res.key.1);
         mounts.extend(res.mount);
         secret_env.extend(res.env);
@@ -435,6 +439,7 @@ pub fn run(
     let stage = run.stage.index;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let sandbox = ctx.sandbox()?;
+        crate::engine::cache_import::before_run(ctx, &cache_mounts)?;
         for bind in &fill {
             crate::engine::named_context::write_tree(&bind.entries, &bind.dir)?;
         }

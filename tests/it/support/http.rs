@@ -171,6 +171,8 @@ pub enum Fault {
     Truncate,
     /// Forward, then close without answering.
     DropResponse,
+    /// Answer this status with this distribution error code, without forwarding.
+    Refuse(u16, &'static str),
 }
 
 /// A proxy in front of `upstream` that applies `policy(n, &request)` to the n-th request.
@@ -210,6 +212,12 @@ impl FaultProxy {
                 }
                 Fault::DropResponse => {
                     forward(&upstream, &req);
+                }
+                Fault::Refuse(code, what) => {
+                    let body = format!(
+                        "{{\"errors\":[{{\"code\":\"{what}\",\"message\":\"injected\"}}]}}"
+                    );
+                    respond(conn, code, &[], body.as_bytes());
                 }
                 Fault::Pass | Fault::Truncate => {
                     let (head, body) = forward(&upstream, &req);

@@ -1,0 +1,503 @@
+//! `RUN --mount=type=cache` contents through `--cache-to/--cache-from`
+//! (opt-in: `cache-mounts=true` or `cache-mounts=ID[:ID…]`), so a fresh
+//! runner's `npm ci` finds the npm cache a previous runner filled.
+//!
+//! **One entry per mount id, last writer wins.** A cache mount's contents
+//! are never a step input (a step's key names the mount's id, not its
+//! files), so any version of them gives the same image: the package manager
+//! checks each cached package itself. The newest is the best guess (a
+//! changed lockfile reruns `npm ci`, and the previous cache still holds most
+//! of its packages), so the entry is named by the id alone
+//! ([`entry_name`]) and replaced by each export whose contents differ. A
+//! key naming the lockfile would miss exactly when the cache is needed. The
+//! step entries stay append-only; this is the only replaced name.
+//!
+//! **What travels.** Only mounts a `RUN` that actually ran in this build
+//! used ([`MountSync::ran`]): a build whose steps all hit never overwrites
+//! the entry with an empty or stale directory. The contents are a
+//! deterministic tar (sorted, ownership and times dropped, modes reduced to
+//! 0644/0755: [`pack`]), gzip level 1 (package caches hold compressed
+//! files already), bounded by `cache-mounts-max=` (default 512 MiB of file
+//! data; over it the mount is skipped with a warning). It is never part of
+//! an image layer: the blob is only in the cache.
+//!
+//! **Import** restores an entry before the first `RUN` that uses the mount,
+//! only when the local mount directory is empty (a warm local cache is
+//! never overwritten), into a scratch directory renamed into place once the
+//! blob verified (its digest while read, the tar's digest after): a refused
+//! or failing import leaves the directory empty, and the `RUN` simply runs
+//! without it.
+
+use super::{CacheSpec, Remote};
+use crate::cache::records::CachedLayer;
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::digest::{HashingReader, HashingWriter};
+use cairn_layers::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The artifact type of a cache mount entry and the media type of its record.
+pub const MOUNT_TYPE: &str = "application/vnd.cairn.cache.mount.v1+json";
+/// The media type of its contents.
+pub const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// `cache-mounts-max=` when not given.
+pub const DEFAULT_MAX: u64 = 512 << 20;
+
+/// `cache-mounts=` and `cache-mounts-max=`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountOpts {
+    /// Which ids travel: `None` for none (the default).
+    pub select: Option<Select>,
+    /// The largest mount (bytes of file data) exported or imported.
+    pub max: u64,
+}
+
+impl Default for MountOpts {
+    fn default() -> Self {
+        MountOpts {
+            select: None,
+            max: DEFAULT_MAX,
+        }
+    }
+}
+
+/// Which cache mounts travel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Select {
+    /// Every one a `RUN` used.
+    All,
+    /// Those with these ids (a mount without `id=` has its target as id).
+    Ids(Vec<String>),
+}
+
+impl MountOpts {
+    /// Parse the two options' values (absent: the defaults).
+    pub fn parse(select: Option<&str>, max: Option<&str>) -> Result<Self, String> {
+        let select = match select {
+            None | Some("false") => None,
+            Some("true") => Some(Select::All),
+            Some("") => return Err("cache-mounts=: use true, false or ID[:ID…]".into()),
+            Some(ids) => Some(Select::Ids(ids.split(':').map(str::to_owned).collect())),
+        };
+        let max = match max {
+            None => DEFAULT_MAX,
+            Some(m) => crate::cache::usage::parse_size(m)
+                .map_err(|e| format!("cache-mounts-max={m}: {e}"))?,
+        };
+        Ok(MountOpts { select, max })
+    }
+
+    /// Whether the mount `id` travels.
+    pub fn wants(&self, id: &str) -> bool {
+        match &self.select {
+            None => false,
+            Some(Select::All) => true,
+            Some(Select::Ids(ids)) => ids.iter().any(|i| i == id),
+        }
+    }
+}
+
+/// What an entry says about the contents of a cache mount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// The mount's id.
+    pub id: String,
+    /// The gzip tar: digest, the tar's digest (`diff_id`), size.
+    pub blob: CachedLayer,
+    /// Regular files in it.
+    pub files: u64,
+    /// Bytes of file data in it (what `cache-mounts-max` bounds).
+    pub bytes: u64,
+}
+
+/// The entry name of mount `id` (a registry tag, distinct from the step
+/// entries' `s…`).
+pub fn entry_name(id: &str) -> String {
+    format!("m{}", &Digest::of(id.as_bytes()).hex()[..32])
+}
+
+/// Regular files and their bytes under `dir` (symlinks not followed).
+pub fn measure(dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for e in walkdir::WalkDir::new(dir).follow_links(false) {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        if e.file_type().is_file() {
+            files += 1;
+            bytes += e.metadata()?.len();
+        }
+    }
+    Ok((files, bytes))
+}
+
+/// The deterministic gzip tar of `dir` into `store`: entries sorted by
+/// name, directories, regular files and symlinks only (sockets and fifos
+/// are not cache contents), no owners or times. Returns its blob
+/// description (digest, tar digest, size).
+pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<CachedLayer> {
+    let w = store.writer()?;
+    let gz = flate2::write::GzEncoder::new(w, flate2::Compression::new(1));
+    let mut tar = tar::Builder::new(HashingWriter::new(gz));
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.follow_symlinks(false);
+    let walk = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
+    for e in walk {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let t = e.file_type();
+        if !(t.is_dir() || t.is_file() || t.is_symlink()) {
+            continue;
+        }
+        let rel = e.path().strip_prefix(dir)?;
+        tar.append_path_with_name(e.path(), rel)
+            .with_context(|| format!("reading {}", e.path().display()))?;
+    }
+    let (diff_id, _, gz) = tar.into_inner()?.finish();
+    let (digest, size) = gz.finish()?.commit(None)?;
+    Ok(CachedLayer {
+        digest: digest.to_string(),
+        diff_id: diff_id.to_string(),
+        size,
+        media_type: TAR_GZIP.into(),
+    })
+}
+
+/// A reader that fails once more than `left` bytes come through (a blob
+/// whose tar is larger than its record says is refused, not unpacked).
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self
+            .left
+            .checked_sub(n as u64)
+            .ok_or_else(|| std::io::Error::other("the contents are larger than the entry says"))?;
+        Ok(n)
+    }
+}
+
+/// Unpack `rec`'s blob (verified already, in `store`) into `dir`, which
+/// must be empty: into `scratch` first, renamed into place once the tar's
+/// digest matched. Entries cannot land outside `dir` (the tar crate refuses
+/// `..` and paths through symlinks).
+pub fn unpack(
+    rec: &MountRecord,
+    store: &BlobStore,
+    dir: &Path,
+    scratch: &Path,
+) -> anyhow::Result<()> {
+    let d: Digest = rec.blob.digest.parse()?;
+    let want: Digest = rec.blob.diff_id.parse()?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".mount-")
+        .tempdir_in(scratch)?;
+    let into = tmp.path().join("m");
+    std::fs::create_dir(&into)?;
+    // File data, plus a header and padding per file and the end blocks.
+    let bound = rec.bytes + (rec.files + 1) * 1024 + (1 << 20);
+    let gz = flate2::read::GzDecoder::new(store.open_blob(&d)?);
+    let mut ar = tar::Archive::new(HashingReader::new(Bounded {
+        inner: gz,
+        left: bound,
+    }));
+    ar.set_preserve_permissions(false);
+    ar.set_overwrite(false);
+    ar.unpack(&into)
+        .with_context(|| format!("unpacking cache mount {}", rec.id))?;
+    let mut rest = ar.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink())?;
+    let (got, _, _) = rest.finish();
+    anyhow::ensure!(
+        got == want,
+        "cache mount {}: the contents are {got}, the entry says {want}",
+        rec.id
+    );
+    // Replaces `dir` only while it is still empty (rename(2) onto an empty
+    // directory): a RUN of another platform that filled it meanwhile wins.
+    std::fs::rename(&into, dir).or_else(|e| {
+        if std::fs::read_dir(dir).is_ok_and(|mut r| r.next().is_some()) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// The cache mounts of one build: those its `RUN` steps ran with (for the
+/// export) and those restored (once per id).
+#[derive(Default)]
+pub struct MountSync {
+    /// Id → host directory, of every cache mount a `RUN` ran with.
+    ran: Mutex<BTreeMap<String, PathBuf>>,
+    /// Ids a restore was tried for; held while restoring, so two platforms
+    /// reaching the same mount wait for one restore.
+    tried: Mutex<BTreeSet<String>>,
+    restored: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl MountSync {
+    /// The mounts whose `RUN` ran, by id.
+    pub fn ran(&self) -> BTreeMap<String, PathBuf> {
+        self.ran.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// One line for the build summary, when a mount was restored.
+    pub fn summary(&self) -> Option<String> {
+        let n = self.restored.load(Ordering::Relaxed);
+        (n > 0).then(|| {
+            format!(
+                "{n} cache mounts restored ({} bytes)",
+                self.bytes.load(Ordering::Relaxed)
+            )
+        })
+    }
+}
+
+/// Before a `RUN` runs with the cache mounts `used` (id, host directory):
+/// note them for the export, and restore each one a `--cache-from` with
+/// `cache-mounts=` has, when its directory is empty. `scratch` is on the
+/// same filesystem as the directories. A failure warns (or fails the build
+/// with `ignore-error=false`); the `RUN` then runs with the directory as it
+/// was.
+pub fn before_run(
+    sources: &[(CacheSpec, Box<dyn Remote>)],
+    sync: &MountSync,
+    used: &[(String, PathBuf)],
+    scratch: &Path,
+    warn: &dyn Fn(String),
+) -> anyhow::Result<()> {
+    for (id, dir) in used {
+        if let Ok(mut r) = sync.ran.lock() {
+            r.insert(id.clone(), dir.clone());
+        }
+        let Ok(mut tried) = sync.tried.lock() else {
+            continue;
+        };
+        if !tried.insert(id.clone()) {
+            continue;
+        }
+        let empty = std::fs::read_dir(dir).map_or(true, |mut r| r.next().is_none());
+        if !empty {
+            continue;
+        }
+        for (spec, remote) in sources.iter().filter(|(s, _)| s.mounts.wants(id)) {
+            match restore(spec, &**remote, id, dir, scratch) {
+                Ok(None) => continue,
+                Ok(Some(n)) => {
+                    sync.restored.fetch_add(1, Ordering::Relaxed);
+                    sync.bytes.fetch_add(n, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    let e = e.context(format!(
+                        "restoring cache mount {id} from the {}",
+                        spec.describe()
+                    ));
+                    if !spec.ignore_error {
+                        return Err(e);
+                    }
+                    warn(format!(
+                        "{e:#}; the step runs without it (ignore-error=true)"
+                    ));
+                }
+            }
+        }
+        drop(tried);
+    }
+    Ok(())
+}
+
+/// Restore mount `id` from `remote` into the empty `dir`: the blob's bytes,
+/// or None when the cache has no entry for it.
+fn restore(
+    spec: &CacheSpec,
+    remote: &dyn Remote,
+    id: &str,
+    dir: &Path,
+    scratch: &Path,
+) -> anyhow::Result<Option<u64>> {
+    let Some(rec) = remote.mount_entry(&entry_name(id))? else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        rec.id == id,
+        "entry {} is the cache mount {:?}, not {id:?}",
+        entry_name(id),
+        rec.id
+    );
+    anyhow::ensure!(
+        rec.bytes <= spec.mounts.max,
+        "{} bytes, over cache-mounts-max={} (raise it on --cache-from to import it)",
+        rec.bytes,
+        spec.mounts.max
+    );
+    // The blob is kept only until unpacked: not among the build's blobs.
+    let tmp = tempfile::Builder::new()
+        .prefix(".mount-blob-")
+        .tempdir_in(scratch)?;
+    let store = BlobStore::open(tmp.path())?;
+    let n = remote.fetch_blob(&rec.blob, &store)?;
+    unpack(&rec, &store, dir, scratch)?;
+    Ok(Some(n))
+}
+
+/// What a mount export did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MountsExported {
+    /// Entries written (new or changed contents).
+    pub written: usize,
+    /// Mounts whose entry had these contents already.
+    pub unchanged: usize,
+}
+
+/// Export the cache mounts `ran` (id → directory) that `spec` selects to
+/// `remote`. An empty mount is skipped, one over `cache-mounts-max` warns
+/// and is skipped; one whose tar equals the entry's is not written again.
+pub fn export(
+    spec: &CacheSpec,
+    remote: &dyn Remote,
+    ran: &BTreeMap<String, PathBuf>,
+    scratch: &Path,
+    warn: &dyn Fn(String),
+) -> anyhow::Result<MountsExported> {
+    let mut out = MountsExported::default();
+    for (id, dir) in ran.iter().filter(|(id, _)| spec.mounts.wants(id)) {
+        let (files, bytes) = measure(dir).with_context(|| format!("cache mount {id}"))?;
+        if files == 0 {
+            continue;
+        }
+        if bytes > spec.mounts.max {
+            warn(format!(
+                "cache mount {id}: {bytes} bytes of files, over cache-mounts-max={} of the {}; not exported (raise cache-mounts-max= to export it)",
+                spec.mounts.max,
+                spec.describe()
+            ));
+            continue;
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".mount-export-")
+            .tempdir_in(scratch)?;
+        let store = BlobStore::open(tmp.path())?;
+        let blob = pack(dir, &store).with_context(|| format!("packing cache mount {id}"))?;
+        let name = entry_name(id);
+        let rec = MountRecord {
+            id: id.clone(),
+            blob,
+            files,
+            bytes,
+        };
+        // An entry that cannot be read is replaced.
+        let have = remote.mount_entry(&name).ok().flatten();
+        if have.is_some_and(|h| h.blob.digest == rec.blob.digest) {
+            out.unchanged += 1;
+            continue;
+        }
+        remote.put_mount(&name, &rec, &store)?;
+        out.written += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_select_by_id() {
+        let o = MountOpts::parse(None, None).unwrap();
+        assert!(!o.wants("npm") && o.max == DEFAULT_MAX);
+        let o = MountOpts::parse(Some("true"), Some("1g")).unwrap();
+        assert!(o.wants("npm") && o.max == 1 << 30);
+        let o = MountOpts::parse(Some("npm:/root/.cache"), None).unwrap();
+        assert!(o.wants("npm") && o.wants("/root/.cache") && !o.wants("apk"));
+        assert!(MountOpts::parse(Some(""), None).is_err());
+        let e = MountOpts::parse(Some("true"), Some("lots")).unwrap_err();
+        assert!(e.contains("cache-mounts-max=lots"), "{e}");
+    }
+
+    fn tree(root: &Path, mtime: i64) {
+        std::fs::create_dir_all(root.join("_cacache/index")).unwrap();
+        std::fs::write(root.join("_cacache/index/a"), "alpha").unwrap();
+        std::fs::write(root.join("b"), "beta").unwrap();
+        std::os::unix::fs::symlink("b", root.join("link")).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("b"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_tar_is_deterministic_and_round_trips_verified() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path().join("store")).unwrap();
+        tree(&t.path().join("one"), 1000);
+        tree(&t.path().join("two"), 2_000_000);
+        let a = pack(&t.path().join("one"), &store).unwrap();
+        let b = pack(&t.path().join("two"), &store).unwrap();
+        assert_eq!(a, b, "times and paths outside the mount do not matter");
+        assert_eq!(measure(&t.path().join("one")).unwrap(), (2, 9));
+        let rec = MountRecord {
+            id: "npm".into(),
+            blob: a.clone(),
+            files: 2,
+            bytes: 9,
+        };
+        let dest = t.path().join("dest");
+        std::fs::create_dir(&dest).unwrap();
+        unpack(&rec, &store, &dest, t.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("_cacache/index/a")).unwrap(),
+            "alpha"
+        );
+        assert_eq!(
+            std::fs::read_link(dest.join("link")).unwrap(),
+            Path::new("b")
+        );
+
+        // A record whose tar digest is not the blob's: nothing is unpacked.
+        let lying = MountRecord {
+            blob: CachedLayer {
+                diff_id: Digest::of(b"other").to_string(),
+                ..a.clone()
+            },
+            ..rec.clone()
+        };
+        let dest2 = t.path().join("dest2");
+        std::fs::create_dir(&dest2).unwrap();
+        assert!(unpack(&lying, &store, &dest2, t.path()).is_err());
+        assert_eq!(std::fs::read_dir(&dest2).unwrap().count(), 0);
+        // One whose sizes understate the contents is refused too.
+        let small = MountRecord {
+            bytes: 0,
+            files: 0,
+            ..rec
+        };
+        let big = t.path().join("big");
+        std::fs::create_dir(&big).unwrap();
+        std::fs::write(big.join("f"), vec![7u8; 3 << 20]).unwrap();
+        let blob = pack(&big, &store).unwrap();
+        let dest3 = t.path().join("dest3");
+        std::fs::create_dir(&dest3).unwrap();
+        let e = unpack(&MountRecord { blob, ..small }, &store, &dest3, t.path()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("larger than the entry says"),
+            "{e:#}"
+        );
+        assert_eq!(std::fs::read_dir(&dest3).unwrap().count(), 0);
+    }
+}
