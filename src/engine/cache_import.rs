@@ -59,12 +59,27 @@ pub fn materialize(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<()> {
 
 /// Before a `RUN` runs with the cache mounts `used` (id, host directory):
 /// noted for `--cache-to ...,cache-mounts=`, restored from a
-/// `--cache-from ...,cache-mounts=` when empty.
-pub fn before_run(ctx: &BuildCtx, used: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+/// `--cache-from ...,cache-mounts=` when empty. Returns `mounts` with the
+/// restored ones marked, so the sandbox gives their contents to the
+/// mount's owner.
+pub fn before_run(
+    ctx: &BuildCtx,
+    used: &[(String, std::path::PathBuf)],
+    mut mounts: Vec<crate::sandbox::Mount>,
+) -> anyhow::Result<Vec<crate::sandbox::Mount>> {
     if used.is_empty() {
-        return Ok(());
+        return Ok(mounts);
     }
     let warn = |w: String| ctx.reporter.event(Event::Warning(w));
     let scratch = ctx.cache.layout().dir(crate::cache::Bucket::Tmp);
-    ctx.req.cache_from.before_run(used, &scratch, &warn)
+    let restored = ctx.req.cache_from.before_run(used, &scratch, &warn)?;
+    for m in &mut mounts {
+        if let crate::sandbox::Mount::Cache {
+            host, own_contents, ..
+        } = m
+        {
+            *own_contents = restored.contains(host);
+        }
+    }
+    Ok(mounts)
 }

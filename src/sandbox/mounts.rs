@@ -25,10 +25,14 @@ pub(crate) fn apply(mounts: &[Mount], root: &Path, scratch: &Path) -> Result<(),
                 uid,
                 gid,
                 mode,
+                own_contents,
                 ..
             } => {
                 std::os::unix::fs::chown(host, Some(*uid), Some(*gid))
                     .map_err(|e| ctx(format!("chown cache {}", host.display()), e))?;
+                if *own_contents && (*uid, *gid) != (0, 0) {
+                    own_tree(host, *uid, *gid)?;
+                }
                 std::fs::set_permissions(host, std::fs::Permissions::from_mode(*mode & 0o7777))
                     .map_err(|e| ctx(format!("chmod cache {}", host.display()), e))?;
                 sys::mount(
@@ -156,4 +160,15 @@ fn open_in_root(base: &Path, source: &str) -> Result<std::os::fd::OwnedFd, Strin
             e,
         )
     })
+}
+
+/// Give everything under `dir` (symlinks themselves, never their targets)
+/// to `uid`/`gid`: the contents of a cache mount the builder restored.
+fn own_tree(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    for e in walkdir::WalkDir::new(dir).min_depth(1).follow_links(false) {
+        let e = e.map_err(|e| format!("reading cache {}: {e}", dir.display()))?;
+        std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid))
+            .map_err(|err| ctx(format!("chown cache {}", e.path().display()), err))?;
+    }
+    Ok(())
 }

@@ -69,6 +69,11 @@ pub enum Mount {
         gid: u32,
         /// Mode of the cache root.
         mode: u32,
+        /// Give everything under it to `uid`/`gid` too: its contents were
+        /// just restored from a remote cache by the builder (owned by the
+        /// namespace's root), and a `RUN` as another user must write them.
+        #[serde(default)]
+        own_contents: bool,
     },
     /// `type=secret`: a host file, copied into a private tmpfs and bound read-only.
     Secret {

@@ -20,7 +20,11 @@ fn fixture() -> String {
 }
 
 /// `dir/ctx` with a Dockerfile `FROM <stand-in><from_suffix>\n<body>`.
-fn context_from_fixture(dir: &Path, from_suffix: &str, body: &str) -> std::path::PathBuf {
+pub(crate) fn context_from_fixture(
+    dir: &Path,
+    from_suffix: &str,
+    body: &str,
+) -> std::path::PathBuf {
     let ctx = dir.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     let text = format!("FROM {}{from_suffix}\n{body}", fixture());

@@ -354,6 +354,7 @@ fn cache_mount_persists_and_secret_never_leaks() {
             uid: 0,
             gid: 0,
             mode: 0o755,
+            own_contents: false,
         },
         Mount::Secret {
             host: secret,

@@ -329,13 +329,13 @@ impl Imports {
     }
 
     /// Before a `RUN` runs with the cache mounts `used` (id, directory):
-    /// see [`mounts::before_run`].
+    /// see [`mounts::before_run`]; the directories restored.
     pub fn before_run(
         &self,
         used: &[(String, PathBuf)],
         scratch: &Path,
         warn: &dyn Fn(String),
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<PathBuf>> {
         mounts::before_run(&self.sources, &self.mounts, used, scratch, warn)
     }
 

@@ -270,14 +270,15 @@ impl MountSync {
 /// `cache-mounts=` has, when its directory is empty. `scratch` is on the
 /// same filesystem as the directories. A failure warns (or fails the build
 /// with `ignore-error=false`); the `RUN` then runs with the directory as it
-/// was.
+/// was. Returns the directories restored.
 pub fn before_run(
     sources: &[(CacheSpec, Box<dyn Remote>)],
     sync: &MountSync,
     used: &[(String, PathBuf)],
     scratch: &Path,
     warn: &dyn Fn(String),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
     for (id, dir) in used {
         if let Ok(mut r) = sync.ran.lock() {
             r.insert(id.clone(), dir.clone());
@@ -298,6 +299,7 @@ pub fn before_run(
                 Ok(Some(n)) => {
                     sync.restored.fetch_add(1, Ordering::Relaxed);
                     sync.bytes.fetch_add(n, Ordering::Relaxed);
+                    out.push(dir.clone());
                     break;
                 }
                 Err(e) => {
@@ -316,7 +318,7 @@ pub fn before_run(
         }
         drop(tried);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Restore mount `id` from `remote` into the empty `dir`: the blob's bytes,

@@ -56,6 +56,7 @@ fn resolve_mount(
                     uid: m.uid.unwrap_or(0),
                     gid: m.gid.unwrap_or(0),
                     mode: m.mode.unwrap_or(0o755),
+                    own_contents: false,
                 }),
                 env: None,
                 key: (format!("mount cache {}", abs(&target)), id),
@@ -439,7 +440,7 @@ pub fn run(
     let stage = run.stage.index;
     run.cached_step(id, index, text, inputs, created_by, |run| {
         let sandbox = ctx.sandbox()?;
-        crate::engine::cache_import::before_run(ctx, &cache_mounts)?;
+        let mounts = crate::engine::cache_import::before_run(ctx, &cache_mounts, mounts.clone())?;
         for bind in &fill {
             crate::engine::named_context::write_tree(&bind.entries, &bind.dir)?;
         }
@@ -453,7 +454,7 @@ pub fn run(
             user: user.clone(),
             hostname: "buildkitsandbox".into(),
             network,
-            mounts: mounts.clone(),
+            mounts,
             extra_hosts: opts.extra_hosts.clone(),
             ulimits: opts.ulimits.clone(),
             shm_size: opts.shm_size,
