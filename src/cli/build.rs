@@ -473,19 +473,8 @@ fn build(
         );
     }
     let started = std::time::Instant::now();
-    let mut result = crate::engine::build(&req, &sources, reporter);
-    // A refused cache blob: run again, the refused entry's step rebuilt
-    // (each run refuses at least one more key, so this ends).
-    for _ in 0..8 {
-        match &result {
-            Err(e) if cache_flags::refused(e) => {
-                reporter.event(Event::Warning(format!("{e:#}; building that step instead")));
-                result = crate::engine::build(&req, &sources, reporter);
-            }
-            _ => break,
-        }
-    }
-    let mut result = result?;
+    let mut result =
+        cache_flags::retrying_refused(reporter, || crate::engine::build(&req, &sources, reporter))?;
     result.attest = attest_plan(&args, &req)?;
     let wall = started.elapsed();
     // Only where RUN time is long enough for the ratio to mean something.

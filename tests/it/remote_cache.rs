@@ -24,6 +24,17 @@ pub(crate) fn app(ctx: &Path, branch: &str) {
 }
 
 /// Build `ctx` on the runner `home` (its own local cache); (digest, stderr).
+/// Replace every blob of the cache directory `shared` by other bytes (new
+/// files: the originals may be linked elsewhere).
+fn poison_blobs(shared: &Path) {
+    for e in std::fs::read_dir(shared.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, b"not the layer").unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+}
+
 pub(crate) fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
     let out = build_in(home, ctx, &home.join("out"), extra);
     let digest = ok(&out);
@@ -65,12 +76,7 @@ fn a_local_cache_dir_serves_a_fresh_runner_the_same_image_lazily_and_refuses_poi
 
     // Poison every blob of the shared cache (new files: the originals may be
     // linked elsewhere): each is refused and its step rebuilt.
-    for e in std::fs::read_dir(shared.join("blobs/sha256")).unwrap() {
-        let p = e.unwrap().path();
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, b"not the layer").unwrap();
-        std::fs::rename(&tmp, &p).unwrap();
-    }
+    poison_blobs(&shared);
     let (poisoned, log) = build(&t.path().join("r5"), &ctx, &["--cache-from", &from]);
     assert_eq!(poisoned, original, "{log}");
     assert!(log.contains("refused the layer"), "{log}");
@@ -228,18 +234,23 @@ fn a_multi_platform_build_exports_and_imports_every_platform() {
     let platforms = ["--platform", "linux/amd64,linux/arm64"];
     let to = format!("type=local,dest={},mode=max", shared.display());
     let from = format!("type=local,src={}", shared.display());
-    let (index, log) = build(
-        &t.path().join("r1"),
-        &ctx,
-        &[&platforms[..], &["--cache-to", &to]].concat(),
-    );
+    let run = |home: &str, flags: &[&str]| {
+        build(
+            &t.path().join(home),
+            &ctx,
+            &[&platforms[..], flags].concat(),
+        )
+    };
+    let (index, log) = run("r1", &["--cache-to", &to]);
     // The COPY's parent differs per platform: one entry each.
     assert!(log.contains("2 entries added"), "{log}");
-    let (fresh, log) = build(
-        &t.path().join("r2"),
-        &ctx,
-        &[&platforms[..], &["--cache-from", &from]].concat(),
-    );
+    let (fresh, log) = run("r2", &["--cache-from", &from]);
     assert_eq!(fresh, index, "{log}");
     assert!(log.contains("2 steps hit"), "{log}");
+    // Poisoned blobs are refused and both platforms' steps rebuilt, as in
+    // a single-platform build.
+    poison_blobs(&shared);
+    let (poisoned, log) = run("r3", &["--cache-from", &from]);
+    assert_eq!(poisoned, index, "{log}");
+    assert!(log.contains("refused the layer"), "{log}");
 }

@@ -392,7 +392,18 @@ pub fn export(
             .prefix(".mount-export-")
             .tempdir_in(scratch)?;
         let store = BlobStore::open(tmp.path())?;
-        let blob = pack(dir, &store).with_context(|| format!("packing cache mount {id}"))?;
+        // A mount with files this user cannot read (written by another id
+        // of the namespace) is skipped, not the whole export.
+        let blob = match pack(dir, &store) {
+            Ok(b) => b,
+            Err(e) => {
+                warn(format!(
+                    "cache mount {id}: {e:#}; not exported to the {}",
+                    spec.describe()
+                ));
+                continue;
+            }
+        };
         let name = entry_name(id);
         let rec = MountRecord {
             id: id.clone(),
@@ -501,5 +512,38 @@ mod tests {
             "{e:#}"
         );
         assert_eq!(std::fs::read_dir(&dest3).unwrap().count(), 0);
+
+        // A hostile tar (a symlink out, then a file through it) writes
+        // nothing outside the mount, and nothing at all into it.
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "esc", &outside).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        b.append_data(&mut h, "esc/f", &b"pwn"[..]).unwrap();
+        let raw = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let d = store.put_bytes(&gz.finish().unwrap()).unwrap();
+        let hostile = MountRecord {
+            id: "npm".into(),
+            blob: CachedLayer {
+                digest: d.to_string(),
+                diff_id: Digest::of(&raw).to_string(),
+                size: 0,
+                media_type: TAR_GZIP.into(),
+            },
+            files: 1,
+            bytes: 3,
+        };
+        let dest4 = t.path().join("dest4");
+        std::fs::create_dir(&dest4).unwrap();
+        assert!(unpack(&hostile, &store, &dest4, t.path()).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&dest4).unwrap().count(), 0);
     }
 }

@@ -143,6 +143,26 @@ impl CacheFlags {
 
 /// Whether `e` is a refused cache blob: the build is then run again,
 /// without that entry.
-pub(super) fn refused(e: &anyhow::Error) -> bool {
+fn refused(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.is::<remote::Refused>())
+}
+
+/// Run `build` again while it fails on a refused cache blob, the refused
+/// entry's step rebuilt (each run refuses one more key, and a build has
+/// finitely many: the bound is only a backstop).
+pub(super) fn retrying_refused<T>(
+    reporter: &dyn Reporter,
+    mut build: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut result = build();
+    for _ in 0..256 {
+        match &result {
+            Err(e) if refused(e) => {
+                reporter.event(Event::Warning(format!("{e:#}; building that step instead")));
+                result = build();
+            }
+            _ => break,
+        }
+    }
+    result
 }

@@ -57,8 +57,9 @@ pub(super) fn build(
 ) -> anyhow::Result<ExitCode> {
     let reporter: &dyn Reporter = &*progress;
     let started = std::time::Instant::now();
-    let mut ix =
-        crate::engine::multi::build_platforms(req, platforms, annotations, sources, reporter)?;
+    let mut ix = super::cache_flags::retrying_refused(reporter, || {
+        crate::engine::multi::build_platforms(req, platforms, annotations, sources, reporter)
+    })?;
     let plan = super::attest_plan(args, req)?;
     for r in &mut ix.images {
         r.attest = plan.clone();
