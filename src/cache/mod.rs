@@ -29,7 +29,8 @@
 //! [`remote::Remote`]. Its entries are named by slot and key, so a miss can
 //! be explained against the same step's records without reading them all,
 //! and they are only ever added and listed, never removed (a directory and
-//! a registry are the two today).
+//! a registry are the two today). Cache mount entries
+//! ([`remote::mounts`]) are the exception: one per mount id, replaced.
 
 pub mod layout;
 pub mod lock;
