@@ -121,12 +121,7 @@ pub fn run(args: PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| registry_hinted(e, &reference))
         .with_context(|| format!("pulling {reference}"))?;
     let mut desc = image.manifest.descriptor();
-    desc.platform = Some(crate::image::manifest::PlatformSpec {
-        os: platform.os.clone(),
-        architecture: platform.architecture.clone(),
-        variant: platform.variant.clone(),
-        ..Default::default()
-    });
+    desc.platform = Some(platform.to_spec());
     layout.tag(&desc, tag)?;
     StderrReporter.event(Event::Info(format!(
         "pulled {reference} ({platform}) into {dir}"

@@ -97,7 +97,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 &local,
                 Some(&tag),
                 &args.image,
-                &crate::engine::sources::platform(&platform),
+                &platform,
                 &store,
             )
         }

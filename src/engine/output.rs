@@ -4,7 +4,7 @@ use super::build::BuildResult;
 use super::multi::IndexResult;
 use super::record_artifact;
 use crate::image::docker_archive::{write_docker_archive, ArchiveLayer};
-use crate::image::manifest::{Descriptor, PlatformSpec, OCI_INDEX, OCI_MANIFEST};
+use crate::image::manifest::{Descriptor, OCI_INDEX, OCI_MANIFEST};
 use crate::image::oci_layout::OciLayout;
 use crate::registry::{Reference, Registry};
 use crate::report::Reporter;
@@ -27,12 +27,7 @@ pub fn descriptor(r: &BuildResult) -> Descriptor {
         r.manifest_digest.clone(),
         r.manifest_raw.len() as u64,
     );
-    d.platform = Some(PlatformSpec {
-        os: r.platform.os.clone(),
-        architecture: r.platform.architecture.clone(),
-        variant: Some(r.platform.variant.clone()).filter(|v| !v.is_empty()),
-        ..Default::default()
-    });
+    d.platform = Some(r.platform.to_spec());
     d
 }
 

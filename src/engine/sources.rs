@@ -4,7 +4,6 @@
 
 use super::bases::{BaseImage, ImageSource};
 use super::state::LayerDesc;
-use crate::frontend::Platform as FrontendPlatform;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{ImageIndex, ImageManifest, ManifestKind};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
@@ -30,14 +29,6 @@ impl Sources {
             .context("cannot start the async runtime")?;
         Ok(Sources { registry, runtime })
     }
-}
-
-pub(crate) fn platform(p: &FrontendPlatform) -> Platform {
-    Platform::new(
-        &p.os,
-        &p.architecture,
-        Some(p.variant.as_str()).filter(|v| !v.is_empty()),
-    )
 }
 
 /// Join manifest layers with config diff_ids into [`LayerDesc`]s.
@@ -174,13 +165,12 @@ impl ImageSource for Sources {
     fn fetch(
         &self,
         reference: &str,
-        p: &FrontendPlatform,
+        p: &Platform,
         store: &BlobStore,
         _reporter: &dyn Reporter,
     ) -> anyhow::Result<BaseImage> {
-        let p = platform(p);
         if let Some(spec) = reference.strip_prefix("oci:") {
-            return from_layout(spec, &p, store);
+            return from_layout(spec, p, store);
         }
         let r: Reference = reference.parse().with_context(|| {
             format!(
@@ -190,12 +180,12 @@ impl ImageSource for Sources {
         })?;
         let pulled = self
             .runtime
-            .block_on(self.registry.pull_image(&r, &p, store))
+            .block_on(self.registry.pull_image(&r, p, store))
             .map_err(|e| crate::error::registry_hinted(e, &r))
             .with_context(|| format!("pulling {r}"))?;
         let config: ImageConfig = serde_json::from_slice(&pulled.config.bytes)
             .with_context(|| format!("{r}: invalid image config"))?;
-        check_platform(&r.to_string(), &p, &config)?;
+        check_platform(&r.to_string(), p, &config)?;
         Ok(BaseImage {
             reference: r.to_string(),
             layers: layers(reference, &pulled.manifest.value, &config)?,

@@ -33,7 +33,7 @@ pub fn run_stage(
             let mut config = ImageConfig {
                 architecture: stage.platform.architecture.clone(),
                 os: stage.platform.os.clone(),
-                variant: Some(stage.platform.variant.clone()).filter(|v| !v.is_empty()),
+                variant: stage.platform.variant.clone(),
                 ..Default::default()
             };
             config.run_config_mut().set_env(

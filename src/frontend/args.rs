@@ -11,7 +11,6 @@
 use super::expand::{ExpandError, Lexer, Lookup};
 use super::instructions::Instruction;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 /// Proxy args BuildKit passes to `RUN` without an `ARG`.
@@ -43,87 +42,7 @@ pub const BUILTIN_ARGS: [&str; 11] = [
     "BUILDKIT_SBOM_SCAN_STAGE",
 ];
 
-/// An OCI platform: `os/arch[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, `arm`, …
-    pub architecture: String,
-    /// `v7`, `v8`, … (empty when none).
-    pub variant: String,
-}
-
-impl Platform {
-    /// Parse `os/arch[/variant]` (also `arch` alone, meaning linux), normalising the common
-    /// aliases (`x86_64` → `amd64`, `aarch64` → `arm64`).
-    pub fn parse(s: &str) -> Result<Platform, String> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let (os, arch, variant) = match parts.as_slice() {
-            [a] if !a.is_empty() => ("linux", *a, ""),
-            [o, a] => (*o, *a, ""),
-            [o, a, v] => (*o, *a, *v),
-            _ => {
-                return Err(format!(
-                    "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
-                ))
-            }
-        };
-        if os.is_empty()
-            || arch.is_empty()
-            || !s
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c))
-        {
-            return Err(format!(
-                "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
-            ));
-        }
-        let arch = arch.to_ascii_lowercase();
-        let (arch, variant) = match (arch.as_str(), variant) {
-            ("x86_64" | "x86-64", v) => ("amd64".to_owned(), v.to_owned()),
-            ("aarch64", "") => ("arm64".to_owned(), String::new()),
-            ("aarch64", v) => ("arm64".to_owned(), v.to_owned()),
-            ("armhf", "") => ("arm".to_owned(), "v7".to_owned()),
-            ("armel", "") => ("arm".to_owned(), "v6".to_owned()),
-            (a, v) => (a.to_owned(), v.to_owned()),
-        };
-        Ok(Platform {
-            os: os.to_ascii_lowercase(),
-            architecture: arch,
-            variant: variant.to_ascii_lowercase(),
-        })
-    }
-
-    /// The platform cairn runs on (Linux, the compiled architecture).
-    pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Platform {
-            os: "linux".into(),
-            architecture: arch.into(),
-            variant: String::new(),
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
-    }
-}
+pub use crate::image::platform::Platform;
 
 /// Values visible to `FROM` lines: automatic platform args, `TARGETSTAGE`, and the global
 /// ARGs (with `--build-arg` overrides). A stage's `ARG NAME` without default takes its
@@ -155,7 +74,7 @@ impl GlobalArgs {
             values.insert(format!("{prefix}OS"), p.os.clone());
             values.insert(format!("{prefix}OSVERSION"), String::new());
             values.insert(format!("{prefix}ARCH"), p.architecture.clone());
-            values.insert(format!("{prefix}VARIANT"), p.variant.clone());
+            values.insert(format!("{prefix}VARIANT"), p.variant_str().to_owned());
         }
         values.insert("TARGETSTAGE".into(), target_stage.into());
         for (k, v) in build_args {

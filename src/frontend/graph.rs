@@ -215,7 +215,7 @@ pub fn resolve_base(
                 .with_len(p.chars().count() + "--platform=".len())
             };
             let v = lx.process_word(p, g).map_err(|e| perr(e.to_string()))?;
-            Some(Platform::parse(&v).map_err(perr)?)
+            Some(Platform::parse(&v).map_err(|e| perr(e.to_string()))?)
         }
     };
     let base = if name == "scratch" {

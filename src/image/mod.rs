@@ -5,4 +5,5 @@ pub mod config;
 pub mod docker_archive;
 pub mod manifest;
 pub mod oci_layout;
+pub mod platform;
 pub mod users;

@@ -10,7 +10,6 @@ pub mod auth;
 pub mod blob_memo;
 pub mod credentials;
 pub mod error;
-pub mod platform;
 pub mod pull;
 pub mod push;
 pub mod reference;
@@ -18,8 +17,8 @@ pub mod referrers;
 pub mod tags;
 pub mod transport;
 
+pub use crate::image::platform::Platform;
 pub use error::RegistryError;
-pub use platform::Platform;
 pub use pull::PulledImage;
 pub use reference::{Reference, Repository};
 pub use transport::{CredentialSource, TransportOptions};

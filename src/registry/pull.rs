@@ -585,7 +585,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "docker.io/library/node:22 has no image for platform linux/s390x; available: linux/amd64, linux/arm64"
+            "docker.io/library/node:22 has no image for platform linux/s390x; available: linux/amd64, linux/arm64/v8"
         );
     }
 }
