@@ -144,7 +144,7 @@ fn sbom_document(
     image: &crate::engine::state::ImageState,
     stage: Option<&str>,
 ) -> anyhow::Result<Vec<u8>> {
-    let config_raw = image.config.to_canonical_json()?;
+    let config_raw = image.image.config.to_canonical_json()?;
     let config_digest = Digest::of(&config_raw);
     let base = image.base.as_ref();
     let key = Digest::of(
@@ -175,8 +175,8 @@ fn sbom_document(
     });
     let inv = sbom::scan(
         store,
-        &image.layers,
-        &image.config,
+        &image.image.layers,
+        &image.image.config,
         b.as_ref(),
         (
             plan.name.clone(),
@@ -213,10 +213,12 @@ pub fn documents(
         };
         let config: ImageConfig = serde_json::from_slice(&r.config_raw)?;
         let image = crate::engine::state::ImageState {
-            config,
-            layers: r.layers.clone(),
+            image: crate::image::Image {
+                config,
+                layers: r.layers.clone(),
+                created: String::new(),
+            },
             fs_key: r.manifest_digest.clone(),
-            created: String::new(),
             base: r.base.clone(),
         };
         out.push(Document {

@@ -48,7 +48,7 @@ fn parse(
     let layer = manifest
         .layers
         .iter()
-        .find(|l| l.media_type == artifact_type)?;
+        .find(|l| l.media_type == artifact_type.as_str())?;
     let annotation = |k: &str| manifest.annotations.as_ref()?.get(k).cloned();
     Some(Attestation {
         digest,

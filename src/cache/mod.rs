@@ -42,6 +42,6 @@ pub mod usage;
 pub use layout::{Bucket, CacheLayout, Memo};
 pub use prune::{PrunePolicy, PruneReport};
 pub use records::{
-    make_private, Cache, CachedLayer, Input, Inputs, Listed, Lookup, RecordKind, StepRecord,
+    make_private, Cache, Input, Inputs, Listed, Lookup, RecordKind, StepRecord,
     CONTENT_RECORD_MARK, KEY_SCHEME,
 };

@@ -126,10 +126,7 @@ impl Cache {
         };
         let blob_of = |l: &Listed| {
             let layer = l.record.layer.as_ref()?;
-            Some((
-                layout.blob(&layer.digest.parse().ok()?),
-                layer.diff_id.parse::<Digest>().ok()?.hex().to_owned(),
-            ))
+            Some((layout.blob(&layer.digest), layer.diff_id.0.hex().to_owned()))
         };
         // A blob is used when a record using it is.
         let mut blob_used: HashMap<PathBuf, SystemTime> = HashMap::new();
@@ -328,7 +325,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::records::{CachedLayer, Inputs, RecordKind, StepRecord};
+    use crate::cache::records::{Inputs, RecordKind, StepRecord};
 
     fn rm(p: &Path) -> io::Result<()> {
         crate::sandbox::state::remove_tree(p)
@@ -347,9 +344,9 @@ mod tests {
             kind: RecordKind::Step,
             key: i.key().to_string(),
             inputs: i,
-            layer: Some(CachedLayer {
-                digest: d.to_string(),
-                diff_id: d.to_string(),
+            layer: Some(crate::image::Layer {
+                digest: d.clone(),
+                diff_id: cairn_layers::DiffId(d.clone()),
                 size: blob.len() as u64,
                 media_type: "x".into(),
             }),
@@ -449,7 +446,7 @@ mod tests {
         assert!(cache
             .layout()
             .host_layers()
-            .join(rec.layer.unwrap().diff_id.parse::<Digest>().unwrap().hex())
+            .join(rec.layer.unwrap().diff_id.0.hex())
             .exists());
     }
 

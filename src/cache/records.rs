@@ -108,19 +108,6 @@ fn describe_change(name: &str, old: &str, new: &str) -> String {
     }
 }
 
-/// A layer produced by a cached step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedLayer {
-    /// Compressed blob digest.
-    pub digest: String,
-    /// Uncompressed diff_id.
-    pub diff_id: String,
-    /// Compressed size.
-    pub size: u64,
-    /// Layer media type.
-    pub media_type: String,
-}
-
 /// What a record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -147,7 +134,7 @@ pub struct StepRecord {
     /// The inputs that made the key.
     pub inputs: Inputs,
     /// The layer the step made, if any.
-    pub layer: Option<CachedLayer>,
+    pub layer: Option<crate::image::Layer>,
 }
 
 impl StepRecord {
@@ -270,7 +257,7 @@ impl Cache {
         &self,
         inputs: &Inputs,
         slot: &str,
-        blobs_present: impl Fn(&CachedLayer) -> bool,
+        blobs_present: impl Fn(&crate::image::Layer) -> bool,
     ) -> Lookup {
         let key = inputs.key();
         if let Some(rec) = self.read_record(&key) {
@@ -484,9 +471,9 @@ mod tests {
             kind: RecordKind::Step,
             key: i.key().to_string(),
             inputs: i.clone(),
-            layer: Some(CachedLayer {
-                digest: "sha256:00".into(),
-                diff_id: "sha256:11".into(),
+            layer: Some(crate::image::Layer {
+                digest: Digest::of(b"0"),
+                diff_id: cairn_layers::DiffId(Digest::of(b"1")),
                 size: 1,
                 media_type: "x".into(),
             }),

@@ -126,7 +126,7 @@ fn ls(args: &LsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     "key": l.record.key,
                     "step": step_text(l),
                     "kind": kind(l),
-                    "layer": l.record.layer.as_ref().map(|x| &x.digest),
+                    "layer": l.record.layer.as_ref().map(|x| x.digest.to_string()),
                     "size": l.record.layer.as_ref().map_or(0, |x| x.size),
                     "last_used_seconds_ago": age(l).as_secs(),
                 })

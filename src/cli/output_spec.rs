@@ -4,8 +4,9 @@
 //! refused with the accepted ones.
 
 pub use crate::engine::export_archive::Dest;
-use crate::engine::recompress::{ExportOptions, LayerCompression};
+use crate::engine::recompress::ExportOptions;
 use crate::error::hint;
+use crate::image::media_type::LayerCompression;
 use crate::registry::reference::redact_credentials;
 use std::path::PathBuf;
 

@@ -66,7 +66,13 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let reg = registry(global)?;
     let rt = runtime()?;
     let digest = rt
-        .block_on(reg.push_image(&target, &bytes, &desc.media_type, layout.store(), &mounts))
+        .block_on(reg.push_image(
+            &target,
+            &bytes,
+            desc.media_type.as_str(),
+            layout.store(),
+            &mounts,
+        ))
         .map_err(|e| registry_hinted(e, &target))
         .with_context(|| format!("pushing {} to {target}", args.source))?;
     StderrReporter.event(Event::Info(format!("pushed {target}@{digest}")));

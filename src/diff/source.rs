@@ -156,7 +156,7 @@ fn layer_infos(
             digest: d.digest.to_string(),
             diff_id: id.clone(),
             size: d.size,
-            media_type: d.media_type.clone(),
+            media_type: d.media_type.to_string(),
         })
         .collect())
 }
@@ -256,7 +256,10 @@ pub fn index_platforms(
             let layout = OciLayout::open(dir)
                 .with_context(|| format!("opening OCI layout {}", dir.display()))?;
             let d = top_descriptor(&layout, tag.as_deref())?;
-            (layout.store().read_bytes(&d.digest)?, d.media_type)
+            (
+                layout.store().read_bytes(&d.digest)?,
+                d.media_type.to_string(),
+            )
         }
         Source::Registry(r) => {
             let remote = remote()?;

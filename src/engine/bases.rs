@@ -1,9 +1,9 @@
 //! Where base images (`FROM image`, `COPY --from=image`) come from: a
 //! registry, or a local OCI layout (`oci:DIR[:tag]`).
 
-use super::state::LayerDesc;
 use crate::frontend::Platform;
 use crate::image::config::ImageConfig;
+use crate::image::Layer;
 use crate::report::Reporter;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -18,7 +18,7 @@ pub struct BaseImage {
     /// Its config.
     pub config: ImageConfig,
     /// Its layers, bottom first (blobs in the store).
-    pub layers: Vec<LayerDesc>,
+    pub layers: Vec<Layer>,
 }
 
 /// Resolves and fetches base images.

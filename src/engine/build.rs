@@ -8,9 +8,9 @@ use super::request::BuildRequest;
 use super::session::Session;
 use super::stage::run_stage;
 use super::stage_run::StageResult;
-use super::state::{ImageState, LayerDesc};
+use super::state::ImageState;
 use crate::frontend::{self, BuildOptions, BuildPlan, Dockerfile, Platform};
-use crate::image::manifest::{OCI_CONFIG, OCI_MANIFEST};
+use crate::image::Layer;
 use crate::report::{Event, Reporter};
 use cairn_layers::Digest;
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ pub struct BuildResult {
     /// Digest of the manifest: the image digest.
     pub manifest_digest: Digest,
     /// The layers.
-    pub layers: Vec<LayerDesc>,
+    pub layers: Vec<Layer>,
     /// The platform built for.
     pub platform: Platform,
     /// Per-step cache inputs (for `cairn diff`).
@@ -109,7 +109,7 @@ pub fn build_in(
         session,
         next_step: AtomicUsize::new(0),
         record: Mutex::new(BuildRecord::default()),
-        created: super::state::rfc3339(req.epoch),
+        created: crate::image::mutate::rfc3339(req.epoch),
         run_nanos: (AtomicU64::new(0), AtomicU64::new(0)),
         written: &session.written,
         exported: exported_stages(plan),
@@ -240,40 +240,32 @@ fn finalize(
     platform: Platform,
     record: BuildRecord,
 ) -> anyhow::Result<BuildResult> {
-    super::cache_import::materialize(ctx, &image.layers)?;
+    super::cache_import::materialize(ctx, &image.image.layers)?;
     // Plain layers of stages that were not exported when they were built.
-    image.layers = image
+    image.image.layers = image
+        .image
         .layers
         .iter()
         .map(|l| super::layer_write::gzip_for_export(ctx, l))
         .collect::<anyhow::Result<_>>()?;
     if !ctx.req.labels.is_empty() {
-        let rc = image.config.run_config_mut();
+        let rc = image.image.config.run_config_mut();
         let labels = rc.labels.get_or_insert_with(Default::default);
         for (k, v) in &ctx.req.labels {
             labels.insert(k.clone(), v.clone());
         }
     }
-    image.config.created = Some(ctx.created.clone());
-    let config_raw = image.config.to_canonical_json()?;
-    let config_digest = ctx.store.put_bytes(&config_raw)?;
-    let manifest_raw = manifest_bytes(
-        (OCI_MANIFEST, OCI_CONFIG),
-        &config_digest,
-        config_raw.len(),
-        image
-            .layers
-            .iter()
-            .map(|l| (oci_layer_media_type(&l.media_type), l)),
-        &ctx.req.annotations,
-    )?;
+    let done = image.image.finalize(&ctx.req.annotations)?;
+    let config_digest = ctx.store.put_bytes(&done.config.bytes)?;
+    let config_raw = done.config.bytes;
+    let manifest_raw = done.manifest.bytes;
     let manifest_digest = ctx.store.put_bytes(&manifest_raw)?;
     Ok(BuildResult {
         config_raw,
         config_digest,
         manifest_raw,
         manifest_digest,
-        layers: image.layers,
+        layers: image.image.layers,
         platform,
         record,
         base: image.base.clone(),
@@ -285,47 +277,6 @@ fn finalize(
     })
 }
 
-/// The canonical manifest of an image: `(manifest, config)` media types, the
-/// config, each layer with the media type to write for it, and annotations
-/// (none: no `annotations` field, so unannotated digests do not change).
-pub fn manifest_bytes<'a>(
-    (manifest_type, config_type): (&str, &str),
-    config_digest: &Digest,
-    config_len: usize,
-    layers: impl Iterator<Item = (&'a str, &'a LayerDesc)>,
-    annotations: &BTreeMap<String, String>,
-) -> anyhow::Result<Vec<u8>> {
-    let mut manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": manifest_type,
-        "config": {
-            "mediaType": config_type,
-            "digest": config_digest.to_string(),
-            "size": config_len,
-        },
-        "layers": layers.map(|(media_type, l)| serde_json::json!({
-            "mediaType": media_type,
-            "digest": l.digest.to_string(),
-            "size": l.size,
-        })).collect::<Vec<_>>(),
-    });
-    if !annotations.is_empty() {
-        manifest["annotations"] = serde_json::json!(annotations);
-    }
-    Ok(serde_json::to_vec(&manifest)?)
-}
-
-/// The OCI media type for a layer of a pulled image (Docker's gzip type is
-/// the same bytes under another name).
-pub fn oci_layer_media_type(mt: &str) -> &str {
-    match mt {
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        }
-        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
-        other => other,
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;

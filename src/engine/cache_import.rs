@@ -8,8 +8,8 @@
 
 use super::cache::{Inputs, Lookup};
 use super::ctx::BuildCtx;
-use super::state::LayerDesc;
 use crate::cache::remote;
+use crate::image::Layer;
 use crate::report::Event;
 
 /// The local cache's answer `local` for step `inputs` (stage `name`, step
@@ -48,7 +48,7 @@ pub fn lookup(
 }
 
 /// Fetch the blobs of `layers` that remote hits left behind.
-pub fn materialize(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<()> {
+pub fn materialize(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<()> {
     if ctx.req.cache_from.is_empty() {
         return Ok(());
     }

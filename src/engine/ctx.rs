@@ -53,7 +53,7 @@ pub struct BuildCtx<'a> {
     >,
     /// The stages whose layers the target image contains (the target and the
     /// stages it is built `FROM`): their new layers are written gzip, the
-    /// others plain (see [`super::layer_write::MEDIA_TYPE_STAGE_TAR`]).
+    /// others plain (see `crate::image::MediaType::StageLayer`).
     pub exported: std::collections::BTreeSet<usize>,
 }
 

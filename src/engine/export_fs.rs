@@ -156,10 +156,10 @@ pub fn write_fs_tar(r: &BuildResult, store: &BlobStore, out: impl Write) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::state::LayerDesc;
+    use crate::image::Layer;
     use cairn_layers::DiffId;
 
-    fn layer(store: &BlobStore, entries: &[(&str, Option<&str>)]) -> LayerDesc {
+    fn layer(store: &BlobStore, entries: &[(&str, Option<&str>)]) -> Layer {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in entries {
             let mut h = tar::Header::new_gnu();
@@ -186,7 +186,7 @@ mod tests {
         }
         let bytes = b.into_inner().unwrap();
         let d = store.put_bytes(&bytes).unwrap();
-        LayerDesc {
+        Layer {
             digest: d.clone(),
             diff_id: DiffId(d),
             size: bytes.len() as u64,

@@ -31,8 +31,8 @@
 //! and readable by their owner are offered, so a non-root caller can still
 //! delete the upper dir, which lives until the build ends.
 
-use super::state::LayerDesc;
 use crate::cache::layout::{Bucket, CacheLayout, LayerForm};
+use crate::image::Layer;
 use crate::sandbox::idmap::{IdRange, IdentityKind};
 use crate::sandbox::ownership::OWNER_XATTR;
 use crate::sandbox::state::remove_tree;
@@ -291,13 +291,13 @@ impl LayerDirs {
     }
 
     /// Where layer `l` is (or will be) unpacked.
-    pub fn path(&self, l: &LayerDesc) -> PathBuf {
+    pub fn path(&self, l: &Layer) -> PathBuf {
         self.root().join(l.diff_id.digest().hex())
     }
 
     /// The unpacked directory of `l`, unpacking it from `store` on first use.
     /// A half-unpacked layer is never visible: it is unpacked beside and renamed.
-    pub fn ensure(&self, l: &LayerDesc, store: &BlobStore) -> anyhow::Result<PathBuf> {
+    pub fn ensure(&self, l: &Layer, store: &BlobStore) -> anyhow::Result<PathBuf> {
         let dest = self.path(l);
         // Its last use, for `cache prune` (least recently used first).
         crate::cache::usage::touch_layer(&self.layout, l.diff_id.digest());
@@ -332,7 +332,7 @@ impl LayerDirs {
         result.map(|_| dest)
     }
 
-    fn unpack_into(&self, l: &LayerDesc, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
+    fn unpack_into(&self, l: &Layer, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
         let digest = &l.digest;
         let donors = self.claim_donors(digest);
         match self.form().form {

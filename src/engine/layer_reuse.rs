@@ -6,14 +6,14 @@
 //! and gzip bytes are a function of the entries alone, so the reused blob is
 //! the one a fresh write would produce.
 
-use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord, CONTENT_RECORD_MARK};
+use super::cache::{Inputs, Lookup, RecordKind, StepRecord, CONTENT_RECORD_MARK};
 use super::ctx::BuildCtx;
 use super::layer_write::{self, Index};
-use super::state::LayerDesc;
+use crate::image::Layer;
 use crate::report::Event;
 use anyhow::Context as _;
 use cairn_layers::digest::HashingWriter;
-use cairn_layers::{DiffId, Digest, Entry, EntryKind, MtimePolicy, Source};
+use cairn_layers::{Digest, Entry, EntryKind, MtimePolicy, Source};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ pub fn write_or_reuse(
     mut entries: Vec<Entry>,
     mtime: MtimePolicy,
     index: Index,
-) -> anyhow::Result<LayerDesc> {
+) -> anyhow::Result<Layer> {
     layer_write::normalize(&mut entries);
     let inputs = content_inputs(ctx, step.instruction, &entries, mtime)?;
     let slot = format!("{}#content", step.slot);
@@ -49,19 +49,9 @@ pub fn write_or_reuse(
     // its layer instead of writing the same bytes again.
     let _claim = ctx.session.in_flight.claim(&inputs.key().to_string());
     if !ctx.req.no_cache {
-        let present = |l: &CachedLayer| {
-            l.digest
-                .parse::<Digest>()
-                .is_ok_and(|d| ctx.store.contains(&d))
-        };
+        let present = |l: &Layer| ctx.store.contains(&l.digest);
         if let Lookup::Hit(rec) = ctx.cache.lookup(&inputs, &slot, present) {
-            if let Some(l) = rec.layer {
-                let desc = LayerDesc {
-                    digest: l.digest.parse()?,
-                    diff_id: l.diff_id.parse::<Digest>().map(DiffId)?,
-                    size: l.size,
-                    media_type: l.media_type,
-                };
+            if let Some(desc) = rec.layer {
                 ctx.reporter.event(Event::StepOutput {
                     id: step.id,
                     line: format!(
@@ -82,12 +72,7 @@ pub fn write_or_reuse(
         kind: RecordKind::Content,
         key: inputs.key().to_string(),
         inputs,
-        layer: Some(CachedLayer {
-            digest: desc.digest.to_string(),
-            diff_id: desc.diff_id.to_string(),
-            size: desc.size,
-            media_type: desc.media_type.clone(),
-        }),
+        layer: Some(desc.clone()),
     };
     ctx.cache
         .store(&rec, &slot)

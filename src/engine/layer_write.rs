@@ -2,7 +2,7 @@
 
 use super::ctx::BuildCtx;
 use super::fs::EntryFs;
-use super::state::LayerDesc;
+use crate::image::{Layer, MediaType};
 use crate::report::Event;
 use anyhow::Context as _;
 use cairn_layers::{
@@ -10,12 +10,11 @@ use cairn_layers::{
 };
 use std::sync::Arc;
 
-/// Media type of the plain-tar layer of a stage whose layers no image of
-/// this build exports (`deps`, `builder`): only later steps read it, so
-/// deflating it would be wasted CPU. Never written into a manifest:
-/// [`gzip_for_export`] turns it into the gzip blob a direct write would have
-/// made, byte for byte, when an exported image does contain it.
-pub const MEDIA_TYPE_STAGE_TAR: &str = "application/vnd.cairn.stage-layer.v1.tar";
+// A stage whose layers no image of this build exports (`deps`, `builder`)
+// writes them as plain tars (`MediaType::StageLayer`): only later steps read
+// them, so deflating would be wasted CPU. Never written into a manifest:
+// [`gzip_for_export`] turns one into the gzip blob a direct write would have
+// made, byte for byte, when an exported image does contain it.
 
 /// Whether later steps may read a written layer from its entries in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +41,7 @@ pub fn write(
     mtime: MtimePolicy,
     index: Index,
     stage: usize,
-) -> anyhow::Result<LayerDesc> {
+) -> anyhow::Result<Layer> {
     normalize(&mut entries);
     write_normalized(ctx, entries, mtime, index, stage)
 }
@@ -54,7 +53,7 @@ pub fn write_normalized(
     mtime: MtimePolicy,
     index: Index,
     stage: usize,
-) -> anyhow::Result<LayerDesc> {
+) -> anyhow::Result<Layer> {
     let kept = (index == Index::Keep).then(|| entries.clone());
     // Found before the entries go to the writer, offered once the digest is known.
     let donors = ctx.layer_dirs.donors_among(&entries);
@@ -64,14 +63,14 @@ pub fn write_normalized(
         opts.compression = Compression::None;
     }
     let layer = write_layer(entries, &opts, &ctx.store)?;
-    let desc = LayerDesc {
+    let desc = Layer {
         digest: layer.digest,
         diff_id: layer.diff_id,
         size: layer.size,
         media_type: if exported {
-            layer.media_type.to_owned()
+            MediaType::from(layer.media_type)
         } else {
-            MEDIA_TYPE_STAGE_TAR.to_owned()
+            MediaType::StageLayer
         },
     };
     ctx.layer_dirs.offer_donors(&desc.digest, donors);
@@ -84,7 +83,7 @@ pub fn write_normalized(
 /// Keep `entries` (the sorted content of `layer`) as its in-memory view,
 /// with mtimes as the writer stored them. Layers with hardlinks are left to
 /// be unpacked: a merged view reads hardlinked files as plain files.
-pub fn remember(ctx: &BuildCtx, layer: &LayerDesc, mut entries: Vec<Entry>, mtime: MtimePolicy) {
+pub fn remember(ctx: &BuildCtx, layer: &Layer, mut entries: Vec<Entry>, mtime: MtimePolicy) {
     if entries
         .iter()
         .any(|e| matches!(e.kind, cairn_layers::EntryKind::Hardlink { .. }))
@@ -104,8 +103,8 @@ pub fn remember(ctx: &BuildCtx, layer: &LayerDesc, mut entries: Vec<Entry>, mtim
 /// its blob (and kept as the layer's in-memory view); `None` when it is
 /// unpacked already or holds what only an unpack handles (whiteouts, hard
 /// links).
-pub fn index_stage_layer(ctx: &BuildCtx, l: &LayerDesc) -> anyhow::Result<Option<Arc<EntryFs>>> {
-    if l.media_type != MEDIA_TYPE_STAGE_TAR || ctx.layer_dirs.path(l).is_dir() {
+pub fn index_stage_layer(ctx: &BuildCtx, l: &Layer) -> anyhow::Result<Option<Arc<EntryFs>>> {
+    if l.media_type != MediaType::StageLayer || ctx.layer_dirs.path(l).is_dir() {
         return Ok(None);
     }
     let blob = ctx.store.path(&l.digest);
@@ -123,21 +122,21 @@ pub fn index_stage_layer(ctx: &BuildCtx, l: &LayerDesc) -> anyhow::Result<Option
 }
 
 /// The in-memory view of a layer this build wrote, if it kept one.
-pub fn indexed(ctx: &BuildCtx, layer: &LayerDesc) -> Option<Arc<EntryFs>> {
+pub fn indexed(ctx: &BuildCtx, layer: &Layer) -> Option<Arc<EntryFs>> {
     ctx.written.lock().ok()?.get(&layer.digest).cloned()
 }
 
 /// The gzip form of layer `l` for an exported image: `l` itself unless it is
 /// a plain stage layer, whose gzip blob is made once and remembered.
-pub fn gzip_for_export(ctx: &BuildCtx, l: &LayerDesc) -> anyhow::Result<LayerDesc> {
-    if l.media_type != MEDIA_TYPE_STAGE_TAR {
+pub fn gzip_for_export(ctx: &BuildCtx, l: &Layer) -> anyhow::Result<Layer> {
+    if l.media_type != MediaType::StageLayer {
         return Ok(l.clone());
     }
-    let gz = |digest, size| LayerDesc {
+    let gz = |digest, size| Layer {
         digest,
         diff_id: l.diff_id.clone(),
         size,
-        media_type: Compression::Gzip.media_type().to_owned(),
+        media_type: MediaType::OciLayerGzip,
     };
     if let Some((d, size)) = ctx.cache.gzip_memo(&l.digest) {
         if ctx.store.contains(&d) {

@@ -3,7 +3,7 @@
 use super::build::BuildResult;
 use super::multi::IndexResult;
 use super::record_artifact;
-use crate::image::docker_archive::{write_docker_archive, ArchiveLayer};
+use crate::image::docker_archive::write_docker_archive;
 use crate::image::manifest::{Descriptor, OCI_INDEX, OCI_MANIFEST};
 use crate::image::oci_layout::OciLayout;
 use crate::registry::{Reference, Registry};
@@ -123,17 +123,7 @@ pub fn to_docker_archive(
     tags: &[String],
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
-    let layers: Vec<ArchiveLayer> = r
-        .layers
-        .iter()
-        .map(|l| ArchiveLayer {
-            digest: l.digest.clone(),
-            diff_id: l.diff_id.clone(),
-            media_type: l.media_type.clone(),
-            size: l.size,
-        })
-        .collect();
-    write_docker_archive(file, &r.config_raw, &layers, store, tags, reporter)
+    write_docker_archive(file, &r.config_raw, &r.layers, store, tags, reporter)
         .with_context(|| format!("writing docker-archive {}", file.display()))?;
     Ok(())
 }

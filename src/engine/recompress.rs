@@ -14,9 +14,10 @@
 //! digest; upgrading libzstd may change it (then the test says so). Gzip at
 //! another level uses cairn's own deterministic gzip (`cairn_layers::pgzip`).
 
-use super::build::{manifest_bytes, BuildResult};
-use super::state::LayerDesc;
-use crate::image::manifest::{DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
+use super::build::BuildResult;
+use crate::image::media_type::LayerCompression;
+use crate::image::mutate;
+use crate::image::{Layer, MediaType};
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::compress::GZIP_LEVEL;
@@ -27,20 +28,6 @@ use std::io::{Read, Write};
 /// zstd level when `compression-level=` is not given: libzstd's default, as
 /// BuildKit's (`zstd.SpeedDefault` ≈ level 3).
 pub const ZSTD_LEVEL: i32 = 3;
-
-/// Docker's config media type (`oci-mediatypes=false`).
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-
-/// A layer compression.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerCompression {
-    /// gzip (the default).
-    Gzip,
-    /// zstd.
-    Zstd,
-    /// Plain tar.
-    Uncompressed,
-}
 
 /// How one output writes the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,28 +60,6 @@ impl ExportOptions {
     }
 }
 
-/// The compression of a layer, from its media type.
-fn compression_of(media_type: &str) -> LayerCompression {
-    if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
-        LayerCompression::Zstd
-    } else if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
-        LayerCompression::Gzip
-    } else {
-        LayerCompression::Uncompressed
-    }
-}
-
-fn layer_media_type(c: LayerCompression, oci: bool) -> &'static str {
-    match (c, oci) {
-        (LayerCompression::Gzip, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
-        (LayerCompression::Zstd, true) => "application/vnd.oci.image.layer.v1.tar+zstd",
-        (LayerCompression::Uncompressed, true) => "application/vnd.oci.image.layer.v1.tar",
-        (LayerCompression::Gzip, false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        (LayerCompression::Zstd, false) => "application/vnd.docker.image.rootfs.diff.tar.zstd",
-        (LayerCompression::Uncompressed, false) => "application/vnd.docker.image.rootfs.diff.tar",
-    }
-}
-
 /// A reader of a layer's uncompressed tar, whatever its compression (sniffed).
 pub fn open_uncompressed(
     store: &BlobStore,
@@ -118,11 +83,11 @@ pub fn open_uncompressed(
 /// Write `layer` in compression `to` (at `level`) into `store`; its new descriptor.
 fn recompress(
     store: &BlobStore,
-    layer: &LayerDesc,
+    layer: &Layer,
     to: LayerCompression,
     level: Option<i32>,
     oci: bool,
-) -> anyhow::Result<LayerDesc> {
+) -> anyhow::Result<Layer> {
     let mut input = open_uncompressed(store, &layer.digest)?;
     let out = store.writer()?;
     let (out, diff_id) = match to {
@@ -164,11 +129,11 @@ fn recompress(
         layer.diff_id.0
     );
     let (digest, size) = out.commit(None)?;
-    Ok(LayerDesc {
+    Ok(Layer {
         digest,
         diff_id: DiffId(diff_id),
         size,
-        media_type: layer_media_type(to, oci).to_owned(),
+        media_type: MediaType::layer(to, oci),
     })
 }
 
@@ -185,7 +150,7 @@ pub fn convert(
     let own_from = r.base.as_ref().map_or(0, |b| b.layers.min(r.layers.len()));
     let mut layers = Vec::with_capacity(r.layers.len());
     for (i, l) in r.layers.iter().enumerate() {
-        let now = compression_of(&l.media_type);
+        let now = l.media_type.compression();
         let wanted = match opts.compression {
             Some(c) if i >= own_from || opts.force => c,
             _ => now,
@@ -196,26 +161,22 @@ pub fn convert(
             recompress(store, l, wanted, opts.level, opts.oci_media_types)
                 .with_context(|| format!("recompressing layer {}", l.digest))?
         } else {
-            LayerDesc {
-                media_type: layer_media_type(now, opts.oci_media_types).to_owned(),
+            Layer {
+                media_type: MediaType::layer(now, opts.oci_media_types),
                 ..l.clone()
             }
         };
         layers.push(l);
     }
-    let types = if opts.oci_media_types {
-        (OCI_MANIFEST, OCI_CONFIG)
+    let (manifest_type, config_type) = if opts.oci_media_types {
+        (MediaType::OciManifest, MediaType::OciConfig)
     } else {
-        (DOCKER_MANIFEST, DOCKER_CONFIG)
+        (MediaType::DockerManifest, MediaType::DockerConfig)
     };
-    let manifest_raw = manifest_bytes(
-        types,
-        &r.config_digest,
-        r.config_raw.len(),
-        layers.iter().map(|l| (l.media_type.as_str(), l)),
-        &r.annotations,
-    )?;
-    let manifest_digest = store.put_bytes(&manifest_raw)?;
+    let config = mutate::config_descriptor(config_type, r.config_digest.clone(), &r.config_raw);
+    let manifest = mutate::manifest(manifest_type, config, &layers, &r.annotations)?;
+    let manifest_digest = store.put_bytes(&manifest.bytes)?;
+    let manifest_raw = manifest.bytes;
     Ok(BuildResult {
         manifest_raw,
         manifest_digest,
@@ -250,7 +211,7 @@ mod tests {
         let store = BlobStore::open(t.path()).unwrap();
         let plain = tar_bytes();
         let d = store.put_bytes(&plain).unwrap();
-        let layer = LayerDesc {
+        let layer = Layer {
             digest: d.clone(),
             diff_id: DiffId(d.clone()),
             size: plain.len() as u64,

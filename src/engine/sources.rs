@@ -3,10 +3,10 @@
 //! store, verified; a blob already there is never fetched again.
 
 use super::bases::{BaseImage, ImageSource};
-use super::state::LayerDesc;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{ImageIndex, ImageManifest, ManifestKind};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
+use crate::image::Layer;
 use crate::registry::{Platform, Reference, Registry};
 use crate::report::Reporter;
 use anyhow::Context as _;
@@ -31,12 +31,12 @@ impl Sources {
     }
 }
 
-/// Join manifest layers with config diff_ids into [`LayerDesc`]s.
+/// Join manifest layers with config diff_ids into [`Layer`]s.
 fn layers(
     reference: &str,
     manifest: &ImageManifest,
     config: &ImageConfig,
-) -> anyhow::Result<Vec<LayerDesc>> {
+) -> anyhow::Result<Vec<Layer>> {
     anyhow::ensure!(
         manifest.layers.len() == config.rootfs.diff_ids.len(),
         "image {reference} is inconsistent: {} layers in the manifest, {} diff_ids in the config",
@@ -48,7 +48,7 @@ fn layers(
         .iter()
         .zip(&config.rootfs.diff_ids)
         .map(|(d, id)| {
-            Ok(LayerDesc {
+            Ok(Layer {
                 digest: d.digest.clone(),
                 diff_id: DiffId(
                     id.parse::<Digest>()

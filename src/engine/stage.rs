@@ -12,6 +12,7 @@ use super::state::ImageState;
 use super::step::dispatch;
 use crate::frontend::graph::{Base, PlannedStage};
 use crate::image::config::ImageConfig;
+use crate::image::Image;
 use crate::report::Event;
 use cairn_layers::{Digest, MtimePolicy};
 use std::collections::BTreeMap;
@@ -42,10 +43,8 @@ pub fn run_stage(
             );
             let scope = ctx.plan.scope(&[]);
             let image = ImageState {
-                config,
-                layers: Vec::new(),
+                image: Image::new(config, Vec::new(), ctx.created.clone()),
                 fs_key: Digest::of(b"scratch"),
-                created: ctx.created.clone(),
                 base: None,
             };
             (image, scope)
@@ -89,13 +88,13 @@ pub fn run_stage(
                 .and_then(|c| c.env.clone())
                 .unwrap_or_default();
             let scope = ctx.plan.scope(&env);
-            let mut config = base.config.clone();
-            config.rootfs.diff_ids = base.layers.iter().map(|l| l.diff_id.to_string()).collect();
             let image = ImageState {
-                config,
-                layers: base.layers.clone(),
+                image: Image::new(
+                    base.config.clone(),
+                    base.layers.clone(),
+                    ctx.created.clone(),
+                ),
                 fs_key: base.digest.clone(),
-                created: ctx.created.clone(),
                 base: Some(super::state::BaseImage {
                     reference: r.to_string(),
                     layers: base.layers.len(),
@@ -119,6 +118,7 @@ pub fn run_stage(
     // A base image's ONBUILD triggers run right after FROM, then are cleared
     // (they are not inherited by the image being built).
     let triggers = run
+        .image
         .image
         .config
         .config

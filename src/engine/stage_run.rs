@@ -2,18 +2,19 @@
 //! far, the cached-step protocol (look the inputs up, run on a miss, record),
 //! the stage's merged filesystem, and its progress numbering.
 
-use super::cache::{CachedLayer, Inputs, Lookup, RecordKind, StepRecord};
+use super::cache::{Inputs, Lookup, RecordKind, StepRecord};
 use super::ctx::BuildCtx;
 use super::fs::{MergedView, SourceFs, ViewLayer};
 use super::record::StepEntry;
-use super::state::{ImageState, LayerDesc};
+use super::state::ImageState;
 use super::users::UserDb;
 use crate::frontend::graph::{Base, PlannedStage};
 use crate::frontend::instructions::Instruction;
 use crate::frontend::Scope;
+use crate::image::Layer;
 use crate::report::Event;
 use anyhow::Context as _;
-use cairn_layers::{DiffId, Digest, Entry};
+use cairn_layers::{Digest, Entry};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -29,7 +30,7 @@ pub struct StageResult {
 /// What a filesystem step produced.
 pub enum StepOutcome {
     /// A layer.
-    Layer(LayerDesc),
+    Layer(Layer),
     /// Nothing changed.
     Empty,
 }
@@ -67,12 +68,13 @@ pub struct StageRun<'c, 'a> {
 impl StageRun<'_, '_> {
     /// The stage's merged filesystem (unpacking its layers on first use).
     pub fn merged_view(&self) -> anyhow::Result<MergedView> {
-        view_of(self.ctx, &self.image.layers)
+        view_of(self.ctx, &self.image.image.layers)
     }
 
     /// The current WORKDIR (default `/`).
     pub fn workdir(&self) -> String {
         self.image
+            .image
             .config
             .config
             .as_ref()
@@ -84,6 +86,7 @@ impl StageRun<'_, '_> {
     /// The current USER (empty: root).
     pub fn user(&self) -> String {
         self.image
+            .image
             .config
             .config
             .as_ref()
@@ -94,6 +97,7 @@ impl StageRun<'_, '_> {
     /// The current SHELL (default `/bin/sh -c`).
     pub fn shell(&self) -> Vec<String> {
         self.image
+            .image
             .config
             .config
             .as_ref()
@@ -144,11 +148,9 @@ impl StageRun<'_, '_> {
         {
             Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
         } else {
-            let local = ctx.cache.lookup(&inputs, &slot, |l| {
-                l.digest
-                    .parse::<Digest>()
-                    .is_ok_and(|d| ctx.store.contains(&d))
-            });
+            let local = ctx
+                .cache
+                .lookup(&inputs, &slot, |l| ctx.store.contains(&l.digest));
             super::cache_import::lookup(ctx, (&self.name, index), &inputs, &slot, local)?
         };
         let outcome = match lookup {
@@ -156,12 +158,7 @@ impl StageRun<'_, '_> {
                 ctx.reporter.event(Event::StepCached { id });
                 let _ = ctx.cache.touch_slot(&slot, &key);
                 match rec.layer {
-                    Some(l) => StepOutcome::Layer(LayerDesc {
-                        digest: l.digest.parse()?,
-                        diff_id: l.diff_id.parse::<Digest>().map(DiffId)?,
-                        size: l.size,
-                        media_type: l.media_type,
-                    }),
+                    Some(l) => StepOutcome::Layer(l),
                     None => StepOutcome::Empty,
                 }
             }
@@ -171,12 +168,7 @@ impl StageRun<'_, '_> {
                 }
                 let out = work(self)?;
                 let layer = match &out {
-                    StepOutcome::Layer(l) => Some(CachedLayer {
-                        digest: l.digest.to_string(),
-                        diff_id: l.diff_id.to_string(),
-                        size: l.size,
-                        media_type: l.media_type.clone(),
-                    }),
+                    StepOutcome::Layer(l) => Some(l.clone()),
                     StepOutcome::Empty => None,
                 };
                 let rec = StepRecord {
@@ -205,8 +197,8 @@ impl StageRun<'_, '_> {
         }
         self.image.fs_key = key;
         match outcome {
-            StepOutcome::Layer(l) => self.image.push_layer(l, created_by),
-            StepOutcome::Empty => self.image.push_empty(created_by),
+            StepOutcome::Layer(l) => self.image.image.with_layer(l, created_by),
+            StepOutcome::Empty => self.image.image.with_history(created_by),
         }
         Ok(())
     }
@@ -214,7 +206,7 @@ impl StageRun<'_, '_> {
 
 /// A merged view over `layers`: the ones this build wrote from memory, plain
 /// stage layers read in their blob, the others unpacked on first use.
-pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedView> {
+pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<MergedView> {
     super::cache_import::materialize(ctx, layers)?;
     let view: Vec<ViewLayer> = layers
         .iter()
@@ -230,7 +222,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<MergedVie
 }
 
 /// The unpacked directories of `layers`, bottom first (RUN's overlay lowers).
-pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[LayerDesc]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<Vec<PathBuf>> {
     layers
         .iter()
         .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))

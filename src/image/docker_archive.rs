@@ -37,6 +37,7 @@
 //! later position gets a `layer.tar` symlink to its first copy, as
 //! `docker save` does.
 
+use super::layer::Layer;
 use crate::report::{Event, Reporter};
 use cairn_layers::blob_store::{BlobError, BlobStore};
 use cairn_layers::digest::HashingWriter;
@@ -48,19 +49,6 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-
-/// One layer of the image, as its manifest descriptor plus its diff_id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArchiveLayer {
-    /// Digest of the blob in the store (compressed bytes for `+gzip`).
-    pub digest: Digest,
-    /// Digest of the uncompressed tar (from the config's `rootfs.diff_ids`).
-    pub diff_id: DiffId,
-    /// The descriptor's media type (OCI or Docker; tar or tar+gzip).
-    pub media_type: String,
-    /// The descriptor's size: bytes of the blob.
-    pub size: u64,
-}
 
 /// What was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,7 +279,7 @@ enum Compression {
     Gzip,
 }
 
-fn compression_of(layer: &ArchiveLayer) -> Result<Compression> {
+fn compression_of(layer: &Layer) -> Result<Compression> {
     let mt = layer.media_type.as_str();
     const TAR: [&str; 3] = [
         "application/vnd.oci.image.layer.v1.tar",
@@ -311,13 +299,13 @@ fn compression_of(layer: &ArchiveLayer) -> Result<Compression> {
     } else {
         Err(DockerArchiveError::UnsupportedMediaType {
             digest: layer.digest.clone(),
-            media_type: layer.media_type.clone(),
+            media_type: layer.media_type.to_string(),
         })
     }
 }
 
 /// Parse the config and check its `rootfs.diff_ids` against `layers`.
-fn parse_config(config_raw: &[u8], layers: &[ArchiveLayer]) -> Result<Map<String, Value>> {
+fn parse_config(config_raw: &[u8], layers: &[Layer]) -> Result<Map<String, Value>> {
     let bad = |reason: String| DockerArchiveError::Config { reason };
     let config: Map<String, Value> =
         serde_json::from_slice(config_raw).map_err(|e| bad(format!("not a JSON object ({e})")))?;
@@ -342,10 +330,7 @@ fn parse_config(config_raw: &[u8], layers: &[ArchiveLayer]) -> Result<Map<String
 }
 
 /// The legacy v1 config of each layer, with its id (see the module docs).
-fn v1_configs(
-    config: &Map<String, Value>,
-    layers: &[ArchiveLayer],
-) -> Vec<(String, Map<String, Value>)> {
+fn v1_configs(config: &Map<String, Value>, layers: &[Layer]) -> Vec<(String, Map<String, Value>)> {
     let created = config
         .get("created")
         .cloned()
@@ -391,7 +376,7 @@ fn v1_configs(
 pub fn write_docker_archive(
     dest: &Path,
     config_raw: &[u8],
-    layers: &[ArchiveLayer],
+    layers: &[Layer],
     store: &BlobStore,
     repo_tags: &[String],
     reporter: &dyn Reporter,
@@ -560,7 +545,7 @@ impl ArchiveWriter<'_> {
     fn append_layer(
         &mut self,
         name: &str,
-        layer: &ArchiveLayer,
+        layer: &Layer,
         compression: Compression,
         store: &BlobStore,
         reporter: &dyn Reporter,

@@ -6,6 +6,7 @@
 //! deterministic. Pulled documents are never re-serialized: their digest is
 //! the digest of the bytes received.
 
+use super::media_type::MediaType;
 use cairn_layers::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,8 +45,8 @@ pub enum ManifestKind {
 
 impl ManifestKind {
     /// Classify a media type; `None` for anything that is not a supported manifest.
-    pub fn of(media_type: &str) -> Option<Self> {
-        match media_type {
+    pub fn of<M: AsRef<str> + ?Sized>(media_type: &M) -> Option<Self> {
+        match media_type.as_ref() {
             OCI_MANIFEST | DOCKER_MANIFEST => Some(ManifestKind::Image),
             OCI_INDEX | DOCKER_MANIFEST_LIST => Some(ManifestKind::Index),
             _ => None,
@@ -84,9 +85,9 @@ pub struct PlatformSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     /// Media type of the referenced content.
-    pub media_type: String,
+    pub media_type: MediaType,
     /// Digest of the referenced bytes.
-    #[serde(with = "digest_serde")]
+    #[serde(with = "super::serde_digest")]
     pub digest: Digest,
     /// Size of the referenced bytes.
     pub size: u64,
@@ -109,7 +110,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     /// A plain descriptor.
-    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
+    pub fn new(media_type: impl Into<MediaType>, digest: Digest, size: u64) -> Self {
         Descriptor {
             media_type: media_type.into(),
             digest,
@@ -128,20 +129,6 @@ impl Descriptor {
     }
 }
 
-mod digest_serde {
-    use cairn_layers::Digest;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(d)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// An image manifest (OCI or Docker schema 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -150,7 +137,7 @@ pub struct ImageManifest {
     pub schema_version: u32,
     /// The manifest's own media type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     /// Artifact type (OCI 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
@@ -175,7 +162,7 @@ pub struct ImageIndex {
     pub schema_version: u32,
     /// The index's own media type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     /// The entries.
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
@@ -195,12 +182,15 @@ pub struct Raw<T> {
     /// sha256 of `bytes`.
     pub digest: Digest,
     /// The media type the bytes were served or stored as.
-    pub media_type: String,
+    pub media_type: MediaType,
 }
 
 impl<T: serde::de::DeserializeOwned> Raw<T> {
     /// Parse `bytes`, keeping them.
-    pub fn parse(bytes: Vec<u8>, media_type: impl Into<String>) -> Result<Self, serde_json::Error> {
+    pub fn parse(
+        bytes: Vec<u8>,
+        media_type: impl Into<MediaType>,
+    ) -> Result<Self, serde_json::Error> {
         let value = serde_json::from_slice(&bytes)?;
         Ok(Raw {
             value,
@@ -222,7 +212,10 @@ impl<T: serde::de::DeserializeOwned> Raw<T> {
 
 impl<T: Serialize> Raw<T> {
     /// Serialize `value` canonically (keys sorted, no whitespace) and keep the bytes.
-    pub fn canonical(value: T, media_type: impl Into<String>) -> Result<Self, serde_json::Error> {
+    pub fn canonical(
+        value: T,
+        media_type: impl Into<MediaType>,
+    ) -> Result<Self, serde_json::Error> {
         let bytes = super::canonical::to_vec(&value)?;
         Ok(Raw {
             value,

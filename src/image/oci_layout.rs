@@ -113,7 +113,7 @@ impl OciLayout {
         };
         layout.write_index(&ImageIndex {
             schema_version: 2,
-            media_type: Some(OCI_INDEX.to_owned()),
+            media_type: Some(OCI_INDEX.into()),
             manifests: Vec::new(),
             annotations: None,
         })?;

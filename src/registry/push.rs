@@ -88,10 +88,11 @@ impl Registry {
         &self,
         target: &Reference,
         manifest: &[u8],
-        media_type: &str,
+        media_type: &(impl AsRef<str> + ?Sized),
         store: &BlobStore,
         mount_from: &[Repository],
     ) -> Result<Digest, RegistryError> {
+        let media_type = media_type.as_ref();
         let t = self.target(target, mount_from).await?;
         let digest = Digest::of(manifest);
         if let Some(want) = target.digest() {
@@ -167,10 +168,15 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let reference = Reference::new(repo.clone(), None, Some(desc.digest.clone()));
         let t = self.target(&reference, &[]).await?;
-        self.push_tree(&t, manifest, &desc.media_type, store, 0)
+        self.push_tree(&t, manifest, desc.media_type.as_str(), store, 0)
             .await?;
         let (_, indexed) = self
-            .put_manifest_subject(&t, &desc.digest.to_string(), manifest, &desc.media_type)
+            .put_manifest_subject(
+                &t,
+                &desc.digest.to_string(),
+                manifest,
+                desc.media_type.as_str(),
+            )
             .await?;
         if indexed {
             return Ok(());
@@ -186,7 +192,7 @@ impl Registry {
             })?,
             Err(RegistryError::Status { status: 404, .. }) => ImageIndex {
                 schema_version: 2,
-                media_type: Some(OCI_INDEX.to_owned()),
+                media_type: Some(OCI_INDEX.into()),
                 manifests: Vec::new(),
                 annotations: None,
             },
@@ -247,10 +253,15 @@ impl Registry {
                             continue;
                         }
                         let bytes = store.read_bytes(&child.digest)?;
-                        self.push_tree(t, &bytes, &child.media_type, store, depth + 1)
+                        self.push_tree(t, &bytes, child.media_type.as_str(), store, depth + 1)
                             .await?;
-                        self.put_manifest(t, &child.digest.to_string(), &bytes, &child.media_type)
-                            .await?;
+                        self.put_manifest(
+                            t,
+                            &child.digest.to_string(),
+                            &bytes,
+                            child.media_type.as_str(),
+                        )
+                        .await?;
                     }
                     Ok(())
                 }

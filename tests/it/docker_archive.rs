@@ -2,7 +2,8 @@
 //! `skopeo inspect`, in throwaway storage (vfs driver, temp root and runroot).
 
 use cairn::image::config::{ImageConfig, RootFs, RunConfig};
-use cairn::image::docker_archive::{write_docker_archive, ArchiveLayer};
+use cairn::image::docker_archive::write_docker_archive;
+use cairn::image::Layer;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::{DiffId, Digest};
 use flate2::{write::GzEncoder, Compression};
@@ -84,9 +85,9 @@ fn podman_loads_the_archive_and_skopeo_reads_it_back() {
         ]),
         layer(&[("app/index.js", b"console.log('cairn')\n", 0o644)]),
     ];
-    let layers: Vec<ArchiveLayer> = blobs
+    let layers: Vec<Layer> = blobs
         .iter()
-        .map(|(tar, gz)| ArchiveLayer {
+        .map(|(tar, gz)| Layer {
             digest: store.put_bytes(gz).unwrap(),
             diff_id: DiffId(Digest::of(tar)),
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),

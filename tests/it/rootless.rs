@@ -14,7 +14,7 @@
 
 use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
 use cairn::engine::layer_dirs::LayerDirs;
-use cairn::engine::state::LayerDesc;
+use cairn::image::Layer;
 use cairn_layers::blob_store::BlobStore;
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -544,16 +544,16 @@ fn bench_unpack_node_fixture() {
     let fixture = fixture();
     let m = read_json(&fixture, &manifest_digest(&fixture, "22-alpine"));
     let config = read_json(&fixture, m["config"]["digest"].as_str().unwrap());
-    let descs: Vec<LayerDesc> = m["layers"]
+    let descs: Vec<Layer> = m["layers"]
         .as_array()
         .unwrap()
         .iter()
         .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
-        .map(|(l, d)| LayerDesc {
+        .map(|(l, d)| Layer {
             digest: l["digest"].as_str().unwrap().parse().unwrap(),
             diff_id: d.as_str().unwrap().parse().unwrap(),
             size: l["size"].as_u64().unwrap(),
-            media_type: l["mediaType"].as_str().unwrap().to_owned(),
+            media_type: l["mediaType"].as_str().unwrap().into(),
         })
         .collect();
     let unpack = |dir: &Path| {

@@ -135,7 +135,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
         serial_number: format!("urn:uuid:{}", super::uuid_from(ns.as_bytes())),
         version: 1,
         metadata: Metadata {
-            timestamp: crate::engine::state::rfc3339(inv.epoch),
+            timestamp: crate::image::mutate::rfc3339(inv.epoch),
             tools: Tools {
                 components: vec![Component {
                     kind: "application",

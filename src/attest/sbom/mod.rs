@@ -17,8 +17,8 @@ pub mod node;
 pub mod spdx;
 
 use crate::engine::recompress::open_uncompressed;
-use crate::engine::state::LayerDesc;
 use crate::image::config::ImageConfig;
+use crate::image::Layer;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -175,7 +175,7 @@ enum Event {
 fn layer_events(
     store: &BlobStore,
     i: usize,
-    l: &LayerDesc,
+    l: &Layer,
     total: &std::sync::atomic::AtomicU64,
 ) -> anyhow::Result<Vec<Event>> {
     use std::sync::atomic::Ordering;
@@ -233,7 +233,7 @@ fn layer_events(
 #[allow(clippy::type_complexity)]
 fn walk(
     store: &BlobStore,
-    layers: &[LayerDesc],
+    layers: &[Layer],
 ) -> anyhow::Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>)> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let total = AtomicU64::new(0);
@@ -318,7 +318,7 @@ fn layer_steps(config: &ImageConfig, base: Option<&Base>, n: usize) -> Vec<Strin
 /// Scan an image (its `layers`, `config`, `base`) into an inventory.
 pub fn scan(
     store: &BlobStore,
-    layers: &[LayerDesc],
+    layers: &[Layer],
     config: &ImageConfig,
     base: Option<&Base>,
     (name, stage, config_digest, epoch): (String, Option<String>, Digest, u64),
@@ -520,7 +520,7 @@ pub fn uuid_from(seed: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn layer(store: &BlobStore, files: &[(&str, Option<&str>)]) -> LayerDesc {
+    fn layer(store: &BlobStore, files: &[(&str, Option<&str>)]) -> Layer {
         let mut b = tar::Builder::new(Vec::new());
         for (p, body) in files {
             let mut h = tar::Header::new_gnu();
@@ -543,7 +543,7 @@ mod tests {
         }
         let bytes = b.into_inner().unwrap();
         let digest = store.put_bytes(&bytes).unwrap();
-        LayerDesc {
+        Layer {
             diff_id: digest.to_string().parse().unwrap(),
             digest,
             size: bytes.len() as u64,

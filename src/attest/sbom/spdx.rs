@@ -318,7 +318,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
         name,
         document_namespace: format!("https://cairn.invalid/spdx/{ns}"),
         creation_info: CreationInfo {
-            created: crate::engine::state::rfc3339(inv.epoch),
+            created: crate::image::mutate::rfc3339(inv.epoch),
             creators: vec![format!("Tool: cairn-{}", env!("CARGO_PKG_VERSION"))],
         },
         packages,

@@ -7,7 +7,8 @@
 
 use super::mounts::MountRecord;
 use super::Remote;
-use crate::cache::records::{CachedLayer, StepRecord};
+use crate::cache::records::StepRecord;
+use crate::image::Layer;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -85,8 +86,8 @@ impl Remote for LocalDir {
         Ok(out)
     }
 
-    fn fetch_blob(&self, layer: &CachedLayer, store: &BlobStore) -> anyhow::Result<u64> {
-        let d: Digest = layer.digest.parse()?;
+    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> anyhow::Result<u64> {
+        let d = layer.digest.clone();
         let path = self.blobs()?.path(&d);
         let mut f =
             std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -136,8 +137,8 @@ impl LocalDir {
     /// Blob first: an entry is never visible before its blob. Copied, never
     /// hard-linked: a shared directory must not be a way to write into this
     /// machine's cache.
-    fn copy_blob(&self, digest: &str, store: &BlobStore) -> anyhow::Result<()> {
-        let d: Digest = digest.parse()?;
+    fn copy_blob(&self, digest: &Digest, store: &BlobStore) -> anyhow::Result<()> {
+        let d = digest.clone();
         let mine = self.blobs()?;
         if !mine.contains(&d) {
             let mut w = mine.writer()?;

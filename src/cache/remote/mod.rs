@@ -32,7 +32,8 @@ pub mod local_dir;
 pub mod mounts;
 pub mod registry;
 
-use super::records::{CachedLayer, Inputs, RecordKind, StepRecord};
+use super::records::{Inputs, RecordKind, StepRecord};
+use crate::image::Layer;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -188,7 +189,7 @@ pub trait Remote: Send + Sync {
     fn names(&self) -> anyhow::Result<Vec<String>>;
     /// Fetch `layer`'s blob into `store`, verified against its digest;
     /// returns the bytes moved.
-    fn fetch_blob(&self, layer: &CachedLayer, store: &BlobStore) -> anyhow::Result<u64>;
+    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> anyhow::Result<u64>;
     /// Add entry `name` (`record`, and its layer blob read from `store`).
     fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()>;
     /// The record of cache mount entry `name` ([`mounts::entry_name`]), if any.
@@ -281,7 +282,7 @@ pub struct Refused {
 struct Pending {
     source: usize,
     key: String,
-    layer: CachedLayer,
+    layer: Layer,
 }
 
 /// The `--cache-from` caches of one `cairn build`, shared by its platforms
@@ -404,10 +405,8 @@ impl Imports {
                     continue;
                 }
             };
-            let layer_ok = rec.layer.as_ref().is_none_or(|l| {
-                l.digest.parse::<Digest>().is_ok() && l.diff_id.parse::<Digest>().is_ok()
-            });
-            if rec.key != key.to_string() || rec.kind != RecordKind::Step || !layer_ok {
+            // A record's layer digests are checked when it parses.
+            if rec.key != key.to_string() || rec.kind != RecordKind::Step {
                 warn(format!(
                     "{}: entry {name} is not the record of step {key}; ignored",
                     remote.describe()
@@ -419,7 +418,7 @@ impl Imports {
                 ..rec
             };
             if let (Some(l), Ok(mut p)) = (&rec.layer, self.pending.lock()) {
-                p.entry(l.digest.clone()).or_insert(Pending {
+                p.entry(l.digest.to_string()).or_insert(Pending {
                     source: i,
                     key: key.to_string(),
                     layer: l.clone(),
@@ -463,7 +462,7 @@ impl Imports {
                     }
                     return Err(Refused {
                         source_name: remote.describe(),
-                        digest: p.layer.digest,
+                        digest: p.layer.digest.to_string(),
                         key: p.key,
                         why: format!("{e:#}"),
                     }
@@ -581,7 +580,7 @@ pub fn export(
     let mut todo: Vec<(String, StepRecord)> = Vec::new();
     for e in entries {
         if let (Mode::Min, Some(l)) = (spec.mode, &e.record.layer) {
-            if !image_layers.iter().any(|d| d.to_string() == l.digest) {
+            if !image_layers.contains(&l.digest) {
                 continue;
             }
         }
@@ -592,8 +591,7 @@ pub fn export(
             continue;
         }
         if let Some(l) = &e.record.layer {
-            let d: Digest = l.digest.parse()?;
-            imports.materialize([&d], store)?;
+            imports.materialize([&l.digest], store)?;
         }
         if !todo.iter().any(|(n, _)| *n == name) {
             todo.push((name, redacted(&e.record)));

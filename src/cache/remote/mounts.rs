@@ -29,7 +29,7 @@
 //! without it.
 
 use super::{CacheSpec, Remote};
-use crate::cache::records::CachedLayer;
+use crate::image::Layer;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::digest::{HashingReader, HashingWriter};
@@ -108,7 +108,7 @@ pub struct MountRecord {
     /// The mount's id.
     pub id: String,
     /// The gzip tar: digest, the tar's digest (`diff_id`), size.
-    pub blob: CachedLayer,
+    pub blob: Layer,
     /// Regular files in it.
     pub files: u64,
     /// Bytes of file data in it (what `cache-mounts-max` bounds).
@@ -138,7 +138,7 @@ pub fn measure(dir: &Path) -> anyhow::Result<(u64, u64)> {
 /// name, directories, regular files and symlinks only (sockets and fifos
 /// are not cache contents), no owners or times. Returns its blob
 /// description (digest, tar digest, size).
-pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<CachedLayer> {
+pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<Layer> {
     let w = store.writer()?;
     let gz = flate2::write::GzEncoder::new(w, flate2::Compression::new(1));
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
@@ -160,9 +160,9 @@ pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<CachedLayer> {
     }
     let (diff_id, _, gz) = tar.into_inner()?.finish();
     let (digest, size) = gz.finish()?.commit(None)?;
-    Ok(CachedLayer {
-        digest: digest.to_string(),
-        diff_id: diff_id.to_string(),
+    Ok(Layer {
+        digest,
+        diff_id: cairn_layers::DiffId(diff_id),
         size,
         media_type: TAR_GZIP.into(),
     })
@@ -196,8 +196,8 @@ pub fn unpack(
     dir: &Path,
     scratch: &Path,
 ) -> anyhow::Result<()> {
-    let d: Digest = rec.blob.digest.parse()?;
-    let want: Digest = rec.blob.diff_id.parse()?;
+    let d = rec.blob.digest.clone();
+    let want = rec.blob.diff_id.0.clone();
     let tmp = tempfile::Builder::new()
         .prefix(".mount-")
         .tempdir_in(scratch)?;
@@ -484,8 +484,8 @@ mod tests {
 
         // A record whose tar digest is not the blob's: nothing is unpacked.
         let lying = MountRecord {
-            blob: CachedLayer {
-                diff_id: Digest::of(b"other").to_string(),
+            blob: Layer {
+                diff_id: cairn_layers::DiffId(Digest::of(b"other")),
                 ..a.clone()
             },
             ..rec.clone()
@@ -531,9 +531,9 @@ mod tests {
         let d = store.put_bytes(&gz.finish().unwrap()).unwrap();
         let hostile = MountRecord {
             id: "npm".into(),
-            blob: CachedLayer {
-                digest: d.to_string(),
-                diff_id: Digest::of(&raw).to_string(),
+            blob: Layer {
+                digest: d,
+                diff_id: cairn_layers::DiffId(Digest::of(&raw)),
                 size: 0,
                 media_type: TAR_GZIP.into(),
             },

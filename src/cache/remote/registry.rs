@@ -22,8 +22,9 @@
 
 use super::mounts::{MountRecord, MOUNT_TYPE};
 use super::{InvalidEntry, Remote};
-use crate::cache::records::{CachedLayer, StepRecord};
+use crate::cache::records::StepRecord;
 use crate::image::manifest::{Descriptor, ImageManifest, OCI_CONFIG, OCI_MANIFEST};
+use crate::image::Layer;
 use crate::registry::{Reference, Registry, RegistryError, Repository};
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -161,16 +162,16 @@ impl RegistryCache {
         name: &str,
         kind: &str,
         record: &[u8],
-        blob: Option<(&str, &str, u64)>,
+        blob: Option<&Layer>,
         store: &BlobStore,
     ) -> anyhow::Result<()> {
         let rec_d = store.put_bytes(record)?;
         let mut layers = vec![serde_json::json!({
             "mediaType": kind, "digest": rec_d.to_string(), "size": record.len(),
         })];
-        if let Some((media_type, digest, size)) = blob {
+        if let Some(l) = blob {
             layers.push(serde_json::json!({
-                "mediaType": media_type, "digest": digest, "size": size,
+                "mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size,
             }));
         }
         let r = self.tagged(name);
@@ -258,16 +259,14 @@ impl Remote for RegistryCache {
         // The manifest names the layer too: it must be the record's (a
         // manifest pushed over the tag pointing elsewhere is refused).
         let named = blobs.first().map(|l| l.digest.to_string());
-        if named != record.layer.as_ref().map(|l| l.digest.clone()) {
+        let recorded = record.layer.as_ref().map(|l| l.digest.to_string());
+        if named != recorded {
             return Err(InvalidEntry {
                 entry,
                 why: format!(
                     "the entry's layer {} is not its record's {}",
                     named.as_deref().unwrap_or("(none)"),
-                    record
-                        .layer
-                        .as_ref()
-                        .map_or("(none)", |l| l.digest.as_str())
+                    recorded.as_deref().unwrap_or("(none)")
                 ),
             }
             .into());
@@ -281,9 +280,8 @@ impl Remote for RegistryCache {
         Ok(tags)
     }
 
-    fn fetch_blob(&self, layer: &CachedLayer, store: &BlobStore) -> anyhow::Result<u64> {
-        let d: Digest = layer.digest.parse()?;
-        let desc = Descriptor::new(layer.media_type.clone(), d, layer.size);
+    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> anyhow::Result<u64> {
+        let desc = layer.descriptor();
         let r = Reference::new(self.repo.clone(), None, None);
         // fetch_blob verifies the digest before the blob is stored.
         self.block(self.client.registry.fetch_blob(&r, &desc, store))?;
@@ -292,11 +290,7 @@ impl Remote for RegistryCache {
 
     fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()> {
         let rec = serde_json::to_vec(record)?;
-        let layer = record
-            .layer
-            .as_ref()
-            .map(|l| (l.media_type.as_str(), l.digest.as_str(), l.size));
-        self.write(name, RECORD_TYPE, &rec, layer, store)
+        self.write(name, RECORD_TYPE, &rec, record.layer.as_ref(), store)
     }
 
     fn mount_entry(&self, name: &str) -> anyhow::Result<Option<MountRecord>> {
@@ -308,8 +302,7 @@ impl Remote for RegistryCache {
             entry: entry.clone(),
             why: format!("the record does not parse: {e}"),
         })?;
-        let named = blobs.first().map(|l| l.digest.to_string());
-        if named.as_deref() != Some(rec.blob.digest.as_str()) {
+        if blobs.first().map(|l| &l.digest) != Some(&rec.blob.digest) {
             return Err(InvalidEntry {
                 entry,
                 why: "the entry's blob is not its record's".into(),
@@ -321,9 +314,7 @@ impl Remote for RegistryCache {
 
     fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> anyhow::Result<()> {
         let rec = serde_json::to_vec(record)?;
-        let b = &record.blob;
-        let blob = Some((b.media_type.as_str(), b.digest.as_str(), b.size));
-        self.write(name, MOUNT_TYPE, &rec, blob, store)
+        self.write(name, MOUNT_TYPE, &rec, Some(&record.blob), store)
     }
 
     fn degraded(&self) -> Option<String> {

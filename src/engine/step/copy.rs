@@ -467,7 +467,7 @@ impl Transfer<'_, '_> {
             From::Named(l, _) => plan_with(spec, l.fs()?, dest_view, &is_excluded, &unpack_local)?,
             From::Stage(r, _) => plan_with(
                 spec,
-                &view_of(ctx, &r.image.layers)?,
+                &view_of(ctx, &r.image.image.layers)?,
                 dest_view,
                 &is_excluded,
                 &unpack_local,

@@ -15,23 +15,23 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
     let shell = run.shell();
     match inst {
         Instruction::Env { pairs } => {
-            let rc = run.image.config.run_config_mut();
+            let rc = run.image.image.config.run_config_mut();
             let mut h = String::from("ENV");
             for p in pairs {
                 rc.set_env(&p.key, &p.value);
                 h.push_str(&format!(" {}={}", p.key, p.value));
             }
-            run.image.push_empty(h);
+            run.image.image.with_history(h);
         }
         Instruction::Label { pairs } => {
-            let rc = run.image.config.run_config_mut();
+            let rc = run.image.image.config.run_config_mut();
             let labels = rc.labels.get_or_insert_with(BTreeMap::new);
             let mut h = String::from("LABEL");
             for p in pairs {
                 labels.insert(p.key.clone(), p.value.clone());
                 h.push_str(&format!(" {}={}", p.key, p.value));
             }
-            run.image.push_empty(h);
+            run.image.image.with_history(h);
         }
         Instruction::Arg { args } => {
             let items: Vec<String> = args
@@ -41,20 +41,23 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
                     None => a.name.clone(),
                 })
                 .collect();
-            run.image.push_empty(format!("ARG {}", items.join(" ")));
+            run.image
+                .image
+                .with_history(format!("ARG {}", items.join(" ")));
         }
         Instruction::Expose { ports: words } => {
             let ps = ports(words)?;
-            let rc = run.image.config.run_config_mut();
+            let rc = run.image.image.config.run_config_mut();
             let map = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
             for p in &ps {
                 map.insert(p.clone(), Empty {});
             }
             run.image
-                .push_empty(format!("EXPOSE {}", history::go_list(&ps)));
+                .image
+                .with_history(format!("EXPOSE {}", history::go_list(&ps)));
         }
         Instruction::Volume { paths } => {
-            let rc = run.image.config.run_config_mut();
+            let rc = run.image.image.config.run_config_mut();
             let map = rc.volumes.get_or_insert_with(BTreeMap::new);
             for p in paths {
                 anyhow::ensure!(
@@ -64,15 +67,16 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
                 map.insert(p.trim().to_owned(), Empty {});
             }
             run.image
-                .push_empty(format!("VOLUME {}", history::go_list(paths)));
+                .image
+                .with_history(format!("VOLUME {}", history::go_list(paths)));
         }
         Instruction::User { user } => {
-            run.image.config.run_config_mut().user = Some(user.clone());
-            run.image.push_empty(format!("USER {user}"));
+            run.image.image.config.run_config_mut().user = Some(user.clone());
+            run.image.image.with_history(format!("USER {user}"));
         }
         Instruction::StopSignal { signal } => {
-            run.image.config.run_config_mut().stop_signal = Some(signal.clone());
-            run.image.push_empty(format!("STOPSIGNAL {signal}"));
+            run.image.image.config.run_config_mut().stop_signal = Some(signal.clone());
+            run.image.image.with_history(format!("STOPSIGNAL {signal}"));
         }
         Instruction::Healthcheck(hc) => {
             let nanos = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
@@ -97,34 +101,37 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
                     retries: retries.map_or(0, i64::from),
                 },
             };
-            run.image.config.run_config_mut().healthcheck = Some(cfg);
-            run.image.push_empty(hc.history());
+            run.image.image.config.run_config_mut().healthcheck = Some(cfg);
+            run.image.image.with_history(hc.history());
         }
         Instruction::Cmd { command } => {
             let argv = command.argv(&shell);
-            run.image.config.run_config_mut().cmd = Some(argv.clone());
+            run.image.image.config.run_config_mut().cmd = Some(argv.clone());
             run.cmd_set = true;
-            run.image.push_empty(history::command("CMD", &argv));
+            run.image.image.with_history(history::command("CMD", &argv));
         }
         Instruction::Entrypoint { command } => {
             let argv = command.argv(&shell);
             let cmd_set = run.cmd_set;
-            let rc = run.image.config.run_config_mut();
+            let rc = run.image.image.config.run_config_mut();
             rc.entrypoint = Some(argv.clone());
             if !cmd_set {
                 // BuildKit: an ENTRYPOINT resets a CMD inherited from the base.
                 rc.cmd = None;
             }
-            run.image.push_empty(history::command("ENTRYPOINT", &argv));
+            run.image
+                .image
+                .with_history(history::command("ENTRYPOINT", &argv));
         }
         Instruction::Shell { shell } => {
-            run.image.config.run_config_mut().shell = Some(shell.clone());
+            run.image.image.config.run_config_mut().shell = Some(shell.clone());
             run.image
-                .push_empty(format!("SHELL {}", history::go_list(shell)));
+                .image
+                .with_history(format!("SHELL {}", history::go_list(shell)));
         }
         Instruction::Maintainer { name } => {
-            run.image.config.author = Some(name.clone());
-            run.image.push_empty(format!("MAINTAINER {name}"));
+            run.image.image.config.author = Some(name.clone());
+            run.image.image.with_history(format!("MAINTAINER {name}"));
         }
         Instruction::Workdir { .. }
         | Instruction::Copy(_)

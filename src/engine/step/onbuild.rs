@@ -19,6 +19,7 @@ pub type Dispatch<'d> = dyn FnMut(&mut StageRun, &Scope, usize, usize, usize, &I
 /// images built `FROM` this one.
 pub fn onbuild(run: &mut StageRun, ob: &OnBuild) {
     run.image
+        .image
         .config
         .run_config_mut()
         .on_build
@@ -161,10 +162,12 @@ mod tests {
             stage: plan.stage(plan.target).unwrap(),
             name: "0".into(),
             image: ImageState {
-                config: Default::default(),
-                layers: Vec::new(),
+                image: crate::image::Image::new(
+                    Default::default(),
+                    Vec::new(),
+                    ctx.created.clone(),
+                ),
                 fs_key: cairn_layers::Digest::of(b"scratch"),
-                created: ctx.created.clone(),
                 base: None,
             },
             done: &done,
@@ -193,6 +196,7 @@ mod tests {
             ));
             let history: Vec<String> = run
                 .image
+                .image
                 .config
                 .history
                 .iter()
@@ -202,7 +206,13 @@ mod tests {
 
             // Any instruction but FROM, MAINTAINER and ONBUILD may be a trigger (as in BuildKit).
             run_triggers(run, scope, &["ENV A=1".to_owned()], &mut run_step).unwrap();
-            let env = run.image.config.config.as_ref().and_then(|c| c.env.clone());
+            let env = run
+                .image
+                .image
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.env.clone());
             assert_eq!(env, Some(vec!["A=1".to_owned()]));
 
             for (bad, want) in [

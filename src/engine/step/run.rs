@@ -160,6 +160,7 @@ fn resolve_mount(
                         })?;
                         let dirs = r
                             .image
+                            .image
                             .layers
                             .iter()
                             .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
@@ -444,7 +445,7 @@ pub fn run(
         for bind in &fill {
             crate::engine::named_context::write_tree(&bind.entries, &bind.dir)?;
         }
-        let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.layers)?;
+        let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.image.layers)?;
         let spec = RunSpec {
             lowers,
             argv: argv.clone(),

@@ -26,10 +26,10 @@ pub fn workdir(
     text: &str,
 ) -> anyhow::Result<()> {
     let wd = normalize(&run.workdir(), path);
-    run.image.config.run_config_mut().working_dir = Some(wd.clone());
+    run.image.image.config.run_config_mut().working_dir = Some(wd.clone());
     let created_by = format!("WORKDIR {wd}");
     if wd == "/" {
-        run.image.push_empty(created_by);
+        run.image.image.with_history(created_by);
         return Ok(());
     }
     let user = run.user();

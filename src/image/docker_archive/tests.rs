@@ -25,7 +25,7 @@ fn layer_bytes(files: &[(&str, &[u8])]) -> (Vec<u8>, Vec<u8>) {
 struct Fixture {
     dir: tempfile::TempDir,
     store: BlobStore,
-    layers: Vec<ArchiveLayer>,
+    layers: Vec<Layer>,
     tars: Vec<Vec<u8>>,
     config: Vec<u8>,
 }
@@ -38,7 +38,7 @@ fn fixture(contents: &[&[u8]]) -> Fixture {
     for c in contents {
         let (tar, gz) = layer_bytes(&[("f.txt", c)]);
         let digest = store.put_bytes(&gz).unwrap();
-        layers.push(ArchiveLayer {
+        layers.push(Layer {
             digest,
             diff_id: DiffId(Digest::of(&tar)),
             media_type: GZIP.into(),
@@ -56,7 +56,7 @@ fn fixture(contents: &[&[u8]]) -> Fixture {
     }
 }
 
-fn config_for(layers: &[ArchiveLayer]) -> Vec<u8> {
+fn config_for(layers: &[Layer]) -> Vec<u8> {
     let mut rc = RunConfig::default();
     rc.set_env("PATH", "/bin");
     rc.cmd = Some(vec!["node".into()]);
@@ -252,7 +252,7 @@ fn uncompressed_layers_are_copied() {
     let store = BlobStore::open(dir.path()).unwrap();
     let (tar, _) = layer_bytes(&[("a", b"plain")]);
     let d = store.put_bytes(&tar).unwrap();
-    let layers = [ArchiveLayer {
+    let layers = [Layer {
         digest: d.clone(),
         diff_id: DiffId(d),
         media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
