@@ -23,6 +23,7 @@ pub mod tar_read;
 pub mod tree;
 pub mod unpack;
 pub mod whiteout;
+pub mod xattr;
 
 pub use compress::Compression;
 pub use digest::{DiffId, Digest};

@@ -15,7 +15,7 @@
 //!   devmajor/devminor always written.
 //! - **mtime**: [`MtimePolicy::Set`] or [`MtimePolicy::Clamp`] (SOURCE_DATE_EPOCH
 //!   clamping as BuildKit's `rewrite-timestamp` does).
-//! - **xattrs**: only [`XATTR_ALLOWLIST`] (`security.capability`), as PAX
+//! - **xattrs**: only those [`crate::xattr::keep`] keeps for a layer (`security.capability`), as PAX
 //!   `SCHILY.xattr.*` records; anything else is dropped.
 //! - **Hardlinks**: type `1`, size 0; the target must be an earlier
 //!   non-directory entry of the same layer.
@@ -29,9 +29,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
-
-/// Extended attributes that may reach a layer; all others are dropped.
-pub const XATTR_ALLOWLIST: &[&str] = &["security.capability"];
 
 /// How entry modification times are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +110,7 @@ impl<W: Write> LayerWriter<W> {
         let xattrs: Vec<(&str, &[u8])> = e
             .xattrs
             .iter()
-            .filter(|(k, _)| XATTR_ALLOWLIST.contains(&k.as_str()))
+            .filter(|(k, _)| crate::xattr::keep(k, crate::xattr::XattrUse::Layer))
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         let h = Header {

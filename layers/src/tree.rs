@@ -44,8 +44,8 @@ use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
 use crate::entry::{Entry, EntryKind, Source};
-use crate::unpack::xattr_allowed;
 use crate::whiteout::{self, WhiteoutError};
+use crate::xattr::{keep as keep_xattr, XattrUse};
 
 /// A timestamp with nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -401,7 +401,7 @@ fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, TreeError> {
         let Ok(name) = std::str::from_utf8(raw) else {
             continue;
         };
-        if !xattr_allowed(name) {
+        if !keep_xattr(name, XattrUse::Rootfs) {
             continue;
         }
         let mut value = vec![0u8; 256];

@@ -32,11 +32,11 @@
 //!   to atime and mtime; directories get their metadata after everything else,
 //!   deepest first, so children do not disturb their parents' mtimes and a
 //!   read-only directory can still be filled.
-//! * xattrs (PAX `SCHILY.xattr.*`): only `security.capability` and `user.*`
-//!   are restored; `user.overlay.*` is dropped because on a `userxattr`
-//!   overlay mount a layer could otherwise fake opaque directories (see
-//!   sandbox notes §3), and `trusted.*`, `security.selinux`, ACLs and the rest
-//!   are dropped as host policy. Dropped and failed ones are listed in
+//! * xattrs (PAX `SCHILY.xattr.*`): those [`crate::xattr::keep`] keeps for a
+//!   rootfs (`security.capability` and `user.*`); `user.overlay.*` is dropped
+//!   because on a `userxattr` overlay mount a layer could otherwise fake
+//!   opaque directories (see sandbox notes §3), and `trusted.*`,
+//!   `security.selinux`, ACLs and the rest are dropped as host policy. Dropped and failed ones are listed in
 //!   [`UnpackStats::skipped_xattrs`].
 //! * Devices: created with `mknod`; when that fails with `EPERM` (rootless, or
 //!   root inside a user namespace) they are skipped and listed in
@@ -637,7 +637,7 @@ impl Unpacker<'_> {
                     }
                 } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     let name = lossy(name);
-                    if xattr_allowed(&name) {
+                    if crate::xattr::keep(&name, crate::xattr::XattrUse::Rootfs) {
                         xattrs.push((name, ext.value_bytes().to_vec()));
                     } else {
                         skipped.push(name);
@@ -1151,12 +1151,6 @@ fn clear_lower(fd: OwnedFd, rel: &[u8], written: &HashSet<Vec<u8>>) -> Result<()
     Ok(())
 }
 
-/// Extended attributes restored from layers (see the module docs).
-pub fn xattr_allowed(name: &str) -> bool {
-    name == "security.capability"
-        || (name.starts_with("user.") && !name.starts_with("user.overlay."))
-}
-
 /// A PAX time as a timespec (see [`tar_read::pax_time`]).
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     let t = tar_read::pax_time(v)?;
@@ -1220,15 +1214,5 @@ mod tests {
         assert_eq!(t("-3"), Some((-3, 0)));
         assert_eq!(t("x"), None);
         assert_eq!(t("1.2e3"), None);
-    }
-
-    #[test]
-    fn xattr_allowlist() {
-        assert!(xattr_allowed("security.capability"));
-        assert!(xattr_allowed("user.mime_type"));
-        assert!(!xattr_allowed("user.overlay.opaque"));
-        assert!(!xattr_allowed("trusted.overlay.opaque"));
-        assert!(!xattr_allowed("security.selinux"));
-        assert!(!xattr_allowed("system.posix_acl_access"));
     }
 }

@@ -9,6 +9,15 @@
 //! mtime 0. Copying those bytes keeps our layers byte-identical to theirs for
 //! the same change; the writer's epoch policy may still rewrite the mtime.
 //!
+//! This module is the one encoder of whiteouts in cairn: COPY/ADD layers use
+//! [`whiteout_entry`]/[`opaque_entry`], and a RUN's capture (`cairn`'s
+//! `sandbox::capture` and `sandbox::copy`, which describe entries in their
+//! own wire format) names its whiteouts with [`whiteout_path`] and
+//! [`opaque_path`] and gives them [`WHITEOUT_MODE`] and owner 0:0. The one
+//! difference is deliberate and pinned by the RUN layer goldens: a RUN's
+//! opaque marker carries its directory's owner, mode and mtime (what the
+//! overlay upper directory says), not the zeros above.
+//!
 //! Decoding is strict: `.wh.` with no name, whiteouts of `.` or `..` and any
 //! other name starting with `.wh..wh.` are rejected, because no valid image
 //! can contain them and a lenient reader would let a hostile layer delete
@@ -23,6 +32,8 @@ use crate::entry::{Entry, EntryKind, Source};
 pub const PREFIX: &str = ".wh.";
 /// File name of the opaque-directory marker.
 pub const OPAQUE: &str = ".wh..wh..opq";
+/// Mode of a whiteout file (owner 0:0), as containerd writes it.
+pub const WHITEOUT_MODE: u32 = 0;
 /// Reserved prefix: only [`OPAQUE`] may start with it.
 const META_PREFIX: &str = ".wh..wh.";
 
@@ -93,6 +104,21 @@ pub fn parse_path(path: &[u8]) -> Result<Option<(&[u8], Whiteout<'_>)>, Whiteout
     Ok(parse_name(name)?.map(|w| (parent, w)))
 }
 
+/// The path that the whiteout at `path` deletes (`a/.wh.b` → `a/b`); `None`
+/// for an opaque marker, an invalid whiteout name or an ordinary path.
+pub fn target(path: &str) -> Option<String> {
+    let (parent, w) = parse_path(path.as_bytes()).ok()??;
+    let Whiteout::Remove(name) = w else {
+        return None;
+    };
+    let name = std::str::from_utf8(name).ok()?;
+    Some(if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{}/{name}", std::str::from_utf8(parent).ok()?)
+    })
+}
+
 /// The whiteout path that deletes `path` (`a/b` → `a/.wh.b`).
 pub fn whiteout_path(path: &str) -> Result<String, WhiteoutError> {
     crate::entry::check_path(path).map_err(|source| WhiteoutError::BadPath {
@@ -141,7 +167,7 @@ fn marker_entry(path: String) -> Entry {
             size: 0,
             source: Source::Bytes(Arc::from(&[][..])),
         },
-        mode: 0,
+        mode: WHITEOUT_MODE,
         uid: 0,
         gid: 0,
         mtime: 0,
@@ -240,6 +266,19 @@ mod tests {
             };
             assert_eq!(rebuilt, p);
         }
+    }
+
+    #[test]
+    fn targets_of_whiteout_paths() {
+        assert_eq!(target("a/.wh.b").as_deref(), Some("a/b"));
+        assert_eq!(target(".wh.x").as_deref(), Some("x"));
+        assert_eq!(target("a/.wh..wh..opq"), None);
+        assert_eq!(target("a/b"), None);
+        assert_eq!(target("a/.wh."), None);
+        assert_eq!(
+            target(&whiteout_path("d/e").unwrap()).as_deref(),
+            Some("d/e")
+        );
     }
 
     #[test]

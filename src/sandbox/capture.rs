@@ -2,11 +2,12 @@
 //! is walked, so the cost is proportional to the change, not the rootfs.
 //!
 //! - whiteout (char device 0/0) → empty file `.wh.NAME`, mode 0, owner 0:0
-//!   (containerd's and so BuildKit's form; `cairn_layers::whiteout_entry` too)
+//!   (containerd's and so BuildKit's form; named by `cairn_layers::whiteout`)
 //! - dir with `user.overlay.opaque=y` → the dir + empty `DIR/.wh..wh..opq`
 //! - fuse-overlayfs forms: `.wh.NAME` empty files are whiteouts already;
 //!   a `.wh..opq` device or `.wh..wh..opq` file marks its dir opaque
-//! - `user.overlay.*`, `user.fuseoverlayfs.*`, `trusted.overlay.*` xattrs are never captured
+//! - xattrs: only what `cairn_layers::xattr::keep` keeps for a layer
+//!   (`security.capability`); the overlay's opaque marks are read, not kept
 //! - mtimes are clamped: `min(mtime, epoch)`
 //! - regular files with several links in the upper dir: the first path in
 //!   byte order holds the data, later ones are hard links to it
@@ -21,17 +22,12 @@
 use super::ownership::{parse_owner, OWNER_XATTR};
 use super::protocol::{WireEntry, WireKind};
 use super::scaffold::{lookup, Placed};
-use cairn_layers::raw_name;
+use cairn_layers::xattr::{self, XattrUse};
+use cairn_layers::{raw_name, whiteout};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-/// Name prefix of a whiteout entry.
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// Name of the opaque-directory marker entry.
-pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
-/// Mode of a whiteout entry (owner 0:0), in every isolation mode.
-pub(crate) const WHITEOUT_MODE: u32 = 0;
 const OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// fuse-overlayfs's opaque xattr.
 const FUSE_OPAQUE_XATTR: &str = "user.fuseoverlayfs.opaque";
@@ -125,7 +121,9 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
         let is_whiteout_dev = ft.is_char_device() && m.rdev() == 0;
         // fuse-overlayfs marks an opaque dir with a `.wh..opq` whiteout
         // device and/or a `.wh..wh..opq` file instead of the xattr.
-        if (is_whiteout_dev && name == FUSE_OPAQUE_DEV) || (ft.is_file() && name == OPAQUE_MARKER) {
+        if (is_whiteout_dev && name == FUSE_OPAQUE_DEV)
+            || (ft.is_file() && name == whiteout::OPAQUE)
+        {
             if !prefix.is_empty() && w.opaque_matters(prefix) {
                 let dm = std::fs::symlink_metadata(dir)
                     .map_err(|e| format!("capture: stat {}: {e}", dir.display()))?;
@@ -137,25 +135,20 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
         // `.wh.NAME` file when it may not mknod. Always 0:0 mode 0, so
         // every mode captures the same entry.
         let whiteout = if is_whiteout_dev {
-            Some(format!("{WHITEOUT_PREFIX}{name}"))
-        } else if ft.is_file() && m.len() == 0 && name.starts_with(WHITEOUT_PREFIX) {
-            Some(name.clone())
+            Some(whiteout::whiteout_path(&rel).map_err(|e| format!("capture: {e}"))?)
+        } else if ft.is_file() && m.len() == 0 && name.starts_with(whiteout::PREFIX) {
+            Some(rel.clone())
         } else {
             None
         };
         if let Some(wh) = whiteout {
-            let wh = if prefix.is_empty() {
-                wh
-            } else {
-                format!("{prefix}/{wh}")
-            };
             let mut e = base(
                 wh,
                 WireKind::File {
                     size: 0,
                     upper_path: None,
                 },
-                WHITEOUT_MODE,
+                whiteout::WHITEOUT_MODE,
             );
             (e.uid, e.gid) = (0, 0);
             out.push(e);
@@ -229,7 +222,7 @@ pub(crate) fn plain_entry(
 /// The `DIR/.wh..wh..opq` entry, with the directory's owner, mode and mtime.
 fn opaque_marker(dir_rel: &str, dir: &std::fs::Metadata, epoch: u64) -> WireEntry {
     WireEntry {
-        path: format!("{dir_rel}/{OPAQUE_MARKER}"),
+        path: whiteout::opaque_path(dir_rel),
         kind: WireKind::File {
             size: 0,
             upper_path: None,
@@ -285,11 +278,7 @@ fn read_xattrs(path: &Path) -> Result<Xattrs, String> {
             x.opaque |= value == b"y";
         } else if name == OWNER_XATTR {
             x.owner = parse_owner(&value);
-        } else if !name.starts_with("user.overlay.")
-            && !name.starts_with("user.fuseoverlayfs.")
-            && !name.starts_with("trusted.overlay.")
-            && name != "security.selinux"
-        {
+        } else if xattr::keep(name, XattrUse::Layer) {
             x.keep.insert(name.to_owned(), value);
         }
     }
@@ -300,7 +289,7 @@ fn read_xattrs(path: &Path) -> Result<Xattrs, String> {
 /// and whiteouts of anything cairn placed. `entries` is sorted.
 fn drop_scaffold_dirs(entries: &mut Vec<WireEntry>, placed: &Placed) {
     entries.retain(|e| {
-        whiteout_target(&e.path)
+        whiteout::target(&e.path)
             .is_none_or(|o| !placed.targets.contains(&o) && !placed.created_dirs.contains(&o))
     });
     let keep: Vec<bool> = entries
@@ -319,21 +308,6 @@ fn drop_scaffold_dirs(entries: &mut Vec<WireEntry>, placed: &Placed) {
         .collect();
     let mut it = keep.into_iter();
     entries.retain(|_| it.next().unwrap_or(true));
-}
-
-fn whiteout_target(path: &str) -> Option<String> {
-    let (dir, name) = match path.rsplit_once('/') {
-        Some((d, n)) => (Some(d), n),
-        None => (None, path),
-    };
-    let orig = name.strip_prefix(WHITEOUT_PREFIX)?;
-    if name == OPAQUE_MARKER {
-        return None;
-    }
-    Some(match dir {
-        Some(d) => format!("{d}/{orig}"),
-        None => orig.to_owned(),
-    })
 }
 
 /// Turn later paths of a multiply-linked upper file into hard links.
@@ -415,14 +389,6 @@ mod tests {
         assert_eq!(clamp(5, 10), 5);
         assert_eq!(clamp(50, 10), 10);
         assert_eq!(clamp(-3, 10), 0);
-    }
-
-    #[test]
-    fn whiteout_names() {
-        assert_eq!(whiteout_target("a/.wh.b").as_deref(), Some("a/b"));
-        assert_eq!(whiteout_target(".wh.x").as_deref(), Some("x"));
-        assert_eq!(whiteout_target("a/.wh..wh..opq"), None);
-        assert_eq!(whiteout_target("a/b"), None);
     }
 
     #[test]

@@ -15,10 +15,11 @@
 //! xattrs are not copied, and device nodes that cannot be created in a user
 //! namespace are skipped.
 
-use super::capture::{link_hardlinks, plain_entry, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use super::capture::{link_hardlinks, plain_entry};
 use super::protocol::{WireEntry, WireKind};
 use super::scaffold::Placed;
 use super::sys::ctx;
+use cairn_layers::whiteout;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -207,7 +208,7 @@ pub(crate) fn diff(
     for dir in &replaced_dirs {
         if let Some(d) = out.get(dir).cloned() {
             let mut marker = d;
-            marker.path = format!("{dir}/{OPAQUE_MARKER}");
+            marker.path = whiteout::opaque_path(dir);
             marker.kind = WireKind::File {
                 size: 0,
                 upper_path: None,
@@ -231,13 +232,10 @@ pub(crate) fn diff(
             continue;
         }
         last = Some(r);
-        let (dir, name) = r.rsplit_once('/').map_or(("", r.as_str()), |(d, n)| (d, n));
-        let path = if dir.is_empty() {
-            format!("{WHITEOUT_PREFIX}{name}")
-        } else {
+        if r.contains('/') {
             add_parents(root, r, epoch, &mut out)?;
-            format!("{dir}/{WHITEOUT_PREFIX}{name}")
-        };
+        }
+        let path = whiteout::whiteout_path(r).map_err(|e| format!("copy capture: {e}"))?;
         out.insert(
             path.clone(),
             WireEntry {
@@ -246,7 +244,7 @@ pub(crate) fn diff(
                     size: 0,
                     upper_path: None,
                 },
-                mode: super::capture::WHITEOUT_MODE,
+                mode: whiteout::WHITEOUT_MODE,
                 uid: 0,
                 gid: 0,
                 mtime: epoch,
