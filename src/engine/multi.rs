@@ -142,16 +142,8 @@ pub fn index(
             d
         })
         .collect();
-    let mut index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": manifests,
-    });
     // No `annotations` field without annotations: unannotated digests do not change.
-    if !ann.index.is_empty() {
-        index["annotations"] = serde_json::json!(ann.index);
-    }
-    let index_raw = serde_json::to_vec(&index)?;
+    let index_raw = crate::image::mutate::index(manifests, &ann.index)?.bytes;
     let index_digest = store.put_bytes(&index_raw)?;
     Ok(IndexResult {
         index_raw,

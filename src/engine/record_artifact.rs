@@ -83,18 +83,18 @@ pub fn store_artifact(
     subject.platform = None;
     subject.annotations = None;
     subject.artifact_type = None;
-    let mut manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
-        "layers": [{"mediaType": artifact_type, "digest": body_digest.to_string(), "size": body.len()}],
-        "subject": subject,
-    });
-    if !annotations.is_empty() {
-        manifest["annotations"] = serde_json::to_value(annotations)?;
-    }
-    let bytes = serde_json::to_vec(&manifest)?;
+    let bytes = crate::image::mutate::artifact(
+        artifact_type,
+        Descriptor::new(crate::image::MediaType::OciEmpty, empty, 2),
+        vec![Descriptor::new(
+            artifact_type,
+            body_digest,
+            body.len() as u64,
+        )],
+        subject,
+        annotations,
+    )?
+    .bytes;
     let digest = store.put_bytes(&bytes)?;
     let mut d = Descriptor::new(OCI_MANIFEST, digest, bytes.len() as u64);
     d.artifact_type = Some(artifact_type.into());

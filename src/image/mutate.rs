@@ -8,7 +8,7 @@
 
 use super::config::{History, ImageConfig};
 use super::layer::Layer;
-use super::manifest::{Descriptor, ImageManifest, Raw};
+use super::manifest::{Descriptor, ImageIndex, ImageManifest, Raw};
 use super::media_type::MediaType;
 use cairn_layers::Digest;
 use std::collections::BTreeMap;
@@ -123,6 +123,43 @@ pub fn manifest(
     Raw::canonical(value, media_type)
 }
 
+/// The canonical OCI index of `manifests` (in the given order) with
+/// `annotations` (none: no `annotations` field).
+pub fn index(
+    manifests: Vec<Descriptor>,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Raw<ImageIndex>, serde_json::Error> {
+    let value = ImageIndex {
+        schema_version: 2,
+        media_type: Some(MediaType::OciIndex),
+        manifests,
+        annotations: Some(annotations.clone()).filter(|a| !a.is_empty()),
+    };
+    Raw::canonical(value, MediaType::OciIndex)
+}
+
+/// The canonical OCI 1.1 artifact manifest of `artifact_type`: `config`
+/// (usually the empty descriptor), `layers`, the `subject` it is attached
+/// to, and `annotations` (none: no `annotations` field).
+pub fn artifact(
+    artifact_type: &str,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    subject: Descriptor,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Raw<ImageManifest>, serde_json::Error> {
+    let value = ImageManifest {
+        schema_version: 2,
+        media_type: Some(MediaType::OciManifest),
+        artifact_type: Some(artifact_type.to_owned()),
+        config,
+        layers,
+        subject: Some(subject),
+        annotations: Some(annotations.clone()).filter(|a| !a.is_empty()),
+    };
+    Raw::canonical(value, MediaType::OciManifest)
+}
+
 /// The config descriptor for `bytes` stored under `digest` (the digest the
 /// store computed) with `media_type`.
 pub fn config_descriptor(media_type: MediaType, digest: Digest, bytes: &[u8]) -> Descriptor {
@@ -227,5 +264,46 @@ mod tests {
         assert!(String::from_utf8(f.manifest.bytes)
             .unwrap()
             .starts_with(r#"{"annotations":{"a":"b"},"config":"#));
+    }
+
+    /// The bytes the `serde_json::json!` values used to give, for the same inputs.
+    #[test]
+    fn index_and_artifact_bytes_are_the_json_values_serialized() {
+        let d = Descriptor::new(MediaType::OciManifest, Digest::of(b"m"), 3);
+        let ann: BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
+        for a in [BTreeMap::new(), ann] {
+            let mut want = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [&d],
+            });
+            if !a.is_empty() {
+                want["annotations"] = serde_json::json!(a);
+            }
+            let got = index(vec![d.clone()], &a).unwrap();
+            assert_eq!(got.bytes, serde_json::to_vec(&want).unwrap());
+
+            let t = "application/vnd.cairn.build-record.v1+json";
+            let mut want = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": t,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::of(b"{}").to_string(), "size": 2},
+                "layers": [{"mediaType": t, "digest": Digest::of(b"body").to_string(), "size": 4}],
+                "subject": &d,
+            });
+            if !a.is_empty() {
+                want["annotations"] = serde_json::to_value(&a).unwrap();
+            }
+            let got = artifact(
+                t,
+                Descriptor::new(MediaType::OciEmpty, Digest::of(b"{}"), 2),
+                vec![Descriptor::new(t, Digest::of(b"body"), 4)],
+                d.clone(),
+                &a,
+            )
+            .unwrap();
+            assert_eq!(got.bytes, serde_json::to_vec(&want).unwrap());
+        }
     }
 }
