@@ -1,4 +1,9 @@
-//! Images: config and history, canonical JSON, manifests, OCI layout and docker-archive outputs.
+//! Images: the model every other module passes around — [`Layer`] (one
+//! layer's digest, diff_id, size and [`MediaType`]), [`Platform`], and
+//! [`Image`] with its mutation (`mutate`: append a layer or a history entry,
+//! finalize into canonical config and manifest bytes) — plus config and
+//! history, canonical JSON, manifests and indexes, OCI layout and
+//! docker-archive outputs.
 
 pub mod canonical;
 pub mod config;
