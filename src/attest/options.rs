@@ -6,7 +6,10 @@
 //! - `--provenance` (= `mode=min`), `--provenance=false`,
 //!   `--provenance=mode=min|max` (also `min`/`max`/`true`). Provenance in
 //!   `min` mode is on unless `--provenance=false` or
-//!   `BUILDX_NO_DEFAULT_ATTESTATIONS` is set, as in buildx.
+//!   `BUILDX_NO_DEFAULT_ATTESTATIONS` is set, as in buildx;
+//!   `--provenance=mode=max,builder-id=URI` names the builder (BuildKit's
+//!   `builder-id` attestation parameter; CI jobs pass their run's URL), else
+//!   it is [`DEFAULT_BUILDER_ID`].
 
 use crate::error::hint;
 
@@ -28,6 +31,12 @@ pub enum ProvenanceMode {
     Max,
 }
 
+/// The provenance's `builder.id` unless `builder-id=` names another:
+/// cairn at its version, as a package URL. cairn runs on the user's own
+/// machine or CI runner, so there is no hosted build platform to name; the
+/// party that runs it (a CI system) knows its identity and passes it.
+pub const DEFAULT_BUILDER_ID: &str = concat!("pkg:generic/cairn@", env!("CARGO_PKG_VERSION"));
+
 /// What to attest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -35,6 +44,8 @@ pub struct Options {
     pub sbom: Option<(SbomFormat, bool)>,
     /// `--provenance`.
     pub provenance: Option<ProvenanceMode>,
+    /// `--provenance builder-id=URI` (`None`: [`DEFAULT_BUILDER_ID`]).
+    pub builder_id: Option<String>,
 }
 
 impl Options {
@@ -94,16 +105,47 @@ pub fn parse_provenance(
             _ => match item.split_once('=') {
                 None => on = bool_value("--provenance", item)?,
                 Some(("enabled", v)) => on = bool_value("--provenance enabled", v)?,
+                Some(("builder-id", _)) => {}
                 Some((k, v)) => {
                     return Err(hint(
                         anyhow::anyhow!("--provenance: unknown setting `{k}={v}`"),
-                        "write --provenance, --provenance=false or --provenance=mode=min|max",
+                        "write --provenance, --provenance=false or --provenance=mode=min|max \
+                         (and ,builder-id=URI)",
                     ))
                 }
             },
         }
     }
     Ok(on.then_some(mode))
+}
+
+/// The `builder-id=URI` of `--provenance[=VALUE]`: an absolute URI without
+/// credentials (it is published with the image).
+pub fn parse_builder_id(value: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(raw) = value
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| item.trim().strip_prefix("builder-id="))
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    let what = "write an absolute URI, e.g. builder-id=https://ci.example/jobs/42";
+    let uri = url::Url::parse(raw).map_err(|e| {
+        hint(
+            anyhow::anyhow!("--provenance builder-id: `{raw}` is not an absolute URI ({e})"),
+            what,
+        )
+    })?;
+    if !uri.username().is_empty() || uri.password().is_some() {
+        return Err(hint(
+            anyhow::anyhow!(
+                "--provenance builder-id: the URI carries credentials, and provenance is published"
+            ),
+            "leave the user name and password out of the URI",
+        ));
+    }
+    Ok(Some(raw.to_owned()))
 }
 
 #[cfg(test)]
@@ -144,5 +186,24 @@ mod tests {
             Some(ProvenanceMode::Min)
         );
         assert!(parse_provenance(Some("mode=full"), false).is_err());
+        assert_eq!(
+            parse_provenance(Some("mode=max,builder-id=https://ci.example/r/1"), false).unwrap(),
+            Some(ProvenanceMode::Max)
+        );
+    }
+
+    #[test]
+    fn builder_ids() {
+        assert_eq!(parse_builder_id(None).unwrap(), None);
+        assert_eq!(parse_builder_id(Some("mode=max")).unwrap(), None);
+        assert_eq!(
+            parse_builder_id(Some("mode=max,builder-id=https://ci.example/runs/7")).unwrap(),
+            Some("https://ci.example/runs/7".into())
+        );
+        let e = parse_builder_id(Some("builder-id=my builder")).unwrap_err();
+        assert!(format!("{e:#}").contains("not an absolute URI"), "{e:#}");
+        let e = parse_builder_id(Some("builder-id=https://u:secret@ci.example/")).unwrap_err();
+        assert!(!format!("{e:#}").contains("secret"), "{e:#}");
+        assert!(DEFAULT_BUILDER_ID.starts_with("pkg:generic/cairn@"));
     }
 }

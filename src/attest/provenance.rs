@@ -10,7 +10,9 @@
 //!   stage, `COPY --from=IMAGE`);
 //! - `internalParameters`: the build epoch; in `max` mode also every step
 //!   (stage, number, instruction, cache key) under `buildConfig.steps`;
-//! - `runDetails`: builder id and version; the invocation id is derived from
+//! - `runDetails`: builder id (`--provenance builder-id=URI`, else
+//!   [`DEFAULT_BUILDER_ID`](super::options::DEFAULT_BUILDER_ID)) and
+//!   version; the invocation id is derived from
 //!   the image digest. No start or finish time: a wall clock would make two
 //!   builds of the same commit disagree.
 
@@ -28,8 +30,6 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// What kind of build this describes.
 pub const BUILD_TYPE: &str = "https://cairn.invalid/buildtypes/dockerfile@v1";
-/// Who built it.
-pub const BUILDER_ID: &str = "https://cairn.invalid/builder/cairn";
 
 fn sha256(d: &Digest) -> Value {
     json!({ "sha256": d.hex() })
@@ -173,7 +173,8 @@ pub fn statement(
             },
             "runDetails": {
                 "builder": {
-                    "id": BUILDER_ID,
+                    "id": plan.options.builder_id.as_deref()
+                        .unwrap_or(super::options::DEFAULT_BUILDER_ID),
                     "version": { "cairn": env!("CARGO_PKG_VERSION") },
                 },
                 "metadata": {

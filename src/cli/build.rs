@@ -124,7 +124,8 @@ pub struct BuildArgs {
     /// Attach an SBOM: --sbom, --sbom=false, --sbom=format=spdx|cyclonedx[,scan-stage=true].
     #[arg(long, value_name = "OPTS", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub sbom: Option<String>,
-    /// SLSA provenance (on in min mode by default): --provenance=false|mode=min|mode=max.
+    /// SLSA provenance (on in min mode by default): --provenance=false|mode=min|mode=max
+    /// [,builder-id=URI].
     #[arg(long, value_name = "OPTS", num_args = 0..=1, require_equals = true, default_missing_value = "mode=min")]
     pub provenance: Option<String>,
 }
@@ -147,6 +148,7 @@ fn attest_options(args: &BuildArgs) -> anyhow::Result<crate::attest::Options> {
             args.provenance.as_deref(),
             no_default,
         )?,
+        builder_id: crate::attest::options::parse_builder_id(args.provenance.as_deref())?,
     })
 }
 

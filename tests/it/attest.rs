@@ -164,7 +164,13 @@ fn sbom_and_provenance_are_attached_valid_and_match_the_image() {
         args.extend_from_slice(&["-t", "localhost/sbom-app:1", "-o", &dest]);
         build(t.path(), &ctx, &args)
     };
-    let (digest, log) = build_app(&["--sbom", "--provenance=mode=max"], &out);
+    let (digest, log) = build_app(
+        &[
+            "--sbom",
+            "--provenance=mode=max,builder-id=https://ci.example/runs/42",
+        ],
+        &out,
+    );
     // Never part of the image: the same build without attestations has the same digest.
     let plain = t.path().join("plain");
     let (plain_digest, _) = build_app(&["--sbom=false", "--provenance=false"], &plain);
@@ -288,6 +294,10 @@ fn sbom_and_provenance_are_attached_valid_and_match_the_image() {
     assert!(p["predicate"]["runDetails"]["metadata"]
         .get("startedOn")
         .is_none());
+    assert_eq!(
+        p["predicate"]["runDetails"]["builder"]["id"],
+        "https://ci.example/runs/42"
+    );
 
     // The package list against what apk and npm report inside the image.
     let sbom: Value = serde_json::from_slice(&spdx.body).unwrap();
@@ -454,6 +464,23 @@ fn offline_context(dir: &Path) -> PathBuf {
         r#"{"name":"left-pad","version":"1.3.0","license":"WTFPL"}"#,
     )
     .unwrap();
+    // Licenses as packages really declare them: beyond a short list of SPDX
+    // ids, partly not SPDX at all, not an expression at all.
+    for (name, license) in [
+        (
+            "rare",
+            "BSD-3-Clause-Clear OR Apache-2.0 WITH LLVM-exception",
+        ),
+        ("mixed", "MIT AND custom"),
+        ("see-file", "SEE LICENSE IN LICENSE.md"),
+    ] {
+        std::fs::create_dir_all(ctx.join("node_modules").join(name)).unwrap();
+        std::fs::write(
+            ctx.join("node_modules").join(name).join("package.json"),
+            format!(r#"{{"name":"{name}","version":"1.0.0","license":"{license}"}}"#),
+        )
+        .unwrap();
+    }
     std::fs::write(
         ctx.join("Dockerfile"),
         format!(
@@ -551,6 +578,43 @@ fn attestations_are_reproducible_across_directories_clocks_and_umasks() {
     assert!(
         names.contains(&"left-pad") && names.contains(&"offline"),
         "{names:?}"
+    );
+    // Every declared license kept: SPDX list ids as they are, anything else
+    // as a LicenseRef the document defines (pyspdxtools checked both above).
+    let declared = |name: &str| {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["licenseDeclared"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(
+        declared("rare"),
+        "BSD-3-Clause-Clear OR Apache-2.0 WITH LLVM-exception"
+    );
+    assert_eq!(declared("mixed"), "MIT AND LicenseRef-custom");
+    assert_eq!(declared("see-file"), "LicenseRef-SEE-LICENSE-IN-LICENSE.md");
+    let refs: BTreeSet<&str> = doc["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["licenseId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        BTreeSet::from(["LicenseRef-SEE-LICENSE-IN-LICENSE.md", "LicenseRef-custom"])
+    );
+    let prov = ba
+        .iter()
+        .find(|x| x.0 == "application/vnd.in-toto+json")
+        .unwrap();
+    let prov: Value = serde_json::from_slice(&prov.2).unwrap();
+    assert_eq!(
+        prov["predicate"]["runDetails"]["builder"]["id"],
+        format!("pkg:generic/cairn@{}", env!("CARGO_PKG_VERSION")),
+        "without builder-id=, cairn at its version"
     );
     assert!(
         !names.contains(&"x"),
@@ -776,6 +840,10 @@ fn bad_attestation_flags_are_refused_before_the_build() {
             "--provenance: unknown setting `mode=full`",
         ),
         ("--sbom=scan-stage=maybe", "`maybe` is not true or false"),
+        (
+            "--provenance=builder-id=my laptop",
+            "--provenance builder-id: `my laptop` is not an absolute URI",
+        ),
     ] {
         let mut c = cairn(t.path());
         c.arg("build").arg(&ctx).arg(flag);

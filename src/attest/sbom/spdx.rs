@@ -23,6 +23,18 @@ struct Document {
     creation_info: CreationInfo,
     packages: Vec<SpdxPackage>,
     relationships: Vec<Relationship>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    has_extracted_licensing_infos: Vec<ExtractedLicense>,
+}
+
+/// A `LicenseRef-…` a declared license uses (SPDX 2.3 clause 10).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedLicense {
+    license_id: String,
+    extracted_text: String,
+    name: String,
+    comment: String,
 }
 
 #[derive(Serialize)]
@@ -80,95 +92,77 @@ struct Relationship {
     related_spdx_element: String,
 }
 
-/// SPDX license identifiers (and exceptions) accepted as they are in a
-/// declared license. Anything else is kept as a comment, with
-/// `NOASSERTION` as the declared license, so the document stays valid: the
-/// common ones of Alpine's and npm's packages, all on the SPDX license list.
-const KNOWN_IDS: &[&str] = &[
-    "0BSD",
-    "AFL-2.1",
-    "AGPL-3.0-only",
-    "AGPL-3.0-or-later",
-    "Apache-1.1",
-    "Apache-2.0",
-    "Artistic-1.0-Perl",
-    "Artistic-2.0",
-    "BlueOak-1.0.0",
-    "BSD-1-Clause",
-    "BSD-2-Clause",
-    "BSD-3-Clause",
-    "BSD-4-Clause",
-    "BSL-1.0",
-    "bzip2-1.0.6",
-    "CC-BY-3.0",
-    "CC-BY-4.0",
-    "CC-BY-SA-4.0",
-    "CC0-1.0",
-    "curl",
-    "EPL-2.0",
-    "GPL-1.0-or-later",
-    "GPL-2.0-only",
-    "GPL-2.0-or-later",
-    "GPL-3.0-only",
-    "GPL-3.0-or-later",
-    "ISC",
-    "LGPL-2.0-or-later",
-    "LGPL-2.1-only",
-    "LGPL-2.1-or-later",
-    "LGPL-3.0-only",
-    "LGPL-3.0-or-later",
-    "MIT",
-    "MIT-0",
-    "MPL-1.1",
-    "MPL-2.0",
-    "OpenSSL",
-    "PSF-2.0",
-    "Python-2.0",
-    "Ruby",
-    "Unicode-3.0",
-    "Unicode-DFS-2016",
-    "Unlicense",
-    "WTFPL",
-    "X11",
-    "Zlib",
-    "ZPL-2.1",
-];
-const KNOWN_EXCEPTIONS: &[&str] = &[
-    "Classpath-exception-2.0",
-    "GCC-exception-2.0",
-    "GCC-exception-3.1",
-    "LLVM-exception",
-];
+/// A license id of the SPDX license list (the `spdx` crate carries the
+/// whole list, deprecated ids included), in its canonical spelling. Ids are
+/// matched case-insensitively, as SPDX 2.3 annex D says; a trailing `+`
+/// ("or later") is kept.
+fn list_license(token: &str) -> Option<String> {
+    let (id, plus) = match token.strip_suffix('+') {
+        Some(id) => (id, "+"),
+        None => (token, ""),
+    };
+    let canonical = spdx::license_id(id).map(|l| l.name).or_else(|| {
+        spdx::identifiers::LICENSES
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(id))
+            .map(|l| l.name)
+    })?;
+    Some(format!("{canonical}{plus}"))
+}
 
-/// `raw` as a valid SPDX license expression over [`KNOWN_IDS`], if it is one.
-pub fn license_expression(raw: &str) -> Option<String> {
+/// An exception id of the SPDX exception list, canonically spelled.
+fn list_exception(token: &str) -> Option<String> {
+    spdx::exception_id(token)
+        .map(|e| e.name.to_owned())
+        .or_else(|| {
+            spdx::identifiers::EXCEPTIONS
+                .iter()
+                .find(|e| e.name.eq_ignore_ascii_case(token))
+                .map(|e| e.name.to_owned())
+        })
+}
+
+/// `raw` as an SPDX license expression: its ids as the SPDX lists spell
+/// them; an id on neither list goes through `other` (which names a
+/// `LicenseRef-…` for it), or makes the result `None` when `other` does.
+/// `None` also when `raw` is not an expression at all (`SEE LICENSE IN x`,
+/// `Apache 2.0`).
+fn expression_with(raw: &str, mut other: impl FnMut(&str) -> Option<String>) -> Option<String> {
     let spaced = raw.replace('(', " ( ").replace(')', " ) ");
     let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    let mut out = Vec::with_capacity(tokens.len());
     let (mut depth, mut want_id, mut after_with) = (0i32, true, false);
     for t in &tokens {
         match *t {
-            "(" if want_id => depth += 1,
+            "(" if want_id => {
+                depth += 1;
+                out.push("(".to_owned());
+            }
             ")" if !want_id => {
                 depth -= 1;
                 if depth < 0 {
                     return None;
                 }
+                out.push(")".to_owned());
             }
-            "AND" | "OR" if !want_id => want_id = true,
+            "AND" | "OR" if !want_id => {
+                want_id = true;
+                out.push((*t).to_owned());
+            }
             "WITH" if !want_id && !after_with => {
                 want_id = true;
                 after_with = true;
+                out.push("WITH".to_owned());
                 continue;
             }
+            "(" | ")" | "AND" | "OR" | "WITH" => return None,
             id if want_id => {
-                let ok = if after_with {
-                    KNOWN_EXCEPTIONS.contains(&id)
+                let known = if after_with {
+                    list_exception(id)
                 } else {
-                    KNOWN_IDS.contains(&id)
+                    list_license(id)
                 };
-                if !ok {
-                    return None;
-                }
+                out.push(known.or_else(|| other(id))?);
                 want_id = false;
             }
             _ => return None,
@@ -176,7 +170,89 @@ pub fn license_expression(raw: &str) -> Option<String> {
         after_with = false;
     }
     (!tokens.is_empty() && !want_id && depth == 0)
-        .then(|| tokens.join(" ").replace("( ", "(").replace(" )", ")"))
+        .then(|| out.join(" ").replace("( ", "(").replace(" )", ")"))
+}
+
+/// `raw` as a valid SPDX license expression over the SPDX license and
+/// exception lists only, if it is one.
+pub fn license_expression(raw: &str) -> Option<String> {
+    expression_with(raw, |_| None)
+}
+
+/// The `LicenseRef-…` ids of one document and what each stands for, so
+/// that every license a package declares is kept, valid SPDX 2.3 or not:
+/// SPDX requires a `hasExtractedLicensingInfos` entry for each.
+#[derive(Default)]
+struct LicenseRefs {
+    /// id → the declared text it stands for.
+    by_id: std::collections::BTreeMap<String, String>,
+}
+
+impl LicenseRefs {
+    /// The id standing for `text`: `LicenseRef-` and `text` with every
+    /// character SPDX does not allow in an id turned into `-`; when two texts
+    /// would get one id, the later gets a digest suffix.
+    fn id_for(&mut self, text: &str) -> String {
+        let clean: String = text
+            .strip_prefix("LicenseRef-")
+            .unwrap_or(text)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let clean = clean
+            .split('-')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let mut id = format!("LicenseRef-{clean}");
+        if clean.is_empty() || self.by_id.get(&id).is_some_and(|t| t != text) {
+            id = format!(
+                "LicenseRef-{clean}{}{}",
+                if clean.is_empty() { "" } else { "-" },
+                &cairn_layers::Digest::of(text.as_bytes()).hex()[..12]
+            );
+        }
+        self.by_id.insert(id.clone(), text.to_owned());
+        id
+    }
+
+    /// What a package declaring `raw` carries as its declared license.
+    fn declared(&mut self, raw: &str) -> String {
+        match raw.trim() {
+            "NONE" | "NOASSERTION" => raw.trim().to_owned(),
+            raw => {
+                // Ids are named only once the whole is known to be an
+                // expression: `SEE LICENSE IN x` defines no `LicenseRef-SEE`.
+                let parsed = expression_with(raw, |_| Some(String::new()))
+                    .and_then(|_| expression_with(raw, |id| Some(self.id_for(id))));
+                match parsed {
+                    Some(e) => e,
+                    None => self.id_for(raw),
+                }
+            }
+        }
+    }
+
+    fn into_infos(self) -> Vec<ExtractedLicense> {
+        self.by_id
+            .into_iter()
+            .map(|(license_id, text)| ExtractedLicense {
+                license_id,
+                name: text.clone(),
+                extracted_text: text,
+                comment: "the license as the package's metadata names it (apk's `L:`, \
+                          package.json's `license`), not an SPDX license list id; \
+                          cairn reads no license texts"
+                    .into(),
+            })
+            .collect()
+    }
 }
 
 fn spdx_id(prefix: &str, i: usize, name: &str) -> String {
@@ -262,6 +338,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
         relationship_type: "DESCRIBES",
         related_spdx_element: image_id.clone(),
     }];
+    let mut refs = LicenseRefs::default();
     for (i, p) in inv.packages.iter().enumerate() {
         let (prefix, purpose) = match (p.ecosystem, p.project) {
             (Ecosystem::Image, _) => ("Image", "CONTAINER"),
@@ -270,7 +347,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
             (Ecosystem::Npm, false) => ("npm", "LIBRARY"),
         };
         let id = spdx_id(prefix, i, &p.name);
-        let expr = p.license.as_deref().and_then(license_expression);
+        let declared = p.license.as_deref().map(|raw| (raw, refs.declared(raw)));
         packages.push(SpdxPackage {
             spdx_id: id.clone(),
             name: p.name.clone(),
@@ -278,11 +355,13 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
             download_location: "NOASSERTION",
             files_analyzed: false,
             license_concluded: "NOASSERTION",
-            license_declared: expr.clone().unwrap_or_else(|| "NOASSERTION".into()),
-            license_comments: match (&p.license, expr) {
-                (Some(raw), None) => Some(format!("declared: {raw}")),
-                _ => None,
-            },
+            license_declared: declared
+                .as_ref()
+                .map_or_else(|| "NOASSERTION".into(), |(_, d)| d.clone()),
+            license_comments: declared
+                .as_ref()
+                .filter(|(raw, d)| raw != d)
+                .map(|(raw, _)| format!("declared: {raw}")),
             copyright_text: "NOASSERTION",
             checksums: p
                 .checksum
@@ -323,6 +402,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
         },
         packages,
         relationships,
+        has_extracted_licensing_infos: refs.into_infos(),
     };
     Ok(serde_json::to_vec_pretty(&doc)?)
 }
@@ -346,6 +426,27 @@ mod tests {
             license_expression("GPL-3.0-or-later WITH GCC-exception-3.1").as_deref(),
             Some("GPL-3.0-or-later WITH GCC-exception-3.1")
         );
+        // The whole SPDX list, not a hand-picked part: rarer ids, exceptions,
+        // deprecated ids, `+`, and case as the list spells it.
+        for (raw, want) in [
+            ("BSD-3-Clause-Clear", "BSD-3-Clause-Clear"),
+            (
+                "Apache-2.0 WITH LLVM-exception",
+                "Apache-2.0 WITH LLVM-exception",
+            ),
+            ("GPL-2.0+", "GPL-2.0+"),
+            (
+                "LGPL-2.1-or-later AND BSD-Source-Code",
+                "LGPL-2.1-or-later AND BSD-Source-Code",
+            ),
+            ("mit OR apache-2.0", "MIT OR Apache-2.0"),
+            (
+                "OpenSSL AND SSLeay-standalone",
+                "OpenSSL AND SSLeay-standalone",
+            ),
+        ] {
+            assert_eq!(license_expression(raw).as_deref(), Some(want), "{raw}");
+        }
         for bad in [
             "",
             "GPL2",
@@ -354,9 +455,41 @@ mod tests {
             "MIT)",
             "AND MIT",
             "MIT WITH MIT",
+            "MIT and Apache-2.0",
             "SEE LICENSE IN x",
+            "custom",
         ] {
             assert_eq!(license_expression(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn other_licenses_become_license_refs() {
+        let mut refs = LicenseRefs::default();
+        assert_eq!(refs.declared("MIT"), "MIT");
+        assert_eq!(refs.declared("MIT AND custom"), "MIT AND LicenseRef-custom");
+        assert_eq!(
+            refs.declared("SEE LICENSE IN LICENSE.md"),
+            "LicenseRef-SEE-LICENSE-IN-LICENSE.md"
+        );
+        assert_eq!(refs.declared("LicenseRef-Mine"), "LicenseRef-Mine");
+        assert_eq!(refs.declared("NONE"), "NONE");
+        // Another text that would get the same id gets its own.
+        let clash = refs.declared("SEE LICENSE IN  LICENSE.md");
+        assert!(
+            clash.starts_with("LicenseRef-SEE-LICENSE-IN-LICENSE.md-") && clash.len() > 40,
+            "{clash}"
+        );
+        assert_eq!(refs.declared("!!!").len(), "LicenseRef-".len() + 12);
+        let infos = refs.into_infos();
+        assert_eq!(infos.len(), 5, "no ref for a word of a non-expression");
+        let custom = infos
+            .iter()
+            .find(|i| i.license_id == "LicenseRef-custom")
+            .unwrap();
+        assert_eq!(custom.extracted_text, "custom");
+        assert!(infos.iter().all(|i| i.license_id[11..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')));
     }
 }
