@@ -379,14 +379,39 @@ fn sbom_and_provenance_are_attached_valid_and_match_the_image() {
     );
     assert!(npm_ls.contains("ms@2.1.3") && npm_ls.contains("@sindresorhus/is@4.6.0"));
     // The only other Node packages: npm itself and what it bundles, a global
-    // install of the base image (`npm ls` in /app lists the app's tree only).
+    // install of the base image (`npm ls` in /app lists the app's tree only),
+    // and yarn, which the base image unpacks into /opt/yarn-v* from its
+    // release tarball.
     assert!(!elsewhere.is_empty());
     for p in &elsewhere {
         assert!(
-            comment(p).starts_with("found in /usr/local/lib/node_modules/"),
+            comment(p).starts_with("found in /usr/local/lib/node_modules/")
+                || comment(p).starts_with("found in /opt/yarn-v1.22.22/package.json"),
             "a Node package outside the app and npm's global install: {p}"
         );
     }
+    // Node.js and yarn themselves, as the programs in the image say.
+    let version_of = |program: &str, purl_prefix: &str| {
+        let said = run_in_image(&["--entrypoint", program, &image, "--", "--version"]);
+        let listed: Vec<&Value> = packages
+            .iter()
+            .filter(|p| purl(p).starts_with(purl_prefix))
+            .collect();
+        assert_eq!(listed.len(), 1, "{program}: {listed:?}");
+        assert_eq!(
+            said.trim().trim_start_matches('v'),
+            listed[0]["versionInfo"].as_str().unwrap(),
+            "{program} --version vs the SBOM"
+        );
+        listed[0]["sourceInfo"].as_str().unwrap().to_owned()
+    };
+    let node_source = version_of("node", "pkg:generic/node@");
+    assert!(
+        node_source.contains("layer 1 (")
+            && node_source.contains("FROM oci-layout://oci:22-alpine"),
+        "{node_source}"
+    );
+    assert!(version_of("yarn", "pkg:npm/yarn@").contains("layer 2 ("));
     // Which layer and step brought each: the app's from the COPY, apk's from the base.
     for p in &app {
         let source = p["sourceInfo"].as_str().unwrap();

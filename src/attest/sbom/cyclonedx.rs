@@ -84,7 +84,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
     for (i, p) in inv.packages.iter().enumerate() {
         let kind = match (p.ecosystem, p.project) {
             (Ecosystem::Image, _) => "container",
-            (Ecosystem::Npm, true) => "application",
+            (Ecosystem::Npm, true) | (Ecosystem::Generic, _) => "application",
             _ => "library",
         };
         let licenses = match (

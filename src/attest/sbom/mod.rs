@@ -5,7 +5,10 @@
 //! [`scan`] walks the layers bottom up as an overlay would (whiteouts and
 //! opaque directories delete what lower layers wrote) and keeps only the few
 //! files that name packages: apk's database ([`apk`]), Node's installed
-//! `package.json` files and lockfiles ([`node`]), `os-release`. The result,
+//! `package.json` files and lockfiles ([`node`]), `os-release`, and what the
+//! official `node` images install from release tarballs rather than with a
+//! package manager: Node.js itself (`/usr/local/bin/node`, its version from
+//! `node_version.h`) and yarn (`/opt/yarn-v*/`). The result,
 //! an [`Inventory`], is written as SPDX 2.3 ([`spdx`]) or CycloneDX 1.6
 //! ([`cyclonedx`]) JSON. Both writers take every identifier and time from
 //! the image's digests and the build epoch, so the same image gives the same
@@ -27,6 +30,11 @@ use std::io::Read as _;
 
 /// apk's database of installed packages.
 const APK_DB: &str = "lib/apk/db/installed";
+/// Node.js as the official images install it (release tarball into
+/// `/usr/local`): the binary, found by its presence (never read) …
+const NODE_BIN: &str = "usr/local/bin/node";
+/// … and the header the same tarball ships, which names its version.
+const NODE_VERSION_H: &str = "usr/local/include/node/node_version.h";
 /// A file larger than this is not read as a package manifest (a hostile
 /// image could make one huge).
 const MANIFEST_MAX: u64 = 64 << 20;
@@ -43,6 +51,8 @@ pub enum Ecosystem {
     Apk,
     /// A Node package (npm, installed under `node_modules`, or a project).
     Npm,
+    /// A program installed from a release tarball (Node.js itself).
+    Generic,
 }
 
 /// One package found in the image.
@@ -124,6 +134,7 @@ struct Found {
 
 fn interesting(path: &str) -> bool {
     path == APK_DB
+        || path == NODE_VERSION_H
         || path == "etc/os-release"
         || path == "usr/lib/os-release"
         || node::LOCKFILES
@@ -204,6 +215,11 @@ fn layer_events(
             continue;
         }
         let kind = entry.header().entry_type();
+        if kind.is_file() && path == NODE_BIN {
+            // Its presence is what counts; 100 MB of binary are not read.
+            out.push(Event::File(path, Vec::new()));
+            continue;
+        }
         if !kind.is_file() || !interesting(&path) || entry.size() > MANIFEST_MAX {
             // Whatever it is, it replaces a file of ours at that path.
             if !kind.is_dir() {
@@ -313,6 +329,87 @@ fn layer_steps(config: &ImageConfig, base: Option<&Base>, n: usize) -> Vec<Strin
         }
     }
     steps
+}
+
+/// The package of a `package.json` at `path` (in the image, no leading `/`).
+fn npm_package(
+    p: node::NodePackage,
+    path: &str,
+    (layer, step): (Option<(usize, String)>, Option<String>),
+    lock: Option<String>,
+    project: bool,
+) -> Package {
+    Package {
+        ecosystem: Ecosystem::Npm,
+        purl: node::purl(&p.name, &p.version),
+        name: p.name,
+        version: p.version,
+        license: p.license,
+        checksum: None,
+        arch: None,
+        origin: None,
+        path: format!("/{path}"),
+        layer,
+        step,
+        lock,
+        project,
+    }
+}
+
+/// Node.js and yarn as the official `node` images install them, from
+/// release tarballs (neither apk nor npm knows them): the `node` binary in
+/// `/usr/local/bin` with the version its `node_version.h` says (the
+/// config's `NODE_VERSION` when the headers were deleted), and
+/// `/opt/yarn-v*/package.json`.
+fn runtimes(
+    files: &BTreeMap<String, Found>,
+    config: &ImageConfig,
+    at: &dyn Fn(usize) -> (Option<(usize, String)>, Option<String>),
+) -> Vec<Package> {
+    let mut out = Vec::new();
+    if let Some(bin) = files.get(NODE_BIN) {
+        let version = files
+            .get(NODE_VERSION_H)
+            .and_then(|h| node::node_version_h(&String::from_utf8_lossy(&h.bytes)))
+            .or_else(|| config.env("NODE_VERSION").map(str::to_owned))
+            .filter(|v| !v.is_empty());
+        if let Some(version) = version {
+            let (layer, step) = at(bin.layer);
+            out.push(Package {
+                ecosystem: Ecosystem::Generic,
+                purl: format!("pkg:generic/node@{}", purl_escape(&version)),
+                name: "node".into(),
+                version,
+                license: None,
+                checksum: None,
+                arch: None,
+                origin: None,
+                path: format!("/{NODE_BIN}"),
+                layer,
+                step,
+                lock: None,
+                project: false,
+            });
+        }
+    }
+    for (path, f) in files.range("opt/yarn-v".to_owned()..) {
+        if !path.starts_with("opt/yarn-v") {
+            break;
+        }
+        // `opt/yarn-vX/package.json`, not a file deeper in yarn's tree.
+        let is_root = path
+            .strip_suffix("/package.json")
+            .is_some_and(|dir| dir.matches('/').count() == 1);
+        let Some(p) = is_root
+            .then(|| node::parse_package_json(&f.bytes))
+            .flatten()
+            .filter(|p| p.name == "yarn")
+        else {
+            continue;
+        };
+        out.push(npm_package(p, path, at(f.layer), None, true));
+    }
+    out
 }
 
 /// Scan an image (its `layers`, `config`, `base`) into an inventory.
@@ -460,23 +557,9 @@ pub fn scan(
         } else {
             None
         };
-        let (layer, step) = at(f.layer);
-        packages.push(Package {
-            ecosystem: Ecosystem::Npm,
-            purl: node::purl(&p.name, &p.version),
-            name: p.name,
-            version: p.version,
-            license: p.license,
-            checksum: None,
-            arch: None,
-            origin: None,
-            path: format!("/{path}"),
-            layer,
-            step,
-            lock,
-            project,
-        });
+        packages.push(npm_package(p, path, at(f.layer), lock, project));
     }
+    packages.extend(runtimes(&files, config, &at));
     packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version, &a.path).cmp(&(
             b.ecosystem,
@@ -484,6 +567,10 @@ pub fn scan(
             &b.version,
             &b.path,
         ))
+    });
+    // A yarn with its own node_modules is a project too: listed once.
+    packages.dedup_by(|a, b| {
+        (a.ecosystem, &a.name, &a.version, &a.path) == (b.ecosystem, &b.name, &b.version, &b.path)
     });
     Ok(Inventory {
         name,
@@ -669,6 +756,83 @@ mod tests {
         let ms = inv.packages.iter().find(|p| p.name == "ms").unwrap();
         assert_eq!(ms.lock.as_deref(), Some("yarn.lock pins 2.1.3"));
         assert!(inv.packages.iter().any(|p| p.name == "srv" && p.project));
+    }
+
+    #[test]
+    fn node_and_yarn_from_their_release_tarballs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let header = "#define NODE_MAJOR_VERSION 22\n#define NODE_MINOR_VERSION 20\n#define NODE_PATCH_VERSION 0\n";
+        let l0 = layer(
+            &store,
+            &[("etc/os-release", Some("ID=alpine\nVERSION_ID=3.23.0\n"))],
+        );
+        let l1 = layer(
+            &store,
+            &[
+                ("usr/local/bin/node", Some("\x7fELF not read")),
+                ("usr/local/include/node/node_version.h", Some(header)),
+            ],
+        );
+        let l2 = layer(
+            &store,
+            &[
+                (
+                    "opt/yarn-v1.22.22/package.json",
+                    Some(r#"{"name":"yarn","version":"1.22.22","license":"BSD-2-Clause"}"#),
+                ),
+                (
+                    "opt/yarn-v1.22.22/lib/package.json",
+                    Some(r#"{"name":"not-yarn","version":"0.0.1"}"#),
+                ),
+            ],
+        );
+        let config: ImageConfig = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","config":{"Env":["NODE_VERSION=9.9.9"]},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"base"},{"created_by":"RUN node"},{"created_by":"RUN yarn"}]}"#,
+        )
+        .unwrap();
+        let scan_of = |layers: &[Layer]| {
+            scan(
+                &store,
+                layers,
+                &config,
+                None,
+                ("n".into(), None, Digest::of(b"c"), 0),
+            )
+            .unwrap()
+            .packages
+        };
+        let found = scan_of(&[l0.clone(), l1.clone(), l2.clone()]);
+        let got: Vec<(&str, &str, &str, &str)> = found
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.purl.as_str(),
+                    p.step.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("yarn", "1.22.22", "pkg:npm/yarn@1.22.22", "RUN yarn"),
+                ("node", "22.20.0", "pkg:generic/node@22.20.0", "RUN node"),
+            ]
+        );
+        assert_eq!(found[1].path, "/usr/local/bin/node");
+        assert!(found[0].project);
+        // Headers deleted: the version the image's config says.
+        let l1b = layer(&store, &[("usr/local/bin/node", Some("\x7fELF"))]);
+        let found = scan_of(&[l0.clone(), l1b]);
+        assert_eq!(found[0].version, "9.9.9");
+        // No binary: no node, whatever the header or the config say.
+        let l1c = layer(
+            &store,
+            &[("usr/local/include/node/node_version.h", Some(header))],
+        );
+        assert!(scan_of(&[l0, l1c]).is_empty());
     }
 
     #[test]

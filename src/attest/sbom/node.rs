@@ -185,6 +185,25 @@ pub fn lock_versions(bytes: &[u8]) -> Option<BTreeMap<String, String>> {
     )
 }
 
+/// The version `node_version.h` defines (`NODE_MAJOR_VERSION` 22 …).
+pub fn node_version_h(text: &str) -> Option<String> {
+    let get = |name: &str| {
+        text.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("#define") && w.next() == Some(name))
+                .then(|| w.next())
+                .flatten()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    Some(format!(
+        "{}.{}.{}",
+        get("NODE_MAJOR_VERSION")?,
+        get("NODE_MINOR_VERSION")?,
+        get("NODE_PATCH_VERSION")?
+    ))
+}
+
 /// The purl of an npm package (`@scope` percent-encoded, as purl-spec says).
 pub fn purl(name: &str, version: &str) -> String {
     let name = match name.split_once('/') {
@@ -262,6 +281,13 @@ mod tests {
             "yarn.lock pins 2.1.3"
         );
         assert_eq!(l.check("node_modules/x", "x", "1.0.0"), "not in yarn.lock");
+    }
+
+    #[test]
+    fn node_version_header() {
+        let h = "#ifndef SRC_NODE_VERSION_H_\n#define NODE_MAJOR_VERSION 22\n#define NODE_MINOR_VERSION 20\n#define NODE_PATCH_VERSION 0\n#define NODE_VERSION_IS_RELEASE 1\n";
+        assert_eq!(node_version_h(h).as_deref(), Some("22.20.0"));
+        assert_eq!(node_version_h("#define NODE_MAJOR_VERSION 22\n"), None);
     }
 
     #[test]

@@ -345,6 +345,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
             (Ecosystem::Apk, _) => ("apk", "LIBRARY"),
             (Ecosystem::Npm, true) => ("npm", "APPLICATION"),
             (Ecosystem::Npm, false) => ("npm", "LIBRARY"),
+            (Ecosystem::Generic, _) => ("generic", "APPLICATION"),
         };
         let id = spdx_id(prefix, i, &p.name);
         let declared = p.license.as_deref().map(|raw| (raw, refs.declared(raw)));
