@@ -6,7 +6,10 @@
 #   3. read back by other tools: `skopeo inspect` (same digest) and `skopeo copy` + `umoci unpack`;
 #   4. the image started with podman (runc) and GET /api/health -> 200 {"status":"healthy"};
 #   5. a rebuild from a copy of the app in another directory with a fresh cache: same digest, or every
-#      difference named by `cairn diff` and listed in e2e/expected/APP.tsv with the reason; others fail.
+#      difference named by `cairn diff` and listed in e2e/expected/APP.tsv with the reason; others fail;
+#   6. both builds attach an SBOM (`--sbom`); the first one's package list is checked against what `apk info -v`,
+#      `npm ls --all --json` (each project it names, and `-g`), `node --version` and `yarn --version` report
+#      inside the image (run with `cairn run`): every difference explained in e2e/sbom_check.py (issue #17).
 # Each step prints its time; everything started is stopped on exit (also on failure).
 #
 # usage: e2e/run.sh [APP[:TARGET]...]   default: every app (APP is a directory of testdata/apps)
@@ -38,6 +41,46 @@ build_app() {
     log "$label: $tag@$BUILT_DIGEST"
 }
 
+# check_sbom APP REF DIR: the SBOM attached to REF against the tools inside the image (see e2e/sbom_check.py);
+# what was collected stays in DIR/sbom.
+check_sbom() {
+    local app=$1 ref=$2 out=$3/sbom project t0
+    local run=("$CAIRN" run --insecure-registry "$REGISTRY" --cache-dir "$3/cache-a" --network none
+        --progress plain)
+    t0=$(date +%s.%N)
+    mkdir -p "$out"
+    log "SBOM against apk, npm, node and yarn in the image ..."
+    into() {
+        local f=$1
+        shift
+        printf '\n$ %s > %s\n' "$*" "$f" >>"$logf"
+        "$@" >"$f" 2>>"$logf" || [[ ${ALLOW_EXIT:-} == 1 ]] || die "$* failed (see $logf)"
+    }
+    into "$out/sbom.spdx.json" "$CAIRN" sbom --insecure-registry "$REGISTRY" --cache-dir "$3/cache-a" "$ref"
+    into "$out/apk-info.txt" "${run[@]}" --entrypoint apk "$ref" info -v
+    into "$out/node-version.txt" "${run[@]}" --entrypoint node "$ref" -- --version
+    into "$out/yarn-version.txt" "${run[@]}" --entrypoint yarn "$ref" -- --version
+    # npm ls exits 1 when a tree has missing (e.g. dev) dependencies; its JSON is still the tree.
+    ALLOW_EXIT=1 into "$out/npm-ls-global.json" "${run[@]}" --entrypoint npm "$ref" ls -g --all --json
+    # The projects the SBOM names (a package.json beside node_modules or a lockfile), outside npm's and yarn's.
+    while read -r project; do
+        ALLOW_EXIT=1 into "$out/npm-ls.${project//\//_}.json" "${run[@]}" --entrypoint npm -w "$project" "$ref" \
+            ls --all --json
+    done < <(python3 -c '
+import json, sys
+for p in json.load(open(sys.argv[1]))["packages"]:
+    where = (p.get("comment") or "").split(";")[0].removeprefix("found in ")
+    if p.get("primaryPackagePurpose") == "APPLICATION" and where.endswith("/package.json") \
+            and not where.startswith(("/usr/local/lib/node_modules/", "/opt/yarn-v")):
+        print(where.removesuffix("/package.json"))' "$out/sbom.spdx.json")
+    python3 "$E2E_ROOT/e2e/sbom_check.py" "$app" "$out" >"$out/report.txt" 2>&1 || {
+        sed 's/^/    | /' "$out/report.txt" >&2
+        die "the SBOM of $ref does not match what the tools in the image report (see $out/report.txt)"
+    }
+    cat "$out/report.txt" >>"$logf"
+    log "SBOM matches apk, npm, node and yarn in the image ($(grep -c '^  explained' "$out/report.txt") explained difference(s)): $(elapsed "$t0") s"
+}
+
 run_app() {
     local app=$1 file=$2 target=$3 probe=$4 name dir src logf ref_a ref_b digest_a digest_b remote t_app
     name=$app${target:+-$target}
@@ -57,8 +100,9 @@ run_app() {
 
     # 1. the build, pushed, and kept as a docker-archive for podman.
     build_app "cairn build (cold, npm fetching inside RUN) + push" "$src" "$file" "$target" "$dir/cache-a" \
-        "$ref_a" "$logf" -o "type=docker-archive,dest=$dir/a.tar"
+        "$ref_a" "$logf" --sbom -o "type=docker-archive,dest=$dir/a.tar"
     digest_a=$BUILT_DIGEST
+    check_sbom "$app" "$ref_a" "$dir"
 
     # 2. other tools read it back.
     timed "skopeo inspect" "$logf" skopeo inspect --tls-verify=false "docker://$ref_a"
@@ -81,7 +125,7 @@ run_app() {
     # 4. the same build in another directory, with a fresh cache: same digest, or explained differences.
     copy_app "$src" "$dir/copy"
     build_app "cairn build from a copy, fresh cache" "$dir/copy" "$file" "$target" "$dir/cache-b" \
-        "$ref_b" "$logf"
+        "$ref_b" "$logf" --sbom
     digest_b=$BUILT_DIGEST
     if [[ $digest_a == "$digest_b" ]]; then
         log "reproducible: both builds are $digest_a"
