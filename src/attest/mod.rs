@@ -136,10 +136,11 @@ pub struct Document {
 }
 
 /// The SBOM of one image or stage: from the memo when it was made before,
-/// else scanned (layers in `store`) and remembered.
+/// else scanned (layers from what the build has of them, `views`, else
+/// their blobs in `store`) and remembered.
 fn sbom_document(
     plan: &Plan,
-    store: &BlobStore,
+    (store, views): (&BlobStore, &BTreeMap<String, sbom::LayerView>),
     format: SbomFormat,
     image: &crate::engine::state::ImageState,
     stage: Option<&str>,
@@ -174,7 +175,7 @@ fn sbom_document(
         layers: b.layers,
     });
     let inv = sbom::scan(
-        store,
+        (store, views),
         &image.image.layers,
         &image.image.config,
         b.as_ref(),
@@ -223,14 +224,14 @@ pub fn documents(
         };
         out.push(Document {
             artifact_type,
-            body: sbom_document(plan, store, format, &image, None)?,
+            body: sbom_document(plan, (store, &r.layer_views), format, &image, None)?,
             annotations: BTreeMap::new(),
         });
         if stages {
             for (name, st) in &r.stages {
                 out.push(Document {
                     artifact_type,
-                    body: sbom_document(plan, store, format, st, Some(name))?,
+                    body: sbom_document(plan, (store, &r.layer_views), format, st, Some(name))?,
                     annotations: [(STAGE_ANNOTATION.to_owned(), name.clone())].into(),
                 });
             }

@@ -47,6 +47,9 @@ pub struct BuildResult {
     pub stages: Vec<(String, ImageState)>,
     /// What to attest and attach (`--sbom`, `--provenance`); set by the caller.
     pub attest: Option<std::sync::Arc<crate::attest::Plan>>,
+    /// What the build has of the image's layers (written entries, unpacked
+    /// directories), by diff_id: the SBOM scan reads them instead of the blobs.
+    pub layer_views: crate::attest::sbom::LayerViews,
 }
 
 /// Parse and plan `req`, and check that this machine can RUN every stage's
@@ -241,6 +244,7 @@ fn finalize(
     record: BuildRecord,
 ) -> anyhow::Result<BuildResult> {
     super::cache_import::materialize(ctx, &image.image.layers)?;
+    let layer_views = layer_views(ctx, &image.image.layers);
     // Plain layers of stages that were not exported when they were built.
     image.image.layers = image
         .image
@@ -274,7 +278,25 @@ fn finalize(
         run_step_time: std::time::Duration::ZERO,
         stages: Vec::new(),
         attest: None,
+        layer_views,
     })
+}
+
+/// What this build has of `layers` besides their blobs: the entries it
+/// wrote them from (or indexed in a plain stage blob), else their unpacked
+/// directories when this session unpacked layers at all.
+fn layer_views(ctx: &BuildCtx, layers: &[crate::image::Layer]) -> crate::attest::sbom::LayerViews {
+    use crate::attest::sbom::LayerView;
+    let views = layers
+        .iter()
+        .filter_map(|l| {
+            let view = super::layer_write::indexed(ctx, l)
+                .map(LayerView::Entries)
+                .or_else(|| ctx.layer_dirs.unpacked(l).map(LayerView::Dir))?;
+            Some((l.diff_id.to_string(), view))
+        })
+        .collect();
+    std::sync::Arc::new(views)
 }
 
 #[cfg(test)]

@@ -238,6 +238,7 @@ mod tests {
             run_step_time: Default::default(),
             stages: Vec::new(),
             attest: None,
+            layer_views: Default::default(),
         };
         let mut out = Vec::new();
         write_fs_tar(&r, &store, &mut out).unwrap();

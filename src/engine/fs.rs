@@ -130,6 +130,13 @@ impl EntryFs {
     }
 }
 
+impl EntryFs {
+    /// Every entry given to [`EntryFs::new`] (not the implied directories), by path.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+}
+
 impl SourceFs for EntryFs {
     fn lstat(&self, path: &str) -> io::Result<Option<Entry>> {
         if path.is_empty() {
@@ -255,7 +262,9 @@ fn host_path(dir: &Path, path: &str) -> PathBuf {
     dir.join(raw_name::to_os(path))
 }
 
-fn is_opaque(p: &Path) -> bool {
+/// Whether the layer directory `p` is opaque (overlay's xattr, `trusted.`
+/// or, unpacked in a user namespace, `user.`).
+pub fn is_opaque(p: &Path) -> bool {
     ["user.overlay.opaque", "trusted.overlay.opaque"]
         .iter()
         .any(|name| matches!(xattr_get(p, name), Some(v) if v == b"y"))

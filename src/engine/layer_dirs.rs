@@ -295,6 +295,14 @@ impl LayerDirs {
         self.root().join(l.diff_id.digest().hex())
     }
 
+    /// The unpacked directory of `l` if there is one; `None` also before
+    /// this process unpacked anything (finding out where would probe the
+    /// sandbox).
+    pub fn unpacked(&self, l: &Layer) -> Option<PathBuf> {
+        let dir = self.form.get()?.root.join(l.diff_id.digest().hex());
+        dir.is_dir().then_some(dir)
+    }
+
     /// The unpacked directory of `l`, unpacking it from `store` on first use.
     /// A half-unpacked layer is never visible: it is unpacked beside and renamed.
     pub fn ensure(&self, l: &Layer, store: &BlobStore) -> anyhow::Result<PathBuf> {

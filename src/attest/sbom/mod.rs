@@ -19,6 +19,7 @@ pub mod cyclonedx;
 pub mod node;
 pub mod spdx;
 
+use crate::engine::fs::EntryFs;
 use crate::engine::recompress::open_uncompressed;
 use crate::image::config::ImageConfig;
 use crate::image::Layer;
@@ -27,6 +28,8 @@ use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::collections::BTreeMap;
 use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// apk's database of installed packages.
 const APK_DB: &str = "lib/apk/db/installed";
@@ -181,15 +184,90 @@ enum Event {
     File(String, Vec<u8>),
 }
 
-/// The events of layer `i` (read from `store`); `total` counts the bytes
+/// What the build already has of a layer, read instead of decompressing
+/// its blob again right after writing it: the same files, so the same SBOM.
+#[derive(Clone)]
+pub enum LayerView {
+    /// The entries the build wrote it from, or indexed in its plain stage
+    /// blob (`engine::layer_write`): sources still on disk or in memory.
+    Entries(Arc<EntryFs>),
+    /// Its unpacked directory (`engine::layer_dirs`, overlay form:
+    /// whiteout = character device 0/0, opaque directory = xattr).
+    Dir(PathBuf),
+}
+
+impl std::fmt::Debug for LayerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerView::Entries(_) => f.write_str("LayerView::Entries"),
+            LayerView::Dir(d) => write!(f, "LayerView::Dir({})", d.display()),
+        }
+    }
+}
+
+/// The views a build left of its image's layers, by diff_id.
+pub type LayerViews = Arc<BTreeMap<String, LayerView>>;
+
+/// What a layer member is, as far as the scan cares.
+enum Kind {
+    Dir,
+    File(u64),
+    Other,
+}
+
+/// The event of the member at `path` (normalized) of layer `i` (blob
+/// `digest`), if any; `read` gives a file's bytes. `total` counts the bytes
 /// kept over every layer (see [`TOTAL_MAX`]).
+fn event(
+    (i, digest): (usize, &Digest),
+    path: String,
+    kind: Kind,
+    total: &std::sync::atomic::AtomicU64,
+    read: impl FnOnce() -> std::io::Result<Vec<u8>>,
+) -> anyhow::Result<Option<Event>> {
+    use std::sync::atomic::Ordering;
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (d, n),
+        None => ("", path.as_str()),
+    };
+    if name == cairn_layers::whiteout::OPAQUE {
+        return Ok(Some(Event::Opaque(dir.to_owned())));
+    }
+    if let Some(gone) = name.strip_prefix(cairn_layers::whiteout::PREFIX) {
+        let gone = if dir.is_empty() {
+            gone.to_owned()
+        } else {
+            format!("{dir}/{gone}")
+        };
+        return Ok(Some(Event::Remove(gone)));
+    }
+    let size = match kind {
+        // Its presence is what counts; 100 MB of binary are not read.
+        Kind::File(_) if path == NODE_BIN => return Ok(Some(Event::File(path, Vec::new()))),
+        Kind::File(size) if interesting(&path) && size <= MANIFEST_MAX => size,
+        Kind::Dir => return Ok(None),
+        // Whatever it is, it replaces a file of ours at that path.
+        _ => return Ok(Some(Event::Replaced(path))),
+    };
+    let kept = total.fetch_add(size, Ordering::Relaxed) + size;
+    anyhow::ensure!(
+        kept <= TOTAL_MAX,
+        "layer {i} ({digest}): the package manifests of this image exceed {} MiB; \
+         build without --sbom, or find what writes so many",
+        TOTAL_MAX >> 20
+    );
+    let bytes =
+        read().with_context(|| format!("reading /{path} of layer {i} ({digest}) for the SBOM"))?;
+    Ok(Some(Event::File(path, bytes)))
+}
+
+/// The events of layer `i` (read from `store`), in archive order.
 fn layer_events(
     store: &BlobStore,
     i: usize,
     l: &Layer,
     total: &std::sync::atomic::AtomicU64,
 ) -> anyhow::Result<Vec<Event>> {
-    use std::sync::atomic::Ordering;
     let reader = open_uncompressed(store, &l.digest)?;
     let mut ar = tar::Archive::new(reader);
     let what = || format!("reading layer {i} ({}) for the SBOM", l.digest);
@@ -197,49 +275,95 @@ fn layer_events(
     for entry in ar.entries().with_context(what)? {
         let mut entry = entry.with_context(what)?;
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
-        let (dir, name) = match path.rsplit_once('/') {
-            Some((d, n)) => (d, n),
-            None => ("", path.as_str()),
+        let t = entry.header().entry_type();
+        let kind = if t.is_file() {
+            Kind::File(entry.size())
+        } else if t.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
         };
-        if name == cairn_layers::whiteout::OPAQUE {
-            out.push(Event::Opaque(dir.to_owned()));
-            continue;
-        }
-        if let Some(gone) = name.strip_prefix(cairn_layers::whiteout::PREFIX) {
-            let gone = if dir.is_empty() {
-                gone.to_owned()
-            } else {
-                format!("{dir}/{gone}")
-            };
-            out.push(Event::Remove(gone));
-            continue;
-        }
-        let kind = entry.header().entry_type();
-        if kind.is_file() && path == NODE_BIN {
-            // Its presence is what counts; 100 MB of binary are not read.
-            out.push(Event::File(path, Vec::new()));
-            continue;
-        }
-        if !kind.is_file() || !interesting(&path) || entry.size() > MANIFEST_MAX {
-            // Whatever it is, it replaces a file of ours at that path.
-            if !kind.is_dir() {
-                out.push(Event::Replaced(path));
-            }
-            continue;
-        }
-        let kept = total.fetch_add(entry.size(), Ordering::Relaxed) + entry.size();
-        anyhow::ensure!(
-            kept <= TOTAL_MAX,
-            "layer {i} ({}): the package manifests of this image exceed {} MiB; \
-             build without --sbom, or find what writes so many",
-            l.digest,
-            TOTAL_MAX >> 20
-        );
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).with_context(what)?;
-        out.push(Event::File(path, bytes));
+        let read = || {
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).map(|_| bytes)
+        };
+        out.extend(event((i, &l.digest), path, kind, total, read)?);
     }
     Ok(out)
+}
+
+/// The events of layer `i` from what the build has of it (`view`); `None`
+/// when the view cannot tell them as the blob would (a file of interest
+/// with several hard links: the archive holds all but one as links).
+fn view_events(
+    view: &LayerView,
+    i: usize,
+    l: &Layer,
+    total: &std::sync::atomic::AtomicU64,
+) -> anyhow::Result<Option<Vec<Event>>> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let mut out = Vec::new();
+    match view {
+        LayerView::Entries(fs) => {
+            for e in fs.entries() {
+                // The path as the archive stores it, read as the blob scan reads it.
+                let raw = cairn_layers::raw_name::to_os(&e.path);
+                let raw: &std::ffi::OsStr = &raw;
+                let path = normalize(&String::from_utf8_lossy(
+                    std::os::unix::ffi::OsStrExt::as_bytes(raw),
+                ));
+                let (kind, source) = match &e.kind {
+                    cairn_layers::EntryKind::Dir => (Kind::Dir, None),
+                    cairn_layers::EntryKind::File { size, source } => {
+                        (Kind::File(*size), Some((source, *size)))
+                    }
+                    _ => (Kind::Other, None),
+                };
+                let read = || match source {
+                    Some((src, size)) => {
+                        let mut bytes = Vec::with_capacity(size as usize);
+                        src.open(size)?.read_to_end(&mut bytes).map(|_| bytes)
+                    }
+                    None => Ok(Vec::new()),
+                };
+                out.extend(event((i, &l.digest), path, kind, total, read)?);
+            }
+        }
+        LayerView::Dir(root) => {
+            for entry in walkdir::WalkDir::new(root).min_depth(1) {
+                let entry = entry.with_context(|| format!("walking {}", root.display()))?;
+                let rel = entry.path().strip_prefix(root)?;
+                let path = normalize(&String::from_utf8_lossy(
+                    std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()),
+                ));
+                let md = entry
+                    .metadata()
+                    .with_context(|| format!("reading {}", entry.path().display()))?;
+                let ft = md.file_type();
+                if ft.is_char_device() && md.rdev() == 0 {
+                    out.push(Event::Remove(path));
+                    continue;
+                }
+                if ft.is_dir() && crate::engine::fs::is_opaque(entry.path()) {
+                    out.push(Event::Opaque(path));
+                    continue;
+                }
+                let kind = if ft.is_dir() {
+                    Kind::Dir
+                } else if ft.is_file() {
+                    if md.nlink() > 1 && (path == NODE_BIN || interesting(&path)) {
+                        return Ok(None);
+                    }
+                    Kind::File(md.len())
+                } else {
+                    Kind::Other
+                };
+                let read = || std::fs::read(entry.path());
+                out.extend(event((i, &l.digest), path, kind, total, read)?);
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The interesting files of `layers` as the merged filesystem shows them,
@@ -250,6 +374,7 @@ fn layer_events(
 fn walk(
     store: &BlobStore,
     layers: &[Layer],
+    views: &BTreeMap<String, LayerView>,
 ) -> anyhow::Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>)> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let total = AtomicU64::new(0);
@@ -266,7 +391,12 @@ fn walk(
                 let Some(l) = layers.get(i) else {
                     break;
                 };
-                let r = layer_events(store, i, l, &total);
+                // What the build has of the layer, else its blob (also when
+                // the view fails: a directory of ids this user cannot read).
+                let viewed = views
+                    .get(&l.diff_id.to_string())
+                    .and_then(|v| view_events(v, i, l, &total).ok().flatten());
+                let r = viewed.map_or_else(|| layer_events(store, i, l, &total), Ok);
                 if let Ok(mut all) = results.lock() {
                     all[i] = Some(r);
                 }
@@ -412,15 +542,17 @@ fn runtimes(
     out
 }
 
-/// Scan an image (its `layers`, `config`, `base`) into an inventory.
+/// Scan an image (its `layers`, `config`, `base`) into an inventory: each
+/// layer from its view when `views` has one (by diff_id), else its blob in
+/// `store`.
 pub fn scan(
-    store: &BlobStore,
+    (store, views): (&BlobStore, &BTreeMap<String, LayerView>),
     layers: &[Layer],
     config: &ImageConfig,
     base: Option<&Base>,
     (name, stage, config_digest, epoch): (String, Option<String>, Digest, u64),
 ) -> anyhow::Result<Inventory> {
-    let (files, dbs) = walk(store, layers)?;
+    let (files, dbs) = walk(store, layers, views)?;
     let steps = layer_steps(config, base, layers.len());
     let at = |layer: usize| {
         (
@@ -685,7 +817,7 @@ mod tests {
             layers: 1,
         };
         let inv = scan(
-            &store,
+            (&store, &BTreeMap::new()),
             &[l0, l1, l2],
             &config,
             Some(&base),
@@ -746,7 +878,7 @@ mod tests {
         )
         .unwrap();
         let inv = scan(
-            &store,
+            (&store, &BTreeMap::new()),
             &[l0],
             &config,
             None,
@@ -793,7 +925,7 @@ mod tests {
         .unwrap();
         let scan_of = |layers: &[Layer]| {
             scan(
-                &store,
+                (&store, &BTreeMap::new()),
                 layers,
                 &config,
                 None,
@@ -833,6 +965,141 @@ mod tests {
             &[("usr/local/include/node/node_version.h", Some(header))],
         );
         assert!(scan_of(&[l0, l1c]).is_empty());
+    }
+
+    /// The entries of a plain tar layer blob, held in memory, as the build
+    /// keeps the layers it wrote.
+    fn entries_of(store: &BlobStore, l: &Layer) -> LayerView {
+        let mut ar = tar::Archive::new(std::fs::File::open(store.path(&l.digest)).unwrap());
+        let mut entries = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            if e.header().entry_type().is_dir() {
+                entries.push(cairn_layers::Entry::dir(&path));
+                continue;
+            }
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            entries.push(cairn_layers::Entry {
+                kind: cairn_layers::EntryKind::File {
+                    size: bytes.len() as u64,
+                    source: cairn_layers::Source::Bytes(bytes.into()),
+                },
+                ..cairn_layers::Entry::dir(&path)
+            });
+        }
+        LayerView::Entries(Arc::new(EntryFs::new(entries)))
+    }
+
+    #[test]
+    fn layer_views_give_the_blobs_inventory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let db = "P:musl\nV:1.2.5-r10\nA:x86_64\nL:MIT\n\n";
+        let layers = [
+            layer(
+                &store,
+                &[
+                    ("lib/apk/db/installed", Some(db)),
+                    ("etc/os-release", Some("ID=alpine\nVERSION_ID=3.23.0\n")),
+                    ("usr/local/bin/node", Some("ELF")),
+                    (
+                        "usr/local/include/node/node_version.h",
+                        Some("#define NODE_MAJOR_VERSION 22\n#define NODE_MINOR_VERSION 1\n#define NODE_PATCH_VERSION 0\n"),
+                    ),
+                    ("opt/old/node_modules/x/package.json", Some(r#"{"name":"x","version":"1.0.0"}"#)),
+                    ("srv/node_modules/gone/package.json", Some(r#"{"name":"gone","version":"1.0.0"}"#)),
+                ],
+            ),
+            layer(
+                &store,
+                &[
+                    ("srv/package.json", Some(r#"{"name":"srv","version":"2.0.0"}"#)),
+                    ("srv/node_modules/a/package.json", Some(r#"{"name":"a","version":"1.0.0","license":"MIT AND custom"}"#)),
+                    ("srv/node_modules/.wh.gone", Some("")),
+                    ("opt/old/.wh..wh..opq", Some("")),
+                    ("opt/old/node_modules/y/package.json", Some(r#"{"name":"y","version":"3.0.0"}"#)),
+                ],
+            ),
+        ];
+        let config: ImageConfig = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"base"},{"created_by":"COPY . /srv"}]}"#,
+        )
+        .unwrap();
+        let scan_with = |views: &BTreeMap<String, LayerView>| {
+            let inv = scan(
+                (&store, views),
+                &layers,
+                &config,
+                None,
+                ("v".into(), None, Digest::of(b"c"), 0),
+            )
+            .unwrap();
+            spdx::write(&inv).unwrap()
+        };
+        let from_blobs = scan_with(&BTreeMap::new());
+        let names: Vec<String> = serde_json::from_slice::<serde_json::Value>(&from_blobs).unwrap()
+            ["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["v", "musl", "a", "srv", "y", "node"]);
+        // Entries in memory: the same document, byte for byte.
+        let entries: BTreeMap<String, LayerView> = layers
+            .iter()
+            .map(|l| (l.diff_id.to_string(), entries_of(&store, l)))
+            .collect();
+        assert_eq!(scan_with(&entries), from_blobs);
+        // A view that cannot be read falls back to the blob.
+        let broken: BTreeMap<String, LayerView> = layers
+            .iter()
+            .map(|l| {
+                (
+                    l.diff_id.to_string(),
+                    LayerView::Dir(dir.path().join("missing")),
+                )
+            })
+            .collect();
+        assert_eq!(scan_with(&broken), from_blobs);
+        // Unpacked directories in overlay form (whiteouts are character
+        // devices 0/0: root only).
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipping the unpacked-directory half: not root");
+            return;
+        }
+        let unpacked: BTreeMap<String, LayerView> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let dest = dir.path().join(format!("unpacked-{i}"));
+                std::fs::create_dir_all(&dest).unwrap();
+                let opts = cairn_layers::unpack::UnpackOptions {
+                    whiteouts: cairn_layers::unpack::WhiteoutMode::Overlay,
+                    preserve_ownership: false,
+                    owner_xattr: None,
+                    donors: None,
+                    expect_diff_id: None,
+                };
+                cairn_layers::unpack::unpack_auto(
+                    std::fs::File::open(store.path(&l.digest)).unwrap(),
+                    &dest,
+                    &opts,
+                )
+                .unwrap();
+                (l.diff_id.to_string(), LayerView::Dir(dest))
+            })
+            .collect();
+        assert_eq!(scan_with(&unpacked), from_blobs);
+        // A file of interest with two links: the archive would hold one as a
+        // link, so the scan reads the blob instead of guessing.
+        let LayerView::Dir(top) = &unpacked[&layers[1].diff_id.to_string()] else {
+            unreachable!()
+        };
+        std::fs::hard_link(top.join("srv/package.json"), top.join("srv/other")).unwrap();
+        assert_eq!(scan_with(&unpacked), from_blobs);
     }
 
     #[test]
