@@ -63,9 +63,10 @@ check_sbom() {
     # npm ls exits 1 when a tree has missing (e.g. dev) dependencies; its JSON is still the tree.
     ALLOW_EXIT=1 into "$out/npm-ls-global.json" "${run[@]}" --entrypoint npm "$ref" ls -g --all --json
     # The projects the SBOM names (a package.json beside node_modules or a lockfile), outside npm's and yarn's.
+    # --include=dev: with NODE_ENV=production (the apps' runtime) npm ls hides installed devDependencies.
     while read -r project; do
         ALLOW_EXIT=1 into "$out/npm-ls.${project//\//_}.json" "${run[@]}" --entrypoint npm -w "$project" "$ref" \
-            ls --all --json
+            ls --all --json --include=dev
     done < <(python3 -c '
 import json, sys
 for p in json.load(open(sys.argv[1]))["packages"]:

@@ -49,6 +49,24 @@ def load_json(path):
         fail(f"{path}: {e}")
 
 
+def npm_json(path):
+    """npm ls --json output: `cairn run` passes the container's stderr on its stdout too, so npm's own
+    `npm error …` lines (ELSPROBLEMS for missing dev dependencies) come around it; the JSON starts at `{`."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        fail(f"{path}: {e}")
+    start = 0 if text.startswith("{") else text.find("\n{") + 1
+    if not text[start:].startswith("{"):
+        fail(f"{path}: no JSON from npm ls:\n{text[:2000]}")
+    try:
+        # Its `npm error A complete log …` line may follow.
+        return json.JSONDecoder().raw_decode(text[start:])[0]
+    except ValueError as e:
+        fail(f"{path}: {e}")
+
+
 def purl(p):
     for r in p.get("externalRefs", []):
         if r.get("referenceType") == "purl":
@@ -100,11 +118,11 @@ def main():
                 or found_in(p).startswith(f"{project}/node_modules/")]
         covered.update(id(p) for p in mine)
         comparisons.append((f"npm ls --all in {project}", {f"{p['name']}@{p['versionInfo']}" for p in mine},
-                            npm_ls_set(load_json(ls_file))))
+                            npm_ls_set(npm_json(ls_file))))
     glob_dir = "/usr/local/lib/node_modules/"
     mine = [p for p in npm if found_in(p).startswith(glob_dir)]
     covered.update(id(p) for p in mine)
-    global_ls = npm_ls_set(load_json(os.path.join(d, "npm-ls-global.json")))
+    global_ls = npm_ls_set(npm_json(os.path.join(d, "npm-ls-global.json")))
     global_ls.discard(next((x for x in global_ls if x.startswith("lib@") or x.startswith("local@")), None))
     comparisons.append(("npm ls -g --all", {f"{p['name']}@{p['versionInfo']}" for p in mine}, global_ls))
     runtimes = {p["name"]: p["versionInfo"] for p in pkgs
