@@ -71,10 +71,62 @@ pub enum Event {
     Warning(String),
     /// A status line for the user.
     Info(String),
+    /// Bytes moved between this machine and one registry during the command
+    /// (one event per registry, at the end of a build).
+    Transfer(Transfer),
     /// The command failed with this error (as printed after the progress):
     /// only the JSON renderer shows it, so a consumer of the stream learns
     /// the outcome; the others leave it to the error message.
     Failed(String),
+}
+
+/// Blobs and bytes of one kind of transfer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Moved {
+    /// Blobs.
+    pub blobs: u64,
+    /// Their bytes (layers, configs, cache records).
+    pub bytes: u64,
+    /// The bytes of those blobs that are layers.
+    pub layer_bytes: u64,
+}
+
+/// What moved between this machine and one registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Transfer {
+    /// The registry (`HOST[:PORT]`).
+    pub registry: String,
+    /// Blobs fetched from it.
+    pub downloaded: Moved,
+    /// Blobs sent to it.
+    pub uploaded: Moved,
+    /// Blobs it copied from one of its repositories to another (cross-repository mount): no bytes sent.
+    pub mounted: Moved,
+    /// Blobs the target repository had already: no bytes sent.
+    pub present: Moved,
+}
+
+impl std::fmt::Display for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = |m: &Moved| {
+            format!(
+                "{} blob{} {} B",
+                m.blobs,
+                if m.blobs == 1 { "" } else { "s" },
+                m.bytes
+            )
+        };
+        write!(
+            f,
+            "{}: downloaded {} (layers {} B), uploaded {}, mounted {}, present {}",
+            self.registry,
+            part(&self.downloaded),
+            self.downloaded.layer_bytes,
+            part(&self.uploaded),
+            part(&self.mounted),
+            part(&self.present)
+        )
+    }
 }
 
 /// Receives [`Event`]s. Must be cheap and thread-safe.

@@ -69,6 +69,7 @@ enum Line<'a> {
     Info {
         message: &'a str,
     },
+    Transfer(&'a crate::report::Transfer),
     Error {
         message: &'a str,
     },
@@ -151,6 +152,7 @@ impl Reporter for Json {
             }
             Event::Warning(message) => Line::Warning { message },
             Event::Info(message) => Line::Info { message },
+            Event::Transfer(t) => Line::Transfer(t),
             Event::Failed(message) => Line::Error { message },
         };
         // Serializing these plain structs cannot fail; skip the line if it ever did.

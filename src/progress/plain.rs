@@ -157,6 +157,9 @@ impl State {
                     let _ = writeln!(out, "{}", sanitize_line(line));
                 }
             }
+            Event::Transfer(t) => {
+                let _ = writeln!(out, "bytes moved: {}", sanitize_line(&t.to_string()));
+            }
             // The error is printed after the progress, once.
             Event::Failed(_) => {}
         }

@@ -260,6 +260,9 @@ impl Reporter for Tty {
                     self.println(sanitize_line(line));
                 }
             }
+            Event::Transfer(t) => {
+                self.println(format!("bytes moved: {}", sanitize_line(&t.to_string())));
+            }
             // The error is printed after the progress, once.
             Event::Failed(_) => {}
         }

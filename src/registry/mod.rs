@@ -15,6 +15,7 @@ pub mod push;
 pub mod reference;
 pub mod referrers;
 pub mod tags;
+pub mod traffic;
 pub mod transport;
 
 pub use crate::image::platform::Platform;
@@ -39,6 +40,8 @@ pub struct RegistryOptions {
     pub chunk_size: u64,
     /// Where to remember which repository received each pushed blob (see [`blob_memo`]).
     pub blob_memo: Option<std::path::PathBuf>,
+    /// Where blob transfers are counted (share one between the clients of a command).
+    pub traffic: Arc<traffic::Traffic>,
 }
 
 impl Default for RegistryOptions {
@@ -48,6 +51,7 @@ impl Default for RegistryOptions {
             parallel: 4,
             chunk_size: 64 << 20,
             blob_memo: None,
+            traffic: Arc::default(),
         }
     }
 }
@@ -83,6 +87,7 @@ pub struct Registry {
     parallel: usize,
     chunk_size: u64,
     memo: blob_memo::BlobMemo,
+    traffic: Arc<traffic::Traffic>,
 }
 
 impl Registry {
@@ -95,8 +100,20 @@ impl Registry {
                 .blob_memo
                 .map(blob_memo::BlobMemo::load)
                 .unwrap_or_default(),
+            traffic: opts.traffic,
             t: Transport::new(opts.transport)?,
         })
+    }
+
+    /// Count a blob transfer for `repo`'s registry.
+    fn count(
+        &self,
+        repo: &Repository,
+        action: traffic::Action,
+        desc: &crate::image::manifest::Descriptor,
+    ) {
+        self.traffic
+            .count(repo.registry(), action, &desc.media_type, desc.size);
     }
 
     fn reporter(&self) -> &dyn Reporter {

@@ -433,6 +433,7 @@ impl Registry {
             },
             other => other.into(),
         })?;
+        self.count(repo, super::traffic::Action::Downloaded, desc);
         reporter.event(Event::BlobDone { digest });
         Ok(())
     }

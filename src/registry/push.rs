@@ -6,6 +6,7 @@
 
 use super::auth::repository_scope;
 use super::error::{redact_url, RegistryError};
+use super::traffic::Action;
 use super::transport::{status_error, Host};
 use super::{repo_url, Reference, Registry, Repository};
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, OCI_INDEX};
@@ -345,44 +346,61 @@ impl Registry {
         Ok((digest, resp.headers().contains_key("oci-subject")))
     }
 
-    async fn push_blob(
+    /// Make sure the repository of `target` holds the blob `desc` without
+    /// sending its bytes: HEAD, then a cross-repository mount from the
+    /// repositories this machine pushed it to before and from `mount_from`.
+    /// `false`: it is not there, and only an upload can put it there (the
+    /// caller then needs the bytes). Counted in the traffic as present or mounted.
+    pub async fn place_blob(
+        &self,
+        target: &Reference,
+        desc: &Descriptor,
+        mount_from: &[Repository],
+    ) -> Result<bool, RegistryError> {
+        let t = self.target(target, mount_from).await?;
+        let placed = self.place_remotely(&t, desc).await?;
+        let _ = self.memo.save();
+        match placed {
+            Ok(()) => Ok(true),
+            Err(session) => {
+                if let Some(url) = session {
+                    // The upload a refused mount opened is not used: close it.
+                    let _ = self
+                        .t
+                        .send(&t.host, &t.scopes, Method::DELETE, &url, true, &|r| r)
+                        .await;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// HEAD, then mounts (see [`Self::place_blob`]). `Err(session)`: not
+    /// there; `session` is the upload a refused mount opened, if any.
+    async fn place_remotely(
         &self,
         t: &Target,
         desc: &Descriptor,
-        store: &BlobStore,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Result<(), Option<Url>>, RegistryError> {
         let reporter = self.reporter();
         let digest = desc.digest.to_string();
-        let start = |action| {
+        let placed = |action, counted| {
             reporter.event(Event::BlobStart {
                 digest: digest.clone(),
                 size: Some(desc.size),
                 action,
-            })
-        };
-        let done = || {
+            });
             reporter.event(Event::BlobDone {
                 digest: digest.clone(),
-            })
+            });
+            self.count(&t.repo, counted, desc);
+            self.remember(t, &desc.digest);
         };
         let blob_url = repo_url(&t.base, &t.repo, &format!("blobs/{}", desc.digest))?;
         if self.blob_exists(t, &blob_url).await? {
-            start("exists");
-            done();
-            self.remember(t, &desc.digest);
-            return Ok(());
+            placed("exists", Action::Present);
+            return Ok(Ok(()));
         }
-        let size = store.size(&desc.digest)?;
-        if size != desc.size {
-            return Err(RegistryError::Manifest {
-                reference: digest.clone(),
-                reason: format!(
-                    "the store holds {size} bytes, the descriptor says {}",
-                    desc.size
-                ),
-            });
-        }
-        let mut session = None;
         // Where this machine pushed the blob before, then the caller's hints.
         let remembered = self
             .memo
@@ -417,19 +435,44 @@ impl Registry {
             };
             match resp.status() {
                 StatusCode::CREATED => {
-                    start("mount");
-                    done();
-                    self.remember(t, &desc.digest);
-                    return Ok(());
+                    placed("mount", Action::Mounted);
+                    return Ok(Ok(()));
                 }
-                StatusCode::ACCEPTED => {
-                    session = Some(location(&url, &resp)?);
-                    break;
-                }
+                StatusCode::ACCEPTED => return Ok(Err(Some(location(&url, &resp)?))),
                 _ => {}
             }
         }
-        start("push");
+        Ok(Err(None))
+    }
+
+    async fn push_blob(
+        &self,
+        t: &Target,
+        desc: &Descriptor,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
+        let mut session = match self.place_remotely(t, desc).await? {
+            Ok(()) => return Ok(()),
+            Err(session) => session,
+        };
+        let digest = desc.digest.to_string();
+        let size = store.size(&desc.digest)?;
+        if size != desc.size {
+            return Err(RegistryError::Manifest {
+                reference: digest.clone(),
+                reason: format!(
+                    "the store holds {size} bytes, the descriptor says {}",
+                    desc.size
+                ),
+            });
+        }
+        let reporter = self.reporter();
+        reporter.event(Event::BlobStart {
+            digest: digest.clone(),
+            size: Some(desc.size),
+            action: "push",
+        });
+        let blob_url = repo_url(&t.base, &t.repo, &format!("blobs/{}", desc.digest))?;
         let path = store.path(&desc.digest);
         let mut restarts = 0;
         loop {
@@ -455,7 +498,8 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        done();
+        reporter.event(Event::BlobDone { digest });
+        self.count(&t.repo, Action::Uploaded, desc);
         self.remember(t, &desc.digest);
         Ok(())
     }
