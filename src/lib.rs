@@ -3,8 +3,9 @@
 //! Data flow, one folder per step:
 //! Dockerfile → [`frontend`] (parse, expand, stage graph) → [`engine`] (stages,
 //! instructions, cache; RUN through [`sandbox`]) → layers (crate `cairn-layers`)
-//! → [`image`] (config, manifest, OCI layout, docker-archive) → [`registry`]
-//! (pull, push, auth). [`diff`] explains why two images differ. [`cache`] owns
+//! → [`image`] (config, manifest, OCI layout, docker-archive) → [`publish`]
+//! (the outputs: local store, OCI layout, docker-archive, filesystem, a push
+//! through [`registry`] (pull, push, auth)). [`diff`] explains why two images differ. [`cache`] owns
 //! the cache directory: its layout, lock, records, listing and pruning.
 
 pub mod attest;
@@ -19,6 +20,7 @@ pub mod frontend;
 pub mod image;
 pub mod memo_file;
 pub mod progress;
+pub mod publish;
 pub mod registry;
 pub mod report;
 pub mod sandbox;

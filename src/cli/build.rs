@@ -4,14 +4,16 @@ use super::output_spec::{self, OutputSpec, Sink};
 
 mod annotation;
 mod cache_flags;
+mod finish;
 mod multi;
+mod publishers;
 pub(super) mod run_flags;
 use super::GlobalArgs;
 use crate::engine::request::{resolve_epoch, BuildRequest, SecretSource};
 use crate::engine::sources::Sources;
-use crate::engine::{export_archive, export_fs, output, recompress};
 use crate::frontend::instructions::NetworkMode;
 use crate::frontend::Platform;
+use crate::publish::Subject;
 use crate::registry::{Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
 use anyhow::Context as _;
@@ -378,8 +380,104 @@ fn build(
 ) -> anyhow::Result<ExitCode> {
     let reporter: &dyn Reporter = &*progress;
     check_flags(&args)?;
-    let (run_options, named_contexts) = run_flags::parse(&args)?;
     let outputs = parse_outputs(&args)?;
+    warn_unattestable(&args, &outputs, reporter);
+    let context = args.context.clone();
+    anyhow::ensure!(
+        context.is_dir(),
+        crate::error::hint(
+            anyhow::anyhow!("build context {} is not a directory", context.display()),
+            "pass the directory holding your sources, e.g. `cairn build .`"
+        )
+    );
+    let platforms = parse_platforms(args.platform.as_deref())?;
+    if platforms.len() > 1 {
+        multi::check_outputs(&outputs)?;
+    }
+    let cache_dir = {
+        let dir = global.cache().root().to_path_buf();
+        std::path::absolute(&dir).with_context(|| format!("cache directory {}", dir.display()))?
+    };
+    // Every registry client of the build counts into one traffic figure.
+    let traffic = Arc::new(crate::registry::traffic::Traffic::default());
+    let registry_options = {
+        let mut o = RegistryOptions::new(global.insecure_registries.clone(), progress.clone());
+        o.blob_memo = Some(super::pull::blob_memo_file(&cache_dir));
+        o.traffic = traffic.clone();
+        o
+    };
+    let cache_flags = cache_flags::CacheFlags::parse(&args, registry_options.clone())?;
+    let (req, index_annotations) = request(&args, global, &platforms, &cache_dir, &cache_flags)?;
+    let sources = Sources::new(Registry::new(registry_options.clone())?)?;
+    let cache = crate::cache::CacheLayout::new(&req.cache_dir);
+    let publishers = publishers::outputs(
+        &outputs,
+        &args.tags,
+        &cache.dir(crate::cache::Bucket::Images),
+        &registry_options,
+    )?;
+    let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
+    let scratch = cache.dir(crate::cache::Bucket::Tmp);
+    let built = |subject| crate::publish::Built {
+        subject,
+        store: &store,
+        lazy: &*req.cache_from,
+        scratch: &scratch,
+        reporter,
+    };
+    let attest = attest_plan(&args, &req)?;
+    let digest = if platforms.len() > 1 {
+        let mut ix = cache_flags::retrying_refused(reporter, || {
+            multi::build(&req, (&platforms, &index_annotations), &sources, reporter)
+        })?;
+        for r in &mut ix.images {
+            r.attest = attest.clone();
+        }
+        crate::publish::publish_all(&publishers, &built(Subject::Index(&ix)))?;
+        // Every platform's steps: their keys differ where their inputs do.
+        let images: Vec<_> = ix.images.iter().collect();
+        cache_flags.export(
+            &req.dockerfile,
+            &req.cache_dir,
+            &images,
+            &req.cache_from,
+            reporter,
+        )?;
+        finish::metadata(&args, Subject::Index(&ix))?;
+        ix.index_digest.clone()
+    } else {
+        let mut result = build_one(&req, &sources, reporter)?;
+        result.attest = attest;
+        let rewritten = crate::publish::publish_all(&publishers, &built(Subject::Image(&result)))?;
+        // The layers as built (not as an output recompressed them) are the cache's.
+        cache_flags.export(
+            &req.dockerfile,
+            &req.cache_dir,
+            &[&result],
+            &req.cache_from,
+            reporter,
+        )?;
+        let image = rewritten.unwrap_or(result);
+        finish::metadata(&args, Subject::Image(&image))?;
+        image.manifest_digest.clone()
+    };
+    if let Some(s) = req.cache_from.summary() {
+        reporter.event(Event::Info(s));
+    }
+    for t in traffic.snapshot() {
+        reporter.event(Event::Transfer(t));
+    }
+    // Standard output may carry an archive; the digest then goes to the log only.
+    if outputs.iter().any(|o| o.to_stdout()) {
+        reporter.event(Event::Info(format!("image {digest}")));
+    } else {
+        super::print_digest(&digest)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--sbom` where no output can carry an attestation: said, not refused.
+fn warn_unattestable(args: &BuildArgs, outputs: &[OutputSpec], reporter: &dyn Reporter) {
     let carries = |o: &OutputSpec| {
         matches!(
             o.sink,
@@ -393,28 +491,24 @@ fn build(
                 .into(),
         ));
     }
+}
+
+/// The engine's request from the flags (the Dockerfile read, checked by
+/// `cairn check`'s gate), and the index-only annotations.
+fn request(
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    platforms: &[Platform],
+    cache_dir: &std::path::Path,
+    cache_flags: &cache_flags::CacheFlags,
+) -> anyhow::Result<(BuildRequest, crate::engine::multi::IndexAnnotations)> {
+    let (run_options, named_contexts) = run_flags::parse(args)?;
     let context = args.context.clone();
-    anyhow::ensure!(
-        context.is_dir(),
-        crate::error::hint(
-            anyhow::anyhow!("build context {} is not a directory", context.display()),
-            "pass the directory holding your sources, e.g. `cairn build .`"
-        )
-    );
     let (dockerfile, source) = read_dockerfile(&context, args.file.as_deref())?;
     let build_args = key_values(&args.build_args, "--build-arg")?;
-    super::check::gate(&context, &args, &dockerfile, &source, &build_args)?;
+    super::check::gate(&context, args, &dockerfile, &source, &build_args)?;
     let epoch = resolve_epoch(args.source_date_epoch.as_deref(), &build_args)?;
-    let platforms = parse_platforms(args.platform.as_deref())?;
-    if platforms.len() > 1 {
-        multi::check_outputs(&outputs)?;
-    }
-    let cache_dir = {
-        let dir = global.cache().root().to_path_buf();
-        std::path::absolute(&dir).with_context(|| format!("cache directory {}", dir.display()))?
-    };
-    let cache_flags = cache_flags::CacheFlags::parse(&args, global, progress.clone(), &cache_dir)?;
-    let (mut annotations, index_annotations) = annotation::parse(&args.annotations, &platforms)?;
+    let (mut annotations, index_annotations) = annotation::parse(&args.annotations, platforms)?;
     if platforms.len() < 2 {
         // A single build: its platform's `manifest[P]:` ones are the manifest's.
         annotations.extend(
@@ -425,12 +519,12 @@ fn build(
         );
     }
     let req = BuildRequest {
-        context: context.clone(),
+        context,
         dockerfile,
         dockerfile_source: source,
         target: args.target.clone(),
         build_args,
-        platform: match platforms.as_slice() {
+        platform: match platforms {
             [one] => Some(one.clone()),
             _ => None,
         },
@@ -444,7 +538,7 @@ fn build(
             _ => NetworkMode::Default,
         }),
         // Absolute, because the RUN sandbox gets layer directories under it and refuses relative ones.
-        cache_dir,
+        cache_dir: cache_dir.to_path_buf(),
         epoch,
         secrets: args
             .secrets
@@ -458,26 +552,19 @@ fn build(
         built_here: Default::default(),
         cache_from: Arc::new(cache_flags.imports()?),
     };
-    let registry = Registry::new(RegistryOptions::new(
-        global.insecure_registries.clone(),
-        progress.clone(),
-    ))?;
-    let sources = Sources::new(registry)?;
-    if platforms.len() > 1 {
-        return multi::build(
-            &args,
-            global,
-            &req,
-            (&platforms, &index_annotations),
-            (&outputs, &cache_flags),
-            &sources,
-            progress,
-        );
-    }
+    Ok((req, index_annotations))
+}
+
+/// Build one image; a refused cache blob runs the build again, the refused
+/// entry's step rebuilt (each run refuses at least one more key, so this ends).
+fn build_one(
+    req: &BuildRequest,
+    sources: &Sources,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<crate::engine::BuildResult> {
     let started = std::time::Instant::now();
-    let mut result =
-        cache_flags::retrying_refused(reporter, || crate::engine::build(&req, &sources, reporter))?;
-    result.attest = attest_plan(&args, &req)?;
+    let result =
+        cache_flags::retrying_refused(reporter, || crate::engine::build(req, sources, reporter))?;
     let wall = started.elapsed();
     // Only where RUN time is long enough for the ratio to mean something.
     if result.run_command_time >= std::time::Duration::from_secs(1) {
@@ -491,113 +578,7 @@ fn build(
             100.0 * overhead.as_secs_f64() / result.run_command_time.as_secs_f64()
         )));
     }
-    let cache = crate::cache::CacheLayout::new(&req.cache_dir);
-    let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
-    let local_store = cache.dir(crate::cache::Bucket::Images);
-    let scratch = cache.dir(crate::cache::Bucket::Tmp);
-    let mut image = result.clone();
-    if outputs.is_empty() {
-        // Default: the local image store, an OCI layout in the cache (`oci:CACHE/images`).
-        store_locally(&result, &store, &local_store, &args.tags, reporter)?;
-    }
-    for o in &outputs {
-        let names = if o.names.is_empty() {
-            &args.tags
-        } else {
-            &o.names
-        };
-        let tags: Vec<String> = names.iter().map(|t| output::layout_tag(t)).collect();
-        // The filesystem outputs have no layers to compress.
-        let converted = match &o.sink {
-            Sink::Local(_) | Sink::FsTar(_) => None,
-            _ => Some(recompress::convert(&result, &store, &o.export)?),
-        };
-        let img = converted.as_ref().unwrap_or(&result);
-        match &o.sink {
-            Sink::Local(dir) => {
-                export_fs::to_local_dir(&result, &store, dir)?;
-                reporter.event(Event::Info(format!(
-                    "wrote the filesystem to {}",
-                    dir.display()
-                )));
-            }
-            Sink::FsTar(dest) => {
-                dest.write(|w| export_fs::write_fs_tar(&result, &store, w))?;
-                reporter.event(Event::Info(format!(
-                    "wrote the filesystem tar to {}",
-                    dest.describe()
-                )));
-            }
-            Sink::OciDir(dir) => {
-                output::to_oci_layout(img, &store, dir, &tags)?;
-                reporter.event(Event::Info(format!("wrote OCI layout {}", dir.display())));
-            }
-            Sink::OciTar(dest) => {
-                export_archive::write_oci_tar(img, &store, &tags, dest, &scratch)?;
-                reporter.event(Event::Info(format!(
-                    "wrote the OCI tarball to {}",
-                    dest.describe()
-                )));
-            }
-            Sink::Docker(dest) => {
-                export_archive::write_docker(img, &store, names, dest, &scratch, reporter)?;
-                reporter.event(Event::Info(format!(
-                    "wrote docker-archive to {}",
-                    dest.describe()
-                )));
-            }
-            Sink::Image { push, .. } => {
-                store_locally(img, &store, &local_store, names, reporter)?;
-                if *push {
-                    let mut opts =
-                        RegistryOptions::new(global.insecure_registries.clone(), progress.clone());
-                    opts.blob_memo = Some(super::pull::blob_memo_file(&req.cache_dir));
-                    let registry = Registry::new(opts)?;
-                    let rt = super::pull::runtime()?;
-                    let warn = |w: String| reporter.event(Event::Warning(w));
-                    for (name, d) in output::push(img, &store, &registry, &rt, names, &warn)? {
-                        reporter.event(Event::Info(format!("pushed {name}@{d}")));
-                    }
-                }
-            }
-        }
-        if converted.is_some() {
-            image = img.clone();
-        }
-    }
-    // The layers as built (not as an output recompressed them) are the cache's.
-    cache_flags.export(
-        &req.dockerfile,
-        &req.cache_dir,
-        &[&result],
-        &req.cache_from,
-        reporter,
-    )?;
-    let result = image;
-    if let Some(s) = req.cache_from.summary() {
-        reporter.event(Event::Info(s));
-    }
-    if let Some(f) = &args.metadata_file {
-        let meta = serde_json::json!({
-            "containerimage.digest": result.manifest_digest.to_string(),
-            "containerimage.config.digest": result.config_digest.to_string(),
-            "containerimage.descriptor": output::descriptor(&result),
-            "image.name": args.tags.join(","),
-        });
-        std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
-            .with_context(|| format!("writing {}", f.display()))?;
-    }
-    if let Some(f) = &args.iidfile {
-        std::fs::write(f, result.config_digest.to_string())
-            .with_context(|| format!("writing {}", f.display()))?;
-    }
-    // Standard output may carry an archive; the digest then goes to the log only.
-    if outputs.iter().any(|o| o.to_stdout()) {
-        reporter.event(Event::Info(format!("image {}", result.manifest_digest)));
-    } else {
-        super::print_digest(&result.manifest_digest)?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(result)
 }
 
 /// `--platform`: one platform or a comma-separated list of distinct ones
@@ -621,29 +602,6 @@ fn parse_platforms(flag: Option<&str>) -> anyhow::Result<Vec<Platform>> {
         out.push(p);
     }
     Ok(out)
-}
-
-/// Put the image into the local store (`oci:CACHE/images`) under `names`
-/// (`sha256-HEX` when unnamed).
-fn store_locally(
-    r: &crate::engine::BuildResult,
-    store: &cairn_layers::blob_store::BlobStore,
-    dir: &std::path::Path,
-    names: &[String],
-    reporter: &dyn Reporter,
-) -> anyhow::Result<()> {
-    let names: Vec<String> = if names.is_empty() {
-        vec![format!("sha256-{}", r.manifest_digest.hex())]
-    } else {
-        names.to_vec()
-    };
-    output::to_oci_layout(r, store, dir, &names)?;
-    reporter.event(Event::Info(format!(
-        "image stored in oci:{} as {}",
-        dir.display(),
-        names.join(", ")
-    )));
-    Ok(())
 }
 
 #[cfg(test)]

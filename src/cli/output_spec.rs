@@ -3,10 +3,10 @@
 //! Everything is checked here, before the build: an unknown key or value is
 //! refused with the accepted ones.
 
-pub use crate::engine::export_archive::Dest;
 use crate::engine::recompress::ExportOptions;
 use crate::error::hint;
 use crate::image::media_type::LayerCompression;
+pub use crate::publish::Dest;
 use crate::registry::reference::redact_credentials;
 use std::path::PathBuf;
 

@@ -129,7 +129,7 @@ pub fn index(
     let manifests: Vec<Descriptor> = images
         .iter()
         .map(|r| {
-            let mut d = super::output::descriptor(r);
+            let mut d = r.descriptor();
             let mine: BTreeMap<String, String> = ann
                 .manifest_descriptor
                 .iter()

@@ -11,8 +11,10 @@
 //! lower layers first so that directories and hard-link targets precede what
 //! needs them.
 
-use super::build::BuildResult;
-use super::recompress::open_uncompressed;
+use super::{Built, Dest, Publisher, Subject};
+use crate::engine::recompress::open_uncompressed;
+use crate::engine::BuildResult;
+use crate::report::Event;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::unpack::{unpack, UnpackOptions, WhiteoutMode};
@@ -20,6 +22,49 @@ use cairn_layers::whiteout::{self, Whiteout};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
+
+/// `type=local`: the filesystem into a directory.
+pub struct LocalDir(pub std::path::PathBuf);
+
+/// `type=tar`: the filesystem as one tar.
+pub struct FsTar(pub Dest);
+
+/// The one image a filesystem output writes (a multi-platform build has
+/// these outputs refused before it starts).
+fn one_image<'a>(built: &Built<'a>) -> anyhow::Result<&'a BuildResult> {
+    match built.subject {
+        Subject::Image(r) => {
+            built.fetch_layers()?;
+            Ok(r)
+        }
+        Subject::Index(_) => {
+            anyhow::bail!("internal error: a filesystem output of a multi-platform build")
+        }
+    }
+}
+
+impl Publisher for LocalDir {
+    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+        to_local_dir(one_image(built)?, built.store, &self.0)?;
+        built.reporter.event(Event::Info(format!(
+            "wrote the filesystem to {}",
+            self.0.display()
+        )));
+        Ok(())
+    }
+}
+
+impl Publisher for FsTar {
+    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+        let r = one_image(built)?;
+        self.0.write(|w| write_fs_tar(r, built.store, w))?;
+        built.reporter.event(Event::Info(format!(
+            "wrote the filesystem tar to {}",
+            self.0.describe()
+        )));
+        Ok(())
+    }
+}
 
 /// Unpack the image's filesystem into `dir` (created if missing).
 pub fn to_local_dir(r: &BuildResult, store: &BlobStore, dir: &Path) -> anyhow::Result<()> {

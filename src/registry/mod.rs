@@ -113,7 +113,7 @@ impl Registry {
         desc: &crate::image::manifest::Descriptor,
     ) {
         self.traffic
-            .count(repo.registry(), action, &desc.media_type, desc.size);
+            .count(repo.registry(), action, desc.media_type.as_str(), desc.size);
     }
 
     fn reporter(&self) -> &dyn Reporter {

@@ -324,6 +324,11 @@ impl Imports {
         }
     }
 
+    /// Where the caches are, in `--cache-from` order.
+    pub fn locations(&self) -> impl Iterator<Item = &Location> {
+        self.sources.iter().map(|(s, _)| &s.location)
+    }
+
     /// Whether any cache is configured.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()

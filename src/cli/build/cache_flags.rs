@@ -8,7 +8,6 @@ use crate::cache::remote::{self, CacheSpec, ExportEntry, Imports};
 use crate::engine::BuildResult;
 use crate::registry::{Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
-use std::sync::Arc;
 
 /// The parsed flags.
 pub(super) struct CacheFlags {
@@ -19,12 +18,7 @@ pub(super) struct CacheFlags {
 
 impl CacheFlags {
     /// Parse and open every `--cache-to/--cache-from` (nothing is read yet).
-    pub(super) fn parse(
-        args: &BuildArgs,
-        global: &crate::cli::GlobalArgs,
-        progress: Arc<crate::progress::Progress>,
-        cache_dir: &std::path::Path,
-    ) -> anyhow::Result<Self> {
+    pub(super) fn parse(args: &BuildArgs, opts: RegistryOptions) -> anyhow::Result<Self> {
         let parse = |flag: &str, v: &Vec<String>| -> anyhow::Result<Vec<CacheSpec>> {
             v.iter().map(|s| CacheSpec::parse(flag, s)).collect()
         };
@@ -33,8 +27,6 @@ impl CacheFlags {
         let client = if to.is_empty() && from.is_empty() {
             None
         } else {
-            let mut opts = RegistryOptions::new(global.insecure_registries.clone(), progress);
-            opts.blob_memo = Some(crate::cli::pull::blob_memo_file(cache_dir));
             // Blobs the image push sent are mounted from its repositories.
             let mount_from = args
                 .tags
