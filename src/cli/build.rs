@@ -398,14 +398,8 @@ fn build(
         let dir = global.cache().root().to_path_buf();
         std::path::absolute(&dir).with_context(|| format!("cache directory {}", dir.display()))?
     };
-    // Every registry client of the build counts into one traffic figure.
-    let traffic = Arc::new(crate::registry::traffic::Traffic::default());
-    let registry_options = {
-        let mut o = RegistryOptions::new(global.insecure_registries.clone(), progress.clone());
-        o.blob_memo = Some(super::pull::blob_memo_file(&cache_dir));
-        o.traffic = traffic.clone();
-        o
-    };
+    let registry_options = registry_options(global, progress.clone(), &cache_dir);
+    let traffic = registry_options.traffic.clone();
     let cache_flags = cache_flags::CacheFlags::parse(&args, registry_options.clone())?;
     let (req, index_annotations) = request(&args, global, &platforms, &cache_dir, &cache_flags)?;
     let sources = Sources::new(Registry::new(registry_options.clone())?)?;
@@ -418,8 +412,7 @@ fn build(
     )?;
     let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
     let scratch = cache.dir(crate::cache::Bucket::Tmp);
-    let built = |subject| crate::publish::Built {
-        subject,
+    let sinks = crate::publish::Sinks {
         store: &store,
         lazy: &*req.cache_from,
         scratch: &scratch,
@@ -427,13 +420,15 @@ fn build(
     };
     let attest = attest_plan(&args, &req)?;
     let digest = if platforms.len() > 1 {
-        let mut ix = cache_flags::retrying_refused(reporter, || {
-            multi::build(&req, (&platforms, &index_annotations), &sources, reporter)
+        // As for one image: a refused cache blob reruns the build and the outputs.
+        let ix = cache_flags::retrying_refused(reporter, || {
+            let mut ix = multi::build(&req, (&platforms, &index_annotations), &sources, reporter)?;
+            for r in &mut ix.images {
+                r.attest = attest.clone();
+            }
+            crate::publish::publish_all(&publishers, &sinks.built(Subject::Index(&ix)))?;
+            Ok(ix)
         })?;
-        for r in &mut ix.images {
-            r.attest = attest.clone();
-        }
-        crate::publish::publish_all(&publishers, &built(Subject::Index(&ix)))?;
         // Every platform's steps: their keys differ where their inputs do.
         let images: Vec<_> = ix.images.iter().collect();
         cache_flags.export(
@@ -446,9 +441,10 @@ fn build(
         finish::metadata(&args, Subject::Index(&ix))?;
         ix.index_digest.clone()
     } else {
-        let mut result = build_one(&req, &sources, reporter)?;
-        result.attest = attest;
-        let rewritten = crate::publish::publish_all(&publishers, &built(Subject::Image(&result)))?;
+        let (result, rewritten) = build_one(&req, &sources, reporter, |r| {
+            r.attest = attest.clone();
+            crate::publish::publish_all(&publishers, &sinks.built(Subject::Image(r)))
+        })?;
         // The layers as built (not as an output recompressed them) are the cache's.
         cache_flags.export(
             &req.dockerfile,
@@ -474,6 +470,18 @@ fn build(
         super::print_digest(&digest)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The options of every registry client of the build (bases, cache, push):
+/// one traffic count for the summary, the push memo.
+fn registry_options(
+    global: &GlobalArgs,
+    progress: Arc<crate::progress::Progress>,
+    cache_dir: &std::path::Path,
+) -> RegistryOptions {
+    let mut o = RegistryOptions::new(global.insecure_registries.clone(), progress);
+    o.blob_memo = Some(super::pull::blob_memo_file(cache_dir));
+    o
 }
 
 /// `--sbom` where no output can carry an attestation: said, not refused.
@@ -555,30 +563,37 @@ fn request(
     Ok((req, index_annotations))
 }
 
-/// Build one image; a refused cache blob runs the build again, the refused
-/// entry's step rebuilt (each run refuses at least one more key, so this ends).
-fn build_one(
+/// Build one image and `publish` it. A refused cache blob (met by the
+/// build, or by an output fetching a lazy layer) runs both again, the
+/// refused entry's step rebuilt (each run refuses at least one more key, so
+/// this ends; outputs written before are written again with the same bytes).
+fn build_one<T>(
     req: &BuildRequest,
     sources: &Sources,
     reporter: &dyn Reporter,
-) -> anyhow::Result<crate::engine::BuildResult> {
-    let started = std::time::Instant::now();
-    let result =
-        cache_flags::retrying_refused(reporter, || crate::engine::build(req, sources, reporter))?;
-    let wall = started.elapsed();
-    // Only where RUN time is long enough for the ratio to mean something.
-    if result.run_command_time >= std::time::Duration::from_secs(1) {
-        // The builder's own cost: everything that is not the user's RUN commands.
-        let overhead = wall.saturating_sub(result.run_command_time);
+    publish: impl Fn(&mut crate::engine::BuildResult) -> anyhow::Result<T>,
+) -> anyhow::Result<(crate::engine::BuildResult, T)> {
+    cache_flags::retrying_refused(reporter, || {
+        let started = std::time::Instant::now();
+        let mut r = crate::engine::build(req, sources, reporter)?;
+        overhead(&r, started.elapsed(), reporter);
+        publish(&mut r).map(|t| (r, t))
+    })
+}
+
+/// The builder's own cost beside the user's RUN commands, where RUN time is
+/// long enough for the ratio to mean something.
+fn overhead(r: &crate::engine::BuildResult, wall: std::time::Duration, reporter: &dyn Reporter) {
+    if r.run_command_time >= std::time::Duration::from_secs(1) {
+        let overhead = wall.saturating_sub(r.run_command_time);
         reporter.event(Event::Info(format!(
             "build {:.2}s: RUN commands {:.2}s, builder overhead {:.2}s ({:.0}% of RUN time)",
             wall.as_secs_f64(),
-            result.run_command_time.as_secs_f64(),
+            r.run_command_time.as_secs_f64(),
             overhead.as_secs_f64(),
-            100.0 * overhead.as_secs_f64() / result.run_command_time.as_secs_f64()
+            100.0 * overhead.as_secs_f64() / r.run_command_time.as_secs_f64()
         )));
     }
-    Ok(result)
 }
 
 /// `--platform`: one platform or a comma-separated list of distinct ones

@@ -243,7 +243,17 @@ fn finalize(
     platform: Platform,
     record: BuildRecord,
 ) -> anyhow::Result<BuildResult> {
-    super::cache_import::materialize(ctx, &image.image.layers)?;
+    // Only plain stage layers are read here (gzipped below); the others a
+    // remote cache hit left remote are fetched by the outputs that need
+    // their bytes (`crate::publish`): a push mounts them registry-side.
+    let plain: Vec<crate::image::Layer> = image
+        .image
+        .layers
+        .iter()
+        .filter(|l| l.media_type == crate::image::MediaType::StageLayer)
+        .cloned()
+        .collect();
+    super::cache_import::materialize(ctx, &plain)?;
     let layer_views = layer_views(ctx, &image.image.layers);
     // Plain layers of stages that were not exported when they were built.
     image.image.layers = image

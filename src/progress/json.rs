@@ -210,6 +210,15 @@ mod tests {
         j.event(Event::BlobDone { digest: d.clone() });
         j.event(Event::Warning("w".into()));
         j.event(Event::Info("i".into()));
+        j.event(Event::Transfer(crate::report::Transfer {
+            registry: "r:5000".into(),
+            mounted: crate::report::Moved {
+                blobs: 2,
+                bytes: 9,
+                layer_bytes: 9,
+            },
+            ..Default::default()
+        }));
         j.event(Event::Failed("boom".into()));
         let want = [
             r#"{"type":"progress","version":2}"#.to_string(),
@@ -226,6 +235,7 @@ mod tests {
             format!(r#"{{"type":"blob_done","digest":"{d}"}}"#),
             r#"{"type":"warning","message":"w"}"#.into(),
             r#"{"type":"info","message":"i"}"#.into(),
+            r#"{"type":"transfer","registry":"r:5000","downloaded":{"blobs":0,"bytes":0,"layer_bytes":0},"uploaded":{"blobs":0,"bytes":0,"layer_bytes":0},"mounted":{"blobs":2,"bytes":9,"layer_bytes":9},"present":{"blobs":0,"bytes":0,"layer_bytes":0}}"#.into(),
             r#"{"type":"error","message":"boom"}"#.into(),
         ];
         let text = buf.text();

@@ -12,10 +12,31 @@ pub struct LocalStore {
     pub dir: PathBuf,
     /// The names as given: the store is looked up by `NAME:TAG` (`cairn run myapp:dev`).
     pub names: Vec<String>,
+    /// Beside a push: when layers are still lazy (remote cache hits), the
+    /// registry is the image's home and the store is skipped rather than
+    /// downloading them (a fresh CI runner would throw the copy away).
+    pub beside_push: bool,
 }
 
 impl Publisher for LocalStore {
     fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+        if self.beside_push {
+            let lazy = built
+                .subject
+                .images()
+                .iter()
+                .flat_map(|r| &r.layers)
+                .filter(|l| !built.store.contains(&l.digest))
+                .count();
+            if lazy > 0 {
+                built.reporter.event(Event::Info(format!(
+                    "not kept in the local store: {lazy} layers came from the remote cache and are \
+                     pushed registry-side, not downloaded (`cairn pull` it, or -o type=image,push=false, \
+                     to have it here)"
+                )));
+                return Ok(());
+            }
+        }
         built.fetch_layers()?;
         let names: Vec<String> = if self.names.is_empty() {
             vec![format!("sha256-{}", built.subject.digest().hex())]

@@ -120,6 +120,35 @@ pub struct Built<'a> {
     pub reporter: &'a dyn Reporter,
 }
 
+/// What every publisher is handed besides the subject.
+#[derive(Clone, Copy)]
+pub struct Sinks<'a> {
+    /// See [`Built::store`].
+    pub store: &'a BlobStore,
+    /// See [`Built::lazy`].
+    pub lazy: &'a dyn LazyBlobs,
+    /// See [`Built::scratch`].
+    pub scratch: &'a Path,
+    /// See [`Built::reporter`].
+    pub reporter: &'a dyn Reporter,
+}
+
+impl<'a> Sinks<'a> {
+    /// `subject`, ready to publish.
+    pub fn built<'b>(&self, subject: Subject<'b>) -> Built<'b>
+    where
+        'a: 'b,
+    {
+        Built {
+            subject,
+            store: self.store,
+            lazy: self.lazy,
+            scratch: self.scratch,
+            reporter: self.reporter,
+        }
+    }
+}
+
 impl<'a> Built<'a> {
     /// The same, about another subject (an output's recompressed image).
     pub fn with(&self, subject: Subject<'a>) -> Built<'a> {

@@ -112,8 +112,11 @@ impl Registry {
         action: traffic::Action,
         desc: &crate::image::manifest::Descriptor,
     ) {
-        self.traffic
-            .count(repo.registry(), action, desc.media_type.as_str(), desc.size);
+        self.traffic.count(
+            (repo.registry(), repo.path()),
+            action,
+            (&desc.digest.to_string(), desc.media_type.as_str(), desc.size),
+        );
     }
 
     fn reporter(&self) -> &dyn Reporter {

@@ -5,7 +5,7 @@
 //! build's summary can say what crossed the network and what did not.
 
 use crate::report::{Moved, Transfer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 /// What happened to one blob.
@@ -23,7 +23,16 @@ pub enum Action {
 
 /// Counters per registry (shared, thread-safe).
 #[derive(Debug, Default)]
-pub struct Traffic(Mutex<BTreeMap<String, Transfer>>);
+pub struct Traffic(Mutex<State>);
+
+#[derive(Debug, Default)]
+struct State {
+    by_registry: BTreeMap<String, Transfer>,
+    /// `(registry, repository, digest)` this command mounted or uploaded: a
+    /// later HEAD finding it there (the push after a placement, a second
+    /// tag) is not counted as present.
+    placed: BTreeSet<(String, String, String)>,
+}
 
 /// Whether `media_type` is a layer's (image-spec and Docker layer types).
 pub fn is_layer(media_type: &str) -> bool {
@@ -31,15 +40,32 @@ pub fn is_layer(media_type: &str) -> bool {
 }
 
 impl Traffic {
-    /// Count `size` bytes of a blob of `media_type` that `action` moved for `registry`.
-    pub fn count(&self, registry: &str, action: Action, media_type: &str, size: u64) {
-        let Ok(mut m) = self.0.lock() else {
+    /// Count blob `digest` (`size` bytes of `media_type`) that `action`
+    /// moved for repository `repo` of `registry`.
+    pub fn count(
+        &self,
+        (registry, repo): (&str, &str),
+        action: Action,
+        (digest, media_type, size): (&str, &str, u64),
+    ) {
+        let Ok(mut st) = self.0.lock() else {
             return;
         };
-        let t = m.entry(registry.to_owned()).or_insert_with(|| Transfer {
-            registry: registry.to_owned(),
-            ..Default::default()
-        });
+        let key = (registry.to_owned(), repo.to_owned(), digest.to_owned());
+        match action {
+            Action::Present if st.placed.contains(&key) => return,
+            Action::Mounted | Action::Uploaded => {
+                st.placed.insert(key);
+            }
+            _ => {}
+        }
+        let t = st
+            .by_registry
+            .entry(registry.to_owned())
+            .or_insert_with(|| Transfer {
+                registry: registry.to_owned(),
+                ..Default::default()
+            });
         let moved: &mut Moved = match action {
             Action::Downloaded => &mut t.downloaded,
             Action::Uploaded => &mut t.uploaded,
@@ -57,7 +83,7 @@ impl Traffic {
     pub fn snapshot(&self) -> Vec<Transfer> {
         self.0
             .lock()
-            .map(|m| m.values().cloned().collect())
+            .map(|st| st.by_registry.values().cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -70,20 +96,15 @@ mod tests {
     fn counts_per_registry_and_action_with_layer_bytes_apart() {
         let t = Traffic::default();
         let layer = "application/vnd.oci.image.layer.v1.tar+gzip";
-        t.count("r:5000", Action::Downloaded, layer, 10);
-        t.count(
-            "r:5000",
-            Action::Downloaded,
-            "application/vnd.oci.image.config.v1+json",
-            3,
-        );
-        t.count(
-            "r:5000",
-            Action::Mounted,
-            "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            7,
-        );
-        t.count("q:1", Action::Uploaded, layer, 5);
+        let r = ("r:5000", "app");
+        t.count(r, Action::Downloaded, ("sha256:a", layer, 10));
+        let config = "application/vnd.oci.image.config.v1+json";
+        t.count(r, Action::Downloaded, ("sha256:c", config, 3));
+        let docker = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+        t.count(r, Action::Mounted, ("sha256:m", docker, 7));
+        // The push's HEAD after the mount finds what this command placed: not "present".
+        t.count(r, Action::Present, ("sha256:m", docker, 7));
+        t.count(("q:1", "app"), Action::Uploaded, ("sha256:u", layer, 5));
         let s = t.snapshot();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].registry, "q:1");

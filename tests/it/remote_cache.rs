@@ -254,3 +254,138 @@ fn a_multi_platform_build_exports_and_imports_every_platform() {
     assert_eq!(poisoned, index, "{log}");
     assert!(log.contains("refused the layer"), "{log}");
 }
+
+/// `cairn build --progress json` with `extra`, without an output flag of
+/// its own; (digest, the JSON events).
+fn build_json(home: &Path, ctx: &Path, extra: &[&str]) -> (String, Vec<serde_json::Value>) {
+    let mut c = crate::support::cairn(home);
+    c.args(["--progress", "json", "build"])
+        .arg(ctx)
+        .arg("--cache-dir")
+        .arg(home.join("cache"))
+        .args(extra)
+        .env_remove("SOURCE_DATE_EPOCH");
+    let out = crate::support::run(c, "");
+    let digest = ok(&out);
+    let events = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (digest, events)
+}
+
+/// The `transfer` line of `registry` (bytes moved), if the build sent one.
+fn transfer<'a>(events: &'a [serde_json::Value], registry: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["type"] == "transfer" && e["registry"] == registry)
+        .unwrap_or_else(|| panic!("no transfer line for {registry}: {events:?}"))
+}
+
+#[test]
+fn a_fresh_runner_pushing_what_the_registry_cache_holds_mounts_the_layers_and_downloads_none() {
+    use crate::support::http::{Fault, FaultProxy};
+    use crate::support::registry::{Auth, TestRegistry};
+    use std::sync::{Arc, Mutex};
+    let reg = TestRegistry::start(Auth::None);
+    // Every request the registry gets, as `METHOD target`.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let proxy = FaultProxy::start(reg.addr(), move |_, req| {
+        log.lock()
+            .unwrap()
+            .push(format!("{} {}", req.method, req.target));
+        Fault::Pass
+    });
+    let addr = proxy.server.addr();
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    app(&ctx, "main");
+    let to = format!("type=registry,ref={addr}/app/cache,mode=max");
+    let from = format!("type=registry,ref={addr}/app/cache");
+    // The first runner builds, pushes and exports the cache.
+    let first = ["--cache-to", &to, "-t", &format!("{addr}/app:1"), "--push"];
+    let (original, events) = build_json(&t.path().join("r1"), &ctx, &first);
+    let sent = transfer(&events, &addr);
+    assert!(
+        sent["uploaded"]["layer_bytes"].as_u64().unwrap() > 0,
+        "{sent}"
+    );
+
+    // A fresh runner (empty local cache) hits every step in the registry
+    // cache and pushes the image to another repository of the registry.
+    seen.lock().unwrap().clear();
+    let fresh = [
+        "--cache-from",
+        &from,
+        "-t",
+        &format!("{addr}/app/release:1"),
+        "--push",
+    ];
+    let (digest, events) = build_json(&t.path().join("r2"), &ctx, &fresh);
+    assert_eq!(digest, original, "the same image as the original build");
+    let moved = transfer(&events, &addr);
+    assert_eq!(moved["downloaded"]["layer_bytes"], 0, "{moved}");
+    assert_eq!(moved["uploaded"]["layer_bytes"], 0, "{moved}");
+    // The image's two layers were mounted from the cache's repository.
+    assert_eq!(moved["mounted"]["blobs"], 2, "{moved}");
+    assert!(
+        moved["mounted"]["layer_bytes"].as_u64().unwrap() > 0,
+        "{moved}"
+    );
+    let info: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        info.iter()
+            .any(|m| m.contains("4 steps hit, 0 blobs fetched")),
+        "{info:?}"
+    );
+    // The registry's own view: no layer of the image was read, each was
+    // mounted into the new repository.
+    let manifest = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!("http://{}/v2/app/release/manifests/1", reg.addr()),
+        ])
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    let requests = seen.lock().unwrap().clone();
+    for l in manifest["layers"].as_array().unwrap() {
+        let d = l["digest"].as_str().unwrap();
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{d}"))),
+            "layer {d} was downloaded: {requests:?}"
+        );
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.starts_with("POST /v2/app/release/blobs/uploads/")
+                    && r.contains(&format!("mount={}", d.replace(':', "%3A")))
+                    && r.contains("from=app%2Fcache")),
+            "layer {d} was not mounted from the cache: {requests:?}"
+        );
+    }
+
+    // Pushed to another registry (here: the same one under another name),
+    // the layers cannot be mounted: they are downloaded once and uploaded.
+    let elsewhere = format!("{}/other/app:2", reg.addr());
+    let cross = ["--cache-from", &from, "-t", &elsewhere, "--push"];
+    let (digest, events) = build_json(&t.path().join("r3"), &ctx, &cross);
+    assert_eq!(digest, original);
+    let cache_side = transfer(&events, &addr);
+    let push_side = transfer(&events, &reg.addr());
+    let cache_layers = cache_side["downloaded"]["layer_bytes"].as_u64().unwrap();
+    assert!(cache_layers > 0, "{cache_side}");
+    assert_eq!(
+        push_side["uploaded"]["layer_bytes"], cache_layers,
+        "{push_side}"
+    );
+    assert!(reg.verify_blobs() > 0);
+}

@@ -21,15 +21,16 @@ pub(super) fn outputs(
     local_store: &Path,
     registry: &RegistryOptions,
 ) -> anyhow::Result<Vec<Output>> {
-    let store = |names: &[String]| -> Box<dyn Publisher> {
+    let store = |names: &[String], beside_push| -> Box<dyn Publisher> {
         Box::new(LocalStore {
             dir: local_store.to_path_buf(),
             names: names.to_vec(),
+            beside_push,
         })
     };
     if outputs.is_empty() {
         return Ok(vec![Output {
-            publishers: vec![store(tags)],
+            publishers: vec![store(tags, false)],
             export: None,
         }]);
     }
@@ -62,7 +63,7 @@ pub(super) fn outputs(
                 names,
             })),
             Sink::Image { push, .. } => {
-                let mut publishers = vec![store(&names)];
+                let mut publishers = vec![store(&names, *push)];
                 if *push {
                     publishers.push(Box::new(Push {
                         registry: Registry::new(registry.clone())?,
