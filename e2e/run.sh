@@ -21,6 +21,7 @@ APPS=(
     "nextjs-3stage|Dockerfile||srv/app/.next/BUILD_ID"
     "nextjs-standalone|Dockerfile||app/server.js"
     "monorepo-backend|apps/backend/Dockerfile||repo/apps/backend/dist/server.js"
+    "turborepo-web|apps/web/Dockerfile||app/apps/web/server.js"
     "unified-targets|Dockerfile|api-production|workspace/apps/api/dist/server.js"
     "unified-targets|Dockerfile|web-production|srv/web/server.mjs"
 )

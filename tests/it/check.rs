@@ -81,6 +81,7 @@ fn reference_apps_check_with_only_the_violations_they_document() {
         ("nextjs-standalone", "Dockerfile"),
         ("unified-targets", "Dockerfile"),
         ("monorepo-backend", "apps/backend/Dockerfile"),
+        ("turborepo-web", "apps/web/Dockerfile"),
     ];
     let readme = fs::read_to_string(testdata("apps/README.md")).unwrap();
     for (app, file) in apps {
