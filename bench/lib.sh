@@ -13,7 +13,7 @@
 # the first tool of a round rotating, so machine noise hits all of them alike.
 # Commands, not functions, are timed so that /usr/bin/time sees the tool's own process tree.
 # bench_main measures each scenario with /usr/bin/time and writes machine-readable results:
-#   $BENCH_OUT/TOOL.tsv          one row per run: tool scenario run wall_s max_rss_kb run_cmd_s
+#   $BENCH_OUT/TOOL.tsv          one row per run: tool scenario run wall_s max_rss_kb run_cmd_s self_rss_mb
 #   $BENCH_OUT/TOOL-summary.tsv  one row per scenario: tool scenario runs median_s min_s max_s max_rss_kb
 #   $BENCH_OUT/TOOL-repro.tsv    two clean builds: tool same_digest identical_layers total_layers digest_a digest_b
 #   $BENCH_OUT/logs/TOOL-SCENARIO-RUN.log   each run's output (plain progress: bench/steps.py reads step times)
@@ -87,16 +87,17 @@ tsv_start() {
     mkdir -p "$BENCH_OUT/logs"
     rm -f "$BENCH_OUT/logs/$1"-*.log
     : >"$BENCH_OUT/$1.log"
-    printf 'tool\tscenario\trun\twall_s\tmax_rss_kb\trun_cmd_s\n' >"$BENCH_OUT/$1.tsv"
+    printf 'tool\tscenario\trun\twall_s\tmax_rss_kb\trun_cmd_s\tself_rss_mb\n' >"$BENCH_OUT/$1.tsv"
 }
 
 # measure TOOL SCENARIO RUN: run BENCH_CMD under /usr/bin/time, append a row to TOOL.tsv; the run's output is
 # kept in logs/TOOL-SCENARIO-RUN.log (bench/steps.py reads step times from it) and appended to TOOL.log.
 # max_rss_kb is the largest resident set of any single process of the tree (for a builder that runs
 # RUN steps as its children, usually `next build`), not the sum. run_cmd_s is cairn's own measure of the
-# time spent inside RUN commands (from its summary line), empty for the other tools.
+# time spent inside RUN commands and self_rss_mb cairn's own peak resident set without its RUN children
+# (both from its summary line, printed when RUN commands took ≥ 1 s), empty for the other tools.
 measure() {
-    local tool=$1 scenario=$2 run=$3 stats runlog run_s
+    local tool=$1 scenario=$2 run=$3 stats runlog run_s self_mb
     stats=$(mktemp)
     mkdir -p "$BENCH_OUT/logs"
     runlog=$BENCH_OUT/logs/$tool-$scenario-$run.log
@@ -109,7 +110,9 @@ measure() {
     fi
     cat "$runlog" >>"$BENCH_OUT/$tool.log"
     run_s=$(sed -n 's/.*RUN commands \([0-9.]*\)s, builder overhead.*/\1/p' "$runlog" | tail -n 1)
-    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$scenario" "$run" "$(tail -n 1 "$stats")" "$run_s" >>"$BENCH_OUT/$tool.tsv"
+    self_mb=$(sed -n 's/.*builder overhead.*, cairn peak RSS \([0-9]*\) MB.*/\1/p' "$runlog" | tail -n 1)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$scenario" "$run" "$(tail -n 1 "$stats")" "$run_s" "$self_mb" \
+        >>"$BENCH_OUT/$tool.tsv"
     log "$tool $scenario #$run: $(tail -n 1 "$stats" | cut -f1) s${run_s:+ (inside RUN commands $run_s s)}"
     rm -f "$stats"
 }

@@ -46,6 +46,15 @@ pub enum Event {
         /// Wall time.
         elapsed: Duration,
     },
+    /// Where a successful RUN step's time went, before its `StepDone`: inside
+    /// the command, capturing its changes from the upper directory, writing
+    /// them as a layer; the rest of the step is the sandbox's setup.
+    RunTimes {
+        /// Step id.
+        id: usize,
+        /// The split.
+        times: RunTimes,
+    },
     /// A blob transfer or write started (`action`: "pull", "push", "write", "mount", "exists").
     BlobStart {
         /// The blob's digest (or a placeholder while writing).
@@ -127,6 +136,19 @@ impl std::fmt::Display for Transfer {
             part(&self.present)
         )
     }
+}
+
+/// Where a RUN step's time went ([`Event::RunTimes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTimes {
+    /// From the command's fork to its exit.
+    pub command: Duration,
+    /// Scanning the upper directory for the step's changes.
+    pub capture: Duration,
+    /// Everything else in the sandbox call: setup, mounts, teardown.
+    pub setup: Duration,
+    /// Writing (or finding) the layer of the changes.
+    pub write: Duration,
 }
 
 /// Receives [`Event`]s. Must be cheap and thread-safe.

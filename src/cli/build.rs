@@ -586,8 +586,12 @@ fn build_one<T>(
 fn overhead(r: &crate::engine::BuildResult, wall: std::time::Duration, reporter: &dyn Reporter) {
     if r.run_command_time >= std::time::Duration::from_secs(1) {
         let overhead = wall.saturating_sub(r.run_command_time);
+        // cairn's own peak memory (the RUN commands are other processes): issue #22 bounds it.
+        let rss = peak_rss_kib()
+            .map(|k| format!(", cairn peak RSS {} MB", k / 1024))
+            .unwrap_or_default();
         reporter.event(Event::Info(format!(
-            "build {:.2}s: RUN commands {:.2}s, builder overhead {:.2}s ({:.0}% of RUN time)",
+            "build {:.2}s: RUN commands {:.2}s, builder overhead {:.2}s ({:.0}% of RUN time){rss}",
             wall.as_secs_f64(),
             r.run_command_time.as_secs_f64(),
             overhead.as_secs_f64(),
@@ -619,9 +623,31 @@ fn parse_platforms(flag: Option<&str>) -> anyhow::Result<Vec<Platform>> {
     Ok(out)
 }
 
+/// The peak resident set of this process so far (`VmHWM`, all threads; child processes such as RUN commands
+/// are not in it), in KiB; `None` where /proc does not say.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_rss_is_read_from_vm_hwm() {
+        let status =
+            "Name:\tcairn\nVmPeak:\t  900000 kB\nVmHWM:\t   68712 kB\nVmRSS:\t   51000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(68_712));
+        assert_eq!(parse_vm_hwm("VmRSS:\t 5 kB\n"), None);
+        assert_eq!(parse_vm_hwm("VmHWM:\t lots\n"), None);
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
+    }
 
     #[test]
     fn secrets_parse() {

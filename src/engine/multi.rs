@@ -324,6 +324,10 @@ impl Reporter for PlatformReporter<'_> {
                 id: self.id(id),
                 elapsed,
             },
+            Event::RunTimes { id, times } => Event::RunTimes {
+                id: self.id(id),
+                times,
+            },
             Event::Warning(w) => {
                 let first = self
                     .shared

@@ -51,6 +51,13 @@ enum Line<'a> {
         id: usize,
         elapsed_ms: u64,
     },
+    RunTimes {
+        id: usize,
+        command_ms: u64,
+        capture_ms: u64,
+        write_ms: u64,
+        setup_ms: u64,
+    },
     BlobStart {
         digest: &'a str,
         size: Option<u64>,
@@ -73,6 +80,10 @@ enum Line<'a> {
     Error {
         message: &'a str,
     },
+}
+
+fn millis(d: &Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The schema version in the first line (`docs/progress-json.md`).
@@ -121,7 +132,14 @@ impl Reporter for Json {
             Event::StepOutput { id, line } => Line::StepOutput { id: *id, line },
             Event::StepDone { id, elapsed } => Line::StepDone {
                 id: *id,
-                elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                elapsed_ms: millis(elapsed),
+            },
+            Event::RunTimes { id, times: t } => Line::RunTimes {
+                id: *id,
+                command_ms: millis(&t.command),
+                capture_ms: millis(&t.capture),
+                write_ms: millis(&t.write),
+                setup_ms: millis(&t.setup),
             },
             Event::BlobStart {
                 digest,
@@ -191,6 +209,15 @@ mod tests {
             line: "tab\there \u{1b}[1m".into(),
         });
         j.event(Event::StepCached { id: 6 });
+        j.event(Event::RunTimes {
+            id: 5,
+            times: crate::report::RunTimes {
+                command: Duration::from_millis(300),
+                capture: Duration::from_millis(40),
+                setup: Duration::from_millis(12),
+                write: Duration::from_millis(60),
+            },
+        });
         j.event(Event::StepDone {
             id: 5,
             elapsed: Duration::from_micros(412_900),
@@ -227,6 +254,8 @@ mod tests {
             r#"{"type":"step_miss","id":5,"reason":"file \"a\" changed"}"#.into(),
             r#"{"type":"step_output","id":5,"line":"tab\there \u001b[1m"}"#.into(),
             r#"{"type":"step_cached","id":6}"#.into(),
+            r#"{"type":"run_times","id":5,"command_ms":300,"capture_ms":40,"write_ms":60,"setup_ms":12}"#
+                .into(),
             r#"{"type":"step_done","id":5,"elapsed_ms":412}"#.into(),
             format!(r#"{{"type":"blob_start","digest":"{d}","size":null,"action":"push"}}"#),
             format!(r#"{{"type":"blob_progress","digest":"{d}","done":10}}"#),

@@ -109,6 +109,16 @@ impl State {
                     let _ = writeln!(out, "#{id} DONE {}", secs(elapsed));
                 }
             }
+            Event::RunTimes { id, times: t } => {
+                let _ = writeln!(
+                    out,
+                    "#{id} RUN command {:.2}s, capture {:.2}s, layer write {:.2}s, sandbox setup {:.2}s",
+                    t.command.as_secs_f64(),
+                    t.capture.as_secs_f64(),
+                    t.write.as_secs_f64(),
+                    t.setup.as_secs_f64()
+                );
+            }
             Event::BlobStart {
                 digest,
                 size,
@@ -227,6 +237,15 @@ mod tests {
             id: 6,
             elapsed: Duration::from_millis(3),
         });
+        p.event(Event::RunTimes {
+            id: 5,
+            times: crate::report::RunTimes {
+                command: Duration::from_millis(10_004),
+                capture: Duration::from_millis(815),
+                setup: Duration::from_millis(120),
+                write: Duration::from_millis(1_406),
+            },
+        });
         p.event(Event::StepDone {
             id: 5,
             elapsed: Duration::from_millis(12_345),
@@ -255,6 +274,7 @@ mod tests {
              #5 0.412 yarn run v1.22.22\n\
              #6 [deps 2/3] COPY package.json .\n\
              #6 CACHED\n\
+             #5 RUN command 10.00s, capture 0.81s, layer write 1.41s, sandbox setup 0.12s\n\
              #5 DONE 12.3s\n\
              writing layer 5\n\
              wrote layer 5 2.0kB 0.1s\n\

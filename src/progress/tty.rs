@@ -234,6 +234,8 @@ impl Reporter for Tty {
                 }
             }
             Event::StepDone { id, elapsed } => self.step_end(id, secs(elapsed)),
+            // The plain and JSON logs carry it; a terminal shows the step's time alone.
+            Event::RunTimes { .. } => {}
             Event::BlobStart {
                 digest,
                 size,

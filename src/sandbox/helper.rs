@@ -249,6 +249,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
             )
         })?,
     };
+    let capture_started = std::time::Instant::now();
     let entries = match (code, &snapshot) {
         (0, Some(before)) => copy::diff(&paths.rootfs(), before, spec.epoch, &placed)?,
         (0, None) => capture::capture(
@@ -263,6 +264,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
     Ok(Response {
         exit_code: Some(code),
         command_nanos: nanos,
+        capture_nanos: u64::try_from(capture_started.elapsed().as_nanos()).unwrap_or(u64::MAX),
         entries,
         content_dir: if copy { "rootfs" } else { "upper" }.into(),
         ..Default::default()

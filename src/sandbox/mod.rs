@@ -219,6 +219,7 @@ impl Sandbox {
         Ok(RunOutcome {
             captured: Captured::new(run, self.retired.clone(), content, entries),
             duration_in_command: Duration::from_nanos(response.command_nanos),
+            duration_capture: Duration::from_nanos(response.capture_nanos),
             duration_total: started.elapsed(),
             chosen,
         })

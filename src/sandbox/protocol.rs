@@ -63,6 +63,9 @@ pub(crate) struct Response {
     pub exit_code: Option<i32>,
     /// Nanoseconds from fork of the command to its exit.
     pub command_nanos: u64,
+    /// Nanoseconds scanning the upper directory for the changes.
+    #[serde(default)]
+    pub capture_nanos: u64,
     /// Captured entries, paths of file content relative to `content_dir`.
     pub entries: Vec<WireEntry>,
     /// Run-dir subdirectory holding file content (`upper` when empty).

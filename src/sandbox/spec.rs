@@ -228,6 +228,8 @@ pub struct RunOutcome {
     pub captured: Captured,
     /// Wall time from the command's fork to its exit (excludes setup and capture).
     pub duration_in_command: Duration,
+    /// Wall time scanning the upper directory for the changes.
+    pub duration_capture: Duration,
     /// Wall time of the whole `run` call.
     pub duration_total: Duration,
     /// What isolation was used.

@@ -632,3 +632,52 @@ fn copy_from_a_stage_keeps_hard_links_and_the_destinations_metadata() {
         }
     }
 }
+
+/// The plain log splits a RUN step's time (issue #22: the command alone against BuildKit's step), and the
+/// summary line carries cairn's own peak memory, without its RUN children: a RUN that holds 200 MB leaves
+/// cairn's figure far below it.
+#[test]
+fn run_step_time_is_split_and_cairns_own_peak_memory_excludes_the_run() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = context_from_fixture(
+        t.path(),
+        "",
+        "RUN node -e 'const b = Buffer.alloc(200 << 20, 1); setTimeout(() => console.log(b[7]), 1200)' > /out\n",
+    );
+    let (_, log) = build(t.path(), &ctx, &[]);
+    let split = log
+        .lines()
+        .find_map(|l| l.strip_prefix("#2 RUN command "))
+        .unwrap_or_else(|| panic!("no split line for the RUN step:\n{log}"));
+    let secs = |s: &str| s.trim_end_matches('s').parse::<f64>().unwrap();
+    let parts: Vec<&str> = split.split(", ").collect();
+    assert_eq!(parts.len(), 4, "{split}");
+    assert!(secs(parts[0]) >= 1.2, "the command slept 1.2 s: {split}");
+    for (part, name) in parts[1..]
+        .iter()
+        .zip(["capture ", "layer write ", "sandbox setup "])
+    {
+        assert!(part.starts_with(name), "{split}");
+        assert!(secs(&part[name.len()..]) >= 0.0);
+    }
+    let done = log
+        .lines()
+        .find_map(|l| l.strip_prefix("#2 DONE "))
+        .map(secs)
+        .unwrap();
+    assert!(
+        done + 0.05 >= secs(parts[0]),
+        "the step includes its command: {split} vs {done}"
+    );
+    let rss: u64 = log
+        .lines()
+        .find_map(|l| l.split(", cairn peak RSS ").nth(1))
+        .and_then(|r| r.strip_suffix(" MB"))
+        .unwrap_or_else(|| panic!("no peak RSS in the summary:\n{log}"))
+        .parse()
+        .unwrap();
+    assert!(
+        rss > 0 && rss < 200,
+        "cairn's own peak, not the RUN's 200 MB: {rss} MB"
+    );
+}

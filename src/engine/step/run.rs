@@ -467,18 +467,33 @@ pub fn run(
         let outcome = sandbox.run(&spec, ctx.reporter)?;
         ctx.add_run_time(outcome.duration_in_command, outcome.duration_total);
         let entries = outcome.captured.entries().to_vec();
-        if entries.is_empty() {
-            return Ok(StepOutcome::Empty);
-        }
-        let layer = crate::engine::layer_write::write(
-            ctx,
-            entries,
-            MtimePolicy::Clamp(epoch),
-            Index::Drop,
-            stage,
-        )?;
+        let written = std::time::Instant::now();
+        let result = if entries.is_empty() {
+            StepOutcome::Empty
+        } else {
+            StepOutcome::Layer(crate::engine::layer_write::write(
+                ctx,
+                entries,
+                MtimePolicy::Clamp(epoch),
+                Index::Drop,
+                stage,
+            )?)
+        };
+        // The command's own time apart from what the builder adds around it (bench/report.py compares the
+        // command with BuildKit's step time).
+        ctx.reporter.event(Event::RunTimes {
+            id,
+            times: crate::report::RunTimes {
+                command: outcome.duration_in_command,
+                capture: outcome.duration_capture,
+                setup: outcome
+                    .duration_total
+                    .saturating_sub(outcome.duration_in_command + outcome.duration_capture),
+                write: written.elapsed(),
+            },
+        });
         drop(outcome);
-        Ok(StepOutcome::Layer(layer))
+        Ok(result)
     })?;
     drop(scratch);
     Ok(())
