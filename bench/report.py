@@ -95,7 +95,7 @@ STEP_START = re.compile(r"^#(\d+) \[(\S+)(?: \d+/\d+)?\] (RUN .*)$")
 STEP_DONE = re.compile(r"^#(\d+) DONE ([0-9.]+)s$")
 # cairn's split of a RUN step: `#5 RUN command 10.00s, capture 0.81s, layer write 1.41s, sandbox setup 0.12s`.
 STEP_TIMES = re.compile(r"^#(\d+) RUN command ([0-9.]+)s, capture ([0-9.]+)s, layer write ([0-9.]+)s, "
-                        r"sandbox setup ([0-9.]+)s$")
+                        r"sandbox setup ([0-9.]+)s, lower layers ([0-9.]+)s$")
 
 
 def run_steps(path):
@@ -117,7 +117,7 @@ def run_step_times(path):
                     continue
                 m = STEP_TIMES.match(line)
                 if m and m.group(1) in titles:
-                    times[m.group(1)] = dict(zip(("command", "capture", "write", "setup"),
+                    times[m.group(1)] = dict(zip(("command", "capture", "write", "setup", "lowers"),
                                                  map(float, m.groups()[1:])))
                     continue
                 m = STEP_DONE.match(line)
@@ -229,9 +229,11 @@ def main():
         if per_step:
             print("\nRUN steps that ran in both (not cached), seconds. BuildKit: its plain progress (`DONE`, the "
                   "whole step); cairn: the whole step (`DONE`) and, from its `RUN command …` line, the time inside "
-                  "the command alone and what cairn adds (capture of the changes + layer write + sandbox setup). "
+                  "the command alone and what cairn adds (capture of the changes + layer write + sandbox setup + lower "
+                  "layers made stackable). "
                   "Goal: cairn's command ≤ 1.05× BuildKit's step.\n")
-            print("| scenario | step | cairn step s | cairn command s | cairn capture + write + setup s | BuildKit s "
+            print("| scenario | step | cairn step s | cairn command s | cairn capture + write + setup + lowers s "
+                  "| BuildKit s "
                   "| cairn command / BuildKit | cairn step / BuildKit |")
             print("|---|---|---|---|---|---|---|---|")
 
@@ -242,7 +244,7 @@ def main():
             for (s, title), pairs in sorted(per_step.items()):
                 done = [(c["done"], b) for c, b in pairs]
                 cmd = [(c.get("command"), b) for c, b in pairs]
-                added = [c["capture"] + c["write"] + c["setup"] for c, _ in pairs if "command" in c]
+                added = [c["capture"] + c["write"] + c["setup"] + c["lowers"] for c, _ in pairs if "command" in c]
                 print(f"| {s} | `{title}` | {span([c for c, _ in done])} | "
                       f"{span([c for c, _ in cmd if c is not None]) if added else '–'} | "
                       f"{span(added) if added else '–'} | {span([b for _, b in pairs])} | {ratio(cmd)} | "

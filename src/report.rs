@@ -149,6 +149,9 @@ pub struct RunTimes {
     pub setup: Duration,
     /// Writing (or finding) the layer of the changes.
     pub write: Duration,
+    /// Making the image's layers directories the sandbox can stack (unpacking those not yet unpacked),
+    /// before the sandbox call.
+    pub lowers: Duration,
 }
 
 /// Receives [`Event`]s. Must be cheap and thread-safe.

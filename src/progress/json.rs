@@ -57,6 +57,7 @@ enum Line<'a> {
         capture_ms: u64,
         write_ms: u64,
         setup_ms: u64,
+        lowers_ms: u64,
     },
     BlobStart {
         digest: &'a str,
@@ -140,6 +141,7 @@ impl Reporter for Json {
                 capture_ms: millis(&t.capture),
                 write_ms: millis(&t.write),
                 setup_ms: millis(&t.setup),
+                lowers_ms: millis(&t.lowers),
             },
             Event::BlobStart {
                 digest,
@@ -216,6 +218,7 @@ mod tests {
                 capture: Duration::from_millis(40),
                 setup: Duration::from_millis(12),
                 write: Duration::from_millis(60),
+                lowers: Duration::from_millis(7),
             },
         });
         j.event(Event::StepDone {
@@ -254,7 +257,7 @@ mod tests {
             r#"{"type":"step_miss","id":5,"reason":"file \"a\" changed"}"#.into(),
             r#"{"type":"step_output","id":5,"line":"tab\there \u001b[1m"}"#.into(),
             r#"{"type":"step_cached","id":6}"#.into(),
-            r#"{"type":"run_times","id":5,"command_ms":300,"capture_ms":40,"write_ms":60,"setup_ms":12}"#
+            r#"{"type":"run_times","id":5,"command_ms":300,"capture_ms":40,"write_ms":60,"setup_ms":12,"lowers_ms":7}"#
                 .into(),
             r#"{"type":"step_done","id":5,"elapsed_ms":412}"#.into(),
             format!(r#"{{"type":"blob_start","digest":"{d}","size":null,"action":"push"}}"#),

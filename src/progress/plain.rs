@@ -112,11 +112,13 @@ impl State {
             Event::RunTimes { id, times: t } => {
                 let _ = writeln!(
                     out,
-                    "#{id} RUN command {:.2}s, capture {:.2}s, layer write {:.2}s, sandbox setup {:.2}s",
+                    "#{id} RUN command {:.2}s, capture {:.2}s, layer write {:.2}s, sandbox setup {:.2}s, \
+                     lower layers {:.2}s",
                     t.command.as_secs_f64(),
                     t.capture.as_secs_f64(),
                     t.write.as_secs_f64(),
-                    t.setup.as_secs_f64()
+                    t.setup.as_secs_f64(),
+                    t.lowers.as_secs_f64()
                 );
             }
             Event::BlobStart {
@@ -244,6 +246,7 @@ mod tests {
                 capture: Duration::from_millis(815),
                 setup: Duration::from_millis(120),
                 write: Duration::from_millis(1_406),
+                lowers: Duration::from_millis(2_650),
             },
         });
         p.event(Event::StepDone {
@@ -274,7 +277,7 @@ mod tests {
              #5 0.412 yarn run v1.22.22\n\
              #6 [deps 2/3] COPY package.json .\n\
              #6 CACHED\n\
-             #5 RUN command 10.00s, capture 0.81s, layer write 1.41s, sandbox setup 0.12s\n\
+             #5 RUN command 10.00s, capture 0.81s, layer write 1.41s, sandbox setup 0.12s, lower layers 2.65s\n\
              #5 DONE 12.3s\n\
              writing layer 5\n\
              wrote layer 5 2.0kB 0.1s\n\

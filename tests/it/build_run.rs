@@ -651,12 +651,14 @@ fn run_step_time_is_split_and_cairns_own_peak_memory_excludes_the_run() {
         .unwrap_or_else(|| panic!("no split line for the RUN step:\n{log}"));
     let secs = |s: &str| s.trim_end_matches('s').parse::<f64>().unwrap();
     let parts: Vec<&str> = split.split(", ").collect();
-    assert_eq!(parts.len(), 4, "{split}");
+    assert_eq!(parts.len(), 5, "{split}");
     assert!(secs(parts[0]) >= 1.2, "the command slept 1.2 s: {split}");
-    for (part, name) in parts[1..]
-        .iter()
-        .zip(["capture ", "layer write ", "sandbox setup "])
-    {
+    for (part, name) in parts[1..].iter().zip([
+        "capture ",
+        "layer write ",
+        "sandbox setup ",
+        "lower layers ",
+    ]) {
         assert!(part.starts_with(name), "{split}");
         assert!(secs(&part[name.len()..]) >= 0.0);
     }

@@ -445,7 +445,9 @@ pub fn run(
         for bind in &fill {
             crate::engine::named_context::write_tree(&bind.entries, &bind.dir)?;
         }
+        let unpacked = std::time::Instant::now();
         let lowers: Vec<PathBuf> = layer_dirs_of(ctx, &run.image.image.layers)?;
+        let lowers_time = unpacked.elapsed();
         let spec = RunSpec {
             lowers,
             argv: argv.clone(),
@@ -490,6 +492,7 @@ pub fn run(
                     .duration_total
                     .saturating_sub(outcome.duration_in_command + outcome.duration_capture),
                 write: written.elapsed(),
+                lowers: lowers_time,
             },
         });
         drop(outcome);
