@@ -84,16 +84,20 @@ registry-down:
     rm -f "$pidf"
     echo "registry-down: stopped pid $pid" >&2
 
-# every benchmark: layer writer, registry, diff, bench-build and the e2e table (reports in target/bench/)
-bench: bench-layers bench-registry bench-diff bench-build bench-e2e
+# every benchmark: layer writer, registry, diff, bench-build, the e2e table and the CI cache scenario (reports in target/bench/)
+bench: bench-layers bench-registry bench-diff bench-build bench-e2e bench-cache
 
 # cairn vs BuildKit (dockerd 20.10, started and stopped here) vs buildah, interleaved, on a generated 5,000-file COPY-only build: cold, no-op, one file changed (issues #5, #22); N rounds (default 5), report in target/bench/build.md (root)
 bench-build:
     bench/build.sh
 
-# the end-to-end table on testdata/apps/nextjs-3stage: cairn, BuildKit, buildah interleaved round by round, same registry, base and CA secret; cold, no-op, edit, push, repro; builder overhead and RUN steps against BuildKit (issues #8, #22); N rounds (default 3), report in target/bench/e2e.md (root)
+# the end-to-end table on testdata/apps/nextjs-3stage and turborepo-web (BENCH_APPS picks): cairn, BuildKit, buildah interleaved round by round, same registry, base and CA secret; cold, no-op, edit, push, repro; builder overhead, cairn's own peak RSS and RUN steps against BuildKit (issues #8, #22); N rounds (default 3), report in target/bench/e2e.md (root)
 bench-e2e:
     bench/e2e.sh
+
+# the CI scenario on nextjs-3stage (issue #16): fresh runner (empty local storage) with a warm registry cache vs a warm local cache, no change and one line edited, build + push; cairn's registry cache vs buildah --cache-from/--cache-to vs BuildKit's inline cache, same registry; wall time and bytes moved; N rounds (default 1), report in target/bench/cache/cache.md (root)
+bench-cache:
+    bench/cache.sh
 
 # push and pull of the fixture (54 MB) and a generated 300 MB image, cairn vs skopeo, into target/bench/registry.md
 bench-registry: fixtures

@@ -95,7 +95,7 @@ STEP_START = re.compile(r"^#(\d+) \[(\S+)(?: \d+/\d+)?\] (RUN .*)$")
 STEP_DONE = re.compile(r"^#(\d+) DONE ([0-9.]+)s$")
 # cairn's split of a RUN step: `#5 RUN command 10.00s, capture 0.81s, layer write 1.41s, sandbox setup 0.12s`.
 STEP_TIMES = re.compile(r"^#(\d+) RUN command ([0-9.]+)s, capture ([0-9.]+)s, layer write ([0-9.]+)s, "
-                        r"sandbox setup ([0-9.]+)s, lower layers ([0-9.]+)s$")
+                        r"sandbox setup ([0-9.]+)s(?:, lower layers ([0-9.]+)s)?$")
 
 
 def run_steps(path):
@@ -118,7 +118,7 @@ def run_step_times(path):
                 m = STEP_TIMES.match(line)
                 if m and m.group(1) in titles:
                     times[m.group(1)] = dict(zip(("command", "capture", "write", "setup", "lowers"),
-                                                 map(float, m.groups()[1:])))
+                                                 (float(g or 0) for g in m.groups()[1:])))
                     continue
                 m = STEP_DONE.match(line)
                 if m and m.group(1) in titles:
