@@ -65,7 +65,7 @@ pub fn preflight(req: &BuildRequest) -> anyhow::Result<(Dockerfile, BuildPlan)> 
     };
     let plan = frontend::plan(&df, &opts)?;
     check_no_cache_filter(&df, &req.no_cache_filter)?;
-    super::step::run::check_ssh(&df, &plan, &req.run_options.ssh)?;
+    super::step::run::mounts::check_ssh(&df, &plan, &req.run_options.ssh)?;
     check_runnable(&df, &plan, crate::sandbox::binfmt::support)?;
     Ok((df, plan))
 }

@@ -33,7 +33,7 @@ pub fn dispatch(
         Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),
         Instruction::Copy(c) => copy::copy(run, scope, at, c),
         Instruction::Add(c) => add::add(run, scope, at, c),
-        Instruction::Run(r) => run::run(run, scope, k, index, id, r, text),
+        Instruction::Run(r) => run::run(run, scope, at, r),
         Instruction::Onbuild(ob) => {
             onbuild::onbuild(run, ob);
             Ok(())
