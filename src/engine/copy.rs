@@ -176,6 +176,34 @@ fn pivot_prefix(source: &str) -> Option<String> {
     s.find("/./").map(|i| clean(&s[..i]))
 }
 
+/// Per source: its `--parents` pivot and its matches.
+type SourceMatches = Vec<(Option<String>, Vec<String>)>;
+
+/// Each source's matches with its `--parents` pivot, and how many in all;
+/// no match at all is an error naming the first source without one.
+fn matches(src_fs: &dyn SourceFs, spec: &CopySpec) -> Result<(SourceMatches, usize), CopyError> {
+    let mut matched_total = 0usize;
+    let mut matches_per_source = Vec::new();
+    let mut first_unmatched = None;
+    for s in &spec.sources {
+        let m = match expand(src_fs, s, spec.parents) {
+            // As in Docker: a wildcard may match nothing when another source matches
+            // (`COPY package.json yarn.lock* package-lock.json* ./`).
+            Err(CopyError::NoMatch(_)) => {
+                first_unmatched.get_or_insert_with(|| s.clone());
+                Vec::new()
+            }
+            r => r?,
+        };
+        matched_total += m.len();
+        matches_per_source.push((pivot_prefix(s), m));
+    }
+    if let (0, Some(s)) = (matched_total, first_unmatched) {
+        return Err(CopyError::NoMatch(s));
+    }
+    Ok((matches_per_source, matched_total))
+}
+
 /// [`plan`], letting `unpack` turn top-level file sources into archive contents.
 pub fn plan_with(
     spec: &CopySpec,
@@ -197,25 +225,7 @@ pub fn plan_with(
         dest.is_empty() || matches!(dest_fs.lstat(&dest), Ok(Some(ref e)) if e.is_dir());
 
     let mut out = Out::default();
-    let mut matched_total = 0usize;
-    let mut matches_per_source = Vec::new();
-    let mut first_unmatched = None;
-    for s in &spec.sources {
-        let m = match expand(src_fs, s, spec.parents) {
-            // As in Docker: a wildcard may match nothing when another source matches
-            // (`COPY package.json yarn.lock* package-lock.json* ./`).
-            Err(CopyError::NoMatch(_)) => {
-                first_unmatched.get_or_insert_with(|| s.clone());
-                Vec::new()
-            }
-            r => r?,
-        };
-        matched_total += m.len();
-        matches_per_source.push((pivot_prefix(s), m));
-    }
-    if let (0, Some(s)) = (matched_total, first_unmatched) {
-        return Err(CopyError::NoMatch(s));
-    }
+    let (matches_per_source, matched_total) = matches(src_fs, spec)?;
     let into_dir = dest_is_dir_syntax || dest_exists_as_dir || matched_total > 1;
 
     for (pivot, m) in matches_per_source {

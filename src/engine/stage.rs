@@ -11,6 +11,7 @@ use super::stage_run::{
 use super::state::ImageState;
 use super::step::dispatch;
 use crate::frontend::graph::{Base, PlannedStage};
+use crate::frontend::Scope;
 use crate::image::config::ImageConfig;
 use crate::image::Image;
 use crate::report::Event;
@@ -28,7 +29,87 @@ pub fn run_stage(
         .name
         .clone()
         .unwrap_or_else(|| stage.index.to_string());
-    let (image, mut scope) = match &stage.base {
+    let (image, mut scope) = base(ctx, stage, done, &name)?;
+    let mut run = StageRun {
+        ctx,
+        stage,
+        name: name.clone(),
+        image,
+        done,
+        cmd_set: false,
+    };
+    if let Base::Local(n) = &stage.base {
+        start_from(&mut run, n)?;
+    }
+    // A base image's ONBUILD triggers run right after FROM, then are cleared
+    // (they are not inherited by the image being built).
+    let triggers = run
+        .image
+        .image
+        .config
+        .config
+        .as_mut()
+        .and_then(|c| c.on_build.take())
+        .unwrap_or_default();
+    if !triggers.is_empty() {
+        super::step::onbuild::run_triggers(&mut run, &mut scope, &triggers, &mut dispatch)?;
+    }
+    // Shown as buildx numbers them (see `shown_total`); the record and cache
+    // slots keep `index` (1-based among all the stage's instructions).
+    let total = shown_total(stage);
+    let label = shown_stage(stage);
+    let mut shown = usize::from(has_from_line(stage));
+    for (k, step) in stage.steps.iter().enumerate() {
+        let index = k + 1;
+        let inst = step
+            .instruction
+            .expand(&scope)
+            .map_err(|e| step.error(ctx.df, e.to_string()))?;
+        scope.apply(&inst);
+        let text = step.original.clone();
+        if !is_shown(&step.instruction) {
+            // Config only: buildx shows no line for it, and it has no step id.
+            dispatch(&mut run, &scope, k, index, 0, &inst, &text).map_err(|e| {
+                e.context(step.error(ctx.df, format!("[{label}] {text}")).to_string())
+            })?;
+            continue;
+        }
+        shown += 1;
+        let id = ctx.step_id();
+        ctx.reporter.event(Event::StepStart {
+            id,
+            stage: label.clone(),
+            index: shown,
+            total,
+            text: text.clone(),
+        });
+        let t = Instant::now();
+        let r = dispatch(&mut run, &scope, k, index, id, &inst, &text);
+        let r = r.map_err(|e| {
+            let here = step.error(ctx.df, format!("[{label} {shown}/{total}] {text}"));
+            e.context(here.to_string())
+        });
+        r?;
+        ctx.reporter.event(Event::StepDone {
+            id,
+            elapsed: t.elapsed(),
+        });
+    }
+    Ok(StageResult {
+        image: run.image,
+        scope,
+    })
+}
+
+/// The stage's image and scope at its FROM: scratch (also for a directory
+/// context, whose files are added after), a finished stage, or a base image.
+fn base(
+    ctx: &BuildCtx,
+    stage: &PlannedStage,
+    done: &BTreeMap<usize, StageResult>,
+    name: &str,
+) -> anyhow::Result<(ImageState, Scope)> {
+    Ok(match &stage.base {
         // A directory context starts from scratch plus its files (below).
         Base::Scratch | Base::Local(_) => {
             let mut config = ImageConfig {
@@ -103,75 +184,6 @@ pub fn run_stage(
             };
             (image, scope)
         }
-    };
-    let mut run = StageRun {
-        ctx,
-        stage,
-        name: name.clone(),
-        image,
-        done,
-        cmd_set: false,
-    };
-    if let Base::Local(n) = &stage.base {
-        start_from(&mut run, n)?;
-    }
-    // A base image's ONBUILD triggers run right after FROM, then are cleared
-    // (they are not inherited by the image being built).
-    let triggers = run
-        .image
-        .image
-        .config
-        .config
-        .as_mut()
-        .and_then(|c| c.on_build.take())
-        .unwrap_or_default();
-    if !triggers.is_empty() {
-        super::step::onbuild::run_triggers(&mut run, &mut scope, &triggers, &mut dispatch)?;
-    }
-    // Shown as buildx numbers them (see `shown_total`); the record and cache
-    // slots keep `index` (1-based among all the stage's instructions).
-    let total = shown_total(stage);
-    let label = shown_stage(stage);
-    let mut shown = usize::from(has_from_line(stage));
-    for (k, step) in stage.steps.iter().enumerate() {
-        let index = k + 1;
-        let inst = step
-            .instruction
-            .expand(&scope)
-            .map_err(|e| step.error(ctx.df, e.to_string()))?;
-        scope.apply(&inst);
-        let text = step.original.clone();
-        if !is_shown(&step.instruction) {
-            // Config only: buildx shows no line for it, and it has no step id.
-            dispatch(&mut run, &scope, k, index, 0, &inst, &text).map_err(|e| {
-                e.context(step.error(ctx.df, format!("[{label}] {text}")).to_string())
-            })?;
-            continue;
-        }
-        shown += 1;
-        let id = ctx.step_id();
-        ctx.reporter.event(Event::StepStart {
-            id,
-            stage: label.clone(),
-            index: shown,
-            total,
-            text: text.clone(),
-        });
-        let t = Instant::now();
-        let r = dispatch(&mut run, &scope, k, index, id, &inst, &text);
-        let r = r.map_err(|e| {
-            let here = step.error(ctx.df, format!("[{label} {shown}/{total}] {text}"));
-            e.context(here.to_string())
-        });
-        r?;
-        ctx.reporter.event(Event::StepDone {
-            id,
-            elapsed: t.elapsed(),
-        });
-    }
-    Ok(StageResult {
-        image: run.image,
-        scope,
     })
 }
 

@@ -45,31 +45,8 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
                 .image
                 .with_history(format!("ARG {}", items.join(" ")));
         }
-        Instruction::Expose { ports: words } => {
-            let ps = ports(words)?;
-            let rc = run.image.image.config.run_config_mut();
-            let map = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
-            for p in &ps {
-                map.insert(p.clone(), Empty {});
-            }
-            run.image
-                .image
-                .with_history(format!("EXPOSE {}", history::go_list(&ps)));
-        }
-        Instruction::Volume { paths } => {
-            let rc = run.image.image.config.run_config_mut();
-            let map = rc.volumes.get_or_insert_with(BTreeMap::new);
-            for p in paths {
-                anyhow::ensure!(
-                    !p.trim().is_empty(),
-                    "VOLUME specified can not be an empty string"
-                );
-                map.insert(p.trim().to_owned(), Empty {});
-            }
-            run.image
-                .image
-                .with_history(format!("VOLUME {}", history::go_list(paths)));
-        }
+        Instruction::Expose { ports: words } => expose(run, words)?,
+        Instruction::Volume { paths } => volume(run, paths)?,
         Instruction::User { user } => {
             run.image.image.config.run_config_mut().user = Some(user.clone());
             run.image.image.with_history(format!("USER {user}"));
@@ -79,29 +56,7 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
             run.image.image.with_history(format!("STOPSIGNAL {signal}"));
         }
         Instruction::Healthcheck(hc) => {
-            let nanos = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
-            let cfg = match hc {
-                Healthcheck::None => ConfigHealthcheck {
-                    test: vec!["NONE".into()],
-                    ..Default::default()
-                },
-                Healthcheck::Cmd {
-                    test,
-                    interval,
-                    timeout,
-                    start_period,
-                    start_interval,
-                    retries,
-                } => ConfigHealthcheck {
-                    test: test.clone(),
-                    interval: nanos(*interval),
-                    timeout: nanos(*timeout),
-                    start_period: nanos(*start_period),
-                    start_interval: nanos(*start_interval),
-                    retries: retries.map_or(0, i64::from),
-                },
-            };
-            run.image.image.config.run_config_mut().healthcheck = Some(cfg);
+            run.image.image.config.run_config_mut().healthcheck = Some(healthcheck(hc));
             run.image.image.with_history(hc.history());
         }
         Instruction::Cmd { command } => {
@@ -142,6 +97,63 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// EXPOSE: each port (ranges expanded) with its protocol.
+fn expose(run: &mut StageRun, words: &[String]) -> anyhow::Result<()> {
+    let ps = ports(words)?;
+    let rc = run.image.image.config.run_config_mut();
+    let map = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
+    for p in &ps {
+        map.insert(p.clone(), Empty {});
+    }
+    run.image
+        .image
+        .with_history(format!("EXPOSE {}", history::go_list(&ps)));
+    Ok(())
+}
+
+/// VOLUME: each path, none empty.
+fn volume(run: &mut StageRun, paths: &[String]) -> anyhow::Result<()> {
+    let rc = run.image.image.config.run_config_mut();
+    let map = rc.volumes.get_or_insert_with(BTreeMap::new);
+    for p in paths {
+        anyhow::ensure!(
+            !p.trim().is_empty(),
+            "VOLUME specified can not be an empty string"
+        );
+        map.insert(p.trim().to_owned(), Empty {});
+    }
+    run.image
+        .image
+        .with_history(format!("VOLUME {}", history::go_list(paths)));
+    Ok(())
+}
+
+/// HEALTHCHECK as the config holds it (durations in nanoseconds).
+fn healthcheck(hc: &Healthcheck) -> ConfigHealthcheck {
+    let nanos = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+    match hc {
+        Healthcheck::None => ConfigHealthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        },
+        Healthcheck::Cmd {
+            test,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        } => ConfigHealthcheck {
+            test: test.clone(),
+            interval: nanos(*interval),
+            timeout: nanos(*timeout),
+            start_period: nanos(*start_period),
+            start_interval: nanos(*start_interval),
+            retries: retries.map_or(0, i64::from),
+        },
+    }
 }
 
 fn ports(words: &[String]) -> anyhow::Result<Vec<String>> {
