@@ -64,7 +64,7 @@ pub fn parse_source(s: &str, local_store: &Path) -> anyhow::Result<Source> {
     if let Some(file) = s.strip_prefix("docker-archive:") {
         return Ok(Source::DockerArchive(file.into()));
     }
-    if let Some(t) = crate::cli::local_store::find(s, local_store) {
+    if let Some(t) = crate::image::local_store::find(s, local_store) {
         return Ok(Source::Layout {
             dir: local_store.to_owned(),
             tag: Some(t),

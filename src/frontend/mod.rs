@@ -51,7 +51,7 @@
 //! in [`Dockerfile::warnings`] and [`BuildPlan::warnings`].
 //!
 //! The JSON printed by `cairn parse --json` is documented in `docs/parse-json.md` and in
-//! [`crate::cli::parse`].
+//! `cairn parse` (src/cli/parse.rs).
 
 pub mod args;
 pub mod ast;

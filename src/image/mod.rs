@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod config;
 pub mod docker_archive;
 pub mod layer;
+pub mod local_store;
 pub mod manifest;
 pub mod media_type;
 pub mod mutate;
