@@ -17,6 +17,8 @@ pub mod engine;
 pub mod env;
 pub mod error;
 pub mod frontend;
+#[cfg(test)]
+mod house_rules;
 pub mod image;
 pub mod memo_file;
 pub mod progress;
