@@ -8,7 +8,7 @@
 //! | slots | `slots/<hash>` | the key a step position last ran with (explains misses) |
 //! | blobs | `blobs/sha256/<hex>` | pulled base blobs and built layers, configs, manifests |
 //! | gzip | `gzip/<hex>` | which gzip blob a plain stage layer compressed to |
-//! | layers | `layers/{host-v2,userns-v2-<map>,unowned-v2-<uid>}/<diff_id>` | unpacked layers, one form per ownership kind (`engine::layer_dirs`) |
+//! | layers | `layers/{host-v2,userns-v2-<map>,unowned-v2-<uid>}/<diff_id>` | unpacked layers, one form per ownership kind (`sandbox::layer_dirs`) |
 //! | layer-use | `used/<diff_id>` | an unpacked layer's last use (mtime) |
 //! | mounts | `mounts/<hash of id>` | `RUN --mount=type=cache` directories |
 //! | sandbox | `sandbox/` | RUN steps' run directories, the probe |

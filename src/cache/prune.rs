@@ -77,7 +77,7 @@ pub struct PruneReport {
 }
 
 /// Removes a tree that may hold files of the user's subordinate ids (the
-/// caller's user namespace helper, see `engine::layer_dirs`).
+/// caller's user namespace helper, see `sandbox::layer_dirs`).
 pub type RemoveTree<'a> = &'a dyn Fn(&Path) -> io::Result<()>;
 
 fn hex_name(p: &Path) -> Option<String> {

@@ -4,7 +4,7 @@
 use super::GlobalArgs;
 use crate::cache::usage::{scan, Usage};
 use crate::cache::{Bucket, Cache, Listed, PrunePolicy};
-use crate::engine::layer_dirs::LayerDirs;
+use crate::sandbox::layer_dirs::LayerDirs;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use std::io::Write;

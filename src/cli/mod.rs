@@ -109,9 +109,9 @@ pub enum Command {
     #[command(name = crate::sandbox::helper::SUBCOMMAND, hide = true)]
     SandboxHelper(crate::sandbox::helper::HelperArgs),
     /// Internal: unpack or remove layer directories inside the sandbox's
-    /// user namespace (see `cairn::engine::layer_dirs`).
-    #[command(name = crate::engine::layer_dirs::HELPER_SUBCOMMAND, hide = true)]
-    LayerDir(crate::engine::layer_dirs::HelperArgs),
+    /// user namespace (see `cairn::sandbox::layer_dirs`).
+    #[command(name = crate::sandbox::layer_dirs::HELPER_SUBCOMMAND, hide = true)]
+    LayerDir(crate::sandbox::layer_dirs::HelperArgs),
 }
 
 /// Dispatch to the subcommand.
@@ -144,6 +144,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a, g),
         Command::Run(a) => run::run(a, g),
         Command::SandboxHelper(a) => Ok(crate::sandbox::helper::main(a)),
-        Command::LayerDir(a) => crate::engine::layer_dirs::helper_main(a),
+        Command::LayerDir(a) => crate::sandbox::layer_dirs::helper_main(a),
     }
 }

@@ -5,11 +5,11 @@
 use super::GlobalArgs;
 use crate::engine::bases::ImageSource as _;
 use crate::engine::isolation::{new_sandbox, parse_isolation};
-use crate::engine::layer_dirs::LayerDirs;
 use crate::engine::sources::Sources;
 use crate::frontend::Platform;
 use crate::registry::{Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
+use crate::sandbox::layer_dirs::LayerDirs;
 use crate::sandbox::{Network, RunSpec, SandboxError};
 use anyhow::Context as _;
 use clap::Args;

@@ -5,12 +5,12 @@
 
 use super::bases::ImageSource;
 use super::cache::Cache;
-use super::layer_dirs::LayerDirs;
 use super::record::BuildRecord;
 use super::request::BuildRequest;
 use super::session::Session;
 use crate::frontend::{BuildPlan, Dockerfile};
 use crate::report::Reporter;
+use crate::sandbox::layer_dirs::LayerDirs;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Entry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

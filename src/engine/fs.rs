@@ -4,7 +4,7 @@
 //! the root; symlinks resolve with chroot semantics, so nothing ever reaches
 //! outside the view.
 
-use super::layer_dirs::OwnerMap;
+use crate::sandbox::layer_dirs::OwnerMap;
 use cairn_layers::{raw_name, Entry, EntryKind, Source};
 use std::collections::BTreeMap;
 use std::io;

@@ -24,7 +24,7 @@ pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
 /// Create the build's sandbox (probing the machine once) and say which isolation it uses.
 /// The sandbox is the layer directories' own, so both use one id mapping.
 pub fn new_sandbox(
-    layer_dirs: &super::layer_dirs::LayerDirs,
+    layer_dirs: &crate::sandbox::layer_dirs::LayerDirs,
     reporter: &dyn crate::report::Reporter,
     isolation: &str,
 ) -> anyhow::Result<Sandbox> {

@@ -27,7 +27,6 @@ pub mod hash_cache;
 pub mod history;
 pub mod in_flight;
 pub mod isolation;
-pub mod layer_dirs;
 pub mod layer_reuse;
 pub mod layer_write;
 pub mod multi;

@@ -75,6 +75,7 @@ pub mod copy;
 pub mod exec;
 pub mod helper;
 pub mod idmap;
+pub mod layer_dirs;
 pub mod limits;
 pub mod mounts;
 pub mod namespaces;

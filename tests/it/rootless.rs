@@ -13,8 +13,8 @@
 //! (`#[ignore]`d inner tests, selected with `--ignored --exact`).
 
 use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
-use cairn::engine::layer_dirs::LayerDirs;
 use cairn::image::Layer;
+use cairn::sandbox::layer_dirs::LayerDirs;
 use cairn_layers::blob_store::BlobStore;
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

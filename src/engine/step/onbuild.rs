@@ -98,11 +98,11 @@ mod tests {
     use crate::engine::cache::Cache;
     use crate::engine::ctx::BuildCtx;
     use crate::engine::fs::SourceFs as _;
-    use crate::engine::layer_dirs::LayerDirs;
     use crate::engine::request::BuildRequest;
     use crate::engine::state::ImageState;
     use crate::engine::step::dispatch as run_step;
     use crate::frontend::BuildOptions;
+    use crate::sandbox::layer_dirs::LayerDirs;
     use std::collections::BTreeMap;
 
     /// Run `f` on the scratch stage of a build of `ctx_dir`.
