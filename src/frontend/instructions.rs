@@ -831,73 +831,135 @@ const NETWORK: [(&str, NetworkMode); 3] = [
     ("host", NetworkMode::Host),
 ];
 
+/// An instruction that takes no flags.
+fn no_flags(ctx: &Ctx, node: &Node) -> Result<(), Diagnostic> {
+    parse_flags(ctx, node, &[]).map(|_| ())
+}
+
+/// `RUN [--mount=…] [--network=…] [--security=…] COMMAND`.
+fn parse_run(ctx: &Ctx, node: &Node) -> Result<Run, Diagnostic> {
+    let mut flags = parse_flags(
+        ctx,
+        node,
+        &[
+            ("mount", Kind::List),
+            ("network", Kind::Str),
+            ("security", Kind::Str),
+        ],
+    )?;
+    if node.args.is_empty() && node.heredocs.is_empty() {
+        return Err(ctx.at_node(node, "RUN requires at least one argument"));
+    }
+    let flag_pos = |flags: &Flags, k| flags.pos.get(k).copied().unwrap_or(node.span.start);
+    let network = match flags.str("network") {
+        None => None,
+        Some(v) => Some(
+            NETWORK
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map(|(_, m)| *m)
+                .ok_or_else(|| {
+                    ctx.err(
+                        flag_pos(&flags, "network"),
+                        format!("network mode {v:?} not supported"),
+                    )
+                    .with_hint("use --network=default, none or host")
+                })?,
+        ),
+    };
+    let security = match flags.str("security").as_deref() {
+        None => None,
+        Some("sandbox") => Some(SecurityMode::Sandbox),
+        Some("insecure") => Some(SecurityMode::Insecure),
+        Some(v) => {
+            return Err(ctx
+                .err(
+                    flag_pos(&flags, "security"),
+                    format!("security mode {v:?} not supported"),
+                )
+                .with_hint("use --security=sandbox or insecure"))
+        }
+    };
+    let mount_specs = flags.list("mount");
+    let mut mounts = Vec::new();
+    for (spec, w) in mount_specs
+        .iter()
+        .zip(node.flags.iter().filter(|w| w.text.starts_with("--mount=")))
+    {
+        mounts.push(Mount::parse(spec, None).map_err(|m| {
+            ctx.err(w.pos, format!("invalid --mount: {m}"))
+                .with_len(w.text.chars().count())
+        })?);
+    }
+    Ok(Run {
+        command: command(node),
+        heredocs: node.heredocs.clone(),
+        mount_specs,
+        mounts,
+        network,
+        security,
+    })
+}
+
+/// `ARG NAME[=DEFAULT] …`.
+fn parse_arg(ctx: &Ctx, node: &Node) -> Result<Vec<ArgDecl>, Diagnostic> {
+    no_flags(ctx, node)?;
+    at_least_one(ctx, node)?;
+    let mut args = Vec::new();
+    for w in &node.args {
+        let (name, default) = match w.text.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (w.text.clone(), None),
+        };
+        if name.is_empty() {
+            return Err(ctx.err(w.pos, "ARG names can not be blank"));
+        }
+        args.push(ArgDecl { name, default });
+    }
+    Ok(args)
+}
+
+/// `ONBUILD INSTRUCTION`: the trigger as written, and parsed.
+fn parse_onbuild(ctx: &Ctx, node: &Node) -> Result<OnBuild, Diagnostic> {
+    no_flags(ctx, node)?;
+    let Some(sub) = &node.sub else {
+        return Err(ctx.at_node(node, "ONBUILD requires at least one argument"));
+    };
+    match sub.keyword.as_str() {
+        "onbuild" => {
+            return Err(ctx.at_node(sub, "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"))
+        }
+        "from" | "maintainer" => {
+            return Err(ctx.at_node(
+                sub,
+                format!(
+                    "{} isn't allowed as an ONBUILD trigger",
+                    sub.keyword.to_uppercase()
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let mut sub = (**sub).clone();
+    sub.heredocs = node.heredocs.clone();
+    sub.span.end_line = node.span.end_line;
+    let inner = parse_instruction(ctx, &sub)?;
+    let mut trigger = sub.original.clone();
+    for h in &node.heredocs {
+        trigger.push('\n');
+        trigger.push_str(&h.content);
+        trigger.push_str(&h.name);
+    }
+    Ok(OnBuild {
+        trigger,
+        instruction: Box::new(inner),
+    })
+}
+
 /// Parse a non-FROM instruction.
 pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, Diagnostic> {
-    let no_flags = |ctx: &Ctx, node: &Node| parse_flags(ctx, node, &[]).map(|_| ());
     Ok(match node.keyword.as_str() {
-        "run" => {
-            let mut flags = parse_flags(
-                ctx,
-                node,
-                &[
-                    ("mount", Kind::List),
-                    ("network", Kind::Str),
-                    ("security", Kind::Str),
-                ],
-            )?;
-            if node.args.is_empty() && node.heredocs.is_empty() {
-                return Err(ctx.at_node(node, "RUN requires at least one argument"));
-            }
-            let flag_pos = |flags: &Flags, k| flags.pos.get(k).copied().unwrap_or(node.span.start);
-            let network = match flags.str("network") {
-                None => None,
-                Some(v) => Some(
-                    NETWORK
-                        .iter()
-                        .find(|(n, _)| *n == v)
-                        .map(|(_, m)| *m)
-                        .ok_or_else(|| {
-                            ctx.err(
-                                flag_pos(&flags, "network"),
-                                format!("network mode {v:?} not supported"),
-                            )
-                            .with_hint("use --network=default, none or host")
-                        })?,
-                ),
-            };
-            let security = match flags.str("security").as_deref() {
-                None => None,
-                Some("sandbox") => Some(SecurityMode::Sandbox),
-                Some("insecure") => Some(SecurityMode::Insecure),
-                Some(v) => {
-                    return Err(ctx
-                        .err(
-                            flag_pos(&flags, "security"),
-                            format!("security mode {v:?} not supported"),
-                        )
-                        .with_hint("use --security=sandbox or insecure"))
-                }
-            };
-            let mount_specs = flags.list("mount");
-            let mut mounts = Vec::new();
-            for (spec, w) in mount_specs
-                .iter()
-                .zip(node.flags.iter().filter(|w| w.text.starts_with("--mount=")))
-            {
-                mounts.push(Mount::parse(spec, None).map_err(|m| {
-                    ctx.err(w.pos, format!("invalid --mount: {m}"))
-                        .with_len(w.text.chars().count())
-                })?);
-            }
-            Instruction::Run(Run {
-                command: command(node),
-                heredocs: node.heredocs.clone(),
-                mount_specs,
-                mounts,
-                network,
-                security,
-            })
-        }
+        "run" => Instruction::Run(parse_run(ctx, node)?),
         "cmd" | "entrypoint" => {
             no_flags(ctx, node)?;
             let command = command(node);
@@ -933,22 +995,9 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
                 pairs: key_values(ctx, node)?,
             }
         }
-        "arg" => {
-            no_flags(ctx, node)?;
-            at_least_one(ctx, node)?;
-            let mut args = Vec::new();
-            for w in &node.args {
-                let (name, default) = match w.text.split_once('=') {
-                    Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-                    None => (w.text.clone(), None),
-                };
-                if name.is_empty() {
-                    return Err(ctx.err(w.pos, "ARG names can not be blank"));
-                }
-                args.push(ArgDecl { name, default });
-            }
-            Instruction::Arg { args }
-        }
+        "arg" => Instruction::Arg {
+            args: parse_arg(ctx, node)?,
+        },
         "expose" => {
             no_flags(ctx, node)?;
             at_least_one(ctx, node)?;
@@ -993,43 +1042,7 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
             }
         }
         "healthcheck" => Instruction::Healthcheck(parse_healthcheck(ctx, node)?),
-        "onbuild" => {
-            no_flags(ctx, node)?;
-            let Some(sub) = &node.sub else {
-                return Err(ctx.at_node(node, "ONBUILD requires at least one argument"));
-            };
-            match sub.keyword.as_str() {
-                "onbuild" => {
-                    return Err(
-                        ctx.at_node(sub, "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-                    )
-                }
-                "from" | "maintainer" => {
-                    return Err(ctx.at_node(
-                        sub,
-                        format!(
-                            "{} isn't allowed as an ONBUILD trigger",
-                            sub.keyword.to_uppercase()
-                        ),
-                    ))
-                }
-                _ => {}
-            }
-            let mut sub = (**sub).clone();
-            sub.heredocs = node.heredocs.clone();
-            sub.span.end_line = node.span.end_line;
-            let inner = parse_instruction(ctx, &sub)?;
-            let mut trigger = sub.original.clone();
-            for h in &node.heredocs {
-                trigger.push('\n');
-                trigger.push_str(&h.content);
-                trigger.push_str(&h.name);
-            }
-            Instruction::Onbuild(OnBuild {
-                trigger,
-                instruction: Box::new(inner),
-            })
-        }
+        "onbuild" => Instruction::Onbuild(parse_onbuild(ctx, node)?),
         other => {
             let mut d = ctx.at_node(node, format!("unknown instruction: {}", node.keyword_raw));
             if let Some(s) = suggest(other, KEYWORDS) {
