@@ -276,9 +276,9 @@ fn resolve_source(
     Ok(Source::Image(from.to_owned()))
 }
 
-/// Plan a build of `df` with `opts`.
-pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnostic> {
-    let target = match &opts.target {
+/// The index of the target stage: `--target`'s, else the last.
+fn target_index(df: &Dockerfile, opts: &BuildOptions) -> Result<usize, Diagnostic> {
+    Ok(match &opts.target {
         None => df.stages.len().checked_sub(1).ok_or_else(|| {
             Diagnostic::unlocated(
                 Severity::Error,
@@ -301,7 +301,93 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
                 d.with_hint(format!("available stages: {}", names.join(", ")))
             }
         })?,
+    })
+}
+
+/// One stage resolved: its base (a named context in place of its name),
+/// what its steps read from other stages, images and named contexts.
+fn plan_stage(
+    df: &Dockerfile,
+    opts: &BuildOptions,
+    stage: &Stage,
+    globals: &GlobalArgs,
+    target_platform: &Platform,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<PlannedStage, Diagnostic> {
+    let (base, base_name, platform) = resolve_base(df, stage, globals)?;
+    // A named context replaces the stage or image of its name (buildx).
+    let base = match opts.named_contexts.get(&base_name) {
+        Some(Named::Local) => Base::Local(base_name.clone()),
+        Some(Named::Image(r)) => Base::Image(r.clone()),
+        None => base,
     };
+    if let (Base::Image(img), None) = (&base, opts.named_contexts.get(&base_name)) {
+        if let Some(later) = df.stages[stage.index..]
+            .iter()
+            .find(|s| s.name.as_deref() == Some(img.as_str()))
+        {
+            warnings.push(
+                Diagnostic::warning(
+                    &df.file,
+                    &df.source,
+                    stage.pos,
+                    format!(
+                        "FROM {img:?} uses the image, not the stage defined at line {}",
+                        later.pos.line
+                    ),
+                )
+                .with_hint("FROM can only refer to stages defined above it"),
+            );
+        }
+    }
+    let mut deps = Vec::new();
+    let mut images = Vec::new();
+    let mut sources = BTreeMap::new();
+    if let Base::Stage(i) = base {
+        deps.push(i);
+    }
+    for (si, step) in stage.steps.iter().enumerate() {
+        let (froms, flag): (Vec<&str>, &str) = match &step.instruction {
+            Instruction::Copy(c) => (c.from.as_deref().into_iter().collect(), "from"),
+            Instruction::Run(r) => (
+                r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+                "mount",
+            ),
+            _ => (Vec::new(), ""),
+        };
+        for f in froms {
+            let src = match opts.named_contexts.get(f) {
+                Some(Named::Local) => Source::Local(f.to_owned()),
+                Some(Named::Image(r)) => Source::Image(r.clone()),
+                None => resolve_source(df, stage.index, f, step, flag)?,
+            };
+            match &src {
+                Source::Stage(i) => deps.push(*i),
+                Source::Image(img) => images.push(img.clone()),
+                Source::Local(_) => {}
+            }
+            sources.entry(si).or_insert_with(Vec::new).push(src);
+        }
+    }
+    deps.sort_unstable();
+    deps.dedup();
+    Ok(PlannedStage {
+        index: stage.index,
+        name: stage.name.clone(),
+        base,
+        base_name,
+        platform: platform.unwrap_or_else(|| target_platform.clone()),
+        deps,
+        images,
+        sources,
+        pos: stage.pos,
+        steps: stage.steps.clone(),
+    })
+}
+
+/// Plan a build of `df` with `opts`.
+pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnostic> {
+    let target = target_index(df, opts)?;
     let target_stage = df.stages[target]
         .name
         .clone()
@@ -317,75 +403,14 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, Diagnosti
     // when it converts all stages), then keep the reachable ones.
     let mut all = Vec::new();
     for stage in &df.stages {
-        let (base, base_name, platform) = resolve_base(df, stage, &globals)?;
-        // A named context replaces the stage or image of its name (buildx).
-        let base = match opts.named_contexts.get(&base_name) {
-            Some(Named::Local) => Base::Local(base_name.clone()),
-            Some(Named::Image(r)) => Base::Image(r.clone()),
-            None => base,
-        };
-        if let (Base::Image(img), None) = (&base, opts.named_contexts.get(&base_name)) {
-            if let Some(later) = df.stages[stage.index..]
-                .iter()
-                .find(|s| s.name.as_deref() == Some(img.as_str()))
-            {
-                warnings.push(
-                    Diagnostic::warning(
-                        &df.file,
-                        &df.source,
-                        stage.pos,
-                        format!(
-                            "FROM {img:?} uses the image, not the stage defined at line {}",
-                            later.pos.line
-                        ),
-                    )
-                    .with_hint("FROM can only refer to stages defined above it"),
-                );
-            }
-        }
-        let mut deps = Vec::new();
-        let mut images = Vec::new();
-        let mut sources = BTreeMap::new();
-        if let Base::Stage(i) = base {
-            deps.push(i);
-        }
-        for (si, step) in stage.steps.iter().enumerate() {
-            let (froms, flag): (Vec<&str>, &str) = match &step.instruction {
-                Instruction::Copy(c) => (c.from.as_deref().into_iter().collect(), "from"),
-                Instruction::Run(r) => (
-                    r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
-                    "mount",
-                ),
-                _ => (Vec::new(), ""),
-            };
-            for f in froms {
-                let src = match opts.named_contexts.get(f) {
-                    Some(Named::Local) => Source::Local(f.to_owned()),
-                    Some(Named::Image(r)) => Source::Image(r.clone()),
-                    None => resolve_source(df, stage.index, f, step, flag)?,
-                };
-                match &src {
-                    Source::Stage(i) => deps.push(*i),
-                    Source::Image(img) => images.push(img.clone()),
-                    Source::Local(_) => {}
-                }
-                sources.entry(si).or_insert_with(Vec::new).push(src);
-            }
-        }
-        deps.sort_unstable();
-        deps.dedup();
-        all.push(PlannedStage {
-            index: stage.index,
-            name: stage.name.clone(),
-            base,
-            base_name,
-            platform: platform.unwrap_or_else(|| target_platform.clone()),
-            deps,
-            images,
-            sources,
-            pos: stage.pos,
-            steps: stage.steps.clone(),
-        });
+        all.push(plan_stage(
+            df,
+            opts,
+            stage,
+            &globals,
+            &target_platform,
+            &mut warnings,
+        )?);
     }
 
     let mut needed = vec![false; all.len()];
