@@ -460,6 +460,11 @@ impl Unpacker<'_> {
             self.dirs
                 .resolve(parents, Some(&mut self.deferred), &mut self.written, &path)?;
         let parent = parent.as_fd();
+        let at = Place {
+            parent,
+            name,
+            path: &path,
+        };
 
         if is_dir {
             match stat_nofollow(parent, name).map_err(io_err(&path, "inspect existing path"))? {
@@ -478,46 +483,8 @@ impl Unpacker<'_> {
         }
 
         clear_slot(parent, name).map_err(io_err(&path, "remove existing path"))?;
-        if etype.is_file() || etype.is_contiguous() {
-            let expected = entry.size();
-            if let Some(file) = take_donor(self.opts, &rel, parent, name, expected, &meta) {
-                let got =
-                    io::copy(&mut entry, &mut io::sink()).map_err(|source| UnpackError::Read {
-                        after: path.clone(),
-                        source,
-                    })?;
-                if got != expected {
-                    return Err(refused(Refusal::TruncatedData { expected, got }));
-                }
-                self.stats.files += 1;
-                self.stats.donated += 1;
-                self.stats.bytes += got;
-                set_fd_meta(file.as_fd(), &path, &meta, &mut self.stats)?;
-                return Ok(());
-            }
-        }
         if etype.is_file() || etype.is_contiguous() || etype.is_gnu_sparse() {
-            let fd = rfs::openat(
-                parent,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(io_err(&path, "create file"))?;
-            let mut file = File::from(fd);
-            let expected = entry.size();
-            let got = io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Io {
-                path: path.clone(),
-                action: "write file data",
-                source,
-            })?;
-            if got != expected && !etype.is_gnu_sparse() {
-                return Err(refused(Refusal::TruncatedData { expected, got }));
-            }
-            self.stats.files += 1;
-            self.stats.bytes += got;
-            set_fd_meta(file.as_fd(), &path, &meta, &mut self.stats)?;
-            return Ok(());
+            return write_file(self.opts, &mut self.stats, &mut entry, &at, &rel, &meta);
         }
         if etype.is_symlink() {
             let target = entry
@@ -531,69 +498,14 @@ impl Unpacker<'_> {
                 .map_err(io_err(&path, "create symlink"))?;
             self.stats.symlinks += 1;
         } else if etype.is_character_special() || etype.is_block_special() || etype.is_fifo() {
-            let (ftype, dev) = if etype.is_fifo() {
-                (FileType::Fifo, 0)
-            } else {
-                let h = entry.header();
-                let major = h
-                    .device_major()
-                    .map_err(|_| refused(Refusal::BadHeader("devmajor")))?;
-                let minor = h
-                    .device_minor()
-                    .map_err(|_| refused(Refusal::BadHeader("devminor")))?;
-                // Old V7 headers have no device fields: 0/0.
-                let (major, minor) = (major.unwrap_or(0), minor.unwrap_or(0));
-                let ftype = if etype.is_character_special() {
-                    FileType::CharacterDevice
-                } else {
-                    FileType::BlockDevice
-                };
-                (ftype, rfs::makedev(major, minor))
-            };
-            match rfs::mknodat(parent, name, ftype, Mode::from_raw_mode(0o600), dev) {
-                Ok(()) => self.stats.special += 1,
-                Err(Errno::PERM) if ftype != FileType::Fifo => {
-                    self.stats.skipped_devices.push(path.clone());
-                    return Ok(());
-                }
-                Err(e) => return Err(io_err(&path, "create device node")(e)),
+            if !make_node(&mut self.stats, entry.header(), &at, &meta)? {
+                return Ok(());
             }
-            // The node was just created by this call, so naming it again
-            // cannot reach anything else; fchmodat has no NOFOLLOW on Linux.
-            rfs::chmodat(
-                parent,
-                name,
-                Mode::from_raw_mode(meta.mode),
-                AtFlags::empty(),
-            )
-            .map_err(io_err(&path, "set mode"))?;
         } else {
             let c = char::from(etype.as_byte());
             return Err(refused(Refusal::UnsupportedType(c)));
         }
-        for (k, _) in &meta.xattrs {
-            skip_xattr(
-                &mut self.stats,
-                &path,
-                k,
-                "not supported on this file type".into(),
-            );
-        }
-        if let Some((uid, gid)) = meta.owner {
-            rfs::chownat(
-                parent,
-                name,
-                Some(uid_of(uid)),
-                Some(gid_of(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(io_err(&path, CHOWN))?;
-        }
-        if let Some(mtime) = meta.mtime {
-            rfs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err(&path, "set mtime"))?;
-        }
-        Ok(())
+        link_meta(&mut self.stats, &at, &meta)
     }
 
     fn meta<R: Read>(
@@ -1052,6 +964,148 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     } else {
         [dir, b"/", name].concat()
     }
+}
+
+/// Where an entry goes: its parent directory, its name there, and its
+/// path in the tar (for messages).
+struct Place<'a> {
+    parent: BorrowedFd<'a>,
+    name: &'a [u8],
+    path: &'a str,
+}
+
+/// A regular (or contiguous, or GNU sparse) file: moved in from a donor
+/// when one is offered, else written from the tar.
+fn write_file<R: Read>(
+    opts: &UnpackOptions,
+    stats: &mut UnpackStats,
+    entry: &mut tar::Entry<'_, R>,
+    at: &Place<'_>,
+    rel: &[u8],
+    meta: &Meta,
+) -> Result<(), UnpackError> {
+    let (parent, name, path) = (at.parent, at.name, at.path);
+    let refused = |reason| UnpackError::Refused {
+        path: path.to_owned(),
+        reason,
+    };
+    let etype = entry.header().entry_type();
+    if etype.is_file() || etype.is_contiguous() {
+        let expected = entry.size();
+        if let Some(file) = take_donor(opts, rel, parent, name, expected, meta) {
+            let got = io::copy(entry, &mut io::sink()).map_err(|source| UnpackError::Read {
+                after: path.to_owned(),
+                source,
+            })?;
+            if got != expected {
+                return Err(refused(Refusal::TruncatedData { expected, got }));
+            }
+            stats.files += 1;
+            stats.donated += 1;
+            stats.bytes += got;
+            set_fd_meta(file.as_fd(), path, meta, stats)?;
+            return Ok(());
+        }
+    }
+    {
+        let fd = rfs::openat(
+            parent,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io_err(path, "create file"))?;
+        let mut file = File::from(fd);
+        let expected = entry.size();
+        let got = io::copy(entry, &mut file).map_err(|source| UnpackError::Io {
+            path: path.to_owned(),
+            action: "write file data",
+            source,
+        })?;
+        if got != expected && !etype.is_gnu_sparse() {
+            return Err(refused(Refusal::TruncatedData { expected, got }));
+        }
+        stats.files += 1;
+        stats.bytes += got;
+        set_fd_meta(file.as_fd(), path, meta, stats)?;
+        Ok(())
+    }
+}
+
+/// A device node or FIFO; false when an unprivileged caller cannot make
+/// the device (recorded as skipped).
+fn make_node(
+    stats: &mut UnpackStats,
+    h: &tar::Header,
+    at: &Place<'_>,
+    meta: &Meta,
+) -> Result<bool, UnpackError> {
+    let (parent, name, path) = (at.parent, at.name, at.path);
+    let refused = |reason| UnpackError::Refused {
+        path: path.to_owned(),
+        reason,
+    };
+    let etype = h.entry_type();
+    let (ftype, dev) = if etype.is_fifo() {
+        (FileType::Fifo, 0)
+    } else {
+        let major = h
+            .device_major()
+            .map_err(|_| refused(Refusal::BadHeader("devmajor")))?;
+        let minor = h
+            .device_minor()
+            .map_err(|_| refused(Refusal::BadHeader("devminor")))?;
+        // Old V7 headers have no device fields: 0/0.
+        let (major, minor) = (major.unwrap_or(0), minor.unwrap_or(0));
+        let ftype = if etype.is_character_special() {
+            FileType::CharacterDevice
+        } else {
+            FileType::BlockDevice
+        };
+        (ftype, rfs::makedev(major, minor))
+    };
+    match rfs::mknodat(parent, name, ftype, Mode::from_raw_mode(0o600), dev) {
+        Ok(()) => stats.special += 1,
+        Err(Errno::PERM) if ftype != FileType::Fifo => {
+            stats.skipped_devices.push(path.to_owned());
+            return Ok(false);
+        }
+        Err(e) => return Err(io_err(path, "create device node")(e)),
+    }
+    // The node was just created by this call, so naming it again
+    // cannot reach anything else; fchmodat has no NOFOLLOW on Linux.
+    rfs::chmodat(
+        parent,
+        name,
+        Mode::from_raw_mode(meta.mode),
+        AtFlags::empty(),
+    )
+    .map_err(io_err(path, "set mode"))?;
+    Ok(true)
+}
+
+/// A symlink's or a node's metadata (xattrs cannot be set on them):
+/// owner and mtime, never following the link.
+fn link_meta(stats: &mut UnpackStats, at: &Place<'_>, meta: &Meta) -> Result<(), UnpackError> {
+    let (parent, name, path) = (at.parent, at.name, at.path);
+    for (k, _) in &meta.xattrs {
+        skip_xattr(stats, path, k, "not supported on this file type".into());
+    }
+    if let Some((uid, gid)) = meta.owner {
+        rfs::chownat(
+            parent,
+            name,
+            Some(uid_of(uid)),
+            Some(gid_of(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io_err(path, CHOWN))?;
+    }
+    if let Some(mtime) = meta.mtime {
+        rfs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_err(path, "set mtime"))?;
+    }
+    Ok(())
 }
 
 fn stat_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Option<rfs::Stat>, Errno> {
