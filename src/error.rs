@@ -32,6 +32,38 @@ pub fn hint(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow:
     })
 }
 
+/// An error made once and returned to every caller that asks again (a
+/// context walk or a sandbox probe kept in a `OnceLock`), with its cause
+/// chain and hint intact: formatting it into a `String` kept neither.
+/// Transparent: it shows as the error it holds, its causes are that error's.
+#[derive(Debug, Clone)]
+pub struct Shared(std::sync::Arc<anyhow::Error>);
+
+impl From<anyhow::Error> for Shared {
+    fn from(e: anyhow::Error) -> Self {
+        Shared(std::sync::Arc::new(e))
+    }
+}
+
+impl Shared {
+    /// The error again, for one more caller.
+    pub fn error(&self) -> anyhow::Error {
+        anyhow::Error::new(self.clone())
+    }
+}
+
+impl fmt::Display for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// Attach what-to-do hints to registry errors the user can fix.
 pub fn registry_hinted(
     e: crate::registry::RegistryError,
@@ -71,6 +103,13 @@ pub fn render(err: &anyhow::Error, out: &mut dyn Write) {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             hints.push(h.hint.clone());
         }
+        // A shared error shows as the one it holds, whose hint it carries.
+        if let Some(h) = cause
+            .downcast_ref::<Shared>()
+            .and_then(|s| s.0.downcast_ref::<Hinted>())
+        {
+            hints.push(h.hint.clone());
+        }
     }
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
@@ -80,5 +119,33 @@ pub fn render(err: &anyhow::Error, out: &mut dyn Write) {
     }
     for h in hints {
         let _ = writeln!(out, "\nhint: {h}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn a_shared_error_keeps_its_causes_and_hint_for_every_caller() {
+        let inner = hint(
+            Err::<(), _>(std::io::Error::other("permission denied"))
+                .context("reading the context")
+                .unwrap_err(),
+            "check the directory's permissions",
+        );
+        let shared = Shared::from(inner);
+        for _ in 0..2 {
+            let e = shared.error().context("step 3/4");
+            let mut out = Vec::new();
+            render(&e, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(
+                text,
+                "error: step 3/4\n  Caused by: reading the context\n  Caused by: permission denied\n\nhint: check the directory's permissions\n",
+                "{text}"
+            );
+        }
     }
 }

@@ -69,10 +69,10 @@ impl BuildCtx<'_> {
             .sandbox
             .get_or_init(|| {
                 super::isolation::new_sandbox(self.layer_dirs, self.reporter, &self.req.isolation)
-                    .map_err(|e| format!("{e:#}"))
+                    .map_err(crate::error::Shared::from)
             })
             .as_ref()
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(crate::error::Shared::error)
     }
 
     /// Account time inside a RUN command and of the whole step.

@@ -49,10 +49,10 @@ pub fn for_planning(named: &NamedContexts) -> BTreeMap<String, crate::frontend::
 pub struct LocalContext {
     /// The directory (absolute).
     pub root: PathBuf,
-    walk: OnceLock<Result<Vec<Entry>, String>>,
+    walk: OnceLock<Result<Vec<Entry>, crate::error::Shared>>,
     fs: OnceLock<EntryFs>,
     /// The filtered tree as a directory, for `RUN --mount=from=NAME`.
-    tree: OnceLock<Result<tempfile::TempDir, String>>,
+    tree: OnceLock<Result<tempfile::TempDir, crate::error::Shared>>,
 }
 
 impl std::fmt::Debug for LocalContext {
@@ -80,9 +80,9 @@ impl LocalContext {
         let r = self.walk.get_or_init(|| {
             BuildContext::open(&self.root, None)
                 .and_then(|c| c.walk())
-                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+                .map_err(|e| crate::error::Shared::from(anyhow::Error::new(e)))
         });
-        r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+        r.as_ref().map_err(crate::error::Shared::error)
     }
 
     /// The kept entries as a source filesystem.
@@ -125,12 +125,13 @@ impl LocalContext {
     /// nothing else. Files are hard-linked where possible: the mount is
     /// read-only, and a writable one writes to a throwaway upper directory.
     pub fn tree(&self, scratch_root: &Path) -> anyhow::Result<&Path> {
-        let r = self
-            .tree
-            .get_or_init(|| self.materialize(scratch_root).map_err(|e| format!("{e:#}")));
+        let r = self.tree.get_or_init(|| {
+            self.materialize(scratch_root)
+                .map_err(crate::error::Shared::from)
+        });
         r.as_ref()
             .map(tempfile::TempDir::path)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(crate::error::Shared::error)
     }
 
     fn materialize(&self, scratch_root: &Path) -> anyhow::Result<tempfile::TempDir> {

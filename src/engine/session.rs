@@ -31,7 +31,7 @@ pub struct Session {
     pub layer_dirs: LayerDirs,
     /// The build context, walked on first use, and the host paths of the
     /// files in it whose names are not UTF-8.
-    pub context: OnceLock<Result<Vec<Entry>, String>>,
+    pub context: OnceLock<Result<Vec<Entry>, crate::error::Shared>>,
     /// The context indexed as a filesystem.
     pub context_fs: OnceLock<EntryFs>,
     /// Context file digests.
@@ -39,7 +39,7 @@ pub struct Session {
     /// Digests of files in unpacked layers and plain layer blobs.
     pub file_digests: OnceLock<FileDigests>,
     /// The RUN sandbox, probed on the first RUN.
-    pub sandbox: OnceLock<Result<crate::sandbox::Sandbox, String>>,
+    pub sandbox: OnceLock<Result<crate::sandbox::Sandbox, crate::error::Shared>>,
     /// Entries of the layers written or reused by content, by blob digest:
     /// later steps (of any platform) read them from memory instead of unpacking.
     pub written: Mutex<HashMap<Digest, Arc<EntryFs>>>,
@@ -96,9 +96,9 @@ impl Session {
             self.walks.fetch_add(1, Ordering::Relaxed);
             BuildContext::open(&req.context, Some(&req.dockerfile))
                 .and_then(|c| c.walk())
-                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+                .map_err(|e| crate::error::Shared::from(anyhow::Error::new(e)))
         });
-        r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+        r.as_ref().map_err(crate::error::Shared::error)
     }
 
     /// The context digest cache (loaded once, saved by [`Session::save`]).

@@ -77,7 +77,7 @@ pub struct LayerDirs {
     layout: CacheLayout,
     base: PathBuf,
     sandbox_dir: PathBuf,
-    sandbox: OnceLock<Result<Sandbox, String>>,
+    sandbox: OnceLock<Result<Sandbox, crate::error::Shared>>,
     /// Decided on first use.
     form: OnceLock<Layout>,
     /// Per layer blob digest: files of finished RUN steps to move in on unpack.
@@ -220,7 +220,8 @@ impl LayerDirs {
     pub fn sandbox(&self) -> anyhow::Result<&Sandbox> {
         self.sandbox
             .get_or_init(|| {
-                let s = Sandbox::new(&self.sandbox_dir).map_err(|e| format!("{e:#}"))?;
+                let s = Sandbox::new(&self.sandbox_dir)
+                    .map_err(|e| crate::error::Shared::from(anyhow::Error::new(e)))?;
                 let single =
                     std::env::var(crate::env::CAIRN_SANDBOX_ID_MAP).is_ok_and(|v| v == "single");
                 Ok(if single && !rustix::process::geteuid().is_root() {
@@ -230,7 +231,7 @@ impl LayerDirs {
                 })
             })
             .as_ref()
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(crate::error::Shared::error)
     }
 
     /// The form, decided on first use (probing the sandbox when not root).
