@@ -115,7 +115,11 @@ impl Registry {
         self.traffic.count(
             (repo.registry(), repo.path()),
             action,
-            (&desc.digest.to_string(), desc.media_type.as_str(), desc.size),
+            (
+                &desc.digest.to_string(),
+                desc.media_type.as_str(),
+                desc.size,
+            ),
         );
     }
 
