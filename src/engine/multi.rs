@@ -18,8 +18,11 @@
 //! platform (`#12 [linux/arm64 builder 3/5] RUN …`), step ids are unique
 //! across platforms, and a warning every platform raises is shown once.
 //! Every platform's plan is checked (base platforms, RUN emulation) before
-//! the first one starts; when one fails, no new one starts, and the error is
-//! that of the first failed platform in `--platform` order.
+//! the first one starts. When one fails, the others are canceled
+//! ([`Session::cancel`]): no new platform or step starts and running RUN
+//! commands are killed (nothing of them is cached); the error is that of the
+//! platform that failed first, the others' cancellations are not errors of
+//! their own.
 
 use super::bases::ImageSource;
 use super::build::{build_in, preflight, BuildResult};
@@ -30,8 +33,8 @@ use crate::image::manifest::{Descriptor, OCI_INDEX};
 use crate::report::{Event, Reporter};
 use cairn_layers::Digest;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// `CAIRN_PLATFORM_JOBS=N`: how many platforms build at once (default: the
@@ -207,7 +210,8 @@ pub fn build_platforms(
     let session = Session::open(req, reporter)?;
     let shared = Shared::default();
     let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+    // The platform that failed first: its error is the build's.
+    let first_failed = OnceLock::new();
     let results: Vec<Mutex<Option<Built>>> = planned.iter().map(|_| Mutex::new(None)).collect();
     reporter.event(Event::Info(format!(
         "building {} platforms, {jobs} at a time",
@@ -220,15 +224,15 @@ pub fn build_platforms(
                 let Some((p, r, (df, plan))) = planned.get(i) else {
                     break;
                 };
-                if failed.load(Ordering::SeqCst) {
+                if first_failed.get().is_some() {
                     break;
                 }
                 let rep = PlatformReporter::new(reporter, p, &shared);
                 let started = Instant::now();
                 let out = build_in(&session, r, (df, plan), images, &rep)
                     .map_err(|e| e.context(format!("building for platform {p}")));
-                if out.is_err() {
-                    failed.store(true, Ordering::SeqCst);
+                if out.is_err() && first_failed.set(i).is_ok() {
+                    cancel_others(&session, p, platforms, reporter);
                 }
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some((out, started.elapsed()));
@@ -237,6 +241,19 @@ pub fn build_platforms(
         }
     });
     session.save();
+    if let Some(&i) = first_failed.get() {
+        let failed = results
+            .into_iter()
+            .nth(i)
+            .and_then(|s| s.into_inner().ok().flatten());
+        return match failed {
+            Some((Err(e), _)) => Err(e),
+            _ => anyhow::bail!(
+                "internal error: platform {} failed without an error",
+                platforms[i]
+            ),
+        };
+    }
     let mut out = Vec::with_capacity(platforms.len());
     let mut wall = Vec::with_capacity(platforms.len());
     for (slot, p) in results.into_iter().zip(platforms) {
@@ -246,7 +263,6 @@ pub fn build_platforms(
                 out.push(r?);
                 wall.push(w);
             }
-            // Not started after an earlier platform failed: that error is reported.
             None => anyhow::bail!("internal error: platform {p} was not built"),
         }
     }
@@ -254,6 +270,20 @@ pub fn build_platforms(
     ix.wall = wall;
     ix.context_reads = session.context_reads();
     Ok(ix)
+}
+
+/// `failed` failed: stop the other platforms of the session, and say so.
+fn cancel_others(session: &Session, failed: &Platform, all: &[Platform], reporter: &dyn Reporter) {
+    session.cancel.cancel();
+    let others: Vec<String> = all
+        .iter()
+        .filter(|p| *p != failed)
+        .map(Platform::to_string)
+        .collect();
+    reporter.event(Event::Info(format!(
+        "platform {failed} failed: canceling {}",
+        others.join(", ")
+    )));
 }
 
 /// One platform's outcome and its wall time.

@@ -46,6 +46,9 @@ pub struct Session {
     /// Step and content keys being worked on: a step two platforms reach at
     /// the same time runs once, the other waits and hits the cache.
     pub in_flight: InFlight,
+    /// Canceled when one platform of the session failed: the others' RUN
+    /// commands are killed and their next steps do not start.
+    pub cancel: crate::sandbox::Cancel,
     /// How many times the context was walked (once at most).
     walks: AtomicUsize,
 }
@@ -85,6 +88,7 @@ impl Session {
             sandbox: OnceLock::new(),
             written: Mutex::default(),
             in_flight: InFlight::default(),
+            cancel: crate::sandbox::Cancel::default(),
             walks: AtomicUsize::new(0),
         }
     }
@@ -114,6 +118,17 @@ impl Session {
             self.walks.load(Ordering::Relaxed),
             self.hashes.get().map_or(0, HashCache::hashed),
         )
+    }
+
+    /// An error when the session was canceled, before `step` starts.
+    pub fn check_canceled(&self, step: &str) -> anyhow::Result<()> {
+        if self.cancel.is_canceled() {
+            return Err(crate::sandbox::SandboxError::Canceled {
+                label: step.to_owned(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Save the digest memos (after the builds; losing them only costs time).

@@ -166,6 +166,7 @@ impl StageRun<'_, '_> {
                 if let Some(r) = reason {
                     ctx.reporter.event(Event::StepMiss { id, reason: r });
                 }
+                ctx.session.check_canceled(instruction)?;
                 let out = work(self)?;
                 let layer = match &out {
                     StepOutcome::Layer(l) => Some(l.clone()),

@@ -70,6 +70,7 @@
 //! step's sweep ([`state`]).
 
 pub mod binfmt;
+pub mod cancel;
 pub mod capture;
 pub mod copy;
 pub mod exec;
@@ -98,6 +99,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+pub use cancel::Cancel;
 pub use probe::{Probe, Strength};
 pub use spec::{Chosen, Isolation, Mount, Network, RunOutcome, RunSpec, SandboxError, TAIL_LINES};
 pub use state::Captured;
@@ -168,6 +170,23 @@ impl Sandbox {
 
     /// Run one RUN step. `Ok` means exit code 0 and a captured change.
     pub fn run(&self, spec: &RunSpec, reporter: &dyn Reporter) -> Result<RunOutcome, SandboxError> {
+        self.run_with(spec, reporter, &Cancel::default())
+    }
+
+    /// [`Sandbox::run`], killed when `cancel` is canceled (then
+    /// [`SandboxError::Canceled`], also when it was before the start).
+    pub fn run_with(
+        &self,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+        cancel: &Cancel,
+    ) -> Result<RunOutcome, SandboxError> {
+        let canceled = || SandboxError::Canceled {
+            label: spec.label.clone(),
+        };
+        if cancel.is_canceled() {
+            return Err(canceled());
+        }
         let started = std::time::Instant::now();
         let chosen = self.probe.choose(spec.isolation)?;
         let run = state::RunDir::create(&self.state_dir)?;
@@ -184,7 +203,7 @@ impl Sandbox {
             },
         };
         let mut tail = VecDeque::with_capacity(TAIL_LINES);
-        let response = self.call(&request, &run, |line| {
+        let mut on_line = |line: String| {
             if tail.len() == TAIL_LINES {
                 tail.pop_front();
             }
@@ -193,7 +212,19 @@ impl Sandbox {
                 id: spec.step_id,
                 line,
             });
-        })?;
+        };
+        let response = call_helper(
+            &self.helper,
+            &request,
+            run.path(),
+            &mut on_line,
+            Some(cancel),
+        )?;
+        // Killed, or ended on its own while the cancel came: either way the
+        // build is over, and a step that might be cut short is not kept.
+        if cancel.is_canceled() {
+            return Err(canceled());
+        }
         if let Some(message) = response.error {
             return Err(SandboxError::Setup {
                 label: spec.label.clone(),
@@ -267,17 +298,19 @@ impl Sandbox {
         run: &state::RunDir,
         mut on_line: impl FnMut(String),
     ) -> Result<protocol::Response, SandboxError> {
-        call_helper(&self.helper, request, run.path(), &mut on_line)
+        call_helper(&self.helper, request, run.path(), &mut on_line, None)
     }
 }
 
 /// Spawn `helper __sandbox RUN_DIR` with `request`, stream its merged
-/// stdout/stderr line by line, wait, and read `result.json`.
+/// stdout/stderr line by line, wait, and read `result.json`. Canceling
+/// `cancel` kills the helper's sandbox (its lifeline closes).
 pub(crate) fn call_helper(
     helper: &Path,
     request: &protocol::Request,
     run_dir: &Path,
     on_line: &mut dyn FnMut(String),
+    cancel: Option<&Cancel>,
 ) -> Result<protocol::Response, SandboxError> {
     let req_path = run_dir.join(protocol::REQUEST_FILE);
     let io_err = |what, path: &Path| {
@@ -311,7 +344,15 @@ pub(crate) fn call_helper(
     let mut child = cmd.spawn().map_err(spawn_err)?;
     // The Command still holds the pipe's write ends; drop them so EOF comes.
     drop(cmd);
-    let lifeline = child.stdin.take();
+    let mut lifeline = child.stdin.take();
+    // Registered, the lifeline lives in `cancel` (which may close it early).
+    let _registered = match (cancel, lifeline.take()) {
+        (Some(c), Some(l)) => c.register(l),
+        (_, l) => {
+            lifeline = l;
+            None
+        }
+    };
     let mut unwritten = None;
     for line in BufReader::new(reader).split(b'\n') {
         let Ok(mut line) = line else { break };

@@ -135,7 +135,7 @@ fn live_check(
         rootfs: super::protocol::RootfsKind::Overlay,
     };
     let mut output = Vec::new();
-    match super::call_helper(helper, &request, run.path(), &mut |l| output.push(l)) {
+    match super::call_helper(helper, &request, run.path(), &mut |l| output.push(l), None) {
         Err(e) => (Some(e.to_string()), None),
         Ok(r) if r.userns_error => (r.error, None),
         Ok(r) => (None, r.error),

@@ -277,6 +277,12 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// The step was canceled ([`super::Cancel`]): killed, or not started.
+    #[error("`{label}` was canceled")]
+    Canceled {
+        /// The instruction as shown to people.
+        label: String,
+    },
     /// Setting up the namespaces, mounts or user failed, or capture failed
     /// (the message comes from the helper and names the step and path).
     #[error("sandbox for `{label}` failed: {message}")]

@@ -651,3 +651,88 @@ fn a_multi_platform_build_is_found_in_the_local_store_by_its_name() {
         "{raw}"
     );
 }
+
+/// A platform that fails cancels the others: the amd64 RUN, already
+/// sleeping when arm64's fails (they meet through a shared cache mount), is
+/// killed — it never writes its marker, its step never finishes — and the
+/// error is arm64's with its Dockerfile position, not a cancellation.
+#[test]
+fn a_failing_platform_cancels_the_running_ones() {
+    require_emulation();
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let step = "RUN --mount=type=cache,target=/m,id=meet,sharing=shared \
+               if [ \"$(uname -m)\" = aarch64 ]; then \
+               i=0; while [ ! -f /m/started ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done; exit 3; \
+               fi; touch /m/started; sleep 60; touch /m/done";
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\n{step}\nRUN echo after > /after\n", busybox()),
+    )
+    .unwrap();
+    let mut c = cairn(t.path());
+    c.env("CAIRN_PLATFORM_JOBS", "2")
+        .arg("build")
+        .arg(&ctx)
+        .args(["--progress", "json", "--cache-dir"])
+        .arg(t.path().join("cache"))
+        .args(["--platform", "linux/amd64,linux/arm64"]);
+    let o = run(c, "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    let ev: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let failed = ev
+        .iter()
+        .find(|e| e["type"] == "error")
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_else(|| panic!("no error event: {err}"));
+    assert!(
+        failed.contains("building for platform linux/arm64"),
+        "{failed}"
+    );
+    assert!(failed.contains("exited with code 3"), "{failed}");
+    assert!(failed.contains("Dockerfile:2:1"), "{failed}");
+    assert!(!failed.contains("linux/amd64"), "{failed}");
+    assert!(!failed.contains("canceled"), "{failed}");
+    assert!(
+        ev.iter().any(|e| e["type"] == "info"
+            && e["message"] == "platform linux/arm64 failed: canceling linux/amd64"),
+        "{err}"
+    );
+    // The sleeping step started, never finished; the step after it never started.
+    let amd_run: Vec<u64> = ev
+        .iter()
+        .filter(|e| {
+            e["type"] == "step_start"
+                && e["stage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("linux/amd64")
+                && e["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("RUN --mount")
+        })
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(amd_run.len(), 1, "{err}");
+    assert!(
+        !ev.iter()
+            .any(|e| e["type"] == "step_done" && e["id"].as_u64() == Some(amd_run[0])),
+        "{err}"
+    );
+    assert!(!err.contains("RUN echo after"), "{err}");
+    // The meeting happened (amd64's RUN was running) and its marker never came.
+    let started: Vec<PathBuf> = walkdir::WalkDir::new(t.path().join("cache"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name() == "started")
+        .map(|e| e.into_path())
+        .collect();
+    assert_eq!(started.len(), 1, "{err}");
+    assert!(!started[0].with_file_name("done").exists(), "{err}");
+}

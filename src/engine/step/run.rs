@@ -234,7 +234,7 @@ fn execute(
     let lowers_time = unpacked.elapsed();
     let epoch = spec.epoch;
     let id = spec.step_id;
-    let outcome = sandbox.run(&spec, ctx.reporter)?;
+    let outcome = sandbox.run_with(&spec, ctx.reporter, &ctx.session.cancel)?;
     ctx.add_run_time(outcome.duration_in_command, outcome.duration_total);
     let entries = outcome.captured.entries().to_vec();
     let written = std::time::Instant::now();
