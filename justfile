@@ -99,6 +99,15 @@ bench-e2e:
 bench-cache:
     bench/cache.sh
 
+# two-platform build (linux/amd64 + linux/arm64 under QEMU): cairn vs buildah --platform --manifest, interleaved, RUN steps timed per platform (issue #19); APP=small (generated 5,000-file context on busybox-multi, N=3) or nextjs (testdata/apps/nextjs-3stage on the node-multi base, built here when missing; N=1, 10-20 min a round); report in target/bench/multi.md or multi-nextjs.md (root)
+bench-multi-platform APP="small":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ "{{APP}}" = nextjs ] && [ ! -f target/fixtures/node-multi/oci/index.json ]; then
+        testdata/base/node-multi/build.sh target/fixtures/node-multi
+    fi
+    BENCH_MULTI_APP={{APP}} bench/multi-platform.sh
+
 # push and pull of the fixture (54 MB) and a generated 300 MB image, cairn vs skopeo, into target/bench/registry.md
 bench-registry: fixtures
     bench/registry.sh
