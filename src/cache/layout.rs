@@ -187,9 +187,13 @@ impl CacheLayout {
         CacheLayout { root: root.into() }
     }
 
-    /// `--cache-dir DIR` when given, else [`default_root`].
+    /// `--cache-dir DIR` when given (made absolute: the sandbox takes only
+    /// absolute layer directories, and a relative one would change meaning
+    /// with the working directory), else [`default_root`].
     pub fn from_flag(flag: Option<&Path>) -> Self {
-        Self::new(flag.map_or_else(default_root, Path::to_path_buf))
+        Self::new(flag.map_or_else(default_root, |p| {
+            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+        }))
     }
 
     /// The cache directory.
@@ -294,6 +298,13 @@ pub fn default_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_cache_dir_flag_is_made_absolute() {
+        let l = CacheLayout::from_flag(Some(Path::new("rel/cache")));
+        assert!(l.root().is_absolute(), "{}", l.root().display());
+        assert!(l.root().ends_with("rel/cache"));
+    }
 
     #[test]
     fn every_top_level_name_maps_back_to_its_bucket() {
