@@ -242,29 +242,31 @@ impl RegistryCache {
     }
 }
 
-impl Remote for RegistryCache {
-    fn describe(&self) -> String {
-        format!("registry cache {}", self.repo)
-    }
-
-    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>> {
-        let Some((bytes, blobs)) = self.read(name, RECORD_TYPE)? else {
+impl RegistryCache {
+    /// The record of entry `name` (of `artifact_type`), refused unless the
+    /// blob its manifest names is the one the record names (`blob_of`): a
+    /// manifest pushed over the tag pointing elsewhere is not trusted.
+    fn checked<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        artifact_type: &str,
+        blob_of: impl Fn(&T) -> Option<&Digest>,
+    ) -> anyhow::Result<Option<T>> {
+        let Some((bytes, blobs)) = self.read(name, artifact_type)? else {
             return Ok(None);
         };
         let entry = self.tagged(name).to_string();
-        let record: StepRecord = serde_json::from_slice(&bytes).map_err(|e| InvalidEntry {
+        let record: T = serde_json::from_slice(&bytes).map_err(|e| InvalidEntry {
             entry: entry.clone(),
             why: format!("the record does not parse: {e}"),
         })?;
-        // The manifest names the layer too: it must be the record's (a
-        // manifest pushed over the tag pointing elsewhere is refused).
         let named = blobs.first().map(|l| l.digest.to_string());
-        let recorded = record.layer.as_ref().map(|l| l.digest.to_string());
+        let recorded = blob_of(&record).map(ToString::to_string);
         if named != recorded {
             return Err(InvalidEntry {
                 entry,
                 why: format!(
-                    "the entry's layer {} is not its record's {}",
+                    "the entry's blob {} is not its record's {}",
                     named.as_deref().unwrap_or("(none)"),
                     recorded.as_deref().unwrap_or("(none)")
                 ),
@@ -272,6 +274,18 @@ impl Remote for RegistryCache {
             .into());
         }
         Ok(Some(record))
+    }
+}
+
+impl Remote for RegistryCache {
+    fn describe(&self) -> String {
+        format!("registry cache {}", self.repo)
+    }
+
+    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>> {
+        self.checked(name, RECORD_TYPE, |r: &StepRecord| {
+            r.layer.as_ref().map(|l| &l.digest)
+        })
     }
 
     fn names(&self) -> anyhow::Result<Vec<String>> {
@@ -294,22 +308,7 @@ impl Remote for RegistryCache {
     }
 
     fn mount_entry(&self, name: &str) -> anyhow::Result<Option<MountRecord>> {
-        let Some((bytes, blobs)) = self.read(name, MOUNT_TYPE)? else {
-            return Ok(None);
-        };
-        let entry = self.tagged(name).to_string();
-        let rec: MountRecord = serde_json::from_slice(&bytes).map_err(|e| InvalidEntry {
-            entry: entry.clone(),
-            why: format!("the record does not parse: {e}"),
-        })?;
-        if blobs.first().map(|l| &l.digest) != Some(&rec.blob.digest) {
-            return Err(InvalidEntry {
-                entry,
-                why: "the entry's blob is not its record's".into(),
-            }
-            .into());
-        }
-        Ok(Some(rec))
+        self.checked(name, MOUNT_TYPE, |r: &MountRecord| Some(&r.blob.digest))
     }
 
     fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> anyhow::Result<()> {
