@@ -187,13 +187,12 @@ impl CacheLayout {
         CacheLayout { root: root.into() }
     }
 
-    /// `--cache-dir DIR` when given (made absolute: the sandbox takes only
-    /// absolute layer directories, and a relative one would change meaning
-    /// with the working directory), else [`default_root`].
+    /// `--cache-dir DIR` when given, else [`default_root`]; made absolute
+    /// here, once (the sandbox takes only absolute layer directories, and a
+    /// relative path would change meaning with the working directory).
     pub fn from_flag(flag: Option<&Path>) -> Self {
-        Self::new(flag.map_or_else(default_root, |p| {
-            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-        }))
+        let root = flag.map_or_else(default_root, Path::to_path_buf);
+        Self::new(std::path::absolute(&root).unwrap_or(root))
     }
 
     /// The cache directory.

@@ -16,7 +16,6 @@ use crate::frontend::Platform;
 use crate::publish::Subject;
 use crate::registry::{Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
-use anyhow::Context as _;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -394,10 +393,7 @@ fn build(
     if platforms.len() > 1 {
         multi::check_outputs(&outputs)?;
     }
-    let cache_dir = {
-        let dir = global.cache().root().to_path_buf();
-        std::path::absolute(&dir).with_context(|| format!("cache directory {}", dir.display()))?
-    };
+    let cache_dir = global.cache().root().to_path_buf();
     let registry_options = registry_options(global, progress.clone(), &cache_dir);
     let traffic = registry_options.traffic.clone();
     let cache_flags = cache_flags::CacheFlags::parse(&args, registry_options.clone())?;
