@@ -21,12 +21,19 @@ use std::sync::Arc;
 /// Arguments of `cairn run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The image: a name in the local store (what `cairn build -t` left there), a
-    /// registry reference, or `oci:DIR[:tag]`.
-    pub image: String,
-    /// Replace the image's CMD.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// The image — a name in the local store (what `cairn build -t` left there), a
+    /// registry reference, or `oci:DIR[:tag]` — then the command replacing its CMD;
+    /// everything after IMAGE is the container's, flags too.
+    // One positional, so clap stops reading cairn's flags at IMAGE (as `docker
+    // run` does): `cairn run IMAGE --version` passes `--version` on.
+    #[arg(
+        value_name = "IMAGE [ARGS]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_args: Vec<String>,
     /// Replace the image's ENTRYPOINT (one word; an empty string clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -68,8 +75,21 @@ impl Reporter for Passthrough {
     }
 }
 
+impl RunArgs {
+    /// The image named first.
+    fn image(&self) -> &str {
+        self.image_and_args.first().map_or("", String::as_str)
+    }
+
+    /// What follows the image: the command replacing its CMD.
+    fn args(&self) -> &[String] {
+        self.image_and_args.get(1..).unwrap_or_default()
+    }
+}
+
 /// Run `cairn run`.
 pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let image_name = args.image();
     let reporter = Passthrough;
     // Base layers are unpacked there (setuid files, devices): made private
     // first, and held until cairn exits so a prune cannot take them away.
@@ -90,20 +110,20 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Arc::new(Passthrough),
     ))?;
     let local = cache.dir(crate::cache::Bucket::Images);
-    let image = match super::local_store::find(&args.image, &local) {
+    let image = match super::local_store::find(image_name, &local) {
         Some(tag) => {
-            super::local_store::say_used(&args.image, &local);
+            super::local_store::say_used(image_name, &local);
             crate::engine::sources::from_layout_at(
                 &local,
                 Some(&tag),
-                &args.image,
+                image_name,
                 &platform,
                 &store,
             )
         }
-        None => Sources::new(registry)?.fetch(&args.image, &platform, &store, &reporter),
+        None => Sources::new(registry)?.fetch(image_name, &platform, &store, &reporter),
     }
-    .with_context(|| format!("getting image {}", args.image))?;
+    .with_context(|| format!("getting image {image_name}"))?;
     let layer_dirs = LayerDirs::new(&cache)?;
     let lowers = image
         .layers
@@ -116,16 +136,16 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Some(e) => vec![e.clone()],
         None => cfg.entrypoint.clone().unwrap_or_default(),
     };
-    let cmd = if args.args.is_empty() && args.entrypoint.is_none() {
+    let cmd = if args.args().is_empty() && args.entrypoint.is_none() {
         cfg.cmd.clone().unwrap_or_default()
     } else {
-        args.args.clone()
+        args.args().to_vec()
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     anyhow::ensure!(
         !argv.is_empty(),
         crate::error::hint(
-            anyhow::anyhow!("image {} has no ENTRYPOINT or CMD", args.image),
+            anyhow::anyhow!("image {image_name} has no ENTRYPOINT or CMD"),
             "give a command: cairn run IMAGE COMMAND…"
         )
     );
@@ -163,7 +183,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Network::Host
     };
     spec.isolation = parse_isolation(&args.isolation)?;
-    spec.label = format!("cairn run {}", args.image);
+    spec.label = format!("cairn run {image_name}");
     match sandbox.run(&spec, &reporter) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(SandboxError::Failed { code, .. }) => {

@@ -348,6 +348,16 @@ fn cairn_run_starts_a_built_image_in_the_sandbox() {
     let o = run(c, "");
     assert_eq!(o.status.code(), Some(7), "the container's exit code");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hi");
+    // Everything after IMAGE is the container's, flags too (as `docker run`):
+    // neither cairn's `--version` nor its `-e` may take them.
+    let mut c = cairn(t.path());
+    c.arg("run")
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--entrypoint", "echo"])
+        .arg(&image)
+        .args(["--version", "-e", "X=1"]);
+    assert_eq!(ok(&run(c, "")), "--version -e X=1");
 }
 
 /// `COPY --from` a stage whose RUN layer was never unpacked reads the files
