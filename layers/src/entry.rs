@@ -1,5 +1,5 @@
 //! `Entry`: one normalized member of a layer, the common currency between the
-//! context walker, tree diffs, RUN capture and the layer writer.
+//! context walker, RUN capture and the layer writer.
 //!
 //! Invariants (checked by [`check_path`]): `path` is relative, `/`-separated,
 //! has no empty, `.` or `..` components, no leading `/` or `./` and no

@@ -2,8 +2,8 @@
 //!
 //! Pure and synchronous: no network, no async, no CLI. Data flows
 //! context (walk + `.dockerignore`) → [`entry::Entry`] list → deterministic
-//! tar → gzip → [`blob_store`], and back through safe [`unpack`]ing and
-//! [`tree`] diffs. Every tar cairn reads goes through [`tar_read`].
+//! tar → gzip → [`blob_store`], and back through safe [`unpack`]ing. Every
+//! tar cairn reads goes through [`tar_read`].
 #![deny(missing_docs)]
 
 pub mod blob_store;
@@ -20,7 +20,6 @@ pub mod tar;
 mod tar_header;
 pub mod tar_index;
 pub mod tar_read;
-pub mod tree;
 pub mod unpack;
 pub mod whiteout;
 pub mod xattr;

@@ -13,7 +13,6 @@ use std::process::Command;
 
 mod support;
 
-use cairn_layers::tree::{SnapshotOptions, Tree};
 use cairn_layers::unpack::{unpack, UnpackError, UnpackOptions, WhiteoutMode};
 
 const INNER: &str = "CAIRN_TEST_INSIDE_USERNS";
@@ -151,27 +150,4 @@ fn inner() {
     assert_eq!(etc, ["apk", "hosts"]);
     assert_eq!(apk, ["world"]);
     assert_eq!(world, b"new");
-
-    // Tree snapshots with one_file_system record a mount point but do not
-    // descend into it (the RUN capture must skip /proc, /dev, ... mounts).
-    let rootfs = dir("rootfs");
-    fs::create_dir(rootfs.join("proc")).unwrap();
-    fs::write(rootfs.join("file"), "x").unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "cairn-test-tmpfs"])
-        .arg(rootfs.join("proc"))
-        .status()
-        .unwrap();
-    assert!(st.success(), "tmpfs mount failed");
-    fs::write(rootfs.join("proc/inside"), "y").unwrap();
-    let one = SnapshotOptions {
-        one_file_system: true,
-        ..Default::default()
-    };
-    let crossing = Tree::snapshot(&rootfs).unwrap();
-    let confined = Tree::snapshot_with(&rootfs, &one).unwrap();
-    let _ = Command::new("umount").arg(rootfs.join("proc")).status();
-    let paths = |t: &Tree| t.iter().map(|(p, _)| p.to_owned()).collect::<Vec<_>>();
-    assert_eq!(paths(&crossing), ["file", "proc", "proc/inside"]);
-    assert_eq!(paths(&confined), ["file", "proc"]);
 }

@@ -10,8 +10,8 @@
 //! changed was replaced (removed and recreated) and becomes opaque.
 //! Removed paths become `.wh.NAME`.
 //!
-//! Minimal on purpose: `layers/src/tree.rs` is to provide the shared
-//! snapshot/diff; this module should move onto it once it lands. Layer
+//! Minimal on purpose, and checked against the overlay capture by
+//! `tests/it/sandbox.rs` (`copy_mode_captures_what_overlay_captures`). Layer
 //! xattrs are not copied, and device nodes that cannot be created in a user
 //! namespace are skipped.
 
