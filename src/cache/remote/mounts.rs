@@ -15,9 +15,9 @@
 //! **What travels.** Only mounts a `RUN` that actually ran in this build
 //! used ([`MountSync::ran`]): a build whose steps all hit never overwrites
 //! the entry with an empty or stale directory. The contents are a
-//! deterministic tar (sorted, ownership and times dropped, modes reduced to
-//! 0644/0755: [`pack`]), gzip level 1 (package caches hold compressed
-//! files already), bounded by `cache-mounts-max=` (default 512 MiB of file
+//! deterministic tar from the layer writer (sorted, ownership and times
+//! dropped, modes reduced to 0644/0755: [`pack`]), gzip level 1 (package
+//! caches hold compressed files already), bounded by `cache-mounts-max=` (default 512 MiB of file
 //! data; over it the mount is skipped with a warning). It is never part of
 //! an image layer: the blob is only in the cache.
 //!
@@ -32,8 +32,10 @@ use super::{CacheSpec, Remote};
 use crate::image::Layer;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
+use cairn_layers::context::BuildContext;
 use cairn_layers::digest::{HashingReader, HashingWriter};
-use cairn_layers::Digest;
+use cairn_layers::dockerignore::Matcher;
+use cairn_layers::{Digest, EntryKind, LayerWriter, MtimePolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -134,31 +136,28 @@ pub fn measure(dir: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((files, bytes))
 }
 
-/// The deterministic gzip tar of `dir` into `store`: entries sorted by
-/// name, directories, regular files and symlinks only (sockets and fifos
-/// are not cache contents), no owners or times. Returns its blob
-/// description (digest, tar digest, size).
+/// The deterministic gzip tar of `dir` into `store`, written by the layer
+/// writer: the context walk's normalized entries (sorted byte-wise, owners
+/// 0, modes 0644/0755, hard links kept as links) with every time set to 0;
+/// directories, regular files and symlinks only (sockets, fifos and devices
+/// are not cache contents). Returns its blob description (digest, tar
+/// digest, size).
 pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<Layer> {
-    let w = store.writer()?;
-    let gz = flate2::write::GzEncoder::new(w, flate2::Compression::new(1));
-    let mut tar = tar::Builder::new(HashingWriter::new(gz));
-    tar.mode(tar::HeaderMode::Deterministic);
-    tar.follow_symlinks(false);
-    let walk = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name();
-    for e in walk {
-        let e = e.with_context(|| format!("reading {}", dir.display()))?;
-        let t = e.file_type();
-        if !(t.is_dir() || t.is_file() || t.is_symlink()) {
-            continue;
-        }
-        let rel = e.path().strip_prefix(dir)?;
-        tar.append_path_with_name(e.path(), rel)
-            .with_context(|| format!("reading {}", e.path().display()))?;
+    let walk = BuildContext::with_matcher(dir, Matcher::empty())
+        .and_then(|c| c.walk())
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let gz = flate2::write::GzEncoder::new(store.writer()?, flate2::Compression::new(1));
+    let mut tar = LayerWriter::new(HashingWriter::new(gz), MtimePolicy::Set(0));
+    for e in walk.iter().filter(|e| {
+        !matches!(
+            e.kind,
+            EntryKind::Fifo | EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. }
+        )
+    }) {
+        tar.append(e)
+            .with_context(|| format!("packing cache mount {}", dir.display()))?;
     }
-    let (diff_id, _, gz) = tar.into_inner()?.finish();
+    let (diff_id, _, gz) = tar.finish()?.finish();
     let (digest, size) = gz.finish()?.commit(None)?;
     Ok(Layer {
         digest,
@@ -445,6 +444,7 @@ mod tests {
         std::fs::write(root.join("_cacache/index/a"), "alpha").unwrap();
         std::fs::write(root.join("b"), "beta").unwrap();
         std::os::unix::fs::symlink("b", root.join("link")).unwrap();
+        std::fs::hard_link(root.join("b"), root.join("hard")).unwrap();
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64);
         std::fs::File::options()
             .write(true)
@@ -463,12 +463,12 @@ mod tests {
         let a = pack(&t.path().join("one"), &store).unwrap();
         let b = pack(&t.path().join("two"), &store).unwrap();
         assert_eq!(a, b, "times and paths outside the mount do not matter");
-        assert_eq!(measure(&t.path().join("one")).unwrap(), (2, 9));
+        assert_eq!(measure(&t.path().join("one")).unwrap(), (3, 13));
         let rec = MountRecord {
             id: "npm".into(),
             blob: a.clone(),
-            files: 2,
-            bytes: 9,
+            files: 3,
+            bytes: 13,
         };
         let dest = t.path().join("dest");
         std::fs::create_dir(&dest).unwrap();
@@ -481,6 +481,9 @@ mod tests {
             std::fs::read_link(dest.join("link")).unwrap(),
             Path::new("b")
         );
+        use std::os::unix::fs::MetadataExt as _;
+        let ino = |p: &str| std::fs::metadata(dest.join(p)).unwrap().ino();
+        assert_eq!(ino("hard"), ino("b"), "a hard link stays one file");
 
         // A record whose tar digest is not the blob's: nothing is unpacked.
         let lying = MountRecord {
