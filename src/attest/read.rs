@@ -41,7 +41,7 @@ fn parse(
     manifest: &ImageManifest,
     read: impl Fn(&Descriptor) -> anyhow::Result<Vec<u8>>,
 ) -> Option<Attestation> {
-    let artifact_type = manifest.artifact_type.clone()?;
+    let artifact_type = manifest.artifact_type.as_ref()?.as_str().to_owned();
     if !TYPES.contains(&artifact_type.as_str()) {
         return None;
     }

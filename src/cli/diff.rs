@@ -4,10 +4,11 @@
 use super::pull::{platform, runtime};
 use super::GlobalArgs;
 use crate::diff::image::Report;
-use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerInfo, LayerOpener};
+use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerOpener};
 use crate::diff::record::compare_records;
 use crate::diff::render::{render, RenderOptions};
 use crate::diff::source::{index_platforms, parse_source, LoadedImage, Remote, Source};
+use crate::image::Layer;
 use crate::registry::Platform;
 use anyhow::Context as _;
 use clap::Args;
@@ -109,8 +110,8 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         });
         let a = a.with_context(|| format!("loading A ({})", args.a))?;
         let b = b.with_context(|| format!("loading B ({})", args.b))?;
-        let open_a: &LayerOpener = &|l: &LayerInfo| a.open_layer(l);
-        let open_b: &LayerOpener = &|l: &LayerInfo| b.open_layer(l);
+        let open_a: &LayerOpener = &|l: &Layer| a.open_layer(l);
+        let open_b: &LayerOpener = &|l: &Layer| b.open_layer(l);
         let side = |img: &LoadedImage, open| ImageSide {
             name: img.name.clone(),
             manifest_digest: img.manifest_digest.clone(),

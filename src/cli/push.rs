@@ -5,6 +5,7 @@ use super::GlobalArgs;
 use crate::engine::record_artifact;
 use crate::error::registry_hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
+use crate::image::MediaType;
 use crate::registry::{Reference, Repository};
 use crate::report::{Event, Reporter};
 use anyhow::Context as _;
@@ -98,7 +99,10 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         StderrReporter.event(Event::Info(format!(
             "pushed its attestation {} ({}) as a referrer",
             d.digest,
-            d.artifact_type.as_deref().unwrap_or("")
+            d.artifact_type
+                .as_ref()
+                .map(MediaType::as_str)
+                .unwrap_or("")
         )));
     }
     writeln!(std::io::stdout().lock(), "{digest}")?;

@@ -7,25 +7,13 @@ use super::compare::{compare_layers, Cause, CompareOptions, LayerComparison};
 use super::record::RecordDiff;
 use super::tar_index::index_layer;
 use crate::image::config::{History, ImageConfig};
+use crate::image::Layer;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-/// One layer of an image, as the manifest and config describe it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LayerInfo {
-    /// Compressed blob digest.
-    pub digest: String,
-    /// Uncompressed diff_id.
-    pub diff_id: String,
-    /// Compressed size.
-    pub size: u64,
-    /// Media type.
-    pub media_type: String,
-}
-
 /// Opens a layer's (compressed or plain) tar stream.
-pub type LayerOpener<'a> = dyn Fn(&LayerInfo) -> anyhow::Result<Box<dyn Read + Send>> + Sync + 'a;
+pub type LayerOpener<'a> = dyn Fn(&Layer) -> anyhow::Result<Box<dyn Read + Send>> + Sync + 'a;
 
 /// One side of a comparison.
 pub struct ImageSide<'a> {
@@ -38,7 +26,7 @@ pub struct ImageSide<'a> {
     /// The parsed config.
     pub config: ImageConfig,
     /// Layers, bottom first.
-    pub layers: Vec<LayerInfo>,
+    pub layers: Vec<Layer>,
     /// Opens a layer lazily.
     pub open: &'a LayerOpener<'a>,
 }
@@ -313,12 +301,7 @@ fn by_position(a: &[usize], b: &[usize]) -> Pairs {
 /// Align layers: equal diff_ids pair up in order (an LCS); between those
 /// matches, layers made by the same instruction (history `created_by`) pair
 /// up, and the rest pair by position.
-fn align(
-    a: &[LayerInfo],
-    b: &[LayerInfo],
-    hist_a: &[Option<String>],
-    hist_b: &[Option<String>],
-) -> Pairs {
+fn align(a: &[Layer], b: &[Layer], hist_a: &[Option<String>], hist_b: &[Option<String>]) -> Pairs {
     // Runs hold absolute indices; the inner alignment works on positions in them.
     let by_history = |ra: &[usize], rb: &[usize]| -> Pairs {
         let same = |x: usize, y: usize| {
@@ -638,11 +621,12 @@ fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_layers::Digest;
 
-    fn layer(d: &str, diff: &str) -> LayerInfo {
-        LayerInfo {
-            digest: d.into(),
-            diff_id: diff.into(),
+    fn layer(d: &str, diff: &str) -> Layer {
+        Layer {
+            digest: Digest::of(d.as_bytes()),
+            diff_id: cairn_layers::DiffId(Digest::of(diff.as_bytes())),
             size: 1,
             media_type: "x".into(),
         }

@@ -193,10 +193,12 @@ pub fn render(r: &Report, opts: &RenderOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerInfo, LayerOpener};
+    use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerOpener};
     use crate::diff::record::{RecordDiff, StepChange};
     use crate::diff::tar_index::tests::make_tar;
     use crate::image::config::ImageConfig;
+    use crate::image::Layer;
+    use cairn_layers::{DiffId, Digest};
 
     fn report() -> Report {
         let tar_a = make_tar(&[
@@ -207,8 +209,12 @@ mod tests {
             ("app/a.js", b"2\n", 0o644, 0, 1),
             ("app/b.js", b"x", 0o600, 0, 1),
         ]);
-        let open: &LayerOpener = &|l: &LayerInfo| {
-            let t = if l.digest == "da" { &tar_a } else { &tar_b };
+        let open: &LayerOpener = &|l: &Layer| {
+            let t = if l.digest == Digest::of(b"da") {
+                &tar_a
+            } else {
+                &tar_b
+            };
             Ok(Box::new(std::io::Cursor::new(t.clone())))
         };
         let side = |d: &str| ImageSide {
@@ -216,9 +222,9 @@ mod tests {
             manifest_digest: Some(format!("m-{d}")),
             config_digest: "c".into(),
             config: ImageConfig::default(),
-            layers: vec![LayerInfo {
-                digest: d.into(),
-                diff_id: d.into(),
+            layers: vec![Layer {
+                digest: Digest::of(d.as_bytes()),
+                diff_id: DiffId(Digest::of(d.as_bytes())),
                 size: 1,
                 media_type: "t".into(),
             }],

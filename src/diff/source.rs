@@ -15,17 +15,17 @@
 //! when [`LoadedImage::open_layer`] is called, which `compare_images` does
 //! only for layers whose digests differ.
 
-use super::image::LayerInfo;
 use crate::engine::record::BuildRecord;
 use crate::engine::record_artifact;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, REF_NAME};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
+use crate::image::{Layer, MediaType};
 use crate::registry::pull::{is_attestation, select_platform};
 use crate::registry::{Platform, Reference, Registry};
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
-use cairn_layers::Digest;
+use cairn_layers::{DiffId, Digest};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -100,7 +100,7 @@ enum Blobs {
     Archive {
         file: PathBuf,
         entries: BTreeMap<String, (u64, u64)>,
-        paths: BTreeMap<String, String>,
+        paths: BTreeMap<Digest, String>,
     },
     /// A registry; blobs are downloaded into `store` on demand.
     Registry {
@@ -124,12 +124,18 @@ pub struct LoadedImage {
     /// The parsed config.
     pub config: ImageConfig,
     /// Layers, bottom first.
-    pub layers: Vec<LayerInfo>,
+    pub layers: Vec<Layer>,
     /// cairn's build record, when one is stored with the image.
     pub record: Option<BuildRecord>,
     /// The SBOMs and provenance attached to it.
     pub attestations: Vec<crate::attest::read::Attestation>,
     blobs: Blobs,
+}
+
+/// A config's `rootfs.diff_ids` entry, parsed.
+fn diff_id(id: &str, what: &str) -> anyhow::Result<DiffId> {
+    id.parse()
+        .with_context(|| format!("{what}: invalid diff_id `{id}` in the image config"))
 }
 
 fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfig> {
@@ -141,7 +147,7 @@ fn layer_infos(
     layers: &[Descriptor],
     config: &ImageConfig,
     what: &str,
-) -> anyhow::Result<Vec<LayerInfo>> {
+) -> anyhow::Result<Vec<Layer>> {
     let ids = &config.rootfs.diff_ids;
     anyhow::ensure!(
         ids.len() == layers.len(),
@@ -149,16 +155,11 @@ fn layer_infos(
         layers.len(),
         ids.len()
     );
-    Ok(layers
+    layers
         .iter()
         .zip(ids)
-        .map(|(d, id)| LayerInfo {
-            digest: d.digest.to_string(),
-            diff_id: id.clone(),
-            size: d.size,
-            media_type: d.media_type.to_string(),
-        })
-        .collect())
+        .map(|(d, id)| Ok(Layer::from_descriptor(d, diff_id(id, what)?)))
+        .collect()
 }
 
 impl LoadedImage {
@@ -177,14 +178,11 @@ impl LoadedImage {
     }
 
     /// Open a layer's stream (compressed or not, as stored).
-    pub fn open_layer(&self, l: &LayerInfo) -> anyhow::Result<Box<dyn Read + Send>> {
-        let digest: Digest = l
-            .digest
-            .parse()
-            .with_context(|| format!("{}: invalid layer digest `{}`", self.name, l.digest))?;
+    pub fn open_layer(&self, l: &Layer) -> anyhow::Result<Box<dyn Read + Send>> {
+        let digest = &l.digest;
         match &self.blobs {
             Blobs::Store(store) => {
-                Ok(Box::new(store.open_blob(&digest).with_context(|| {
+                Ok(Box::new(store.open_blob(digest).with_context(|| {
                     format!("{}: opening layer {}", self.name, l.digest)
                 })?))
             }
@@ -217,7 +215,7 @@ impl LoadedImage {
                     .map_err(|e| crate::error::registry_hinted(e, reference))
                     .with_context(|| format!("fetching layer {} of {reference}", l.digest))?;
                 remote.fetched.fetch_add(l.size, Ordering::Relaxed);
-                Ok(Box::new(store.open_blob(&digest)?))
+                Ok(Box::new(store.open_blob(digest)?))
             }
         }
     }
@@ -456,16 +454,22 @@ fn load_archive(name: &str, file: &Path) -> anyhow::Result<LoadedImage> {
             .with_context(|| format!("docker-archive {} has no layer `{p}`", file.display()))?;
         // OCI-style archives name blobs by digest (maybe compressed); classic
         // `layer.tar` files are uncompressed, so their digest is the diff_id.
+        let diff_id = diff_id(id, name)?;
         let digest = match p.strip_prefix("blobs/sha256/") {
-            Some(hex) => format!("sha256:{hex}"),
-            None => id.clone(),
+            Some(hex) => format!("sha256:{hex}").parse().with_context(|| {
+                format!(
+                    "docker-archive {}: invalid layer path `{p}`",
+                    file.display()
+                )
+            })?,
+            None => diff_id.0.clone(),
         };
         paths.insert(digest.clone(), p);
-        layers.push(LayerInfo {
+        layers.push(Layer {
             digest,
-            diff_id: id.clone(),
+            diff_id,
             size,
-            media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
+            media_type: MediaType::DockerLayer,
         });
     }
     Ok(LoadedImage {

@@ -24,8 +24,10 @@ pub struct BuildResult {
     pub config_raw: Vec<u8>,
     /// Digest of the config.
     pub config_digest: Digest,
-    /// Canonical OCI manifest bytes.
+    /// Canonical manifest bytes.
     pub manifest_raw: Vec<u8>,
+    /// The media type the manifest declares (Docker's with `oci-mediatypes=false`).
+    pub manifest_media_type: crate::image::MediaType,
     /// Digest of the manifest: the image digest.
     pub manifest_digest: Digest,
     /// The layers.
@@ -278,6 +280,7 @@ fn finalize(
         config_raw,
         config_digest,
         manifest_raw,
+        manifest_media_type: done.manifest.media_type,
         manifest_digest,
         layers: image.image.layers,
         platform,

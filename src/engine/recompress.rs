@@ -179,6 +179,7 @@ pub fn convert(
     let manifest_raw = manifest.bytes;
     Ok(BuildResult {
         manifest_raw,
+        manifest_media_type: manifest.media_type,
         manifest_digest,
         layers,
         ..r.clone()

@@ -19,6 +19,7 @@ use super::record::{BuildRecord, ARTIFACT_TYPE};
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
 use crate::image::oci_layout::OciLayout;
+use crate::image::MediaType;
 use crate::registry::{Registry, Repository};
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -122,7 +123,7 @@ pub fn in_layout(
     let digest: Digest = entry.annotation(RECORD_ANNOTATION)?.parse().ok()?;
     let bytes = layout.store().read_bytes(&digest).ok()?;
     let m: ImageManifest = serde_json::from_slice(&bytes).ok()?;
-    if m.artifact_type.as_deref() != Some(ARTIFACT_TYPE)
+    if m.artifact_type.as_ref().map(MediaType::as_str) != Some(ARTIFACT_TYPE)
         || m.subject.as_ref().map(|s| &s.digest) != Some(&entry.digest)
     {
         return None;
@@ -176,7 +177,7 @@ pub fn from_registry(
     let reference = crate::registry::Reference::new(repo.clone(), None, Some(desc.digest.clone()));
     let raw = runtime.block_on(registry.fetch_manifest(&reference)).ok()?;
     let m: ImageManifest = serde_json::from_slice(&raw.bytes).ok()?;
-    if m.artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+    if m.artifact_type.as_ref().map(MediaType::as_str) != Some(ARTIFACT_TYPE) {
         return None;
     }
     read_record(&m, |l| {

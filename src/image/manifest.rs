@@ -105,7 +105,7 @@ pub struct Descriptor {
     pub platform: Option<PlatformSpec>,
     /// Artifact type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
+    pub artifact_type: Option<MediaType>,
 }
 
 impl Descriptor {
@@ -140,7 +140,7 @@ pub struct ImageManifest {
     pub media_type: Option<MediaType>,
     /// Artifact type (OCI 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
+    pub artifact_type: Option<MediaType>,
     /// The config blob.
     pub config: Descriptor,
     /// The layers, base first.

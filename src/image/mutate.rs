@@ -151,7 +151,7 @@ pub fn artifact(
     let value = ImageManifest {
         schema_version: 2,
         media_type: Some(MediaType::OciManifest),
-        artifact_type: Some(artifact_type.to_owned()),
+        artifact_type: Some(artifact_type.into()),
         config,
         layers,
         subject: Some(subject),

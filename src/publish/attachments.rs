@@ -8,6 +8,7 @@ use super::Built;
 use crate::engine::record_artifact;
 use crate::engine::BuildResult;
 use crate::image::manifest::Descriptor;
+use crate::image::MediaType;
 use crate::registry::{Reference, Registry};
 use cairn_layers::blob_store::BlobStore;
 
@@ -83,7 +84,10 @@ pub fn push(
         if let Err(e) = pushed {
             warn(format!(
                 "{what} was pushed, but its attestation {} was not: {e} (push again to add it)",
-                desc.artifact_type.as_deref().unwrap_or("")
+                desc.artifact_type
+                    .as_ref()
+                    .map(MediaType::as_str)
+                    .unwrap_or("")
             ));
         }
     }

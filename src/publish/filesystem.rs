@@ -273,6 +273,7 @@ mod tests {
             config_raw: Vec::new(),
             config_digest: l0.digest.clone(),
             manifest_raw: Vec::new(),
+            manifest_media_type: crate::image::MediaType::OciManifest,
             manifest_digest: l0.digest.clone(),
             layers: vec![l0, l1],
             platform: crate::frontend::Platform::host(),

@@ -13,7 +13,8 @@
 
 use super::{Built, Publisher, Subject};
 use crate::engine::BuildResult;
-use crate::image::manifest::{Descriptor, OCI_INDEX};
+use crate::image::manifest::Descriptor;
+use crate::image::MediaType;
 use crate::registry::{Reference, Registry, Repository};
 use crate::report::Event;
 use anyhow::Context as _;
@@ -53,8 +54,8 @@ impl Publisher for Push {
         mount_from.sort();
         mount_from.dedup();
         let (raw, media_type) = match built.subject {
-            Subject::Image(r) => (&r.manifest_raw, r.manifest_media_type()),
-            Subject::Index(ix) => (&ix.index_raw, OCI_INDEX.to_owned()),
+            Subject::Image(r) => (&r.manifest_raw, r.manifest_media_type.clone()),
+            Subject::Index(ix) => (&ix.index_raw, MediaType::OciIndex),
         };
         let want = built.subject.digest();
         for t in &self.names {

@@ -8,6 +8,7 @@ use super::auth::repository_scope;
 use super::push::referrers_tag;
 use super::{repo_url, Reference, Registry, RegistryError, Repository};
 use crate::image::manifest::{Descriptor, ImageIndex, OCI_INDEX};
+use crate::image::MediaType;
 use cairn_layers::Digest;
 use reqwest::header::ACCEPT;
 use reqwest::Method;
@@ -73,7 +74,7 @@ impl Registry {
         Ok(index
             .manifests
             .into_iter()
-            .filter(|d| d.artifact_type.as_deref() == Some(artifact_type))
+            .filter(|d| d.artifact_type.as_ref().map(MediaType::as_str) == Some(artifact_type))
             .collect())
     }
 }

@@ -24,7 +24,7 @@ use super::mounts::{MountRecord, MOUNT_TYPE};
 use super::{InvalidEntry, Remote};
 use crate::cache::records::StepRecord;
 use crate::image::manifest::{Descriptor, ImageManifest, OCI_CONFIG, OCI_MANIFEST};
-use crate::image::Layer;
+use crate::image::{Layer, MediaType};
 use crate::registry::{Reference, Registry, RegistryError, Repository};
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -132,7 +132,11 @@ impl RegistryCache {
         let m: ImageManifest = serde_json::from_slice(&raw.bytes)
             .map_err(|e| invalid(format!("not a cairn cache entry: {e}")))?;
         // Either shape (see the module doc): the record layer says the kind.
-        let shape_ok = m.artifact_type.as_deref().is_none_or(|t| t == kind);
+        let shape_ok = m
+            .artifact_type
+            .as_ref()
+            .map(MediaType::as_str)
+            .is_none_or(|t| t == kind);
         let Some(rec) = m
             .layers
             .first()
@@ -140,7 +144,7 @@ impl RegistryCache {
         else {
             return Err(invalid(format!(
                 "not a cairn cache entry of type {kind} (artifactType {:?})",
-                m.artifact_type
+                m.artifact_type.as_ref().map(MediaType::as_str)
             ))
             .into());
         };
