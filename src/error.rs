@@ -3,13 +3,55 @@
 use std::fmt;
 use std::io::Write;
 
-/// An error carrying a suggestion of what to do next.
+/// An error carrying a suggestion of what to do next. It holds any error,
+/// so a room's typed error keeps its type (and its causes) under the hint;
+/// `render` finds it anywhere along the cause chain.
 #[derive(Debug)]
 pub struct Hinted {
     /// What went wrong (and where).
-    pub error: anyhow::Error,
-    /// What the user can do about it.
-    pub hint: String,
+    pub error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    /// What the user can do about it (none: the error is shown alone).
+    pub hint: Option<String>,
+}
+
+impl Hinted {
+    /// `error` with the suggestion `hint`.
+    pub fn new(
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Hinted {
+            error: error.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// A registry error with what-to-do for the failures the user can fix
+    /// (log in, pick a platform, check the name).
+    pub fn registry(
+        e: crate::registry::RegistryError,
+        reference: &crate::registry::Reference,
+    ) -> Self {
+        use crate::registry::RegistryError as E;
+        let registry = reference.repository().registry().to_owned();
+        let hint = match &e {
+            E::Status {
+                status: 401 | 403, ..
+            }
+            | E::Auth { .. } => Some(format!(
+                "log in first: `cairn login {registry} -u USER --password-stdin`"
+            )),
+            E::PlatformNotFound { .. } => {
+                Some("choose one of the available platforms with `--platform`".to_owned())
+            }
+            E::Status { status: 404, .. } => Some(format!("check that `{reference}` exists")),
+            _ => None,
+        };
+        Hinted {
+            error: Box::new(e),
+            hint,
+        }
+    }
 }
 
 impl fmt::Display for Hinted {
@@ -26,10 +68,7 @@ impl std::error::Error for Hinted {
 
 /// Attach a hint to any error.
 pub fn hint(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Hinted {
-        error: error.into(),
-        hint: hint.into(),
-    })
+    anyhow::Error::new(Hinted::new(error.into(), hint))
 }
 
 /// An error made once and returned to every caller that asks again (a
@@ -69,22 +108,7 @@ pub fn registry_hinted(
     e: crate::registry::RegistryError,
     reference: &crate::registry::Reference,
 ) -> anyhow::Error {
-    use crate::registry::RegistryError as E;
-    let registry = reference.repository().registry().to_owned();
-    match &e {
-        E::Status {
-            status: 401 | 403, ..
-        }
-        | E::Auth { .. } => hint(
-            e,
-            format!("log in first: `cairn login {registry} -u USER --password-stdin`"),
-        ),
-        E::PlatformNotFound { .. } => {
-            hint(e, "choose one of the available platforms with `--platform`")
-        }
-        E::Status { status: 404, .. } => hint(e, format!("check that `{reference}` exists")),
-        _ => e.into(),
-    }
+    anyhow::Error::new(Hinted::registry(e, reference))
 }
 
 /// Whether `err` comes from writing to a closed pipe (the reader exited).
@@ -95,20 +119,29 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The hint one cause carries: a [`Hinted`]'s, or a room's typed error's own.
+fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(h) = cause.downcast_ref::<Hinted>() {
+        return h.hint.clone();
+    }
+    if let Some(e) = cause.downcast_ref::<crate::attest::Error>() {
+        return e.hint();
+    }
+    None
+}
+
 /// Print `err` with its cause chain and any hint found along the chain.
 pub fn render(err: &anyhow::Error, out: &mut dyn Write) {
     let _ = writeln!(out, "error: {err}");
     let mut hints = Vec::new();
     for cause in err.chain() {
-        if let Some(h) = cause.downcast_ref::<Hinted>() {
-            hints.push(h.hint.clone());
-        }
+        hints.extend(hint_of(cause));
         // A shared error shows as the one it holds, whose hint it carries.
         if let Some(h) = cause
             .downcast_ref::<Shared>()
             .and_then(|s| s.0.downcast_ref::<Hinted>())
         {
-            hints.push(h.hint.clone());
+            hints.extend(h.hint.clone());
         }
     }
     for cause in err.chain().skip(1) {
@@ -147,5 +180,20 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_typed_room_error_brings_its_hint() {
+        let e = anyhow::Error::new(crate::attest::Error::NotBool {
+            flag: "--sbom",
+            value: "maybe".into(),
+        })
+        .context("reading the flags");
+        let mut out = Vec::new();
+        render(&e, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "error: reading the flags\n  Caused by: --sbom: `maybe` is not true or false\n\nhint: write true or false\n"
+        );
     }
 }

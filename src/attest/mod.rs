@@ -20,11 +20,13 @@
 //! does not read a layer. Provenance is a few hundred bytes written from the
 //! build record already in memory.
 
+mod error;
 pub mod options;
 pub mod provenance;
 pub mod read;
 pub mod sbom;
 
+pub use error::Error;
 pub use options::{Options, ProvenanceMode, SbomFormat};
 
 use crate::engine::build::BuildResult;
@@ -144,8 +146,12 @@ fn sbom_document(
     format: SbomFormat,
     image: &crate::engine::state::ImageState,
     stage: Option<&str>,
-) -> anyhow::Result<Vec<u8>> {
-    let config_raw = image.image.config.to_canonical_json()?;
+) -> Result<Vec<u8>, Error> {
+    let config_raw = image
+        .image
+        .config
+        .to_canonical_json()
+        .map_err(Error::Config)?;
     let config_digest = Digest::of(&config_raw);
     let base = image.base.as_ref();
     let key = Digest::of(
@@ -187,10 +193,14 @@ fn sbom_document(
         ),
     )?;
     let body = match format {
-        SbomFormat::Spdx => sbom::spdx::write(&inv)?,
-        SbomFormat::CycloneDx => sbom::cyclonedx::write(&inv)?,
-    };
-    let d = store.put_bytes(&body)?;
+        SbomFormat::Spdx => sbom::spdx::write(&inv),
+        SbomFormat::CycloneDx => sbom::cyclonedx::write(&inv),
+    }
+    .map_err(|source| Error::Encode {
+        what: "SBOM",
+        source,
+    })?;
+    let d = store.put_bytes(&body).map_err(Error::Store)?;
     // Only a time saver: a memo that cannot be written is made again next time.
     let _ = crate::memo_file::write_json(&memo, &d.to_string());
     Ok(body)
@@ -202,7 +212,7 @@ pub fn documents(
     r: &BuildResult,
     store: &BlobStore,
     subject: &Digest,
-) -> anyhow::Result<Vec<Document>> {
+) -> Result<Vec<Document>, Error> {
     let Some(plan) = r.attest.as_deref() else {
         return Ok(Vec::new());
     };
@@ -212,7 +222,7 @@ pub fn documents(
             SbomFormat::Spdx => SPDX_TYPE,
             SbomFormat::CycloneDx => CYCLONEDX_TYPE,
         };
-        let config: ImageConfig = serde_json::from_slice(&r.config_raw)?;
+        let config: ImageConfig = serde_json::from_slice(&r.config_raw).map_err(Error::Config)?;
         let image = crate::engine::state::ImageState {
             image: crate::image::Image {
                 config,
@@ -258,7 +268,7 @@ pub fn attach(
     from: &BlobStore,
     into: &BlobStore,
     image: &Descriptor,
-) -> anyhow::Result<Vec<(Vec<u8>, Descriptor)>> {
+) -> Result<Vec<(Vec<u8>, Descriptor)>, Error> {
     documents(r, from, &image.digest)?
         .iter()
         .map(|d| {
@@ -269,6 +279,10 @@ pub fn attach(
                 &d.body,
                 &d.annotations,
             )
+            .map_err(|source| Error::Attach {
+                image: image.digest.clone(),
+                source,
+            })
         })
         .collect()
 }

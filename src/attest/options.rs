@@ -11,7 +11,7 @@
 //!   `builder-id` attestation parameter; CI jobs pass their run's URL), else
 //!   it is [`DEFAULT_BUILDER_ID`].
 
-use crate::error::hint;
+use super::Error;
 
 /// The SBOM document format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,19 +55,19 @@ impl Options {
     }
 }
 
-fn bool_value(flag: &str, v: &str) -> anyhow::Result<bool> {
+fn bool_value(flag: &'static str, v: &str) -> Result<bool, Error> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(hint(
-            anyhow::anyhow!("{flag}: `{v}` is not true or false"),
-            "write true or false",
-        )),
+        _ => Err(Error::NotBool {
+            flag,
+            value: v.to_owned(),
+        }),
     }
 }
 
 /// Parse `--sbom[=VALUE]` (`None`: not given).
-pub fn parse_sbom(value: Option<&str>) -> anyhow::Result<Option<(SbomFormat, bool)>> {
+pub fn parse_sbom(value: Option<&str>) -> Result<Option<(SbomFormat, bool)>, Error> {
     let Some(value) = value else {
         return Ok(None);
     };
@@ -79,10 +79,12 @@ pub fn parse_sbom(value: Option<&str>) -> anyhow::Result<Option<(SbomFormat, boo
             Some(("format", "cyclonedx" | "cyclonedx-json")) => format = SbomFormat::CycloneDx,
             Some(("scan-stage", v)) => stages = bool_value("--sbom scan-stage", v)?,
             Some(("enabled", v)) => on = bool_value("--sbom enabled", v)?,
-            Some((k, v)) => return Err(hint(
-                anyhow::anyhow!("--sbom: unknown setting `{k}={v}`"),
-                "write --sbom, --sbom=false, --sbom=format=spdx|cyclonedx or add ,scan-stage=true",
-            )),
+            Some((k, v)) => {
+                return Err(Error::UnknownSbomSetting {
+                    key: k.to_owned(),
+                    value: v.to_owned(),
+                })
+            }
         }
     }
     Ok(on.then_some((format, stages)))
@@ -93,7 +95,7 @@ pub fn parse_sbom(value: Option<&str>) -> anyhow::Result<Option<(SbomFormat, boo
 pub fn parse_provenance(
     value: Option<&str>,
     no_default: bool,
-) -> anyhow::Result<Option<ProvenanceMode>> {
+) -> Result<Option<ProvenanceMode>, Error> {
     let Some(value) = value else {
         return Ok((!no_default).then_some(ProvenanceMode::Min));
     };
@@ -107,11 +109,10 @@ pub fn parse_provenance(
                 Some(("enabled", v)) => on = bool_value("--provenance enabled", v)?,
                 Some(("builder-id", _)) => {}
                 Some((k, v)) => {
-                    return Err(hint(
-                        anyhow::anyhow!("--provenance: unknown setting `{k}={v}`"),
-                        "write --provenance, --provenance=false or --provenance=mode=min|max \
-                         (and ,builder-id=URI)",
-                    ))
+                    return Err(Error::UnknownProvenanceSetting {
+                        key: k.to_owned(),
+                        value: v.to_owned(),
+                    })
                 }
             },
         }
@@ -121,7 +122,7 @@ pub fn parse_provenance(
 
 /// The `builder-id=URI` of `--provenance[=VALUE]`: an absolute URI without
 /// credentials (it is published with the image).
-pub fn parse_builder_id(value: Option<&str>) -> anyhow::Result<Option<String>> {
+pub fn parse_builder_id(value: Option<&str>) -> Result<Option<String>, Error> {
     let Some(raw) = value
         .into_iter()
         .flat_map(|v| v.split(','))
@@ -130,20 +131,12 @@ pub fn parse_builder_id(value: Option<&str>) -> anyhow::Result<Option<String>> {
     else {
         return Ok(None);
     };
-    let what = "write an absolute URI, e.g. builder-id=https://ci.example/jobs/42";
-    let uri = url::Url::parse(raw).map_err(|e| {
-        hint(
-            anyhow::anyhow!("--provenance builder-id: `{raw}` is not an absolute URI ({e})"),
-            what,
-        )
+    let uri = url::Url::parse(raw).map_err(|reason| Error::BuilderIdNotUri {
+        raw: raw.to_owned(),
+        reason,
     })?;
     if !uri.username().is_empty() || uri.password().is_some() {
-        return Err(hint(
-            anyhow::anyhow!(
-                "--provenance builder-id: the URI carries credentials, and provenance is published"
-            ),
-            "leave the user name and password out of the URI",
-        ));
+        return Err(Error::BuilderIdCredentials);
     }
     Ok(Some(raw.to_owned()))
 }

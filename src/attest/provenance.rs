@@ -114,8 +114,9 @@ pub fn statement(
     plan: &Plan,
     mode: ProvenanceMode,
     subject: &Digest,
-) -> anyhow::Result<Vec<u8>> {
-    let config: ImageConfig = serde_json::from_slice(&r.config_raw)?;
+) -> Result<Vec<u8>, super::Error> {
+    let config: ImageConfig =
+        serde_json::from_slice(&r.config_raw).map_err(super::Error::Config)?;
     let public = public_args(plan, &config);
     let platform = r.platform.to_string();
     let (context, files) = context_digest(r);
@@ -183,7 +184,10 @@ pub fn statement(
             },
         },
     });
-    Ok(serde_json::to_vec_pretty(&statement)?)
+    serde_json::to_vec_pretty(&statement).map_err(|source| super::Error::Encode {
+        what: "provenance",
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ impl Attestation {
 fn parse(
     digest: Digest,
     manifest: &ImageManifest,
-    read: impl Fn(&Descriptor) -> anyhow::Result<Vec<u8>>,
+    read: impl Fn(&Descriptor) -> Option<Vec<u8>>,
 ) -> Option<Attestation> {
     let artifact_type = manifest.artifact_type.as_ref()?.as_str().to_owned();
     if !TYPES.contains(&artifact_type.as_str()) {
@@ -55,7 +55,7 @@ fn parse(
         subject: manifest.subject.as_ref()?.digest.clone(),
         predicate: annotation(PREDICATE_ANNOTATION),
         stage: annotation(STAGE_ANNOTATION),
-        body: read(layer).ok()?,
+        body: read(layer)?,
         artifact_type,
     })
 }
@@ -95,7 +95,7 @@ pub fn in_layout(layout: &OciLayout, entry: &Descriptor, subject: &Digest) -> Ve
         .filter_map(|d| {
             let bytes = store.read_bytes(&d).ok()?;
             let m: ImageManifest = serde_json::from_slice(&bytes).ok()?;
-            parse(d, &m, |l| Ok(store.read_bytes(&l.digest)?))
+            parse(d, &m, |l| store.read_bytes(&l.digest).ok())
         })
         .filter(|a| &a.subject == subject)
         .collect()
@@ -109,21 +109,34 @@ pub fn in_registry(
     repo: &Repository,
     subject: &Digest,
     store: &BlobStore,
-) -> anyhow::Result<Vec<Attestation>> {
+) -> Result<Vec<Attestation>, super::Error> {
     let mut out = Vec::new();
     for t in TYPES {
         let found = runtime
             .block_on(registry.referrers(repo, subject, t))
-            .map_err(|e| anyhow::anyhow!("listing the referrers of {repo}@{subject}: {e}"))?;
+            .map_err(|source| super::Error::Referrers {
+                repo: repo.to_string(),
+                subject: subject.clone(),
+                source: Box::new(source),
+            })?;
         for desc in found {
             let reference = Reference::new(repo.clone(), None, Some(desc.digest.clone()));
             let raw = runtime
                 .block_on(registry.fetch_manifest(&reference))
-                .map_err(|e| anyhow::anyhow!("fetching {reference}: {e}"))?;
-            let m: ImageManifest = serde_json::from_slice(&raw.bytes)?;
+                .map_err(|source| super::Error::Fetch {
+                    reference: reference.to_string(),
+                    source: Box::new(source),
+                })?;
+            let m: ImageManifest =
+                serde_json::from_slice(&raw.bytes).map_err(|source| super::Error::Manifest {
+                    reference: reference.to_string(),
+                    source,
+                })?;
             let a = parse(desc.digest.clone(), &m, |l| {
-                runtime.block_on(registry.fetch_blob(&reference, l, store))?;
-                Ok(store.read_bytes(&l.digest)?)
+                runtime
+                    .block_on(registry.fetch_blob(&reference, l, store))
+                    .ok()?;
+                store.read_bytes(&l.digest).ok()
             });
             out.extend(a.filter(|a| &a.subject == subject));
         }

@@ -60,21 +60,49 @@ impl ExportOptions {
     }
 }
 
+/// A layer blob that cannot be opened for reading.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenLayerError {
+    /// The blob is missing or cannot be opened.
+    #[error("opening layer {digest}")]
+    Open {
+        /// The layer's digest.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: cairn_layers::blob_store::BlobError,
+    },
+    /// Its first bytes (to tell the compression) cannot be read.
+    #[error("reading layer {digest}")]
+    Read {
+        /// The layer's digest.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A reader of a layer's uncompressed tar, whatever its compression (sniffed).
 pub fn open_uncompressed(
     store: &BlobStore,
     digest: &Digest,
-) -> anyhow::Result<Box<dyn Read + Send>> {
-    let mut f = std::io::BufReader::new(
-        store
-            .open_blob(digest)
-            .with_context(|| format!("opening layer {digest}"))?,
-    );
-    let magic = std::io::BufRead::fill_buf(&mut f)?;
+) -> Result<Box<dyn Read + Send>, OpenLayerError> {
+    let read = |source| OpenLayerError::Read {
+        digest: digest.clone(),
+        source,
+    };
+    let mut f = std::io::BufReader::new(store.open_blob(digest).map_err(|source| {
+        OpenLayerError::Open {
+            digest: digest.clone(),
+            source,
+        }
+    })?);
+    let magic = std::io::BufRead::fill_buf(&mut f).map_err(read)?;
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(f))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(f)?)
+        Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(read)?)
     } else {
         Box::new(f)
     })

@@ -62,7 +62,24 @@ pub fn store_record(
 ) -> anyhow::Result<(Vec<u8>, Descriptor)> {
     let config: ImageConfig = serde_json::from_slice(&r.config_raw)?;
     let record = serde_json::to_vec(&redacted(&r.record, &config))?;
-    store_artifact(store, image, ARTIFACT_TYPE, &record, &Default::default())
+    Ok(store_artifact(
+        store,
+        image,
+        ARTIFACT_TYPE,
+        &record,
+        &Default::default(),
+    )?)
+}
+
+/// An artifact that cannot be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreArtifactError {
+    /// Its body or manifest cannot be written to the blob store.
+    #[error("writing an artifact into the blob store")]
+    Blob(#[from] cairn_layers::blob_store::BlobError),
+    /// Its manifest cannot be written as JSON.
+    #[error("writing an artifact's manifest")]
+    Manifest(#[from] serde_json::Error),
 }
 
 /// Store an OCI 1.1 artifact in `store`: an image manifest of
@@ -77,7 +94,7 @@ pub fn store_artifact(
     artifact_type: &str,
     body: &[u8],
     annotations: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<(Vec<u8>, Descriptor)> {
+) -> Result<(Vec<u8>, Descriptor), StoreArtifactError> {
     let body_digest = store.put_bytes(body)?;
     let empty = store.put_bytes(b"{}")?;
     let mut subject = image.clone();

@@ -19,11 +19,11 @@ pub mod cyclonedx;
 pub mod node;
 pub mod spdx;
 
+use super::Error;
 use crate::engine::fs::EntryFs;
 use crate::engine::recompress::open_uncompressed;
 use crate::image::config::ImageConfig;
 use crate::image::Layer;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::collections::BTreeMap;
@@ -224,7 +224,7 @@ fn event(
     kind: Kind,
     total: &std::sync::atomic::AtomicU64,
     read: impl FnOnce() -> std::io::Result<Vec<u8>>,
-) -> anyhow::Result<Option<Event>> {
+) -> Result<Option<Event>, Error> {
     use std::sync::atomic::Ordering;
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (d, n),
@@ -250,14 +250,19 @@ fn event(
         _ => return Ok(Some(Event::Replaced(path))),
     };
     let kept = total.fetch_add(size, Ordering::Relaxed) + size;
-    anyhow::ensure!(
-        kept <= TOTAL_MAX,
-        "layer {i} ({digest}): the package manifests of this image exceed {} MiB; \
-         build without --sbom, or find what writes so many",
-        TOTAL_MAX >> 20
-    );
-    let bytes =
-        read().with_context(|| format!("reading /{path} of layer {i} ({digest}) for the SBOM"))?;
+    if kept > TOTAL_MAX {
+        return Err(Error::TooManyManifests {
+            index: i,
+            digest: digest.clone(),
+            limit_mib: TOTAL_MAX >> 20,
+        });
+    }
+    let bytes = read().map_err(|source| Error::ReadFile {
+        path: path.clone(),
+        index: i,
+        digest: digest.clone(),
+        source,
+    })?;
     Ok(Some(Event::File(path, bytes)))
 }
 
@@ -267,13 +272,18 @@ fn layer_events(
     i: usize,
     l: &Layer,
     total: &std::sync::atomic::AtomicU64,
-) -> anyhow::Result<Vec<Event>> {
-    let reader = open_uncompressed(store, &l.digest)?;
+) -> Result<Vec<Event>, Error> {
+    let reader = open_uncompressed(store, &l.digest)
+        .map_err(|source| Error::OpenLayer { index: i, source })?;
     let mut ar = tar::Archive::new(reader);
-    let what = || format!("reading layer {i} ({}) for the SBOM", l.digest);
+    let what = |source| Error::ReadLayer {
+        index: i,
+        digest: l.digest.clone(),
+        source,
+    };
     let mut out = Vec::new();
-    for entry in ar.entries().with_context(what)? {
-        let mut entry = entry.with_context(what)?;
+    for entry in ar.entries().map_err(what)? {
+        let mut entry = entry.map_err(what)?;
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
         let t = entry.header().entry_type();
         let kind = if t.is_file() {
@@ -300,7 +310,7 @@ fn view_events(
     i: usize,
     l: &Layer,
     total: &std::sync::atomic::AtomicU64,
-) -> anyhow::Result<Option<Vec<Event>>> {
+) -> Result<Option<Vec<Event>>, Error> {
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     let mut out = Vec::new();
     match view {
@@ -331,14 +341,20 @@ fn view_events(
         }
         LayerView::Dir(root) => {
             for entry in walkdir::WalkDir::new(root).min_depth(1) {
-                let entry = entry.with_context(|| format!("walking {}", root.display()))?;
-                let rel = entry.path().strip_prefix(root)?;
+                let entry = entry.map_err(|source| Error::Walk {
+                    path: root.clone(),
+                    source,
+                })?;
+                let Ok(rel) = entry.path().strip_prefix(root) else {
+                    continue;
+                };
                 let path = normalize(&String::from_utf8_lossy(
                     std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()),
                 ));
-                let md = entry
-                    .metadata()
-                    .with_context(|| format!("reading {}", entry.path().display()))?;
+                let md = entry.metadata().map_err(|source| Error::Walk {
+                    path: entry.path().to_owned(),
+                    source,
+                })?;
                 let ft = md.file_type();
                 if ft.is_char_device() && md.rdev() == 0 {
                     out.push(Event::Remove(path));
@@ -375,11 +391,11 @@ fn walk(
     store: &BlobStore,
     layers: &[Layer],
     views: &BTreeMap<String, LayerView>,
-) -> anyhow::Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>)> {
+) -> Result<(BTreeMap<String, Found>, Vec<(usize, Vec<u8>)>), Error> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let total = AtomicU64::new(0);
     let next = AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<anyhow::Result<Vec<Event>>>>> =
+    let results: std::sync::Mutex<Vec<Option<Result<Vec<Event>, Error>>>> =
         std::sync::Mutex::new((0..layers.len()).map(|_| None).collect());
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -403,13 +419,11 @@ fn walk(
             });
         }
     });
-    let results = results
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a layer scan panicked"))?;
+    let results = results.into_inner().map_err(|_| Error::ScanPanicked)?;
     let mut files: BTreeMap<String, Found> = BTreeMap::new();
     let mut dbs = Vec::new();
     for (i, r) in results.into_iter().enumerate() {
-        let events = r.ok_or_else(|| anyhow::anyhow!("layer {i} was not scanned"))??;
+        let events = r.ok_or(Error::NotScanned(i))??;
         for e in events {
             match e {
                 // Hides what lower layers put in the directory, not this layer's own.
@@ -551,7 +565,7 @@ pub fn scan(
     config: &ImageConfig,
     base: Option<&Base>,
     (name, stage, config_digest, epoch): (String, Option<String>, Digest, u64),
-) -> anyhow::Result<Inventory> {
+) -> Result<Inventory, Error> {
     let (files, dbs) = walk(store, layers, views)?;
     let steps = layer_steps(config, base, layers.len());
     let at = |layer: usize| {

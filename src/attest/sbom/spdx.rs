@@ -311,7 +311,7 @@ pub fn names(inv: &Inventory) -> (String, String) {
 }
 
 /// The SPDX 2.3 JSON document of `inv`.
-pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
+pub fn write(inv: &Inventory) -> Result<Vec<u8>, serde_json::Error> {
     let (ns, name) = names(inv);
     let image_id = "SPDXRef-Image".to_owned();
     let mut packages = vec![SpdxPackage {
@@ -405,7 +405,7 @@ pub fn write(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
         relationships,
         has_extracted_licensing_infos: refs.into_infos(),
     };
-    Ok(serde_json::to_vec_pretty(&doc)?)
+    serde_json::to_vec_pretty(&doc)
 }
 
 #[cfg(test)]
