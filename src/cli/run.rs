@@ -81,9 +81,14 @@ impl RunArgs {
         self.image_and_args.first().map_or("", String::as_str)
     }
 
-    /// What follows the image: the command replacing its CMD.
+    /// What follows the image: the command replacing its CMD. A `--` right
+    /// after IMAGE is the usual end-of-options mark, not the container's.
     fn args(&self) -> &[String] {
-        self.image_and_args.get(1..).unwrap_or_default()
+        let rest = self.image_and_args.get(1..).unwrap_or_default();
+        match rest.split_first() {
+            Some((first, after)) if first == "--" => after,
+            _ => rest,
+        }
     }
 }
 

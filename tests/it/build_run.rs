@@ -358,6 +358,14 @@ fn cairn_run_starts_a_built_image_in_the_sandbox() {
         .arg(&image)
         .args(["--version", "-e", "X=1"]);
     assert_eq!(ok(&run(c, "")), "--version -e X=1");
+    let mut c = cairn(t.path());
+    c.arg("run")
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--entrypoint", "echo"])
+        .arg(&image)
+        .args(["--", "-n", "--"]);
+    assert_eq!(ok(&run(c, "")), "--", "only a first `--` is cairn's");
 }
 
 /// `COPY --from` a stage whose RUN layer was never unpacked reads the files

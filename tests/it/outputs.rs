@@ -597,7 +597,11 @@ fn the_local_store_is_a_place_for_run_inspect_push_and_diff() {
     let cache = t.path().join("cache");
     let with_cache = |args: &[&str]| -> Output {
         let mut c = cairn(t.path());
-        c.args(args).arg("--cache-dir").arg(&cache);
+        // Before the subcommand's positionals: after `cairn run IMAGE` a flag is the container's.
+        c.arg(args[0])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(&args[1..]);
         run(c, "")
     };
     let said = |o: &Output, n: &str| {
