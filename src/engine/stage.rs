@@ -203,24 +203,32 @@ fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
     }
     let (epoch, stage) = (ctx.req.epoch, run.stage.index);
     let created_by = format!("FROM {name} (build context directory)");
-    run.cached_step(id, 0, &text, inputs, created_by, |run| {
-        let slot = run.slot(0);
-        let step = super::layer_reuse::Step {
-            id,
-            slot: &slot,
-            instruction: &text,
-            stage,
-        };
-        let entries = local.as_root_fs()?;
-        let layer = super::layer_reuse::write_or_reuse(
-            ctx,
-            &step,
-            entries,
-            MtimePolicy::Set(epoch),
-            Index::Keep,
-        )?;
-        Ok(StepOutcome::Layer(layer))
-    })?;
+    run.cached_step(
+        id,
+        0,
+        &text,
+        inputs,
+        crate::engine::stage_run::Chain::ByContent,
+        created_by,
+        |run| {
+            let slot = run.slot(0);
+            let step = super::layer_reuse::Step {
+                id,
+                slot: &slot,
+                instruction: &text,
+                stage,
+            };
+            let entries = local.as_root_fs()?;
+            let layer = super::layer_reuse::write_or_reuse(
+                ctx,
+                &step,
+                entries,
+                MtimePolicy::Set(epoch),
+                Index::Keep,
+            )?;
+            Ok(StepOutcome::Layer(layer))
+        },
+    )?;
     ctx.reporter.event(Event::StepDone {
         id,
         elapsed: t.elapsed(),

@@ -116,13 +116,16 @@ impl StageRun<'_, '_> {
     }
 
     /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
-    /// and store what it made.
+    /// and store what it made. `chain` says what the later steps' keys
+    /// follow: this step's inputs, or the files its layer holds.
+    #[allow(clippy::too_many_arguments)]
     pub fn cached_step(
         &mut self,
         id: usize,
         index: usize,
         instruction: &str,
         inputs: Inputs,
+        chain: Chain,
         created_by: String,
         work: impl FnOnce(&mut Self) -> anyhow::Result<StepOutcome>,
     ) -> anyhow::Result<()> {
@@ -196,13 +199,41 @@ impl StageRun<'_, '_> {
                 inputs,
             });
         }
-        self.image.fs_key = key;
+        self.image.fs_key = match (chain, &outcome) {
+            (Chain::ByContent, StepOutcome::Layer(l)) => fs_key_after(&self.image.fs_key, l),
+            (Chain::ByContent, StepOutcome::Empty) => self.image.fs_key.clone(),
+            (Chain::ByInputs, _) => key,
+        };
         match outcome {
             StepOutcome::Layer(l) => self.image.image.with_layer(l, created_by),
             StepOutcome::Empty => self.image.image.with_history(created_by),
         }
         Ok(())
     }
+}
+
+/// What the filesystem key after a step follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chain {
+    /// The step's inputs (RUN, WORKDIR: as BuildKit, a changed command
+    /// re-runs the steps after it even when it wrote the same files).
+    ByInputs,
+    /// The files the step's layer holds (COPY, ADD, `FROM` a directory).
+    /// A copy whose inputs moved but whose files did not
+    /// (`COPY --from=pruner /out/json/ .` after a source edit re-ran
+    /// `turbo prune`) leaves the later keys as they were, so the `npm ci`
+    /// after it stays cached — BuildKit keys a copy by its sources' content.
+    ByContent,
+}
+
+/// The filesystem's key once `layer` is applied: from its diff_id.
+fn fs_key_after(parent: &Digest, layer: &Layer) -> Digest {
+    let mut buf = b"cairn filesystem 1\n".to_vec();
+    for part in [parent.to_string(), layer.diff_id.to_string()] {
+        buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        buf.extend_from_slice(part.as_bytes());
+    }
+    Digest::of(&buf)
 }
 
 /// A merged view over `layers`: the ones this build wrote from memory, plain

@@ -9,7 +9,8 @@ use cairn_layers::Digest;
 pub struct ImageState {
     /// Config and layers (changed only through `Image`'s `with_*` methods).
     pub image: Image,
-    /// Key of the filesystem: the base digest, then each layer step's cache key.
+    /// Key of the filesystem: the base digest, then each RUN/WORKDIR step's cache
+    /// key, or for a COPY/ADD layer its content (`stage_run::Chain`).
     pub fs_key: Digest,
     /// The registry image at the bottom of the `FROM` chain, if any.
     pub base: Option<BaseImage>,

@@ -540,6 +540,75 @@ fn layers_are_reused_by_content_when_only_their_inputs_moved() {
     assert!(!String::from_utf8_lossy(&o.stderr).contains("same files as an earlier build"));
 }
 
+/// Turborepo's docker shape: a stage re-runs on every source edit, but the
+/// files the next stage copies from it (the pruned package.json files) stay
+/// the same — then the install after that COPY stays cached, as in BuildKit.
+/// A changed RUN still re-runs the RUN after it, even with the same files.
+#[test]
+fn a_copy_with_the_same_files_keeps_the_steps_after_it_cached() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let base = format!(
+        "oci:{}:22-alpine",
+        crate::support::fixture_layout()
+            .expect("the node:22-alpine stand-in is missing: run `just fixtures`")
+            .display()
+    );
+    let dockerfile = format!(
+        "FROM {base} AS pruner\nCOPY . /src\nRUN mkdir -p /out && cp /src/deps.txt /out/\n\
+         FROM {base} AS installer\nCOPY --from=pruner /out/ /app/\n\
+         RUN cp /app/deps.txt /app/installed\nRUN cat /app/deps.txt /app/installed > /app/all\n"
+    );
+    let ctx = home.join("ctx");
+    write_tree(
+        &ctx,
+        &[
+            ("Dockerfile", &dockerfile),
+            (".dockerignore", "Dockerfile\n"),
+            ("deps.txt", "left-pad@1\n"),
+            ("app.js", "one\n"),
+        ],
+    );
+    let out = home.join("out");
+    let runs = |o: &std::process::Output| {
+        let log = String::from_utf8_lossy(&o.stderr).into_owned();
+        (log.matches("RUN command").count(), log)
+    };
+    let o = build_in(home, &ctx, &out, &[]);
+    ok(&o);
+    assert_eq!(runs(&o).0, 3);
+
+    // A source edit: the pruner's RUN runs again, its /out does not change.
+    std::fs::write(ctx.join("app.js"), "two\n").unwrap();
+    let o = build_in(home, &ctx, &out, &[]);
+    let edited = ok(&o);
+    let (n, log) = runs(&o);
+    assert_eq!(n, 1, "only the pruner's RUN runs again: {log}");
+    assert!(log.contains("same files as an earlier build"), "{log}");
+    let fresh = tempfile::tempdir().unwrap();
+    let cold = build_in(fresh.path(), &ctx, &fresh.path().join("out"), &[]);
+    assert_eq!(ok(&cold), edited, "the cached steps give the cold image");
+
+    // What the copy brings changed: everything after it runs.
+    std::fs::write(ctx.join("deps.txt"), "left-pad@2\n").unwrap();
+    let (n, log) = runs(&build_in(home, &ctx, &out, &[]));
+    assert_eq!(n, 3, "{log}");
+
+    // A RUN with another command but the same files: the RUN after it runs.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        std::fs::read_to_string(ctx.join("Dockerfile"))
+            .unwrap()
+            .replace(
+                "cp /app/deps.txt /app/installed",
+                "cat /app/deps.txt > /app/installed",
+            ),
+    )
+    .unwrap();
+    let (n, log) = runs(&build_in(home, &ctx, &out, &[]));
+    assert_eq!(n, 2, "{log}");
+}
+
 /// Layers of stages the target does not contain are stored as plain tar and
 /// compressed only when an exported image does contain them: the image is
 /// byte for byte the one an empty cache gives, and the gzip is made once.

@@ -158,9 +158,15 @@ pub fn transfer(
     t.key_urls(&mut inputs)?;
     t.key_sources(run, &mut inputs)?;
     let epoch = ctx.req.epoch;
-    run.cached_step(at.id, at.index, at.text, inputs, created_by, |run| {
-        t.write(run, at, epoch)
-    })
+    run.cached_step(
+        at.id,
+        at.index,
+        at.text,
+        inputs,
+        crate::engine::stage_run::Chain::ByContent,
+        created_by,
+        |run| t.write(run, at, epoch),
+    )
 }
 
 /// A step's sources, sorted: paths (heredocs are files named after their

@@ -82,9 +82,15 @@ pub fn run(run: &mut StageRun, scope: &Scope, at: StepAt, r: &Run) -> anyhow::Re
         label: at.text.to_owned(),
     };
     let (fill, cache_mounts) = (m.fill, m.cache_mounts);
-    run.cached_step(at.id, at.index, at.text, inputs, created_by, |run| {
-        execute(run, spec, &fill, &cache_mounts)
-    })?;
+    run.cached_step(
+        at.id,
+        at.index,
+        at.text,
+        inputs,
+        crate::engine::stage_run::Chain::ByInputs,
+        created_by,
+        |run| execute(run, spec, &fill, &cache_mounts),
+    )?;
     drop(scratch);
     Ok(())
 }

@@ -38,50 +38,58 @@ pub fn workdir(
     inputs.push("instruction", created_by.clone());
     inputs.push("user", user.clone());
     let epoch = run.ctx.req.epoch;
-    run.cached_step(id, index, text, inputs, created_by, |run| {
-        let view = run.merged_view()?;
-        let rel = crate::engine::fs::clean(&wd);
-        let resolved = resolve(&view, &rel, true)?;
-        if matches!(view.lstat(&resolved)?, Some(e) if e.is_dir()) {
-            return Ok(StepOutcome::Empty);
-        }
-        let owner = if user.is_empty() {
-            None
-        } else {
-            Some(crate::engine::stage_run::user_db(&view)?.resolve_user(&user)?)
-        };
-        let mut entries = Vec::new();
-        let mut acc = String::new();
-        for c in components(&resolved) {
-            acc = if acc.is_empty() {
-                c
+    run.cached_step(
+        id,
+        index,
+        text,
+        inputs,
+        crate::engine::stage_run::Chain::ByInputs,
+        created_by,
+        |run| {
+            let view = run.merged_view()?;
+            let rel = crate::engine::fs::clean(&wd);
+            let resolved = resolve(&view, &rel, true)?;
+            if matches!(view.lstat(&resolved)?, Some(e) if e.is_dir()) {
+                return Ok(StepOutcome::Empty);
+            }
+            let owner = if user.is_empty() {
+                None
             } else {
-                format!("{acc}/{c}")
+                Some(crate::engine::stage_run::user_db(&view)?.resolve_user(&user)?)
             };
-            match view.lstat(&acc)? {
-                Some(e) if e.is_dir() => entries.push(Entry {
-                    path: acc.clone(),
-                    ..e
-                }),
-                _ => {
-                    let mut d = Entry::dir(acc.clone());
-                    if let Some(o) = owner {
-                        d.uid = o.uid;
-                        d.gid = o.gid;
+            let mut entries = Vec::new();
+            let mut acc = String::new();
+            for c in components(&resolved) {
+                acc = if acc.is_empty() {
+                    c
+                } else {
+                    format!("{acc}/{c}")
+                };
+                match view.lstat(&acc)? {
+                    Some(e) if e.is_dir() => entries.push(Entry {
+                        path: acc.clone(),
+                        ..e
+                    }),
+                    _ => {
+                        let mut d = Entry::dir(acc.clone());
+                        if let Some(o) = owner {
+                            d.uid = o.uid;
+                            d.gid = o.gid;
+                        }
+                        entries.push(d);
                     }
-                    entries.push(d);
                 }
             }
-        }
-        let layer = crate::engine::layer_write::write(
-            run.ctx,
-            entries,
-            MtimePolicy::Set(epoch),
-            Index::Keep,
-            run.stage.index,
-        )?;
-        Ok(StepOutcome::Layer(layer))
-    })
+            let layer = crate::engine::layer_write::write(
+                run.ctx,
+                entries,
+                MtimePolicy::Set(epoch),
+                Index::Keep,
+                run.stage.index,
+            )?;
+            Ok(StepOutcome::Layer(layer))
+        },
+    )
 }
 
 #[cfg(test)]
