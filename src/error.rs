@@ -127,6 +127,9 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(e) = cause.downcast_ref::<crate::attest::Error>() {
         return e.hint();
     }
+    if let Some(e) = cause.downcast_ref::<crate::diff::Error>() {
+        return e.hint();
+    }
     None
 }
 

@@ -1,7 +1,7 @@
 //! `cairn diff A B`: why two images differ. Report on stdout; exit 0 when
 //! identical, 1 when different, 2 on error (diff(1)'s convention).
 
-use super::pull::{platform, runtime};
+use super::pull::platform;
 use super::GlobalArgs;
 use crate::diff::image::Report;
 use crate::diff::image::{compare_images, IgnoreOptions, ImageSide, LayerOpener};
@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::Args;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 /// Arguments of `cairn diff`.
@@ -63,19 +63,11 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     // One registry client for both sides, made only if a side needs it.
     let remote: OnceLock<Arc<Remote>> = OnceLock::new();
-    let get_remote = || -> anyhow::Result<Arc<Remote>> {
+    let get_remote = || -> Result<Arc<Remote>, crate::diff::Error> {
         if let Some(r) = remote.get() {
             return Ok(r.clone());
         }
-        let r = Arc::new(Remote {
-            // Quiet: stdout is the report, and blob transfers are counted in it.
-            registry: crate::registry::Registry::new(crate::registry::RegistryOptions::new(
-                global.insecure_registries.clone(),
-                Arc::new(()),
-            ))?,
-            runtime: runtime()?,
-            fetched: AtomicU64::new(0),
-        });
+        let r = Arc::new(Remote::new(global.insecure_registries.clone())?);
         Ok(remote.get_or_init(|| r).clone())
     };
     let load = |name: &str, platform: &Platform| -> anyhow::Result<LoadedImage> {
@@ -94,7 +86,7 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     ),
                 )
             } else {
-                e
+                e.into()
             }
         })
     };

@@ -5,7 +5,7 @@
 
 use super::compare::{compare_layers, Cause, CompareOptions, LayerComparison};
 use super::record::RecordDiff;
-use super::tar_index::index_layer;
+use super::tar_index::{index_layer, LayerIndex};
 use crate::image::config::{History, ImageConfig};
 use crate::image::Layer;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 /// Opens a layer's (compressed or plain) tar stream.
-pub type LayerOpener<'a> = dyn Fn(&Layer) -> anyhow::Result<Box<dyn Read + Send>> + Sync + 'a;
+pub type LayerOpener<'a> = dyn Fn(&Layer) -> Result<Box<dyn Read + Send>, super::Error> + Sync + 'a;
 
 /// One side of a comparison.
 pub struct ImageSide<'a> {
@@ -321,13 +321,23 @@ fn align(a: &[Layer], b: &[Layer], hist_a: &[Option<String>], hist_b: &[Option<S
     )
 }
 
+/// The index of `side`'s layer `i`.
+fn read_side(side: &ImageSide, i: usize) -> Result<LayerIndex, super::Error> {
+    let l = &side.layers[i];
+    index_layer((side.open)(l)?).map_err(|source| super::Error::ReadLayer {
+        side: side.name.clone(),
+        digest: l.digest.to_string(),
+        source,
+    })
+}
+
 /// Compare two images. Only layers whose diff_ids differ are read, in parallel.
 pub fn compare_images(
     a: &ImageSide,
     b: &ImageSide,
     ignore: &IgnoreOptions,
     text: bool,
-) -> anyhow::Result<Report> {
+) -> Result<Report, super::Error> {
     let hist_a = layer_history(&a.config, a.layers.len());
     let hist_b = layer_history(&b.config, b.layers.len());
     let pairs = align(&a.layers, &b.layers, &hist_a, &hist_b);
@@ -347,22 +357,19 @@ pub fn compare_images(
         .collect();
     let mut results: BTreeMap<usize, (LayerComparison, u64)> = BTreeMap::new();
     for chunk in work.chunks(4) {
-        let done: Vec<anyhow::Result<(usize, LayerComparison, u64)>> = std::thread::scope(|s| {
+        type Done = Result<(usize, LayerComparison, u64), super::Error>;
+        let done: Vec<Done> = std::thread::scope(|s| {
             let hs: Vec<_> = chunk
                 .iter()
                 .map(|&(k, i, j)| {
                     let opts = &opts;
-                    s.spawn(move || -> anyhow::Result<(usize, LayerComparison, u64)> {
+                    s.spawn(move || -> Done {
                         let (ra, rb) = std::thread::scope(|s2| {
-                            let ha = s2.spawn(|| -> anyhow::Result<_> {
-                                Ok(index_layer((a.open)(&a.layers[i])?)?)
-                            });
-                            let rb = (|| -> anyhow::Result<_> {
-                                Ok(index_layer((b.open)(&b.layers[j])?)?)
-                            })();
+                            let ha = s2.spawn(|| read_side(a, i));
+                            let rb = read_side(b, j);
                             (ha.join(), rb)
                         });
-                        let ia = ra.map_err(|_| anyhow::anyhow!("layer reader panicked"))??;
+                        let ia = ra.map_err(|_| super::Error::Panicked("reader"))??;
                         let ib = rb?;
                         let bytes = ia.bytes_read + ib.bytes_read;
                         Ok((k, compare_layers(&ia, &ib, opts), bytes))
@@ -372,7 +379,7 @@ pub fn compare_images(
             hs.into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("layer comparison panicked")))
+                        .unwrap_or_else(|_| Err(super::Error::Panicked("comparison")))
                 })
                 .collect()
         });
@@ -682,7 +689,7 @@ mod tests {
 
     #[test]
     fn equal_layers_are_never_opened_and_compression_only_is_named() {
-        let never: &LayerOpener = &|_l| anyhow::bail!("must not be read");
+        let never: &LayerOpener = &|_l| panic!("must not be read");
         let cfg = ImageConfig::default();
         let side = |layers, m: &str| ImageSide {
             name: m.into(),
@@ -703,7 +710,7 @@ mod tests {
 
     #[test]
     fn an_extra_layer_is_named_not_mistaken_for_timestamps() {
-        let never: &LayerOpener = &|_l| anyhow::bail!("must not be read");
+        let never: &LayerOpener = &|_l| panic!("must not be read");
         let side = |layers, m: &str| ImageSide {
             name: m.into(),
             manifest_digest: Some(m.into()),

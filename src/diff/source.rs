@@ -15,15 +15,16 @@
 //! when [`LoadedImage::open_layer`] is called, which `compare_images` does
 //! only for layers whose digests differ.
 
+use super::Error;
 use crate::engine::record::BuildRecord;
 use crate::engine::record_artifact;
+use crate::error::Hinted;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, REF_NAME};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::image::{Layer, MediaType};
 use crate::registry::pull::{is_attestation, select_platform};
 use crate::registry::{Platform, Reference, Registry};
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::{DiffId, Digest};
 use std::collections::BTreeMap;
@@ -53,7 +54,7 @@ pub enum Source {
 }
 
 /// Resolve a side's string (see the module docs for the order).
-pub fn parse_source(s: &str, local_store: &Path) -> anyhow::Result<Source> {
+pub fn parse_source(s: &str, local_store: &Path) -> Result<Source, Error> {
     if let Some(rest) = s.strip_prefix("oci:") {
         let (dir, tag) = split_dir_tag(rest);
         return Ok(Source::Layout {
@@ -70,14 +71,10 @@ pub fn parse_source(s: &str, local_store: &Path) -> anyhow::Result<Source> {
             tag: Some(t),
         });
     }
-    let reference: Reference = s.parse().map_err(|e| {
-        crate::error::hint(
-            anyhow::Error::new(e).context(format!("`{s}` is not an image reference")),
-            format!(
-                "name an image as REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:TAG], docker-archive:FILE or a tag of the local store oci:{}",
-                local_store.display()
-            ),
-        )
+    let reference: Reference = s.parse().map_err(|source| Error::NotAReference {
+        text: s.to_owned(),
+        local_store: local_store.to_owned(),
+        source,
     })?;
     Ok(Source::Registry(reference))
 }
@@ -90,6 +87,25 @@ pub struct Remote {
     pub runtime: tokio::runtime::Runtime,
     /// Compressed bytes downloaded so far (layers fetched for the comparison).
     pub fetched: AtomicU64,
+}
+
+impl Remote {
+    /// A quiet client (stdout is the report; blob transfers are counted in
+    /// it) for registries, `insecure` ones over plain HTTP.
+    pub fn new(insecure: Vec<String>) -> Result<Self, Error> {
+        Ok(Remote {
+            registry: Registry::new(crate::registry::RegistryOptions::new(
+                insecure,
+                Arc::new(()),
+            ))
+            .map_err(Error::Client)?,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?,
+            fetched: AtomicU64::new(0),
+        })
+    }
 }
 
 /// How a side's layer bytes are reached.
@@ -133,13 +149,19 @@ pub struct LoadedImage {
 }
 
 /// A config's `rootfs.diff_ids` entry, parsed.
-fn diff_id(id: &str, what: &str) -> anyhow::Result<DiffId> {
-    id.parse()
-        .with_context(|| format!("{what}: invalid diff_id `{id}` in the image config"))
+fn diff_id(id: &str, what: &str) -> Result<DiffId, Error> {
+    id.parse().map_err(|source| Error::DiffId {
+        side: what.to_owned(),
+        id: id.to_owned(),
+        source,
+    })
 }
 
-fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfig> {
-    serde_json::from_slice(bytes).with_context(|| format!("parsing the image config of {what}"))
+fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig, Error> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Config {
+        side: what.to_owned(),
+        source,
+    })
 }
 
 /// Pair manifest layer descriptors with the config's diff_ids.
@@ -147,14 +169,16 @@ fn layer_infos(
     layers: &[Descriptor],
     config: &ImageConfig,
     what: &str,
-) -> anyhow::Result<Vec<Layer>> {
+) -> Result<Vec<Layer>, Error> {
     let ids = &config.rootfs.diff_ids;
-    anyhow::ensure!(
-        ids.len() == layers.len(),
-        "{what}: the manifest lists {} layers but the config has {} diff_ids",
-        layers.len(),
-        ids.len()
-    );
+    if ids.len() != layers.len() {
+        return Err(Error::LayerCount {
+            side: what.to_owned(),
+            listing: "manifest",
+            layers: layers.len(),
+            diff_ids: ids.len(),
+        });
+    }
     layers
         .iter()
         .zip(ids)
@@ -168,8 +192,8 @@ impl LoadedImage {
         name: &str,
         source: &Source,
         platform: &Platform,
-        remote: impl FnOnce() -> anyhow::Result<Arc<Remote>>,
-    ) -> anyhow::Result<Self> {
+        remote: impl FnOnce() -> Result<Arc<Remote>, Error>,
+    ) -> Result<Self, Error> {
         match source {
             Source::Layout { dir, tag } => load_layout(name, dir, tag.as_deref(), platform),
             Source::DockerArchive(file) => load_archive(name, file),
@@ -178,28 +202,37 @@ impl LoadedImage {
     }
 
     /// Open a layer's stream (compressed or not, as stored).
-    pub fn open_layer(&self, l: &Layer) -> anyhow::Result<Box<dyn Read + Send>> {
+    pub fn open_layer(&self, l: &Layer) -> Result<Box<dyn Read + Send>, Error> {
         let digest = &l.digest;
+        let open = |source| Error::OpenLayer {
+            side: self.name.clone(),
+            digest: l.digest.to_string(),
+            source,
+        };
         match &self.blobs {
-            Blobs::Store(store) => {
-                Ok(Box::new(store.open_blob(digest).with_context(|| {
-                    format!("{}: opening layer {}", self.name, l.digest)
-                })?))
-            }
+            Blobs::Store(store) => Ok(Box::new(store.open_blob(digest).map_err(open)?)),
             Blobs::Archive {
                 file,
                 entries,
                 paths,
             } => {
-                let path = paths
-                    .get(&l.digest)
-                    .with_context(|| format!("{}: no layer file for {}", self.name, l.digest))?;
-                let &(offset, size) = entries
-                    .get(path)
-                    .with_context(|| format!("{}: the archive has no entry `{path}`", self.name))?;
-                let mut f = File::open(file)
-                    .with_context(|| format!("opening docker-archive {}", file.display()))?;
-                f.seek(SeekFrom::Start(offset))?;
+                let path = paths.get(&l.digest).ok_or_else(|| Error::NoLayerFile {
+                    side: self.name.clone(),
+                    digest: l.digest.to_string(),
+                })?;
+                let &(offset, size) = entries.get(path).ok_or_else(|| Error::NoArchiveEntry {
+                    side: self.name.clone(),
+                    path: path.clone(),
+                })?;
+                let mut f = File::open(file).map_err(|source| Error::OpenArchive {
+                    file: file.clone(),
+                    source,
+                })?;
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|source| Error::ReadArchive {
+                        file: file.clone(),
+                        source,
+                    })?;
                 Ok(Box::new(f.take(size)))
             }
             Blobs::Registry {
@@ -212,18 +245,37 @@ impl LoadedImage {
                 remote
                     .runtime
                     .block_on(remote.registry.fetch_blob(reference, &desc, store))
-                    .map_err(|e| crate::error::registry_hinted(e, reference))
-                    .with_context(|| format!("fetching layer {} of {reference}", l.digest))?;
+                    .map_err(|e| Error::FetchLayer {
+                        digest: l.digest.to_string(),
+                        reference: reference.to_string(),
+                        source: Box::new(Hinted::registry(e, reference)),
+                    })?;
                 remote.fetched.fetch_add(l.size, Ordering::Relaxed);
-                Ok(Box::new(store.open_blob(digest)?))
+                Ok(Box::new(store.open_blob(digest).map_err(open)?))
             }
         }
     }
 }
 
+/// `dir` opened as an OCI layout.
+fn open_layout(dir: &Path) -> Result<OciLayout, Error> {
+    OciLayout::open(dir).map_err(|source| Error::OpenLayout {
+        dir: dir.to_owned(),
+        source,
+    })
+}
+
+/// A registry side's manifest that cannot be fetched, with what to do.
+fn fetch_error(e: crate::registry::RegistryError, reference: &Reference) -> Error {
+    Error::Fetch {
+        reference: reference.to_string(),
+        source: Box::new(Hinted::registry(e, reference)),
+    }
+}
+
 /// What `oci:DIR[:TAG]` names: the tag's entry, or the layout's only image
 /// (build records sit beside images; they are not candidates).
-fn top_descriptor(layout: &OciLayout, tag: Option<&str>) -> anyhow::Result<Descriptor> {
+fn top_descriptor(layout: &OciLayout, tag: Option<&str>) -> Result<Descriptor, Error> {
     if tag.is_some() {
         return Ok(layout.resolve(tag)?);
     }
@@ -246,13 +298,12 @@ fn top_descriptor(layout: &OciLayout, tag: Option<&str>) -> anyhow::Result<Descr
 /// attestations left out); `None` when the source is a single image.
 pub fn index_platforms(
     source: &Source,
-    remote: impl FnOnce() -> anyhow::Result<Arc<Remote>>,
-) -> anyhow::Result<Option<Vec<Platform>>> {
+    remote: impl FnOnce() -> Result<Arc<Remote>, Error>,
+) -> Result<Option<Vec<Platform>>, Error> {
     let (bytes, media_type) = match source {
         Source::DockerArchive(_) => return Ok(None),
         Source::Layout { dir, tag } => {
-            let layout = OciLayout::open(dir)
-                .with_context(|| format!("opening OCI layout {}", dir.display()))?;
+            let layout = open_layout(dir)?;
             let d = top_descriptor(&layout, tag.as_deref())?;
             (
                 layout.store().read_bytes(&d.digest)?,
@@ -264,15 +315,14 @@ pub fn index_platforms(
             let m = remote
                 .runtime
                 .block_on(remote.registry.fetch_manifest(r))
-                .map_err(|e| crate::error::registry_hinted(e, r))
-                .with_context(|| format!("reading {r}"))?;
+                .map_err(|e| fetch_error(e, r))?;
             (m.bytes, m.media_type)
         }
     };
     if ManifestKind::of(&media_type) != Some(ManifestKind::Index) {
         return Ok(None);
     }
-    let idx: ImageIndex = serde_json::from_slice(&bytes).context("parsing the index")?;
+    let idx: ImageIndex = serde_json::from_slice(&bytes).map_err(Error::ParseIndex)?;
     let mut out: Vec<Platform> = Vec::new();
     for d in idx.manifests.iter().filter(|d| !is_attestation(d)) {
         if let Some(p) = d.platform.as_ref().map(Platform::from_spec) {
@@ -289,30 +339,50 @@ fn load_layout(
     dir: &Path,
     tag: Option<&str>,
     platform: &Platform,
-) -> anyhow::Result<LoadedImage> {
-    let layout =
-        OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
+) -> Result<LoadedImage, Error> {
+    let layout = open_layout(dir)?;
     let store = layout.store();
     let entry = top_descriptor(&layout, tag)?;
     let mut desc = entry.clone();
-    let dummy: Reference = "localhost/oci-layout".parse()?;
+    let dummy: Reference =
+        "localhost/oci-layout"
+            .parse()
+            .map_err(|source| Error::NotAReference {
+                text: "localhost/oci-layout".into(),
+                local_store: dir.to_owned(),
+                source,
+            })?;
     let mut index_digest = None;
     for _ in 0..4 {
         if ManifestKind::of(&desc.media_type) != Some(ManifestKind::Index) {
             break;
         }
         index_digest.get_or_insert_with(|| desc.digest.to_string());
-        let idx: ImageIndex = serde_json::from_slice(&store.read_bytes(&desc.digest)?)
-            .with_context(|| format!("{name}: parsing index {}", desc.digest))?;
+        let idx: ImageIndex =
+            serde_json::from_slice(&store.read_bytes(&desc.digest)?).map_err(|source| {
+                Error::Index {
+                    side: name.to_owned(),
+                    digest: desc.digest.to_string(),
+                    source,
+                }
+            })?;
         desc = select_platform(&dummy, &idx, platform)
-            .map_err(|e| crate::error::hint(e, "choose a platform with `--platform`"))?
+            .map_err(Error::Platform)?
             .clone();
     }
     let manifest: ImageManifest = serde_json::from_slice(&store.read_bytes(&desc.digest)?)
-        .with_context(|| format!("{name}: parsing manifest {}", desc.digest))?;
+        .map_err(|source| Error::Manifest {
+            side: name.to_owned(),
+            digest: desc.digest.to_string(),
+            source,
+        })?;
     let config_bytes = store
         .read_bytes(&manifest.config.digest)
-        .with_context(|| format!("{name}: reading config {}", manifest.config.digest))?;
+        .map_err(|source| Error::ReadConfig {
+            side: name.to_owned(),
+            digest: manifest.config.digest.to_string(),
+            source,
+        })?;
     let config = parse_config(&config_bytes, name)?;
     let layers = layer_infos(&manifest.layers, &config, name)?;
     let read =
@@ -342,17 +412,20 @@ fn load_layout(
 
 /// Index a docker archive's entries (one pass over headers, data skipped)
 /// and resolve symlinked layer files to their targets.
-fn archive_entries(file: &Path) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
-    let f =
-        File::open(file).with_context(|| format!("opening docker-archive {}", file.display()))?;
+fn archive_entries(file: &Path) -> Result<BTreeMap<String, (u64, u64)>, Error> {
+    let f = File::open(file).map_err(|source| Error::OpenArchive {
+        file: file.to_owned(),
+        source,
+    })?;
+    let read = |source| Error::ReadArchive {
+        file: file.to_owned(),
+        source,
+    };
     let mut ar = tar::Archive::new(std::io::BufReader::new(f));
     let mut entries = BTreeMap::new();
     let mut links = Vec::new();
-    for e in ar
-        .entries_with_seek()
-        .with_context(|| format!("reading docker-archive {}", file.display()))?
-    {
-        let e = e.with_context(|| format!("reading docker-archive {}", file.display()))?;
+    for e in ar.entries_with_seek().map_err(read)? {
+        let e = e.map_err(read)?;
         let path = super::tar_index::normalize(&String::from_utf8_lossy(&e.path_bytes()));
         match e.header().entry_type() {
             tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -403,19 +476,30 @@ fn read_entry(
     file: &Path,
     entries: &BTreeMap<String, (u64, u64)>,
     path: &str,
-) -> anyhow::Result<Vec<u8>> {
-    let &(offset, size) = entries
-        .get(path)
-        .with_context(|| format!("docker-archive {} has no `{path}`", file.display()))?;
-    anyhow::ensure!(
-        size <= 64 << 20,
-        "docker-archive {}: `{path}` is too large ({size} bytes)",
-        file.display()
-    );
-    let mut f = File::open(file)?;
-    f.seek(SeekFrom::Start(offset))?;
+) -> Result<Vec<u8>, Error> {
+    let &(offset, size) = entries.get(path).ok_or_else(|| Error::ArchiveMissing {
+        file: file.to_owned(),
+        what: "",
+        path: path.to_owned(),
+    })?;
+    if size > 64 << 20 {
+        return Err(Error::ArchiveEntryTooLarge {
+            file: file.to_owned(),
+            path: path.to_owned(),
+            size,
+        });
+    }
+    let read = |source| Error::ReadArchive {
+        file: file.to_owned(),
+        source,
+    };
+    let mut f = File::open(file).map_err(|source| Error::OpenArchive {
+        file: file.to_owned(),
+        source,
+    })?;
+    f.seek(SeekFrom::Start(offset)).map_err(read)?;
     let mut buf = Vec::with_capacity(size as usize);
-    f.take(size).read_to_end(&mut buf)?;
+    f.take(size).read_to_end(&mut buf).map_err(read)?;
     Ok(buf)
 }
 
@@ -426,42 +510,53 @@ struct ArchiveManifest {
     layers: Vec<String>,
 }
 
-fn load_archive(name: &str, file: &Path) -> anyhow::Result<LoadedImage> {
+fn load_archive(name: &str, file: &Path) -> Result<LoadedImage, Error> {
     let entries = archive_entries(file)?;
     let manifests: Vec<ArchiveManifest> =
-        serde_json::from_slice(&read_entry(file, &entries, "manifest.json")?)
-            .with_context(|| format!("parsing manifest.json of {}", file.display()))?;
-    let m = manifests.into_iter().next().with_context(|| {
-        format!(
-            "docker-archive {} holds no image (manifest.json is empty)",
-            file.display()
-        )
-    })?;
+        serde_json::from_slice(&read_entry(file, &entries, "manifest.json")?).map_err(
+            |source| Error::ArchiveManifest {
+                file: file.to_owned(),
+                source,
+            },
+        )?;
+    let m = manifests
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::ArchiveEmpty {
+            file: file.to_owned(),
+        })?;
     let config_bytes = read_entry(file, &entries, &super::tar_index::normalize(&m.config))?;
     let config = parse_config(&config_bytes, name)?;
-    anyhow::ensure!(
-        config.rootfs.diff_ids.len() == m.layers.len(),
-        "{name}: manifest.json lists {} layers but the config has {} diff_ids",
-        m.layers.len(),
-        config.rootfs.diff_ids.len()
-    );
+    if config.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(Error::LayerCount {
+            side: name.to_owned(),
+            listing: "manifest.json",
+            layers: m.layers.len(),
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
+    }
     let mut paths = BTreeMap::new();
     let mut layers = Vec::new();
     for (p, id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
         let p = super::tar_index::normalize(p);
-        let &(_, size) = entries
-            .get(&p)
-            .with_context(|| format!("docker-archive {} has no layer `{p}`", file.display()))?;
+        let &(_, size) = entries.get(&p).ok_or_else(|| Error::ArchiveMissing {
+            file: file.to_owned(),
+            what: "layer ",
+            path: p.clone(),
+        })?;
         // OCI-style archives name blobs by digest (maybe compressed); classic
         // `layer.tar` files are uncompressed, so their digest is the diff_id.
         let diff_id = diff_id(id, name)?;
         let digest = match p.strip_prefix("blobs/sha256/") {
-            Some(hex) => format!("sha256:{hex}").parse().with_context(|| {
-                format!(
-                    "docker-archive {}: invalid layer path `{p}`",
-                    file.display()
-                )
-            })?,
+            Some(hex) => {
+                format!("sha256:{hex}")
+                    .parse()
+                    .map_err(|source| Error::ArchiveLayerPath {
+                        file: file.to_owned(),
+                        path: p.clone(),
+                        source,
+                    })?
+            }
             None => diff_id.0.clone(),
         };
         paths.insert(digest.clone(), p);
@@ -494,17 +589,16 @@ fn load_registry(
     reference: &Reference,
     platform: &Platform,
     remote: Arc<Remote>,
-) -> anyhow::Result<LoadedImage> {
+) -> Result<LoadedImage, Error> {
     let tmp = tempfile::Builder::new()
         .prefix("cairn-diff-")
         .tempdir()
-        .context("creating a temporary blob store")?;
+        .map_err(Error::TempStore)?;
     let store = BlobStore::open(tmp.path())?;
     let image = remote
         .runtime
         .block_on(remote.registry.pull_manifest(reference, platform, &store))
-        .map_err(|e| crate::error::registry_hinted(e, reference))
-        .with_context(|| format!("reading {reference}"))?;
+        .map_err(|e| fetch_error(e, reference))?;
     let config = parse_config(&image.config.bytes, name)?;
     let layers = layer_infos(&image.layers, &config, name)?;
     let record = record_artifact::from_registry(
