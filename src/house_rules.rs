@@ -1,8 +1,10 @@
 //! The house's import rules, checked by reading the source files (so they
 //! stay true after a move): nothing below `src/cli/` imports from it, the
 //! engine's modules import each other without a circle (a step file never
-//! imports the stage that dispatches to it), and only the CLI uses `anyhow`
-//! (the library's rooms return typed errors that keep their causes).
+//! imports the stage that dispatches to it), neither do the top-level rooms
+//! ([`ROOMS`]: a room that needs a lower one's type may name it, the lower
+//! one never names the room back), and only the CLI uses `anyhow` (the
+//! library's rooms return typed errors that keep their causes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -158,6 +160,41 @@ fn find_circle(arrows: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Option<
         .find_map(|m| visit(m, arrows, &mut state, &mut Vec::new()))
 }
 
+/// The top-level rooms whose imports must form no circle.
+const ROOMS: [&str; 9] = [
+    "engine", "attest", "cache", "publish", "image", "sandbox", "registry", "diff", "frontend",
+];
+
+/// The arrows between `rooms` below `src`: room -> the rooms its files name
+/// (`crate::room::…`, or `crate::{room::…}`).
+fn room_arrows(src: &Path, rooms: &[&str]) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
+    let mut arrows = BTreeMap::new();
+    for &room in rooms {
+        let dir = src.join(room);
+        let mut files = if dir.is_dir() {
+            rust_files(&dir)
+        } else {
+            Vec::new()
+        };
+        let single = src.join(format!("{room}.rs"));
+        if single.is_file() {
+            files.push(single);
+        }
+        let mut to = BTreeSet::new();
+        for f in &files {
+            for p in paths_after(&code(f), "crate::") {
+                if let Some(&first) = p.first() {
+                    if first != room && rooms.contains(&first) {
+                        to.insert(vec![first.to_owned()]);
+                    }
+                }
+            }
+        }
+        arrows.insert(vec![room.to_owned()], to);
+    }
+    arrows
+}
+
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -230,6 +267,33 @@ fn rust_files_or_file(p: &Path) -> Vec<PathBuf> {
 fn the_engine_modules_import_each_other_without_a_circle() {
     let arrows = engine_arrows(&src().join("engine"));
     assert_eq!(find_circle(&arrows), None);
+}
+
+#[test]
+fn the_rooms_import_each_other_without_a_circle() {
+    let arrows = room_arrows(&src(), &ROOMS);
+    assert_eq!(find_circle(&arrows), None, "rooms: {arrows:?}");
+}
+
+#[test]
+fn the_room_check_sees_a_circle() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir(t.path().join("engine")).unwrap();
+    std::fs::write(
+        t.path().join("engine/build.rs"),
+        "pub struct R { pub a: Option<crate::attest::Plan> }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.path().join("attest.rs"),
+        "use crate::{engine::build::R, image::Layer};\n",
+    )
+    .unwrap();
+    let arrows = room_arrows(t.path(), &["engine", "attest", "image"]);
+    assert_eq!(
+        find_circle(&arrows),
+        Some(vec!["attest".into(), "engine".into(), "attest".into()])
+    );
 }
 
 #[test]

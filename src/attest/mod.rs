@@ -142,7 +142,10 @@ pub struct Document {
 /// their blobs in `store`) and remembered.
 fn sbom_document(
     plan: &Plan,
-    (store, views): (&BlobStore, &BTreeMap<String, sbom::LayerView>),
+    (store, views): (
+        &BlobStore,
+        &BTreeMap<String, crate::engine::layer_view::LayerView>,
+    ),
     format: SbomFormat,
     image: &crate::engine::state::ImageState,
     stage: Option<&str>,
@@ -210,10 +213,11 @@ fn sbom_document(
 /// being `subject`; layers are read from `store` (the cache).
 pub fn documents(
     r: &BuildResult,
+    plan: Option<&Plan>,
     store: &BlobStore,
     subject: &Digest,
 ) -> Result<Vec<Document>, Error> {
-    let Some(plan) = r.attest.as_deref() else {
+    let Some(plan) = plan else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
@@ -265,11 +269,12 @@ pub fn documents(
 /// `into` (layers read from `from`); their manifest bytes and descriptors.
 pub fn attach(
     r: &BuildResult,
+    plan: Option<&Plan>,
     from: &BlobStore,
     into: &BlobStore,
     image: &Descriptor,
 ) -> Result<Vec<(Vec<u8>, Descriptor)>, Error> {
-    documents(r, from, &image.digest)?
+    documents(r, plan, from, &image.digest)?
         .iter()
         .map(|d| {
             crate::engine::record_artifact::store_artifact(

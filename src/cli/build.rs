@@ -408,20 +408,18 @@ fn build(
     )?;
     let store = cairn_layers::blob_store::BlobStore::open(cache.root())?;
     let scratch = cache.dir(crate::cache::Bucket::Tmp);
+    let attest = attest_plan(&args, &req)?;
     let sinks = crate::publish::Sinks {
         store: &store,
         lazy: &*req.cache_from,
         scratch: &scratch,
         reporter,
+        attest: attest.as_deref(),
     };
-    let attest = attest_plan(&args, &req)?;
     let digest = if platforms.len() > 1 {
         // As for one image: a refused cache blob reruns the build and the outputs.
         let ix = cache_flags::retrying_refused(reporter, || {
-            let mut ix = multi::build(&req, (&platforms, &index_annotations), &sources, reporter)?;
-            for r in &mut ix.images {
-                r.attest = attest.clone();
-            }
+            let ix = multi::build(&req, (&platforms, &index_annotations), &sources, reporter)?;
             crate::publish::publish_all(&publishers, &sinks.built(Subject::Index(&ix)))?;
             Ok(ix)
         })?;
@@ -438,7 +436,6 @@ fn build(
         ix.index_digest.clone()
     } else {
         let (result, rewritten) = build_one(&req, &sources, reporter, |r| {
-            r.attest = attest.clone();
             crate::publish::publish_all(&publishers, &sinks.built(Subject::Image(r)))
         })?;
         // The layers as built (not as an output recompressed them) are the cache's.

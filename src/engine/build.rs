@@ -47,11 +47,9 @@ pub struct BuildResult {
     /// The other stages built for it, by name (for `--sbom scan-stage=true`
     /// and the bases named in provenance).
     pub stages: Vec<(String, ImageState)>,
-    /// What to attest and attach (`--sbom`, `--provenance`); set by the caller.
-    pub attest: Option<std::sync::Arc<crate::attest::Plan>>,
     /// What the build has of the image's layers (written entries, unpacked
     /// directories), by diff_id: the SBOM scan reads them instead of the blobs.
-    pub layer_views: crate::attest::sbom::LayerViews,
+    pub layer_views: super::layer_view::LayerViews,
 }
 
 /// Parse and plan `req`, and check that this machine can RUN every stage's
@@ -290,7 +288,6 @@ fn finalize(
         run_command_time: std::time::Duration::ZERO,
         run_step_time: std::time::Duration::ZERO,
         stages: Vec::new(),
-        attest: None,
         layer_views,
     })
 }
@@ -298,8 +295,8 @@ fn finalize(
 /// What this build has of `layers` besides their blobs: the entries it
 /// wrote them from (or indexed in a plain stage blob), else their unpacked
 /// directories when this session unpacked layers at all.
-fn layer_views(ctx: &BuildCtx, layers: &[crate::image::Layer]) -> crate::attest::sbom::LayerViews {
-    use crate::attest::sbom::LayerView;
+fn layer_views(ctx: &BuildCtx, layers: &[crate::image::Layer]) -> super::layer_view::LayerViews {
+    use super::layer_view::LayerView;
     let views = layers
         .iter()
         .filter_map(|l| {

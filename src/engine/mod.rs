@@ -28,6 +28,7 @@ pub mod history;
 pub mod in_flight;
 pub mod isolation;
 pub mod layer_reuse;
+pub mod layer_view;
 pub mod layer_write;
 pub mod multi;
 pub mod named_context;

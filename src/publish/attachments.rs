@@ -15,7 +15,7 @@ use cairn_layers::blob_store::BlobStore;
 /// An SBOM reads the image's layers (and, with `scan-stage=true`, the
 /// other stages'): fetch the ones still lazy.
 fn fetch_scanned(built: &Built<'_>, r: &BuildResult) -> anyhow::Result<()> {
-    let sbom = r.attest.as_ref().and_then(|p| p.options.sbom.as_ref());
+    let sbom = built.attest.and_then(|p| p.options.sbom.as_ref());
     let Some(&(_, stages)) = sbom else {
         return Ok(());
     };
@@ -39,7 +39,7 @@ pub fn into_layout(
     fetch_scanned(built, r)?;
     let desc = r.descriptor();
     let (_, record) = record_artifact::store_record(r, into, &desc)?;
-    let attached = crate::attest::attach(r, built.store, into, &desc)?;
+    let attached = crate::attest::attach(r, built.attest, built.store, into, &desc)?;
     Ok((
         record_artifact::annotate(&desc, &record),
         attached.into_iter().map(|(_, d)| d).collect(),
@@ -73,7 +73,7 @@ pub fn push(
         ));
     }
     fetch_scanned(built, r)?;
-    for (bytes, desc) in crate::attest::attach(r, store, store, &r.descriptor())? {
+    for (bytes, desc) in crate::attest::attach(r, built.attest, store, store, &r.descriptor())? {
         let pushed = runtime.block_on(registry.push_referrer(
             reference.repository(),
             &bytes,

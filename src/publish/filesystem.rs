@@ -283,7 +283,6 @@ mod tests {
             run_command_time: Default::default(),
             run_step_time: Default::default(),
             stages: Vec::new(),
-            attest: None,
             layer_views: Default::default(),
         };
         let mut out = Vec::new();

@@ -118,6 +118,9 @@ pub struct Built<'a> {
     pub scratch: &'a Path,
     /// Progress and messages.
     pub reporter: &'a dyn Reporter,
+    /// What to attest and attach (`--sbom`, `--provenance`), the same for
+    /// every image of the subject; `None`: nothing.
+    pub attest: Option<&'a crate::attest::Plan>,
 }
 
 /// What every publisher is handed besides the subject.
@@ -131,6 +134,8 @@ pub struct Sinks<'a> {
     pub scratch: &'a Path,
     /// See [`Built::reporter`].
     pub reporter: &'a dyn Reporter,
+    /// See [`Built::attest`].
+    pub attest: Option<&'a crate::attest::Plan>,
 }
 
 impl<'a> Sinks<'a> {
@@ -145,6 +150,7 @@ impl<'a> Sinks<'a> {
             lazy: self.lazy,
             scratch: self.scratch,
             reporter: self.reporter,
+            attest: self.attest,
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod node;
 pub mod spdx;
 
 use super::Error;
-use crate::engine::fs::EntryFs;
+use crate::engine::layer_view::LayerView;
 use crate::engine::recompress::open_uncompressed;
 use crate::image::config::ImageConfig;
 use crate::image::Layer;
@@ -28,8 +28,6 @@ use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 /// apk's database of installed packages.
 const APK_DB: &str = "lib/apk/db/installed";
@@ -183,30 +181,6 @@ enum Event {
     /// A file of interest and its bytes.
     File(String, Vec<u8>),
 }
-
-/// What the build already has of a layer, read instead of decompressing
-/// its blob again right after writing it: the same files, so the same SBOM.
-#[derive(Clone)]
-pub enum LayerView {
-    /// The entries the build wrote it from, or indexed in its plain stage
-    /// blob (`engine::layer_write`): sources still on disk or in memory.
-    Entries(Arc<EntryFs>),
-    /// Its unpacked directory (`engine::layer_dirs`, overlay form:
-    /// whiteout = character device 0/0, opaque directory = xattr).
-    Dir(PathBuf),
-}
-
-impl std::fmt::Debug for LayerView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LayerView::Entries(_) => f.write_str("LayerView::Entries"),
-            LayerView::Dir(d) => write!(f, "LayerView::Dir({})", d.display()),
-        }
-    }
-}
-
-/// The views a build left of its image's layers, by diff_id.
-pub type LayerViews = Arc<BTreeMap<String, LayerView>>;
 
 /// What a layer member is, as far as the scan cares.
 enum Kind {
@@ -752,6 +726,8 @@ pub fn uuid_from(seed: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fs::EntryFs;
+    use std::sync::Arc;
 
     fn layer(store: &BlobStore, files: &[(&str, Option<&str>)]) -> Layer {
         let mut b = tar::Builder::new(Vec::new());
