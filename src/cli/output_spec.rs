@@ -124,28 +124,47 @@ fn csv_fields(spec: &str) -> Vec<String> {
 pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
     // buildx: a bare value is a directory for the local exporter, `-` a tar on stdout.
     if !spec.contains('=') {
-        anyhow::ensure!(
-            !spec.is_empty(),
-            bad(
-                spec,
-                "empty".into(),
-                "e.g. -o type=oci,dest=image.tar".into()
-            )
-        );
-        let sink = if spec == "-" {
-            Sink::FsTar(Dest::Stdout)
-        } else {
-            Sink::Local(PathBuf::from(spec))
-        };
-        return Ok(OutputSpec {
-            sink,
-            names: Vec::new(),
-            export: ExportOptions::default(),
-        });
+        return bare(spec);
     }
     let fields = csv_fields(spec);
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    for part in &fields {
+    let pairs = key_values(spec, &fields)?;
+    let kind = exporter(spec, &pairs)?;
+    let o = options(spec, kind, pairs)?;
+    check_level(spec, &o.export)?;
+    let sink = sink(spec, kind, &o)?;
+    Ok(OutputSpec {
+        sink,
+        names: o.names,
+        export: o.export,
+    })
+}
+
+/// A value without `=`: a directory for the local exporter, `-` a tar on stdout.
+fn bare(spec: &str) -> anyhow::Result<OutputSpec> {
+    anyhow::ensure!(
+        !spec.is_empty(),
+        bad(
+            spec,
+            "empty".into(),
+            "e.g. -o type=oci,dest=image.tar".into()
+        )
+    );
+    let sink = if spec == "-" {
+        Sink::FsTar(Dest::Stdout)
+    } else {
+        Sink::Local(PathBuf::from(spec))
+    };
+    Ok(OutputSpec {
+        sink,
+        names: Vec::new(),
+        export: ExportOptions::default(),
+    })
+}
+
+/// Each field as `(KEY, VALUE)`.
+fn key_values<'f>(spec: &str, fields: &'f [String]) -> anyhow::Result<Vec<(&'f str, &'f str)>> {
+    let mut pairs = Vec::new();
+    for part in fields {
         let Some((k, v)) = part.split_once('=') else {
             return Err(bad(
                 spec,
@@ -155,6 +174,11 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
         };
         pairs.push((k.trim(), v));
     }
+    Ok(pairs)
+}
+
+/// The `type=`, which must be there and be known.
+fn exporter<'f>(spec: &str, pairs: &[(&str, &'f str)]) -> anyhow::Result<&'f str> {
     let kind = pairs
         .iter()
         .find(|(k, _)| *k == "type")
@@ -176,12 +200,28 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
             format!("type= is one of {TYPES}"),
         ));
     }
+    Ok(kind)
+}
+
+/// The options besides `type=`, as given.
+struct Options {
+    dest: Option<String>,
+    tar: bool,
+    names: Vec<String>,
+    push: bool,
+    export: ExportOptions,
+}
+
+/// Read the options `kind` accepts (any other is refused).
+fn options(spec: &str, kind: &str, pairs: Vec<(&str, &str)>) -> anyhow::Result<Options> {
     let keys = accepted(kind);
-    let mut dest = None;
-    let mut tar = true;
-    let mut names = Vec::new();
-    let mut push = kind == "registry";
-    let mut export = ExportOptions::default();
+    let mut o = Options {
+        dest: None,
+        tar: true,
+        names: Vec::new(),
+        push: kind == "registry",
+        export: ExportOptions::default(),
+    };
     for (k, v) in pairs {
         if k == "type" {
             continue;
@@ -194,38 +234,18 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
             ));
         }
         match k {
-            "dest" => dest = Some(v.to_owned()).filter(|d| !d.is_empty()),
-            "tar" => tar = boolean(spec, k, v)?,
-            "push" => push = boolean(spec, k, v)?,
-            "name" => names.extend(
+            "dest" => o.dest = Some(v.to_owned()).filter(|d| !d.is_empty()),
+            "tar" => o.tar = boolean(spec, k, v)?,
+            "push" => o.push = boolean(spec, k, v)?,
+            "name" => o.names.extend(
                 v.split(',')
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
                     .map(str::to_owned),
             ),
-            "compression" => {
-                export.compression = Some(match v {
-                    "gzip" => LayerCompression::Gzip,
-                    "zstd" => LayerCompression::Zstd,
-                    "uncompressed" => LayerCompression::Uncompressed,
-                    "estargz" => {
-                        return Err(bad(
-                            spec,
-                            "compression=estargz is not supported".into(),
-                            "use compression=gzip, zstd or uncompressed".into(),
-                        ))
-                    }
-                    _ => {
-                        return Err(bad(
-                            spec,
-                            format!("unknown compression `{v}`"),
-                            "compression= is one of gzip, zstd, uncompressed".into(),
-                        ))
-                    }
-                })
-            }
+            "compression" => o.export.compression = Some(compression(spec, v)?),
             "compression-level" => {
-                export.level = Some(v.parse().map_err(|_| {
+                o.export.level = Some(v.parse().map_err(|_| {
                     bad(
                         spec,
                         format!("compression-level={v} is not a number"),
@@ -233,33 +253,63 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
                     )
                 })?)
             }
-            "force-compression" => export.force = boolean(spec, k, v)?,
-            "oci-mediatypes" => export.oci_media_types = boolean(spec, k, v)?,
+            "force-compression" => o.export.force = boolean(spec, k, v)?,
+            "oci-mediatypes" => o.export.oci_media_types = boolean(spec, k, v)?,
             _ => {}
         }
     }
-    if let Some(level) = export.level {
-        let (lo, hi) = match export.compression {
-            Some(LayerCompression::Zstd) => (1, 22),
-            Some(LayerCompression::Gzip) | None => (0, 9),
-            Some(LayerCompression::Uncompressed) => {
-                return Err(bad(
-                    spec,
-                    "compression-level with compression=uncompressed".into(),
-                    "drop compression-level=".into(),
-                ))
-            }
-        };
-        if !(lo..=hi).contains(&level) {
+    Ok(o)
+}
+
+/// `compression=`.
+fn compression(spec: &str, v: &str) -> anyhow::Result<LayerCompression> {
+    match v {
+        "gzip" => Ok(LayerCompression::Gzip),
+        "zstd" => Ok(LayerCompression::Zstd),
+        "uncompressed" => Ok(LayerCompression::Uncompressed),
+        "estargz" => Err(bad(
+            spec,
+            "compression=estargz is not supported".into(),
+            "use compression=gzip, zstd or uncompressed".into(),
+        )),
+        _ => Err(bad(
+            spec,
+            format!("unknown compression `{v}`"),
+            "compression= is one of gzip, zstd, uncompressed".into(),
+        )),
+    }
+}
+
+/// `compression-level=` within the range of the compression it goes with.
+fn check_level(spec: &str, export: &ExportOptions) -> anyhow::Result<()> {
+    let Some(level) = export.level else {
+        return Ok(());
+    };
+    let (lo, hi) = match export.compression {
+        Some(LayerCompression::Zstd) => (1, 22),
+        Some(LayerCompression::Gzip) | None => (0, 9),
+        Some(LayerCompression::Uncompressed) => {
             return Err(bad(
                 spec,
-                format!("compression-level={level} is out of range"),
-                format!("this compression takes {lo}-{hi}"),
-            ));
+                "compression-level with compression=uncompressed".into(),
+                "drop compression-level=".into(),
+            ))
         }
+    };
+    if !(lo..=hi).contains(&level) {
+        return Err(bad(
+            spec,
+            format!("compression-level={level} is out of range"),
+            format!("this compression takes {lo}-{hi}"),
+        ));
     }
+    Ok(())
+}
+
+/// Where exporter `kind` writes, with its `dest=` checked.
+fn sink(spec: &str, kind: &str, o: &Options) -> anyhow::Result<Sink> {
     let need_dest = |example: &str| {
-        dest.clone().ok_or_else(|| {
+        o.dest.clone().ok_or_else(|| {
             bad(
                 spec,
                 format!("type={kind} needs dest="),
@@ -276,7 +326,7 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
             Dest::File(PathBuf::from(d))
         }
     };
-    let sink = match kind {
+    Ok(match kind {
         "local" => {
             let d = need_dest("rootfs")?;
             anyhow::ensure!(
@@ -290,7 +340,7 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
             Sink::Local(PathBuf::from(d))
         }
         "tar" => Sink::FsTar(file(need_dest("rootfs.tar")?)),
-        "oci" if tar => Sink::OciTar(file(need_dest("image.tar")?)),
+        "oci" if o.tar => Sink::OciTar(file(need_dest("image.tar")?)),
         "oci" => {
             let d = need_dest("image-layout")?;
             anyhow::ensure!(
@@ -305,14 +355,9 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputSpec> {
         }
         "docker" | "docker-archive" => Sink::Docker(file(need_dest("image.tar")?)),
         _ => Sink::Image {
-            names: names.clone(),
-            push,
+            names: o.names.clone(),
+            push: o.push,
         },
-    };
-    Ok(OutputSpec {
-        sink,
-        names,
-        export,
     })
 }
 
