@@ -5,7 +5,7 @@
 //! report inside the image; reproducible; cached with the image.
 
 use crate::support::registry::{Auth, TestRegistry};
-use crate::support::{cairn, fixture_layout, ok, run, testdata};
+use crate::support::{build_command, cairn, fixture_layout, ok, run, testdata};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,12 +19,8 @@ fn fixture() -> String {
 
 /// `cairn build CTX --cache-dir HOME/cache EXTRA…` → (digest, stderr).
 fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
-    let mut c = cairn(home);
-    c.arg("build")
-        .arg(ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(home.join("cache"))
-        .args(extra)
+    let mut c = build_command(home, ctx, "cache", "plain");
+    c.args(extra)
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("BUILDX_NO_DEFAULT_ATTESTATIONS");
     let out = run(c, "");

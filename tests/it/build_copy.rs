@@ -47,12 +47,8 @@ pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
 
 /// `cairn build CONTEXT -o type=oci,dest=OUT` with a cache under `home`.
 pub fn build_in(home: &Path, ctx: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut c = cairn(home);
-    c.arg("build")
-        .arg(ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(home.join("cache"))
-        .arg("-o")
+    let mut c = crate::support::build_command(home, ctx, "cache", "plain");
+    c.arg("-o")
         .arg(format!("type=oci,dest={},tar=false", out.display()))
         .args(extra)
         .env_remove("SOURCE_DATE_EPOCH");

@@ -5,7 +5,7 @@
 //! sibling directory, an OCI layout, a registry image).
 
 use crate::support::registry::{Auth, TestRegistry};
-use crate::support::{cairn, fixture_layout, manifest_digest, ok, run};
+use crate::support::{build_command, fixture_layout, manifest_digest, ok, run};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -20,13 +20,8 @@ fn fixture() -> String {
 
 /// `cairn build CTX --progress plain --cache-dir HOME/cache EXTRA…`, run in `cwd`.
 fn build_in(home: &Path, cwd: &Path, ctx: &Path, extra: &[&str]) -> Output {
-    let mut c = cairn(home);
-    c.current_dir(cwd)
-        .arg("build")
-        .arg(ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(home.join("cache"))
-        .args(extra);
+    let mut c = build_command(home, ctx, "cache", "plain");
+    c.current_dir(cwd).args(extra);
     run(c, "")
 }
 
@@ -254,12 +249,8 @@ fn ssh_agent_is_forwarded_to_the_run_that_mounts_it_and_nowhere_else() {
         ),
     );
     let out = t.path().join("out");
-    let mut c = cairn(t.path());
+    let mut c = build_command(t.path(), &ctx, "cache", "plain");
     c.env("SSH_AUTH_SOCK", &agent.sock)
-        .arg("build")
-        .arg(&ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(t.path().join("cache"))
         .args(["--ssh", "default", "--ssh"])
         .arg(format!("gh={}", agent.sock.display()))
         .arg("-o")

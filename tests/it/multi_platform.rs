@@ -4,7 +4,7 @@
 //! (testdata/base/busybox-multi), so nothing comes from Docker Hub.
 
 use crate::support::registry::{Auth, TestRegistry};
-use crate::support::{cairn, cli, ok, run};
+use crate::support::{build_command, cairn, cli, ok, run};
 use std::path::{Path, PathBuf};
 
 /// The two-platform busybox base (`oci:DIR:multi`): `$CAIRN_BUSYBOX_OCI`, else
@@ -39,12 +39,8 @@ fn require_emulation() {
 
 /// `cairn build` of `ctx` with extra args; its output.
 fn build(home: &Path, ctx: &Path, cache: &str, args: &[&str]) -> std::process::Output {
-    let mut c = cairn(home);
-    c.arg("build")
-        .arg(ctx)
-        .args(["--progress", "plain", "--cache-dir"])
-        .arg(home.join(cache))
-        .args(args);
+    let mut c = build_command(home, ctx, cache, "plain");
+    c.args(args);
     run(c, "")
 }
 
@@ -405,12 +401,8 @@ fn build_json(
     jobs: &str,
     args: &[&str],
 ) -> (Vec<serde_json::Value>, String) {
-    let mut c = cairn(home);
+    let mut c = build_command(home, ctx, cache, "json");
     c.env("CAIRN_PLATFORM_JOBS", jobs)
-        .arg("build")
-        .arg(ctx)
-        .args(["--progress", "json", "--cache-dir"])
-        .arg(home.join(cache))
         .args(["--platform", "linux/amd64,linux/arm64"])
         .args(args);
     let o = run(c, "");

@@ -23,7 +23,6 @@ pub(crate) fn app(ctx: &Path, branch: &str) {
     );
 }
 
-/// Build `ctx` on the runner `home` (its own local cache); (digest, stderr).
 /// Replace every blob of the cache directory `shared` by other bytes (new
 /// files: the originals may be linked elsewhere).
 fn poison_blobs(shared: &Path) {
@@ -35,6 +34,7 @@ fn poison_blobs(shared: &Path) {
     }
 }
 
+/// Build `ctx` on the runner `home` (its own local cache); (digest, stderr).
 pub(crate) fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
     let out = build_in(home, ctx, &home.join("out"), extra);
     let digest = ok(&out);
@@ -258,13 +258,8 @@ fn a_multi_platform_build_exports_and_imports_every_platform() {
 /// `cairn build --progress json` with `extra`, without an output flag of
 /// its own; (digest, the JSON events).
 fn build_json(home: &Path, ctx: &Path, extra: &[&str]) -> (String, Vec<serde_json::Value>) {
-    let mut c = crate::support::cairn(home);
-    c.args(["--progress", "json", "build"])
-        .arg(ctx)
-        .arg("--cache-dir")
-        .arg(home.join("cache"))
-        .args(extra)
-        .env_remove("SOURCE_DATE_EPOCH");
+    let mut c = crate::support::build_command(home, ctx, "cache", "json");
+    c.args(extra).env_remove("SOURCE_DATE_EPOCH");
     let out = crate::support::run(c, "");
     let digest = ok(&out);
     let events = String::from_utf8_lossy(&out.stderr)

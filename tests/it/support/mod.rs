@@ -24,6 +24,17 @@ pub fn cairn(home: &Path) -> Command {
     c
 }
 
+/// `cairn build CTX --progress PROGRESS --cache-dir HOME/CACHE`: where every
+/// build a test runs starts (add its flags with `.args(…)`, then [`run`]).
+pub fn build_command(home: &Path, ctx: &Path, cache: &str, progress: &str) -> Command {
+    let mut c = cairn(home);
+    c.arg("build")
+        .arg(ctx)
+        .args(["--progress", progress, "--cache-dir"])
+        .arg(home.join(cache));
+    c
+}
+
 /// Run, feeding `stdin`, and return the output.
 pub fn run(mut c: Command, stdin: &str) -> Output {
     use std::io::Write;
