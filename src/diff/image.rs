@@ -346,7 +346,47 @@ pub fn compare_images(
         ignore_timestamps: ignore.timestamps,
         ignore_order: ignore.order,
     };
-    // Read differing pairs in parallel (bounded to 4 at a time).
+    let results = read_differing(a, b, &pairs, &opts)?;
+    let paired = pair_up(a, b, &pairs, (&hist_a, &hist_b), results);
+    let config = compare_configs(&a.config, &b.config, ignore);
+    let identical = same_bytes(a, b);
+    let equivalent =
+        identical || (ignore.any() && config.is_empty() && only_ignored(&paired.layers));
+    let verdict = if equivalent && !identical {
+        "equivalent: every difference is of a kind asked to be ignored (--ignore)".to_owned()
+    } else {
+        verdict(identical, &paired.layers, &config, &paired.causes)
+    };
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        a: a.name.clone(),
+        b: b.name.clone(),
+        manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
+        index_digests: [None, None],
+        config_digests: [a.config_digest.clone(), b.config_digest.clone()],
+        identical,
+        equivalent,
+        config,
+        layers: paired.layers,
+        first_divergent: paired.first_divergent,
+        causes: paired.causes,
+        build: None,
+        attestations: Vec::new(),
+        bytes_read: paired.bytes_read,
+        bytes_fetched: 0,
+        verdict,
+    })
+}
+
+/// Index and compare the aligned pairs whose diff_ids differ, four at a
+/// time (each pair's two layers read at once): by pair, the comparison and
+/// the bytes read.
+fn read_differing(
+    a: &ImageSide,
+    b: &ImageSide,
+    pairs: &[(Option<usize>, Option<usize>)],
+    opts: &CompareOptions,
+) -> Result<BTreeMap<usize, (LayerComparison, u64)>, super::Error> {
     let work: Vec<(usize, usize, usize)> = pairs
         .iter()
         .enumerate()
@@ -355,14 +395,13 @@ pub fn compare_images(
             _ => None,
         })
         .collect();
-    let mut results: BTreeMap<usize, (LayerComparison, u64)> = BTreeMap::new();
+    let mut results = BTreeMap::new();
     for chunk in work.chunks(4) {
         type Done = Result<(usize, LayerComparison, u64), super::Error>;
         let done: Vec<Done> = std::thread::scope(|s| {
             let hs: Vec<_> = chunk
                 .iter()
                 .map(|&(k, i, j)| {
-                    let opts = &opts;
                     s.spawn(move || -> Done {
                         let (ra, rb) = std::thread::scope(|s2| {
                             let ha = s2.spawn(|| read_side(a, i));
@@ -388,10 +427,33 @@ pub fn compare_images(
             results.insert(k, (c, bytes));
         }
     }
-    let mut layers = Vec::new();
-    let mut causes: BTreeMap<Cause, usize> = BTreeMap::new();
-    let mut bytes_read = 0;
-    let mut first_divergent = None;
+    Ok(results)
+}
+
+/// The aligned layers, each pair with its status and what was counted.
+struct Paired {
+    layers: Vec<LayerPair>,
+    causes: BTreeMap<Cause, usize>,
+    bytes_read: u64,
+    first_divergent: Option<usize>,
+}
+
+/// Name each aligned pair (`identical`, `compression-only`, `different`
+/// with its file comparison from `results`, `only-in-a`, `only-in-b`) and
+/// add up the causes and bytes read.
+fn pair_up(
+    a: &ImageSide,
+    b: &ImageSide,
+    pairs: &[(Option<usize>, Option<usize>)],
+    (hist_a, hist_b): (&[Option<String>], &[Option<String>]),
+    mut results: BTreeMap<usize, (LayerComparison, u64)>,
+) -> Paired {
+    let mut p = Paired {
+        layers: Vec::new(),
+        causes: BTreeMap::new(),
+        bytes_read: 0,
+        first_divergent: None,
+    };
     for (k, (ia, ib)) in pairs.iter().enumerate() {
         let created_by = ib
             .and_then(|j| hist_b[j].clone())
@@ -399,24 +461,24 @@ pub fn compare_images(
         let (status, files) = match (ia, ib) {
             (Some(i), Some(j)) if a.layers[*i].digest == b.layers[*j].digest => ("identical", None),
             (Some(i), Some(j)) if a.layers[*i].diff_id == b.layers[*j].diff_id => {
-                *causes.entry(Cause::Compression).or_default() += 1;
+                *p.causes.entry(Cause::Compression).or_default() += 1;
                 ("compression-only", None)
             }
             (Some(_), Some(_)) => {
                 let (c, bytes) = results.remove(&k).unwrap_or_default();
-                bytes_read += bytes;
+                p.bytes_read += bytes;
                 for (cause, n) in &c.causes {
-                    *causes.entry(*cause).or_default() += n;
+                    *p.causes.entry(*cause).or_default() += n;
                 }
                 ("different", Some(c))
             }
             (Some(_), None) => ("only-in-a", None),
             (None, _) => ("only-in-b", None),
         };
-        if status != "identical" && first_divergent.is_none() {
-            first_divergent = Some(k);
+        if status != "identical" && p.first_divergent.is_none() {
+            p.first_divergent = Some(k);
         }
-        layers.push(LayerPair {
+        p.layers.push(LayerPair {
             a: *ia,
             b: *ib,
             created_by,
@@ -424,8 +486,13 @@ pub fn compare_images(
             files,
         });
     }
-    let config = compare_configs(&a.config, &b.config, ignore);
-    let identical = match (&a.manifest_digest, &b.manifest_digest) {
+    p
+}
+
+/// The same image: the same manifest digest, or (a docker archive has no
+/// manifest) the same config and layer blobs.
+fn same_bytes(a: &ImageSide, b: &ImageSide) -> bool {
+    match (&a.manifest_digest, &b.manifest_digest) {
         (Some(x), Some(y)) => x == y,
         _ => {
             a.config_digest == b.config_digest
@@ -434,40 +501,17 @@ pub fn compare_images(
                     .map(|l| &l.digest)
                     .eq(b.layers.iter().map(|l| &l.digest))
         }
-    };
-    let equivalent = identical
-        || (ignore.any()
-            && config.is_empty()
-            && layers.iter().all(|l| {
-                l.status == "identical"
-                    || (l.status == "different"
-                        && l.files
-                            .as_ref()
-                            .is_some_and(|f| f.changes.is_empty() && !f.order_differs))
-            }));
-    let verdict = if equivalent && !identical {
-        "equivalent: every difference is of a kind asked to be ignored (--ignore)".to_owned()
-    } else {
-        verdict(identical, &layers, &config, &causes)
-    };
-    Ok(Report {
-        schema_version: SCHEMA_VERSION,
-        a: a.name.clone(),
-        b: b.name.clone(),
-        manifest_digests: [a.manifest_digest.clone(), b.manifest_digest.clone()],
-        index_digests: [None, None],
-        config_digests: [a.config_digest.clone(), b.config_digest.clone()],
-        identical,
-        equivalent,
-        config,
-        layers,
-        first_divergent,
-        causes,
-        build: None,
-        attestations: Vec::new(),
-        bytes_read,
-        bytes_fetched: 0,
-        verdict,
+    }
+}
+
+/// Every layer pair identical, or different only in what `--ignore` drops.
+fn only_ignored(layers: &[LayerPair]) -> bool {
+    layers.iter().all(|l| {
+        l.status == "identical"
+            || (l.status == "different"
+                && l.files
+                    .as_ref()
+                    .is_some_and(|f| f.changes.is_empty() && !f.order_differs))
     })
 }
 

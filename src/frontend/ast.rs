@@ -160,6 +160,54 @@ fn is_space(c: char) -> bool {
 
 /// Parse one (possibly nested) instruction line; `base` is `line`'s offset in `ll.text`.
 fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<Node, Diagnostic> {
+    let (mut node, rest_off) = head(ctx, ll, base, line);
+    let rest = node.rest.text.clone();
+    let rest = rest.as_str();
+    let at = Rest { ll, off: rest_off };
+    let keyword = node.keyword.clone();
+    match keyword.as_str() {
+        "run" | "cmd" | "entrypoint" | "shell" => match parse_json(rest) {
+            Json::Strings(items) => {
+                node.json = true;
+                node.args = items.iter().map(|s| at.word(s, 0)).collect();
+            }
+            Json::NotStrings => return Err(not_strings(ctx, node.rest.pos)),
+            Json::Invalid if rest.is_empty() => {}
+            Json::Invalid => node.args = vec![at.word(rest, 0)],
+        },
+        "add" | "copy" | "volume" => match parse_json(rest) {
+            Json::Strings(items) => {
+                node.json = true;
+                node.args = items.iter().map(|s| at.word(s, 0)).collect();
+            }
+            Json::NotStrings => return Err(not_strings(ctx, node.rest.pos)),
+            Json::Invalid => node.args = split_ws(rest).map(|(o, s)| at.word(s, o)).collect(),
+        },
+        "from" | "expose" => node.args = split_ws(rest).map(|(o, s)| at.word(s, o)).collect(),
+        "maintainer" | "user" | "workdir" | "stopsignal" if !rest.is_empty() => {
+            node.args = vec![at.word(rest, 0)]
+        }
+        "env" | "label" => key_values(ctx, &at, &mut node, rest)?,
+        "arg" => {
+            node.args = parse_words(rest, ctx.escape)
+                .into_iter()
+                .map(|(o, s)| at.word(&s, o))
+                .collect()
+        }
+        "healthcheck" => healthcheck(ctx, &at, &mut node, rest)?,
+        // One level is enough: `ONBUILD ONBUILD …` is rejected by the instruction parser,
+        // and not recursing keeps hostile input from nesting deeply.
+        "onbuild" if !rest.is_empty() && base == 0 => {
+            node.sub = Some(Box::new(parse_line(ctx, ll, rest_off, rest)?))
+        }
+        _ => {}
+    }
+    Ok(node)
+}
+
+/// The node of `line` with its keyword, flags and the rest of the line
+/// (no arguments yet), and the rest's offset in `ll.text`.
+fn head(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> (Node, usize) {
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
     let kw_len = trimmed.find(is_space).unwrap_or(trimmed.len());
@@ -179,9 +227,8 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
     let rest_off = args_off + rest_rel;
     let rest = args[rest_rel..].trim_start_matches(is_space);
     let rest_off = rest_off + (args.len() - rest_rel - rest.len());
-    let keyword = keyword_raw.to_ascii_lowercase();
-    let mut node = Node {
-        keyword: keyword.clone(),
+    let node = Node {
+        keyword: keyword_raw.to_ascii_lowercase(),
         keyword_raw: keyword_raw.to_owned(),
         flags,
         args: Vec::new(),
@@ -199,107 +246,89 @@ fn parse_line(ctx: &Ctx, ll: &LogicalLine, base: usize, line: &str) -> Result<No
         },
         sub: None,
     };
-    let word = |text: &str, off: usize| Word {
-        text: text.to_owned(),
-        pos: ll.pos(rest_off + off),
-    };
-    let not_strings = |pos| {
-        ctx.err(
-            pos,
-            "when using JSON array syntax, arrays must be comprised of strings only",
-        )
-        .with_hint("quote every item, e.g. [\"node\", \"server.js\"]")
-    };
-    match keyword.as_str() {
-        "run" | "cmd" | "entrypoint" | "shell" => match parse_json(rest) {
-            Json::Strings(items) => {
-                node.json = true;
-                node.args = items.iter().map(|s| word(s, 0)).collect();
-            }
-            Json::NotStrings => return Err(not_strings(node.rest.pos)),
-            Json::Invalid if rest.is_empty() => {}
-            Json::Invalid => node.args = vec![word(rest, 0)],
-        },
-        "add" | "copy" | "volume" => match parse_json(rest) {
-            Json::Strings(items) => {
-                node.json = true;
-                node.args = items.iter().map(|s| word(s, 0)).collect();
-            }
-            Json::NotStrings => return Err(not_strings(node.rest.pos)),
-            Json::Invalid => node.args = split_ws(rest).map(|(o, s)| word(s, o)).collect(),
-        },
-        "from" | "expose" => node.args = split_ws(rest).map(|(o, s)| word(s, o)).collect(),
-        "maintainer" | "user" | "workdir" | "stopsignal" if !rest.is_empty() => {
-            node.args = vec![word(rest, 0)]
+    (node, rest_off)
+}
+
+/// Where the rest of a line starts: words in it get their positions from here.
+struct Rest<'l> {
+    ll: &'l LogicalLine,
+    off: usize,
+}
+
+impl Rest<'_> {
+    /// The word `text` at `off` bytes into the rest.
+    fn word(&self, text: &str, off: usize) -> Word {
+        Word {
+            text: text.to_owned(),
+            pos: self.ll.pos(self.off + off),
         }
-        "env" | "label" => {
-            let words = parse_words(rest, ctx.escape);
-            if let Some((_, first)) = words.first() {
-                if !first.contains('=') {
-                    let k_end = rest.find(is_space).unwrap_or(rest.len());
-                    let value = rest[k_end..].trim_start_matches(is_space);
-                    if value.is_empty() && k_end == rest.len() {
-                        return Err(ctx
-                            .err(
-                                node.rest.pos,
-                                format!("{} must have two arguments", keyword.to_uppercase()),
-                            )
-                            .with_hint(format!(
-                                "use {} {}=<value>",
-                                keyword.to_uppercase(),
-                                &rest[..k_end]
-                            )));
-                    }
-                    node.legacy_kv = true;
-                    node.args = vec![
-                        word(&rest[..k_end], 0),
-                        word(value, rest.len() - value.len()),
-                    ];
-                } else {
-                    for (off, w) in words {
-                        let Some((k, v)) = w.split_once('=') else {
-                            return Err(ctx.err(
-                                ll.pos(rest_off + off),
-                                format!("syntax error - can't find = in {w:?}. must be of the form: name=value"),
-                            ));
-                        };
-                        node.args.push(word(k, off));
-                        node.args.push(word(v, off + k.len() + 1));
-                    }
-                }
-            }
-        }
-        "arg" => {
-            node.args = parse_words(rest, ctx.escape)
-                .into_iter()
-                .map(|(o, s)| word(&s, o))
-                .collect()
-        }
-        "healthcheck" => {
-            let t_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            if t_end > 0 {
-                node.args.push(word(&rest[..t_end], 0));
-                let cmd = rest[t_end..].trim_start();
-                let cmd_off = rest.len() - cmd.len();
-                match parse_json(cmd) {
-                    Json::Strings(items) => {
-                        node.json = true;
-                        node.args.extend(items.iter().map(|s| word(s, cmd_off)));
-                    }
-                    Json::NotStrings => return Err(not_strings(ll.pos(rest_off + cmd_off))),
-                    Json::Invalid if cmd.is_empty() => {}
-                    Json::Invalid => node.args.push(word(cmd, cmd_off)),
-                }
-            }
-        }
-        // One level is enough: `ONBUILD ONBUILD …` is rejected by the instruction parser,
-        // and not recursing keeps hostile input from nesting deeply.
-        "onbuild" if !rest.is_empty() && base == 0 => {
-            node.sub = Some(Box::new(parse_line(ctx, ll, rest_off, rest)?))
-        }
-        _ => {}
     }
-    Ok(node)
+}
+
+fn not_strings(ctx: &Ctx, pos: Pos) -> Diagnostic {
+    ctx.err(
+        pos,
+        "when using JSON array syntax, arrays must be comprised of strings only",
+    )
+    .with_hint("quote every item, e.g. [\"node\", \"server.js\"]")
+}
+
+/// ENV and LABEL: `K=V …`, or the legacy `K V` (one pair, the value the rest).
+fn key_values(ctx: &Ctx, at: &Rest, node: &mut Node, rest: &str) -> Result<(), Diagnostic> {
+    let words = parse_words(rest, ctx.escape);
+    let Some((_, first)) = words.first() else {
+        return Ok(());
+    };
+    if first.contains('=') {
+        for (off, w) in words {
+            let Some((k, v)) = w.split_once('=') else {
+                return Err(ctx.err(
+                    at.ll.pos(at.off + off),
+                    format!(
+                        "syntax error - can't find = in {w:?}. must be of the form: name=value"
+                    ),
+                ));
+            };
+            node.args.push(at.word(k, off));
+            node.args.push(at.word(v, off + k.len() + 1));
+        }
+        return Ok(());
+    }
+    let keyword = node.keyword.to_uppercase();
+    let k_end = rest.find(is_space).unwrap_or(rest.len());
+    let value = rest[k_end..].trim_start_matches(is_space);
+    if value.is_empty() && k_end == rest.len() {
+        return Err(ctx
+            .err(node.rest.pos, format!("{keyword} must have two arguments"))
+            .with_hint(format!("use {keyword} {}=<value>", &rest[..k_end])));
+    }
+    node.legacy_kv = true;
+    node.args = vec![
+        at.word(&rest[..k_end], 0),
+        at.word(value, rest.len() - value.len()),
+    ];
+    Ok(())
+}
+
+/// HEALTHCHECK: the type (`CMD`, `NONE`), then the command, JSON or shell.
+fn healthcheck(ctx: &Ctx, at: &Rest, node: &mut Node, rest: &str) -> Result<(), Diagnostic> {
+    let t_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    if t_end == 0 {
+        return Ok(());
+    }
+    node.args.push(at.word(&rest[..t_end], 0));
+    let cmd = rest[t_end..].trim_start();
+    let cmd_off = rest.len() - cmd.len();
+    match parse_json(cmd) {
+        Json::Strings(items) => {
+            node.json = true;
+            node.args.extend(items.iter().map(|s| at.word(s, cmd_off)));
+        }
+        Json::NotStrings => return Err(not_strings(ctx, at.ll.pos(at.off + cmd_off))),
+        Json::Invalid if cmd.is_empty() => {}
+        Json::Invalid => node.args.push(at.word(cmd, cmd_off)),
+    }
+    Ok(())
 }
 
 enum Json {

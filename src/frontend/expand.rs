@@ -387,122 +387,120 @@ impl ShellWord<'_> {
             Some(_) => {}
         }
         let name = self.name();
-        let Some(mut ch) = self.next() else {
+        let Some(ch) = self.next() else {
             return Err("syntax error: missing '}'".into());
         };
-        let mut chs = ch.to_string();
         match ch {
-            '}' => {
-                let value = self.get(&name);
-                Ok(match value {
-                    Some(v) => v,
-                    None if self.lx.skip_unset => format!("${{{name}}}"),
-                    None => String::new(),
-                })
-            }
-            ':' | '+' | '-' | '?' | '#' | '%' => {
-                let null_is_unset = ch == ':';
-                if null_is_unset {
-                    let Some(c) = self.next() else {
-                        return Err("syntax error: missing '}'".into());
-                    };
-                    ch = c;
-                    chs.push(c);
-                }
-                let raw = ch == '#' || ch == '%';
-                if null_is_unset && raw {
-                    return Err(format!("unsupported modifier ({chs}) in substitution"));
-                }
-                let mut word = match self.process_stop_on(Some('}'), raw) {
-                    Ok((w, _)) => w,
-                    Err(e) if self.peek().is_none() => {
-                        let _ = e;
-                        return Err("syntax error: missing '}'".into());
-                    }
-                    Err(e) => return Err(e),
-                };
-                let value = self.get(&name);
-                if self.lx.skip_unset && value.is_none() {
-                    return Ok(format!("${{{name}{chs}{word}}}"));
-                }
-                let empty = value.as_deref() == Some("");
-                match ch {
-                    '-' => Ok(match value {
-                        Some(v) if !(null_is_unset && empty) => v,
-                        _ => word,
-                    }),
-                    '+' => Ok(if value.is_none() || (null_is_unset && empty) {
-                        String::new()
-                    } else {
-                        word
-                    }),
-                    '?' => match value {
-                        None => Err(format!(
-                            "{name}: {}",
-                            if word.is_empty() {
-                                "is not allowed to be unset"
-                            } else {
-                                &word
-                            }
-                        )),
-                        Some(_) if null_is_unset && empty => Err(format!(
-                            "{name}: {}",
-                            if word.is_empty() {
-                                "is not allowed to be empty"
-                            } else {
-                                &word
-                            }
-                        )),
-                        Some(v) => Ok(v),
-                    },
-                    '#' | '%' => {
-                        let greedy = word.starts_with(ch);
-                        if greedy {
-                            word.remove(0);
-                        }
-                        let pat = Glob::parse(&word, self.lx.escape);
-                        let v = value.unwrap_or_default();
-                        Ok(if ch == '#' {
-                            pat.trim_prefix(&v, greedy)
-                        } else {
-                            pat.trim_suffix(&v, greedy)
-                        })
-                    }
-                    _ => Err(format!("unsupported modifier ({chs}) in substitution")),
-                }
-            }
-            '/' => {
-                let all = self.peek() == Some('/');
-                if all {
-                    self.pos += 1;
-                }
-                let pattern = match self.process_stop_on(Some('/'), true) {
-                    Ok((p, _)) => p,
-                    Err(_) if self.peek().is_none() => {
-                        return Err("syntax error: missing '/' in ${}".into())
-                    }
-                    Err(e) => return Err(e),
-                };
-                let replacement = match self.process_stop_on(Some('}'), true) {
-                    Ok((r, _)) => r,
-                    Err(_) if self.peek().is_none() => {
-                        return Err("syntax error: missing '}'".into())
-                    }
-                    Err(e) => return Err(e),
-                };
-                let value = self.get(&name);
-                let Some(value) = value else {
-                    if self.lx.skip_unset {
-                        return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
-                    }
-                    return Ok(String::new());
-                };
-                Glob::parse(&pattern, self.lx.escape)
-                    .replace(&value, &replacement, all)
-                    .ok_or_else(too_large)
-            }
+            '}' => Ok(match self.get(&name) {
+                Some(v) => v,
+                None if self.lx.skip_unset => format!("${{{name}}}"),
+                None => String::new(),
+            }),
+            ':' | '+' | '-' | '?' | '#' | '%' => self.modified(&name, ch),
+            '/' => self.substituted(&name),
+            _ => Err(format!("unsupported modifier ({ch}) in substitution")),
+        }
+    }
+
+    /// `${NAME` then a modifier starting with `first` (`:-`, `-`, `:+`, `+`,
+    /// `:?`, `?`, `#`, `##`, `%`, `%%`), its word and the `}`.
+    fn modified(&mut self, name: &str, first: char) -> Res<String> {
+        let mut ch = first;
+        let mut chs = ch.to_string();
+        let null_is_unset = ch == ':';
+        if null_is_unset {
+            let Some(c) = self.next() else {
+                return Err("syntax error: missing '}'".into());
+            };
+            ch = c;
+            chs.push(c);
+        }
+        let raw = ch == '#' || ch == '%';
+        if null_is_unset && raw {
+            return Err(format!("unsupported modifier ({chs}) in substitution"));
+        }
+        let word = match self.process_stop_on(Some('}'), raw) {
+            Ok((w, _)) => w,
+            Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+            Err(e) => return Err(e),
+        };
+        let value = self.get(name);
+        if self.lx.skip_unset && value.is_none() {
+            return Ok(format!("${{{name}{chs}{word}}}"));
+        }
+        let empty = value.as_deref() == Some("");
+        match ch {
+            '-' => Ok(match value {
+                Some(v) if !(null_is_unset && empty) => v,
+                _ => word,
+            }),
+            '+' => Ok(if value.is_none() || (null_is_unset && empty) {
+                String::new()
+            } else {
+                word
+            }),
+            '?' => required(name, value, null_is_unset, &word),
+            '#' | '%' => Ok(self.trimmed(ch, value.unwrap_or_default(), word)),
             _ => Err(format!("unsupported modifier ({chs}) in substitution")),
         }
+    }
+
+    /// `${NAME#WORD}` (`##`: greedy) and `${NAME%WORD}` (`%%`): `value` with
+    /// the shortest (longest) prefix or suffix matching the glob `word` cut.
+    fn trimmed(&self, ch: char, value: String, mut word: String) -> String {
+        let greedy = word.starts_with(ch);
+        if greedy {
+            word.remove(0);
+        }
+        let pat = Glob::parse(&word, self.lx.escape);
+        if ch == '#' {
+            pat.trim_prefix(&value, greedy)
+        } else {
+            pat.trim_suffix(&value, greedy)
+        }
+    }
+
+    /// `${NAME/PATTERN/REPLACEMENT}` (`//`: every match), after the first `/`.
+    fn substituted(&mut self, name: &str) -> Res<String> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.pos += 1;
+        }
+        let pattern = match self.process_stop_on(Some('/'), true) {
+            Ok((p, _)) => p,
+            Err(_) if self.peek().is_none() => {
+                return Err("syntax error: missing '/' in ${}".into())
+            }
+            Err(e) => return Err(e),
+        };
+        let replacement = match self.process_stop_on(Some('}'), true) {
+            Ok((r, _)) => r,
+            Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+            Err(e) => return Err(e),
+        };
+        let Some(value) = self.get(name) else {
+            if self.lx.skip_unset {
+                return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+            }
+            return Ok(String::new());
+        };
+        Glob::parse(&pattern, self.lx.escape)
+            .replace(&value, &replacement, all)
+            .ok_or_else(too_large)
+    }
+}
+
+/// `${NAME?WORD}` / `${NAME:?WORD}`: the value, or the error the shell
+/// gives (WORD, else a default message) when it is unset (or empty).
+fn required(name: &str, value: Option<String>, null_is_unset: bool, word: &str) -> Res<String> {
+    let said = |default: &str| {
+        let why = if word.is_empty() { default } else { word };
+        format!("{name}: {why}")
+    };
+    match value {
+        None => Err(said("is not allowed to be unset")),
+        Some(v) if null_is_unset && v.is_empty() => Err(said("is not allowed to be empty")),
+        Some(v) => Ok(v),
     }
 }
 

@@ -154,23 +154,25 @@ impl Mount {
     /// does when the RUN runs. Errors are lowercase messages without location.
     pub fn parse(spec: &str, expand: Option<&Expander>) -> Result<Mount, String> {
         let fields = csv_fields(spec)?;
-        let mut kind = MountType::Bind;
-        for f in &fields {
-            if let Some((k, v)) = f.split_once('=') {
-                if k.eq_ignore_ascii_case("type") {
-                    kind = match v.to_ascii_lowercase().as_str() {
-                        "bind" => MountType::Bind,
-                        "cache" => MountType::Cache,
-                        "tmpfs" => MountType::Tmpfs,
-                        "secret" => MountType::Secret,
-                        "ssh" => MountType::Ssh,
-                        _ => return Err(format!("unsupported mount type {v:?}")),
-                    };
-                }
-            }
+        let mut m = Mount::of_kind(mount_type(&fields)?);
+        for field in fields.iter().filter(|f| !f.is_empty()) {
+            let Some((key, value)) = field.split_once('=') else {
+                m.set_bare(field)?;
+                continue;
+            };
+            let value = match expand {
+                Some(f) => f(value)?,
+                None => value.to_owned(),
+            };
+            m.set(&key.to_ascii_lowercase(), value, field)?;
         }
-        let tname = format!("{kind:?}").to_ascii_lowercase();
-        let mut m = Mount {
+        m.complete()?;
+        Ok(m)
+    }
+
+    /// A mount of `kind` with nothing set but the kind's default access.
+    fn of_kind(kind: MountType) -> Mount {
+        Mount {
             kind,
             target: None,
             source: None,
@@ -184,94 +186,135 @@ impl Mount {
             required: false,
             size: None,
             env: None,
-        };
-        let wrong = |key: &str| Err(format!("unexpected key '{key}' for mount type '{tname}'"));
-        for field in fields.iter().filter(|f| !f.is_empty()) {
-            let Some((key, value)) = field.split_once('=') else {
-                match field.to_ascii_lowercase().as_str() {
-                    "readonly" | "ro" => m.readonly = true,
-                    "readwrite" | "rw" => m.readonly = false,
-                    "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
-                        m.required = true
-                    }
-                    "required" => return wrong("required"),
-                    _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
-                }
-                continue;
-            };
-            let key = key.to_ascii_lowercase();
-            let value = match expand {
-                Some(f) => f(value)?,
-                None => value.to_owned(),
-            };
-            match key.as_str() {
-                "type" => {}
-                "from" => {
-                    if !matches!(kind, MountType::Bind | MountType::Cache) {
-                        return wrong("from");
-                    }
-                    m.from = Some(value)
-                }
-                "source" | "src" => m.source = Some(value),
-                "target" | "dst" | "destination" => m.target = Some(value),
-                "readonly" | "ro" => m.readonly = parse_bool(&value)?,
-                "readwrite" | "rw" => m.readonly = !parse_bool(&value)?,
-                "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
-                    m.required = parse_bool(&value)?
-                }
-                "size" if kind == MountType::Tmpfs => m.size = Some(ram_in_bytes(&value)?),
-                "id" => m.id = Some(value),
-                "sharing" if kind == MountType::Cache => {
-                    m.sharing = Some(match value.to_ascii_lowercase().as_str() {
-                        "shared" => Sharing::Shared,
-                        "private" => Sharing::Private,
-                        "locked" => Sharing::Locked,
-                        _ => return Err(format!("unsupported sharing value {value:?}")),
-                    })
-                }
-                "mode" => m.mode = Some(num(&value, 8, "mode")?),
-                "uid" => m.uid = Some(num(&value, 10, "uid")?),
-                "gid" => m.gid = Some(num(&value, 10, "gid")?),
-                "env" if kind == MountType::Secret => m.env = Some(value),
-                "required" | "size" | "sharing" | "env" => return wrong(&key),
-                _ => return Err(format!("unexpected key '{key}' in '{field}'")),
-            }
         }
-        match kind {
+    }
+
+    /// The type's name as BuildKit's messages spell it.
+    fn type_name(&self) -> String {
+        format!("{:?}", self.kind).to_ascii_lowercase()
+    }
+
+    /// The error for `key`, which this mount type does not take.
+    fn wrong(&self, key: &str) -> Result<(), String> {
+        Err(format!(
+            "unexpected key '{key}' for mount type '{}'",
+            self.type_name()
+        ))
+    }
+
+    /// A field without `=`: a flag.
+    fn set_bare(&mut self, field: &str) -> Result<(), String> {
+        match field.to_ascii_lowercase().as_str() {
+            "readonly" | "ro" => self.readonly = true,
+            "readwrite" | "rw" => self.readonly = false,
+            "required" if matches!(self.kind, MountType::Secret | MountType::Ssh) => {
+                self.required = true
+            }
+            "required" => return self.wrong("required"),
+            _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+        }
+        Ok(())
+    }
+
+    /// One `key=value` field (`key` lowercased, `value` expanded).
+    fn set(&mut self, key: &str, value: String, field: &str) -> Result<(), String> {
+        let kind = self.kind;
+        match key {
+            "type" => {}
+            "from" => {
+                if !matches!(kind, MountType::Bind | MountType::Cache) {
+                    return self.wrong("from");
+                }
+                self.from = Some(value)
+            }
+            "source" | "src" => self.source = Some(value),
+            "target" | "dst" | "destination" => self.target = Some(value),
+            "readonly" | "ro" => self.readonly = parse_bool(&value)?,
+            "readwrite" | "rw" => self.readonly = !parse_bool(&value)?,
+            "required" if matches!(kind, MountType::Secret | MountType::Ssh) => {
+                self.required = parse_bool(&value)?
+            }
+            "size" if kind == MountType::Tmpfs => self.size = Some(ram_in_bytes(&value)?),
+            "id" => self.id = Some(value),
+            "sharing" if kind == MountType::Cache => {
+                self.sharing = Some(match value.to_ascii_lowercase().as_str() {
+                    "shared" => Sharing::Shared,
+                    "private" => Sharing::Private,
+                    "locked" => Sharing::Locked,
+                    _ => return Err(format!("unsupported sharing value {value:?}")),
+                })
+            }
+            "mode" => self.mode = Some(num(&value, 8, "mode")?),
+            "uid" => self.uid = Some(num(&value, 10, "uid")?),
+            "gid" => self.gid = Some(num(&value, 10, "gid")?),
+            "env" if kind == MountType::Secret => self.env = Some(value),
+            "required" | "size" | "sharing" | "env" => return self.wrong(key),
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+        Ok(())
+    }
+
+    /// The kind's defaults and required fields, once every field is read.
+    fn complete(&mut self) -> Result<(), String> {
+        match self.kind {
             MountType::Secret => {
-                if m.source.is_some() && m.id.is_some() {
+                if self.source.is_some() && self.id.is_some() {
                     return Err("both source and id can't be set".into());
                 }
-                if m.source.is_none() && m.target.is_none() && m.id.is_none() && m.env.is_none() {
+                if self.source.is_none()
+                    && self.target.is_none()
+                    && self.id.is_none()
+                    && self.env.is_none()
+                {
                     return Err(
                         "invalid secret mount. one of source, target, id or env required".into(),
                     );
                 }
-                if m.id.is_none() {
-                    m.id = m.source.take().or_else(|| {
-                        m.target
+                if self.id.is_none() {
+                    self.id = self.source.take().or_else(|| {
+                        self.target
                             .as_deref()
                             .and_then(|t| t.rsplit('/').next())
                             .map(str::to_owned)
                     });
                 }
-                if m.target.is_none() && m.env.is_none() {
-                    m.target = m.id.as_ref().map(|id| format!("/run/secrets/{id}"));
+                if self.target.is_none() && self.env.is_none() {
+                    self.target = self.id.as_ref().map(|id| format!("/run/secrets/{id}"));
                 }
             }
             MountType::Ssh => {
-                if m.id.is_none() {
-                    m.id = Some(m.source.take().unwrap_or_else(|| "default".into()));
+                if self.id.is_none() {
+                    self.id = Some(self.source.take().unwrap_or_else(|| "default".into()));
                 }
             }
             _ => {
-                if m.target.is_none() {
-                    return Err(format!("mount type {tname} requires a target"));
+                if self.target.is_none() {
+                    return Err(format!("mount type {} requires a target", self.type_name()));
                 }
             }
         }
-        Ok(m)
+        Ok(())
     }
+}
+
+/// The `type=` among `fields` (the last one wins; bind when there is none).
+fn mount_type(fields: &[String]) -> Result<MountType, String> {
+    let mut kind = MountType::Bind;
+    for f in fields {
+        if let Some((k, v)) = f.split_once('=') {
+            if k.eq_ignore_ascii_case("type") {
+                kind = match v.to_ascii_lowercase().as_str() {
+                    "bind" => MountType::Bind,
+                    "cache" => MountType::Cache,
+                    "tmpfs" => MountType::Tmpfs,
+                    "secret" => MountType::Secret,
+                    "ssh" => MountType::Ssh,
+                    _ => return Err(format!("unsupported mount type {v:?}")),
+                };
+            }
+        }
+    }
+    Ok(kind)
 }
 
 #[cfg(test)]

@@ -350,194 +350,210 @@ fn literal(out: &mut String, c: char) {
 
 /// Translate a Go regexp (as produced by patternmatcher) into Rust syntax.
 pub(crate) fn translate(go: &str) -> Result<String> {
-    let mut out = String::new();
+    let mut tr = Translation::default();
     let mut t = go;
-    let mut depth = 0usize;
-    // Start of the last atom in `out`, if a repetition operator may follow it.
-    let mut last: Option<usize> = None;
-    let mut after_repeat = false;
-    // Whether the atom at `last` already carries a repetition operator.
-    let mut quantified = false;
     while let Some(c) = t.chars().next() {
-        let start = out.len();
-        let mut atom = true;
-        match c {
+        t = tr.step(go, t, c)?;
+    }
+    if tr.depth > 0 {
+        return err("missing closing )", go);
+    }
+    Ok(tr.out)
+}
+
+/// One translation under way: the Rust pattern so far, and what a
+/// repetition operator that follows would apply to.
+#[derive(Default)]
+struct Translation {
+    out: String,
+    /// Open groups.
+    depth: usize,
+    /// Start of the last atom in `out`, if a repetition operator may follow it.
+    last: Option<usize>,
+    /// Whether the last thing read was a repetition operator.
+    after_repeat: bool,
+    /// Whether the atom at `last` already carries a repetition operator.
+    quantified: bool,
+}
+
+impl Translation {
+    /// Translate what starts with `c` at `t` (the rest of `go`); the rest after it.
+    fn step<'t>(&mut self, go: &str, t: &'t str, c: char) -> Result<&'t str> {
+        let start = self.out.len();
+        let (rest, atom) = match c {
             '(' => {
                 if t.starts_with("(?") {
                     return err("unsupported group syntax", t);
                 }
-                out.push_str("(?:");
-                depth += 1;
-                atom = false;
-                t = &t[1..];
+                self.out.push_str("(?:");
+                self.depth += 1;
+                (&t[1..], false)
             }
-            ')' => {
-                if depth == 0 {
-                    return err("unexpected )", go);
-                }
-                depth -= 1;
-                out.push(')');
-                t = &t[1..];
-                // The group is the atom a following operator repeats.
-                let open = find_group_start(&out);
-                last = Some(open);
-                after_repeat = false;
-                quantified = false;
-                continue;
-            }
+            ')' => return self.close_group(go, t),
             '|' => {
-                out.push('|');
-                atom = false;
-                t = &t[1..];
+                self.out.push('|');
+                (&t[1..], false)
             }
-            '*' | '+' | '?' | '{' => {
-                let (op, rest) = if c == '{' {
-                    match parse_repeat(t) {
-                        None => {
-                            // Not a valid repeat: `{` is a literal.
-                            literal(&mut out, '{');
-                            t = &t[1..];
-                            last = Some(start);
-                            after_repeat = false;
-                            quantified = false;
-                            continue;
-                        }
-                        Some((min, max, rest)) => {
-                            let text = &t[..t.len() - rest.len()];
-                            if !(0..=1000).contains(&min) || max > 1000 || (max >= 0 && min > max) {
-                                return err("invalid repeat count", text);
-                            }
-                            let op = match max {
-                                -1 => format!("{{{min},}}"),
-                                m if m == min => format!("{{{min}}}"),
-                                m => format!("{{{min},{m}}}"),
-                            };
-                            (op, rest)
-                        }
-                    }
-                } else {
-                    (c.to_string(), &t[1..])
-                };
-                let (op, rest) = match rest.strip_prefix('?') {
-                    Some(r) => (format!("{op}?"), r),
-                    None => (op, rest),
-                };
-                let Some(at) = last else {
-                    return err("missing argument to repetition operator", &op);
-                };
-                if after_repeat {
-                    return err("invalid nested repetition operator", &op);
-                }
-                // Rust refuses to repeat a bare anchor or an already repeated
-                // atom (reachable in Go through an empty `\Q\E`); Go allows both.
-                let atom_text = out[at..].to_owned();
-                if quantified
-                    || matches!(atom_text.as_str(), "^" | "$" | "\\A" | "\\z")
-                    || atom_text.starts_with("(?-u:\\b")
-                    || atom_text.starts_with("(?-u:\\B")
-                {
-                    out.truncate(at);
-                    let _ = write!(out, "(?:{atom_text})");
-                }
-                out.push_str(&op);
-                t = rest;
-                after_repeat = true;
-                quantified = true;
-                continue;
-            }
-            '^' => {
-                out.push('^');
-                t = &t[1..];
-            }
-            '$' => {
-                out.push('$');
-                t = &t[1..];
-            }
-            '.' => {
-                out.push('.');
-                t = &t[1..];
+            '*' | '+' | '?' | '{' => return self.repeat(t, c, start),
+            '^' | '$' | '.' => {
+                self.out.push(c);
+                (&t[1..], true)
             }
             '[' => {
                 let (class, rest) = parse_class(t)?;
-                out.push_str(&class);
-                t = rest;
+                self.out.push_str(&class);
+                (rest, true)
             }
-            '\\' => {
-                let second = t[1..].chars().next();
-                match second {
-                    Some('A') => {
-                        out.push_str("\\A");
-                        t = &t[2..];
+            '\\' => return self.escape(t),
+            _ => {
+                literal(&mut self.out, c);
+                (&t[c.len_utf8()..], true)
+            }
+        };
+        self.end(start, atom);
+        Ok(rest)
+    }
+
+    /// After an atom starting at `start` (or, `atom` false, something no
+    /// operator may repeat).
+    fn end(&mut self, start: usize, atom: bool) {
+        self.last = atom.then_some(start);
+        self.after_repeat = false;
+        self.quantified = false;
+    }
+
+    /// `)`: the group is the atom a following operator repeats.
+    fn close_group<'t>(&mut self, go: &str, t: &'t str) -> Result<&'t str> {
+        if self.depth == 0 {
+            return err("unexpected )", go);
+        }
+        self.depth -= 1;
+        self.out.push(')');
+        let open = find_group_start(&self.out);
+        self.end(open, true);
+        Ok(&t[1..])
+    }
+
+    /// `*`, `+`, `?` or `{m,n}` (each maybe non-greedy) after an atom.
+    fn repeat<'t>(&mut self, t: &'t str, c: char, start: usize) -> Result<&'t str> {
+        let (op, rest) = if c == '{' {
+            match parse_repeat(t) {
+                None => {
+                    // Not a valid repeat: `{` is a literal.
+                    literal(&mut self.out, '{');
+                    self.end(start, true);
+                    return Ok(&t[1..]);
+                }
+                Some((min, max, rest)) => {
+                    let text = &t[..t.len() - rest.len()];
+                    if !(0..=1000).contains(&min) || max > 1000 || (max >= 0 && min > max) {
+                        return err("invalid repeat count", text);
                     }
-                    Some('z') => {
-                        out.push_str("\\z");
-                        t = &t[2..];
-                    }
-                    Some('b') => {
-                        out.push_str("(?-u:\\b)");
-                        t = &t[2..];
-                    }
-                    Some('B') => {
-                        out.push_str("(?-u:\\B)");
-                        t = &t[2..];
-                    }
-                    Some('C') => return err("invalid escape sequence", "\\C"),
-                    Some('Q') => {
-                        let body = &t[2..];
-                        let (lit, rest) = match body.find("\\E") {
-                            Some(i) => (&body[..i], &body[i + 2..]),
-                            None => (body, ""),
-                        };
-                        t = rest;
-                        if lit.is_empty() {
-                            // Go forgets the last repetition but keeps the atom.
-                            after_repeat = false;
-                            continue;
-                        }
-                        let mut lit_start = out.len();
-                        for ch in lit.chars() {
-                            lit_start = out.len();
-                            literal(&mut out, ch);
-                        }
-                        last = Some(lit_start);
-                        after_repeat = false;
-                        quantified = false;
-                        continue;
-                    }
-                    _ => {
-                        if let Some((frags, neg, rest)) = unicode_class(t)? {
-                            let class = Class {
-                                fragments: frags,
-                                ..Class::default()
-                            };
-                            out.push_str(&class.emit(neg));
-                            t = rest;
-                        } else if let Some((group, neg)) = second.and_then(perl_group) {
-                            let mut class = Class::default();
-                            class.add_group(group, neg);
-                            out.push_str(&class.emit(false));
-                            t = &t[2..];
-                        } else {
-                            let (ch, rest) = parse_escape(t)?;
-                            literal(&mut out, ch);
-                            t = rest;
-                        }
-                    }
+                    let op = match max {
+                        -1 => format!("{{{min},}}"),
+                        m if m == min => format!("{{{min}}}"),
+                        m => format!("{{{min},{m}}}"),
+                    };
+                    (op, rest)
                 }
             }
-            _ => {
-                literal(&mut out, c);
-                t = &t[c.len_utf8()..];
-            }
+        } else {
+            (c.to_string(), &t[1..])
+        };
+        let (op, rest) = match rest.strip_prefix('?') {
+            Some(r) => (format!("{op}?"), r),
+            None => (op, rest),
+        };
+        let Some(at) = self.last else {
+            return err("missing argument to repetition operator", &op);
+        };
+        if self.after_repeat {
+            return err("invalid nested repetition operator", &op);
         }
-        last = if atom { Some(start) } else { None };
-        after_repeat = false;
-        quantified = false;
+        // Rust refuses to repeat a bare anchor or an already repeated
+        // atom (reachable in Go through an empty `\Q\E`); Go allows both.
+        let atom_text = self.out[at..].to_owned();
+        if self.quantified
+            || matches!(atom_text.as_str(), "^" | "$" | "\\A" | "\\z")
+            || atom_text.starts_with("(?-u:\\b")
+            || atom_text.starts_with("(?-u:\\B")
+        {
+            self.out.truncate(at);
+            let _ = write!(self.out, "(?:{atom_text})");
+        }
+        self.out.push_str(&op);
+        self.after_repeat = true;
+        self.quantified = true;
+        Ok(rest)
     }
-    if depth > 0 {
-        return err("missing closing )", go);
+
+    /// A backslash escape: an anchor, a quote, a class or one character.
+    fn escape<'t>(&mut self, t: &'t str) -> Result<&'t str> {
+        let start = self.out.len();
+        let second = t[1..].chars().next();
+        let rest = match second {
+            Some('A') => {
+                self.out.push_str("\\A");
+                &t[2..]
+            }
+            Some('z') => {
+                self.out.push_str("\\z");
+                &t[2..]
+            }
+            Some('b') => {
+                self.out.push_str("(?-u:\\b)");
+                &t[2..]
+            }
+            Some('B') => {
+                self.out.push_str("(?-u:\\B)");
+                &t[2..]
+            }
+            Some('C') => return err("invalid escape sequence", "\\C"),
+            Some('Q') => return Ok(self.quoted(t)),
+            _ => {
+                if let Some((frags, neg, rest)) = unicode_class(t)? {
+                    let class = Class {
+                        fragments: frags,
+                        ..Class::default()
+                    };
+                    self.out.push_str(&class.emit(neg));
+                    rest
+                } else if let Some((group, neg)) = second.and_then(perl_group) {
+                    let mut class = Class::default();
+                    class.add_group(group, neg);
+                    self.out.push_str(&class.emit(false));
+                    &t[2..]
+                } else {
+                    let (ch, rest) = parse_escape(t)?;
+                    literal(&mut self.out, ch);
+                    rest
+                }
+            }
+        };
+        self.end(start, true);
+        Ok(rest)
     }
-    Ok(out)
+
+    /// `\Q…\E` (or to the end): literals, the last of which is the atom.
+    fn quoted<'t>(&mut self, t: &'t str) -> &'t str {
+        let body = &t[2..];
+        let (lit, rest) = match body.find("\\E") {
+            Some(i) => (&body[..i], &body[i + 2..]),
+            None => (body, ""),
+        };
+        if lit.is_empty() {
+            // Go forgets the last repetition but keeps the atom.
+            self.after_repeat = false;
+            return rest;
+        }
+        let mut lit_start = self.out.len();
+        for ch in lit.chars() {
+            lit_start = self.out.len();
+            literal(&mut self.out, ch);
+        }
+        self.end(lit_start, true);
+        rest
+    }
 }
 
 /// Go's `parseRepeat`: `{n}`, `{n,}` or `{n,m}` at the start of `t`
