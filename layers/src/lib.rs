@@ -2,8 +2,11 @@
 //!
 //! Pure and synchronous: no network, no async, no CLI. Data flows
 //! context (walk + `.dockerignore`) → [`entry::Entry`] list → deterministic
-//! tar → gzip → [`blob_store`], and back through safe [`unpack`]ing. Every
-//! tar cairn reads goes through [`tar_read`].
+//! tar ([`tar`], [`layer`]: the one tar writer) → gzip ([`compress`],
+//! [`pgzip`]) → [`blob_store`], and back through safe [`unpack`]ing. Every
+//! tar cairn reads goes through [`tar_read`]; whiteouts are spelled by
+//! [`whiteout`], kept xattrs chosen by [`xattr`], Go's `filepath.Match` is
+//! [`pattern`].
 #![deny(missing_docs)]
 
 pub mod blob_store;

@@ -19,6 +19,12 @@
 //! `CACHE/attest/` (a memo naming the document's blob), so a no-op rebuild
 //! does not read a layer. Provenance is a few hundred bytes written from the
 //! build record already in memory.
+//!
+//! **Adding an attachment.** A new SBOM format is a writer beside
+//! [`sbom::spdx`] and [`sbom::cyclonedx`] over the same [`sbom::Inventory`],
+//! named in [`options`] and [`documents`]; a new package source is a reader
+//! beside [`sbom::apk`] and [`sbom::node`]. Every sink attaches whatever
+//! [`documents`] returns (`publish::attachments`), so nothing else changes.
 
 mod error;
 pub mod options;

@@ -12,6 +12,13 @@
 //! builds of one invocation share (the context read once, the cache, the
 //! sandbox) is a [`session`]; a multi-platform build ([`multi`]) runs its
 //! platforms in one.
+//!
+//! What a build hands on is a [`build::BuildResult`] ([`result`]) with the
+//! views of its layers the SBOM scan reads ([`layer_view`]); an output that
+//! asks for another layer compression (zstd, uncompressed) gets it from
+//! [`recompress`]; the build record and attestations become OCI artifacts
+//! through [`record_artifact`]. The engine never names `attest`, `publish`
+//! or `cli` (`house_rules.rs`).
 
 pub mod add;
 pub mod bases;
