@@ -94,7 +94,7 @@ def span(values):
 STEP_START = re.compile(r"^#(\d+) \[(\S+)(?: \d+/\d+)?\] (RUN .*)$")
 STEP_DONE = re.compile(r"^#(\d+) DONE ([0-9.]+)s$")
 # cairn's split of a RUN step: `#5 RUN command 10.00s, capture 0.81s, layer write 1.41s, sandbox setup 0.12s`.
-STEP_TIMES = re.compile(r"^#(\d+) RUN command ([0-9.]+)s, capture ([0-9.]+)s, layer write ([0-9.]+)s, "
+STEP_TIMES = re.compile(r"^#(\d+) RUN command ([0-9.]+)s, capture ([0-9.]+)s, (?:layer write|snapshot) ([0-9.]+)s, "
                         r"sandbox setup ([0-9.]+)s(?:, lower layers ([0-9.]+)s)?$")
 
 

@@ -27,6 +27,9 @@ pub const CAIRN_SANDBOX_ID_MAP: &str = "CAIRN_SANDBOX_ID_MAP";
 pub const CAIRN_NODE_ALPINE_OCI: &str = "CAIRN_NODE_ALPINE_OCI";
 /// How many platforms of a multi-platform build are built at once (default: the CPUs; 1: one after another).
 pub const CAIRN_PLATFORM_JOBS: &str = "CAIRN_PLATFORM_JOBS";
+/// `1`: every RUN layer is written as a blob, also in stages no output
+/// exports (no snapshots, see `engine::snapshot`); for comparing the two.
+pub const CAIRN_NO_SNAPSHOTS: &str = "CAIRN_NO_SNAPSHOTS";
 /// Seconds one registry request may wait for an answer, across its retries
 /// (default 60; see `TransportOptions::request_budget`). For slow links, and
 /// for tests of a registry that never answers.

@@ -147,8 +147,11 @@ pub struct RunTimes {
     pub capture: Duration,
     /// Everything else in the sandbox call: setup, mounts, teardown.
     pub setup: Duration,
-    /// Writing (or finding) the layer of the changes.
+    /// Writing (or finding) the layer of the changes; with `snapshot`,
+    /// making its directory instead.
     pub write: Duration,
+    /// The layer was kept as a snapshot directory, not written as a blob.
+    pub snapshot: bool,
     /// Making the image's layers directories the sandbox can stack (unpacking those not yet unpacked),
     /// before the sandbox call.
     pub lowers: Duration,

@@ -136,14 +136,21 @@ impl<W: Write> LayerWriter<W> {
             path: e.path.clone(),
             source,
         };
+        // The source is opened before its header goes out: a reader of the
+        // stream may move the file away once it has seen the header (an
+        // unpack taking donors from a pipe, see `unpack::UnpackOptions::donors`).
+        let data = match &e.kind {
+            EntryKind::File { size, source } => Some((*size, Data::open(&e.path, source)?)),
+            _ => None,
+        };
         self.out.write_all(&self.header).map_err(werr)?;
-        if let EntryKind::File { size, source } = &e.kind {
-            match source {
-                Source::Bytes(b) => self.out.write_all(b).map_err(werr)?,
-                Source::Path(p) => self.copy_file(&e.path, p, *size)?,
-                Source::Range { path, offset } => self.copy_range(&e.path, path, *offset, *size)?,
+        if let Some((size, data)) = data {
+            match data {
+                Data::Bytes(b) => self.out.write_all(b).map_err(werr)?,
+                Data::File(f, p) => self.pump(&e.path, p, f, size)?,
+                Data::Range(f, p, offset) => self.copy_range(&e.path, p, f, offset, size)?,
             }
-            let pad = (BLOCK - (*size % BLOCK as u64) as usize) % BLOCK;
+            let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
             self.out.write_all(&ZEROS[..pad]).map_err(werr)?;
         }
         if !e.is_dir() {
@@ -202,24 +209,18 @@ impl<W: Write> LayerWriter<W> {
         }
     }
 
-    /// Copy exactly `size` bytes of the host file `src`; any other length means
-    /// the file changed since it was measured.
-    fn copy_file(&mut self, entry: &str, src: &Path, size: u64) -> Result<(), LayerError> {
-        let f = open_regular(src).map_err(read_error(entry, src))?;
-        self.pump(entry, src, f, size)
-    }
-
-    /// Copy `size` bytes at `offset` of the host file `src` (a member of a
-    /// plain tar blob, which never changes: a short read means damage).
+    /// Copy `size` bytes at `offset` of the host file `src`, opened as `f`
+    /// (a member of a plain tar blob, which never changes: a short read
+    /// means damage).
     fn copy_range(
         &mut self,
         entry: &str,
         src: &Path,
+        mut f: File,
         offset: u64,
         size: u64,
     ) -> Result<(), LayerError> {
         use std::io::{Seek, SeekFrom};
-        let mut f = open_regular(src).map_err(read_error(entry, src))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(read_error(entry, src))?;
         self.pump(entry, src, f.take(size), size)
@@ -282,6 +283,27 @@ impl<W: Write> LayerWriter<W> {
         self.out.write_all(&ZEROS).map_err(werr)?;
         self.out.flush().map_err(werr)?;
         Ok(self.out)
+    }
+}
+
+/// A file entry's data source, opened.
+enum Data<'e> {
+    Bytes(&'e [u8]),
+    File(File, &'e Path),
+    Range(File, &'e Path, u64),
+}
+
+impl<'e> Data<'e> {
+    fn open(entry: &str, source: &'e Source) -> Result<Self, LayerError> {
+        Ok(match source {
+            Source::Bytes(b) => Data::Bytes(b),
+            Source::Path(p) => Data::File(open_regular(p).map_err(read_error(entry, p))?, p),
+            Source::Range { path, offset } => Data::Range(
+                open_regular(path).map_err(read_error(entry, path))?,
+                path,
+                *offset,
+            ),
+        })
     }
 }
 

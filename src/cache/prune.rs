@@ -238,9 +238,23 @@ impl Cache {
             }
         }
 
-        // What depends on a removed item.
+        // What depends on a removed item. A plain layer (digest = diff_id)
+        // whose blob is gone is still there while its directory is: a
+        // snapshot (see `engine::snapshot`).
+        let dirs_kept: BTreeSet<String> = items
+            .iter()
+            .filter(|i| i.bucket == Bucket::Layers && !remove.contains(&i.path))
+            .filter_map(|i| hex_name(&i.path))
+            .collect();
+        let snapshot_kept = |l: &Listed| {
+            l.record
+                .layer
+                .as_ref()
+                .is_some_and(|x| x.digest == x.diff_id.0 && dirs_kept.contains(x.digest.hex()))
+        };
         for l in &listed {
-            let broken = blob_of(l).is_some_and(|(b, _)| !blob_present(&b, &remove));
+            let broken =
+                blob_of(l).is_some_and(|(b, _)| !blob_present(&b, &remove)) && !snapshot_kept(l);
             if broken {
                 remove.extend(record_path(l));
             }
@@ -353,6 +367,31 @@ mod tests {
         };
         cache.store(&rec, slot).unwrap();
         (rec, store.path(&d))
+    }
+
+    /// A snapshot (engine::snapshot): a plain layer's record whose blob is
+    /// gone but whose directory is kept stays, and goes with its directory.
+    #[test]
+    fn a_snapshot_record_stays_while_its_directory_does() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::open_unlocked(t.path()).unwrap();
+        let (rec, blob) = layer_record(&cache, "RUN npm ci", b"snapshot", "s1");
+        fs::remove_file(&blob).unwrap();
+        let key = rec.key.parse().unwrap();
+        cache
+            .prune(&PrunePolicy::default(), SystemTime::now(), &rm)
+            .unwrap();
+        assert!(
+            cache.read_record(&key).is_some(),
+            "a snapshot record was pruned"
+        );
+        let layers = PrunePolicy {
+            buckets: vec![Bucket::Layers],
+            ..Default::default()
+        };
+        let r = cache.prune(&layers, SystemTime::now(), &rm).unwrap();
+        assert_eq!((r.records, r.layer_dirs), (1, 1), "{r:?}");
+        assert!(cache.read_record(&key).is_none());
     }
 
     #[test]

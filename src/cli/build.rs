@@ -552,6 +552,8 @@ fn request(
         insecure_registries: global.insecure_registries.clone(),
         built_here: Default::default(),
         cache_from: Arc::new(cache_flags.imports()?),
+        stage_bytes: cache_flags.exports_every_stage()
+            || attest_options(args)?.sbom.is_some_and(|(_, stages)| stages),
     };
     Ok((req, index_annotations))
 }

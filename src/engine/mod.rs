@@ -46,6 +46,7 @@ pub mod request;
 pub mod result;
 pub mod secret_names;
 pub mod session;
+pub mod snapshot;
 pub mod sources;
 pub mod stage;
 pub mod stage_run;

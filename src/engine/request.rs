@@ -74,6 +74,10 @@ pub struct BuildRequest {
     pub built_here: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     /// `--cache-from`: caches steps are looked up in after the local one.
     pub cache_from: std::sync::Arc<crate::cache::remote::Imports>,
+    /// Every stage's layers end as blobs (a `--cache-to mode=max` exports
+    /// them, `--sbom scan-stage=true` reads them): no snapshots
+    /// (see [`crate::engine::snapshot`]).
+    pub stage_bytes: bool,
 }
 
 /// The build epoch: `--source-date-epoch`, else `SOURCE_DATE_EPOCH` (a build

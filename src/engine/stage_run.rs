@@ -151,9 +151,9 @@ impl StageRun<'_, '_> {
         {
             Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
         } else {
-            let local = ctx
-                .cache
-                .lookup(&inputs, &slot, |l| ctx.store.contains(&l.digest));
+            let local = ctx.cache.lookup(&inputs, &slot, |l| {
+                super::snapshot::present(ctx, self.stage.index, l)
+            });
             super::cache_import::lookup(ctx, (&self.name, index), &inputs, &slot, local)?
         };
         let outcome = match lookup {

@@ -56,6 +56,8 @@ enum Line<'a> {
         command_ms: u64,
         capture_ms: u64,
         write_ms: u64,
+        /// The layer stayed a snapshot directory (`write_ms` made it).
+        snapshot: bool,
         setup_ms: u64,
         lowers_ms: u64,
     },
@@ -140,6 +142,7 @@ impl Reporter for Json {
                 command_ms: millis(&t.command),
                 capture_ms: millis(&t.capture),
                 write_ms: millis(&t.write),
+                snapshot: t.snapshot,
                 setup_ms: millis(&t.setup),
                 lowers_ms: millis(&t.lowers),
             },
@@ -218,6 +221,7 @@ mod tests {
                 capture: Duration::from_millis(40),
                 setup: Duration::from_millis(12),
                 write: Duration::from_millis(60),
+                snapshot: false,
                 lowers: Duration::from_millis(7),
             },
         });
@@ -257,7 +261,7 @@ mod tests {
             r#"{"type":"step_miss","id":5,"reason":"file \"a\" changed"}"#.into(),
             r#"{"type":"step_output","id":5,"line":"tab\there \u001b[1m"}"#.into(),
             r#"{"type":"step_cached","id":6}"#.into(),
-            r#"{"type":"run_times","id":5,"command_ms":300,"capture_ms":40,"write_ms":60,"setup_ms":12,"lowers_ms":7}"#
+            r#"{"type":"run_times","id":5,"command_ms":300,"capture_ms":40,"write_ms":60,"snapshot":false,"setup_ms":12,"lowers_ms":7}"#
                 .into(),
             r#"{"type":"step_done","id":5,"elapsed_ms":412}"#.into(),
             format!(r#"{{"type":"blob_start","digest":"{d}","size":null,"action":"push"}}"#),

@@ -110,9 +110,15 @@ impl State {
                 }
             }
             Event::RunTimes { id, times: t } => {
+                // A snapshot is not a layer write: said so, with its time.
+                let write = if t.snapshot {
+                    "snapshot"
+                } else {
+                    "layer write"
+                };
                 let _ = writeln!(
                     out,
-                    "#{id} RUN command {:.2}s, capture {:.2}s, layer write {:.2}s, sandbox setup {:.2}s, \
+                    "#{id} RUN command {:.2}s, capture {:.2}s, {write} {:.2}s, sandbox setup {:.2}s, \
                      lower layers {:.2}s",
                     t.command.as_secs_f64(),
                     t.capture.as_secs_f64(),
@@ -246,6 +252,7 @@ mod tests {
                 capture: Duration::from_millis(815),
                 setup: Duration::from_millis(120),
                 write: Duration::from_millis(1_406),
+                snapshot: false,
                 lowers: Duration::from_millis(2_650),
             },
         });

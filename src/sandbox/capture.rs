@@ -56,6 +56,7 @@ pub(crate) fn capture(
         placed,
         recorded_owners,
         lowers_top_first,
+        all_opaque: false,
     };
     walk(upper, "", &ctx, &mut out)?;
     out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
@@ -66,17 +67,43 @@ pub(crate) fn capture(
     Ok(out)
 }
 
+/// The entries of `dir`, a layer directory in overlay lower form (as an
+/// unpack or a snapshot made it), sorted byte-wise: the entries of the tar
+/// it was unpacked from. Every opaque mark is kept (an unpack sets one only
+/// where the tar had `.wh..wh..opq`), mtimes are as they lie. Runs where
+/// `stat` yields container ids (root, or inside the user namespace).
+pub(crate) fn layer_dir_entries(
+    dir: &Path,
+    recorded_owners: bool,
+) -> Result<Vec<WireEntry>, String> {
+    let mut out = Vec::new();
+    let placed = Placed::default();
+    let w = Walk {
+        epoch: u64::MAX,
+        placed: &placed,
+        recorded_owners,
+        lowers_top_first: &[],
+        all_opaque: true,
+    };
+    walk(dir, "", &w, &mut out)?;
+    out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    link_hardlinks(dir, &mut out)?;
+    Ok(out)
+}
+
 struct Walk<'a> {
     epoch: u64,
     placed: &'a Placed,
     recorded_owners: bool,
     lowers_top_first: &'a [&'a Path],
+    /// Keep every opaque mark (a layer directory's, not an upper dir's).
+    all_opaque: bool,
 }
 
 impl Walk<'_> {
     /// Whether an opaque mark on `rel` hides anything.
     fn opaque_matters(&self, rel: &str) -> bool {
-        lookup(self.lowers_top_first, rel).is_some_and(|(_, m)| m.is_dir())
+        self.all_opaque || lookup(self.lowers_top_first, rel).is_some_and(|(_, m)| m.is_dir())
     }
 }
 

@@ -48,6 +48,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod snapshot;
+
 /// The hidden subcommand that works on layer directories inside the
 /// sandbox's user namespace.
 pub const HELPER_SUBCOMMAND: &str = "__layer-dir";
@@ -357,25 +359,7 @@ impl LayerDirs {
                 if single {
                     args.push("--owner-xattr".into());
                 }
-                // The helper reads them from a file beside the staged dir.
-                let list = match &donors {
-                    Some(d) => {
-                        let mut list = tempfile::Builder::new()
-                            .prefix(DONOR_LIST)
-                            .tempfile_in(self.root())
-                            .with_context(|| {
-                                format!("creating a file in {}", self.root().display())
-                            })?;
-                        // Ours while locked (see `sweep`); a fresh file, no race.
-                        let _ = flock(list.as_file(), FlockOperation::NonBlockingLockExclusive);
-                        std::io::Write::write_all(&mut list, &serde_json::to_vec(d.as_ref())?)
-                            .with_context(|| format!("writing {}", list.path().display()))?;
-                        args.push("--donors".into());
-                        args.push(utf8(list.path())?);
-                        Some(list)
-                    }
-                    None => None,
-                };
+                let list = self.donor_list(donors.as_deref(), &mut args)?;
                 let done = self.in_userns(&args).with_context(|| {
                     format!(
                         "unpacking layer {digest} (diff_id {}) in the user namespace",
@@ -406,6 +390,29 @@ impl LayerDirs {
                 Ok(())
             }
         }
+    }
+
+    /// The helper reads `donors` from a file beside the staged dir: written,
+    /// and named in `args`; kept while the returned handle lives.
+    fn donor_list(
+        &self,
+        donors: Option<&Donors>,
+        args: &mut Vec<String>,
+    ) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+        let Some(d) = donors else {
+            return Ok(None);
+        };
+        let mut list = tempfile::Builder::new()
+            .prefix(DONOR_LIST)
+            .tempfile_in(self.root())
+            .with_context(|| format!("creating a file in {}", self.root().display()))?;
+        // Ours while locked (see `sweep`); a fresh file, no race.
+        let _ = flock(list.as_file(), FlockOperation::NonBlockingLockExclusive);
+        std::io::Write::write_all(&mut list, &serde_json::to_vec(d)?)
+            .with_context(|| format!("writing {}", list.path().display()))?;
+        args.push("--donors".into());
+        args.push(utf8(list.path())?);
+        Ok(Some(list))
     }
 
     /// Run `cairn __layer-dir ARGS` as root of the sandbox's user namespace.
@@ -644,9 +651,24 @@ pub enum HelperAction {
         /// A JSON object: layer path → file that may be moved in as that entry.
         #[arg(long)]
         donors: Option<PathBuf>,
-        /// The diff_id the uncompressed tar must hash to.
+        /// The diff_id the uncompressed tar must hash to (none: a snapshot
+        /// this process streams from a FIFO, hashed on the writer's side).
         #[arg(long)]
-        diff_id: DiffId,
+        diff_id: Option<DiffId>,
+    },
+    /// Write the plain tar of layer directory DIR into the blob store at
+    /// STORE, committed only if it hashes to EXPECT (a snapshot's bytes).
+    Tar {
+        /// The layer directory.
+        dir: PathBuf,
+        /// The blob store's root.
+        store: PathBuf,
+        /// The digest the tar must have.
+        #[arg(long)]
+        expect: Digest,
+        /// Owners other than 0:0 are recorded in `user.cairn.owner`.
+        #[arg(long)]
+        owner_xattr: bool,
     },
     /// Remove a tree.
     Remove {
@@ -682,7 +704,7 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
                 preserve_ownership: true,
                 owner_xattr: owner_xattr.then(|| OWNER_XATTR.to_owned()),
                 donors,
-                expect_diff_id: Some(diff_id),
+                expect_diff_id: diff_id,
             };
             unpack_auto(
                 std::io::BufReader::with_capacity(1 << 20, file),
@@ -691,6 +713,16 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
             )
             .map_err(refused_image)
             .with_context(|| format!("unpacking {}", blob.display()))?;
+        }
+        HelperAction::Tar {
+            dir,
+            store,
+            expect,
+            owner_xattr,
+        } => {
+            let store = BlobStore::open(&store)
+                .with_context(|| format!("opening the blob store {}", store.display()))?;
+            snapshot::tar_of_dir(&dir, &store, &expect, owner_xattr)?;
         }
         HelperAction::Remove { path } => {
             remove_tree(&path).with_context(|| format!("removing {}", path.display()))?;

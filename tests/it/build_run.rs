@@ -33,8 +33,19 @@ pub(crate) fn context_from_fixture(
 }
 
 fn build(home: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
+    build_env(home, ctx, &[], extra)
+}
+
+/// [`build`] with environment variables.
+pub(crate) fn build_env(
+    home: &Path,
+    ctx: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (String, String) {
     let mut c = cairn(home);
-    c.arg("build")
+    c.envs(env.iter().copied())
+        .arg("build")
         .arg(ctx)
         .args(["--progress", "plain", "--cache-dir"])
         .arg(home.join("cache"))
@@ -392,12 +403,14 @@ fn copy_from_a_plain_stage_layer_equals_copy_from_its_unpacked_directory() {
             fixture()
         )
     };
-    // Plain: the deps layer is only ever read by COPY --from (indexed in its blob).
+    // Plain: the deps layer is only ever read by COPY --from (indexed in its
+    // blob; written as one without snapshots, see tests/it/snapshots.rs).
     std::fs::write(ctx.join("Dockerfile"), dockerfile("")).unwrap();
     let out = home.join("out");
-    let (d1, log) = build(
+    let (d1, log) = build_env(
         home,
         &ctx,
+        &[("CAIRN_NO_SNAPSHOTS", "1")],
         &["-o", &format!("type=oci,dest={},tar=false", out.display())],
     );
     let indexed = new_layer_entries(&out, &d1, 0);
@@ -545,9 +558,11 @@ fn layers_of_run_files_are_unpacked_by_moving_them_and_equal_a_plain_unpack() {
         std::fs::create_dir_all(&ctx).unwrap();
         std::fs::write(ctx.join("Dockerfile"), df).unwrap();
         let out = home.join("out");
-        let (digest, log) = build(
+        // Blobs unpacked with donors (a snapshot is tests/it/snapshots.rs's).
+        let (digest, log) = build_env(
             home,
             &ctx,
+            &[("CAIRN_NO_SNAPSHOTS", "1")],
             &["-o", &format!("type=oci,dest={},tar=false", out.display())],
         );
         let blobs = home.join("cache/blobs/sha256");

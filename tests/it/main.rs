@@ -24,4 +24,5 @@ mod remote_cache_faults;
 mod remote_cache_mounts;
 mod rootless;
 mod sandbox;
+mod snapshots;
 mod support;

@@ -47,6 +47,11 @@ impl CacheFlags {
         Ok(flags)
     }
 
+    /// Whether a `--cache-to` exports every stage's steps (`mode=max`).
+    pub(super) fn exports_every_stage(&self) -> bool {
+        self.to.iter().any(|s| s.mode == remote::Mode::Max)
+    }
+
     fn open(&self, spec: &CacheSpec) -> anyhow::Result<Box<dyn remote::Remote>> {
         match &self.client {
             Some(c) => remote::open(spec, c),

@@ -133,6 +133,7 @@ mod tests {
             named_contexts: Default::default(),
             built_here: Default::default(),
             cache_from: Default::default(),
+            stage_bytes: false,
         };
         let session = crate::engine::session::Session::with(
             cairn_layers::blob_store::BlobStore::open(cache.path()).unwrap(),

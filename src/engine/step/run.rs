@@ -89,7 +89,7 @@ pub fn run(run: &mut StageRun, scope: &Scope, at: StepAt, r: &Run) -> anyhow::Re
         inputs,
         crate::engine::stage_run::Chain::ByInputs,
         created_by,
-        |run| execute(run, spec, &fill, &cache_mounts),
+        |run| execute(run, spec, at.k, &fill, &cache_mounts),
     )?;
     drop(scratch);
     Ok(())
@@ -221,11 +221,12 @@ fn step_mounts(
     Ok(out)
 }
 
-/// On a miss: the command in the sandbox over the stage's layers, its
-/// captured change written as one layer.
+/// On a miss: the command in the sandbox over the stage's layers (step
+/// `at_k` of the stage), its captured change written as one layer.
 fn execute(
     run: &mut StageRun,
     mut spec: RunSpec,
+    at_k: usize,
     fill: &[ContextBind],
     cache_mounts: &[(String, PathBuf)],
 ) -> anyhow::Result<StepOutcome> {
@@ -244,8 +245,27 @@ fn execute(
     ctx.add_run_time(outcome.duration_in_command, outcome.duration_total);
     let entries = outcome.captured.entries().to_vec();
     let written = std::time::Instant::now();
+    // A stage no output exports keeps the change as a directory, never as a
+    // tar, when a later RUN of the stage stacks it as a lower (which needed
+    // the directory anyway): see `engine::snapshot`. The stage's last RUN
+    // stays a plain blob: `COPY --from` reads it in place, and the copy's
+    // own unpack moves the RUN's files in (donors) instead of writing them.
+    let later_run = run
+        .stage
+        .steps
+        .iter()
+        .skip(at_k + 1)
+        .any(|s| matches!(s.instruction, crate::frontend::Instruction::Run(_)));
+    let snapshot =
+        !entries.is_empty() && later_run && crate::engine::snapshot::wanted(ctx, run.stage.index);
     let result = if entries.is_empty() {
         StepOutcome::Empty
+    } else if snapshot {
+        StepOutcome::Layer(crate::engine::snapshot::make(
+            ctx,
+            entries,
+            MtimePolicy::Clamp(epoch),
+        )?)
     } else {
         StepOutcome::Layer(crate::engine::layer_write::write(
             ctx,
@@ -266,6 +286,7 @@ fn execute(
                 .duration_total
                 .saturating_sub(outcome.duration_in_command + outcome.duration_capture),
             write: written.elapsed(),
+            snapshot,
             lowers: lowers_time,
         },
     });

@@ -1,0 +1,303 @@
+//! Snapshots: the layer of a RUN step that no output exports, made straight
+//! into its layer directory — never written as a blob during the build.
+//!
+//! [`LayerDirs::snapshot`] streams the tar of the step's entries through a
+//! pipe into an unpack (in this process for root, else the user-namespace
+//! helper reading a FIFO): the stream is hashed on the way (its diff_id, the
+//! directory's name, as for any unpacked layer), files of the RUN's upper
+//! dir are moved in as donors, and no byte reaches the disk but the
+//! directory itself. The tar writer opens each file before its header goes
+//! out, so a donor moved on seeing the header is still read whole.
+//!
+//! A build that exports such a step later (`--target` of its stage, a
+//! `--cache-to mode=max`) gets its bytes from [`LayerDirs::serialize`]: the
+//! directory walked back into entries and written as the plain tar, which
+//! must hash to the recorded digest (the blob a build without snapshots
+//! wrote), else it is refused.
+
+use super::{utf8, Form, LayerDirs};
+use crate::image::Layer;
+use anyhow::Context as _;
+use cairn_layers::blob_store::BlobStore;
+use cairn_layers::digest::HashingWriter;
+use cairn_layers::unpack::{unpack_auto, Donors, UnpackOptions, WhiteoutMode};
+use cairn_layers::{DiffId, Digest, Entry, LayerWriter, MtimePolicy};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Bytes buffered between the tar writer and the pipe.
+const STREAM_BUF: usize = 1 << 20;
+
+impl LayerDirs {
+    /// Whether this process can make snapshots: it makes layer directories
+    /// with owners (root, or in the sandbox's user namespace).
+    pub fn snapshots_possible(&self) -> bool {
+        self.form().form != Form::Unowned
+    }
+
+    /// Make the layer of `entries` (sorted, see `layer_write::normalize`)
+    /// with mtimes by `mtime` as a layer directory, without a blob; returns
+    /// its diff_id and tar size (a plain blob's digest and size).
+    pub fn snapshot(&self, entries: &[Entry], mtime: MtimePolicy) -> anyhow::Result<(DiffId, u64)> {
+        let root = self.root().to_path_buf();
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let (staged, _lock) = super::locked_staging(&root)?;
+        let donors = self.donors_among(entries);
+        let donors = (!donors.is_empty()).then(|| Arc::new(donors));
+        let made = match self.form().form {
+            Form::Host => stream_in_process(entries, mtime, &staged, donors),
+            Form::Userns { single } => {
+                self.stream_to_helper(entries, mtime, &staged, donors, single)
+            }
+            Form::Unowned => Err(anyhow::anyhow!(
+                "internal error: a snapshot needs layer directories with owners"
+            )),
+        };
+        if made.is_ok() {
+            whiteout_times(entries, mtime, &staged);
+        }
+        let (digest, size) = match made {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self.remove(&staged);
+                return Err(e);
+            }
+        };
+        let dest = root.join(digest.hex());
+        if let Err(e) = std::fs::rename(&staged, &dest) {
+            let _ = self.remove(&staged);
+            // Another step or build made the same layer first: theirs is it.
+            if !dest.is_dir() {
+                return Err(e).with_context(|| format!("moving a snapshot to {}", dest.display()));
+            }
+        }
+        crate::cache::usage::touch_layer(&self.layout, &digest);
+        Ok((DiffId(digest), size))
+    }
+
+    /// Write the plain blob of layer `l` (a stage layer whose blob is not
+    /// in `store`) from its directory into `store`; an error when the
+    /// directory does not give `l.digest` back.
+    pub fn serialize(&self, l: &Layer, store: &BlobStore) -> anyhow::Result<()> {
+        let dir = self.path(l);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "layer {} has neither a blob nor a directory in the cache; rebuild with --no-cache",
+            l.digest
+        );
+        let done = match self.form().form {
+            Form::Userns { single } => {
+                let mut args = vec![
+                    "tar".to_owned(),
+                    utf8(&dir)?,
+                    utf8(store.root())?,
+                    "--expect".to_owned(),
+                    l.digest.to_string(),
+                ];
+                if single {
+                    args.push("--owner-xattr".into());
+                }
+                self.in_userns(&args)
+            }
+            _ => tar_of_dir(&dir, store, &l.digest, false),
+        };
+        done.with_context(|| {
+            format!(
+                "writing layer {} from its snapshot {}",
+                l.digest,
+                dir.display()
+            )
+        })
+    }
+
+    /// The user-namespace helper unpacks from a FIFO this process writes.
+    fn stream_to_helper(
+        &self,
+        entries: &[Entry],
+        mtime: MtimePolicy,
+        staged: &Path,
+        donors: Option<Arc<Donors>>,
+        single: bool,
+    ) -> anyhow::Result<(Digest, u64)> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".snapshot-")
+            .tempdir_in(self.layout.dir(crate::cache::Bucket::Tmp))
+            .context("creating a directory in the cache")?;
+        let fifo = tmp.path().join("layer.tar");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .with_context(|| format!("creating the pipe {}", fifo.display()))?;
+        let mut args = vec!["unpack".to_owned(), utf8(&fifo)?, utf8(staged)?];
+        if single {
+            args.push("--owner-xattr".into());
+        }
+        let list = self.donor_list(donors.as_deref(), &mut args)?;
+        let helper_done = AtomicBool::new(false);
+        let (unpacked, written) = std::thread::scope(|s| {
+            let helper = s.spawn(|| {
+                let r = self.in_userns(&args);
+                helper_done.store(true, Ordering::SeqCst);
+                r
+            });
+            let written =
+                open_writer(&fifo, &helper_done).and_then(|out| write_tar(entries, mtime, out));
+            let unpacked = helper
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot unpack panicked")));
+            (unpacked, written)
+        });
+        drop(list);
+        both(
+            unpacked.context("unpacking a snapshot in the user namespace"),
+            written,
+        )
+    }
+}
+
+/// Give the whiteouts in `staged` the mtimes of their tar entries (an
+/// unpack leaves a whiteout device's as it was made), so the directory
+/// walks back into the tar it was made from ([`LayerDirs::serialize`]).
+/// Their owner is this process's user in every form.
+fn whiteout_times(entries: &[Entry], mtime: MtimePolicy, staged: &Path) {
+    for e in entries {
+        let Some(target) = cairn_layers::whiteout::target(&e.path) else {
+            continue;
+        };
+        let p = staged.join(cairn_layers::raw_name::to_os(&target));
+        let t = rustix::fs::Timespec {
+            tv_sec: i64::try_from(mtime.apply(e.mtime)).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        // Below a directory of another owner without search permission
+        // (rootless) it stays as made: the snapshot serves this build all
+        // the same, and a later serialization refuses it (digest check).
+        let _ = rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &p,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        );
+    }
+}
+
+/// Open the FIFO `fifo` for writing once its reader has; an error when the
+/// reader (the helper) ended without opening it.
+fn open_writer(fifo: &Path, reader_done: &AtomicBool) -> anyhow::Result<std::fs::File> {
+    use rustix::fs::{fcntl_setfl, open, Mode, OFlags};
+    loop {
+        match open(
+            fifo,
+            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                fcntl_setfl(&fd, OFlags::empty())?;
+                return Ok(std::fs::File::from(fd));
+            }
+            // No reader yet.
+            Err(rustix::io::Errno::NXIO) if !reader_done.load(Ordering::SeqCst) => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening the pipe {}", fifo.display()))
+            }
+        }
+    }
+}
+
+/// Root: unpack in this process from a pipe.
+fn stream_in_process(
+    entries: &[Entry],
+    mtime: MtimePolicy,
+    staged: &Path,
+    donors: Option<Arc<Donors>>,
+) -> anyhow::Result<(Digest, u64)> {
+    let (reader, writer) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
+    let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
+    let opts = UnpackOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        preserve_ownership: true,
+        owner_xattr: None,
+        donors,
+        expect_diff_id: None,
+    };
+    let (unpacked, written) = std::thread::scope(|s| {
+        let unpack = s.spawn(move || {
+            unpack_auto(
+                std::io::BufReader::with_capacity(STREAM_BUF, reader),
+                staged,
+                &opts,
+            )
+            .map(drop)
+            .map_err(anyhow::Error::from)
+        });
+        let written = write_tar(entries, mtime, writer);
+        let unpacked = unpack
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot unpack panicked")));
+        (unpacked, written)
+    });
+    both(unpacked.context("unpacking a snapshot"), written)
+}
+
+/// The stream's result: the writer's (diff_id, size) once the unpack
+/// succeeded; when both failed, both causes (one side's failure ends the
+/// other with a broken pipe or a truncated stream).
+fn both(
+    unpacked: anyhow::Result<()>,
+    written: anyhow::Result<(Digest, u64)>,
+) -> anyhow::Result<(Digest, u64)> {
+    match (unpacked, written) {
+        (Ok(()), w) => w,
+        (Err(u), Ok(_)) => Err(u),
+        (Err(u), Err(w)) => Err(w.context(format!("{u:#}"))),
+    }
+}
+
+/// Write the tar of `entries` into `out` (then closed), hashing it.
+fn write_tar(
+    entries: &[Entry],
+    mtime: MtimePolicy,
+    out: impl Write,
+) -> anyhow::Result<(Digest, u64)> {
+    let sink = HashingWriter::new(std::io::BufWriter::with_capacity(STREAM_BUF, out));
+    let mut w = LayerWriter::new(sink, mtime);
+    for e in entries {
+        w.append(e)?;
+    }
+    let (digest, size, _out) = w.finish()?.finish();
+    Ok((digest, size))
+}
+
+/// Write the plain tar of layer directory `dir` into `store`, committed only
+/// if it hashes to `expect`.
+pub(super) fn tar_of_dir(
+    dir: &Path,
+    store: &BlobStore,
+    expect: &Digest,
+    recorded_owners: bool,
+) -> anyhow::Result<()> {
+    let wire = crate::sandbox::capture::layer_dir_entries(dir, recorded_owners)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let entries: Vec<Entry> = wire.into_iter().map(|e| e.into_entry(dir)).collect();
+    let mut w = LayerWriter::new(store.writer()?, MtimePolicy::Clamp(u64::MAX));
+    for e in &entries {
+        w.append(e)?;
+    }
+    w.finish()?.commit(Some(expect)).map_err(|e| {
+        anyhow::anyhow!("{e}: the directory no longer holds the layer it was made as")
+    })?;
+    Ok(())
+}
