@@ -266,9 +266,8 @@ impl Cache {
             }
             return Lookup::Miss(Some("cached layer blob is missing from the store".into()));
         }
-        let reason = fs::read_to_string(self.slot_path(slot))
-            .ok()
-            .and_then(|k| k.trim().parse::<Digest>().ok())
+        let reason = self
+            .slot_key(slot)
             .and_then(|k| self.read_record(&k))
             .and_then(|old| inputs.explain_change(&old.inputs));
         Lookup::Miss(reason.or(Some("no earlier run of this step in the cache".into())))
@@ -278,6 +277,15 @@ impl Cache {
     pub fn read_record(&self, key: &Digest) -> Option<StepRecord> {
         let bytes = fs::read(self.step_path(key)).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The key `slot` last ran with, if any.
+    pub fn slot_key(&self, slot: &str) -> Option<Digest> {
+        fs::read_to_string(self.slot_path(slot))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Store a record and point its slot at it.

@@ -50,21 +50,25 @@ pub fn write_or_reuse(
     let _claim = ctx.session.in_flight.claim(&inputs.key().to_string());
     if !ctx.req.no_cache {
         let present = |l: &Layer| ctx.store.contains(&l.digest);
-        if let Lookup::Hit(rec) = ctx.cache.lookup(&inputs, &slot, present) {
-            if let Some(desc) = rec.layer {
-                ctx.reporter.event(Event::StepOutput {
-                    id: step.id,
-                    line: format!(
-                        "same files as an earlier build: layer {} reused",
-                        crate::progress::short_digest(&desc.digest.to_string())
-                    ),
-                });
-                let _ = ctx.cache.touch_slot(&slot, &inputs.key());
-                if index == Index::Keep {
-                    layer_write::remember(ctx, &desc, entries, mtime);
-                }
-                return Ok(desc);
+        let found = match ctx.cache.lookup(&inputs, &slot, present) {
+            Lookup::Hit(rec) => Some((rec, "")),
+            Lookup::Miss(_) => {
+                remote_lookup(ctx, step, &inputs, &slot)?.map(|r| (r, " (registry cache)"))
             }
+        };
+        if let Some((desc, from)) = found.and_then(|(r, from)| Some((r.layer?, from))) {
+            ctx.reporter.event(Event::StepOutput {
+                id: step.id,
+                line: format!(
+                    "same files as an earlier build{from}: layer {} reused",
+                    crate::progress::short_digest(&desc.digest.to_string())
+                ),
+            });
+            let _ = ctx.cache.touch_slot(&slot, &inputs.key());
+            if index == Index::Keep {
+                layer_write::remember(ctx, &desc, entries, mtime);
+            }
+            return Ok(desc);
         }
     }
     let desc = layer_write::write_normalized(ctx, entries, mtime, index, step.stage)?;
@@ -78,6 +82,34 @@ pub fn write_or_reuse(
         .store(&rec, &slot)
         .with_context(|| format!("writing the cache at {}", ctx.cache.root().display()))?;
     Ok(desc)
+}
+
+/// The layer-by-content record of `inputs` in the `--cache-from` caches
+/// (a fresh runner's), kept in the local cache (its blob is fetched when
+/// needed, as a step hit's).
+fn remote_lookup(
+    ctx: &BuildCtx,
+    step: &Step,
+    inputs: &Inputs,
+    slot: &str,
+) -> anyhow::Result<Option<StepRecord>> {
+    let imports = &ctx.req.cache_from;
+    let Some(remote_slot) = crate::cache::remote::slot_of_local(step.slot) else {
+        return Ok(None);
+    };
+    if imports.is_empty() {
+        return Ok(None);
+    }
+    let warn = |w: String| ctx.reporter.event(Event::Warning(w));
+    let rec = imports.lookup_content(&remote_slot, inputs, &warn)?;
+    if let Some(r) = &rec {
+        if let Err(e) = ctx.cache.store(r, slot) {
+            warn(format!(
+                "keeping an imported record in the local cache: {e}"
+            ));
+        }
+    }
+    Ok(rec)
 }
 
 /// The inputs that determine a layer's bytes: the encoding, the mtime
@@ -113,7 +145,10 @@ pub fn content_inputs(
                     Source::Path(p) => file_digest(ctx, &context_root, p)
                         .with_context(|| format!("reading {}", p.display()))?,
                     range @ Source::Range { path, offset } => {
-                        let compute = || hash(range.open(*size)?);
+                        let compute = || match remote_digest_at(ctx, path, *offset) {
+                            Some(d) => Ok(d),
+                            None => hash(range.open(*size)?),
+                        };
                         match blob_member_key(ctx, path, *offset) {
                             Some(key) => ctx.file_digests().digest(&key, compute),
                             None => compute(),
@@ -161,9 +196,63 @@ fn file_digest(ctx: &BuildCtx, context_root: &PathBuf, p: &Path) -> io::Result<S
     match p.strip_prefix(ctx.layer_dirs.root()) {
         Ok(rel) => ctx
             .file_digests()
-            .digest(&format!("dir:{}", rel.display()), compute),
+            .digest(&format!("dir:{}", rel.display()), || {
+                // `<diff_id hex>/<member>`: a fresh runner has the file
+                // index of a layer a remote hit made.
+                let mut parts = rel.iter();
+                let layer = parts.next().and_then(|l| l.to_str());
+                let member = parts.as_path().to_str();
+                match layer
+                    .zip(member)
+                    .and_then(|(l, m)| remote_digest(ctx, l, m))
+                {
+                    Some(d) => Ok(d),
+                    None => compute(),
+                }
+            }),
         Err(_) => compute(),
     }
+}
+
+fn remote_digest(ctx: &BuildCtx, layer: &str, member: &str) -> Option<String> {
+    let imports = &ctx.req.cache_from;
+    if imports.is_empty() {
+        return None;
+    }
+    let warn = |w: String| ctx.reporter.event(Event::Warning(w));
+    imports.member_digest(layer, member, &warn)
+}
+
+/// The digest of the member at `offset` of the plain-tar blob `blob` from
+/// the file index of the remote hit that made it, if any.
+fn remote_digest_at(ctx: &BuildCtx, blob: &Path, offset: u64) -> Option<String> {
+    let imports = &ctx.req.cache_from;
+    if imports.is_empty() {
+        return None;
+    }
+    let name = blob.file_name()?.to_str()?;
+    let digest: Digest = format!("sha256:{name}").parse().ok()?;
+    let members = || {
+        let Some(fs) = ctx
+            .written
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&digest).cloned())
+        else {
+            return Vec::new();
+        };
+        fs.entries()
+            .filter_map(|e| match &e.kind {
+                EntryKind::File {
+                    source: Source::Range { offset, .. },
+                    ..
+                } => Some((*offset, e.path.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let warn = |w: String| ctx.reporter.event(Event::Warning(w));
+    imports.member_digest_at(name, offset, members, &warn)
 }
 
 /// The memo key of the member at `offset` of a blob of the store (blobs are

@@ -20,6 +20,7 @@ mod registry;
 mod registry_auth;
 mod registry_faults;
 mod remote_cache;
+mod remote_cache_content;
 mod remote_cache_faults;
 mod remote_cache_mounts;
 mod rootless;

@@ -235,7 +235,9 @@ fn entries_poisoned_in_the_registry_are_refused_and_rebuilt() {
     let (d, log) = build(&b, &ctx, &["--cache-from", &from]);
     assert_eq!(d, original, "{log}");
     assert!(log.contains("is not its record's"), "{log}");
-    assert!(log.contains("0 steps hit, 0 blobs fetched"), "{log}");
+    // No step is served; the COPY layers are found again by their content
+    // (those entries were left intact).
+    assert!(log.contains("0 steps hit"), "{log}");
     // What B keeps is its own build: it serves B again, the same image.
     let (d, log) = build(&b, &ctx, &[]);
     assert_eq!(d, original);

@@ -39,7 +39,7 @@ use cairn_layers::Digest;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Which steps an export writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,6 +264,48 @@ fn redact_inputs(inputs: &Inputs) -> Inputs {
     out
 }
 
+/// The name of the layer-by-content entry of a `COPY`/`ADD` at slot `slot`
+/// whose files give the content key `key` (see `engine::layer_reuse`): a
+/// fresh runner whose step key missed finds the layer by what it holds.
+pub fn content_entry_name(slot: &str, key: &Digest) -> String {
+    format!("c{slot}-{}", key.hex())
+}
+
+/// The name of the file index of the layer step `key` at `slot` made: the
+/// same content record, found from the step's key (a fresh runner that hit
+/// the step knows that key, not the content key), so that a later `COPY
+/// --from` of its files need not hash them again.
+pub fn files_entry_name(slot: &str, key: &Digest) -> String {
+    format!("f{slot}-{}", key.hex())
+}
+
+/// The remote slot id of the local slot `slot` (`DOCKERFILE|STAGE|INDEX`,
+/// as `engine::stage_run::StageRun::slot` writes it).
+pub fn slot_of_local(slot: &str) -> Option<String> {
+    let mut parts = slot.rsplitn(3, '|');
+    let index = parts.next()?.parse().ok()?;
+    let stage = parts.next()?;
+    Some(slot_id(Path::new(parts.next()?), stage, index))
+}
+
+/// Member path (no leading `/`) → `sha256:…` of the regular files of a
+/// layer, from the content record that made it (its `file /PATH` inputs).
+pub fn file_index(record: &StepRecord) -> HashMap<String, String> {
+    record
+        .inputs
+        .0
+        .iter()
+        .filter_map(|i| {
+            let path = i.name.strip_prefix("file /")?;
+            // `MODE UID:GID file SIZE DIGEST …`
+            let mut words = i.value.split(' ').skip(2);
+            (words.next()? == "file").then_some(())?;
+            let digest = words.nth(1).filter(|d| d.starts_with("sha256:"))?;
+            Some((path.to_owned(), digest.to_owned()))
+        })
+        .collect()
+}
+
 /// A cache blob refused on import (its bytes do not match its digest): the
 /// build is run again without the entry, which rebuilds the step.
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +327,19 @@ struct Pending {
     layer: Layer,
 }
 
+/// The file index of a layer a hit named, fetched on first use.
+enum Index {
+    /// Where to read it: the source and the entry name, the layer it must describe.
+    Pending(usize, String, Digest),
+    /// Path → digest, and (once asked by blob offset) offset → digest.
+    Loaded(
+        Arc<HashMap<String, String>>,
+        Option<Arc<HashMap<u64, String>>>,
+    ),
+    /// Absent or refused: the files are hashed.
+    None,
+}
+
 /// The `--cache-from` caches of one `cairn build`, shared by its platforms
 /// and its retries.
 #[derive(Default)]
@@ -301,7 +356,13 @@ pub struct Imports {
     /// Records read for explanations, per source and entry name (each is
     /// read once per build, however many steps after a change miss).
     explained: Mutex<HashMap<(usize, String), Option<StepRecord>>>,
+    /// File indexes of the layers of hits, by layer digest and by diff_id hex.
+    indexes: Mutex<HashMap<String, Index>>,
     hits: AtomicUsize,
+    /// Layers found by their content.
+    by_content: AtomicUsize,
+    /// File indexes read.
+    indexes_read: AtomicUsize,
     blobs: AtomicUsize,
     bytes: AtomicU64,
     /// `RUN --mount=type=cache` directories: those used, those restored.
@@ -375,13 +436,56 @@ impl Imports {
 
     /// The record of step `inputs` at slot `slot` (see [`slot_id`]) in the
     /// first cache that has it, with `inputs` as its inputs (the key proves
-    /// they are the same). Its blob is fetched later, when needed.
+    /// they are the same). Its blob is fetched later, when needed; so is the
+    /// file index of its layer ([`Imports::member_digest`]).
     pub fn lookup(
         &self,
         slot: &str,
         inputs: &Inputs,
         warn: &dyn Fn(String),
     ) -> anyhow::Result<Option<StepRecord>> {
+        let key = inputs.key();
+        let found = self.find(&entry_name(slot, &key), RecordKind::Step, inputs, warn)?;
+        let Some((i, rec)) = found else {
+            return Ok(None);
+        };
+        if let (Some(l), Ok(mut idx)) = (&rec.layer, self.indexes.lock()) {
+            let pending = || Index::Pending(i, files_entry_name(slot, &key), l.digest.clone());
+            idx.entry(l.digest.hex().to_owned()).or_insert_with(pending);
+            idx.entry(l.diff_id.digest().hex().to_owned())
+                .or_insert_with(pending);
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(rec))
+    }
+
+    /// The layer-by-content record of files `inputs` (see
+    /// `engine::layer_reuse`) of the `COPY` at `slot`, in the first cache
+    /// that has it; its blob is fetched when needed.
+    pub fn lookup_content(
+        &self,
+        slot: &str,
+        inputs: &Inputs,
+        warn: &dyn Fn(String),
+    ) -> anyhow::Result<Option<StepRecord>> {
+        let name = content_entry_name(slot, &inputs.key());
+        let found = self.find(&name, RecordKind::Content, inputs, warn)?;
+        if found.is_some() {
+            self.by_content.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(found.map(|(_, r)| r))
+    }
+
+    /// Entry `name` of key `inputs.key()` and kind `kind` in the first
+    /// cache that has it (its source, and the record with `inputs`); its
+    /// layer's blob is noted as pending.
+    fn find(
+        &self,
+        name: &str,
+        kind: RecordKind,
+        inputs: &Inputs,
+        warn: &dyn Fn(String),
+    ) -> anyhow::Result<Option<(usize, StepRecord)>> {
         let key = inputs.key();
         if self
             .refused
@@ -390,9 +494,8 @@ impl Imports {
         {
             return Ok(None);
         }
-        let name = entry_name(slot, &key);
         for (i, (_, remote)) in self.usable() {
-            let rec = match remote.entry(&name) {
+            let rec = match remote.entry(name) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) if e.is::<InvalidEntry>() => {
@@ -411,7 +514,7 @@ impl Imports {
                 }
             };
             // A record's layer digests are checked when it parses.
-            if rec.key != key.to_string() || rec.kind != RecordKind::Step {
+            if rec.key != key.to_string() || rec.kind != kind {
                 warn(format!(
                     "{}: entry {name} is not the record of step {key}; ignored",
                     remote.describe()
@@ -429,10 +532,108 @@ impl Imports {
                     layer: l.clone(),
                 });
             }
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Some(rec));
+            return Ok(Some((i, rec)));
         }
         Ok(None)
+    }
+
+    /// The digest of member `member` (no leading `/`) of the layer whose
+    /// digest or diff_id has hex `layer`, from the file index of the hit
+    /// that named the layer (read on the first question); None when there
+    /// is none (the caller hashes the file).
+    pub fn member_digest(
+        &self,
+        layer: &str,
+        member: &str,
+        warn: &dyn Fn(String),
+    ) -> Option<String> {
+        self.index_of(layer, warn)?.0.get(member).cloned()
+    }
+
+    /// As [`Imports::member_digest`], for the member at byte `offset` of the
+    /// plain-tar blob `layer`; `members` lists (offset, path) of the blob's
+    /// files, asked once per layer.
+    pub fn member_digest_at(
+        &self,
+        layer: &str,
+        offset: u64,
+        members: impl FnOnce() -> Vec<(u64, String)>,
+        warn: &dyn Fn(String),
+    ) -> Option<String> {
+        let (by_path, by_offset) = self.index_of(layer, warn)?;
+        let by_offset = match by_offset {
+            Some(m) => m,
+            None => {
+                let m: HashMap<u64, String> = members()
+                    .into_iter()
+                    .filter_map(|(o, p)| Some((o, by_path.get(&p)?.clone())))
+                    .collect();
+                let m = Arc::new(m);
+                if let Ok(mut idx) = self.indexes.lock() {
+                    idx.insert(
+                        layer.to_owned(),
+                        Index::Loaded(by_path.clone(), Some(m.clone())),
+                    );
+                }
+                m
+            }
+        };
+        by_offset.get(&offset).cloned()
+    }
+
+    /// The file index of layer `layer` (digest or diff_id hex), read once.
+    #[allow(clippy::type_complexity)]
+    fn index_of(
+        &self,
+        layer: &str,
+        warn: &dyn Fn(String),
+    ) -> Option<(
+        Arc<HashMap<String, String>>,
+        Option<Arc<HashMap<u64, String>>>,
+    )> {
+        let mut idx = self.indexes.lock().ok()?;
+        let (source, name, digest) = match idx.get(layer)? {
+            Index::Loaded(p, o) => return Some((p.clone(), o.clone())),
+            Index::None => return None,
+            Index::Pending(s, n, d) => (*s, n.clone(), d.clone()),
+        };
+        let remote = &self.sources[source].1;
+        // Held across the read: the steps asking for it wait for one read.
+        let read = match remote.entry(&name) {
+            Ok(Some(rec)) => check_index(&rec, &digest).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        let loaded = match read {
+            Ok(Some(rec)) => {
+                self.indexes_read.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::new(file_index(&rec)))
+            }
+            Ok(None) => None,
+            Err(why) => {
+                warn(format!(
+                    "{}: refused the file index {name}: {why}; hashing the files instead",
+                    remote.describe()
+                ));
+                None
+            }
+        };
+        // Both names of the layer (digest, diff_id) share the answer.
+        let names: Vec<String> = idx
+            .iter()
+            .filter(|(_, v)| matches!(v, Index::Pending(_, n, _) if *n == name))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in names {
+            idx.insert(
+                k,
+                match &loaded {
+                    Some(m) => Index::Loaded(m.clone(), None),
+                    None => Index::None,
+                },
+            );
+        }
+        loaded.map(|m| (m, None))
     }
 
     /// Fetch every blob among `digests` that a hit left behind into `store`.
@@ -536,13 +737,41 @@ impl Imports {
             .summary()
             .map(|m| format!(", {m}"))
             .unwrap_or_default();
+        let by_content = match (
+            self.by_content.load(Ordering::Relaxed),
+            self.indexes_read.load(Ordering::Relaxed),
+        ) {
+            (0, 0) => String::new(),
+            (c, i) => format!(", {c} layers found by content, {i} file indexes read"),
+        };
         Some(format!(
-            "cache import ({}): {} steps hit, {} blobs fetched ({} bytes){mounts}",
+            "cache import ({}): {} steps hit, {} blobs fetched ({} bytes){by_content}{mounts}",
             names.join(", "),
             self.hits.load(Ordering::Relaxed),
             self.blobs.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
         ))
+    }
+}
+
+/// A file index read from a cache is used only when it is the content
+/// record of `layer` and its key is the digest of its inputs (an index
+/// whose digests were changed does not hash to its key).
+fn check_index(rec: &StepRecord, layer: &Digest) -> Result<StepRecord, String> {
+    if rec.kind != RecordKind::Content {
+        return Err("not a layer-by-content record".into());
+    }
+    if rec.inputs.key().to_string() != rec.key {
+        return Err("its inputs do not hash to its key".into());
+    }
+    match &rec.layer {
+        Some(l) if l.digest == *layer => Ok(rec.clone()),
+        other => Err(format!(
+            "it describes the layer {}, not {layer}",
+            other
+                .as_ref()
+                .map_or("(none)".into(), |l| l.digest.to_string())
+        )),
     }
 }
 
@@ -552,6 +781,10 @@ pub struct ExportEntry {
     pub slot: String,
     /// The local record.
     pub record: StepRecord,
+    /// The layer-by-content record of the step's layer (a `COPY`'s, when the
+    /// local cache has it): exported as the entry's file index and as a
+    /// content entry ([`files_entry_name`], [`content_entry_name`]).
+    pub content: Option<StepRecord>,
 }
 
 /// What one export did.
@@ -561,6 +794,8 @@ pub struct Exported {
     pub added: usize,
     /// Entries the cache had already.
     pub present: usize,
+    /// Content and file-index entries added (two per `COPY` layer).
+    pub indexes: usize,
 }
 
 /// Entries pushed at once (each is a few requests: HEAD or mount its blob,
@@ -591,16 +826,26 @@ pub fn export(
         }
         let key: Digest = e.record.key.parse()?;
         let name = entry_name(&e.slot, &key);
+        let mut mine = vec![(name.clone(), redacted(&e.record))];
+        if let Some(c) = e.content.as_ref().filter(|c| c.layer == e.record.layer) {
+            let ckey: Digest = c.key.parse()?;
+            let c = redacted(c);
+            mine.push((content_entry_name(&e.slot, &ckey), c.clone()));
+            mine.push((files_entry_name(&e.slot, &key), c));
+        }
         if have.contains(&name) {
             out.present += 1;
+        }
+        mine.retain(|(n, _)| !have.contains(n) && !todo.iter().any(|(t, _)| t == n));
+        if mine.is_empty() {
             continue;
         }
         if let Some(l) = &e.record.layer {
             imports.materialize([&l.digest], store)?;
         }
-        if !todo.iter().any(|(n, _)| *n == name) {
-            todo.push((name, redacted(&e.record)));
-        }
+        out.added += mine.iter().filter(|(n, _)| *n == name).count();
+        out.indexes += mine.len() - mine.iter().filter(|(n, _)| *n == name).count();
+        todo.extend(mine);
     }
     let chunk = todo.len().div_ceil(PARALLEL_PUTS).max(1);
     std::thread::scope(|s| {
@@ -618,7 +863,6 @@ pub fn export(
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("a cache export thread panicked")))
         })
     })?;
-    out.added = todo.len();
     Ok(out)
 }
 

@@ -34,8 +34,10 @@ use std::sync::Arc;
 /// The artifact type of an entry, and the media type of its record layer.
 pub const RECORD_TYPE: &str = "application/vnd.cairn.cache.step.v1+json";
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
-/// Entry records larger than this are refused (a record is a few KB).
-const RECORD_MAX: u64 = 1 << 20;
+/// Entry records larger than this are refused (a step's record is a few
+/// KB; a layer's file index, one line per file, a few MB for a
+/// `node_modules`).
+const RECORD_MAX: u64 = 64 << 20;
 
 /// A registry client and the runtime to drive it from the build's threads.
 #[derive(Clone)]

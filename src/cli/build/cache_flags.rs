@@ -91,9 +91,20 @@ impl CacheFlags {
             .flat_map(|r| &r.record.steps)
             .filter_map(|s| {
                 let key = s.key.as_ref()?.parse().ok()?;
+                let record = cache.read_record(&key)?;
+                // The layer-by-content record of the same step (a COPY's),
+                // as the engine's slot names it: the layer's file index.
+                let local = format!("{}|{}|{}#content", dockerfile.display(), s.stage, s.index);
+                let content = cache
+                    .slot_key(&local)
+                    .and_then(|k| cache.read_record(&k))
+                    .filter(|c| {
+                        c.is_content() && record.layer.is_some() && c.layer == record.layer
+                    });
                 Some(ExportEntry {
                     slot: remote::slot_id(dockerfile, &s.stage, s.index),
-                    record: cache.read_record(&key)?,
+                    record,
+                    content,
                 })
             })
             .collect();
@@ -115,10 +126,14 @@ impl CacheFlags {
             });
             match r {
                 Ok((done, m)) => reporter.event(Event::Info(format!(
-                    "cache export to the {}: {} entries added, {} already there{} ({:.2}s)",
+                    "cache export to the {}: {} entries added, {} already there{}{} ({:.2}s)",
                     spec.describe(),
                     done.added,
                     done.present,
+                    match done.indexes {
+                        0 => String::new(),
+                        n => format!(", {n} file indexes"),
+                    },
                     match (m.written, m.unchanged) {
                         (0, 0) => String::new(),
                         (w, u) => format!("; cache mounts: {w} written, {u} unchanged"),
