@@ -8,6 +8,8 @@ use crate::report::Reporter;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 
+pub use crate::cache::remote::LayerFetch;
+
 /// A base image fetched into the blob store (config and layers present).
 #[derive(Clone, Debug)]
 pub struct BaseImage {
@@ -31,6 +33,19 @@ pub trait ImageSource: Send + Sync {
         store: &BlobStore,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<BaseImage>;
+
+    /// `reference`'s manifest and config into `store`, and how to fetch its
+    /// layers when the build first needs them (`None`: they are fetched
+    /// already, as by [`ImageSource::fetch`], which is the default).
+    fn fetch_config(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        store: &BlobStore,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<(BaseImage, Option<LayerFetch>)> {
+        Ok((self.fetch(reference, platform, store, reporter)?, None))
+    }
 }
 
 /// An image source that knows no images (builds from `scratch` only).

@@ -15,8 +15,8 @@ use cairn_layers::{DiffId, Digest};
 
 /// Fetches base images from registries and OCI layouts.
 pub struct Sources {
-    registry: Registry,
-    runtime: tokio::runtime::Runtime,
+    registry: std::sync::Arc<Registry>,
+    runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 
 impl Sources {
@@ -27,7 +27,10 @@ impl Sources {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        Ok(Sources { registry, runtime })
+        Ok(Sources {
+            registry: std::sync::Arc::new(registry),
+            runtime: std::sync::Arc::new(runtime),
+        })
     }
 }
 
@@ -172,25 +175,72 @@ impl ImageSource for Sources {
         if let Some(spec) = reference.strip_prefix("oci:") {
             return from_layout(spec, p, store);
         }
-        let r: Reference = reference.parse().with_context(|| {
-            format!(
-                "invalid image reference `{}`",
-                crate::registry::reference::redact_credentials(reference)
-            )
-        })?;
-        let pulled = self
-            .runtime
-            .block_on(self.registry.pull_image(&r, p, store))
-            .map_err(|e| crate::error::registry_hinted(e, &r))
-            .with_context(|| format!("pulling {r}"))?;
+        Ok(self.pull(reference, p, store, true)?.1)
+    }
+
+    fn fetch_config(
+        &self,
+        reference: &str,
+        p: &Platform,
+        store: &BlobStore,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<(BaseImage, Option<super::bases::LayerFetch>)> {
+        if reference.starts_with("oci:") {
+            return Ok((self.fetch(reference, p, store, reporter)?, None));
+        }
+        let (r, base) = self.pull(reference, p, store, false)?;
+        let (registry, runtime, from) = (self.registry.clone(), self.runtime.clone(), r.clone());
+        let fetch: super::bases::LayerFetch =
+            std::sync::Arc::new(move |l: &Layer, store: &BlobStore| {
+                runtime
+                    .block_on(registry.fetch_blob(&from, &l.descriptor(), store))
+                    .map_err(|e| crate::error::registry_hinted(e, &from))
+                    .with_context(|| format!("pulling layer {} of {from}", l.digest))?;
+                Ok(l.size)
+            });
+        Ok((base, Some(fetch)))
+    }
+}
+
+impl Sources {
+    /// `reference` from its registry: manifest and config, and the layers
+    /// when `with_layers`.
+    fn pull(
+        &self,
+        reference: &str,
+        p: &Platform,
+        store: &BlobStore,
+        with_layers: bool,
+    ) -> anyhow::Result<(Reference, BaseImage)> {
+        let r = parse_reference(reference)?;
+        let pulled = match with_layers {
+            true => self
+                .runtime
+                .block_on(self.registry.pull_image(&r, p, store)),
+            false => self
+                .runtime
+                .block_on(self.registry.pull_manifest(&r, p, store)),
+        }
+        .map_err(|e| crate::error::registry_hinted(e, &r))
+        .with_context(|| format!("pulling {r}"))?;
         let config: ImageConfig = serde_json::from_slice(&pulled.config.bytes)
             .with_context(|| format!("{r}: invalid image config"))?;
         check_platform(&r.to_string(), p, &config)?;
-        Ok(BaseImage {
+        let base = BaseImage {
             reference: r.to_string(),
             layers: layers(reference, &pulled.manifest.value, &config)?,
             digest: pulled.digest,
             config,
-        })
+        };
+        Ok((r, base))
     }
+}
+
+fn parse_reference(reference: &str) -> anyhow::Result<Reference> {
+    reference.parse().with_context(|| {
+        format!(
+            "invalid image reference `{}`",
+            crate::registry::reference::redact_credentials(reference)
+        )
+    })
 }

@@ -141,23 +141,36 @@ fn base(
             let shown = crate::registry::reference::redact_credentials(r);
             let id = from_line_started(ctx, stage, format!("FROM {shown}"));
             let t = Instant::now();
-            let base = ctx
-                .images
-                .fetch(r, &stage.platform, &ctx.store, ctx.reporter)
-                .map_err(|e| {
-                    let d = ctx.df.stages.get(stage.index).map(|s| {
-                        crate::frontend::Diagnostic::error(
-                            &ctx.df.file,
-                            &ctx.df.source,
-                            s.image_pos,
-                            format!("cannot use base image `{shown}`"),
-                        )
-                    });
-                    match d {
-                        Some(d) => e.context(d.to_string()),
-                        None => e,
-                    }
-                })?;
+            // With `--cache-from` (a fresh runner) the layers are pulled
+            // only when a step or an output needs their bytes.
+            let fetched = match ctx.req.cache_from.is_empty() {
+                true => ctx
+                    .images
+                    .fetch(r, &stage.platform, &ctx.store, ctx.reporter)
+                    .map(|b| (b, None)),
+                false => ctx
+                    .images
+                    .fetch_config(r, &stage.platform, &ctx.store, ctx.reporter),
+            };
+            let (base, lazy) = fetched.map_err(|e| {
+                let d = ctx.df.stages.get(stage.index).map(|s| {
+                    crate::frontend::Diagnostic::error(
+                        &ctx.df.file,
+                        &ctx.df.source,
+                        s.image_pos,
+                        format!("cannot use base image `{shown}`"),
+                    )
+                });
+                match d {
+                    Some(d) => e.context(d.to_string()),
+                    None => e,
+                }
+            })?;
+            if let Some(fetch) = lazy {
+                ctx.req
+                    .cache_from
+                    .defer_base(&base.layers, &ctx.store, fetch);
+            }
             ctx.reporter.event(Event::StepDone {
                 id,
                 elapsed: t.elapsed(),

@@ -22,6 +22,7 @@ mod registry_faults;
 mod remote_cache;
 mod remote_cache_content;
 mod remote_cache_faults;
+mod remote_cache_lazy_base;
 mod remote_cache_mounts;
 mod rootless;
 mod sandbox;

@@ -321,8 +321,19 @@ pub struct Refused {
     pub why: String,
 }
 
+/// Fetches the blob of `layer` into `store` (verified); the bytes moved.
+pub type LayerFetch = Arc<dyn Fn(&Layer, &BlobStore) -> anyhow::Result<u64> + Send + Sync>;
+
+/// Where a pending blob comes from.
+enum Origin {
+    /// The `--cache-from` source of that index.
+    Cache(usize),
+    /// The registry of a base image pulled without its layers.
+    Base(LayerFetch),
+}
+
 struct Pending {
-    source: usize,
+    source: Origin,
     key: String,
     layer: Layer,
 }
@@ -365,6 +376,10 @@ pub struct Imports {
     indexes_read: AtomicUsize,
     blobs: AtomicUsize,
     bytes: AtomicU64,
+    /// One lock per blob being fetched.
+    gates: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Base layers pulled because the build needed their bytes.
+    base_blobs: AtomicUsize,
     /// `RUN --mount=type=cache` directories: those used, those restored.
     mounts: mounts::MountSync,
 }
@@ -527,7 +542,7 @@ impl Imports {
             };
             if let (Some(l), Ok(mut p)) = (&rec.layer, self.pending.lock()) {
                 p.entry(l.digest.to_string()).or_insert(Pending {
-                    source: i,
+                    source: Origin::Cache(i),
                     key: key.to_string(),
                     layer: l.clone(),
                 });
@@ -648,6 +663,16 @@ impl Imports {
             if store.contains(d) {
                 continue;
             }
+            // One fetch per blob: a second stage needing it (two stages
+            // `FROM` one base unpack its layers at once) waits for the first.
+            let gate = match self.gates.lock() {
+                Ok(mut g) => g.entry(d.to_string()).or_default().clone(),
+                Err(_) => Arc::default(),
+            };
+            let _fetching = gate.lock();
+            if store.contains(d) {
+                continue;
+            }
             let Some(p) = self
                 .pending
                 .lock()
@@ -656,7 +681,15 @@ impl Imports {
             else {
                 continue;
             };
-            let remote = &self.sources[p.source].1;
+            let i = match p.source {
+                Origin::Cache(i) => i,
+                Origin::Base(fetch) => {
+                    fetch(&p.layer, store)?;
+                    self.base_blobs.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            let remote = &self.sources[i].1;
             match remote.fetch_blob(&p.layer, store) {
                 Ok(n) => {
                     self.blobs.fetch_add(1, Ordering::Relaxed);
@@ -677,6 +710,23 @@ impl Imports {
             }
         }
         Ok(())
+    }
+
+    /// The layers of a base image pulled without them (manifest and config
+    /// only): each is fetched with `fetch` when the build first needs its
+    /// bytes, like a cache hit's blob — a fresh runner whose every step
+    /// hits never downloads them.
+    pub fn defer_base(&self, layers: &[Layer], store: &BlobStore, fetch: LayerFetch) {
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        for l in layers.iter().filter(|l| !store.contains(&l.digest)) {
+            p.entry(l.digest.to_string()).or_insert(Pending {
+                source: Origin::Base(fetch.clone()),
+                key: String::new(),
+                layer: l.clone(),
+            });
+        }
     }
 
     /// Why step `inputs` at `slot` missed, compared with the nearest record
@@ -743,6 +793,10 @@ impl Imports {
         ) {
             (0, 0) => String::new(),
             (c, i) => format!(", {c} layers found by content, {i} file indexes read"),
+        };
+        let by_content = match self.base_blobs.load(Ordering::Relaxed) {
+            0 => by_content,
+            n => format!("{by_content}, {n} base layers pulled when needed"),
         };
         Some(format!(
             "cache import ({}): {} steps hit, {} blobs fetched ({} bytes){by_content}{mounts}",
