@@ -23,6 +23,7 @@
 use super::mounts::{MountRecord, MOUNT_TYPE};
 use super::{InvalidEntry, Remote};
 use crate::cache::records::StepRecord;
+use crate::image::config::{ImageConfig, RunConfig};
 use crate::image::manifest::{Descriptor, ImageManifest, OCI_CONFIG, OCI_MANIFEST};
 use crate::image::{Layer, MediaType};
 use crate::registry::{Reference, Registry, RegistryError, Repository};
@@ -172,44 +173,20 @@ impl RegistryCache {
         store: &BlobStore,
     ) -> anyhow::Result<()> {
         let rec_d = store.put_bytes(record)?;
-        let mut layers = vec![serde_json::json!({
-            "mediaType": kind, "digest": rec_d.to_string(), "size": record.len(),
-        })];
-        if let Some(l) = blob {
-            layers.push(serde_json::json!({
-                "mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size,
-            }));
-        }
+        let mut layers = vec![Descriptor::new(kind, rec_d, record.len() as u64)];
+        layers.extend(blob.map(Layer::descriptor));
         let r = self.tagged(name);
         if !self.image_shape.load(Ordering::Relaxed) {
             let empty = store.put_bytes(b"{}")?;
-            let manifest = serde_json::to_vec(&serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "artifactType": kind,
-                "config": {"mediaType": EMPTY_TYPE, "digest": empty.to_string(), "size": 2},
-                "layers": layers,
-            }))?;
+            let manifest = artifact_manifest(kind, &empty, &layers)?;
             match self.push(&r, &manifest, store) {
                 Err(e) if refuses_manifest(&e) => self.image_shape.store(true, Ordering::Relaxed),
                 other => return Ok(other.map(|_| ())?),
             }
         }
-        // An image config is what every registry accepts; the label says
-        // what the image is for anyone who looks.
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "unknown",
-            "os": "unknown",
-            "config": {"Labels": {"dev.cairn.cache.entry": kind}},
-            "rootfs": {"type": "layers", "diff_ids": []},
-        }))?;
+        let config = image_config(kind)?;
         let config_d = store.put_bytes(&config)?;
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config_d.to_string(), "size": config.len()},
-            "layers": layers,
-        }))?;
+        let manifest = image_manifest(&config_d, config.len() as u64, &layers)?;
         self.push(&r, &manifest, store).map(|_| ()).map_err(|e| {
             let refused = refuses_manifest(&e);
             let e = anyhow::Error::new(e).context(format!("writing cache entry {r}"));
@@ -246,6 +223,53 @@ impl RegistryCache {
             &self.client.mount_from,
         ))
     }
+}
+
+/// The manifest of an entry as an OCI artifact of `kind` (empty config).
+/// Canonical JSON (sorted keys), the bytes cairn has always written.
+fn artifact_manifest(kind: &str, empty: &Digest, layers: &[Descriptor]) -> anyhow::Result<Vec<u8>> {
+    let m = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.into()),
+        artifact_type: Some(kind.into()),
+        config: Descriptor::new(EMPTY_TYPE, empty.clone(), 2),
+        layers: layers.to_vec(),
+        subject: None,
+        annotations: None,
+    };
+    Ok(crate::image::canonical::to_vec(&m)?)
+}
+
+/// The config of an entry written as an image (for registries that refuse
+/// artifacts): what every registry accepts, its label saying what the
+/// image is for anyone who looks.
+fn image_config(kind: &str) -> anyhow::Result<Vec<u8>> {
+    let labels =
+        std::collections::BTreeMap::from([("dev.cairn.cache.entry".to_owned(), kind.to_owned())]);
+    let c = ImageConfig {
+        architecture: "unknown".into(),
+        os: "unknown".into(),
+        config: Some(RunConfig {
+            labels: Some(labels),
+            ..RunConfig::default()
+        }),
+        ..ImageConfig::default()
+    };
+    Ok(crate::image::canonical::to_vec(&c)?)
+}
+
+/// The manifest of an entry written as an image.
+fn image_manifest(config: &Digest, size: u64, layers: &[Descriptor]) -> anyhow::Result<Vec<u8>> {
+    let m = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor::new(OCI_CONFIG, config.clone(), size),
+        layers: layers.to_vec(),
+        subject: None,
+        annotations: None,
+    };
+    Ok(crate::image::canonical::to_vec(&m)?)
 }
 
 impl RegistryCache {
@@ -329,5 +353,55 @@ impl Remote for RegistryCache {
                 self.repo
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed manifests are byte for byte what the `json!` ones were
+    /// (entries written by earlier cairns and by this one look alike).
+    #[test]
+    fn entry_manifests_keep_their_bytes() {
+        let (rec, empty, cfg) = (Digest::of(b"r"), Digest::of(b"{}"), Digest::of(b"c"));
+        let layer = Descriptor::new(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            Digest::of(b"l"),
+            7,
+        );
+        let layers = [Descriptor::new(RECORD_TYPE, rec.clone(), 3), layer.clone()];
+        let json_layers = serde_json::json!([
+            {"mediaType": RECORD_TYPE, "digest": rec.to_string(), "size": 3},
+            {"mediaType": layer.media_type, "digest": layer.digest.to_string(), "size": 7},
+        ]);
+        let artifact = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": RECORD_TYPE,
+            "config": {"mediaType": EMPTY_TYPE, "digest": empty.to_string(), "size": 2},
+            "layers": json_layers,
+        }))
+        .unwrap();
+        assert_eq!(
+            artifact_manifest(RECORD_TYPE, &empty, &layers).unwrap(),
+            artifact
+        );
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "unknown",
+            "os": "unknown",
+            "config": {"Labels": {"dev.cairn.cache.entry": RECORD_TYPE}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .unwrap();
+        assert_eq!(image_config(RECORD_TYPE).unwrap(), config);
+        let image = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cfg.to_string(), "size": 9},
+            "layers": json_layers,
+        }))
+        .unwrap();
+        assert_eq!(image_manifest(&cfg, 9, &layers).unwrap(), image);
     }
 }
