@@ -64,6 +64,7 @@ pub fn materialize(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<()> {
 /// mount's owner.
 pub fn before_run(
     ctx: &BuildCtx,
+    platform: &crate::frontend::Platform,
     used: &[(String, std::path::PathBuf)],
     mut mounts: Vec<crate::sandbox::Mount>,
 ) -> anyhow::Result<Vec<crate::sandbox::Mount>> {
@@ -72,7 +73,10 @@ pub fn before_run(
     }
     let warn = |w: String| ctx.reporter.event(Event::Warning(w));
     let scratch = ctx.cache.layout().dir(crate::cache::Bucket::Tmp);
-    let restored = ctx.req.cache_from.before_run(used, &scratch, &warn)?;
+    let restored = ctx
+        .req
+        .cache_from
+        .before_run(&platform.to_string(), used, &scratch, &warn)?;
     for m in &mut mounts {
         if let crate::sandbox::Mount::Cache {
             host, own_contents, ..

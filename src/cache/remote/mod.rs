@@ -414,15 +414,16 @@ impl Imports {
     /// see [`mounts::before_run`]; the directories restored.
     pub fn before_run(
         &self,
+        platform: &str,
         used: &[(String, PathBuf)],
         scratch: &Path,
         warn: &dyn Fn(String),
     ) -> anyhow::Result<Vec<PathBuf>> {
-        mounts::before_run(&self.sources, &self.mounts, used, scratch, warn)
+        mounts::before_run(&self.sources, &self.mounts, platform, used, scratch, warn)
     }
 
-    /// The cache mounts `RUN` steps of this build ran with, by id.
-    pub fn mounts_ran(&self) -> BTreeMap<String, PathBuf> {
+    /// The cache mounts `RUN` steps of this build ran with, by id and platform.
+    pub fn mounts_ran(&self) -> BTreeMap<mounts::MountKey, PathBuf> {
         self.mounts.ran()
     }
 

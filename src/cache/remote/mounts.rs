@@ -109,6 +109,12 @@ impl MountOpts {
 pub struct MountRecord {
     /// The mount's id.
     pub id: String,
+    /// The platform of the `RUN` steps that filled it (`linux/arm64`): a
+    /// package cache may hold native builds, so each platform has its own
+    /// entry (a two-platform build, or one runner per architecture, would
+    /// otherwise overwrite each other's).
+    #[serde(default)]
+    pub platform: String,
     /// The gzip tar: digest, the tar's digest (`diff_id`), size.
     pub blob: Layer,
     /// Regular files in it.
@@ -117,11 +123,15 @@ pub struct MountRecord {
     pub bytes: u64,
 }
 
-/// The entry name of mount `id` (a registry tag, distinct from the step
-/// entries' `s…`).
-pub fn entry_name(id: &str) -> String {
-    format!("m{}", &Digest::of(id.as_bytes()).hex()[..32])
+/// The entry name of mount `id` for `platform` (a registry tag, distinct
+/// from the step entries' `s…`).
+pub fn entry_name(id: &str, platform: &str) -> String {
+    let named = format!("{id}\n{platform}");
+    format!("m{}", &Digest::of(named.as_bytes()).hex()[..32])
 }
+
+/// A cache mount as it travels: its id and the platform of the `RUN`.
+pub type MountKey = (String, String);
 
 /// Regular files and their bytes under `dir` (symlinks not followed).
 pub fn measure(dir: &Path) -> anyhow::Result<(u64, u64)> {
@@ -237,18 +247,18 @@ pub fn unpack(
 /// export) and those restored (once per id).
 #[derive(Default)]
 pub struct MountSync {
-    /// Id → host directory, of every cache mount a `RUN` ran with.
-    ran: Mutex<BTreeMap<String, PathBuf>>,
-    /// Ids a restore was tried for; held while restoring, so two platforms
-    /// reaching the same mount wait for one restore.
-    tried: Mutex<BTreeSet<String>>,
+    /// (Id, platform) → host directory, of every cache mount a `RUN` ran with.
+    ran: Mutex<BTreeMap<MountKey, PathBuf>>,
+    /// Mounts a restore was tried for; held while restoring, so two
+    /// platforms reaching the same directory wait for one restore.
+    tried: Mutex<BTreeSet<MountKey>>,
     restored: AtomicUsize,
     bytes: AtomicU64,
 }
 
 impl MountSync {
-    /// The mounts whose `RUN` ran, by id.
-    pub fn ran(&self) -> BTreeMap<String, PathBuf> {
+    /// The mounts whose `RUN` ran, by id and platform.
+    pub fn ran(&self) -> BTreeMap<MountKey, PathBuf> {
         self.ran.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
@@ -273,19 +283,21 @@ impl MountSync {
 pub fn before_run(
     sources: &[(CacheSpec, Box<dyn Remote>)],
     sync: &MountSync,
+    platform: &str,
     used: &[(String, PathBuf)],
     scratch: &Path,
     warn: &dyn Fn(String),
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for (id, dir) in used {
+        let key = (id.clone(), platform.to_owned());
         if let Ok(mut r) = sync.ran.lock() {
-            r.insert(id.clone(), dir.clone());
+            r.insert(key.clone(), dir.clone());
         }
         let Ok(mut tried) = sync.tried.lock() else {
             continue;
         };
-        if !tried.insert(id.clone()) {
+        if !tried.insert(key) {
             continue;
         }
         let empty = std::fs::read_dir(dir).map_or(true, |mut r| r.next().is_none());
@@ -293,7 +305,7 @@ pub fn before_run(
             continue;
         }
         for (spec, remote) in sources.iter().filter(|(s, _)| s.mounts.wants(id)) {
-            match restore(spec, &**remote, id, dir, scratch) {
+            match restore(spec, &**remote, (id, platform), dir, scratch) {
                 Ok(None) => continue,
                 Ok(Some(n)) => {
                     sync.restored.fetch_add(1, Ordering::Relaxed);
@@ -325,18 +337,19 @@ pub fn before_run(
 fn restore(
     spec: &CacheSpec,
     remote: &dyn Remote,
-    id: &str,
+    (id, platform): (&str, &str),
     dir: &Path,
     scratch: &Path,
 ) -> anyhow::Result<Option<u64>> {
-    let Some(rec) = remote.mount_entry(&entry_name(id))? else {
+    let name = entry_name(id, platform);
+    let Some(rec) = remote.mount_entry(&name)? else {
         return Ok(None);
     };
     anyhow::ensure!(
-        rec.id == id,
-        "entry {} is the cache mount {:?}, not {id:?}",
-        entry_name(id),
-        rec.id
+        rec.id == id && rec.platform == platform,
+        "entry {name} is the cache mount {:?} of {:?}, not {id:?} of {platform:?}",
+        rec.id,
+        rec.platform
     );
     anyhow::ensure!(
         rec.bytes <= spec.mounts.max,
@@ -363,18 +376,18 @@ pub struct MountsExported {
     pub unchanged: usize,
 }
 
-/// Export the cache mounts `ran` (id → directory) that `spec` selects to
+/// Export the cache mounts `ran` ((id, platform) → directory) that `spec` selects to
 /// `remote`. An empty mount is skipped, one over `cache-mounts-max` warns
 /// and is skipped; one whose tar equals the entry's is not written again.
 pub fn export(
     spec: &CacheSpec,
     remote: &dyn Remote,
-    ran: &BTreeMap<String, PathBuf>,
+    ran: &BTreeMap<MountKey, PathBuf>,
     scratch: &Path,
     warn: &dyn Fn(String),
 ) -> anyhow::Result<MountsExported> {
     let mut out = MountsExported::default();
-    for (id, dir) in ran.iter().filter(|(id, _)| spec.mounts.wants(id)) {
+    for ((id, platform), dir) in ran.iter().filter(|((id, _), _)| spec.mounts.wants(id)) {
         let (files, bytes) = measure(dir).with_context(|| format!("cache mount {id}"))?;
         if files == 0 {
             continue;
@@ -403,9 +416,10 @@ pub fn export(
                 continue;
             }
         };
-        let name = entry_name(id);
+        let name = entry_name(id, platform);
         let rec = MountRecord {
             id: id.clone(),
+            platform: platform.clone(),
             blob,
             files,
             bytes,
@@ -425,6 +439,14 @@ pub fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_platform_has_its_own_entry() {
+        let amd = entry_name("npm", "linux/amd64");
+        assert_ne!(amd, entry_name("npm", "linux/arm64"));
+        assert_ne!(amd, entry_name("npm2", "linux/amd64"));
+        assert!(amd.starts_with('m') && amd.len() == 33);
+    }
 
     #[test]
     fn options_parse_and_select_by_id() {
@@ -466,6 +488,7 @@ mod tests {
         assert_eq!(measure(&t.path().join("one")).unwrap(), (3, 13));
         let rec = MountRecord {
             id: "npm".into(),
+            platform: "linux/amd64".into(),
             blob: a.clone(),
             files: 3,
             bytes: 13,
@@ -534,6 +557,7 @@ mod tests {
         let d = store.put_bytes(&gz.finish().unwrap()).unwrap();
         let hostile = MountRecord {
             id: "npm".into(),
+            platform: "linux/amd64".into(),
             blob: Layer {
                 digest: d,
                 diff_id: cairn_layers::DiffId(Digest::of(&raw)),

@@ -232,7 +232,12 @@ fn execute(
 ) -> anyhow::Result<StepOutcome> {
     let ctx = run.ctx;
     let sandbox = ctx.sandbox()?;
-    spec.mounts = crate::engine::cache_import::before_run(ctx, cache_mounts, spec.mounts)?;
+    spec.mounts = crate::engine::cache_import::before_run(
+        ctx,
+        &run.stage.platform,
+        cache_mounts,
+        spec.mounts,
+    )?;
     for bind in fill {
         crate::engine::named_context::write_tree(&bind.entries, &bind.dir)?;
     }
