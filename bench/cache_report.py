@@ -84,6 +84,15 @@ def main():
         print("\ncairn's cache import (its summary line):\n")
         print("\n".join(lines))
 
+    # The ratios for every tool: fresh edit / warm edit, fresh no-op against the best other tool.
+    print("\n| tool | fresh edit / warm edit | fresh no-op / best other tool's fresh no-op |\n|---|---|---|")
+    for t in a.tools:
+        fe, we, fn = med("fresh-edit", t), med("warm-edit", t), med("fresh-noop", t)
+        others = [v for v in (med("fresh-noop", o) for o in a.tools if o != t) if v]
+        edit = f"{fe / we:.2f}×" if fe is not None and we else "–"
+        noop = f"{fn / min(others):.2f}×" if fn is not None and others else "–"
+        print(f"| {t} | {edit} | {noop} |")
+
     print("\n| goal (#16 item 9) | value | met |\n|---|---|---|")
     fresh_noop = med("fresh-noop", "cairn")
     peers = [med("fresh-noop", t) for t in a.tools[1:]]
