@@ -361,22 +361,22 @@ fn cairn_run_starts_a_built_image_in_the_sandbox() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hi");
     // Everything after IMAGE is the container's, flags too (as `docker run`):
     // neither cairn's `--version` nor its `-e` may take them.
-    let mut c = cairn(t.path());
-    c.arg("run")
-        .arg("--cache-dir")
-        .arg(&cache)
-        .args(["--entrypoint", "echo"])
-        .arg(&image)
-        .args(["--version", "-e", "X=1"]);
-    assert_eq!(ok(&run(c, "")), "--version -e X=1");
-    let mut c = cairn(t.path());
-    c.arg("run")
-        .arg("--cache-dir")
-        .arg(&cache)
-        .args(["--entrypoint", "echo"])
-        .arg(&image)
-        .args(["--", "-n", "--"]);
-    assert_eq!(ok(&run(c, "")), "--", "only a first `--` is cairn's");
+    let echo = |args: &[&str]| {
+        let mut c = cairn(t.path());
+        c.arg("run")
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["--entrypoint", "echo"])
+            .arg(&image)
+            .args(args);
+        ok(&run(c, ""))
+    };
+    assert_eq!(echo(&["--version", "-e", "X=1"]), "--version -e X=1");
+    assert_eq!(
+        echo(&["--", "-n", "--"]),
+        "--",
+        "only a first `--` is cairn's"
+    );
 }
 
 /// `COPY --from` a stage whose RUN layer was never unpacked reads the files
