@@ -226,14 +226,14 @@ pub enum Chain {
     ByContent,
 }
 
-/// The filesystem's key once `layer` is applied: from its diff_id.
+/// The filesystem's key once `layer` is applied: from its diff_id, hashed
+/// as a step's inputs are (no step has only these two, so no step key
+/// equals it).
 fn fs_key_after(parent: &Digest, layer: &Layer) -> Digest {
-    let mut buf = b"cairn filesystem 1\n".to_vec();
-    for part in [parent.to_string(), layer.diff_id.to_string()] {
-        buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
-        buf.extend_from_slice(part.as_bytes());
-    }
-    Digest::of(&buf)
+    let mut inputs = Inputs::default();
+    inputs.push("parent", parent.to_string());
+    inputs.push("layer diff_id", layer.diff_id.to_string());
+    inputs.key()
 }
 
 /// A merged view over `layers`: the ones this build wrote from memory, plain
