@@ -33,7 +33,7 @@ use crate::image::Layer;
 use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::context::BuildContext;
-use cairn_layers::digest::{HashingReader, HashingWriter};
+use cairn_layers::digest::HashingWriter;
 use cairn_layers::dockerignore::Matcher;
 use cairn_layers::{Digest, EntryKind, LayerWriter, MtimePolicy};
 use serde::{Deserialize, Serialize};
@@ -206,7 +206,6 @@ pub fn unpack(
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let d = rec.blob.digest.clone();
-    let want = rec.blob.diff_id.0.clone();
     let tmp = tempfile::Builder::new()
         .prefix(".mount-")
         .tempdir_in(scratch)?;
@@ -214,23 +213,22 @@ pub fn unpack(
     std::fs::create_dir(&into)?;
     // File data, plus a header and padding per file and the end blocks.
     let bound = rec.bytes + (rec.files + 1) * 1024 + (1 << 20);
-    let gz = flate2::read::GzDecoder::new(store.open_blob(&d)?);
-    let mut ar = tar::Archive::new(HashingReader::new(Bounded {
-        inner: gz,
-        left: bound,
-    }));
-    ar.set_preserve_permissions(false);
-    ar.set_overwrite(false);
-    ar.unpack(&into)
-        .with_context(|| format!("unpacking cache mount {}", rec.id))?;
-    let mut rest = ar.into_inner();
-    std::io::copy(&mut rest, &mut std::io::sink())?;
-    let (got, _, _) = rest.finish();
-    anyhow::ensure!(
-        got == want,
-        "cache mount {}: the contents are {got}, the entry says {want}",
-        rec.id
-    );
+    // The layers crate's one reader: path escapes refused, the stream
+    // checked against the record's diff_id as it is read.
+    let gz = flate2::read::MultiGzDecoder::new(store.open_blob(&d)?);
+    let opts = cairn_layers::unpack::UnpackOptions {
+        expect_diff_id: Some(rec.blob.diff_id.clone()),
+        ..Default::default()
+    };
+    cairn_layers::unpack::unpack(
+        Bounded {
+            inner: gz,
+            left: bound,
+        },
+        &into,
+        &opts,
+    )
+    .with_context(|| format!("unpacking cache mount {}", rec.id))?;
     // Replaces `dir` only while it is still empty (rename(2) onto an empty
     // directory): a RUN of another platform that filled it meanwhile wins.
     std::fs::rename(&into, dir).or_else(|e| {
