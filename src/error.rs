@@ -1,7 +1,17 @@
 //! Rendering of user-facing errors: `error: …`, `  Caused by: …`, `hint: …`.
+//!
+//! The library's rooms return typed errors (thiserror) whose causes are
+//! their `source()` chain; a room's `hint()` is found here ([`hint_of`]).
+//! Only the CLI speaks `anyhow`: it hands its error to [`render`] as a
+//! `&dyn Error` (`err.as_ref()`).
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::io::Write;
+use std::sync::Arc;
+
+/// Any error that can cross threads.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// An error carrying a suggestion of what to do next. It holds any error,
 /// so a room's typed error keeps its type (and its causes) under the hint;
@@ -9,17 +19,14 @@ use std::io::Write;
 #[derive(Debug)]
 pub struct Hinted {
     /// What went wrong (and where).
-    pub error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    pub error: BoxError,
     /// What the user can do about it (none: the error is shown alone).
     pub hint: Option<String>,
 }
 
 impl Hinted {
     /// `error` with the suggestion `hint`.
-    pub fn new(
-        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub fn new(error: impl Into<BoxError>, hint: impl Into<String>) -> Self {
         Hinted {
             error: error.into(),
             hint: Some(hint.into()),
@@ -66,9 +73,9 @@ impl std::error::Error for Hinted {
     }
 }
 
-/// Attach a hint to any error.
-pub fn hint(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Hinted::new(error.into(), hint))
+/// Attach a hint to any error (a message: `hint("…".to_string(), …)`).
+pub fn hint(error: impl Into<BoxError>, hint: impl Into<String>) -> Hinted {
+    Hinted::new(error, hint)
 }
 
 /// An error made once and returned to every caller that asks again (a
@@ -76,18 +83,22 @@ pub fn hint(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow:
 /// chain and hint intact: formatting it into a `String` kept neither.
 /// Transparent: it shows as the error it holds, its causes are that error's.
 #[derive(Debug, Clone)]
-pub struct Shared(std::sync::Arc<anyhow::Error>);
-
-impl From<anyhow::Error> for Shared {
-    fn from(e: anyhow::Error) -> Self {
-        Shared(std::sync::Arc::new(e))
-    }
-}
+pub struct Shared(Arc<dyn StdError + Send + Sync + 'static>);
 
 impl Shared {
+    /// Keep `error` for every caller.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Shared(Arc::from(error.into()))
+    }
+
     /// The error again, for one more caller.
-    pub fn error(&self) -> anyhow::Error {
-        anyhow::Error::new(self.clone())
+    pub fn error(&self) -> Shared {
+        self.clone()
+    }
+
+    /// The error it holds.
+    pub fn inner(&self) -> &(dyn StdError + 'static) {
+        &*self.0
     }
 }
 
@@ -97,8 +108,8 @@ impl fmt::Display for Shared {
     }
 }
 
-impl std::error::Error for Shared {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl StdError for Shared {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.0.source()
     }
 }
@@ -107,22 +118,36 @@ impl std::error::Error for Shared {
 pub fn registry_hinted(
     e: crate::registry::RegistryError,
     reference: &crate::registry::Reference,
-) -> anyhow::Error {
-    anyhow::Error::new(Hinted::registry(e, reference))
+) -> Hinted {
+    Hinted::registry(e, reference)
 }
 
 /// Whether `err` comes from writing to a closed pipe (the reader exited).
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
+pub fn is_broken_pipe(err: &(dyn StdError + 'static)) -> bool {
+    chain(err).any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
-/// The hint one cause carries: a [`Hinted`]'s, or a room's typed error's own.
-fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// `err` and its causes, outermost first.
+pub fn chain<'e>(
+    err: &'e (dyn StdError + 'static),
+) -> impl Iterator<Item = &'e (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |e| (*e).source())
+}
+
+/// The hint one cause carries: a [`Hinted`]'s, or a room's typed error's
+/// own. A transparent wrapper (a [`Shared`], a room's `#[error(transparent)]`
+/// variant) shows as the error it holds, which is then no link of the chain:
+/// its hint is looked up here (a room's `hint()` calls back for its
+/// transparent variants).
+pub fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(h) = cause.downcast_ref::<Hinted>() {
         return h.hint.clone();
+    }
+    if let Some(s) = cause.downcast_ref::<Shared>() {
+        return hint_of(s.inner());
     }
     if let Some(e) = cause.downcast_ref::<crate::attest::Error>() {
         return e.hint();
@@ -134,22 +159,13 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 /// Print `err` with its cause chain and any hint found along the chain.
-pub fn render(err: &anyhow::Error, out: &mut dyn Write) {
+pub fn render(err: &(dyn StdError + 'static), out: &mut dyn Write) {
     let _ = writeln!(out, "error: {err}");
-    let mut hints = Vec::new();
-    for cause in err.chain() {
-        hints.extend(hint_of(cause));
-        // A shared error shows as the one it holds, whose hint it carries.
-        if let Some(h) = cause
-            .downcast_ref::<Shared>()
-            .and_then(|s| s.0.downcast_ref::<Hinted>())
-        {
-            hints.extend(h.hint.clone());
-        }
-    }
-    for cause in err.chain().skip(1) {
+    let hints: Vec<String> = chain(err).filter_map(hint_of).collect();
+    let top = err.to_string();
+    for cause in chain(err).skip(1) {
         let text = cause.to_string();
-        if !text.is_empty() && !err.to_string().ends_with(&text) {
+        if !text.is_empty() && !top.ends_with(&text) {
             let _ = writeln!(out, "  Caused by: {text}");
         }
     }
@@ -161,22 +177,33 @@ pub fn render(err: &anyhow::Error, out: &mut dyn Write) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context as _;
+
+    /// A room's error, as thiserror makes them.
+    #[derive(Debug, thiserror::Error)]
+    enum Room {
+        #[error("reading the context")]
+        Read(#[source] std::io::Error),
+        #[error("step 3/4")]
+        Step(#[source] Shared),
+        #[error("reading the flags")]
+        Flags(#[source] crate::attest::Error),
+    }
+
+    fn rendered(e: &(dyn StdError + 'static)) -> String {
+        let mut out = Vec::new();
+        render(e, &mut out);
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn a_shared_error_keeps_its_causes_and_hint_for_every_caller() {
         let inner = hint(
-            Err::<(), _>(std::io::Error::other("permission denied"))
-                .context("reading the context")
-                .unwrap_err(),
+            Room::Read(std::io::Error::other("permission denied")),
             "check the directory's permissions",
         );
-        let shared = Shared::from(inner);
+        let shared = Shared::new(inner);
         for _ in 0..2 {
-            let e = shared.error().context("step 3/4");
-            let mut out = Vec::new();
-            render(&e, &mut out);
-            let text = String::from_utf8(out).unwrap();
+            let text = rendered(&Room::Step(shared.error()));
             assert_eq!(
                 text,
                 "error: step 3/4\n  Caused by: reading the context\n  Caused by: permission denied\n\nhint: check the directory's permissions\n",
@@ -187,16 +214,20 @@ mod tests {
 
     #[test]
     fn a_typed_room_error_brings_its_hint() {
-        let e = anyhow::Error::new(crate::attest::Error::NotBool {
+        let e = Room::Flags(crate::attest::Error::NotBool {
             flag: "--sbom",
             value: "maybe".into(),
-        })
-        .context("reading the flags");
-        let mut out = Vec::new();
-        render(&e, &mut out);
+        });
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            rendered(&e),
             "error: reading the flags\n  Caused by: --sbom: `maybe` is not true or false\n\nhint: write true or false\n"
         );
+    }
+
+    #[test]
+    fn a_broken_pipe_is_seen_below_the_top() {
+        let e = Room::Read(std::io::ErrorKind::BrokenPipe.into());
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&Room::Read(std::io::Error::other("x"))));
     }
 }

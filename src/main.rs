@@ -8,9 +8,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // A reader that went away (`cairn cache ls | head`) is not an error:
         // stop quietly, as the usual Unix tools do.
-        Err(err) if cairn::error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if cairn::error::is_broken_pipe(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
-            cairn::error::render(&err, &mut std::io::stderr());
+            cairn::error::render(err.as_ref(), &mut std::io::stderr());
             // diff(1) convention: 0 same, 1 different, 2 trouble.
             ExitCode::from(if is_diff { 2 } else { 1 })
         }

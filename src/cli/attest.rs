@@ -5,7 +5,7 @@
 use super::pull::{platform, registry, runtime};
 use super::GlobalArgs;
 use crate::attest::read::{self, Attestation};
-use crate::error::registry_hinted as hinted;
+use crate::cli::hint::registry_hinted as hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Platform, Reference};
 use anyhow::Context as _;
@@ -152,7 +152,7 @@ pub fn run_sbom(args: SbomArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
             .as_deref()
             .map(|s| format!(" of stage `{s}`"))
             .unwrap_or_default();
-        return Err(crate::error::hint(
+        return Err(crate::cli::hint::hint(
             anyhow::anyhow!("{name} ({subject}) has no {format}SBOM{stage} attached"),
             "build it with `cairn build --sbom` (stages: --sbom=scan-stage=true); \
              `cairn inspect --attestations IMAGE` lists what is attached",

@@ -191,7 +191,7 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
 
 /// `--load`: buildx loads into the Docker daemon; cairn has none.
 fn refuse_load() -> anyhow::Error {
-    crate::error::hint(
+    crate::cli::hint::hint(
         anyhow::anyhow!("--load: cairn has no daemon to load the image into"),
         "write an archive and load it yourself: `-o type=docker,dest=- | docker load` (or `| podman load`); \
          `-o type=oci,dest=image.tar` for `skopeo copy oci-archive:image.tar …`; \
@@ -229,14 +229,14 @@ fn parse_outputs(args: &BuildArgs) -> anyhow::Result<Vec<OutputSpec>> {
         };
         anyhow::ensure!(
             !names.is_empty(),
-            crate::error::hint(
+            crate::cli::hint::hint(
                 anyhow::anyhow!("--push / type=registry: nothing to push to"),
                 "name the image with `-t REGISTRY/REPO:TAG` or `--output type=registry,name=REGISTRY/REPO:TAG`"
             )
         );
         for n in names {
             n.parse::<crate::registry::Reference>().map_err(|e| {
-                crate::error::hint(
+                crate::cli::hint::hint(
                     anyhow::anyhow!(
                         "--output name `{}`: {e}",
                         crate::registry::reference::redact_credentials(n)
@@ -257,7 +257,7 @@ const ARCHITECTURES: [&str; 10] = [
 /// Everything the flags alone show to be wrong, refused before any work
 /// (reading the context, pulling a base), naming the flag and the fix.
 fn check_flags(args: &BuildArgs) -> anyhow::Result<()> {
-    use crate::error::hint;
+    use crate::cli::hint::hint;
     for t in &args.tags {
         t.parse::<crate::registry::Reference>().map_err(|e| {
             hint(
@@ -358,7 +358,7 @@ pub fn run(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         // The JSON stream ends with the outcome, and stderr stays all JSON:
         // the error is this event, not a second human-readable copy.
         let mut text = Vec::new();
-        crate::error::render(e, &mut text);
+        crate::error::render(e.as_ref(), &mut text);
         progress.event(Event::Failed(
             String::from_utf8_lossy(&text)
                 .trim_start_matches("error: ")
@@ -384,7 +384,7 @@ fn build(
     let context = args.context.clone();
     anyhow::ensure!(
         context.is_dir(),
-        crate::error::hint(
+        crate::cli::hint::hint(
             anyhow::anyhow!("build context {} is not a directory", context.display()),
             "pass the directory holding your sources, e.g. `cairn build .`"
         )
@@ -601,14 +601,14 @@ fn parse_platforms(flag: Option<&str>) -> anyhow::Result<Vec<Platform>> {
     let mut out: Vec<Platform> = Vec::new();
     for item in flag.into_iter().flat_map(|f| f.split(',')) {
         let p = Platform::parse(item.trim()).map_err(|e| {
-            crate::error::hint(
+            crate::cli::hint::hint(
                 anyhow::anyhow!("--platform: {e}"),
                 "pass os/arch[/variant], several separated by commas: --platform linux/amd64,linux/arm64",
             )
         })?;
         anyhow::ensure!(
             !out.contains(&p),
-            crate::error::hint(
+            crate::cli::hint::hint(
                 anyhow::anyhow!("--platform names {p} twice"),
                 "list each platform once"
             )

@@ -207,14 +207,14 @@ fn policy(args: &PruneArgs) -> anyhow::Result<PrunePolicy> {
             match Bucket::from_name(t).filter(|b| *b != Bucket::Root) {
                 Some(b) => policy.buckets.push(b),
                 None => {
-                    return Err(crate::error::hint(
+                    return Err(crate::cli::hint::hint(
                         anyhow::anyhow!("--filter {f}: no bucket `{t}`"),
                         format!("the buckets are {}", names()),
                     ))
                 }
             }
         } else {
-            return Err(crate::error::hint(
+            return Err(crate::cli::hint::hint(
                 anyhow::anyhow!("unsupported prune filter `{f}`"),
                 "the supported filters are --filter until=DURATION (for example until=24h) \
                  and --filter type=BUCKET (for example type=layers)",

@@ -60,7 +60,7 @@ pub fn check_and_print(
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         context.is_dir(),
-        crate::error::hint(
+        crate::cli::hint::hint(
             anyhow::anyhow!("build context {} is not a directory", context.display()),
             "pass the directory holding your sources, e.g. `cairn check .`"
         )
@@ -78,7 +78,7 @@ pub fn check_and_print(
         named_contexts: named_contexts(build_contexts)?,
     };
     let report = check::run(&source, &label, &opts).map_err(|e| {
-        crate::error::hint(
+        crate::cli::hint::hint(
             anyhow::Error::new(e),
             "options are skip=<Rule,…|all>, experimental=<Rule,…|all> and error=<true|false>, joined by `;`",
         )
@@ -138,7 +138,7 @@ pub(crate) fn gate(
         ..report
     };
     eprint!("{}", check::render::text(&failed_only));
-    Err(crate::error::hint(
+    Err(crate::cli::hint::hint(
         anyhow::anyhow!("lint violation found for rules: {}", names.join(", ")),
         "the Dockerfile's checks are set to error=true: fix them, or skip a rule with # check=skip=<Rule>",
     ))

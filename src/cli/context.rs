@@ -40,7 +40,7 @@ pub fn run(cmd: ContextCommand, _global: &GlobalArgs) -> anyhow::Result<ExitCode
 fn ls(args: &LsArgs) -> anyhow::Result<ExitCode> {
     if let Some(df) = &args.dockerfile {
         if !df.is_file() {
-            return Err(crate::error::hint(
+            return Err(crate::cli::hint::hint(
                 anyhow::anyhow!("Dockerfile `{}` does not exist", df.display()),
                 "pass the Dockerfile's path with -f, relative to the current directory",
             ));
@@ -114,7 +114,7 @@ fn with_hint(err: ContextError) -> anyhow::Error {
         }
         _ => return err.into(),
     };
-    crate::error::hint(err, hint)
+    crate::cli::hint::hint(err, hint)
 }
 
 #[cfg(test)]

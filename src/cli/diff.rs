@@ -78,7 +78,7 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let hint = matches!(source, Source::Registry(_)) && !name.contains('/');
         LoadedImage::load(name, &source, platform, get_remote).map_err(|e| {
             if hint {
-                crate::error::hint(
+                crate::cli::hint::hint(
                     e,
                     format!(
                         "`{name}` is not a tag of the local store oci:{} either",
@@ -135,7 +135,7 @@ pub fn run(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if args.all_platforms {
         let platforms = |name: &str| -> anyhow::Result<Vec<Platform>> {
             index_platforms(&parse_source(name, &local)?, get_remote)?.ok_or_else(|| {
-                crate::error::hint(
+                crate::cli::hint::hint(
                     anyhow::anyhow!("{name} is a single image, not a multi-platform index"),
                     "--all-platforms compares two indexes; compare single images without it",
                 )

@@ -17,7 +17,7 @@ pub fn read_file(path: &Path, given: bool) -> anyhow::Result<String> {
             (std::io::ErrorKind::NotFound, true) => "check the path given to -f",
             _ => "check that the Dockerfile is a readable file",
         };
-        crate::error::hint(
+        crate::cli::hint::hint(
             anyhow::Error::new(e).context(format!("cannot read Dockerfile {}", path.display())),
             hint,
         )
@@ -43,7 +43,7 @@ pub fn decode(bytes: Vec<u8>, label: &Path) -> anyhow::Result<String> {
     let bytes = e.as_bytes();
     let name = label.display();
     if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
-        return Err(crate::error::hint(
+        return Err(crate::cli::hint::hint(
             anyhow::anyhow!("{name}: the Dockerfile is UTF-16 text; cairn reads UTF-8"),
             format!("convert it: `iconv -f UTF-16 -t UTF-8 {name} > Dockerfile.utf8`"),
         ));
@@ -60,7 +60,7 @@ pub fn decode(bytes: Vec<u8>, label: &Path) -> anyhow::Result<String> {
         .chars()
         .count()
         + 1;
-    Err(crate::error::hint(
+    Err(crate::cli::hint::hint(
         anyhow::anyhow!(
             "{name}:{line}:{col}: the Dockerfile is not UTF-8 text (byte 0x{:02x} there cannot start a character)",
             bytes[at]
@@ -87,7 +87,7 @@ mod tests {
         );
         let rendered = {
             let mut out = Vec::new();
-            crate::error::render(&err, &mut out);
+            crate::error::render(err.as_ref(), &mut out);
             String::from_utf8(out).unwrap()
         };
         assert!(rendered.contains("iconv -f LATIN1"), "{rendered}");

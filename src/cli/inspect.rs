@@ -3,7 +3,7 @@
 
 use super::pull::{human_size, platform, registry, runtime};
 use super::GlobalArgs;
-use crate::error::registry_hinted;
+use crate::cli::hint::registry_hinted;
 use crate::image::manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, Raw};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::pull::select_platform;

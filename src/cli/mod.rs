@@ -13,6 +13,7 @@ pub mod context;
 pub mod diff;
 pub mod dockerfile;
 pub mod doctor;
+pub mod hint;
 pub mod inspect;
 pub mod local_store;
 pub mod login;

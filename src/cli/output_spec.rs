@@ -3,8 +3,8 @@
 //! Everything is checked here, before the build: an unknown key or value is
 //! refused with the accepted ones.
 
+use crate::cli::hint::hint;
 use crate::engine::recompress::ExportOptions;
-use crate::error::hint;
 use crate::image::media_type::LayerCompression;
 pub use crate::publish::Dest;
 use crate::registry::reference::redact_credentials;
@@ -391,7 +391,7 @@ mod tests {
 
     fn err(s: &str) -> String {
         let mut out = Vec::new();
-        crate::error::render(&parse(s).unwrap_err(), &mut out);
+        crate::error::render(parse(s).unwrap_err().as_ref(), &mut out);
         String::from_utf8(out).unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! `cairn pull`.
 
 use super::GlobalArgs;
-use crate::error::registry_hinted;
+use crate::cli::hint::registry_hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::registry::{Platform, Reference, Registry, RegistryOptions};
 use crate::report::{Event, Reporter};
@@ -101,7 +101,7 @@ pub(crate) fn platform(p: Option<&str>) -> anyhow::Result<Platform> {
 /// The directory of an `oci:DIR` output.
 pub(crate) fn oci_dir(s: &str) -> anyhow::Result<&str> {
     s.strip_prefix("oci:").ok_or_else(|| {
-        crate::error::hint(
+        crate::cli::hint::hint(
             anyhow::anyhow!("unsupported destination `{s}`"),
             "write to an OCI layout directory with `--output oci:DIR`",
         )

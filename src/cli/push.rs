@@ -2,8 +2,8 @@
 
 use super::pull::{oci_dir, registry, runtime, StderrReporter};
 use super::GlobalArgs;
+use crate::cli::hint::registry_hinted;
 use crate::engine::record_artifact;
-use crate::error::registry_hinted;
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::image::MediaType;
 use crate::registry::{Reference, Repository};
@@ -38,7 +38,7 @@ pub fn run(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let spec = oci_dir(&args.source).map_err(|_| {
-                crate::error::hint(
+                crate::cli::hint::hint(
                     anyhow::anyhow!(
                         "`{}` is not in the local store oci:{}",
                         args.source,

@@ -149,7 +149,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     anyhow::ensure!(
         !argv.is_empty(),
-        crate::error::hint(
+        crate::cli::hint::hint(
             anyhow::anyhow!("image {image_name} has no ENTRYPOINT or CMD"),
             "give a command: cairn run IMAGE COMMAND…"
         )

@@ -227,6 +227,7 @@ pub fn parse_checksum(s: &str) -> anyhow::Result<Digest> {
             anyhow::anyhow!("invalid --checksum `{s}`: {e}"),
             "give the expected content digest as --checksum=sha256:<64 hex digits>",
         )
+        .into()
     })
 }
 

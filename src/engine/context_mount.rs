@@ -37,7 +37,8 @@ pub fn plan(ctx: &BuildCtx, source: &str, dir: PathBuf) -> anyhow::Result<Contex
                 ctx.req.context.display()
             ),
             "check the path, and that .dockerignore does not exclude it",
-        ));
+        )
+        .into());
     }
     let entries: Vec<Entry> = ctx
         .context_entries()?

@@ -69,10 +69,10 @@ impl BuildCtx<'_> {
             .sandbox
             .get_or_init(|| {
                 super::isolation::new_sandbox(self.layer_dirs, self.reporter, &self.req.isolation)
-                    .map_err(crate::error::Shared::from)
+                    .map_err(crate::error::Shared::new)
             })
             .as_ref()
-            .map_err(crate::error::Shared::error)
+            .map_err(|e| e.error().into())
     }
 
     /// Account time inside a RUN command and of the whole step.

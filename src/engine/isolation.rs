@@ -16,7 +16,8 @@ pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
             return Err(crate::error::hint(
                 anyhow::anyhow!("unknown isolation `{other}`"),
                 "use --isolation auto, overlay, fuse-overlayfs, copy or none",
-            ))
+            )
+            .into())
         }
     })
 }

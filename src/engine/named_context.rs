@@ -80,9 +80,9 @@ impl LocalContext {
         let r = self.walk.get_or_init(|| {
             BuildContext::open(&self.root, None)
                 .and_then(|c| c.walk())
-                .map_err(|e| crate::error::Shared::from(anyhow::Error::new(e)))
+                .map_err(crate::error::Shared::new)
         });
-        r.as_ref().map_err(crate::error::Shared::error)
+        r.as_ref().map_err(|e| e.error().into())
     }
 
     /// The kept entries as a source filesystem.
@@ -127,11 +127,11 @@ impl LocalContext {
     pub fn tree(&self, scratch_root: &Path) -> anyhow::Result<&Path> {
         let r = self.tree.get_or_init(|| {
             self.materialize(scratch_root)
-                .map_err(crate::error::Shared::from)
+                .map_err(crate::error::Shared::new)
         });
         r.as_ref()
             .map(tempfile::TempDir::path)
-            .map_err(crate::error::Shared::error)
+            .map_err(|e| e.error().into())
     }
 
     fn materialize(&self, scratch_root: &Path) -> anyhow::Result<tempfile::TempDir> {

@@ -99,5 +99,6 @@ pub fn resolve_epoch(
             anyhow::anyhow!("{from}={value:?} is not a number of seconds"),
             "SOURCE_DATE_EPOCH must be the number of seconds since 1970-01-01 00:00 UTC, like `date +%s` prints",
         )
+        .into()
     })
 }

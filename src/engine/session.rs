@@ -100,9 +100,9 @@ impl Session {
             self.walks.fetch_add(1, Ordering::Relaxed);
             BuildContext::open(&req.context, Some(&req.dockerfile))
                 .and_then(|c| c.walk())
-                .map_err(|e| crate::error::Shared::from(anyhow::Error::new(e)))
+                .map_err(crate::error::Shared::new)
         });
-        r.as_ref().map_err(crate::error::Shared::error)
+        r.as_ref().map_err(|e| e.error().into())
     }
 
     /// The context digest cache (loaded once, saved by [`Session::save`]).

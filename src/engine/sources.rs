@@ -86,7 +86,8 @@ fn check_platform(reference: &str, p: &Platform, config: &ImageConfig) -> anyhow
         format!(
             "build for {has} (--platform {has}), or use a base that is an index with a {p} image"
         ),
-    ))
+    )
+    .into())
 }
 
 fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {

@@ -222,8 +222,7 @@ impl LayerDirs {
     pub fn sandbox(&self) -> anyhow::Result<&Sandbox> {
         self.sandbox
             .get_or_init(|| {
-                let s = Sandbox::new(&self.sandbox_dir)
-                    .map_err(|e| crate::error::Shared::from(anyhow::Error::new(e)))?;
+                let s = Sandbox::new(&self.sandbox_dir).map_err(crate::error::Shared::new)?;
                 let single =
                     std::env::var(crate::env::CAIRN_SANDBOX_ID_MAP).is_ok_and(|v| v == "single");
                 Ok(if single && !rustix::process::geteuid().is_root() {
@@ -233,7 +232,7 @@ impl LayerDirs {
                 })
             })
             .as_ref()
-            .map_err(crate::error::Shared::error)
+            .map_err(|e| e.error().into())
     }
 
     /// The form, decided on first use (probing the sandbox when not root).

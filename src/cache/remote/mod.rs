@@ -82,7 +82,7 @@ impl CacheSpec {
     /// `compression=gzip` (layers are kept as built: gzip in the image's
     /// stages).
     pub fn parse(flag: &str, value: &str) -> anyhow::Result<CacheSpec> {
-        let bad = |why: String| {
+        let bad = |why: String| -> anyhow::Error {
             crate::error::hint(
                 anyhow::anyhow!("{flag} {value}: {why}"),
                 format!(
@@ -90,6 +90,7 @@ impl CacheSpec {
                     if flag == "--cache-to" { "dest" } else { "src" }
                 ),
             )
+            .into()
         };
         if !value.contains('=') {
             return Ok(CacheSpec {

@@ -201,6 +201,7 @@ impl RegistryCache {
                         self.repo
                     ),
                 )
+                .into()
             } else {
                 e
             }

@@ -30,7 +30,7 @@ pub(super) fn parse(
     let mut ann = IndexAnnotations::default();
     for item in items {
         let bad = |what: String, fix: &str| {
-            crate::error::hint(anyhow::anyhow!("--annotation `{item}`: {what}"), fix)
+            crate::cli::hint::hint(anyhow::anyhow!("--annotation `{item}`: {what}"), fix)
         };
         let (k, v) = item.split_once('=').ok_or_else(|| {
             bad(

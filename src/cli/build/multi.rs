@@ -26,7 +26,7 @@ pub(super) fn check_outputs(outputs: &[OutputSpec]) -> anyhow::Result<()> {
         };
         anyhow::ensure!(
             ok,
-            crate::error::hint(
+            crate::cli::hint::hint(
                 anyhow::anyhow!(
                     "--output {:?}: not written for a multi-platform build (--platform with several platforms)",
                     o.sink

@@ -4,9 +4,9 @@
 //! the flag and the fix.
 
 use super::BuildArgs;
+use crate::cli::hint::hint;
 use crate::engine::named_context::{LocalContext, NamedContext, NamedContexts};
 use crate::engine::request::RunOptions;
-use crate::error::hint;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

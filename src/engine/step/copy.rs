@@ -54,6 +54,7 @@ fn parse_chmod(s: &str) -> anyhow::Result<Chmod> {
             anyhow::Error::new(e),
             "use an octal mode such as --chmod=755 or a symbolic one such as --chmod=u=rwX,go=rX",
         )
+        .into()
     })
 }
 
@@ -542,7 +543,8 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
         return crate::error::hint(
             anyhow::anyhow!("source `{src}` is a symlink to `{target}`, which is not in the build context"),
             "symlinks resolve inside the context, never on the host: copy the target into the context",
-        );
+        )
+        .into();
     }
     let why = ex
         .decided_by
@@ -557,6 +559,7 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
             "see why with `cairn context ls --explain {src}`, or add `!{src}` to .dockerignore"
         ),
     )
+    .into()
 }
 
 /// Every planned path is relative and normalized (defence in depth for the writer).

@@ -151,7 +151,8 @@ fn secret(
             return Err(crate::error::hint(
                 anyhow::anyhow!("secret `{id}` is required but was not provided"),
                 format!("pass it with --secret id={id},src=PATH or --secret id={id},env=VAR"),
-            ))
+            )
+            .into())
         }
         None => Resolved {
             mount: None,
@@ -265,7 +266,7 @@ fn ssh(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> anyhow::Result<Resolved> {
         },
         None if m.required => {
             let (e, fix) = missing_ssh(&id);
-            return Err(crate::error::hint(anyhow::anyhow!(e), fix));
+            return Err(crate::error::hint(anyhow::anyhow!(e), fix).into());
         }
         None => {
             // As BuildKit: an optional ssh mount without an agent is left out.
