@@ -236,7 +236,7 @@ fn prune(args: &PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let remove = |p: &std::path::Path| {
         crate::sandbox::state::remove_tree(p).or_else(|_| {
             dirs.remove(p)
-                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+                .map_err(|e| std::io::Error::other(format!("{:#}", anyhow::Error::new(e))))
         })
     };
     let r = cache

@@ -145,6 +145,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a, g),
         Command::Run(a) => run::run(a, g),
         Command::SandboxHelper(a) => Ok(crate::sandbox::helper::main(a)),
-        Command::LayerDir(a) => crate::sandbox::layer_dirs::helper_main(a),
+        Command::LayerDir(a) => Ok(crate::sandbox::layer_dirs::helper_main(a)?),
     }
 }

@@ -134,7 +134,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .layers
         .iter()
         .map(|l| layer_dirs.ensure(l, &store))
-        .collect::<anyhow::Result<Vec<PathBuf>>>()?;
+        .collect::<Result<Vec<PathBuf>, _>>()?;
     let cfg = image.config.config.clone().unwrap_or_default();
     let entrypoint = match &args.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),

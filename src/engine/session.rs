@@ -69,7 +69,7 @@ impl Session {
         if !req.cache_from.is_empty() {
             let (imports, store) = (req.cache_from.clone(), store.clone());
             layer_dirs.set_fetch(std::sync::Arc::new(move |d| {
-                imports.materialize([d], &store)
+                imports.materialize([d], &store).map_err(Into::into)
             }));
         }
         Ok(Self::with(store, cache, layer_dirs))

@@ -57,8 +57,10 @@ pub fn present(ctx: &BuildCtx, stage: usize, l: &Layer) -> bool {
     match ctx.layer_dirs.serialize(l, &ctx.store) {
         Ok(()) => true,
         Err(e) => {
-            ctx.reporter
-                .event(Event::Warning(format!("{e:#}; the step runs again")));
+            ctx.reporter.event(Event::Warning(format!(
+                "{:#}; the step runs again",
+                anyhow::Error::new(e)
+            )));
             false
         }
     }

@@ -246,7 +246,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<MergedView> {
             Some(fs) => Ok(ViewLayer::Entries(fs)),
             None => match super::layer_write::index_stage_layer(ctx, l)? {
                 Some(fs) => Ok(ViewLayer::Entries(fs)),
-                None => ctx.layer_dirs.ensure(l, &ctx.store).map(ViewLayer::Dir),
+                None => Ok(ViewLayer::Dir(ctx.layer_dirs.ensure(l, &ctx.store)?)),
             },
         })
         .collect::<anyhow::Result<_>>()?;
@@ -258,7 +258,8 @@ pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<Vec<Pat
     layers
         .iter()
         .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
 }
 
 /// The image's own user database, read from a stage's merged view (which

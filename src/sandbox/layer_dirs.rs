@@ -37,7 +37,6 @@ use crate::sandbox::idmap::{IdRange, IdentityKind};
 use crate::sandbox::ownership::OWNER_XATTR;
 use crate::sandbox::state::remove_tree;
 use crate::sandbox::Sandbox;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::unpack::{unpack_auto, Donors, UnpackError, UnpackOptions, WhiteoutMode};
 use cairn_layers::{DiffId, Digest, Entry, EntryKind, Source};
@@ -48,7 +47,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod error;
 mod snapshot;
+
+pub use error::Error;
 
 /// The hidden subcommand that works on layer directories inside the
 /// sandbox's user namespace.
@@ -79,7 +81,7 @@ pub struct LayerDirs {
     layout: CacheLayout,
     base: PathBuf,
     sandbox_dir: PathBuf,
-    sandbox: OnceLock<Result<Sandbox, crate::error::Shared>>,
+    sandbox: OnceLock<Result<Sandbox, Arc<crate::sandbox::SandboxError>>>,
     /// Decided on first use.
     form: OnceLock<Layout>,
     /// Per layer blob digest: files of finished RUN steps to move in on unpack.
@@ -104,7 +106,8 @@ impl std::fmt::Debug for FetchHook {
 }
 
 /// See [`LayerDirs::set_fetch`].
-pub type BlobFetch = Arc<dyn Fn(&Digest) -> anyhow::Result<()> + Send + Sync>;
+pub type BlobFetch =
+    Arc<dyn Fn(&Digest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
 
 /// The form, the directory holding `<hex>` dirs in that form, and how
 /// their owners read.
@@ -119,9 +122,12 @@ impl LayerDirs {
     /// The unpacked layers of the cache at `layout`; its sandbox directory
     /// is the state directory of the sandbox whose user namespace non-root
     /// unpacks use.
-    pub fn new(layout: &CacheLayout) -> anyhow::Result<Self> {
+    pub fn new(layout: &CacheLayout) -> Result<Self, Error> {
         let base = layout.dir(Bucket::Layers);
-        fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+        fs::create_dir_all(&base).map_err(|source| Error::CreateDir {
+            path: base.clone(),
+            source,
+        })?;
         Ok(LayerDirs {
             layout: layout.clone(),
             base,
@@ -219,10 +225,10 @@ impl LayerDirs {
     /// The build's sandbox, probed once (also used for RUN steps, so layer
     /// directories and steps share one id mapping). `$CAIRN_SANDBOX_ID_MAP=single`
     /// selects the single-id mapping even where subordinate ids exist.
-    pub fn sandbox(&self) -> anyhow::Result<&Sandbox> {
+    pub fn sandbox(&self) -> Result<&Sandbox, Error> {
         self.sandbox
             .get_or_init(|| {
-                let s = Sandbox::new(&self.sandbox_dir).map_err(crate::error::Shared::new)?;
+                let s = Sandbox::new(&self.sandbox_dir).map_err(Arc::new)?;
                 let single =
                     std::env::var(crate::env::CAIRN_SANDBOX_ID_MAP).is_ok_and(|v| v == "single");
                 Ok(if single && !rustix::process::geteuid().is_root() {
@@ -232,7 +238,7 @@ impl LayerDirs {
                 })
             })
             .as_ref()
-            .map_err(|e| e.error().into())
+            .map_err(|e| Error::Sandbox(e.clone()))
     }
 
     /// The form, decided on first use (probing the sandbox when not root).
@@ -307,7 +313,7 @@ impl LayerDirs {
 
     /// The unpacked directory of `l`, unpacking it from `store` on first use.
     /// A half-unpacked layer is never visible: it is unpacked beside and renamed.
-    pub fn ensure(&self, l: &Layer, store: &BlobStore) -> anyhow::Result<PathBuf> {
+    pub fn ensure(&self, l: &Layer, store: &BlobStore) -> Result<PathBuf, Error> {
         let dest = self.path(l);
         // Its last use, for `cache prune` (least recently used first).
         crate::cache::usage::touch_layer(&self.layout, l.diff_id.digest());
@@ -316,10 +322,16 @@ impl LayerDirs {
             return Ok(dest);
         }
         if let Some(FetchHook(f)) = self.fetch.get() {
-            f(&l.digest)?;
+            f(&l.digest).map_err(|source| Error::Fetch {
+                digest: l.digest.clone(),
+                source,
+            })?;
         }
         let root = self.root();
-        fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        fs::create_dir_all(root).map_err(|source| Error::CreateDir {
+            path: root.to_path_buf(),
+            source,
+        })?;
         // Kept at once: a failed unpack is removed by `remove`, which can
         // also delete files of subordinate ids. Locked while in use, so the
         // sweep of another build takes it only once this process is gone.
@@ -332,9 +344,10 @@ impl LayerDirs {
             Ok(()) => Ok(true),
             // Another build unpacked the same layer first: use theirs.
             Err(_) if dest.is_dir() => Ok(false),
-            Err(e) => {
-                Err(e).with_context(|| format!("moving unpacked layer to {}", dest.display()))
-            }
+            Err(source) => Err(Error::MoveUnpacked {
+                dest: dest.clone(),
+                source,
+            }),
         });
         if !matches!(result, Ok(true)) {
             let _ = self.remove(&staged);
@@ -342,7 +355,7 @@ impl LayerDirs {
         result.map(|_| dest)
     }
 
-    fn unpack_into(&self, l: &Layer, store: &BlobStore, staged: &Path) -> anyhow::Result<()> {
+    fn unpack_into(&self, l: &Layer, store: &BlobStore, staged: &Path) -> Result<(), Error> {
         let digest = &l.digest;
         let donors = self.claim_donors(digest);
         match self.form().form {
@@ -359,19 +372,21 @@ impl LayerDirs {
                     args.push("--owner-xattr".into());
                 }
                 let list = self.donor_list(donors.as_deref(), &mut args)?;
-                let done = self.in_userns(&args).with_context(|| {
-                    format!(
-                        "unpacking layer {digest} (diff_id {}) in the user namespace",
-                        l.diff_id
-                    )
-                });
+                let done = self
+                    .in_userns(&args)
+                    .map_err(|e| Error::UnpackLayerInUserns {
+                        digest: digest.clone(),
+                        diff_id: l.diff_id.clone(),
+                        source: Box::new(e),
+                    });
                 drop(list);
                 done
             }
             ref form => {
-                let blob = store
-                    .open_blob(digest)
-                    .with_context(|| format!("opening layer {digest}"))?;
+                let blob = store.open_blob(digest).map_err(|source| Error::OpenLayer {
+                    digest: digest.clone(),
+                    source,
+                })?;
                 let opts = UnpackOptions {
                     whiteouts: WhiteoutMode::Overlay,
                     preserve_ownership: *form == Form::Host,
@@ -384,8 +399,11 @@ impl LayerDirs {
                     staged,
                     &opts,
                 )
-                .map_err(refused_image)
-                .with_context(|| format!("unpacking layer {digest} (diff_id {})", l.diff_id))?;
+                .map_err(|e| Error::UnpackLayer {
+                    digest: digest.clone(),
+                    diff_id: l.diff_id.clone(),
+                    source: Box::new(refused_image(e)),
+                })?;
                 Ok(())
             }
         }
@@ -397,36 +415,43 @@ impl LayerDirs {
         &self,
         donors: Option<&Donors>,
         args: &mut Vec<String>,
-    ) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+    ) -> Result<Option<tempfile::NamedTempFile>, Error> {
         let Some(d) = donors else {
             return Ok(None);
         };
         let mut list = tempfile::Builder::new()
             .prefix(DONOR_LIST)
             .tempfile_in(self.root())
-            .with_context(|| format!("creating a file in {}", self.root().display()))?;
+            .map_err(|source| Error::CreateIn {
+                what: "file",
+                dir: self.root().to_path_buf(),
+                source,
+            })?;
         // Ours while locked (see `sweep`); a fresh file, no race.
         let _ = flock(list.as_file(), FlockOperation::NonBlockingLockExclusive);
-        std::io::Write::write_all(&mut list, &serde_json::to_vec(d)?)
-            .with_context(|| format!("writing {}", list.path().display()))?;
+        let bytes = serde_json::to_vec(d).map_err(Error::EncodeDonors)?;
+        std::io::Write::write_all(&mut list, &bytes).map_err(|source| Error::Write {
+            path: list.path().to_path_buf(),
+            source,
+        })?;
         args.push("--donors".into());
         args.push(utf8(list.path())?);
         Ok(Some(list))
     }
 
     /// Run `cairn __layer-dir ARGS` as root of the sandbox's user namespace.
-    fn in_userns(&self, args: &[String]) -> anyhow::Result<()> {
+    fn in_userns(&self, args: &[String]) -> Result<(), Error> {
         let sandbox = self.sandbox()?;
         let mut argv = vec![utf8(sandbox.helper())?, HELPER_SUBCOMMAND.to_owned()];
         argv.extend_from_slice(args);
         let mut output = Vec::new();
         let code = sandbox.exec_in_userns(&argv, &self.base, |line| output.push(line))?;
         if code != 0 {
-            anyhow::bail!(
-                "`{}` exited with code {code}: {}",
-                argv[1..].join(" "),
-                output.join("\n").trim()
-            );
+            return Err(Error::HelperFailed {
+                command: argv[1..].join(" "),
+                code,
+                output: output.join("\n").trim().to_owned(),
+            });
         }
         Ok(())
     }
@@ -434,29 +459,31 @@ impl LayerDirs {
     /// Remove `path` (a layer directory or anything else under the cache:
     /// mount caches and run directories hold files of subordinate ids too),
     /// inside the user namespace when the layer directories were unpacked there.
-    pub fn remove(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn remove(&self, path: &Path) -> Result<(), Error> {
         let climbs = path
             .components()
             .any(|c| c == std::path::Component::ParentDir);
         let root = self.layout.root();
         if climbs || !path.starts_with(root) || path == root {
-            anyhow::bail!(
-                "refusing to remove {}: not under {}",
-                path.display(),
-                root.display()
-            );
+            return Err(Error::RemoveOutside {
+                path: path.to_path_buf(),
+                root: root.to_path_buf(),
+            });
         }
         if fs::symlink_metadata(path).is_err() {
             return Ok(());
         }
         match self.form().form {
             Form::Userns { .. } => self.in_userns(&["remove".to_owned(), utf8(path)?]),
-            _ => remove_tree(path).with_context(|| format!("removing {}", path.display())),
+            _ => remove_tree(path).map_err(|source| Error::Remove {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     /// Remove every layer directory of this process's form.
-    pub fn remove_all(&self) -> anyhow::Result<()> {
+    pub fn remove_all(&self) -> Result<(), Error> {
         self.remove(self.root())
     }
 
@@ -519,11 +546,11 @@ impl LayerDirs {
         for (p, _held) in stale {
             // Donor lists are this process's files; staging dirs may hold
             // subordinate ids.
-            let _ = if p.is_dir() {
-                self.remove(&p)
+            if p.is_dir() {
+                let _ = self.remove(&p);
             } else {
-                fs::remove_file(&p).map_err(Into::into)
-            };
+                let _ = fs::remove_file(&p);
+            }
         }
     }
 }
@@ -583,13 +610,17 @@ fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
 /// concurrent sweep may lock and remove a directory between its creation
 /// and our lock: then it is no longer there (or the lock is the sweep's)
 /// and another is made.
-fn locked_staging(root: &Path) -> anyhow::Result<(PathBuf, fs::File)> {
+fn locked_staging(root: &Path) -> Result<(PathBuf, fs::File), Error> {
     use std::os::unix::fs::MetadataExt;
     for _ in 0..8 {
         let staged = tempfile::Builder::new()
             .prefix(STAGING)
             .tempdir_in(root)
-            .with_context(|| format!("creating a directory in {}", root.display()))?
+            .map_err(|source| Error::CreateIn {
+                what: "directory",
+                dir: root.to_path_buf(),
+                source,
+            })?
             .keep();
         let Ok(dir) = fs::File::open(&staged) else {
             continue;
@@ -603,27 +634,23 @@ fn locked_staging(root: &Path) -> anyhow::Result<(PathBuf, fs::File)> {
             _ => continue,
         }
     }
-    anyhow::bail!(
-        "cannot create a staging directory in {}: another process keeps removing them",
-        root.display()
-    )
+    Err(Error::StagingRace {
+        root: root.to_path_buf(),
+    })
 }
 
 /// An unpack error; a diff_id mismatch says what it means and what to do.
-fn refused_image(e: UnpackError) -> anyhow::Error {
+fn refused_image(e: UnpackError) -> Error {
     match e {
-        UnpackError::DiffIdMismatch { .. } => anyhow::anyhow!(
-            "{e}: the image's config lies about this layer (tampered or corrupt image); \
-             refusing it — nothing was kept in the cache. Rebuild or re-push the base image"
-        ),
-        e => e.into(),
+        UnpackError::DiffIdMismatch { .. } => Error::LyingConfig(e),
+        e => Error::Unpack(e),
     }
 }
 
-fn utf8(p: &Path) -> anyhow::Result<String> {
+fn utf8(p: &Path) -> Result<String, Error> {
     p.to_str()
         .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", p.display()))
+        .ok_or_else(|| Error::NotUtf8(p.to_path_buf()))
 }
 
 /// Arguments of the hidden `cairn __layer-dir` subcommand.
@@ -677,7 +704,7 @@ pub enum HelperAction {
 }
 
 /// Entry point of `cairn __layer-dir` (inside the user namespace).
-pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
+pub fn helper_main(args: HelperArgs) -> Result<ExitCode, Error> {
     match args.action {
         HelperAction::Unpack {
             blob,
@@ -686,15 +713,22 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
             donors,
             diff_id,
         } => {
-            let file =
-                fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
+            let file = fs::File::open(&blob).map_err(|source| Error::Open {
+                path: blob.clone(),
+                source,
+            })?;
             let donors = match donors {
                 Some(p) => {
-                    let text = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-                    Some(Arc::new(
-                        serde_json::from_slice::<Donors>(&text)
-                            .with_context(|| format!("reading the donor list {}", p.display()))?,
-                    ))
+                    let text = fs::read(&p).map_err(|source| Error::Read {
+                        path: p.clone(),
+                        source,
+                    })?;
+                    Some(Arc::new(serde_json::from_slice::<Donors>(&text).map_err(
+                        |source| Error::DecodeDonors {
+                            path: p.clone(),
+                            source,
+                        },
+                    )?))
                 }
                 None => None,
             };
@@ -710,8 +744,10 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
                 &dest,
                 &opts,
             )
-            .map_err(refused_image)
-            .with_context(|| format!("unpacking {}", blob.display()))?;
+            .map_err(|e| Error::UnpackBlob {
+                blob: blob.clone(),
+                source: Box::new(refused_image(e)),
+            })?;
         }
         HelperAction::Tar {
             dir,
@@ -719,12 +755,14 @@ pub fn helper_main(args: HelperArgs) -> anyhow::Result<ExitCode> {
             expect,
             owner_xattr,
         } => {
-            let store = BlobStore::open(&store)
-                .with_context(|| format!("opening the blob store {}", store.display()))?;
+            let store = BlobStore::open(&store).map_err(|source| Error::OpenStore {
+                path: store.clone(),
+                source,
+            })?;
             snapshot::tar_of_dir(&dir, &store, &expect, owner_xattr)?;
         }
         HelperAction::Remove { path } => {
-            remove_tree(&path).with_context(|| format!("removing {}", path.display()))?;
+            remove_tree(&path).map_err(|source| Error::Remove { path, source })?;
         }
     }
     Ok(ExitCode::SUCCESS)

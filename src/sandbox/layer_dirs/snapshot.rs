@@ -15,9 +15,8 @@
 //! must hash to the recorded digest (the blob a build without snapshots
 //! wrote), else it is refused.
 
-use super::{utf8, Form, LayerDirs};
+use super::{utf8, Error, Form, LayerDirs};
 use crate::image::Layer;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::digest::HashingWriter;
 use cairn_layers::unpack::{unpack_auto, Donors, UnpackOptions, WhiteoutMode};
@@ -40,9 +39,12 @@ impl LayerDirs {
     /// Make the layer of `entries` (sorted, see `layer_write::normalize`)
     /// with mtimes by `mtime` as a layer directory, without a blob; returns
     /// its diff_id and tar size (a plain blob's digest and size).
-    pub fn snapshot(&self, entries: &[Entry], mtime: MtimePolicy) -> anyhow::Result<(DiffId, u64)> {
+    pub fn snapshot(&self, entries: &[Entry], mtime: MtimePolicy) -> Result<(DiffId, u64), Error> {
         let root = self.root().to_path_buf();
-        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        std::fs::create_dir_all(&root).map_err(|source| Error::CreateDir {
+            path: root.clone(),
+            source,
+        })?;
         let (staged, _lock) = super::locked_staging(&root)?;
         let donors = self.donors_among(entries);
         let donors = (!donors.is_empty()).then(|| Arc::new(donors));
@@ -51,9 +53,7 @@ impl LayerDirs {
             Form::Userns { single } => {
                 self.stream_to_helper(entries, mtime, &staged, donors, single)
             }
-            Form::Unowned => Err(anyhow::anyhow!(
-                "internal error: a snapshot needs layer directories with owners"
-            )),
+            Form::Unowned => Err(Error::NoOwners),
         };
         if made.is_ok() {
             whiteout_times(entries, mtime, &staged);
@@ -66,11 +66,11 @@ impl LayerDirs {
             }
         };
         let dest = root.join(digest.hex());
-        if let Err(e) = std::fs::rename(&staged, &dest) {
+        if let Err(source) = std::fs::rename(&staged, &dest) {
             let _ = self.remove(&staged);
             // Another step or build made the same layer first: theirs is it.
             if !dest.is_dir() {
-                return Err(e).with_context(|| format!("moving a snapshot to {}", dest.display()));
+                return Err(Error::MoveSnapshot { dest, source });
             }
         }
         crate::cache::usage::touch_layer(&self.layout, &digest);
@@ -80,15 +80,13 @@ impl LayerDirs {
     /// Write the plain blob of layer `l` (a stage layer whose blob is not
     /// in `store`) from its directory into `store`; an error when the
     /// directory does not give `l.digest` back.
-    pub fn serialize(&self, l: &Layer, store: &BlobStore) -> anyhow::Result<()> {
+    pub fn serialize(&self, l: &Layer, store: &BlobStore) -> Result<(), Error> {
         let dir = self.path(l);
-        anyhow::ensure!(
-            dir.is_dir(),
-            "layer {} has neither a blob nor a directory in the cache; rebuild with --no-cache",
-            l.digest
-        );
+        if !dir.is_dir() {
+            return Err(Error::NoLayer(l.digest.clone()));
+        }
         let done = match self.form().form {
-            Form::Userns { single } => {
+            Form::Userns { single } => (|| {
                 let mut args = vec![
                     "tar".to_owned(),
                     utf8(&dir)?,
@@ -100,15 +98,13 @@ impl LayerDirs {
                     args.push("--owner-xattr".into());
                 }
                 self.in_userns(&args)
-            }
+            })(),
             _ => tar_of_dir(&dir, store, &l.digest, false),
         };
-        done.with_context(|| {
-            format!(
-                "writing layer {} from its snapshot {}",
-                l.digest,
-                dir.display()
-            )
+        done.map_err(|e| Error::Serialize {
+            digest: l.digest.clone(),
+            dir,
+            source: Box::new(e),
         })
     }
 
@@ -120,11 +116,11 @@ impl LayerDirs {
         staged: &Path,
         donors: Option<Arc<Donors>>,
         single: bool,
-    ) -> anyhow::Result<(Digest, u64)> {
+    ) -> Result<(Digest, u64), Error> {
         let tmp = tempfile::Builder::new()
             .prefix(".snapshot-")
             .tempdir_in(self.layout.dir(crate::cache::Bucket::Tmp))
-            .context("creating a directory in the cache")?;
+            .map_err(Error::TempDir)?;
         let fifo = tmp.path().join("layer.tar");
         rustix::fs::mknodat(
             rustix::fs::CWD,
@@ -133,7 +129,10 @@ impl LayerDirs {
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
         )
-        .with_context(|| format!("creating the pipe {}", fifo.display()))?;
+        .map_err(|source| Error::CreateFifo {
+            path: fifo.clone(),
+            source,
+        })?;
         let mut args = vec!["unpack".to_owned(), utf8(&fifo)?, utf8(staged)?];
         if single {
             args.push("--owner-xattr".into());
@@ -148,14 +147,12 @@ impl LayerDirs {
             });
             let written =
                 open_writer(&fifo, &helper_done).and_then(|out| write_tar(entries, mtime, out));
-            let unpacked = helper
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot unpack panicked")));
+            let unpacked = helper.join().unwrap_or_else(|_| Err(Error::Panicked));
             (unpacked, written)
         });
         drop(list);
         both(
-            unpacked.context("unpacking a snapshot in the user namespace"),
+            unpacked.map_err(|e| Error::UnpackSnapshotInUserns(Box::new(e))),
             written,
         )
     }
@@ -193,7 +190,7 @@ fn whiteout_times(entries: &[Entry], mtime: MtimePolicy, staged: &Path) {
 
 /// Open the FIFO `fifo` for writing once its reader has; an error when the
 /// reader (the helper) ended without opening it.
-fn open_writer(fifo: &Path, reader_done: &AtomicBool) -> anyhow::Result<std::fs::File> {
+fn open_writer(fifo: &Path, reader_done: &AtomicBool) -> Result<std::fs::File, Error> {
     use rustix::fs::{fcntl_setfl, open, Mode, OFlags};
     loop {
         match open(
@@ -202,15 +199,18 @@ fn open_writer(fifo: &Path, reader_done: &AtomicBool) -> anyhow::Result<std::fs:
             Mode::empty(),
         ) {
             Ok(fd) => {
-                fcntl_setfl(&fd, OFlags::empty())?;
+                fcntl_setfl(&fd, OFlags::empty()).map_err(Error::Fifo)?;
                 return Ok(std::fs::File::from(fd));
             }
             // No reader yet.
             Err(rustix::io::Errno::NXIO) if !reader_done.load(Ordering::SeqCst) => {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("opening the pipe {}", fifo.display()))
+            Err(source) => {
+                return Err(Error::OpenFifo {
+                    path: fifo.to_path_buf(),
+                    source,
+                })
             }
         }
     }
@@ -222,9 +222,9 @@ fn stream_in_process(
     mtime: MtimePolicy,
     staged: &Path,
     donors: Option<Arc<Donors>>,
-) -> anyhow::Result<(Digest, u64)> {
+) -> Result<(Digest, u64), Error> {
     let (reader, writer) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(Error::CreatePipe)?;
     let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
     let opts = UnpackOptions {
         whiteouts: WhiteoutMode::Overlay,
@@ -241,28 +241,32 @@ fn stream_in_process(
                 &opts,
             )
             .map(drop)
-            .map_err(anyhow::Error::from)
+            .map_err(Error::Unpack)
         });
         let written = write_tar(entries, mtime, writer);
-        let unpacked = unpack
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot unpack panicked")));
+        let unpacked = unpack.join().unwrap_or_else(|_| Err(Error::Panicked));
         (unpacked, written)
     });
-    both(unpacked.context("unpacking a snapshot"), written)
+    both(
+        unpacked.map_err(|e| Error::UnpackSnapshot(Box::new(e))),
+        written,
+    )
 }
 
 /// The stream's result: the writer's (diff_id, size) once the unpack
 /// succeeded; when both failed, both causes (one side's failure ends the
 /// other with a broken pipe or a truncated stream).
 fn both(
-    unpacked: anyhow::Result<()>,
-    written: anyhow::Result<(Digest, u64)>,
-) -> anyhow::Result<(Digest, u64)> {
+    unpacked: Result<(), Error>,
+    written: Result<(Digest, u64), Error>,
+) -> Result<(Digest, u64), Error> {
     match (unpacked, written) {
         (Ok(()), w) => w,
         (Err(u), Ok(_)) => Err(u),
-        (Err(u), Err(w)) => Err(w.context(format!("{u:#}"))),
+        (Err(u), Err(w)) => Err(Error::Both {
+            unpacked: Box::new(u),
+            written: Box::new(w),
+        }),
     }
 }
 
@@ -271,7 +275,7 @@ fn write_tar(
     entries: &[Entry],
     mtime: MtimePolicy,
     out: impl Write,
-) -> anyhow::Result<(Digest, u64)> {
+) -> Result<(Digest, u64), Error> {
     let sink = HashingWriter::new(std::io::BufWriter::with_capacity(STREAM_BUF, out));
     let mut w = LayerWriter::new(sink, mtime);
     for e in entries {
@@ -288,16 +292,14 @@ pub(super) fn tar_of_dir(
     store: &BlobStore,
     expect: &Digest,
     recorded_owners: bool,
-) -> anyhow::Result<()> {
-    let wire = crate::sandbox::capture::layer_dir_entries(dir, recorded_owners)
-        .map_err(|e| anyhow::anyhow!(e))?;
+) -> Result<(), Error> {
+    let wire =
+        crate::sandbox::capture::layer_dir_entries(dir, recorded_owners).map_err(Error::Walk)?;
     let entries: Vec<Entry> = wire.into_iter().map(|e| e.into_entry(dir)).collect();
     let mut w = LayerWriter::new(store.writer()?, MtimePolicy::Clamp(u64::MAX));
     for e in &entries {
         w.append(e)?;
     }
-    w.finish()?.commit(Some(expect)).map_err(|e| {
-        anyhow::anyhow!("{e}: the directory no longer holds the layer it was made as")
-    })?;
+    w.finish()?.commit(Some(expect)).map_err(Error::Changed)?;
     Ok(())
 }

@@ -202,7 +202,7 @@ fn bind(
                     .layers
                     .iter()
                     .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-                    .collect::<anyhow::Result<Vec<PathBuf>>>()?;
+                    .collect::<Result<Vec<PathBuf>, _>>()?;
                 (dirs, format!("stage {i} {}", r.image.fs_key))
             }
             Some(Source::Image(reference)) => {
@@ -213,7 +213,7 @@ fn bind(
                     .layers
                     .iter()
                     .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-                    .collect::<anyhow::Result<Vec<PathBuf>>>()?;
+                    .collect::<Result<Vec<PathBuf>, _>>()?;
                 (dirs, format!("image {reference} {}", b.digest))
             }
             // Its kept files only, keyed by all of them: the mount shows the whole context.
