@@ -26,7 +26,66 @@ use cairn_layers::xattr::{self, XattrUse};
 use cairn_layers::{raw_name, whiteout};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why an upper or layer directory could not be read as entries. The
+/// cause's text is part of the message (as the helper reports it on the
+/// wire, a `String`), so it is not repeated as a source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tree deeper than a layer may be.
+    #[error("capture: {} is nested more than {max} directories deep; a layer cannot hold it", dir.display())]
+    TooDeep {
+        /// The directory past the limit.
+        dir: PathBuf,
+        /// The limit.
+        max: usize,
+    },
+    /// A directory, an inode or a link could not be read.
+    #[error("capture: {op} {}: {cause}", path.display())]
+    Io {
+        /// `read`, `stat`, `readlink`.
+        op: &'static str,
+        /// What.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// A whiteout device whose path is no layer path.
+    #[error("capture: {0}")]
+    Whiteout(cairn_layers::whiteout::WhiteoutError),
+    /// An inode's xattrs could not be listed.
+    #[error("capture: list xattrs of {}: {cause}", path.display())]
+    ListXattrs {
+        /// The inode.
+        path: PathBuf,
+        /// Why.
+        cause: rustix::io::Errno,
+    },
+    /// An xattr could not be read.
+    #[error("capture: read xattr {name} of {}: {cause}", path.display())]
+    ReadXattr {
+        /// The xattr.
+        name: String,
+        /// The inode.
+        path: PathBuf,
+        /// Why.
+        cause: rustix::io::Errno,
+    },
+}
+
+/// The helper sends its errors to the caller as text (`Response::error`).
+impl From<Error> for String {
+    fn from(e: Error) -> String {
+        e.to_string()
+    }
+}
+
+/// `op` on `path` failed with `cause`.
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |cause| Error::Io { op, path, cause }
+}
 
 const OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// fuse-overlayfs's opaque xattr.
@@ -49,7 +108,7 @@ pub(crate) fn capture(
     epoch: u64,
     placed: &Placed,
     recorded_owners: bool,
-) -> Result<Vec<WireEntry>, String> {
+) -> Result<Vec<WireEntry>, Error> {
     let mut out = Vec::new();
     let ctx = Walk {
         epoch,
@@ -75,7 +134,7 @@ pub(crate) fn capture(
 pub(crate) fn layer_dir_entries(
     dir: &Path,
     recorded_owners: bool,
-) -> Result<Vec<WireEntry>, String> {
+) -> Result<Vec<WireEntry>, Error> {
     let mut out = Vec::new();
     let placed = Placed::default();
     let w = Walk {
@@ -107,20 +166,20 @@ impl Walk<'_> {
     }
 }
 
-fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Result<(), String> {
+fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Result<(), Error> {
     // One call per level: a RUN step's tree deeper than a layer may be
     // (unpack refuses it anyway) is an error, not a stack overflow.
     let max = cairn_layers::unpack::MAX_DEPTH;
     if !prefix.is_empty() && prefix.split('/').count() >= max {
-        return Err(format!(
-            "capture: {} is nested more than {max} directories deep; a layer cannot hold it",
-            dir.display()
-        ));
+        return Err(Error::TooDeep {
+            dir: dir.to_path_buf(),
+            max,
+        });
     }
     let (epoch, placed) = (w.epoch, w.placed);
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("capture: read {}: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir).map_err(io("read", dir))?;
     for item in rd {
-        let item = item.map_err(|e| format!("capture: read {}: {e}", dir.display()))?;
+        let item = item.map_err(io("read", dir))?;
         let name = item.file_name();
         // Exact name bytes, held as a layer path (see cairn_layers::raw_name).
         let name = raw_name::from_os(&name).into_owned();
@@ -133,8 +192,7 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
             continue;
         }
         let path = item.path();
-        let m = std::fs::symlink_metadata(&path)
-            .map_err(|e| format!("capture: stat {}: {e}", path.display()))?;
+        let m = std::fs::symlink_metadata(&path).map_err(io("stat", &path))?;
         let ft = m.file_type();
         let base = |path: String, kind: WireKind, mode: u32| WireEntry {
             path,
@@ -152,8 +210,7 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
             || (ft.is_file() && name == whiteout::OPAQUE)
         {
             if !prefix.is_empty() && w.opaque_matters(prefix) {
-                let dm = std::fs::symlink_metadata(dir)
-                    .map_err(|e| format!("capture: stat {}: {e}", dir.display()))?;
+                let dm = std::fs::symlink_metadata(dir).map_err(io("stat", dir))?;
                 out.push(opaque_marker(prefix, &dm, epoch));
             }
             continue;
@@ -162,7 +219,7 @@ fn walk(dir: &Path, prefix: &str, w: &Walk<'_>, out: &mut Vec<WireEntry>) -> Res
         // `.wh.NAME` file when it may not mknod. Always 0:0 mode 0, so
         // every mode captures the same entry.
         let whiteout = if is_whiteout_dev {
-            Some(whiteout::whiteout_path(&rel).map_err(|e| format!("capture: {e}"))?)
+            Some(whiteout::whiteout_path(&rel).map_err(Error::Whiteout)?)
         } else if ft.is_file() && m.len() == 0 && name.starts_with(whiteout::PREFIX) {
             Some(rel.clone())
         } else {
@@ -208,7 +265,7 @@ pub(crate) fn plain_entry(
     m: &std::fs::Metadata,
     full: &Path,
     epoch: u64,
-) -> Result<Option<WireEntry>, String> {
+) -> Result<Option<WireEntry>, Error> {
     let ft = m.file_type();
     let dev = || (libc::major(m.rdev()), libc::minor(m.rdev()));
     let kind = if ft.is_dir() {
@@ -219,8 +276,7 @@ pub(crate) fn plain_entry(
             upper_path: Some(rel.to_owned()),
         }
     } else if ft.is_symlink() {
-        let t = std::fs::read_link(full)
-            .map_err(|e| format!("capture: readlink {}: {e}", full.display()))?;
+        let t = std::fs::read_link(full).map_err(io("readlink", full))?;
         WireKind::Symlink {
             target: raw_name::from_os(t.as_os_str()).into_owned(),
         }
@@ -277,12 +333,17 @@ struct Xattrs {
     owner: Option<(u32, u32)>,
 }
 
-fn read_xattrs(path: &Path) -> Result<Xattrs, String> {
+fn read_xattrs(path: &Path) -> Result<Xattrs, Error> {
     let mut names = vec![0u8; 4096];
     let n = match rustix::fs::llistxattr(path, &mut names[..]) {
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
-        Err(e) => return Err(format!("capture: list xattrs of {}: {e}", path.display())),
+        Err(cause) => {
+            return Err(Error::ListXattrs {
+                path: path.to_path_buf(),
+                cause,
+            })
+        }
     };
     let mut x = Xattrs::default();
     for raw in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
@@ -293,11 +354,12 @@ fn read_xattrs(path: &Path) -> Result<Xattrs, String> {
         let len = match rustix::fs::lgetxattr(path, name, &mut value[..]) {
             Ok(len) => len,
             Err(rustix::io::Errno::NODATA) => continue,
-            Err(e) => {
-                return Err(format!(
-                    "capture: read xattr {name} of {}: {e}",
-                    path.display()
-                ))
+            Err(cause) => {
+                return Err(Error::ReadXattr {
+                    name: name.to_owned(),
+                    path: path.to_path_buf(),
+                    cause,
+                })
             }
         };
         value.truncate(len);
@@ -338,7 +400,7 @@ fn drop_scaffold_dirs(entries: &mut Vec<WireEntry>, placed: &Placed) {
 }
 
 /// Turn later paths of a multiply-linked upper file into hard links.
-pub(crate) fn link_hardlinks(upper: &Path, entries: &mut [WireEntry]) -> Result<(), String> {
+pub(crate) fn link_hardlinks(upper: &Path, entries: &mut [WireEntry]) -> Result<(), Error> {
     let mut first: HashMap<(u64, u64), String> = HashMap::new();
     for e in entries.iter_mut() {
         let WireKind::File {
@@ -349,8 +411,7 @@ pub(crate) fn link_hardlinks(upper: &Path, entries: &mut [WireEntry]) -> Result<
             continue;
         };
         let full = upper.join(raw_name::to_os(p));
-        let m = std::fs::symlink_metadata(&full)
-            .map_err(|err| format!("capture: stat {}: {err}", full.display()))?;
+        let m = std::fs::symlink_metadata(&full).map_err(io("stat", &full))?;
         if m.nlink() < 2 {
             continue;
         }
@@ -398,6 +459,20 @@ pub(crate) fn hand_back(root: &Path, chown: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_directory_is_named_with_its_cause_as_the_helper_sends_it() {
+        let t = tempfile::tempdir().unwrap();
+        let gone = t.path().join("gone");
+        let e = layer_dir_entries(&gone, false).unwrap_err();
+        assert_eq!(
+            String::from(e),
+            format!(
+                "capture: read {}: No such file or directory (os error 2)",
+                gone.display()
+            )
+        );
+    }
 
     fn entry(path: &str) -> WireEntry {
         WireEntry {

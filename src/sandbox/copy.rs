@@ -25,6 +25,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Copy `lowers` (bottom first, overlay form) into the empty dir `root`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn assemble(lowers: &[std::path::PathBuf], root: &Path) -> Result<(), String> {
     for lower in lowers {
         copy_layer(lower, root, Path::new(""))?;
@@ -32,6 +33,7 @@ pub(crate) fn assemble(lowers: &[std::path::PathBuf], root: &Path) -> Result<(),
     Ok(())
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn copy_layer(layer: &Path, root: &Path, rel: &Path) -> Result<(), String> {
     let src_dir = layer.join(rel);
     let rd =
@@ -84,6 +86,7 @@ fn copy_layer(layer: &Path, root: &Path, rel: &Path) -> Result<(), String> {
     Ok(())
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn remove_any(p: &Path) -> Result<(), String> {
     match std::fs::symlink_metadata(p) {
         Err(_) => Ok(()),
@@ -95,6 +98,7 @@ fn remove_any(p: &Path) -> Result<(), String> {
 }
 
 /// Owner, mode (not for symlinks) and times of `m` onto `dst`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn apply_meta(dst: &Path, m: &std::fs::Metadata) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()))
@@ -144,6 +148,7 @@ pub(crate) struct Snapshot(HashMap<String, Meta>);
 
 impl Snapshot {
     /// Record every path under `root`.
+    // String: helper-process code; its error reaches the caller as text (Response::error).
     pub(crate) fn take(root: &Path) -> Result<Snapshot, String> {
         let mut map = HashMap::new();
         for e in walkdir::WalkDir::new(root).min_depth(1) {
@@ -157,6 +162,7 @@ impl Snapshot {
     }
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn rel_of(root: &Path, p: &Path) -> Result<String, String> {
     let r = p.strip_prefix(root).map_err(|e| ctx(p.display(), e))?;
     Ok(cairn_layers::raw_name::from_os(r.as_os_str()).into_owned())
@@ -164,6 +170,7 @@ fn rel_of(root: &Path, p: &Path) -> Result<String, String> {
 
 /// The change under `root` since `before`, as layer entries (file content
 /// relative to `root`). Entries carry container ids (run in the namespace).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn diff(
     root: &Path,
     before: &Snapshot,
@@ -258,6 +265,7 @@ pub(crate) fn diff(
     Ok(v)
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn add_parents(
     root: &Path,
     rel: &str,

@@ -44,6 +44,7 @@ pub fn find_program(prog: &str, path: &str) -> Option<PathBuf> {
         })
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn cstring(s: &str, what: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("{what} contains a NUL byte: {s:?}"))
 }
@@ -72,6 +73,7 @@ pub(crate) fn exec_command(
     }
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn try_exec(
     argv: &[String],
     env: &[(String, String)],

@@ -178,6 +178,7 @@ fn child_run(request: &Request, spec: &RunSpec) -> i32 {
     0
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<Response, String> {
     for l in &spec.lowers {
         if !l.is_absolute() || !l.is_dir() {
@@ -274,6 +275,7 @@ fn run_and_capture(request: &Request, spec: &RunSpec, paths: &Paths) -> Result<R
 /// Append `RUN --mount=type=secret,env=NAME` variables to the command's
 /// environment, read from their host files here (before the rootfs is
 /// entered), so the values live only in this process and the command's.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn secrets_into_env(spec: &mut RunSpec) -> Result<(), String> {
     for (name, host) in std::mem::take(&mut spec.secret_env) {
         let bytes = std::fs::read(&host).map_err(|e| {
@@ -296,6 +298,7 @@ fn parse_report(s: &str) -> Option<(u64, i32)> {
     Some((n.parse().ok()?, c.parse().ok()?))
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn write_generated(dir: &Path, spec: &RunSpec) -> Result<(), String> {
     let resolv = match spec.network {
         Network::None => String::new(),
@@ -414,6 +417,7 @@ fn init_main(spec: &RunSpec, paths: &Paths, top_first: &[&Path], opts: &InitOpti
 
 /// The command's seccomp listener (fd number read from `fd_r`), or `None`
 /// when the command died before sending it.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn take_listener(
     cmd: libc::pid_t,
     fd_r: libc::c_int,

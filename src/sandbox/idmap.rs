@@ -151,6 +151,7 @@ impl Identity {
 
     /// Install the maps on process `pid` (which has just unshared its user
     /// namespace and waits). Runs in the host namespace.
+    // String: helper-process code; its error reaches the caller as text (Response::error).
     pub fn apply(&self, pid: i32) -> Result<(), String> {
         match self.kind {
             IdentityKind::Root => {
@@ -179,11 +180,13 @@ fn map_text(ranges: &[IdRange]) -> String {
         .collect()
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn write_map(pid: i32, file: &str, ranges: &[IdRange]) -> Result<(), String> {
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, map_text(ranges)).map_err(|e| format!("cannot write {path}: {e}"))
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn run_map_tool(tool: &str, pid: i32, ranges: &[IdRange]) -> Result<(), String> {
     let mut cmd = Command::new(tool);
     cmd.arg(pid.to_string());

@@ -44,23 +44,49 @@ pub fn names() -> Vec<&'static str> {
     RESOURCES.iter().map(|(n, _)| *n).collect()
 }
 
+/// What is wrong with a `--ulimit` value (the caller names the flag).
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// No `=`.
+    #[error("`{0}` is not NAME=SOFT[:HARD]")]
+    Form(String),
+    /// A name the kernel has no limit of.
+    #[error("unknown limit `{name}`; known: {}", names().join(", "))]
+    UnknownName {
+        /// The name written.
+        name: String,
+    },
+    /// A value that is not a number or -1.
+    #[error("`{0}` is not a limit (a number, or -1 for unlimited)")]
+    NotALimit(String),
+    /// The soft limit above the hard one.
+    #[error("the soft limit {soft} of {name} is above its hard limit {hard}")]
+    SoftAboveHard {
+        /// The limit's name.
+        name: String,
+        /// The soft value.
+        soft: i64,
+        /// The hard value.
+        hard: i64,
+    },
+}
+
 impl Ulimit {
     /// Parse `NAME=SOFT[:HARD]` (HARD defaults to SOFT). Errors say what is wrong, without the flag.
-    pub fn parse(s: &str) -> Result<Ulimit, String> {
+    pub fn parse(s: &str) -> Result<Ulimit, ParseError> {
         let (name, values) = s
             .split_once('=')
-            .ok_or_else(|| format!("`{s}` is not NAME=SOFT[:HARD]"))?;
+            .ok_or_else(|| ParseError::Form(s.to_owned()))?;
         if !RESOURCES.iter().any(|(n, _)| *n == name) {
-            return Err(format!(
-                "unknown limit `{name}`; known: {}",
-                names().join(", ")
-            ));
+            return Err(ParseError::UnknownName {
+                name: name.to_owned(),
+            });
         }
         let num = |v: &str| {
             v.parse::<i64>()
                 .ok()
                 .filter(|n| *n >= -1)
-                .ok_or_else(|| format!("`{v}` is not a limit (a number, or -1 for unlimited)"))
+                .ok_or_else(|| ParseError::NotALimit(v.to_owned()))
         };
         let (soft, hard) = match values.split_once(':') {
             Some((a, b)) => (num(a)?, num(b)?),
@@ -69,9 +95,11 @@ impl Ulimit {
         // -1 (unlimited) is above every number.
         let above = |a: i64, b: i64| b != -1 && (a == -1 || a > b);
         if above(soft, hard) {
-            return Err(format!(
-                "the soft limit {soft} of {name} is above its hard limit {hard}"
-            ));
+            return Err(ParseError::SoftAboveHard {
+                name: name.to_owned(),
+                soft,
+                hard,
+            });
         }
         Ok(Ulimit {
             name: name.to_owned(),
@@ -113,6 +141,7 @@ fn rlim(v: i64) -> libc::rlim_t {
 }
 
 /// Set `limits` on the calling process (inherited by what it execs).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn apply(limits: &[Ulimit]) -> Result<(), String> {
     for l in limits {
         let Some((_, resource)) = RESOURCES.iter().find(|(n, _)| *n == l.name) else {
@@ -171,7 +200,7 @@ mod tests {
             ("nofile=-2", "is not a limit"),
         ] {
             let e = Ulimit::parse(bad).unwrap_err();
-            assert!(e.contains(msg), "{bad}: {e}");
+            assert!(e.to_string().contains(msg), "{bad}: {e}");
         }
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Apply `mounts` under `root` (the merged dir), using `scratch` for
 /// private helpers (tmpfs for secrets, overlays for binds).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn apply(mounts: &[Mount], root: &Path, scratch: &Path) -> Result<(), String> {
     let mut secrets: Option<PathBuf> = None;
     for (i, m) in mounts.iter().enumerate() {
@@ -132,11 +133,13 @@ pub(crate) fn apply(mounts: &[Mount], root: &Path, scratch: &Path) -> Result<(),
     Ok(())
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn mkdir(p: &Path) -> Result<(), String> {
     std::fs::create_dir_all(p).map_err(|e| ctx(format!("create {}", p.display()), e))
 }
 
 /// An `O_PATH` fd for `source` resolved as if `base` were `/`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn open_in_root(base: &Path, source: &str) -> Result<std::os::fd::OwnedFd, String> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let root = rustix::fs::open(
@@ -164,6 +167,7 @@ fn open_in_root(base: &Path, source: &str) -> Result<std::os::fd::OwnedFd, Strin
 
 /// Give everything under `dir` (symlinks themselves, never their targets)
 /// to `uid`/`gid`: the contents of a cache mount the builder restored.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn own_tree(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
     for e in walkdir::WalkDir::new(dir).min_depth(1).follow_links(false) {
         let e = e.map_err(|e| format!("reading cache {}: {e}", dir.display()))?;

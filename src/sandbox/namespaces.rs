@@ -15,6 +15,7 @@ pub(crate) const STEP_FLAGS: libc::c_int =
 /// Fork a child that unshares `flags` (plus `CLONE_NEWUSER` when
 /// `identity` is given), waits until this process has written its maps,
 /// becomes namespace root and exits with `body()`'s code. Returns its pid.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn spawn_child(
     identity: Option<&Identity>,
     flags: libc::c_int,
@@ -61,6 +62,7 @@ pub(crate) fn spawn_child(
     Ok(pid)
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn child_setup(
     identity: Option<&Identity>,
     flags: libc::c_int,
@@ -92,6 +94,7 @@ fn child_setup(
 
 /// Wait for `pid`; if `lifeline` (the caller's pipe on our stdin) closes
 /// first, SIGKILL `pid` — its PDEATHSIG chain then ends the whole sandbox.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn wait_or_kill(pid: libc::pid_t, lifeline: libc::c_int) -> Result<i32, String> {
     // SAFETY: pidfd_open with valid arguments; returns a new fd or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;

@@ -68,6 +68,7 @@ fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 
 /// In the command process, before exec: install the filter and return the
 /// listener fd (the init takes a copy with `pidfd_getfd`).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn install_filter() -> Result<RawFd, String> {
     let calls = syscalls();
     let n = calls.len() as u8;
@@ -112,6 +113,7 @@ pub(crate) fn install_filter() -> Result<RawFd, String> {
 }
 
 /// In the init: a copy of fd `fd` of process `pidfd`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn take_fd(pidfd: RawFd, fd: RawFd) -> Result<OwnedFd, String> {
     // SAFETY: pidfd_getfd returns a new fd we own, or -1.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
@@ -124,6 +126,7 @@ pub(crate) fn take_fd(pidfd: RawFd, fd: RawFd) -> Result<OwnedFd, String> {
 
 /// Handle one notification on `listener`. Errors are per-request and
 /// answered to the caller; only a broken listener returns `Err`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn handle_one(listener: RawFd) -> Result<(), String> {
     // SAFETY: zeroed plain-data structs filled by the kernel.
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };

@@ -44,6 +44,7 @@ impl Paths {
 }
 
 /// Mount an overlay of `lowers_top_first` (+ optional upper/work) at `target`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn mount_overlay(
     lowers_top_first: &[&Path],
     upper_work: Option<(&Path, &Path)>,
@@ -102,6 +103,7 @@ fn mount_overlay_fsconfig(
 /// mounted, lives in the step's pid namespace and dies with it). Its
 /// messages go to a file, not the step output. It works on layer fds, so
 /// the pivot_root that follows does not disturb it.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn mount_fuse_overlay(
     lowers: &[&Path],
     (upper, work): (&Path, &Path),
@@ -135,6 +137,7 @@ fn mount_fuse_overlay(
 
 /// `lowerdir=A:B:C` for option strings (paths with `,` or `:` cannot be
 /// expressed there).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn overlay_lowerdir_option(lowers: &[&Path]) -> Result<String, String> {
     let mut opts = String::from("lowerdir=");
     for (i, l) in lowers.iter().enumerate() {
@@ -150,6 +153,7 @@ fn overlay_lowerdir_option(lowers: &[&Path]) -> Result<String, String> {
     Ok(opts)
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn mount_overlay_legacy(
     lowers: &[&Path],
     upper_work: Option<(&Path, &Path)>,
@@ -178,6 +182,7 @@ fn mount_overlay_legacy(
     )
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), String> {
     sys::mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
     if read_only {
@@ -187,6 +192,7 @@ fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), String> {
 }
 
 /// Make the bind mount at `dst` read-only (nosuid, nodev too).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn remount_ro(dst: &Path) -> Result<(), String> {
     sys::mount(
         None,
@@ -199,6 +205,7 @@ pub(crate) fn remount_ro(dst: &Path) -> Result<(), String> {
 
 /// Everything between entering a private mount namespace and exec: builds the rootfs at
 /// `paths.merged()` and pivots into it.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn enter(
     spec: &RunSpec,
     paths: &Paths,
@@ -242,6 +249,7 @@ pub(crate) fn enter(
         .map_err(|e| ctx(format!("sethostname {}", spec.hostname), e))
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn setup_dev(dev: &Path, devpts_gid5: bool, shm_size: u64) -> Result<(), String> {
     sys::mount(
         Some(Path::new("tmpfs")),
@@ -345,6 +353,7 @@ fn setup_sys(sys_dir: &Path, own_netns: bool) {
     }
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn pivot(root: &Path) -> Result<(), String> {
     std::env::set_current_dir(root).map_err(|e| ctx(format!("chdir {}", root.display()), e))?;
     rustix::process::pivot_root(".", ".").map_err(|e| ctx("pivot_root", e))?;
@@ -356,6 +365,7 @@ fn pivot(root: &Path) -> Result<(), String> {
     std::env::set_current_dir("/").map_err(|e| ctx("chdir /", e))
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn loopback_up() -> Result<(), String> {
     // SAFETY: socket/ioctl with a zeroed, correctly sized ifreq.
     unsafe {

@@ -65,6 +65,7 @@ pub(crate) fn lookup(layers_top_first: &[&Path], rel: &str) -> Option<(PathBuf, 
 /// Resolve symlinks in `rel` as the image's rootfs would (absolute links
 /// from its root, `..` never above it), so a mount target under e.g.
 /// `/var/run -> ../run` lands where the image points.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn resolve_in_layers(layers_top_first: &[&Path], rel: &str) -> Result<String, String> {
     let mut todo: std::collections::VecDeque<String> = rel.split('/').map(str::to_owned).collect();
     let mut done: Vec<String> = Vec::new();
@@ -110,6 +111,7 @@ pub(crate) fn resolve_in_layers(layers_top_first: &[&Path], rel: &str) -> Result
 }
 
 /// `spec` with every mount target resolved through the image's symlinks.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn resolve_mount_targets(spec: &RunSpec, lowers: &[PathBuf]) -> Result<RunSpec, String> {
     let top_first: Vec<&Path> = lowers.iter().rev().map(PathBuf::as_path).collect();
     let mut out = spec.clone();
@@ -133,6 +135,7 @@ pub(crate) fn resolve_mount_targets(spec: &RunSpec, lowers: &[PathBuf]) -> Resul
 }
 
 /// The stubs a spec needs (relative paths), with the kind of each.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn stubs(spec: &RunSpec) -> Result<Vec<(String, Stub)>, String> {
     let mut out: Vec<(String, Stub)> = SYSTEM_DIRS
         .iter()
@@ -168,6 +171,7 @@ pub(crate) fn stubs(spec: &RunSpec) -> Result<Vec<(String, Stub)>, String> {
 
 /// Create the scaffold for `spec` in `dir` (as namespace root, so mirrored
 /// owners map). `lowers` are bottom first.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn build(dir: &Path, lowers: &[PathBuf], spec: &RunSpec) -> Result<Placed, String> {
     let top_first: Vec<&Path> = lowers.iter().rev().map(PathBuf::as_path).collect();
     let mut placed = Placed::default();
@@ -205,6 +209,7 @@ pub(crate) fn build(dir: &Path, lowers: &[PathBuf], spec: &RunSpec) -> Result<Pl
 /// (existing files are left alone; the bind mounts cover them) and put back
 /// the mtimes of the directories that gained an entry, so the snapshot
 /// taken next sees the image's metadata.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, String> {
     let mut placed = Placed::default();
     let mut touched: Vec<(PathBuf, Metadata)> = Vec::new();
@@ -252,6 +257,7 @@ pub(crate) fn build_in_place(root: &Path, spec: &RunSpec) -> Result<Placed, Stri
     Ok(placed)
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn ensure_dir(
     dir: &Path,
     top_first: &[&Path],
@@ -285,6 +291,7 @@ fn ensure_dir(
     Ok(())
 }
 
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn set_times(p: &Path, m: &Metadata) -> Result<(), String> {
     let ts = rustix::fs::Timestamps {
         last_access: rustix::fs::Timespec {

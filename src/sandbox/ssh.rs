@@ -22,6 +22,7 @@ pub(crate) fn proxy_path(scratch: &Path, index: usize) -> PathBuf {
 
 /// A path for `bind`/`connect` that fits `sun_path` (108 bytes) wherever
 /// `p` is: its directory through `/proc/self/fd`. Keep the fd while the path is used.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 fn short(p: &Path) -> Result<(std::os::fd::OwnedFd, PathBuf), String> {
     let dir = p.parent().unwrap_or(Path::new("/"));
     let name = p
@@ -43,6 +44,7 @@ fn short(p: &Path) -> Result<(std::os::fd::OwnedFd, PathBuf), String> {
 
 /// H: listen on a proxy socket for every ssh mount of `mounts` (before C
 /// is forked, so the sockets exist when the init mounts them).
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn listen(
     mounts: &[Mount],
     scratch: &Path,
@@ -64,6 +66,7 @@ pub(crate) fn listen(
 }
 
 /// C, as namespace root: give each proxy socket its mount's owner and mode.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn set_owners(mounts: &[Mount], scratch: &Path) -> Result<(), String> {
     for (i, m) in mounts.iter().enumerate() {
         let Mount::Ssh { uid, gid, mode, .. } = m else {

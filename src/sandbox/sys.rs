@@ -26,6 +26,7 @@ pub(crate) fn cpath(p: &Path) -> io::Result<CString> {
 }
 
 /// `mount(2)`, with `source`/`fstype`/`data` optional.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn mount(
     source: Option<&Path>,
     target: &Path,
@@ -70,6 +71,7 @@ pub(crate) fn mount(
 }
 
 /// `fork()`. Only called from the single-threaded helper.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn fork() -> Result<libc::pid_t, String> {
     // SAFETY: the helper is single-threaded (a fresh exec of cairn), so the
     // child may allocate and run arbitrary code.
@@ -78,6 +80,7 @@ pub(crate) fn fork() -> Result<libc::pid_t, String> {
 }
 
 /// `waitpid(pid)` retrying on EINTR; returns the raw status.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn wait(pid: libc::pid_t) -> Result<libc::c_int, String> {
     loop {
         let mut status = 0;
@@ -105,6 +108,7 @@ pub(crate) fn exit_code(status: libc::c_int) -> i32 {
 /// Kill this process with SIGKILL when its parent dies; fails when the
 /// parent is already gone (then the caller should exit). `expected_parent`
 /// is `None` for pid 1 of a new pid namespace, whose parent is invisible.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn die_with_parent(expected_parent: Option<libc::pid_t>) -> Result<(), String> {
     // SAFETY: prctl with integer arguments.
     cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) })
@@ -117,6 +121,7 @@ pub(crate) fn die_with_parent(expected_parent: Option<libc::pid_t>) -> Result<()
 }
 
 /// `unshare(flags)`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn unshare(flags: libc::c_int) -> Result<(), String> {
     // SAFETY: called in a single-threaded process.
     cvt(unsafe { libc::unshare(flags) })
@@ -125,6 +130,7 @@ pub(crate) fn unshare(flags: libc::c_int) -> Result<(), String> {
 }
 
 /// Enter a new mount namespace whose mounts never propagate to the host.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn private_mount_ns() -> Result<(), String> {
     unshare(libc::CLONE_NEWNS)?;
     mount(
@@ -137,6 +143,7 @@ pub(crate) fn private_mount_ns() -> Result<(), String> {
 }
 
 /// Become root of the current user namespace: gid, groups, then uid.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn become_root(set_groups: bool) -> Result<(), String> {
     // SAFETY: plain id syscalls.
     unsafe {
@@ -183,6 +190,7 @@ pub(crate) fn read_to_end_fd(fd: libc::c_int) -> Vec<u8> {
 }
 
 /// A pipe (both ends close-on-exec) as raw fds `(read, write)`.
+// String: helper-process code; its error reaches the caller as text (Response::error).
 pub(crate) fn pipe() -> Result<(libc::c_int, libc::c_int), String> {
     let mut fds = [0; 2];
     // SAFETY: valid out array.

@@ -226,9 +226,9 @@ pub enum Error {
     /// A snapshot's directory no longer gives its digest back.
     #[error("{0}: the directory no longer holds the layer it was made as")]
     Changed(BlobError),
-    /// A layer directory could not be walked (the message names the path).
-    #[error("{0}")]
-    Walk(String),
+    /// A layer directory could not be walked (the error names the path).
+    #[error(transparent)]
+    Walk(crate::sandbox::capture::Error),
     /// A layer's tar could not be written.
     #[error(transparent)]
     Tar(#[from] LayerError),
