@@ -2,11 +2,30 @@
 
 use std::time::Duration;
 
+/// A Go duration that does not parse, in Go's words.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a duration.
+    #[error("time: invalid duration {0:?}")]
+    Invalid(String),
+    /// A number without its unit.
+    #[error("time: missing unit in duration {0:?}")]
+    MissingUnit(String),
+    /// A unit Go does not know.
+    #[error("time: unknown unit {unit:?} in duration {input:?}")]
+    UnknownUnit {
+        /// The unit.
+        unit: String,
+        /// The whole duration.
+        input: String,
+    },
+}
+
 /// Parse a Go duration such as `30s`, `1m30s`, `1.5h`, `300ms`; `0` needs no unit.
 /// Negative values parse (Go allows them) and are returned as `Err` with a clear message by
 /// the caller; here they are reported in the `bool` (`true` = negative).
-pub fn parse_go_duration(input: &str) -> Result<(bool, Duration), String> {
-    let invalid = || format!("time: invalid duration {input:?}");
+pub fn parse_go_duration(input: &str) -> Result<(bool, Duration), DurationError> {
+    let invalid = || DurationError::Invalid(input.to_owned());
     let mut s = input;
     let mut neg = false;
     if let Some(r) = s.strip_prefix('-') {
@@ -46,7 +65,7 @@ pub fn parse_go_duration(input: &str) -> Result<(bool, Duration), String> {
         let unit = &s[..unit_len];
         s = &s[unit_len..];
         let scale: u128 = match unit {
-            "" => return Err(format!("time: missing unit in duration {input:?}")),
+            "" => return Err(DurationError::MissingUnit(input.to_owned())),
             "ns" => 1,
             "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
             "ms" => 1_000_000,
@@ -54,9 +73,10 @@ pub fn parse_go_duration(input: &str) -> Result<(bool, Duration), String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             other => {
-                return Err(format!(
-                    "time: unknown unit {other:?} in duration {input:?}"
-                ))
+                return Err(DurationError::UnknownUnit {
+                    unit: other.to_owned(),
+                    input: input.to_owned(),
+                })
             }
         };
         let int: u128 = if int_part.is_empty() {
@@ -135,11 +155,11 @@ mod tests {
         assert_eq!(parse_go_duration("1500us").unwrap().1.as_micros(), 1500);
         assert_eq!(parse_go_duration("1µs").unwrap().1.as_nanos(), 1000);
         assert_eq!(
-            parse_go_duration("1").unwrap_err(),
+            parse_go_duration("1").unwrap_err().to_string(),
             "time: missing unit in duration \"1\""
         );
         assert_eq!(
-            parse_go_duration("1x").unwrap_err(),
+            parse_go_duration("1x").unwrap_err().to_string(),
             "time: unknown unit \"x\" in duration \"1x\""
         );
         assert!(parse_go_duration("").is_err());

@@ -36,7 +36,49 @@ pub struct ExpandError {
     /// The word as written.
     pub word: String,
     /// Why, e.g. `syntax error: missing '}'` or `v: is not allowed to be unset`.
-    pub reason: String,
+    pub reason: Reason,
+}
+
+/// Why a word cannot be expanded, in BuildKit's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// A quote opened and never closed (`single-quote`, `double-quote`).
+    #[error("unexpected end of statement while looking for matching {0}")]
+    UnclosedQuote(&'static str),
+    /// The end came before a `}` or `/` the word needed.
+    #[error("unexpected end of statement while looking for matching {0}")]
+    Unclosed(char),
+    /// `${…` without its `}`.
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    /// `${}`, `${:…}`, `${{…}`.
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    /// `${NAME/PATTERN` without the second `/`.
+    #[error("syntax error: missing '/' in ${{}}")]
+    MissingSlash,
+    /// A modifier the shell does not have.
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    /// Deeper than [`MAX_NESTING`].
+    #[error(
+        "`${{…}}` nested more than {MAX_NESTING} levels deep; un-nest it (use an ARG or ENV for the inner part)"
+    )]
+    TooDeep,
+    /// Larger than [`MAX_EXPANSION`].
+    #[error("expansion result exceeds {} MiB", MAX_EXPANSION >> 20)]
+    TooLarge,
+    /// `${NAME?WORD}` of an unset (or, with `:`, empty) variable.
+    #[error("{name}: {why}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// WORD, or the shell's default message.
+        why: String,
+    },
+    /// A `RUN --mount` value that does not parse once expanded.
+    #[error("{0}")]
+    Mount(Box<super::mount::MountError>),
 }
 
 impl fmt::Display for ExpandError {
@@ -147,7 +189,7 @@ struct ShellWord<'a> {
     depth: usize,
 }
 
-type Res<T> = Result<T, String>;
+type Res<T> = Result<T, Reason>;
 
 /// Deepest `${…}` nesting expanded. The lexer recurses once per level (as
 /// BuildKit's does), so an unbounded depth is a stack overflow (an abort, not
@@ -158,13 +200,9 @@ pub const MAX_NESTING: usize = 64;
 /// no real Dockerfile word comes near this, so larger results are an error, not an OOM.
 pub const MAX_EXPANSION: usize = 1 << 20;
 
-fn too_large() -> String {
-    format!("expansion result exceeds {} MiB", MAX_EXPANSION >> 20)
-}
-
 fn guard(len: usize) -> Res<()> {
     if len > MAX_EXPANSION {
-        return Err(too_large());
+        return Err(Reason::TooLarge);
     }
     Ok(())
 }
@@ -244,9 +282,7 @@ impl ShellWord<'_> {
             result.push(ch);
         }
         if let Some(s) = stop {
-            return Err(format!(
-                "unexpected end of statement while looking for matching {s}"
-            ));
+            return Err(Reason::Unclosed(s));
         }
         Ok((result, words.finish()))
     }
@@ -259,12 +295,7 @@ impl ShellWord<'_> {
         }
         loop {
             match self.next() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    )
-                }
+                None => return Err(Reason::UnclosedQuote("single-quote")),
                 Some('\'') => {
                     if self.lx.raw_quotes {
                         out.push('\'');
@@ -284,12 +315,7 @@ impl ShellWord<'_> {
         }
         loop {
             match self.peek() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    )
-                }
+                None => return Err(Reason::UnclosedQuote("double-quote")),
                 Some('"') => {
                     self.pos += 1;
                     if self.lx.raw_quotes {
@@ -369,9 +395,7 @@ impl ShellWord<'_> {
         }
         self.pos += 1;
         if self.depth >= MAX_NESTING {
-            return Err(format!(
-                "`${{…}}` nested more than {MAX_NESTING} levels deep; un-nest it (use an ARG or ENV for the inner part)"
-            ));
+            return Err(Reason::TooDeep);
         }
         self.depth += 1;
         let expanded = self.braced();
@@ -382,13 +406,13 @@ impl ShellWord<'_> {
     /// The rest of `${…}` after the brace.
     fn braced(&mut self) -> Res<String> {
         match self.peek() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            None => return Err(Reason::MissingBrace),
+            Some('{' | '}' | ':') => return Err(Reason::BadSubstitution),
             Some(_) => {}
         }
         let name = self.name();
         let Some(ch) = self.next() else {
-            return Err("syntax error: missing '}'".into());
+            return Err(Reason::MissingBrace);
         };
         match ch {
             '}' => Ok(match self.get(&name) {
@@ -398,7 +422,7 @@ impl ShellWord<'_> {
             }),
             ':' | '+' | '-' | '?' | '#' | '%' => self.modified(&name, ch),
             '/' => self.substituted(&name),
-            _ => Err(format!("unsupported modifier ({ch}) in substitution")),
+            _ => Err(Reason::UnsupportedModifier(ch.to_string())),
         }
     }
 
@@ -410,18 +434,18 @@ impl ShellWord<'_> {
         let null_is_unset = ch == ':';
         if null_is_unset {
             let Some(c) = self.next() else {
-                return Err("syntax error: missing '}'".into());
+                return Err(Reason::MissingBrace);
             };
             ch = c;
             chs.push(c);
         }
         let raw = ch == '#' || ch == '%';
         if null_is_unset && raw {
-            return Err(format!("unsupported modifier ({chs}) in substitution"));
+            return Err(Reason::UnsupportedModifier(chs));
         }
         let word = match self.process_stop_on(Some('}'), raw) {
             Ok((w, _)) => w,
-            Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+            Err(_) if self.peek().is_none() => return Err(Reason::MissingBrace),
             Err(e) => return Err(e),
         };
         let value = self.get(name);
@@ -441,7 +465,7 @@ impl ShellWord<'_> {
             }),
             '?' => required(name, value, null_is_unset, &word),
             '#' | '%' => Ok(self.trimmed(ch, value.unwrap_or_default(), word)),
-            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => Err(Reason::UnsupportedModifier(chs)),
         }
     }
 
@@ -468,14 +492,12 @@ impl ShellWord<'_> {
         }
         let pattern = match self.process_stop_on(Some('/'), true) {
             Ok((p, _)) => p,
-            Err(_) if self.peek().is_none() => {
-                return Err("syntax error: missing '/' in ${}".into())
-            }
+            Err(_) if self.peek().is_none() => return Err(Reason::MissingSlash),
             Err(e) => return Err(e),
         };
         let replacement = match self.process_stop_on(Some('}'), true) {
             Ok((r, _)) => r,
-            Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+            Err(_) if self.peek().is_none() => return Err(Reason::MissingBrace),
             Err(e) => return Err(e),
         };
         let Some(value) = self.get(name) else {
@@ -486,16 +508,16 @@ impl ShellWord<'_> {
         };
         Glob::parse(&pattern, self.lx.escape)
             .replace(&value, &replacement, all)
-            .ok_or_else(too_large)
+            .ok_or(Reason::TooLarge)
     }
 }
 
 /// `${NAME?WORD}` / `${NAME:?WORD}`: the value, or the error the shell
 /// gives (WORD, else a default message) when it is unset (or empty).
 fn required(name: &str, value: Option<String>, null_is_unset: bool, word: &str) -> Res<String> {
-    let said = |default: &str| {
-        let why = if word.is_empty() { default } else { word };
-        format!("{name}: {why}")
+    let said = |default: &str| Reason::Required {
+        name: name.to_owned(),
+        why: if word.is_empty() { default } else { word }.to_owned(),
     };
     match value {
         None => Err(said("is not allowed to be unset")),
@@ -757,7 +779,7 @@ mod tests {
     fn w(s: &str) -> Result<String, String> {
         Lexer::new('\\')
             .process_word(s, &env())
-            .map_err(|e| e.reason)
+            .map_err(|e| e.reason.to_string())
     }
 
     #[test]
@@ -837,11 +859,11 @@ mod tests {
         e.insert("A".into(), "x".repeat(1000));
         let nested = "${A//?/${A//?/$A}}";
         let err = Lexer::new('\\').process_word(nested, &e).unwrap_err();
-        assert_eq!(err.reason, "expansion result exceeds 1 MiB");
+        assert_eq!(err.reason.to_string(), "expansion result exceeds 1 MiB");
         let err = Lexer::new('\\')
             .process_word("${A///$A$A$A}", &e)
             .unwrap_err();
-        assert_eq!(err.reason, "expansion result exceeds 1 MiB");
+        assert_eq!(err.reason.to_string(), "expansion result exceeds 1 MiB");
     }
 
     #[test]
@@ -852,7 +874,12 @@ mod tests {
         assert_eq!(lx.process_word(&nest(MAX_NESTING), &e).unwrap(), "x");
         for n in [MAX_NESTING + 1, 100_000] {
             let err = lx.process_word(&nest(n), &e).unwrap_err();
-            assert!(err.reason.contains("nested more than 64 levels"), "{err}");
+            assert!(
+                err.reason
+                    .to_string()
+                    .contains("nested more than 64 levels"),
+                "{err}"
+            );
         }
         // Quotes inside the default word recurse through `dollar` too.
         let quoted = format!("{}x{}", "${a:-\"".repeat(5_000), "\"}".repeat(5_000));

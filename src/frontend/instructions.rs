@@ -560,7 +560,7 @@ fn exactly_one(ctx: &Ctx, node: &Node) -> Result<String, Diagnostic> {
 }
 
 /// Validate a stage name as BuildKit does and lower-case it.
-pub(crate) fn stage_name(name: &str) -> Result<String, String> {
+pub(crate) fn stage_name(name: &str) -> Result<String, InvalidStageName> {
     let lower = name.to_ascii_lowercase();
     let mut cs = lower.chars();
     let ok = cs.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -568,11 +568,14 @@ pub(crate) fn stage_name(name: &str) -> Result<String, String> {
     if ok && name.is_ascii() {
         Ok(lower)
     } else {
-        Err(format!(
-            "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
-        ))
+        Err(InvalidStageName(name.to_owned()))
     }
 }
+
+/// A stage name BuildKit refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid name for build stage: {0:?}, name can't start with a number or contain symbols")]
+pub struct InvalidStageName(pub String);
 
 /// Parse `FROM`.
 pub(crate) fn parse_from(ctx: &Ctx, node: &Node) -> Result<From, Diagnostic> {
@@ -581,7 +584,7 @@ pub(crate) fn parse_from(ctx: &Ctx, node: &Node) -> Result<From, Diagnostic> {
         [img] => (img, None),
         [img, as_, name] if as_.text.eq_ignore_ascii_case("as") => {
             let n = stage_name(&name.text).map_err(|m| {
-                ctx.err(name.pos, m)
+                ctx.err(name.pos, m.to_string())
                     .with_len(name.text.chars().count())
                     .with_hint(
                         "stage names start with a letter and use only a-z, 0-9, '-', '_' and '.'",
@@ -1031,7 +1034,7 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
             no_flags(ctx, node)?;
             let signal = exactly_one(ctx, node)?;
             if !signal.contains('$') {
-                check_signal(&signal).map_err(|m| ctx.err(node.args[0].pos, m))?;
+                check_signal(&signal).map_err(|m| ctx.err(node.args[0].pos, m.to_string()))?;
             }
             Instruction::StopSignal { signal }
         }
@@ -1057,7 +1060,7 @@ pub(crate) fn parse_instruction(ctx: &Ctx, node: &Node) -> Result<Instruction, D
 /// them: `80` → `80/tcp`, protocol lower-cased (tcp, udp or sctp), ranges `8000-8002`
 /// expanded, an `ip:hostPort:` prefix ignored, duplicates removed, sorted as strings
 /// (`443/tcp` before `80/tcp`).
-pub fn expose_ports(words: &[String]) -> Result<Vec<String>, String> {
+pub fn expose_ports(words: &[String]) -> Result<Vec<String>, PortError> {
     let mut out = std::collections::BTreeSet::new();
     for w in words {
         let (spec, proto) = match w.rsplit_once('/') {
@@ -1066,24 +1069,22 @@ pub fn expose_ports(words: &[String]) -> Result<Vec<String>, String> {
             None => (w.as_str(), "tcp".to_owned()),
         };
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(format!("invalid proto: {proto}"));
+            return Err(PortError::Proto(proto));
         }
         let container = spec.rsplit(':').next().unwrap_or(spec);
         if container.is_empty() {
-            return Err(format!("no port specified: {w}<empty>"));
+            return Err(PortError::NoPort(w.clone()));
         }
         let port = |p: &str| {
             p.parse::<u16>()
-                .map_err(|_| format!("invalid containerPort: {container}"))
+                .map_err(|_| PortError::ContainerPort(container.to_owned()))
         };
         let (start, end) = match container.split_once('-') {
             Some((a, b)) => (port(a)?, port(b)?),
             None => (port(container)?, port(container)?),
         };
         if end < start {
-            return Err(format!(
-                "invalid range specified for container port: {container}"
-            ));
+            return Err(PortError::Range(container.to_owned()));
         }
         for p in start..=end {
             out.insert(format!("{p}/{proto}"));
@@ -1091,6 +1092,28 @@ pub fn expose_ports(words: &[String]) -> Result<Vec<String>, String> {
     }
     Ok(out.into_iter().collect())
 }
+
+/// What is wrong with an `EXPOSE` word, in BuildKit's words.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A protocol other than tcp, udp and sctp.
+    #[error("invalid proto: {0}")]
+    Proto(String),
+    /// A word without a container port.
+    #[error("no port specified: {0}<empty>")]
+    NoPort(String),
+    /// A container port that is not a port number.
+    #[error("invalid containerPort: {0}")]
+    ContainerPort(String),
+    /// A range whose end is below its start.
+    #[error("invalid range specified for container port: {0}")]
+    Range(String),
+}
+
+/// A `STOPSIGNAL` that names no signal.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid signal: {0}")]
+pub struct InvalidSignal(pub String);
 
 /// Signal names and numbers accepted by `STOPSIGNAL` (Linux).
 const SIGNALS: [&str; 31] = [
@@ -1100,8 +1123,8 @@ const SIGNALS: [&str; 31] = [
 ];
 
 /// `signal.ParseSignal`: `SIGTERM`, `TERM`, `15`, `SIGRTMIN+3`.
-pub fn check_signal(s: &str) -> Result<(), String> {
-    let bad = || format!("invalid signal: {s}");
+pub fn check_signal(s: &str) -> Result<(), InvalidSignal> {
+    let bad = || InvalidSignal(s.to_owned());
     if let Ok(n) = s.parse::<u32>() {
         return if (1..=64).contains(&n) {
             Ok(())
@@ -1154,7 +1177,7 @@ impl Instruction {
         };
         Ok(match self {
             Instruction::Run(r) => {
-                let exp = |v: &str| scope.expand_word(v).map_err(|e| e.to_string());
+                let exp = |v: &str| scope.expand_word(v);
                 let mounts = r
                     .mount_specs
                     .iter()
@@ -1162,7 +1185,7 @@ impl Instruction {
                         Mount::parse(spec, Some(&exp)).map_err(|reason| {
                             super::expand::ExpandError {
                                 word: spec.clone(),
-                                reason,
+                                reason: super::expand::Reason::Mount(Box::new(reason)),
                             }
                         })
                     })
@@ -1393,19 +1416,19 @@ mod tests {
             ["443/tcp", "53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp", "9000/tcp"]
         );
         assert_eq!(
-            expose_ports(&w(&["80/icmp"])).unwrap_err(),
+            expose_ports(&w(&["80/icmp"])).unwrap_err().to_string(),
             "invalid proto: icmp"
         );
         assert_eq!(
-            expose_ports(&w(&["x"])).unwrap_err(),
+            expose_ports(&w(&["x"])).unwrap_err().to_string(),
             "invalid containerPort: x"
         );
         assert_eq!(
-            expose_ports(&w(&["9-8"])).unwrap_err(),
+            expose_ports(&w(&["9-8"])).unwrap_err().to_string(),
             "invalid range specified for container port: 9-8"
         );
         assert_eq!(
-            expose_ports(&w(&["70000"])).unwrap_err(),
+            expose_ports(&w(&["70000"])).unwrap_err().to_string(),
             "invalid containerPort: 70000"
         );
     }

@@ -1,5 +1,6 @@
 //! `RUN --mount=<csv>` specs (BuildKit `instructions/runmount.go`).
 
+use super::expand::ExpandError;
 use serde::Serialize;
 
 /// What a mount provides.
@@ -63,10 +64,73 @@ pub struct Mount {
 }
 
 /// Expands one option value (the RUN's environment at that step).
-pub type Expander<'a> = dyn Fn(&str) -> Result<String, String> + 'a;
+pub type Expander<'a> = dyn Fn(&str) -> Result<String, ExpandError> + 'a;
+
+/// What is wrong with a `--mount` value, in BuildKit's words (the caller
+/// adds where: the flag's file:line:col, or the word that was expanded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountError {
+    /// A quoted CSV field not closed, or text after its closing quote.
+    #[error("extraneous or missing \" in quoted-field in {0:?}")]
+    Quote(String),
+    /// A quote inside an unquoted CSV field.
+    #[error("bare \" in non-quoted-field in {0:?}")]
+    BareQuote(String),
+    /// A boolean that is not one.
+    #[error("invalid boolean value {0:?}")]
+    Bool(String),
+    /// A size that is not one.
+    #[error("invalid size: {0:?}")]
+    Size(String),
+    /// A number that is not one (`mode` is octal).
+    #[error("invalid value {value:?} for {key}")]
+    Number {
+        /// What was written.
+        value: String,
+        /// `mode`, `uid`, `gid`.
+        key: &'static str,
+    },
+    /// A key this mount type does not take.
+    #[error("unexpected key '{key}' for mount type '{kind}'")]
+    KeyOfOtherType {
+        /// The key.
+        key: String,
+        /// The mount type.
+        kind: String,
+    },
+    /// A key no mount type takes.
+    #[error("unexpected key '{key}' in '{field}'")]
+    UnknownKey {
+        /// The key (lower-cased).
+        key: String,
+        /// The field as written.
+        field: String,
+    },
+    /// A field without `=` that is no flag.
+    #[error("invalid field '{0}' must be a key=value pair")]
+    NotKeyValue(String),
+    /// A `sharing=` that is not shared, private or locked.
+    #[error("unsupported sharing value {0:?}")]
+    Sharing(String),
+    /// A secret with both `source=` and `id=`.
+    #[error("both source and id can't be set")]
+    SourceAndId,
+    /// A secret naming nothing.
+    #[error("invalid secret mount. one of source, target, id or env required")]
+    SecretOfNothing,
+    /// A mount without `target=`.
+    #[error("mount type {0} requires a target")]
+    NoTarget(String),
+    /// A `type=` that is not one.
+    #[error("unsupported mount type {0:?}")]
+    UnknownType(String),
+    /// An option value that does not expand.
+    #[error("{0}")]
+    Expand(ExpandError),
+}
 
 /// Split a CSV record the way Go's `encoding/csv` does for one line.
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+fn csv_fields(s: &str) -> Result<Vec<String>, MountError> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
@@ -75,9 +139,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
             chars.next();
             loop {
                 match chars.next() {
-                    None => {
-                        return Err(format!("extraneous or missing \" in quoted-field in {s:?}"))
-                    }
+                    None => return Err(MountError::Quote(s.to_owned())),
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
                         field.push('"');
@@ -92,9 +154,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     return Ok(out);
                 }
                 Some(',') => out.push(field),
-                Some(_) => {
-                    return Err(format!("extraneous or missing \" in quoted-field in {s:?}"))
-                }
+                Some(_) => return Err(MountError::Quote(s.to_owned())),
             }
         } else {
             loop {
@@ -104,7 +164,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                         return Ok(out);
                     }
                     Some(',') => break,
-                    Some('"') => return Err(format!("bare \" in non-quoted-field in {s:?}")),
+                    Some('"') => return Err(MountError::BareQuote(s.to_owned())),
                     Some(c) => field.push(c),
                 }
             }
@@ -113,22 +173,23 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn parse_bool(v: &str) -> Result<bool, String> {
+fn parse_bool(v: &str) -> Result<bool, MountError> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid boolean value {v:?}")),
+        _ => Err(MountError::Bool(v.to_owned())),
     }
 }
 
 /// docker/go-units `RAMInBytes`: `64m`, `1.5g`, `512` (binary multiples).
-pub fn ram_in_bytes(v: &str) -> Result<u64, String> {
+pub fn ram_in_bytes(v: &str) -> Result<u64, MountError> {
     let t = v.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid size: {v:?}"))?;
+    let invalid = || MountError::Size(v.to_owned());
+    let n: f64 = num.parse().map_err(|_| invalid())?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" | "kib" => 1024.0,
@@ -136,23 +197,26 @@ pub fn ram_in_bytes(v: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1024f64.powi(3),
         "t" | "tb" | "tib" => 1024f64.powi(4),
         "p" | "pb" | "pib" => 1024f64.powi(5),
-        _ => return Err(format!("invalid size: {v:?}")),
+        _ => return Err(invalid()),
     };
     let bytes = n * mult;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid size: {v:?}"));
+        return Err(invalid());
     }
     Ok(bytes as u64)
 }
 
-fn num(v: &str, radix: u32, key: &str) -> Result<u32, String> {
-    u32::from_str_radix(v, radix).map_err(|_| format!("invalid value {v:?} for {key}"))
+fn num(v: &str, radix: u32, key: &'static str) -> Result<u32, MountError> {
+    u32::from_str_radix(v, radix).map_err(|_| MountError::Number {
+        value: v.to_owned(),
+        key,
+    })
 }
 
 impl Mount {
     /// Parse a `--mount` value; `expand` (if given) expands each option value, as BuildKit
     /// does when the RUN runs. Errors are lowercase messages without location.
-    pub fn parse(spec: &str, expand: Option<&Expander>) -> Result<Mount, String> {
+    pub fn parse(spec: &str, expand: Option<&Expander>) -> Result<Mount, MountError> {
         let fields = csv_fields(spec)?;
         let mut m = Mount::of_kind(mount_type(&fields)?);
         for field in fields.iter().filter(|f| !f.is_empty()) {
@@ -161,7 +225,7 @@ impl Mount {
                 continue;
             };
             let value = match expand {
-                Some(f) => f(value)?,
+                Some(f) => f(value).map_err(MountError::Expand)?,
                 None => value.to_owned(),
             };
             m.set(&key.to_ascii_lowercase(), value, field)?;
@@ -195,15 +259,15 @@ impl Mount {
     }
 
     /// The error for `key`, which this mount type does not take.
-    fn wrong(&self, key: &str) -> Result<(), String> {
-        Err(format!(
-            "unexpected key '{key}' for mount type '{}'",
-            self.type_name()
-        ))
+    fn wrong(&self, key: &str) -> Result<(), MountError> {
+        Err(MountError::KeyOfOtherType {
+            key: key.to_owned(),
+            kind: self.type_name(),
+        })
     }
 
     /// A field without `=`: a flag.
-    fn set_bare(&mut self, field: &str) -> Result<(), String> {
+    fn set_bare(&mut self, field: &str) -> Result<(), MountError> {
         match field.to_ascii_lowercase().as_str() {
             "readonly" | "ro" => self.readonly = true,
             "readwrite" | "rw" => self.readonly = false,
@@ -211,13 +275,13 @@ impl Mount {
                 self.required = true
             }
             "required" => return self.wrong("required"),
-            _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+            _ => return Err(MountError::NotKeyValue(field.to_owned())),
         }
         Ok(())
     }
 
     /// One `key=value` field (`key` lowercased, `value` expanded).
-    fn set(&mut self, key: &str, value: String, field: &str) -> Result<(), String> {
+    fn set(&mut self, key: &str, value: String, field: &str) -> Result<(), MountError> {
         let kind = self.kind;
         match key {
             "type" => {}
@@ -241,7 +305,7 @@ impl Mount {
                     "shared" => Sharing::Shared,
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {value:?}")),
+                    _ => return Err(MountError::Sharing(value)),
                 })
             }
             "mode" => self.mode = Some(num(&value, 8, "mode")?),
@@ -249,26 +313,29 @@ impl Mount {
             "gid" => self.gid = Some(num(&value, 10, "gid")?),
             "env" if kind == MountType::Secret => self.env = Some(value),
             "required" | "size" | "sharing" | "env" => return self.wrong(key),
-            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+            _ => {
+                return Err(MountError::UnknownKey {
+                    key: key.to_owned(),
+                    field: field.to_owned(),
+                })
+            }
         }
         Ok(())
     }
 
     /// The kind's defaults and required fields, once every field is read.
-    fn complete(&mut self) -> Result<(), String> {
+    fn complete(&mut self) -> Result<(), MountError> {
         match self.kind {
             MountType::Secret => {
                 if self.source.is_some() && self.id.is_some() {
-                    return Err("both source and id can't be set".into());
+                    return Err(MountError::SourceAndId);
                 }
                 if self.source.is_none()
                     && self.target.is_none()
                     && self.id.is_none()
                     && self.env.is_none()
                 {
-                    return Err(
-                        "invalid secret mount. one of source, target, id or env required".into(),
-                    );
+                    return Err(MountError::SecretOfNothing);
                 }
                 if self.id.is_none() {
                     self.id = self.source.take().or_else(|| {
@@ -289,7 +356,7 @@ impl Mount {
             }
             _ => {
                 if self.target.is_none() {
-                    return Err(format!("mount type {} requires a target", self.type_name()));
+                    return Err(MountError::NoTarget(self.type_name()));
                 }
             }
         }
@@ -298,7 +365,7 @@ impl Mount {
 }
 
 /// The `type=` among `fields` (the last one wins; bind when there is none).
-fn mount_type(fields: &[String]) -> Result<MountType, String> {
+fn mount_type(fields: &[String]) -> Result<MountType, MountError> {
     let mut kind = MountType::Bind;
     for f in fields {
         if let Some((k, v)) = f.split_once('=') {
@@ -309,7 +376,7 @@ fn mount_type(fields: &[String]) -> Result<MountType, String> {
                     "tmpfs" => MountType::Tmpfs,
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
-                    _ => return Err(format!("unsupported mount type {v:?}")),
+                    _ => return Err(MountError::UnknownType(v.to_owned())),
                 };
             }
         }
@@ -389,8 +456,25 @@ mod tests {
                 "bare \" in non-quoted-field in \"target=/x\\\"\"",
             ),
         ] {
-            assert_eq!(Mount::parse(spec, None).unwrap_err(), msg, "{spec}");
+            assert_eq!(
+                Mount::parse(spec, None).unwrap_err().to_string(),
+                msg,
+                "{spec}"
+            );
         }
+    }
+
+    #[test]
+    fn a_value_that_does_not_expand_names_the_word() {
+        let exp = |v: &str| {
+            crate::frontend::expand::Lexer::new('\\')
+                .process_word(v, &crate::frontend::expand::NoEnv)
+        };
+        let e = Mount::parse("type=cache,target=${X", Some(&exp)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "failed to process \"${X\": syntax error: missing '}'"
+        );
     }
 
     #[test]

@@ -180,7 +180,7 @@ fn step_mounts(
     inputs: &mut Inputs,
 ) -> anyhow::Result<StepMounts> {
     let opts = &run.ctx.req.run_options;
-    let expand = |s: &str| scope.expand_word(s).map_err(|e| e.to_string());
+    let expand = |s: &str| scope.expand_word(s);
     let mut out = StepMounts {
         mounts: Vec::new(),
         secret_env: Vec::new(),
