@@ -31,6 +31,17 @@ pub struct Config {
     pub error: bool,
 }
 
+/// What is wrong with a check configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A part without `=`, or with a key that is not an option.
+    #[error("invalid check option {0:?}: expected skip=, experimental= or error=")]
+    Option(String),
+    /// `error=` that is not a boolean.
+    #[error("error={0:?} is not a boolean (use true or false)")]
+    NotBool(String),
+}
+
 /// Go's `strconv.ParseBool` spellings, in any case (as cairn's directive parser accepts them).
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
@@ -50,13 +61,11 @@ fn names(v: &str) -> BTreeSet<String> {
 
 impl Config {
     /// Parse `skip=…;error=…;experimental=…`.
-    pub fn parse(s: &str) -> Result<Config, String> {
+    pub fn parse(s: &str) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         for part in s.trim().split(';').filter(|p| !p.trim().is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
-                return Err(format!(
-                    "invalid check option {part:?}: expected skip=, experimental= or error="
-                ));
+                return Err(ConfigError::Option(part.to_owned()));
             };
             let v = v.trim();
             match k.trim() {
@@ -65,15 +74,9 @@ impl Config {
                 "experimental" if v == "all" => c.experimental_all = true,
                 "experimental" => c.experimental = names(v),
                 "error" => {
-                    c.error = parse_bool(v).ok_or_else(|| {
-                        format!("error={v:?} is not a boolean (use true or false)")
-                    })?
+                    c.error = parse_bool(v).ok_or_else(|| ConfigError::NotBool(v.to_owned()))?
                 }
-                other => {
-                    return Err(format!(
-                        "invalid check option {other:?}: expected skip=, experimental= or error="
-                    ))
-                }
+                other => return Err(ConfigError::Option(other.to_owned())),
             }
         }
         Ok(c)

@@ -237,8 +237,8 @@ pub enum CheckError {
     BadBuildArg {
         /// The value given.
         value: String,
-        /// Why it is rejected.
-        reason: String,
+        /// Why it is rejected (shown in the message, as the flag's value error).
+        reason: config::ConfigError,
     },
     /// The ignore file could not be read.
     #[error("cannot read {}: {reason}", path.display())]

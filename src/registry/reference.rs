@@ -16,12 +16,91 @@ const TAG_MAX: usize = 128;
 
 /// Why a reference is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid reference `{input}`: {reason}")]
+#[error(
+    "invalid reference `{input}`: {reason}{}",
+    if *.credentials { "; a reference carries no credentials: log in with `cairn login` instead" } else { "" }
+)]
 pub struct ReferenceError {
-    /// The text as given.
+    /// The text as given (credentials redacted).
     pub input: String,
-    /// What is wrong with it.
-    pub reason: String,
+    /// What is wrong with it (boxed: the error travels inside others).
+    pub reason: Box<Reason>,
+    /// The text carried `user:password@` (the message says to log in instead).
+    pub credentials: bool,
+}
+
+/// What is wrong with a reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// Nothing at all.
+    #[error("empty reference")]
+    Empty,
+    /// 64 hex digits.
+    #[error("a 64-character hexadecimal string is an image id, not a reference")]
+    ImageId,
+    /// A repository name with a tag or digest.
+    #[error("a repository name cannot have a tag or digest")]
+    NotARepository,
+    /// `@` and no digest.
+    #[error("bad digest: {0}")]
+    Digest(std::sync::Arc<cairn_layers::digest::DigestError>),
+    /// No repository after the registry.
+    #[error("missing repository name")]
+    NoRepository,
+    /// Longer than [`NAME_MAX`].
+    #[error("repository name is {0} characters long, at most {NAME_MAX} are allowed")]
+    NameTooLong(usize),
+    /// `//` or a trailing `/`.
+    #[error("empty path component (`//` or a trailing `/`)")]
+    EmptyComponent,
+    /// Upper case in the repository path.
+    #[error("repository name component `{0}` must be lowercase")]
+    Uppercase(String),
+    /// A path component starting or ending with a separator.
+    #[error("repository name component `{0}` must start and end with a lowercase letter or digit")]
+    ComponentEdge(String),
+    /// A separator docker does not allow.
+    #[error(
+        "repository name component `{component}` has invalid characters `{separator}` (allowed: a-z 0-9 and single `.`, `_`, `__` or dashes between them)"
+    )]
+    Separator {
+        /// The path component.
+        component: String,
+        /// The separator in it.
+        separator: String,
+    },
+    /// `[` without `]`.
+    #[error("unterminated `[` in registry address")]
+    UnterminatedBracket,
+    /// Something other than `:port` after `]`.
+    #[error("junk after `]` in registry address")]
+    JunkAfterBracket,
+    /// Brackets around something else.
+    #[error("`{0}` is not an IPv6 address")]
+    NotIpv6(String),
+    /// A port that is not a number.
+    #[error("registry port `{0}` is not a number")]
+    Port(String),
+    /// A host name docker does not allow.
+    #[error("`{0}` is not a valid registry host name")]
+    Host(String),
+    /// `name:` and nothing.
+    #[error("empty tag")]
+    EmptyTag,
+    /// Longer than 128 characters.
+    #[error("tag is {0} characters long, at most {TAG_MAX} are allowed")]
+    TagTooLong(usize),
+    /// A tag starting with `.` or `-`.
+    #[error("tag `{0}` must start with a letter, digit or `_`")]
+    TagStart(String),
+    /// A character a tag cannot hold.
+    #[error("tag `{tag}` contains `{bad}` (allowed: letters, digits, `_`, `.`, `-`)")]
+    TagChar {
+        /// The tag.
+        tag: String,
+        /// The character.
+        bad: char,
+    },
 }
 
 /// A repository on a registry: `docker.io` + `library/node`.
@@ -55,7 +134,7 @@ impl Repository {
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
         match parse_raw(s)? {
             (repo, None, None) => Ok(repo),
-            _ => Err(err(s, "a repository name cannot have a tag or digest")),
+            _ => Err(err(s, Reason::NotARepository)),
         }
     }
 }
@@ -74,15 +153,12 @@ pub struct Reference {
     digest: Option<Digest>,
 }
 
-fn err(input: &str, reason: impl Into<String>) -> ReferenceError {
+fn err(input: &str, reason: Reason) -> ReferenceError {
     let redacted = redact_credentials(input);
-    let mut reason = reason.into();
-    if redacted != input {
-        reason.push_str("; a reference carries no credentials: log in with `cairn login` instead");
-    }
     ReferenceError {
+        credentials: redacted != input,
         input: redacted,
-        reason,
+        reason: Box::new(reason),
     }
 }
 
@@ -175,18 +251,16 @@ fn is_lower_alnum(b: u8) -> bool {
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn check_path_component(c: &str) -> Result<(), String> {
+fn check_path_component(c: &str) -> Result<(), Reason> {
     let b = c.as_bytes();
     if b.is_empty() {
-        return Err("empty path component (`//` or a trailing `/`)".into());
+        return Err(Reason::EmptyComponent);
     }
     if c.bytes().any(|x| x.is_ascii_uppercase()) {
-        return Err(format!("repository name component `{c}` must be lowercase"));
+        return Err(Reason::Uppercase(c.to_owned()));
     }
     if !is_lower_alnum(b[0]) || !is_lower_alnum(b[b.len() - 1]) {
-        return Err(format!(
-            "repository name component `{c}` must start and end with a lowercase letter or digit"
-        ));
+        return Err(Reason::ComponentEdge(c.to_owned()));
     }
     let mut i = 0;
     while i < b.len() {
@@ -201,9 +275,10 @@ fn check_path_component(c: &str) -> Result<(), String> {
         let sep = &c[start..i];
         let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
         if !ok {
-            return Err(format!(
-                "repository name component `{c}` has invalid characters `{sep}` (allowed: a-z 0-9 and single `.`, `_`, `__` or dashes between them)"
-            ));
+            return Err(Reason::Separator {
+                component: c.to_owned(),
+                separator: sep.to_owned(),
+            });
         }
     }
     Ok(())
@@ -211,21 +286,16 @@ fn check_path_component(c: &str) -> Result<(), String> {
 
 /// Domain: components of `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?` joined by `.`, optional `:port`,
 /// or a bracketed IPv6 address.
-fn check_domain(d: &str) -> Result<(), String> {
+fn check_domain(d: &str) -> Result<(), Reason> {
     let (host, port) = if let Some(rest) = d.strip_prefix('[') {
-        let end = rest
-            .find(']')
-            .ok_or("unterminated `[` in registry address")?;
+        let end = rest.find(']').ok_or(Reason::UnterminatedBracket)?;
         let after = &rest[end + 1..];
         let port = match after {
             "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or("junk after `]` in registry address")?,
-            ),
+            p => Some(p.strip_prefix(':').ok_or(Reason::JunkAfterBracket)?),
         };
         if rest[..end].parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("`{}` is not an IPv6 address", &rest[..end]));
+            return Err(Reason::NotIpv6(rest[..end].to_owned()));
         }
         (None, port)
     } else {
@@ -236,7 +306,7 @@ fn check_domain(d: &str) -> Result<(), String> {
     };
     if let Some(p) = port {
         if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("registry port `{p}` is not a number"));
+            return Err(Reason::Port(p.to_owned()));
         }
     }
     if let Some(h) = host {
@@ -247,7 +317,7 @@ fn check_domain(d: &str) -> Result<(), String> {
                 && b[b.len() - 1].is_ascii_alphanumeric()
                 && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-');
             if !ok {
-                return Err(format!("`{h}` is not a valid registry host name"));
+                return Err(Reason::Host(h.to_owned()));
             }
         }
     }
@@ -255,29 +325,26 @@ fn check_domain(d: &str) -> Result<(), String> {
 }
 
 /// `[\w][\w.-]{0,127}`
-fn check_tag(t: &str) -> Result<(), String> {
+fn check_tag(t: &str) -> Result<(), Reason> {
     let b = t.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
     if b.is_empty() {
-        return Err("empty tag".into());
+        return Err(Reason::EmptyTag);
     }
     if b.len() > TAG_MAX {
-        return Err(format!(
-            "tag is {} characters long, at most {TAG_MAX} are allowed",
-            b.len()
-        ));
+        return Err(Reason::TagTooLong(b.len()));
     }
     if !word(b[0]) {
-        return Err(format!("tag `{t}` must start with a letter, digit or `_`"));
+        return Err(Reason::TagStart(t.to_owned()));
     }
     if let Some(bad) = b
         .iter()
         .find(|x| !(word(**x) || **x == b'.' || **x == b'-'))
     {
-        return Err(format!(
-            "tag `{t}` contains `{}` (allowed: letters, digits, `_`, `.`, `-`)",
-            *bad as char
-        ));
+        return Err(Reason::TagChar {
+            tag: t.to_owned(),
+            bad: *bad as char,
+        });
     }
     Ok(())
 }
@@ -303,18 +370,15 @@ type Parts = (Repository, Option<String>, Option<Digest>);
 fn parse_raw(s: &str) -> Result<Parts, ReferenceError> {
     {
         if s.is_empty() {
-            return Err(err(s, "empty reference"));
+            return Err(err(s, Reason::Empty));
         }
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(err(
-                s,
-                "a 64-character hexadecimal string is an image id, not a reference",
-            ));
+            return Err(err(s, Reason::ImageId));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
                 let d: Digest = d.parse().map_err(|e: cairn_layers::digest::DigestError| {
-                    err(s, format!("bad digest: {e}"))
+                    err(s, Reason::Digest(std::sync::Arc::new(e)))
                 })?;
                 (r, Some(d))
             }
@@ -353,19 +417,13 @@ fn parse_raw(s: &str) -> Result<Parts, ReferenceError> {
             path
         };
         if path.is_empty() {
-            return Err(err(s, "missing repository name"));
+            return Err(err(s, Reason::NoRepository));
         }
         for c in path.split('/') {
             check_path_component(c).map_err(|r| err(s, r))?;
         }
         if registry.len() + 1 + path.len() > NAME_MAX {
-            return Err(err(
-                s,
-                format!(
-                    "repository name is {} characters long, at most {NAME_MAX} are allowed",
-                    registry.len() + 1 + path.len()
-                ),
-            ));
+            return Err(err(s, Reason::NameTooLong(registry.len() + 1 + path.len())));
         }
         Ok((Repository { registry, path }, tag, digest))
     }
