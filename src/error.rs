@@ -155,6 +155,9 @@ pub fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = cause.downcast_ref::<crate::diff::Error>() {
         return e.hint();
     }
+    if let Some(e) = cause.downcast_ref::<crate::publish::Error>() {
+        return e.hint();
+    }
     None
 }
 

@@ -436,7 +436,10 @@ fn build(
         ix.index_digest.clone()
     } else {
         let (result, rewritten) = build_one(&req, &sources, reporter, |r| {
-            crate::publish::publish_all(&publishers, &sinks.built(Subject::Image(r)))
+            Ok(crate::publish::publish_all(
+                &publishers,
+                &sinks.built(Subject::Image(r)),
+            )?)
         })?;
         // The layers as built (not as an output recompressed them) are the cache's.
         cache_flags.export(

@@ -4,7 +4,7 @@
 //! are blobs named by annotations of the image's `index.json` entry; in a
 //! registry they are referrers of the image.
 
-use super::Built;
+use super::{Built, Error};
 use crate::engine::record_artifact;
 use crate::engine::BuildResult;
 use crate::image::manifest::Descriptor;
@@ -14,7 +14,7 @@ use cairn_layers::blob_store::BlobStore;
 
 /// An SBOM reads the image's layers (and, with `scan-stage=true`, the
 /// other stages'): fetch the ones still lazy.
-fn fetch_scanned(built: &Built<'_>, r: &BuildResult) -> anyhow::Result<()> {
+fn fetch_scanned(built: &Built<'_>, r: &BuildResult) -> Result<(), Error> {
     let sbom = built.attest.and_then(|p| p.options.sbom.as_ref());
     let Some(&(_, stages)) = sbom else {
         return Ok(());
@@ -35,7 +35,7 @@ pub fn into_layout(
     built: &Built<'_>,
     r: &BuildResult,
     into: &BlobStore,
-) -> anyhow::Result<(Descriptor, Vec<Descriptor>)> {
+) -> Result<(Descriptor, Vec<Descriptor>), Error> {
     fetch_scanned(built, r)?;
     let desc = r.descriptor();
     let (_, record) = record_artifact::store_record(r, into, &desc)?;
@@ -55,7 +55,7 @@ pub fn push(
     (registry, runtime): (&Registry, &tokio::runtime::Runtime),
     reference: &Reference,
     what: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let store = built.store;
     let warn = |w: String| built.reporter.event(crate::report::Event::Warning(w));
     let record = record_artifact::store_record(r, store, &r.descriptor())?;

@@ -1,7 +1,7 @@
 //! Where a single-file output goes (`dest=FILE` or `dest=-`): the OCI
 //! tarball, the docker-archive and the filesystem tar.
 
-use anyhow::Context as _;
+use super::Error;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -16,23 +16,24 @@ pub enum Dest {
 
 impl Dest {
     /// Call `f` with a writer for this destination (the file is created, or replaced).
-    pub fn write(
-        &self,
-        f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+    pub fn write(&self, f: impl FnOnce(&mut dyn Write) -> Result<(), Error>) -> Result<(), Error> {
         match self {
             Dest::File(p) => {
-                let file = std::fs::File::create(p)
-                    .with_context(|| format!("creating {}", p.display()))?;
+                let file = std::fs::File::create(p).map_err(|source| Error::Create {
+                    path: p.clone(),
+                    source,
+                })?;
                 let mut w = std::io::BufWriter::new(file);
                 f(&mut w)?;
-                w.flush()
-                    .with_context(|| format!("writing {}", p.display()))?;
+                w.flush().map_err(|source| Error::WriteFile {
+                    path: p.clone(),
+                    source,
+                })?;
             }
             Dest::Stdout => {
                 let mut w = std::io::BufWriter::new(std::io::stdout().lock());
                 f(&mut w)?;
-                w.flush().context("writing to standard output")?;
+                w.flush().map_err(Error::WriteStdout)?;
             }
         }
         Ok(())

@@ -3,11 +3,10 @@
 //! multi-platform build writes one archive per platform
 //! (`app.tar` → `app.linux-arm64.tar`).
 
-use super::{Built, Dest, Publisher, Subject};
+use super::{Built, Dest, Error, Publisher, Subject};
 use crate::engine::BuildResult;
 use crate::image::docker_archive::write_docker_archive;
 use crate::report::Event;
-use anyhow::Context as _;
 use std::path::Path;
 
 /// A docker-archive under `names` (`-t`/`name=`).
@@ -19,7 +18,7 @@ pub struct DockerArchive {
 }
 
 impl Publisher for DockerArchive {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
         built.fetch_layers()?;
         match (built.subject, &self.dest) {
             (Subject::Image(r), dest) => {
@@ -40,16 +39,14 @@ impl Publisher for DockerArchive {
                     )));
                 }
             }
-            (Subject::Index(_), Dest::Stdout) => {
-                anyhow::bail!("internal error: a multi-platform docker-archive on standard output")
-            }
+            (Subject::Index(_), Dest::Stdout) => return Err(Error::MultiPlatformArchiveToStdout),
         }
         Ok(())
     }
 }
 
 impl DockerArchive {
-    fn write(&self, built: &Built<'_>, r: &BuildResult, dest: &Dest) -> anyhow::Result<()> {
+    fn write(&self, built: &Built<'_>, r: &BuildResult, dest: &Dest) -> Result<(), Error> {
         match dest {
             Dest::File(p) => write_file(built, r, p, &self.names),
             Dest::Stdout => {
@@ -84,7 +81,7 @@ fn write_file(
     r: &BuildResult,
     file: &Path,
     tags: &[String],
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     write_docker_archive(
         file,
         &r.config_raw,
@@ -93,6 +90,9 @@ fn write_file(
         tags,
         built.reporter,
     )
-    .with_context(|| format!("writing docker-archive {}", file.display()))?;
+    .map_err(|source| Error::DockerArchive {
+        file: file.to_path_buf(),
+        source,
+    })?;
     Ok(())
 }

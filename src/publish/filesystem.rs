@@ -11,11 +11,10 @@
 //! lower layers first so that directories and hard-link targets precede what
 //! needs them.
 
-use super::{Built, Dest, Publisher, Subject};
+use super::{Built, Dest, Error, Publisher, Subject};
 use crate::engine::recompress::open_uncompressed;
 use crate::engine::BuildResult;
 use crate::report::Event;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::unpack::{unpack, UnpackOptions, WhiteoutMode};
 use cairn_layers::whiteout::{self, Whiteout};
@@ -31,20 +30,18 @@ pub struct FsTar(pub Dest);
 
 /// The one image a filesystem output writes (a multi-platform build has
 /// these outputs refused before it starts).
-fn one_image<'a>(built: &Built<'a>) -> anyhow::Result<&'a BuildResult> {
+fn one_image<'a>(built: &Built<'a>) -> Result<&'a BuildResult, Error> {
     match built.subject {
         Subject::Image(r) => {
             built.fetch_layers()?;
             Ok(r)
         }
-        Subject::Index(_) => {
-            anyhow::bail!("internal error: a filesystem output of a multi-platform build")
-        }
+        Subject::Index(_) => Err(Error::MultiPlatformFilesystem),
     }
 }
 
 impl Publisher for LocalDir {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
         to_local_dir(one_image(built)?, built.store, &self.0)?;
         built.reporter.event(Event::Info(format!(
             "wrote the filesystem to {}",
@@ -55,7 +52,7 @@ impl Publisher for LocalDir {
 }
 
 impl Publisher for FsTar {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
         let r = one_image(built)?;
         self.0.write(|w| write_fs_tar(r, built.store, w))?;
         built.reporter.event(Event::Info(format!(
@@ -67,15 +64,23 @@ impl Publisher for FsTar {
 }
 
 /// Unpack the image's filesystem into `dir` (created if missing).
-pub fn to_local_dir(r: &BuildResult, store: &BlobStore, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+pub fn to_local_dir(r: &BuildResult, store: &BlobStore, dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let opts = UnpackOptions {
         whiteouts: WhiteoutMode::Apply,
         ..Default::default()
     };
     for l in &r.layers {
-        unpack(open_uncompressed(store, &l.digest)?, dir, &opts)
-            .with_context(|| format!("unpacking layer {} into {}", l.digest, dir.display()))?;
+        unpack(open_uncompressed(store, &l.digest)?, dir, &opts).map_err(|source| {
+            Error::Unpack {
+                digest: l.digest.clone(),
+                dir: dir.to_path_buf(),
+                source: Box::new(source),
+            }
+        })?;
     }
     Ok(())
 }
@@ -108,24 +113,25 @@ fn hide(visible: &mut BTreeMap<String, (usize, usize)>, prefix: &str, itself: bo
 }
 
 /// Write the image's merged filesystem as one tar to `out`.
-pub fn write_fs_tar(r: &BuildResult, store: &BlobStore, out: impl Write) -> anyhow::Result<()> {
+pub fn write_fs_tar(r: &BuildResult, store: &BlobStore, out: impl Write) -> Result<(), Error> {
     // Pass 1: path → (layer, entry number) of the entry that is visible.
     let mut visible: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (li, l) in r.layers.iter().enumerate() {
+        let reading = |source| Error::ReadLayer {
+            digest: l.digest.clone(),
+            source,
+        };
         let mut ar = tar::Archive::new(open_uncompressed(store, &l.digest)?);
-        for (ei, e) in ar
-            .entries()
-            .with_context(|| format!("reading layer {}", l.digest))?
-            .enumerate()
-        {
-            let e = e.with_context(|| format!("reading layer {}", l.digest))?;
+        for (ei, e) in ar.entries().map_err(reading)?.enumerate() {
+            let e = e.map_err(reading)?;
             let path = normalize(&e.path_bytes());
             if path.is_empty() {
                 continue;
             }
-            match whiteout::parse_path(path.as_bytes())
-                .with_context(|| format!("layer {}", l.digest))?
-            {
+            match whiteout::parse_path(path.as_bytes()).map_err(|source| Error::Whiteout {
+                digest: l.digest.clone(),
+                source,
+            })? {
                 Some((parent, Whiteout::Remove(name))) => {
                     let parent = String::from_utf8_lossy(parent);
                     let name = String::from_utf8_lossy(name);
@@ -155,7 +161,10 @@ pub fn write_fs_tar(r: &BuildResult, store: &BlobStore, out: impl Write) -> anyh
     for (li, l) in r.layers.iter().enumerate() {
         let mut ar = tar::Archive::new(open_uncompressed(store, &l.digest)?);
         for (ei, e) in ar.entries()?.enumerate() {
-            let mut e = e.with_context(|| format!("reading layer {}", l.digest))?;
+            let mut e = e.map_err(|source| Error::ReadLayer {
+                digest: l.digest.clone(),
+                source,
+            })?;
             if !wanted.contains(&(li, ei)) {
                 continue;
             }

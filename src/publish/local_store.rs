@@ -2,7 +2,7 @@
 //! without `-o`, and with `type=image`. An OCI layout, so it holds the
 //! layers' bytes; `cairn run|inspect|push|diff NAME` look names up there.
 
-use super::{Built, Publisher, Subject};
+use super::{Built, Error, Publisher, Subject};
 use crate::report::Event;
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ pub struct LocalStore {
 }
 
 impl Publisher for LocalStore {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
         if self.beside_push {
             let lazy = built
                 .subject

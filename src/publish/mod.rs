@@ -26,12 +26,14 @@
 pub mod attachments;
 pub mod dest;
 pub mod docker_archive;
+pub mod error;
 pub mod filesystem;
 pub mod local_store;
 pub mod oci_layout;
 pub mod registry;
 
 pub use dest::Dest;
+pub use error::Error;
 
 use crate::engine::multi::IndexResult;
 use crate::engine::recompress::ExportOptions;
@@ -73,14 +75,14 @@ impl<'a> Subject<'a> {
 /// `--cache-from` hit left in the cache they came from.
 pub trait LazyBlobs: Send + Sync {
     /// Fetch `digest` into `store` (verified); nothing when it is not lazy.
-    fn fetch(&self, digest: &Digest, store: &BlobStore) -> anyhow::Result<()>;
+    fn fetch(&self, digest: &Digest, store: &BlobStore) -> Result<(), Error>;
     /// The registry repositories lazy blobs come from (where a push mounts them from).
     fn origins(&self) -> Vec<crate::registry::Repository>;
 }
 
 /// No lazy blobs: everything is in the store.
 impl LazyBlobs for () {
-    fn fetch(&self, _: &Digest, _: &BlobStore) -> anyhow::Result<()> {
+    fn fetch(&self, _: &Digest, _: &BlobStore) -> Result<(), Error> {
         Ok(())
     }
     fn origins(&self) -> Vec<crate::registry::Repository> {
@@ -89,8 +91,8 @@ impl LazyBlobs for () {
 }
 
 impl LazyBlobs for crate::cache::remote::Imports {
-    fn fetch(&self, digest: &Digest, store: &BlobStore) -> anyhow::Result<()> {
-        self.materialize([digest], store)
+    fn fetch(&self, digest: &Digest, store: &BlobStore) -> Result<(), Error> {
+        Ok(self.materialize([digest], store)?)
     }
     fn origins(&self) -> Vec<crate::registry::Repository> {
         self.locations()
@@ -162,7 +164,7 @@ impl<'a> Built<'a> {
     }
 
     /// Fetch `digests` that are not in the store yet.
-    pub fn fetch<'d>(&self, digests: impl IntoIterator<Item = &'d Digest>) -> anyhow::Result<()> {
+    pub fn fetch<'d>(&self, digests: impl IntoIterator<Item = &'d Digest>) -> Result<(), Error> {
         for d in digests {
             if !self.store.contains(d) {
                 self.lazy.fetch(d, self.store)?;
@@ -173,7 +175,7 @@ impl<'a> Built<'a> {
 
     /// Fetch every layer of the subject's images that is not in the store
     /// yet: what a sink writing the layers' bytes calls first.
-    pub fn fetch_layers(&self) -> anyhow::Result<()> {
+    pub fn fetch_layers(&self) -> Result<(), Error> {
         for r in self.subject.images() {
             self.fetch(r.layers.iter().map(|l| &l.digest))?;
         }
@@ -184,7 +186,7 @@ impl<'a> Built<'a> {
 /// A place a built image goes.
 pub trait Publisher {
     /// Write or send `built` (messages through `built.reporter`).
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()>;
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error>;
 }
 
 /// One output: its publishers (`type=image,push=true` is the local store
@@ -200,7 +202,7 @@ pub struct Output {
 /// Publish `built` to every output in order. Returns the image as the last
 /// output that rewrote it (another compression or media types) wrote it:
 /// the digest the build then reports.
-pub fn publish_all(outputs: &[Output], built: &Built<'_>) -> anyhow::Result<Option<BuildResult>> {
+pub fn publish_all(outputs: &[Output], built: &Built<'_>) -> Result<Option<BuildResult>, Error> {
     let mut rewritten = None;
     for o in outputs {
         let converted = match (&o.export, built.subject) {

@@ -6,11 +6,10 @@
 //! layout in a fixed order with fixed metadata (mode 0644/0755, uid/gid 0,
 //! mtime 0), so the same image gives the same tar bytes.
 
-use super::{Built, Dest, Publisher, Subject};
+use super::{Built, Dest, Error, Publisher, Subject};
 use crate::image::oci_layout::OciLayout;
 use crate::registry::Reference;
 use crate::report::Event;
-use anyhow::Context as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,9 +25,11 @@ pub fn layout_tag(reference: &str) -> String {
 /// tag the index if there is one, else the image, with each of `tags`
 /// (untagged builds are tagged `latest`, as `docker build` names them).
 /// The layers must be in the store ([`Built::fetch_layers`]).
-pub fn write_layout(built: &Built<'_>, dir: &Path, tags: &[String]) -> anyhow::Result<()> {
-    let layout =
-        OciLayout::create(dir).with_context(|| format!("creating OCI layout {}", dir.display()))?;
+pub fn write_layout(built: &Built<'_>, dir: &Path, tags: &[String]) -> Result<(), Error> {
+    let layout = OciLayout::create(dir).map_err(|source| Error::CreateLayout {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let store = built.store;
     let mut top = None;
     let mut attestations = Vec::new();
@@ -46,7 +47,7 @@ pub fn write_layout(built: &Built<'_>, dir: &Path, tags: &[String]) -> anyhow::R
         layout.store().copy_from(store, &ix.index_digest)?;
         top = Some(ix.descriptor());
     }
-    let top = top.ok_or_else(|| anyhow::anyhow!("internal error: no image to write"))?;
+    let top = top.ok_or(Error::NoImage)?;
     let top = crate::attest::annotate(&top, &attestations);
     let latest = ["latest".to_owned()];
     for t in if tags.is_empty() { &latest[..] } else { tags } {
@@ -64,7 +65,7 @@ pub struct OciDir {
 }
 
 impl Publisher for OciDir {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
         built.fetch_layers()?;
         let tags: Vec<String> = self.names.iter().map(|t| layout_tag(t)).collect();
         write_layout(built, &self.dir, &tags)?;
@@ -85,24 +86,22 @@ pub struct OciTar {
 }
 
 impl Publisher for OciTar {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
         built.fetch_layers()?;
         let tags: Vec<String> = self.names.iter().map(|t| layout_tag(t)).collect();
         std::fs::create_dir_all(built.scratch)?;
         let tmp = tempfile::Builder::new()
             .prefix("oci-export-")
             .tempdir_in(built.scratch)
-            .with_context(|| {
-                format!(
-                    "creating a staging directory in {}",
-                    built.scratch.display()
-                )
+            .map_err(|source| Error::StagingDir {
+                dir: built.scratch.to_path_buf(),
+                source,
             })?;
         let dir = tmp.path().join("layout");
         write_layout(built, &dir, &tags)?;
         self.dest
             .write(|w| pack_layout(&dir, w))
-            .with_context(|| format!("writing the OCI tarball to {}", self.dest.describe()))?;
+            .map_err(|e| e.in_tarball(self.dest.describe()))?;
         built.reporter.event(Event::Info(format!(
             "wrote the OCI tarball to {}",
             self.dest.describe()
@@ -123,7 +122,7 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 }
 
 /// Pack the layout directory `dir` (flat: files and `blobs/sha256/*`) into `out`.
-fn pack_layout(dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+fn pack_layout(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
     let mut b = tar::Builder::new(out);
     for name in ["oci-layout", "index.json"] {
         let bytes = std::fs::read(dir.join(name))?;
@@ -140,8 +139,10 @@ fn pack_layout(dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     blobs.sort();
     for name in blobs {
         let path = dir.join("blobs/sha256").join(&name);
-        let f =
-            std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let f = std::fs::File::open(&path).map_err(|source| Error::ReadBlob {
+            path: path.clone(),
+            source,
+        })?;
         let mut h = header(tar::EntryType::Regular, 0o644, f.metadata()?.len());
         b.append_data(
             &mut h,

@@ -11,13 +11,13 @@
 //! only when the registry cannot mount it: a fresh CI runner pushing an
 //! image whose steps all hit the registry cache downloads no layer.
 
-use super::{Built, Publisher, Subject};
+use super::{Built, Error, Publisher, Subject};
 use crate::engine::BuildResult;
+use crate::error::Hinted;
 use crate::image::manifest::Descriptor;
 use crate::image::MediaType;
 use crate::registry::{Reference, Registry, Repository};
 use crate::report::Event;
-use anyhow::Context as _;
 
 /// A push to `names`.
 pub struct Push {
@@ -40,14 +40,10 @@ fn base_repositories(images: &[&BuildResult]) -> Vec<Repository> {
 }
 
 impl Publisher for Push {
-    fn publish(&self, built: &Built<'_>) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.names.is_empty(),
-            crate::error::hint(
-                anyhow::anyhow!("nothing to push to"),
-                "name the image with `-t REGISTRY/REPO:TAG`"
-            )
-        );
+    fn publish(&self, built: &Built<'_>) -> Result<(), Error> {
+        if self.names.is_empty() {
+            return Err(Error::NothingToPush);
+        }
         let images = built.subject.images();
         let mut mount_from = base_repositories(&images);
         mount_from.extend(built.lazy.origins());
@@ -59,11 +55,9 @@ impl Publisher for Push {
         };
         let want = built.subject.digest();
         for t in &self.names {
-            let reference: Reference = t.parse().with_context(|| {
-                format!(
-                    "invalid tag `{}`",
-                    crate::registry::reference::redact_credentials(t)
-                )
+            let reference: Reference = t.parse().map_err(|source| Error::InvalidTag {
+                tag: crate::registry::reference::redact_credentials(t),
+                source,
             })?;
             self.place_lazy_layers(built, &reference, &mount_from)?;
             let d = self
@@ -75,12 +69,14 @@ impl Publisher for Push {
                     built.store,
                     &mount_from,
                 ))
-                .map_err(|e| crate::error::registry_hinted(e, &reference))
-                .with_context(|| format!("pushing {reference}"))?;
-            anyhow::ensure!(
-                &d == want,
-                "registry reported digest {d} for {reference}, expected {want}"
-            );
+                .map_err(|e| pushing(e, &reference))?;
+            if &d != want {
+                return Err(Error::DigestMismatch {
+                    got: d,
+                    reference: reference.to_string(),
+                    want: want.clone(),
+                });
+            }
             let client = (&self.registry, &self.runtime);
             for r in &images {
                 let what = match built.subject {
@@ -106,20 +102,27 @@ impl Push {
         built: &Built<'_>,
         reference: &Reference,
         mount_from: &[Repository],
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         for r in built.subject.images() {
             for l in r.layers.iter().filter(|l| !built.store.contains(&l.digest)) {
                 let desc = Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size);
                 let placed = self
                     .runtime
                     .block_on(self.registry.place_blob(reference, &desc, mount_from))
-                    .map_err(|e| crate::error::registry_hinted(e, reference))
-                    .with_context(|| format!("pushing {reference}"))?;
+                    .map_err(|e| pushing(e, reference))?;
                 if !placed {
                     built.fetch([&l.digest])?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// A registry's refusal of a push to `reference`, with what to do about it.
+fn pushing(e: crate::registry::RegistryError, reference: &Reference) -> Error {
+    Error::Push {
+        reference: reference.to_string(),
+        source: Box::new(Hinted::registry(e, reference)),
     }
 }

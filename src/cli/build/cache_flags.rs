@@ -156,7 +156,12 @@ impl CacheFlags {
 /// Whether `e` is a refused cache blob: the build is then run again,
 /// without that entry.
 fn refused(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<remote::Refused>())
+    // A typed room error holding the refusal shows in the chain as itself.
+    e.chain().any(|c| {
+        c.is::<remote::Refused>()
+            || c.downcast_ref::<crate::publish::Error>()
+                .is_some_and(|p| p.refused().is_some())
+    })
 }
 
 /// Run `build` again while it fails on a refused cache blob, the refused
