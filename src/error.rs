@@ -158,6 +158,9 @@ pub fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = cause.downcast_ref::<crate::publish::Error>() {
         return e.hint();
     }
+    if let Some(e) = cause.downcast_ref::<crate::cache::Error>() {
+        return e.hint();
+    }
     None
 }
 

@@ -32,6 +32,7 @@
 //! a registry are the two today). Cache mount entries
 //! ([`remote::mounts`]) are the exception: one per mount id, replaced.
 
+pub mod error;
 pub mod layout;
 pub mod lock;
 pub mod prune;
@@ -39,6 +40,7 @@ pub mod records;
 pub mod remote;
 pub mod usage;
 
+pub use error::Error;
 pub use layout::{Bucket, CacheLayout, Memo};
 pub use prune::{PrunePolicy, PruneReport};
 pub use records::{

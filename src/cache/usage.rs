@@ -233,7 +233,7 @@ pub fn scan(layout: &CacheLayout) -> Usage {
 }
 
 /// Parse `512MB`, `2g`, `1.5GiB`, `1024` (bytes); units are binary, as docker's.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, super::Error> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -241,7 +241,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("invalid size `{s}`: expected a number and a unit such as 512MB"))?;
+        .map_err(|_| super::Error::InvalidSize { text: s.into() })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -249,9 +249,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
         u => {
-            return Err(format!(
-                "invalid size unit `{u}` in `{s}` (use B, KB, MB, GB or TB)"
-            ))
+            return Err(super::Error::InvalidSizeUnit {
+                unit: u.into(),
+                text: s.into(),
+            })
         }
     };
     Ok((n * mult as f64) as u64)

@@ -52,9 +52,10 @@ pub fn materialize(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<()> {
     if ctx.req.cache_from.is_empty() {
         return Ok(());
     }
-    ctx.req
+    Ok(ctx
+        .req
         .cache_from
-        .materialize(layers.iter().map(|l| &l.digest), &ctx.store)
+        .materialize(layers.iter().map(|l| &l.digest), &ctx.store)?)
 }
 
 /// Before a `RUN` runs with the cache mounts `used` (id, host directory):

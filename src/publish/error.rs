@@ -173,10 +173,13 @@ pub enum Error {
         /// The image's digest.
         want: Digest,
     },
+    /// A layer a `--cache-from` hit left in its cache cannot be fetched.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::Error),
     /// An attestation cannot be made or attached.
     #[error(transparent)]
     Attest(#[from] crate::attest::Error),
-    // until engine (recompress, record_artifact) and cache (materialize) are typed
+    // until engine (recompress, record_artifact) is typed
     /// An error of a room not typed yet.
     #[error(transparent)]
     NotYetTyped(#[from] anyhow::Error),
@@ -188,6 +191,7 @@ impl Error {
         match self {
             Error::NothingToPush => Some("name the image with `-t REGISTRY/REPO:TAG`".into()),
             Error::Attest(e) => e.hint(),
+            Error::Cache(e) => e.hint(),
             // A transparent variant hides the error it holds from the cause chain: bring its hint.
             Error::NotYetTyped(e) => e.downcast_ref::<Hinted>().and_then(|h| h.hint.clone()),
             _ => None,
@@ -198,7 +202,7 @@ impl Error {
     /// one: the build is then run again without that entry.
     pub fn refused(&self) -> Option<&Refused> {
         match self {
-            Error::NotYetTyped(e) => e.downcast_ref::<Refused>(),
+            Error::Cache(e) => e.refused(),
             _ => None,
         }
     }
@@ -252,14 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_cache_blob_is_told_through_the_interim_variant() {
+    fn a_refused_cache_blob_is_told_through_the_cache_variant() {
         let refused = Refused {
             source_name: "cache".into(),
             digest: "sha256:00".into(),
             key: "k".into(),
             why: "digest mismatch".into(),
         };
-        let e = Error::from(anyhow::Error::new(refused));
+        let e = Error::from(crate::cache::Error::from(refused));
         assert_eq!(e.refused().map(|r| r.key.as_str()), Some("k"));
         assert!(Error::NothingToPush.refused().is_none());
     }

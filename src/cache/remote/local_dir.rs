@@ -8,8 +8,8 @@
 use super::mounts::MountRecord;
 use super::Remote;
 use crate::cache::records::StepRecord;
+use crate::cache::Error;
 use crate::image::Layer;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::io::Write as _;
@@ -30,8 +30,11 @@ impl LocalDir {
         self.dir.join("entries")
     }
 
-    fn blobs(&self) -> anyhow::Result<BlobStore> {
-        BlobStore::open(&self.dir).with_context(|| format!("opening {}", self.dir.display()))
+    fn blobs(&self) -> Result<BlobStore, Error> {
+        BlobStore::open(&self.dir).map_err(|source| Error::OpenStore {
+            path: self.dir.clone(),
+            source,
+        })
     }
 }
 
@@ -40,8 +43,19 @@ fn valid(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+fn check_name(name: &str) -> Result<(), Error> {
+    if valid(name) {
+        Ok(())
+    } else {
+        Err(Error::InvalidName { name: name.into() })
+    }
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -54,23 +68,31 @@ impl Remote for LocalDir {
         format!("local cache {}", self.dir.display())
     }
 
-    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>> {
-        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+    fn entry(&self, name: &str) -> Result<Option<StepRecord>, Error> {
+        check_name(name)?;
         let path = self.entries().join(format!("{name}.json"));
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(source) => return Err(Error::Read { path, source }),
         };
-        let rec = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a cairn step record", path.display()))?;
-        Ok(Some(rec))
+        match serde_json::from_slice(&bytes) {
+            Ok(rec) => Ok(Some(rec)),
+            Err(source) => Err(Error::NotARecord {
+                path,
+                what: "step record",
+                source,
+            }),
+        }
     }
 
-    fn names(&self) -> anyhow::Result<Vec<String>> {
+    fn names(&self) -> Result<Vec<String>, Error> {
         let rd = match std::fs::read_dir(self.entries()) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            rd => rd.with_context(|| format!("listing {}", self.entries().display()))?,
+            rd => rd.map_err(|source| Error::List {
+                path: self.entries(),
+                source,
+            })?,
         };
         let mut out: Vec<String> = rd
             .filter_map(|e| e.ok())
@@ -86,11 +108,13 @@ impl Remote for LocalDir {
         Ok(out)
     }
 
-    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> anyhow::Result<u64> {
+    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> Result<u64, Error> {
         let d = layer.digest.clone();
         let path = self.blobs()?.path(&d);
-        let mut f =
-            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(source) => return Err(Error::Open { path, source }),
+        };
         let mut w = store.writer()?;
         std::io::copy(&mut f, &mut w)?;
         // Verified here: bytes that do not hash to the name are not stored.
@@ -98,8 +122,8 @@ impl Remote for LocalDir {
         Ok(n)
     }
 
-    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()> {
-        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> Result<(), Error> {
+        check_name(name)?;
         if let Some(l) = &record.layer {
             self.copy_blob(&l.digest, store)?;
         }
@@ -110,20 +134,25 @@ impl Remote for LocalDir {
         )
     }
 
-    fn mount_entry(&self, name: &str) -> anyhow::Result<Option<MountRecord>> {
-        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+    fn mount_entry(&self, name: &str) -> Result<Option<MountRecord>, Error> {
+        check_name(name)?;
         let path = self.dir.join("mounts").join(format!("{name}.json"));
         match std::fs::read(&path) {
-            Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
-                format!("{} is not a cairn cache mount record", path.display())
-            })?)),
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(rec) => Ok(Some(rec)),
+                Err(source) => Err(Error::NotARecord {
+                    path,
+                    what: "cache mount record",
+                    source,
+                }),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(source) => Err(Error::Read { path, source }),
         }
     }
 
-    fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> anyhow::Result<()> {
-        anyhow::ensure!(valid(name), "invalid entry name {name:?}");
+    fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> Result<(), Error> {
+        check_name(name)?;
         self.copy_blob(&record.blob.digest, store)?;
         write_atomic(
             &self.dir.join("mounts"),
@@ -137,14 +166,19 @@ impl LocalDir {
     /// Blob first: an entry is never visible before its blob. Copied, never
     /// hard-linked: a shared directory must not be a way to write into this
     /// machine's cache.
-    fn copy_blob(&self, digest: &Digest, store: &BlobStore) -> anyhow::Result<()> {
+    fn copy_blob(&self, digest: &Digest, store: &BlobStore) -> Result<(), Error> {
         let d = digest.clone();
         let mine = self.blobs()?;
         if !mine.contains(&d) {
             let mut w = mine.writer()?;
             std::io::copy(&mut store.open_blob(&d)?, &mut w)?;
-            w.commit(Some(&d))
-                .with_context(|| format!("copying {d} to {}", self.dir.display()))?;
+            if let Err(source) = w.commit(Some(&d)) {
+                return Err(Error::CopyBlob {
+                    digest: d,
+                    dir: self.dir.clone(),
+                    source,
+                });
+            }
         }
         Ok(())
     }

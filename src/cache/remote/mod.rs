@@ -32,7 +32,9 @@ pub mod local_dir;
 pub mod mounts;
 pub mod registry;
 
+use super::error::one_line;
 use super::records::{Inputs, RecordKind, StepRecord};
+use super::Error;
 use crate::image::Layer;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -81,16 +83,11 @@ impl CacheSpec {
     /// or a bare `REF`; options `mode=min|max`, `ignore-error=true|false`,
     /// `compression=gzip` (layers are kept as built: gzip in the image's
     /// stages).
-    pub fn parse(flag: &str, value: &str) -> anyhow::Result<CacheSpec> {
-        let bad = |why: String| -> anyhow::Error {
-            crate::error::hint(
-                anyhow::anyhow!("{flag} {value}: {why}"),
-                format!(
-                    "write {flag} type=registry,ref=REGISTRY/REPO or {flag} type=local,{}=DIR",
-                    if flag == "--cache-to" { "dest" } else { "src" }
-                ),
-            )
-            .into()
+    pub fn parse(flag: &str, value: &str) -> Result<CacheSpec, Error> {
+        let bad = |why: String| Error::BadSpec {
+            flag: flag.into(),
+            value: value.into(),
+            why,
         };
         if !value.contains('=') {
             return Ok(CacheSpec {
@@ -146,7 +143,7 @@ impl CacheSpec {
             kv.get("cache-mounts").copied(),
             kv.get("cache-mounts-max").copied(),
         )
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
         for k in kv.keys() {
             let known = [
                 "type",
@@ -185,16 +182,16 @@ pub trait Remote: Send + Sync {
     /// How messages name it.
     fn describe(&self) -> String;
     /// The record of entry `name`, if there is one (not yet verified).
-    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>>;
+    fn entry(&self, name: &str) -> Result<Option<StepRecord>, Error>;
     /// The names of every entry.
-    fn names(&self) -> anyhow::Result<Vec<String>>;
+    fn names(&self) -> Result<Vec<String>, Error>;
     /// Fetch `layer`'s blob into `store`, verified against its digest;
     /// returns the bytes moved.
-    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> anyhow::Result<u64>;
+    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> Result<u64, Error>;
     /// Add entry `name` (`record`, and its layer blob read from `store`).
-    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()>;
+    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> Result<(), Error>;
     /// The record of cache mount entry `name` ([`mounts::entry_name`]), if any.
-    fn mount_entry(&self, name: &str) -> anyhow::Result<Option<mounts::MountRecord>>;
+    fn mount_entry(&self, name: &str) -> Result<Option<mounts::MountRecord>, Error>;
     /// Write cache mount entry `name` (`record`, its blob read from
     /// `store`), replacing the one there.
     fn put_mount(
@@ -202,7 +199,7 @@ pub trait Remote: Send + Sync {
         name: &str,
         record: &mounts::MountRecord,
         store: &BlobStore,
-    ) -> anyhow::Result<()>;
+    ) -> Result<(), Error>;
     /// How this cache writes entries other than as designed (a registry
     /// that refused the artifact manifest), to be said after an export.
     fn degraded(&self) -> Option<String> {
@@ -223,7 +220,7 @@ pub struct InvalidEntry {
 }
 
 /// Open the cache `spec` names (nothing is read yet).
-pub fn open(spec: &CacheSpec, registry: &registry::Client) -> anyhow::Result<Box<dyn Remote>> {
+pub fn open(spec: &CacheSpec, registry: &registry::Client) -> Result<Box<dyn Remote>, Error> {
     Ok(match &spec.location {
         Location::Local(dir) => Box::new(local_dir::LocalDir::new(dir.clone())),
         Location::Registry(r) => Box::new(registry.open(r)?),
@@ -323,7 +320,13 @@ pub struct Refused {
 }
 
 /// Fetches the blob of `layer` into `store` (verified); the bytes moved.
-pub type LayerFetch = Arc<dyn Fn(&Layer, &BlobStore) -> anyhow::Result<u64> + Send + Sync>;
+/// The engine's (a base image's registry): its error travels boxed, its
+/// cause chain and hint as they are.
+pub type LayerFetch = Arc<
+    dyn Fn(&Layer, &BlobStore) -> Result<u64, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync,
+>;
 
 /// Where a pending blob comes from.
 enum Origin {
@@ -419,7 +422,7 @@ impl Imports {
         used: &[(String, PathBuf)],
         scratch: &Path,
         warn: &dyn Fn(String),
-    ) -> anyhow::Result<Vec<PathBuf>> {
+    ) -> Result<Vec<PathBuf>, Error> {
         mounts::before_run(&self.sources, &self.mounts, platform, used, scratch, warn)
     }
 
@@ -438,16 +441,22 @@ impl Imports {
 
     /// A failure of source `i`: an error unless it ignores errors (then a
     /// warning, and the source is not asked again in this build).
-    fn failed(&self, i: usize, e: anyhow::Error, warn: &dyn Fn(String)) -> anyhow::Result<()> {
+    fn failed(&self, i: usize, e: Error, warn: &dyn Fn(String)) -> Result<(), Error> {
         let spec = &self.sources[i].0;
-        let e = e.context(format!("importing from the {}", spec.describe()));
+        let e = Error::Import {
+            cache: spec.describe(),
+            source: Box::new(e),
+        };
         if !spec.ignore_error {
             return Err(e);
         }
         if let Ok(mut b) = self.broken.lock() {
             b.insert(i);
         }
-        warn(format!("{e:#}; continuing without it (ignore-error=true)"));
+        warn(format!(
+            "{}; continuing without it (ignore-error=true)",
+            one_line(&e)
+        ));
         Ok(())
     }
 
@@ -460,7 +469,7 @@ impl Imports {
         slot: &str,
         inputs: &Inputs,
         warn: &dyn Fn(String),
-    ) -> anyhow::Result<Option<StepRecord>> {
+    ) -> Result<Option<StepRecord>, Error> {
         let key = inputs.key();
         let found = self.find(&entry_name(slot, &key), RecordKind::Step, inputs, warn)?;
         let Some((i, rec)) = found else {
@@ -484,7 +493,7 @@ impl Imports {
         slot: &str,
         inputs: &Inputs,
         warn: &dyn Fn(String),
-    ) -> anyhow::Result<Option<StepRecord>> {
+    ) -> Result<Option<StepRecord>, Error> {
         let name = content_entry_name(slot, &inputs.key());
         let found = self.find(&name, RecordKind::Content, inputs, warn)?;
         if found.is_some() {
@@ -502,7 +511,7 @@ impl Imports {
         kind: RecordKind,
         inputs: &Inputs,
         warn: &dyn Fn(String),
-    ) -> anyhow::Result<Option<(usize, StepRecord)>> {
+    ) -> Result<Option<(usize, StepRecord)>, Error> {
         let key = inputs.key();
         if self
             .refused
@@ -515,10 +524,11 @@ impl Imports {
             let rec = match remote.entry(name) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
-                Err(e) if e.is::<InvalidEntry>() => {
+                Err(e @ Error::InvalidEntry(_)) => {
                     warn(format!(
-                        "{}: refused {e:#}; building the step instead",
-                        remote.describe()
+                        "{}: refused {}; building the step instead",
+                        remote.describe(),
+                        one_line(&e)
                     ));
                     if let Ok(mut r) = self.refused.lock() {
                         r.insert(key.to_string());
@@ -619,7 +629,7 @@ impl Imports {
         let read = match remote.entry(&name) {
             Ok(Some(rec)) => check_index(&rec, &digest).map(Some),
             Ok(None) => Ok(None),
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err(e),
         };
         let loaded = match read {
             Ok(Some(rec)) => {
@@ -629,8 +639,9 @@ impl Imports {
             Ok(None) => None,
             Err(why) => {
                 warn(format!(
-                    "{}: refused the file index {name}: {why}; hashing the files instead",
-                    remote.describe()
+                    "{}: refused the file index {name}: {}; hashing the files instead",
+                    remote.describe(),
+                    one_line(&why)
                 ));
                 None
             }
@@ -660,7 +671,7 @@ impl Imports {
         &self,
         digests: impl IntoIterator<Item = &'d Digest>,
         store: &BlobStore,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         for d in digests {
             if store.contains(d) {
                 continue;
@@ -686,7 +697,7 @@ impl Imports {
             let i = match p.source {
                 Origin::Cache(i) => i,
                 Origin::Base(fetch) => {
-                    fetch(&p.layer, store)?;
+                    fetch(&p.layer, store).map_err(Error::BaseLayer)?;
                     self.base_blobs.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -705,7 +716,7 @@ impl Imports {
                         source_name: remote.describe(),
                         digest: p.layer.digest.to_string(),
                         key: p.key,
-                        why: format!("{e:#}"),
+                        why: one_line(&e),
                     }
                     .into());
                 }
@@ -813,21 +824,21 @@ impl Imports {
 /// A file index read from a cache is used only when it is the content
 /// record of `layer` and its key is the digest of its inputs (an index
 /// whose digests were changed does not hash to its key).
-fn check_index(rec: &StepRecord, layer: &Digest) -> Result<StepRecord, String> {
+fn check_index(rec: &StepRecord, layer: &Digest) -> Result<StepRecord, Error> {
     if rec.kind != RecordKind::Content {
-        return Err("not a layer-by-content record".into());
+        return Err(Error::IndexNotContent);
     }
     if rec.inputs.key().to_string() != rec.key {
-        return Err("its inputs do not hash to its key".into());
+        return Err(Error::IndexKeyMismatch);
     }
     match &rec.layer {
         Some(l) if l.digest == *layer => Ok(rec.clone()),
-        other => Err(format!(
-            "it describes the layer {}, not {layer}",
-            other
+        other => Err(Error::IndexOtherLayer {
+            described: other
                 .as_ref()
-                .map_or("(none)".into(), |l| l.digest.to_string())
-        )),
+                .map_or("(none)".into(), |l| l.digest.to_string()),
+            layer: layer.clone(),
+        }),
     }
 }
 
@@ -870,7 +881,7 @@ pub fn export(
     image_layers: &[Digest],
     store: &BlobStore,
     imports: &Imports,
-) -> anyhow::Result<Exported> {
+) -> Result<Exported, Error> {
     let have: BTreeSet<String> = remote.names()?.into_iter().collect();
     let mut out = Exported::default();
     let mut todo: Vec<(String, StepRecord)> = Vec::new();
@@ -914,10 +925,9 @@ pub fn export(
                 })
             })
             .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("a cache export thread panicked")))
-        })
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::ExportPanicked)))
     })?;
     Ok(out)
 }
@@ -955,7 +965,7 @@ mod tests {
                 "unknown option `color`",
             ),
         ] {
-            let e = format!("{:#}", CacheSpec::parse(flag, bad).unwrap_err());
+            let e = CacheSpec::parse(flag, bad).unwrap_err().to_string();
             assert!(e.contains(flag) && e.contains(says), "{e}");
         }
     }

@@ -29,8 +29,8 @@
 //! without it.
 
 use super::{CacheSpec, Remote};
+use crate::cache::Error;
 use crate::image::Layer;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::context::BuildContext;
 use cairn_layers::digest::HashingWriter;
@@ -79,17 +79,19 @@ pub enum Select {
 
 impl MountOpts {
     /// Parse the two options' values (absent: the defaults).
-    pub fn parse(select: Option<&str>, max: Option<&str>) -> Result<Self, String> {
+    pub fn parse(select: Option<&str>, max: Option<&str>) -> Result<Self, Error> {
         let select = match select {
             None | Some("false") => None,
             Some("true") => Some(Select::All),
-            Some("") => return Err("cache-mounts=: use true, false or ID[:ID…]".into()),
+            Some("") => return Err(Error::CacheMountsEmpty),
             Some(ids) => Some(Select::Ids(ids.split(':').map(str::to_owned).collect())),
         };
         let max = match max {
             None => DEFAULT_MAX,
-            Some(m) => crate::cache::usage::parse_size(m)
-                .map_err(|e| format!("cache-mounts-max={m}: {e}"))?,
+            Some(m) => crate::cache::usage::parse_size(m).map_err(|why| Error::CacheMountsMax {
+                value: m.into(),
+                why: Box::new(why),
+            })?,
         };
         Ok(MountOpts { select, max })
     }
@@ -134,10 +136,13 @@ pub fn entry_name(id: &str, platform: &str) -> String {
 pub type MountKey = (String, String);
 
 /// Regular files and their bytes under `dir` (symlinks not followed).
-pub fn measure(dir: &Path) -> anyhow::Result<(u64, u64)> {
+pub fn measure(dir: &Path) -> Result<(u64, u64), Error> {
     let (mut files, mut bytes) = (0, 0);
     for e in walkdir::WalkDir::new(dir).follow_links(false) {
-        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let e = e.map_err(|source| Error::Walk {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         if e.file_type().is_file() {
             files += 1;
             bytes += e.metadata()?.len();
@@ -152,10 +157,13 @@ pub fn measure(dir: &Path) -> anyhow::Result<(u64, u64)> {
 /// directories, regular files and symlinks only (sockets, fifos and devices
 /// are not cache contents). Returns its blob description (digest, tar
 /// digest, size).
-pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<Layer> {
+pub fn pack(dir: &Path, store: &BlobStore) -> Result<Layer, Error> {
     let walk = BuildContext::with_matcher(dir, Matcher::empty())
         .and_then(|c| c.walk())
-        .with_context(|| format!("reading {}", dir.display()))?;
+        .map_err(|source| Error::ReadMount {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     let gz = flate2::write::GzEncoder::new(store.writer()?, flate2::Compression::new(1));
     let mut tar = LayerWriter::new(HashingWriter::new(gz), MtimePolicy::Set(0));
     for e in walk.iter().filter(|e| {
@@ -164,10 +172,18 @@ pub fn pack(dir: &Path, store: &BlobStore) -> anyhow::Result<Layer> {
             EntryKind::Fifo | EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. }
         )
     }) {
-        tar.append(e)
-            .with_context(|| format!("packing cache mount {}", dir.display()))?;
+        tar.append(e).map_err(|source| Error::PackMount {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let (diff_id, _, gz) = tar.finish()?.finish();
+    let (diff_id, _, gz) = tar
+        .finish()
+        .map_err(|source| Error::PackMount {
+            dir: dir.to_path_buf(),
+            source,
+        })?
+        .finish();
     let (digest, size) = gz.finish()?.commit(None)?;
     Ok(Layer {
         digest,
@@ -204,7 +220,7 @@ pub fn unpack(
     store: &BlobStore,
     dir: &Path,
     scratch: &Path,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let d = rec.blob.digest.clone();
     let tmp = tempfile::Builder::new()
         .prefix(".mount-")
@@ -228,7 +244,10 @@ pub fn unpack(
         &into,
         &opts,
     )
-    .with_context(|| format!("unpacking cache mount {}", rec.id))?;
+    .map_err(|source| Error::UnpackMount {
+        id: rec.id.clone(),
+        source: Box::new(source),
+    })?;
     // Replaces `dir` only while it is still empty (rename(2) onto an empty
     // directory): a RUN of another platform that filled it meanwhile wins.
     std::fs::rename(&into, dir).or_else(|e| {
@@ -285,7 +304,7 @@ pub fn before_run(
     used: &[(String, PathBuf)],
     scratch: &Path,
     warn: &dyn Fn(String),
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for (id, dir) in used {
         let key = (id.clone(), platform.to_owned());
@@ -312,15 +331,17 @@ pub fn before_run(
                     break;
                 }
                 Err(e) => {
-                    let e = e.context(format!(
-                        "restoring cache mount {id} from the {}",
-                        spec.describe()
-                    ));
+                    let e = Error::RestoreMount {
+                        id: id.clone(),
+                        cache: spec.describe(),
+                        source: Box::new(e),
+                    };
                     if !spec.ignore_error {
                         return Err(e);
                     }
                     warn(format!(
-                        "{e:#}; the step runs without it (ignore-error=true)"
+                        "{}; the step runs without it (ignore-error=true)",
+                        crate::cache::error::one_line(&e)
                     ));
                 }
             }
@@ -338,23 +359,26 @@ fn restore(
     (id, platform): (&str, &str),
     dir: &Path,
     scratch: &Path,
-) -> anyhow::Result<Option<u64>> {
+) -> Result<Option<u64>, Error> {
     let name = entry_name(id, platform);
     let Some(rec) = remote.mount_entry(&name)? else {
         return Ok(None);
     };
-    anyhow::ensure!(
-        rec.id == id && rec.platform == platform,
-        "entry {name} is the cache mount {:?} of {:?}, not {id:?} of {platform:?}",
-        rec.id,
-        rec.platform
-    );
-    anyhow::ensure!(
-        rec.bytes <= spec.mounts.max,
-        "{} bytes, over cache-mounts-max={} (raise it on --cache-from to import it)",
-        rec.bytes,
-        spec.mounts.max
-    );
+    if rec.id != id || rec.platform != platform {
+        return Err(Error::MountEntryMismatch {
+            name,
+            found_id: rec.id,
+            found_platform: rec.platform,
+            id: id.into(),
+            platform: platform.into(),
+        });
+    }
+    if rec.bytes > spec.mounts.max {
+        return Err(Error::MountTooLarge {
+            bytes: rec.bytes,
+            max: spec.mounts.max,
+        });
+    }
     // The blob is kept only until unpacked: not among the build's blobs.
     let tmp = tempfile::Builder::new()
         .prefix(".mount-blob-")
@@ -383,10 +407,13 @@ pub fn export(
     ran: &BTreeMap<MountKey, PathBuf>,
     scratch: &Path,
     warn: &dyn Fn(String),
-) -> anyhow::Result<MountsExported> {
+) -> Result<MountsExported, Error> {
     let mut out = MountsExported::default();
     for ((id, platform), dir) in ran.iter().filter(|((id, _), _)| spec.mounts.wants(id)) {
-        let (files, bytes) = measure(dir).with_context(|| format!("cache mount {id}"))?;
+        let (files, bytes) = measure(dir).map_err(|e| Error::MeasureMount {
+            id: id.clone(),
+            source: Box::new(e),
+        })?;
         if files == 0 {
             continue;
         }
@@ -408,7 +435,8 @@ pub fn export(
             Ok(b) => b,
             Err(e) => {
                 warn(format!(
-                    "cache mount {id}: {e:#}; not exported to the {}",
+                    "cache mount {id}: {}; not exported to the {}",
+                    crate::cache::error::one_line(&e),
                     spec.describe()
                 ));
                 continue;
@@ -455,8 +483,13 @@ mod tests {
         let o = MountOpts::parse(Some("npm:/root/.cache"), None).unwrap();
         assert!(o.wants("npm") && o.wants("/root/.cache") && !o.wants("apk"));
         assert!(MountOpts::parse(Some(""), None).is_err());
-        let e = MountOpts::parse(Some("true"), Some("lots")).unwrap_err();
-        assert!(e.contains("cache-mounts-max=lots"), "{e}");
+        let e = MountOpts::parse(Some("true"), Some("lots"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "cache-mounts-max=lots: invalid size `lots`: expected a number and a unit such as 512MB"
+        );
     }
 
     fn tree(root: &Path, mtime: i64) {
@@ -531,10 +564,8 @@ mod tests {
         let dest3 = t.path().join("dest3");
         std::fs::create_dir(&dest3).unwrap();
         let e = unpack(&MountRecord { blob, ..small }, &store, &dest3, t.path()).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("larger than the entry says"),
-            "{e:#}"
-        );
+        let e = crate::cache::error::one_line(&e);
+        assert!(e.contains("larger than the entry says"), "{e}");
         assert_eq!(std::fs::read_dir(&dest3).unwrap().count(), 0);
 
         // A hostile tar (a symlink out, then a file through it) writes

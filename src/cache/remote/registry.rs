@@ -23,6 +23,7 @@
 use super::mounts::{MountRecord, MOUNT_TYPE};
 use super::{InvalidEntry, Remote};
 use crate::cache::records::StepRecord;
+use crate::cache::Error;
 use crate::image::config::{ImageConfig, RunConfig};
 use crate::image::manifest::{Descriptor, ImageManifest, OCI_CONFIG, OCI_MANIFEST};
 use crate::image::{Layer, MediaType};
@@ -51,7 +52,7 @@ pub struct Client {
 impl Client {
     /// A client; `mount_from` names repositories that may already hold the
     /// blobs (the pushed image's).
-    pub fn new(registry: Registry, mount_from: Vec<Repository>) -> anyhow::Result<Self> {
+    pub fn new(registry: Registry, mount_from: Vec<Repository>) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -64,13 +65,13 @@ impl Client {
     }
 
     /// The cache at `reference` (a tag, if any, is ignored).
-    pub fn open(&self, reference: &str) -> anyhow::Result<RegistryCache> {
-        let r = reference.parse::<Reference>().map_err(|e| {
-            crate::error::hint(
-                anyhow::anyhow!("cache ref {reference}: {e}"),
-                "write ref=REGISTRY/REPOSITORY, e.g. ref=registry.example.com/app/cache",
-            )
-        })?;
+    pub fn open(&self, reference: &str) -> Result<RegistryCache, Error> {
+        let r = reference
+            .parse::<Reference>()
+            .map_err(|why| Error::BadRef {
+                reference: reference.into(),
+                why,
+            })?;
         Ok(RegistryCache {
             client: self.clone(),
             repo: r.repository().clone(),
@@ -78,6 +79,9 @@ impl Client {
         })
     }
 }
+
+/// An entry as read: its record's bytes and the manifest's other layers.
+type Entry = (Vec<u8>, Vec<Descriptor>);
 
 /// One registry repository used as a step cache.
 pub struct RegistryCache {
@@ -120,7 +124,7 @@ impl RegistryCache {
     /// The record (JSON, first layer of type `kind`, at most [`RECORD_MAX`]
     /// bytes) of the entry tagged `name`, and the manifest's other layers;
     /// None when there is no such tag.
-    fn read(&self, name: &str, kind: &str) -> anyhow::Result<Option<(Vec<u8>, Vec<Descriptor>)>> {
+    fn read(&self, name: &str, kind: &str) -> Result<Option<Entry>, Error> {
         let r = self.tagged(name);
         let reg = &self.client.registry;
         let raw = match self.block(reg.fetch_manifest(&r)) {
@@ -171,7 +175,7 @@ impl RegistryCache {
         record: &[u8],
         blob: Option<&Layer>,
         store: &BlobStore,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         let rec_d = store.put_bytes(record)?;
         let mut layers = vec![Descriptor::new(kind, rec_d, record.len() as u64)];
         layers.extend(blob.map(Layer::descriptor));
@@ -189,19 +193,15 @@ impl RegistryCache {
         let manifest = image_manifest(&config_d, config.len() as u64, &layers)?;
         self.push(&r, &manifest, store).map(|_| ()).map_err(|e| {
             let refused = refuses_manifest(&e);
-            let e = anyhow::Error::new(e).context(format!("writing cache entry {r}"));
+            let e = Error::WriteEntry {
+                entry: r.to_string(),
+                source: Box::new(e),
+            };
             if refused {
-                crate::error::hint(
-                    e.context(
-                        "the registry refused the cache entry both as an OCI artifact and as an image manifest",
-                    ),
-                    format!(
-                        "export to a registry or repository that accepts OCI image manifests with custom layer types, \
-                         or to type=local,dest=DIR; to build without the export meanwhile, drop ignore-error=false or --cache-to {}",
-                        self.repo
-                    ),
-                )
-                .into()
+                Error::RefusedBothShapes {
+                    repo: self.repo.to_string(),
+                    source: Box::new(e),
+                }
             } else {
                 e
             }
@@ -228,7 +228,7 @@ impl RegistryCache {
 
 /// The manifest of an entry as an OCI artifact of `kind` (empty config).
 /// Canonical JSON (sorted keys), the bytes cairn has always written.
-fn artifact_manifest(kind: &str, empty: &Digest, layers: &[Descriptor]) -> anyhow::Result<Vec<u8>> {
+fn artifact_manifest(kind: &str, empty: &Digest, layers: &[Descriptor]) -> Result<Vec<u8>, Error> {
     let m = ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.into()),
@@ -244,7 +244,7 @@ fn artifact_manifest(kind: &str, empty: &Digest, layers: &[Descriptor]) -> anyho
 /// The config of an entry written as an image (for registries that refuse
 /// artifacts): what every registry accepts, its label saying what the
 /// image is for anyone who looks.
-fn image_config(kind: &str) -> anyhow::Result<Vec<u8>> {
+fn image_config(kind: &str) -> Result<Vec<u8>, Error> {
     let labels =
         std::collections::BTreeMap::from([("dev.cairn.cache.entry".to_owned(), kind.to_owned())]);
     let c = ImageConfig {
@@ -260,7 +260,7 @@ fn image_config(kind: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The manifest of an entry written as an image.
-fn image_manifest(config: &Digest, size: u64, layers: &[Descriptor]) -> anyhow::Result<Vec<u8>> {
+fn image_manifest(config: &Digest, size: u64, layers: &[Descriptor]) -> Result<Vec<u8>, Error> {
     let m = ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.into()),
@@ -282,7 +282,7 @@ impl RegistryCache {
         name: &str,
         artifact_type: &str,
         blob_of: impl Fn(&T) -> Option<&Digest>,
-    ) -> anyhow::Result<Option<T>> {
+    ) -> Result<Option<T>, Error> {
         let Some((bytes, blobs)) = self.read(name, artifact_type)? else {
             return Ok(None);
         };
@@ -313,19 +313,19 @@ impl Remote for RegistryCache {
         format!("registry cache {}", self.repo)
     }
 
-    fn entry(&self, name: &str) -> anyhow::Result<Option<StepRecord>> {
+    fn entry(&self, name: &str) -> Result<Option<StepRecord>, Error> {
         self.checked(name, RECORD_TYPE, |r: &StepRecord| {
             r.layer.as_ref().map(|l| &l.digest)
         })
     }
 
-    fn names(&self) -> anyhow::Result<Vec<String>> {
+    fn names(&self) -> Result<Vec<String>, Error> {
         let mut tags = self.block(self.client.registry.list_tags(&self.repo))?;
         tags.retain(|t| t.starts_with('s'));
         Ok(tags)
     }
 
-    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> anyhow::Result<u64> {
+    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> Result<u64, Error> {
         let desc = layer.descriptor();
         let r = Reference::new(self.repo.clone(), None, None);
         // fetch_blob verifies the digest before the blob is stored.
@@ -333,16 +333,16 @@ impl Remote for RegistryCache {
         Ok(layer.size)
     }
 
-    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> anyhow::Result<()> {
+    fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> Result<(), Error> {
         let rec = serde_json::to_vec(record)?;
         self.write(name, RECORD_TYPE, &rec, record.layer.as_ref(), store)
     }
 
-    fn mount_entry(&self, name: &str) -> anyhow::Result<Option<MountRecord>> {
+    fn mount_entry(&self, name: &str) -> Result<Option<MountRecord>, Error> {
         self.checked(name, MOUNT_TYPE, |r: &MountRecord| Some(&r.blob.digest))
     }
 
-    fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> anyhow::Result<()> {
+    fn put_mount(&self, name: &str, record: &MountRecord, store: &BlobStore) -> Result<(), Error> {
         let rec = serde_json::to_vec(record)?;
         self.write(name, MOUNT_TYPE, &rec, Some(&record.blob), store)
     }

@@ -20,7 +20,9 @@ impl CacheFlags {
     /// Parse and open every `--cache-to/--cache-from` (nothing is read yet).
     pub(super) fn parse(args: &BuildArgs, opts: RegistryOptions) -> anyhow::Result<Self> {
         let parse = |flag: &str, v: &Vec<String>| -> anyhow::Result<Vec<CacheSpec>> {
-            v.iter().map(|s| CacheSpec::parse(flag, s)).collect()
+            Ok(v.iter()
+                .map(|s| CacheSpec::parse(flag, s))
+                .collect::<Result<_, _>>()?)
         };
         let to = parse("--cache-to", &args.cache_to)?;
         let from = parse("--cache-from", &args.cache_from)?;
@@ -54,7 +56,7 @@ impl CacheFlags {
 
     fn open(&self, spec: &CacheSpec) -> anyhow::Result<Box<dyn remote::Remote>> {
         match &self.client {
-            Some(c) => remote::open(spec, c),
+            Some(c) => Ok(remote::open(spec, c)?),
             None => anyhow::bail!("internal error: no registry client for the cache flags"),
         }
     }
@@ -159,6 +161,8 @@ fn refused(e: &anyhow::Error) -> bool {
     // A typed room error holding the refusal shows in the chain as itself.
     e.chain().any(|c| {
         c.is::<remote::Refused>()
+            || c.downcast_ref::<crate::cache::Error>()
+                .is_some_and(|e| e.refused().is_some())
             || c.downcast_ref::<crate::publish::Error>()
                 .is_some_and(|p| p.refused().is_some())
     })
