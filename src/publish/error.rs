@@ -227,7 +227,7 @@ mod tests {
 
     fn rendered(e: &anyhow::Error) -> String {
         let mut out = Vec::new();
-        crate::error::render(e, &mut out);
+        crate::error::render(e.as_ref(), &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -243,12 +243,12 @@ mod tests {
     fn a_closed_pipe_is_seen_and_shown_once() {
         // Alone (`type=tar,dest=-`): the reader exited, cairn succeeds.
         let top = anyhow::Error::new(Error::Io(ErrorKind::BrokenPipe.into()));
-        assert!(crate::error::is_broken_pipe(&top));
+        assert!(crate::error::is_broken_pipe(top.as_ref()));
         assert_eq!(rendered(&top), "error: broken pipe\n");
         // Under the tarball's context (`type=oci,dest=-`).
         let e = Error::Io(ErrorKind::BrokenPipe.into()).in_tarball("standard output".into());
         let e = anyhow::Error::new(e);
-        assert!(crate::error::is_broken_pipe(&e));
+        assert!(crate::error::is_broken_pipe(e.as_ref()));
         assert_eq!(
             rendered(&e),
             "error: writing the OCI tarball to standard output\n  Caused by: broken pipe\n"
