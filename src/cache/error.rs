@@ -309,6 +309,8 @@ impl Error {
                 "export to a registry or repository that accepts OCI image manifests with custom layer types, \
                  or to type=local,dest=DIR; to build without the export meanwhile, drop ignore-error=false or --cache-to {repo}"
             )),
+            // A transparent variant hides the error it holds from the cause chain: bring its hint.
+            Error::BaseLayer(e) => crate::error::hint_of(&**e),
             _ => None,
         }
     }
@@ -350,6 +352,19 @@ mod tests {
         assert_eq!(
             e.hint().as_deref(),
             Some("write --cache-from type=registry,ref=REGISTRY/REPO or --cache-from type=local,src=DIR")
+        );
+    }
+
+    #[test]
+    fn a_base_layer_fetch_keeps_its_hint() {
+        let fetch =
+            crate::error::Hinted::new(std::io::Error::other("401 Unauthorized"), "log in first");
+        let e = Error::BaseLayer(Box::new(fetch));
+        let mut out = Vec::new();
+        crate::error::render(&e, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "error: 401 Unauthorized\n\nhint: log in first\n"
         );
     }
 

@@ -193,7 +193,9 @@ impl Error {
             Error::Attest(e) => e.hint(),
             Error::Cache(e) => e.hint(),
             // A transparent variant hides the error it holds from the cause chain: bring its hint.
-            Error::NotYetTyped(e) => e.downcast_ref::<Hinted>().and_then(|h| h.hint.clone()),
+            Error::NotYetTyped(e) => {
+                crate::error::hint_of(AsRef::<dyn std::error::Error + Send + Sync>::as_ref(e))
+            }
             _ => None,
         }
     }
@@ -225,16 +227,16 @@ mod tests {
     use super::*;
     use std::io::ErrorKind;
 
-    fn rendered(e: &anyhow::Error) -> String {
+    fn rendered(e: &Error) -> String {
         let mut out = Vec::new();
-        crate::error::render(e.as_ref(), &mut out);
+        crate::error::render(e, &mut out);
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn a_push_with_no_name_says_what_to_do() {
         assert_eq!(
-            rendered(&Error::NothingToPush.into()),
+            rendered(&Error::NothingToPush),
             "error: nothing to push to\n\nhint: name the image with `-t REGISTRY/REPO:TAG`\n"
         );
     }
@@ -242,13 +244,12 @@ mod tests {
     #[test]
     fn a_closed_pipe_is_seen_and_shown_once() {
         // Alone (`type=tar,dest=-`): the reader exited, cairn succeeds.
-        let top = anyhow::Error::new(Error::Io(ErrorKind::BrokenPipe.into()));
-        assert!(crate::error::is_broken_pipe(top.as_ref()));
+        let top = Error::Io(ErrorKind::BrokenPipe.into());
+        assert!(crate::error::is_broken_pipe(&top));
         assert_eq!(rendered(&top), "error: broken pipe\n");
         // Under the tarball's context (`type=oci,dest=-`).
         let e = Error::Io(ErrorKind::BrokenPipe.into()).in_tarball("standard output".into());
-        let e = anyhow::Error::new(e);
-        assert!(crate::error::is_broken_pipe(e.as_ref()));
+        assert!(crate::error::is_broken_pipe(&e));
         assert_eq!(
             rendered(&e),
             "error: writing the OCI tarball to standard output\n  Caused by: broken pipe\n"
