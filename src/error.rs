@@ -133,21 +133,46 @@ pub fn is_broken_pipe(err: &(dyn StdError + 'static)) -> bool {
 /// `err` and its causes, outermost first.
 pub fn chain<'e>(
     err: &'e (dyn StdError + 'static),
-) -> impl Iterator<Item = &'e (dyn StdError + 'static)> {
+) -> impl Iterator<Item = &'e (dyn StdError + 'static)> + 'e {
     std::iter::successors(Some(err), |e| (*e).source())
 }
 
-/// The hint one cause carries: a [`Hinted`]'s, or a room's typed error's
-/// own. A transparent wrapper (a [`Shared`], a room's `#[error(transparent)]`
-/// variant) shows as the error it holds, which is then no link of the chain:
-/// its hint is looked up here (a room's `hint()` calls back for its
-/// transparent variants).
+/// The error a transparent wrapper holds (a [`Shared`], a [`Hinted`], a
+/// room's `#[error(transparent)]` variant): it shows as that error, whose
+/// causes are its own, so the held error is no link of the chain. A room
+/// with transparent variants names them here (one line).
+fn held<'e>(e: &'e (dyn StdError + 'static)) -> Option<&'e (dyn StdError + 'static)> {
+    if let Some(s) = e.downcast_ref::<Shared>() {
+        return Some(s.inner());
+    }
+    if let Some(h) = e.downcast_ref::<Hinted>() {
+        return Some(&*h.error);
+    }
+    if let Some(e) = e.downcast_ref::<crate::engine::Error>() {
+        return e.held();
+    }
+    None
+}
+
+/// Every error along `err`'s chain, each followed by the ones it holds
+/// transparently: where a typed cause (a refused cache blob) is looked for.
+pub fn links<'e>(
+    err: &'e (dyn StdError + 'static),
+) -> impl Iterator<Item = &'e (dyn StdError + 'static)> + 'e {
+    chain(err).flat_map(|c| std::iter::successors(Some(c), |e| held(*e)))
+}
+
+/// The hint one error carries: a [`Hinted`]'s, or a room's typed error's
+/// own, else the one of the error it holds transparently (which is no link
+/// of the chain). A room's `hint()` may call it for its own transparent
+/// variants that `held` does not name.
 pub fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
+    own_hint(cause).or_else(|| held(cause).and_then(hint_of))
+}
+
+fn own_hint(cause: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(h) = cause.downcast_ref::<Hinted>() {
         return h.hint.clone();
-    }
-    if let Some(s) = cause.downcast_ref::<Shared>() {
-        return hint_of(s.inner());
     }
     if let Some(e) = cause.downcast_ref::<crate::attest::Error>() {
         return e.hint();
@@ -159,6 +184,9 @@ pub fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
         return e.hint();
     }
     if let Some(e) = cause.downcast_ref::<crate::cache::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = cause.downcast_ref::<crate::engine::Error>() {
         return e.hint();
     }
     None

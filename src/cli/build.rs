@@ -271,7 +271,7 @@ fn check_flags(args: &BuildArgs) -> anyhow::Result<()> {
     }
     attest_options(args)?;
     crate::engine::isolation::parse_isolation(&args.isolation)
-        .map_err(|e| e.context(format!("--isolation {}", args.isolation)))?;
+        .map_err(|e| anyhow::Error::new(e).context(format!("--isolation {}", args.isolation)))?;
     // Each platform of a list (`a,b`) is checked the same way; parse_platforms refuses repeats.
     for p in args
         .platform

@@ -8,6 +8,8 @@ use crate::report::Reporter;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 
+use super::Error;
+
 pub use crate::cache::remote::LayerFetch;
 
 /// A base image fetched into the blob store (config and layers present).
@@ -32,7 +34,7 @@ pub trait ImageSource: Send + Sync {
         platform: &Platform,
         store: &BlobStore,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<BaseImage>;
+    ) -> Result<BaseImage, Error>;
 
     /// `reference`'s manifest and config into `store`, and how to fetch its
     /// layers when the build first needs them (`None`: they are fetched
@@ -43,7 +45,7 @@ pub trait ImageSource: Send + Sync {
         platform: &Platform,
         store: &BlobStore,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<(BaseImage, Option<LayerFetch>)> {
+    ) -> Result<(BaseImage, Option<LayerFetch>), Error> {
         Ok((self.fetch(reference, platform, store, reporter)?, None))
     }
 }
@@ -58,7 +60,7 @@ impl ImageSource for NoImages {
         _: &Platform,
         _: &BlobStore,
         _: &dyn Reporter,
-    ) -> anyhow::Result<BaseImage> {
-        anyhow::bail!("cannot fetch base image `{reference}`: no image source is configured")
+    ) -> Result<BaseImage, Error> {
+        Err(Error::NoImageSource(reference.to_owned()))
     }
 }

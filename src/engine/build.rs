@@ -9,6 +9,7 @@ use super::session::Session;
 use super::stage::run_stage;
 use super::stage_run::StageResult;
 use super::state::ImageState;
+use super::Error;
 use crate::frontend::{self, BuildOptions, BuildPlan, Dockerfile, Platform};
 use crate::image::Layer;
 use crate::report::{Event, Reporter};
@@ -54,7 +55,7 @@ pub struct BuildResult {
 
 /// Parse and plan `req`, and check that this machine can RUN every stage's
 /// platform: what can be known before any work.
-pub fn preflight(req: &BuildRequest) -> anyhow::Result<(Dockerfile, BuildPlan)> {
+pub fn preflight(req: &BuildRequest) -> Result<(Dockerfile, BuildPlan), Error> {
     let df = frontend::parse(&req.dockerfile_source, &req.dockerfile)?;
     let opts = BuildOptions {
         target: req.target.clone(),
@@ -75,7 +76,7 @@ pub fn build(
     req: &BuildRequest,
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
-) -> anyhow::Result<BuildResult> {
+) -> Result<BuildResult, Error> {
     let (df, plan) = preflight(req)?;
     let session = Session::open(req, reporter)?;
     let r = build_in(&session, req, (&df, &plan), images, reporter);
@@ -91,7 +92,7 @@ pub fn build_in(
     (df, plan): (&Dockerfile, &BuildPlan),
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
-) -> anyhow::Result<BuildResult> {
+) -> Result<BuildResult, Error> {
     for w in df
         .warnings
         .iter()
@@ -119,7 +120,7 @@ pub fn build_in(
     };
     let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
     for group in &plan.parallel {
-        let results: Vec<(usize, anyhow::Result<StageResult>)> = std::thread::scope(|s| {
+        let results: Vec<(usize, Result<StageResult, Error>)> = std::thread::scope(|s| {
             let handles: Vec<_> = group
                 .iter()
                 .filter_map(|i| plan.stage(*i))
@@ -130,22 +131,14 @@ pub fn build_in(
                 .collect();
             handles
                 .into_iter()
-                .map(|(i, h)| {
-                    (
-                        i,
-                        h.join()
-                            .unwrap_or_else(|_| Err(anyhow::anyhow!("stage {i} panicked"))),
-                    )
-                })
+                .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err(Error::StagePanicked(i)))))
                 .collect()
         });
         for (i, r) in results {
             done.insert(i, r?);
         }
     }
-    let target = done
-        .remove(&plan.target)
-        .ok_or_else(|| anyhow::anyhow!("internal error: the target stage was not built"))?;
+    let target = done.remove(&plan.target).ok_or(Error::TargetNotBuilt)?;
     let platform = plan
         .stage(plan.target)
         .map(|s| s.platform.clone())
@@ -167,7 +160,7 @@ pub fn build_in(
 }
 
 /// `--no-cache-filter` names stages that exist (a typo would otherwise do nothing).
-fn check_no_cache_filter(df: &Dockerfile, filter: &[String]) -> anyhow::Result<()> {
+fn check_no_cache_filter(df: &Dockerfile, filter: &[String]) -> Result<(), Error> {
     let names: Vec<String> = df
         .stages
         .iter()
@@ -178,13 +171,12 @@ fn check_no_cache_filter(df: &Dockerfile, filter: &[String]) -> anyhow::Result<(
             .stages
             .iter()
             .any(|s| s.name.as_deref() == Some(f.as_str()) || s.index.to_string() == *f);
-        anyhow::ensure!(
-            known,
-            crate::error::hint(
-                anyhow::anyhow!("--no-cache-filter {f}: the Dockerfile has no such stage"),
-                format!("name a stage: {}", names.join(", "))
-            )
-        );
+        if !known {
+            return Err(Error::NoSuchStage {
+                stage: f.clone(),
+                names,
+            });
+        }
     }
     Ok(())
 }
@@ -196,7 +188,7 @@ fn check_runnable(
     df: &Dockerfile,
     plan: &BuildPlan,
     support: impl Fn(&Platform) -> crate::sandbox::binfmt::Support,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     for st in &plan.stages {
         let Some(run) = st
             .steps
@@ -242,7 +234,7 @@ fn finalize(
     mut image: ImageState,
     platform: Platform,
     record: BuildRecord,
-) -> anyhow::Result<BuildResult> {
+) -> Result<BuildResult, Error> {
     // Only plain stage layers are read here (gzipped below); the others a
     // remote cache hit left remote are fetched by the outputs that need
     // their bytes (`crate::publish`): a push mounts them registry-side.
@@ -260,8 +252,8 @@ fn finalize(
         .image
         .layers
         .iter()
-        .map(|l| super::layer_write::gzip_for_export(ctx, l))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|l| super::layer_write::gzip_for_export(ctx, l).map_err(Error::from))
+        .collect::<Result<_, Error>>()?;
     if !ctx.req.labels.is_empty() {
         let rc = image.image.config.run_config_mut();
         let labels = rc.labels.get_or_insert_with(Default::default);
@@ -269,7 +261,10 @@ fn finalize(
             labels.insert(k.clone(), v.clone());
         }
     }
-    let done = image.image.finalize(&ctx.req.annotations)?;
+    let done = image
+        .image
+        .finalize(&ctx.req.annotations)
+        .map_err(Error::ImageJson)?;
     let config_digest = ctx.store.put_bytes(&done.config.bytes)?;
     let config_raw = done.config.bytes;
     let manifest_raw = done.manifest.bytes;
@@ -343,7 +338,9 @@ mod tests {
         let (df, plan) = plan_for("linux/amd64");
         check_runnable(&df, &plan, only_amd64).unwrap();
         let (df, plan) = plan_for("linux/arm64");
-        let e = format!("{:#}", check_runnable(&df, &plan, only_amd64).unwrap_err());
+        let e = check_runnable(&df, &plan, only_amd64)
+            .unwrap_err()
+            .to_string();
         // The builder stage runs on the build platform: the error is the final stage's RUN.
         assert!(e.contains("Dockerfile:5:1"), "{e}");
         assert!(e.contains("RUN for platform linux/arm64"), "{e}");

@@ -8,6 +8,7 @@
 
 use super::cache::{Inputs, Lookup};
 use super::ctx::BuildCtx;
+use super::Error;
 use crate::cache::remote;
 use crate::image::Layer;
 use crate::report::Event;
@@ -20,7 +21,7 @@ pub fn lookup(
     inputs: &Inputs,
     slot: &str,
     local: Lookup,
-) -> anyhow::Result<Lookup> {
+) -> Result<Lookup, Error> {
     let imports = &ctx.req.cache_from;
     let reason = match local {
         Lookup::Miss(reason) if !imports.is_empty() => reason,
@@ -48,14 +49,14 @@ pub fn lookup(
 }
 
 /// Fetch the blobs of `layers` that remote hits left behind.
-pub fn materialize(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<()> {
+pub fn materialize(ctx: &BuildCtx, layers: &[Layer]) -> Result<(), Error> {
     if ctx.req.cache_from.is_empty() {
         return Ok(());
     }
-    Ok(ctx
-        .req
+    ctx.req
         .cache_from
-        .materialize(layers.iter().map(|l| &l.digest), &ctx.store)?)
+        .materialize(layers.iter().map(|l| &l.digest), &ctx.store)?;
+    Ok(())
 }
 
 /// Before a `RUN` runs with the cache mounts `used` (id, host directory):
@@ -68,7 +69,7 @@ pub fn before_run(
     platform: &crate::frontend::Platform,
     used: &[(String, std::path::PathBuf)],
     mut mounts: Vec<crate::sandbox::Mount>,
-) -> anyhow::Result<Vec<crate::sandbox::Mount>> {
+) -> Result<Vec<crate::sandbox::Mount>, Error> {
     if used.is_empty() {
         return Ok(mounts);
     }

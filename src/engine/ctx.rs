@@ -8,6 +8,7 @@ use super::cache::Cache;
 use super::record::BuildRecord;
 use super::request::BuildRequest;
 use super::session::Session;
+use super::Error;
 use crate::frontend::{BuildPlan, Dockerfile};
 use crate::report::Reporter;
 use crate::sandbox::layer_dirs::LayerDirs;
@@ -59,12 +60,12 @@ pub struct BuildCtx<'a> {
 
 impl BuildCtx<'_> {
     /// The filtered context entries (walked once per build).
-    pub fn context_entries(&self) -> anyhow::Result<&Vec<Entry>> {
+    pub fn context_entries(&self) -> Result<&Vec<Entry>, Error> {
         self.session.context_walk(self.req)
     }
 
     /// The sandbox for RUN steps (probed once per build).
-    pub fn sandbox(&self) -> anyhow::Result<&crate::sandbox::Sandbox> {
+    pub fn sandbox(&self) -> Result<&crate::sandbox::Sandbox, Error> {
         self.session
             .sandbox
             .get_or_init(|| {
@@ -72,7 +73,7 @@ impl BuildCtx<'_> {
                     .map_err(crate::error::Shared::new)
             })
             .as_ref()
-            .map_err(|e| e.error().into())
+            .map_err(|e| Error::Sandbox(e.error()))
     }
 
     /// Account time inside a RUN command and of the whole step.
@@ -86,7 +87,7 @@ impl BuildCtx<'_> {
     }
 
     /// The filtered context as a source filesystem (indexed once per build).
-    pub fn context_fs(&self) -> anyhow::Result<&super::fs::EntryFs> {
+    pub fn context_fs(&self) -> Result<&super::fs::EntryFs, Error> {
         let entries = self.context_entries()?;
         Ok(self
             .session
@@ -118,9 +119,9 @@ impl BuildCtx<'_> {
 pub(crate) fn named_dir<'r>(
     ctx: &BuildCtx<'r>,
     name: &str,
-) -> anyhow::Result<&'r super::named_context::LocalContext> {
+) -> Result<&'r super::named_context::LocalContext, Error> {
     match ctx.req.named_contexts.get(name) {
         Some(super::named_context::NamedContext::Dir(d)) => Ok(d),
-        _ => anyhow::bail!("internal error: build context {name} is not a directory"),
+        _ => Err(Error::NotADirectory(name.to_owned())),
     }
 }

@@ -5,20 +5,14 @@ use crate::report::Event;
 use crate::sandbox::{Isolation, Sandbox};
 
 /// `--isolation` names.
-pub fn parse_isolation(s: &str) -> anyhow::Result<Isolation> {
+pub fn parse_isolation(s: &str) -> Result<Isolation, super::Error> {
     Ok(match s {
         "auto" => Isolation::Auto,
         "overlay" => Isolation::Overlay,
         "fuse-overlayfs" | "fuse-overlay" => Isolation::FuseOverlay,
         "copy" => Isolation::Copy,
         "none" => Isolation::None,
-        other => {
-            return Err(crate::error::hint(
-                anyhow::anyhow!("unknown isolation `{other}`"),
-                "use --isolation auto, overlay, fuse-overlayfs, copy or none",
-            )
-            .into())
-        }
+        other => return Err(super::Error::UnknownIsolation(other.to_owned())),
     })
 }
 
@@ -28,7 +22,7 @@ pub fn new_sandbox(
     layer_dirs: &crate::sandbox::layer_dirs::LayerDirs,
     reporter: &dyn crate::report::Reporter,
     isolation: &str,
-) -> anyhow::Result<Sandbox> {
+) -> Result<Sandbox, super::Error> {
     let sandbox = layer_dirs.sandbox()?.clone();
     let asked = parse_isolation(isolation)?;
     match sandbox.probe().choose(asked) {

@@ -28,6 +28,7 @@ pub mod chmod;
 pub mod context_mount;
 pub mod copy;
 pub mod ctx;
+pub mod error;
 pub mod file_digests;
 pub mod fs;
 pub mod hash_cache;
@@ -59,4 +60,5 @@ pub mod users;
 pub use crate::cache;
 
 pub use build::{build, BuildResult};
+pub use error::Error;
 pub use request::BuildRequest;

@@ -28,6 +28,7 @@ use super::bases::ImageSource;
 use super::build::{build_in, preflight, BuildResult};
 use super::request::BuildRequest;
 use super::session::Session;
+use super::Error;
 use crate::frontend::Platform;
 use crate::image::manifest::{Descriptor, OCI_INDEX};
 use crate::report::{Event, Reporter};
@@ -128,7 +129,7 @@ pub fn index(
     images: Vec<BuildResult>,
     ann: &IndexAnnotations,
     store: &cairn_layers::blob_store::BlobStore,
-) -> anyhow::Result<IndexResult> {
+) -> Result<IndexResult, Error> {
     let manifests: Vec<Descriptor> = images
         .iter()
         .map(|r| {
@@ -146,7 +147,9 @@ pub fn index(
         })
         .collect();
     // No `annotations` field without annotations: unannotated digests do not change.
-    let index_raw = crate::image::mutate::index(manifests, &ann.index)?.bytes;
+    let index_raw = crate::image::mutate::index(manifests, &ann.index)
+        .map_err(Error::ImageJson)?
+        .bytes;
     let index_digest = store.put_bytes(&index_raw)?;
     Ok(IndexResult {
         index_raw,
@@ -160,23 +163,20 @@ pub fn index(
 
 /// How many platforms build at once: `CAIRN_PLATFORM_JOBS`, else the CPUs;
 /// at most `platforms`, at least 1.
-pub fn jobs(platforms: usize) -> anyhow::Result<usize> {
-    let asked =
-        match std::env::var(JOBS_ENV) {
-            Ok(v) if !v.trim().is_empty() => {
-                v.trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        crate::error::hint(
-                anyhow::anyhow!("{JOBS_ENV}={v:?} is not a number of platforms to build at once"),
-                format!("set {JOBS_ENV} to 1 (one platform after another) or more, or unset it"),
-            )
-                    })?
-            }
-            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+pub fn jobs(platforms: usize) -> Result<usize, Error> {
+    let asked = match std::env::var(JOBS_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(Error::BadJobs {
+                    var: JOBS_ENV,
+                    value: v,
+                })?
+        }
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     Ok(asked.clamp(1, platforms.max(1)))
 }
 
@@ -188,7 +188,7 @@ pub fn build_platforms(
     ann: &IndexAnnotations,
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
-) -> anyhow::Result<IndexResult> {
+) -> Result<IndexResult, Error> {
     let jobs = jobs(platforms.len())?;
     let for_platform = |p: &Platform| {
         let mut annotations = req.annotations.clone();
@@ -204,7 +204,7 @@ pub fn build_platforms(
     let mut planned = Vec::with_capacity(platforms.len());
     for p in platforms {
         let r = for_platform(p);
-        let plan = preflight(&r).map_err(|e| e.context(format!("building for platform {p}")))?;
+        let plan = preflight(&r).map_err(|e| in_platform(p, e))?;
         planned.push((p, r, plan));
     }
     let session = Session::open(req, reporter)?;
@@ -229,8 +229,8 @@ pub fn build_platforms(
                 }
                 let rep = PlatformReporter::new(reporter, p, &shared);
                 let started = Instant::now();
-                let out = build_in(&session, r, (df, plan), images, &rep)
-                    .map_err(|e| e.context(format!("building for platform {p}")));
+                let out =
+                    build_in(&session, r, (df, plan), images, &rep).map_err(|e| in_platform(p, e));
                 if out.is_err() && first_failed.set(i).is_ok() {
                     cancel_others(&session, p, platforms, reporter);
                 }
@@ -248,10 +248,7 @@ pub fn build_platforms(
             .and_then(|s| s.into_inner().ok().flatten());
         return match failed {
             Some((Err(e), _)) => Err(e),
-            _ => anyhow::bail!(
-                "internal error: platform {} failed without an error",
-                platforms[i]
-            ),
+            _ => Err(Error::PlatformNoError(Box::new(platforms[i].clone()))),
         };
     }
     let mut out = Vec::with_capacity(platforms.len());
@@ -263,13 +260,21 @@ pub fn build_platforms(
                 out.push(r?);
                 wall.push(w);
             }
-            None => anyhow::bail!("internal error: platform {p} was not built"),
+            None => return Err(Error::PlatformNotBuilt(Box::new(p.clone()))),
         }
     }
     let mut ix = index(out, ann, &session.store)?;
     ix.wall = wall;
     ix.context_reads = session.context_reads();
     Ok(ix)
+}
+
+/// `e` in the build for platform `p`.
+fn in_platform(p: &Platform, e: Error) -> Error {
+    Error::Platform {
+        platform: Box::new(p.clone()),
+        source: Box::new(e),
+    }
 }
 
 /// `failed` failed: stop the other platforms of the session, and say so.
@@ -287,7 +292,7 @@ fn cancel_others(session: &Session, failed: &Platform, all: &[Platform], reporte
 }
 
 /// One platform's outcome and its wall time.
-type Built = (anyhow::Result<BuildResult>, Duration);
+type Built = (Result<BuildResult, Error>, Duration);
 
 /// Step ids and warnings across the platforms of one build.
 #[derive(Default)]

@@ -10,7 +10,7 @@
 
 use super::copy::{plan, CopySpec};
 use super::fs::EntryFs;
-use anyhow::Context as _;
+use super::Error;
 use cairn_layers::context::BuildContext;
 use cairn_layers::{raw_name, Entry, EntryKind};
 use std::collections::BTreeMap;
@@ -76,17 +76,17 @@ impl LocalContext {
 
     /// The kept entries (its own `.dockerignore` applied; names that are
     /// not UTF-8 kept exactly, see `cairn_layers::raw_name`).
-    pub fn walk(&self) -> anyhow::Result<&Vec<Entry>> {
+    pub fn walk(&self) -> Result<&Vec<Entry>, Error> {
         let r = self.walk.get_or_init(|| {
             BuildContext::open(&self.root, None)
                 .and_then(|c| c.walk())
                 .map_err(crate::error::Shared::new)
         });
-        r.as_ref().map_err(|e| e.error().into())
+        r.as_ref().map_err(|e| Error::Context(e.error()))
     }
 
     /// The kept entries as a source filesystem.
-    pub fn fs(&self) -> anyhow::Result<&EntryFs> {
+    pub fn fs(&self) -> Result<&EntryFs, Error> {
         let entries = self.walk()?;
         Ok(self
             .fs
@@ -98,7 +98,7 @@ impl LocalContext {
     pub fn content_inputs(
         &self,
         hashes: &super::hash_cache::HashCache,
-    ) -> anyhow::Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, String)>, Error> {
         let entries = self.walk()?;
         entries
             .iter()
@@ -107,7 +107,7 @@ impl LocalContext {
     }
 
     /// The whole context planned as `COPY . /` would (root-owned, modes kept).
-    pub fn as_root_fs(&self) -> anyhow::Result<Vec<Entry>> {
+    pub fn as_root_fs(&self) -> Result<Vec<Entry>, Error> {
         let spec = CopySpec {
             sources: vec![".".into()],
             dest: "/".into(),
@@ -124,21 +124,21 @@ impl LocalContext {
     /// (once per build), so a bind mount shows what `.dockerignore` keeps and
     /// nothing else. Files are hard-linked where possible: the mount is
     /// read-only, and a writable one writes to a throwaway upper directory.
-    pub fn tree(&self, scratch_root: &Path) -> anyhow::Result<&Path> {
+    pub fn tree(&self, scratch_root: &Path) -> Result<&Path, Error> {
         let r = self.tree.get_or_init(|| {
             self.materialize(scratch_root)
                 .map_err(crate::error::Shared::new)
         });
         r.as_ref()
             .map(tempfile::TempDir::path)
-            .map_err(|e| e.error().into())
+            .map_err(|e| Error::Context(e.error()))
     }
 
-    fn materialize(&self, scratch_root: &Path) -> anyhow::Result<tempfile::TempDir> {
+    fn materialize(&self, scratch_root: &Path) -> Result<tempfile::TempDir, Error> {
         let dir = tempfile::Builder::new()
             .prefix("named-context-")
             .tempdir_in(scratch_root)
-            .context("creating a directory for a named context")?;
+            .map_err(Error::NamedContextDir)?;
         write_tree(self.walk()?, dir.path())?;
         Ok(dir)
     }
@@ -147,41 +147,49 @@ impl LocalContext {
 /// Write context `entries` below `dir` for a bind mount: files hard-linked
 /// where possible (the mount is read-only, and a writable one writes to a
 /// throwaway upper directory), links as links, directories with their modes.
-pub(crate) fn write_tree(entries: &[Entry], dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_tree(entries: &[Entry], dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating {} for a bind mount", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::MountDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let mut dirs = Vec::new();
     for e in entries {
         cairn_layers::entry::check_path(&e.path)?;
         // Names that are not UTF-8 are back to their exact bytes on disk.
         let dst = dir.join(raw_name::to_os(&e.path));
         if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(Error::MountTree)?;
         }
         match &e.kind {
             EntryKind::Dir => {
-                std::fs::create_dir_all(&dst)?;
+                std::fs::create_dir_all(&dst).map_err(Error::MountTree)?;
                 dirs.push((dst, e.mode));
             }
             EntryKind::File {
                 source: cairn_layers::Source::Path(src),
                 ..
             } if std::fs::hard_link(src, &dst).is_err() => {
-                std::fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
+                std::fs::copy(src, &dst).map_err(|source| Error::MountCopy {
+                    path: src.clone(),
+                    source,
+                })?;
             }
             EntryKind::Symlink { target } => {
-                std::os::unix::fs::symlink(raw_name::to_os(target), &dst)?
+                std::os::unix::fs::symlink(raw_name::to_os(target), &dst)
+                    .map_err(Error::MountTree)?
             }
             _ => {}
         }
     }
     // Modes last, children first: a read-only directory must be filled before.
     for (d, mode) in dirs.iter().rev() {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(*mode))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(*mode))
+            .map_err(Error::MountTree)?;
     }
     // The mount's root: readable by every USER of the step, like a context directory.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(Error::MountTree)?;
     Ok(())
 }
 
@@ -189,7 +197,7 @@ pub(crate) fn write_tree(entries: &[Entry], dir: &Path) -> anyhow::Result<()> {
 pub(crate) fn describe_entry(
     e: &Entry,
     hashes: &super::hash_cache::HashCache,
-) -> anyhow::Result<String> {
+) -> Result<String, Error> {
     Ok(match &e.kind {
         EntryKind::File {
             source: cairn_layers::Source::Path(p),
@@ -197,9 +205,10 @@ pub(crate) fn describe_entry(
         } => format!(
             "file {:o} {}",
             e.mode,
-            hashes
-                .digest(p)
-                .with_context(|| format!("reading context file {}", p.display()))?
+            hashes.digest(p).map_err(|source| Error::ReadContextFile {
+                path: p.clone(),
+                source,
+            })?
         ),
         EntryKind::Dir => format!("dir {:o}", e.mode),
         EntryKind::Symlink { target } => format!("symlink -> {target}"),

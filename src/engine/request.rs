@@ -86,7 +86,7 @@ pub struct BuildRequest {
 pub fn resolve_epoch(
     flag: Option<&str>,
     build_args: &BTreeMap<String, String>,
-) -> anyhow::Result<u64> {
+) -> Result<u64, super::Error> {
     let env = std::env::var(crate::env::SOURCE_DATE_EPOCH).ok();
     let (value, from) = match (flag, build_args.get("SOURCE_DATE_EPOCH"), env) {
         (Some(v), _, _) => (v.to_owned(), "--source-date-epoch"),
@@ -94,11 +94,8 @@ pub fn resolve_epoch(
         (None, None, Some(v)) if !v.trim().is_empty() => (v, "SOURCE_DATE_EPOCH"),
         _ => return Ok(0),
     };
-    value.trim().parse::<u64>().map_err(|_| {
-        crate::error::hint(
-            anyhow::anyhow!("{from}={value:?} is not a number of seconds"),
-            "SOURCE_DATE_EPOCH must be the number of seconds since 1970-01-01 00:00 UTC, like `date +%s` prints",
-        )
-        .into()
-    })
+    match value.trim().parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) => Err(super::Error::BadEpoch { from, value }),
+    }
 }

@@ -11,9 +11,9 @@ use super::fs::EntryFs;
 use super::hash_cache::HashCache;
 use super::in_flight::InFlight;
 use super::request::BuildRequest;
+use super::Error;
 use crate::report::{Event, Reporter};
 use crate::sandbox::layer_dirs::LayerDirs;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::context::BuildContext;
 use cairn_layers::{Digest, Entry};
@@ -55,9 +55,11 @@ pub struct Session {
 
 impl Session {
     /// Open the cache of `req` (sweeping what interrupted builds left).
-    pub fn open(req: &BuildRequest, reporter: &dyn Reporter) -> anyhow::Result<Self> {
-        let cache = Cache::open(&req.cache_dir)
-            .with_context(|| format!("opening the cache at {}", req.cache_dir.display()))?;
+    pub fn open(req: &BuildRequest, reporter: &dyn Reporter) -> Result<Self, Error> {
+        let cache = Cache::open(&req.cache_dir).map_err(|source| Error::OpenCache {
+            dir: req.cache_dir.clone(),
+            source,
+        })?;
         if let Some(w) = cache.repaired_warning() {
             reporter.event(Event::Warning(w));
         }
@@ -95,14 +97,14 @@ impl Session {
 
     /// The context of `req` (the same for every build of the session),
     /// walked on first use.
-    pub fn context_walk(&self, req: &BuildRequest) -> anyhow::Result<&Vec<Entry>> {
+    pub fn context_walk(&self, req: &BuildRequest) -> Result<&Vec<Entry>, Error> {
         let r = self.context.get_or_init(|| {
             self.walks.fetch_add(1, Ordering::Relaxed);
             BuildContext::open(&req.context, Some(&req.dockerfile))
                 .and_then(|c| c.walk())
                 .map_err(crate::error::Shared::new)
         });
-        r.as_ref().map_err(|e| e.error().into())
+        r.as_ref().map_err(|e| Error::Context(e.error()))
     }
 
     /// The context digest cache (loaded once, saved by [`Session::save`]).
@@ -121,7 +123,7 @@ impl Session {
     }
 
     /// An error when the session was canceled, before `step` starts.
-    pub fn check_canceled(&self, step: &str) -> anyhow::Result<()> {
+    pub fn check_canceled(&self, step: &str) -> Result<(), Error> {
         if self.cancel.is_canceled() {
             return Err(crate::sandbox::SandboxError::Canceled {
                 label: step.to_owned(),

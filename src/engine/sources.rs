@@ -3,13 +3,13 @@
 //! store, verified; a blob already there is never fetched again.
 
 use super::bases::{BaseImage, ImageSource};
+use super::Error;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{ImageIndex, ImageManifest, ManifestKind};
 use crate::image::oci_layout::{split_dir_tag, OciLayout};
 use crate::image::Layer;
 use crate::registry::{Platform, Reference, Registry};
 use crate::report::Reporter;
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::{DiffId, Digest};
 
@@ -21,12 +21,12 @@ pub struct Sources {
 
 impl Sources {
     /// A source using `registry` (its reporter shows pull progress).
-    pub fn new(registry: Registry) -> anyhow::Result<Self> {
+    pub fn new(registry: Registry) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .context("cannot start the async runtime")?;
+            .map_err(Error::Runtime)?;
         Ok(Sources {
             registry: std::sync::Arc::new(registry),
             runtime: std::sync::Arc::new(runtime),
@@ -39,13 +39,14 @@ fn layers(
     reference: &str,
     manifest: &ImageManifest,
     config: &ImageConfig,
-) -> anyhow::Result<Vec<Layer>> {
-    anyhow::ensure!(
-        manifest.layers.len() == config.rootfs.diff_ids.len(),
-        "image {reference} is inconsistent: {} layers in the manifest, {} diff_ids in the config",
-        manifest.layers.len(),
-        config.rootfs.diff_ids.len()
-    );
+) -> Result<Vec<Layer>, Error> {
+    if manifest.layers.len() != config.rootfs.diff_ids.len() {
+        return Err(Error::LayerCount {
+            reference: reference.to_owned(),
+            layers: manifest.layers.len(),
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
+    }
     manifest
         .layers
         .iter()
@@ -53,10 +54,11 @@ fn layers(
         .map(|(d, id)| {
             Ok(Layer {
                 digest: d.digest.clone(),
-                diff_id: DiffId(
-                    id.parse::<Digest>()
-                        .with_context(|| format!("image {reference}: bad diff_id {id}"))?,
-                ),
+                diff_id: DiffId(id.parse::<Digest>().map_err(|source| Error::DiffId {
+                    reference: reference.to_owned(),
+                    id: id.clone(),
+                    source,
+                })?),
                 size: d.size,
                 media_type: d.media_type.clone(),
             })
@@ -68,7 +70,7 @@ fn layers(
 /// accepts in its place, e.g. `arm/v6` for `arm/v7`): a single-platform
 /// image of another architecture is an error, never a silent substitution.
 /// A config without an architecture (hand-made images) is taken as is.
-fn check_platform(reference: &str, p: &Platform, config: &ImageConfig) -> anyhow::Result<()> {
+fn check_platform(reference: &str, p: &Platform, config: &ImageConfig) -> Result<(), Error> {
     if config.architecture.is_empty() {
         return Ok(());
     }
@@ -81,16 +83,14 @@ fn check_platform(reference: &str, p: &Platform, config: &ImageConfig) -> anyhow
     if p.preference().contains(&has) {
         return Ok(());
     }
-    Err(crate::error::hint(
-        anyhow::anyhow!("{reference} has no image for platform {p}; available: {has}"),
-        format!(
-            "build for {has} (--platform {has}), or use a base that is an index with a {p} image"
-        ),
-    )
-    .into())
+    Err(Error::NoImageForPlatform {
+        reference: reference.to_owned(),
+        wanted: Box::new(p.clone()),
+        has: Box::new(has),
+    })
 }
 
-fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<BaseImage> {
+fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> Result<BaseImage, Error> {
     // `DIR@sha256:…` (`--build-context NAME=oci-layout://DIR@…`): that manifest or index.
     if let Some((dir, digest)) = spec.rsplit_once('@') {
         return from_layout_at(std::path::Path::new(dir), Some(digest), spec, p, store);
@@ -104,7 +104,7 @@ fn from_layout(spec: &str, p: &Platform, store: &BlobStore) -> anyhow::Result<Ba
 fn resolve_in_layout(
     layout: &OciLayout,
     tag: Option<&str>,
-) -> anyhow::Result<crate::image::manifest::Descriptor> {
+) -> Result<crate::image::manifest::Descriptor, Error> {
     let Some(digest) = tag.and_then(|t| t.parse::<Digest>().ok()) else {
         return Ok(layout.resolve(tag)?);
     };
@@ -113,8 +113,11 @@ fn resolve_in_layout(
         return Ok(d.clone());
     }
     let raw = layout.store().read_bytes(&digest)?;
-    let v: serde_json::Value = serde_json::from_slice(&raw)
-        .with_context(|| format!("{digest} in the layout is not a manifest"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|source| Error::LayoutBlob {
+            digest: digest.clone(),
+            source,
+        })?;
     let media_type = v["mediaType"]
         .as_str()
         .unwrap_or(crate::image::manifest::OCI_MANIFEST)
@@ -134,23 +137,35 @@ pub fn from_layout_at(
     spec: &str,
     p: &Platform,
     store: &BlobStore,
-) -> anyhow::Result<BaseImage> {
-    let layout =
-        OciLayout::open(dir).with_context(|| format!("opening OCI layout {}", dir.display()))?;
+) -> Result<BaseImage, Error> {
+    let layout = OciLayout::open(dir).map_err(|source| Error::OpenLayout {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let mut desc = resolve_in_layout(&layout, tag)?;
     if ManifestKind::of(&desc.media_type) == Some(ManifestKind::Index) {
-        let index: ImageIndex = serde_json::from_slice(&layout.store().read_bytes(&desc.digest)?)?;
-        let r: Reference = "localhost/oci-layout:latest".parse()?;
+        let index: ImageIndex = serde_json::from_slice(&layout.store().read_bytes(&desc.digest)?)
+            .map_err(Error::LayoutIndex)?;
+        let r = parse_reference("localhost/oci-layout:latest")?;
         desc = crate::registry::pull::select_platform(&r, &index, p)
-            .map_err(|e| anyhow::anyhow!("{spec}: {e}"))?
+            .map_err(|e| Error::LayoutPlatform {
+                spec: spec.to_owned(),
+                error: Box::new(e),
+            })?
             .clone();
     }
     let manifest_raw = layout.store().read_bytes(&desc.digest)?;
-    let manifest: ImageManifest = serde_json::from_slice(&manifest_raw)
-        .with_context(|| format!("{spec}: invalid manifest"))?;
+    let invalid = |what| {
+        move |source| Error::LayoutJson {
+            spec: spec.to_owned(),
+            what,
+            source,
+        }
+    };
+    let manifest: ImageManifest =
+        serde_json::from_slice(&manifest_raw).map_err(invalid("manifest"))?;
     let config_raw = layout.store().read_bytes(&manifest.config.digest)?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_raw).with_context(|| format!("{spec}: invalid config"))?;
+    let config: ImageConfig = serde_json::from_slice(&config_raw).map_err(invalid("config"))?;
     check_platform(&format!("oci:{spec}"), p, &config)?;
     store.copy_from(layout.store(), &desc.digest)?;
     store.copy_from(layout.store(), &manifest.config.digest)?;
@@ -172,7 +187,7 @@ impl ImageSource for Sources {
         p: &Platform,
         store: &BlobStore,
         _reporter: &dyn Reporter,
-    ) -> anyhow::Result<BaseImage> {
+    ) -> Result<BaseImage, Error> {
         if let Some(spec) = reference.strip_prefix("oci:") {
             return from_layout(spec, p, store);
         }
@@ -185,7 +200,7 @@ impl ImageSource for Sources {
         p: &Platform,
         store: &BlobStore,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<(BaseImage, Option<super::bases::LayerFetch>)> {
+    ) -> Result<(BaseImage, Option<super::bases::LayerFetch>), Error> {
         if reference.starts_with("oci:") {
             return Ok((self.fetch(reference, p, store, reporter)?, None));
         }
@@ -195,8 +210,11 @@ impl ImageSource for Sources {
             std::sync::Arc::new(move |l: &Layer, store: &BlobStore| {
                 runtime
                     .block_on(registry.fetch_blob(&from, &l.descriptor(), store))
-                    .map_err(|e| crate::error::registry_hinted(e, &from))
-                    .with_context(|| format!("pulling layer {} of {from}", l.digest))?;
+                    .map_err(|e| Error::PullLayer {
+                        layer: l.digest.clone(),
+                        reference: Box::new(from.clone()),
+                        source: crate::error::registry_hinted(e, &from),
+                    })?;
                 Ok(l.size)
             });
         Ok((base, Some(fetch)))
@@ -212,7 +230,7 @@ impl Sources {
         p: &Platform,
         store: &BlobStore,
         with_layers: bool,
-    ) -> anyhow::Result<(Reference, BaseImage)> {
+    ) -> Result<(Reference, BaseImage), Error> {
         let r = parse_reference(reference)?;
         let pulled = match with_layers {
             true => self
@@ -222,10 +240,15 @@ impl Sources {
                 .runtime
                 .block_on(self.registry.pull_manifest(&r, p, store)),
         }
-        .map_err(|e| crate::error::registry_hinted(e, &r))
-        .with_context(|| format!("pulling {r}"))?;
-        let config: ImageConfig = serde_json::from_slice(&pulled.config.bytes)
-            .with_context(|| format!("{r}: invalid image config"))?;
+        .map_err(|e| Error::Pull {
+            reference: Box::new(r.clone()),
+            source: crate::error::registry_hinted(e, &r),
+        })?;
+        let config: ImageConfig =
+            serde_json::from_slice(&pulled.config.bytes).map_err(|source| Error::PulledConfig {
+                reference: Box::new(r.clone()),
+                source,
+            })?;
         check_platform(&r.to_string(), p, &config)?;
         let base = BaseImage {
             reference: r.to_string(),
@@ -237,11 +260,9 @@ impl Sources {
     }
 }
 
-fn parse_reference(reference: &str) -> anyhow::Result<Reference> {
-    reference.parse().with_context(|| {
-        format!(
-            "invalid image reference `{}`",
-            crate::registry::reference::redact_credentials(reference)
-        )
+fn parse_reference(reference: &str) -> Result<Reference, Error> {
+    reference.parse().map_err(|source| Error::Reference {
+        shown: crate::registry::reference::redact_credentials(reference),
+        source,
     })
 }

@@ -10,6 +10,7 @@ use super::stage_run::{
 };
 use super::state::ImageState;
 use super::step::dispatch;
+use super::Error;
 use crate::frontend::graph::{Base, PlannedStage};
 use crate::frontend::Scope;
 use crate::image::config::ImageConfig;
@@ -24,7 +25,7 @@ pub fn run_stage(
     ctx: &BuildCtx,
     stage: &PlannedStage,
     done: &BTreeMap<usize, StageResult>,
-) -> anyhow::Result<StageResult> {
+) -> Result<StageResult, Error> {
     let name = stage
         .name
         .clone()
@@ -64,14 +65,13 @@ pub fn run_stage(
         let inst = step
             .instruction
             .expand(&scope)
-            .map_err(|e| step.error(ctx.df, e.to_string()))?;
+            .map_err(|e| Error::from(step.error(ctx.df, e.to_string())))?;
         scope.apply(&inst);
         let text = step.original.clone();
         if !is_shown(&step.instruction) {
             // Config only: buildx shows no line for it, and it has no step id.
-            dispatch(&mut run, &scope, k, index, 0, &inst, &text).map_err(|e| {
-                e.context(step.error(ctx.df, format!("[{label}] {text}")).to_string())
-            })?;
+            dispatch(&mut run, &scope, k, index, 0, &inst, &text)
+                .map_err(|e| Error::in_step(step.error(ctx.df, format!("[{label}] {text}")), e))?;
             continue;
         }
         shown += 1;
@@ -87,7 +87,7 @@ pub fn run_stage(
         let r = dispatch(&mut run, &scope, k, index, id, &inst, &text);
         let r = r.map_err(|e| {
             let here = step.error(ctx.df, format!("[{label} {shown}/{total}] {text}"));
-            e.context(here.to_string())
+            Error::in_step(here, e)
         });
         r?;
         ctx.reporter.event(Event::StepDone {
@@ -108,7 +108,7 @@ fn base(
     stage: &PlannedStage,
     done: &BTreeMap<usize, StageResult>,
     name: &str,
-) -> anyhow::Result<(ImageState, Scope)> {
+) -> Result<(ImageState, Scope), Error> {
     Ok(match &stage.base {
         // A directory context starts from scratch plus its files (below).
         Base::Scratch | Base::Local(_) => {
@@ -131,8 +131,9 @@ fn base(
             (image, scope)
         }
         Base::Stage(i) => {
-            let parent = done.get(i).ok_or_else(|| {
-                anyhow::anyhow!("internal error: stage {i} not built before {name}")
+            let parent = done.get(i).ok_or_else(|| Error::StageNotBuilt {
+                stage: *i,
+                name: name.to_owned(),
             })?;
             (parent.image.clone(), parent.scope.clone())
         }
@@ -162,7 +163,10 @@ fn base(
                     )
                 });
                 match d {
-                    Some(d) => e.context(d.to_string()),
+                    Some(at) => Error::BaseImage {
+                        at,
+                        source: Box::new(e),
+                    },
                     None => e,
                 }
             })?;
@@ -202,7 +206,7 @@ fn base(
 
 /// `FROM NAME` of a directory context: the stage starts (from scratch) with
 /// one layer holding the directory's kept files, as `COPY . /` would write them.
-fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
+fn start_from(run: &mut StageRun, name: &str) -> Result<(), Error> {
     let ctx = run.ctx;
     let local = super::ctx::named_dir(ctx, name)?;
     let text = format!("FROM {name}");
@@ -223,7 +227,7 @@ fn start_from(run: &mut StageRun, name: &str) -> anyhow::Result<()> {
         inputs,
         crate::engine::stage_run::Chain::ByContent,
         created_by,
-        |run| {
+        |run| -> Result<StepOutcome, Error> {
             let slot = run.slot(0);
             let step = super::layer_reuse::Step {
                 id,

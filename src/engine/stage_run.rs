@@ -8,12 +8,12 @@ use super::fs::{MergedView, SourceFs, ViewLayer};
 use super::record::StepEntry;
 use super::state::ImageState;
 use super::users::UserDb;
+use super::Error;
 use crate::frontend::graph::{Base, PlannedStage};
 use crate::frontend::instructions::Instruction;
 use crate::frontend::Scope;
 use crate::image::Layer;
 use crate::report::Event;
-use anyhow::Context as _;
 use cairn_layers::{Digest, Entry};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ pub struct StageRun<'c, 'a> {
 
 impl StageRun<'_, '_> {
     /// The stage's merged filesystem (unpacking its layers on first use).
-    pub fn merged_view(&self) -> anyhow::Result<MergedView> {
+    pub fn merged_view(&self) -> Result<MergedView, Error> {
         view_of(self.ctx, &self.image.image.layers)
     }
 
@@ -117,9 +117,10 @@ impl StageRun<'_, '_> {
 
     /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
     /// and store what it made. `chain` says what the later steps' keys
-    /// follow: this step's inputs, or the files its layer holds.
+    /// follow: this step's inputs, or the files its layer holds. `work`
+    /// fails with an engine or a step error.
     #[allow(clippy::too_many_arguments)]
-    pub fn cached_step(
+    pub fn cached_step<W: Into<Error>>(
         &mut self,
         id: usize,
         index: usize,
@@ -127,8 +128,8 @@ impl StageRun<'_, '_> {
         inputs: Inputs,
         chain: Chain,
         created_by: String,
-        work: impl FnOnce(&mut Self) -> anyhow::Result<StepOutcome>,
-    ) -> anyhow::Result<()> {
+        work: impl FnOnce(&mut Self) -> Result<StepOutcome, W>,
+    ) -> Result<(), Error> {
         let ctx = self.ctx;
         let key = inputs.key();
         let slot = self.slot(index);
@@ -170,7 +171,7 @@ impl StageRun<'_, '_> {
                     ctx.reporter.event(Event::StepMiss { id, reason: r });
                 }
                 ctx.session.check_canceled(instruction)?;
-                let out = work(self)?;
+                let out = work(self).map_err(Into::into)?;
                 let layer = match &out {
                     StepOutcome::Layer(l) => Some(l.clone()),
                     StepOutcome::Empty => None,
@@ -181,9 +182,12 @@ impl StageRun<'_, '_> {
                     inputs: inputs.clone(),
                     layer,
                 };
-                ctx.cache.store(&rec, &slot).with_context(|| {
-                    format!("writing the cache at {}", ctx.cache.root().display())
-                })?;
+                ctx.cache
+                    .store(&rec, &slot)
+                    .map_err(|source| Error::WriteCache {
+                        root: ctx.cache.root().to_owned(),
+                        source,
+                    })?;
                 if let Ok(mut s) = ctx.req.built_here.lock() {
                     s.insert(key.to_string());
                 }
@@ -238,7 +242,7 @@ fn fs_key_after(parent: &Digest, layer: &Layer) -> Digest {
 
 /// A merged view over `layers`: the ones this build wrote from memory, plain
 /// stage layers read in their blob, the others unpacked on first use.
-pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<MergedView> {
+pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<MergedView, Error> {
     super::cache_import::materialize(ctx, layers)?;
     let view: Vec<ViewLayer> = layers
         .iter()
@@ -249,29 +253,26 @@ pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<MergedView> {
                 None => Ok(ViewLayer::Dir(ctx.layer_dirs.ensure(l, &ctx.store)?)),
             },
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_, Error>>()?;
     Ok(MergedView::with_owners(view, ctx.layer_dirs.owner_map()))
 }
 
 /// The unpacked directories of `layers`, bottom first (RUN's overlay lowers).
-pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<Vec<PathBuf>, Error> {
     layers
         .iter()
-        .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-        .collect::<Result<_, _>>()
-        .map_err(Into::into)
+        .map(|l| Ok(ctx.layer_dirs.ensure(l, &ctx.store)?))
+        .collect()
 }
 
 /// The image's own user database, read from a stage's merged view (which
 /// the caller already has: building a second one re-checks every layer).
-pub fn user_db(view: &MergedView) -> anyhow::Result<UserDb> {
-    Ok(UserDb::parse(
-        &read_text(view, "etc/passwd")?,
-        &read_text(view, "etc/group")?,
-    ))
+pub fn user_db(view: &MergedView) -> Result<UserDb, Error> {
+    let read = |path| read_text(view, path).map_err(Error::UserDb);
+    Ok(UserDb::parse(&read("etc/passwd")?, &read("etc/group")?))
 }
 
-fn read_text(view: &MergedView, path: &str) -> anyhow::Result<String> {
+fn read_text(view: &MergedView, path: &str) -> std::io::Result<String> {
     let p = super::fs::resolve(view, path, true)?;
     // A file this build wrote from a heredoc is read from memory, a member
     // of a plain stage layer where it lies in the blob.

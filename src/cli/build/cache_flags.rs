@@ -158,8 +158,9 @@ impl CacheFlags {
 /// Whether `e` is a refused cache blob: the build is then run again,
 /// without that entry.
 fn refused(e: &anyhow::Error) -> bool {
-    // A typed room error holding the refusal shows in the chain as itself.
-    e.chain().any(|c| {
+    // A typed room error holding the refusal shows in the chain as itself;
+    // one held by a transparent wrapper is reached through `links`.
+    crate::error::links(e.as_ref()).any(|c| {
         c.is::<remote::Refused>()
             || c.downcast_ref::<crate::cache::Error>()
                 .is_some_and(|e| e.refused().is_some())

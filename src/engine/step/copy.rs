@@ -168,6 +168,7 @@ pub fn transfer(
         created_by,
         |run| t.write(run, at, epoch),
     )
+    .map_err(Into::into)
 }
 
 /// A step's sources, sorted: paths (heredocs are files named after their

@@ -45,7 +45,7 @@ pub fn workdir(
         inputs,
         crate::engine::stage_run::Chain::ByInputs,
         created_by,
-        |run| {
+        |run| -> anyhow::Result<StepOutcome> {
             let view = run.merged_view()?;
             let rel = crate::engine::fs::clean(&wd);
             let resolved = resolve(&view, &rel, true)?;
@@ -90,6 +90,7 @@ pub fn workdir(
             Ok(StepOutcome::Layer(layer))
         },
     )
+    .map_err(Into::into)
 }
 
 #[cfg(test)]
