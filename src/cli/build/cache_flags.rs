@@ -188,3 +188,29 @@ pub(super) fn retrying_refused<T>(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_blob_is_seen_under_the_engines_transparent_wrappers() {
+        let refused_blob = || remote::Refused {
+            source_name: "cache".into(),
+            digest: "sha256:00".into(),
+            key: "k".into(),
+            why: "digest mismatch".into(),
+        };
+        // As a step's error reaches the CLI: held by the engine's error, at its Dockerfile place.
+        let step = crate::engine::Error::from(anyhow::Error::new(refused_blob()));
+        let at = crate::frontend::Diagnostic::error(
+            std::path::Path::new("Dockerfile"),
+            "RUN x\n",
+            crate::frontend::Pos { line: 1, col: 1 },
+            "[build 2/3] RUN x",
+        );
+        let e = anyhow::Error::new(crate::engine::Error::in_step(at, step));
+        assert!(refused(&e));
+        assert!(!refused(&anyhow::anyhow!("{}", refused_blob())));
+    }
+}
