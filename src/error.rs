@@ -151,6 +151,9 @@ fn held<'e>(e: &'e (dyn StdError + 'static)) -> Option<&'e (dyn StdError + 'stat
     if let Some(e) = e.downcast_ref::<crate::engine::Error>() {
         return e.held();
     }
+    if let Some(e) = e.downcast_ref::<crate::engine::step::Error>() {
+        return e.held();
+    }
     None
 }
 
@@ -187,6 +190,9 @@ fn own_hint(cause: &(dyn StdError + 'static)) -> Option<String> {
         return e.hint();
     }
     if let Some(e) = cause.downcast_ref::<crate::engine::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = cause.downcast_ref::<crate::engine::step::Error>() {
         return e.hint();
     }
     None

@@ -385,8 +385,7 @@ fn load_layout(
         })?;
     let config = parse_config(&config_bytes, name)?;
     let layers = layer_infos(&manifest.layers, &config, name)?;
-    let read =
-        |m: &ImageManifest| record_artifact::read_record(m, |l| Ok(store.read_bytes(&l.digest)?));
+    let read = |m: &ImageManifest| record_artifact::read_record(m, |l| store.read_bytes(&l.digest));
     let record = match record_artifact::in_layout(&layout, &entry) {
         Some((_, _, m)) => read(&m),
         // Layouts written before records were attached held them under a tag.

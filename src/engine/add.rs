@@ -7,7 +7,7 @@
 
 use super::copy::CopyError;
 use super::fs::components;
-use anyhow::Context as _;
+use super::step::error::{Error, Result};
 use cairn_layers::tar_read::{self, Codec, Member, MemberKind};
 use cairn_layers::{Digest, Entry, EntryKind, Source};
 use std::collections::BTreeSet;
@@ -221,13 +221,10 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Parse `--checksum=sha256:<hex>`.
-pub fn parse_checksum(s: &str) -> anyhow::Result<Digest> {
-    s.parse::<Digest>().map_err(|e| {
-        crate::error::hint(
-            anyhow::anyhow!("invalid --checksum `{s}`: {e}"),
-            "give the expected content digest as --checksum=sha256:<64 hex digits>",
-        )
-        .into()
+pub fn parse_checksum(s: &str) -> Result<Digest> {
+    s.parse::<Digest>().map_err(|reason| Error::BadChecksum {
+        text: s.to_owned(),
+        reason,
     })
 }
 
@@ -242,27 +239,33 @@ pub struct Download {
 }
 
 /// Download `url` into `dir`, verifying `checksum` when given.
-pub fn download(url: &str, dir: &Path, checksum: Option<&Digest>) -> anyhow::Result<Download> {
+pub fn download(url: &str, dir: &Path, checksum: Option<&Digest>) -> Result<Download> {
     let shown = display_url(url);
     let name = url_file_name(url);
     let path = dir.join(format!("download-{}", Digest::of(url.as_bytes()).hex()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(Error::Runtime)?;
     let digest = rt
         .block_on(fetch_to(url, &path))
-        .with_context(|| format!("downloading {shown}"))?;
+        .map_err(|source| Error::Download {
+            url: shown.clone(),
+            source: Box::new(source),
+        })?;
     if let Some(want) = checksum {
-        anyhow::ensure!(
-            &digest == want,
-            "checksum mismatch for {shown}: expected {want}, downloaded content is {digest}"
-        );
+        if &digest != want {
+            return Err(Error::ChecksumMismatch {
+                url: shown,
+                want: want.clone(),
+                got: digest,
+            });
+        }
     }
     Ok(Download { path, name, digest })
 }
 
-async fn fetch_to(url: &str, path: &Path) -> anyhow::Result<Digest> {
+async fn fetch_to(url: &str, path: &Path) -> Result<Digest> {
     use futures_util::StreamExt as _;
     let client = reqwest::Client::builder()
         .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
@@ -275,8 +278,13 @@ async fn fetch_to(url: &str, path: &Path) -> anyhow::Result<Digest> {
         .await
         .map_err(reqwest::Error::without_url)?;
     let status = resp.status();
-    anyhow::ensure!(status.is_success(), "server answered {status}");
-    let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    if !status.is_success() {
+        return Err(Error::HttpStatus(status));
+    }
+    let mut f = File::create(path).map_err(|source| Error::Create {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut hasher = cairn_layers::digest::HashingWriter::new(&mut f);
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
@@ -288,7 +296,7 @@ async fn fetch_to(url: &str, path: &Path) -> anyhow::Result<Digest> {
 }
 
 /// The entry of a download: mode 0600, root-owned.
-pub fn download_entry(d: &Download) -> anyhow::Result<Entry> {
+pub fn download_entry(d: &Download) -> Result<Entry> {
     let size = std::fs::metadata(&d.path)?.len();
     Ok(Entry {
         path: d.name.clone(),

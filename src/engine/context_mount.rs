@@ -10,6 +10,7 @@
 
 use super::ctx::BuildCtx;
 use super::fs::SourceFs as _;
+use super::step::error::{Error, Result};
 use cairn_layers::{Digest, Entry};
 use std::path::PathBuf;
 
@@ -26,19 +27,17 @@ pub struct ContextBind {
 }
 
 /// The subtree of the filtered context at `source`, to be written to `dir`.
-pub fn plan(ctx: &BuildCtx, source: &str, dir: PathBuf) -> anyhow::Result<ContextBind> {
+pub fn plan(ctx: &BuildCtx, source: &str, dir: PathBuf) -> Result<ContextBind> {
     let fs = ctx.context_fs()?;
-    let resolved = super::fs::resolve(fs, source, true)
-        .map_err(|e| anyhow::anyhow!("bind mount source `{source}`: {e}"))?;
+    let resolved = super::fs::resolve(fs, source, true).map_err(|reason| Error::BindSource {
+        path: source.to_owned(),
+        reason,
+    })?;
     if fs.lstat(&resolved)?.is_none() {
-        return Err(crate::error::hint(
-            anyhow::anyhow!(
-                "bind mount source `{source}` is not in the build context {}",
-                ctx.req.context.display()
-            ),
-            "check the path, and that .dockerignore does not exclude it",
-        )
-        .into());
+        return Err(Error::BindNotInContext {
+            path: source.to_owned(),
+            context: ctx.req.context.clone(),
+        });
     }
     let entries: Vec<Entry> = ctx
         .context_entries()?
@@ -56,7 +55,7 @@ pub fn plan(ctx: &BuildCtx, source: &str, dir: PathBuf) -> anyhow::Result<Contex
                 super::named_context::describe_entry(e, hashes)?,
             ))
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<std::result::Result<Vec<_>, anyhow::Error>>()?;
     let digest = Digest::of(serde_json::to_string(&described)?.as_bytes());
     Ok(ContextBind {
         dir,

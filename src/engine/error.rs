@@ -302,6 +302,9 @@ pub enum Error {
     /// The unpacked-layer store failed (unpacking, its sandbox).
     #[error(transparent)]
     LayerDirs(#[from] crate::sandbox::layer_dirs::Error),
+    /// A step kind's own failure (COPY, ADD, RUN, WORKDIR, metadata, ONBUILD).
+    #[error(transparent)]
+    StepKind(#[from] super::step::Error),
     /// A room not typed yet failed (its `anyhow` error, chain and hint kept).
     // until engine/step and sandbox are typed
     #[error(transparent)]
@@ -344,6 +347,7 @@ impl Error {
             Error::Cache(e) => e,
             Error::LayerDirs(e) => e,
             Error::NotYetTyped(e) => e.as_ref(),
+            Error::StepKind(e) => e,
             _ => return None,
         })
     }

@@ -9,9 +9,9 @@
 use super::cache::{Inputs, Lookup, RecordKind, StepRecord, CONTENT_RECORD_MARK};
 use super::ctx::BuildCtx;
 use super::layer_write::{self, Index};
+use super::step::error::{Error, Result};
 use crate::image::Layer;
 use crate::report::Event;
-use anyhow::Context as _;
 use cairn_layers::digest::HashingWriter;
 use cairn_layers::{Digest, Entry, EntryKind, MtimePolicy, Source};
 use std::io;
@@ -41,7 +41,7 @@ pub fn write_or_reuse(
     mut entries: Vec<Entry>,
     mtime: MtimePolicy,
     index: Index,
-) -> anyhow::Result<Layer> {
+) -> Result<Layer> {
     layer_write::normalize(&mut entries);
     let inputs = content_inputs(ctx, step.instruction, &entries, mtime)?;
     let slot = format!("{}#content", step.slot);
@@ -80,7 +80,10 @@ pub fn write_or_reuse(
     };
     ctx.cache
         .store(&rec, &slot)
-        .with_context(|| format!("writing the cache at {}", ctx.cache.root().display()))?;
+        .map_err(|source| Error::WriteCache {
+            root: ctx.cache.root().to_owned(),
+            source,
+        })?;
     Ok(desc)
 }
 
@@ -92,7 +95,7 @@ fn remote_lookup(
     step: &Step,
     inputs: &Inputs,
     slot: &str,
-) -> anyhow::Result<Option<StepRecord>> {
+) -> Result<Option<StepRecord>> {
     let imports = &ctx.req.cache_from;
     let Some(remote_slot) = crate::cache::remote::slot_of_local(step.slot) else {
         return Ok(None);
@@ -120,7 +123,7 @@ pub fn content_inputs(
     instruction: &str,
     entries: &[Entry],
     mtime: MtimePolicy,
-) -> anyhow::Result<Inputs> {
+) -> Result<Inputs> {
     let context_root = ctx
         .req
         .context
@@ -142,8 +145,12 @@ pub fn content_inputs(
             EntryKind::File { size, source } => {
                 let digest = match source {
                     Source::Bytes(b) => Digest::of(b).to_string(),
-                    Source::Path(p) => file_digest(ctx, &context_root, p)
-                        .with_context(|| format!("reading {}", p.display()))?,
+                    Source::Path(p) => {
+                        file_digest(ctx, &context_root, p).map_err(|source| Error::ReadFile {
+                            path: p.clone(),
+                            source,
+                        })?
+                    }
                     range @ Source::Range { path, offset } => {
                         let compute = || match remote_digest_at(ctx, path, *offset) {
                             Some(d) => Ok(d),
@@ -153,7 +160,10 @@ pub fn content_inputs(
                             Some(key) => ctx.file_digests().digest(&key, compute),
                             None => compute(),
                         }
-                        .with_context(|| format!("reading {}", path.display()))?
+                        .map_err(|source| Error::ReadFile {
+                            path: path.clone(),
+                            source,
+                        })?
                     }
                 };
                 value.push_str(&format!(" file {size} {digest}"));

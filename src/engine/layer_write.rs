@@ -2,9 +2,9 @@
 
 use super::ctx::BuildCtx;
 use super::fs::EntryFs;
+use super::step::error::{Error, Result};
 use crate::image::{Layer, MediaType};
 use crate::report::Event;
-use anyhow::Context as _;
 use cairn_layers::{
     gzip_blob, sort_entries, write_layer, Compression, Entry, LayerOptions, MtimePolicy,
 };
@@ -41,7 +41,7 @@ pub fn write(
     mtime: MtimePolicy,
     index: Index,
     stage: usize,
-) -> anyhow::Result<Layer> {
+) -> Result<Layer> {
     normalize(&mut entries);
     write_normalized(ctx, entries, mtime, index, stage)
 }
@@ -53,7 +53,7 @@ pub fn write_normalized(
     mtime: MtimePolicy,
     index: Index,
     stage: usize,
-) -> anyhow::Result<Layer> {
+) -> Result<Layer> {
     let kept = (index == Index::Keep).then(|| entries.clone());
     // Found before the entries go to the writer, offered once the digest is known.
     let donors = ctx.layer_dirs.donors_among(&entries);
@@ -103,13 +103,17 @@ pub fn remember(ctx: &BuildCtx, layer: &Layer, mut entries: Vec<Entry>, mtime: M
 /// its blob (and kept as the layer's in-memory view); `None` when it is
 /// unpacked already or holds what only an unpack handles (whiteouts, hard
 /// links).
-pub fn index_stage_layer(ctx: &BuildCtx, l: &Layer) -> anyhow::Result<Option<Arc<EntryFs>>> {
+pub fn index_stage_layer(ctx: &BuildCtx, l: &Layer) -> Result<Option<Arc<EntryFs>>> {
     if l.media_type != MediaType::StageLayer || ctx.layer_dirs.path(l).is_dir() {
         return Ok(None);
     }
     let blob = ctx.store.path(&l.digest);
-    let Some(entries) = cairn_layers::tar_index::index_plain(&blob)
-        .with_context(|| format!("reading layer {} in {}", l.digest, blob.display()))?
+    let Some(entries) =
+        cairn_layers::tar_index::index_plain(&blob).map_err(|source| Error::IndexLayer {
+            digest: l.digest.clone(),
+            path: blob.clone(),
+            source,
+        })?
     else {
         return Ok(None);
     };
@@ -128,7 +132,7 @@ pub fn indexed(ctx: &BuildCtx, layer: &Layer) -> Option<Arc<EntryFs>> {
 
 /// The gzip form of layer `l` for an exported image: `l` itself unless it is
 /// a plain stage layer, whose gzip blob is made once and remembered.
-pub fn gzip_for_export(ctx: &BuildCtx, l: &Layer) -> anyhow::Result<Layer> {
+pub fn gzip_for_export(ctx: &BuildCtx, l: &Layer) -> Result<Layer> {
     if l.media_type != MediaType::StageLayer {
         return Ok(l.clone());
     }

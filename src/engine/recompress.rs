@@ -15,10 +15,10 @@
 //! another level uses cairn's own deterministic gzip (`cairn_layers::pgzip`).
 
 use super::build::BuildResult;
+use super::step::error::{Error, Result};
 use crate::image::media_type::LayerCompression;
 use crate::image::mutate;
 use crate::image::{Layer, MediaType};
-use anyhow::Context as _;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::compress::GZIP_LEVEL;
 use cairn_layers::pgzip::ParallelGzip;
@@ -60,28 +60,7 @@ impl ExportOptions {
     }
 }
 
-/// A layer blob that cannot be opened for reading.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenLayerError {
-    /// The blob is missing or cannot be opened.
-    #[error("opening layer {digest}")]
-    Open {
-        /// The layer's digest.
-        digest: Digest,
-        /// Why.
-        #[source]
-        source: cairn_layers::blob_store::BlobError,
-    },
-    /// Its first bytes (to tell the compression) cannot be read.
-    #[error("reading layer {digest}")]
-    Read {
-        /// The layer's digest.
-        digest: Digest,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
+pub use super::step::error::OpenLayerError;
 
 /// A reader of a layer's uncompressed tar, whatever its compression (sniffed).
 pub fn open_uncompressed(
@@ -115,7 +94,7 @@ fn recompress(
     to: LayerCompression,
     level: Option<i32>,
     oci: bool,
-) -> anyhow::Result<Layer> {
+) -> Result<Layer> {
     let mut input = open_uncompressed(store, &layer.digest)?;
     let out = store.writer()?;
     let (out, diff_id) = match to {
@@ -150,12 +129,13 @@ fn recompress(
             (enc.finish()?, d)
         }
     };
-    anyhow::ensure!(
-        diff_id == layer.diff_id.0,
-        "layer {} decompressed to {diff_id}, not its diff_id {}",
-        layer.digest,
-        layer.diff_id.0
-    );
+    if diff_id != layer.diff_id.0 {
+        return Err(Error::DiffIdMismatch {
+            layer: layer.digest.clone(),
+            got: diff_id,
+            want: layer.diff_id.0.clone(),
+        });
+    }
     let (digest, size) = out.commit(None)?;
     Ok(Layer {
         digest,
@@ -167,11 +147,7 @@ fn recompress(
 
 /// The image as an output with `opts` writes it (the result itself when
 /// nothing changes). New blobs go into `store`.
-pub fn convert(
-    r: &BuildResult,
-    store: &BlobStore,
-    opts: &ExportOptions,
-) -> anyhow::Result<BuildResult> {
+pub fn convert(r: &BuildResult, store: &BlobStore, opts: &ExportOptions) -> Result<BuildResult> {
     if opts.is_default() {
         return Ok(r.clone());
     }
@@ -186,8 +162,12 @@ pub fn convert(
         // A level asks for recompression only of layers this build made (or all, forced).
         let relevel = opts.level.is_some() && (i >= own_from || opts.force);
         let l = if wanted != now || relevel {
-            recompress(store, l, wanted, opts.level, opts.oci_media_types)
-                .with_context(|| format!("recompressing layer {}", l.digest))?
+            recompress(store, l, wanted, opts.level, opts.oci_media_types).map_err(|source| {
+                Error::Recompress {
+                    digest: l.digest.clone(),
+                    source: Box::new(source),
+                }
+            })?
         } else {
             Layer {
                 media_type: MediaType::layer(now, opts.oci_media_types),

@@ -59,7 +59,7 @@ pub fn store_record(
     r: &BuildResult,
     store: &BlobStore,
     image: &Descriptor,
-) -> anyhow::Result<(Vec<u8>, Descriptor)> {
+) -> crate::engine::step::error::Result<(Vec<u8>, Descriptor)> {
     let config: ImageConfig = serde_json::from_slice(&r.config_raw)?;
     let record = serde_json::to_vec(&redacted(&r.record, &config))?;
     Ok(store_artifact(
@@ -71,16 +71,7 @@ pub fn store_record(
     )?)
 }
 
-/// An artifact that cannot be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreArtifactError {
-    /// Its body or manifest cannot be written to the blob store.
-    #[error("writing an artifact into the blob store")]
-    Blob(#[from] cairn_layers::blob_store::BlobError),
-    /// Its manifest cannot be written as JSON.
-    #[error("writing an artifact's manifest")]
-    Manifest(#[from] serde_json::Error),
-}
+pub use super::step::error::StoreArtifactError;
 
 /// Store an OCI 1.1 artifact in `store`: an image manifest of
 /// `artifact_type` with an empty config, one layer (`body`, of the same
@@ -151,9 +142,9 @@ pub fn in_layout(
 }
 
 /// The record inside an artifact manifest (its layer of type [`ARTIFACT_TYPE`]).
-pub fn read_record(
+pub fn read_record<E>(
     manifest: &ImageManifest,
-    read: impl Fn(&Descriptor) -> anyhow::Result<Vec<u8>>,
+    read: impl Fn(&Descriptor) -> Result<Vec<u8>, E>,
 ) -> Option<BuildRecord> {
     let layer = manifest
         .layers
@@ -172,10 +163,14 @@ pub fn push_record(
     (bytes, desc): (&[u8], &Descriptor),
     subject: &Digest,
     store: &BlobStore,
-) -> anyhow::Result<()> {
+) -> crate::engine::step::error::Result<()> {
     runtime
         .block_on(registry.push_referrer(repo, bytes, desc, subject, store))
-        .map_err(|e| anyhow::anyhow!("pushing the build record of {repo}@{subject}: {e}"))
+        .map_err(|e| crate::engine::step::error::Error::PushRecord {
+            repo: repo.to_string(),
+            subject: subject.clone(),
+            reason: Box::new(e),
+        })
 }
 
 /// The newest build record attached to `subject` in `repo` (`None` when there
@@ -197,7 +192,8 @@ pub fn from_registry(
     if m.artifact_type.as_ref().map(MediaType::as_str) != Some(ARTIFACT_TYPE) {
         return None;
     }
-    read_record(&m, |l| {
+    // Why a blob cannot be read does not matter here: `None` either way.
+    read_record(&m, |l| -> Result<_, Box<dyn std::error::Error>> {
         runtime.block_on(registry.fetch_blob(&reference, l, store))?;
         Ok(store.read_bytes(&l.digest)?)
     })

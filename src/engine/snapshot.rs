@@ -14,6 +14,7 @@
 
 use super::ctx::BuildCtx;
 use super::layer_write::normalize;
+use super::step::error::Result;
 use crate::image::{Layer, MediaType};
 use crate::report::Event;
 use cairn_layers::{Entry, MtimePolicy};
@@ -28,7 +29,7 @@ pub fn wanted(ctx: &BuildCtx, stage: usize) -> bool {
 
 /// The snapshot of `entries` with mtimes by `mtime`: its layer directory
 /// made, its descriptor returned (no blob).
-pub fn make(ctx: &BuildCtx, mut entries: Vec<Entry>, mtime: MtimePolicy) -> anyhow::Result<Layer> {
+pub fn make(ctx: &BuildCtx, mut entries: Vec<Entry>, mtime: MtimePolicy) -> Result<Layer> {
     normalize(&mut entries);
     let (diff_id, size) = ctx.layer_dirs.snapshot(&entries, mtime)?;
     Ok(Layer {

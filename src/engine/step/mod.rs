@@ -7,10 +7,13 @@
 
 pub mod add;
 pub mod copy;
+pub mod error;
 pub mod metadata;
 pub mod onbuild;
 pub mod run;
 pub mod workdir;
+
+pub use error::{Error, Result};
 
 use crate::engine::stage_run::{StageRun, StepAt};
 use crate::frontend::instructions::Instruction;
