@@ -179,7 +179,9 @@ pub enum Error {
     /// An attestation cannot be made or attached.
     #[error(transparent)]
     Attest(#[from] crate::attest::Error),
-    // until engine (recompress, record_artifact) is typed
+    /// Recompressing a layer or storing/pushing the build record failed.
+    #[error(transparent)]
+    Step(#[from] crate::engine::step::Error),
     /// An error of a room not typed yet.
     #[error(transparent)]
     NotYetTyped(#[from] anyhow::Error),
@@ -192,6 +194,7 @@ impl Error {
             Error::NothingToPush => Some("name the image with `-t REGISTRY/REPO:TAG`".into()),
             Error::Attest(e) => e.hint(),
             Error::Cache(e) => e.hint(),
+            Error::Step(e) => crate::error::hint_of(e),
             // A transparent variant hides the error it holds from the cause chain: bring its hint.
             Error::NotYetTyped(e) => {
                 crate::error::hint_of(AsRef::<dyn std::error::Error + Send + Sync>::as_ref(e))

@@ -8,6 +8,6 @@ use crate::frontend::instructions::Copy;
 use crate::frontend::Scope;
 
 /// Run an ADD step.
-pub fn add(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy) -> anyhow::Result<()> {
+pub fn add(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy) -> super::error::Result<()> {
     transfer(run, scope, at, c, Kind::Add)
 }

@@ -3,6 +3,7 @@
 //! entry point is [`super::add`]; its archives and URLs are
 //! [`crate::engine::add`].
 
+use super::error::{Error, Result};
 use crate::engine::add::{self, Download};
 use crate::engine::cache::Inputs;
 use crate::engine::chmod::Chmod;
@@ -16,7 +17,6 @@ use crate::engine::stage_run::{view_of, StageRun, StepAt, StepOutcome};
 use crate::frontend::graph::Source;
 use crate::frontend::instructions::{Copy, CopySource};
 use crate::frontend::Scope;
-use anyhow::Context as _;
 use cairn_layers::dockerignore::Matcher;
 use cairn_layers::{Entry, EntryKind, MtimePolicy};
 use std::collections::BTreeMap;
@@ -48,14 +48,8 @@ pub fn absolute_dest(workdir: &str, dest: &str) -> String {
     }
 }
 
-fn parse_chmod(s: &str) -> anyhow::Result<Chmod> {
-    Chmod::parse(s).map_err(|e| {
-        crate::error::hint(
-            anyhow::Error::new(e),
-            "use an octal mode such as --chmod=755 or a symbolic one such as --chmod=u=rwX,go=rX",
-        )
-        .into()
-    })
+fn parse_chmod(s: &str) -> Result<Chmod> {
+    Chmod::parse(s).map_err(Error::Chmod)
 }
 
 fn describe(e: &Entry, digest: &str) -> String {
@@ -87,23 +81,17 @@ impl Kind {
 }
 
 /// Run a COPY step.
-pub fn copy(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy) -> anyhow::Result<()> {
+pub fn copy(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy) -> Result<()> {
     transfer(run, scope, at, c, Kind::Copy)
 }
 
 /// A COPY or an ADD step: its key from what it reads, and on a miss the
 /// planned entries written as one layer.
-pub fn transfer(
-    run: &mut StageRun,
-    scope: &Scope,
-    at: StepAt,
-    c: &Copy,
-    kind: Kind,
-) -> anyhow::Result<()> {
+pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: Kind) -> Result<()> {
     let ctx = run.ctx;
     let dest = absolute_dest(&run.workdir(), &c.dest);
     let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
-    let exclude = Matcher::from_patterns(&c.exclude).context("invalid --exclude pattern")?;
+    let exclude = Matcher::from_patterns(&c.exclude).map_err(Error::Exclude)?;
     let created_by = crate::engine::history::copy(kind.keyword(), c);
     let Sources {
         paths,
@@ -134,7 +122,7 @@ pub fn transfer(
             tempfile::Builder::new()
                 .prefix("add-")
                 .tempdir_in(ctx.cache.layout().dir(crate::cache::Bucket::Tmp))
-                .context("creating a scratch directory in the cache")?,
+                .map_err(Error::Scratch)?,
         ),
         Kind::Copy => None,
     };
@@ -167,8 +155,8 @@ pub fn transfer(
         crate::engine::stage_run::Chain::ByContent,
         created_by,
         |run| t.write(run, at, epoch),
-    )
-    .map_err(Into::into)
+    )?;
+    Ok(())
 }
 
 /// A step's sources, sorted: paths (heredocs are files named after their
@@ -179,7 +167,7 @@ struct Sources {
     heredocs: Vec<Entry>,
 }
 
-fn sources(c: &Copy, scope: &Scope, kind: Kind) -> anyhow::Result<Sources> {
+fn sources(c: &Copy, scope: &Scope, kind: Kind) -> Result<Sources> {
     let keyword = kind.keyword();
     let mut out = Sources {
         paths: Vec::new(),
@@ -189,19 +177,15 @@ fn sources(c: &Copy, scope: &Scope, kind: Kind) -> anyhow::Result<Sources> {
     for s in &c.sources {
         match s {
             CopySource::Path(p) if add::is_git(p) => {
-                anyhow::bail!(crate::error::hint(
-                    anyhow::anyhow!(
-                        "{keyword} from a git repository is not supported by cairn yet: `{}`",
-                        add::display_url(p)
-                    ),
-                    "clone it in a RUN step (or beside the Dockerfile) and COPY the files",
-                ))
+                return Err(Error::GitSource {
+                    keyword,
+                    url: add::display_url(p),
+                })
             }
             CopySource::Path(p) if add::is_url(p) => {
-                anyhow::ensure!(
-                    kind == Kind::Add,
-                    "source can't be a URL for COPY: use ADD to download it"
-                );
+                if kind != Kind::Add {
+                    return Err(Error::UrlInCopy);
+                }
                 out.urls.push(p.clone());
             }
             CopySource::Path(p) => out.paths.push(p.clone()),
@@ -221,15 +205,10 @@ fn sources(c: &Copy, scope: &Scope, kind: Kind) -> anyhow::Result<Sources> {
 }
 
 /// `--checksum`: only for exactly one URL source.
-fn checksum(c: &Copy, urls: &[String]) -> anyhow::Result<Option<cairn_layers::Digest>> {
+fn checksum(c: &Copy, urls: &[String]) -> Result<Option<cairn_layers::Digest>> {
     Ok(match &c.checksum {
-        Some(_) if urls.is_empty() => anyhow::bail!("checksum requires HTTP(S) or Git sources"),
-        Some(_) if urls.len() > 1 => {
-            anyhow::bail!(
-                "--checksum needs exactly one URL source, got {}",
-                urls.len()
-            )
-        }
+        Some(_) if urls.is_empty() => return Err(Error::ChecksumWithoutUrl),
+        Some(_) if urls.len() > 1 => return Err(Error::ChecksumUrls { count: urls.len() }),
         Some(s) => Some(add::parse_checksum(s)?),
         None => None,
     })
@@ -241,7 +220,7 @@ fn from_of<'c>(
     k: usize,
     c: &Copy,
     heredocs: Vec<Entry>,
-) -> anyhow::Result<From<'c>> {
+) -> Result<From<'c>> {
     let ctx = run.ctx;
     if !heredocs.is_empty() {
         return Ok(From::Heredocs(EntryFs::new(heredocs)));
@@ -251,10 +230,7 @@ fn from_of<'c>(
     }
     Ok(match run.stage.sources.get(&k).and_then(|v| v.first()) {
         Some(Source::Stage(i)) => {
-            let r = run
-                .done
-                .get(i)
-                .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} is not built yet"))?;
+            let r = run.done.get(i).ok_or(Error::StageNotBuilt { stage: *i })?;
             // Named as written in the Dockerfile, for miss explanations.
             let name = ctx
                 .plan
@@ -273,7 +249,7 @@ fn from_of<'c>(
             let local = crate::engine::ctx::named_dir(ctx, name)?;
             From::Named(local, name.clone())
         }
-        None => anyhow::bail!("internal error: no source recorded for --from"),
+        None => return Err(Error::NoSource { what: "--from" }),
     })
 }
 
@@ -300,7 +276,7 @@ impl Transfer<'_, '_> {
 
     /// Without a checksum a URL's content is part of the key, so it is
     /// fetched now; with one, only on a miss.
-    fn key_urls(&mut self, inputs: &mut Inputs) -> anyhow::Result<()> {
+    fn key_urls(&mut self, inputs: &mut Inputs) -> Result<()> {
         for u in &self.urls {
             let value = match &self.checksum {
                 Some(d) => d.to_string(),
@@ -318,7 +294,7 @@ impl Transfer<'_, '_> {
 
     /// What the paths read: each context file's content, each heredoc's
     /// body, a stage's or an image's filesystem key.
-    fn key_sources(&self, run: &StageRun, inputs: &mut Inputs) -> anyhow::Result<()> {
+    fn key_sources(&self, run: &StageRun, inputs: &mut Inputs) -> Result<()> {
         let ctx = run.ctx;
         let spec = &self.spec;
         let is_excluded = |p: &str| self.is_excluded(p);
@@ -355,9 +331,10 @@ impl Transfer<'_, '_> {
                                 p.strip_prefix(&root).unwrap_or(p).as_os_str(),
                             )
                             .into_owned(),
-                            hashes
-                                .digest(p)
-                                .with_context(|| format!("reading context file {}", p.display()))?,
+                            hashes.digest(p).map_err(|source| Error::ReadContextFile {
+                                path: p.clone(),
+                                source,
+                            })?,
                         ),
                         _ => (e.path.clone(), String::new()),
                     };
@@ -387,14 +364,17 @@ impl Transfer<'_, '_> {
 
     /// On a miss: plan the paths and the downloads onto the stage's
     /// filesystem and write them as one layer.
-    fn write(&mut self, run: &mut StageRun, at: StepAt, epoch: u64) -> anyhow::Result<StepOutcome> {
+    fn write(&mut self, run: &mut StageRun, at: StepAt, epoch: u64) -> Result<StepOutcome> {
         let ctx = run.ctx;
         let dest_view = run.merged_view()?;
         let owner = match &self.c.chown {
             Some(spec) => Some(
                 crate::engine::stage_run::user_db(&dest_view)?
                     .resolve_chown(spec)
-                    .with_context(|| format!("--chown={spec}"))?,
+                    .map_err(|source| Error::Chown {
+                        spec: spec.clone(),
+                        source,
+                    })?,
             ),
             None => None,
         };
@@ -455,7 +435,7 @@ impl Transfer<'_, '_> {
         ctx: &BuildCtx,
         spec: &CopySpec,
         dest_view: &MergedView,
-    ) -> anyhow::Result<Vec<Entry>> {
+    ) -> Result<Vec<Entry>> {
         let unpack_local = |e: &Entry| {
             if self.kind != Kind::Add || self.c.unpack == Some(false) {
                 return Ok(None);
@@ -518,7 +498,7 @@ fn unpack_archive(e: &Entry, scratch: &Path) -> Result<Option<Vec<Entry>>, CopyE
 }
 
 /// A missing source that exists on disk was excluded by `.dockerignore`: say so.
-fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::Error {
+fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> Error {
     let src = match &e {
         CopyError::NotFound(s) | CopyError::NoMatch(s) => crate::engine::fs::clean(s),
         _ => return e.into(),
@@ -541,33 +521,23 @@ fn explain_missing(context: &Path, dockerfile: &Path, e: CopyError) -> anyhow::E
         let target = std::fs::read_link(&host)
             .map(|t| t.display().to_string())
             .unwrap_or_default();
-        return crate::error::hint(
-            anyhow::anyhow!("source `{src}` is a symlink to `{target}`, which is not in the build context"),
-            "symlinks resolve inside the context, never on the host: copy the target into the context",
-        )
-        .into();
+        return Error::SymlinkOutside { src, target };
     }
     let why = ex
         .decided_by
         .and_then(|i| bc.matcher().patterns().get(i))
         .map(|p| format!(" (pattern `{}`)", p.raw()))
         .unwrap_or_default();
-    crate::error::hint(
-        anyhow::anyhow!(
-            "source `{src}` exists but is excluded from the build context by .dockerignore{why}"
-        ),
-        format!(
-            "see why with `cairn context ls --explain {src}`, or add `!{src}` to .dockerignore"
-        ),
-    )
-    .into()
+    Error::Excluded { src, pattern: why }
 }
 
 /// Every planned path is relative and normalized (defence in depth for the writer).
-fn check_inside(entries: &[Entry]) -> anyhow::Result<()> {
+fn check_inside(entries: &[Entry]) -> Result<()> {
     for e in entries {
-        cairn_layers::entry::check_path(&e.path)
-            .with_context(|| format!("planned entry {}", Path::new(&e.path).display()))?;
+        cairn_layers::entry::check_path(&e.path).map_err(|source| Error::PlannedEntry {
+            path: e.path.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

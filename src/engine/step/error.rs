@@ -253,7 +253,7 @@ pub enum Error {
         /// The mount as written.
         spec: String,
         /// Why (shown in the message).
-        reason: String,
+        reason: crate::frontend::mount::MountError,
     },
     /// A cache mount's directory cannot be made.
     #[error("creating cache mount {}", path.display())]
@@ -365,6 +365,12 @@ pub enum Error {
     /// A file operation failed (the message is the system's).
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The step cache or an imported cache (`--cache-from`) failed.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::Error),
+    /// A layer directory (unpacked base or stage layer, snapshot) failed.
+    #[error(transparent)]
+    LayerDirs(#[from] crate::sandbox::layer_dirs::Error),
     /// The engine's stage half failed under a step (its view, cache, context).
     #[error(transparent)]
     Engine(Box<crate::engine::Error>),
@@ -384,6 +390,8 @@ impl Error {
             Error::Copy(e) => e,
             Error::Expand(e) => e,
             Error::Sandbox(e) => e,
+            Error::Cache(e) => e,
+            Error::LayerDirs(e) => e,
             Error::Engine(e) => &**e,
             Error::Trigger { source, .. } => &**source,
             Error::NotYetTyped(e) => e.as_ref(),

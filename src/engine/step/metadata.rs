@@ -3,15 +3,15 @@
 //! the image config and adds an empty history entry; none touches the
 //! filesystem or the cache.
 
+use super::error::{Error, Result};
 use crate::engine::history;
 use crate::engine::stage_run::StageRun;
 use crate::frontend::instructions::{Healthcheck, Instruction};
 use crate::image::config::{Empty, Healthcheck as ConfigHealthcheck};
-use anyhow::Context as _;
 use std::collections::BTreeMap;
 
 /// Apply a config-only instruction to the stage's image.
-pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
+pub fn apply(run: &mut StageRun, inst: &Instruction) -> Result<()> {
     let shell = run.shell();
     match inst {
         Instruction::Env { pairs } => {
@@ -92,15 +92,13 @@ pub fn apply(run: &mut StageRun, inst: &Instruction) -> anyhow::Result<()> {
         | Instruction::Copy(_)
         | Instruction::Add(_)
         | Instruction::Run(_)
-        | Instruction::Onbuild(_) => {
-            anyhow::bail!("internal error: a filesystem step dispatched as config-only")
-        }
+        | Instruction::Onbuild(_) => return Err(Error::NotConfigOnly),
     }
     Ok(())
 }
 
 /// EXPOSE: each port (ranges expanded) with its protocol.
-fn expose(run: &mut StageRun, words: &[String]) -> anyhow::Result<()> {
+fn expose(run: &mut StageRun, words: &[String]) -> Result<()> {
     let ps = ports(words)?;
     let rc = run.image.image.config.run_config_mut();
     let map = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
@@ -114,14 +112,13 @@ fn expose(run: &mut StageRun, words: &[String]) -> anyhow::Result<()> {
 }
 
 /// VOLUME: each path, none empty.
-fn volume(run: &mut StageRun, paths: &[String]) -> anyhow::Result<()> {
+fn volume(run: &mut StageRun, paths: &[String]) -> Result<()> {
     let rc = run.image.image.config.run_config_mut();
     let map = rc.volumes.get_or_insert_with(BTreeMap::new);
     for p in paths {
-        anyhow::ensure!(
-            !p.trim().is_empty(),
-            "VOLUME specified can not be an empty string"
-        );
+        if p.trim().is_empty() {
+            return Err(Error::EmptyVolume);
+        }
         map.insert(p.trim().to_owned(), Empty {});
     }
     run.image
@@ -156,7 +153,7 @@ fn healthcheck(hc: &Healthcheck) -> ConfigHealthcheck {
     }
 }
 
-fn ports(words: &[String]) -> anyhow::Result<Vec<String>> {
+fn ports(words: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for w in words {
         let (port, proto) = w.split_once('/').unwrap_or((w, "tcp"));
@@ -166,11 +163,16 @@ fn ports(words: &[String]) -> anyhow::Result<Vec<String>> {
             Some((a, b)) => (a, b),
             None => (port, port),
         };
-        let (lo, hi): (u32, u32) = (
-            lo.parse().with_context(|| format!("invalid port `{w}`"))?,
-            hi.parse().with_context(|| format!("invalid port `{w}`"))?,
-        );
-        anyhow::ensure!(lo <= hi && hi <= 65535, "invalid port range `{w}`");
+        let number = |p: &str| {
+            p.parse::<u32>().map_err(|source| Error::Port {
+                word: w.clone(),
+                source,
+            })
+        };
+        let (lo, hi) = (number(lo)?, number(hi)?);
+        if !(lo <= hi && hi <= 65535) {
+            return Err(Error::PortRange { word: w.clone() });
+        }
         for p in lo..=hi {
             out.push(format!("{p}/{proto}"));
         }

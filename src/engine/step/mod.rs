@@ -30,7 +30,7 @@ pub fn dispatch(
     id: usize,
     inst: &Instruction,
     text: &str,
-) -> anyhow::Result<()> {
+) -> error::Result<()> {
     let at = StepAt { k, index, id, text };
     match inst {
         Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),

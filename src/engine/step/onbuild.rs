@@ -3,6 +3,7 @@
 //! instruction they are and run right after the downstream `FROM`, in
 //! order, as BuildKit does ([`run_triggers`]).
 
+use super::error::{Error, Result};
 use crate::engine::stage_run::StageRun;
 use crate::frontend::instructions::{Instruction, OnBuild};
 use crate::frontend::{Scope, Step};
@@ -12,8 +13,8 @@ use std::time::Instant;
 
 /// How one parsed trigger is executed: `(run, scope, k, index, id,
 /// instruction, text)`, the same arguments the stage's own step dispatch takes.
-pub type Dispatch<'d> = dyn FnMut(&mut StageRun, &Scope, usize, usize, usize, &Instruction, &str) -> anyhow::Result<()>
-    + 'd;
+pub type Dispatch<'d> =
+    dyn FnMut(&mut StageRun, &Scope, usize, usize, usize, &Instruction, &str) -> Result<()> + 'd;
 
 /// Run an ONBUILD instruction: store its trigger in the config, for the
 /// images built `FROM` this one.
@@ -28,28 +29,31 @@ pub fn onbuild(run: &mut StageRun, ob: &OnBuild) {
 }
 
 /// The step a stored trigger text stands for, validated as BuildKit does.
-pub fn parse_trigger(trigger: &str) -> anyhow::Result<Step> {
+pub fn parse_trigger(trigger: &str) -> Result<Step> {
     let source = format!("FROM scratch\n{trigger}\n");
-    let df = crate::frontend::parse(&source, Path::new("ONBUILD")).map_err(|d| {
-        anyhow::anyhow!("invalid ONBUILD trigger `{trigger}` in the base image: {d}")
-    })?;
-    anyhow::ensure!(
-        df.stages.len() == 1,
-        "FROM isn't allowed as an ONBUILD trigger (`{trigger}` in the base image)"
-    );
+    let df =
+        crate::frontend::parse(&source, Path::new("ONBUILD")).map_err(|d| Error::TriggerParse {
+            trigger: trigger.to_owned(),
+            diagnostic: Box::new(d),
+        })?;
+    if df.stages.len() != 1 {
+        return Err(Error::TriggerFrom {
+            trigger: trigger.to_owned(),
+        });
+    }
     let step = df
         .stages
         .into_iter()
         .next()
         .and_then(|s| s.steps.into_iter().next())
-        .ok_or_else(|| anyhow::anyhow!("empty ONBUILD trigger in the base image"))?;
+        .ok_or(Error::TriggerEmpty)?;
     match &step.instruction {
-        Instruction::Onbuild(_) => {
-            anyhow::bail!("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed (`{trigger}`)")
-        }
-        Instruction::Maintainer { .. } => {
-            anyhow::bail!("MAINTAINER isn't allowed as an ONBUILD trigger (`{trigger}`)")
-        }
+        Instruction::Onbuild(_) => Err(Error::TriggerChained {
+            trigger: trigger.to_owned(),
+        }),
+        Instruction::Maintainer { .. } => Err(Error::TriggerMaintainer {
+            trigger: trigger.to_owned(),
+        }),
         _ => Ok(step),
     }
 }
@@ -62,27 +66,36 @@ pub fn run_triggers(
     scope: &mut Scope,
     triggers: &[String],
     dispatch: &mut Dispatch,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let ctx = run.ctx;
     for trigger in triggers {
         let step = parse_trigger(trigger)?;
         if let Instruction::Copy(c) | Instruction::Add(c) = &step.instruction {
-            anyhow::ensure!(
-                c.from.is_none(),
-                "ONBUILD triggers with --from are not supported by cairn yet (`{trigger}`)"
-            );
+            if c.from.is_some() {
+                return Err(Error::TriggerCopyFrom {
+                    trigger: trigger.clone(),
+                });
+            }
         }
         let inst = step
             .instruction
             .expand(scope)
-            .map_err(|e| anyhow::anyhow!("ONBUILD {trigger}: {e}"))?;
+            .map_err(|reason| Error::TriggerExpand {
+                trigger: trigger.clone(),
+                reason,
+            })?;
         scope.apply(&inst);
         let text = format!("ONBUILD {}", step.original);
         let id = crate::engine::stage_run::from_line_started(ctx, run.stage, text.clone());
         let t = Instant::now();
         // k past every real step: no `--from` source is recorded for triggers.
-        dispatch(run, scope, usize::MAX, 0, id, &inst, &step.original)
-            .map_err(|e| e.context(format!("[{} ONBUILD] {}", run.name, step.original)))?;
+        dispatch(run, scope, usize::MAX, 0, id, &inst, &step.original).map_err(|e| {
+            Error::Trigger {
+                stage: run.name.clone(),
+                text: step.original.clone(),
+                source: Box::new(e),
+            }
+        })?;
         ctx.reporter.event(Event::StepDone {
             id,
             elapsed: t.elapsed(),

@@ -4,6 +4,7 @@
 
 pub mod mounts;
 
+use super::error::{Error, Result};
 use crate::engine::cache::Inputs;
 use crate::engine::context_mount::ContextBind;
 use crate::engine::layer_write::Index;
@@ -13,17 +14,16 @@ use crate::frontend::mount::{Mount as MountSpec, MountType};
 use crate::frontend::Scope;
 use crate::report::Event;
 use crate::sandbox::{Mount, Network, RunSpec};
-use anyhow::Context as _;
 use cairn_layers::MtimePolicy;
 use std::path::{Path, PathBuf};
 
 /// Run a RUN step.
-pub fn run(run: &mut StageRun, scope: &Scope, at: StepAt, r: &Run) -> anyhow::Result<()> {
+pub fn run(run: &mut StageRun, scope: &Scope, at: StepAt, r: &Run) -> Result<()> {
     let ctx = run.ctx;
     let scratch = tempfile::Builder::new()
         .prefix(".run-")
         .tempdir_in(ctx.cache.layout().dir(crate::cache::Bucket::Tmp))
-        .context("creating a scratch directory in the cache")?;
+        .map_err(Error::Scratch)?;
     let (argv, extra_mounts) = command(r, scope, &run.shell(), scratch.path())?;
     let mut env = scope.run_env();
     if !env.iter().any(|(k, _)| k == "PATH") {
@@ -102,7 +102,7 @@ fn command(
     scope: &Scope,
     shell: &[String],
     scratch: &Path,
-) -> anyhow::Result<(Vec<String>, Vec<Mount>)> {
+) -> Result<(Vec<String>, Vec<Mount>)> {
     let mut extra_mounts = Vec::new();
     let argv = match (&r.command, r.shebang_heredoc()) {
         (CommandLine::Exec(v), _) => v.clone(),
@@ -178,7 +178,7 @@ fn step_mounts(
     scope: &Scope,
     scratch: &Path,
     inputs: &mut Inputs,
-) -> anyhow::Result<StepMounts> {
+) -> Result<StepMounts> {
     let opts = &run.ctx.req.run_options;
     let expand = |s: &str| scope.expand_word(s);
     let mut out = StepMounts {
@@ -191,8 +191,10 @@ fn step_mounts(
     let mut from_index = 0;
     let mut ssh_index = 0;
     for spec in &r.mount_specs {
-        let mut m = MountSpec::parse(spec, Some(&expand))
-            .map_err(|e| anyhow::anyhow!("--mount={spec}: {e}"))?;
+        let mut m = MountSpec::parse(spec, Some(&expand)).map_err(|reason| Error::MountSpec {
+            spec: spec.clone(),
+            reason,
+        })?;
         if m.kind == MountType::Ssh {
             // BuildKit's default targets; SSH_AUTH_SOCK names the first.
             let t = m
@@ -229,7 +231,7 @@ fn execute(
     at_k: usize,
     fill: &[ContextBind],
     cache_mounts: &[(String, PathBuf)],
-) -> anyhow::Result<StepOutcome> {
+) -> Result<StepOutcome> {
     let ctx = run.ctx;
     let sandbox = ctx.sandbox()?;
     spec.mounts = crate::engine::cache_import::before_run(

@@ -24,7 +24,7 @@ pub fn workdir(
     id: usize,
     path: &str,
     text: &str,
-) -> anyhow::Result<()> {
+) -> super::error::Result<()> {
     let wd = normalize(&run.workdir(), path);
     run.image.image.config.run_config_mut().working_dir = Some(wd.clone());
     let created_by = format!("WORKDIR {wd}");
@@ -45,52 +45,59 @@ pub fn workdir(
         inputs,
         crate::engine::stage_run::Chain::ByInputs,
         created_by,
-        |run| -> anyhow::Result<StepOutcome> {
-            let view = run.merged_view()?;
-            let rel = crate::engine::fs::clean(&wd);
-            let resolved = resolve(&view, &rel, true)?;
-            if matches!(view.lstat(&resolved)?, Some(e) if e.is_dir()) {
-                return Ok(StepOutcome::Empty);
-            }
-            let owner = if user.is_empty() {
-                None
-            } else {
-                Some(crate::engine::stage_run::user_db(&view)?.resolve_user(&user)?)
-            };
-            let mut entries = Vec::new();
-            let mut acc = String::new();
-            for c in components(&resolved) {
-                acc = if acc.is_empty() {
-                    c
-                } else {
-                    format!("{acc}/{c}")
-                };
-                match view.lstat(&acc)? {
-                    Some(e) if e.is_dir() => entries.push(Entry {
-                        path: acc.clone(),
-                        ..e
-                    }),
-                    _ => {
-                        let mut d = Entry::dir(acc.clone());
-                        if let Some(o) = owner {
-                            d.uid = o.uid;
-                            d.gid = o.gid;
-                        }
-                        entries.push(d);
-                    }
+        |run| make(run, &wd, &user, epoch),
+    )?;
+    Ok(())
+}
+
+/// On a miss: the missing directories of `wd`, owned by `user`, as one layer.
+fn make(run: &mut StageRun, wd: &str, user: &str, epoch: u64) -> super::error::Result<StepOutcome> {
+    let view = run.merged_view()?;
+    let rel = crate::engine::fs::clean(wd);
+    let resolved = resolve(&view, &rel, true)?;
+    if matches!(view.lstat(&resolved)?, Some(e) if e.is_dir()) {
+        return Ok(StepOutcome::Empty);
+    }
+    let owner = if user.is_empty() {
+        None
+    } else {
+        Some(
+            crate::engine::stage_run::user_db(&view)?
+                .resolve_user(user)
+                .map_err(super::error::Error::User)?,
+        )
+    };
+    let mut entries = Vec::new();
+    let mut acc = String::new();
+    for c in components(&resolved) {
+        acc = if acc.is_empty() {
+            c
+        } else {
+            format!("{acc}/{c}")
+        };
+        match view.lstat(&acc)? {
+            Some(e) if e.is_dir() => entries.push(Entry {
+                path: acc.clone(),
+                ..e
+            }),
+            _ => {
+                let mut d = Entry::dir(acc.clone());
+                if let Some(o) = owner {
+                    d.uid = o.uid;
+                    d.gid = o.gid;
                 }
+                entries.push(d);
             }
-            let layer = crate::engine::layer_write::write(
-                run.ctx,
-                entries,
-                MtimePolicy::Set(epoch),
-                Index::Keep,
-                run.stage.index,
-            )?;
-            Ok(StepOutcome::Layer(layer))
-        },
-    )
-    .map_err(Into::into)
+        }
+    }
+    let layer = crate::engine::layer_write::write(
+        run.ctx,
+        entries,
+        MtimePolicy::Set(epoch),
+        Index::Keep,
+        run.stage.index,
+    )?;
+    Ok(StepOutcome::Layer(layer))
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use crate::engine::context_mount::ContextBind;
 use crate::engine::ctx::BuildCtx;
 use crate::engine::request::SecretSource;
 use crate::engine::stage_run::StageRun;
+use crate::engine::step::error::{missing_ssh_fix, Error, Result};
 use crate::frontend::graph::Source;
 use crate::frontend::mount::{Mount as MountSpec, MountType};
 use crate::report::Event;
 use crate::sandbox::Mount;
-use anyhow::Context as _;
 use std::path::PathBuf;
 
 /// A mount resolved for the sandbox, plus what it contributes to the cache key.
@@ -29,7 +29,7 @@ pub fn resolve_mount(
     m: &MountSpec,
     scratch: &std::path::Path,
     fill: &mut Vec<ContextBind>,
-) -> anyhow::Result<Resolved> {
+) -> Result<Resolved> {
     let at = Target {
         target: m.target.clone().unwrap_or_default(),
         workdir: run.workdir(),
@@ -66,14 +66,15 @@ impl Target {
 }
 
 /// `type=cache`: a directory of the cache, by id (default: the target).
-fn cache(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> anyhow::Result<Resolved> {
+fn cache(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> Result<Resolved> {
     let id = m.id.clone().unwrap_or_else(|| at.abs(&at.target));
-    let host = ctx.cache.mount_dir(&id).with_context(|| {
-        format!(
-            "creating cache mount {}",
-            ctx.cache.layout().mount(&id).display()
-        )
-    })?;
+    let host = ctx
+        .cache
+        .mount_dir(&id)
+        .map_err(|source| Error::CacheMount {
+            path: ctx.cache.layout().mount(&id),
+            source,
+        })?;
     Ok(Resolved {
         mount: Some(Mount::Cache {
             host,
@@ -95,7 +96,7 @@ fn secret(
     at: &Target,
     n: usize,
     scratch: &std::path::Path,
-) -> anyhow::Result<Resolved> {
+) -> Result<Resolved> {
     let abs = |t: &str| at.abs(t);
     let id =
         m.id.clone()
@@ -106,7 +107,7 @@ fn secret(
                     .and_then(|t| t.rsplit('/').next())
                     .map(str::to_owned)
             })
-            .ok_or_else(|| anyhow::anyhow!("secret mount needs id="))?;
+            .ok_or(Error::SecretNoId)?;
     // `env=` without a target is an environment variable only (BuildKit).
     let target = match (&m.target, &m.env) {
         (Some(t), _) => Some(t.clone()),
@@ -147,13 +148,7 @@ fn secret(
             }),
             key,
         },
-        None if m.required => {
-            return Err(crate::error::hint(
-                anyhow::anyhow!("secret `{id}` is required but was not provided"),
-                format!("pass it with --secret id={id},src=PATH or --secret id={id},env=VAR"),
-            )
-            .into())
-        }
+        None if m.required => return Err(Error::SecretRequired { id }),
         None => Resolved {
             mount: None,
             env: None,
@@ -171,7 +166,7 @@ fn bind(
     at: &Target,
     scratch: &std::path::Path,
     fill: &mut Vec<ContextBind>,
-) -> anyhow::Result<Resolved> {
+) -> Result<Resolved> {
     let ctx = run.ctx;
     let mut source = m.source.clone().unwrap_or_default();
     let (from, from_key) = match m.from.as_ref() {
@@ -192,17 +187,14 @@ fn bind(
             .or_else(|| run.stage.sources.get(&k).and_then(|v| v.first()))
         {
             Some(Source::Stage(i)) => {
-                let r = run
-                    .done
-                    .get(i)
-                    .ok_or_else(|| anyhow::anyhow!("internal error: stage {i} not built"))?;
+                let r = run.done.get(i).ok_or(Error::StageNotBuilt { stage: *i })?;
                 let dirs = r
                     .image
                     .image
                     .layers
                     .iter()
                     .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-                    .collect::<Result<Vec<PathBuf>, _>>()?;
+                    .collect::<std::result::Result<Vec<PathBuf>, _>>()?;
                 (dirs, format!("stage {i} {}", r.image.fs_key))
             }
             Some(Source::Image(reference)) => {
@@ -213,7 +205,7 @@ fn bind(
                     .layers
                     .iter()
                     .map(|l| ctx.layer_dirs.ensure(l, &ctx.store))
-                    .collect::<Result<Vec<PathBuf>, _>>()?;
+                    .collect::<std::result::Result<Vec<PathBuf>, _>>()?;
                 (dirs, format!("image {reference} {}", b.digest))
             }
             // Its kept files only, keyed by all of them: the mount shows the whole context.
@@ -227,7 +219,11 @@ fn bind(
                     format!("build context {name} {digest}"),
                 )
             }
-            None => anyhow::bail!("internal error: no source recorded for --mount from="),
+            None => {
+                return Err(Error::NoSource {
+                    what: "--mount from=",
+                })
+            }
         },
     };
     let key_source = m.source.clone().unwrap_or_default();
@@ -247,7 +243,7 @@ fn bind(
 }
 
 /// `type=ssh`: a socket of `--ssh`, keyed by its id and target.
-fn ssh(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> anyhow::Result<Resolved> {
+fn ssh(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> Result<Resolved> {
     let id = m.id.clone().unwrap_or_else(|| "default".into());
     let target = at.abs(&at.target);
     // The key names the id and target: the socket's path differs between machines and agents.
@@ -265,8 +261,7 @@ fn ssh(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> anyhow::Result<Resolved> {
             key,
         },
         None if m.required => {
-            let (e, fix) = missing_ssh(&id);
-            return Err(crate::error::hint(anyhow::anyhow!(e), fix).into());
+            return Err(Error::SshRequired { id });
         }
         None => {
             // As BuildKit: an optional ssh mount without an agent is left out.
@@ -282,25 +277,12 @@ fn ssh(ctx: &BuildCtx, m: &MountSpec, at: &Target) -> anyhow::Result<Resolved> {
     })
 }
 
-/// What is wrong, and the fix.
-fn missing_ssh(id: &str) -> (String, String) {
-    let flag = if id == "default" {
-        "--ssh default (the agent of $SSH_AUTH_SOCK)".to_owned()
-    } else {
-        format!("--ssh {id}=SOCKET")
-    };
-    (
-        format!("ssh agent `{id}` is required but the build was not given it"),
-        format!("pass {flag}, or drop `required` to run without it"),
-    )
-}
-
 /// Before any work: every `RUN --mount=type=ssh,required` names an id the build was given.
 pub fn check_ssh(
     df: &crate::frontend::Dockerfile,
     plan: &crate::frontend::BuildPlan,
     given: &std::collections::BTreeMap<String, PathBuf>,
-) -> anyhow::Result<()> {
+) -> std::result::Result<(), crate::frontend::diagnostic::Diagnostic> {
     for step in plan.stages.iter().flat_map(|s| &s.steps) {
         let crate::frontend::Instruction::Run(r) = &step.instruction else {
             continue;
@@ -313,15 +295,15 @@ pub fn check_ssh(
             let id = m.id.as_deref().unwrap_or("default");
             // An id from an ARG is known only when the step runs (checked there).
             if !id.contains('$') && !given.contains_key(id) {
-                let (e, fix) = missing_ssh(id);
-                return Err(step.error(df, e).with_hint(fix).into());
+                let e = Error::SshRequired { id: id.to_owned() };
+                return Err(step.error(df, e.to_string()).with_hint(missing_ssh_fix(id)));
             }
         }
     }
     Ok(())
 }
 
-fn write_private(p: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_private(p: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
