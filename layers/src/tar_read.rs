@@ -1,7 +1,9 @@
 //! The one tar reader: every layer or archive cairn reads (unpack, the plain
 //! tar index, ADD, `cairn diff`) is decompressed by [`decompress`], which
 //! sniffs the first bytes once, and each member's header is read by
-//! [`Member::read`] once.
+//! [`Member::read`] once. [`for_each_member`] walks a whole archive that
+//! way (ADD's): decompressed, each header read once, each member's data
+//! checked to be all there.
 //!
 //! Compression is recognised by content, never by name or media type (a
 //! registry may mislabel; ADD looks at bytes, as BuildKit does): gzip
@@ -225,6 +227,65 @@ impl Member {
     }
 }
 
+/// Why [`for_each_member`] stopped.
+#[derive(Debug)]
+pub enum WalkError<E> {
+    /// The archive cannot be read: its compression, a header, or a member's
+    /// data (cut short included).
+    Read(io::Error),
+    /// The visitor refused a member.
+    Visit(E),
+}
+
+/// Walk the tar in `reader` (any compression [`decompress`] knows): each
+/// member's header read once ([`Member::read`]), then `visit` with the
+/// member and a reader of its data. What the visitor leaves unread is
+/// skipped; data that ends before the member's size is an error (as Go's
+/// `archive/tar` says `unexpected EOF`), so a cut archive never yields a
+/// short file. Returns the compression.
+pub fn for_each_member<E>(
+    reader: impl Read,
+    mut visit: impl FnMut(Member, &mut dyn Read) -> Result<(), E>,
+) -> Result<Codec, WalkError<E>> {
+    let (codec, plain) = decompress(reader).map_err(WalkError::Read)?;
+    let mut archive = tar::Archive::new(plain);
+    for entry in archive.entries().map_err(WalkError::Read)? {
+        let mut entry = entry.map_err(WalkError::Read)?;
+        let member = Member::read(&mut entry).map_err(WalkError::Read)?;
+        let (path, size) = (member.path.clone(), member.size);
+        let mut data = Counted {
+            inner: &mut entry,
+            read: 0,
+        };
+        visit(member, &mut data).map_err(WalkError::Visit)?;
+        io::copy(&mut data, &mut io::sink()).map_err(WalkError::Read)?;
+        if data.read != size {
+            return Err(WalkError::Read(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "tar member `{path}` is cut short: {} of {size} bytes",
+                    data.read
+                ),
+            )));
+        }
+    }
+    Ok(codec)
+}
+
+/// A reader that counts what passes through it.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Parse a PAX time (`"1700000000.5"`, possibly negative).
 pub fn pax_time(v: &[u8]) -> Option<Mtime> {
     let s = std::str::from_utf8(v).ok()?;
@@ -357,6 +418,48 @@ mod tests {
             MemberKind::Dir,
             "a regular member named `old/`"
         );
+    }
+
+    #[test]
+    fn for_each_member_reads_every_member_and_refuses_a_cut_one() {
+        let raw = tar_of(&[("a", b"first"), ("b", &[7u8; 2000])]);
+        let mut gz = Vec::new();
+        for part in [&raw[..1024], &raw[1024..]] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).unwrap();
+            gz.extend(e.finish().unwrap());
+        }
+        let mut seen = Vec::new();
+        let codec = for_each_member(&gz[..], |m, data| {
+            // The visitor reads a only; b's data is skipped for it.
+            if m.path == "a" {
+                let mut s = String::new();
+                data.read_to_string(&mut s)?;
+                seen.push(s);
+            }
+            seen.push(m.path);
+            Ok::<_, io::Error>(())
+        })
+        .unwrap();
+        assert_eq!(
+            (codec, seen),
+            (Codec::Gzip, vec!["first".into(), "a".into(), "b".into()])
+        );
+        // Cut inside b's data: an error, not a short file.
+        let cut = &raw[..512 * 3 + 100];
+        match for_each_member(cut, |_, _| Ok::<_, io::Error>(())) {
+            Err(WalkError::Read(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+                assert!(e.to_string().contains("tar member `b` is cut short"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A visitor's error stops the walk.
+        let r = for_each_member(
+            &raw[..],
+            |m, _| if m.path == "a" { Err("no") } else { Ok(()) },
+        );
+        assert!(matches!(r, Err(WalkError::Visit("no"))));
     }
 
     #[test]

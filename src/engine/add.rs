@@ -1,5 +1,5 @@
 //! What ADD does beyond COPY, as BuildKit: local tar archives (plain, gzip,
-//! zstd, bzip2 or xz, read by [`tar_read`]; recognised by their content,
+//! zstd, bzip2 or xz, walked by [`tar_read::for_each_member`]; recognised by their content,
 //! never their name) are extracted into the destination like
 //! `tar -x`, and `http(s)://` sources are downloaded (with `--checksum`
 //! verified). Archive members become [`Entry`]s: nothing is ever extracted to
@@ -8,7 +8,7 @@
 use super::copy::CopyError;
 use super::fs::components;
 use super::step::error::{Error, Result};
-use cairn_layers::tar_read::{self, Codec, Member, MemberKind};
+use cairn_layers::tar_read::{self, Codec, MemberKind, WalkError};
 use cairn_layers::{Digest, Entry, EntryKind, Source};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -81,19 +81,17 @@ pub fn archive_entries(host: &Path, scratch: &Path, shown: &str) -> Result<Vec<E
         reason,
     };
     let file = File::open(host).map_err(|e| err(e.to_string()))?;
-    let (_, reader) = tar_read::decompress(BufReader::new(file)).map_err(|e| err(e.to_string()))?;
-    let mut ar = tar::Archive::new(reader);
     let mut out: Vec<Entry> = Vec::new();
     let mut symlinks = BTreeSet::new();
     let mut seen = BTreeSet::new();
-    for (n, member) in ar.entries().map_err(|e| err(e.to_string()))?.enumerate() {
-        let mut m = member.map_err(|e| err(e.to_string()))?;
-        let member = Member::read(&mut m).map_err(|e| err(e.to_string()))?;
+    let mut n = 0;
+    let walk = tar_read::for_each_member(BufReader::new(file), |member, data| {
+        n += 1;
         let raw = member.path;
         let path = member_path(&raw)
             .ok_or_else(|| err(format!("member `{raw}` points outside the archive root")))?;
         if path.is_empty() {
-            continue;
+            return Ok(());
         }
         let comps = components(&path);
         for i in 1..comps.len() {
@@ -123,9 +121,9 @@ pub fn archive_entries(host: &Path, scratch: &Path, shown: &str) -> Result<Vec<E
                 EntryKind::Hardlink { target }
             }
             MemberKind::File => {
-                let dest = scratch.join(format!("f{n}"));
+                let dest = scratch.join(format!("f{}", n - 1));
                 let mut f = File::create(&dest).map_err(|e| err(e.to_string()))?;
-                let size = io::copy(&mut m, &mut f).map_err(|e| err(e.to_string()))?;
+                let size = io::copy(data, &mut f).map_err(|e| err(e.to_string()))?;
                 f.flush().map_err(|e| err(e.to_string()))?;
                 EntryKind::File {
                     size,
@@ -136,7 +134,7 @@ pub fn archive_entries(host: &Path, scratch: &Path, shown: &str) -> Result<Vec<E
             MemberKind::Char(major, minor) => EntryKind::CharDevice { major, minor },
             MemberKind::Block(major, minor) => EntryKind::BlockDevice { major, minor },
             // PAX/GNU metadata records are consumed by the tar reader; skip the rest.
-            MemberKind::Other(_) => continue,
+            MemberKind::Other(_) => return Ok(()),
         };
         if !matches!(kind, EntryKind::Symlink { .. }) {
             symlinks.remove(&path);
@@ -151,6 +149,12 @@ pub fn archive_entries(host: &Path, scratch: &Path, shown: &str) -> Result<Vec<E
             mtime,
             xattrs: Default::default(),
         });
+        Ok(())
+    });
+    match walk {
+        Ok(_) => {}
+        Err(WalkError::Read(e)) => return Err(err(e.to_string())),
+        Err(WalkError::Visit(e)) => return Err(e),
     }
     // A link sorting before its target is reordered by the COPY planner,
     // which keeps each link group one inode.
@@ -441,6 +445,25 @@ mod tests {
             std::fs::write(&p, tar_of(&members)).unwrap();
             let r = archive_entries(&p, scratch.path(), "bad.tar");
             assert!(matches!(r, Err(CopyError::Archive { .. })), "{members:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_archive_is_an_error_not_a_short_file() {
+        let t = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let whole = tar_of(&[("big", tar::EntryType::Regular, &[1u8; 4096][..], "")]);
+        let p = t.path().join("cut.tar");
+        std::fs::write(&p, &whole[..512 + 1000]).unwrap();
+        match archive_entries(&p, scratch.path(), "cut.tar") {
+            Err(CopyError::Archive { path, reason }) => {
+                assert_eq!(path, "cut.tar");
+                assert!(
+                    reason.contains("`big` is cut short: 1000 of 4096 bytes"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 
