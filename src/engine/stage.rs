@@ -220,10 +220,15 @@ fn start_from(run: &mut StageRun, name: &str) -> Result<(), Error> {
     }
     let (epoch, stage) = (ctx.req.epoch, run.stage.index);
     let created_by = format!("FROM {name} (build context directory)");
-    run.cached_step(
+    // Index 0: the FROM line's slot; k past every step (it reads no `--from`).
+    let at = crate::engine::stage_run::StepAt {
+        k: usize::MAX,
+        index: 0,
         id,
-        0,
-        &text,
+        text: &text,
+    };
+    run.cached_step(
+        at,
         inputs,
         crate::engine::stage_run::Chain::ByContent,
         created_by,

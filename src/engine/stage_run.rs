@@ -118,19 +118,24 @@ impl StageRun<'_, '_> {
     /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
     /// and store what it made. `chain` says what the later steps' keys
     /// follow: this step's inputs, or the files its layer holds. `work`
-    /// fails with an engine or a step error.
-    #[allow(clippy::too_many_arguments)]
+    /// fails with an engine or a step error. `at` names the step: its
+    /// progress id, its 1-based index (the cache slot's and the record's)
+    /// and its text.
     pub fn cached_step<W: Into<Error>>(
         &mut self,
-        id: usize,
-        index: usize,
-        instruction: &str,
+        at: StepAt,
         inputs: Inputs,
         chain: Chain,
         created_by: String,
         work: impl FnOnce(&mut Self) -> Result<StepOutcome, W>,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
+        let StepAt {
+            id,
+            index,
+            text: instruction,
+            ..
+        } = at;
         let key = inputs.key();
         let slot = self.slot(index);
         let built_here = |k: &Digest| {

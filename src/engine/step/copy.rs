@@ -148,9 +148,7 @@ pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: K
     t.key_sources(run, &mut inputs)?;
     let epoch = ctx.req.epoch;
     run.cached_step(
-        at.id,
-        at.index,
-        at.text,
+        at,
         inputs,
         crate::engine::stage_run::Chain::ByContent,
         created_by,

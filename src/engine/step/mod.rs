@@ -33,7 +33,7 @@ pub fn dispatch(
 ) -> error::Result<()> {
     let at = StepAt { k, index, id, text };
     match inst {
-        Instruction::Workdir { path } => workdir::workdir(run, index, id, path, text),
+        Instruction::Workdir { path } => workdir::workdir(run, at, path),
         Instruction::Copy(c) => copy::copy(run, scope, at, c),
         Instruction::Add(c) => add::add(run, scope, at, c),
         Instruction::Run(r) => run::run(run, scope, at, r),

@@ -83,9 +83,7 @@ pub fn run(run: &mut StageRun, scope: &Scope, at: StepAt, r: &Run) -> Result<()>
     };
     let (fill, cache_mounts) = (m.fill, m.cache_mounts);
     run.cached_step(
-        at.id,
-        at.index,
-        at.text,
+        at,
         inputs,
         crate::engine::stage_run::Chain::ByInputs,
         created_by,

@@ -4,7 +4,7 @@
 use crate::engine::cache::Inputs;
 use crate::engine::fs::{components, resolve, SourceFs};
 use crate::engine::layer_write::Index;
-use crate::engine::stage_run::{StageRun, StepOutcome};
+use crate::engine::stage_run::{StageRun, StepAt, StepOutcome};
 use cairn_layers::{Entry, MtimePolicy};
 
 /// Join a WORKDIR with the previous one (`system.NormalizeWorkdir`).
@@ -18,13 +18,7 @@ pub fn normalize(prev: &str, path: &str) -> String {
 }
 
 /// Run a WORKDIR step.
-pub fn workdir(
-    run: &mut StageRun,
-    index: usize,
-    id: usize,
-    path: &str,
-    text: &str,
-) -> super::error::Result<()> {
+pub fn workdir(run: &mut StageRun, at: StepAt, path: &str) -> super::error::Result<()> {
     let wd = normalize(&run.workdir(), path);
     run.image.image.config.run_config_mut().working_dir = Some(wd.clone());
     let created_by = format!("WORKDIR {wd}");
@@ -39,9 +33,7 @@ pub fn workdir(
     inputs.push("user", user.clone());
     let epoch = run.ctx.req.epoch;
     run.cached_step(
-        id,
-        index,
-        text,
+        at,
         inputs,
         crate::engine::stage_run::Chain::ByInputs,
         created_by,
