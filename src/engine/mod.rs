@@ -40,6 +40,7 @@ pub mod layer_view;
 pub mod layer_write;
 pub mod multi;
 pub mod named_context;
+pub mod prefetch;
 pub mod recompress;
 pub mod record;
 pub mod record_artifact;

@@ -176,7 +176,16 @@ impl StageRun<'_, '_> {
                     ctx.reporter.event(Event::StepMiss { id, reason: r });
                 }
                 ctx.session.check_canceled(instruction)?;
-                let out = work(self).map_err(Into::into)?;
+                // The layers below are read now: fetched ahead (and
+                // unpacked, when a RUN follows) while the step works.
+                let below = self.image.image.layers.clone();
+                let run_follows =
+                    (self.stage.steps.get(index.saturating_sub(1)..)).is_some_and(|s| {
+                        s.iter()
+                            .any(|s| matches!(s.instruction, Instruction::Run(_)))
+                    });
+                let out = super::prefetch::around_miss(ctx, &below, run_follows, || work(self))
+                    .map_err(Into::into)?;
                 let layer = match &out {
                     StepOutcome::Layer(l) => Some(l.clone()),
                     StepOutcome::Empty => None,
@@ -255,7 +264,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<MergedView, Error> {
             Some(fs) => Ok(ViewLayer::Entries(fs)),
             None => match super::layer_write::index_stage_layer(ctx, l)? {
                 Some(fs) => Ok(ViewLayer::Entries(fs)),
-                None => Ok(ViewLayer::Dir(ctx.layer_dirs.ensure(l, &ctx.store)?)),
+                None => Ok(ViewLayer::Dir(super::prefetch::ensure_dir(ctx, l)?)),
             },
         })
         .collect::<Result<_, Error>>()?;
@@ -266,7 +275,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<MergedView, Error> {
 pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<Vec<PathBuf>, Error> {
     layers
         .iter()
-        .map(|l| Ok(ctx.layer_dirs.ensure(l, &ctx.store)?))
+        .map(|l| Ok(super::prefetch::ensure_dir(ctx, l)?))
         .collect()
 }
 

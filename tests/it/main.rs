@@ -24,6 +24,7 @@ mod remote_cache_content;
 mod remote_cache_faults;
 mod remote_cache_lazy_base;
 mod remote_cache_mounts;
+mod remote_cache_prefetch;
 mod rootless;
 mod sandbox;
 mod snapshots;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Every blob of the local cache at `home` hashes to its name.
-fn local_blobs_verify(home: &Path) -> usize {
+pub(crate) fn local_blobs_verify(home: &Path) -> usize {
     let dir = home.join("cache/blobs/sha256");
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -197,6 +197,28 @@ fn a_registry_refusing_artifact_manifests_gets_image_manifests_or_a_clear_error(
     }
 }
 
+/// Change the bytes of the layer blob of every step entry of `repo` in
+/// `reg`'s storage (the entries intact).
+pub(crate) fn corrupt_entry_layers(reg: &TestRegistry, repo: &str) {
+    for (_, m) in entries(&reg.addr(), repo) {
+        let Some(d) = m["layers"][1]["digest"].as_str() else {
+            continue;
+        };
+        let hex = d.trim_start_matches("sha256:");
+        let data = reg
+            .storage()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data");
+        let mut bytes = std::fs::read(&data).unwrap();
+        for b in &mut bytes {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&data, bytes).unwrap();
+    }
+}
+
 #[test]
 fn entries_poisoned_in_the_registry_are_refused_and_rebuilt() {
     let reg = TestRegistry::start(Auth::None);
@@ -252,21 +274,7 @@ fn entries_poisoned_in_the_registry_are_refused_and_rebuilt() {
         &ctx,
         &["--cache-to", &format!("type=registry,ref={r2},mode=max")],
     );
-    for (_, m) in entries(&reg2.addr(), "app/cache") {
-        let d = m["layers"][1]["digest"].as_str().unwrap();
-        let hex = d.trim_start_matches("sha256:");
-        let data = reg2
-            .storage()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data");
-        let mut bytes = std::fs::read(&data).unwrap();
-        for b in &mut bytes {
-            *b ^= 0x5a;
-        }
-        std::fs::write(&data, bytes).unwrap();
-    }
+    corrupt_entry_layers(&reg2, "app/cache");
     let c = t.path().join("c");
     let (d, log) = build(
         &c,

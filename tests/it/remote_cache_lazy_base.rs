@@ -6,26 +6,32 @@ use crate::build_copy::write_tree;
 use crate::remote_cache::{build_json, transfer};
 use crate::support::fixture_layout;
 use crate::support::registry::{Auth, TestRegistry};
+use std::path::PathBuf;
 
-#[test]
-fn a_fresh_runner_whose_steps_all_hit_downloads_no_base_layer() {
+/// A registry holding the node:22-alpine stand-in, a scratch directory,
+/// and in it the context `ctx` with `files` and a Dockerfile `FROM <that
+/// base>` then `steps`.
+pub(crate) fn on_pushed_base(
+    steps: &str,
+    files: &[(&str, &str)],
+) -> (TestRegistry, tempfile::TempDir, PathBuf) {
     let fixture =
         fixture_layout().expect("the node:22-alpine stand-in is missing: run `just fixtures`");
     let reg = TestRegistry::start(Auth::None);
-    let addr = reg.addr();
     let t = tempfile::tempdir().unwrap();
     let base = crate::build::push_fixture(&reg, &fixture, &t.path().join("pusher"));
     let ctx = t.path().join("ctx");
-    write_tree(
-        &ctx,
-        &[
-            (
-                "Dockerfile",
-                &format!("FROM {base}\nWORKDIR /app\nCOPY a.txt ./\n"),
-            ),
-            ("a.txt", "alpha\n"),
-        ],
-    );
+    let dockerfile = format!("FROM {base}\n{steps}");
+    let mut all = vec![("Dockerfile", dockerfile.as_str())];
+    all.extend_from_slice(files);
+    write_tree(&ctx, &all);
+    (reg, t, ctx)
+}
+
+#[test]
+fn a_fresh_runner_whose_steps_all_hit_downloads_no_base_layer() {
+    let (reg, t, ctx) = on_pushed_base("WORKDIR /app\nCOPY a.txt ./\n", &[("a.txt", "alpha\n")]);
+    let addr = reg.addr();
     let to = format!("type=registry,ref={addr}/app/cache,mode=max");
     let from = format!("type=registry,ref={addr}/app/cache");
     let image = format!("{addr}/app:1");

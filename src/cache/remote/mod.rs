@@ -30,6 +30,7 @@
 
 pub mod local_dir;
 pub mod mounts;
+pub mod prefetch;
 pub mod registry;
 
 use super::error::one_line;
@@ -386,6 +387,8 @@ pub struct Imports {
     base_blobs: AtomicUsize,
     /// `RUN --mount=type=cache` directories: those used, those restored.
     mounts: mounts::MountSync,
+    /// Blobs fetched ahead of the step that needs them.
+    ahead: prefetch::Ahead,
 }
 
 impl std::fmt::Debug for Imports {
@@ -664,65 +667,83 @@ impl Imports {
         loaded.map(|m| (m, None))
     }
 
-    /// Fetch every blob among `digests` that a hit left behind into `store`.
-    /// A blob that does not verify is [`Refused`]: its key is never served
-    /// again, and the caller runs the build again.
+    /// Fetch every blob among `digests` that a hit left behind into `store`
+    /// (waiting for one being fetched ahead, [`prefetch`]). A blob that does
+    /// not verify is [`Refused`]: its key is never served again, and the
+    /// caller runs the build again.
     pub fn materialize<'d>(
         &self,
         digests: impl IntoIterator<Item = &'d Digest>,
         store: &BlobStore,
     ) -> Result<(), Error> {
         for d in digests {
-            if store.contains(d) {
-                continue;
-            }
-            // One fetch per blob: a second stage needing it (two stages
-            // `FROM` one base unpack its layers at once) waits for the first.
-            let gate = match self.gates.lock() {
-                Ok(mut g) => g.entry(d.to_string()).or_default().clone(),
-                Err(_) => Arc::default(),
-            };
-            let _fetching = gate.lock();
-            if store.contains(d) {
-                continue;
-            }
-            let Some(p) = self
-                .pending
-                .lock()
-                .ok()
-                .and_then(|mut p| p.remove(&d.to_string()))
-            else {
-                continue;
-            };
-            let i = match p.source {
-                Origin::Cache(i) => i,
-                Origin::Base(fetch) => {
-                    fetch(&p.layer, store).map_err(Error::BaseLayer)?;
-                    self.base_blobs.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            };
-            let remote = &self.sources[i].1;
-            match remote.fetch_blob(&p.layer, store) {
-                Ok(n) => {
-                    self.blobs.fetch_add(1, Ordering::Relaxed);
-                    self.bytes.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    if let Ok(mut r) = self.refused.lock() {
-                        r.insert(p.key.clone());
-                    }
-                    return Err(Refused {
-                        source_name: remote.describe(),
-                        digest: p.layer.digest.to_string(),
-                        key: p.key,
-                        why: one_line(&e),
-                    }
-                    .into());
-                }
-            }
+            self.wait_ahead(d);
+            self.fetch_pending(d, store, false)?;
         }
         Ok(())
+    }
+
+    /// Fetch `d` if a hit left it behind; whether it was fetched now. With
+    /// `keep` (a fetch ahead), a failure leaves the blob pending and refuses
+    /// nothing: the step that needs it fetches it again and says why.
+    fn fetch_pending(&self, d: &Digest, store: &BlobStore, keep: bool) -> Result<bool, Error> {
+        if store.contains(d) {
+            return Ok(false);
+        }
+        // One fetch per blob: a second stage needing it (two stages
+        // `FROM` one base unpack its layers at once) waits for the first.
+        let gate = match self.gates.lock() {
+            Ok(mut g) => g.entry(d.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let _fetching = gate.lock();
+        if store.contains(d) {
+            return Ok(false);
+        }
+        let Some(p) = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&d.to_string()))
+        else {
+            return Ok(false);
+        };
+        let fetched = match &p.source {
+            Origin::Base(fetch) => fetch(&p.layer, store)
+                .map(|_| {
+                    self.base_blobs.fetch_add(1, Ordering::Relaxed);
+                })
+                .map_err(Error::BaseLayer),
+            Origin::Cache(i) => {
+                let remote = &self.sources[*i].1;
+                match remote.fetch_blob(&p.layer, store) {
+                    Ok(n) => {
+                        self.blobs.fetch_add(1, Ordering::Relaxed);
+                        self.bytes.fetch_add(n, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(e) if keep => Err(e),
+                    Err(e) => {
+                        if let Ok(mut r) = self.refused.lock() {
+                            r.insert(p.key.clone());
+                        }
+                        Err(Refused {
+                            source_name: remote.describe(),
+                            digest: p.layer.digest.to_string(),
+                            key: p.key.clone(),
+                            why: one_line(&e),
+                        }
+                        .into())
+                    }
+                }
+            }
+        };
+        if fetched.is_err() && keep {
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.insert(d.to_string(), p);
+            }
+        }
+        fetched.map(|()| true)
     }
 
     /// The layers of a base image pulled without them (manifest and config
@@ -811,6 +832,7 @@ impl Imports {
             0 => by_content,
             n => format!("{by_content}, {n} base layers pulled when needed"),
         };
+        let by_content = format!("{by_content}{}", self.ahead.summary());
         Some(format!(
             "cache import ({}): {} steps hit, {} blobs fetched ({} bytes){by_content}{mounts}",
             names.join(", "),
