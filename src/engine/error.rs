@@ -305,10 +305,6 @@ pub enum Error {
     /// A step kind's own failure (COPY, ADD, RUN, WORKDIR, metadata, ONBUILD).
     #[error(transparent)]
     StepKind(#[from] super::step::Error),
-    /// A room not typed yet failed (its `anyhow` error, chain and hint kept).
-    // until engine/step and sandbox are typed
-    #[error(transparent)]
-    NotYetTyped(#[from] anyhow::Error),
 }
 
 impl Error {
@@ -346,7 +342,6 @@ impl Error {
             Error::Canceled(e) => e,
             Error::Cache(e) => e,
             Error::LayerDirs(e) => e,
-            Error::NotYetTyped(e) => e.as_ref(),
             Error::StepKind(e) => e,
             _ => return None,
         })

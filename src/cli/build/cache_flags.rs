@@ -202,7 +202,7 @@ mod tests {
             why: "digest mismatch".into(),
         };
         // As a step's error reaches the CLI: held by the engine's error, at its Dockerfile place.
-        let step = crate::engine::Error::from(anyhow::Error::new(refused_blob()));
+        let step = crate::engine::Error::from(crate::cache::Error::from(refused_blob()));
         let at = crate::frontend::Diagnostic::error(
             std::path::Path::new("Dockerfile"),
             "RUN x\n",
