@@ -628,31 +628,46 @@ fn bench_touch_on_200k_files() {
 /// sandbox (no process survives) and the next run sweeps its directory.
 #[test]
 fn killing_the_caller_kills_the_step_and_the_next_run_sweeps() {
-    const MARK: &str = "sleep 987654";
     let f = fixture_or_skip!();
-    if std::env::var_os("CAIRN_IT_SANDBOX_VICTIM").is_some() {
-        let _ = f.sandbox.run(&sh(f, &format!("{MARK} & {MARK}")), &());
+    // The mark is this run's own (the victim is told it): other runs of the
+    // suite on the machine leave their sleepers out of the count.
+    if let Ok(mark) = std::env::var("CAIRN_IT_SANDBOX_VICTIM") {
+        let _ = f.sandbox.run(&sh(f, &format!("{mark} & {mark}")), &());
         return;
     }
+    let mark = format!("sleep {}", 9_000_000 + std::process::id());
+    let mark = mark.as_str();
     let sleepers = || -> usize {
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter(|e| {
                 std::fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == MARK)
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == mark)
             })
             .count()
     };
-    let mut victim = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sandbox::killing_the_caller_kills_the_step_and_the_next_run_sweeps",
-        ])
-        .env("CAIRN_IT_SANDBOX_VICTIM", "1")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed when the test ends, even by a failed assertion: a victim left
+    // behind keeps the test harness's output pipe open and the run hangs.
+    struct Victim(std::process::Child);
+    impl Drop for Victim {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut victim = Victim(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sandbox::killing_the_caller_kills_the_step_and_the_next_run_sweeps",
+            ])
+            .env("CAIRN_IT_SANDBOX_VICTIM", mark)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let wait_for = |want: &dyn Fn(usize) -> bool| {
         for _ in 0..200 {
             if want(sleepers()) {
@@ -668,11 +683,11 @@ fn killing_the_caller_kills_the_step_and_the_next_run_sweeps() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| std::fs::read_to_string(p.join("request.json")).is_ok_and(|r| r.contains(MARK)))
+        .filter(|p| std::fs::read_to_string(p.join("request.json")).is_ok_and(|r| r.contains(mark)))
         .collect();
     assert_eq!(before.len(), 1);
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
     assert!(
         wait_for(&|n| n == 0),
         "processes of the killed step survived"
