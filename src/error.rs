@@ -214,6 +214,18 @@ pub fn render(err: &(dyn StdError + 'static), out: &mut dyn Write) {
     }
 }
 
+/// `e` and its causes on one line, `: `-separated (as a warning says it).
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -325,18 +325,6 @@ impl Error {
     }
 }
 
-/// `e` and its causes on one line, `: `-separated (as a warning says it).
-pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +366,7 @@ mod tests {
             }),
         };
         assert_eq!(
-            one_line(&e),
+            crate::error::one_line(&e),
             "importing from the local cache /c: reading /c/entries/s1.json: permission denied"
         );
     }

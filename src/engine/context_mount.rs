@@ -55,7 +55,7 @@ pub fn plan(ctx: &BuildCtx, source: &str, dir: PathBuf) -> Result<ContextBind> {
                 super::named_context::describe_entry(e, hashes)?,
             ))
         })
-        .collect::<std::result::Result<Vec<_>, anyhow::Error>>()?;
+        .collect::<std::result::Result<Vec<_>, crate::engine::Error>>()?;
     let digest = Digest::of(serde_json::to_string(&described)?.as_bytes());
     Ok(ContextBind {
         dir,

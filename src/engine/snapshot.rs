@@ -59,8 +59,8 @@ pub fn present(ctx: &BuildCtx, stage: usize, l: &Layer) -> bool {
         Ok(()) => true,
         Err(e) => {
             ctx.reporter.event(Event::Warning(format!(
-                "{:#}; the step runs again",
-                anyhow::Error::new(e)
+                "{}; the step runs again",
+                crate::error::one_line(&e)
             )));
             false
         }

@@ -182,9 +182,6 @@ pub enum Error {
     /// Recompressing a layer or storing/pushing the build record failed.
     #[error(transparent)]
     Step(#[from] crate::engine::step::Error),
-    /// An error of a room not typed yet.
-    #[error(transparent)]
-    NotYetTyped(#[from] anyhow::Error),
 }
 
 impl Error {
@@ -195,10 +192,6 @@ impl Error {
             Error::Attest(e) => e.hint(),
             Error::Cache(e) => e.hint(),
             Error::Step(e) => crate::error::hint_of(e),
-            // A transparent variant hides the error it holds from the cause chain: bring its hint.
-            Error::NotYetTyped(e) => {
-                crate::error::hint_of(AsRef::<dyn std::error::Error + Send + Sync>::as_ref(e))
-            }
             _ => None,
         }
     }

@@ -33,9 +33,9 @@ pub mod mounts;
 pub mod prefetch;
 pub mod registry;
 
-use super::error::one_line;
 use super::records::{Inputs, RecordKind, StepRecord};
 use super::Error;
+use crate::error::one_line;
 use crate::image::Layer;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;

@@ -341,7 +341,7 @@ pub fn before_run(
                     }
                     warn(format!(
                         "{}; the step runs without it (ignore-error=true)",
-                        crate::cache::error::one_line(&e)
+                        crate::error::one_line(&e)
                     ));
                 }
             }
@@ -436,7 +436,7 @@ pub fn export(
             Err(e) => {
                 warn(format!(
                     "cache mount {id}: {}; not exported to the {}",
-                    crate::cache::error::one_line(&e),
+                    crate::error::one_line(&e),
                     spec.describe()
                 ));
                 continue;
@@ -564,7 +564,7 @@ mod tests {
         let dest3 = t.path().join("dest3");
         std::fs::create_dir(&dest3).unwrap();
         let e = unpack(&MountRecord { blob, ..small }, &store, &dest3, t.path()).unwrap_err();
-        let e = crate::cache::error::one_line(&e);
+        let e = crate::error::one_line(&e);
         assert!(e.contains("larger than the entry says"), "{e}");
         assert_eq!(std::fs::read_dir(&dest3).unwrap().count(), 0);
 

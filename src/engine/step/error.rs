@@ -374,11 +374,6 @@ pub enum Error {
     /// The engine's stage half failed under a step (its view, cache, context).
     #[error(transparent)]
     Engine(Box<crate::engine::Error>),
-    /// A room this one calls that has no typed error yet (the sandbox, the
-    /// cache, the engine's stage half).
-    // until the rooms this one calls are all typed
-    #[error(transparent)]
-    NotYetTyped(#[from] anyhow::Error),
 }
 
 impl Error {
@@ -394,7 +389,6 @@ impl Error {
             Error::LayerDirs(e) => e,
             Error::Engine(e) => &**e,
             Error::Trigger { source, .. } => &**source,
-            Error::NotYetTyped(e) => e.as_ref(),
             _ => return None,
         })
     }
@@ -487,10 +481,14 @@ pub enum StoreArtifactError {
 mod tests {
     use super::Error;
 
+    /// The stage's context over a step error, as the CLI shows it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("Dockerfile:3:1: [2/3] RUN x")]
+    struct AtStep(#[source] Error);
+
     fn rendered(e: Error) -> String {
-        let e = anyhow::Error::from(e).context("Dockerfile:3:1: [2/3] RUN x");
         let mut out = Vec::new();
-        crate::error::render(e.as_ref(), &mut out);
+        crate::error::render(&AtStep(e), &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -500,18 +498,6 @@ mod tests {
             rendered(Error::SecretRequired { id: "npm".into() }),
             "error: Dockerfile:3:1: [2/3] RUN x\n  Caused by: secret `npm` is required but was not provided\n\n\
              hint: pass it with --secret id=npm,src=PATH or --secret id=npm,env=VAR\n"
-        );
-    }
-
-    #[test]
-    fn an_untyped_room_error_keeps_its_hint_and_causes() {
-        let inner = anyhow::Error::new(crate::error::hint(
-            anyhow::anyhow!("disk full").context("writing the layer"),
-            "free some space",
-        ));
-        assert_eq!(
-            rendered(Error::NotYetTyped(inner)),
-            "error: Dockerfile:3:1: [2/3] RUN x\n  Caused by: writing the layer\n  Caused by: disk full\n\nhint: free some space\n"
         );
     }
 
