@@ -2,8 +2,8 @@
 //! tar index, ADD, `cairn diff`) is decompressed by [`decompress`], which
 //! sniffs the first bytes once, and each member's header is read by
 //! [`Member::read`] once. [`for_each_member`] walks a whole archive that
-//! way (ADD's): decompressed, each header read once, each member's data
-//! checked to be all there.
+//! way (ADD's, the `type=tar` output's): decompressed, each header read
+//! once, each member's data checked to be all there.
 //!
 //! Compression is recognised by content, never by name or media type (a
 //! registry may mislabel; ADD looks at bytes, as BuildKit does): gzip
@@ -138,6 +138,12 @@ pub struct Member {
     pub mtime: Mtime,
     /// Data length.
     pub size: u64,
+    /// Its `SCHILY.xattr.` PAX records, in order: (name after the prefix, value).
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// The 512-byte header block as stored (its name fields may be cut or
+    /// overridden by PAX/GNU records: use `path` and `kind`), for a writer
+    /// that copies a member unchanged.
+    pub header: [u8; 512],
 }
 
 fn invalid(what: String) -> io::Error {
@@ -165,6 +171,7 @@ impl Member {
             Ok(raw_name::from_bytes(&l).into_owned())
         };
         let h = entry.header();
+        let header = *h.as_bytes();
         let old = h.as_old();
         let num = |parsed, raw, field| {
             numeric(parsed, raw).ok_or_else(|| {
@@ -206,6 +213,7 @@ impl Member {
             secs: i64::try_from(secs).unwrap_or(i64::MAX),
             nanos: 0,
         };
+        let mut xattrs = Vec::new();
         if let Some(pax) = entry.pax_extensions()? {
             for ext in pax {
                 let ext = ext?;
@@ -213,10 +221,15 @@ impl Member {
                 if let (b"mtime", Some(t)) = (ext.key_bytes(), pax_time(ext.value_bytes())) {
                     mtime = t;
                 }
+                if let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                    xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
+                }
             }
         }
         Ok(Member {
             size: entry.size(),
+            xattrs,
+            header,
             path,
             kind,
             mode,

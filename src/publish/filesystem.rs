@@ -12,14 +12,17 @@
 //! needs them.
 
 use super::{Built, Dest, Error, Publisher, Subject};
-use crate::engine::recompress::open_uncompressed;
+use crate::engine::recompress::{open_uncompressed, OpenLayerError};
 use crate::engine::BuildResult;
+use crate::image::Layer;
 use crate::report::Event;
 use cairn_layers::blob_store::BlobStore;
+use cairn_layers::raw_name;
+use cairn_layers::tar_read::{self, Member, MemberKind, WalkError};
 use cairn_layers::unpack::{unpack, UnpackOptions, WhiteoutMode};
 use cairn_layers::whiteout::{self, Whiteout};
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 /// `type=local`: the filesystem into a directory.
@@ -85,9 +88,10 @@ pub fn to_local_dir(r: &BuildResult, store: &BlobStore, dir: &Path) -> Result<()
     Ok(())
 }
 
-/// `./a/b/` → `a/b`.
-fn normalize(path: &[u8]) -> String {
-    crate::diff::tar_index::normalize(&String::from_utf8_lossy(path))
+/// `./a/b/` → `a/b` (a [`raw_name`] string back to its bytes first, so a
+/// name that is not UTF-8 reads as it always did here).
+fn normalize(path: &str) -> String {
+    crate::diff::tar_index::normalize(&String::from_utf8_lossy(&raw_name::to_bytes(path)))
 }
 
 /// Remove from `visible` every path under `prefix/` (and `prefix` itself when
@@ -112,21 +116,44 @@ fn hide(visible: &mut BTreeMap<String, (usize, usize)>, prefix: &str, itself: bo
     }
 }
 
+/// Walk layer `l`'s members with the layers crate's one reader
+/// ([`tar_read::for_each_member`]: any compression, each header read once,
+/// a member cut short refused), `visit` getting each member's number too.
+fn each_member(
+    store: &BlobStore,
+    l: &Layer,
+    mut visit: impl FnMut(usize, Member, &mut dyn Read) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let blob = store
+        .open_blob(&l.digest)
+        .map_err(|source| OpenLayerError::Open {
+            digest: l.digest.clone(),
+            source,
+        })?;
+    let mut n = 0;
+    let walk = tar_read::for_each_member(BufReader::new(blob), |member, data| {
+        n += 1;
+        visit(n - 1, member, data)
+    });
+    match walk {
+        Ok(_) => Ok(()),
+        Err(WalkError::Read(source)) => Err(Error::ReadLayer {
+            digest: l.digest.clone(),
+            source,
+        }),
+        Err(WalkError::Visit(e)) => Err(e),
+    }
+}
+
 /// Write the image's merged filesystem as one tar to `out`.
 pub fn write_fs_tar(r: &BuildResult, store: &BlobStore, out: impl Write) -> Result<(), Error> {
     // Pass 1: path → (layer, entry number) of the entry that is visible.
     let mut visible: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (li, l) in r.layers.iter().enumerate() {
-        let reading = |source| Error::ReadLayer {
-            digest: l.digest.clone(),
-            source,
-        };
-        let mut ar = tar::Archive::new(open_uncompressed(store, &l.digest)?);
-        for (ei, e) in ar.entries().map_err(reading)?.enumerate() {
-            let e = e.map_err(reading)?;
-            let path = normalize(&e.path_bytes());
+        each_member(store, l, |ei, member, _| {
+            let path = normalize(&member.path);
             if path.is_empty() {
-                continue;
+                return Ok(());
             }
             match whiteout::parse_path(path.as_bytes()).map_err(|source| Error::Whiteout {
                 digest: l.digest.clone(),
@@ -146,71 +173,64 @@ pub fn write_fs_tar(r: &BuildResult, store: &BlobStore, out: impl Write) -> Resu
                     hide(&mut visible, &String::from_utf8_lossy(parent), false, li);
                 }
                 None => {
-                    if e.header().entry_type() != tar::EntryType::Directory {
+                    if header_of(&member).entry_type() != tar::EntryType::Directory {
                         hide(&mut visible, &path, false, li);
                     }
                     visible.insert(path, (li, ei));
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     let wanted: HashSet<(usize, usize)> = visible.into_values().collect();
     // Pass 2: copy the visible entries, lower layers first.
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     for (li, l) in r.layers.iter().enumerate() {
-        let mut ar = tar::Archive::new(open_uncompressed(store, &l.digest)?);
-        for (ei, e) in ar.entries()?.enumerate() {
-            let mut e = e.map_err(|source| Error::ReadLayer {
-                digest: l.digest.clone(),
-                source,
-            })?;
+        each_member(store, l, |ei, member, data| {
             if !wanted.contains(&(li, ei)) {
-                continue;
+                return Ok(());
             }
-            let path = normalize(&e.path_bytes());
-            let xattrs: Vec<(String, Vec<u8>)> = e
-                .pax_extensions()?
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.ok())
-                .filter(|x| x.key().is_ok_and(|k| k.starts_with("SCHILY.xattr.")))
-                .filter_map(|x| Some((x.key().ok()?.to_owned(), x.value_bytes().to_vec())))
-                .collect();
-            if !xattrs.is_empty() {
-                b.append_pax_extensions(xattrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+            if !member.xattrs.is_empty() {
+                let xattrs: Vec<(String, &[u8])> = member
+                    .xattrs
+                    .iter()
+                    .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                    .collect();
+                b.append_pax_extensions(xattrs.iter().map(|(k, v)| (k.as_str(), *v)))?;
             }
-            let mut h = e.header().clone();
-            let kind = h.entry_type();
-            let path = if kind == tar::EntryType::Directory {
+            let mut h = header_of(&member);
+            let path = normalize(&member.path);
+            let path = if h.entry_type() == tar::EntryType::Directory {
                 format!("{path}/")
             } else {
                 path
             };
-            if kind.is_hard_link() || kind.is_symlink() {
-                let target = e
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let target = if kind.is_hard_link() {
-                    normalize(&target)
-                } else {
-                    String::from_utf8_lossy(&target).into_owned()
-                };
-                b.append_link(&mut h, &path, &target)?;
-            } else {
-                b.append_data(&mut h, &path, &mut e)?;
+            match &member.kind {
+                MemberKind::Hardlink(target) => b.append_link(&mut h, &path, normalize(target))?,
+                MemberKind::Symlink(target) => {
+                    let target = String::from_utf8_lossy(&raw_name::to_bytes(target)).into_owned();
+                    b.append_link(&mut h, &path, target)?
+                }
+                _ => b.append_data(&mut h, &path, data)?,
             }
-        }
+            Ok(())
+        })?;
     }
     b.into_inner()?.flush()?;
     Ok(())
 }
 
+/// The member's header block as stored, to copy it unchanged.
+fn header_of(member: &Member) -> tar::Header {
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&member.header);
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::Layer;
     use cairn_layers::DiffId;
 
     fn layer(store: &BlobStore, entries: &[(&str, Option<&str>)]) -> Layer {
@@ -238,14 +258,140 @@ mod tests {
                 }
             }
         }
-        let bytes = b.into_inner().unwrap();
-        let d = store.put_bytes(&bytes).unwrap();
+        layer_of(store, &b.into_inner().unwrap())
+    }
+
+    /// A layer from tar bytes already written.
+    fn layer_of(store: &BlobStore, bytes: &[u8]) -> Layer {
+        let d = store.put_bytes(bytes).unwrap();
         Layer {
             digest: d.clone(),
             diff_id: DiffId(d),
             size: bytes.len() as u64,
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
         }
+    }
+
+    fn result_of(layers: Vec<Layer>) -> BuildResult {
+        BuildResult {
+            config_raw: Vec::new(),
+            config_digest: layers[0].digest.clone(),
+            manifest_raw: Vec::new(),
+            manifest_media_type: crate::image::MediaType::OciManifest,
+            manifest_digest: layers[0].digest.clone(),
+            layers,
+            platform: crate::frontend::Platform::host(),
+            record: Default::default(),
+            base: None,
+            annotations: Default::default(),
+            run_command_time: Default::default(),
+            run_step_time: Default::default(),
+            stages: Vec::new(),
+            layer_views: Default::default(),
+        }
+    }
+
+    /// The merged tar's exact bytes, for layers in both header formats with
+    /// owner names, a long name, PAX times and xattrs, links, a device and
+    /// whiteouts: the reader under `write_fs_tar` may change, its output not.
+    #[test]
+    fn merged_tar_bytes_are_pinned() {
+        let t = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(t.path()).unwrap();
+        let entry = |gnu: bool, kind: tar::EntryType, mode: u32| {
+            let mut h = if gnu {
+                tar::Header::new_gnu()
+            } else {
+                tar::Header::new_ustar()
+            };
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            h.set_username("root").unwrap();
+            h.set_groupname("wheel").unwrap();
+            h.set_size(0);
+            h
+        };
+        let long = format!("usr/{}", "n".repeat(120));
+        let mut b = tar::Builder::new(Vec::new());
+        for (gnu, p) in [
+            (true, "./usr/"),
+            (false, "usr/lib/"),
+            (true, "etc/"),
+            (true, "d/"),
+        ] {
+            let mut h = entry(gnu, tar::EntryType::Directory, 0o755);
+            b.append_data(&mut h, p, &[][..]).unwrap();
+        }
+        for (gnu, p, data) in [
+            (true, "etc/passwd", &b"root:x:0:0\n"[..]),
+            (false, "etc/gone", b"x"),
+            (true, long.as_str(), b"long"),
+            (true, "d/child", b"c"),
+        ] {
+            let mut h = entry(gnu, tar::EntryType::Regular, 0o644);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, p, data).unwrap();
+        }
+        b.append_pax_extensions([
+            ("mtime", &b"1700000000.5"[..]),
+            ("SCHILY.xattr.security.capability", b"\x01\x00cap"),
+        ])
+        .unwrap();
+        let mut h = entry(false, tar::EntryType::Regular, 0o4755);
+        h.set_size(3);
+        b.append_data(&mut h, "usr/ping", &b"elf"[..]).unwrap();
+        let mut h = entry(true, tar::EntryType::Symlink, 0o777);
+        b.append_link(&mut h, "usr/sh", "/bin/busybox").unwrap();
+        let mut h = entry(true, tar::EntryType::Link, 0o644);
+        b.append_link(&mut h, "etc/passwd-", "./etc/passwd")
+            .unwrap();
+        let mut h = entry(false, tar::EntryType::Char, 0o666);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        b.append_data(&mut h, "usr/null", &[][..]).unwrap();
+        let l0 = layer_of(&store, &b.into_inner().unwrap());
+        let mut b = tar::Builder::new(Vec::new());
+        for (gnu, p, data) in [
+            (false, "etc/passwd", &b"root:x:0:0\nnode:x:1000\n"[..]),
+            (true, "etc/.wh.gone", b""),
+            (true, "usr/lib/.wh..wh..opq", b""),
+            (false, "d", b"now a file"),
+        ] {
+            let mut h = entry(gnu, tar::EntryType::Regular, 0o600);
+            h.set_uid(1000);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, p, data).unwrap();
+        }
+        let l1 = layer_of(&store, &b.into_inner().unwrap());
+        let mut out = Vec::new();
+        write_fs_tar(&result_of(vec![l0, l1]), &store, &mut out).unwrap();
+        let names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "usr/",
+                "usr/lib/",
+                "etc/",
+                &long,
+                "usr/ping",
+                "usr/sh",
+                "etc/passwd-",
+                "usr/null",
+                "etc/passwd",
+                "d"
+            ],
+        );
+        assert_eq!(
+            cairn_layers::Digest::of(&out).to_string(),
+            "sha256:843288b0fb7f8dce8415f50f49197b8ffc091355a3cbb83be3ef62fd5b0b65d7"
+        );
     }
 
     #[test]
@@ -278,22 +424,7 @@ mod tests {
                 ("d", Some("now a file")),
             ],
         );
-        let r = BuildResult {
-            config_raw: Vec::new(),
-            config_digest: l0.digest.clone(),
-            manifest_raw: Vec::new(),
-            manifest_media_type: crate::image::MediaType::OciManifest,
-            manifest_digest: l0.digest.clone(),
-            layers: vec![l0, l1],
-            platform: crate::frontend::Platform::host(),
-            record: Default::default(),
-            base: None,
-            annotations: Default::default(),
-            run_command_time: Default::default(),
-            run_step_time: Default::default(),
-            stages: Vec::new(),
-            layer_views: Default::default(),
-        };
+        let r = result_of(vec![l0, l1]);
         let mut out = Vec::new();
         write_fs_tar(&r, &store, &mut out).unwrap();
         let mut ar = tar::Archive::new(&out[..]);
