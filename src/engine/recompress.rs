@@ -62,29 +62,24 @@ impl ExportOptions {
 
 pub use super::step::error::OpenLayerError;
 
-/// A reader of a layer's uncompressed tar, whatever its compression (sniffed).
+/// A reader of a layer's uncompressed tar, whatever its compression (sniffed
+/// by the layers crate's one sniffer, as every tar reader does).
 pub fn open_uncompressed(
     store: &BlobStore,
     digest: &Digest,
-) -> Result<Box<dyn Read + Send>, OpenLayerError> {
-    let read = |source| OpenLayerError::Read {
-        digest: digest.clone(),
-        source,
-    };
-    let mut f = std::io::BufReader::new(store.open_blob(digest).map_err(|source| {
+) -> Result<Box<dyn Read>, OpenLayerError> {
+    let f = std::io::BufReader::new(store.open_blob(digest).map_err(|source| {
         OpenLayerError::Open {
             digest: digest.clone(),
             source,
         }
     })?);
-    let magic = std::io::BufRead::fill_buf(&mut f).map_err(read)?;
-    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(f))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(read)?)
-    } else {
-        Box::new(f)
-    })
+    let (_, plain) =
+        cairn_layers::tar_read::decompress(f).map_err(|source| OpenLayerError::Read {
+            digest: digest.clone(),
+            source,
+        })?;
+    Ok(plain)
 }
 
 /// Write `layer` in compression `to` (at `level`) into `store`; its new descriptor.

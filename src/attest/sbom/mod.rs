@@ -21,7 +21,7 @@ pub mod spdx;
 
 use super::Error;
 use crate::engine::layer_view::LayerView;
-use crate::engine::recompress::open_uncompressed;
+use crate::engine::recompress::OpenLayerError;
 use crate::image::config::ImageConfig;
 use crate::image::Layer;
 use cairn_layers::blob_store::BlobStore;
@@ -240,39 +240,53 @@ fn event(
     Ok(Some(Event::File(path, bytes)))
 }
 
-/// The events of layer `i` (read from `store`), in archive order.
+/// The events of layer `i` (read from `store` by the layers crate's one tar
+/// reader), in archive order.
 fn layer_events(
     store: &BlobStore,
     i: usize,
     l: &Layer,
     total: &std::sync::atomic::AtomicU64,
 ) -> Result<Vec<Event>, Error> {
-    let reader = open_uncompressed(store, &l.digest)
-        .map_err(|source| Error::OpenLayer { index: i, source })?;
-    let mut ar = tar::Archive::new(reader);
+    use cairn_layers::tar_read::{for_each_member, MemberKind, WalkError};
     let what = |source| Error::ReadLayer {
         index: i,
         digest: l.digest.clone(),
         source,
     };
+    let blob = store
+        .open_blob(&l.digest)
+        .map_err(|source| Error::OpenLayer {
+            index: i,
+            source: OpenLayerError::Open {
+                digest: l.digest.clone(),
+                source,
+            },
+        })?;
     let mut out = Vec::new();
-    for entry in ar.entries().map_err(what)? {
-        let mut entry = entry.map_err(what)?;
-        let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
-        let t = entry.header().entry_type();
-        let kind = if t.is_file() {
-            Kind::File(entry.size())
-        } else if t.is_dir() {
-            Kind::Dir
-        } else {
-            Kind::Other
+    for_each_member(std::io::BufReader::new(blob), |member, data| {
+        let kind = match member.kind {
+            MemberKind::File => Kind::File(member.size),
+            MemberKind::Dir => Kind::Dir,
+            _ => Kind::Other,
         };
         let read = || {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map(|_| bytes)
+            let mut bytes = Vec::with_capacity(member.size as usize);
+            data.read_to_end(&mut bytes).map(|_| bytes)
         };
-        out.extend(event((i, &l.digest), path, kind, total, read)?);
-    }
+        out.extend(event(
+            (i, &l.digest),
+            normalize(&member.path),
+            kind,
+            total,
+            read,
+        )?);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        WalkError::Read(source) => what(source),
+        WalkError::Visit(e) => e,
+    })?;
     Ok(out)
 }
 
