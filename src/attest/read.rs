@@ -4,6 +4,7 @@
 use super::{LAYOUT_ANNOTATION, PREDICATE_ANNOTATION, STAGE_ANNOTATION, TYPES};
 use crate::image::manifest::{Descriptor, ImageManifest};
 use crate::image::oci_layout::OciLayout;
+use crate::image::MediaType;
 use crate::registry::{Reference, Registry, Repository};
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
@@ -14,7 +15,7 @@ pub struct Attestation {
     /// The artifact manifest's digest.
     pub digest: Digest,
     /// Its artifact type (SPDX, CycloneDX, in-toto).
-    pub artifact_type: String,
+    pub artifact_type: MediaType,
     /// The image manifest it is about.
     pub subject: Digest,
     /// The predicate type of an in-toto statement.
@@ -41,14 +42,14 @@ fn parse(
     manifest: &ImageManifest,
     read: impl Fn(&Descriptor) -> Option<Vec<u8>>,
 ) -> Option<Attestation> {
-    let artifact_type = manifest.artifact_type.as_ref()?.as_str().to_owned();
+    let artifact_type = manifest.artifact_type.clone()?;
     if !TYPES.contains(&artifact_type.as_str()) {
         return None;
     }
     let layer = manifest
         .layers
         .iter()
-        .find(|l| l.media_type == artifact_type.as_str())?;
+        .find(|l| l.media_type == artifact_type)?;
     let annotation = |k: &str| manifest.annotations.as_ref()?.get(k).cloned();
     Some(Attestation {
         digest,

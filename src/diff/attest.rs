@@ -12,6 +12,7 @@
 //! a difference between images.
 
 use crate::attest::read::Attestation;
+use crate::image::MediaType;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +26,7 @@ pub struct AttestationDiff {
     /// `sbom`, `sbom (stage NAME)` or `provenance`.
     pub kind: String,
     /// Its artifact type.
-    pub artifact_type: String,
+    pub artifact_type: MediaType,
     /// The artifact manifest digest in A (`None`: only in B).
     pub a: Option<String>,
     /// In B.
@@ -127,11 +128,11 @@ pub fn compare(
         return Vec::new();
     }
     let key = |x: &Attestation| (x.kind(), x.artifact_type.clone());
-    let by_key = |list: &[Attestation]| -> BTreeMap<(String, String), Attestation> {
+    let by_key = |list: &[Attestation]| -> BTreeMap<(String, MediaType), Attestation> {
         list.iter().map(|x| (key(x), x.clone())).collect()
     };
     let (ma, mb) = (by_key(a), by_key(b));
-    let keys: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
+    let keys: BTreeSet<&(String, MediaType)> = ma.keys().chain(mb.keys()).collect();
     let mut out = Vec::new();
     for k in keys {
         let (x, y) = (ma.get(k), mb.get(k));
@@ -167,9 +168,9 @@ mod tests {
         Attestation {
             digest: Digest::of(body.as_bytes()),
             artifact_type: if predicate.is_some() {
-                crate::attest::IN_TOTO_TYPE.into()
+                MediaType::parse(crate::attest::IN_TOTO_TYPE)
             } else {
-                crate::attest::SPDX_TYPE.into()
+                MediaType::parse(crate::attest::SPDX_TYPE)
             },
             subject: Digest::of(b"image"),
             predicate: predicate.map(str::to_owned),
