@@ -59,6 +59,16 @@ pub struct BuildCtx<'a> {
 }
 
 impl BuildCtx<'_> {
+    /// Store a step's record under `slot` in this build's step cache.
+    pub fn store_record(&self, rec: &crate::cache::StepRecord, slot: &str) -> Result<(), Error> {
+        self.cache
+            .store(rec, slot)
+            .map_err(|source| Error::WriteCache {
+                root: self.cache.root().to_owned(),
+                source,
+            })
+    }
+
     /// The filtered context entries (walked once per build).
     pub fn context_entries(&self) -> Result<&Vec<Entry>, Error> {
         self.session.context_walk(self.req)

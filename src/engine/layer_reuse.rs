@@ -78,12 +78,7 @@ pub fn write_or_reuse(
         inputs,
         layer: Some(desc.clone()),
     };
-    ctx.cache
-        .store(&rec, &slot)
-        .map_err(|source| Error::WriteCache {
-            root: ctx.cache.root().to_owned(),
-            source,
-        })?;
+    ctx.store_record(&rec, &slot)?;
     Ok(desc)
 }
 

@@ -196,12 +196,7 @@ impl StageRun<'_, '_> {
                     inputs: inputs.clone(),
                     layer,
                 };
-                ctx.cache
-                    .store(&rec, &slot)
-                    .map_err(|source| Error::WriteCache {
-                        root: ctx.cache.root().to_owned(),
-                        source,
-                    })?;
+                ctx.store_record(&rec, &slot)?;
                 if let Ok(mut s) = ctx.req.built_here.lock() {
                     s.insert(key.to_string());
                 }

@@ -309,15 +309,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The cache cannot record a step or a layer.
-    #[error("writing the cache at {}", root.display())]
-    WriteCache {
-        /// The cache directory.
-        root: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
     /// A layer cannot be opened for recompression.
     #[error(transparent)]
     OpenLayer(#[from] OpenLayerError),
