@@ -114,14 +114,6 @@ impl StdError for Shared {
     }
 }
 
-/// Attach what-to-do hints to registry errors the user can fix.
-pub fn registry_hinted(
-    e: crate::registry::RegistryError,
-    reference: &crate::registry::Reference,
-) -> Hinted {
-    Hinted::registry(e, reference)
-}
-
 /// Whether `err` comes from writing to a closed pipe (the reader exited).
 pub fn is_broken_pipe(err: &(dyn StdError + 'static)) -> bool {
     chain(err).any(|c| {
@@ -215,15 +207,19 @@ pub fn render(err: &(dyn StdError + 'static), out: &mut dyn Write) {
 }
 
 /// `e` and its causes on one line, `: `-separated (as a warning says it).
-pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+pub fn one_line(e: &(dyn StdError + 'static)) -> String {
+    chain(e)
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// What [`render`] prints for `e`, as a string (the rooms' error tests).
+#[cfg(test)]
+pub(crate) fn rendered(e: &(dyn StdError + 'static)) -> String {
+    let mut out = Vec::new();
+    render(e, &mut out);
+    String::from_utf8(out).expect("render writes UTF-8")
 }
 
 #[cfg(test)]
@@ -239,12 +235,6 @@ mod tests {
         Step(#[source] Shared),
         #[error("reading the flags")]
         Flags(#[source] crate::attest::Error),
-    }
-
-    fn rendered(e: &(dyn StdError + 'static)) -> String {
-        let mut out = Vec::new();
-        render(e, &mut out);
-        String::from_utf8(out).unwrap()
     }
 
     #[test]

@@ -348,10 +348,8 @@ mod tests {
         let fetch =
             crate::error::Hinted::new(std::io::Error::other("401 Unauthorized"), "log in first");
         let e = Error::BaseLayer(Box::new(fetch));
-        let mut out = Vec::new();
-        crate::error::render(&e, &mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            crate::error::rendered(&e),
             "error: 401 Unauthorized\n\nhint: log in first\n"
         );
     }

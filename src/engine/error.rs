@@ -361,9 +361,7 @@ mod tests {
     use super::*;
 
     fn rendered(e: &Error) -> String {
-        let mut out = Vec::new();
-        crate::error::render(e, &mut out);
-        String::from_utf8(out).unwrap()
+        crate::error::rendered(e)
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl ImageSource for Sources {
                     .map_err(|e| Error::PullLayer {
                         layer: l.digest.clone(),
                         reference: Box::new(from.clone()),
-                        source: crate::error::registry_hinted(e, &from),
+                        source: crate::error::Hinted::registry(e, &from),
                     })?;
                 Ok(l.size)
             });
@@ -242,7 +242,7 @@ impl Sources {
         }
         .map_err(|e| Error::Pull {
             reference: Box::new(r.clone()),
-            source: crate::error::registry_hinted(e, &r),
+            source: crate::error::Hinted::registry(e, &r),
         })?;
         let config: ImageConfig =
             serde_json::from_slice(&pulled.config.bytes).map_err(|source| Error::PulledConfig {

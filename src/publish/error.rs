@@ -224,9 +224,7 @@ mod tests {
     use std::io::ErrorKind;
 
     fn rendered(e: &Error) -> String {
-        let mut out = Vec::new();
-        crate::error::render(e, &mut out);
-        String::from_utf8(out).unwrap()
+        crate::error::rendered(e)
     }
 
     #[test]

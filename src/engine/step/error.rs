@@ -478,9 +478,7 @@ mod tests {
     struct AtStep(#[source] Error);
 
     fn rendered(e: Error) -> String {
-        let mut out = Vec::new();
-        crate::error::render(&AtStep(e), &mut out);
-        String::from_utf8(out).unwrap()
+        crate::error::rendered(&AtStep(e))
     }
 
     #[test]
