@@ -10,8 +10,6 @@
 
 use super::ctx::BuildCtx;
 use crate::image::Layer;
-use crate::sandbox::layer_dirs;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -55,7 +53,7 @@ pub fn around_miss<T, E>(
                     if imports.fetch_ahead(&l, &ctx.store, skip) && unpack && !skip {
                         // A failure is the step's to report: it unpacks
                         // the layer again when it reads it.
-                        let _ = ensure_dir(ctx, &l);
+                        let _ = ctx.layer_dirs.ensure(&l, &ctx.store);
                     }
                 }
             });
@@ -66,16 +64,4 @@ pub fn around_miss<T, E>(
         }
         out
     })
-}
-
-/// The unpacked directory of `l` (see `LayerDirs::ensure`), unpacked once
-/// even when a fetch ahead unpacks it at the same time.
-pub fn ensure_dir(ctx: &BuildCtx, l: &Layer) -> Result<PathBuf, layer_dirs::Error> {
-    let imports = &ctx.req.cache_from;
-    if imports.is_empty() {
-        return ctx.layer_dirs.ensure(l, &ctx.store);
-    }
-    let gate = imports.dir_gate(l.diff_id.digest());
-    let _unpacking = gate.lock();
-    ctx.layer_dirs.ensure(l, &ctx.store)
 }

@@ -259,7 +259,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<MergedView, Error> {
             Some(fs) => Ok(ViewLayer::Entries(fs)),
             None => match super::layer_write::index_stage_layer(ctx, l)? {
                 Some(fs) => Ok(ViewLayer::Entries(fs)),
-                None => Ok(ViewLayer::Dir(super::prefetch::ensure_dir(ctx, l)?)),
+                None => Ok(ViewLayer::Dir(ctx.layer_dirs.ensure(l, &ctx.store)?)),
             },
         })
         .collect::<Result<_, Error>>()?;
@@ -270,7 +270,7 @@ pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<MergedView, Error> {
 pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<Vec<PathBuf>, Error> {
     layers
         .iter()
-        .map(|l| Ok(super::prefetch::ensure_dir(ctx, l)?))
+        .map(|l| Ok(ctx.layer_dirs.ensure(l, &ctx.store)?))
         .collect()
 }
 

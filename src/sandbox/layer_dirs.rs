@@ -94,6 +94,10 @@ pub struct LayerDirs {
     /// Fetches a layer blob a remote cache hit left behind (`--cache-from`),
     /// before it is unpacked.
     fetch: OnceLock<FetchHook>,
+    /// One unpack per layer (by diff_id) at a time in this process: a second
+    /// caller (another stage, platform, or a fetch ahead) waits for it and
+    /// finds the directory, instead of unpacking the same bytes again.
+    unpacking: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
 }
 
 /// The hook of [`LayerDirs::set_fetch`].
@@ -138,6 +142,7 @@ impl LayerDirs {
             members: Mutex::default(),
             claimed: Mutex::default(),
             fetch: OnceLock::new(),
+            unpacking: Mutex::default(),
         })
     }
 
@@ -318,6 +323,16 @@ impl LayerDirs {
         // Its last use, for `cache prune` (least recently used first).
         crate::cache::usage::touch_layer(&self.layout, l.diff_id.digest());
         crate::cache::usage::touch(&store.path(&l.digest));
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let gate = match self.unpacking.lock() {
+            Ok(mut g) => g.entry(l.diff_id.digest().clone()).or_default().clone(),
+            // A panicked holder: unpack without the gate (the rename below
+            // still keeps one directory).
+            Err(_) => Arc::default(),
+        };
+        let _unpacking = gate.lock();
         if dest.is_dir() {
             return Ok(dest);
         }

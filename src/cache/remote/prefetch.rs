@@ -14,8 +14,8 @@
 //! in the store — verified against its digest, as every fetch is. A fetch
 //! ahead that fails leaves the blob pending and refuses nothing: the step
 //! that needs it fetches it again and reports why ([`super::Refused`]).
-//! Layer directories unpacked ahead have one gate each
-//! ([`Imports::dir_gate`]), so a layer is unpacked once.
+//! A layer unpacked ahead is unpacked once: `LayerDirs::ensure` lets one
+//! caller per layer unpack it, the others wait and find the directory.
 
 use super::Imports;
 use crate::image::Layer;
@@ -30,8 +30,6 @@ use std::sync::{Arc, Condvar, Mutex};
 pub struct Ahead {
     /// Claimed blobs not fetched yet, by digest.
     claims: Mutex<HashMap<String, Arc<Claim>>>,
-    /// One gate per layer directory unpacked ahead, by diff_id.
-    dir_gates: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Blobs fetched ahead.
     fetched: AtomicUsize,
     /// Fetches ahead running now, and the most at once.
@@ -138,15 +136,6 @@ impl Imports {
                 Ok(d) => d,
                 Err(_) => return,
             };
-        }
-    }
-
-    /// The gate of layer directory `diff_id`: whoever unpacks it holds it,
-    /// so a step and a fetch ahead never unpack one layer twice.
-    pub fn dir_gate(&self, diff_id: &Digest) -> Arc<Mutex<()>> {
-        match self.ahead.dir_gates.lock() {
-            Ok(mut g) => g.entry(diff_id.to_string()).or_default().clone(),
-            Err(_) => Arc::default(),
         }
     }
 }
