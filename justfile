@@ -91,7 +91,7 @@ bench: bench-layers bench-registry bench-diff bench-build bench-e2e bench-cache
 bench-build:
     bench/build.sh
 
-# the end-to-end table on testdata/apps/nextjs-3stage and turborepo-web (BENCH_APPS picks): cairn, BuildKit, buildah interleaved round by round, same registry, base and CA secret; cold, no-op, edit, push, repro; builder overhead, cairn's own peak RSS and RUN steps against BuildKit (issues #8, #22); N rounds (default 3), report in target/bench/e2e.md (root)
+# the end-to-end table on testdata/apps/nextjs-3stage, turborepo-web and bench/small (BENCH_APPS picks): cairn, BuildKit, buildah interleaved round by round, same registry, base and CA secret; cold, no-op, edit, push, repro; builder overhead, cairn's own peak RSS and RUN steps against BuildKit (issues #8, #22); N rounds (default 3), report in target/bench/e2e.md (root)
 bench-e2e:
     bench/e2e.sh
 

@@ -10,8 +10,9 @@
 # target/bench/e2e.md (bench/report.py: medians, per-round ratios, builder overhead, RUN steps against
 # BuildKit, the goals of issue #22), which is printed.
 #
-# Two apps by default (BENCH_APPS picks): nextjs-3stage and turborepo-web (a Turborepo monorepo whose installer
-# stage no output exports), each run as a whole of its own (its registry, dockerd, results in
+# Three apps by default (BENCH_APPS picks): nextjs-3stage, turborepo-web (a Turborepo monorepo whose installer
+# stage no output exports) and small = bench/small (one stage: COPY + one RUN, no network; issue #22's
+# "small builds" goal). Each is run as a whole of its own (its registry, dockerd, results in
 # $BENCH_OUT/e2e-APP/), the reports joined into $BENCH_OUT/e2e.md. BENCH_APP=DIR runs one app (a directory
 # with a Dockerfile at its root) into $BENCH_OUT itself.
 #
@@ -19,26 +20,28 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# app (in testdata/apps) | its Dockerfile | the file the edit scenario changes (it must hold an <h1>)
+# app | its directory | its Dockerfile | the file the edit scenario changes (it must hold an <h1>) | goals
+# (bench/report.py --goals)
 E2E_APPS=(
-    "nextjs-3stage|Dockerfile|app/page.tsx"
-    "turborepo-web|apps/web/Dockerfile|apps/web/app/page.tsx"
+    "nextjs-3stage|testdata/apps/nextjs-3stage|Dockerfile|app/page.tsx|e2e"
+    "turborepo-web|testdata/apps/turborepo-web|apps/web/Dockerfile|apps/web/app/page.tsx|e2e"
+    "small|bench/small|Dockerfile|src/index.html|small"
 )
 if [[ -z ${BENCH_APP:-} ]]; then
     out=${BENCH_OUT:-$ROOT/target/bench}
     mkdir -p "$out"
     : >"$out/e2e.md.new"
     for entry in "${E2E_APPS[@]}"; do
-        IFS='|' read -r app file edit <<<"$entry"
-        [[ " ${BENCH_APPS:-nextjs-3stage turborepo-web} " == *" $app "* ]] || continue
+        IFS='|' read -r app dir file edit goals <<<"$entry"
+        [[ " ${BENCH_APPS:-nextjs-3stage turborepo-web small} " == *" $app "* ]] || continue
         ctx=$out/e2e-$app/ctx/$app
         extra=()
         # A Dockerfile without heredocs is read as is by every tool; with one, the peers read Dockerfile.buildah.
         if [[ $file != Dockerfile ]]; then
-            grep -q '<<' "$ROOT/testdata/apps/$app/$file" && { echo "$app/$file has a heredoc: give it a Dockerfile.buildah" >&2; exit 1; }
+            grep -q '<<' "$ROOT/$dir/$file" && { echo "$app/$file has a heredoc: give it a Dockerfile.buildah" >&2; exit 1; }
             extra=("CAIRN_DOCKERFILE=$ctx/$file" "BUILDAH_DOCKERFILE=$ctx/$file" "BUILDKIT_DOCKERFILE=$ctx/$file")
         fi
-        env BENCH_APP="$ROOT/testdata/apps/$app" BENCH_OUT="$out/e2e-$app" BENCH_EDIT_FILE="$edit" "${extra[@]}" \
+        env BENCH_APP="$ROOT/$dir" BENCH_OUT="$out/e2e-$app" BENCH_EDIT_FILE="$edit" BENCH_GOALS="$goals" "${extra[@]}" \
             "$ROOT/bench/e2e.sh"
         cat "$out/e2e-$app/e2e.md" >>"$out/e2e.md.new"
         printf '\n' >>"$out/e2e.md.new"
@@ -58,7 +61,7 @@ for t in "${TOOLS[@]}"; do
     "${t}_setup"
 done
 bench_main "${TOOLS[@]}"
-python3 "$ROOT/bench/report.py" --out "$BENCH_OUT" --goals e2e --title "bench-e2e $(basename "$BENCH_APP")" \
-    --context "testdata/apps/$(basename "$BENCH_APP") ($(find "$BENCH_CTX" -type f | wc -l) files)" \
+python3 "$ROOT/bench/report.py" --out "$BENCH_OUT" --goals "${BENCH_GOALS:-e2e}" --title "bench-e2e $(basename "$BENCH_APP")" \
+    --context "${BENCH_APP#"$ROOT"/} ($(find "$BENCH_CTX" -type f | wc -l) files)" \
     "${TOOLS[@]}" >"$BENCH_OUT/e2e.md"
 cat "$BENCH_OUT/e2e.md"

@@ -14,7 +14,7 @@ Builder overhead is wall time minus the time inside RUN commands. cairn measures
 do not print theirs, so their overhead is their wall time minus cairn's RUN time of the same round (an
 estimate that assumes the RUN work costs the same in every sandbox, which the RUN-step table checks).
 
-usage: report.py --out DIR --goals e2e|build [--title TEXT] [--context TEXT] TOOL...
+usage: report.py --out DIR --goals e2e|small|build [--title TEXT] [--context TEXT] TOOL...
 """
 import argparse
 import csv
@@ -131,7 +131,9 @@ def run_step_times(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--goals", choices=["e2e", "build"], required=True)
+    # small: issue #22's one-stage COPY + RUN app, whose goal is the wall time (≤ BuildKit's), not the
+    # overhead share (a 2 s RUN makes any fixed cost a large share).
+    ap.add_argument("--goals", choices=["e2e", "small", "build"], required=True)
     ap.add_argument("--title", default="benchmark")
     ap.add_argument("--context", default="")
     ap.add_argument("tools", nargs="+")
@@ -260,7 +262,7 @@ def main():
             goals.append(("edit: cairn's overhead ≤ 5 % of RUN time (median)", overhead[("edit", "cairn")] <= 5))
     warm = [fnum(r["wall_s"]) for r in runs["cairn"].get("warm", {}).values()]
     if warm:
-        limit = 0.05 if a.goals == "e2e" else 0.25
+        limit = 0.25 if a.goals == "build" else 0.05
         goals.append((f"no-op ≤ {limit} s (median)", statistics.median(warm) <= limit))
     for s in ("cold", "edit"):
         if ("buildkit" in peers) and (s, "buildkit") in pair_wins:
