@@ -7,9 +7,11 @@
 //! same bytes over the other.
 
 use crate::digest::{Digest, HashingWriter};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,9 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 pub struct BlobStore {
     root: PathBuf,
     dir: PathBuf,
+    /// Blobs this handle (and its clones) put in place, hashed as they
+    /// were written: see [`BlobStore::hashed_here`].
+    hashed: Arc<Mutex<HashSet<Digest>>>,
 }
 
 impl BlobStore {
@@ -61,7 +66,20 @@ impl BlobStore {
         let root = root.into();
         let dir = root.join("blobs").join("sha256");
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        Ok(BlobStore { root, dir })
+        Ok(BlobStore {
+            root,
+            dir,
+            hashed: Arc::default(),
+        })
+    }
+
+    /// Whether blob `d` was put in place by this store (or a clone) after
+    /// its bytes hashed to `d` as they were written — a download verified
+    /// just now, a layer this process wrote — so a reader of it right after
+    /// need not hash the same bytes again. Not for a blob that was there
+    /// already: those are the store's, unverified since.
+    pub fn hashed_here(&self, d: &Digest) -> bool {
+        self.hashed.lock().is_ok_and(|h| h.contains(d))
     }
 
     /// The store's root directory.
@@ -130,6 +148,7 @@ impl BlobStore {
         Ok(BlobWriter {
             out: HashingWriter::new(BufWriter::with_capacity(256 * 1024, tmp)),
             dir: self.dir.clone(),
+            hashed: self.hashed.clone(),
         })
     }
 
@@ -196,6 +215,7 @@ impl BlobStore {
 pub struct BlobWriter {
     out: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
     dir: PathBuf,
+    hashed: Arc<Mutex<HashSet<Digest>>>,
 }
 
 impl BlobWriter {
@@ -207,6 +227,11 @@ impl BlobWriter {
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.out.is_empty()
+    }
+
+    /// The digest of the bytes written so far.
+    pub fn digest(&self) -> Digest {
+        self.out.digest()
     }
 
     /// Verify against `expected` (when given), fsync and move into place.
@@ -246,6 +271,9 @@ impl BlobWriter {
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
+        if let Ok(mut h) = self.hashed.lock() {
+            h.insert(digest.clone());
+        }
         Ok((digest, size))
     }
 }
@@ -280,6 +308,12 @@ mod tests {
         assert_eq!(s.size(&d).unwrap(), 3);
         s.verify(&d).unwrap();
         assert_eq!(s.put_bytes(b"abc").unwrap(), d, "idempotent");
+        assert!(s.clone().hashed_here(&d), "written and hashed here");
+        // Another handle on the same directory did not hash it.
+        let other = BlobStore::open(t.path()).unwrap();
+        assert!(other.contains(&d) && !other.hashed_here(&d));
+        assert_eq!(other.put_bytes(b"abc").unwrap(), d);
+        assert!(!other.hashed_here(&d), "found in place, not written here");
     }
 
     #[test]

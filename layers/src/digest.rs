@@ -32,7 +32,7 @@ impl Digest {
         Self::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
-    fn from_hasher(h: Sha256) -> Self {
+    pub(crate) fn from_hasher(h: Sha256) -> Self {
         Digest {
             hex: hex::encode(h.finalize()),
         }
@@ -155,6 +155,11 @@ impl<W: Write> HashingWriter<W> {
     /// A mutable reference to the wrapped writer.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
+    }
+
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
     }
 
     /// The digest and length of what was written, and the inner writer.

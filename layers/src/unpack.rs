@@ -65,10 +65,10 @@ use std::sync::Arc;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
-use crate::digest::HashingReader;
 use crate::tar_read;
 use crate::whiteout::{self, Whiteout, WhiteoutError};
 use crate::DiffId;
+use sha2::{Digest as _, Sha256};
 
 /// What to do with whiteout entries (`.wh.<name>`, `.wh..wh..opq`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,6 +110,29 @@ pub struct UnpackOptions {
     /// The diff_id the stream must hash to: anything else fails the unpack
     /// with [`UnpackError::DiffIdMismatch`] (the caller discards `dest`).
     pub expect_diff_id: Option<DiffId>,
+    /// Who hashes the stream: see [`HashedBy`].
+    pub hashed_by: HashedBy,
+}
+
+/// Who hashes a layer's bytes for its diff_id: each byte is hashed once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HashedBy {
+    /// This unpack, while it reads ([`UnpackStats::diff_id`], checked
+    /// against [`UnpackOptions::expect_diff_id`]).
+    #[default]
+    Unpack,
+    /// The caller, over the raw bytes it feeds in (a download verified at
+    /// its end, a blob verified as this process wrote it, a tar it writes),
+    /// and it discards `dest` unless they hash to what it wants. A plain
+    /// stream is not hashed again here: its diff_id is `digest`, which
+    /// `expect_diff_id` (if given) must name — refused before anything is
+    /// written otherwise. `None`: the digest is known only at the end (a
+    /// snapshot's writer), so an expected diff_id is hashed here all the
+    /// same. A compressed stream's diff_id is of other bytes: hashed here.
+    Caller {
+        /// What the caller checks the raw bytes against.
+        digest: Option<crate::Digest>,
+    },
 }
 
 /// Layer path → donor file (see [`UnpackOptions::donors`]).
@@ -152,7 +175,9 @@ pub struct UnpackStats {
     /// Extended attributes not restored.
     pub skipped_xattrs: Vec<SkippedXattr>,
     /// The sha256 of the uncompressed tar stream (the layer's diff_id),
-    /// hashed while unpacking: everything read, up to the stream's end.
+    /// hashed while unpacking: everything read, up to the stream's end
+    /// (the caller's digest, or none, when [`HashedBy::Caller`] hashes a
+    /// plain stream).
     pub diff_id: Option<DiffId>,
 }
 
@@ -296,6 +321,22 @@ pub fn unpack(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
+    // The diff_id a caller hashing this plain stream vouches for; `None`:
+    // hash it here (only when someone wants it).
+    let vouched = match &opts.hashed_by {
+        HashedBy::Unpack => None,
+        HashedBy::Caller { digest: Some(d) } => Some(Some(DiffId(d.clone()))),
+        HashedBy::Caller { digest: None } if opts.expect_diff_id.is_some() => None,
+        HashedBy::Caller { digest: None } => Some(None),
+    };
+    if let (Some(Some(actual)), Some(expected)) = (&vouched, &opts.expect_diff_id) {
+        if actual != expected {
+            return Err(UnpackError::DiffIdMismatch {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            });
+        }
+    }
     let root = rfs::open(
         dest,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -316,7 +357,10 @@ pub fn unpack(
         deferred: BTreeMap::new(),
     };
     let mut archive = tar::Archive::new(EofProbe {
-        inner: HashingReader::new(tar_reader),
+        inner: MaybeHashing {
+            inner: tar_reader,
+            hasher: vouched.is_none().then(Sha256::new),
+        },
         eof: false,
     });
     let mut after = String::from("<start>");
@@ -336,22 +380,26 @@ pub fn unpack(
         return Err(UnpackError::Truncated { after });
     }
     // The diff_id covers the whole stream: tar stops at the first zero
-    // block, so the second one and any padding are still to be hashed.
+    // block, so the second one and any padding are still to be hashed (and
+    // read anyway: a writer feeding a pipe must not see it closed early).
     io::copy(&mut rest.inner, &mut io::sink()).map_err(|source| UnpackError::Read {
         after: after.clone(),
         source,
     })?;
-    let actual = DiffId(rest.inner.finish().0);
-    if let Some(expected) = &opts.expect_diff_id {
-        if *expected != actual {
+    let actual = match (rest.inner.hasher, vouched) {
+        (Some(h), _) => Some(DiffId(crate::Digest::from_hasher(h))),
+        (None, v) => v.flatten(),
+    };
+    if let (Some(expected), Some(actual)) = (&opts.expect_diff_id, &actual) {
+        if expected != actual {
             return Err(UnpackError::DiffIdMismatch {
                 expected: expected.clone(),
-                actual,
+                actual: actual.clone(),
             });
         }
     }
     un.finish()?;
-    un.stats.diff_id = Some(actual);
+    un.stats.diff_id = actual;
     Ok(un.stats)
 }
 
@@ -362,11 +410,35 @@ pub fn unpack_auto(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    let (_, plain) = tar_read::decompress(reader).map_err(|source| UnpackError::Read {
+    let (codec, plain) = tar_read::decompress(reader).map_err(|source| UnpackError::Read {
         after: "<start>".into(),
         source,
     })?;
+    if codec != tar_read::Codec::Plain && opts.hashed_by != HashedBy::Unpack {
+        // The caller hashed the compressed bytes: the diff_id is hashed here.
+        let opts = UnpackOptions {
+            hashed_by: HashedBy::Unpack,
+            ..opts.clone()
+        };
+        return unpack(plain, dest, &opts);
+    }
     unpack(plain, dest, opts)
+}
+
+/// A reader hashing what it reads when it has a hasher.
+struct MaybeHashing<R> {
+    inner: R,
+    hasher: Option<Sha256>,
+}
+
+impl<R: Read> Read for MaybeHashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 /// Records whether the underlying stream reached EOF, to tell a clean

@@ -82,6 +82,7 @@ impl Sandbox {
             owner_xattr: None,
             donors: None,
             expect_diff_id: None,
+            ..Default::default()
         };
         unpack(&bytes[..], &self.dest, &opts)
     }

@@ -84,6 +84,7 @@ fn opts(mode: WhiteoutMode) -> UnpackOptions {
         owner_xattr: None,
         donors: None,
         expect_diff_id: None,
+        ..Default::default()
     }
 }
 
@@ -593,4 +594,44 @@ fn diff_id_is_hashed_while_unpacking_and_checked() {
         "{err}"
     );
     assert!(err.to_string().contains(&want.to_string()), "{err}");
+}
+
+/// A caller that hashes the raw bytes itself (a download checked at its
+/// end) spares the unpack a second hash of a plain tar, whose diff_id is
+/// then the caller's digest; a claim naming another diff_id is refused
+/// before anything is written; a compressed stream is hashed all the same.
+#[test]
+fn a_plain_tar_the_caller_hashes_is_not_hashed_again() {
+    use cairn_layers::unpack::HashedBy;
+    let tar = Layer::new().file("etc/os-release", b"honest").bytes();
+    let digest = cairn_layers::Digest::of(&tar);
+    let by_caller = |d: &cairn_layers::Digest, expect| UnpackOptions {
+        expect_diff_id: Some(cairn_layers::DiffId(expect)),
+        hashed_by: HashedBy::Caller {
+            digest: Some(d.clone()),
+        },
+        ..opts(WhiteoutMode::Apply)
+    };
+    // The caller's digest stands for the bytes (it checks them itself).
+    let other = cairn_layers::Digest::of(b"other");
+    let tmp = tempfile::tempdir().unwrap();
+    let got = unpack_auto(&tar[..], tmp.path(), &by_caller(&other, other.clone())).unwrap();
+    assert_eq!(got.diff_id, Some(cairn_layers::DiffId(other.clone())));
+    // A config naming another diff_id than the caller's digest: refused,
+    // nothing written.
+    let tmp = tempfile::tempdir().unwrap();
+    let err = unpack_auto(&tar[..], tmp.path(), &by_caller(&digest, other.clone())).unwrap_err();
+    assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err}");
+    assert!(names(tmp.path()).is_empty());
+    // gzip: the caller hashed the compressed bytes, the diff_id is hashed here.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let gz_digest = cairn_layers::Digest::of(&gz);
+    let tmp = tempfile::tempdir().unwrap();
+    let got = unpack_auto(&gz[..], tmp.path(), &by_caller(&gz_digest, digest.clone())).unwrap();
+    assert_eq!(got.diff_id, Some(cairn_layers::DiffId(digest.clone())));
+    let tmp = tempfile::tempdir().unwrap();
+    let err = unpack_auto(&gz[..], tmp.path(), &by_caller(&gz_digest, other)).unwrap_err();
+    assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err}");
 }

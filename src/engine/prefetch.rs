@@ -3,13 +3,17 @@
 //! remote cache hits before it left behind. [`around_miss`] fetches them on
 //! [`WORKERS`] threads, biggest first, while the step does its own work
 //! (hashing its context, writing its layer), and, when a `RUN` follows in the
-//! stage, unpacks them too, so the `RUN` finds its lower directories ready.
+//! stage, unpacks them too — as their bytes arrive, in one pass with the
+//! download (`LayerDirs::ensure_streamed`) — so the `RUN` finds its lower
+//! directories ready.
 //! Only at a miss: a build whose every step hits moves no layer (see
 //! `crate::cache::remote::prefetch`, which also says how a failed fetch
 //! ahead is left to the step that needs the blob).
 
 use super::ctx::BuildCtx;
+use crate::cache::remote::BlobSink;
 use crate::image::Layer;
+use crate::sandbox::layer_dirs::Streamed;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -50,10 +54,19 @@ pub fn around_miss<T, E>(
             s.spawn(|| {
                 while let Some(l) = queue.lock().ok().and_then(|mut q| q.next()) {
                     let skip = stop.load(Ordering::Relaxed);
-                    if imports.fetch_ahead(&l, &ctx.store, skip) && unpack && !skip {
-                        // A failure is the step's to report: it unpacks
-                        // the layer again when it reads it.
-                        let _ = ctx.layer_dirs.ensure(&l, &ctx.store);
+                    let fetch = |sink: Option<&mut dyn BlobSink>| {
+                        imports.fetch_ahead(&l, &ctx.store, skip, sink)
+                    };
+                    if !unpack || skip {
+                        fetch(None);
+                        continue;
+                    }
+                    // Unpacked as it downloads. A failure is the step's
+                    // to report: it fetches and unpacks the layer again
+                    // when it reads it.
+                    let done = ctx.layer_dirs.ensure_streamed(&l, &ctx.store, fetch);
+                    if matches!(done, Ok(Streamed::Streamed(_))) {
+                        imports.note_streamed();
                     }
                 }
             });

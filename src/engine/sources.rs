@@ -207,9 +207,9 @@ impl ImageSource for Sources {
         let (r, base) = self.pull(reference, p, store, false)?;
         let (registry, runtime, from) = (self.registry.clone(), self.runtime.clone(), r.clone());
         let fetch: super::bases::LayerFetch =
-            std::sync::Arc::new(move |l: &Layer, store: &BlobStore| {
+            std::sync::Arc::new(move |l: &Layer, store: &BlobStore, sink| {
                 runtime
-                    .block_on(registry.fetch_blob(&from, &l.descriptor(), store))
+                    .block_on(registry.fetch_blob_to(&from, &l.descriptor(), store, sink))
                     .map_err(|e| Error::PullLayer {
                         layer: l.digest.clone(),
                         reference: Box::new(from.clone()),

@@ -173,6 +173,16 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// What a blob's bytes were streamed into as they arrived (an unpack)
+    /// failed: the blob is not kept.
+    #[error("blob {digest}: its bytes were verified, but what they were streamed into failed")]
+    Sink {
+        /// The blob.
+        digest: Digest,
+        /// The consumer's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The registry broke the protocol (missing header, bad Location, …).
     #[error("{url}: {reason}")]
     Protocol {

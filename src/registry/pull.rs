@@ -2,6 +2,14 @@
 //! each verified against its digest and streamed into the blob store. Layers
 //! download in parallel; a blob already in the store is never fetched again;
 //! an interrupted blob download resumes with a `Range` request.
+//!
+//! One way to download a blob ([`Registry::fetch_blob_to`]): its bytes go
+//! into the store, hashed as they arrive, and — for a caller that works on
+//! them at once (an unpack) — into a [`BlobSink`] in the same pass. The sink
+//! sees the bytes before they are verified: it is told at the end
+//! ([`BlobSink::finish`]) that size and digest matched, and the blob is
+//! committed only if the sink's work succeeded too; otherwise neither is
+//! kept, and the caller discards what the sink made.
 
 use super::auth::repository_scope;
 use super::error::{redact_url, transport, RegistryError};
@@ -19,6 +27,23 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
 use std::io::Write;
 use url::Url;
+
+/// Where a blob's bytes go as they arrive, besides the store; see the module doc.
+pub trait BlobSink {
+    /// The next bytes, in order: a resumed download never repeats or skips any.
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    /// Every byte was written and they verified (size and digest): the
+    /// sink's own result. The blob is committed only when this is `Ok`.
+    fn finish(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// `sink` for one more call.
+fn reborrow<'s>(sink: &'s mut Option<&mut dyn BlobSink>) -> Option<&'s mut dyn BlobSink> {
+    match sink {
+        Some(s) => Some(&mut **s),
+        None => None,
+    }
+}
 
 /// Manifests larger than this are refused (the spec asks registries to accept 4 MB).
 const MANIFEST_MAX: usize = 8 << 20;
@@ -377,6 +402,21 @@ impl Registry {
         desc: &Descriptor,
         store: &BlobStore,
     ) -> Result<(), RegistryError> {
+        self.fetch_blob_to(reference, desc, store, None)
+            .await
+            .map(drop)
+    }
+
+    /// [`Registry::fetch_blob`], the bytes also streamed into `sink` as they
+    /// arrive (see the module doc). Whether the blob was downloaded now:
+    /// `false` when the store already had it (the sink got nothing).
+    pub async fn fetch_blob_to(
+        &self,
+        reference: &Reference,
+        desc: &Descriptor,
+        store: &BlobStore,
+        mut sink: Option<&mut dyn BlobSink>,
+    ) -> Result<bool, RegistryError> {
         let reporter = self.reporter();
         let digest = desc.digest.to_string();
         if store.contains(&desc.digest) {
@@ -386,7 +426,7 @@ impl Registry {
                 action: "exists",
             });
             reporter.event(Event::BlobDone { digest });
-            return Ok(());
+            return Ok(false);
         }
         let repo = reference.repository();
         let (host, base) = self.endpoint(repo).await?;
@@ -400,7 +440,7 @@ impl Registry {
         let mut attempt = 0;
         loop {
             match self
-                .download(&host, repo.path(), &url, desc, store, &mut w)
+                .download(&host, repo.path(), &url, desc, &mut w, reborrow(&mut sink))
                 .await
             {
                 Ok(()) => break,
@@ -422,6 +462,21 @@ impl Registry {
                 ),
             });
         }
+        let got = w.digest();
+        if got != desc.digest {
+            return Err(RegistryError::DigestMismatch {
+                what: "blob",
+                url: redact_url(&url),
+                expected: desc.digest.clone(),
+                actual: got,
+            });
+        }
+        if let Some(s) = sink {
+            s.finish().map_err(|source| RegistryError::Sink {
+                digest: desc.digest.clone(),
+                source,
+            })?;
+        }
         w.commit(Some(&desc.digest)).map_err(|e| match e {
             cairn_layers::blob_store::BlobError::Mismatch {
                 expected, actual, ..
@@ -435,18 +490,19 @@ impl Registry {
         })?;
         self.count(repo, super::traffic::Action::Downloaded, desc);
         reporter.event(Event::BlobDone { digest });
-        Ok(())
+        Ok(true)
     }
 
-    /// One download attempt, appending to `w` (resuming with `Range` when it already holds bytes).
+    /// One download attempt, appending to `w` and `sink` (resuming with
+    /// `Range` when `w` already holds bytes).
     async fn download(
         &self,
         host: &Host,
         path: &str,
         url: &Url,
         desc: &Descriptor,
-        store: &BlobStore,
         w: &mut BlobWriter,
+        mut sink: Option<&mut dyn BlobSink>,
     ) -> Result<(), RegistryError> {
         let scopes = [repository_scope(path, false)];
         let from = w.len();
@@ -459,20 +515,22 @@ impl Registry {
                 None => r,
             })
             .await?;
-        match resp.status() {
-            StatusCode::PARTIAL_CONTENT if from > 0 => {}
-            s if s.is_success() => {
-                if from > 0 {
-                    *w = store.writer()?;
-                }
-            }
+        // A server ignoring the range sends the whole blob again: the bytes
+        // already written (and streamed) are skipped, so the writer's hash
+        // covers exactly what the sink got (and the digest check all of it).
+        let mut skip = match resp.status() {
+            StatusCode::PARTIAL_CONTENT if from > 0 => 0,
+            s if s.is_success() => from,
             _ => return Err(status_error(&m, url, resp).await),
-        }
+        };
         let mut stream = resp.bytes_stream();
         let digest = desc.digest.to_string();
         let mut last_report = w.len();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| transport(&m, url, e))?;
+            let skipped = chunk.len().min(usize::try_from(skip).unwrap_or(usize::MAX));
+            skip -= skipped as u64;
+            let chunk = &chunk[skipped..];
             if w.len() + chunk.len() as u64 > desc.size {
                 // More than announced: the registry is wrong; do not keep writing.
                 return Err(RegistryError::Protocol {
@@ -483,10 +541,16 @@ impl Registry {
                     ),
                 });
             }
-            w.write_all(&chunk).map_err(|source| RegistryError::Io {
+            w.write_all(chunk).map_err(|source| RegistryError::Io {
                 what: format!("cannot write blob {} into the store", desc.digest),
                 source,
             })?;
+            if let Some(s) = reborrow(&mut sink) {
+                s.write(chunk).map_err(|source| RegistryError::Io {
+                    what: format!("cannot stream blob {} into its consumer", desc.digest),
+                    source,
+                })?;
+            }
             if w.len() - last_report >= 1 << 20 {
                 last_report = w.len();
                 self.reporter().event(Event::BlobProgress {

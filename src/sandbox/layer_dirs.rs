@@ -38,7 +38,9 @@ use crate::sandbox::ownership::OWNER_XATTR;
 use crate::sandbox::state::remove_tree;
 use crate::sandbox::Sandbox;
 use cairn_layers::blob_store::BlobStore;
-use cairn_layers::unpack::{unpack_auto, Donors, UnpackError, UnpackOptions, WhiteoutMode};
+use cairn_layers::unpack::{
+    unpack_auto, Donors, HashedBy, UnpackError, UnpackOptions, WhiteoutMode,
+};
 use cairn_layers::{DiffId, Digest, Entry, EntryKind, Source};
 use rustix::fs::{flock, FlockOperation};
 use std::collections::{HashMap, HashSet};
@@ -49,8 +51,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 mod error;
 mod snapshot;
+mod stream;
 
 pub use error::Error;
+pub use stream::Streamed;
 
 /// The hidden subcommand that works on layer directories inside the
 /// sandbox's user namespace.
@@ -326,13 +330,24 @@ impl LayerDirs {
         if dest.is_dir() {
             return Ok(dest);
         }
-        let gate = match self.unpacking.lock() {
+        let gate = self.gate(l);
+        let _unpacking = gate.lock();
+        self.ensure_gated(l, store)
+    }
+
+    /// The lock of layer `l`'s unpack (see `unpacking`).
+    fn gate(&self, l: &Layer) -> Arc<Mutex<()>> {
+        match self.unpacking.lock() {
             Ok(mut g) => g.entry(l.diff_id.digest().clone()).or_default().clone(),
             // A panicked holder: unpack without the gate (the rename below
             // still keeps one directory).
             Err(_) => Arc::default(),
-        };
-        let _unpacking = gate.lock();
+        }
+    }
+
+    /// [`LayerDirs::ensure`] under `l`'s gate.
+    fn ensure_gated(&self, l: &Layer, store: &BlobStore) -> Result<PathBuf, Error> {
+        let dest = self.path(l);
         if dest.is_dir() {
             return Ok(dest);
         }
@@ -373,6 +388,14 @@ impl LayerDirs {
     fn unpack_into(&self, l: &Layer, store: &BlobStore, staged: &Path) -> Result<(), Error> {
         let digest = &l.digest;
         let donors = self.claim_donors(digest);
+        // A blob this process just wrote was hashed as it was: a plain one
+        // is its own diff_id, not hashed a second time (see HashedBy).
+        let hashed_by = match store.hashed_here(digest) {
+            true => HashedBy::Caller {
+                digest: Some(digest.clone()),
+            },
+            false => HashedBy::Unpack,
+        };
         match self.form().form {
             Form::Userns { single } => {
                 let blob = store.path(digest);
@@ -383,6 +406,9 @@ impl LayerDirs {
                     "--diff-id".to_owned(),
                     l.diff_id.to_string(),
                 ];
+                if hashed_by != HashedBy::Unpack {
+                    args.extend(["--raw-digest".to_owned(), digest.to_string()]);
+                }
                 if single {
                     args.push("--owner-xattr".into());
                 }
@@ -408,6 +434,7 @@ impl LayerDirs {
                     owner_xattr: None,
                     donors,
                     expect_diff_id: Some(l.diff_id.clone()),
+                    hashed_by,
                 };
                 unpack_auto(
                     std::io::BufReader::with_capacity(1 << 20, blob),
@@ -696,6 +723,13 @@ pub enum HelperAction {
         /// this process streams from a FIFO, hashed on the writer's side).
         #[arg(long)]
         diff_id: Option<DiffId>,
+        /// The caller checks that the blob's bytes hash to this digest (it
+        /// verified or verifies them itself): a plain tar is not hashed again.
+        #[arg(long)]
+        raw_digest: Option<Digest>,
+        /// The caller hashes the bytes it writes (a snapshot).
+        #[arg(long)]
+        caller_hashed: bool,
     },
     /// Write the plain tar of layer directory DIR into the blob store at
     /// STORE, committed only if it hashes to EXPECT (a snapshot's bytes).
@@ -727,6 +761,8 @@ pub fn helper_main(args: HelperArgs) -> Result<ExitCode, Error> {
             owner_xattr,
             donors,
             diff_id,
+            raw_digest,
+            caller_hashed,
         } => {
             let file = fs::File::open(&blob).map_err(|source| Error::Open {
                 path: blob.clone(),
@@ -753,16 +789,20 @@ pub fn helper_main(args: HelperArgs) -> Result<ExitCode, Error> {
                 owner_xattr: owner_xattr.then(|| OWNER_XATTR.to_owned()),
                 donors,
                 expect_diff_id: diff_id,
+                hashed_by: match (raw_digest, caller_hashed) {
+                    (Some(d), _) => HashedBy::Caller { digest: Some(d) },
+                    (None, true) => HashedBy::Caller { digest: None },
+                    (None, false) => HashedBy::Unpack,
+                },
             };
-            unpack_auto(
-                std::io::BufReader::with_capacity(1 << 20, file),
-                &dest,
-                &opts,
-            )
-            .map_err(|e| Error::UnpackBlob {
+            let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+            unpack_auto(&mut input, &dest, &opts).map_err(|e| Error::UnpackBlob {
                 blob: blob.clone(),
                 source: Box::new(refused_image(e)),
             })?;
+            // Read to the end: a writer feeding a FIFO (a download, a
+            // snapshot) must not see it closed before it is through.
+            let _ = std::io::copy(&mut input, &mut std::io::sink());
         }
         HelperAction::Tar {
             dir,

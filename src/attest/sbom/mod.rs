@@ -1086,6 +1086,7 @@ mod tests {
                     owner_xattr: None,
                     donors: None,
                     expect_diff_id: None,
+                    ..Default::default()
                 };
                 cairn_layers::unpack::unpack_auto(
                     std::fs::File::open(store.path(&l.digest)).unwrap(),

@@ -6,7 +6,7 @@
 //! that is replaced: see [`super::mounts`]).
 
 use super::mounts::MountRecord;
-use super::Remote;
+use super::{BlobSink, Remote};
 use crate::cache::records::StepRecord;
 use crate::cache::Error;
 use crate::image::Layer;
@@ -108,7 +108,14 @@ impl Remote for LocalDir {
         Ok(out)
     }
 
-    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> Result<u64, Error> {
+    /// A local copy: never streamed (the sink is left unused; its caller
+    /// unpacks from the store).
+    fn fetch_blob(
+        &self,
+        layer: &Layer,
+        store: &BlobStore,
+        _sink: Option<&mut dyn BlobSink>,
+    ) -> Result<u64, Error> {
         let d = layer.digest.clone();
         let path = self.blobs()?.path(&d);
         let mut f = match std::fs::File::open(&path) {

@@ -37,6 +37,7 @@ use super::records::{Inputs, RecordKind, StepRecord};
 use super::Error;
 use crate::error::one_line;
 use crate::image::Layer;
+pub use crate::registry::pull::BlobSink;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -186,9 +187,15 @@ pub trait Remote: Send + Sync {
     fn entry(&self, name: &str) -> Result<Option<StepRecord>, Error>;
     /// The names of every entry.
     fn names(&self) -> Result<Vec<String>, Error>;
-    /// Fetch `layer`'s blob into `store`, verified against its digest;
-    /// returns the bytes moved.
-    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> Result<u64, Error>;
+    /// Fetch `layer`'s blob into `store`, verified against its digest, its
+    /// bytes also streamed into `sink` when the remote can (see
+    /// [`BlobSink`]); returns the bytes moved.
+    fn fetch_blob(
+        &self,
+        layer: &Layer,
+        store: &BlobStore,
+        sink: Option<&mut dyn BlobSink>,
+    ) -> Result<u64, Error>;
     /// Add entry `name` (`record`, and its layer blob read from `store`).
     fn put(&self, name: &str, record: &StepRecord, store: &BlobStore) -> Result<(), Error>;
     /// The record of cache mount entry `name` ([`mounts::entry_name`]), if any.
@@ -320,11 +327,15 @@ pub struct Refused {
     pub why: String,
 }
 
-/// Fetches the blob of `layer` into `store` (verified); the bytes moved.
-/// The engine's (a base image's registry): its error travels boxed, its
-/// cause chain and hint as they are.
+/// Fetches the blob of `layer` into `store` (verified, streamed into the
+/// sink as it arrives); the bytes moved. The engine's (a base image's
+/// registry): its error travels boxed, its cause chain and hint as they are.
 pub type LayerFetch = Arc<
-    dyn Fn(&Layer, &BlobStore) -> Result<u64, Box<dyn std::error::Error + Send + Sync>>
+    dyn Fn(
+            &Layer,
+            &BlobStore,
+            Option<&mut dyn BlobSink>,
+        ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>>
         + Send
         + Sync,
 >;
@@ -678,15 +689,22 @@ impl Imports {
     ) -> Result<(), Error> {
         for d in digests {
             self.wait_ahead(d);
-            self.fetch_pending(d, store, false)?;
+            self.fetch_pending(d, store, false, None)?;
         }
         Ok(())
     }
 
     /// Fetch `d` if a hit left it behind; whether it was fetched now. With
     /// `keep` (a fetch ahead), a failure leaves the blob pending and refuses
-    /// nothing: the step that needs it fetches it again and says why.
-    fn fetch_pending(&self, d: &Digest, store: &BlobStore, keep: bool) -> Result<bool, Error> {
+    /// nothing: the step that needs it fetches it again and says why. The
+    /// bytes are also streamed into `sink` (see [`BlobSink`]).
+    fn fetch_pending(
+        &self,
+        d: &Digest,
+        store: &BlobStore,
+        keep: bool,
+        sink: Option<&mut dyn BlobSink>,
+    ) -> Result<bool, Error> {
         if store.contains(d) {
             return Ok(false);
         }
@@ -709,14 +727,14 @@ impl Imports {
             return Ok(false);
         };
         let fetched = match &p.source {
-            Origin::Base(fetch) => fetch(&p.layer, store)
+            Origin::Base(fetch) => fetch(&p.layer, store, sink)
                 .map(|_| {
                     self.base_blobs.fetch_add(1, Ordering::Relaxed);
                 })
                 .map_err(Error::BaseLayer),
             Origin::Cache(i) => {
                 let remote = &self.sources[*i].1;
-                match remote.fetch_blob(&p.layer, store) {
+                match remote.fetch_blob(&p.layer, store, sink) {
                     Ok(n) => {
                         self.blobs.fetch_add(1, Ordering::Relaxed);
                         self.bytes.fetch_add(n, Ordering::Relaxed);

@@ -384,7 +384,7 @@ fn restore(
         .prefix(".mount-blob-")
         .tempdir_in(scratch)?;
     let store = BlobStore::open(tmp.path())?;
-    let n = remote.fetch_blob(&rec.blob, &store)?;
+    let n = remote.fetch_blob(&rec.blob, &store, None)?;
     unpack(&rec, &store, dir, scratch)?;
     Ok(Some(n))
 }

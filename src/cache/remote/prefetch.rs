@@ -19,6 +19,7 @@
 
 use super::Imports;
 use crate::image::Layer;
+use crate::registry::pull::BlobSink;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::Digest;
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ pub struct Ahead {
     claims: Mutex<HashMap<String, Arc<Claim>>>,
     /// Blobs fetched ahead.
     fetched: AtomicUsize,
+    /// Of those, unpacked as they downloaded.
+    streamed: AtomicUsize,
     /// Fetches ahead running now, and the most at once.
     running: AtomicUsize,
     most: AtomicUsize,
@@ -71,8 +74,9 @@ impl Ahead {
         match self.fetched.load(Ordering::Relaxed) {
             0 => String::new(),
             n => format!(
-                ", {n} fetched ahead of their step (at most {} at once)",
-                self.most.load(Ordering::Relaxed)
+                ", {n} fetched ahead of their step (at most {} at once, {} unpacked as they downloaded)",
+                self.most.load(Ordering::Relaxed),
+                self.streamed.load(Ordering::Relaxed)
             ),
         }
     }
@@ -101,20 +105,32 @@ impl Imports {
     }
 
     /// Fetch claimed `layer` into `store` (not when `skip`: the step
-    /// failed) and end the claim; whether its blob is in the store now.
-    pub fn fetch_ahead(&self, layer: &Layer, store: &BlobStore, skip: bool) -> bool {
+    /// failed), its bytes also streamed into `sink`, and end the claim;
+    /// whether its blob is in the store now.
+    pub fn fetch_ahead(
+        &self,
+        layer: &Layer,
+        store: &BlobStore,
+        skip: bool,
+        sink: Option<&mut dyn BlobSink>,
+    ) -> bool {
         let _release = Release(&self.ahead, layer.digest.to_string());
         if skip {
             return false;
         }
         let now = self.ahead.running.fetch_add(1, Ordering::Relaxed) + 1;
         self.ahead.most.fetch_max(now, Ordering::Relaxed);
-        let fetched = self.fetch_pending(&layer.digest, store, true);
+        let fetched = self.fetch_pending(&layer.digest, store, true, sink);
         self.ahead.running.fetch_sub(1, Ordering::Relaxed);
         if matches!(fetched, Ok(true)) {
             self.ahead.fetched.fetch_add(1, Ordering::Relaxed);
         }
         store.contains(&layer.digest)
+    }
+
+    /// A blob fetched ahead was unpacked as it downloaded (for the summary).
+    pub fn note_streamed(&self) {
+        self.ahead.streamed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Wait until blob `d` is not claimed (its fetch ahead ended).

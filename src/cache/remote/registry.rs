@@ -21,7 +21,7 @@
 //! default a warning: `ignore-error=true`).
 
 use super::mounts::{MountRecord, MOUNT_TYPE};
-use super::{InvalidEntry, Remote};
+use super::{BlobSink, InvalidEntry, Remote};
 use crate::cache::records::StepRecord;
 use crate::cache::Error;
 use crate::image::config::{ImageConfig, RunConfig};
@@ -325,11 +325,16 @@ impl Remote for RegistryCache {
         Ok(tags)
     }
 
-    fn fetch_blob(&self, layer: &Layer, store: &BlobStore) -> Result<u64, Error> {
+    fn fetch_blob(
+        &self,
+        layer: &Layer,
+        store: &BlobStore,
+        sink: Option<&mut dyn BlobSink>,
+    ) -> Result<u64, Error> {
         let desc = layer.descriptor();
         let r = Reference::new(self.repo.clone(), None, None);
-        // fetch_blob verifies the digest before the blob is stored.
-        self.block(self.client.registry.fetch_blob(&r, &desc, store))?;
+        // fetch_blob_to verifies the digest before the blob is stored.
+        self.block(self.client.registry.fetch_blob_to(&r, &desc, store, sink))?;
         Ok(layer.size)
     }
 

@@ -19,11 +19,10 @@ use super::{utf8, Error, Form, LayerDirs};
 use crate::image::Layer;
 use cairn_layers::blob_store::BlobStore;
 use cairn_layers::digest::HashingWriter;
-use cairn_layers::unpack::{unpack_auto, Donors, UnpackOptions, WhiteoutMode};
+use cairn_layers::unpack::{Donors, HashedBy, UnpackOptions, WhiteoutMode};
 use cairn_layers::{DiffId, Digest, Entry, LayerWriter, MtimePolicy};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Bytes buffered between the tar writer and the pipe.
@@ -49,11 +48,8 @@ impl LayerDirs {
         let donors = self.donors_among(entries);
         let donors = (!donors.is_empty()).then(|| Arc::new(donors));
         let made = match self.form().form {
-            Form::Host => stream_in_process(entries, mtime, &staged, donors),
-            Form::Userns { single } => {
-                self.stream_to_helper(entries, mtime, &staged, donors, single)
-            }
             Form::Unowned => Err(Error::NoOwners),
+            _ => self.stream(entries, mtime, &staged, donors),
         };
         if made.is_ok() {
             whiteout_times(entries, mtime, &staged);
@@ -108,53 +104,33 @@ impl LayerDirs {
         })
     }
 
-    /// The user-namespace helper unpacks from a FIFO this process writes.
-    fn stream_to_helper(
+    /// Unpack the tar of `entries` into `staged` as it is written.
+    fn stream(
         &self,
         entries: &[Entry],
         mtime: MtimePolicy,
         staged: &Path,
         donors: Option<Arc<Donors>>,
-        single: bool,
     ) -> Result<(Digest, u64), Error> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".snapshot-")
-            .tempdir_in(self.layout.dir(crate::cache::Bucket::Tmp))
-            .map_err(Error::TempDir)?;
-        let fifo = tmp.path().join("layer.tar");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .map_err(|source| Error::CreateFifo {
-            path: fifo.clone(),
-            source,
-        })?;
-        let mut args = vec!["unpack".to_owned(), utf8(&fifo)?, utf8(staged)?];
-        if single {
-            args.push("--owner-xattr".into());
-        }
-        let list = self.donor_list(donors.as_deref(), &mut args)?;
-        let helper_done = AtomicBool::new(false);
+        let opts = UnpackOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            preserve_ownership: true,
+            owner_xattr: None,
+            donors,
+            expect_diff_id: None,
+            // write_tar hashes the stream.
+            hashed_by: HashedBy::Caller { digest: None },
+        };
         let (unpacked, written) = std::thread::scope(|s| {
-            let helper = s.spawn(|| {
-                let r = self.in_userns(&args);
-                helper_done.store(true, Ordering::SeqCst);
-                r
-            });
-            let written =
-                open_writer(&fifo, &helper_done).and_then(|out| write_tar(entries, mtime, out));
-            let unpacked = helper.join().unwrap_or_else(|_| Err(Error::Panicked));
-            (unpacked, written)
+            let unpacking = self.start_unpack(s, staged, opts)?;
+            let written = write_tar(entries, mtime, &unpacking.out);
+            Ok::<_, Error>((unpacking.wait(), written))
+        })?;
+        let unpacked = unpacked.map_err(|e| match self.form().form {
+            Form::Userns { .. } => Error::UnpackSnapshotInUserns(Box::new(e)),
+            _ => Error::UnpackSnapshot(Box::new(e)),
         });
-        drop(list);
-        both(
-            unpacked.map_err(|e| Error::UnpackSnapshotInUserns(Box::new(e))),
-            written,
-        )
+        both(unpacked, written)
     }
 }
 
@@ -186,71 +162,6 @@ fn whiteout_times(entries: &[Entry], mtime: MtimePolicy, staged: &Path) {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         );
     }
-}
-
-/// Open the FIFO `fifo` for writing once its reader has; an error when the
-/// reader (the helper) ended without opening it.
-fn open_writer(fifo: &Path, reader_done: &AtomicBool) -> Result<std::fs::File, Error> {
-    use rustix::fs::{fcntl_setfl, open, Mode, OFlags};
-    loop {
-        match open(
-            fifo,
-            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => {
-                fcntl_setfl(&fd, OFlags::empty()).map_err(Error::Fifo)?;
-                return Ok(std::fs::File::from(fd));
-            }
-            // No reader yet.
-            Err(rustix::io::Errno::NXIO) if !reader_done.load(Ordering::SeqCst) => {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            Err(source) => {
-                return Err(Error::OpenFifo {
-                    path: fifo.to_path_buf(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
-/// Root: unpack in this process from a pipe.
-fn stream_in_process(
-    entries: &[Entry],
-    mtime: MtimePolicy,
-    staged: &Path,
-    donors: Option<Arc<Donors>>,
-) -> Result<(Digest, u64), Error> {
-    let (reader, writer) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(Error::CreatePipe)?;
-    let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
-    let opts = UnpackOptions {
-        whiteouts: WhiteoutMode::Overlay,
-        preserve_ownership: true,
-        owner_xattr: None,
-        donors,
-        expect_diff_id: None,
-    };
-    let (unpacked, written) = std::thread::scope(|s| {
-        let unpack = s.spawn(move || {
-            unpack_auto(
-                std::io::BufReader::with_capacity(STREAM_BUF, reader),
-                staged,
-                &opts,
-            )
-            .map(drop)
-            .map_err(Error::Unpack)
-        });
-        let written = write_tar(entries, mtime, writer);
-        let unpacked = unpack.join().unwrap_or_else(|_| Err(Error::Panicked));
-        (unpacked, written)
-    });
-    both(
-        unpacked.map_err(|e| Error::UnpackSnapshot(Box::new(e))),
-        written,
-    )
 }
 
 /// The stream's result: the writer's (diff_id, size) once the unpack
