@@ -118,26 +118,7 @@ pub fn build_in(
         written: &session.written,
         exported: exported_stages(plan),
     };
-    let mut done: BTreeMap<usize, StageResult> = BTreeMap::new();
-    for group in &plan.parallel {
-        let results: Vec<(usize, Result<StageResult, Error>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = group
-                .iter()
-                .filter_map(|i| plan.stage(*i))
-                .map(|st| {
-                    let (ctx, done) = (&ctx, &done);
-                    (st.index, s.spawn(move || run_stage(ctx, st, done)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err(Error::StagePanicked(i)))))
-                .collect()
-        });
-        for (i, r) in results {
-            done.insert(i, r?);
-        }
-    }
+    let mut done = run_stages(&ctx, plan)?;
     let target = done.remove(&plan.target).ok_or(Error::TargetNotBuilt)?;
     let platform = plan
         .stage(plan.target)
@@ -157,6 +138,67 @@ pub fn build_in(
         std::time::Duration::from_nanos(ctx.run_nanos.0.load(Ordering::Relaxed));
     result.run_step_time = std::time::Duration::from_nanos(ctx.run_nanos.1.load(Ordering::Relaxed));
     Ok(result)
+}
+
+/// Every stage of the plan on its own thread, each waiting for what it reads
+/// of another stage at the step that reads it ([`super::schedule`]). On a
+/// failure the error is the failing stage's own: of the stages that failed
+/// by themselves (not stopped by another's failure), the first in plan order.
+fn run_stages(ctx: &BuildCtx, plan: &BuildPlan) -> Result<BTreeMap<usize, StageResult>, Error> {
+    let table = super::schedule::Table::new(plan.stages.len());
+    let order: Vec<usize> = plan.parallel.iter().flatten().copied().collect();
+    let results: Vec<(usize, Result<(), Error>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = order
+            .iter()
+            .filter_map(|i| plan.stage(*i))
+            .map(|st| {
+                let table = &table;
+                let h = s.spawn(move || {
+                    // Waiters wake even if this thread panics.
+                    let guard = FailOnDrop(table, st.index);
+                    let r = run_stage(ctx, st, table.view(st.index));
+                    std::mem::forget(guard);
+                    match r {
+                        Ok(done) => {
+                            table.finish(st.index, done);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            table.fail(st.index);
+                            Err(e)
+                        }
+                    }
+                });
+                (st.index, h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(i, h)| (i, h.join().unwrap_or(Err(Error::StagePanicked(i)))))
+            .collect()
+    });
+    let mut first_stopped = None;
+    for (i, r) in results {
+        if let Err(e) = r {
+            if !table.stopped(i) {
+                return Err(e);
+            }
+            first_stopped.get_or_insert(e);
+        }
+    }
+    match first_stopped {
+        Some(e) => Err(e),
+        None => Ok(table.into_results()),
+    }
+}
+
+/// Marks a stage failed when its thread unwinds.
+struct FailOnDrop<'t>(&'t super::schedule::Table, usize);
+
+impl Drop for FailOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fail(self.1);
+    }
 }
 
 /// `--no-cache-filter` names stages that exist (a typo would otherwise do nothing).

@@ -4,6 +4,7 @@
 use super::cache::Inputs;
 use super::ctx::BuildCtx;
 use super::layer_write::Index;
+use super::schedule::Done;
 use super::stage_run::{
     from_line_started, has_from_line, is_shown, shown_stage, shown_total, StageResult, StageRun,
     StepOutcome,
@@ -17,14 +18,13 @@ use crate::image::config::ImageConfig;
 use crate::image::Image;
 use crate::report::Event;
 use cairn_layers::{Digest, MtimePolicy};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Build one stage.
 pub fn run_stage(
     ctx: &BuildCtx,
     stage: &PlannedStage,
-    done: &BTreeMap<usize, StageResult>,
+    done: Done<'_>,
 ) -> Result<StageResult, Error> {
     let name = stage
         .name
@@ -60,7 +60,15 @@ pub fn run_stage(
     let total = shown_total(stage);
     let label = shown_stage(stage);
     let mut shown = usize::from(has_from_line(stage));
+    done.publish(&run.image);
     for (k, step) in stage.steps.iter().enumerate() {
+        // Another stage failed: stop here (its error is the one shown).
+        if done.stop() {
+            return Err(Error::StageNotBuilt {
+                stage: stage.index,
+                name,
+            });
+        }
         let index = k + 1;
         let inst = step
             .instruction
@@ -94,6 +102,7 @@ pub fn run_stage(
             id,
             elapsed: t.elapsed(),
         });
+        run.done.publish(&run.image);
     }
     Ok(StageResult {
         image: run.image,
@@ -106,7 +115,7 @@ pub fn run_stage(
 fn base(
     ctx: &BuildCtx,
     stage: &PlannedStage,
-    done: &BTreeMap<usize, StageResult>,
+    done: Done<'_>,
     name: &str,
 ) -> Result<(ImageState, Scope), Error> {
     Ok(match &stage.base {

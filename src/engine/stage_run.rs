@@ -15,7 +15,6 @@ use crate::frontend::Scope;
 use crate::image::Layer;
 use crate::report::Event;
 use cairn_layers::{Digest, Entry};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A finished stage.
@@ -60,7 +59,7 @@ pub struct StageRun<'c, 'a> {
     /// The image so far.
     pub image: ImageState,
     /// Finished stages this one may read.
-    pub done: &'c BTreeMap<usize, StageResult>,
+    pub done: super::schedule::Done<'c>,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
 }

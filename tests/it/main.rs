@@ -28,4 +28,5 @@ mod remote_cache_prefetch;
 mod rootless;
 mod sandbox;
 mod snapshots;
+mod speculate;
 mod support;

@@ -89,33 +89,11 @@ pub fn copy(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy) -> Result<(
 /// planned entries written as one layer.
 pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: Kind) -> Result<()> {
     let ctx = run.ctx;
-    let dest = absolute_dest(&run.workdir(), &c.dest);
-    let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
-    let exclude = Matcher::from_patterns(&c.exclude).map_err(Error::Exclude)?;
+    if kind == Kind::Copy {
+        // A `--from` stage still running: its layer is made ahead meanwhile.
+        crate::engine::speculate::wait_ahead(run, scope, at.k);
+    }
     let created_by = crate::engine::history::copy(kind.keyword(), c);
-    let Sources {
-        paths,
-        urls,
-        heredocs,
-    } = sources(c, scope, kind)?;
-    if paths.len() + urls.len() > 1 && !(dest.ends_with('/')) {
-        return Err(CopyError::DestNotDir.into());
-    }
-    let checksum = checksum(c, &urls)?;
-    let from = from_of(run, at.k, c, heredocs)?;
-    let mut inputs = Inputs::default();
-    inputs.push("parent", run.image.fs_key.to_string());
-    inputs.push("instruction", at.text.to_owned());
-    inputs.push("dest", dest.clone());
-    if let Some(o) = &c.chown {
-        inputs.push("chown", o.clone());
-    }
-    if let Some(m) = &c.chmod {
-        inputs.push("chmod", m.clone());
-    }
-    if kind == Kind::Add {
-        inputs.push("unpack", format!("{:?}", c.unpack));
-    }
     // Downloads and extracted archive members live here until the layer is written.
     let scratch_dir = match kind {
         Kind::Add => Some(
@@ -126,7 +104,70 @@ pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: K
         ),
         Kind::Copy => None,
     };
-    let mut t = Transfer {
+    let scratch = scratch_dir.as_ref().map_or(Path::new(""), |d| d.path());
+    let mut t = prepare(run, scope, at, c, kind, None, scratch)?;
+    let mut inputs = Inputs::default();
+    inputs.push("parent", run.image.fs_key.to_string());
+    inputs.push("instruction", at.text.to_owned());
+    inputs.push("dest", t.spec.dest.clone());
+    if let Some(o) = &c.chown {
+        inputs.push("chown", o.clone());
+    }
+    if let Some(m) = &c.chmod {
+        inputs.push("chmod", m.clone());
+    }
+    if kind == Kind::Add {
+        inputs.push("unpack", format!("{:?}", c.unpack));
+    }
+    t.key_urls(&mut inputs)?;
+    t.key_sources(run, &mut inputs)?;
+    let epoch = ctx.req.epoch;
+    let planned = t.fingerprint(at);
+    run.cached_step(
+        at,
+        inputs,
+        crate::engine::stage_run::Chain::ByContent,
+        created_by,
+        |run| {
+            if kind == Kind::Copy {
+                if let Some(l) = crate::engine::speculate::take(run, at, &planned) {
+                    return Ok(StepOutcome::Layer(l));
+                }
+            }
+            t.write(run, at, epoch)
+        },
+    )?;
+    Ok(())
+}
+
+/// The transfer a COPY/ADD step plans, before its key; `from` overrides
+/// where it reads (a stage's state made ahead).
+fn prepare<'s, 'c>(
+    run: &StageRun<'c, '_>,
+    scope: &Scope,
+    at: StepAt,
+    c: &'s Copy,
+    kind: Kind,
+    from: Option<From<'c>>,
+    scratch: &'s Path,
+) -> Result<Transfer<'s, 'c>> {
+    let dest = absolute_dest(&run.workdir(), &c.dest);
+    let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
+    let exclude = Matcher::from_patterns(&c.exclude).map_err(Error::Exclude)?;
+    let Sources {
+        paths,
+        urls,
+        heredocs,
+    } = sources(c, scope, kind)?;
+    if paths.len() + urls.len() > 1 && !(dest.ends_with('/')) {
+        return Err(CopyError::DestNotDir.into());
+    }
+    let checksum = checksum(c, &urls)?;
+    let from = match from {
+        Some(f) => f,
+        None => from_of(run, at.k, c, heredocs)?,
+    };
+    Ok(Transfer {
         c,
         kind,
         spec: CopySpec {
@@ -142,19 +183,28 @@ pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: K
         urls,
         checksum,
         downloads: Vec::new(),
-        scratch: scratch_dir.as_ref().map_or(Path::new(""), |d| d.path()),
-    };
-    t.key_urls(&mut inputs)?;
-    t.key_sources(run, &mut inputs)?;
-    let epoch = ctx.req.epoch;
-    run.cached_step(
-        at,
-        inputs,
-        crate::engine::stage_run::Chain::ByContent,
-        created_by,
-        |run| t.write(run, at, epoch),
-    )?;
-    Ok(())
+        scratch,
+    })
+}
+
+/// A `COPY --from` step's layer written against `source`, the state of
+/// stage `name` before it finished ([`crate::engine::speculate`]), with
+/// the fingerprint of what it planned.
+pub fn write_ahead(
+    run: &mut StageRun,
+    scope: &Scope,
+    at: StepAt,
+    c: &Copy,
+    source: &crate::engine::stage_run::StageResult,
+    name: &str,
+) -> Result<(crate::image::Layer, String)> {
+    let from = From::Stage(source, name.to_owned());
+    let mut t = prepare(run, scope, at, c, Kind::Copy, Some(from), Path::new(""))?;
+    let planned = t.fingerprint(at);
+    match t.write(run, at, run.ctx.req.epoch)? {
+        StepOutcome::Layer(l) => Ok((l, planned)),
+        StepOutcome::Empty => Err(Error::NoSource { what: "--from" }),
+    }
 }
 
 /// A step's sources, sorted: paths (heredocs are files named after their
@@ -268,6 +318,11 @@ struct Transfer<'s, 'c> {
 }
 
 impl Transfer<'_, '_> {
+    /// What the planned transfer is, for a layer made ahead to match.
+    fn fingerprint(&self, at: StepAt) -> String {
+        crate::engine::speculate::fingerprint(at.k, at.text, &(&self.spec, &self.c.exclude))
+    }
+
     fn is_excluded(&self, p: &str) -> bool {
         !self.exclude.is_empty() && self.exclude.is_excluded(p)
     }

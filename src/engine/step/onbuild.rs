@@ -170,7 +170,8 @@ mod tests {
             written: &session.written,
             exported: Default::default(),
         };
-        let done = BTreeMap::new();
+        let table = crate::engine::schedule::Table::new(1);
+        let done = table.view(0);
         let mut run = StageRun {
             ctx: &ctx,
             stage: plan.stage(plan.target).unwrap(),
@@ -184,7 +185,7 @@ mod tests {
                 fs_key: cairn_layers::Digest::of(b"scratch"),
                 base: None,
             },
-            done: &done,
+            done,
             cmd_set: false,
         };
         let mut scope = plan.scope(&[]);

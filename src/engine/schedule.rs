@@ -1,0 +1,260 @@
+//! Step-granularity scheduling: every stage of the plan runs on its own
+//! thread from the start; what it reads of another stage (its `FROM`, a
+//! `COPY --from`, a `RUN --mount from=`) waits for that stage in one shared
+//! completion table, at the step that needs it — not for a whole group of
+//! stages. A stage also publishes its state after each step, which a
+//! waiting `COPY --from` may work ahead on ([`super::speculate`]).
+//!
+//! A failed stage wakes every waiter: they stop (and the stages still
+//! running stop at their next step), and the build reports the failing
+//! stage's own error, never a waiter's.
+
+use super::stage_run::StageResult;
+use super::state::ImageState;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+
+/// The completion table of one build's stages.
+pub struct Table {
+    /// Finished stages by index; set once, so a reader keeps a plain
+    /// reference for the rest of the build.
+    results: Vec<OnceLock<StageResult>>,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Layers a `COPY --from` wrote ahead, by (consumer stage, step k).
+    pub(super) ahead: Mutex<BTreeMap<(usize, usize), super::speculate::Ahead>>,
+}
+
+#[derive(Default)]
+struct State {
+    finished: BTreeSet<usize>,
+    /// A stage failed: waiters and running stages stop.
+    failed: bool,
+    /// Stages that stopped because another one failed (their error is not shown).
+    stopped: BTreeSet<usize>,
+    /// Each running stage's state after its last finished step, with a
+    /// generation that grows with each step.
+    progress: BTreeMap<usize, (u64, ImageState)>,
+}
+
+/// What a stage being waited for is at.
+pub enum Seen<'t> {
+    /// Finished.
+    Done(&'t StageResult),
+    /// Failed (the waiter stops).
+    Failed,
+    /// Still running; its state after its last finished step (`None`: no
+    /// step finished yet) and that state's generation.
+    Running(u64, Option<Box<ImageState>>),
+}
+
+impl Table {
+    /// A table for a plan of `stages` stages.
+    pub fn new(stages: usize) -> Table {
+        Table {
+            results: (0..stages).map(|_| OnceLock::new()).collect(),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            ahead: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking stage thread never holds this lock across user work:
+        // the state stays consistent, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The view that stage `me` reads other stages through.
+    pub fn view(&self, me: usize) -> Done<'_> {
+        Done { table: self, me }
+    }
+
+    /// Stage `i` finished with `result`.
+    pub fn finish(&self, i: usize, result: StageResult) {
+        if let Some(slot) = self.results.get(i) {
+            let _ = slot.set(result);
+        }
+        let mut s = self.lock();
+        s.finished.insert(i);
+        s.progress.remove(&i);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Stage `i` failed (or panicked): everyone waiting stops.
+    pub fn fail(&self, i: usize) {
+        let mut s = self.lock();
+        s.failed = true;
+        s.progress.remove(&i);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Stage `i` is at `image` after one more step.
+    pub fn publish(&self, i: usize, image: &ImageState) {
+        let mut s = self.lock();
+        let generation = s.progress.get(&i).map_or(1, |(g, _)| g + 1);
+        s.progress.insert(i, (generation, image.clone()));
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Whether stage `i` stopped because another one failed.
+    pub fn stopped(&self, i: usize) -> bool {
+        self.lock().stopped.contains(&i)
+    }
+
+    /// The finished stages' results, by index.
+    pub fn into_results(self) -> BTreeMap<usize, StageResult> {
+        self.results
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.into_inner()?)))
+            .collect()
+    }
+
+    fn seen(&self, s: &State, i: usize) -> Seen<'_> {
+        if s.finished.contains(&i) {
+            if let Some(r) = self.results.get(i).and_then(OnceLock::get) {
+                return Seen::Done(r);
+            }
+        }
+        if s.failed {
+            return Seen::Failed;
+        }
+        match s.progress.get(&i) {
+            Some((g, image)) => Seen::Running(*g, Some(Box::new(image.clone()))),
+            None => Seen::Running(0, None),
+        }
+    }
+}
+
+/// Stage `me`'s view of the table: a wait for another stage is made here.
+#[derive(Clone, Copy)]
+pub struct Done<'t> {
+    /// The table.
+    pub table: &'t Table,
+    /// The stage reading.
+    pub me: usize,
+}
+
+impl<'t> Done<'t> {
+    /// Stage `i` once it finished; `None` when a stage failed before it
+    /// did (this stage then stops: see [`Done::stop`]).
+    pub fn get(&self, i: &usize) -> Option<&'t StageResult> {
+        let mut s = self.table.lock();
+        loop {
+            match self.table.seen(&s, *i) {
+                Seen::Done(r) => return Some(r),
+                Seen::Failed => {
+                    s.stopped.insert(self.me);
+                    return None;
+                }
+                Seen::Running(..) => {
+                    s = self
+                        .table
+                        .changed
+                        .wait(s)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+
+    /// Stage `i` now: finished, failed, or running at a state.
+    pub fn peek(&self, i: usize) -> Seen<'t> {
+        let s = self.table.lock();
+        self.table.seen(&s, i)
+    }
+
+    /// Wait until stage `i` finishes, a stage fails, or `i` publishes a
+    /// state newer than generation `after`.
+    pub fn wait_past(&self, i: usize, after: u64) -> Seen<'t> {
+        let mut s = self.table.lock();
+        loop {
+            match self.table.seen(&s, i) {
+                Seen::Running(g, _) if g <= after => {
+                    s = self
+                        .table
+                        .changed
+                        .wait(s)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether this stage must stop before its next step (another stage
+    /// failed); if so it is marked as stopped.
+    pub fn stop(&self) -> bool {
+        let mut s = self.table.lock();
+        if s.failed {
+            s.stopped.insert(self.me);
+        }
+        s.failed
+    }
+
+    /// This stage is at `image` after one more step.
+    pub fn publish(&self, image: &ImageState) {
+        self.table.publish(self.me, image);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontend::Scope;
+
+    fn result() -> StageResult {
+        StageResult {
+            image: ImageState {
+                image: crate::image::Image::new(Default::default(), Vec::new(), String::new()),
+                fs_key: cairn_layers::Digest::of(b"x"),
+                base: None,
+            },
+            scope: Scope::new('\\', &[], Default::default(), Default::default()),
+        }
+    }
+
+    #[test]
+    fn a_waiter_gets_the_stage_once_it_finishes() {
+        let t = Table::new(2);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| t.view(1).get(&0).map(|r| r.image.fs_key.clone()));
+            t.finish(0, result());
+            assert_eq!(h.join().unwrap(), Some(cairn_layers::Digest::of(b"x")));
+        });
+        assert!(!t.stopped(1));
+    }
+
+    #[test]
+    fn a_failed_stage_wakes_its_waiters_which_stop() {
+        let t = Table::new(3);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| t.view(1).get(&0).is_none());
+            t.fail(0);
+            assert!(h.join().unwrap());
+        });
+        assert!(t.stopped(1));
+        assert!(!t.stopped(0));
+        // A stage still running stops at its next step.
+        assert!(t.view(2).stop());
+        assert!(t.stopped(2));
+    }
+
+    #[test]
+    fn published_states_wake_a_waiter_with_a_newer_generation() {
+        let t = Table::new(2);
+        let r = result();
+        assert!(matches!(t.view(1).peek(0), Seen::Running(0, None)));
+        t.view(0).publish(&r.image);
+        assert!(matches!(
+            t.view(1).wait_past(0, 0),
+            Seen::Running(1, Some(_))
+        ));
+        t.finish(0, r);
+        assert!(matches!(t.view(1).wait_past(0, 1), Seen::Done(_)));
+    }
+}
