@@ -145,7 +145,9 @@ pub fn build_in(
 /// failure the error is the failing stage's own: of the stages that failed
 /// by themselves (not stopped by another's failure), the first in plan order.
 fn run_stages(ctx: &BuildCtx, plan: &BuildPlan) -> Result<BTreeMap<usize, StageResult>, Error> {
-    let table = super::schedule::Table::new(plan.stages.len());
+    // Indexed by stage index (the plan leaves unused stages out).
+    let slots = plan.stages.iter().map(|s| s.index + 1).max().unwrap_or(0);
+    let table = super::schedule::Table::new(slots);
     let order: Vec<usize> = plan.parallel.iter().flatten().copied().collect();
     let results: Vec<(usize, Result<(), Error>)> = std::thread::scope(|s| {
         let handles: Vec<_> = order
@@ -193,7 +195,7 @@ fn run_stages(ctx: &BuildCtx, plan: &BuildPlan) -> Result<BTreeMap<usize, StageR
 }
 
 /// Marks a stage failed when its thread unwinds.
-struct FailOnDrop<'t>(&'t super::schedule::Table, usize);
+struct FailOnDrop<'t>(&'t super::schedule::Table<StageResult>, usize);
 
 impl Drop for FailOnDrop<'_> {
     fn drop(&mut self) {

@@ -57,13 +57,16 @@ pub fn write_or_reuse(
             }
         };
         if let Some((desc, from)) = found.and_then(|(r, from)| Some((r.layer?, from))) {
-            ctx.reporter.event(Event::StepOutput {
-                id: step.id,
-                line: format!(
-                    "same files as an earlier build{from}: layer {} reused",
-                    crate::progress::short_digest(&desc.digest.to_string())
-                ),
-            });
+            // A layer made ahead (id 0) has no step line yet.
+            if step.id != 0 {
+                ctx.reporter.event(Event::StepOutput {
+                    id: step.id,
+                    line: format!(
+                        "same files as an earlier build{from}: layer {} reused",
+                        crate::progress::short_digest(&desc.digest.to_string())
+                    ),
+                });
+            }
             let _ = ctx.cache.touch_slot(&slot, &inputs.key());
             if index == Index::Keep {
                 layer_write::remember(ctx, &desc, entries, mtime);

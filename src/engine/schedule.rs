@@ -9,20 +9,40 @@
 //! running stop at their next step), and the build reports the failing
 //! stage's own error, never a waiter's.
 
-use super::stage_run::StageResult;
 use super::state::ImageState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 /// The completion table of one build's stages.
-pub struct Table {
+pub struct Table<R> {
     /// Finished stages by index; set once, so a reader keeps a plain
     /// reference for the rest of the build.
-    results: Vec<OnceLock<StageResult>>,
+    results: Vec<OnceLock<R>>,
     state: Mutex<State>,
     changed: Condvar,
     /// Layers a `COPY --from` wrote ahead, by (consumer stage, step k).
-    pub(super) ahead: Mutex<BTreeMap<(usize, usize), super::speculate::Ahead>>,
+    pub(super) ahead: Mutex<BTreeMap<(usize, usize), MadeAhead>>,
+}
+
+/// A COPY layer made ahead ([`super::speculate`]), and what it was made from.
+pub struct MadeAhead {
+    /// The step's 0-based position in its stage.
+    pub(super) k: usize,
+    /// The stage read.
+    pub(super) stage: usize,
+    /// The consumer's layers it was planned onto.
+    pub(super) below: Vec<cairn_layers::Digest>,
+    /// The layers of the stage read it was planned from.
+    pub(super) read: Vec<cairn_layers::Digest>,
+    /// The source paths (clean, relative to the stage's root; a glob's
+    /// directory) whose subtree and ancestors the layer depends on.
+    pub(super) protected: Vec<String>,
+    /// `--parents`: the ancestors' own metadata are copied too.
+    pub(super) parents: bool,
+    /// The step as planned (instruction and expanded spec).
+    pub(super) fingerprint: String,
+    /// The layer.
+    pub(super) layer: crate::image::Layer,
 }
 
 #[derive(Default)]
@@ -33,24 +53,28 @@ struct State {
     /// Stages that stopped because another one failed (their error is not shown).
     stopped: BTreeSet<usize>,
     /// Each running stage's state after its last finished step, with a
-    /// generation that grows with each step.
+    /// generation that grows with each step (and when it becomes busy).
     progress: BTreeMap<usize, (u64, ImageState)>,
+    /// Stages working on a step that missed the cache (the only time worth
+    /// making a layer ahead: a stage of hits finishes at once).
+    busy: BTreeSet<usize>,
 }
 
 /// What a stage being waited for is at.
-pub enum Seen<'t> {
+pub enum Seen<'t, R> {
     /// Finished.
-    Done(&'t StageResult),
+    Done(&'t R),
     /// Failed (the waiter stops).
     Failed,
-    /// Still running; its state after its last finished step (`None`: no
-    /// step finished yet) and that state's generation.
+    /// Still running; its state after its last finished step while it works
+    /// on a cache miss (`None`: not busy, or no step finished yet) and a
+    /// generation that grows with each change.
     Running(u64, Option<Box<ImageState>>),
 }
 
-impl Table {
+impl<R> Table<R> {
     /// A table for a plan of `stages` stages.
-    pub fn new(stages: usize) -> Table {
+    pub fn new(stages: usize) -> Table<R> {
         Table {
             results: (0..stages).map(|_| OnceLock::new()).collect(),
             state: Mutex::new(State::default()),
@@ -66,12 +90,12 @@ impl Table {
     }
 
     /// The view that stage `me` reads other stages through.
-    pub fn view(&self, me: usize) -> Done<'_> {
+    pub fn view(&self, me: usize) -> Done<'_, R> {
         Done { table: self, me }
     }
 
     /// Stage `i` finished with `result`.
-    pub fn finish(&self, i: usize, result: StageResult) {
+    pub fn finish(&self, i: usize, result: R) {
         if let Some(slot) = self.results.get(i) {
             let _ = slot.set(result);
         }
@@ -96,6 +120,18 @@ impl Table {
         let mut s = self.lock();
         let generation = s.progress.get(&i).map_or(1, |(g, _)| g + 1);
         s.progress.insert(i, (generation, image.clone()));
+        s.busy.remove(&i);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Stage `i` works on a step that missed the cache.
+    pub fn busy(&self, i: usize) {
+        let mut s = self.lock();
+        s.busy.insert(i);
+        if let Some((g, _)) = s.progress.get_mut(&i) {
+            *g += 1;
+        }
         drop(s);
         self.changed.notify_all();
     }
@@ -106,7 +142,7 @@ impl Table {
     }
 
     /// The finished stages' results, by index.
-    pub fn into_results(self) -> BTreeMap<usize, StageResult> {
+    pub fn into_results(self) -> BTreeMap<usize, R> {
         self.results
             .into_iter()
             .enumerate()
@@ -114,7 +150,7 @@ impl Table {
             .collect()
     }
 
-    fn seen(&self, s: &State, i: usize) -> Seen<'_> {
+    fn seen(&self, s: &State, i: usize) -> Seen<'_, R> {
         if s.finished.contains(&i) {
             if let Some(r) = self.results.get(i).and_then(OnceLock::get) {
                 return Seen::Done(r);
@@ -124,25 +160,35 @@ impl Table {
             return Seen::Failed;
         }
         match s.progress.get(&i) {
-            Some((g, image)) => Seen::Running(*g, Some(Box::new(image.clone()))),
+            Some((g, image)) if s.busy.contains(&i) => {
+                Seen::Running(*g, Some(Box::new(image.clone())))
+            }
+            Some((g, _)) => Seen::Running(*g, None),
             None => Seen::Running(0, None),
         }
     }
 }
 
 /// Stage `me`'s view of the table: a wait for another stage is made here.
-#[derive(Clone, Copy)]
-pub struct Done<'t> {
+pub struct Done<'t, R> {
     /// The table.
-    pub table: &'t Table,
+    pub table: &'t Table<R>,
     /// The stage reading.
     pub me: usize,
 }
 
-impl<'t> Done<'t> {
+impl<R> Clone for Done<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Done<'_, R> {}
+
+impl<'t, R> Done<'t, R> {
     /// Stage `i` once it finished; `None` when a stage failed before it
     /// did (this stage then stops: see [`Done::stop`]).
-    pub fn get(&self, i: &usize) -> Option<&'t StageResult> {
+    pub fn get(&self, i: &usize) -> Option<&'t R> {
         let mut s = self.table.lock();
         loop {
             match self.table.seen(&s, *i) {
@@ -163,14 +209,14 @@ impl<'t> Done<'t> {
     }
 
     /// Stage `i` now: finished, failed, or running at a state.
-    pub fn peek(&self, i: usize) -> Seen<'t> {
+    pub fn peek(&self, i: usize) -> Seen<'t, R> {
         let s = self.table.lock();
         self.table.seen(&s, i)
     }
 
     /// Wait until stage `i` finishes, a stage fails, or `i` publishes a
     /// state newer than generation `after`.
-    pub fn wait_past(&self, i: usize, after: u64) -> Seen<'t> {
+    pub fn wait_past(&self, i: usize, after: u64) -> Seen<'t, R> {
         let mut s = self.table.lock();
         loop {
             match self.table.seen(&s, i) {
@@ -205,16 +251,12 @@ impl<'t> Done<'t> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frontend::Scope;
 
-    fn result() -> StageResult {
-        StageResult {
-            image: ImageState {
-                image: crate::image::Image::new(Default::default(), Vec::new(), String::new()),
-                fs_key: cairn_layers::Digest::of(b"x"),
-                base: None,
-            },
-            scope: Scope::new('\\', &[], Default::default(), Default::default()),
+    fn image() -> ImageState {
+        ImageState {
+            image: crate::image::Image::new(Default::default(), Vec::new(), String::new()),
+            fs_key: cairn_layers::Digest::of(b"x"),
+            base: None,
         }
     }
 
@@ -222,16 +264,16 @@ mod tests {
     fn a_waiter_gets_the_stage_once_it_finishes() {
         let t = Table::new(2);
         std::thread::scope(|s| {
-            let h = s.spawn(|| t.view(1).get(&0).map(|r| r.image.fs_key.clone()));
-            t.finish(0, result());
-            assert_eq!(h.join().unwrap(), Some(cairn_layers::Digest::of(b"x")));
+            let h = s.spawn(|| t.view(1).get(&0).cloned());
+            t.finish(0, "done");
+            assert_eq!(h.join().unwrap(), Some("done"));
         });
         assert!(!t.stopped(1));
     }
 
     #[test]
     fn a_failed_stage_wakes_its_waiters_which_stop() {
-        let t = Table::new(3);
+        let t: Table<()> = Table::new(3);
         std::thread::scope(|s| {
             let h = s.spawn(|| t.view(1).get(&0).is_none());
             t.fail(0);
@@ -247,14 +289,16 @@ mod tests {
     #[test]
     fn published_states_wake_a_waiter_with_a_newer_generation() {
         let t = Table::new(2);
-        let r = result();
         assert!(matches!(t.view(1).peek(0), Seen::Running(0, None)));
-        t.view(0).publish(&r.image);
+        t.view(0).publish(&image());
+        // Not busy on a miss: nothing worth working ahead on.
+        assert!(matches!(t.view(1).peek(0), Seen::Running(1, None)));
+        t.busy(0);
         assert!(matches!(
-            t.view(1).wait_past(0, 0),
-            Seen::Running(1, Some(_))
+            t.view(1).wait_past(0, 1),
+            Seen::Running(2, Some(_))
         ));
-        t.finish(0, r);
-        assert!(matches!(t.view(1).wait_past(0, 1), Seen::Done(_)));
+        t.finish(0, ());
+        assert!(matches!(t.view(1).wait_past(0, 2), Seen::Done(_)));
     }
 }

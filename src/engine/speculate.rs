@@ -18,7 +18,7 @@
 
 use super::ctx::BuildCtx;
 use super::fs::SourceFs;
-use super::schedule::Seen;
+use super::schedule::{MadeAhead as Ahead, Seen};
 use super::stage_run::{view_of, StageResult, StageRun, StepAt};
 use super::state::ImageState;
 use crate::frontend::graph::Source;
@@ -28,31 +28,16 @@ use crate::image::Layer;
 use crate::report::Event;
 use cairn_layers::Digest;
 
-/// A COPY layer made ahead, and what it was made from.
-pub struct Ahead {
-    /// The step's 0-based position in its stage.
-    k: usize,
-    /// The stage read.
-    stage: usize,
-    /// The consumer's layers it was planned onto.
-    below: Vec<Digest>,
-    /// The layers of the stage read it was planned from.
-    read: Vec<Digest>,
-    /// The source paths (clean, relative to the stage's root; a glob's
-    /// directory) whose subtree and ancestors the layer depends on.
-    protected: Vec<String>,
-    /// `--parents`: the ancestors' own metadata are copied too.
-    parents: bool,
-    /// The step as planned (instruction and expanded spec).
-    fingerprint: String,
-    /// The layer.
-    layer: Layer,
-}
-
 /// Whether making layers ahead is on (`CAIRN_NO_SPECULATION=1`: off).
 pub fn enabled() -> bool {
     std::env::var_os("CAIRN_NO_SPECULATION").is_none_or(|v| v != "1")
 }
+
+/// How a COPY step writes its layer against a stage's state
+/// ([`super::step::copy::write_ahead`], passed in: the step files call
+/// this module): the layer and the fingerprint of what it planned.
+pub type WriteAhead = dyn Fn(&mut StageRun, &Scope, StepAt, &Copy, &StageResult, &str) -> Option<(Layer, String)>
+    + Sync;
 
 /// One `COPY --from=X` step of the chain made ahead.
 struct Planned {
@@ -64,8 +49,10 @@ struct Planned {
 /// Before step `k` (a COPY) reads its `--from` stage: while that stage
 /// runs, make this step's layer and those of the `COPY --from` of the same
 /// stage right after it ahead; returns once the stage finished or failed.
-pub fn wait_ahead(run: &StageRun, scope: &Scope, k: usize) {
-    if !enabled() {
+pub fn wait_ahead(run: &StageRun, scope: &Scope, k: usize, write: &WriteAhead) {
+    // With --cache-from a layer made ahead could fetch what the build
+    // never needs: not there (yet).
+    if !enabled() || !run.ctx.req.cache_from.is_empty() {
         return;
     }
     let Some(Source::Stage(x)) = run.stage.sources.get(&k).and_then(|v| v.first()) else {
@@ -98,7 +85,7 @@ pub fn wait_ahead(run: &StageRun, scope: &Scope, k: usize) {
             }
             if let Some(state) = state {
                 let (chain, scope) = (&chain, &*scope);
-                worker = Some(s.spawn(move || make(run, scope, chain, x, *state)));
+                worker = Some(s.spawn(move || make(run, scope, chain, x, *state, write)));
             }
         }
         match worker {
@@ -153,6 +140,7 @@ fn make(
     chain: &[Planned],
     x: usize,
     state: ImageState,
+    write: &WriteAhead,
 ) -> Vec<Ahead> {
     // The thread and the gzip workers it spawns yield the CPU to the RUN
     // steps; losing the priority drop costs only speed.
@@ -196,8 +184,7 @@ fn make(
             id: 0,
             text: &p.text,
         };
-        let Ok((layer, fingerprint)) =
-            super::step::copy::write_ahead(&mut here, scope, at, &p.copy, &source, &x_name)
+        let Some((layer, fingerprint)) = write(&mut here, scope, at, &p.copy, &source, &x_name)
         else {
             break;
         };
@@ -306,33 +293,31 @@ pub fn invalidates(protected: &[String], parents: bool, path: &str, touch: Touch
     })
 }
 
-impl Ahead {
-    /// Whether this layer is the one the step would write now.
-    fn still_valid(&self, run: &StageRun, fingerprint: &str) -> Result<(), String> {
-        if self.fingerprint != fingerprint {
-            return Err("the step changed".into());
-        }
-        if self.below != digests(&run.image.image.layers) {
-            return Err("the layers below it changed".into());
-        }
-        let Some(x) = run.done.get(&self.stage) else {
-            return Err("the stage failed".into());
-        };
-        let now = &x.image.image.layers;
-        if now.len() < self.read.len() || digests(&now[..self.read.len()]) != self.read {
-            return Err("the stage's layers changed".into());
-        }
-        for l in &now[self.read.len()..] {
-            let members = members(run.ctx, l).map_err(|e| format!("reading a layer: {e}"))?;
-            if let Some(p) = members
-                .iter()
-                .find(|(p, t)| invalidates(&self.protected, self.parents, p, *t))
-            {
-                return Err(format!("a later step of the stage changed /{}", p.0));
-            }
-        }
-        Ok(())
+/// Whether layer `a` is the one the step would write now.
+fn still_valid(a: &Ahead, run: &StageRun, fingerprint: &str) -> Result<(), String> {
+    if a.fingerprint != fingerprint {
+        return Err("the step changed".into());
     }
+    if a.below != digests(&run.image.image.layers) {
+        return Err("the layers below it changed".into());
+    }
+    let Some(x) = run.done.get(&a.stage) else {
+        return Err("the stage failed".into());
+    };
+    let now = &x.image.image.layers;
+    if now.len() < a.read.len() || digests(&now[..a.read.len()]) != a.read {
+        return Err("the stage's layers changed".into());
+    }
+    for l in &now[a.read.len()..] {
+        let members = members(run.ctx, l).map_err(|e| format!("reading a layer: {e}"))?;
+        if let Some(p) = members
+            .iter()
+            .find(|(p, t)| invalidates(&a.protected, a.parents, p, *t))
+        {
+            return Err(format!("a later step of the stage changed /{}", p.0));
+        }
+    }
+    Ok(())
 }
 
 /// Every member of layer `l` as the change it makes: from its blob, or
@@ -400,7 +385,7 @@ pub fn take(run: &StageRun, at: StepAt, fingerprint: &str) -> Option<Layer> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&(run.stage.index, at.k))?;
-    let line = match ahead.still_valid(run, fingerprint) {
+    let line = match still_valid(&ahead, run, fingerprint) {
         Ok(()) => format!(
             "layer {} made ahead while the source stage ran",
             crate::progress::short_digest(&ahead.layer.digest.to_string())

@@ -24,7 +24,7 @@ use std::time::Instant;
 pub fn run_stage(
     ctx: &BuildCtx,
     stage: &PlannedStage,
-    done: Done<'_>,
+    done: Done<'_, StageResult>,
 ) -> Result<StageResult, Error> {
     let name = stage
         .name
@@ -115,7 +115,7 @@ pub fn run_stage(
 fn base(
     ctx: &BuildCtx,
     stage: &PlannedStage,
-    done: Done<'_>,
+    done: Done<'_, StageResult>,
     name: &str,
 ) -> Result<(ImageState, Scope), Error> {
     Ok(match &stage.base {

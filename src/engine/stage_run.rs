@@ -59,7 +59,7 @@ pub struct StageRun<'c, 'a> {
     /// The image so far.
     pub image: ImageState,
     /// Finished stages this one may read.
-    pub done: super::schedule::Done<'c>,
+    pub done: super::schedule::Done<'c, StageResult>,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
 }
@@ -175,6 +175,8 @@ impl StageRun<'_, '_> {
                     ctx.reporter.event(Event::StepMiss { id, reason: r });
                 }
                 ctx.session.check_canceled(instruction)?;
+                // A stage waiting for this one may work ahead meanwhile.
+                self.done.table.busy(self.stage.index);
                 // The layers below are read now: fetched ahead (and
                 // unpacked, when a RUN follows) while the step works.
                 let below = self.image.image.layers.clone();

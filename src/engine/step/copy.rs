@@ -91,7 +91,11 @@ pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: K
     let ctx = run.ctx;
     if kind == Kind::Copy {
         // A `--from` stage still running: its layer is made ahead meanwhile.
-        crate::engine::speculate::wait_ahead(run, scope, at.k);
+        let write =
+            |run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, source: &_, name: &str| {
+                write_ahead(run, scope, at, c, source, name).ok()
+            };
+        crate::engine::speculate::wait_ahead(run, scope, at.k, &write);
     }
     let created_by = crate::engine::history::copy(kind.keyword(), c);
     // Downloads and extracted archive members live here until the layer is written.

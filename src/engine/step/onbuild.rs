@@ -170,7 +170,8 @@ mod tests {
             written: &session.written,
             exported: Default::default(),
         };
-        let table = crate::engine::schedule::Table::new(1);
+        let table: crate::engine::schedule::Table<crate::engine::stage_run::StageResult> =
+            crate::engine::schedule::Table::new(1);
         let done = table.view(0);
         let mut run = StageRun {
             ctx: &ctx,
