@@ -33,14 +33,37 @@ pub struct Step<'a> {
     pub stage: usize,
 }
 
+/// How a layer is made on a miss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Make {
+    /// A blob in the store (`layer_write`).
+    Blob,
+    /// A layer directory without a blob (`engine::snapshot`): only where
+    /// [`super::snapshot::wanted`] allows it.
+    Snapshot,
+}
+
 /// Write `entries` as a layer, or reuse the layer an earlier build wrote
 /// with the same entries and contents.
 pub fn write_or_reuse(
     ctx: &BuildCtx,
     step: &Step,
+    entries: Vec<Entry>,
+    mtime: MtimePolicy,
+    index: Index,
+) -> Result<Layer> {
+    make_or_reuse(ctx, step, entries, mtime, index, Make::Blob)
+}
+
+/// [`write_or_reuse`], the layer made as `make` says on a miss. The record
+/// is the same either way (a snapshot's descriptor is the plain blob's).
+pub fn make_or_reuse(
+    ctx: &BuildCtx,
+    step: &Step,
     mut entries: Vec<Entry>,
     mtime: MtimePolicy,
     index: Index,
+    make: Make,
 ) -> Result<Layer> {
     layer_write::normalize(&mut entries);
     let inputs = content_inputs(ctx, step.instruction, &entries, mtime)?;
@@ -49,7 +72,9 @@ pub fn write_or_reuse(
     // its layer instead of writing the same bytes again.
     let _claim = ctx.session.in_flight.claim(&inputs.key().to_string());
     if !ctx.req.no_cache {
-        let present = |l: &Layer| ctx.store.contains(&l.digest);
+        // A snapshot's record is present while its directory is (its blob
+        // made first when this build exports the stage).
+        let present = |l: &Layer| super::snapshot::present(ctx, step.stage, l);
         let found = match ctx.cache.lookup(&inputs, &slot, present) {
             Lookup::Hit(rec) => Some((rec, "")),
             Lookup::Miss(_) => {
@@ -74,7 +99,16 @@ pub fn write_or_reuse(
             return Ok(desc);
         }
     }
-    let desc = layer_write::write_normalized(ctx, entries, mtime, index, step.stage)?;
+    let desc = match make {
+        Make::Blob => layer_write::write_normalized(ctx, entries, mtime, index, step.stage)?,
+        Make::Snapshot => {
+            let desc = super::snapshot::make_normalized(ctx, &entries, mtime)?;
+            if index == Index::Keep {
+                layer_write::remember(ctx, &desc, entries, mtime);
+            }
+            desc
+        }
+    };
     let rec = StepRecord {
         kind: RecordKind::Content,
         key: inputs.key().to_string(),

@@ -1,20 +1,25 @@
-//! Snapshots (issue #22): the RUN layers of a stage no output exports stay
-//! layer directories and are never written as blobs; the image, a later
-//! `--target` of that stage and a `--cache-to mode=max` get the bytes a
-//! build without snapshots writes.
+//! Snapshots (issue #22): the RUN, COPY and ADD layers a later RUN of a
+//! stage no output exports stacks stay layer directories and are never
+//! written as blobs; the image, a later `--target` of that stage and a
+//! `--cache-to mode=max` get the bytes a build without snapshots writes.
 
 use crate::support::{fixture_layout, manifest_digest};
 use std::path::Path;
 
-/// An installer stage whose RUNs leave owners, modes, a hard link, a
-/// symlink and a whiteout; a runner that copies from it.
-fn context(dir: &Path) -> std::path::PathBuf {
-    let base = format!(
+/// The node:22-alpine stand-in as a `FROM` reference.
+fn base() -> String {
+    format!(
         "oci:{}:22-alpine",
         fixture_layout()
             .expect("the node:22-alpine stand-in is missing: run `just fixtures`")
             .display()
-    );
+    )
+}
+
+/// An installer stage whose RUNs leave owners, modes, a hard link, a
+/// symlink and a whiteout; a runner that copies from it.
+fn context(dir: &Path) -> std::path::PathBuf {
+    let base = base();
     let ctx = dir.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(
@@ -122,44 +127,55 @@ fn a_stage_no_output_exports_keeps_its_run_layers_as_directories_with_the_same_i
     assert!(runs[2].contains("layer write"), "{log1}");
     assert_eq!(dirs_without_blob(with.path()).len(), 2, "{log1}");
 
-    // The same build writing every layer as a blob makes the same image.
-    let (d2, log2) = build(
-        without.path(),
-        &ctx,
-        "image",
-        &[("CAIRN_NO_SNAPSHOTS", "1")],
-        &[],
-    );
+    same_image_without_snapshots_and_cached_again(with.path(), without.path(), &ctx, &d1, 4);
+
+    // Exporting the installer stage later: its blobs are made from the
+    // snapshots, byte for byte those a build without snapshots wrote.
+    export_equals_a_build_without_snapshots(with.path(), without.path(), &ctx, "installer", 3);
+}
+
+/// The build of `ctx` writing every layer as a blob (in the cache at
+/// `without`) makes `image` too; a rebuild in the cache at `with` hits the
+/// snapshot records (`cached` steps).
+fn same_image_without_snapshots_and_cached_again(
+    with: &Path,
+    without: &Path,
+    ctx: &Path,
+    image: &str,
+    cached: usize,
+) {
+    let (d2, log2) = build(without, ctx, "image", &[("CAIRN_NO_SNAPSHOTS", "1")], &[]);
     assert!(
         run_lines(&log2).iter().all(|l| l.contains("layer write")),
         "{log2}"
     );
-    assert!(dirs_without_blob(without.path()).is_empty());
-    assert_eq!(d1, d2, "{log1}\n{log2}");
-
-    // A rebuild hits the snapshot records.
-    let (d3, log3) = build(with.path(), &ctx, "again", &[], &[]);
-    assert_eq!(d3, d1);
-    assert_eq!(log3.matches("CACHED").count(), 4, "{log3}");
+    assert!(dirs_without_blob(without).is_empty(), "{log2}");
+    assert_eq!(d2, image, "{log2}");
+    let (d3, log3) = build(with, ctx, "again", &[], &[]);
+    assert_eq!(d3, image);
+    assert_eq!(log3.matches("CACHED").count(), cached, "{log3}");
     assert!(run_lines(&log3).is_empty(), "{log3}");
+}
 
-    // Exporting the installer stage later: its blobs are made from the
-    // snapshots, byte for byte those a build without snapshots wrote.
-    let target = ["--target", "installer"];
-    let (t1, log4) = build(with.path(), &ctx, "installer", &[], &target);
-    assert_eq!(log4.matches("CACHED").count(), 3, "{log4}");
-    let (t2, _) = build(
-        without.path(),
-        &ctx,
-        "installer",
-        &[("CAIRN_NO_SNAPSHOTS", "1")],
-        &target,
-    );
-    assert_eq!(t1, t2, "{log4}");
-    assert!(
-        dirs_without_blob(with.path()).is_empty(),
-        "the blobs are made"
-    );
+/// `--target STAGE` in the cache at `with` (whose snapshots of the stage
+/// are made into blobs, every step CACHED — `cached` of them) gives the
+/// image a build without snapshots in the cache at `without` gives.
+fn export_equals_a_build_without_snapshots(
+    with: &Path,
+    without: &Path,
+    ctx: &Path,
+    stage: &str,
+    cached: usize,
+) {
+    let target = ["--target", stage];
+    let (t1, log) = build(with, ctx, stage, &[], &target);
+    assert!(run_lines(&log).is_empty(), "{log}");
+    // No snapshot failed to give its bytes back.
+    assert_eq!(log.matches("CACHED").count(), cached, "{log}");
+    assert!(!log.contains("runs again"), "{log}");
+    let (t2, _) = build(without, ctx, stage, &[("CAIRN_NO_SNAPSHOTS", "1")], &target);
+    assert_eq!(t1, t2, "{log}");
+    assert!(dirs_without_blob(with).is_empty(), "the blobs are made");
 }
 
 #[test]
@@ -173,4 +189,56 @@ fn a_cache_export_of_every_stage_writes_blobs() {
     assert_eq!(runs.len(), 3, "{log}");
     assert!(runs.iter().all(|l| l.contains("layer write")), "{log}");
     assert!(dirs_without_blob(t.path()).is_empty(), "{log}");
+}
+
+/// A builder stage whose COPYs (from a stage, from the context) a RUN
+/// stacks: the COPY --from reads the deps stage's last RUN layer, whose
+/// files it takes as donors; the RUN records what it sees of them.
+fn copy_context(dir: &Path) -> std::path::PathBuf {
+    let base = base();
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(ctx.join("src")).unwrap();
+    std::fs::write(ctx.join("src/page.txt"), "page\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base} AS deps\n\
+             RUN mkdir -p /app/node_modules/a /app/node_modules/b \
+             && echo one > /app/node_modules/a/index.js && chmod 0600 /app/node_modules/a/index.js \
+             && echo two > /app/node_modules/a/shared.js && ln /app/node_modules/a/shared.js /app/node_modules/a/hard \
+             && head -c 300000 /dev/zero > /app/node_modules/b/blob.bin \
+             && chown 1001:1002 /app/node_modules/b/blob.bin && ln -s ../a/index.js /app/node_modules/b/link\n\
+             FROM {base} AS builder\n\
+             WORKDIR /build\n\
+             COPY --from=deps /app/node_modules ./node_modules\n\
+             COPY src/ ./src/\n\
+             RUN cat node_modules/a/index.js src/page.txt > out.txt \
+             && stat -c '%n %h %u:%g %a %Y' node_modules/a/* node_modules/b/* src/page.txt >> out.txt\n\
+             FROM {base}\n\
+             COPY --from=builder /build /srv\n"
+        ),
+    )
+    .unwrap();
+    ctx
+}
+
+#[test]
+fn a_copy_a_later_run_stacks_is_made_as_its_directory_with_the_same_image() {
+    let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ctx = copy_context(with.path());
+    let (d1, log1) = build(with.path(), &ctx, "image", &[], &[]);
+    // The builder's two COPYs are directories without a blob; the RUNs
+    // (each the last of its stage) are blobs.
+    assert_eq!(dirs_without_blob(with.path()).len(), 2, "{log1}");
+    assert!(
+        run_lines(&log1).iter().all(|l| l.contains("layer write")),
+        "{log1}"
+    );
+
+    // (The rebuild hits step and content records.)
+    same_image_without_snapshots_and_cached_again(with.path(), without.path(), &ctx, &d1, 6);
+
+    // Exporting the builder stage later: the COPY layers' blobs are made
+    // from their directories, byte for byte a build without snapshots's.
+    export_equals_a_build_without_snapshots(with.path(), without.path(), &ctx, "builder", 5);
 }

@@ -11,7 +11,7 @@ use crate::engine::copy::{plan, plan_with, CopyError, CopySpec};
 use crate::engine::ctx::BuildCtx;
 use crate::engine::fs::EntryFs;
 use crate::engine::fs::MergedView;
-use crate::engine::layer_reuse::write_or_reuse;
+use crate::engine::layer_reuse::{make_or_reuse, Make};
 use crate::engine::layer_write::Index;
 use crate::engine::stage_run::{view_of, StageRun, StepAt, StepOutcome};
 use crate::frontend::graph::Source;
@@ -482,7 +482,17 @@ impl Transfer<'_, '_> {
             Kind::Add => Index::Drop,
             Kind::Copy => Index::Keep,
         };
-        let layer = write_or_reuse(ctx, &step, entries, MtimePolicy::Set(epoch), keep)?;
+        // In a stage no output exports, a layer a later RUN stacks as a
+        // lower is made as its directory straight away: no blob, no unpack.
+        let make = if !entries.is_empty()
+            && crate::engine::snapshot::run_follows(run.stage, at.k)
+            && crate::engine::snapshot::wanted(ctx, run.stage.index)
+        {
+            Make::Snapshot
+        } else {
+            Make::Blob
+        };
+        let layer = make_or_reuse(ctx, &step, entries, MtimePolicy::Set(epoch), keep, make)?;
         Ok(StepOutcome::Layer(layer))
     }
 

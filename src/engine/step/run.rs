@@ -251,18 +251,11 @@ fn execute(
     let entries = outcome.captured.entries().to_vec();
     let written = std::time::Instant::now();
     // A stage no output exports keeps the change as a directory, never as a
-    // tar, when a later RUN of the stage stacks it as a lower (which needed
-    // the directory anyway): see `engine::snapshot`. The stage's last RUN
-    // stays a plain blob: `COPY --from` reads it in place, and the copy's
-    // own unpack moves the RUN's files in (donors) instead of writing them.
-    let later_run = run
-        .stage
-        .steps
-        .iter()
-        .skip(at_k + 1)
-        .any(|s| matches!(s.instruction, crate::frontend::Instruction::Run(_)));
-    let snapshot =
-        !entries.is_empty() && later_run && crate::engine::snapshot::wanted(ctx, run.stage.index);
+    // tar, when a later RUN of the stage stacks it as a lower: see
+    // `engine::snapshot`.
+    let snapshot = !entries.is_empty()
+        && crate::engine::snapshot::run_follows(run.stage, at_k)
+        && crate::engine::snapshot::wanted(ctx, run.stage.index);
     let result = if entries.is_empty() {
         StepOutcome::Empty
     } else if snapshot {

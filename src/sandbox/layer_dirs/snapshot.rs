@@ -1,13 +1,16 @@
-//! Snapshots: the layer of a RUN step that no output exports, made straight
-//! into its layer directory — never written as a blob during the build.
+//! Snapshots: the layer of a RUN, COPY or ADD step that no output exports,
+//! made straight into its layer directory — never written as a blob during
+//! the build (which steps: `engine::snapshot`).
 //!
 //! [`LayerDirs::snapshot`] streams the tar of the step's entries through a
 //! pipe into an unpack (in this process for root, else the user-namespace
 //! helper reading a FIFO): the stream is hashed on the way (its diff_id, the
-//! directory's name, as for any unpacked layer), files of the RUN's upper
-//! dir are moved in as donors, and no byte reaches the disk but the
-//! directory itself. The tar writer opens each file before its header goes
-//! out, so a donor moved on seeing the header is still read whole.
+//! directory's name, as for any unpacked layer), files of a RUN's upper
+//! dir are moved in as donors (the step's own, or those a `COPY --from`
+//! reads in that RUN's blob; claimed, so each goes to one directory), and
+//! no byte reaches the disk but the directory itself. The tar writer opens
+//! each file before its header goes out, so a donor moved on seeing the
+//! header is still read whole.
 //!
 //! A build that exports such a step later (`--target` of its stage, a
 //! `--cache-to mode=max`) gets its bytes from [`LayerDirs::serialize`]: the
@@ -45,7 +48,7 @@ impl LayerDirs {
             source,
         })?;
         let (staged, _lock) = super::locked_staging(&root)?;
-        let donors = self.donors_among(entries);
+        let donors = self.claim(self.donors_among(entries));
         let donors = (!donors.is_empty()).then(|| Arc::new(donors));
         let made = match self.form().form {
             Form::Unowned => Err(Error::NoOwners),
@@ -71,6 +74,19 @@ impl LayerDirs {
         }
         crate::cache::usage::touch_layer(&self.layout, &digest);
         Ok((DiffId(digest), size))
+    }
+
+    /// The donors among `donors` no other unpack was handed, now this
+    /// snapshot's: a `COPY --from` layer's files (members of a RUN layer's
+    /// blob) are offered to that RUN layer's unpack too.
+    fn claim(&self, donors: Donors) -> Donors {
+        let Ok(mut claimed) = self.claimed.lock() else {
+            return Donors::new();
+        };
+        donors
+            .into_iter()
+            .filter(|(_, file)| claimed.insert(file.clone()))
+            .collect()
     }
 
     /// Write the plain blob of layer `l` (a stage layer whose blob is not
@@ -213,4 +229,32 @@ pub(super) fn tar_of_dir(
     }
     w.finish()?.commit(Some(expect)).map_err(Error::Changed)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::layout::CacheLayout;
+
+    #[test]
+    fn a_snapshot_claims_its_donors_so_no_unpack_takes_them_again() {
+        let t = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(&CacheLayout::new(t.path())).unwrap();
+        let upper = t.path().join("sandbox/runs/run-x/upper");
+        let donors = |names: &[&str]| -> Donors {
+            names
+                .iter()
+                .map(|n| (format!("app/{n}"), upper.join(n)))
+                .collect()
+        };
+        // The RUN layer's blob is offered its files; a COPY --from of it
+        // made as a snapshot claims the two it copies.
+        let run_layer = Digest::of(b"run layer");
+        dirs.offer_donors(&run_layer, donors(&["a", "b", "c"]));
+        let mine = dirs.claim(donors(&["a", "b"]));
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        assert!(dirs.claim(donors(&["a"])).is_empty(), "claimed twice");
+        let left = dirs.claim_donors(&run_layer).unwrap();
+        assert_eq!(left.keys().collect::<Vec<_>>(), ["app/c"]);
+    }
 }
