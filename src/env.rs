@@ -30,7 +30,14 @@ pub const CAIRN_PLATFORM_JOBS: &str = "CAIRN_PLATFORM_JOBS";
 /// `1`: every RUN layer is written as a blob, also in stages no output
 /// exports (no snapshots, see `engine::snapshot`); for comparing the two.
 pub const CAIRN_NO_SNAPSHOTS: &str = "CAIRN_NO_SNAPSHOTS";
+/// `1`: a `COPY --from` never writes its layer ahead while its source stage
+/// still runs (see `engine::speculate`); for comparing and bisecting.
+pub const CAIRN_NO_SPECULATION: &str = "CAIRN_NO_SPECULATION";
 /// Seconds one registry request may wait for an answer, across its retries
 /// (default 60; see `TransportOptions::request_budget`). For slow links, and
 /// for tests of a registry that never answers.
 pub const CAIRN_REGISTRY_TIMEOUT: &str = "CAIRN_REGISTRY_TIMEOUT";
+/// The executable search path (finding newuidmap/newgidmap and credential helpers).
+pub const PATH: &str = "PATH";
+/// buildx's switch: set and non-empty, no provenance attestation is attached by default.
+pub const BUILDX_NO_DEFAULT_ATTESTATIONS: &str = "BUILDX_NO_DEFAULT_ATTESTATIONS";

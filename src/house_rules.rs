@@ -233,6 +233,31 @@ fn only_the_cli_uses_anyhow() {
     assert!(offenders.is_empty(), "anyhow below src/cli: {offenders:?}");
 }
 
+/// Every environment variable cairn reads is a constant of `crate::env`
+/// (one list to document and to grep); no other file's code reads one by
+/// its literal name.
+#[test]
+fn environment_variables_are_named_in_env_rs() {
+    let src = src();
+    // Unit tests may set variables by name (`set_var("PATH", …)`).
+    let reads_a_literal = |f: &Path| {
+        let code = code(f);
+        ["env::var_os(\"", "env::var(\""]
+            .iter()
+            .any(|p| code.contains(p))
+    };
+    let offenders: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter(|f| *f != src.join("env.rs") && *f != src.join("house_rules.rs"))
+        .filter(|f| reads_a_literal(f))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "environment variables read by a literal name instead of a crate::env constant: {offenders:?}"
+    );
+}
+
 #[test]
 fn the_engine_modules_import_each_other_without_a_circle() {
     let arrows = engine_arrows(&src().join("engine"));

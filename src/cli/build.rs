@@ -142,7 +142,7 @@ fn attest_plan(
 
 fn attest_options(args: &BuildArgs) -> anyhow::Result<crate::attest::Options> {
     let no_default =
-        std::env::var_os("BUILDX_NO_DEFAULT_ATTESTATIONS").is_some_and(|v| !v.is_empty());
+        std::env::var_os(crate::env::BUILDX_NO_DEFAULT_ATTESTATIONS).is_some_and(|v| !v.is_empty());
     Ok(crate::attest::Options {
         sbom: crate::attest::options::parse_sbom(args.sbom.as_deref())?,
         provenance: crate::attest::options::parse_provenance(

@@ -30,7 +30,7 @@ use cairn_layers::Digest;
 
 /// Whether making layers ahead is on (`CAIRN_NO_SPECULATION=1`: off).
 pub fn enabled() -> bool {
-    std::env::var_os("CAIRN_NO_SPECULATION").is_none_or(|v| v != "1")
+    std::env::var_os(crate::env::CAIRN_NO_SPECULATION).is_none_or(|v| v != "1")
 }
 
 /// How a COPY step writes its layer against a stage's state

@@ -548,7 +548,7 @@ esac
         let helper = d.path().join("docker-credential-cairntest");
         std::fs::write(&helper, script).unwrap();
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = std::env::var("PATH").unwrap_or_default();
+        let path = std::env::var(crate::env::PATH).unwrap_or_default();
         // Tests in this module run in one process: prefix PATH only for the helper lookups.
         std::env::set_var("PATH", format!("{}:{path}", d.path().display()));
         let p = d.path().join("config.json");

@@ -222,7 +222,8 @@ pub fn host_user_name(uid: u32) -> Option<String> {
 
 /// The first executable `name` on `PATH`.
 pub fn which(name: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os(crate::env::PATH)
+        .unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok())
