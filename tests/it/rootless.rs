@@ -25,8 +25,10 @@ const USER: &str = "cairn-unpriv";
 /// Set for an inner test: the directory it works on.
 const INNER_DIR: &str = "CAIRN_IT_ROOTLESS_DIR";
 
+// BusyBox adduser writes today's day number into /etc/shadow: the sed pins
+// it, so the pinned digest holds on any day (it broke at midnight UTC).
 const DOCKERFILE: &str = "\
-RUN addgroup --system --gid 1001 nodejs && adduser --system --uid 1001 nextjs
+RUN addgroup --system --gid 1001 nodejs && adduser --system --uid 1001 nextjs && sed -i -e 's/^\\(nextjs:[^:]*:\\)[0-9]*:/\\10:/' /etc/shadow && grep -q '^nextjs:[^:]*:0:' /etc/shadow
 RUN mkdir -p /srv/app && echo x > /srv/app/x && chown -R nextjs:nodejs /srv/app && rm /etc/motd
 RUN test ! -e /etc/motd
 COPY package.json /home/node/app/
