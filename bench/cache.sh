@@ -53,14 +53,14 @@ proxy_down() {
     PROXY_PID=
 }
 
-# The CI job of each tool: build with its registry cache, push the image to REF.
+# The CI job of each tool: build with its registry cache (of round $ROUND), push the image to REF.
 cache_cmd_cairn() {
     local ref=$1
     BENCH_CMD=(env -u SOURCE_DATE_EPOCH "$CAIRN_BIN" build --progress plain --cache-dir "$CAIRN_CACHE"
         --insecure-registry "$PROXY" --secret "id=ca,src=$BENCH_CA"
         --build-arg "BASE_IMAGE=$PROXY/library/node:22-alpine"
-        --cache-from "type=registry,ref=$PROXY/cache/cairn"
-        --cache-to "type=registry,ref=$PROXY/cache/cairn,mode=max"
+        --cache-from "type=registry,ref=$PROXY/cache/cairn-r$ROUND"
+        --cache-to "type=registry,ref=$PROXY/cache/cairn-r$ROUND,mode=max"
         -f "$BENCH_CTX/Dockerfile" -t "$ref" --push "$BENCH_CTX")
 }
 cache_cmd_buildkit() {
@@ -68,7 +68,7 @@ cache_cmd_buildkit() {
     BENCH_CMD=(bash -c '"$@" && "$DOCKER" push --quiet "$REF"' ci
         "$DOCKER" build --network host --progress plain --secret "id=ca,src=$BENCH_CA"
         --build-arg "BASE_IMAGE=$PROXY/library/node:22-alpine" --build-arg BUILDKIT_INLINE_CACHE=1
-        --cache-from "$PROXY/bench/buildkit:seed" -f "$(buildkit_dockerfile)" -t "$ref" "$BENCH_CTX")
+        --cache-from "$PROXY/bench/buildkit-r$ROUND:seed" -f "$(buildkit_dockerfile)" -t "$ref" "$BENCH_CTX")
     export REF=$ref DOCKER
 }
 cache_cmd_buildah() {
@@ -77,7 +77,7 @@ cache_cmd_buildah() {
         env "TMPDIR=$BUILDAH_DIR/tmp" buildah bud --isolation chroot --runtime runc --layers --format docker
         --tls-verify=false --secret "id=ca,src=$BENCH_CA"
         --build-arg "BASE_IMAGE=$PROXY/library/node:22-alpine"
-        --cache-from "$PROXY/cache/buildah" --cache-to "$PROXY/cache/buildah"
+        --cache-from "$PROXY/cache/buildah-r$ROUND" --cache-to "$PROXY/cache/buildah-r$ROUND"
         -f "$BENCH_CTX/Dockerfile.buildah" -t "$ref" "$BENCH_CTX")
     export REF=$ref
 }
@@ -88,7 +88,11 @@ bytes_now() { cat "$PROXY_STATE"; }
 run_one() {
     local tool=$1 scenario=$2 round=$3 before after
     case $scenario in seed | fresh-*) "${tool}_reset"; settle ;; esac
-    "cache_cmd_$tool" "$PROXY/bench/$tool:$scenario"
+    # Each round has its own cache and image repositories: a round's seed starts from an empty registry
+    # cache (with one shared cache, round 2's seed hit everything and left the warm local cache without
+    # layers, so its "warm" edit was a fresh one).
+    ROUND=$round
+    "cache_cmd_$tool" "$PROXY/bench/$tool-r$round:$scenario"
     before=$(bytes_now)
     measure "$tool" "$scenario" "$round"
     sleep 0.5
