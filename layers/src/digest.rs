@@ -32,7 +32,7 @@ impl Digest {
         Self::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
-    pub(crate) fn from_hasher(h: Sha256) -> Self {
+    fn from_hasher(h: Sha256) -> Self {
         Digest {
             hex: hex::encode(h.finalize()),
         }
@@ -180,10 +180,12 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A reader that hashes and counts everything read through it.
+/// A reader that counts, and hashes, everything read through it — or only
+/// counts, for a stream whose digest someone else already computes
+/// ([`HashingReader::counting`]: a byte is hashed once).
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     len: u64,
 }
 
@@ -192,7 +194,16 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            len: 0,
+        }
+    }
+
+    /// Wrap `inner`, counting without hashing.
+    pub fn counting(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: None,
             len: 0,
         }
     }
@@ -207,16 +218,19 @@ impl<R: Read> HashingReader<R> {
         self.len == 0
     }
 
-    /// The digest and length of what was read, and the inner reader.
-    pub fn finish(self) -> (Digest, u64, R) {
-        (Digest::from_hasher(self.hasher), self.len, self.inner)
+    /// The digest (`None` when made [`HashingReader::counting`]) and length
+    /// of what was read, and the inner reader.
+    pub fn finish(self) -> (Option<Digest>, u64, R) {
+        (self.hasher.map(Digest::from_hasher), self.len, self.inner)
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.len += n as u64;
         Ok(n)
     }
@@ -267,6 +281,10 @@ mod tests {
         );
         let mut r = HashingReader::new(&data[..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
-        assert_eq!(r.finish().0, d);
+        assert_eq!(r.finish().0, Some(d));
+        let mut r = HashingReader::counting(&data[..]);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        let (none, n, _) = r.finish();
+        assert_eq!((none, n), (None, 12));
     }
 }

@@ -65,10 +65,10 @@ use std::sync::Arc;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
+use crate::digest::HashingReader;
 use crate::tar_read;
 use crate::whiteout::{self, Whiteout, WhiteoutError};
 use crate::DiffId;
-use sha2::{Digest as _, Sha256};
 
 /// What to do with whiteout entries (`.wh.<name>`, `.wh..wh..opq`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -357,9 +357,10 @@ pub fn unpack(
         deferred: BTreeMap::new(),
     };
     let mut archive = tar::Archive::new(EofProbe {
-        inner: MaybeHashing {
-            inner: tar_reader,
-            hasher: vouched.is_none().then(Sha256::new),
+        inner: if vouched.is_none() {
+            HashingReader::new(tar_reader)
+        } else {
+            HashingReader::counting(tar_reader)
         },
         eof: false,
     });
@@ -386,8 +387,8 @@ pub fn unpack(
         after: after.clone(),
         source,
     })?;
-    let actual = match (rest.inner.hasher, vouched) {
-        (Some(h), _) => Some(DiffId(crate::Digest::from_hasher(h))),
+    let actual = match (rest.inner.finish().0, vouched) {
+        (Some(d), _) => Some(DiffId(d)),
         (None, v) => v.flatten(),
     };
     if let (Some(expected), Some(actual)) = (&opts.expect_diff_id, &actual) {
@@ -423,22 +424,6 @@ pub fn unpack_auto(
         return unpack(plain, dest, &opts);
     }
     unpack(plain, dest, opts)
-}
-
-/// A reader hashing what it reads when it has a hasher.
-struct MaybeHashing<R> {
-    inner: R,
-    hasher: Option<Sha256>,
-}
-
-impl<R: Read> Read for MaybeHashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(h) = &mut self.hasher {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
-    }
 }
 
 /// Records whether the underlying stream reached EOF, to tell a clean
