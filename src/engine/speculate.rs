@@ -357,16 +357,10 @@ fn dir_members(dir: &std::path::Path) -> std::io::Result<Vec<(String, Touch)>> {
             // Only whiteouts are character devices here; any other one is
             // a change of its path all the same.
             Touch::Removed
+        } else if t.is_dir() && super::fs::is_opaque(e.path()) {
+            Touch::Opaque
         } else if t.is_dir() {
-            let mut buf = [0u8; 8];
-            let opaque = ["user.overlay.opaque", "trusted.overlay.opaque"]
-                .iter()
-                .any(|n| rustix::fs::lgetxattr(e.path(), *n, &mut buf).is_ok());
-            if opaque {
-                Touch::Opaque
-            } else {
-                Touch::Dir
-            }
+            Touch::Dir
         } else {
             Touch::Other
         };
@@ -385,18 +379,18 @@ pub fn take(run: &StageRun, at: StepAt, fingerprint: &str) -> Option<Layer> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&(run.stage.index, at.k))?;
-    let line = match still_valid(&ahead, run, fingerprint) {
+    let valid = still_valid(&ahead, run, fingerprint);
+    let line = match &valid {
         Ok(()) => format!(
             "layer {} made ahead while the source stage ran",
             crate::progress::short_digest(&ahead.layer.digest.to_string())
         ),
         Err(why) => format!("layer made ahead discarded: {why}"),
     };
-    let kept = !line.contains("discarded");
     run.ctx
         .reporter
         .event(Event::StepOutput { id: at.id, line });
-    kept.then_some(ahead.layer)
+    valid.ok().map(|()| ahead.layer)
 }
 
 #[cfg(test)]
