@@ -15,8 +15,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 /// The completion table of one build's stages.
 pub struct Table<R> {
-    /// Finished stages by index; set once, so a reader keeps a plain
-    /// reference for the rest of the build.
+    /// Finished stages by index (what tells a stage finished); set once,
+    /// before its waiters are woken, so a reader keeps a plain reference for
+    /// the rest of the build.
     results: Vec<OnceLock<R>>,
     state: Mutex<State>,
     changed: Condvar,
@@ -47,7 +48,6 @@ pub struct MadeAhead {
 
 #[derive(Default)]
 struct State {
-    finished: BTreeSet<usize>,
     /// A stage failed: waiters and running stages stop.
     failed: bool,
     /// Stages that stopped because another one failed (their error is not shown).
@@ -100,7 +100,6 @@ impl<R> Table<R> {
             let _ = slot.set(result);
         }
         let mut s = self.lock();
-        s.finished.insert(i);
         s.progress.remove(&i);
         drop(s);
         self.changed.notify_all();
@@ -151,10 +150,8 @@ impl<R> Table<R> {
     }
 
     fn seen(&self, s: &State, i: usize) -> Seen<'_, R> {
-        if s.finished.contains(&i) {
-            if let Some(r) = self.results.get(i).and_then(OnceLock::get) {
-                return Seen::Done(r);
-            }
+        if let Some(r) = self.results.get(i).and_then(OnceLock::get) {
+            return Seen::Done(r);
         }
         if s.failed {
             return Seen::Failed;
