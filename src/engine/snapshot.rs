@@ -48,6 +48,13 @@ pub fn run_follows(stage: &PlannedStage, k: usize) -> bool {
         .any(|s| matches!(s.instruction, Instruction::Run(_)))
 }
 
+/// Whether the layer of step `k` (0-based) of `stage` is made as a
+/// snapshot: a later RUN of the stage stacks it ([`run_follows`]) and the
+/// build allows snapshots there ([`wanted`]).
+pub fn chosen(ctx: &BuildCtx, stage: &PlannedStage, k: usize) -> bool {
+    run_follows(stage, k) && wanted(ctx, stage.index)
+}
+
 /// The snapshot of `entries` with mtimes by `mtime`: its layer directory
 /// made, its descriptor returned (no blob).
 pub fn make(ctx: &BuildCtx, mut entries: Vec<Entry>, mtime: MtimePolicy) -> Result<Layer> {

@@ -484,10 +484,7 @@ impl Transfer<'_, '_> {
         };
         // In a stage no output exports, a layer a later RUN stacks as a
         // lower is made as its directory straight away: no blob, no unpack.
-        let make = if !entries.is_empty()
-            && crate::engine::snapshot::run_follows(run.stage, at.k)
-            && crate::engine::snapshot::wanted(ctx, run.stage.index)
-        {
+        let make = if !entries.is_empty() && crate::engine::snapshot::chosen(ctx, run.stage, at.k) {
             Make::Snapshot
         } else {
             Make::Blob

@@ -253,9 +253,7 @@ fn execute(
     // A stage no output exports keeps the change as a directory, never as a
     // tar, when a later RUN of the stage stacks it as a lower: see
     // `engine::snapshot`.
-    let snapshot = !entries.is_empty()
-        && crate::engine::snapshot::run_follows(run.stage, at_k)
-        && crate::engine::snapshot::wanted(ctx, run.stage.index);
+    let snapshot = crate::engine::snapshot::chosen(ctx, run.stage, at_k);
     let result = if entries.is_empty() {
         StepOutcome::Empty
     } else if snapshot {
