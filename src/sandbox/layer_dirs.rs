@@ -387,32 +387,26 @@ impl LayerDirs {
 
     fn unpack_into(&self, l: &Layer, store: &BlobStore, staged: &Path) -> Result<(), Error> {
         let digest = &l.digest;
-        let donors = self.claim_donors(digest);
-        // A blob this process just wrote was hashed as it was: a plain one
-        // is its own diff_id, not hashed a second time (see HashedBy).
-        let hashed_by = match store.hashed_here(digest) {
-            true => HashedBy::Caller {
-                digest: Some(digest.clone()),
+        let form = &self.form().form;
+        let opts = UnpackOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            preserve_ownership: *form == Form::Host,
+            owner_xattr: None,
+            donors: self.claim_donors(digest),
+            expect_diff_id: Some(l.diff_id.clone()),
+            // A blob this process just wrote was hashed as it was: a plain
+            // one is its own diff_id, not hashed a second time (see HashedBy).
+            hashed_by: match store.hashed_here(digest) {
+                true => HashedBy::Caller {
+                    digest: Some(digest.clone()),
+                },
+                false => HashedBy::Unpack,
             },
-            false => HashedBy::Unpack,
         };
-        match self.form().form {
+        match *form {
             Form::Userns { single } => {
-                let blob = store.path(digest);
-                let mut args = vec![
-                    "unpack".to_owned(),
-                    utf8(&blob)?,
-                    utf8(staged)?,
-                    "--diff-id".to_owned(),
-                    l.diff_id.to_string(),
-                ];
-                if hashed_by != HashedBy::Unpack {
-                    args.extend(["--raw-digest".to_owned(), digest.to_string()]);
-                }
-                if single {
-                    args.push("--owner-xattr".into());
-                }
-                let list = self.donor_list(donors.as_deref(), &mut args)?;
+                let mut args = unpack_args(&store.path(digest), staged, &opts, single)?;
+                let list = self.donor_list(opts.donors.as_deref(), &mut args)?;
                 let done = self
                     .in_userns(&args)
                     .map_err(|e| Error::UnpackLayerInUserns {
@@ -423,19 +417,11 @@ impl LayerDirs {
                 drop(list);
                 done
             }
-            ref form => {
+            _ => {
                 let blob = store.open_blob(digest).map_err(|source| Error::OpenLayer {
                     digest: digest.clone(),
                     source,
                 })?;
-                let opts = UnpackOptions {
-                    whiteouts: WhiteoutMode::Overlay,
-                    preserve_ownership: *form == Form::Host,
-                    owner_xattr: None,
-                    donors,
-                    expect_diff_id: Some(l.diff_id.clone()),
-                    hashed_by,
-                };
                 unpack_auto(
                     std::io::BufReader::with_capacity(1 << 20, blob),
                     staged,
@@ -687,6 +673,32 @@ fn refused_image(e: UnpackError) -> Error {
         UnpackError::DiffIdMismatch { .. } => Error::LyingConfig(e),
         e => Error::Unpack(e),
     }
+}
+
+/// The helper's `unpack` arguments reading `src` (a blob or a FIFO) into
+/// `staged` with `opts` — the one encoding of [`UnpackOptions`] that
+/// [`helper_main`] decodes (the donor list is added by `donor_list`).
+fn unpack_args(
+    src: &Path,
+    staged: &Path,
+    opts: &UnpackOptions,
+    single: bool,
+) -> Result<Vec<String>, Error> {
+    let mut args = vec!["unpack".to_owned(), utf8(src)?, utf8(staged)?];
+    if let Some(d) = &opts.expect_diff_id {
+        args.extend(["--diff-id".to_owned(), d.to_string()]);
+    }
+    match &opts.hashed_by {
+        HashedBy::Unpack => {}
+        HashedBy::Caller { digest: Some(d) } => {
+            args.extend(["--raw-digest".to_owned(), d.to_string()]);
+        }
+        HashedBy::Caller { digest: None } => args.push("--caller-hashed".to_owned()),
+    }
+    if single {
+        args.push("--owner-xattr".into());
+    }
+    Ok(args)
 }
 
 fn utf8(p: &Path) -> Result<String, Error> {

@@ -13,7 +13,7 @@
 //! A plain blob is hashed once, by the download (it is its own diff_id); a
 //! compressed one's diff_id is hashed by the unpack, as always.
 
-use super::{refused_image, utf8, Error, Form, LayerDirs};
+use super::{refused_image, Error, Form, LayerDirs};
 use crate::image::Layer;
 use crate::registry::pull::BlobSink;
 use cairn_layers::blob_store::BlobStore;
@@ -101,20 +101,7 @@ impl LayerDirs {
             path: fifo.clone(),
             source,
         })?;
-        let mut args = vec!["unpack".to_owned(), utf8(&fifo)?, utf8(staged)?];
-        if let Some(d) = &opts.expect_diff_id {
-            args.extend(["--diff-id".to_owned(), d.to_string()]);
-        }
-        match &opts.hashed_by {
-            HashedBy::Unpack => {}
-            HashedBy::Caller { digest: Some(d) } => {
-                args.extend(["--raw-digest".to_owned(), d.to_string()]);
-            }
-            HashedBy::Caller { digest: None } => args.push("--caller-hashed".to_owned()),
-        }
-        if single {
-            args.push("--owner-xattr".into());
-        }
+        let mut args = super::unpack_args(&fifo, staged, &opts, single)?;
         let list = self.donor_list(opts.donors.as_deref(), &mut args)?;
         let helper_done = Arc::new(AtomicBool::new(false));
         let done = {
