@@ -56,8 +56,9 @@ struct State {
     /// generation that grows with each step (and when it becomes busy).
     progress: BTreeMap<usize, (u64, ImageState)>,
     /// Stages working on a step that missed the cache (the only time worth
-    /// making a layer ahead: a stage of hits finishes at once).
-    busy: BTreeSet<usize>,
+    /// making a layer ahead: a stage of hits finishes at once), each with
+    /// its filesystem key at the end when that step already decides it.
+    busy: BTreeMap<usize, Option<cairn_layers::Digest>>,
 }
 
 /// What a stage being waited for is at.
@@ -124,10 +125,12 @@ impl<R> Table<R> {
         self.changed.notify_all();
     }
 
-    /// Stage `i` works on a step that missed the cache.
-    pub fn busy(&self, i: usize) {
+    /// Stage `i` works on a step that missed the cache; `final_key`: the
+    /// stage's filesystem key once it finished, when this step decides it
+    /// (keyed by its inputs, and no later step changes the filesystem).
+    pub fn busy(&self, i: usize, final_key: Option<cairn_layers::Digest>) {
         let mut s = self.lock();
-        s.busy.insert(i);
+        s.busy.insert(i, final_key);
         if let Some((g, _)) = s.progress.get_mut(&i) {
             *g += 1;
         }
@@ -157,7 +160,7 @@ impl<R> Table<R> {
             return Seen::Failed;
         }
         match s.progress.get(&i) {
-            Some((g, image)) if s.busy.contains(&i) => {
+            Some((g, image)) if s.busy.contains_key(&i) => {
                 Seen::Running(*g, Some(Box::new(image.clone())))
             }
             Some((g, _)) => Seen::Running(*g, None),
@@ -229,6 +232,12 @@ impl<'t, R> Done<'t, R> {
         }
     }
 
+    /// Stage `i`'s filesystem key once it finishes, when the step it works
+    /// on already decides it ([`Table::busy`]).
+    pub fn final_key(&self, i: usize) -> Option<cairn_layers::Digest> {
+        self.table.lock().busy.get(&i).cloned().flatten()
+    }
+
     /// Whether this stage must stop before its next step (another stage
     /// failed); if so it is marked as stopped.
     pub fn stop(&self) -> bool {
@@ -290,12 +299,19 @@ mod tests {
         t.view(0).publish(&image());
         // Not busy on a miss: nothing worth working ahead on.
         assert!(matches!(t.view(1).peek(0), Seen::Running(1, None)));
-        t.busy(0);
+        t.busy(0, None);
         assert!(matches!(
             t.view(1).wait_past(0, 1),
             Seen::Running(2, Some(_))
         ));
+        assert_eq!(t.view(1).final_key(0), None);
+        let key = cairn_layers::Digest::of(b"k");
+        t.busy(0, Some(key.clone()));
+        assert_eq!(t.view(1).final_key(0), Some(key));
+        // Known only while that step works.
+        t.view(0).publish(&image());
+        assert_eq!(t.view(1).final_key(0), None);
         t.finish(0, ());
-        assert!(matches!(t.view(1).wait_past(0, 2), Seen::Done(_)));
+        assert!(matches!(t.view(1).wait_past(0, 4), Seen::Done(_)));
     }
 }

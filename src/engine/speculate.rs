@@ -39,6 +39,11 @@ pub fn enabled() -> bool {
 pub type WriteAhead = dyn Fn(&mut StageRun, &Scope, StepAt, &Copy, &StageResult, &str) -> Option<(Layer, String)>
     + Sync;
 
+/// Whether a COPY step misses the cache once its `--from` stage finished
+/// as the given result ([`super::step::copy::misses_ahead`]; records only,
+/// no blob fetched).
+pub type MissesAhead = dyn Fn(&StageRun, &Scope, StepAt, &Copy, &StageResult, &str) -> bool + Sync;
+
 /// One `COPY --from=X` step of the chain made ahead.
 struct Planned {
     k: usize,
@@ -49,10 +54,14 @@ struct Planned {
 /// Before step `k` (a COPY) reads its `--from` stage: while that stage
 /// runs, make this step's layer and those of the `COPY --from` of the same
 /// stage right after it ahead; returns once the stage finished or failed.
-pub fn wait_ahead(run: &StageRun, scope: &Scope, k: usize, write: &WriteAhead) {
-    // With --cache-from a layer made ahead could fetch what the build
-    // never needs: not there (yet).
-    if !enabled() || !run.ctx.req.cache_from.is_empty() {
+pub fn wait_ahead(
+    run: &StageRun,
+    scope: &Scope,
+    k: usize,
+    write: &WriteAhead,
+    misses: &MissesAhead,
+) {
+    if !enabled() {
         return;
     }
     let Some(Source::Stage(x)) = run.stage.sources.get(&k).and_then(|v| v.first()) else {
@@ -85,7 +94,7 @@ pub fn wait_ahead(run: &StageRun, scope: &Scope, k: usize, write: &WriteAhead) {
             }
             if let Some(state) = state {
                 let (chain, scope) = (&chain, &*scope);
-                worker = Some(s.spawn(move || make(run, scope, chain, x, *state, write)));
+                worker = Some(s.spawn(move || make(run, scope, chain, x, *state, (write, misses))));
             }
         }
         match worker {
@@ -134,13 +143,20 @@ fn chain(run: &StageRun, scope: &Scope, k: usize, x: usize) -> Vec<Planned> {
 
 /// The chain's layers against `state` of stage `x`, niced: stops at the
 /// first step that cannot be made (a source X has not made yet).
+///
+/// With `--cache-from`, writing ahead reads the blobs below the step and
+/// those of X, which a step that hits never needs (#16: lazy). The chain
+/// is then made only when its first step is known to miss: X works on the
+/// step that fixes its final filesystem key, and that key misses the
+/// records (local and imported). Every step of the chain is keyed on that
+/// same key, so one lookup answers for the chain.
 fn make(
     run: &StageRun,
     scope: &Scope,
     chain: &[Planned],
     x: usize,
     state: ImageState,
-    write: &WriteAhead,
+    (write, misses): (&WriteAhead, &MissesAhead),
 ) -> Vec<Ahead> {
     // The thread and the gzip workers it spawns yield the CPU to the RUN
     // steps; losing the priority drop costs only speed.
@@ -169,6 +185,25 @@ fn make(
         done: run.done,
         cmd_set: false,
     };
+    if !ctx.req.cache_from.is_empty() {
+        let Some(first) = chain.first() else {
+            return Vec::new();
+        };
+        let Some(key) = run.done.final_key(x) else {
+            return Vec::new();
+        };
+        let mut finished = source.clone();
+        finished.image.fs_key = key;
+        let at = StepAt {
+            k: first.k,
+            index: first.k + 1,
+            id: 0,
+            text: &first.text,
+        };
+        if !misses(&here, scope, at, &first.copy, &finished, &x_name) {
+            return Vec::new();
+        }
+    }
     let mut out = Vec::new();
     for p in chain {
         if matches!(run.done.peek(x), Seen::Failed) {

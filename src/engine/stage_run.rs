@@ -114,6 +114,51 @@ impl StageRun<'_, '_> {
         )
     }
 
+    /// Step `index` (1-based) of this stage with `inputs`: a hit in the
+    /// local cache or the imported ones (records only: no blob is
+    /// fetched), or a miss and why.
+    pub fn lookup(&self, index: usize, inputs: &Inputs) -> Result<Lookup, Error> {
+        let ctx = self.ctx;
+        let key = inputs.key();
+        let built_here = |k: &Digest| {
+            ctx.req
+                .built_here
+                .lock()
+                .is_ok_and(|s| s.contains(&k.to_string()))
+        };
+        Ok(if ctx.req.no_cache && !built_here(&key) {
+            Lookup::Miss(Some("--no-cache".into()))
+        } else if ctx
+            .req
+            .no_cache_filter
+            .iter()
+            .any(|f| *f == self.name || *f == self.stage.index.to_string())
+        {
+            Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
+        } else {
+            let local = ctx.cache.lookup(inputs, &self.slot(index), |l| {
+                super::snapshot::present(ctx, self.stage.index, l)
+            });
+            super::cache_import::lookup(ctx, (&self.name, index), inputs, &self.slot(index), local)?
+        })
+    }
+
+    /// Whether no step after step `index` (1-based) changes the
+    /// filesystem key.
+    fn last_fs_step(&self, index: usize) -> bool {
+        self.stage.steps.get(index..).is_some_and(|rest| {
+            !rest.iter().any(|s| {
+                matches!(
+                    s.instruction,
+                    Instruction::Run(_)
+                        | Instruction::Copy(_)
+                        | Instruction::Add(_)
+                        | Instruction::Workdir { .. }
+                )
+            })
+        })
+    }
+
     /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
     /// and store what it made. `chain` says what the later steps' keys
     /// follow: this step's inputs, or the files its layer holds. `work`
@@ -137,30 +182,10 @@ impl StageRun<'_, '_> {
         } = at;
         let key = inputs.key();
         let slot = self.slot(index);
-        let built_here = |k: &Digest| {
-            ctx.req
-                .built_here
-                .lock()
-                .is_ok_and(|s| s.contains(&k.to_string()))
-        };
         // Another build of the session (another platform) working on the
         // same key finishes first; this one then finds its record.
         let _claim = ctx.session.in_flight.claim(&key.to_string());
-        let lookup = if ctx.req.no_cache && !built_here(&key) {
-            Lookup::Miss(Some("--no-cache".into()))
-        } else if ctx
-            .req
-            .no_cache_filter
-            .iter()
-            .any(|f| *f == self.name || *f == self.stage.index.to_string())
-        {
-            Lookup::Miss(Some(format!("--no-cache-filter {}", self.name)))
-        } else {
-            let local = ctx.cache.lookup(&inputs, &slot, |l| {
-                super::snapshot::present(ctx, self.stage.index, l)
-            });
-            super::cache_import::lookup(ctx, (&self.name, index), &inputs, &slot, local)?
-        };
+        let lookup = self.lookup(index, &inputs)?;
         let outcome = match lookup {
             Lookup::Hit(rec) => {
                 ctx.reporter.event(Event::StepCached { id });
@@ -176,7 +201,9 @@ impl StageRun<'_, '_> {
                 }
                 ctx.session.check_canceled(instruction)?;
                 // A stage waiting for this one may work ahead meanwhile.
-                self.done.table.busy(self.stage.index);
+                let final_key =
+                    (chain == Chain::ByInputs && self.last_fs_step(index)).then(|| key.clone());
+                self.done.table.busy(self.stage.index, final_key);
                 // The layers below are read now: fetched ahead (and
                 // unpacked, when a RUN follows) while the step works.
                 let below = self.image.image.layers.clone();

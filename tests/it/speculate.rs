@@ -2,11 +2,15 @@
 //! ahead while the source stage still runs (src/engine/speculate.rs): the
 //! image is the one a build without it makes, the layer is discarded when
 //! a later step of the source stage changes what it copied, and a failing
-//! source stage's own error is the one shown.
+//! source stage's own error is the one shown. With `--cache-from` a copy is
+//! made ahead only once its lookup missed: a hit stays lazy.
 
+use crate::build_copy::write_tree;
 use crate::build_run::build_env;
+use crate::remote_cache::build_json;
+use crate::support::registry::{Auth, TestRegistry};
 use crate::support::{cairn, fixture_layout, run};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn fixture() -> String {
     let f = fixture_layout().expect("the node:22-alpine stand-in is missing: run `just fixtures`");
@@ -130,4 +134,87 @@ fn a_stage_failing_beside_a_running_one_shows_its_own_error() {
     assert!(err.contains("exited with code 5"), "{err}");
     assert!(!err.contains("internal error"), "{err}");
     assert!(!err.contains("RUN touch /never"), "{err}");
+}
+
+/// With `--cache-from` (a real `docker-registry`): a builder whose last RUN
+/// reads `a.txt`, a runner copying from it; the registry holds the base
+/// and a cache of a first build (`mode`); (registry, dir, ctx, cache ref).
+fn on_registry(mode: &str) -> (TestRegistry, tempfile::TempDir, PathBuf, String) {
+    let fixture =
+        fixture_layout().expect("the node:22-alpine stand-in is missing: run `just fixtures`");
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let base = crate::build::push_fixture(&reg, &fixture, &t.path().join("pusher"));
+    let text = format!(
+        "FROM {base} AS builder\n\
+         WORKDIR /build\n\
+         RUN mkdir -p node_modules/pkg && echo '{{\"name\":\"app\"}}' > package.json \
+         && seq 1 200000 > node_modules/pkg/big.txt\n\
+         COPY a.txt ./\n\
+         RUN sleep 3 && mkdir -p .next && cat a.txt > .next/BUILD_ID\n\
+         FROM {base} AS runner\n\
+         WORKDIR /srv/app\n\
+         RUN addgroup --system --gid 1001 nodejs && adduser --system --uid 1001 nextjs\n\
+         COPY --from=builder --chown=nextjs:nodejs /build/package.json ./package.json\n\
+         COPY --from=builder --chown=nextjs:nodejs /build/node_modules ./node_modules\n\
+         COPY --from=builder --chown=nextjs:nodejs /build/.next ./.next\n"
+    );
+    let ctx = t.path().join("ctx");
+    write_tree(&ctx, &[("Dockerfile", &text), ("a.txt", "alpha\n")]);
+    let cache = format!("{}/app/cache", reg.addr());
+    let to = format!("type=registry,ref={cache},mode={mode}");
+    let image = format!("{}/app:1", reg.addr());
+    build_json(
+        &t.path().join("r1"),
+        &ctx,
+        &["--cache-to", &to, "-t", &image, "--push"],
+    );
+    (reg, t, ctx, format!("type=registry,ref={cache}"))
+}
+
+fn made_ahead(events: &[serde_json::Value]) -> usize {
+    serde_json::to_string(events)
+        .unwrap()
+        .matches("made ahead while the source stage ran")
+        .count()
+}
+
+fn import_line(events: &[serde_json::Value]) -> String {
+    events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .find(|m| m.starts_with("cache import"))
+        .unwrap_or_else(|| panic!("no cache import line: {events:?}"))
+        .to_owned()
+}
+
+#[test]
+fn with_cache_from_a_copy_that_misses_is_made_ahead() {
+    let (_reg, t, ctx, from) = on_registry("max");
+    std::fs::write(ctx.join("a.txt"), "edited\n").unwrap();
+    // A fresh runner: the builder's last RUN misses (a.txt changed), so the
+    // runner's copies (keyed on the builder's final key) miss too: package.json
+    // and node_modules are made while it sleeps, .next once it finished.
+    let (fresh, events) = build_json(&t.path().join("r2"), &ctx, &["--cache-from", &from]);
+    assert_eq!(made_ahead(&events), 2, "{events:?}");
+    let (cold, _) = build_json(&t.path().join("r3"), &ctx, &[]);
+    assert_eq!(fresh, cold);
+}
+
+#[test]
+fn with_cache_from_a_copy_that_hits_is_not_made_ahead_and_fetches_nothing() {
+    // mode=min: the runner's steps are in the cache, the builder's are not;
+    // a fresh runner runs the builder again (its last RUN misses) while its
+    // copies hit: made ahead, they would fetch the runner's layers below
+    // them, which a push only mounts.
+    let (reg, t, ctx, from) = on_registry("min");
+    let image = format!("{}/app:2", reg.addr());
+    let (_, events) = build_json(
+        &t.path().join("r2"),
+        &ctx,
+        &["--cache-from", &from, "-t", &image, "--push"],
+    );
+    assert_eq!(made_ahead(&events), 0, "{events:?}");
+    let line = import_line(&events);
+    assert!(line.contains("steps hit, 0 blobs fetched"), "{line}");
 }

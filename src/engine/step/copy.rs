@@ -95,7 +95,11 @@ pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: K
             |run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, source: &_, name: &str| {
                 write_ahead(run, scope, at, c, source, name).ok()
             };
-        crate::engine::speculate::wait_ahead(run, scope, at.k, &write);
+        let lookup =
+            |run: &StageRun, scope: &Scope, at: StepAt, c: &Copy, source: &_, name: &str| {
+                misses_ahead(run, scope, at, c, source, name).unwrap_or(false)
+            };
+        crate::engine::speculate::wait_ahead(run, scope, at.k, &write, &lookup);
     }
     let created_by = crate::engine::history::copy(kind.keyword(), c);
     // Downloads and extracted archive members live here until the layer is written.
@@ -110,21 +114,7 @@ pub fn transfer(run: &mut StageRun, scope: &Scope, at: StepAt, c: &Copy, kind: K
     };
     let scratch = scratch_dir.as_ref().map_or(Path::new(""), |d| d.path());
     let mut t = prepare(run, scope, at, c, kind, None, scratch)?;
-    let mut inputs = Inputs::default();
-    inputs.push("parent", run.image.fs_key.to_string());
-    inputs.push("instruction", at.text.to_owned());
-    inputs.push("dest", t.spec.dest.clone());
-    if let Some(o) = &c.chown {
-        inputs.push("chown", o.clone());
-    }
-    if let Some(m) = &c.chmod {
-        inputs.push("chmod", m.clone());
-    }
-    if kind == Kind::Add {
-        inputs.push("unpack", format!("{:?}", c.unpack));
-    }
-    t.key_urls(&mut inputs)?;
-    t.key_sources(run, &mut inputs)?;
+    let inputs = t.inputs(run, at)?;
     let epoch = ctx.req.epoch;
     let planned = t.fingerprint(at);
     run.cached_step(
@@ -209,6 +199,26 @@ pub fn write_ahead(
         StepOutcome::Layer(l) => Ok((l, planned)),
         StepOutcome::Empty => Err(Error::NoSource { what: "--from" }),
     }
+}
+
+/// Whether a `COPY --from` step misses the cache (local and imported
+/// records; no blob is fetched) once its stage finished as `source`, whose
+/// filesystem key is then final ([`crate::engine::speculate`]).
+pub fn misses_ahead(
+    run: &StageRun,
+    scope: &Scope,
+    at: StepAt,
+    c: &Copy,
+    source: &crate::engine::stage_run::StageResult,
+    name: &str,
+) -> Result<bool> {
+    let from = From::Stage(source, name.to_owned());
+    let mut t = prepare(run, scope, at, c, Kind::Copy, Some(from), Path::new(""))?;
+    let inputs = t.inputs(run, at)?;
+    Ok(matches!(
+        run.lookup(at.index, &inputs)?,
+        crate::engine::cache::Lookup::Miss(_)
+    ))
 }
 
 /// A step's sources, sorted: paths (heredocs are files named after their
@@ -325,6 +335,27 @@ impl Transfer<'_, '_> {
     /// What the planned transfer is, for a layer made ahead to match.
     fn fingerprint(&self, at: StepAt) -> String {
         crate::engine::speculate::fingerprint(at.k, at.text, &(&self.spec, &self.c.exclude))
+    }
+
+    /// The step's cache inputs (a URL without a checksum is fetched here).
+    fn inputs(&mut self, run: &StageRun, at: StepAt) -> Result<Inputs> {
+        let c = self.c;
+        let mut inputs = Inputs::default();
+        inputs.push("parent", run.image.fs_key.to_string());
+        inputs.push("instruction", at.text.to_owned());
+        inputs.push("dest", self.spec.dest.clone());
+        if let Some(o) = &c.chown {
+            inputs.push("chown", o.clone());
+        }
+        if let Some(m) = &c.chmod {
+            inputs.push("chmod", m.clone());
+        }
+        if self.kind == Kind::Add {
+            inputs.push("unpack", format!("{:?}", c.unpack));
+        }
+        self.key_urls(&mut inputs)?;
+        self.key_sources(run, &mut inputs)?;
+        Ok(inputs)
     }
 
     fn is_excluded(&self, p: &str) -> bool {
