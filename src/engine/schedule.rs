@@ -11,7 +11,7 @@
 
 use super::state::ImageState;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 /// The completion table of one build's stages.
 pub struct Table<R> {
@@ -23,7 +23,13 @@ pub struct Table<R> {
     changed: Condvar,
     /// Layers a `COPY --from` wrote ahead, by (consumer stage, step k).
     pub(super) ahead: Mutex<BTreeMap<(usize, usize), MadeAhead>>,
+    /// The changes each layer read makes, by digest: checking a chain made
+    /// ahead walks the source stage's later layers once, not once a step.
+    pub(super) touches: Mutex<BTreeMap<cairn_layers::Digest, Arc<Touches>>>,
 }
+
+/// Every member of a layer as the path it changes and how.
+pub type Touches = Vec<(String, super::speculate::Touch)>;
 
 /// A COPY layer made ahead ([`super::speculate`]), and what it was made from.
 pub struct MadeAhead {
@@ -81,6 +87,7 @@ impl<R> Table<R> {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             ahead: Mutex::new(BTreeMap::new()),
+            touches: Mutex::new(BTreeMap::new()),
         }
     }
 

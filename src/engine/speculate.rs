@@ -18,7 +18,7 @@
 
 use super::ctx::BuildCtx;
 use super::fs::SourceFs;
-use super::schedule::{MadeAhead as Ahead, Seen};
+use super::schedule::{MadeAhead as Ahead, Seen, Touches};
 use super::stage_run::{view_of, StageResult, StageRun, StepAt};
 use super::state::ImageState;
 use crate::frontend::graph::Source;
@@ -344,7 +344,7 @@ fn still_valid(a: &Ahead, run: &StageRun, fingerprint: &str) -> Result<(), Strin
         return Err("the stage's layers changed".into());
     }
     for l in &now[a.read.len()..] {
-        let members = members(run.ctx, l).map_err(|e| format!("reading a layer: {e}"))?;
+        let members = touches(run, l).map_err(|e| format!("reading a layer: {e}"))?;
         if let Some(p) = members
             .iter()
             .find(|(p, t)| invalidates(&a.protected, a.parents, p, *t))
@@ -355,9 +355,26 @@ fn still_valid(a: &Ahead, run: &StageRun, fingerprint: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// [`members`] of layer `l`, read once per build.
+fn touches(run: &StageRun, l: &Layer) -> Result<std::sync::Arc<Touches>, String> {
+    let memo = || {
+        run.done
+            .table
+            .touches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    };
+    if let Some(t) = memo().get(&l.digest) {
+        return Ok(t.clone());
+    }
+    let t = std::sync::Arc::new(members(run.ctx, l)?);
+    memo().insert(l.digest.clone(), t.clone());
+    Ok(t)
+}
+
 /// Every member of layer `l` as the change it makes: from its blob, or
 /// from its directory when it is a snapshot (no blob).
-fn members(ctx: &BuildCtx, l: &Layer) -> Result<Vec<(String, Touch)>, String> {
+fn members(ctx: &BuildCtx, l: &Layer) -> Result<Touches, String> {
     let dir = ctx.layer_dirs.path(l);
     if !ctx.store.contains(&l.digest) && dir.is_dir() {
         return dir_members(&dir).map_err(|e| e.to_string());
