@@ -63,7 +63,18 @@ impl Codec {
 }
 
 /// The uncompressed bytes of `reader`, and how it was compressed.
-pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<(Codec, Box<dyn Read + 'a>)> {
+pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<(Codec, Box<dyn Read + 'a>)> {
+    let (codec, stream) = sniff(reader)?;
+    Ok((codec, decoder(codec, stream)?))
+}
+
+/// A stream whose first bytes [`sniff`] read, put back in front.
+pub type Sniffed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// How `reader` is compressed, from its first bytes, and the whole stream
+/// again (those bytes put back). With [`decoder`], [`decompress`] in two
+/// halves: a caller decoding on another thread sniffs here, where it decides.
+pub fn sniff<R: Read>(mut reader: R) -> io::Result<(Codec, Sniffed<R>)> {
     let mut head = [0u8; SNIFF_LEN];
     let mut have = 0;
     while have < head.len() {
@@ -75,8 +86,12 @@ pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<(Codec, Box<dyn 
         }
     }
     let codec = Codec::sniff(&head[..have]);
-    let stream = io::Cursor::new(head[..have].to_vec()).chain(reader);
-    let inner: Box<dyn Read + 'a> = match codec {
+    Ok((codec, io::Cursor::new(head[..have].to_vec()).chain(reader)))
+}
+
+/// The uncompressed bytes of `stream`, compressed with `codec`.
+pub fn decoder<'a>(codec: Codec, stream: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match codec {
         Codec::Plain => Box::new(stream),
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(stream))),
         Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),
@@ -86,8 +101,7 @@ pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<(Codec, Box<dyn 
             true,
             XZ_MEM_LIMIT_KB,
         )),
-    };
-    Ok((codec, inner))
+    })
 }
 
 /// What a member is, with what its kind carries.

@@ -60,7 +60,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -406,24 +406,123 @@ pub fn unpack(
 
 /// Like [`unpack`], for a stream in any compression [`tar_read::decompress`]
 /// recognises (gzip of any number of members, zstd, bzip2, xz, plain).
+///
+/// A compressed stream is decoded on a second thread ([`decode_ahead`]) while
+/// this one hashes the tar and writes its files: inflating a 50 MB gzip layer
+/// takes longer than creating its 157 MB of files, and the two overlap.
 pub fn unpack_auto(
-    reader: impl Read,
+    reader: impl Read + Send,
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    let (codec, plain) = tar_read::decompress(reader).map_err(|source| UnpackError::Read {
+    let (codec, stream) = tar_read::sniff(reader).map_err(|source| UnpackError::Read {
         after: "<start>".into(),
         source,
     })?;
-    if codec != tar_read::Codec::Plain && opts.hashed_by != HashedBy::Unpack {
-        // The caller hashed the compressed bytes: the diff_id is hashed here.
-        let opts = UnpackOptions {
-            hashed_by: HashedBy::Unpack,
-            ..opts.clone()
-        };
-        return unpack(plain, dest, &opts);
+    if codec == tar_read::Codec::Plain {
+        return unpack(stream, dest, opts);
     }
-    unpack(plain, dest, opts)
+    // The caller hashed the compressed bytes: the diff_id is hashed here.
+    let opts = UnpackOptions {
+        hashed_by: HashedBy::Unpack,
+        ..opts.clone()
+    };
+    std::thread::scope(|s| {
+        let (plain, decoding) = decode_ahead(s, codec, stream);
+        let unpacked = unpack(plain, dest, &opts);
+        // Joined also after a failed unpack: the decoder stops at its next
+        // chunk, as the reader is gone.
+        match decoding.join() {
+            Ok(()) => unpacked,
+            Err(_) => Err(UnpackError::Read {
+                after: "<decoder>".into(),
+                source: io::Error::other("the thread decompressing the layer panicked"),
+            }),
+        }
+    })
+}
+
+/// Bytes per chunk [`decode_ahead`] hands over, and chunks in flight.
+const CHUNK: usize = 256 << 10;
+const CHUNKS_AHEAD: usize = 8;
+
+/// Decode `stream` (compressed with `codec`) on a thread of `s`: the
+/// returned reader yields the decoded bytes, then a decoding error or EOF;
+/// the thread ends with the stream, or at its next chunk once the reader is
+/// dropped.
+fn decode_ahead<'scope, R: Read + Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    codec: tar_read::Codec,
+    stream: R,
+) -> (ChunkReader, std::thread::ScopedJoinHandle<'scope, ()>) {
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_AHEAD);
+    let (back, spare) = mpsc::channel::<Vec<u8>>();
+    let decoding = s.spawn(move || {
+        let mut plain = match tar_read::decoder(codec, stream) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let mut chunk = spare.try_recv().unwrap_or_default();
+            chunk.resize(CHUNK, 0);
+            let mut have = 0;
+            while have < CHUNK {
+                match plain.read(&mut chunk[have..]) {
+                    Ok(0) => break,
+                    Ok(n) => have += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            chunk.truncate(have);
+            // Done at the end, or when the unpack stopped reading.
+            if have == 0 || tx.send(Ok(chunk)).is_err() {
+                return;
+            }
+        }
+    });
+    let reader = ChunkReader {
+        rx,
+        back,
+        chunk: Vec::new(),
+        at: 0,
+    };
+    (reader, decoding)
+}
+
+/// The reading end of [`decode_ahead`]: its chunks in order, then EOF when
+/// the decoder is through; empty chunks go back to it for reuse.
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: mpsc::Sender<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    let used = std::mem::replace(&mut self.chunk, next?);
+                    let _ = self.back.send(used);
+                    self.at = 0;
+                }
+                // The decoder is done (a failure came as an error first).
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Records whether the underlying stream reached EOF, to tell a clean

@@ -46,8 +46,51 @@ fn fingerprint(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// What a tree holds (paths, kinds, contents, modes), not when or where;
+/// what is too deep to read by path is only counted.
+fn shape(root: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let Ok(e) = e else {
+                return "unreadable".to_owned();
+            };
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let Ok(m) = e.path().symlink_metadata() else {
+                return format!("{rel}: unreadable");
+            };
+            let what = if m.file_type().is_symlink() {
+                format!("link {:?}", fs::read_link(e.path()).ok())
+            } else if m.is_file() {
+                format!("file {:?}", fs::read(e.path()).ok())
+            } else {
+                format!("{:?}", m.file_type())
+            };
+            format!("{rel}: {what} mode={:o}", m.mode())
+        })
+        .collect()
+}
+
+/// A copy of `from`'s tree (directories, files, symlinks) at `to`: a
+/// destination as a test planted it.
+fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        let t = e.file_type();
+        if t.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), dest).unwrap();
+        } else if t.is_dir() {
+            fs::create_dir(dest).unwrap();
+        } else {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
 struct Sandbox {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     dest: PathBuf,
     sentinel: PathBuf,
     before: BTreeMap<String, String>,
@@ -66,7 +109,7 @@ impl Sandbox {
         std::os::unix::fs::symlink("victim", sentinel.join("link")).unwrap();
         let before = fingerprint(&sentinel);
         Sandbox {
-            _tmp: tmp,
+            tmp,
             dest,
             sentinel,
             before,
@@ -84,7 +127,27 @@ impl Sandbox {
             expect_diff_id: None,
             ..Default::default()
         };
-        unpack(&bytes[..], &self.dest, &opts)
+        // The same tar gzipped goes through `unpack_auto`'s decoding thread:
+        // refused, failed or written alike.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).unwrap();
+        let gz = gz.finish().unwrap();
+        // Left for the temporary directory's removal, as `dest` is.
+        let dest = tempfile::Builder::new()
+            .prefix("dest-gzip")
+            .tempdir_in(self.tmp.path())
+            .unwrap()
+            .keep();
+        copy_tree(&self.dest, &dest);
+        let gzipped = unpack_auto(&gz[..], &dest, &opts);
+        let plain = unpack(&bytes[..], &self.dest, &opts);
+        let outcome = |r: &Result<UnpackStats, UnpackError>| match r {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(outcome(&gzipped), outcome(&plain), "{file}");
+        assert_eq!(shape(&dest), shape(&self.dest), "{file}");
+        plain
     }
 
     fn assert_contained(&self) {

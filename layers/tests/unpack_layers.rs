@@ -635,3 +635,50 @@ fn a_plain_tar_the_caller_hashes_is_not_hashed_again() {
     let err = unpack_auto(&gz[..], tmp.path(), &by_caller(&gz_digest, other)).unwrap_err();
     assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err}");
 }
+
+/// A compressed layer is decoded on a second thread, chunk by chunk: many
+/// chunks arrive whole and hashed, a refusal early in a long stream ends
+/// the unpack (the decoder stops instead of blocking on a full queue), and
+/// a stream cut short is an error.
+#[test]
+fn long_gzip_streams_decode_ahead() {
+    // 6 MB once decoded (what is cut into chunks): dozens of them.
+    let big: Vec<Vec<u8>> = (0..6u8)
+        .map(|i| (0..1u32 << 20).map(|j| (j % 251) as u8 ^ i).collect())
+        .collect();
+    let gzip = |tar: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(tar).unwrap();
+        gz.finish().unwrap()
+    };
+    let mut layer = Layer::new();
+    for (i, data) in big.iter().enumerate() {
+        layer = layer.file(&format!("blob/{i}"), data);
+    }
+    let tar = layer.bytes();
+    let gz = gzip(&tar);
+    let tmp = tempfile::tempdir().unwrap();
+    let checked = UnpackOptions {
+        expect_diff_id: Some(cairn_layers::DiffId(cairn_layers::Digest::of(&tar))),
+        ..opts(WhiteoutMode::Overlay)
+    };
+    let stats = unpack_auto(&gz[..], tmp.path(), &checked).unwrap();
+    assert_eq!(stats.bytes, 6 << 20);
+    for (i, data) in big.iter().enumerate() {
+        assert!(fs::read(tmp.path().join(format!("blob/{i}"))).unwrap() == *data);
+    }
+
+    // A link out of the layer first, then megabytes the unpack never reads.
+    let mut evil = Layer::new().symlink("out", "/etc");
+    for (i, data) in big.iter().enumerate() {
+        evil = evil.file(&format!("out/{i}"), data);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let err = unpack_auto(&gzip(&evil.bytes())[..], tmp.path(), &checked).unwrap_err();
+    assert!(err.to_string().contains("is a symlink"), "{err}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    // (Cut inside a file: reading its data fails where it is written.)
+    let err = unpack_auto(&gz[..gz.len() / 2], tmp.path(), &checked).unwrap_err();
+    assert!(err.to_string().contains("blob/"), "{err}");
+}
