@@ -281,25 +281,34 @@ fn fs_key_after(parent: &Digest, layer: &Layer) -> Digest {
 /// stage layers read in their blob, the others unpacked on first use.
 pub fn view_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<MergedView, Error> {
     super::cache_import::materialize(ctx, layers)?;
-    let view: Vec<ViewLayer> = layers
+    let indexed: Vec<Option<_>> = layers
         .iter()
         .map(|l| match super::layer_write::indexed(ctx, l) {
-            Some(fs) => Ok(ViewLayer::Entries(fs)),
-            None => match super::layer_write::index_stage_layer(ctx, l)? {
-                Some(fs) => Ok(ViewLayer::Entries(fs)),
-                None => Ok(ViewLayer::Dir(ctx.layer_dirs.ensure(l, &ctx.store)?)),
-            },
+            Some(fs) => Ok(Some(fs)),
+            None => super::layer_write::index_stage_layer(ctx, l),
         })
-        .collect::<Result<_, Error>>()?;
+        .collect::<Result<_, _>>()?;
+    // The rest unpacked, side by side (a base's layers).
+    let unpack: Vec<Layer> = layers
+        .iter()
+        .zip(&indexed)
+        .filter(|(_, fs)| fs.is_none())
+        .map(|(l, _)| l.clone())
+        .collect();
+    let mut dirs = ctx.layer_dirs.ensure_all(&unpack, &ctx.store)?.into_iter();
+    let view = indexed
+        .into_iter()
+        .filter_map(|fs| match fs {
+            Some(fs) => Some(ViewLayer::Entries(fs)),
+            None => dirs.next().map(ViewLayer::Dir),
+        })
+        .collect();
     Ok(MergedView::with_owners(view, ctx.layer_dirs.owner_map()))
 }
 
 /// The unpacked directories of `layers`, bottom first (RUN's overlay lowers).
 pub fn layer_dirs_of(ctx: &BuildCtx, layers: &[Layer]) -> Result<Vec<PathBuf>, Error> {
-    layers
-        .iter()
-        .map(|l| Ok(ctx.layer_dirs.ensure(l, &ctx.store)?))
-        .collect()
+    Ok(ctx.layer_dirs.ensure_all(layers, &ctx.store)?)
 }
 
 /// The image's own user database, read from a stage's merged view (which

@@ -60,6 +60,10 @@ pub use stream::Streamed;
 /// sandbox's user namespace.
 pub const HELPER_SUBCOMMAND: &str = "__layer-dir";
 
+/// Layers unpacked at once by [`LayerDirs::ensure_all`]: each decodes on a
+/// second thread already (see `cairn_layers::unpack::unpack_auto`).
+const UNPACK_WORKERS: usize = 2;
+
 /// Prefix of directories being unpacked (renamed into place when done).
 const STAGING: &str = ".unpack-";
 /// Prefix of the donor list handed to the user-namespace helper.
@@ -333,6 +337,54 @@ impl LayerDirs {
         let gate = self.gate(l);
         let _unpacking = gate.lock();
         self.ensure_gated(l, store)
+    }
+
+    /// The unpacked directories of `layers` (in their order), as
+    /// [`LayerDirs::ensure`] makes each; those not unpacked yet on
+    /// [`UNPACK_WORKERS`] threads, biggest first: a base's layers are
+    /// independent, and its small ones then unpack beside the big one.
+    pub fn ensure_all(&self, layers: &[Layer], store: &BlobStore) -> Result<Vec<PathBuf>, Error> {
+        let mut missing: Vec<usize> = (0..layers.len())
+            .filter(|&i| !self.path(&layers[i]).is_dir())
+            .collect();
+        if missing.len() < 2 {
+            return layers.iter().map(|l| self.ensure(l, store)).collect();
+        }
+        missing.sort_by_key(|&i| std::cmp::Reverse(layers[i].size));
+        let queue = Mutex::new(missing.into_iter());
+        let done: Mutex<Vec<Option<Result<PathBuf, Error>>>> =
+            Mutex::new(layers.iter().map(|_| None).collect());
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..UNPACK_WORKERS {
+                s.spawn(|| {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    // After a failure, what has not started is left.
+                    while let Some(i) = queue.lock().ok().and_then(|mut q| q.next()) {
+                        if failed.load(Relaxed) {
+                            break;
+                        }
+                        let r = self.ensure(&layers[i], store);
+                        failed.fetch_or(r.is_err(), Relaxed);
+                        if let Ok(mut d) = done.lock() {
+                            d[i] = Some(r);
+                        }
+                    }
+                });
+            }
+        });
+        let mut done = done.into_inner().map_err(|_| Error::Panicked)?;
+        if let Some(i) = done.iter().position(|r| matches!(r, Some(Err(_)))) {
+            if let Some(Err(e)) = done.swap_remove(i) {
+                return Err(e);
+            }
+        }
+        // Those unpacked before (or by another stage meanwhile) are found.
+        layers
+            .iter()
+            .zip(done)
+            .map(|(l, r)| r.unwrap_or_else(|| self.ensure(l, store)))
+            .collect()
     }
 
     /// The lock of layer `l`'s unpack (see `unpacking`).
@@ -879,6 +931,57 @@ mod tests {
         );
         assert!(second.contains_key("build/b"));
         assert!(dirs.claim_donors(&l1).is_none(), "claimed twice");
+    }
+
+    /// A tar of one file `name` holding `data`.
+    pub(super) fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn ensure_all_unpacks_side_by_side_in_order_and_reports_a_lie() {
+        if !rustix::process::geteuid().is_root() {
+            // Unprivileged forms need the sandbox: tests/it covers them.
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(&CacheLayout::new(t.path().join("c"))).unwrap();
+        let store = BlobStore::open(t.path().join("store")).unwrap();
+        let layer = |name: &str, data: &[u8], diff_id: Option<Digest>| {
+            let tar = tar_of(name, data);
+            let digest = store.put_bytes(&tar).unwrap();
+            Layer {
+                diff_id: DiffId(diff_id.unwrap_or_else(|| digest.clone())),
+                size: tar.len() as u64,
+                digest,
+                media_type: crate::image::MediaType::from(crate::image::media_type::OCI_LAYER),
+            }
+        };
+        let layers = [
+            layer("a", b"first", None),
+            layer("b", b"second, longer", None),
+            layer("c", b"third", None),
+        ];
+        let got = dirs.ensure_all(&layers, &store).unwrap();
+        assert_eq!(got, layers.iter().map(|l| dirs.path(l)).collect::<Vec<_>>());
+        for (dir, (name, data)) in
+            got.iter()
+                .zip([("a", "first"), ("b", "second, longer"), ("c", "third")])
+        {
+            assert_eq!(fs::read_to_string(dir.join(name)).unwrap(), data);
+        }
+        // A config naming another diff_id: refused, nothing published.
+        let liar = layer("d", b"fourth", Some(Digest::of(b"something else")));
+        let more = [layer("e", b"fifth", None), liar.clone()];
+        let err = dirs.ensure_all(&more, &store).unwrap_err();
+        assert!(matches!(err, Error::UnpackLayer { .. }), "{err}");
+        assert!(!dirs.path(&liar).exists());
     }
 
     #[test]

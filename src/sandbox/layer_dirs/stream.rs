@@ -286,20 +286,11 @@ pub(super) fn open_writer(fifo: &Path, reader_done: &AtomicBool) -> Result<std::
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::tar_of;
     use super::*;
     use crate::cache::layout::CacheLayout;
     use crate::image::MediaType;
     use cairn_layers::{DiffId, Digest};
-
-    fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).unwrap();
-        b.into_inner().unwrap()
-    }
 
     fn layer(bytes: &[u8]) -> Layer {
         let d = Digest::of(bytes);
