@@ -692,6 +692,9 @@ fn mapping_tag(uids: &[IdRange], gids: &[IdRange]) -> String {
 /// and another is made.
 fn locked_staging(root: &Path) -> Result<(PathBuf, fs::File), Error> {
     use std::os::unix::fs::MetadataExt;
+    // Each layer in a fresh ext4 flex group: unpacking next to trees removed
+    // a moment ago (a pruned or reset cache) scans every freed inode per file.
+    super::state::spread_subdirs(root);
     for _ in 0..8 {
         let staged = tempfile::Builder::new()
             .prefix(STAGING)
@@ -982,6 +985,14 @@ mod tests {
         let err = dirs.ensure_all(&more, &store).unwrap_err();
         assert!(matches!(err, Error::UnpackLayer { .. }), "{err}");
         assert!(!dirs.path(&liar).exists());
+    }
+
+    #[test]
+    fn staging_dirs_are_spread_over_ext4_block_groups() {
+        let t = tempfile::tempdir().unwrap();
+        let (staged, _lock) = locked_staging(t.path()).unwrap();
+        assert!(staged.starts_with(t.path()));
+        crate::sandbox::state::assert_spread(t.path());
     }
 
     #[test]

@@ -69,6 +69,18 @@ pub(crate) fn spread_subdirs(dir: &Path) {
     }
 }
 
+/// Test: `dir` spreads its subdirectories, where the filesystem (ext4) can.
+#[cfg(test)]
+pub(crate) fn assert_spread(dir: &Path) {
+    let dir = File::open(dir).unwrap();
+    if rustix::fs::fstatfs(&dir).unwrap().f_type == 0xEF53 {
+        let flags = rustix::fs::ioctl_getflags(&dir).unwrap();
+        assert!(flags.contains(rustix::fs::IFlags::TOPDIR), "{flags:?}");
+    } else {
+        eprintln!("skipped: the temporary directory is not on ext4");
+    }
+}
+
 /// One step's private directory, locked while this value lives.
 #[derive(Debug)]
 pub struct RunDir {
@@ -347,14 +359,7 @@ mod tests {
     fn run_dirs_are_spread_over_ext4_block_groups() {
         let state = tempfile::tempdir().unwrap();
         let _run = RunDir::create(state.path()).unwrap();
-        let runs = File::open(state.path().join(RUNS)).unwrap();
-        let ext4 = rustix::fs::fstatfs(&runs).unwrap().f_type == 0xEF53;
-        if ext4 {
-            let flags = rustix::fs::ioctl_getflags(&runs).unwrap();
-            assert!(flags.contains(rustix::fs::IFlags::TOPDIR), "{flags:?}");
-        } else {
-            eprintln!("skipped: the temporary directory is not on ext4");
-        }
+        assert_spread(&state.path().join(RUNS));
     }
 
     #[test]
