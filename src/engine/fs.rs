@@ -27,6 +27,20 @@ pub trait SourceFs: Send + Sync {
     }
 }
 
+/// How a layer's member changes a path of the view below it (a made-ahead
+/// COPY checks a later layer's members against what it copied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// A directory (merged with the one below).
+    Dir,
+    /// A directory whose lower content is hidden (`.wh..wh..opq` in it).
+    Opaque,
+    /// Removed (a whiteout).
+    Removed,
+    /// A file, symlink, or any other non-directory.
+    Other,
+}
+
 /// Follow symlinks in every component of `path` inside `fs`, as if `fs` were
 /// the root (`..` and absolute targets never leave it). Returns the resolved
 /// path; the final component is followed too when `follow_last`.

@@ -29,7 +29,7 @@ pub struct Table<R> {
 }
 
 /// Every member of a layer as the path it changes and how.
-pub type Touches = Vec<(String, super::speculate::Touch)>;
+pub type Touches = Vec<(String, super::fs::Touch)>;
 
 /// A COPY layer made ahead ([`super::speculate`]), and what it was made from.
 pub struct MadeAhead {

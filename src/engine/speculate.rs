@@ -17,7 +17,7 @@
 //! write. `CAIRN_NO_SPECULATION=1` turns this off.
 
 use super::ctx::BuildCtx;
-use super::fs::SourceFs;
+use super::fs::{SourceFs, Touch};
 use super::schedule::{MadeAhead as Ahead, Seen, Touches};
 use super::stage_run::{view_of, StageResult, StageRun, StepAt};
 use super::state::ImageState;
@@ -274,19 +274,6 @@ fn protected_paths(ctx: &BuildCtx, source: &StageResult, c: &Copy) -> Option<Vec
         out.push(prefix.join("/"));
     }
     Some(out)
-}
-
-/// How a later layer's member changes a path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Touch {
-    /// A directory (merged with the one below).
-    Dir,
-    /// A directory whose lower content is hidden (`.wh..wh..opq` in it).
-    Opaque,
-    /// Removed (a whiteout).
-    Removed,
-    /// A file, symlink, or any other non-directory.
-    Other,
 }
 
 /// The path and change of a layer member named `name` of `kind`
