@@ -146,17 +146,10 @@ impl StageRun<'_, '_> {
     /// Whether no step after step `index` (1-based) changes the
     /// filesystem key.
     fn last_fs_step(&self, index: usize) -> bool {
-        self.stage.steps.get(index..).is_some_and(|rest| {
-            !rest.iter().any(|s| {
-                matches!(
-                    s.instruction,
-                    Instruction::Run(_)
-                        | Instruction::Copy(_)
-                        | Instruction::Add(_)
-                        | Instruction::Workdir { .. }
-                )
-            })
-        })
+        self.stage
+            .steps
+            .get(index..)
+            .is_some_and(|rest| !rest.iter().any(|s| changes_fs(&s.instruction)))
     }
 
     /// Run a cached filesystem step: look `inputs` up; on a miss run `work`
@@ -337,9 +330,15 @@ fn read_text(view: &MergedView, path: &str) -> std::io::Result<String> {
 }
 
 /// Whether progress shows a line for this instruction. As buildx: only
-/// the steps that change the filesystem (RUN, COPY, ADD, WORKDIR); the
-/// config-only ones (ENV, ARG, LABEL, USER, CMD, …) have none.
+/// the steps that change the filesystem; the config-only ones (ENV, ARG,
+/// LABEL, USER, CMD, …) have none.
 pub fn is_shown(inst: &Instruction) -> bool {
+    changes_fs(inst)
+}
+
+/// Whether the step changes the filesystem (and its key): RUN, COPY, ADD,
+/// WORKDIR.
+pub fn changes_fs(inst: &Instruction) -> bool {
     matches!(
         inst,
         Instruction::Run(_)
